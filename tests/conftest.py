@@ -1,0 +1,22 @@
+import pytest
+from tests.factories import make_allocation, make_merchant, make_program
+
+
+@pytest.fixture
+def program(db):
+    return make_program()
+
+
+@pytest.fixture
+def allocation(program):
+    return make_allocation(program=program, amount=10_000)
+
+
+@pytest.fixture
+def pocket(allocation):
+    return allocation.pocket
+
+
+@pytest.fixture
+def merchant(db):
+    return make_merchant()

@@ -1,0 +1,101 @@
+"""Test data. Models that hold money are made through the services, as in production."""
+
+import itertools
+from datetime import timedelta
+
+import factory
+from django.utils import timezone
+
+from funders.models import Funder
+from funders.services import allocation_create, program_create, program_fund
+from merchants.services import merchant_approve, merchant_create
+from wallet.models import Beneficiary, Wallet
+
+_sequence = itertools.count(1)
+
+
+def siret(seed: int) -> str:
+    """A valid SIRET (Luhn) built from a seed."""
+    body = f"{seed:013d}"
+    for last in "0123456789":
+        candidate = body + last
+        total = 0
+        for index, char in enumerate(reversed(candidate)):
+            value = int(char) * (2 if index % 2 else 1)
+            total += value - 9 if value > 9 else value
+        if total % 10 == 0:
+            return candidate
+    raise AssertionError("unreachable: one check digit always fits")
+
+
+class FunderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Funder
+
+    name = factory.Sequence(lambda n: f"Département test {n}")
+    siret = factory.Sequence(lambda n: siret(10_000 + n))
+    kind = Funder.Kind.DEPARTEMENT
+
+
+class BeneficiaryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Beneficiary
+        skip_postgeneration_save = True
+
+    first_name = factory.Faker("first_name", locale="fr_FR")
+    last_name = factory.Faker("last_name", locale="fr_FR")
+    email = factory.Sequence(lambda n: f"beneficiary{n}@example.org")
+    postcode = "38000"
+
+    @factory.post_generation
+    def wallet(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy's signature
+        if create:
+            Wallet.objects.get_or_create(beneficiary=obj)
+
+
+def make_program(*, funder=None, funded: int = 1_000_000, currency: str = "EUR", rules=None):
+    program = program_create(
+        funder=funder or FunderFactory(),
+        name=f"Aide alimentaire {next(_sequence)}",
+        currency=currency,
+        rules=rules or {},
+    )
+    if funded:
+        program_fund(program=program, amount=funded, idempotency_key=f"fund-{program.pk}")
+    return program
+
+
+def make_allocation(
+    *, program=None, beneficiary=None, amount: int = 10_000, rules=None, valid_from=None,
+    valid_until=None, days: int = 90,
+):
+    now = timezone.now()
+    valid_from = valid_from or now - timedelta(days=1)
+    return allocation_create(
+        program=program or make_program(),
+        beneficiary=beneficiary or BeneficiaryFactory(),
+        amount=amount,
+        valid_from=valid_from,
+        valid_until=valid_until or valid_from + timedelta(days=days),
+        rules=rules or {},
+        idempotency_key=f"alloc-{next(_sequence)}",
+    )
+
+
+def make_merchant(*, approved: bool = True, **overrides):
+    n = next(_sequence)
+    fields = {
+        "siret": siret(50_000 + n),
+        "legal_name": f"Épicerie {n} SARL",
+        "trade_name": f"Épicerie du marché {n}",
+        "mcc": "5411",
+        "address": "12 rue de la République",
+        "postcode": "38000",
+        "city": "Grenoble",
+        "commune_code": "38185",
+        "latitude": "45.18756",
+        "longitude": "5.73569",
+    }
+    fields.update(overrides)
+    merchant = merchant_create(**fields)
+    return merchant_approve(merchant=merchant) if approved else merchant

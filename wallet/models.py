@@ -1,0 +1,116 @@
+import secrets
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
+
+from config.validators import validate_french_postcode
+from wallet.ledger.models import Account, Entry, Transfer
+
+__all__ = ["Account", "Beneficiary", "Card", "Entry", "Pocket", "Transfer", "Wallet"]
+
+
+class Beneficiary(models.Model):
+    """A person who receives aid. Personal data is kept to what payments and messages need."""
+
+    class Language(models.TextChoices):
+        FRENCH = "fr", "Français"
+        ENGLISH = "en", "English"
+
+    first_name = models.CharField(_("first name"), max_length=100)
+    last_name = models.CharField(_("last name"), max_length=100)
+    email = models.EmailField(_("email"), blank=True)
+    phone = PhoneNumberField(_("mobile phone"), blank=True, region="FR")
+    postcode = models.CharField(
+        _("postcode"), max_length=5, blank=True, validators=[validate_french_postcode]
+    )
+    preferred_language = models.CharField(
+        _("preferred language"), max_length=2, choices=Language.choices, default=Language.FRENCH
+    )
+    consent_given_at = models.DateTimeField(
+        _("consent to data processing given at"), null=True, blank=True
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("beneficiary")
+        verbose_name_plural = _("beneficiaries")
+        ordering = ["last_name", "first_name"]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class Wallet(models.Model):
+    """A beneficiary's wallet: the pockets of every aid they were granted. Freezing it refuses
+    every payment, whatever the channel."""
+
+    beneficiary = models.OneToOneField(Beneficiary, models.PROTECT, related_name="wallet")
+    is_frozen = models.BooleanField(_("frozen"), default=False)
+    frozen_reason = models.CharField(_("reason for freezing"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("wallet")
+        verbose_name_plural = _("wallets")
+
+    def __str__(self) -> str:
+        return str(self.beneficiary)
+
+
+class Pocket(models.Model):
+    """The earmarked balance one allocation created. Its money is its ledger account's."""
+
+    wallet = models.ForeignKey(Wallet, models.PROTECT, related_name="pockets")
+    allocation = models.OneToOneField(
+        "funders.Allocation", models.PROTECT, related_name="pocket"
+    )
+    account = models.OneToOneField(Account, models.PROTECT, related_name="pocket")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("pocket")
+        verbose_name_plural = _("pockets")
+
+    def __str__(self) -> str:
+        return f"{self.allocation.program} ({self.wallet})"
+
+
+def _card_reference() -> str:
+    return f"card_{secrets.token_urlsafe(18)}"
+
+
+class Card(models.Model):
+    """A payment card issued through Stripe Issuing. The card number and CVC never reach us:
+    Stripe keeps them; we keep Stripe's ids and the last four digits."""
+
+    class Kind(models.TextChoices):
+        VIRTUAL = "virtual", _("Virtual")
+        PHYSICAL = "physical", _("Physical")
+
+    class Status(models.TextChoices):
+        INACTIVE = "inactive", _("Not yet active")
+        ACTIVE = "active", _("Active")
+        FROZEN = "frozen", _("Frozen")
+        LOST = "lost", _("Reported lost")
+        CANCELED = "canceled", _("Cancelled")
+
+    wallet = models.ForeignKey(Wallet, models.PROTECT, related_name="cards")
+    reference = models.CharField(
+        _("reference"), max_length=40, unique=True, default=_card_reference, editable=False
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.INACTIVE
+    )
+    last4 = models.CharField(_("last 4 digits"), max_length=4, blank=True)
+    stripe_card_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    stripe_cardholder_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("card")
+        verbose_name_plural = _("cards")
+
+    def __str__(self) -> str:
+        return f"•••• {self.last4 or '----'}"

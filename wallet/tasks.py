@@ -1,0 +1,32 @@
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from wallet.ledger.models import Transfer
+from wallet.ledger.services import hold_expire
+from wallet.ledger.verify import verify
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def expire_holds(batch_size: int = 500) -> int:
+    """Release holds that were neither captured nor reversed in time. Each expiry is keyed by
+    its hold, so two workers running this at once release each hold once."""
+    due = Transfer.objects.filter(
+        is_pending=True, resolution__isnull=True, expires_at__lte=timezone.now()
+    ).order_by("expires_at")[:batch_size]
+    expired = 0
+    for hold in due:
+        hold_expire(hold=hold)
+        expired += 1
+    return expired
+
+
+@shared_task
+def verify_ledger() -> int:
+    problems = verify()
+    for problem in problems:
+        logger.error("ledger verify: %s", problem)
+    return len(problems)
