@@ -44,7 +44,8 @@ validate_currency = RegexValidator(
     r"^[A-Z]{3}$", _("Use a three-letter ISO 4217 currency code, such as EUR."), "invalid_currency"
 )
 validate_insee_commune = RegexValidator(
-    r"^(\d{5}|2[AB]\d{3})$", _("An INSEE commune code has 5 characters, such as 38185 or 2A004."),
+    r"^(\d{5}|2[AB]\d{3})$",
+    _("An INSEE commune code has 5 characters, such as 38185 or 2A004."),
     "invalid_commune",
 )
 validate_french_postcode = RegexValidator(

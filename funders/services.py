@@ -38,7 +38,12 @@ def external_funding_account(currency: str) -> Account:
 
 
 def program_create(
-    *, funder: Funder, name: str, currency: str = "EUR", purpose: str = "", rules: dict | None = None
+    *,
+    funder: Funder,
+    name: str,
+    currency: str = "EUR",
+    purpose: str = "",
+    rules: dict | None = None,
 ) -> Program:
     with transaction.atomic():
         float_account = _new_account(
@@ -151,15 +156,16 @@ def allocation_sweep(*, allocation: Allocation, kind: str) -> Transfer | None:
         return transfer_post(
             kind=kind,
             currency=account.currency,
-            legs=[(account, -account.available), (allocation.program.float_account, account.available)],
+            legs=[
+                (account, -account.available),
+                (allocation.program.float_account, account.available),
+            ],
             idempotency_key=None,
             metadata={"allocation": allocation.pk},
         )
 
 
-def _allocation_end(
-    *, allocation: Allocation, status: str, kind: str, reason: str
-) -> Allocation:
+def _allocation_end(*, allocation: Allocation, status: str, kind: str, reason: str) -> Allocation:
     with transaction.atomic():
         locked = Allocation.objects.select_for_update().get(pk=allocation.pk)
         if locked.status == Allocation.Status.ACTIVE:

@@ -1,4 +1,5 @@
 import pytest
+
 from tests.factories import make_allocation, make_merchant, make_program
 
 

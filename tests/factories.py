@@ -48,7 +48,7 @@ class BeneficiaryFactory(factory.django.DjangoModelFactory):
     postcode = "38000"
 
     @factory.post_generation
-    def wallet(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy's signature
+    def wallet(obj, create, extracted, **kwargs):
         if create:
             Wallet.objects.get_or_create(beneficiary=obj)
 
@@ -66,8 +66,14 @@ def make_program(*, funder=None, funded: int = 1_000_000, currency: str = "EUR",
 
 
 def make_allocation(
-    *, program=None, beneficiary=None, amount: int = 10_000, rules=None, valid_from=None,
-    valid_until=None, days: int = 90,
+    *,
+    program=None,
+    beneficiary=None,
+    amount: int = 10_000,
+    rules=None,
+    valid_from=None,
+    valid_until=None,
+    days: int = 90,
 ):
     now = timezone.now()
     valid_from = valid_from or now - timedelta(days=1)

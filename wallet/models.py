@@ -5,9 +5,20 @@ from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
 from config.validators import validate_french_postcode
+from wallet.authorization.models import Decision, DecisionHold
 from wallet.ledger.models import Account, Entry, Transfer
 
-__all__ = ["Account", "Beneficiary", "Card", "Entry", "Pocket", "Transfer", "Wallet"]
+__all__ = [
+    "Account",
+    "Beneficiary",
+    "Card",
+    "Decision",
+    "DecisionHold",
+    "Entry",
+    "Pocket",
+    "Transfer",
+    "Wallet",
+]
 
 
 class Beneficiary(models.Model):
@@ -62,9 +73,7 @@ class Pocket(models.Model):
     """The earmarked balance one allocation created. Its money is its ledger account's."""
 
     wallet = models.ForeignKey(Wallet, models.PROTECT, related_name="pockets")
-    allocation = models.OneToOneField(
-        "funders.Allocation", models.PROTECT, related_name="pocket"
-    )
+    allocation = models.OneToOneField("funders.Allocation", models.PROTECT, related_name="pocket")
     account = models.OneToOneField(Account, models.PROTECT, related_name="pocket")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 

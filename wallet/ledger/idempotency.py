@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from django.db import IntegrityError, models, transaction
 
-from wallet.errors import IdempotencyConflict
+from wallet.errors import DomainError, IdempotencyConflict
 
 M = TypeVar("M", bound=models.Model)
 
@@ -40,7 +40,13 @@ def run_idempotent(*, model: type[M], key: str, params: dict, create: Callable[[
     try:
         with transaction.atomic():
             return create(digest)
-    except IntegrityError:
+    except (IntegrityError, DomainError):
+        # A concurrent first call under the same key may have committed while this one waited on
+        # a row it had locked (the account it debited, the hold it resolved, the capture it
+        # refunded). This call then fails on the key's unique index, or, before reaching it, on
+        # the money or the hold that first call used up (InsufficientFunds, HoldAlreadyResolved,
+        # ExceedsRefundable). Either way it is a replay: return the first result (or raise
+        # IdempotencyConflict), never that error. Found by tests/wallet/ledger/test_concurrency.py.
         found = _replayed(model, key, digest)
         if found is None:
             raise

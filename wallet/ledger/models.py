@@ -35,7 +35,9 @@ class Account(models.Model):
         verbose_name = _("ledger account")
         verbose_name_plural = _("ledger accounts")
         constraints = [
-            models.CheckConstraint(condition=Q(pending__gte=0), name="account_pending_not_negative"),
+            models.CheckConstraint(
+                condition=Q(pending__gte=0), name="account_pending_not_negative"
+            ),
             models.CheckConstraint(
                 condition=Q(guarded=False) | Q(balance__gte=F("pending")),
                 name="account_guarded_not_negative",

@@ -160,9 +160,7 @@ def _write_transfer(
     return transfer
 
 
-def refund_post(
-    *, capture: Transfer, amount: int, to: Account, idempotency_key: str
-) -> Transfer:
+def refund_post(*, capture: Transfer, amount: int, to: Account, idempotency_key: str) -> Transfer:
     """Return up to what a capture paid, minus earlier refunds, from the account it credited to
     `to` (the pocket it came from, or the program when the pocket has ended)."""
     validate_amount(amount)
@@ -213,9 +211,9 @@ def hold_place(
         raise InvalidState(message="Holds are placed on guarded accounts only.", field="debit")
 
     def create(digest: str) -> Transfer:
-        reserved = Account.objects.filter(
-            pk=debit.pk, balance__gte=F("pending") + amount
-        ).update(pending=F("pending") + amount)
+        reserved = Account.objects.filter(pk=debit.pk, balance__gte=F("pending") + amount).update(
+            pending=F("pending") + amount
+        )
         if not reserved:
             raise InsufficientFunds(account=debit.code)
         return Transfer.objects.create(

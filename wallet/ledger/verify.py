@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce
 
 from wallet.ledger.models import Account, Entry, Transfer
 
+
 @dataclass(frozen=True)
 class Problem:
     subject: str  # "account <code>" or "transfer #<id>"
@@ -15,6 +16,7 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.subject}: {self.message}"
+
 
 def verify() -> list[Problem]:
     problems: list[Problem] = []

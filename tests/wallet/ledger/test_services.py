@@ -191,12 +191,12 @@ def test_bad_amounts_are_refused_by_every_service(pocket, merchant, hold, amount
     capture = hold_post(hold=capture_source, idempotency_key="c9")
     before = snapshot()
     calls = [
-        lambda: program_fund(
-            program=pocket.allocation.program, amount=amount, idempotency_key="f"
-        ),
+        lambda: program_fund(program=pocket.allocation.program, amount=amount, idempotency_key="f"),
         lambda: make_allocation(program=pocket.allocation.program, amount=amount),
         lambda: hold_place(
-            debit=pocket.account, credit=merchant.payable_account, amount=amount,
+            debit=pocket.account,
+            credit=merchant.payable_account,
+            amount=amount,
             idempotency_key="x",
         ),
         lambda: hold_post(hold=hold, amount=amount, idempotency_key="x"),
@@ -215,7 +215,9 @@ def test_wrong_currency_is_refused(pocket, merchant):
         hold_place(debit=pocket.account, credit=usd, amount=10, idempotency_key="x")
     with pytest.raises(CurrencyMismatch):
         transfer_post(
-            kind="fund", currency="EUR", legs=[(usd, -10), (pocket.account, 10)],
+            kind="fund",
+            currency="EUR",
+            legs=[(usd, -10), (pocket.account, 10)],
             idempotency_key="y",
         )
     assert snapshot() == before

@@ -4,7 +4,7 @@ from wallet.ledger.verify import verify
 
 
 class Command(BaseCommand):
-    help = "Ledger tools. `ledger verify` recomputes every invariant and fails on the first broken one."
+    help = "Ledger tools. `ledger verify` recomputes every invariant and fails if one is broken."
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["verify"])

@@ -1,0 +1,62 @@
+"""The API's one error shape: {"error": {"code", "message", "field"}}, with a stable code that
+clients can rely on and a message a person can read."""
+
+from django.http import Http404
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from wallet.errors import DomainError
+
+_DRF_CODES = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.NotAuthenticated: "authentication_required",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+}
+
+
+def error_response(code: str, message, *, status_code: int, field: str | None = None, headers=None):
+    body = {"error": {"code": code, "message": str(message), "field": field}}
+    return Response(body, status=status_code, headers=headers)
+
+
+def _first_error(detail, prefix: str = "") -> tuple[str | None, str]:
+    """The first field and message of a (possibly nested) DRF validation error."""
+    if isinstance(detail, dict):
+        field, value = next(iter(detail.items()))
+        name = field if field != "non_field_errors" else None
+        path = f"{prefix}.{name}" if prefix and name else (name or prefix or None)
+        return _first_error(value, path or "")[0] or path, _first_error(value)[1]
+    if isinstance(detail, list) and detail:
+        return _first_error(detail[0], prefix)
+    return (prefix or None), str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return error_response(exc.code, exc.message, status_code=exc.status, field=exc.field)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.ValidationError):
+        field, message = _first_error(exc.detail)
+        return error_response(
+            "invalid_request", message, status_code=status.HTTP_400_BAD_REQUEST, field=field
+        )
+    if isinstance(exc, exceptions.APIException):
+        code = next(
+            (code for kind, code in _DRF_CODES.items() if isinstance(exc, kind)), "invalid_request"
+        )
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        message = exc.detail if isinstance(exc.detail, str) else _("The request is not valid.")
+        return error_response(code, message, status_code=exc.status_code, headers=headers)
+    return None

@@ -1,0 +1,412 @@
+"""Realistic demo data for the quick start: a département that runs food aid and mobility aid,
+beneficiaries with pockets and cards, merchants in and out of its territory, past payments.
+
+Everything is written through the services, as in production, and building it twice changes
+nothing (idempotency keys and natural keys), so `manage.py demo` can be run again and again."""
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from funders.models import Allocation, Funder, Membership, Program
+from funders.services import allocation_create, program_create, program_fund
+from merchants.models import ApiKey, Merchant
+from merchants.services import (
+    api_key_create,
+    api_key_revoke,
+    merchant_approve,
+    merchant_create,
+    payment_authorize,
+)
+from wallet.ledger.services import hold_post
+from wallet.models import Beneficiary, Card, Decision, Wallet
+
+FIRST_NAMES = [
+    "Camille",
+    "Léa",
+    "Manon",
+    "Chloé",
+    "Inès",
+    "Sarah",
+    "Jade",
+    "Louise",
+    "Emma",
+    "Zoé",
+    "Lucas",
+    "Hugo",
+    "Nathan",
+    "Louis",
+    "Gabriel",
+    "Yanis",
+    "Mohamed",
+    "Théo",
+    "Adam",
+    "Jules",
+    "Fatima",
+    "Monique",
+    "Bernard",
+    "Josiane",
+    "Ahmed",
+    "Nicole",
+    "Gérard",
+    "Aïcha",
+    "Pascal",
+    "Sylvie",
+    "Karim",
+    "Martine",
+    "Jean",
+    "Brigitte",
+    "Mamadou",
+    "Odette",
+]
+LAST_NAMES = [
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefebvre",
+    "Michel",
+    "Garcia",
+    "David",
+    "Bertrand",
+    "Roux",
+    "Vincent",
+    "Fournier",
+    "Morel",
+    "Girard",
+    "André",
+    "Mercier",
+    "Dupont",
+    "Lambert",
+    "Bonnet",
+    "François",
+    "Martinez",
+    "Benali",
+    "Diallo",
+    "Nguyen",
+    "Rousseau",
+    "Blanc",
+    "Guerin",
+    "Muller",
+]
+POSTCODES = ["38000", "38100", "38130", "38400", "38500", "38600", "38200", "38300"]
+
+# (SIRET, trade name, MCC, address, postcode, city, INSEE commune, latitude, longitude)
+MERCHANTS = [
+    (
+        "44306184100047",
+        "Épicerie solidaire du Vieux Temple",
+        "5411",
+        "4 rue du Vieux Temple",
+        "38000",
+        "Grenoble",
+        "38185",
+        "45.19302",
+        "5.73086",
+    ),
+    (
+        "38012986646850",
+        "Supermarché Alpes Centre",
+        "5411",
+        "12 cours Berriat",
+        "38000",
+        "Grenoble",
+        "38185",
+        "45.18740",
+        "5.71478",
+    ),
+    (
+        "55210055400013",
+        "Boulangerie des Arcades",
+        "5462",
+        "7 avenue des États-Généraux",
+        "38130",
+        "Échirolles",
+        "38151",
+        "45.14523",
+        "5.71970",
+    ),
+    (
+        "42385519600014",
+        "Primeur du Marché",
+        "5499",
+        "2 place du Marché",
+        "38500",
+        "Voiron",
+        "38563",
+        "45.36405",
+        "5.58972",
+    ),
+    (
+        "44306184300019",
+        "Pharmacie de l'Île Verte",
+        "5912",
+        "3 place de Verdun",
+        "38000",
+        "Grenoble",
+        "38185",
+        "45.18830",
+        "5.73310",
+    ),
+    (
+        "81409731200023",
+        "Transports de l'agglomération grenobloise",
+        "4111",
+        "15 boulevard Joseph Vallier",
+        "38100",
+        "Grenoble",
+        "38185",
+        "45.17972",
+        "5.70944",
+    ),
+    (
+        "55204944776279",
+        "Gare de Grenoble — guichets",
+        "4112",
+        "1 place de la Gare",
+        "38000",
+        "Grenoble",
+        "38185",
+        "45.19145",
+        "5.71455",
+    ),
+    (
+        "79305471900018",
+        "Taxi Belledonne",
+        "4121",
+        "9 rue Ampère",
+        "38400",
+        "Saint-Martin-d'Hères",
+        "38421",
+        "45.16717",
+        "5.76446",
+    ),
+    (
+        "50321618000037",
+        "Restaurant Le Chamois",
+        "5812",
+        "22 rue Saint-Laurent",
+        "38000",
+        "Grenoble",
+        "38185",
+        "45.19460",
+        "5.73211",
+    ),
+    (
+        "39294717500023",
+        "Cave des Remparts",
+        "5921",
+        "5 quai Perrière",
+        "38000",
+        "Grenoble",
+        "38185",
+        "45.19536",
+        "5.72748",
+    ),
+    (
+        "47848129100043",
+        "Épicerie de la Croix-Rousse",
+        "5411",
+        "40 boulevard de la Croix-Rousse",
+        "69004",
+        "Lyon",
+        "69384",
+        "45.77495",
+        "4.82897",
+    ),
+    (
+        "49087163500010",
+        "Supermarché du Verney",
+        "5411",
+        "18 place du Verney",
+        "73000",
+        "Chambéry",
+        "73065",
+        "45.56924",
+        "5.92134",
+    ),
+    (
+        "52115318600015",
+        "Marché couvert de Valence",
+        "5499",
+        "3 place Saint-Jean",
+        "26000",
+        "Valence",
+        "26362",
+        "44.93352",
+        "4.89206",
+    ),
+]
+
+FUNDER_SIRET = "22380001400019"
+FOOD_RULES = {
+    "categories": {"allow_groups": ["food"]},
+    "zone": {"departements": ["38"]},
+    "limits": {"day": 8000},
+}
+MOBILITY_RULES = {"categories": {"allow_groups": ["transport"]}, "zone": {"countries": ["FR"]}}
+
+
+@dataclass(frozen=True)
+class DemoAccess:
+    username: str
+    password: str
+    merchant: Merchant
+    api_key: str
+    card: Card
+
+
+def _funder() -> Funder:
+    funder, _ = Funder.objects.get_or_create(
+        siret=FUNDER_SIRET,
+        defaults={"name": "Département de l'Isère", "kind": Funder.Kind.DEPARTEMENT},
+    )
+    return funder
+
+
+def _program(funder: Funder, name: str, purpose: str, rules: dict) -> Program:
+    program = Program.objects.filter(funder=funder, name=name).first()
+    if program is None:
+        program = program_create(funder=funder, name=name, purpose=purpose, rules=rules)
+    program_fund(
+        program=program,
+        amount=5_000_000,
+        idempotency_key=f"demo:fund:{program.pk}",
+        reference="Virement du 1er du mois",
+    )
+    return program
+
+
+def _merchants() -> list[Merchant]:
+    merchants = []
+    for siret, name, mcc, address, postcode, city, commune, lat, lon in MERCHANTS:
+        merchant = Merchant.objects.filter(siret=siret).first() or merchant_create(
+            siret=siret,
+            legal_name=f"{name} SAS",
+            trade_name=name,
+            mcc=mcc,
+            address=address,
+            postcode=postcode,
+            city=city,
+            commune_code=commune,
+            latitude=lat,
+            longitude=lon,
+        )
+        merchants.append(merchant_approve(merchant=merchant))
+    return merchants
+
+
+def _beneficiaries(food: Program, mobility: Program) -> list[Beneficiary]:
+    now = timezone.now()
+    people = []
+    for index, (first, last) in enumerate(zip(FIRST_NAMES, LAST_NAMES, strict=True)):
+        email = f"{first.lower()}.{last.lower()}@exemple.fr".replace("é", "e").replace("ï", "i")
+        beneficiary, _ = Beneficiary.objects.get_or_create(
+            email=email,
+            defaults={
+                "first_name": first,
+                "last_name": last,
+                "postcode": POSTCODES[index % len(POSTCODES)],
+                "phone": f"+3367{index:07d}",
+                "consent_given_at": now,
+            },
+        )
+        wallet, _ = Wallet.objects.get_or_create(beneficiary=beneficiary)
+        if not wallet.cards.exists():
+            Card.objects.create(
+                wallet=wallet,
+                kind=Card.Kind.VIRTUAL,
+                status=Card.Status.ACTIVE,
+                last4=f"{4000 + index:04d}",
+            )
+        allocation_create(
+            program=food,
+            beneficiary=beneficiary,
+            amount=15_000,
+            valid_from=now - timedelta(days=10),
+            valid_until=now + timedelta(days=80),
+            idempotency_key=f"demo:food:{beneficiary.pk}",
+        )
+        if index % 2 == 0:
+            allocation_create(
+                program=mobility,
+                beneficiary=beneficiary,
+                amount=6_000,
+                valid_from=now - timedelta(days=10),
+                valid_until=now + timedelta(days=170),
+                idempotency_key=f"demo:mobility:{beneficiary.pk}",
+            )
+        people.append(beneficiary)
+    return people
+
+
+def _past_payments(people: list[Beneficiary], merchants: list[Merchant]) -> None:
+    rng = random.Random(38)
+    for index, beneficiary in enumerate(people[:20]):
+        merchant = rng.choice(merchants)
+        card = beneficiary.wallet.cards.first()
+        decision = payment_authorize(
+            merchant=merchant,
+            card=card.reference,
+            amount=rng.randrange(300, 4_500, 10),
+            currency="EUR",
+            idempotency_key=f"demo:payment:{index}",
+        )
+        for held in decision.holds.select_related("hold"):
+            if index % 3:
+                hold_post(hold=held.hold, idempotency_key=f"demo:capture:{held.hold_id}")
+
+
+def demo_build(*, password: str) -> DemoAccess:
+    """Build (or top up) the demo and return what a person needs to try it."""
+    with transaction.atomic():
+        funder = _funder()
+        food = _program(
+            funder,
+            "Aide alimentaire",
+            "Courses alimentaires dans les commerces de l'Isère, pendant 3 mois.",
+            FOOD_RULES,
+        )
+        mobility = _program(
+            funder, "Aide à la mobilité", "Transports en commun, train et taxi.", MOBILITY_RULES
+        )
+        merchants = _merchants()
+        people = _beneficiaries(food, mobility)
+        if not Decision.objects.filter(idempotency_key__contains=":demo:payment:").exists():
+            _past_payments(people, merchants)
+
+        User = get_user_model()
+        user, _ = User.objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True}
+        )
+        user.set_password(password)
+        user.save()
+        Membership.objects.get_or_create(
+            user=user, funder=funder, defaults={"role": Membership.Role.ADMINISTRATOR}
+        )
+
+        shop = merchants[0]
+        for old in ApiKey.objects.filter(merchant=shop, name="demo", revoked_at__isnull=True):
+            api_key_revoke(key=old)
+        _, secret = api_key_create(merchant=shop, name="demo")
+        card = (
+            Card.objects.filter(
+                wallet__pockets__allocation__program=food,
+                wallet__pockets__allocation__status=Allocation.Status.ACTIVE,
+            )
+            .order_by("pk")
+            .last()
+        )
+        return DemoAccess("admin", password, shop, secret, card)

@@ -1,0 +1,52 @@
+from datetime import timedelta
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions
+
+from merchants.models import ApiKey, Merchant
+
+# last_used_at is informative; writing it on every request would make each key a hot row.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class MerchantPrincipal:
+    """What request.user is on the merchant API: the merchant behind the key."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, key: ApiKey):
+        self.key = key
+        self.merchant: Merchant = key.merchant
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer sk_live_...`: the key's SHA-256 digest is looked up."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(_("Send the API key as: Bearer <key>."))
+        try:
+            secret = header[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed(_("This API key is not valid.")) from exc
+        key = (
+            ApiKey.objects.select_related("merchant__payable_account")
+            .filter(digest=ApiKey.digest_of(secret), revoked_at__isnull=True)
+            .first()
+        )
+        if key is None:
+            raise exceptions.AuthenticationFailed(_("This API key is not valid or was revoked."))
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return MerchantPrincipal(key), key
+
+    def authenticate_header(self, request):
+        return self.keyword

@@ -1,0 +1,136 @@
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from merchants.services import api_key_create, api_key_revoke
+from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
+from wallet.ledger.models import Transfer
+from wallet.models import Card, Decision
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/merchant/v1/authorizations"
+
+
+@pytest.fixture
+def key(merchant):
+    return api_key_create(merchant=merchant, name="till 1")
+
+
+@pytest.fixture
+def client(key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key[1]}")
+    return client
+
+
+@pytest.fixture
+def card():
+    beneficiary = BeneficiaryFactory()
+    program = make_program(rules={"categories": {"allow_groups": ["food"]}})
+    make_allocation(program=program, beneficiary=beneficiary, amount=10_000)
+    return Card.objects.create(wallet=beneficiary.wallet, kind="virtual", status="active")
+
+
+def post(client, body, key="idem-1"):
+    return client.post(
+        URL, data=json.dumps(body), content_type="application/json", HTTP_IDEMPOTENCY_KEY=key
+    )
+
+
+def test_an_authorization_is_approved(client, card):
+    response = post(client, {"amount": 1250, "currency": "EUR", "card": card.reference})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "approved"
+    assert body["approved_amount"] == 1250
+    assert body["id"].startswith("auth_")
+    assert body["decline"] is None
+
+
+def test_a_decline_says_why_without_private_details(client, card, merchant):
+    response = post(client, {"amount": 20_000, "currency": "EUR", "card": card.reference})
+    body = response.json()
+    assert body["status"] == "declined"
+    assert body["decline"]["code"] == "insufficient_funds"
+    assert "10" not in body["decline"]["message"]  # no balance revealed
+
+
+def test_a_replay_returns_the_same_body_and_moves_nothing(client, card):
+    body = {"amount": 1250, "currency": "EUR", "card": card.reference}
+    first = post(client, body)
+    holds = Transfer.objects.filter(is_pending=True).count()
+    second = post(client, body)
+    assert second.content == first.content
+    assert Transfer.objects.filter(is_pending=True).count() == holds
+
+
+def test_the_same_key_with_another_body_is_a_conflict(client, card):
+    post(client, {"amount": 1250, "currency": "EUR", "card": card.reference})
+    response = post(client, {"amount": 1251, "currency": "EUR", "card": card.reference})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_conflict"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"amount": "1250", "currency": "EUR"}, "amount"),
+        ({"amount": 12.5, "currency": "EUR"}, "amount"),
+        ({"amount": True, "currency": "EUR"}, "amount"),
+        ({"amount": 0, "currency": "EUR"}, "amount"),
+        ({"amount": -100, "currency": "EUR"}, "amount"),
+        ({"amount": 10**30, "currency": "EUR"}, "amount"),
+        ({"amount": 100, "currency": "euro"}, "currency"),
+        ({"currency": "EUR"}, "amount"),
+    ],
+)
+def test_bad_input_is_a_400_with_a_code_and_moves_nothing(client, card, body, field):
+    response = post(client, {**body, "card": card.reference})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_request", field)
+    assert error["message"]
+    assert not Decision.objects.exists()
+
+
+def test_malformed_json_is_a_400(client):
+    response = client.post(URL, data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
+
+
+def test_an_unknown_card_is_a_404(client):
+    response = post(client, {"amount": 100, "currency": "EUR", "card": "card_nope"})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_instrument"
+
+
+@pytest.mark.parametrize("header", [None, "Bearer sk_live_wrong", "Basic abc", "Bearer a b"])
+def test_without_a_valid_key_it_is_a_401(card, header):
+    client = APIClient()
+    if header:
+        client.credentials(HTTP_AUTHORIZATION=header)
+    response = post(client, {"amount": 100, "currency": "EUR", "card": card.reference})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] in {"authentication_required", "authentication_failed"}
+
+
+def test_a_revoked_key_is_refused(client, key, card):
+    api_key_revoke(key=key[0])
+    response = post(client, {"amount": 100, "currency": "EUR", "card": card.reference})
+    assert response.status_code == 401
+
+
+def test_a_merchant_reads_its_own_authorizations_only(client, card):
+    created = post(client, {"amount": 100, "currency": "EUR", "card": card.reference}).json()
+    assert client.get(f"{URL}/{created['id']}").json()["id"] == created["id"]
+
+    other = APIClient()
+    other.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=make_merchant(), name='x')[1]}"
+    )
+    response = other.get(f"{URL}/{created['id']}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
