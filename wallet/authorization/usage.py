@@ -37,9 +37,11 @@ def pockets_usage(pockets: Iterable[tuple[int, PocketRules]], *, at: datetime) -
         .annotate(total=Sum("amount"))
         .values("total")
     )
-    holds = Transfer.objects.filter(
-        is_pending=True, debit_account_id__in=list(starts), created_at__lt=at
-    ).annotate(refunded=Coalesce(Subquery(refunded), 0))
+    # No upper bound at `at`: a payment decided while this one waited for the wallet lock was
+    # created after `at` was taken, and it counts all the same.
+    holds = Transfer.objects.filter(is_pending=True, debit_account_id__in=list(starts)).annotate(
+        refunded=Coalesce(Subquery(refunded), 0)
+    )
     if earliest is not None:
         holds = holds.filter(created_at__gte=earliest)
 
