@@ -132,7 +132,9 @@ TERRITORY_NAMES: dict[str, str] = {**DEPARTEMENTS, **COLLECTIVITES}
 
 # ISO 3166-1 gives French overseas territories their own alpha-2 codes, and card networks
 # report either those or "FR". Both mean the French Republic for our rules.
-FRENCH_COUNTRY_CODES = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "WF", "PF", "NC"})
+FRENCH_COUNTRY_CODES = frozenset(
+    {"FR", "GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "WF", "PF", "NC"}
+)
 
 # Postcodes that do not follow the "first digits are the territory" convention.
 _POSTCODE_EXCEPTIONS = {"97133": "977", "97150": "978"}

@@ -35,7 +35,9 @@ class MerchantPlace:
         if not _MCC.fullmatch(self.mcc):
             raise ValueError(f"MCC must be 4 digits, got {self.mcc!r}")
         if not _COUNTRY.fullmatch(self.country):
-            raise ValueError(f"country must be ISO 3166-1 alpha-2 in capitals, got {self.country!r}")
+            raise ValueError(
+                f"country must be ISO 3166-1 alpha-2 in capitals, got {self.country!r}"
+            )
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError("latitude and longitude go together")
 

@@ -139,7 +139,7 @@ def _decide_and_hold(
                 debit=pockets[pocket_id].account,
                 credit=credit,
                 amount=amount,
-                idempotency_key=f"{idempotency_key}:hold:{pocket_id}",
+                idempotency_key=None,  # the decision's own key makes the whole call idempotent
                 expires_at=expires_at,
             ),
         )

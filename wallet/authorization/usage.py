@@ -5,16 +5,16 @@ took: the hold's amount while pending, the captured amount once posted, nothing 
 expired; refunds of its capture come off it. So a cap counts approved amounts net of reversals
 and refunds, and a refund gives room back in the period of the payment it refunds."""
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection
 
 from wallet.authorization.periods import Usage, period_start
 from wallet.authorization.rules import PocketRules
 from wallet.ledger.models import Transfer
+
+TRANSFERS = Transfer._meta.db_table
 
 
 def pockets_usage(pockets: Iterable[tuple[int, PocketRules]], *, at: datetime) -> dict[int, Usage]:
@@ -28,40 +28,45 @@ def pockets_usage(pockets: Iterable[tuple[int, PocketRules]], *, at: datetime) -
             }
     if not starts:
         return {}
+    columns, params = [], []
+    for account_id, by_period in starts.items():
+        for start in by_period.values():
+            if start is None:
+                columns.append("SUM(net) FILTER (WHERE account_id = %s)")
+                params.append(account_id)
+            else:
+                columns.append("SUM(net) FILTER (WHERE account_id = %s AND created_at >= %s)")
+                params += [account_id, connection.ops.adapt_datetimefield_value(start)]
+    accounts = list(starts)
     bounds = [start for by_period in starts.values() for start in by_period.values()]
-    earliest = None if None in bounds else min(bounds)
-
-    refunded = (
-        Transfer.objects.filter(refund_of=OuterRef("resolution"))
-        .values("refund_of")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
+    since = "" if None in bounds else "AND h.created_at >= %s"
     # No upper bound at `at`: a payment decided while this one waited for the wallet lock was
     # created after `at` was taken, and it counts all the same.
-    holds = Transfer.objects.filter(is_pending=True, debit_account_id__in=list(starts)).annotate(
-        refunded=Coalesce(Subquery(refunded), 0)
+    where = [True, *accounts] + (
+        [] if None in bounds else [connection.ops.adapt_datetimefield_value(min(bounds))]
     )
-    if earliest is not None:
-        holds = holds.filter(created_at__gte=earliest)
-
-    spent: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    rows = holds.values_list(
-        "debit_account_id",
-        "amount",
-        "created_at",
-        "resolution__kind",
-        "resolution__amount",
-        "refunded",
-    )
-    for account_id, amount, created_at, resolved_as, resolved_amount, refunds in rows:
-        if resolved_as is None:
-            net = amount
-        elif resolved_as == Transfer.Kind.CAPTURE:
-            net = resolved_amount - refunds
-        else:
-            net = 0
-        for period, start in starts[account_id].items():
-            if start is None or created_at >= start:
-                spent[account_id][period] += net
-    return {account_id: Usage(spent=dict(spent[account_id])) for account_id in starts}
+    # Raw SQL on the hot path: the same query through the ORM's conditional aggregates cost
+    # several milliseconds of expression compiling per authorization, the database well under one.
+    sql = f"""
+        WITH holds AS (
+            SELECT h.debit_account_id AS account_id, h.created_at,
+                   CASE WHEN r.id IS NULL THEN h.amount
+                        WHEN r.kind = 'capture' THEN r.amount - COALESCE((
+                            SELECT SUM(f.amount) FROM {TRANSFERS} f WHERE f.refund_of_id = r.id
+                        ), 0)
+                        ELSE 0 END AS net
+            FROM {TRANSFERS} h LEFT JOIN {TRANSFERS} r ON r.pending_transfer_id = h.id
+            WHERE h.is_pending = %s AND h.debit_account_id IN ({", ".join(["%s"] * len(accounts))})
+                  {since}
+        )
+        SELECT {", ".join(columns)} FROM holds
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, where + params)
+        totals = iter(cursor.fetchone())
+    spent = {
+        # PostgreSQL's SUM of bigints is a numeric: back to int, never a Decimal in an amount.
+        account_id: {period: int(next(totals) or 0) for period in by_period}
+        for account_id, by_period in starts.items()
+    }
+    return {account_id: Usage(spent=spent[account_id]) for account_id in starts}

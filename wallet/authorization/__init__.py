@@ -1,0 +1,1 @@
+"""The authorization engine: normalize a payment, check each pocket's rules, split, decide."""
