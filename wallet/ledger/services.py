@@ -126,9 +126,11 @@ def transfer_post(
 
 
 def _idempotent(key: str | None, params: dict, create) -> Transfer:
-    # Internal sweeps (expiry, revocation) are idempotent by the state they lock, not by a key.
+    # Without a key, the caller is idempotent by other means: internal sweeps by the state they
+    # lock, authorize() by its decision's key. No savepoint either: a failure here aborts the
+    # caller's whole transaction, which is what every such caller wants.
     if key is None:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             return create("")
     return run_idempotent(model=Transfer, key=key, params=params, create=create)
 
@@ -197,11 +199,12 @@ def hold_place(
     debit: Account,
     credit: Account,
     amount: int,
-    idempotency_key: str,
+    idempotency_key: str | None,
     expires_at: datetime | None = None,
     metadata: dict | None = None,
 ) -> Transfer:
-    """Reserve `amount` on a guarded account. Raises InsufficientFunds if it is not available."""
+    """Reserve `amount` on a guarded account. Raises InsufficientFunds if it is not available.
+    `idempotency_key` may be None only for a caller that is itself idempotent (authorize())."""
     validate_amount(amount)
     _saved(debit)
     _saved(credit)
@@ -230,7 +233,7 @@ def hold_place(
         )
 
     params = {"debit": debit.pk, "credit": credit.pk, "amount": amount}
-    return run_idempotent(model=Transfer, key=idempotency_key, params=params, create=create)
+    return _idempotent(idempotency_key, params, create)
 
 
 def _lock_pending_hold(hold: Transfer, *, at: datetime | None) -> Transfer:
