@@ -57,6 +57,13 @@ class Decision(models.Model):
     def __str__(self) -> str:
         return self.reference
 
+    def save(self, *args, **kwargs):
+        # A decision is evidence: what the funder, the merchant and the beneficiary are told
+        # must stay what was decided at the time.
+        if not self._state.adding:
+            raise ValueError("an authorization decision is immutable")
+        super().save(*args, **kwargs)
+
 
 class DecisionHold(models.Model):
     """One hold an approval placed: the part of the payment one pocket carries."""

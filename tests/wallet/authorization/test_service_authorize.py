@@ -229,3 +229,41 @@ def test_the_hot_path_runs_a_bounded_number_of_queries(
     with django_assert_max_num_queries(16):
         decision = pay(merchant, beneficiary, 100)
     assert decision.status == "approved"
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "reason"),
+    [
+        (0, "EUR", "invalid_amount"),
+        (-500, "EUR", "invalid_amount"),
+        (10**12 + 1, "EUR", "amount_too_large"),
+        (1_000, "USD", "currency_not_supported"),
+    ],
+)
+def test_absurd_requests_are_declined_with_their_own_code_and_hold_nothing(
+    merchant, beneficiary, food_pocket, amount, currency, reason
+):
+    decision = authorize(
+        request=AuthorizationRequest(
+            amount=amount,
+            currency=currency,
+            merchant=merchant_place(merchant),
+            at=timezone.now(),
+            channel="api",
+        ),
+        wallet=beneficiary.wallet,
+        merchant=merchant,
+        idempotency_key="absurd",
+    )
+    assert (decision.status, decision.reason, decision.approved_amount) == ("declined", reason, 0)
+    assert held(food_pocket) == 0
+    assert not Transfer.objects.filter(is_pending=True).exists()
+
+
+def test_a_decision_cannot_be_changed(merchant, beneficiary, food_pocket):
+    decision = pay(merchant, beneficiary, 100)
+    decision.approved_amount = 0
+    with pytest.raises(ValueError, match="immutable"):
+        decision.save()
+    decision.refresh_from_db()
+    assert decision.approved_amount == 100
