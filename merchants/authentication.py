@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from merchants.models import ApiKey, Merchant
@@ -50,3 +51,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Describes the API key scheme in the OpenAPI schema (drf-spectacular finds it by import)."""
+
+    target_class = ApiKeyAuthentication
+    name = "merchantApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A secret key of the merchant: `Authorization: Bearer sk_live_...`.",
+        }
