@@ -1,4 +1,5 @@
 import hashlib
+import secrets
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -89,3 +90,83 @@ class ApiKey(models.Model):
     @staticmethod
     def digest_of(secret: str) -> str:
         return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class _PaymentOperation(models.Model):
+    """A merchant's capture, reversal or refund of an authorization: what was asked and when.
+    The money moved is in the ledger (one transfer per pocket the authorization used)."""
+
+    decision = models.ForeignKey("wallet.Decision", models.PROTECT, related_name="+")
+    amount = models.BigIntegerField(_("amount"))
+    idempotency_key = models.CharField(max_length=300, unique=True)
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+def make_capture_reference() -> str:
+    return f"cap_{secrets.token_urlsafe(18)}"
+
+
+def make_reversal_reference() -> str:
+    return f"rev_{secrets.token_urlsafe(18)}"
+
+
+def make_refund_reference() -> str:
+    return f"re_{secrets.token_urlsafe(18)}"
+
+
+class Capture(_PaymentOperation):
+    reference = models.CharField(max_length=40, unique=True, default=make_capture_reference)
+    decision = models.ForeignKey("wallet.Decision", models.PROTECT, related_name="captures")
+
+    class Meta(_PaymentOperation.Meta):
+        verbose_name = _("capture")
+        verbose_name_plural = _("captures")
+
+
+class Reversal(_PaymentOperation):
+    reference = models.CharField(max_length=40, unique=True, default=make_reversal_reference)
+    decision = models.ForeignKey("wallet.Decision", models.PROTECT, related_name="reversals")
+
+    class Meta(_PaymentOperation.Meta):
+        verbose_name = _("reversal")
+        verbose_name_plural = _("reversals")
+
+
+class Refund(_PaymentOperation):
+    reference = models.CharField(max_length=40, unique=True, default=make_refund_reference)
+    decision = models.ForeignKey("wallet.Decision", models.PROTECT, related_name="refunds")
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+
+    class Meta(_PaymentOperation.Meta):
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+
+
+class IdempotentResponse(models.Model):
+    """The first response to a POST with an Idempotency-Key, kept so that a retry gets it back
+    byte for byte, whatever happened to the objects since."""
+
+    merchant = models.ForeignKey(Merchant, models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    body = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotent response")
+        verbose_name_plural = _("idempotent responses")
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "key"], name="idempotent_response_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key

@@ -44,6 +44,8 @@ class Decision(models.Model):
     reason = models.CharField(_("reason code"), max_length=40, blank=True)
     reason_pocket = models.CharField(_("pocket concerned"), max_length=200, blank=True)
     details = models.JSONField(_("reason details"), default=dict, blank=True)
+    merchant_reference = models.CharField(_("merchant's reference"), max_length=200, blank=True)
+    metadata = models.JSONField(_("merchant's metadata"), default=dict, blank=True)
     request = models.JSONField(_("request"))
     trace = models.JSONField(_("each pocket's verdict and the split"))
     decided_at = models.DateTimeField(_("decided at"), db_index=True)
