@@ -57,7 +57,8 @@ def main() -> None:
 
     from funders.models import Funder
     from funders.services import allocation_create, program_create, program_fund
-    from merchants.services import merchant_approve, merchant_create, merchant_place
+    from merchants.payments import merchant_place
+    from merchants.services import merchant_approve, merchant_create
     from tests.factories import siret
     from wallet.authorization.request import AuthorizationRequest
     from wallet.authorization.services import authorize

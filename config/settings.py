@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "simple_history",
     "phonenumber_field",
     "django_celery_beat",
@@ -137,13 +138,26 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_RATES": {
+        "merchant_key": env.str("MERCHANT_API_RATE", default="100/second"),
+        "merchant_application": env.str("MERCHANT_APPLICATION_RATE", default="20/hour"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aid wallet API",
     "DESCRIPTION": "Merchant API: authorize payments against beneficiaries' earmarked aid.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVERS": [{"url": "/api/merchant/v1"}],
+    "SERVE_URLCONF": "merchants.urls",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Throttling counts requests in the cache: per process by default, shared in Redis in production.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 LOGGING = {
     "version": 1,

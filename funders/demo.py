@@ -15,14 +15,8 @@ from django.utils import timezone
 from funders.models import Allocation, Funder, Membership, Program
 from funders.services import allocation_create, program_create, program_fund
 from merchants.models import ApiKey, Merchant
-from merchants.services import (
-    api_key_create,
-    api_key_revoke,
-    merchant_approve,
-    merchant_create,
-    payment_authorize,
-)
-from wallet.ledger.services import hold_post
+from merchants.payments import payment_authorize, payment_capture
+from merchants.services import api_key_create, api_key_revoke, merchant_approve, merchant_create
 from wallet.models import Beneficiary, Card, Decision, Wallet
 
 FIRST_NAMES = [
@@ -364,9 +358,10 @@ def _past_payments(people: list[Beneficiary], merchants: list[Merchant]) -> None
             currency="EUR",
             idempotency_key=f"demo:payment:{index}",
         )
-        for held in decision.holds.select_related("hold"):
-            if index % 3:
-                hold_post(hold=held.hold, idempotency_key=f"demo:capture:{held.hold_id}")
+        if decision.approved_amount and index % 3:
+            payment_capture(
+                merchant=merchant, decision=decision, idempotency_key=f"demo:capture:{index}"
+            )
 
 
 def demo_build(*, password: str) -> DemoAccess:

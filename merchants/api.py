@@ -1,14 +1,30 @@
-"""The merchant API, /api/merchant/v1/. Views parse input, call one service, shape output."""
+"""The merchant API, /api/merchant/v1/. Views parse input, call one service, shape output.
 
+Every POST takes an `Idempotency-Key` header (see merchants/idempotency.py); every object is
+looked up through the authenticated merchant, so another merchant's id answers 404."""
+
+import django_filters
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
+from merchants import idempotency
 from merchants.authentication import ApiKeyAuthentication
-from merchants.services import payment_authorize
+from merchants.models import ApiKey, Capture, Merchant, Refund, Reversal
+from merchants.payments import payment_authorize, payment_capture, payment_refund, payment_reverse
+from merchants.selectors import authorization_list, authorization_summary
+from merchants.services import api_key_create, api_key_revoke, merchant_create
 from wallet.authorization.codes import merchant_message
 from wallet.ledger.services import MAX_AMOUNT
 from wallet.models import Decision
@@ -25,74 +41,568 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+def amount_field(**kwargs) -> StrictIntegerField:
+    return StrictIntegerField(min_value=1, max_value=MAX_AMOUNT, **kwargs)
+
+
+class MetadataField(serializers.DictField):
+    """Up to 20 string keys and values the merchant wants back, e.g. its order number."""
+
+    child = serializers.CharField(max_length=500, allow_blank=True)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(value) > 20 or any(len(key) > 40 for key in value):
+            raise serializers.ValidationError("At most 20 keys of at most 40 characters.")
+        return value
+
+
+class MerchantKeyThrottle(SimpleRateThrottle):
+    """Requests per API key (rate: settings REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])."""
+
+    scope = "merchant_key"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+
+
 class MerchantApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
+    throttle_classes = [MerchantKeyThrottle]
 
     @property
-    def merchant(self):
+    def merchant(self) -> Merchant:
         return self.request.user.merchant
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.idempotency = None
+        if request.method == "POST":
+            key = idempotency.request_key(request)
+            if key is not None:
+                fingerprint = idempotency.request_fingerprint(request)
+                self.idempotency = (key, fingerprint)
+                replayed = idempotency.replay(
+                    merchant=self.merchant, key=key, fingerprint=fingerprint
+                )
+                if replayed is not None:
+                    raise _Replay(replayed)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, _Replay):
+            return exc.response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        key = getattr(self, "idempotency", None)
+        if key is not None and response.status_code < 500 and "Idempotent-Replayed" not in response:
+            response.render()
+            idempotency.remember(
+                merchant=self.merchant, key=key[0], fingerprint=key[1], response=response
+            )
+        return response
+
+    def service_key(self) -> str | None:
+        return self.idempotency[0] if self.idempotency else None
+
+
+class _Replay(Exception):  # control flow carrying a stored response, not an error
+    def __init__(self, response):
+        self.response = response
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
+    idempotency.HEADER,
     str,
     OpenApiParameter.HEADER,
-    description="Any unique string (a UUID): a retry with the same key returns the first result.",
+    description="A unique string per operation (a UUID). A retry with the same key and body "
+    "gets the first response back, byte for byte, and moves no money; the same key with another "
+    "body is refused with 409 idempotency_conflict.",
 )
+
+
+class ErrorDetail(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+
+
+class ErrorOutput(serializers.Serializer):
+    error = ErrorDetail()
+
+
+class DeclineOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
 
 
 class AuthorizationOutput(serializers.ModelSerializer):
     id = serializers.CharField(source="reference")
     object = serializers.SerializerMethodField()
     decline = serializers.SerializerMethodField()
+    capture_status = serializers.SerializerMethodField()
+    amount_held = serializers.SerializerMethodField()
+    amount_captured = serializers.SerializerMethodField()
+    amount_reversed = serializers.SerializerMethodField()
+    amount_refunded = serializers.SerializerMethodField()
     created = serializers.DateTimeField(source="decided_at")
 
     class Meta:
         model = Decision
         fields = [
-            "id",
-            "object",
-            "status",
-            "amount",
-            "approved_amount",
-            "currency",
-            "decline",
-            "created",
-        ]
+            "id", "object", "status", "amount", "approved_amount", "currency", "decline",
+            "capture_status", "amount_held", "amount_captured", "amount_reversed",
+            "amount_refunded", "merchant_reference", "metadata", "created",
+        ]  # fmt: skip
+
+    def _summary(self, decision):
+        cache = self.context.setdefault("summaries", {})
+        if decision.pk not in cache:
+            cache[decision.pk] = authorization_summary(decision)
+        return cache[decision.pk]
 
     def get_object(self, decision) -> str:
         return "authorization"
 
-    def get_decline(self, decision) -> dict | None:
+    @extend_schema_field(DeclineOutput(allow_null=True))
+    def get_decline(self, decision):
         if not decision.reason:
             return None
         return {"code": decision.reason, "message": merchant_message(decision.reason)}
 
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=["requires_capture", "captured", "refunded", "reversed", "expired"],
+            allow_null=True,
+        )
+    )
+    def get_capture_status(self, decision):
+        return self._summary(decision).capture_status
+
+    def get_amount_held(self, decision) -> int:
+        return self._summary(decision).amount_held
+
+    def get_amount_captured(self, decision) -> int:
+        return self._summary(decision).amount_captured
+
+    def get_amount_reversed(self, decision) -> int:
+        return self._summary(decision).amount_reversed
+
+    def get_amount_refunded(self, decision) -> int:
+        return self._summary(decision).amount_refunded
+
+
+def _operation_output(model, object_name: str, extra: tuple[str, ...] = ()):
+    class Output(serializers.ModelSerializer):
+        id = serializers.CharField(source="reference")
+        object = serializers.SerializerMethodField()
+        authorization = serializers.CharField(source="decision.reference")
+        created = serializers.DateTimeField(source="created_at")
+
+        class Meta:
+            fields = ["id", "object", "authorization", "amount", *extra, "created"]
+
+        def get_object(self, operation) -> str:
+            return object_name
+
+    Output.Meta.model = model
+    Output.__name__ = f"{model.__name__}Output"
+    return Output
+
+
+CaptureOutput = _operation_output(Capture, "capture")
+ReversalOutput = _operation_output(Reversal, "reversal")
+RefundOutput = _operation_output(Refund, "refund", ("reason",))
+
+
+class Cursor(CursorPagination):
+    page_size = 25
+    max_page_size = 100
+    page_size_query_param = "limit"
+
+
+class AuthorizationFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Decision.Status.choices)
+    created_gte = django_filters.IsoDateTimeFilter(field_name="decided_at", lookup_expr="gte")
+    created_lt = django_filters.IsoDateTimeFilter(field_name="decided_at", lookup_expr="lt")
+    merchant_reference = django_filters.CharFilter()
+
+    class Meta:
+        model = Decision
+        fields = ["status", "created_gte", "created_lt", "merchant_reference"]
+
+
+class OperationFilter(django_filters.FilterSet):
+    created_gte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_lt = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    authorization = django_filters.CharFilter(field_name="decision__reference")
+
+
+def _paginated(view, queryset, output, filterset_class):
+    filtered = filterset_class(view.request.query_params, queryset=queryset)
+    if not filtered.is_valid():
+        raise serializers.ValidationError(filtered.errors)
+    paginator = Cursor()
+    paginator.ordering = "-decided_at" if queryset.model is Decision else "-created_at"
+    page = paginator.paginate_queryset(filtered.qs, view.request, view=view)
+    return paginator.get_paginated_response(output(page, many=True).data)
+
+
+APPROVED_EXAMPLE = OpenApiExample(
+    "Approved",
+    response_only=True,
+    value={
+        "id": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
+        "object": "authorization",
+        "status": "approved",
+        "amount": 1250,
+        "approved_amount": 1250,
+        "currency": "EUR",
+        "decline": None,
+        "capture_status": "requires_capture",
+        "amount_held": 1250,
+        "amount_captured": 0,
+        "amount_reversed": 0,
+        "amount_refunded": 0,
+        "merchant_reference": "order-1042",
+        "metadata": {},
+        "created": "2026-11-22T10:15:00+01:00",
+    },
+)
+DECLINED_EXAMPLE = OpenApiExample(
+    "Declined",
+    response_only=True,
+    value={
+        "id": "auth_Yq1c7T2uVb0pZk3rN8wH6eJ5",
+        "object": "authorization",
+        "status": "declined",
+        "amount": 4500,
+        "approved_amount": 0,
+        "currency": "EUR",
+        "decline": {
+            "code": "merchant_category_not_allowed",
+            "message": "Paiement refusé : l'aide ne peut pas être utilisée pour ce type d'achat.",
+        },
+        "capture_status": None,
+        "amount_held": 0,
+        "amount_captured": 0,
+        "amount_reversed": 0,
+        "amount_refunded": 0,
+        "merchant_reference": "",
+        "metadata": {},
+        "created": "2026-11-22T10:16:00+01:00",
+    },
+)
+ERRORS = {
+    400: ErrorOutput,
+    401: ErrorOutput,
+    404: ErrorOutput,
+    409: ErrorOutput,
+    422: ErrorOutput,
+    429: ErrorOutput,
+}
+
 
 class AuthorizationListCreateApi(MerchantApi):
-    class InputSerializer(serializers.Serializer):
-        amount = StrictIntegerField(min_value=1, max_value=MAX_AMOUNT)
+    class AuthorizationInput(serializers.Serializer):
+        amount = amount_field(help_text="In minor units: 1250 is 12.50 EUR.")
         currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
-        card = serializers.CharField(max_length=40)
+        card = serializers.CharField(max_length=40, help_text="The card's reference, card_...")
         partial_approval_allowed = serializers.BooleanField(default=False)
+        capture = serializers.BooleanField(
+            default=False, help_text="Capture what is approved at once (a one-step purchase)."
+        )
+        merchant_reference = serializers.CharField(max_length=200, default="", allow_blank=True)
+        metadata = MetadataField(default=dict)
 
     @extend_schema(
-        request=InputSerializer, responses={201: AuthorizationOutput}, parameters=[IDEMPOTENCY_KEY]
+        summary="Authorize a payment",
+        request=AuthorizationInput,
+        responses={201: AuthorizationOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample(
+                "Request",
+                request_only=True,
+                value={
+                    "amount": 1250,
+                    "currency": "EUR",
+                    "card": "card_bWTP5uYrZZcJLPD_MIxfr2tU",
+                    "merchant_reference": "order-1042",
+                },
+            ),
+            APPROVED_EXAMPLE,
+            DECLINED_EXAMPLE,
+        ],
     )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.AuthorizationInput(data=request.data)
         data.is_valid(raise_exception=True)
         decision = payment_authorize(
-            merchant=self.merchant,
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            **data.validated_data,
+            merchant=self.merchant, idempotency_key=self.service_key(), **data.validated_data
         )
+        decision = authorization_list(merchant=self.merchant).get(pk=decision.pk)
         return Response(AuthorizationOutput(decision).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="List authorizations, newest first",
+        parameters=[
+            OpenApiParameter("status", str, enum=[c for c, _ in Decision.Status.choices]),
+            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+            OpenApiParameter("merchant_reference", str),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int),
+        ],
+        responses={200: AuthorizationOutput(many=True), **ERRORS},
+    )
+    def get(self, request):
+        return _paginated(
+            self, authorization_list(merchant=self.merchant), AuthorizationOutput,
+            AuthorizationFilter,
+        )  # fmt: skip
 
 
 class AuthorizationDetailApi(MerchantApi):
-    @extend_schema(responses={200: AuthorizationOutput})
+    @extend_schema(
+        summary="Retrieve an authorization",
+        responses={200: AuthorizationOutput, **ERRORS},
+        examples=[APPROVED_EXAMPLE],
+    )
     def get(self, request, reference: str):
-        decision = get_object_or_404(Decision, reference=reference, merchant=self.merchant)
+        decision = get_object_or_404(
+            authorization_list(merchant=self.merchant), reference=reference
+        )
         return Response(AuthorizationOutput(decision).data)
+
+
+class _AuthorizationOperationApi(MerchantApi):
+    def decision(self, reference: str) -> Decision:
+        return get_object_or_404(Decision, reference=reference, merchant=self.merchant)
+
+    def answer(self, decision: Decision, operation, output) -> Response:
+        fresh = authorization_list(merchant=self.merchant).get(pk=decision.pk)
+        body = output(operation).data | {"authorization_state": AuthorizationOutput(fresh).data}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class AmountInput(serializers.Serializer):
+    amount = amount_field(required=False, help_text="Leave out for the whole amount held.")
+
+
+class CaptureApi(_AuthorizationOperationApi):
+    @extend_schema(
+        summary="Capture an authorization",
+        description="Capture what is held, or part of it: the rest is released to the "
+        "beneficiary's pockets. One capture per authorization.",
+        request=AmountInput,
+        responses={201: CaptureOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[OpenApiExample("Capture part", request_only=True, value={"amount": 1000})],
+    )
+    def post(self, request, reference: str):
+        data = AmountInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = self.decision(reference)
+        capture = payment_capture(
+            merchant=self.merchant,
+            decision=decision,
+            amount=data.validated_data.get("amount"),
+            idempotency_key=self.service_key(),
+        )
+        return self.answer(decision, capture, CaptureOutput)
+
+
+class ReverseApi(_AuthorizationOperationApi):
+    @extend_schema(
+        summary="Reverse an authorization",
+        description="Release what is held, in whole or in part, without capturing it.",
+        request=AmountInput,
+        responses={201: ReversalOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[OpenApiExample("Reverse all", request_only=True, value={})],
+    )
+    def post(self, request, reference: str):
+        data = AmountInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = self.decision(reference)
+        reversal = payment_reverse(
+            merchant=self.merchant,
+            decision=decision,
+            amount=data.validated_data.get("amount"),
+            idempotency_key=self.service_key(),
+        )
+        return self.answer(decision, reversal, ReversalOutput)
+
+
+class RefundCreateApi(_AuthorizationOperationApi):
+    class RefundInput(serializers.Serializer):
+        amount = amount_field()
+        reason = serializers.CharField(max_length=200, default="", allow_blank=True)
+
+    @extend_schema(
+        summary="Refund a captured payment",
+        description="Up to what was captured minus earlier refunds. The money returns to the "
+        "beneficiary's pockets it came from, or to the funder where the aid has ended.",
+        request=RefundInput,
+        responses={201: RefundOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample(
+                "Refund", request_only=True, value={"amount": 500, "reason": "returned item"}
+            )
+        ],
+    )
+    def post(self, request, reference: str):
+        data = self.RefundInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = self.decision(reference)
+        refund = payment_refund(
+            merchant=self.merchant,
+            decision=decision,
+            idempotency_key=self.service_key(),
+            **data.validated_data,
+        )
+        return self.answer(decision, refund, RefundOutput)
+
+
+def _operation_views(model, output, name: str):
+    class ListApi(MerchantApi):
+        @extend_schema(
+            summary=f"List {name}s, newest first",
+            parameters=[
+                OpenApiParameter("authorization", str),
+                OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
+                OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+                OpenApiParameter("cursor", str),
+                OpenApiParameter("limit", int),
+            ],
+            responses={200: output(many=True), **ERRORS},
+        )
+        def get(self, request):
+            queryset = model.objects.filter(decision__merchant=self.merchant).select_related(
+                "decision"
+            )
+            return _paginated(self, queryset, output, OperationFilter)
+
+    class DetailApi(MerchantApi):
+        @extend_schema(summary=f"Retrieve a {name}", responses={200: output, **ERRORS})
+        def get(self, request, reference: str):
+            operation = get_object_or_404(
+                model.objects.select_related("decision"),
+                reference=reference,
+                decision__merchant=self.merchant,
+            )
+            return Response(output(operation).data)
+
+    ListApi.__name__ = f"{model.__name__}ListApi"
+    DetailApi.__name__ = f"{model.__name__}DetailApi"
+    return ListApi, DetailApi
+
+
+CaptureListApi, CaptureDetailApi = _operation_views(Capture, CaptureOutput, "capture")
+ReversalListApi, ReversalDetailApi = _operation_views(Reversal, ReversalOutput, "reversal")
+RefundListApi, RefundDetailApi = _operation_views(Refund, RefundOutput, "refund")
+
+
+class ApiKeyOutput(serializers.ModelSerializer):
+    object = serializers.SerializerMethodField()
+    created = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "object", "name", "mode", "prefix", "created", "last_used_at",
+                  "revoked_at"]  # fmt: skip
+
+    def get_object(self, key) -> str:
+        return "api_key"
+
+
+class ApiKeyCreatedOutput(ApiKeyOutput):
+    secret = serializers.SerializerMethodField()
+
+    class Meta(ApiKeyOutput.Meta):
+        fields = [*ApiKeyOutput.Meta.fields, "secret"]
+
+    def get_secret(self, key) -> str:
+        return self.context["secret"]
+
+
+class ApiKeyListCreateApi(MerchantApi):
+    class ApiKeyInput(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+        mode = serializers.ChoiceField(choices=ApiKey.Mode.choices, default=ApiKey.Mode.LIVE)
+
+    @extend_schema(summary="List your API keys", responses={200: ApiKeyOutput(many=True)})
+    def get(self, request):
+        keys = self.merchant.api_keys.order_by("-created_at")
+        return Response({"data": ApiKeyOutput(keys, many=True).data})
+
+    @extend_schema(
+        summary="Create an API key",
+        description="The secret is in this response only: store it now, it is never shown "
+        "again (only its digest is kept).",
+        request=ApiKeyInput,
+        responses={201: ApiKeyCreatedOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    def post(self, request):
+        data = self.ApiKeyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, secret = api_key_create(merchant=self.merchant, **data.validated_data)
+        output = ApiKeyCreatedOutput(key, context={"secret": secret})
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # A key's secret must not be kept for replays: a retry creates nothing more but does not
+        # get the secret again.
+        self.idempotency = None
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class ApiKeyRevokeApi(MerchantApi):
+    @extend_schema(
+        summary="Revoke an API key", request=None, responses={200: ApiKeyOutput, **ERRORS}
+    )
+    def post(self, request, key_id: int):
+        key = get_object_or_404(self.merchant.api_keys, pk=key_id)
+        return Response(ApiKeyOutput(api_key_revoke(key=key)).data)
+
+
+class ApplicationThrottle(AnonRateThrottle):
+    scope = "merchant_application"
+
+
+class MerchantApplicationApi(APIView):
+    """A shop applies to take aid payments; a platform operator approves it in the admin."""
+
+    authentication_classes = []
+    permission_classes = []
+    throttle_classes = [ApplicationThrottle]
+
+    class MerchantApplicationInput(serializers.ModelSerializer):
+        class Meta:
+            model = Merchant
+            fields = ["siret", "legal_name", "trade_name", "mcc", "address", "postcode", "city",
+                      "commune_code", "country", "latitude", "longitude"]  # fmt: skip
+
+    class MerchantApplicationOutput(serializers.ModelSerializer):
+        class Meta:
+            model = Merchant
+            fields = ["id", "siret", "trade_name", "status", "created_at"]
+
+    @extend_schema(
+        summary="Apply to accept aid payments",
+        request=MerchantApplicationInput,
+        responses={201: MerchantApplicationOutput, **ERRORS},
+        auth=[],
+    )
+    def post(self, request):
+        data = self.MerchantApplicationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        merchant = merchant_create(**data.validated_data)
+        return Response(
+            self.MerchantApplicationOutput(merchant).data, status=status.HTTP_201_CREATED
+        )

@@ -1,5 +1,5 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from merchants import api
 
@@ -12,5 +12,18 @@ urlpatterns = [
         api.AuthorizationDetailApi.as_view(),
         name="authorization",
     ),
-    path("schema", SpectacularAPIView.as_view(urlconf="merchants.urls"), name="schema"),
+    path("authorizations/<str:reference>/capture", api.CaptureApi.as_view(), name="capture"),
+    path("authorizations/<str:reference>/reverse", api.ReverseApi.as_view(), name="reverse"),
+    path("authorizations/<str:reference>/refunds", api.RefundCreateApi.as_view(), name="refund"),
+    path("captures", api.CaptureListApi.as_view(), name="captures"),
+    path("captures/<str:reference>", api.CaptureDetailApi.as_view(), name="capture-detail"),
+    path("reversals", api.ReversalListApi.as_view(), name="reversals"),
+    path("reversals/<str:reference>", api.ReversalDetailApi.as_view(), name="reversal-detail"),
+    path("refunds", api.RefundListApi.as_view(), name="refunds"),
+    path("refunds/<str:reference>", api.RefundDetailApi.as_view(), name="refund-detail"),
+    path("api-keys", api.ApiKeyListCreateApi.as_view(), name="api-keys"),
+    path("api-keys/<int:key_id>/revoke", api.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
+    path("applications", api.MerchantApplicationApi.as_view(), name="applications"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularRedocView.as_view(url_name="merchant_api:schema"), name="docs"),
 ]

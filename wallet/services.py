@@ -31,7 +31,7 @@ def wallet_unfreeze(*, wallet: Wallet) -> Wallet:
     return wallet
 
 
-def capture_refund(*, capture: Transfer, amount: int, idempotency_key: str) -> Transfer:
+def capture_refund(*, capture: Transfer, amount: int, idempotency_key: str | None) -> Transfer:
     """Refund (part of) a captured payment. The money goes back to the pocket it came from while
     that aid is active, and to the program's float once it has expired or been revoked, so an
     ended aid is never refilled."""

@@ -108,6 +108,8 @@ def _decide_and_hold(
     merchant: Merchant | None,
     idempotency_key: str,
     digest: str,
+    merchant_reference: str,
+    metadata: dict,
 ) -> Decision:
     started = time.perf_counter()
     wallet = Wallet.objects.select_for_update().get(pk=wallet_id)
@@ -159,6 +161,8 @@ def _decide_and_hold(
         reason=outcome.reason or "",
         reason_pocket=outcome.pocket_name or "",
         details=outcome.details,
+        merchant_reference=merchant_reference,
+        metadata=metadata,
         request=_request_record(request),
         trace=outcome.to_dict(),
         decided_at=timezone.now(),
@@ -178,6 +182,8 @@ def authorize(
     idempotency_key: str,
     card: Card | None = None,
     merchant: Merchant | None = None,
+    merchant_reference: str = "",
+    metadata: dict | None = None,
 ) -> Decision:
     """Decide a payment and place its holds. Returns the recorded Decision, approved or not.
 
@@ -189,6 +195,8 @@ def authorize(
         "wallet": wallet.pk,
         "card": card.pk if card else None,
         "merchant": merchant.pk if merchant else None,
+        "merchant_reference": merchant_reference,
+        "metadata": metadata or {},
     }
 
     def create(digest: str) -> Decision:
@@ -199,6 +207,8 @@ def authorize(
             merchant=merchant,
             idempotency_key=idempotency_key,
             digest=digest,
+            merchant_reference=merchant_reference,
+            metadata=metadata or {},
         )
 
     attempt = 1

@@ -162,7 +162,9 @@ def _write_transfer(
     return transfer
 
 
-def refund_post(*, capture: Transfer, amount: int, to: Account, idempotency_key: str) -> Transfer:
+def refund_post(
+    *, capture: Transfer, amount: int, to: Account, idempotency_key: str | None
+) -> Transfer:
     """Return up to what a capture paid, minus earlier refunds, from the account it credited to
     `to` (the pocket it came from, or the program when the pocket has ended)."""
     validate_amount(amount)
@@ -191,7 +193,7 @@ def refund_post(*, capture: Transfer, amount: int, to: Account, idempotency_key:
         )
 
     params = {"capture": capture.pk, "amount": amount, "to": to.pk}
-    return run_idempotent(model=Transfer, key=idempotency_key, params=params, create=create)
+    return _idempotent(idempotency_key, params, create)
 
 
 def hold_place(
@@ -204,7 +206,9 @@ def hold_place(
     metadata: dict | None = None,
 ) -> Transfer:
     """Reserve `amount` on a guarded account. Raises InsufficientFunds if it is not available.
-    `idempotency_key` may be None only for a caller that is itself idempotent (authorize())."""
+    Every ledger write takes `idempotency_key`; None is for callers that are idempotent
+    themselves (authorize() and the merchant's captures, reversals and refunds, by their own
+    records' keys)."""
     validate_amount(amount)
     _saved(debit)
     _saved(credit)
@@ -286,7 +290,9 @@ def _resolve(
     return _idempotent(idempotency_key, params, create)
 
 
-def hold_post(*, hold: Transfer, amount: int | None = None, idempotency_key: str) -> Transfer:
+def hold_post(
+    *, hold: Transfer, amount: int | None = None, idempotency_key: str | None
+) -> Transfer:
     """Capture a hold, whole (amount None) or in part; what is not captured is released."""
     posted = hold.amount if amount is None else validate_amount(amount)
     return _resolve(
@@ -298,7 +304,7 @@ def hold_post(*, hold: Transfer, amount: int | None = None, idempotency_key: str
     )
 
 
-def hold_void(*, hold: Transfer, idempotency_key: str) -> Transfer:
+def hold_void(*, hold: Transfer, idempotency_key: str | None) -> Transfer:
     """Release a hold in full (a reversal): nothing is paid."""
     return _resolve(
         hold, kind=Transfer.Kind.VOID, posted=0, idempotency_key=idempotency_key, at=None

@@ -5,7 +5,7 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
-from merchants.services import merchant_place
+from merchants.payments import merchant_place
 from tests.concurrency import run_together
 from tests.factories import BeneficiaryFactory, make_allocation, make_program
 from tests.markers import postgresql_only

@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from funders.services import allocation_revoke
-from merchants.services import merchant_place, merchant_suspend
+from merchants.payments import merchant_place
+from merchants.services import merchant_suspend
 from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
 from wallet.authorization.request import AuthorizationRequest
 from wallet.authorization.services import authorize

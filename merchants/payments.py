@@ -1,0 +1,265 @@
+"""Services of the payment lifecycle on the merchant API: authorize, capture, reverse, refund.
+
+Each operation is idempotent by its own record's key (scoped by merchant), locks the
+authorization's decision row so that two operations on one payment queue, and moves money only
+through the ledger. An authorization may be split over several pockets: captures take the
+pockets in the order the split used them; reversals and refunds give back in the opposite
+order, so the pocket used last is refilled first."""
+
+import uuid
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from merchants.models import Capture, Merchant, Refund, Reversal
+from wallet.authorization.models import Decision, DecisionHold
+from wallet.authorization.request import AuthorizationRequest, MerchantPlace
+from wallet.authorization.services import authorize
+from wallet.errors import (
+    ExceedsHoldAmount,
+    ExceedsRefundable,
+    InvalidState,
+    UnknownInstrument,
+)
+from wallet.ledger.idempotency import run_idempotent
+from wallet.ledger.models import Transfer
+from wallet.ledger.services import hold_place, hold_post, hold_void, validate_amount
+from wallet.models import Card, Wallet
+from wallet.services import capture_refund
+
+
+class AuthorizationNotCapturable(InvalidState):
+    code = "authorization_not_capturable"
+
+
+class AuthorizationAlreadyCaptured(InvalidState):
+    code = "authorization_already_captured"
+
+
+def merchant_place(merchant: Merchant) -> MerchantPlace:
+    """The registered, approved place and category of a merchant: the only ones the engine
+    uses on the API channel."""
+    return MerchantPlace(
+        name=merchant.trade_name,
+        mcc=merchant.mcc,
+        country=merchant.country,
+        merchant_id=merchant.pk,
+        postcode=merchant.postcode or None,
+        commune_code=merchant.commune_code or None,
+        latitude=float(merchant.latitude) if merchant.latitude is not None else None,
+        longitude=float(merchant.longitude) if merchant.longitude is not None else None,
+    )
+
+
+def _scoped(merchant: Merchant, key: str | None) -> str:
+    # Without a key the client cannot retry safely; each call is then an operation of its own.
+    return f"api:{merchant.pk}:{key or 'auto:' + uuid.uuid4().hex}"
+
+
+def payment_authorize(
+    *,
+    merchant: Merchant,
+    card: str,
+    amount: int,
+    currency: str,
+    partial_approval_allowed: bool = False,
+    capture: bool = False,
+    merchant_reference: str = "",
+    metadata: dict | None = None,
+    idempotency_key: str | None = None,
+) -> Decision:
+    """Authorize a payment at a merchant on the API channel; with `capture`, capture what was
+    approved in the same transaction (a one-step purchase)."""
+    instrument = Card.objects.select_related("wallet").filter(reference=card).first()
+    if instrument is None:
+        raise UnknownInstrument(field="card")
+    request = AuthorizationRequest(
+        amount=amount,
+        currency=currency,
+        merchant=merchant_place(merchant),
+        at=timezone.now(),
+        channel=Decision.Channel.API,
+        partial_allowed=partial_approval_allowed,
+    )
+    key = _scoped(merchant, idempotency_key)
+    with transaction.atomic():
+        decision = authorize(
+            request=request,
+            wallet=instrument.wallet,
+            card=instrument,
+            merchant=merchant,
+            idempotency_key=key,
+            merchant_reference=merchant_reference,
+            metadata=metadata or {},
+        )
+        if capture and decision.approved_amount:
+            _capture(decision=decision, amount=None, idempotency_key=f"{key}:capture")
+    return decision
+
+
+def _lock(decision: Decision) -> None:
+    # The wallet's row, as authorize() takes it: every operation that touches a wallet's pockets
+    # queues on the same lock, so their row locks on pockets can never cross.
+    Wallet.objects.select_for_update().filter(pk=decision.wallet_id).first()
+
+
+def _locked_holds(decision: Decision) -> list[DecisionHold]:
+    _lock(decision)
+    return list(
+        decision.holds.select_related("hold__debit_account", "hold__credit_account")
+        .filter(hold__resolution__isnull=True)
+        .order_by("pk")
+    )
+
+
+def payment_capture(
+    *,
+    merchant: Merchant,
+    decision: Decision,
+    idempotency_key: str | None,
+    amount: int | None = None,
+) -> Capture:
+    """Capture an authorization, whole or in part (amount ≤ what is held); what is not captured
+    is released to the pockets. One capture per authorization."""
+    _own(merchant, decision)
+    return _capture(
+        decision=decision, amount=amount, idempotency_key=_scoped(merchant, idempotency_key)
+    )
+
+
+def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) -> Capture:
+    if amount is not None:
+        validate_amount(amount)
+
+    def create(digest: str) -> Capture:
+        holds = _locked_holds(decision)
+        if decision.captures.exists():
+            raise AuthorizationAlreadyCaptured(
+                message="This authorization was already captured.", field="id"
+            )
+        held = sum(link.hold.amount for link in holds)
+        if not held:
+            raise AuthorizationNotCapturable(
+                message="Nothing is held on this authorization: it was declined, reversed or "
+                "has expired.",
+                field="id",
+            )
+        wanted = held if amount is None else amount
+        if wanted > held:
+            raise ExceedsHoldAmount(field="amount", held=held)
+        remaining = wanted
+        for link in holds:
+            part = min(remaining, link.hold.amount)
+            if part:
+                hold_post(hold=link.hold, amount=part, idempotency_key=None)
+            else:
+                hold_void(hold=link.hold, idempotency_key=None)
+            remaining -= part
+        return Capture.objects.create(
+            decision=decision, amount=wanted, idempotency_key=idempotency_key, fingerprint=digest
+        )
+
+    params = {"decision": decision.pk, "amount": amount}
+    return run_idempotent(model=Capture, key=idempotency_key, params=params, create=create)
+
+
+def payment_reverse(
+    *,
+    merchant: Merchant,
+    decision: Decision,
+    idempotency_key: str | None,
+    amount: int | None = None,
+) -> Reversal:
+    """Release an uncaptured authorization, whole (amount None) or in part; a partial reversal
+    leaves the rest held for a later capture."""
+    if amount is not None:
+        validate_amount(amount)
+    _own(merchant, decision)
+    key = _scoped(merchant, idempotency_key)
+
+    def create(digest: str) -> Reversal:
+        holds = _locked_holds(decision)
+        held = sum(link.hold.amount for link in holds)
+        if not held:
+            raise AuthorizationNotCapturable(
+                message="Nothing is held on this authorization any more.", field="id"
+            )
+        wanted = held if amount is None else amount
+        if wanted > held:
+            raise ExceedsHoldAmount(field="amount", held=held)
+        remaining = wanted
+        for link in reversed(holds):
+            part = min(remaining, link.hold.amount)
+            if not part:
+                break
+            hold_void(hold=link.hold, idempotency_key=None)
+            if part < link.hold.amount:
+                # The ledger voids holds whole: what stays held is held again, same expiry.
+                kept = hold_place(
+                    debit=link.hold.debit_account,
+                    credit=link.hold.credit_account,
+                    amount=link.hold.amount - part,
+                    idempotency_key=None,
+                    expires_at=link.hold.expires_at,
+                )
+                DecisionHold.objects.create(
+                    decision=decision, pocket_id=link.pocket_id, hold=kept, amount=kept.amount
+                )
+            remaining -= part
+        return Reversal.objects.create(
+            decision=decision, amount=wanted, idempotency_key=key, fingerprint=digest
+        )
+
+    params = {"decision": decision.pk, "amount": amount}
+    return run_idempotent(model=Reversal, key=key, params=params, create=create)
+
+
+def payment_refund(
+    *,
+    merchant: Merchant,
+    decision: Decision,
+    amount: int,
+    idempotency_key: str | None,
+    reason: str = "",
+) -> Refund:
+    """Refund up to what was captured minus what was already refunded. The money returns to the
+    pockets it came from, or to the program where a pocket's aid has ended."""
+    validate_amount(amount)
+    _own(merchant, decision)
+    key = _scoped(merchant, idempotency_key)
+
+    def create(digest: str) -> Refund:
+        _lock(decision)
+        captures = list(
+            Transfer.objects.filter(
+                kind=Transfer.Kind.CAPTURE, pending_transfer__decision_hold__decision=decision
+            )
+            .annotate(refunded=Sum("refunds__amount"))
+            .order_by("-pk")
+        )
+        refundable = sum(c.amount - (c.refunded or 0) for c in captures)
+        if amount > refundable:
+            raise ExceedsRefundable(field="amount", refundable=refundable)
+        remaining = amount
+        for capture in captures:
+            part = min(remaining, capture.amount - (capture.refunded or 0))
+            if part:
+                capture_refund(capture=capture, amount=part, idempotency_key=None)
+                remaining -= part
+        return Refund.objects.create(
+            decision=decision,
+            amount=amount,
+            reason=reason,
+            idempotency_key=key,
+            fingerprint=digest,
+        )
+
+    params = {"decision": decision.pk, "amount": amount, "reason": reason}
+    return run_idempotent(model=Refund, key=key, params=params, create=create)
+
+
+def _own(merchant: Merchant, decision: Decision) -> None:
+    # The views only find a merchant's own decisions; this keeps the services safe on their own.
+    if decision.merchant_id != merchant.pk:
+        raise InvalidState(message="This authorization belongs to another merchant.", field="id")

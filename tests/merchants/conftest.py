@@ -1,0 +1,67 @@
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from merchants.services import api_key_create
+from tests.factories import BeneficiaryFactory, make_allocation, make_program
+from wallet.models import Card
+
+API = "/api/merchant/v1"
+FOOD_IN_ISERE = {"categories": {"allow_groups": ["food"]}, "zone": {"departements": ["38"]}}
+
+
+class MerchantClient(APIClient):
+    """An API client authenticated as one merchant, speaking JSON."""
+
+    def __init__(self, merchant, **kwargs):
+        super().__init__(**kwargs)
+        self.merchant = merchant
+        self.credentials(
+            HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant, name='t')[1]}"
+        )
+
+    def send(self, path: str, body: dict | None = None, *, key: str | None = None):
+        headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+        return self.post(
+            f"{API}{path}", data=json.dumps(body or {}), content_type="application/json", **headers
+        )
+
+    def read(self, path: str, **params):
+        return self.get(f"{API}{path}", params)
+
+
+@pytest.fixture
+def api(merchant):
+    return MerchantClient(merchant)
+
+
+@pytest.fixture
+def beneficiary(db):
+    return BeneficiaryFactory()
+
+
+@pytest.fixture
+def food_pocket(beneficiary):
+    program = make_program(rules=FOOD_IN_ISERE)
+    return make_allocation(program=program, beneficiary=beneficiary, amount=10_000).pocket
+
+
+@pytest.fixture
+def card(beneficiary, food_pocket):
+    return Card.objects.create(wallet=beneficiary.wallet, kind="virtual", status="active")
+
+
+@pytest.fixture
+def authorize(api, card):
+    """POST /authorizations for `amount` on the beneficiary's card; returns the JSON body."""
+
+    def call(amount: int, **extra):
+        response = api.send(
+            "/authorizations",
+            {"amount": amount, "currency": "EUR", "card": card.reference, **extra},
+        )
+        assert response.status_code == 201, response.content
+        return response.json()
+
+    return call

@@ -1,0 +1,300 @@
+"""End to end through HTTP: authorize, capture, reverse, refund, with replays and tenancy."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from funders.services import allocation_revoke
+from merchants.api import MerchantKeyThrottle
+from merchants.services import merchant_suspend
+from tests.factories import make_allocation, make_merchant, make_program
+from tests.merchants.conftest import MerchantClient
+from wallet.ledger.verify import verify
+from wallet.models import Card
+from wallet.services import wallet_freeze
+
+pytestmark = pytest.mark.django_db
+
+
+def available(pocket) -> int:
+    pocket.account.refresh_from_db()
+    return pocket.account.available
+
+
+def error_code(response) -> str:
+    return response.json()["error"]["code"]
+
+
+def test_approve_then_capture_part_releases_the_rest(api, authorize, food_pocket):
+    auth = authorize(3_000)
+    assert (auth["status"], auth["capture_status"], auth["amount_held"]) == (
+        "approved", "requires_capture", 3_000,
+    )  # fmt: skip
+
+    response = api.send(f"/authorizations/{auth['id']}/capture", {"amount": 2_000})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["object"], body["amount"], body["authorization"]) == ("capture", 2_000, auth["id"])
+    state = body["authorization_state"]
+    assert (state["capture_status"], state["amount_captured"], state["amount_held"]) == (
+        "captured", 2_000, 0,
+    )  # fmt: skip
+    assert available(food_pocket) == 8_000
+    assert verify() == []
+
+
+def test_a_second_capture_is_refused(api, authorize):
+    auth = authorize(3_000)
+    api.send(f"/authorizations/{auth['id']}/capture", {"amount": 1_000})
+    response = api.send(f"/authorizations/{auth['id']}/capture", {})
+    assert response.status_code == 409
+    assert error_code(response) == "authorization_already_captured"
+
+
+def test_capture_more_than_held_is_refused(api, authorize, food_pocket):
+    auth = authorize(3_000)
+    response = api.send(f"/authorizations/{auth['id']}/capture", {"amount": 3_001})
+    assert (response.status_code, error_code(response)) == (422, "exceeds_hold_amount")
+    assert available(food_pocket) == 7_000
+
+
+def test_partial_approval(api, authorize):
+    auth = authorize(12_000, partial_approval_allowed=True)
+    assert (auth["status"], auth["approved_amount"], auth["amount_held"]) == (
+        "partially_approved", 10_000, 10_000,
+    )  # fmt: skip
+    assert auth["decline"]["code"] == "insufficient_funds"
+
+
+def test_one_step_purchase_captures_at_once(authorize, food_pocket):
+    auth = authorize(2_500, capture=True)
+    assert (auth["capture_status"], auth["amount_captured"]) == ("captured", 2_500)
+    food_pocket.account.refresh_from_db()
+    assert (food_pocket.account.balance, food_pocket.account.pending) == (7_500, 0)
+
+
+def test_reverse_part_then_the_rest(api, authorize, food_pocket):
+    auth = authorize(4_000)
+    partial = api.send(f"/authorizations/{auth['id']}/reverse", {"amount": 1_500}).json()
+    assert partial["authorization_state"]["amount_held"] == 2_500
+    assert available(food_pocket) == 7_500
+    whole = api.send(f"/authorizations/{auth['id']}/reverse", {}).json()
+    assert whole["amount"] == 2_500
+    assert whole["authorization_state"]["capture_status"] == "reversed"
+    assert available(food_pocket) == 10_000
+    response = api.send(f"/authorizations/{auth['id']}/capture", {})
+    assert error_code(response) == "authorization_not_capturable"
+    assert verify() == []
+
+
+def test_refund_twice_up_to_the_captured_amount_then_refused(api, authorize, food_pocket):
+    auth = authorize(3_000, capture=True)
+    first = api.send(f"/authorizations/{auth['id']}/refunds", {"amount": 1_000})
+    second = api.send(f"/authorizations/{auth['id']}/refunds", {"amount": 2_000})
+    third = api.send(f"/authorizations/{auth['id']}/refunds", {"amount": 1})
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json()["authorization_state"]["capture_status"] == "refunded"
+    assert (third.status_code, error_code(third)) == (422, "exceeds_refundable_amount")
+    assert available(food_pocket) == 10_000
+    assert verify() == []
+
+
+def test_refund_after_the_aid_ended_goes_back_to_the_funder(api, authorize, food_pocket):
+    auth = authorize(3_000, capture=True)
+    allocation_revoke(allocation=food_pocket.allocation)
+    program_float = food_pocket.allocation.program.float_account
+    program_float.refresh_from_db()
+    before = program_float.balance
+    api.send(f"/authorizations/{auth['id']}/refunds", {"amount": 3_000})
+    program_float.refresh_from_db()
+    assert program_float.balance == before + 3_000
+    assert available(food_pocket) == 0
+
+
+def test_a_replay_returns_the_first_response_byte_for_byte(api, card, food_pocket):
+    body = {"amount": 1_000, "currency": "EUR", "card": card.reference}
+    first = api.send("/authorizations", body, key="order-1")
+    api.send(f"/authorizations/{first.json()['id']}/capture", {}, key="capture-1")
+    again = api.send("/authorizations", body, key="order-1")
+    assert again.content == first.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert available(food_pocket) == 9_000
+
+
+def test_replayed_capture_and_refund_move_money_once(api, authorize, food_pocket):
+    auth = authorize(3_000)
+    for _ in range(3):
+        api.send(f"/authorizations/{auth['id']}/capture", {"amount": 2_000}, key="c")
+        api.send(f"/authorizations/{auth['id']}/refunds", {"amount": 500}, key="r")
+    assert available(food_pocket) == 8_500
+    assert verify() == []
+
+
+def test_the_same_key_with_another_body_is_a_409(api, card):
+    body = {"amount": 1_000, "currency": "EUR", "card": card.reference}
+    api.send("/authorizations", body, key="k")
+    response = api.send("/authorizations", {**body, "amount": 1_001}, key="k")
+    assert (response.status_code, error_code(response)) == (409, "idempotency_conflict")
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "clé-accentuée", "tab\there"])
+def test_a_malformed_idempotency_key_is_a_400(api, card, key):
+    body = {"amount": 1_000, "currency": "EUR", "card": card.reference}
+    response = api.send("/authorizations", body, key=key) if key else None
+    if response is None:  # an empty header is the same as no header for the test client
+        return
+    assert (response.status_code, error_code(response)) == (400, "invalid_idempotency_key")
+
+
+def decline_reason(authorize, amount=1_000):
+    auth = authorize(amount)
+    assert (auth["status"], auth["amount_held"]) == ("declined", 0)
+    return auth["decline"]["code"]
+
+
+@pytest.mark.parametrize(
+    ("merchant_fields", "reason"),
+    [
+        ({"postcode": "69004", "city": "Lyon", "commune_code": "69384"}, "outside_zone"),
+        ({"mcc": "5812"}, "merchant_category_not_allowed"),
+    ],
+)
+def test_declines_for_the_merchant_s_place_and_category(card, merchant_fields, reason):
+    api = MerchantClient(make_merchant(**merchant_fields))
+    response = api.send(
+        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+    )
+    assert response.json()["decline"]["code"] == reason
+
+
+def test_decline_for_a_denied_merchant(api, beneficiary, card, food_pocket):
+    allocation_revoke(allocation=food_pocket.allocation)
+    make_allocation(
+        program=make_program(rules={"merchants": {"deny": [api.merchant.pk]}}),
+        beneficiary=beneficiary,
+    )
+    response = api.send(
+        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+    )
+    assert response.json()["decline"]["code"] == "merchant_not_accepted"
+
+
+@pytest.mark.parametrize(
+    ("window", "reason"),
+    [((-30, -1), "aid_expired"), ((1, 30), "aid_not_yet_valid")],
+)
+def test_declines_outside_the_validity_window(api, beneficiary, card, food_pocket, window, reason):
+    allocation_revoke(allocation=food_pocket.allocation)
+    now = timezone.now()
+    make_allocation(
+        program=make_program(),
+        beneficiary=beneficiary,
+        valid_from=now + timedelta(days=window[0]),
+        valid_until=now + timedelta(days=window[1]),
+    )
+    response = api.send(
+        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+    )
+    assert response.json()["decline"]["code"] == reason
+
+
+def test_decline_outside_allowed_hours(api, beneficiary, card, food_pocket):
+    allocation_revoke(allocation=food_pocket.allocation)
+    make_allocation(
+        program=make_program(rules={"schedule": {"weekdays": [0, 1, 2, 3, 4, 5, 6],
+                                                 "hours": [["00:00", "00:01"]]}}),
+        beneficiary=beneficiary,
+    )  # fmt: skip
+    response = api.send(
+        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+    )
+    assert response.json()["decline"]["code"] == "outside_allowed_hours"
+
+
+def test_decline_over_a_limit(api, beneficiary, card, food_pocket):
+    allocation_revoke(allocation=food_pocket.allocation)
+    make_allocation(program=make_program(rules={"limits": {"day": 500}}), beneficiary=beneficiary)
+    response = api.send(
+        "/authorizations", {"amount": 501, "currency": "EUR", "card": card.reference}
+    )
+    assert response.json()["decline"]["code"] == "limit_exceeded"
+
+
+def test_decline_for_insufficient_funds(authorize):
+    assert decline_reason(authorize, 10_001) == "insufficient_funds"
+
+
+def test_decline_for_a_frozen_wallet_and_card(authorize, beneficiary, card):
+    wallet_freeze(wallet=beneficiary.wallet, reason="test")
+    assert decline_reason(authorize) == "wallet_frozen"
+
+
+def test_decline_for_a_frozen_card(authorize, card):
+    Card.objects.filter(pk=card.pk).update(status=Card.Status.FROZEN)
+    assert decline_reason(authorize) == "card_frozen"
+
+
+def test_a_suspended_merchant_is_refused(api, authorize):
+    merchant_suspend(merchant=api.merchant)
+    assert decline_reason(authorize) == "merchant_suspended"
+
+
+def test_another_merchant_s_objects_answer_404(api, authorize):
+    auth = authorize(3_000, capture=True)
+    refund = api.send(f"/authorizations/{auth['id']}/refunds", {"amount": 100}).json()
+    capture_id = api.read("/captures").json()["results"][0]["id"]
+    other = MerchantClient(make_merchant())
+    for response in [
+        other.read(f"/authorizations/{auth['id']}"),
+        other.read(f"/captures/{capture_id}"),
+        other.read(f"/refunds/{refund['id']}"),
+        other.send(f"/authorizations/{auth['id']}/capture", {}),
+        other.send(f"/authorizations/{auth['id']}/reverse", {}),
+        other.send(f"/authorizations/{auth['id']}/refunds", {"amount": 100}),
+    ]:
+        assert (response.status_code, error_code(response)) == (404, "not_found")
+    assert other.read("/authorizations").json()["results"] == []
+    assert other.read("/refunds").json()["results"] == []
+
+
+def test_lists_filter_and_paginate_with_a_cursor(api, authorize):
+    for amount in (100, 200, 300):
+        authorize(amount)
+    authorize(50_000)  # declined
+    page = api.read("/authorizations", limit=2).json()
+    assert [a["amount"] for a in page["results"]] == [50_000, 300]
+    following = api.get(page["next"]).json()
+    assert [a["amount"] for a in following["results"]] == [200, 100]
+    assert following["next"] is None
+    declined = api.read("/authorizations", status="declined").json()["results"]
+    assert [a["amount"] for a in declined] == [50_000]
+    future = (timezone.now() + timedelta(hours=1)).isoformat()
+    assert api.read("/authorizations", created_gte=future).json()["results"] == []
+
+
+def test_a_bad_filter_is_a_400(api):
+    response = api.read("/authorizations", status="nonsense")
+    assert (response.status_code, error_code(response)) == (400, "invalid_request")
+
+
+def test_the_docs_page_and_schema_are_served(api):
+    assert api.get("/api/merchant/v1/docs").status_code == 200
+    schema = api.get("/api/merchant/v1/schema")
+    assert schema.status_code == 200
+    assert b"/authorizations/{reference}/refunds" in schema.content
+
+
+def test_throttling_per_key(api, monkeypatch):
+    monkeypatch.setattr(MerchantKeyThrottle, "THROTTLE_RATES", {"merchant_key": "3/minute"})
+    cache.clear()
+    try:
+        codes = [api.read("/authorizations").status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        assert error_code(api.read("/authorizations")) == "rate_limited"
+        other = MerchantClient(make_merchant())
+        assert other.read("/authorizations").status_code == 200
+    finally:
+        cache.clear()
