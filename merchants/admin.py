@@ -56,10 +56,13 @@ class MerchantAdmin(admin.ModelAdmin):
     @admin.action(description=_("Create an API key (shown once)"))
     def create_api_key(self, request, queryset):
         for merchant in queryset:
-            key, secret = api_key_create(merchant=merchant, name=str(_("Created in the admin")))
+            _key, secret = api_key_create(merchant=merchant, name=str(_("Created in the admin")))
             self.message_user(
                 request,
                 _("API key for %(merchant)s, shown only now: %(secret)s")
                 % {"merchant": merchant, "secret": secret},
                 messages.WARNING,
             )
+
+
+from merchants import admin_webhooks  # noqa: E402, F401

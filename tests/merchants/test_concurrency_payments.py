@@ -1,0 +1,103 @@
+"""Captures, reversals and refunds of the merchant API under real concurrent clients on
+PostgreSQL: an authorization's money is captured, released or refunded at most once."""
+
+import pytest
+from django.utils import timezone
+
+from merchants.models import Capture, Refund, Reversal
+from merchants.payments import (
+    merchant_place,
+    payment_capture,
+    payment_refund,
+    payment_reverse,
+)
+from tests.concurrency import run_together
+from tests.factories import BeneficiaryFactory, make_allocation, make_program
+from tests.markers import postgresql_only
+from wallet.authorization.request import AuthorizationRequest
+from wallet.authorization.services import authorize
+from wallet.ledger.verify import verify
+
+pytestmark = [postgresql_only, pytest.mark.django_db(transaction=True)]
+
+
+def approved(merchant, wallet, amount, key):
+    decision = authorize(
+        request=AuthorizationRequest(
+            amount=amount,
+            currency="EUR",
+            merchant=merchant_place(merchant),
+            at=timezone.now(),
+            channel="api",
+        ),
+        wallet=wallet,
+        merchant=merchant,
+        idempotency_key=key,
+    )
+    assert decision.status == "approved"
+    return decision
+
+
+@pytest.fixture
+def wallet():
+    beneficiary = BeneficiaryFactory()
+    program = make_program()
+    # Two pockets, so that operations span several accounts and their lock order matters.
+    make_allocation(program=program, beneficiary=beneficiary, amount=6_000)
+    make_allocation(program=program, beneficiary=beneficiary, amount=6_000)
+    return beneficiary.wallet
+
+
+def outcome_codes(outcomes):
+    return sorted(getattr(o, "code", type(o).__name__) for o in outcomes)
+
+
+def test_concurrent_refunds_never_exceed_the_capture(merchant, wallet):
+    decision = approved(merchant, wallet, 9_000, "a")
+    payment_capture(merchant=merchant, decision=decision, idempotency_key="c")
+
+    outcomes = run_together(
+        [
+            lambda i=i: payment_refund(
+                merchant=merchant, decision=decision, amount=1_000, idempotency_key=f"r{i}"
+            )
+            for i in range(20)
+        ]
+    )
+
+    assert sum(isinstance(o, Refund) for o in outcomes) == 9
+    assert set(outcome_codes(o for o in outcomes if not isinstance(o, Refund))) == {
+        "exceeds_refundable_amount"
+    }
+    assert verify() == []
+
+
+def test_capture_and_reverse_race_one_wins(merchant, wallet):
+    decision = approved(merchant, wallet, 8_000, "a")
+
+    outcomes = run_together(
+        [lambda: payment_capture(merchant=merchant, decision=decision, idempotency_key="c")] * 10
+        + [lambda: payment_reverse(merchant=merchant, decision=decision, idempotency_key="v")] * 10
+    )
+
+    winners = {type(o) for o in outcomes if isinstance(o, Capture | Reversal)}
+    assert len(winners) == 1
+    assert set(outcome_codes(o for o in outcomes if isinstance(o, Exception))) <= {
+        "authorization_not_capturable"
+    }
+    assert verify() == []
+
+
+def test_concurrent_operations_on_one_wallet_do_not_deadlock(merchant, wallet):
+    decisions = [approved(merchant, wallet, 1_000, f"a{i}") for i in range(10)]
+
+    outcomes = run_together(
+        [
+            lambda d=d, i=i: payment_capture(merchant=merchant, decision=d, idempotency_key=f"c{i}")
+            for i, d in enumerate(decisions)
+        ]
+        + [lambda i=i: approved(merchant, wallet, 100, f"b{i}") for i in range(10)]
+    )
+
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    assert verify() == []
