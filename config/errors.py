@@ -1,8 +1,9 @@
 """The API's one error shape: {"error": {"code", "message", "field"}}, with a stable code that
 clients can rely on and a message a person can read."""
 
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -60,3 +61,22 @@ def exception_handler(exc, context):
         message = exc.detail if isinstance(exc.detail, str) else _("The request is not valid.")
         return error_response(code, message, status_code=exc.status_code, headers=headers)
     return None
+
+
+def _api_error(request, code: str, message, status_code: int):
+    body = {"error": {"code": code, "message": str(message), "field": None}}
+    return JsonResponse(body, status=status_code)
+
+
+def not_found(request, exception=None):
+    """Django's 404 for the URLs no view matched: JSON under /api/, the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return _api_error(request, "not_found", _("No such resource."), 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """The last resort, for a bug: a JSON error under /api/, without any detail of the bug."""
+    if request.path.startswith("/api/"):
+        return _api_error(request, "internal_error", _("An unexpected error occurred."), 500)
+    return defaults.server_error(request)

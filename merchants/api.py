@@ -217,6 +217,19 @@ ReversalOutput = _operation_output(Reversal, "reversal")
 RefundOutput = _operation_output(Refund, "refund", ("reason",))
 
 
+def page_of(output, name: str):
+    """The schema of a cursor-paginated list of `output` (the shape Cursor answers)."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": output(many=True),
+        },
+    )
+
+
 class Cursor(CursorPagination):
     page_size = 25
     max_page_size = 100
@@ -348,6 +361,7 @@ class AuthorizationListCreateApi(MerchantApi):
 
     @extend_schema(
         summary="List authorizations, newest first",
+        operation_id="authorizations_list",
         parameters=[
             OpenApiParameter("status", str, enum=[c for c, _ in Decision.Status.choices]),
             OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
@@ -356,7 +370,7 @@ class AuthorizationListCreateApi(MerchantApi):
             OpenApiParameter("cursor", str),
             OpenApiParameter("limit", int),
         ],
-        responses={200: AuthorizationOutput(many=True), **ERRORS},
+        responses={200: page_of(AuthorizationOutput, "AuthorizationPage"), **ERRORS},
     )
     def get(self, request):
         return _paginated(
@@ -472,6 +486,7 @@ def _operation_views(model, output, name: str):
     class ListApi(MerchantApi):
         @extend_schema(
             summary=f"List {name}s, newest first",
+            operation_id=f"{name}s_list",
             parameters=[
                 OpenApiParameter("authorization", str),
                 OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
@@ -479,7 +494,7 @@ def _operation_views(model, output, name: str):
                 OpenApiParameter("cursor", str),
                 OpenApiParameter("limit", int),
             ],
-            responses={200: output(many=True), **ERRORS},
+            responses={200: page_of(output, f"{model.__name__}Page"), **ERRORS},
         )
         def get(self, request):
             queryset = model.objects.filter(decision__merchant=self.merchant).select_related(
@@ -530,12 +545,16 @@ class ApiKeyCreatedOutput(ApiKeyOutput):
         return self.context["secret"]
 
 
+class ApiKeyListOutput(serializers.Serializer):
+    data = ApiKeyOutput(many=True)
+
+
 class ApiKeyListCreateApi(MerchantApi):
     class ApiKeyInput(serializers.Serializer):
         name = serializers.CharField(max_length=100)
         mode = serializers.ChoiceField(choices=ApiKey.Mode.choices, default=ApiKey.Mode.LIVE)
 
-    @extend_schema(summary="List your API keys", responses={200: ApiKeyOutput(many=True)})
+    @extend_schema(summary="List your API keys", responses={200: ApiKeyListOutput, **ERRORS})
     def get(self, request):
         keys = self.merchant.api_keys.order_by("-created_at")
         return Response({"data": ApiKeyOutput(keys, many=True).data})
