@@ -61,10 +61,15 @@ class IdempotencyConflict(DomainError):
 
 class HoldAlreadyResolved(DomainError):
     status = 409
+    MESSAGES = {
+        "posted": _("This hold was already captured."),
+        "voided": _("This hold was already released."),
+        "expired": _("This hold has expired: its money was released."),
+    }
 
     def __init__(self, state: str):
         self.code = f"hold_already_{state}"
-        super().__init__(_("This hold is already %(state)s.") % {"state": state})
+        super().__init__(self.MESSAGES[state])
 
 
 class ExceedsHoldAmount(DomainError):
@@ -83,3 +88,84 @@ class InvalidState(DomainError):
     code = "invalid_state"
     status = 409
     default_message = _("This operation is not possible in the object's current state.")
+
+
+class WalletFrozen(DomainError):
+    code = "wallet_frozen"
+    status = 409
+    default_message = _(
+        "This wallet is frozen: it cannot be used until the organisation that gives the aid "
+        "unfreezes it."
+    )
+
+
+class PaymentCodeError(DomainError):
+    """A payment code was refused. Catch this base class to handle every refusal at once."""
+
+    code = "payment_code_invalid"
+    status = 404
+    default_message = _("This payment code is not valid. Please check it, or ask for a new one.")
+
+    def __init__(self, message=None, *, field: str | None = "code", **details):
+        super().__init__(message, field=field, **details)
+
+
+class PaymentCodeMalformed(PaymentCodeError):
+    code = "payment_code_malformed"
+    status = 400
+    default_message = _("A payment code has 10 digits, such as 1234 567 890.")
+
+
+class PaymentCodeInvalid(PaymentCodeError):
+    code = "payment_code_invalid"
+
+
+class PaymentCodeExpired(PaymentCodeError):
+    code = "payment_code_expired"
+    status = 410
+    default_message = _("This payment code has expired. Please ask for a new one.")
+
+
+class PaymentCodeUsed(PaymentCodeError):
+    code = "payment_code_used"
+    status = 409
+    default_message = _("This payment code was already used. Please ask for a new one.")
+
+
+class PaymentCodeAmountExceeded(PaymentCodeError):
+    code = "payment_code_amount_exceeded"
+    status = 422
+    default_message = _("The amount is larger than the maximum this payment code allows.")
+
+    def __init__(self, message=None, *, field: str | None = "amount", **details):
+        super().__init__(message, field=field, **details)
+
+
+class PaymentCodeCurrencyMismatch(PaymentCodeError):
+    code = "payment_code_currency_mismatch"
+    status = 422
+    default_message = _("This payment code is for another currency.")
+
+    def __init__(self, message=None, *, field: str | None = "currency", **details):
+        super().__init__(message, field=field, **details)
+
+
+class PaymentCodeLocked(PaymentCodeError):
+    """Too many wrong codes were tried on a wallet: its codes were cancelled and it cannot create
+    one until the cooling-off period ends (`details["retry_after"]`, in seconds)."""
+
+    code = "payment_code_locked"
+    status = 429
+    default_message = _(
+        "Payment codes are blocked for a few minutes after too many wrong attempts. "
+        "Please try again later."
+    )
+
+
+class PaymentCodeUnavailable(PaymentCodeError):
+    code = "payment_code_unavailable"
+    status = 503
+    default_message = _("No payment code can be created right now. Please try again in a minute.")
+
+    def __init__(self, message=None, *, field: str | None = None, **details):
+        super().__init__(message, field=field, **details)

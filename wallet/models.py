@@ -7,6 +7,7 @@ from phonenumber_field.modelfields import PhoneNumberField
 from config.validators import validate_french_postcode
 from wallet.authorization.models import Decision, DecisionHold
 from wallet.ledger.models import Account, Entry, Transfer
+from wallet.payment_codes import PaymentCode
 
 __all__ = [
     "Account",
@@ -15,6 +16,7 @@ __all__ = [
     "Decision",
     "DecisionHold",
     "Entry",
+    "PaymentCode",
     "Pocket",
     "Transfer",
     "Wallet",

@@ -1,0 +1,435 @@
+"""One-time payment codes: how a beneficiary pays with the mobile app. The app creates a code,
+shows it as "1234 567 890" and as a QR code, and the merchant types or scans it into the
+authorization it sends to the merchant API.
+
+A code is 10 digits: the first 4 are its **slot**, the lookup key, unique among the codes still
+usable; the last 6 are its **secret**. Only the slot is stored in clear, with an HMAC-SHA256 of
+the whole code keyed by a key derived from SECRET_KEY (a plain hash of 10 digits is reversed
+offline in seconds; the HMAC key is not in the database). A code lives a few minutes
+(PAYMENT_CODE_TTL_SECONDS, 300 by default), is used at most once, belongs to one wallet, and may
+carry a maximum amount and its currency.
+
+Guessing: a code that matches no usable slot is simply invalid, and the caller's per-key
+throttle limits how fast anyone can try. A wrong secret on a usable slot counts a failure on that
+code; once a wallet's codes have collected MAX_FAILED_ATTEMPTS failures within one code lifetime,
+every usable code of the wallet is invalidated and the wallet cannot create a code for a
+cooling-off period (PAYMENT_CODE_LOCKOUT_SECONDS, 900 by default). Both are derived from the
+PaymentCode rows: no counter table.
+
+Locks: a service that changes a wallet's codes locks the wallet row first, then code rows, the
+order the authorization engine already uses (wallet, then what hangs from it). A creation and a
+lockout therefore never interleave, and two redemptions of one code are queued: exactly one wins.
+"""
+
+import hmac
+import io
+import math
+import re
+import secrets
+from datetime import datetime, timedelta
+
+import segno
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Max, Q, Sum
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
+
+from wallet.errors import (
+    AmountTooLarge,
+    DomainError,
+    InvalidAmount,
+    PaymentCodeAmountExceeded,
+    PaymentCodeCurrencyMismatch,
+    PaymentCodeError,
+    PaymentCodeExpired,
+    PaymentCodeInvalid,
+    PaymentCodeLocked,
+    PaymentCodeMalformed,
+    PaymentCodeUnavailable,
+    PaymentCodeUsed,
+    WalletFrozen,
+)
+from wallet.ledger.services import MAX_AMOUNT
+
+__all__ = [
+    "PaymentCode",
+    "payment_code_create",
+    "payment_code_format",
+    "payment_code_normalize",
+    "payment_code_qr_svg",
+    "payment_code_redeem",
+]
+
+SLOT_DIGITS = 4
+SECRET_DIGITS = 6
+CODE_DIGITS = SLOT_DIGITS + SECRET_DIGITS
+# How many slots there are, so how many codes can be usable at once on the whole platform. The
+# tests shrink it; it must stay <= 10 ** SLOT_DIGITS.
+SLOTS = 10**SLOT_DIGITS
+# Wrong secrets a wallet's codes may collect within one code lifetime before they are cancelled.
+MAX_FAILED_ATTEMPTS = 5
+# Usable codes one wallet may hold: a new code beyond it retires the wallet's oldest (marked
+# expired). Without a cap, one account creating codes in a loop would take every slot of the
+# platform within seconds, and nobody could create a code until they expire.
+MAX_USABLE_CODES_PER_WALLET = 3
+# Slots tried by one creation before it gives up (concurrent creations may take the same one).
+_CREATE_ATTEMPTS = 5
+
+_HMAC_SALT = "wallet.payment_codes.PaymentCode.digest"
+# What a person may type between the digits: spaces of any kind (the app groups the digits with
+# a narrow no-break space in French) and dashes. Anything else is refused, so are non-ASCII
+# digits ("١٢٣" is not "123" for us: a code is typed on a Latin keypad or scanned).
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
+_DIGITS = re.compile(rf"[0-9]{{{CODE_DIGITS}}}")
+_MAX_INPUT_LENGTH = 64
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def code_lifetime() -> timedelta:
+    return timedelta(seconds=getattr(settings, "PAYMENT_CODE_TTL_SECONDS", 300))
+
+
+def lockout_period() -> timedelta:
+    return timedelta(seconds=getattr(settings, "PAYMENT_CODE_LOCKOUT_SECONDS", 900))
+
+
+class PaymentCode(models.Model):
+    """One payment code. The code itself is never stored: `digest` is its keyed HMAC."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        USED = "used", _("Used")
+        EXPIRED = "expired", _("Expired")
+        # Only ever set by the lockout after repeated wrong attempts: the cooling-off period is
+        # derived from these rows. A future "cancel my code" needs a status of its own.
+        INVALIDATED = "invalidated", _("Cancelled after wrong attempts")
+
+    wallet = models.ForeignKey("wallet.Wallet", models.PROTECT, related_name="payment_codes")
+    slot = models.CharField(_("slot"), max_length=SLOT_DIGITS)
+    digest = models.CharField(_("digest"), max_length=64, editable=False)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.ACTIVE
+    )
+    max_amount = models.BigIntegerField(_("maximum amount"), null=True, blank=True)
+    currency = models.CharField(_("currency"), max_length=3, default="EUR")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # Still "active" past this instant until a redemption refuses it or a creation reuses its
+    # slot (which marks it expired first): expiry is checked on use, no periodic task.
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    invalidated_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    failed_attempts = models.PositiveIntegerField(_("wrong attempts"), default=0)
+    # The (caller-scoped) idempotency key of the authorization that used the code, so that a
+    # retry of that same authorization is recognised instead of refused as "already used".
+    redeemed_with = models.CharField(_("used by request"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("payment code")
+        verbose_name_plural = _("payment codes")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slot"],
+                condition=Q(status="active"),
+                name="payment_code_one_active_per_slot",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_amount__isnull=True) | Q(max_amount__gt=0),
+                name="payment_code_max_amount_positive",
+            ),
+        ]
+        indexes = [models.Index(fields=["slot", "digest"], name="payment_code_slot_digest")]
+
+    def __str__(self) -> str:
+        return f"{self.slot} ••• ••• ({self.get_status_display()})"
+
+
+def _digest(digits: str) -> str:
+    return salted_hmac(_HMAC_SALT, digits, algorithm="sha256").hexdigest()
+
+
+def _slot(number: int) -> str:
+    return f"{number:0{SLOT_DIGITS}d}"
+
+
+def _secret() -> str:
+    return f"{secrets.randbelow(10**SECRET_DIGITS):0{SECRET_DIGITS}d}"
+
+
+def _is_whole_amount(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def payment_code_normalize(code: str) -> str:
+    """The 10 ASCII digits of a code as typed or scanned ("1234 567 890", "1234-567-890"), or
+    PaymentCodeMalformed."""
+    if not isinstance(code, str) or len(code) > _MAX_INPUT_LENGTH:
+        raise PaymentCodeMalformed()
+    digits = _SEPARATORS.sub("", code)
+    if not _DIGITS.fullmatch(digits):
+        raise PaymentCodeMalformed()
+    return digits
+
+
+def payment_code_format(code: str) -> str:
+    """A code as people read it: "1234 567 890"."""
+    digits = payment_code_normalize(code)
+    return f"{digits[:4]} {digits[4:7]} {digits[7:]}"
+
+
+def payment_code_qr_svg(code: str, *, scale: int = 8) -> str:
+    """The code as a standalone QR code SVG document. It holds the 10 digits alone, in numeric
+    mode: a merchant's scanner types them into the same field as a typed code."""
+    digits = payment_code_normalize(code)
+    out = io.BytesIO()
+    segno.make_qr(digits, error="m").save(out, kind="svg", scale=scale, xmldecl=False)
+    return out.getvalue().decode()
+
+
+def _locked_until(wallet_id: int, now: datetime) -> datetime | None:
+    """The end of the wallet's cooling-off period, if one is running: it started when its codes
+    were invalidated for wrong attempts."""
+    last = PaymentCode.objects.filter(
+        wallet_id=wallet_id,
+        status=PaymentCode.Status.INVALIDATED,
+        invalidated_at__gt=now - lockout_period(),
+    ).aggregate(last=Max("invalidated_at"))["last"]
+    return last + lockout_period() if last is not None else None
+
+
+def _free_slot(now: datetime) -> str:
+    """A random slot that no usable code holds, or PaymentCodeUnavailable when all are taken."""
+    live = set(
+        PaymentCode.objects.filter(status=PaymentCode.Status.ACTIVE, expires_at__gt=now)
+        .values_list("slot", flat=True)
+        .distinct()
+    )
+    free = [slot for slot in map(_slot, range(SLOTS)) if slot not in live]
+    if not free:
+        raise PaymentCodeUnavailable()
+    return secrets.choice(free)
+
+
+def payment_code_create(
+    *, wallet, max_amount: int | None = None, currency: str = "EUR"
+) -> tuple[PaymentCode, str]:
+    """Create a one-time code for `wallet` and return it with its 10 digits, which are never
+    stored nor shown again (payment_code_format() and payment_code_qr_svg() render them).
+
+    A wallet holds at most MAX_USABLE_CODES_PER_WALLET usable codes: creating one more retires
+    its oldest. Refused with WalletFrozen for a frozen wallet, PaymentCodeLocked during a
+    cooling-off period (details["retry_after"] in seconds), PaymentCodeUnavailable when every
+    slot is taken."""
+    from wallet.models import Wallet  # wallet.models imports this module
+
+    if max_amount is not None:
+        if not _is_whole_amount(max_amount) or max_amount <= 0:
+            raise InvalidAmount(field="max_amount")
+        if max_amount > MAX_AMOUNT:
+            raise AmountTooLarge(field="max_amount")
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+        raise DomainError(
+            _("The currency must be a three-letter ISO code, such as EUR."), field="currency"
+        )
+    with transaction.atomic():
+        # The wallet's lock orders this creation with a lockout (payment_code_redeem), so no code
+        # is created between the count of wrong attempts and the cancellation of the codes.
+        wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
+        if wallet.is_frozen:
+            raise WalletFrozen()
+        now = timezone.now()
+        locked_until = _locked_until(wallet.pk, now)
+        if locked_until is not None:
+            seconds = math.ceil((locked_until - now).total_seconds())
+            minutes = math.ceil(seconds / 60)
+            raise PaymentCodeLocked(
+                ngettext_lazy(
+                    "Too many wrong payment codes were tried. You can create a new code in "
+                    "%(minutes)d minute.",
+                    "Too many wrong payment codes were tried. You can create a new code in "
+                    "%(minutes)d minutes.",
+                    "minutes",
+                )
+                % {"minutes": minutes},
+                field=None,
+                retry_after=seconds,
+            )
+        oldest = list(
+            PaymentCode.objects.filter(wallet=wallet, status=PaymentCode.Status.ACTIVE)
+            .order_by("-created_at", "-pk")
+            .values_list("pk", flat=True)[MAX_USABLE_CODES_PER_WALLET - 1 :]
+        )
+        if oldest:
+            PaymentCode.objects.filter(pk__in=oldest).update(status=PaymentCode.Status.EXPIRED)
+        slot = _slot(secrets.randbelow(SLOTS))
+        for _attempt in range(_CREATE_ATTEMPTS):
+            digits = slot + _secret()
+            # A code past its expiry still holds its slot until it is marked expired.
+            PaymentCode.objects.filter(
+                slot=slot, status=PaymentCode.Status.ACTIVE, expires_at__lte=now
+            ).update(status=PaymentCode.Status.EXPIRED)
+            try:
+                with transaction.atomic():
+                    payment_code = PaymentCode.objects.create(
+                        wallet=wallet,
+                        slot=slot,
+                        digest=_digest(digits),
+                        max_amount=max_amount,
+                        currency=currency,
+                        created_at=now,
+                        expires_at=now + code_lifetime(),
+                    )
+            except IntegrityError:
+                # The slot is held by a usable code (or was just taken by a concurrent creation,
+                # on PostgreSQL after waiting for it to commit): pick among the free ones.
+                slot = _free_slot(now)
+                continue
+            return payment_code, digits
+        raise PaymentCodeUnavailable()
+
+
+def payment_code_redeem(
+    *, code: str, amount: int, currency: str, idempotency_key: str | None = None
+) -> PaymentCode:
+    """Use a code to pay `amount` (minor units) in `currency`: check it and mark it used, exactly
+    once however many callers try at the same time. Returns the used code; its `wallet` (locked
+    until the caller's transaction ends) is the wallet to authorize against.
+
+    A code is single use, and single attempt: once redeemed it stays used even when the
+    authorization that redeemed it is then declined (no eligible aid, insufficient funds...);
+    the beneficiary creates a new code. Only a rollback of the caller's transaction (an
+    exception, not a recorded decline) gives it back.
+
+    `idempotency_key`, already scoped by the caller like authorize()'s, makes a retry of the
+    same request return the code it used instead of PaymentCodeUsed.
+
+    Transactions: this never commits on its own (savepoints only) and may run inside the
+    caller's atomic block. A wrong secret is counted, and may cancel the wallet's codes, *before*
+    PaymentCodeInvalid is raised: if the caller's transaction is rolled back, that count is lost
+    and the guessing limit with it. Inside an atomic block, catch PaymentCodeError, let the block
+    commit, and raise after it:
+
+        with transaction.atomic():
+            try:
+                payment_code = payment_code_redeem(code=..., amount=..., currency=...)
+            except PaymentCodeError as error:
+                refused = error
+            else:
+                refused = None
+                decision = authorize(wallet=payment_code.wallet, ...)
+        if refused is not None:
+            raise refused
+
+    Refusals, each a PaymentCodeError with a stable code: payment_code_malformed,
+    payment_code_invalid (no such code, or a wrong secret), payment_code_expired,
+    payment_code_used, payment_code_locked (cancelled after wrong attempts),
+    payment_code_currency_mismatch, payment_code_amount_exceeded; and invalid_amount.
+    Only a wrong secret changes anything."""
+    digits = payment_code_normalize(code)
+    if not _is_whole_amount(amount) or amount <= 0:
+        raise InvalidAmount(field="amount")
+    with transaction.atomic():
+        outcome = _redeem(
+            slot=digits[:SLOT_DIGITS],
+            digest=_digest(digits),
+            amount=amount,
+            currency=currency,
+            idempotency_key=idempotency_key or "",
+        )
+    # Raised outside the savepoint, so that a failure counted above is kept.
+    if isinstance(outcome, PaymentCodeError):
+        raise outcome
+    return outcome
+
+
+def _redeem(
+    *, slot: str, digest: str, amount: int, currency: str, idempotency_key: str
+) -> PaymentCode | PaymentCodeError:
+    from wallet.models import Wallet  # wallet.models imports this module
+
+    live = (
+        PaymentCode.objects.filter(slot=slot, status=PaymentCode.Status.ACTIVE)
+        .values_list("pk", "wallet_id")
+        .first()
+    )
+    if live is None:
+        return _settled(slot, digest, idempotency_key) or PaymentCodeInvalid()
+    pk, wallet_id = live
+    wallet = Wallet.objects.select_for_update().get(pk=wallet_id)
+    payment_code = (
+        PaymentCode.objects.select_for_update()
+        .filter(pk=pk, status=PaymentCode.Status.ACTIVE)
+        .first()
+    )
+    if payment_code is None:  # used or cancelled while this call waited for the wallet
+        return _settled(slot, digest, idempotency_key) or PaymentCodeInvalid()
+    now = timezone.now()
+    if not hmac.compare_digest(payment_code.digest, digest):
+        # An older code of this slot typed again (a merchant's retry) is no guess.
+        settled = _settled(slot, digest, idempotency_key)
+        if settled is not None:
+            return settled
+        if payment_code.expires_at > now:  # a dead code cannot be guessed: no need to count
+            _count_failure(payment_code, now)
+        # The same answer as for a slot with no code, lockout or not: a guesser learns nothing.
+        return PaymentCodeInvalid()
+    if payment_code.expires_at <= now:
+        return PaymentCodeExpired()
+    if currency != payment_code.currency:
+        return PaymentCodeCurrencyMismatch()
+    if payment_code.max_amount is not None and amount > payment_code.max_amount:
+        return PaymentCodeAmountExceeded(max_amount=payment_code.max_amount)
+    payment_code.status = PaymentCode.Status.USED
+    payment_code.used_at = now
+    payment_code.redeemed_with = idempotency_key
+    payment_code.save(update_fields=["status", "used_at", "redeemed_with"])
+    payment_code.wallet = wallet
+    return payment_code
+
+
+def _settled(slot: str, digest: str, idempotency_key: str) -> PaymentCode | PaymentCodeError | None:
+    """What to answer for a code with these digits that is no longer usable: the code itself for
+    a retry of the request that used it, else why it is refused; None if there is no such code."""
+    previous = (
+        PaymentCode.objects.filter(slot=slot, digest=digest)
+        .exclude(status=PaymentCode.Status.ACTIVE)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if previous is None:
+        return None
+    if previous.status == PaymentCode.Status.USED:
+        if idempotency_key and previous.redeemed_with == idempotency_key:
+            return previous
+        return PaymentCodeUsed()
+    if previous.status == PaymentCode.Status.EXPIRED:
+        return PaymentCodeExpired()
+    return PaymentCodeLocked(
+        _(
+            "This payment code was cancelled after too many wrong attempts. The beneficiary can "
+            "create a new one in a few minutes."
+        )
+    )
+
+
+def _count_failure(payment_code: PaymentCode, now: datetime) -> None:
+    """Count a wrong secret on a usable code; past the limit, cancel every usable code of its
+    wallet, which starts the cooling-off period. The caller holds the wallet's lock."""
+    PaymentCode.objects.filter(pk=payment_code.pk).update(failed_attempts=F("failed_attempts") + 1)
+    # Every failure of the last code lifetime was made on a code usable at that time, so on a code
+    # that expires after now - lifetime. Failures that already caused a lockout do not count again.
+    failures = (
+        PaymentCode.objects.filter(
+            wallet_id=payment_code.wallet_id, expires_at__gt=now - code_lifetime()
+        )
+        .exclude(status=PaymentCode.Status.INVALIDATED)
+        .aggregate(total=Sum("failed_attempts"))["total"]
+        or 0
+    )
+    if failures >= MAX_FAILED_ATTEMPTS:
+        PaymentCode.objects.filter(
+            wallet_id=payment_code.wallet_id, status=PaymentCode.Status.ACTIVE
+        ).update(status=PaymentCode.Status.INVALIDATED, invalidated_at=now)
