@@ -121,7 +121,15 @@ CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
     "expire-allocations": {"task": "funders.tasks.expire_allocations", "schedule": 900.0},
     "verify-ledger": {"task": "wallet.tasks.verify_ledger", "schedule": 86400.0},
+    "retry-due-webhooks": {"task": "merchants.tasks.retry_due_webhooks", "schedule": 60.0},
 }
+
+# One-time payment codes: lifetime, the wallet's cooling-off after repeated wrong codes, and the
+# wrong codes one merchant API key may send per window before it must wait.
+PAYMENT_CODE_TTL_SECONDS = env.int("PAYMENT_CODE_TTL_SECONDS", default=300)
+PAYMENT_CODE_LOCKOUT_SECONDS = env.int("PAYMENT_CODE_LOCKOUT_SECONDS", default=900)
+PAYMENT_CODE_FAILURES_PER_KEY = env.int("PAYMENT_CODE_FAILURES_PER_KEY", default=20)
+PAYMENT_CODE_FAILURE_WINDOW_SECONDS = env.int("PAYMENT_CODE_FAILURE_WINDOW_SECONDS", default=3600)
 
 # How long an authorization hold stays pending before it is voided automatically.
 HOLD_TTL_DAYS = env.int("HOLD_TTL_DAYS", default=7)

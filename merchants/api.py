@@ -4,7 +4,10 @@ Every POST takes an `Idempotency-Key` header (see merchants/idempotency.py); eve
 looked up through the authenticated merchant, so another merchant's id answers 404."""
 
 import django_filters
+from django.conf import settings
+from django.core.cache import cache
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -26,6 +29,7 @@ from merchants.payments import payment_authorize, payment_capture, payment_refun
 from merchants.selectors import authorization_list, authorization_summary
 from merchants.services import api_key_create, api_key_revoke, merchant_create
 from wallet.authorization.codes import merchant_message
+from wallet.errors import DomainError, PaymentCodeInvalid
 from wallet.ledger.services import MAX_AMOUNT
 from wallet.models import Decision
 
@@ -64,6 +68,32 @@ class MerchantKeyThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+
+
+class PaymentCodeGuessing:
+    """Wrong payment codes per API key: past the limit in the window, the key may not try codes
+    for the rest of it. The wallet-side lockout (wallet/payment_codes.py) protects one wallet;
+    this stops one key from spraying the whole code space."""
+
+    def __init__(self, key: ApiKey):
+        self.cache_key = f"payment-code-failures:{key.pk}"
+
+    def check(self) -> None:
+        if cache.get(self.cache_key, 0) >= settings.PAYMENT_CODE_FAILURES_PER_KEY:
+            raise PaymentCodeGuessingThrottled(field="payment_code")
+
+    def count_failure(self) -> None:
+        window = settings.PAYMENT_CODE_FAILURE_WINDOW_SECONDS
+        if not cache.add(self.cache_key, 1, timeout=window):
+            cache.incr(self.cache_key)
+
+
+class PaymentCodeGuessingThrottled(DomainError):
+    code = "payment_code_attempts_exceeded"
+    status = 429
+    default_message = _(
+        "Too many wrong payment codes were sent with this API key. Try again later."
+    )
 
 
 class MerchantApi(APIView):
@@ -322,13 +352,27 @@ class AuthorizationListCreateApi(MerchantApi):
     class AuthorizationInput(serializers.Serializer):
         amount = amount_field(help_text="In minor units: 1250 is 12.50 EUR.")
         currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
-        card = serializers.CharField(max_length=40, help_text="The card's reference, card_...")
+        card = serializers.CharField(
+            max_length=40, required=False, help_text="The card's reference, card_..."
+        )
+        payment_code = serializers.CharField(
+            max_length=32,
+            required=False,
+            help_text="The one-time code shown by the beneficiary's app, e.g. 1234 567 890.",
+        )
         partial_approval_allowed = serializers.BooleanField(default=False)
         capture = serializers.BooleanField(
             default=False, help_text="Capture what is approved at once (a one-step purchase)."
         )
         merchant_reference = serializers.CharField(max_length=200, default="", allow_blank=True)
         metadata = MetadataField(default=dict)
+
+        def validate(self, attrs):
+            if ("card" in attrs) == ("payment_code" in attrs):
+                raise serializers.ValidationError(
+                    {"card": "Send either card or payment_code, not both and not neither."}
+                )
+            return attrs
 
     @extend_schema(
         summary="Authorize a payment",
@@ -353,9 +397,16 @@ class AuthorizationListCreateApi(MerchantApi):
     def post(self, request):
         data = self.AuthorizationInput(data=request.data)
         data.is_valid(raise_exception=True)
-        decision = payment_authorize(
-            merchant=self.merchant, idempotency_key=self.service_key(), **data.validated_data
-        )
+        guard = PaymentCodeGuessing(request.auth)
+        if "payment_code" in data.validated_data:
+            guard.check()
+        try:
+            decision = payment_authorize(
+                merchant=self.merchant, idempotency_key=self.service_key(), **data.validated_data
+            )
+        except PaymentCodeInvalid:
+            guard.count_failure()
+            raise
         decision = authorization_list(merchant=self.merchant).get(pk=decision.pk)
         return Response(AuthorizationOutput(decision).data, status=status.HTTP_201_CREATED)
 

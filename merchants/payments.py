@@ -20,12 +20,14 @@ from wallet.errors import (
     ExceedsHoldAmount,
     ExceedsRefundable,
     InvalidState,
+    PaymentCodeError,
     UnknownInstrument,
 )
 from wallet.ledger.idempotency import run_idempotent
 from wallet.ledger.models import Transfer
 from wallet.ledger.services import hold_place, hold_post, hold_void, validate_amount
 from wallet.models import Card, Wallet
+from wallet.payment_codes import payment_code_redeem
 from wallet.services import capture_refund
 
 
@@ -60,20 +62,26 @@ def _scoped(merchant: Merchant, key: str | None) -> str:
 def payment_authorize(
     *,
     merchant: Merchant,
-    card: str,
     amount: int,
     currency: str,
+    card: str | None = None,
+    payment_code: str | None = None,
     partial_approval_allowed: bool = False,
     capture: bool = False,
     merchant_reference: str = "",
     metadata: dict | None = None,
     idempotency_key: str | None = None,
 ) -> Decision:
-    """Authorize a payment at a merchant on the API channel; with `capture`, capture what was
-    approved in the same transaction (a one-step purchase)."""
-    instrument = Card.objects.select_related("wallet").filter(reference=card).first()
-    if instrument is None:
-        raise UnknownInstrument(field="card")
+    """Authorize a payment at a merchant on the API channel, paid with a card reference or a
+    one-time payment code from the beneficiary's app; with `capture`, capture what was approved
+    in the same transaction (a one-step purchase)."""
+    if (card is None) == (payment_code is None):
+        raise InvalidState(message="Send either a card or a payment code.", field="card")
+    instrument = None
+    if card is not None:
+        instrument = Card.objects.select_related("wallet").filter(reference=card).first()
+        if instrument is None:
+            raise UnknownInstrument(field="card")
     request = AuthorizationRequest(
         amount=amount,
         currency=currency,
@@ -83,18 +91,32 @@ def payment_authorize(
         partial_allowed=partial_approval_allowed,
     )
     key = _scoped(merchant, idempotency_key)
+    refused: PaymentCodeError | None = None
     with transaction.atomic():
-        decision = authorize(
-            request=request,
-            wallet=instrument.wallet,
-            card=instrument,
-            merchant=merchant,
-            idempotency_key=key,
-            merchant_reference=merchant_reference,
-            metadata=metadata or {},
-        )
-        if capture and decision.approved_amount:
-            _capture(decision=decision, amount=None, idempotency_key=f"{key}:capture")
+        if payment_code is not None:
+            try:
+                wallet = payment_code_redeem(
+                    code=payment_code, amount=amount, currency=currency, idempotency_key=key
+                ).wallet
+            except PaymentCodeError as error:
+                # Raised after the block commits: a wrong guess must stay counted.
+                refused = error
+        else:
+            wallet = instrument.wallet
+        if refused is None:
+            decision = authorize(
+                request=request,
+                wallet=wallet,
+                card=instrument,
+                merchant=merchant,
+                idempotency_key=key,
+                merchant_reference=merchant_reference,
+                metadata=metadata or {},
+            )
+            if capture and decision.approved_amount:
+                _capture(decision=decision, amount=None, idempotency_key=f"{key}:capture")
+    if refused is not None:
+        raise refused
     return decision
 
 

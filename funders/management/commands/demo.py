@@ -81,6 +81,7 @@ class Command(BaseCommand):
                 f"    login: {access.username}   password: {access.password}\n"
                 f"  Merchant: {merchant.trade_name}, {merchant.city} (MCC {merchant.mcc})\n"
                 f"    API key (shown once): {access.api_key}\n"
+                f"  Merchant API docs: {base}/api/merchant/v1/docs\n"
                 f"  Logs: {log_dir / 'web.log'}, {log_dir / 'worker.log'}\n\n"
                 "Authorize a 12.50 EUR payment on a beneficiary's card at this merchant:\n\n"
                 f"{curl}\n\n"
