@@ -1,27 +1,45 @@
 """The task queue works through the configured broker with a real worker: Redis in production
 and CI, kombu's SQLAlchemy transport on a SQLite file in the quick start."""
 
+import time
+from datetime import timedelta
+
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
+from django.utils import timezone
 
 from config.celery import app
 from wallet import tasks
+from wallet.ledger.models import Transfer
+from wallet.ledger.services import hold_place
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_task_runs_on_a_real_worker_through_the_configured_broker(settings):
-    # given a result backend the test can read (the platform itself needs none)
-    app.conf.result_backend = "cache+memory://"
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-            # when the nightly ledger check is queued
-            result = tasks.verify_ledger.delay()
-            # then a worker picked it up and found no problem
-            assert result.get(timeout=30) == 0
-    finally:
-        app.conf.result_backend = None
+def test_a_task_runs_on_a_real_worker_through_the_configured_broker(pocket, merchant):
+    # given a hold whose time is up
+    hold = hold_place(
+        debit=pocket.account,
+        credit=merchant.payable_account,
+        amount=500,
+        idempotency_key="old-hold",
+        expires_at=timezone.now() - timedelta(minutes=1),
+    )
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        # when the expiry task is queued through the broker
+        tasks.expire_holds.delay()
+        # then a worker picks it up and releases the hold
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not Transfer.objects.filter(
+            pending_transfer=hold
+        ).exists():
+            time.sleep(0.2)
+    hold.refresh_from_db()
+    assert hold.hold_state == "expired"
+    pocket.account.refresh_from_db()
+    assert pocket.account.pending == 0
 
 
 def test_the_broker_is_the_configured_one():
     assert app.conf.broker_url == settings.CELERY_BROKER_URL
+    assert not app.conf.task_always_eager
