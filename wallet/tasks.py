@@ -3,6 +3,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from wallet.errors import HoldAlreadyResolved
 from wallet.ledger.models import Transfer
 from wallet.ledger.services import hold_expire
 from wallet.ledger.verify import verify
@@ -19,7 +20,10 @@ def expire_holds(batch_size: int = 500) -> int:
     ).order_by("expires_at")[:batch_size]
     expired = 0
     for hold in due:
-        hold_expire(hold=hold)
+        try:
+            hold_expire(hold=hold)
+        except HoldAlreadyResolved:
+            continue  # captured or reversed since the list was read: nothing left to release
         expired += 1
     return expired
 

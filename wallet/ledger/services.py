@@ -192,7 +192,9 @@ def refund_post(
             refund_of=locked,
         )
 
-    params = {"capture": capture.pk, "amount": amount, "to": to.pk}
+    # `to` is not a parameter of the client's request but derived from the aid's state, which
+    # may change between a call and its retry (the aid ends): it stays out of the fingerprint.
+    params = {"capture": capture.pk, "amount": amount}
     return _idempotent(idempotency_key, params, create)
 
 
