@@ -170,3 +170,26 @@ class IdempotentResponse(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# Webhooks out live in their own module (models, signing, delivery); imported here so that
+# Django registers their models with the app.
+from merchants.webhooks import (  # noqa: E402
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+
+__all__ = [
+    "ApiKey",
+    "Capture",
+    "IdempotentResponse",
+    "Merchant",
+    "Refund",
+    "Reversal",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+]

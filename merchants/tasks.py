@@ -1,0 +1,35 @@
+"""Webhook delivery. Thin: load the delivery, call the service, queue the next try."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from merchants.webhooks import (
+    WebhookDelivery,
+    webhook_delivery_attempt,
+    webhook_delivery_due_ids,
+)
+
+
+@shared_task(ignore_result=True)
+def deliver_webhook(delivery_id: int) -> str | None:
+    """Attempt a delivery if it is pending and due; after a failed attempt, queue the next one
+    for when the backoff schedule says. Safe to run twice: a delivery that succeeded, or that
+    another worker is attempting, is not sent again. Returns the delivery's status."""
+    delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
+    if delivery is None:
+        return None
+    attempt = webhook_delivery_attempt(delivery=delivery)
+    if attempt is not None and delivery.status == WebhookDelivery.Status.PENDING:
+        wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
+        deliver_webhook.apply_async(args=[delivery.pk], countdown=max(0.0, wait))
+    return delivery.status
+
+
+@shared_task(ignore_result=True)
+def retry_due_webhooks(batch_size: int = 500) -> int:
+    """Queue again the pending deliveries whose attempt is overdue (a message the broker lost, a
+    worker that died mid-attempt). A duplicate is harmless: deliver_webhook sends once."""
+    ids = webhook_delivery_due_ids(limit=batch_size)
+    for delivery_id in ids:
+        deliver_webhook.delay(delivery_id)
+    return len(ids)
