@@ -26,7 +26,7 @@ from merchants import idempotency
 from merchants.authentication import ApiKeyAuthentication
 from merchants.models import ApiKey, Capture, Merchant, Refund, Reversal
 from merchants.payments import payment_authorize, payment_capture, payment_refund, payment_reverse
-from merchants.selectors import authorization_list, authorization_summary
+from merchants.selectors import authorization_list, capture_status
 from merchants.services import api_key_create, api_key_revoke, merchant_create
 from wallet.authorization.codes import merchant_message
 from wallet.errors import DomainError, PaymentCodeInvalid
@@ -173,10 +173,10 @@ class AuthorizationOutput(serializers.ModelSerializer):
     object = serializers.SerializerMethodField()
     decline = serializers.SerializerMethodField()
     capture_status = serializers.SerializerMethodField()
-    amount_held = serializers.SerializerMethodField()
-    amount_captured = serializers.SerializerMethodField()
-    amount_reversed = serializers.SerializerMethodField()
-    amount_refunded = serializers.SerializerMethodField()
+    amount_held = serializers.IntegerField(read_only=True)
+    amount_captured = serializers.IntegerField(read_only=True)
+    amount_reversed = serializers.IntegerField(read_only=True)
+    amount_refunded = serializers.IntegerField(read_only=True)
     created = serializers.DateTimeField(source="decided_at")
 
     class Meta:
@@ -186,12 +186,6 @@ class AuthorizationOutput(serializers.ModelSerializer):
             "capture_status", "amount_held", "amount_captured", "amount_reversed",
             "amount_refunded", "merchant_reference", "metadata", "created",
         ]  # fmt: skip
-
-    def _summary(self, decision):
-        cache = self.context.setdefault("summaries", {})
-        if decision.pk not in cache:
-            cache[decision.pk] = authorization_summary(decision)
-        return cache[decision.pk]
 
     def get_object(self, decision) -> str:
         return "authorization"
@@ -209,19 +203,7 @@ class AuthorizationOutput(serializers.ModelSerializer):
         )
     )
     def get_capture_status(self, decision):
-        return self._summary(decision).capture_status
-
-    def get_amount_held(self, decision) -> int:
-        return self._summary(decision).amount_held
-
-    def get_amount_captured(self, decision) -> int:
-        return self._summary(decision).amount_captured
-
-    def get_amount_reversed(self, decision) -> int:
-        return self._summary(decision).amount_reversed
-
-    def get_amount_refunded(self, decision) -> int:
-        return self._summary(decision).amount_refunded
+        return capture_status(decision)
 
 
 def _operation_output(model, object_name: str, extra: tuple[str, ...] = ()):

@@ -6,7 +6,6 @@ once; whichever response is stored first is the one every later retry gets."""
 
 import hashlib
 
-from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 from rest_framework.request import Request
@@ -54,14 +53,17 @@ def replay(*, merchant: Merchant, key: str, fingerprint: str) -> HttpResponse | 
 
 
 def remember(*, merchant: Merchant, key: str, fingerprint: str, response) -> None:
-    try:
-        with transaction.atomic():
-            IdempotentResponse.objects.create(
+    # ON CONFLICT DO NOTHING: if a concurrent first call stored its response first, retries get
+    # that one. One statement, no savepoint.
+    IdempotentResponse.objects.bulk_create(
+        [
+            IdempotentResponse(
                 merchant=merchant,
                 key=key,
                 fingerprint=fingerprint,
                 status_code=response.status_code,
                 body=response.content,
             )
-    except IntegrityError:
-        pass  # a concurrent first call stored its response first: retries will get that one
+        ],
+        ignore_conflicts=True,
+    )

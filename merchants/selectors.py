@@ -1,57 +1,47 @@
 """Reads of the merchant API, shared by its views."""
 
-from dataclasses import dataclass
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, Now
 
-from django.db.models import Prefetch, QuerySet
-from django.utils import timezone
-
-from merchants.models import Merchant
+from merchants.models import Capture, Merchant, Refund, Reversal
 from wallet.authorization.models import Decision, DecisionHold
-from wallet.ledger.models import Transfer
 
 
-def authorization_list(*, merchant: Merchant) -> QuerySet[Decision]:
-    """A merchant's authorizations (and only theirs), with what the lifecycle summary needs in
-    a fixed number of queries."""
-    return Decision.objects.filter(merchant=merchant).prefetch_related(
-        Prefetch(
-            "holds",
-            queryset=DecisionHold.objects.select_related("hold__resolution").order_by("pk"),
+def _total(queryset) -> Coalesce:
+    return Coalesce(
+        Subquery(
+            queryset.filter(decision=OuterRef("pk"))
+            .values("decision")
+            .annotate(total=Sum("amount"))
+            .values("total")
         ),
-        "captures",
-        "reversals",
-        "refunds",
+        0,
     )
 
 
-@dataclass(frozen=True)
-class AuthorizationSummary:
-    capture_status: str | None  # requires_capture, captured, refunded, reversed, expired
-    amount_held: int
-    amount_captured: int
-    amount_reversed: int
-    amount_refunded: int
+def authorization_list(*, merchant: Merchant) -> QuerySet[Decision]:
+    """A merchant's authorizations (and only theirs), each with its lifecycle totals computed
+    by the database in the same query."""
+    still_held = DecisionHold.objects.filter(hold__resolution__isnull=True).filter(
+        Q(hold__expires_at__isnull=True) | Q(hold__expires_at__gt=Now())
+    )
+    return Decision.objects.filter(merchant=merchant).annotate(
+        amount_held=_total(still_held),
+        amount_captured=_total(Capture.objects.all()),
+        amount_reversed=_total(Reversal.objects.all()),
+        amount_refunded=_total(Refund.objects.all()),
+    )
 
 
-def authorization_summary(decision: Decision) -> AuthorizationSummary:
-    now = timezone.now()
-    held = 0
-    for link in decision.holds.all():
-        hold: Transfer = link.hold
-        resolution = getattr(hold, "resolution", None)
-        if resolution is None and (hold.expires_at is None or hold.expires_at > now):
-            held += hold.amount
-    captured = sum(capture.amount for capture in decision.captures.all())
-    reversed_ = sum(reversal.amount for reversal in decision.reversals.all())
-    refunded = sum(refund.amount for refund in decision.refunds.all())
+def capture_status(decision: Decision) -> str | None:
+    """Where an authorization from authorization_list() stands in its lifecycle: None when
+    declined, else requires_capture, captured, refunded, reversed or expired."""
     if decision.status == Decision.Status.DECLINED:
-        status = None
-    elif captured:
-        status = "refunded" if refunded == captured else "captured"
-    elif held:
-        status = "requires_capture"
-    elif reversed_ >= decision.approved_amount:
-        status = "reversed"
-    else:
-        status = "expired"
-    return AuthorizationSummary(status, held, captured, reversed_, refunded)
+        return None
+    if decision.amount_captured:
+        return "refunded" if decision.amount_refunded == decision.amount_captured else "captured"
+    if decision.amount_held:
+        return "requires_capture"
+    if decision.amount_reversed >= decision.approved_amount:
+        return "reversed"
+    return "expired"
