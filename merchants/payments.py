@@ -13,6 +13,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from merchants.models import Capture, Merchant, Refund, Reversal
+from merchants.webhooks import EventType, webhook_event_emit
 from wallet.authorization.models import Decision, DecisionHold
 from wallet.authorization.request import AuthorizationRequest, MerchantPlace
 from wallet.authorization.services import authorize
@@ -112,6 +113,7 @@ def payment_authorize(
                 idempotency_key=key,
                 merchant_reference=merchant_reference,
                 metadata=metadata or {},
+                on_decided=_announce_decision,
             )
             if capture and decision.approved_amount:
                 _capture(decision=decision, amount=None, idempotency_key=f"{key}:capture")
@@ -178,9 +180,11 @@ def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) ->
             else:
                 hold_void(hold=link.hold, idempotency_key=None)
             remaining -= part
-        return Capture.objects.create(
+        capture = Capture.objects.create(
             decision=decision, amount=wanted, idempotency_key=idempotency_key, fingerprint=digest
         )
+        _announce(decision, EventType.PAYMENT_CAPTURED, capture, "capture")
+        return capture
 
     params = {"decision": decision.pk, "amount": amount}
     return run_idempotent(model=Capture, key=idempotency_key, params=params, create=create)
@@ -229,9 +233,11 @@ def payment_reverse(
                     decision=decision, pocket_id=link.pocket_id, hold=kept, amount=kept.amount
                 )
             remaining -= part
-        return Reversal.objects.create(
+        reversal = Reversal.objects.create(
             decision=decision, amount=wanted, idempotency_key=key, fingerprint=digest
         )
+        _announce(decision, EventType.AUTHORIZATION_REVERSED, reversal, "reversal")
+        return reversal
 
     params = {"decision": decision.pk, "amount": amount}
     return run_idempotent(model=Reversal, key=key, params=params, create=create)
@@ -269,16 +275,63 @@ def payment_refund(
             if part:
                 capture_refund(capture=capture, amount=part, idempotency_key=None)
                 remaining -= part
-        return Refund.objects.create(
+        refund = Refund.objects.create(
             decision=decision,
             amount=amount,
             reason=reason,
             idempotency_key=key,
             fingerprint=digest,
         )
+        _announce(decision, EventType.REFUND_SUCCEEDED, refund, "refund")
+        return refund
 
     params = {"decision": decision.pk, "amount": amount, "reason": reason}
     return run_idempotent(model=Refund, key=key, params=params, create=create)
+
+
+_DECISION_EVENTS = {
+    Decision.Status.APPROVED: EventType.AUTHORIZATION_APPROVED,
+    Decision.Status.PARTIALLY_APPROVED: EventType.AUTHORIZATION_PARTIALLY_APPROVED,
+    Decision.Status.DECLINED: EventType.AUTHORIZATION_DECLINED,
+}
+
+
+def _authorization_data(decision: Decision) -> dict:
+    return {
+        "object": "authorization",
+        "id": decision.reference,
+        "status": decision.status,
+        "amount": decision.amount,
+        "approved_amount": decision.approved_amount,
+        "currency": decision.currency,
+        "decline_code": decision.reason or None,
+        "merchant_reference": decision.merchant_reference,
+        "metadata": decision.metadata,
+    }
+
+
+def _announce_decision(decision: Decision) -> None:
+    webhook_event_emit(
+        merchant=decision.merchant,
+        event_type=_DECISION_EVENTS[decision.status],
+        data=_authorization_data(decision),
+    )
+
+
+def _announce(decision: Decision, event_type: str, operation, object_name: str) -> None:
+    """Tell the merchant's webhooks, from inside the operation's transaction: the delivery
+    leaves only if the money moved (see merchants/webhooks.py)."""
+    webhook_event_emit(
+        merchant=decision.merchant,
+        event_type=event_type,
+        data={
+            "object": object_name,
+            "id": operation.reference,
+            "amount": operation.amount,
+            "currency": decision.currency,
+            "authorization": _authorization_data(decision),
+        },
+    )
 
 
 def _own(merchant: Merchant, decision: Decision) -> None:

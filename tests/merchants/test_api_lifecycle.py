@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from funders.services import allocation_revoke
 from merchants.api import MerchantKeyThrottle
+from merchants.webhooks import WebhookEvent
 from merchants.services import merchant_suspend
 from tests.factories import make_allocation, make_merchant, make_program
 from tests.merchants.conftest import MerchantClient
@@ -298,3 +299,27 @@ def test_throttling_per_key(api, monkeypatch):
         assert other.read("/authorizations").status_code == 200
     finally:
         cache.clear()
+
+
+def test_an_authorization_over_http_runs_a_bounded_number_of_queries(
+    api, card, django_assert_max_num_queries
+):
+    body = {"amount": 1_000, "currency": "EUR", "card": card.reference}
+    api.send("/authorizations", body, key="warm-up")  # the key's last-used time is written once
+    with django_assert_max_num_queries(18) as queries:
+        response = api.send("/authorizations", body, key="counted")
+    assert response.json()["status"] == "approved"
+    assert len(queries) >= 10  # the count is real: the hot path does hit the database
+
+
+def test_each_step_is_announced_once_to_the_merchant_s_webhooks(api, authorize):
+    auth = authorize(3_000)
+    api.send(f"/authorizations/{auth['id']}/capture", {"amount": 2_000}, key="c")
+    api.send(f"/authorizations/{auth['id']}/capture", {"amount": 2_000}, key="c")  # replay
+    api.send(f"/authorizations/{auth['id']}/refunds", {"amount": 500}, key="r")
+    events = WebhookEvent.objects.filter(merchant=api.merchant).order_by("pk")
+    assert [e.type for e in events] == [
+        "authorization.approved", "payment.captured", "refund.succeeded",
+    ]  # fmt: skip
+    assert events[1].data["amount"] == 2_000
+    assert events[1].data["authorization"]["id"] == auth["id"]

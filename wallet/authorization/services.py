@@ -8,6 +8,7 @@ costs nothing. Holds are then placed with the ledger's guarded updates, which st
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -184,12 +185,14 @@ def authorize(
     merchant: Merchant | None = None,
     merchant_reference: str = "",
     metadata: dict | None = None,
+    on_decided: Callable[[Decision], object] | None = None,
 ) -> Decision:
     """Decide a payment and place its holds. Returns the recorded Decision, approved or not.
 
     `idempotency_key` must already be scoped by the caller (e.g. "api:<merchant id>:<key>"): a
     replay returns the first decision and places nothing; the same key with another request
-    raises IdempotencyConflict."""
+    raises IdempotencyConflict. `on_decided` runs once, in the decision's transaction, when the
+    decision is first written (never on a replay): the channel's own side effects go there."""
     params = {
         "request": _request_record(request) | {"at": None},
         "wallet": wallet.pk,
@@ -200,7 +203,7 @@ def authorize(
     }
 
     def create(digest: str) -> Decision:
-        return _decide_and_hold(
+        decision = _decide_and_hold(
             request=request,
             wallet_id=wallet.pk,
             card=card,
@@ -210,6 +213,9 @@ def authorize(
             merchant_reference=merchant_reference,
             metadata=metadata or {},
         )
+        if on_decided is not None:
+            on_decided(decision)
+        return decision
 
     attempt = 1
     while True:

@@ -1,0 +1,917 @@
+"""Benchmark: the merchant API over HTTP, against gunicorn and PostgreSQL.
+
+Builds realistic data in a database of its own (one funder; food aid in Isère, transport aid in
+France and health aid in Isère and Rhône, each with a day cap; N wallets with an active card and
+2 or 3 pockets; 11 approved merchants in four départements, each with an API key), starts
+`gunicorn config.wsgi` on a free port of 127.0.0.1, and drives it from C client threads, each
+with its own HTTP connection, like C shop tills: an authorization, then for a share of the
+approved ones a capture (whole or part), and for a share of the captured ones a refund, chained
+on the same client. It prints throughput, latency percentiles per operation, the decisions and
+every error, then stops the server and runs `manage.py ledger verify`.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_http_bench \\
+        .venv/bin/python bench/http_load.py [--mode full|rate] [--rate 300] [--seconds 20]
+
+Modes: `full` sends each client's next request as soon as the previous one is answered (closed
+loop: the server's best throughput). `rate` schedules requests on a clock at a fixed total
+arrival rate (open loop) and measures each latency from its scheduled time, so time spent
+queueing behind a busy server counts.
+
+Each client keeps one http.client connection and reopens it whenever it is closed; gunicorn's
+sync workers close it after every answer, so "TCP connections opened" is about the number of
+requests (a server with keep-alive would show one per client).
+
+The database named in DATABASE_URL is dropped and created again: never point it at real data.
+The exit status is 1 if any request got a 5xx or a connection error, if gunicorn died during
+the run, or if the ledger does not verify. Figures on a 2-core machine shared by server,
+database and clients are noisy.
+"""
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from random import Random
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+API = "/api/merchant/v1"
+HOST = "127.0.0.1"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
+OPERATIONS = ("authorize", "capture", "refund")
+
+# The programs. Every rule but the schedule varies the decisions: categories, zones, day caps.
+EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "hours": [["00:00", "24:00"]]}
+PROGRAMS = [
+    (
+        "Aide alimentaire Isère",
+        {
+            "categories": {"allow_groups": ["food"]},
+            "zone": {"departements": ["38"]},
+            "schedule": EVERY_DAY,
+            "limits": {"day": 8_000, "month": 60_000},
+        },
+    ),
+    (
+        "Aide à la mobilité",
+        {
+            "categories": {"allow_groups": ["transport"]},
+            "zone": {"countries": ["FR"]},
+            "schedule": EVERY_DAY,
+            "limits": {"day": 4_000, "per_payment": 3_000},
+        },
+    ),
+    (
+        "Aide santé Isère-Rhône",
+        {
+            "categories": {"allow_groups": ["health"]},
+            "zone": {"departements": ["38", "69"]},
+            "schedule": EVERY_DAY,
+            "limits": {"day": 10_000},
+        },
+    ),
+]
+# (trade name, MCC, postcode, INSEE commune, city, latitude, longitude, share of the traffic).
+# Most payments are where the aid may be spent; the rest are declined for the place, the category
+# or the amount, as happens at real tills.
+MERCHANTS = [
+    ("Épicerie du Cours", "5411", "38000", "38185", "Grenoble", "45.1885", "5.7245", 5),
+    ("Boulangerie des Granges", "5462", "38130", "38151", "Échirolles", "45.1436", "5.7189", 3),
+    ("Marché de Voiron", "5499", "38500", "38563", "Voiron", "45.3640", "5.5890", 2),
+    ("Pharmacie Victor Hugo", "5912", "38000", "38185", "Grenoble", "45.1890", "5.7240", 2),
+    ("TAG Grenoble", "4111", "38000", "38185", "Grenoble", "45.1910", "5.7140", 4),
+    ("SNCF Lyon Part-Dieu", "4112", "69003", "69383", "Lyon", "45.7606", "4.8596", 2),
+    ("Pharmacie Croix-Rousse", "5912", "69004", "69384", "Lyon", "45.7740", "4.8270", 1),
+    ("Supérette Guillotière", "5411", "69007", "69387", "Lyon", "45.7500", "4.8420", 1),
+    ("Carrefour Chambéry", "5411", "73000", "73065", "Chambéry", "45.5646", "5.9178", 1),
+    ("Taxis Gare du Nord", "4121", "75010", "75110", "Paris", "48.8809", "2.3553", 1),
+    ("Brasserie de la Bastille", "5812", "38000", "38185", "Grenoble", "45.1880", "5.7300", 1),
+]
+WEIGHTS = [merchant[-1] for merchant in MERCHANTS]
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise SystemExit("set DATABASE_URL to a PostgreSQL database this script may recreate")
+    if (parts.hostname or "") not in LOCAL_HOSTS:
+        raise SystemExit(f"refusing a database that is not on this machine: {parts.hostname!r}")
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum() or name in ("postgres", "template0", "template1"):
+        raise SystemExit(f"refusing an unusual database name: {name!r}")
+    return url
+
+
+def siret(seed: int) -> str:
+    """A valid SIRET (Luhn) built from a seed, as tests/factories.py makes them."""
+    body = f"{seed:013d}"
+    for last in "0123456789":
+        total = 0
+        for index, char in enumerate(reversed(body + last)):
+            value = int(char) * (2 if index % 2 else 1)
+            total += value - 9 if value > 9 else value
+        if total % 10 == 0:
+            return body + last
+    raise AssertionError("unreachable: one check digit always fits")
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def database_connections(url: str) -> str:
+    """How full the PostgreSQL server is: it may be shared, and a full one answers "too many
+    clients" to a worker that opens a connection."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            used, ours, limit = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE datname = current_database()),"
+                " current_setting('max_connections') FROM pg_stat_activity"
+            ).fetchone()
+    except psycopg.Error as exc:
+        return f"cannot tell ({str(exc).strip()[:200]})"
+    return f"{used} of {limit} connections in use, {ours} on this database"
+
+
+@dataclass
+class Fixture:
+    cards: list[str]
+    keys: list[str]  # one API key secret per merchant, in MERCHANTS order
+
+
+def build(*, wallets: int, seed: int) -> Fixture:
+    """Migrate and build the data through the services, as production would."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from funders.models import Funder
+    from funders.services import allocation_create, program_create, program_fund
+    from merchants.services import api_key_create, merchant_approve, merchant_create
+    from wallet.models import Beneficiary, Card, Wallet
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    print(f"migrate: {time.perf_counter() - started:.1f} s")
+
+    started = time.perf_counter()
+    rng = Random(seed)
+    now = timezone.now()
+    funder = Funder.objects.create(
+        name="Département de l'Isère", siret=siret(1), kind="departement"
+    )
+    programs = []
+    for name, rules in PROGRAMS:
+        program = program_create(funder=funder, name=name, rules=rules)
+        program_fund(program=program, amount=10**11, idempotency_key=f"fund-{program.pk}")
+        programs.append(program)
+
+    keys = []
+    for i, (trade_name, mcc, postcode, commune, city, lat, lon, _) in enumerate(MERCHANTS):
+        merchant = merchant_create(
+            siret=siret(1000 + i),
+            legal_name=f"{trade_name} SARL",
+            trade_name=trade_name,
+            mcc=mcc,
+            address=f"{i + 1} rue de la République",
+            postcode=postcode,
+            city=city,
+            commune_code=commune,
+            latitude=lat,
+            longitude=lon,
+        )
+        merchant_approve(merchant=merchant)
+        keys.append(api_key_create(merchant=merchant, name="till 1")[1])
+
+    cards = []
+    pockets = 0
+    food, transport, health = programs
+    for start in range(0, wallets, 200):
+        with transaction.atomic():  # one commit per 200 wallets: the set-up is not measured
+            for w in range(start, min(start + 200, wallets)):
+                beneficiary = Beneficiary.objects.create(
+                    first_name="Bénéficiaire", last_name=f"{w:05d}", postcode="38000"
+                )
+                wallet = Wallet.objects.create(beneficiary=beneficiary)
+                granted = [food, transport] + ([health] if rng.random() < 0.5 else [])
+                for program in granted:
+                    allocation_create(
+                        program=program,
+                        beneficiary=beneficiary,
+                        amount=rng.randrange(15_000, 60_000),
+                        valid_from=now - timedelta(days=rng.randrange(1, 30)),
+                        valid_until=now + timedelta(days=rng.randrange(30, 120)),
+                        idempotency_key=f"allocation-{w}-{program.pk}",
+                    )
+                pockets += len(granted)
+                card = Card.objects.create(wallet=wallet, kind="virtual", status="active")
+                cards.append(card.reference)
+    print(
+        f"set-up: {len(programs)} programs, {len(keys)} merchants with API keys, {wallets} wallets "
+        f"with an active card, {pockets} pockets, in {time.perf_counter() - started:.1f} s"
+    )
+    # Fresh tables have no statistics yet; autovacuum would gather them in production.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    connection.close()
+    return Fixture(cards=cards, keys=keys)
+
+
+# The server.
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def server_env(url: str) -> dict[str, str]:
+    return os.environ | {
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CONN_MAX_AGE": "60",
+        "MERCHANT_API_RATE": "100000/second",
+        "CACHE_URL": "locmemcache://",
+    }
+
+
+def start_server(*, url: str, port: int, workers: int, log) -> subprocess.Popen:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    command = [
+        str(gunicorn), "config.wsgi", "-w", str(workers), "-b", f"{HOST}:{port}",
+        "--timeout", "60", "--graceful-timeout", "10",
+    ]  # fmt: skip
+    import gunicorn.config
+
+    if hasattr(gunicorn.config, "ControlSocketDisable"):
+        command.append("--no-control-socket")  # gunicorn >= 25.1 makes ~/.gunicorn/*.ctl
+    print("server: " + " ".join(command[1:]))
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=server_env(url),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: its workers are stopped with it
+    )
+
+
+def wait_ready(server: subprocess.Popen, port: int, key: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {server.returncode} while starting")
+        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        try:
+            conn.request(
+                "GET", f"{API}/authorizations?limit=1", headers={"Authorization": f"Bearer {key}"}
+            )
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                return
+            raise RuntimeError(f"the server answers {response.status} to a listing")
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            conn.close()
+    raise RuntimeError(f"gunicorn did not answer within {timeout:.0f} s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """SIGTERM to gunicorn's process group (the master and its workers), SIGKILL if it lingers.
+    A master that died on its own may have left workers behind: they get the signal too."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        server.poll()
+        return
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        print("server: no exit 15 s after SIGTERM, killing it")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
+def log_tail(path: str, lines: int = 60) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+    return "\n".join(text[-lines:])
+
+
+def log_exceptions(path: str) -> Counter:
+    """The last line of every traceback in the server's log (of a chain, the last one's): what
+    the 5xx were."""
+    found = Counter()
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return found
+    in_traceback = False
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            in_traceback = True
+        elif in_traceback and line and not line[0].isspace():
+            in_traceback = False
+            following = [later for later in lines[i + 1 : i + 4] if later.strip()]
+            if following and following[0].startswith(("The above exception", "During handling")):
+                continue  # a cause: the exception that follows is the one the request died of
+            found[line[:200]] += 1
+    return found
+
+
+# The clients.
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    rate: float
+    clients: int
+    warmup: float
+    seconds: float
+    requests: int | None
+    capture_share: float
+    partial_capture_share: float
+    refund_share: float
+    partial_approval_share: float
+    max_amount: int
+    timeout: float
+
+
+@dataclass
+class Tally:
+    """What one client saw. Merged after the run: no locking while requests run."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPERATIONS})
+    lags: list[float] = field(default_factory=list)  # rate mode: send time - scheduled time
+    decisions: Counter = field(default_factory=Counter)
+    unexpected: Counter = field(default_factory=Counter)  # (op, status, error code), warm-up too
+    connection_errors: Counter = field(default_factory=Counter)  # (op, exception), warm-up too
+    client_errors: Counter = field(default_factory=Counter)  # bugs of this script: (op, exception)
+    server_errors: list[str] = field(default_factory=list)  # first few 5xx, op and body
+    connections: int = 0
+    last_done: float = 0.0
+
+    def merge(self, other: "Tally") -> None:
+        for op in OPERATIONS:
+            self.latencies[op] += other.latencies[op]
+        self.lags += other.lags
+        self.decisions += other.decisions
+        self.unexpected += other.unexpected
+        self.connection_errors += other.connection_errors
+        self.client_errors += other.client_errors
+        self.server_errors += other.server_errors[: max(0, 10 - len(self.server_errors))]
+        self.connections += other.connections
+        self.last_done = max(self.last_done, other.last_done)
+
+
+class Tickets:
+    """A shared count of the measured requests, for --requests."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.taken = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        if self.limit is None:
+            return True
+        with self.lock:
+            if self.taken >= self.limit:
+                return False
+            self.taken += 1
+            return True
+
+
+class Till:
+    """One client: one persistent HTTP connection, its own random stream and its own queue of
+    follow-up operations (the capture after an approval, the refund after a capture)."""
+
+    def __init__(self, index: int, plan: Plan, port: int, fixture: Fixture, run_id: str, seed):
+        self.index = index
+        self.plan = plan
+        self.port = port
+        self.fixture = fixture
+        self.rng = Random(f"{seed}-{index}")
+        self.prefix = f"{run_id}-{index}-"
+        self.sequence = 0
+        self.follow_ups: deque = deque()
+        self.conn = http.client.HTTPConnection(HOST, port, timeout=plan.timeout)
+        self.tally = Tally()
+
+    def post(self, op: str, key: str, path: str, body: dict) -> tuple[int, dict] | None:
+        """POST once; None after a connection error (the connection is then reopened)."""
+        self.sequence += 1
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"{self.prefix}{self.sequence}",
+        }
+        if self.conn.sock is None:
+            self.tally.connections += 1
+        try:
+            self.conn.request("POST", f"{API}{path}", body=json.dumps(body), headers=headers)
+            response = self.conn.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.conn.close()
+            self.tally.connection_errors[(op, type(exc).__name__)] += 1
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            data = {}
+        if response.status >= 500 and len(self.tally.server_errors) < 10:
+            self.tally.server_errors.append(
+                f"{op} -> {response.status}: {raw[:300].decode(errors='replace')}"
+            )
+        return response.status, data
+
+    def next_request(self) -> tuple[str, tuple]:
+        if self.follow_ups:
+            return self.follow_ups.popleft()
+        merchant = self.rng.choices(range(len(MERCHANTS)), WEIGHTS)[0]
+        return "authorize", (merchant,)
+
+    def perform(self, op: str, args: tuple, measured: bool) -> bool:
+        """Send one request and queue what follows it; False on a connection error."""
+        try:
+            return self._perform(op, args, measured)
+        except Exception as exc:  # an answer this script does not understand: report, go on
+            self.follow_ups.clear()
+            self.tally.client_errors[(op, f"{type(exc).__name__}: {exc}"[:120])] += 1
+            return False
+
+    def _perform(self, op: str, args: tuple, measured: bool) -> bool:
+        plan, rng, key = self.plan, self.rng, self.fixture.keys[args[0]]
+        if op == "authorize":
+            body = {
+                "amount": rng.randint(100, plan.max_amount),
+                "currency": "EUR",
+                "card": rng.choice(self.fixture.cards),
+                "partial_approval_allowed": rng.random() < plan.partial_approval_share,
+                "merchant_reference": f"ticket-{self.index}-{self.sequence}",
+            }
+            answer = self.post(op, key, "/authorizations", body)
+        elif op == "capture":
+            _merchant, reference, held = args
+            body = {}
+            if held > 1 and rng.random() < plan.partial_capture_share:
+                body = {"amount": rng.randint(1, held - 1)}
+            answer = self.post(op, key, f"/authorizations/{reference}/capture", body)
+        else:
+            _merchant, reference, captured = args
+            amount = captured if rng.random() < 0.5 else rng.randint(1, captured)
+            body = {"amount": amount, "reason": "article rendu"}
+            answer = self.post(op, key, f"/authorizations/{reference}/refunds", body)
+        if answer is None:
+            self.follow_ups.clear()  # the till gives up on this payment
+            return False
+        status, data = answer
+        if status != 201:  # counted in the warm-up too: every error is reported
+            error = data.get("error") or {}
+            self.tally.unexpected[(op, status, error.get("code", "-"))] += 1
+            return True
+        if op == "authorize":
+            decline = data.get("decline") or {}
+            if measured:
+                self.tally.decisions[decline.get("code") or data.get("status", "?")] += 1
+            approved = data.get("approved_amount") or 0
+            if approved and rng.random() < plan.capture_share:
+                self.follow_ups.append(("capture", (args[0], data["id"], approved)))
+        elif op == "capture":
+            captured = data.get("amount") or 0
+            if captured and rng.random() < plan.refund_share:
+                self.follow_ups.append(("refund", (args[0], args[1], captured)))
+        return True
+
+    def run_full(self, start: float, measure_from: float, deadline: float, tickets, stop) -> None:
+        stop.wait(max(0.0, start - time.perf_counter()))
+        while not stop.is_set():
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+            measured = now >= measure_from
+            if measured and not tickets.take():
+                break
+            op, args = self.next_request()
+            sent = time.perf_counter()
+            ok = self.perform(op, args, measured)
+            done = time.perf_counter()
+            if measured and ok:
+                self.tally.latencies[op].append(done - sent)
+                self.tally.last_done = done
+            if not ok:
+                stop.wait(0.05)  # do not spin on a server that is gone
+
+    def run_rate(self, start: float, measure_from: float, deadline: float, tickets, stop) -> None:
+        # Request k of the whole run is due at start + k / rate; this client sends every
+        # clients-th one. A client still busy when its next one is due sends it late, and
+        # that lateness is part of the latency: it is queueing.
+        interval = 1.0 / self.plan.rate
+        k = self.index
+        while not stop.is_set():
+            due = start + k * interval
+            k += self.plan.clients
+            if due >= deadline:
+                break
+            wait = due - time.perf_counter()
+            if wait > 0 and stop.wait(wait):
+                break
+            measured = due >= measure_from
+            if measured and not tickets.take():
+                break
+            op, args = self.next_request()
+            sent = time.perf_counter()
+            ok = self.perform(op, args, measured)
+            done = time.perf_counter()
+            if measured:
+                self.tally.lags.append(sent - due)
+                if ok:
+                    self.tally.latencies[op].append(done - due)
+                    self.tally.last_done = done
+
+
+def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tuple[Tally, float]:
+    run_id = uuid.uuid4().hex[:12]
+    tills = [Till(i, plan, port, fixture, run_id, seed) for i in range(plan.clients)]
+    tickets = Tickets(plan.requests)
+    stop = threading.Event()
+    start = time.perf_counter() + 0.2
+    measure_from = start + plan.warmup
+    deadline = measure_from + plan.seconds
+    method = "run_full" if plan.mode == "full" else "run_rate"
+    threads = [
+        threading.Thread(
+            target=getattr(till, method),
+            args=(start, measure_from, deadline, tickets, stop),
+            name=f"till-{till.index}",
+            daemon=True,
+        )
+        for till in tills
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        # Bounded: clients stop at the deadline; a request can take at most --timeout more.
+        hard_stop = deadline + plan.timeout + 5
+        while alive := [thread for thread in threads if thread.is_alive()]:
+            if server.poll() is not None and not stop.is_set():
+                print(f"!!! gunicorn exited with status {server.returncode} during the run")
+                stop.set()
+            if time.perf_counter() > hard_stop:
+                print(f"!!! {len(alive)} clients still running past the deadline; left behind")
+                stop.set()
+                break
+            alive[0].join(0.2)
+    finally:
+        stop.set()
+        for till in tills:
+            till.conn.close()
+    total = Tally()
+    for till in tills:
+        total.merge(till.tally)
+    elapsed = max(total.last_done - measure_from, 1e-9) if total.last_done else plan.seconds
+    return total, elapsed
+
+
+# The report.
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        value = values[0] if values else 0.0
+        return value, value, value
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[49], cuts[98], max(values)
+
+
+def report(plan: Plan, tally: Tally, elapsed: float) -> None:
+    done = sum(len(v) for v in tally.latencies.values())
+    failed = sum(tally.connection_errors.values())
+    print()
+    if plan.mode == "rate":
+        print(f"mode rate: {plan.rate:g} requests/s scheduled, {plan.clients} clients")
+    else:
+        print(f"mode full: {plan.clients} clients, each sending as soon as answered")
+    print(f"measured: {done} requests answered in {elapsed:.2f} s -> {done / elapsed:.0f}/s")
+    print(
+        f"          after {plan.warmup:g} s of warm-up; {tally.connections} TCP connections opened"
+    )
+    since = "scheduled time" if plan.mode == "rate" else "sending"
+    print(f"latency, from {since} to the last byte of the answer:")
+    print(f"  {'operation':<10} {'count':>7} {'share':>6} {'req/s':>7} {'p50':>10} {'p99':>10} "
+          f"{'max':>10}")  # fmt: skip
+    for op in OPERATIONS:
+        values = tally.latencies[op]
+        p50, p99, top = percentiles(values)
+        share = len(values) / done if done else 0
+        print(
+            f"  {op:<10} {len(values):>7} {share:>6.1%} {len(values) / elapsed:>7.0f} "
+            f"{ms(p50):>10} {ms(p99):>10} {ms(top):>10}"
+        )
+    if plan.mode == "rate" and tally.lags:
+        p50, p99, top = percentiles(tally.lags)
+        late = sum(1 for lag in tally.lags if lag > 0.010)
+        print(
+            f"send lag behind schedule: p50 {ms(p50)}, p99 {ms(p99)}, max {ms(top)}; "
+            f"{late} of {len(tally.lags)} requests sent more than 10 ms late"
+        )
+    approved = tally.decisions["approved"] + tally.decisions["partially_approved"]
+    declined = sum(tally.decisions.values()) - approved
+    print(f"authorizations: {approved} approved, {declined} declined")
+    for reason, count in tally.decisions.most_common():
+        print(f"  {reason:<32} {count:>7}")
+    if tally.unexpected:
+        print("unexpected answers, warm-up included (operation, HTTP status, error code):")
+        for (op, status, code), count in sorted(tally.unexpected.items()):
+            print(f"  {op:<10} {status} {code:<36} {count:>7}")
+    else:
+        print("unexpected answers: none (every request got its 201)")
+    if failed:
+        print("connection errors, warm-up included (operation, exception):")
+        for (op, name), count in sorted(tally.connection_errors.items()):
+            print(f"  {op:<10} {name:<30} {count:>7}")
+    else:
+        print("connection errors: none")
+    for (op, error), count in sorted(tally.client_errors.items()):
+        print(f"!!! this script failed to handle a {op} answer {count} times: {error}")
+
+
+def server_error_count(tally: Tally) -> int:
+    return sum(n for (_op, status, _code), n in tally.unexpected.items() if status >= 500)
+
+
+def verify_ledger(url: str) -> bool:
+    print()
+    print("manage.py ledger verify:")
+    try:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "ledger", "verify"],
+            cwd=ROOT,
+            env=server_env(url),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    except subprocess.TimeoutExpired:
+        print("  did not finish within 900 s")
+        return False
+    for line in (result.stdout + result.stderr).strip().splitlines():
+        print(f"  {line}")
+    print(f"  exit status {result.returncode}")
+    return result.returncode == 0
+
+
+def positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+        return value
+
+    return parse
+
+
+def share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a share is between 0 and 1: {text}")
+    return value
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="DATABASE_URL must name a PostgreSQL database on this machine; it is dropped "
+        "and created again.",
+    )
+    add = parser.add_argument
+    add(
+        "--mode",
+        choices=["full", "rate"],
+        default="full",
+        help="full: every client sends as soon as answered (closed loop); rate: requests are "
+        "scheduled at --rate per second in all (open loop) (default: full)",
+    )
+    add(
+        "--rate",
+        type=positive(float),
+        help="total requests per second scheduled in rate mode (required with --mode rate)",
+    )
+    add(
+        "--clients",
+        type=positive(int),
+        default=16,
+        help="concurrent client threads, one HTTP connection each (default: 16)",
+    )
+    add(
+        "--seconds",
+        type=positive(float),
+        help="measured duration, after the warm-up (default: 20; with --requests, a bound of 600)",
+    )
+    add(
+        "--requests",
+        type=positive(int),
+        help="stop after this many measured requests (or at --seconds, whichever comes first)",
+    )
+    add(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of load before measuring, not counted (default: 2)",
+    )
+    add(
+        "--workers",
+        type=positive(int),
+        default=4,
+        help="gunicorn sync worker processes (default: 4)",
+    )
+    add(
+        "--wallets",
+        type=positive(int),
+        default=2_000,
+        help="wallets, each with an active card and 2 or 3 pockets (default: 2000)",
+    )
+    add(
+        "--capture-share",
+        type=share,
+        default=0.5,
+        help="share of approved authorizations then captured by the same client (default: 0.5)",
+    )
+    add(
+        "--partial-capture-share",
+        type=share,
+        default=0.3,
+        help="share of captures that take only part of what is held (default: 0.3)",
+    )
+    add(
+        "--refund-share",
+        type=share,
+        default=0.2,
+        help="share of captured payments then refunded, whole or in part (default: 0.2)",
+    )
+    add(
+        "--partial-approval-share",
+        type=share,
+        default=0.2,
+        help="share of authorizations that allow a partial approval (default: 0.2)",
+    )
+    add(
+        "--max-amount",
+        type=positive(int),
+        default=6_000,
+        help="largest authorization in cents; amounts are drawn from 100 to it (default: 6000)",
+    )
+    add(
+        "--timeout",
+        type=positive(float),
+        default=30.0,
+        help="seconds a client waits for an answer before counting a connection error "
+        "(default: 30)",
+    )
+    add("--seed", type=int, default=1, help="random seed of the data and the clients (default: 1)")
+    add("--server-log", help="file for gunicorn's output (default: a new file under /tmp)")
+    args = parser.parse_args()
+    if args.mode == "rate" and args.rate is None:
+        parser.error("--mode rate needs --rate")
+    if args.mode == "full" and args.rate is not None:
+        parser.error("--rate applies to --mode rate only")
+    if args.warmup < 0:
+        parser.error("--warmup cannot be negative")
+    if args.max_amount < 100:
+        parser.error("--max-amount must be at least 100")
+    if args.seconds is None:
+        args.seconds = 600.0 if args.requests else 20.0
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    url = database_url()
+    os.environ["DEBUG"] = "false"  # the set-up keeps no query log either
+    recreate_database(url)
+    fixture = build(wallets=args.wallets, seed=args.seed)
+    plan = Plan(
+        mode=args.mode,
+        rate=args.rate or 0.0,
+        clients=args.clients,
+        warmup=args.warmup,
+        seconds=args.seconds,
+        requests=args.requests,
+        capture_share=args.capture_share,
+        partial_capture_share=args.partial_capture_share,
+        refund_share=args.refund_share,
+        partial_approval_share=args.partial_approval_share,
+        max_amount=args.max_amount,
+        timeout=args.timeout,
+    )
+
+    if args.server_log:
+        log_path = args.server_log
+        log = open(log_path, "w")  # noqa: SIM115 -- closed in the finally below
+    else:
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            "w", prefix="aidwallet-http-bench-gunicorn-", suffix=".log", dir="/tmp", delete=False
+        )
+        log_path = log.name
+    print(f"server log: {log_path}")
+    port = free_port()
+    server = start_server(url=url, port=port, workers=args.workers, log=log)
+    try:
+        started = time.perf_counter()
+        wait_ready(server, port, fixture.keys[0])
+        print(f"server: answering on {HOST}:{port} after {time.perf_counter() - started:.1f} s")
+        print(f"postgres before the run: {database_connections(url)}")
+        tally, elapsed = run_load(plan, port, fixture, args.seed, server)
+        died = server.poll()  # None while it runs: the only good answer
+        print(f"postgres after the run: {database_connections(url)}")
+    except BaseException:
+        stop_server(server)
+        log.close()
+        print(f"--- tail of {log_path} ---\n{log_tail(log_path)}")
+        raise
+    finally:
+        stop_server(server)
+        log.close()
+    print(f"server: stopped (exit status {server.returncode})")
+
+    report(plan, tally, elapsed)
+    failures = []
+    if died is not None:
+        failures.append(f"gunicorn exited during the run with status {died}")
+    five_xx = server_error_count(tally)
+    if five_xx:
+        failures.append(f"{five_xx} server error(s) (5xx)")
+        print()
+        print("!" * 78)
+        print(f"!!! {five_xx} SERVER ERRORS (5xx): see {log_path}")
+        print("!" * 78)
+        for line in tally.server_errors:
+            print(f"  {line}")
+    connection_errors = sum(tally.connection_errors.values())
+    if connection_errors:
+        failures.append(f"{connection_errors} connection error(s)")
+    client_errors = sum(tally.client_errors.values())
+    if client_errors:
+        failures.append(f"{client_errors} error(s) of the client script")
+    if five_xx or connection_errors or died is not None:
+        print(f"--- tail of {log_path} ---\n{log_tail(log_path)}")
+        print(f"--- exceptions in {log_path}, by count ---")
+        for line, count in log_exceptions(log_path).most_common(10):
+            print(f"  {count:>6} x {line}")
+    if not verify_ledger(url):
+        failures.append("the ledger does not verify")
+    print()
+    print("RESULT: " + ("FAILED: " + "; ".join(failures) if failures else "ok"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
