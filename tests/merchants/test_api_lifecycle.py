@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from funders.services import allocation_revoke
 from merchants.api import MerchantKeyThrottle
-from merchants.webhooks import WebhookEvent
 from merchants.services import merchant_suspend
+from merchants.webhooks import WebhookEvent
 from tests.factories import make_allocation, make_merchant, make_program
 from tests.merchants.conftest import MerchantClient
 from wallet.ledger.verify import verify
