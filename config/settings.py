@@ -119,6 +119,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
+    "expire-authorizations": {"task": "merchants.tasks.expire_authorizations", "schedule": 300.0},
     "expire-allocations": {"task": "funders.tasks.expire_allocations", "schedule": 900.0},
     "verify-ledger": {"task": "wallet.tasks.verify_ledger", "schedule": 86400.0},
     "retry-due-webhooks": {"task": "merchants.tasks.retry_due_webhooks", "schedule": 60.0},

@@ -26,7 +26,13 @@ from wallet.errors import (
 )
 from wallet.ledger.idempotency import run_idempotent
 from wallet.ledger.models import Transfer
-from wallet.ledger.services import hold_place, hold_post, hold_void, validate_amount
+from wallet.ledger.services import (
+    hold_expire,
+    hold_place,
+    hold_post,
+    hold_void,
+    validate_amount,
+)
 from wallet.models import Card, Wallet
 from wallet.payment_codes import payment_code_redeem
 from wallet.services import capture_refund
@@ -289,6 +295,34 @@ def payment_refund(
     return run_idempotent(model=Refund, key=key, params=params, create=create)
 
 
+def authorization_expire(*, decision: Decision) -> int:
+    """Release the holds of an authorization the merchant neither captured nor reversed in
+    time (HOLD_TTL_DAYS), and tell the merchant once nothing is held any more. Returns how many
+    holds it released; running it again releases nothing and announces nothing."""
+    now = timezone.now()
+    with transaction.atomic():
+        holds = _locked_holds(decision)
+        due = [link for link in holds if link.hold.expires_at and link.hold.expires_at <= now]
+        for link in due:
+            hold_expire(hold=link.hold)
+        if due and len(due) == len(holds):
+            _announce_expiry(decision)
+    return len(due)
+
+
+def authorization_expirable(*, limit: int) -> list[Decision]:
+    """Merchant authorizations with a hold whose time is up."""
+    return list(
+        Decision.objects.filter(
+            merchant__isnull=False,
+            holds__hold__resolution__isnull=True,
+            holds__hold__expires_at__lte=timezone.now(),
+        )
+        .select_related("merchant")
+        .distinct()[:limit]
+    )
+
+
 _DECISION_EVENTS = {
     Decision.Status.APPROVED: EventType.AUTHORIZATION_APPROVED,
     Decision.Status.PARTIALLY_APPROVED: EventType.AUTHORIZATION_PARTIALLY_APPROVED,
@@ -314,6 +348,14 @@ def _announce_decision(decision: Decision) -> None:
     webhook_event_emit(
         merchant=decision.merchant,
         event_type=_DECISION_EVENTS[decision.status],
+        data=_authorization_data(decision),
+    )
+
+
+def _announce_expiry(decision: Decision) -> None:
+    webhook_event_emit(
+        merchant=decision.merchant,
+        event_type=EventType.AUTHORIZATION_EXPIRED,
         data=_authorization_data(decision),
     )
 

@@ -1,8 +1,10 @@
-"""Webhook delivery. Thin: load the delivery, call the service, queue the next try."""
+"""Merchant-side tasks: webhook delivery and the expiry of uncaptured authorizations. Thin:
+load, call the service."""
 
 from celery import shared_task
 from django.utils import timezone
 
+from merchants.payments import authorization_expirable, authorization_expire
 from merchants.webhooks import (
     WebhookDelivery,
     webhook_delivery_attempt,
@@ -33,3 +35,13 @@ def retry_due_webhooks(batch_size: int = 500) -> int:
     for delivery_id in ids:
         deliver_webhook.delay(delivery_id)
     return len(ids)
+
+
+@shared_task(ignore_result=True)
+def expire_authorizations(batch_size: int = 200) -> int:
+    """Release what merchants held but neither captured nor reversed within HOLD_TTL_DAYS, and
+    announce each expired authorization to the merchant's webhooks."""
+    return sum(
+        authorization_expire(decision=decision)
+        for decision in authorization_expirable(limit=batch_size)
+    )

@@ -14,10 +14,16 @@ logger = logging.getLogger(__name__)
 @shared_task
 def expire_holds(batch_size: int = 500) -> int:
     """Release holds that were neither captured nor reversed in time. Each expiry is keyed by
-    its hold, so two workers running this at once release each hold once."""
-    due = Transfer.objects.filter(
-        is_pending=True, resolution__isnull=True, expires_at__lte=timezone.now()
-    ).order_by("expires_at")[:batch_size]
+    its hold, so two workers running this at once release each hold once. The merchant API's
+    authorizations are left to merchants.tasks.expire_authorizations, which also tells the
+    merchant."""
+    due = (
+        Transfer.objects.filter(
+            is_pending=True, resolution__isnull=True, expires_at__lte=timezone.now()
+        )
+        .exclude(decision_hold__decision__merchant__isnull=False)
+        .order_by("expires_at")[:batch_size]
+    )
     expired = 0
     for hold in due:
         try:

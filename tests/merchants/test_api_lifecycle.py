@@ -3,18 +3,21 @@
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.utils import timezone
 
 from funders.services import allocation_revoke
 from merchants.api import MerchantKeyThrottle
 from merchants.services import merchant_suspend
+from merchants.tasks import expire_authorizations
 from merchants.webhooks import WebhookEvent
 from tests.factories import make_allocation, make_merchant, make_program
 from tests.merchants.conftest import MerchantClient
 from wallet.ledger.verify import verify
 from wallet.models import Card
 from wallet.services import wallet_freeze
+from wallet.tasks import expire_holds
 
 pytestmark = pytest.mark.django_db
 
@@ -323,3 +326,21 @@ def test_each_step_is_announced_once_to_the_merchant_s_webhooks(api, authorize):
     ]  # fmt: skip
     assert events[1].data["amount"] == 2_000
     assert events[1].data["authorization"]["id"] == auth["id"]
+
+
+def test_an_uncaptured_authorization_expires_after_the_hold_period(api, authorize, food_pocket):
+    auth = authorize(3_000)
+    later = timezone.now() + timedelta(days=7, minutes=1)
+    with time_machine.travel(later):
+        # the wallet's own sweep leaves merchant authorizations to the merchant-side task
+        assert expire_holds() == 0
+        assert expire_authorizations() == 1
+        assert expire_authorizations() == 0
+        state = api.read(f"/authorizations/{auth['id']}").json()
+        refused = api.send(f"/authorizations/{auth['id']}/capture", {})
+    assert (state["capture_status"], state["amount_held"]) == ("expired", 0)
+    assert error_code(refused) == "authorization_not_capturable"
+    assert available(food_pocket) == 10_000
+    events = WebhookEvent.objects.filter(merchant=api.merchant, type="authorization.expired")
+    assert events.count() == 1
+    assert verify() == []
