@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
     extend_schema_field,
+    extend_schema_view,
 )
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
@@ -425,22 +426,42 @@ class AuthorizationDetailApi(MerchantApi):
         return Response(AuthorizationOutput(decision).data)
 
 
-class _AuthorizationOperationApi(MerchantApi):
-    def decision(self, reference: str) -> Decision:
-        return get_object_or_404(Decision, reference=reference, merchant=self.merchant)
-
-    def answer(self, decision: Decision, operation, output) -> Response:
-        fresh = authorization_list(merchant=self.merchant).get(pk=decision.pk)
-        body = output(operation).data | {"authorization_state": AuthorizationOutput(fresh).data}
-        return Response(body, status=status.HTTP_201_CREATED)
-
-
 class AmountInput(serializers.Serializer):
     amount = amount_field(required=False, help_text="Leave out for the whole amount held.")
 
 
-class CaptureApi(_AuthorizationOperationApi):
-    @extend_schema(
+class RefundInput(serializers.Serializer):
+    amount = amount_field()
+    reason = serializers.CharField(max_length=200, default="", allow_blank=True)
+
+
+class _AuthorizationOperationApi(MerchantApi):
+    """POST /authorizations/{id}/<operation>: parse, call the operation's service on the
+    merchant's own authorization, answer with the operation and the authorization's state."""
+
+    input_serializer: type[serializers.Serializer]
+    output: type[serializers.Serializer]
+    service = None
+
+    def post(self, request, reference: str):
+        data = self.input_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = get_object_or_404(Decision, reference=reference, merchant=self.merchant)
+        operation = type(self).service(
+            merchant=self.merchant,
+            decision=decision,
+            idempotency_key=self.service_key(),
+            **data.validated_data,
+        )
+        fresh = authorization_list(merchant=self.merchant).get(pk=decision.pk)
+        body = self.output(operation).data | {
+            "authorization_state": AuthorizationOutput(fresh).data
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    post=extend_schema(
         summary="Capture an authorization",
         description="Capture what is held, or part of it: the rest is released to the "
         "beneficiary's pockets. One capture per authorization.",
@@ -449,21 +470,13 @@ class CaptureApi(_AuthorizationOperationApi):
         parameters=[IDEMPOTENCY_KEY],
         examples=[OpenApiExample("Capture part", request_only=True, value={"amount": 1000})],
     )
-    def post(self, request, reference: str):
-        data = AmountInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        decision = self.decision(reference)
-        capture = payment_capture(
-            merchant=self.merchant,
-            decision=decision,
-            amount=data.validated_data.get("amount"),
-            idempotency_key=self.service_key(),
-        )
-        return self.answer(decision, capture, CaptureOutput)
+)
+class CaptureApi(_AuthorizationOperationApi):
+    input_serializer, output, service = AmountInput, CaptureOutput, payment_capture
 
 
-class ReverseApi(_AuthorizationOperationApi):
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Reverse an authorization",
         description="Release what is held, in whole or in part, without capturing it.",
         request=AmountInput,
@@ -471,25 +484,13 @@ class ReverseApi(_AuthorizationOperationApi):
         parameters=[IDEMPOTENCY_KEY],
         examples=[OpenApiExample("Reverse all", request_only=True, value={})],
     )
-    def post(self, request, reference: str):
-        data = AmountInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        decision = self.decision(reference)
-        reversal = payment_reverse(
-            merchant=self.merchant,
-            decision=decision,
-            amount=data.validated_data.get("amount"),
-            idempotency_key=self.service_key(),
-        )
-        return self.answer(decision, reversal, ReversalOutput)
+)
+class ReverseApi(_AuthorizationOperationApi):
+    input_serializer, output, service = AmountInput, ReversalOutput, payment_reverse
 
 
-class RefundCreateApi(_AuthorizationOperationApi):
-    class RefundInput(serializers.Serializer):
-        amount = amount_field()
-        reason = serializers.CharField(max_length=200, default="", allow_blank=True)
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Refund a captured payment",
         description="Up to what was captured minus earlier refunds. The money returns to the "
         "beneficiary's pockets it came from, or to the funder where the aid has ended.",
@@ -502,17 +503,9 @@ class RefundCreateApi(_AuthorizationOperationApi):
             )
         ],
     )
-    def post(self, request, reference: str):
-        data = self.RefundInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        decision = self.decision(reference)
-        refund = payment_refund(
-            merchant=self.merchant,
-            decision=decision,
-            idempotency_key=self.service_key(),
-            **data.validated_data,
-        )
-        return self.answer(decision, refund, RefundOutput)
+)
+class RefundCreateApi(_AuthorizationOperationApi):
+    input_serializer, output, service = RefundInput, RefundOutput, payment_refund
 
 
 def _operation_views(model, output, name: str):

@@ -143,6 +143,20 @@ def _locked_holds(decision: Decision) -> list[DecisionHold]:
     )
 
 
+def _from_held(holds: list[DecisionHold], amount: int | None) -> int:
+    """What a capture or reversal takes: `amount`, or all that is still held when None."""
+    held = sum(link.hold.amount for link in holds)
+    if not held:
+        raise AuthorizationNotCapturable(
+            message="Nothing is held on this authorization: it was declined, captured, "
+            "reversed or has expired.",
+            field="id",
+        )
+    if amount is not None and amount > held:
+        raise ExceedsHoldAmount(field="amount", held=held)
+    return held if amount is None else amount
+
+
 def payment_capture(
     *,
     merchant: Merchant,
@@ -168,16 +182,7 @@ def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) ->
             raise AuthorizationAlreadyCaptured(
                 message="This authorization was already captured.", field="id"
             )
-        held = sum(link.hold.amount for link in holds)
-        if not held:
-            raise AuthorizationNotCapturable(
-                message="Nothing is held on this authorization: it was declined, reversed or "
-                "has expired.",
-                field="id",
-            )
-        wanted = held if amount is None else amount
-        if wanted > held:
-            raise ExceedsHoldAmount(field="amount", held=held)
+        wanted = _from_held(holds, amount)
         remaining = wanted
         for link in holds:
             part = min(remaining, link.hold.amount)
@@ -212,14 +217,7 @@ def payment_reverse(
 
     def create(digest: str) -> Reversal:
         holds = _locked_holds(decision)
-        held = sum(link.hold.amount for link in holds)
-        if not held:
-            raise AuthorizationNotCapturable(
-                message="Nothing is held on this authorization any more.", field="id"
-            )
-        wanted = held if amount is None else amount
-        if wanted > held:
-            raise ExceedsHoldAmount(field="amount", held=held)
+        wanted = _from_held(holds, amount)
         remaining = wanted
         for link in reversed(holds):
             part = min(remaining, link.hold.amount)
