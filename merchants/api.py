@@ -68,7 +68,8 @@ class MerchantKeyThrottle(SimpleRateThrottle):
     scope = "merchant_key"
 
     def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+        # The key's digest, not its id: an id can be reused (a rolled-back insert), a digest not.
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.digest}
 
 
 class PaymentCodeGuessing:
@@ -77,7 +78,7 @@ class PaymentCodeGuessing:
     this stops one key from spraying the whole code space."""
 
     def __init__(self, key: ApiKey):
-        self.cache_key = f"payment-code-failures:{key.pk}"
+        self.cache_key = f"payment-code-failures:{key.digest}"
 
     def check(self) -> None:
         if cache.get(self.cache_key, 0) >= settings.PAYMENT_CODE_FAILURES_PER_KEY:

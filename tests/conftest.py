@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from tests.factories import make_allocation, make_merchant, make_program
 
@@ -21,3 +22,11 @@ def pocket(allocation):
 @pytest.fixture
 def merchant(db):
     return make_merchant()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters live in the cache: each test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
