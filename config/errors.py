@@ -1,6 +1,9 @@
 """The API's one error shape: {"error": {"code", "message", "field"}}, with a stable code that
 clients can rely on and a message a person can read."""
 
+import logging
+
+from django import db
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
@@ -8,6 +11,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from wallet.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 _DRF_CODES = {
     exceptions.ParseError: "malformed_request",
@@ -40,6 +45,16 @@ def _first_error(detail, prefix: str = "") -> tuple[str | None, str]:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, db.OperationalError | db.InterfaceError):
+        # The database is unreachable or out of connections: a client should retry later, with
+        # the same idempotency key; nothing was written.
+        logger.error("database unavailable: %s", exc)
+        return error_response(
+            "service_unavailable",
+            _("The service is temporarily unavailable. Please retry in a moment."),
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, DomainError):
         return error_response(exc.code, exc.message, status_code=exc.status, field=exc.field)
     if isinstance(exc, Http404):

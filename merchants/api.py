@@ -329,6 +329,7 @@ ERRORS = {
     409: ErrorOutput,
     422: ErrorOutput,
     429: ErrorOutput,
+    503: ErrorOutput,
 }
 
 

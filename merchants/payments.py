@@ -9,7 +9,7 @@ order, so the pocket used last is refilled first."""
 import uuid
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from merchants.models import Capture, Merchant, Refund, Reversal
@@ -135,10 +135,13 @@ def _lock(decision: Decision) -> None:
 
 
 def _locked_holds(decision: Decision) -> list[DecisionHold]:
+    """The holds still in force, in split order. A hold past its expiry counts as gone even
+    before the expiry task has released it: it can no longer be captured."""
     _lock(decision)
     return list(
         decision.holds.select_related("hold__debit_account", "hold__credit_account")
         .filter(hold__resolution__isnull=True)
+        .filter(Q(hold__expires_at__isnull=True) | Q(hold__expires_at__gt=timezone.now()))
         .order_by("pk")
     )
 
@@ -297,13 +300,16 @@ def authorization_expire(*, decision: Decision) -> int:
     """Release the holds of an authorization the merchant neither captured nor reversed in
     time (HOLD_TTL_DAYS), and tell the merchant once nothing is held any more. Returns how many
     holds it released; running it again releases nothing and announces nothing."""
-    now = timezone.now()
     with transaction.atomic():
-        holds = _locked_holds(decision)
-        due = [link for link in holds if link.hold.expires_at and link.hold.expires_at <= now]
+        _lock(decision)
+        pending = list(
+            decision.holds.select_related("hold").filter(hold__resolution__isnull=True)
+        )
+        now = timezone.now()
+        due = [link for link in pending if link.hold.expires_at and link.hold.expires_at <= now]
         for link in due:
             hold_expire(hold=link.hold)
-        if due and len(due) == len(holds):
+        if due and len(due) == len(pending):
             _announce_expiry(decision)
     return len(due)
 

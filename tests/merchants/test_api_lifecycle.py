@@ -5,9 +5,11 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.cache import cache
+from django.db import OperationalError
 from django.utils import timezone
 
 from funders.services import allocation_revoke
+from merchants import authentication
 from merchants.api import MerchantKeyThrottle
 from merchants.services import merchant_suspend
 from merchants.tasks import expire_authorizations
@@ -344,3 +346,26 @@ def test_an_uncaptured_authorization_expires_after_the_hold_period(api, authoriz
     events = WebhookEvent.objects.filter(merchant=api.merchant, type="authorization.expired")
     assert events.count() == 1
     assert verify() == []
+
+
+def test_an_authorization_past_its_hold_period_cannot_be_captured_even_before_the_sweep(
+    api, authorize, food_pocket
+):
+    auth = authorize(3_000)
+    with time_machine.travel(timezone.now() + timedelta(days=7, minutes=1)):
+        response = api.send(f"/authorizations/{auth['id']}/capture", {})
+    assert (response.status_code, error_code(response)) == (409, "authorization_not_capturable")
+    food_pocket.account.refresh_from_db()
+    assert food_pocket.account.balance == 10_000
+
+
+def test_an_unreachable_database_is_a_503_to_retry(api, card, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection failed: too many clients already")
+
+    monkeypatch.setattr(authentication.ApiKey.objects, "select_related", unreachable)
+    response = api.send(
+        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+    )
+    assert (response.status_code, error_code(response)) == (503, "service_unavailable")
+    assert response["Retry-After"] == "1"
