@@ -99,10 +99,12 @@ def allocation_create(
         raise InvalidState(
             message="The end of validity must come after its start.", field="valid_until"
         )
-    if not program.is_active:
-        raise InvalidState(message="This program is closed.", field="program")
 
     def create(digest: str) -> Allocation:
+        # Checked here, after the key's lookup: a retry of a grant made before the program
+        # closed is a replay, not a refusal.
+        if not program.is_active:
+            raise InvalidState(message="This program is closed.", field="program")
         wallet, _ = Wallet.objects.get_or_create(beneficiary=beneficiary)
         allocation = Allocation.objects.create(
             program=program,

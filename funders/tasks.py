@@ -4,6 +4,7 @@ from django.utils import timezone
 
 from funders.models import Allocation
 from funders.services import allocation_expire, allocation_sweep
+from wallet.errors import InvalidState
 from wallet.ledger.models import Transfer
 
 
@@ -16,7 +17,10 @@ def expire_allocations(batch_size: int = 500) -> int:
     ).select_related("program")[:batch_size]
     count = 0
     for allocation in due:
-        allocation_expire(allocation=allocation)
+        try:
+            allocation_expire(allocation=allocation)
+        except InvalidState:
+            continue  # revoked since the list was read: its own sweep returned the money
         count += 1
     leftovers = (
         Allocation.objects.exclude(status=Allocation.Status.ACTIVE)

@@ -5,9 +5,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
+import funders.tasks
 import wallet.tasks
 from funders.models import Allocation
+from funders.services import allocation_revoke
 from funders.tasks import expire_allocations
 from tests.concurrency import run_together
 from tests.factories import make_allocation
@@ -323,3 +326,26 @@ def test_verify_ledger_counts_and_logs_each_problem(pocket, caplog):
 
 def test_verify_ledger_reports_nothing_on_a_consistent_ledger(pocket):
     assert verify_ledger() == 0
+
+
+def test_expire_allocations_goes_on_past_one_revoked_meanwhile(program, monkeypatch):
+    # given two allocations whose validity is over, the first revoked after being listed
+    now = timezone.now()
+    first, second = (
+        make_allocation(program=program, valid_from=now - timedelta(days=10),
+                        valid_until=now - timedelta(days=1))
+        for _ in range(2)
+    )  # fmt: skip
+    real_expire = funders.tasks.allocation_expire
+
+    def revoked_first(*, allocation):
+        if allocation.pk == first.pk:
+            allocation_revoke(allocation=allocation)
+        return real_expire(allocation=allocation)
+
+    monkeypatch.setattr(funders.tasks, "allocation_expire", revoked_first)
+    # when the task runs
+    expired = funders.tasks.expire_allocations()
+    # then the second one is expired all the same
+    second.refresh_from_db()
+    assert (expired, second.status) == (1, "expired")
