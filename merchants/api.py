@@ -322,6 +322,35 @@ DECLINED_EXAMPLE = OpenApiExample(
         "created": "2026-11-22T10:16:00+01:00",
     },
 )
+ERROR_EXAMPLE = OpenApiExample(
+    "Error",
+    response_only=True,
+    status_codes=["400"],
+    value={
+        "error": {
+            "code": "invalid_request",
+            "message": "A whole number of cents is required, such as 1250.",
+            "field": "amount",
+        }
+    },
+)
+
+
+def operation_example(object_name: str, prefix: str, **extra) -> OpenApiExample:
+    return OpenApiExample(
+        object_name.capitalize(),
+        response_only=True,
+        value={
+            "id": f"{prefix}_Q2f7mZ1kPx0aB9cD3eF5gH7j",
+            "object": object_name,
+            "authorization": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
+            "amount": 1000,
+            **extra,
+            "created": "2026-11-22T10:20:00+01:00",
+        },
+    )
+
+
 ERRORS = {
     400: ErrorOutput,
     401: ErrorOutput,
@@ -407,6 +436,18 @@ class AuthorizationListCreateApi(MerchantApi):
             OpenApiParameter("limit", int),
         ],
         responses={200: page_of(AuthorizationOutput, "AuthorizationPage"), **ERRORS},
+        examples=[
+            OpenApiExample(
+                "A page",
+                response_only=True,
+                value={
+                    "next": "https://wallet.example.org/api/merchant/v1/authorizations?cursor=cD0y",
+                    "previous": None,
+                    "results": [APPROVED_EXAMPLE.value, DECLINED_EXAMPLE.value],
+                },
+            ),
+            ERROR_EXAMPLE,
+        ],
     )
     def get(self, request):
         return _paginated(
@@ -470,7 +511,11 @@ class _AuthorizationOperationApi(MerchantApi):
         request=AmountInput,
         responses={201: CaptureOutput, **ERRORS},
         parameters=[IDEMPOTENCY_KEY],
-        examples=[OpenApiExample("Capture part", request_only=True, value={"amount": 1000})],
+        examples=[
+            OpenApiExample("Capture part", request_only=True, value={"amount": 1000}),
+            operation_example("capture", "cap"),
+            ERROR_EXAMPLE,
+        ],
     )
 )
 class CaptureApi(_AuthorizationOperationApi):
@@ -484,7 +529,11 @@ class CaptureApi(_AuthorizationOperationApi):
         request=AmountInput,
         responses={201: ReversalOutput, **ERRORS},
         parameters=[IDEMPOTENCY_KEY],
-        examples=[OpenApiExample("Reverse all", request_only=True, value={})],
+        examples=[
+            OpenApiExample("Reverse all", request_only=True, value={}),
+            operation_example("reversal", "rev"),
+            ERROR_EXAMPLE,
+        ],
     )
 )
 class ReverseApi(_AuthorizationOperationApi):
@@ -502,7 +551,9 @@ class ReverseApi(_AuthorizationOperationApi):
         examples=[
             OpenApiExample(
                 "Refund", request_only=True, value={"amount": 500, "reason": "returned item"}
-            )
+            ),
+            operation_example("refund", "re", reason="returned item"),
+            ERROR_EXAMPLE,
         ],
     )
 )
@@ -510,7 +561,7 @@ class RefundCreateApi(_AuthorizationOperationApi):
     input_serializer, output, service = RefundInput, RefundOutput, payment_refund
 
 
-def _operation_views(model, output, name: str):
+def _operation_views(model, output, name: str, prefix: str):
     class ListApi(MerchantApi):
         @extend_schema(
             summary=f"List {name}s, newest first",
@@ -523,6 +574,17 @@ def _operation_views(model, output, name: str):
                 OpenApiParameter("limit", int),
             ],
             responses={200: page_of(output, f"{model.__name__}Page"), **ERRORS},
+            examples=[
+                OpenApiExample(
+                    "A page",
+                    response_only=True,
+                    value={
+                        "next": None,
+                        "previous": None,
+                        "results": [operation_example(name, prefix).value],
+                    },
+                )
+            ],
         )
         def get(self, request):
             queryset = model.objects.filter(decision__merchant=self.merchant).select_related(
@@ -531,7 +593,11 @@ def _operation_views(model, output, name: str):
             return _paginated(self, queryset, output, OperationFilter)
 
     class DetailApi(MerchantApi):
-        @extend_schema(summary=f"Retrieve a {name}", responses={200: output, **ERRORS})
+        @extend_schema(
+            summary=f"Retrieve a {name}",
+            responses={200: output, **ERRORS},
+            examples=[operation_example(name, prefix)],
+        )
         def get(self, request, reference: str):
             operation = get_object_or_404(
                 model.objects.select_related("decision"),
@@ -545,9 +611,9 @@ def _operation_views(model, output, name: str):
     return ListApi, DetailApi
 
 
-CaptureListApi, CaptureDetailApi = _operation_views(Capture, CaptureOutput, "capture")
-ReversalListApi, ReversalDetailApi = _operation_views(Reversal, ReversalOutput, "reversal")
-RefundListApi, RefundDetailApi = _operation_views(Refund, RefundOutput, "refund")
+CaptureListApi, CaptureDetailApi = _operation_views(Capture, CaptureOutput, "capture", "cap")
+ReversalListApi, ReversalDetailApi = _operation_views(Reversal, ReversalOutput, "reversal", "rev")
+RefundListApi, RefundDetailApi = _operation_views(Refund, RefundOutput, "refund", "re")
 
 
 class ApiKeyOutput(serializers.ModelSerializer):
@@ -577,12 +643,28 @@ class ApiKeyListOutput(serializers.Serializer):
     data = ApiKeyOutput(many=True)
 
 
+API_KEY_EXAMPLE = {
+    "id": 12,
+    "object": "api_key",
+    "name": "Caisse 1",
+    "mode": "live",
+    "prefix": "sk_live_4fT9qLm",
+    "created": "2026-11-22T09:00:00+01:00",
+    "last_used_at": "2026-11-22T10:15:00+01:00",
+    "revoked_at": None,
+}
+
+
 class ApiKeyListCreateApi(MerchantApi):
     class ApiKeyInput(serializers.Serializer):
         name = serializers.CharField(max_length=100)
         mode = serializers.ChoiceField(choices=ApiKey.Mode.choices, default=ApiKey.Mode.LIVE)
 
-    @extend_schema(summary="List your API keys", responses={200: ApiKeyListOutput, **ERRORS})
+    @extend_schema(
+        summary="List your API keys",
+        responses={200: ApiKeyListOutput, **ERRORS},
+        examples=[OpenApiExample("Keys", response_only=True, value={"data": [API_KEY_EXAMPLE]})],
+    )
     def get(self, request):
         keys = self.merchant.api_keys.order_by("-created_at")
         return Response({"data": ApiKeyOutput(keys, many=True).data})
@@ -594,6 +676,18 @@ class ApiKeyListCreateApi(MerchantApi):
         request=ApiKeyInput,
         responses={201: ApiKeyCreatedOutput, **ERRORS},
         parameters=[IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample("New key", request_only=True, value={"name": "Caisse 2"}),
+            OpenApiExample(
+                "Created",
+                response_only=True,
+                value={
+                    **API_KEY_EXAMPLE,
+                    "last_used_at": None,
+                    "secret": "sk_live_4fT9qLm…(43 characters, shown once)",
+                },
+            ),
+        ],
     )
     def post(self, request):
         data = self.ApiKeyInput(data=request.data)
@@ -611,7 +705,16 @@ class ApiKeyListCreateApi(MerchantApi):
 
 class ApiKeyRevokeApi(MerchantApi):
     @extend_schema(
-        summary="Revoke an API key", request=None, responses={200: ApiKeyOutput, **ERRORS}
+        summary="Revoke an API key",
+        request=None,
+        responses={200: ApiKeyOutput, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Revoked",
+                response_only=True,
+                value={**API_KEY_EXAMPLE, "revoked_at": "2026-11-22T11:00:00+01:00"},
+            )
+        ],
     )
     def post(self, request, key_id: int):
         key = get_object_or_404(self.merchant.api_keys, pk=key_id)
@@ -645,6 +748,37 @@ class MerchantApplicationApi(APIView):
         request=MerchantApplicationInput,
         responses={201: MerchantApplicationOutput, **ERRORS},
         auth=[],
+        examples=[
+            OpenApiExample(
+                "Application",
+                request_only=True,
+                value={
+                    "siret": "44306184100047",
+                    "legal_name": "Épicerie du Vieux Temple SAS",
+                    "trade_name": "Épicerie du Vieux Temple",
+                    "mcc": "5411",
+                    "address": "4 rue du Vieux Temple",
+                    "postcode": "38000",
+                    "city": "Grenoble",
+                    "commune_code": "38185",
+                    "country": "FR",
+                    "latitude": "45.19302",
+                    "longitude": "5.73086",
+                },
+            ),
+            OpenApiExample(
+                "Received",
+                response_only=True,
+                value={
+                    "id": 42,
+                    "siret": "44306184100047",
+                    "trade_name": "Épicerie du Vieux Temple",
+                    "status": "pending",
+                    "created_at": "2026-11-22T09:00:00+01:00",
+                },
+            ),
+            ERROR_EXAMPLE,
+        ],
     )
     def post(self, request):
         data = self.MerchantApplicationInput(data=request.data)
