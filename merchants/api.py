@@ -3,6 +3,8 @@
 Every POST takes an `Idempotency-Key` header (see merchants/idempotency.py); every object is
 looked up through the authenticated merchant, so another merchant's id answers 404."""
 
+from datetime import UTC
+
 import django_filters
 from django.conf import settings
 from django.core.cache import cache
@@ -250,10 +252,18 @@ class Cursor(CursorPagination):
     page_size_query_param = "limit"
 
 
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 instant, compared in UTC: any offset a client sends (ISO allows +17:28;
+    PostgreSQL refuses offsets past ±15:59) names the same instant."""
+
+    def filter(self, qs, value):
+        return super().filter(qs, value.astimezone(UTC) if value is not None else value)
+
+
 class AuthorizationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Decision.Status.choices)
-    created_gte = django_filters.IsoDateTimeFilter(field_name="decided_at", lookup_expr="gte")
-    created_lt = django_filters.IsoDateTimeFilter(field_name="decided_at", lookup_expr="lt")
+    created_gte = UtcDateTimeFilter(field_name="decided_at", lookup_expr="gte")
+    created_lt = UtcDateTimeFilter(field_name="decided_at", lookup_expr="lt")
     merchant_reference = django_filters.CharFilter()
 
     class Meta:
@@ -262,8 +272,8 @@ class AuthorizationFilter(django_filters.FilterSet):
 
 
 class OperationFilter(django_filters.FilterSet):
-    created_gte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_lt = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_gte = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_lt = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     authorization = django_filters.CharFilter(field_name="decision__reference")
 
 

@@ -369,3 +369,11 @@ def test_an_unreachable_database_is_a_503_to_retry(api, card, monkeypatch):
     )
     assert (response.status_code, error_code(response)) == (503, "service_unavailable")
     assert response["Retry-After"] == "1"
+
+
+def test_a_date_filter_with_an_unusual_offset_names_the_same_instant(api, authorize):
+    authorize(100)
+    # +17:28 is valid ISO 8601 but out of PostgreSQL's range: it is compared in UTC.
+    response = api.read("/authorizations", created_gte="0946-05-08T06:30:58+17:28")
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 1

@@ -393,12 +393,12 @@ def test_a_lockout_blocks_creation_for_the_cooling_off_period(wallet, code, froz
     for n in range(MAX_FAILED_ATTEMPTS):
         refused(redeem, wrong_secret(digits, n))
 
-    with pytest.raises(PaymentCodeError) as caught:
+    # The message is worded when raised, in the language of the request that raised it.
+    with translation.override("en"), pytest.raises(PaymentCodeError) as caught:
         payment_code_create(wallet=wallet)
     assert caught.value.code == "payment_code_locked"
     assert caught.value.details["retry_after"] == COOLING_OFF.total_seconds()
-    with translation.override("en"):
-        assert "in 15 minutes." in str(caught.value.message)
+    assert "in 15 minutes." in str(caught.value.message)
 
     frozen_time.move_to(START + COOLING_OFF - timedelta(seconds=1))
     assert refused(payment_code_create, wallet=wallet) == "payment_code_locked"
