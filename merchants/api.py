@@ -366,6 +366,7 @@ ERRORS = {
     401: ErrorOutput,
     404: ErrorOutput,
     409: ErrorOutput,
+    415: ErrorOutput,
     422: ErrorOutput,
     429: ErrorOutput,
     503: ErrorOutput,

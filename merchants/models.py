@@ -4,6 +4,7 @@ import secrets
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from config.validators import validate_insee_commune, validate_mcc, validate_siret
 
@@ -14,7 +15,7 @@ class Merchant(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Awaiting approval")
-        APPROVED = "approved", _("Approved")
+        APPROVED = "approved", pgettext_lazy("merchant", "Approved")
         SUSPENDED = "suspended", _("Suspended")
 
     siret = models.CharField(_("SIRET"), max_length=14, unique=True, validators=[validate_siret])

@@ -35,6 +35,7 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 if TYPE_CHECKING:
     from merchants.models import Merchant
@@ -338,9 +339,9 @@ class WebhookDelivery(models.Model):
     last attempt fails (failed)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        SUCCEEDED = "succeeded", _("Succeeded")
-        FAILED = "failed", _("Failed")
+        PENDING = "pending", pgettext_lazy("webhook delivery", "Pending")
+        SUCCEEDED = "succeeded", pgettext_lazy("webhook delivery", "Succeeded")
+        FAILED = "failed", pgettext_lazy("webhook delivery", "Failed")
 
     event = models.ForeignKey(WebhookEvent, models.PROTECT, related_name="deliveries")
     endpoint = models.ForeignKey(WebhookEndpoint, models.PROTECT, related_name="deliveries")

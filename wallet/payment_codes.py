@@ -35,7 +35,7 @@ from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
 from wallet.errors import (
     AmountTooLarge,
@@ -100,9 +100,9 @@ class PaymentCode(models.Model):
     """One payment code. The code itself is never stored: `digest` is its keyed HMAC."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", _("Active")
-        USED = "used", _("Used")
-        EXPIRED = "expired", _("Expired")
+        ACTIVE = "active", pgettext_lazy("payment code", "Active")
+        USED = "used", pgettext_lazy("payment code", "Used")
+        EXPIRED = "expired", pgettext_lazy("payment code", "Expired")
         # Only ever set by the lockout after repeated wrong attempts: the cooling-off period is
         # derived from these rows. A future "cancel my code" needs a status of its own.
         INVALIDATED = "invalidated", _("Cancelled after wrong attempts")

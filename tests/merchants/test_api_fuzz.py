@@ -56,7 +56,7 @@ def auth_headers(db):
 
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
