@@ -4,6 +4,7 @@ clients can rely on and a message a person can read."""
 import logging
 
 from django import db
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
@@ -57,6 +58,11 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, DomainError):
         return error_response(exc.code, exc.message, status_code=exc.status, field=exc.field)
+    if isinstance(exc, DjangoValidationError):
+        # A model's own validation, reached through a service: the client's data, so a 400.
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, exceptions.ValidationError):

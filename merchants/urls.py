@@ -23,6 +23,12 @@ urlpatterns = [
     path("refunds/<str:reference>", api.RefundDetailApi.as_view(), name="refund-detail"),
     path("api-keys", api.ApiKeyListCreateApi.as_view(), name="api-keys"),
     path("api-keys/<int:key_id>/revoke", api.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
+    path("webhook-endpoints", api.WebhookEndpointListCreateApi.as_view(), name="webhook-endpoints"),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/disable",
+        api.WebhookEndpointDisableApi.as_view(),
+        name="webhook-endpoint-disable",
+    ),
     path("applications", api.MerchantApplicationApi.as_view(), name="applications"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularRedocView.as_view(url_name="merchant_api:schema"), name="docs"),

@@ -430,6 +430,13 @@ def webhook_endpoint_create(
     return endpoint
 
 
+def webhook_endpoint_disable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Stop sending to an endpoint. It is kept, with its deliveries, for the history."""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False)
+    endpoint.refresh_from_db()
+    return endpoint
+
+
 def _queue_delivery(delivery_id: int) -> None:
     # Imported here: merchants.tasks imports this module, which merchants.models loads.
     from merchants.tasks import deliver_webhook
