@@ -302,9 +302,7 @@ def authorization_expire(*, decision: Decision) -> int:
     holds it released; running it again releases nothing and announces nothing."""
     with transaction.atomic():
         _lock(decision)
-        pending = list(
-            decision.holds.select_related("hold").filter(hold__resolution__isnull=True)
-        )
+        pending = list(decision.holds.select_related("hold").filter(hold__resolution__isnull=True))
         now = timezone.now()
         due = [link for link in pending if link.hold.expires_at and link.hold.expires_at <= now]
         for link in due:
