@@ -38,13 +38,18 @@ def capture_refund(*, capture: Transfer, amount: int, idempotency_key: str | Non
     if not isinstance(capture, Transfer) or capture.kind != Transfer.Kind.CAPTURE:
         raise InvalidState(message="Only a capture can be refunded.", field="capture")
     paid_from = capture.entries.select_related("account").get(amount__lt=0).account
-    pocket = Pocket.objects.select_related("allocation__program__float_account").get(
-        account=paid_from
-    )
-    allocation = pocket.allocation
-    to = (
-        pocket.account
-        if allocation.status == Allocation.Status.ACTIVE
-        else allocation.program.float_account
-    )
-    return refund_post(capture=capture, amount=amount, to=to, idempotency_key=idempotency_key)
+    pocket = Pocket.objects.get(account=paid_from)
+    with transaction.atomic():
+        # The allocation's row, as revocation and expiry take it: an aid ending at this moment
+        # either ends first (the refund goes to the program) or after (its sweep takes it).
+        allocation = (
+            Allocation.objects.select_for_update(of=("self",))
+            .select_related("program__float_account")
+            .get(pk=pocket.allocation_id)
+        )
+        to = (
+            paid_from
+            if allocation.status == Allocation.Status.ACTIVE
+            else allocation.program.float_account
+        )
+        return refund_post(capture=capture, amount=amount, to=to, idempotency_key=idempotency_key)

@@ -9,9 +9,9 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from funders.models import Allocation
-from funders.services import allocation_create
+from funders.services import allocation_create, allocation_revoke
 from tests.concurrency import run_together
-from tests.factories import BeneficiaryFactory, make_program
+from tests.factories import BeneficiaryFactory, make_allocation, make_program
 from tests.markers import postgresql_only
 from wallet.errors import (
     ExceedsRefundable,
@@ -309,4 +309,33 @@ def test_concurrent_allocations_never_overallocate_the_program():
     assert Allocation.objects.count() == len(allocations)
     program.float_account.refresh_from_db()
     assert program.float_account.balance == 100_000 - 7_000 * len(allocations) >= 0
+    assert verify() == []
+
+
+def test_a_refund_racing_a_revocation_never_refills_the_ended_aid(merchant):
+    for round_ in range(5):
+        # given a captured payment from a pocket
+        allocation = make_allocation(program=make_program(), amount=10_000)
+        hold = hold_place(
+            debit=allocation.pocket.account,
+            credit=merchant.payable_account,
+            amount=4_000,
+            idempotency_key=f"race-hold-{round_}",
+        )
+        capture = hold_post(hold=hold, idempotency_key=f"race-capture-{round_}")
+
+        # when the funder revokes the aid while the merchant refunds part of the payment
+        outcomes = run_together(
+            [
+                lambda a=allocation: allocation_revoke(allocation=a),
+                lambda c=capture, r=round_: capture_refund(
+                    capture=c, amount=1_000, idempotency_key=f"race-refund-{r}"
+                ),
+            ]
+        )
+
+        # then nothing is left in the ended pocket: the refund went to the program
+        assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+        allocation.pocket.account.refresh_from_db()
+        assert allocation.pocket.account.available == 0
     assert verify() == []
