@@ -109,6 +109,7 @@ def _decide_and_hold(
     merchant: Merchant | None,
     idempotency_key: str,
     digest: str,
+    record: dict,
     merchant_reference: str,
     metadata: dict,
 ) -> Decision:
@@ -164,7 +165,7 @@ def _decide_and_hold(
         details=outcome.details,
         merchant_reference=merchant_reference,
         metadata=metadata,
-        request=_request_record(request),
+        request=record,
         trace=outcome.to_dict(),
         decided_at=timezone.now(),
         duration_us=int((time.perf_counter() - started) * 1_000_000),
@@ -193,8 +194,9 @@ def authorize(
     replay returns the first decision and places nothing; the same key with another request
     raises IdempotencyConflict. `on_decided` runs once, in the decision's transaction, when the
     decision is first written (never on a replay): the channel's own side effects go there."""
+    record = _request_record(request)
     params = {
-        "request": _request_record(request) | {"at": None},
+        "request": record | {"at": None},
         "wallet": wallet.pk,
         "card": card.pk if card else None,
         "merchant": merchant.pk if merchant else None,
@@ -210,6 +212,7 @@ def authorize(
             merchant=merchant,
             idempotency_key=idempotency_key,
             digest=digest,
+            record=record,
             merchant_reference=merchant_reference,
             metadata=metadata or {},
         )

@@ -20,6 +20,7 @@ from wallet.errors import (
     InsufficientFunds,
 )
 from wallet.ledger.models import Transfer
+from wallet.ledger.selectors import account_balance
 from wallet.ledger.services import (
     hold_expire,
     hold_place,
@@ -107,7 +108,7 @@ def test_concurrent_debits_never_overdraw_the_pocket(pocket, merchant):
     pocket.account.refresh_from_db()
     spent = sum(transfer.amount for transfer in transfers)
     assert pocket.account.balance == 10_000 - spent >= 0
-    paid = merchant.payable_account.entries.aggregate(total=Sum("amount"))["total"]
+    paid = account_balance(merchant.payable_account)
     assert paid == spent
     assert verify() == []
 

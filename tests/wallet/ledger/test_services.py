@@ -1,5 +1,4 @@
 import pytest
-from django.db.models import Sum
 
 from funders.services import allocation_revoke, program_fund
 from tests.factories import make_allocation
@@ -15,6 +14,7 @@ from wallet.errors import (
     UnknownAccount,
 )
 from wallet.ledger.models import Account, Entry, Transfer
+from wallet.ledger.selectors import account_balance
 from wallet.ledger.services import (
     hold_expire,
     hold_place,
@@ -82,7 +82,7 @@ def test_partial_capture_releases_the_rest(pocket, merchant, hold):
     pocket.account.refresh_from_db()
     assert (pocket.account.balance, pocket.account.pending) == (7_500, 0)
     assert capture.amount == 2_500
-    assert merchant.payable_account.entries.aggregate(s=Sum("amount"))["s"] == 2_500
+    assert account_balance(merchant.payable_account) == 2_500
     hold.refresh_from_db()
     assert hold.hold_state == "posted"
     assert verify() == []
