@@ -1,13 +1,13 @@
 """Writes of the funder side: programs, funding, allocations and their end."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from funders.models import Allocation, Funder, Program
+from funders.models import Allocation, Enrolment, Funder, Funding, Program
 from wallet.errors import CurrencyMismatch, InvalidState
 from wallet.ledger.idempotency import run_idempotent
 from wallet.ledger.models import Account, Transfer
@@ -63,20 +63,55 @@ def program_create(
 
 
 def program_fund(
-    *, program: Program, amount: int, idempotency_key: str, reference: str = ""
-) -> Transfer:
+    *,
+    program: Program,
+    amount: int,
+    idempotency_key: str,
+    reference: str = "",
+    method: str = Funding.Method.BANK_TRANSFER,
+    received_on: date | None = None,
+    by: AbstractBaseUser | None = None,
+) -> Funding:
     """Record money the funder paid in (a bank transfer, a Stripe top-up) on the program's float."""
     validate_amount(amount)
-    return transfer_post(
-        kind=Transfer.Kind.FUND,
-        currency=program.currency,
-        legs=[
-            (external_funding_account(program.currency), -amount),
-            (program.float_account, amount),
-        ],
-        idempotency_key=idempotency_key,
-        metadata={"program": program.pk, "reference": reference},
+    with transaction.atomic():
+        transfer = transfer_post(
+            kind=Transfer.Kind.FUND,
+            currency=program.currency,
+            legs=[
+                (external_funding_account(program.currency), -amount),
+                (program.float_account, amount),
+            ],
+            idempotency_key=idempotency_key,
+            metadata={"program": program.pk, "reference": reference, "method": method},
+        )
+        # A replayed key finds the record of the first call.
+        funding, _ = Funding.objects.get_or_create(
+            transfer=transfer,
+            defaults={
+                "program": program,
+                "amount": amount,
+                "method": method,
+                "reference": reference,
+                "received_on": received_on or timezone.localdate(),
+                "created_by": by,
+            },
+        )
+        return funding
+
+
+def beneficiary_enrol(
+    *, funder: Funder, beneficiary: Beneficiary, reference: str = ""
+) -> Enrolment:
+    """Make a beneficiary known to a funder, whose staff may then see and help them."""
+    enrolment, created = Enrolment.objects.get_or_create(
+        funder=funder, beneficiary=beneficiary, defaults={"reference": reference}
     )
+    if not created and reference and enrolment.reference != reference:
+        enrolment.reference = reference
+        enrolment.full_clean()
+        enrolment.save(update_fields=["reference"])
+    return enrolment
 
 
 def allocation_create(
@@ -106,6 +141,7 @@ def allocation_create(
         if not program.is_active:
             raise InvalidState(message="This program is closed.", field="program")
         wallet, _ = Wallet.objects.get_or_create(beneficiary=beneficiary)
+        beneficiary_enrol(funder=program.funder, beneficiary=beneficiary)
         allocation = Allocation.objects.create(
             program=program,
             beneficiary=beneficiary,

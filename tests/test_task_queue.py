@@ -30,9 +30,10 @@ def test_a_task_runs_on_a_real_worker_through_the_configured_broker(pocket, merc
         tasks.expire_holds.delay()
         # then a worker picks it up and releases the hold
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not Transfer.objects.filter(
-            pending_transfer=hold
-        ).exists():
+        while (
+            time.monotonic() < deadline
+            and not Transfer.objects.filter(pending_transfer=hold).exists()
+        ):
             time.sleep(0.2)
     hold.refresh_from_db()
     assert hold.hold_state == "expired"

@@ -46,9 +46,7 @@ def test_concurrent_payments_never_overspend_two_pockets(merchant):
     wallet = beneficiary.wallet
 
     # when 40 clients each try to pay 300 at once (12,000 asked)
-    outcomes = run_together(
-        [attempt(merchant, wallet, 300, f"pay-{i}") for i in range(CLIENTS)]
-    )
+    outcomes = run_together([attempt(merchant, wallet, 300, f"pay-{i}") for i in range(CLIENTS)])
 
     # then every call got a decision, and exactly what the pockets hold was approved
     assert all(isinstance(outcome, Decision) for outcome in outcomes), outcomes

@@ -238,13 +238,15 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def fund_program(self, program: Program, amount: int) -> None:
         key = self.key()
-        transfer = program_fund(program=program, amount=amount, idempotency_key=key)
+        transfer = program_fund(program=program, amount=amount, idempotency_key=key).transfer
         self.funded += amount
         self.floats[program.pk] += amount
         self.replays.append(
             Replay(
                 "fund",
-                lambda: program_fund(program=program, amount=amount, idempotency_key=key),
+                lambda: program_fund(
+                    program=program, amount=amount, idempotency_key=key
+                ).transfer,
                 lambda: program_fund(program=program, amount=amount + 1, idempotency_key=key),
                 transfer.pk,
             )
