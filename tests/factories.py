@@ -4,9 +4,10 @@ import itertools
 from datetime import timedelta
 
 import factory
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from funders.models import Funder
+from funders.models import Funder, Membership
 from funders.services import allocation_create, program_create, program_fund
 from merchants.services import merchant_approve, merchant_create
 from wallet.models import Beneficiary, Wallet
@@ -105,3 +106,18 @@ def make_merchant(*, approved: bool = True, **overrides):
     fields.update(overrides)
     merchant = merchant_create(**fields)
     return merchant_approve(merchant=merchant) if approved else merchant
+
+
+def make_staff(*, funder=None, role: str = Membership.Role.MANAGER, **fields):
+    """A member of a funder's staff who can sign in to the admin (password: "password")."""
+    n = next(_sequence)
+    user = get_user_model().objects.create_user(
+        username=fields.pop("username", f"staff{n}"),
+        email=f"staff{n}@example.org",
+        password="password",
+        is_staff=True,
+        **fields,
+    )
+    if funder is not None:
+        Membership.objects.create(user=user, funder=funder, role=role)
+    return user
