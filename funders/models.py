@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -215,10 +216,14 @@ class RecurringAllocation(models.Model):
     name = models.CharField(_("name"), max_length=120)
     amount = models.BigIntegerField(_("amount per run (cents)"))
     day_of_month = models.PositiveSmallIntegerField(
-        _("day of the month"), help_text=_("From 1 to 28, so that every month has it.")
+        _("day of the month"),
+        help_text=_("From 1 to 28, so that every month has it."),
+        validators=[MinValueValidator(1), MaxValueValidator(28)],
     )
     starts_on = models.DateField(_("first month"))
-    runs = models.PositiveSmallIntegerField(_("number of runs"))
+    runs = models.PositiveSmallIntegerField(
+        _("number of runs"), validators=[MinValueValidator(1), MaxValueValidator(120)]
+    )
     validity_days = models.PositiveSmallIntegerField(
         _("days each grant stays valid"), null=True, blank=True
     )
@@ -227,6 +232,7 @@ class RecurringAllocation(models.Model):
     )
     is_active = models.BooleanField(_("active"), default=True)
     runs_done = models.PositiveSmallIntegerField(_("runs done"), default=0, editable=False)
+    last_error = models.CharField(_("last problem"), max_length=300, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -1,14 +1,32 @@
 """Writes of the funder side: programs, funding, allocations and their end."""
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.tokens import default_token_generator
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
 
-from funders.models import Allocation, Enrolment, Funder, Funding, Program
-from wallet.errors import CurrencyMismatch, InvalidState
+from funders.models import (
+    Allocation,
+    Enrolment,
+    Funder,
+    Funding,
+    Membership,
+    Program,
+    RecurringAllocation,
+)
+from wallet.authorization.codes import format_money
+from wallet.authorization.periods import PARIS
+from wallet.errors import CurrencyMismatch, DomainError, InsufficientFunds, InvalidState
 from wallet.ledger.idempotency import run_idempotent
 from wallet.ledger.models import Account, Transfer
 from wallet.ledger.services import account_get_or_create, transfer_post, validate_amount
@@ -239,3 +257,172 @@ def allocation_expire(*, allocation: Allocation) -> Allocation:
         kind=Transfer.Kind.EXPIRE,
         reason="",
     )
+
+
+def allocation_grant_many(
+    *,
+    program: Program,
+    beneficiaries: list[Beneficiary],
+    amount: int,
+    valid_from: datetime,
+    valid_until: datetime | None,
+    key_prefix: str,
+    by: AbstractBaseUser | None = None,
+) -> list[Allocation]:
+    """Grant the same aid to several beneficiaries, all or none: a program that cannot fund
+    every grant funds none, and says how much is missing. Each grant's key is the prefix and the
+    beneficiary, so the same request made again grants nothing twice."""
+    validate_amount(amount)
+    with transaction.atomic():
+        # Locked so that the check below still holds when the grants debit the float.
+        float_account = Account.objects.select_for_update().get(pk=program.float_account_id)
+        already = set(
+            Allocation.objects.filter(
+                idempotency_key__in=[f"{key_prefix}:{b.pk}" for b in beneficiaries]
+            ).values_list("beneficiary_id", flat=True)
+        )
+        needed = amount * sum(1 for b in beneficiaries if b.pk not in already)
+        if needed > float_account.available:
+            raise InsufficientFunds(
+                message=_("The program has %(available)s available; these grants need %(needed)s.")
+                % {
+                    "available": format_money(float_account.available, program.currency),
+                    "needed": format_money(needed, program.currency),
+                },
+                field="amount",
+                available=float_account.available,
+                needed=needed,
+            )
+        return [
+            allocation_create(
+                program=program,
+                beneficiary=beneficiary,
+                amount=amount,
+                valid_from=valid_from,
+                valid_until=valid_until,
+                idempotency_key=f"{key_prefix}:{beneficiary.pk}",
+                by=by,
+            )
+            for beneficiary in beneficiaries
+        ]
+
+
+def recurring_run_date(schedule: RecurringAllocation, run: int) -> date:
+    """The day of the run numbered `run` (0 is the first)."""
+    months = schedule.starts_on.year * 12 + schedule.starts_on.month - 1 + run
+    return date(months // 12, months % 12 + 1, schedule.day_of_month)
+
+
+def recurring_allocation_run_due(*, schedule: RecurringAllocation, today: date) -> int:
+    """Make every run of a schedule whose day has come, each all or none. A run the program
+    cannot fund is left for the next pass and its reason kept on the schedule for the funder.
+    Returns the number of runs made."""
+    made = 0
+    while True:
+        with transaction.atomic():
+            locked = RecurringAllocation.objects.select_for_update().get(pk=schedule.pk)
+            run = locked.runs_done
+            if not locked.is_active or run >= locked.runs:
+                return made
+            day = recurring_run_date(locked, run)
+            if day > today:
+                return made
+            valid_from = datetime.combine(day, time(0, 0), tzinfo=PARIS)
+            valid_until = (
+                valid_from + timedelta(days=locked.validity_days) if locked.validity_days else None
+            )
+            try:
+                with transaction.atomic():
+                    allocation_grant_many(
+                        program=locked.program,
+                        beneficiaries=list(locked.beneficiaries.all()),
+                        amount=locked.amount,
+                        valid_from=valid_from,
+                        valid_until=valid_until,
+                        key_prefix=f"recurring:{locked.pk}:{run}",
+                        by=locked.created_by,
+                    )
+            except DomainError as error:
+                locked.last_error = str(error.message)[:300]
+                locked.save(update_fields=["last_error"])
+                return made
+            locked.runs_done = run + 1
+            locked.last_error = ""
+            locked.save(update_fields=["runs_done", "last_error"])
+            made += 1
+
+
+def staff_invite(
+    *, funder: Funder, email: str, first_name: str, last_name: str, role: str, site_url: str
+) -> Membership:
+    """Give a person a role in a funder's staff. A new person gets an account with no password
+    and an email with a link to choose one; nobody ever sends a password around."""
+    email = email.strip().lower()
+    with transaction.atomic():
+        user = get_user_model().objects.filter(email__iexact=email).first()
+        if user is None:
+            user = get_user_model().objects.create_user(
+                username=email, email=email, first_name=first_name, last_name=last_name
+            )
+        if not user.is_staff:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+        membership, created = Membership.objects.get_or_create(
+            user=user, funder=funder, defaults={"role": role}
+        )
+        if not created:
+            raise InvalidState(message=_("This person is already on the staff."), field="email")
+        if not user.has_usable_password():
+            transaction.on_commit(lambda: _send_invitation(user, funder, site_url))
+        return membership
+
+
+def _send_invitation(user, funder: Funder, site_url: str) -> None:
+    path = reverse(
+        "password_reset_confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    context = {"funder": funder, "user": user, "link": site_url.rstrip("/") + path}
+    send_mail(
+        subject=_("Your access to the aid back office of %(funder)s") % {"funder": funder},
+        message=render_to_string("funders/email/staff_invitation.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def _keep_an_administrator(membership: Membership) -> None:
+    others = Membership.objects.filter(
+        funder_id=membership.funder_id, role=Membership.Role.ADMINISTRATOR
+    ).exclude(pk=membership.pk)
+    if membership.role == Membership.Role.ADMINISTRATOR and not others.exists():
+        raise InvalidState(
+            message=_("A funder keeps at least one administrator: name another one first."),
+            field="role",
+        )
+
+
+def membership_change_role(*, membership: Membership, role: str) -> Membership:
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if role != Membership.Role.ADMINISTRATOR:
+            _keep_an_administrator(locked)
+        locked.role = role
+        locked.full_clean()
+        locked.save(update_fields=["role"])
+        return locked
+
+
+def membership_remove(*, membership: Membership) -> None:
+    """Take a person off a funder's staff; with no funder left, they lose the back office."""
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        _keep_an_administrator(locked)
+        user = locked.user
+        locked.delete()
+        if not user.is_superuser and not user.funder_memberships.exists():
+            user.is_staff = False
+            user.save(update_fields=["is_staff"])

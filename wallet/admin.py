@@ -1,24 +1,32 @@
-"""Read-mostly admin for wallets and the ledger: money only moves through the services, so the
-ledger's records are shown, never edited here."""
+"""Admin of beneficiaries, wallets, cards and payments, as a funder's staff reach them, and the
+ledger's records for platform operators. Money moves only through the services: the ledger is
+shown, never edited here."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from funders.admin.scoping import FunderScopedAdmin
+from funders.forms import GrantForm
+from funders.models import Funder, Program
+from funders.services import allocation_grant_many, beneficiary_enrol
+from funders.tenancy import Role, funders_of
+from wallet.errors import DomainError
 from wallet.models import Account, Beneficiary, Card, Decision, Pocket, Transfer, Wallet
+from wallet.notifications import admin as notifications_admin  # noqa: F401
+from wallet.services import beneficiary_create, wallet_freeze, wallet_unfreeze
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+SEES_THE_FUNDERS_POCKETS = "allocation__program__funder__in"
 
 
 class PocketInline(admin.TabularInline):
+    """The pockets of the funders the user works for; another funder's aid stays private."""
+
     model = Pocket
     fields = ["allocation", "available", "held", "created_at"]
     readonly_fields = fields
@@ -27,6 +35,12 @@ class PocketInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("account", "allocation__program")
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{SEES_THE_FUNDERS_POCKETS: funders_of(request.user)})
 
     @admin.display(description=_("available (cents)"))
     def available(self, pocket):
@@ -37,32 +51,168 @@ class PocketInline(admin.TabularInline):
         return pocket.account.pending
 
 
+class BeneficiaryAddForm(forms.ModelForm):
+    funder = forms.ModelChoiceField(queryset=Funder.objects.none(), label=_("Funder"))
+    reference = forms.CharField(
+        label=_("File number"), max_length=64, required=False, help_text=_("Optional.")
+    )
+
+    class Meta:
+        model = Beneficiary
+        fields = ["first_name", "last_name", "email", "phone", "postcode", "preferred_language"]
+
+
 @admin.register(Beneficiary)
-class BeneficiaryAdmin(admin.ModelAdmin):
+class BeneficiaryAdmin(FunderScopedAdmin):
+    """Agents register people and keep their contact details; managers also grant them aid."""
+
+    funder_path = "enrolments__funder"
+    add_role = change_role = Role.AGENT
     list_display = ["last_name", "first_name", "postcode", "email", "phone"]
     search_fields = ["last_name", "first_name", "email", "postcode"]
+    actions = ["grant_aid"]
+    change_form_template = "admin/wallet/beneficiary/change_form.html"
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = BeneficiaryAddForm
+            form = super().get_form(request, obj, **kwargs)
+            form.base_fields["funder"].queryset = funders_of(request.user, role=Role.AGENT)
+            return form
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        fields = [*BeneficiaryAddForm.Meta.fields, "consent_given_at"]
+        return [*fields, "funder", "reference"] if obj is None else fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        fields = {name: form.cleaned_data[name] for name in BeneficiaryAddForm.Meta.fields}
+        created = beneficiary_create(**fields)
+        beneficiary_enrol(
+            funder=form.cleaned_data["funder"],
+            beneficiary=created,
+            reference=form.cleaned_data["reference"],
+        )
+        obj.pk = created.pk
+
+    # --- granting aid ---------------------------------------------------------------------------
+
+    def get_urls(self):
+        grant = self.admin_site.admin_view(self.grant_view)
+        return [
+            path("<path:object_id>/grant/", grant, name="wallet_beneficiary_grant"),
+            *super().get_urls(),
+        ]
+
+    def grant_view(self, request, object_id):
+        beneficiary = self.get_scoped_object(request, object_id, role=Role.MANAGER)
+        return self._grant(request, [beneficiary], via_action=False)
+
+    @admin.action(description=_("Grant aid to the selected beneficiaries"), permissions=["manage"])
+    def grant_aid(self, request, queryset):
+        # Only the people of the funders where the user may grant aid.
+        people = list(self.scope(queryset, request, role=Role.MANAGER))
+        return self._grant(request, people, via_action=True)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "has_manage_permission": self.has_manage_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _grant(self, request, beneficiaries: list[Beneficiary], *, via_action: bool):
+        programs = Program.objects.filter(funder__in=funders_of(request.user, role=Role.MANAGER))
+        confirmed = "grant" in request.POST
+        form = GrantForm(request.POST if confirmed else None, programs=programs)
+        if confirmed and form.is_valid():
+            valid_from, valid_until = form.validity()
+            try:
+                granted = allocation_grant_many(
+                    program=form.cleaned_data["program"],
+                    beneficiaries=beneficiaries,
+                    amount=form.cleaned_data["amount"],
+                    valid_from=valid_from,
+                    valid_until=valid_until,
+                    key_prefix=f"grant:{form.cleaned_data['token']}",
+                    by=request.user,
+                )
+            except DomainError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "Aid granted to %(count)d beneficiary.",
+                        "Aid granted to %(count)d beneficiaries.",
+                        len(granted),
+                    )
+                    % {"count": len(granted)},
+                    messages.SUCCESS,
+                )
+                if not via_action:
+                    return redirect(
+                        reverse("admin:wallet_beneficiary_change", args=[beneficiaries[0].pk])
+                    )
+                return redirect(reverse("admin:wallet_beneficiary_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Grant aid"),
+            "form": form,
+            "beneficiaries": beneficiaries,
+            "via_action": via_action,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/wallet/beneficiary/grant.html", context)
 
 
 @admin.register(Wallet)
-class WalletAdmin(admin.ModelAdmin):
+class WalletAdmin(FunderScopedAdmin):
+    """Agents help people: freezing a wallet stops every payment while a lost card is found."""
+
+    funder_path = "beneficiary__enrolments__funder"
+    change_role = Role.AGENT
+    add_role = None
     list_display = ["beneficiary", "is_frozen", "created_at"]
     list_filter = ["is_frozen"]
     search_fields = ["beneficiary__last_name", "beneficiary__email"]
     readonly_fields = ["beneficiary", "is_frozen", "frozen_reason", "created_at"]
     inlines = [PocketInline]
+    actions = ["freeze", "unfreeze"]
 
-    def has_add_permission(self, request):
-        return False
+    @admin.action(description=_("Freeze the selected wallets"), permissions=["change"])
+    def freeze(self, request, queryset):
+        for wallet in queryset:
+            wallet_freeze(wallet=wallet, reason=_("Frozen by %(user)s") % {"user": request.user})
+        self.message_user(request, _("Wallets frozen: payments are refused."), messages.SUCCESS)
+
+    @admin.action(description=_("Unfreeze the selected wallets"), permissions=["change"])
+    def unfreeze(self, request, queryset):
+        for wallet in queryset:
+            wallet_unfreeze(wallet=wallet)
+        self.message_user(request, _("Wallets unfrozen."), messages.SUCCESS)
+
+
+class ReadOnlyScopedAdmin(FunderScopedAdmin):
+    add_role = change_role = delete_role = None
 
 
 @admin.register(Card)
-class CardAdmin(ReadOnlyAdmin):
+class CardAdmin(ReadOnlyScopedAdmin):
+    funder_path = "wallet__beneficiary__enrolments__funder"
     list_display = ["reference", "wallet", "kind", "status", "last4"]
     list_filter = ["status", "kind"]
 
 
 @admin.register(Decision)
-class DecisionAdmin(ReadOnlyAdmin):
+class DecisionAdmin(ReadOnlyScopedAdmin):
+    """Payments: a funder sees those its pockets paid, and the declined attempts of the people
+    it helps (a decline is what its agents are asked about)."""
+
     list_display = [
         "reference",
         "decided_at",
@@ -76,15 +226,23 @@ class DecisionAdmin(ReadOnlyAdmin):
     list_filter = ["status", "channel", "reason"]
     search_fields = ["reference"]
 
+    def scope_filter(self, funder_ids):
+        return Q(holds__pocket__allocation__program__funder__in=funder_ids) | Q(
+            status=Decision.Status.DECLINED,
+            wallet__pockets__allocation__program__funder__in=funder_ids,
+        )
+
 
 @admin.register(Account)
-class AccountAdmin(ReadOnlyAdmin):
+class AccountAdmin(ReadOnlyScopedAdmin):
+    operators_only = True
     list_display = ["code", "name", "kind", "currency", "guarded", "balance", "pending"]
     list_filter = ["kind", "currency"]
     search_fields = ["code", "name"]
 
 
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdmin):
+class TransferAdmin(ReadOnlyScopedAdmin):
+    operators_only = True
     list_display = ["pk", "created_at", "kind", "amount", "currency", "is_pending"]
     list_filter = ["kind", "is_pending"]

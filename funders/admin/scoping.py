@@ -8,7 +8,7 @@ it did not exist; one they may see but not change answers 403."""
 from django.contrib import admin
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from funders.models import Funder
@@ -25,6 +25,10 @@ class FunderScopedAdmin(admin.ModelAdmin):
 
     # --- querysets ------------------------------------------------------------------------------
 
+    def scope_filter(self, funder_ids: set[int]) -> Q:
+        """The rows that belong to these funders. Override for a rule a path cannot say."""
+        return Q(**{f"{self.funder_path}__in": funder_ids})
+
     def scope(
         self, queryset: QuerySet, request: HttpRequest, *, role: str | None = None
     ) -> QuerySet:
@@ -36,17 +40,11 @@ class FunderScopedAdmin(admin.ModelAdmin):
         ids = funder_ids(request.user, role=role or self.view_role)
         # A subquery on primary keys: a path through a many-valued relation ("enrolments")
         # would otherwise repeat rows.
-        inside = self.model._default_manager.filter(**{f"{self.funder_path}__in": ids})
+        inside = self.model._default_manager.filter(self.scope_filter(ids))
         return queryset.filter(pk__in=inside.values("pk"))
 
     def get_queryset(self, request):
         return self.scope(super().get_queryset(request), request)
-
-    def object_funder_ids(self, obj: Model) -> set[int]:
-        path = "pk" if self.funder_path == "pk" else self.funder_path
-        return set(self.model._default_manager.filter(pk=obj.pk).values_list(path, flat=True)) - {
-            None
-        }
 
     def get_scoped_object(self, request: HttpRequest, object_id, *, role: str) -> Model:
         """The object for a custom admin view: 404 outside the user's funders, 403 where they
@@ -74,7 +72,8 @@ class FunderScopedAdmin(admin.ModelAdmin):
             return False
         if obj is None:
             return has_role(user, role=role)
-        return bool(self.object_funder_ids(obj) & funder_ids(user, role=role))
+        ids = funder_ids(user, role=role)
+        return self.model._default_manager.filter(self.scope_filter(ids), pk=obj.pk).exists()
 
     def has_module_permission(self, request):
         return self._allowed(request, self.view_role)

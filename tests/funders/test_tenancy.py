@@ -1,0 +1,207 @@
+"""Tenant isolation in the back office: a funder's staff never reach another funder's records,
+whatever admin page, filter, autocomplete or object id they try.
+
+The test walks every model registered in the admin. A model that a funder's staff can reach
+must have a builder below, so that a new admin page cannot ship without being tried."""
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from funders.admin.scoping import FunderScopedAdmin
+from funders.models import Membership, RecurringAllocation
+from funders.services import program_fund
+from merchants.payments import payment_authorize
+from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
+from tests.funders.conftest import client_for
+from wallet.models import Card
+
+Role = Membership.Role
+
+
+@dataclass
+class Territory:
+    """Everything one funder owns, one record per kind."""
+
+    records: dict  # model → an instance owned by the funder
+    words: list[str]  # strings that must not appear on another funder's pages
+    program: object
+    beneficiary: object
+
+
+def build_territory(funder, merchant, tag: str) -> Territory:
+    program = make_program(funder=funder, funded=1_000_000)
+    program.name = f"Programme {tag}"
+    program.save(update_fields=["name"])
+    beneficiary = BeneficiaryFactory(last_name=f"Nom{tag}", email=f"{tag.lower()}@example.org")
+    allocation = make_allocation(program=program, beneficiary=beneficiary, amount=5_000)
+    card = Card.objects.create(wallet=beneficiary.wallet, kind="virtual", status="active")
+    decision = payment_authorize(
+        merchant=merchant, amount=1_000, currency="EUR", card=card.reference
+    )
+    funding = program_fund(
+        program=program, amount=2_000, idempotency_key=f"fund-{tag}", reference=f"VIR-{tag}"
+    )
+    schedule = RecurringAllocation.objects.create(
+        program=program,
+        name=f"Mensuel {tag}",
+        amount=5_000,
+        day_of_month=1,
+        starts_on="2026-12-01",
+        runs=6,
+    )
+    schedule.beneficiaries.add(beneficiary)
+    staff = Membership.objects.filter(funder=funder).first()
+    records = {
+        type(funder): funder,
+        Membership: staff,
+        type(program): program,
+        type(allocation): allocation,
+        type(funding): funding,
+        RecurringAllocation: schedule,
+        type(beneficiary): beneficiary,
+        type(beneficiary.wallet): beneficiary.wallet,
+        Card: card,
+        type(decision): decision,
+    }
+    for model, build in EXTRA_BUILDERS.items():
+        records[model] = build(program=program, allocation=allocation, beneficiary=beneficiary)
+    words = [program.name, beneficiary.last_name, f"VIR-{tag}", schedule.name]
+    return Territory(records, words, program, beneficiary)
+
+
+# Builders for the models of other modules of the back office (filled as they register).
+EXTRA_BUILDERS: dict = {}
+
+
+def scoped_admins():
+    return {
+        model: model_admin
+        for model, model_admin in admin.site._registry.items()
+        if isinstance(model_admin, FunderScopedAdmin) and not model_admin.operators_only
+    }
+
+
+@pytest.fixture
+def two_funders(funder, other_funder, administrator, other_manager):
+    merchant = make_merchant()
+    ours = build_territory(funder, merchant, "Isere")
+    theirs = build_territory(other_funder, merchant, "Savoie")
+    # The other funder's strongest role, to try everything an insider of that funder can.
+    Membership.objects.filter(user=other_manager).update(role=Role.ADMINISTRATOR)
+    return ours, theirs
+
+
+def url(model, name: str, *args) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{name}", args=args)
+
+
+def test_every_admin_model_a_funder_reaches_has_a_builder(db):
+    known = {
+        "Funder",
+        "Membership",
+        "Program",
+        "Allocation",
+        "Funding",
+        "RecurringAllocation",
+        "Beneficiary",
+        "Wallet",
+        "Card",
+        "Decision",
+    } | {model.__name__ for model in EXTRA_BUILDERS}
+    missing = {model.__name__ for model in scoped_admins()} - known
+    assert not missing, f"add a builder for {missing} in build_territory"
+
+
+def test_lists_show_only_the_funders_own_rows(two_funders, other_manager):
+    ours, theirs = two_funders
+    client = client_for(other_manager)
+    for model in scoped_admins():
+        page = client.get(url(model, "changelist"))
+        if page.status_code == 403:
+            continue
+        assert page.status_code == 200, model
+        html = page.content.decode()
+        for word in ours.words:
+            assert word not in html, (model, word)
+        own = theirs.records.get(model)
+        if own is not None and model is not Membership:
+            # The list is not empty for the wrong reason: the funder's own row is there.
+            assert re.search(rf"/{own.pk}/change/", html), model
+
+
+@pytest.mark.parametrize("view", ["change", "history", "delete"])
+def test_another_funders_objects_answer_404_or_403(two_funders, other_manager, view):
+    ours, _ = two_funders
+    client = client_for(other_manager)
+    for model, record in ours.records.items():
+        if model not in admin.site._registry:
+            continue
+        try:
+            target = url(model, view, record.pk)
+        except Exception:
+            continue
+        for method in (client.get, client.post):
+            status = method(target).status_code
+            assert status in (403, 404), (model.__name__, view, method.__name__, status)
+
+
+def test_filters_and_choices_list_only_the_funders_own_values(two_funders, other_manager):
+    ours, _ = two_funders
+    client = client_for(other_manager)
+    for model in scoped_admins():
+        for page_url in (url(model, "changelist"), url(model, "add")):
+            html = client.get(page_url).content.decode()
+            for word in ours.words:
+                assert word not in html, (model.__name__, page_url, word)
+
+
+def test_autocomplete_does_not_leak_another_funders_beneficiaries(two_funders, other_manager):
+    client = client_for(other_manager)
+    answer = client.get(
+        reverse("admin:autocomplete"),
+        {
+            "app_label": "funders",
+            "model_name": "recurringallocation",
+            "field_name": "beneficiaries",
+            "term": "Nom",
+        },
+    )
+    assert answer.status_code == 200
+    names = [result["text"] for result in answer.json()["results"]]
+    assert any("NomSavoie" in name for name in names)
+    assert not any("NomIsere" in name for name in names)
+
+
+def test_a_funders_agent_reads_but_cannot_change_or_move_money(two_funders, agent):
+    ours, _ = two_funders
+    client = client_for(agent)
+    program = ours.program
+    assert client.get(url(type(program), "change", program.pk)).status_code == 200
+    page = client.post(url(type(program), "change", program.pk), {"name": "Renamed"})
+    assert page.status_code == 403
+    assert client.get(url(Membership, "changelist")).status_code == 403
+    grant = reverse("admin:wallet_beneficiary_grant", args=[ours.beneficiary.pk])
+    assert client.get(grant).status_code == 403
+
+
+def test_ledger_and_merchant_pages_are_for_operators_only(two_funders, other_manager, operator):
+    staff = client_for(other_manager)
+    ops = client_for(operator)
+    reached_by_operators = 0
+    for model, model_admin in admin.site._registry.items():
+        if isinstance(model_admin, FunderScopedAdmin) and not model_admin.operators_only:
+            continue
+        assert staff.get(url(model, "changelist")).status_code == 403, model
+        reached_by_operators += ops.get(url(model, "changelist")).status_code == 200
+    assert reached_by_operators >= 4  # accounts, transfers, merchants, webhook endpoints...
+
+
+def test_the_admin_index_shows_a_funder_only_its_pages(two_funders, other_manager):
+    html = client_for(other_manager).get(reverse("admin:index")).content.decode()
+    assert "/admin/funders/program/" in html
+    assert "/admin/wallet/account/" not in html
+    assert "/admin/merchants/merchant/" not in html
