@@ -256,6 +256,7 @@ MOBILITY_RULES = {"categories": {"allow_groups": ["transport"]}, "zone": {"count
 @dataclass(frozen=True)
 class DemoAccess:
     username: str
+    manager_username: str
     password: str
     merchant: Merchant
     api_key: str
@@ -391,6 +392,16 @@ def demo_build(*, password: str) -> DemoAccess:
         Membership.objects.get_or_create(
             user=user, funder=funder, defaults={"role": Membership.Role.ADMINISTRATOR}
         )
+        # The back office as the département's social-aid team sees it: their funder only.
+        manager, _ = User.objects.get_or_create(
+            username="gestionnaire",
+            defaults={"is_staff": True, "first_name": "Claire", "last_name": "Martin"},
+        )
+        manager.set_password(password)
+        manager.save()
+        Membership.objects.get_or_create(
+            user=manager, funder=funder, defaults={"role": Membership.Role.MANAGER}
+        )
 
         shop = merchants[0]
         for old in ApiKey.objects.filter(merchant=shop, name="demo", revoked_at__isnull=True):
@@ -404,4 +415,4 @@ def demo_build(*, password: str) -> DemoAccess:
             .order_by("pk")
             .last()
         )
-        return DemoAccess("admin", password, shop, secret, card)
+        return DemoAccess("admin", manager.username, password, shop, secret, card)

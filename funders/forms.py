@@ -7,49 +7,60 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from funders.models import Program
 from wallet.authorization.periods import PARIS
+from wallet.ledger.services import MAX_AMOUNT
 
-_NUMBER = re.compile(r"\d{1,13}(\.\d+)?")  # digits only: no sign, exponent, NaN or Infinity
-_CENTS = re.compile(r"\d{1,13}(\.\d{1,2})?")
+# --- euros -----------------------------------------------------------------------------------
+
+# Spaces people (and French number formatting) put between thousands: "1 234,50".
+_SPACES = re.compile(r"[\s\u00a0\u202f]")
+_EURO_TEXT = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 
-class EuroAmountField(forms.CharField):
-    """An amount typed in euros ("50", "12,50", "1 234.5"), cleaned to integer cents. Parsed as a
-    Decimal, never a float, and refused beyond two decimals rather than rounded."""
+def euros_to_cents(text: str) -> int:
+    """ "12,50", "12.50", "1 234,50 €" -> cents. ValidationError (code invalid_amount,
+    too_many_decimals, not_positive or too_large) for anything else: a third decimal is refused,
+    not rounded, and "1.234,50" is refused rather than guessed."""
+    compact = _SPACES.sub("", str(text)).removesuffix("€")
+    if not _EURO_TEXT.fullmatch(compact):
+        raise ValidationError(_("Write an amount in euros, like 12,50."), code="invalid_amount")
+    value = Decimal(compact.replace(",", "."))
+    if value.as_tuple().exponent < -2:
+        raise ValidationError(
+            _("Write at most 2 digits after the decimal comma (cents)."),
+            code="too_many_decimals",
+        )
+    if value <= 0:
+        raise ValidationError(_("The amount must be more than 0 €."), code="not_positive")
+    cents = int(value.scaleb(2))
+    if cents > MAX_AMOUNT:
+        raise ValidationError(_("This amount is too large."), code="too_large")
+    return cents
 
-    def __init__(self, *, allow_zero: bool = False, **kwargs):
-        self.allow_zero = allow_zero
-        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "size": 10}))
+
+def cents_to_euros_text(cents: int) -> str:
+    """Cents as staff type them, in the active language: 1250 -> "12,50" in French."""
+    return number_format(Decimal(cents).scaleb(-2), decimal_pos=2)
+
+
+class EuroField(forms.CharField):
+    """An amount in euros, typed as text (so that "12,50" and "12.50" both work), cleaned to
+    cents (an int), or None when left empty."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "size": 12}))
         super().__init__(**kwargs)
 
-    def to_python(self, value) -> int | None:
-        value = super().to_python(value)
-        if value in self.empty_values:
-            return None
-        text = re.sub(r"[\s€\u202f\u00a0]", "", value).replace(",", ".")
-        if text.startswith("-") and _NUMBER.fullmatch(text[1:]):
-            raise ValidationError(_("The amount must be more than zero."), code="not_positive")
-        if not _NUMBER.fullmatch(text):
-            raise ValidationError(
-                _("Type an amount in euros, for example 50 or 12,50."), code="invalid"
-            )
-        if not _CENTS.fullmatch(text):
-            raise ValidationError(_("Give at most two decimals (cents)."), code="too_precise")
-        cents = int(Decimal(text) * 100)
-        if cents == 0 and not self.allow_zero:
-            raise ValidationError(_("The amount must be more than zero."), code="not_positive")
-        if cents > 10**12:
-            raise ValidationError(_("This amount is too large."), code="too_large")
-        return cents
+    def to_python(self, value):
+        text = super().to_python(value)
+        return euros_to_cents(text) if text else None
 
     def prepare_value(self, value):
-        # The form shows back cents as euros ("1250" → "12.50") when it is redrawn.
-        if isinstance(value, int):
-            return f"{Decimal(value) / 100:.2f}"
-        return value
+        return cents_to_euros_text(value) if isinstance(value, int) else value
 
 
 def start_of_day(day: date) -> datetime:
@@ -79,7 +90,7 @@ class GrantForm(OneTimeTokenForm):
     """Grant aid from a program to one or several beneficiaries."""
 
     program = forms.ModelChoiceField(queryset=Program.objects.none(), label=_("Aid program"))
-    amount = EuroAmountField(label=_("Amount in euros"))
+    amount = EuroField(label=_("Amount in euros"))
     valid_from = forms.DateField(
         label=_("Valid from"), widget=forms.DateInput(attrs={"type": "date"})
     )

@@ -10,7 +10,7 @@ from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from funders.admin.scoping import FunderScopedAdmin
-from funders.forms import EuroAmountField
+from funders.forms import EuroField
 from funders.models import Allocation, RecurringAllocation
 from funders.services import allocation_revoke, recurring_run_date
 from funders.tenancy import Role
@@ -112,7 +112,7 @@ class AllocationAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
 
 
 class RecurringAllocationForm(forms.ModelForm):
-    amount = EuroAmountField(label=_("Amount per run, in euros"))
+    amount = EuroField(label=_("Amount per run, in euros"))
 
     class Meta:
         model = RecurringAllocation

@@ -1,15 +1,152 @@
+"""Programs and their funding: one page where a manager sets a program's rules, the rules in plain
+words as beneficiaries read them, and a page to record money the funder paid in."""
+
+import uuid
+
+from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AdminDateWidget
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from funders.admin.scoping import FunderScopedAdmin
-from funders.models import Program
-from funders.services import program_create
+from funders.forms import EuroField
+from funders.models import Funding, Program
+from funders.rules_form import RulesForm
+from funders.services import program_create, program_fund
+from funders.tenancy import Role
+from wallet.authorization.codes import format_money
+from wallet.authorization.rules import PocketRules, RulesError
+from wallet.errors import DomainError, IdempotencyConflict
+
+
+class ProgramForm(RulesForm, forms.ModelForm):
+    """The program's own fields and its rules as plain fields, saved together."""
+
+    class Meta:
+        model = Program
+        fields = ["funder", "name", "purpose", "currency", "is_active"]
+
+    def __init__(self, *args, **kwargs):
+        instance = kwargs.get("instance")
+        super().__init__(*args, initial_rules=instance.rules if instance else None, **kwargs)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.rules is not None:
+            self.instance.rules = self.rules
+        return cleaned
+
+
+class FundingForm(forms.Form):
+    """Money the funder paid in, as read on the bank statement or in Stripe. The hidden token is
+    drawn when the page is shown and makes the funding's idempotency key."""
+
+    amount = EuroField(label=_("Amount received (€)"))
+    method = forms.ChoiceField(label=_("How it was paid"), choices=Funding.Method.choices)
+    reference = forms.CharField(
+        label=_("Reference"),
+        max_length=140,
+        help_text=_(
+            "The reference on the bank statement, or the Stripe top-up's id (it starts with tu_)."
+        ),
+    )
+    received_on = forms.DateField(label=_("Received on"), widget=AdminDateWidget)
+    token = forms.UUIDField(widget=forms.HiddenInput)
+
+    def clean_received_on(self):
+        received_on = self.cleaned_data["received_on"]
+        if received_on > timezone.localdate():
+            raise forms.ValidationError(
+                _("Money cannot be received in the future."), code="future_date"
+            )
+        return received_on
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("method") == Funding.Method.STRIPE_TOPUP and not cleaned.get(
+            "reference", ""
+        ).startswith("tu_"):
+            self.add_error(
+                "reference",
+                forms.ValidationError(
+                    _("A Stripe top-up's id starts with tu_."), code="not_a_topup"
+                ),
+            )
+        return cleaned
 
 
 @admin.register(Program)
 class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
-    list_display = ["name", "funder", "currency", "is_active"]
+    form = ProgramForm
+    list_display = ["name", "funder", "currency", "is_active", "funded", "available"]
     list_filter = ["funder", "is_active"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("funder", "float_account")
+            .annotate(funded_total=Coalesce(Sum("fundings__amount"), 0))
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            main = ["funder", "name", "purpose", "currency"]
+        else:
+            main = ["funder", "name", "purpose", "currency", "is_active", "funded", "available"]
+        fieldsets = [(None, {"fields": main})]
+        if obj is not None:
+            fieldsets.append(
+                (
+                    _("The rules as beneficiaries read them"),
+                    {
+                        "fields": ["rules_in_plain_words"],
+                        "description": _("As saved last; they change when you save this page."),
+                    },
+                )
+            )
+            if not self.has_change_permission(request, obj):
+                return fieldsets
+        return fieldsets + [(title, {"fields": fields}) for title, fields in RulesForm.SECTIONS]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        # The float account's currency is fixed, and a program's money belongs to its funder.
+        return ["funder", "currency", "funded", "available", "rules_in_plain_words"]
+
+    @admin.display(description=_("Funded"))
+    def funded(self, obj: Program) -> str:
+        # PostgreSQL sums bigints as numeric: back to int before formatting.
+        return format_money(int(obj.funded_total), obj.currency)
+
+    @admin.display(description=_("Not yet allocated"))
+    def available(self, obj: Program) -> str:
+        return format_money(obj.float_account.available, obj.currency)
+
+    @admin.display(description=_("Rules"))
+    def rules_in_plain_words(self, obj: Program) -> str:
+        try:
+            lines = PocketRules.from_dict(obj.rules).describe(currency=obj.currency)
+        except RulesError as error:
+            return gettext("These rules cannot be applied: %(error)s") % {"error": error}
+        if not lines:
+            return gettext("No rules: the aid can be spent anywhere, at any time, except as cash.")
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ([line] for line in lines))
+        )
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -25,3 +162,114 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         )
         obj.pk = created.pk
         obj.float_account = created.float_account
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self._allowed(request, Role.MANAGER, obj):
+            context["fund_url"] = reverse("admin:funders_program_fund", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- funding --------------------------------------------------------------------------------
+
+    def get_urls(self):
+        fund = path(
+            "<path:object_id>/fund/",
+            self.admin_site.admin_view(self.fund_view),
+            name="funders_program_fund",
+        )
+        return [fund, *super().get_urls()]
+
+    def fund_view(self, request, object_id):
+        program = self.get_scoped_object(request, object_id, role=Role.MANAGER)
+        if request.method == "POST":
+            form = FundingForm(request.POST)
+        else:
+            form = FundingForm(initial={"token": uuid.uuid4(), "received_on": timezone.localdate()})
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                funding = program_fund(
+                    program=program,
+                    amount=data["amount"],
+                    # One key per form shown: a second click or a resent page funds once.
+                    idempotency_key=f"admin-fund:{program.pk}:{data['token']}",
+                    reference=data["reference"],
+                    method=data["method"],
+                    received_on=data["received_on"],
+                    by=request.user,
+                )
+            except IdempotencyConflict:
+                form.add_error(
+                    None,
+                    gettext(
+                        "This page was already sent with another amount, and that funding is "
+                        "recorded. To record another funding, open this page again."
+                    ),
+                )
+            except DomainError as error:
+                form.add_error(None, error.message)
+            else:
+                self.message_user(
+                    request,
+                    gettext("%(amount)s received on %(date)s is recorded on “%(program)s”.")
+                    % {
+                        "amount": format_money(funding.amount, program.currency),
+                        "date": date_format(funding.received_on, "SHORT_DATE_FORMAT"),
+                        "program": program,
+                    },
+                )
+                return redirect("admin:funders_program_change", program.pk)
+        adminform = helpers.AdminForm(
+            form,
+            [(None, {"fields": ["amount", "method", "reference", "received_on"]})],
+            {},
+            model_admin=self,
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Fund “%(program)s”") % {"program": program},
+            "opts": self.opts,
+            "original": program,
+            "adminform": adminform,
+            "form": form,
+            "errors": helpers.AdminErrorList(form, []),
+            "available": format_money(program.float_account.available, program.currency),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/funders/program/fund.html", context)
+
+
+@admin.register(Funding)
+class FundingAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
+    """Money funders paid in. Recorded only by the "Fund this program" page, never edited: a
+    mistake is corrected by the ledger, not by changing this record."""
+
+    funder_path = "program__funder"
+    add_role = None
+    change_role = None
+    list_display = [
+        "received_on",
+        "program",
+        "amount_display",
+        "method",
+        "reference",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["method", "program"]
+    list_select_related = ["program", "created_by"]
+    search_fields = ["reference", "program__name"]
+    date_hierarchy = "received_on"
+    fields = [
+        "program",
+        "amount_display",
+        "method",
+        "reference",
+        "received_on",
+        "created_by",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("Amount"), ordering="amount")
+    def amount_display(self, obj: Funding) -> str:
+        return format_money(obj.amount, obj.program.currency)

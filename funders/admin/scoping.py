@@ -56,6 +56,20 @@ class FunderScopedAdmin(admin.ModelAdmin):
             raise PermissionDenied
         return obj
 
+    # simple-history's pages find their object without the admin's queryset (another funder's
+    # object would answer 403, not 404) and save its "revert" form for anyone who may view it.
+    # Both go through the scope here, and only those who may change the object revert it.
+
+    def history_view(self, request, object_id, extra_context=None):
+        self.get_scoped_object(request, object_id, role=self.view_role)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        obj = self.get_scoped_object(request, object_id, role=self.view_role)
+        if request.method == "POST" and not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Django redirects to the index with a message; another funder's id must look missing.
         raise Http404

@@ -78,7 +78,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 "\nThe aid wallet platform is running with demo data.\n\n"
                 f"  Admin (funders' back office): {base}/admin/\n"
-                f"    login: {access.username}   password: {access.password}\n"
+                f"    platform operator: {access.username}   password: {access.password}\n"
+                f"    funder manager: {access.manager_username}   password: {access.password}\n"
                 f"  Merchant: {merchant.trade_name}, {merchant.city} (MCC {merchant.mcc})\n"
                 f"    API key (shown once): {access.api_key}\n"
                 f"  Merchant API docs: {base}/api/merchant/v1/docs\n"
