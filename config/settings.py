@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "import_export",
     "phonenumber_field",
     "django_celery_beat",
     "wallet",
@@ -117,13 +118,39 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Task modules outside an app's tasks.py, which autodiscovery does not find.
+CELERY_IMPORTS = ["wallet.notifications.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
     "expire-authorizations": {"task": "merchants.tasks.expire_authorizations", "schedule": 300.0},
     "expire-allocations": {"task": "funders.tasks.expire_allocations", "schedule": 900.0},
+    "recurring-allocations": {
+        "task": "funders.tasks.run_recurring_allocations",
+        "schedule": 3600.0,
+    },
     "verify-ledger": {"task": "wallet.tasks.verify_ledger", "schedule": 86400.0},
     "retry-due-webhooks": {"task": "merchants.tasks.retry_due_webhooks", "schedule": 60.0},
+    "send-due-notifications": {
+        "task": "wallet.notifications.tasks.send_due_notifications",
+        "schedule": 300.0,
+    },
 }
+
+# Messages to beneficiaries. Email goes through EMAIL_BACKEND (written to the console by
+# default; "django.core.mail.backends.smtp.EmailBackend" with the EMAIL_HOST... settings in
+# production); SMS through SMS_BACKEND, the dotted path of a class with `send(phone, text)`
+# (see wallet/notifications/channels.py).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Aid wallet <no-reply@localhost>")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+# A message is sent with its outbox row locked: an SMTP server that never answers must not
+# hold the lock for ever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+SMS_BACKEND = env.str("SMS_BACKEND", default="wallet.notifications.channels.ConsoleSMSBackend")
 
 # One-time payment codes: lifetime, the wallet's cooling-off after repeated wrong codes, and the
 # wrong codes one merchant API key may send per window before it must wait.

@@ -31,6 +31,7 @@ from wallet.ledger.idempotency import run_idempotent
 from wallet.ledger.models import Account, Transfer
 from wallet.ledger.services import account_get_or_create, transfer_post, validate_amount
 from wallet.models import Beneficiary, Pocket, Wallet
+from wallet.notifications.services import allocation_notify
 
 
 def _new_account(*, prefix: str, name: str, kind: str, currency: str) -> Account:
@@ -186,6 +187,8 @@ def allocation_create(
             idempotency_key=f"allocate:{idempotency_key}",
             metadata={"allocation": allocation.pk},
         )
+        # Written with the grant, sent after commit: a grant rolled back tells nobody.
+        allocation_notify(allocation=allocation)
         return allocation
 
     params = {

@@ -2,8 +2,8 @@ from celery import shared_task
 from django.db.models import F
 from django.utils import timezone
 
-from funders.models import Allocation
-from funders.services import allocation_expire, allocation_sweep
+from funders.models import Allocation, AllocationImport, RecurringAllocation
+from funders.services import allocation_expire, allocation_sweep, recurring_allocation_run_due
 from wallet.errors import InvalidState
 from wallet.ledger.models import Transfer
 
@@ -35,3 +35,39 @@ def expire_allocations(batch_size: int = 500) -> int:
         )
         allocation_sweep(allocation=allocation, kind=kind)
     return count
+
+
+@shared_task
+def run_recurring_allocations() -> int:
+    """Make the runs of recurring allocations whose day has come. Each run is made once,
+    whatever the number of times this task runs (its grants' keys name the run)."""
+    today = timezone.localdate()
+    made = 0
+    due = RecurringAllocation.objects.filter(is_active=True).select_related("program")
+    for schedule in due:
+        if schedule.runs_done < schedule.runs:
+            made += recurring_allocation_run_due(schedule=schedule, today=today)
+    return made
+
+
+@shared_task(ignore_result=True)
+def allocation_import_check(import_id: int) -> str | None:
+    """Check an uploaded allocation file (the dry run). Safe to run twice."""
+    # Imported here: funders.imports queues these tasks, so it imports this module.
+    from funders.imports import import_check
+
+    allocation_import = AllocationImport.objects.filter(pk=import_id).first()
+    if allocation_import is None:
+        return None
+    return import_check(allocation_import=allocation_import).status
+
+
+@shared_task(ignore_result=True)
+def allocation_import_apply(import_id: int) -> str | None:
+    """Grant a confirmed allocation file, all rows or none. Safe to run twice."""
+    from funders.imports import import_apply
+
+    allocation_import = AllocationImport.objects.filter(pk=import_id).first()
+    if allocation_import is None:
+        return None
+    return import_apply(allocation_import=allocation_import).status

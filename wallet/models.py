@@ -7,6 +7,7 @@ from phonenumber_field.modelfields import PhoneNumberField
 from config.validators import validate_french_postcode
 from wallet.authorization.models import Decision, DecisionHold
 from wallet.ledger.models import Account, Entry, Transfer
+from wallet.notifications.models import Notification
 from wallet.payment_codes import PaymentCode
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Decision",
     "DecisionHold",
     "Entry",
+    "Notification",
     "PaymentCode",
     "Pocket",
     "Transfer",

@@ -1,0 +1,889 @@
+"""Allocations granted from a spreadsheet (CSV or XLSX), in two steps.
+
+The **check** (a dry run) reads every row and says what applying it would do (grant to a new
+beneficiary, or to one the funder already knows) or what is wrong with it, and compares the
+file's total with what the program has left to allocate. It writes nothing to wallets or to the
+ledger: only its report, on the AllocationImport.
+
+The **apply** grants every row in one transaction, all or nothing, through the same services
+as a grant made by hand. Each row's idempotency key is `import:{program}:{digest}:{row}`, so
+the same file applied twice (even uploaded again as a new import) grants once.
+
+Reading is django-import-export's: its formats turn CSV and XLSX into a tablib dataset, and the
+fields and widgets of `AllocationRowResource` turn each cell into a value. Problems are kept as
+stable codes with their parameters (`{"field", "code", "params"}`), and put into words only when
+a page shows them, in the reader's language."""
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import tablib
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from import_export import fields, resources, widgets
+from import_export.formats import base_formats
+from phonenumber_field.phonenumber import to_python as phone_to_python
+
+from config.validators import validate_french_postcode
+from funders import tasks
+from funders.forms import end_of_day, euros_to_cents, start_of_day
+from funders.models import Allocation, AllocationImport, Enrolment, Funder, Program
+from funders.services import allocation_create, beneficiary_enrol
+from wallet.authorization import geo
+from wallet.authorization.codes import format_money
+from wallet.errors import DomainError, InsufficientFunds, InvalidState
+from wallet.ledger.models import Account
+from wallet.models import Beneficiary
+from wallet.services import beneficiary_create
+
+logger = logging.getLogger(__name__)
+
+SYNC_CHECK_MAX_ROWS = 200  # checked during the upload request; larger files go to a task
+PROGRESS_EVERY = 50  # rows between two writes of `processed_rows`
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 5000  # applied in one transaction: beyond, split the file
+
+Status = AllocationImport.Status
+
+
+class ImportFileError(DomainError):
+    """The file as a whole cannot be read as an allocation file."""
+
+    code = "import_file_invalid"
+    default_message = _("This file cannot be read as a list of allocations.")
+
+    def __init__(self, message=None, **details):
+        super().__init__(message, field="file", **details)
+
+
+# --- the columns ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # as in the English template and in the report
+    french: str  # as in the French template
+    label: str
+    help: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return (self.name, self.french, *self.aliases)
+
+
+COLUMNS = (
+    Column(
+        "reference",
+        "numero_dossier",
+        _("file number"),
+        _("Your own number for this person. Used first to recognise someone you already help."),
+        aliases=("numero_de_dossier", "dossier"),
+    ),
+    Column("first_name", "prenom", _("first name"), _("Required."), required=True),
+    Column("last_name", "nom", _("last name"), _("Required."), required=True),
+    Column(
+        "email",
+        "email",
+        _("email"),
+        _("An email address or a mobile phone number is required, to tell the person."),
+        aliases=("courriel", "e_mail", "mail"),
+    ),
+    Column(
+        "phone", "telephone", _("mobile phone"), _("Such as 06 12 34 56 78."), aliases=("mobile",)
+    ),
+    Column("postcode", "code_postal", _("postcode"), _("5 digits. Optional.")),
+    Column(
+        "amount",
+        "montant",
+        _("amount"),
+        _("In euros, more than 0, at most 2 decimals: 50, 50,00 or 50.5. Required."),
+        required=True,
+    ),
+    Column(
+        "valid_from",
+        "debut",
+        _("first day"),
+        _(
+            "The first day the aid can be used (from midnight, Paris time): 2026-12-01 or "
+            "01/12/2026. Required."
+        ),
+        required=True,
+    ),
+    Column(
+        "valid_until",
+        "fin",
+        _("last day"),
+        _(
+            "The last day the aid can be used, included: it stops at midnight at the end of that "
+            "day, Paris time. Empty: no end."
+        ),
+    ),
+    Column(
+        "departements",
+        "departements",
+        _("départements"),
+        _(
+            'Optional. Département numbers, separated by commas ("38, 73"): the aid can be spent '
+            "only there, instead of the program's départements."
+        ),
+        aliases=("departement",),
+    ),
+    Column(
+        "per_payment_limit",
+        "plafond_par_paiement",
+        _("limit per payment"),
+        _(
+            "Optional. In euros: the most one payment can take from this aid, instead of the "
+            "program's limit."
+        ),
+    ),
+)
+COLUMN_LABELS = {column.name: column.label for column in COLUMNS}
+_COLUMN_BY_HEADER = {alias: column.name for column in COLUMNS for alias in column.accepted}
+
+
+class CellError(ValueError):
+    """A cell that cannot be read; `code` names the problem (see ROW_MESSAGES)."""
+
+    def __init__(self, code: str, **params):
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+def _spreadsheet_number(value):
+    # A spreadsheet turns "12345" into the number 12345.0, and a text column must read it back.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class TextWidget(widgets.CharWidget):
+    def __init__(self, max_length: int):
+        super().__init__()
+        self.max_length = max_length
+
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(_spreadsheet_number(value), row, **kwargs).strip()
+        if len(text) > self.max_length:
+            raise CellError("too_long", max=self.max_length)
+        return text
+
+
+class EmailWidget(TextWidget):
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(value, row, **kwargs)
+        if text:
+            try:
+                validate_email(text)
+            except ValidationError:
+                raise CellError("invalid_email", value=text) from None
+        return text
+
+
+class PhoneWidget(TextWidget):
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(value, row, **kwargs)
+        if not text:
+            return ""
+        number = phone_to_python(text, region="FR")
+        if not number.is_valid():
+            raise CellError("invalid_phone", value=text)
+        return number.as_e164
+
+
+class PostcodeWidget(TextWidget):
+    def clean(self, value, row=None, **kwargs):
+        # A spreadsheet drops the leading zero of 01000 when it reads it as a number.
+        if isinstance(_spreadsheet_number(value), int):
+            value = str(_spreadsheet_number(value)).zfill(5)
+        text = super().clean(value, row, **kwargs)
+        if text:
+            try:
+                validate_french_postcode(text)
+            except ValidationError:
+                raise CellError("invalid_postcode", value=text) from None
+        return text
+
+
+# euros_to_cents's error codes, as the import's report names them.
+_AMOUNT_ERRORS = {
+    "invalid_amount": "invalid_amount",
+    "too_many_decimals": "amount_too_precise",
+    "not_positive": "amount_not_positive",
+    "too_large": "amount_too_large",
+}
+
+
+class EurosWidget(widgets.NumberWidget):
+    """Euros as people type them ("50", "50,00", "50.5", "1 234,50 €") to cents, exactly."""
+
+    def clean(self, value, row=None, **kwargs):
+        if self.is_empty(value):
+            return None
+        # A spreadsheet's number cell: repr() is the shortest text giving back this float,
+        # which is what the cell showed.
+        text = repr(value) if isinstance(value, float) else str(value)
+        try:
+            return euros_to_cents(text)
+        except ValidationError as error:
+            raise CellError(_AMOUNT_ERRORS[error.code], value=str(value)) from None
+
+
+class DayWidget(widgets.DateWidget):
+    FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
+
+    def __init__(self):
+        super().__init__()
+        self.formats = self.FORMATS
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, datetime):  # a date cell of a spreadsheet
+            return value.date()
+        if isinstance(value, str):
+            value = value.strip()
+        try:
+            return super().clean(value, row, **kwargs)
+        except ValueError:
+            raise CellError("invalid_date", value=str(value)) from None
+
+
+class DepartementsWidget(widgets.Widget):
+    def clean(self, value, row=None, **kwargs):
+        value = _spreadsheet_number(value)
+        if value is None:
+            return None
+        codes = [code for code in re.split(r"[\s,;]+", str(value).strip().upper()) if code]
+        codes = [code.zfill(2) if code.isdigit() else code for code in codes]
+        unknown = [code for code in codes if code not in geo.TERRITORY_NAMES]
+        if unknown:
+            raise CellError("unknown_departement", value=", ".join(unknown))
+        return list(dict.fromkeys(codes)) or None
+
+
+@dataclass
+class RowDraft:
+    """One row's values, as the widgets read them."""
+
+    reference: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str = ""
+    postcode: str = ""
+    amount: int | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+    departements: list[str] | None = None
+    per_payment_limit: int | None = None
+
+
+class AllocationRowResource(resources.Resource):
+    """The columns of an allocation file. Rows become allocations through the services (see
+    import_apply), never through import_export's save_instance: a grant moves money."""
+
+    reference = fields.Field(attribute="reference", widget=TextWidget(max_length=64))
+    first_name = fields.Field(attribute="first_name", widget=TextWidget(max_length=100))
+    last_name = fields.Field(attribute="last_name", widget=TextWidget(max_length=100))
+    email = fields.Field(attribute="email", widget=EmailWidget(max_length=254))
+    phone = fields.Field(attribute="phone", widget=PhoneWidget(max_length=32))
+    postcode = fields.Field(attribute="postcode", widget=PostcodeWidget(max_length=5))
+    amount = fields.Field(attribute="amount", widget=EurosWidget())
+    valid_from = fields.Field(attribute="valid_from", widget=DayWidget())
+    valid_until = fields.Field(attribute="valid_until", widget=DayWidget())
+    departements = fields.Field(attribute="departements", widget=DepartementsWidget())
+    per_payment_limit = fields.Field(attribute="per_payment_limit", widget=EurosWidget())
+
+    def __init__(self, *, french_headers: bool = False):
+        super().__init__()
+        if french_headers:
+            for column in COLUMNS:
+                self.fields[column.name].column_name = column.french
+
+    def clean_row(self, cells: dict) -> tuple[RowDraft, list[dict]]:
+        """The row's values and the problems of its cells. Every cell is read, so the report
+        lists all of a row's problems at once."""
+        draft = RowDraft()
+        errors = []
+        for import_field in self.get_import_fields():
+            try:
+                self.import_field(import_field, draft, cells)
+            except CellError as exc:
+                errors.append(_error(import_field.attribute, exc.code, **exc.params))
+        return draft, errors
+
+
+def template_dataset(*, french_headers: bool) -> tablib.Dataset:
+    """An empty allocation file: the headers, to fill in."""
+    return AllocationRowResource(french_headers=french_headers).export([])
+
+
+# --- reading a file ------------------------------------------------------------------------------
+
+
+def _header_key(header) -> str:
+    # "Numéro dossier", "numero_dossier" and "NUMERO-DOSSIER" name the same column.
+    text = unicodedata.normalize("NFKD", str(header or "")).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _decode(content: bytes) -> str:
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        # What a French spreadsheet program writes when it saves "CSV" on Windows.
+        return content.decode("cp1252")
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            _("The file's text encoding is unknown. Save it as CSV UTF-8, or as .xlsx.")
+        ) from None
+
+
+def _delimiter(text: str) -> str:
+    # French spreadsheet programs separate CSV columns with ";" (the comma is the decimal mark).
+    header = text.split("\n", 1)[0]
+    return max((";", ",", "\t"), key=header.count)
+
+
+def _dataset(content: bytes, filename: str) -> tablib.Dataset:
+    unreadable = ImportFileError(
+        _("This file cannot be read. Save it as .xlsx or as CSV, then send it again.")
+    )
+    is_zip = content.startswith(b"PK\x03\x04")  # an .xlsx is a zip archive
+    if not is_zip and not filename.lower().endswith(".csv"):
+        raise unreadable
+    try:
+        if is_zip:
+            return base_formats.XLSX().create_dataset(content)
+        text = _decode(content)
+        return base_formats.CSV().create_dataset(text, delimiter=_delimiter(text))
+    except ImportFileError:
+        raise
+    except tablib.InvalidDimensions:
+        raise ImportFileError(
+            _(
+                "Some lines have more cells than there are column titles. If amounts are "
+                "written with a comma, separate the columns with semicolons (;)."
+            )
+        ) from None
+    except Exception as exc:
+        # Any file can be sent, and spreadsheet readers fail in many ways on a broken one:
+        # whatever the reason, the person is told the file cannot be read, never shown a 500.
+        logger.info("unreadable allocation file %r: %r", filename, exc)
+        raise unreadable from None
+
+
+def _columns(headers) -> dict[int, str]:
+    found: dict[int, str] = {}
+    unknown = []
+    for index, header in enumerate(headers or ()):
+        key = _header_key(header)
+        if not key:
+            continue
+        name = _COLUMN_BY_HEADER.get(key)
+        if name is None:
+            unknown.append(str(header))
+        elif name in found.values():
+            raise ImportFileError(
+                _("The column “%(column)s” appears twice.") % {"column": COLUMN_LABELS[name]}
+            )
+        else:
+            found[index] = name
+    if unknown:
+        raise ImportFileError(
+            _(
+                "These columns are not known: %(unknown)s. Rename or remove them. The columns "
+                "are: %(known)s."
+            )
+            % {
+                "unknown": ", ".join(unknown),
+                "known": ", ".join(column.name for column in COLUMNS),
+            }
+        )
+    names = set(found.values())
+    missing = [column for column in COLUMNS if column.required and column.name not in names]
+    if missing:
+        raise ImportFileError(
+            _("These columns are missing: %(columns)s.")
+            % {"columns": ", ".join(column.name for column in missing)}
+        )
+    if not {"email", "phone"} & names:
+        raise ImportFileError(
+            _("Add an “email” or a “phone” column: each person must be told about their aid.")
+        )
+    return found
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+@dataclass(frozen=True)
+class FileRow:
+    number: int  # the line in the spreadsheet; the column titles are line 1
+    cells: dict
+
+
+def read_rows(*, content: bytes, filename: str) -> list[FileRow]:
+    """The file's rows, or ImportFileError when the file as a whole cannot be used. Empty lines
+    are skipped; the others keep their line number (a CSV reader drops blank lines, so in a
+    CSV with blank lines the numbers count the lines that have text)."""
+    if len(content) > MAX_FILE_BYTES:
+        raise ImportFileError(_("The file is larger than 5 MB: split it into several files."))
+    dataset = _dataset(content, filename)
+    columns = _columns(dataset.headers)
+    rows = []
+    for number, values in enumerate(dataset, start=2):
+        cells = {name: values[index] for index, name in columns.items()}
+        if not all(_blank(value) for value in cells.values()):
+            rows.append(FileRow(number, cells))
+    if not rows:
+        raise ImportFileError(_("The file has no rows under its column titles."))
+    if len(rows) > MAX_ROWS:
+        raise ImportFileError(
+            _("The file has %(count)s rows; at most %(max)s are accepted: split it.")
+            % {"count": len(rows), "max": MAX_ROWS}
+        )
+    return rows
+
+
+# --- checking rows -------------------------------------------------------------------------------
+
+ROW_MESSAGES = {
+    "required": _("This is required."),
+    "too_long": _("At most %(max)s characters."),
+    "contact_missing": _(
+        "Give an email address or a mobile phone number, so the person can be told about the aid."
+    ),
+    "invalid_email": _("“%(value)s” is not an email address."),
+    "invalid_phone": _("“%(value)s” is not a phone number."),
+    "invalid_postcode": _("“%(value)s” is not a French postcode (5 digits)."),
+    "invalid_amount": _("“%(value)s” is not an amount in euros, such as 50 or 50,00."),
+    "amount_not_positive": _("The amount must be more than 0."),
+    "amount_too_precise": _("An amount has at most 2 decimals (cents)."),
+    "amount_too_large": _("This amount is too large."),
+    "invalid_date": _("“%(value)s” is not a date. Write it as 2026-12-01 or 01/12/2026."),
+    "dates_reversed": _("The last day comes before the first day."),
+    "already_ended": _("The last day is already over: the aid could never be used."),
+    "unknown_departement": _(
+        "Unknown département number: %(value)s. Write numbers such as 38, 2A or 974."
+    ),
+    "ambiguous_contact": _(
+        "Several people you already help have this email address or phone number: add their "
+        "file number to say which one."
+    ),
+    "reference_mismatch": _(
+        "This person is already known to you under another file number: %(reference)s."
+    ),
+    "duplicate_in_file": _(
+        "Same person as on row %(row)s: one person can appear only once in a file."
+    ),
+    "already_allocated": _("Already allocated: this same file was applied to this program before."),
+}
+
+
+def _error(field_name: str | None, code: str, **params) -> dict:
+    return {"field": field_name, "code": code, "params": params}
+
+
+def error_message(error: dict) -> str:
+    """One problem of a row in plain words, with the column it is about."""
+    text = str(ROW_MESSAGES[error["code"]]) % error["params"]
+    if error["field"]:
+        return f"{str(COLUMN_LABELS[error['field']]).capitalize()}: {text}"
+    return text
+
+
+def row_key(*, program: Program, digest: str, number: int) -> str:
+    return f"import:{program.pk}:{digest}:{number}"
+
+
+@dataclass
+class Row:
+    number: int
+    draft: RowDraft
+    key: str
+    errors: list[dict] = field(default_factory=list)
+    rules: dict = field(default_factory=dict)  # the allocation's overrides of the program's
+    beneficiary: Beneficiary | None = None
+    is_new: bool = False  # no one known matched: applying creates the beneficiary
+    already_allocated: bool = False
+    allocation: Allocation | None = None
+
+    def report(self) -> dict:
+        draft = self.draft
+        if self.errors:
+            result = "invalid"
+        elif self.already_allocated:
+            result = "already_allocated"
+        else:
+            result = "new" if self.is_new else "existing"
+        return {
+            "row": self.number,
+            "name": f"{draft.first_name} {draft.last_name}".strip(),
+            "reference": draft.reference,
+            "amount": draft.amount,
+            "valid_from": draft.valid_from.isoformat() if draft.valid_from else None,
+            "valid_until": draft.valid_until.isoformat() if draft.valid_until else None,
+            "result": result,
+            "beneficiary_id": self.beneficiary.pk if self.beneficiary else None,
+            "beneficiary_name": str(self.beneficiary) if self.beneficiary else "",
+            "allocation_id": self.allocation.pk if self.allocation else None,
+            "errors": self.errors,
+        }
+
+
+def _rule_overrides(program: Program, draft: RowDraft) -> dict:
+    # An allocation's rule section replaces the program's whole section (merge_rules): copy the
+    # program's section and change only what the file sets.
+    overrides = {}
+    if draft.departements:
+        zone = program.rules.get("zone") or {}
+        overrides["zone"] = {**zone, "departements": draft.departements}
+    if draft.per_payment_limit is not None:
+        limits = program.rules.get("limits") or {}
+        overrides["limits"] = {**limits, "per_payment": draft.per_payment_limit}
+    return overrides
+
+
+def _match(funder: Funder, draft: RowDraft) -> tuple[Beneficiary | None, list[dict]]:
+    """The funder's beneficiary this row is about: by file number, else by email or phone among
+    the people enrolled with this funder (never another funder's). None: a new person."""
+    if draft.reference:
+        enrolment = (
+            Enrolment.objects.filter(funder=funder, reference=draft.reference)
+            .select_related("beneficiary")
+            .first()
+        )
+        if enrolment is not None:
+            return enrolment.beneficiary, []
+    contact = Q()
+    if draft.email:
+        contact |= Q(email__iexact=draft.email)
+    if draft.phone:
+        contact |= Q(phone=draft.phone)
+    if not contact:
+        return None, []
+    found = list(
+        Beneficiary.objects.filter(contact, pk__in=funder.enrolments.values("beneficiary"))[:2]
+    )
+    if len(found) > 1:
+        return None, [_error(None, "ambiguous_contact")]
+    if not found:
+        return None, []
+    if draft.reference:
+        known = Enrolment.objects.get(funder=funder, beneficiary=found[0]).reference
+        if known and known != draft.reference:
+            return None, [_error("reference", "reference_mismatch", reference=known)]
+    return found[0], []
+
+
+def _evaluate(*, program: Program, digest: str, rows: list[FileRow], progress=None) -> list[Row]:
+    """What each row would do, or what is wrong with it. Reads only."""
+    resource = AllocationRowResource()
+    now = timezone.now()
+    keys = {row.number: row_key(program=program, digest=digest, number=row.number) for row in rows}
+    allocated = set(
+        Allocation.objects.filter(idempotency_key__in=keys.values()).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    seen: dict[tuple, int] = {}
+    results = []
+    for position, file_row in enumerate(rows, start=1):
+        draft, errors = resource.clean_row(file_row.cells)
+        row = Row(number=file_row.number, draft=draft, key=keys[file_row.number], errors=errors)
+        _check_values(row, now)
+        row.rules = _rule_overrides(program, draft)
+        if row.key in allocated:
+            row.already_allocated = True
+        elif not any(e["field"] in ("reference", "email", "phone") for e in row.errors):
+            row.beneficiary, problems = _match(program.funder, draft)
+            row.is_new = row.beneficiary is None
+            row.errors += problems
+            _check_duplicate(row, seen)
+        results.append(row)
+        if progress is not None and position % PROGRESS_EVERY == 0:
+            progress(position)
+    return results
+
+
+def _check_values(row: Row, now: datetime) -> None:
+    draft, failed = row.draft, {error["field"] for error in row.errors}
+    for name in ("first_name", "last_name", "amount", "valid_from"):
+        if name not in failed and getattr(draft, name) in (None, ""):
+            row.errors.append(_error(name, "required"))
+    if not draft.email and not draft.phone and not failed & {"email", "phone"}:
+        row.errors.append(_error(None, "contact_missing"))
+    if draft.valid_until is not None:
+        if draft.valid_from is not None and draft.valid_until < draft.valid_from:
+            row.errors.append(_error("valid_until", "dates_reversed"))
+        elif end_of_day(draft.valid_until) <= now:
+            row.errors.append(_error("valid_until", "already_ended"))
+
+
+def _check_duplicate(row: Row, seen: dict[tuple, int]) -> None:
+    draft = row.draft
+    identities = [
+        ("reference", draft.reference),
+        ("email", draft.email.lower()),
+        ("phone", draft.phone),
+        (None, row.beneficiary.pk if row.beneficiary else None),
+    ]
+    identities = [identity for identity in identities if identity[1]]
+    for identity in identities:
+        if identity in seen:
+            row.errors.append(_error(identity[0], "duplicate_in_file", row=seen[identity]))
+            break
+    for identity in identities:
+        seen.setdefault(identity, row.number)
+
+
+def _available(program: Program) -> int:
+    return Account.objects.get(pk=program.float_account_id).available
+
+
+def _shortfall_message(*, needed: int, available: int, currency: str) -> str:
+    return gettext(
+        "This file needs %(needed)s but the program has only %(available)s left to allocate. "
+        "Fund the program, then check the file again."
+    ) % {"needed": format_money(needed, currency), "available": format_money(available, currency)}
+
+
+# --- the steps -----------------------------------------------------------------------------------
+
+
+def import_create(
+    *, program: Program, filename: str, content: bytes, by: AbstractBaseUser | None = None
+) -> AllocationImport:
+    """Store an uploaded file and check it: at once when it is small, else in a task (the page
+    shows the progress). ImportFileError when the file cannot be used at all."""
+    if not program.is_active:
+        raise InvalidState(message=gettext("This program is closed."), field="program")
+    rows = read_rows(content=content, filename=filename)
+    allocation_import = AllocationImport.objects.create(
+        program=program,
+        filename=filename[:255],
+        content=content,
+        digest=hashlib.sha256(content).hexdigest(),
+        status=Status.CHECKING,
+        total_rows=len(rows),
+        created_by=by,
+    )
+    return _start_check(allocation_import)
+
+
+def import_recheck(*, allocation_import: AllocationImport) -> AllocationImport:
+    """Check a file again, after the program was funded or a beneficiary's record was fixed."""
+    again = AllocationImport.objects.filter(
+        pk=allocation_import.pk, status__in=[Status.CHECKED, Status.INVALID, Status.FAILED]
+    ).update(status=Status.CHECKING, processed_rows=0, error="")
+    if not again:
+        raise InvalidState(
+            message=gettext("This file is being checked or applied, or was applied already."),
+            field="status",
+        )
+    allocation_import.refresh_from_db()
+    return _start_check(allocation_import)
+
+
+def _start_check(allocation_import: AllocationImport) -> AllocationImport:
+    if allocation_import.total_rows <= SYNC_CHECK_MAX_ROWS:
+        return import_check(allocation_import=allocation_import)
+    # The task reads the import: it is queued once the row is committed.
+    transaction.on_commit(lambda: tasks.allocation_import_check.delay(allocation_import.pk))
+    return allocation_import
+
+
+def import_check(*, allocation_import: AllocationImport) -> AllocationImport:
+    """The dry run: each row's result in the report, and the file's total against the program's
+    money. Safe to run twice; does nothing unless the import is being checked."""
+    pk = allocation_import.pk
+    allocation_import = AllocationImport.objects.select_related("program__funder").get(pk=pk)
+    if allocation_import.status != Status.CHECKING:
+        return allocation_import
+    program = allocation_import.program
+    try:
+        file_rows = read_rows(
+            content=bytes(allocation_import.content), filename=allocation_import.filename
+        )
+    except ImportFileError as exc:
+        AllocationImport.objects.filter(pk=pk, status=Status.CHECKING).update(
+            status=Status.INVALID, error=str(exc.message)
+        )
+        allocation_import.refresh_from_db()
+        return allocation_import
+
+    def progress(done: int) -> None:
+        # Outside any transaction: each write is committed, so the progress page sees it.
+        AllocationImport.objects.filter(pk=pk).update(processed_rows=done)
+
+    rows = _evaluate(
+        program=program, digest=allocation_import.digest, rows=file_rows, progress=progress
+    )
+    for row in rows:
+        if row.already_allocated:
+            row.errors.append(_error(None, "already_allocated"))
+    needed = sum(row.draft.amount or 0 for row in rows if not row.already_allocated)
+    available = _available(program)
+    error = ""
+    if needed > available:
+        error = _shortfall_message(needed=needed, available=available, currency=program.currency)
+    valid = not error and not any(row.errors for row in rows)
+    AllocationImport.objects.filter(pk=pk, status=Status.CHECKING).update(
+        status=Status.CHECKED if valid else Status.INVALID,
+        total_rows=len(rows),
+        processed_rows=len(rows),
+        total_amount=needed,
+        report=[row.report() for row in rows],
+        error=error,
+    )
+    allocation_import.refresh_from_db()
+    return allocation_import
+
+
+def import_confirm(*, allocation_import: AllocationImport) -> AllocationImport:
+    """Start applying a checked file. The status changes to "being applied" at once (so a second
+    click does nothing and the page shows it); the task is queued once that is committed."""
+    with transaction.atomic():
+        started = AllocationImport.objects.filter(
+            pk=allocation_import.pk, status=Status.CHECKED
+        ).update(status=Status.APPLYING, processed_rows=0, error="")
+        if not started:
+            raise InvalidState(
+                message=gettext("Only a checked file without errors can be applied."),
+                field="status",
+            )
+        transaction.on_commit(lambda: tasks.allocation_import_apply.delay(allocation_import.pk))
+    allocation_import.refresh_from_db()
+    return allocation_import
+
+
+class _ChangedSinceCheck(Exception):
+    def __init__(self, rows: list[Row]):
+        self.rows = rows
+
+
+def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
+    """Grant every row of a confirmed file, in one transaction: all rows or none.
+
+    Progress: the grants are one transaction, and what it writes is invisible to other
+    connections until it commits, so a row count written along the way would never be seen
+    (and a second connection cannot write it beside the transaction on SQLite, whose writer
+    holds the database). The "being applied" status is committed before (import_confirm), and
+    `processed_rows` jumps to the total at the end; the progress page says so.
+
+    Safe to run twice: the import's row is locked and only an import being applied proceeds.
+    The program's row is locked too, so two imports of one program apply one after the other
+    and the second finds the first one's grants: the same file applied twice grants once, and
+    its rows are reported as already allocated."""
+    pk = allocation_import.pk
+    try:
+        with transaction.atomic():
+            allocation_import = (
+                AllocationImport.objects.select_for_update(of=("self",)).filter(pk=pk).first()
+            )
+            if allocation_import is None or allocation_import.status != Status.APPLYING:
+                return allocation_import
+            program = Program.objects.select_for_update(of=("self",)).get(
+                pk=allocation_import.program_id
+            )
+            rows = _evaluate(
+                program=program,
+                digest=allocation_import.digest,
+                rows=read_rows(
+                    content=bytes(allocation_import.content), filename=allocation_import.filename
+                ),
+            )
+            if any(row.errors for row in rows):
+                raise _ChangedSinceCheck(rows)
+            for row in rows:
+                if not row.already_allocated:
+                    _grant(row, program=program, by=allocation_import.created_by)
+            allocation_import.status = Status.APPLIED
+            allocation_import.applied_at = timezone.now()
+            allocation_import.processed_rows = len(rows)
+            allocation_import.report = [row.report() for row in rows]
+            allocation_import.save(
+                update_fields=["status", "applied_at", "processed_rows", "report"]
+            )
+            return allocation_import
+    except _ChangedSinceCheck as exc:
+        return _apply_refused(
+            pk,
+            status=Status.INVALID,
+            report=[row.report() for row in exc.rows],
+            error=gettext("Some rows changed since the check (see below). Nothing was allocated."),
+        )
+    except InsufficientFunds:
+        program = Program.objects.get(pk=allocation_import.program_id)
+        needed = allocation_import.total_amount
+        return _apply_refused(
+            pk,
+            status=Status.FAILED,
+            error=gettext("The program's money ran out while this file was applied. ")
+            + _shortfall_message(
+                needed=needed, available=_available(program), currency=program.currency
+            )
+            + " "
+            + gettext("Nothing was allocated."),
+        )
+    except DomainError as exc:
+        return _apply_refused(
+            pk,
+            status=Status.FAILED,
+            error=gettext("%(reason)s Nothing was allocated.") % {"reason": exc.message},
+        )
+    except IntegrityError:
+        # A record this file creates (a file number, a grant) was written at the same moment by
+        # someone else: the transaction is undone, and a new check sees that record.
+        return _apply_refused(
+            pk,
+            status=Status.FAILED,
+            error=gettext(
+                "Another change was made at the same moment. Nothing was allocated: check the "
+                "file again."
+            ),
+        )
+
+
+def _apply_refused(pk: int, **changes) -> AllocationImport:
+    AllocationImport.objects.filter(pk=pk, status=Status.APPLYING).update(**changes)
+    return AllocationImport.objects.get(pk=pk)
+
+
+def _grant(row: Row, *, program: Program, by: AbstractBaseUser | None) -> None:
+    draft = row.draft
+    beneficiary = row.beneficiary or beneficiary_create(
+        first_name=draft.first_name,
+        last_name=draft.last_name,
+        email=draft.email,
+        phone=draft.phone,
+        postcode=draft.postcode,
+    )
+    beneficiary_enrol(funder=program.funder, beneficiary=beneficiary, reference=draft.reference)
+    row.beneficiary = beneficiary
+    row.allocation = allocation_create(
+        program=program,
+        beneficiary=beneficiary,
+        amount=draft.amount,
+        valid_from=start_of_day(draft.valid_from),
+        valid_until=end_of_day(draft.valid_until) if draft.valid_until else None,
+        idempotency_key=row.key,
+        rules=row.rules,
+        by=by,
+    )

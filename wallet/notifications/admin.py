@@ -1,0 +1,73 @@
+"""The outbox as the funder's staff see it: what each beneficiary was told, when, on which
+channel, and whether it left. Read only: messages are written by the events they tell about."""
+
+from django.contrib import admin
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from funders.admin.scoping import FunderScopedAdmin
+from funders.tenancy import Role, funder_ids, is_operator
+from wallet.notifications.channels import mask_email, mask_phone
+from wallet.notifications.models import Notification
+
+
+@admin.register(Notification)
+class NotificationAdmin(FunderScopedAdmin):
+    # Every funder helping the person sees what they were told, except a message about another
+    # funder's aid: that aid is the other funder's business, as the wallet's pockets are.
+    funder_path = "beneficiary__enrolments__funder"
+    view_role = Role.AGENT
+    add_role = None
+    change_role = None
+    delete_role = None
+
+    list_display = [
+        "created_at",
+        "beneficiary",
+        "kind",
+        "channel",
+        "masked_recipient",
+        "status",
+        "attempts",
+    ]
+    list_filter = ["status", "channel", "kind"]
+    list_select_related = ["beneficiary"]
+    date_hierarchy = "created_at"
+    search_fields = ["beneficiary__last_name", "beneficiary__first_name"]
+    # The address or number in full stays out of the page, as out of the list.
+    fields = [
+        "beneficiary",
+        "kind",
+        "channel",
+        "masked_recipient",
+        "status",
+        "skip_reason",
+        "subject",
+        "body",
+        "attempts",
+        "error",
+        "next_attempt_at",
+        "created_at",
+        "sent_at",
+    ]
+    readonly_fields = fields
+
+    def scope(self, queryset, request, *, role=None):
+        scoped = super().scope(queryset, request, role=role)
+        if is_operator(request.user):
+            return scoped
+        ids = funder_ids(request.user, role=role or self.view_role)
+        return scoped.filter(Q(funder__isnull=True) | Q(funder__in=ids))
+
+    def object_funder_ids(self, obj: Notification) -> set[int]:
+        if obj.funder_id is not None:
+            return {obj.funder_id}
+        return super().object_funder_ids(obj)
+
+    @admin.display(description=_("sent to"))
+    def masked_recipient(self, notification: Notification) -> str:
+        if not notification.recipient:
+            return "—"
+        if notification.channel == Notification.Channel.SMS:
+            return mask_phone(notification.recipient)
+        return mask_email(notification.recipient)
