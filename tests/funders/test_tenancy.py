@@ -12,12 +12,14 @@ from django.contrib import admin
 from django.urls import reverse
 
 from funders.admin.scoping import FunderScopedAdmin
-from funders.models import Membership, RecurringAllocation
+from funders.imports import import_create
+from funders.models import AllocationImport, Membership, ProgramDashboard, RecurringAllocation
 from funders.services import program_fund
 from merchants.payments import payment_authorize
 from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
 from tests.funders.conftest import client_for
 from wallet.models import Card
+from wallet.notifications.models import Notification
 
 Role = Membership.Role
 
@@ -73,8 +75,20 @@ def build_territory(funder, merchant, tag: str) -> Territory:
     return Territory(records, words, program, beneficiary)
 
 
-# Builders for the models of other modules of the back office (filled as they register).
-EXTRA_BUILDERS: dict = {}
+def build_allocation_import(*, program, allocation, beneficiary):
+    content = (
+        "reference,first_name,last_name,email,amount,valid_from\n"
+        f"R1,{beneficiary.first_name},{beneficiary.last_name},{beneficiary.email},5,2026-12-01\n"
+    ).encode()
+    return import_create(program=program, filename=f"{program.name}.csv", content=content)
+
+
+# Records of the back office's other modules, built from the funder's program and beneficiary.
+EXTRA_BUILDERS: dict = {
+    AllocationImport: build_allocation_import,
+    Notification: lambda allocation, **_: allocation.beneficiary.notifications.first(),
+    ProgramDashboard: lambda program, **_: ProgramDashboard.objects.get(pk=program.pk),
+}
 
 
 def scoped_admins():

@@ -101,7 +101,7 @@ def merchant_message(code: str) -> str:
 
 # --- money, dates and times, formatted only here, at the edge -------------------------------
 
-_EXPONENTS = {"XPF": 0, "JPY": 0, "KRW": 0}  # ISO 4217 minor unit; 2 for every other currency
+MINOR_UNIT_EXPONENTS = {"XPF": 0, "JPY": 0, "KRW": 0}  # ISO 4217; 2 for every other currency
 _SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
 
 
@@ -110,7 +110,7 @@ def format_money(amount: int, currency: str) -> str:
 
     Integer arithmetic only. French uses a narrow no-break space between thousands and a
     no-break space before the symbol, so that "25,00 €" never breaks across two lines."""
-    exponent = _EXPONENTS.get(currency, 2)
+    exponent = MINOR_UNIT_EXPONENTS.get(currency, 2)
     units, minor = divmod(abs(amount), 10**exponent)
     sign = "-" if amount < 0 else ""
     french = (get_language() or "").startswith("fr")

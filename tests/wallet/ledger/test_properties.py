@@ -244,9 +244,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.replays.append(
             Replay(
                 "fund",
-                lambda: program_fund(
-                    program=program, amount=amount, idempotency_key=key
-                ).transfer,
+                lambda: program_fund(program=program, amount=amount, idempotency_key=key).transfer,
                 lambda: program_fund(program=program, amount=amount + 1, idempotency_key=key),
                 transfer.pk,
             )

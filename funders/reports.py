@@ -1,0 +1,490 @@
+"""What the funder's dashboards and exports show, read from the ledger and the authorization
+decisions, exact to the cent. Read-only: nothing here writes.
+
+Where a program's money is, at any moment:
+
+    funded = available to allocate + still in pockets + held + spent + ended aid not yet returned
+
+- funded: FUND transfers into the program's float; allocated: ALLOCATE transfers out of it;
+- spent: captures from the program's pockets minus their refunds, wherever a refund went back
+  (the pocket while the aid is active, the float once it has ended);
+- held: what uncaptured payments hold on the program's pockets, ended ones included;
+- still in pockets: what beneficiaries can spend (balance - held) on active aid;
+- expired / revoked and returned: EXPIRE and REVOKE sweeps back to the float;
+- ended aid not yet returned: what an ended pocket keeps until its next sweep (normally 0).
+
+Breakdowns (category, merchant, département, time) take the merchant as the decision recorded
+it at the time of the payment, so a shop that moves or changes category later does not rewrite
+past spending. Days and months are those of Europe/Paris."""
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import iso18245
+from django.db.models import DateField, F, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import TruncDay, TruncMonth
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+
+from funders.models import Allocation, Program
+from wallet.authorization import categories, geo
+from wallet.authorization.models import Decision
+from wallet.ledger.models import Account, Entry, Transfer
+from wallet.models import Pocket
+
+PARIS = ZoneInfo("Europe/Paris")
+DEFAULT_DAYS = 90
+MAX_DAYS_BY_DAY = 62  # longer periods are shown month by month
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days of Europe/Paris, `start` and `end` both included."""
+
+    start: date
+    end: date
+
+    @classmethod
+    def default(cls, *, today: date) -> "Period":
+        return cls(start=today - timedelta(days=DEFAULT_DAYS - 1), end=today)
+
+    @property
+    def since(self) -> datetime:
+        return datetime.combine(self.start, time.min, tzinfo=PARIS)
+
+    @property
+    def until(self) -> datetime:
+        """The first instant after the period."""
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=PARIS)
+
+    @property
+    def by_month(self) -> bool:
+        return (self.end - self.start).days + 1 > MAX_DAYS_BY_DAY
+
+    def buckets(self) -> list[date]:
+        """Each day of the period, or the first day of each of its months."""
+        if not self.by_month:
+            return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
+        months, month = [], self.start.replace(day=1)
+        while month <= self.end:
+            months.append(month)
+            month = (month + timedelta(days=32)).replace(day=1)
+        return months
+
+
+# --- where the money is ---------------------------------------------------------------------------
+
+
+@dataclass
+class ProgramFigures:
+    """Amounts in minor units of `currency`."""
+
+    currency: str
+    funded: int = 0
+    allocated: int = 0
+    captured: int = 0
+    refunded: int = 0
+    held: int = 0
+    float_available: int = 0
+    in_pockets: int = 0
+    expired_returned: int = 0
+    revoked_returned: int = 0
+    not_yet_returned: int = 0
+
+    @property
+    def spent(self) -> int:
+        return self.captured - self.refunded
+
+    def __add__(self, other: "ProgramFigures") -> "ProgramFigures":
+        if other.currency != self.currency:
+            raise ValueError("figures in different currencies do not add up")
+        amounts = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in fields(self)
+            if f.name != "currency"
+        }
+        return ProgramFigures(currency=self.currency, **amounts)
+
+
+_FLOAT_KINDS = {
+    Transfer.Kind.FUND: "funded",
+    Transfer.Kind.EXPIRE: "expired_returned",
+    Transfer.Kind.REVOKE: "revoked_returned",
+}
+
+
+def program_figures(*, programs: Sequence[Program]) -> dict[int, ProgramFigures]:
+    """The figures of each program, by id, in five grouped queries whatever the number of
+    programs. Balances are read afresh: a program instance may hold an outdated float."""
+    figures = {program.pk: ProgramFigures(currency=program.currency) for program in programs}
+    ids = list(figures)
+
+    floats = Account.objects.filter(program__in=ids).values_list("program", "balance", "pending")
+    for program, balance, pending in floats:
+        figures[program].float_available = balance - pending
+
+    float_moves = (
+        Entry.objects.filter(account__program__in=ids)
+        .values("account__program", "transfer__kind")
+        .annotate(total=Sum("amount"))
+    )
+    for row in float_moves:
+        figure = figures[row["account__program"]]
+        if row["transfer__kind"] == Transfer.Kind.ALLOCATE:
+            figure.allocated = -row["total"]
+        elif row["transfer__kind"] in _FLOAT_KINDS:
+            setattr(figure, _FLOAT_KINDS[row["transfer__kind"]], row["total"])
+
+    active = Q(pocket__allocation__status=Allocation.Status.ACTIVE)
+    pockets = (
+        Account.objects.filter(pocket__allocation__program__in=ids)
+        .values(program_pk=F("pocket__allocation__program"))
+        .annotate(
+            held=Sum("pending"),
+            active=Sum(F("balance") - F("pending"), filter=active),
+            ended=Sum(F("balance") - F("pending"), filter=~active),
+        )
+    )
+    for row in pockets:
+        figure = figures[row["program_pk"]]
+        figure.held = row["held"]
+        figure.in_pockets = row["active"] or 0
+        figure.not_yet_returned = row["ended"] or 0
+
+    for kind, path, attribute in (
+        (Transfer.Kind.CAPTURE, "pending_transfer__", "captured"),
+        (Transfer.Kind.REFUND, "refund_of__pending_transfer__", "refunded"),
+    ):
+        program = f"{path}debit_account__pocket__allocation__program"
+        rows = (
+            Transfer.objects.filter(kind=kind, **{f"{program}__in": ids})
+            .values(program_pk=F(program))
+            .annotate(total=Sum("amount"))
+        )
+        for row in rows:
+            setattr(figures[row["program_pk"]], attribute, row["total"])
+    return figures
+
+
+def figures_by_currency(figures: Iterable[ProgramFigures]) -> dict[str, ProgramFigures]:
+    """Several programs' figures summed, one total per currency."""
+    totals: dict[str, ProgramFigures] = {}
+    for figure in figures:
+        zero = ProgramFigures(currency=figure.currency)
+        totals[figure.currency] = totals.get(figure.currency, zero) + figure
+    return dict(sorted(totals.items()))
+
+
+# --- spending over a period -------------------------------------------------------------------
+
+# From a capture, and from a refund, to the authorization decision behind it.
+_CAPTURE = "pending_transfer__decision_hold__"
+_REFUND = "refund_of__pending_transfer__decision_hold__"
+
+
+def _spending(program: Program, period: Period, **keys) -> dict[tuple, int]:
+    """Captures minus refunds made during the period on the program's pockets, summed by
+    `keys`: functions of the path to the decision hold giving an expression to group by."""
+    totals: dict[tuple, int] = defaultdict(int)
+    for kind, path, sign in (
+        (Transfer.Kind.CAPTURE, _CAPTURE, 1),
+        (Transfer.Kind.REFUND, _REFUND, -1),
+    ):
+        rows = (
+            Transfer.objects.filter(
+                kind=kind,
+                created_at__gte=period.since,
+                created_at__lt=period.until,
+                **{f"{path}pocket__allocation__program": program.pk},
+            )
+            .values(**{name: key(path) for name, key in keys.items()})
+            .annotate(total=Sum("amount"))
+        )
+        for row in rows:
+            totals[tuple(row[name] for name in keys)] += sign * row["total"]
+    return totals
+
+
+def _merchant_field(name: str):
+    return lambda path: KeyTextTransform(name, KeyTransform("merchant", f"{path}decision__request"))
+
+
+@cache
+def _iso_name(mcc: str) -> str:
+    try:
+        entry = iso18245.get_mcc(mcc)
+    except (iso18245.MCCNotFound, iso18245.InvalidMCC):
+        return mcc
+    return f"{entry.iso_description or entry.usda_description or entry.visa_description} ({mcc})"
+
+
+def category_label(mcc: str) -> str:
+    """The named group of a merchant category code, as funders pick them in the rules; else
+    the code's ISO 18245 name."""
+    for name, codes in categories.GROUPS.items():
+        if mcc in codes:
+            return capfirst(str(categories.GROUP_LABELS[name]))
+    return _iso_name(mcc)
+
+
+def _by_amount(totals: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(((label, amount) for label, amount in totals.items() if amount), key=_largest)
+
+
+def _largest(row: tuple[str, int]) -> tuple:
+    return (-row[1], row[0])
+
+
+def spending_by_category(*, program: Program, period: Period) -> list[tuple[str, int]]:
+    """(label, amount), largest first."""
+    totals: dict[str, int] = defaultdict(int)
+    for (mcc,), amount in _spending(program, period, mcc=_merchant_field("mcc")).items():
+        totals[category_label(mcc) if mcc else str(_("Unknown category"))] += amount
+    return _by_amount(totals)
+
+
+def spending_by_merchant(*, program: Program, period: Period) -> list[tuple[str, int]]:
+    """(merchant's name, amount), largest first. Merchants of the API are told apart by their
+    id, shops seen only through the card network by their name."""
+    rows = _spending(
+        program,
+        period,
+        merchant=lambda path: F(f"{path}decision__merchant"),
+        name=_merchant_field("name"),
+    )
+    return sorted(
+        (
+            (name or str(_("Unknown shop")), amount)
+            for (_merchant, name), amount in rows.items()
+            if amount
+        ),
+        key=_largest,
+    )
+
+
+def spending_by_departement(*, program: Program, period: Period) -> list[tuple[str, int]]:
+    rows = _spending(
+        program,
+        period,
+        departement=lambda path: KeyTextTransform("departement", f"{path}decision__request"),
+    )
+    totals: dict[str, int] = defaultdict(int)
+    for (code,), amount in rows.items():
+        totals[geo.territory_label(code) if code else str(_("Abroad or unknown"))] += amount
+    return _by_amount(totals)
+
+
+def spending_over_time(*, program: Program, period: Period) -> list[tuple[date, int]]:
+    """(day or first day of the month, amount) for every bucket of the period, empty ones
+    included, in order."""
+    trunc = TruncMonth if period.by_month else TruncDay
+    rows = _spending(
+        program,
+        period,
+        bucket=lambda path: trunc("created_at", tzinfo=PARIS, output_field=DateField()),
+    )
+    return [(bucket, rows.get((bucket,), 0)) for bucket in period.buckets()]
+
+
+# --- declined payments --------------------------------------------------------------------------
+
+# How a funder reads why a payment, or one of its pockets, was refused (every code of
+# wallet/authorization/codes.py but "approved").
+REASON_LABELS = {
+    "aid_not_yet_valid": _("The aid could not be used yet"),
+    "aid_expired": _("The aid had expired"),
+    "outside_allowed_hours": _("Outside the days or hours allowed"),
+    "merchant_category_not_allowed": _("Kind of shop not allowed"),
+    "merchant_not_accepted": _("Shop not accepted"),
+    "outside_zone": _("Shop outside the area allowed"),
+    "limit_exceeded": _("Spending limit reached"),
+    "insufficient_funds": _("Not enough money left on the aid"),
+    "no_aid_available": _("No aid usable for this payment"),
+    "wallet_frozen": _("Beneficiary's account blocked"),
+    "card_frozen": _("Card blocked by the beneficiary"),
+    "card_inactive": _("Card not active"),
+    "merchant_suspended": _("Shop suspended"),
+    "currency_not_supported": _("Currency not accepted"),
+    "invalid_amount": _("Amount not valid"),
+    "amount_too_large": _("Amount too large"),
+    "internal_error": _("Technical problem"),
+}
+
+
+def reason_label(code: str) -> str:
+    return str(REASON_LABELS.get(code, code))
+
+
+def _program_decisions(program: Program, period: Period) -> QuerySet[Decision]:
+    """Decisions of the period on wallets holding one of the program's pockets."""
+    return Decision.objects.filter(
+        decided_at__gte=period.since,
+        decided_at__lt=period.until,
+        wallet__in=Pocket.objects.filter(allocation__program=program.pk).values("wallet"),
+    )
+
+
+def _pocket_ids(program: Program) -> set[int]:
+    return set(Pocket.objects.filter(allocation__program=program.pk).values_list("pk", flat=True))
+
+
+def declines_by_reason(*, program: Program, period: Period) -> list[tuple[str, int]]:
+    """(reason code, number of payments), most frequent first: declined or partially approved
+    payments where one of the program's pockets was refused, by that pocket's reason, or that
+    its pockets could not pay in full, by the payment's reason. A payment counts once per
+    reason."""
+    pockets = _pocket_ids(program)
+    traces = (
+        _program_decisions(program, period)
+        .filter(status__in=[Decision.Status.DECLINED, Decision.Status.PARTIALLY_APPROVED])
+        .values_list("trace", flat=True)
+    )
+    counts: Counter[str] = Counter()
+    for trace in traces.iterator():
+        asked = [v for v in trace.get("verdicts", []) if v["pocket_id"] in pockets]
+        refused = {v["reason"] for v in asked if not v["eligible"]}
+        if asked and not refused and trace.get("reason"):
+            # The pocket accepted the shop but not the whole amount (a limit, its balance):
+            # the payment's own reason is what stopped it.
+            refused = {trace["reason"]}
+        counts.update(refused)
+    return sorted(counts.items(), key=_largest)
+
+
+# --- rows of the exports --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    reference: str
+    decided_at: datetime
+    merchant: str
+    mcc: str
+    currency: str
+    amount: int  # asked
+    approved: int  # from this program's pockets
+    captured: int
+    refunded: int
+    status: str
+    reason: str  # the payment's decline code, "" when approved in full
+    refused_by_program: str  # why this program's pocket refused it, "" when it did not
+
+
+def program_payments(*, program: Program, period: Period) -> list[PaymentRow]:
+    """Every payment of the period that asked one of the program's pockets, in time order."""
+    pockets = _pocket_ids(program)
+    decisions = [
+        decision
+        for decision in _program_decisions(program, period).order_by("decided_at", "pk")
+        if any(v["pocket_id"] in pockets for v in decision.trace.get("verdicts", []))
+    ]
+    ids = [decision.pk for decision in decisions]
+    moved: dict[str, dict[int, int]] = {}
+    for kind, path in ((Transfer.Kind.CAPTURE, _CAPTURE), (Transfer.Kind.REFUND, _REFUND)):
+        rows = (
+            Transfer.objects.filter(
+                kind=kind,
+                **{f"{path}decision__in": ids, f"{path}pocket__allocation__program": program.pk},
+            )
+            .values(decision=F(f"{path}decision"))
+            .annotate(total=Sum("amount"))
+        )
+        moved[kind] = {row["decision"]: row["total"] for row in rows}
+    rows = []
+    for decision in decisions:
+        trace = decision.trace
+        refused = [
+            v["reason"]
+            for v in trace.get("verdicts", [])
+            if v["pocket_id"] in pockets and not v["eligible"]
+        ]
+        merchant = decision.request.get("merchant", {})
+        rows.append(
+            PaymentRow(
+                reference=decision.reference,
+                decided_at=decision.decided_at,
+                merchant=merchant.get("name", ""),
+                mcc=merchant.get("mcc", ""),
+                currency=decision.currency,
+                amount=decision.amount,
+                approved=sum(
+                    part["amount"]
+                    for part in trace.get("split", [])
+                    if part["pocket_id"] in pockets
+                ),
+                captured=moved[Transfer.Kind.CAPTURE].get(decision.pk, 0),
+                refunded=moved[Transfer.Kind.REFUND].get(decision.pk, 0),
+                status=decision.status,
+                reason=decision.reason,
+                refused_by_program=refused[0] if refused else "",
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class StatementRow:
+    transfer: int
+    at: datetime
+    kind: str
+    amount: int  # signed: money in is positive
+    balance: int  # after this entry
+    reference: str
+
+
+def program_statement(*, program: Program, period: Period) -> list[StatementRow]:
+    """Each entry of the period on the program's float account, with the balance after it."""
+    account = program.float_account
+    opening = (
+        Entry.objects.filter(account=account, transfer__created_at__lt=period.since).aggregate(
+            total=Sum("amount")
+        )["total"]
+        or 0
+    )
+    entries = (
+        Entry.objects.filter(
+            account=account,
+            transfer__created_at__gte=period.since,
+            transfer__created_at__lt=period.until,
+        )
+        .order_by("transfer__created_at", "transfer_id")
+        .values(
+            "amount",
+            "transfer_id",
+            "transfer__created_at",
+            "transfer__kind",
+            "transfer__metadata",
+            funding=F("transfer__funding__reference"),
+            decision=F(f"transfer__{_REFUND}decision__reference"),
+        )
+    )
+    rows, balance = [], opening
+    for entry in entries.iterator():
+        balance += entry["amount"]
+        rows.append(
+            StatementRow(
+                transfer=entry["transfer_id"],
+                at=entry["transfer__created_at"],
+                kind=entry["transfer__kind"],
+                amount=entry["amount"],
+                balance=balance,
+                reference=_statement_reference(entry),
+            )
+        )
+    return rows
+
+
+def _statement_reference(entry: dict) -> str:
+    """What an accountant matches the line with: the bank transfer's reference for funding,
+    the allocation for a grant and its return, the payment for a refund."""
+    if entry["funding"] is not None:
+        return entry["funding"]
+    if entry["decision"] is not None:
+        return entry["decision"]
+    allocation = entry["transfer__metadata"].get("allocation")
+    return str(_("allocation %(id)s") % {"id": allocation}) if allocation else ""
