@@ -218,21 +218,17 @@ class AllocationImportAdmin(FunderScopedAdmin):
         return TemplateResponse(request, f"{TEMPLATE_DIR}/result.html", context)
 
     def confirm_view(self, request, object_id):
-        allocation_import = self.get_scoped_object(request, object_id, role=Role.MANAGER)
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        try:
-            import_confirm(allocation_import=allocation_import)
-        except InvalidState as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-        return redirect(self._result_url(allocation_import))
+        return self._act(request, object_id, import_confirm)
 
     def recheck_view(self, request, object_id):
+        return self._act(request, object_id, import_recheck)
+
+    def _act(self, request, object_id, service):
         allocation_import = self.get_scoped_object(request, object_id, role=Role.MANAGER)
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         try:
-            import_recheck(allocation_import=allocation_import)
+            service(allocation_import=allocation_import)
         except InvalidState as exc:
             self.message_user(request, exc.message, messages.ERROR)
         return redirect(self._result_url(allocation_import))
