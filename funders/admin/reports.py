@@ -139,6 +139,8 @@ def _bar_chart(
         disable_xml_declaration=True,
         value_formatter=formatter,
         truncate_label=40,
+        # Amounts in thousands of euros are wide: slanted, they do not run into each other.
+        y_label_rotation=30,
         width=900,
         height=120 + 36 * len(rows),
     )
