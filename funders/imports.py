@@ -835,12 +835,15 @@ def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
         return _apply_refused(
             pk,
             status=Status.FAILED,
-            error=gettext("The program's money ran out while this file was applied. ")
-            + _shortfall_message(
-                needed=needed, available=_available(program), currency=program.currency
+            error=gettext(
+                "The program's money ran out while this file was applied. %(shortfall)s "
+                "Nothing was allocated."
             )
-            + " "
-            + gettext("Nothing was allocated."),
+            % {
+                "shortfall": _shortfall_message(
+                    needed=needed, available=_available(program), currency=program.currency
+                )
+            },
         )
     except DomainError as exc:
         return _apply_refused(

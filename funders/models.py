@@ -231,7 +231,7 @@ class RecurringAllocation(models.Model):
         "wallet.Beneficiary", related_name="recurring_allocations", verbose_name=_("beneficiaries")
     )
     is_active = models.BooleanField(_("active"), default=True)
-    runs_done = models.PositiveSmallIntegerField(_("runs done"), default=0, editable=False)
+    runs_done = models.PositiveSmallIntegerField(_("runs made"), default=0, editable=False)
     last_error = models.CharField(_("last problem"), max_length=300, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"

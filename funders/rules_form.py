@@ -220,7 +220,7 @@ class RulesForm(forms.Form):
         help_text=_("Leave every day unticked to allow the aid every day."),
     )
     hours = HoursField(
-        label=_("Opening hours"),
+        label=_("Hours when the aid can be used"),
         required=False,
         widget=forms.TextInput(attrs={"placeholder": "08:00-12:30, 14:00-19:00", "size": 40}),
         help_text=_(
@@ -262,8 +262,8 @@ class RulesForm(forms.Form):
     allow_cash = RuleCheckbox(
         label=_("Allow cash"),
         help_text=_(
-            "Cash machines, money transfers, prepaid cards: the aid can then leave its purpose. "
-            "Cash is refused unless you tick this."
+            "Cash machines, money transfers, prepaid cards: the aid could then be spent on "
+            "anything. Cash is refused unless you tick this."
         ),
     )
 
@@ -320,12 +320,14 @@ class RulesForm(forms.Form):
         ),
     )
 
-    limit_per_payment = EuroField(label=_("Most per payment (€)"), required=False)
-    limit_day = EuroField(label=_("Most per day (€)"), required=False)
-    limit_week = EuroField(label=_("Most per week, Monday to Sunday (€)"), required=False)
-    limit_month = EuroField(label=_("Most per calendar month (€)"), required=False)
-    limit_year = EuroField(label=_("Most per calendar year (€)"), required=False)
-    limit_validity = EuroField(label=_("Most in all, over the whole validity (€)"), required=False)
+    limit_per_payment = EuroField(label=_("Maximum per payment (€)"), required=False)
+    limit_day = EuroField(label=_("Maximum per day (€)"), required=False)
+    limit_week = EuroField(label=_("Maximum per week, Monday to Sunday (€)"), required=False)
+    limit_month = EuroField(label=_("Maximum per calendar month (€)"), required=False)
+    limit_year = EuroField(label=_("Maximum per calendar year (€)"), required=False)
+    limit_validity = EuroField(
+        label=_("Maximum in all, over the whole validity (€)"), required=False
+    )
 
     # Where each field's value lives in the rules document: (section, key).
     PLACES = {
