@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('funders', '0002_initial'),
-        ('wallet', '0007_app'),
+        ('wallet', '0004_payment_codes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
