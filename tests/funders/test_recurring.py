@@ -70,7 +70,7 @@ def test_a_run_the_program_cannot_fund_waits_and_says_why(schedule):
         assert run_recurring_allocations() == 0
     schedule.refresh_from_db()
     assert schedule.runs_done == 3
-    assert "available" in schedule.last_error
+    assert "100,00" in schedule.last_error  # what the run needs, said to the funder
     assert Allocation.objects.count() == 6  # not one grant of the unfunded run
 
     from funders.services import program_fund
