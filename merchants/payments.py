@@ -34,6 +34,7 @@ from wallet.ledger.services import (
     validate_amount,
 )
 from wallet.models import Card, Wallet
+from wallet.notifications.services import captures_notify_on_commit
 from wallet.payment_codes import payment_code_redeem
 from wallet.services import capture_refund
 
@@ -187,10 +188,11 @@ def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) ->
             )
         wanted = _from_held(holds, amount)
         remaining = wanted
+        posted = []
         for link in holds:
             part = min(remaining, link.hold.amount)
             if part:
-                hold_post(hold=link.hold, amount=part, idempotency_key=None)
+                posted.append(hold_post(hold=link.hold, amount=part, idempotency_key=None))
             else:
                 hold_void(hold=link.hold, idempotency_key=None)
             remaining -= part
@@ -198,6 +200,7 @@ def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) ->
             decision=decision, amount=wanted, idempotency_key=idempotency_key, fingerprint=digest
         )
         _announce(decision, EventType.PAYMENT_CAPTURED, capture, "capture")
+        captures_notify_on_commit(captures=posted)
         return capture
 
     params = {"decision": decision.pk, "amount": amount}

@@ -28,6 +28,7 @@ from wallet.ledger.idempotency import run_idempotent
 from wallet.ledger.models import Account
 from wallet.ledger.services import account_get_or_create, hold_place
 from wallet.models import Card, Pocket, Wallet
+from wallet.notifications.services import decision_notify_on_commit
 
 # A guarded update can still fail after the decision if a sweep (revocation, expiry) took the
 # money between our read and our hold, since sweeps lock the pocket, not the wallet. The
@@ -193,7 +194,8 @@ def authorize(
     `idempotency_key` must already be scoped by the caller (e.g. "api:<merchant id>:<key>"): a
     replay returns the first decision and places nothing; the same key with another request
     raises IdempotencyConflict. `on_decided` runs once, in the decision's transaction, when the
-    decision is first written (never on a replay): the channel's own side effects go there."""
+    decision is first written (never on a replay): the channel's own side effects go there.
+    The beneficiary is told of the decision after commit, whatever the channel."""
     record = _request_record(request)
     params = {
         "request": record | {"at": None},
@@ -218,6 +220,7 @@ def authorize(
         )
         if on_decided is not None:
             on_decided(decision)
+        decision_notify_on_commit(decision=decision)
         return decision
 
     attempt = 1

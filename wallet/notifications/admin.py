@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from funders.admin.scoping import FunderScopedAdmin
-from funders.tenancy import Role, funder_ids, is_operator
+from funders.tenancy import Role
 from wallet.notifications.channels import mask_email, mask_phone
 from wallet.notifications.models import Notification
 
@@ -42,8 +42,8 @@ class NotificationAdmin(FunderScopedAdmin):
         "masked_recipient",
         "status",
         "skip_reason",
-        "subject",
-        "body",
+        "subject_shown",
+        "body_shown",
         "attempts",
         "error",
         "next_attempt_at",
@@ -52,20 +52,30 @@ class NotificationAdmin(FunderScopedAdmin):
     ]
     readonly_fields = fields
 
-    def scope(self, queryset, request, *, role=None):
-        scoped = super().scope(queryset, request, role=role)
-        if is_operator(request.user):
-            return scoped
-        ids = funder_ids(request.user, role=role or self.view_role)
-        return scoped.filter(Q(funder__isnull=True) | Q(funder__in=ids))
+    def scope_filter(self, funder_ids):
+        return Q(beneficiary__enrolments__funder__in=funder_ids) & (
+            Q(funder__isnull=True) | Q(funder__in=funder_ids)
+        )
 
-    def object_funder_ids(self, obj: Notification) -> set[int]:
-        if obj.funder_id is not None:
-            return {obj.funder_id}
-        return super().object_funder_ids(obj)
+    # A sign-in code opens the person's wallet: nobody but them may read it, staff included.
+    HIDDEN = _("(holds a one-time sign-in code: never shown)")
+
+    @admin.display(description=_("subject"))
+    def subject_shown(self, notification: Notification) -> str:
+        if notification.kind == Notification.Kind.SIGN_IN_CODE:
+            return self.HIDDEN
+        return notification.subject
+
+    @admin.display(description=_("message"))
+    def body_shown(self, notification: Notification) -> str:
+        if notification.kind == Notification.Kind.SIGN_IN_CODE:
+            return self.HIDDEN
+        return notification.body
 
     @admin.display(description=_("sent to"))
     def masked_recipient(self, notification: Notification) -> str:
+        if notification.channel == Notification.Channel.PUSH:
+            return _("the app, on each device where it is turned on")
         if not notification.recipient:
             return "—"
         if notification.channel == Notification.Channel.SMS:

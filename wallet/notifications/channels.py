@@ -1,4 +1,5 @@
-"""How a message leaves: email through Django's EMAIL_BACKEND, SMS through SMS_BACKEND.
+"""How a message leaves: email through Django's EMAIL_BACKEND, SMS through SMS_BACKEND, app
+notifications through web push (wallet.notifications.push).
 
 SMS_BACKEND is the dotted path of a class whose instances have `send(phone, text)`, as Django's
 email backends: a provider plugs in by writing one, which raises on a failure so that the
@@ -13,6 +14,7 @@ from django.core.mail import send_mail
 from django.utils.module_loading import import_string
 
 from wallet.notifications.models import Notification
+from wallet.notifications.push import push_deliver
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +66,16 @@ def sms_text(text: str) -> str:
     return _SPACES.sub(" ", text.translate(_GSM_TWINS)).strip()
 
 
-def deliver(*, channel: str, recipient: str, subject: str, body: str) -> None:
-    """Send one message; raises whatever the email or SMS backend raises on a failure."""
+def deliver(notification: Notification) -> None:
+    """Send one message; raises whatever the email, SMS or push backend raises on a failure,
+    and Undeliverable when nothing could ever carry it."""
+    channel = notification.channel
     if channel == Notification.Channel.EMAIL:
-        send_mail(subject, body, None, [recipient])
+        send_mail(notification.subject, notification.body, None, [notification.recipient])
     elif channel == Notification.Channel.SMS:
-        sms_backend().send(recipient, body)
+        sms_backend().send(notification.recipient, notification.body)
+    elif channel == Notification.Channel.PUSH:
+        push_deliver(notification=notification)
     else:
         raise ValueError(f"unknown notification channel: {channel!r}")
 

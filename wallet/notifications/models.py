@@ -16,10 +16,17 @@ class Notification(models.Model):
 
     class Kind(models.TextChoices):
         ALLOCATION_GRANTED = "allocation_granted", _("Aid granted")
+        PAYMENT_APPROVED = "payment_approved", _("Payment accepted")
+        PAYMENT_DECLINED = "payment_declined", _("Payment refused")
+        LOW_BALANCE = "low_balance", _("Little money left on an aid")
+        EXPIRY_REMINDER = "expiry_reminder", _("Aid ending in 7 days")
+        BALANCE_REPLY = "balance_reply", _("Balance asked by SMS")
+        SIGN_IN_CODE = "sign_in_code", _("Sign-in code")
 
     class Channel(models.TextChoices):
         EMAIL = "email", _("Email")
         SMS = "sms", _("SMS")
+        PUSH = "push", _("App notification")
 
     class Status(models.TextChoices):
         QUEUED = "queued", pgettext_lazy("notification", "Waiting to be sent")
@@ -29,6 +36,9 @@ class Notification(models.Model):
 
     class SkipReason(models.TextChoices):
         NO_CONTACT = "no_contact", _("No email address or mobile phone number")
+        OPTED_OUT = "opted_out", _("The person turned these messages off")
+        PUSH_DISABLED = "push_disabled", _("App notifications are not set up on this platform")
+        PUSH_GONE = "push_gone", _("The app no longer receives notifications on any device")
 
     beneficiary = models.ForeignKey(
         "wallet.Beneficiary", models.PROTECT, related_name="notifications"
@@ -72,3 +82,58 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.get_channel_display()})"
+
+
+class NotificationPreference(models.Model):
+    """A beneficiary's choice for one kind of message on one channel. Without a row, the
+    default applies (see wallet.notifications.preferences)."""
+
+    beneficiary = models.ForeignKey(
+        "wallet.Beneficiary", models.CASCADE, related_name="notification_preferences"
+    )
+    kind = models.CharField(_("message"), max_length=40, choices=Notification.Kind.choices)
+    channel = models.CharField(_("channel"), max_length=8, choices=Notification.Channel.choices)
+    enabled = models.BooleanField(_("sent"))
+    updated_at = models.DateTimeField(_("changed at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("notification choice")
+        verbose_name_plural = _("notification choices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["beneficiary", "kind", "channel"], name="notification_preference_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} / {self.channel}: {'on' if self.enabled else 'off'}"
+
+
+class PushSubscription(models.Model):
+    """One browser or phone where the beneficiary's installed app receives web push: the push
+    service's endpoint and the keys the message is encrypted for (RFC 8291). Disabled, not
+    deleted, when the beneficiary turns it off or the push service says it is gone."""
+
+    beneficiary = models.ForeignKey(
+        "wallet.Beneficiary", models.CASCADE, related_name="push_subscriptions"
+    )
+    endpoint = models.URLField(_("push service address"), max_length=1000, unique=True)
+    p256dh = models.CharField(_("public key"), max_length=100)
+    auth = models.CharField(_("authentication secret"), max_length=50)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_success_at = models.DateTimeField(_("last delivered at"), null=True, blank=True)
+    disabled_at = models.DateTimeField(_("turned off at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("app notification subscription")
+        verbose_name_plural = _("app notification subscriptions")
+        indexes = [
+            models.Index(
+                fields=["beneficiary"],
+                condition=Q(disabled_at__isnull=True),
+                name="push_subscription_active_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.beneficiary_id} · {self.endpoint[:40]}"

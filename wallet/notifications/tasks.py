@@ -1,10 +1,20 @@
-"""Sending the outbox. Thin: load the id, call the service."""
+"""Sending the outbox, and the events told after their own transaction. Thin: load the id,
+call the service. Each is safe to run twice: the outbox's keys make the second run write and
+send nothing."""
 
 from celery import shared_task
 from django.utils import timezone
 
+from wallet.authorization.models import Decision
+from wallet.ledger.models import Transfer
 from wallet.notifications.models import Notification
-from wallet.notifications.services import notification_due_ids, notification_send
+from wallet.notifications.services import (
+    capture_low_balance_notify,
+    decision_notify,
+    expiry_reminders_notify,
+    notification_due_ids,
+    notification_send,
+)
 
 
 # max_retries=None: the row's attempts bound the retries (MAX_ATTEMPTS), also across the
@@ -31,3 +41,26 @@ def send_due_notifications(batch_size: int = 500) -> int:
     for notification_id in ids:
         send_notification.delay(notification_id)
     return len(ids)
+
+
+@shared_task(ignore_result=True)
+def notify_decision(decision_id: int) -> int:
+    """Tell the beneficiary of a payment accepted or refused. Returns the rows written or
+    found."""
+    decision = Decision.objects.select_related("wallet__beneficiary").filter(pk=decision_id).first()
+    if decision is None:
+        return 0
+    return len(decision_notify(decision=decision))
+
+
+@shared_task(ignore_result=True)
+def notify_captures(capture_ids: list[int]) -> int:
+    """Tell of the low balances these captures caused. Returns the rows written or found."""
+    captures = Transfer.objects.filter(pk__in=capture_ids).order_by("pk")
+    return sum(len(capture_low_balance_notify(capture=capture)) for capture in captures)
+
+
+@shared_task(ignore_result=True)
+def send_expiry_reminders() -> int:
+    """Hourly: remind of the aid that ends in 7 days. Returns the pockets reminded of."""
+    return expiry_reminders_notify()
