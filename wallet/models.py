@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
 from config.validators import validate_french_postcode
+from wallet.app.models import Aidant, AppToken, SignInCode
 from wallet.authorization.models import Decision, DecisionHold
 from wallet.ledger.models import Account, Entry, Transfer
 from wallet.notifications.models import Notification
@@ -12,6 +13,8 @@ from wallet.payment_codes import PaymentCode
 
 __all__ = [
     "Account",
+    "Aidant",
+    "AppToken",
     "Beneficiary",
     "Card",
     "Decision",
@@ -20,6 +23,7 @@ __all__ = [
     "Notification",
     "PaymentCode",
     "Pocket",
+    "SignInCode",
     "Transfer",
     "Wallet",
 ]

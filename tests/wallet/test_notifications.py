@@ -1,6 +1,7 @@
 """Beneficiaries are told of their new aid by email and SMS, through the outbox: one row per
 channel, written with the allocation and sent once after commit, whatever runs twice."""
 
+import re
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -455,3 +456,21 @@ def test_a_worker_imports_the_task_module():
     from config.celery import app
 
     assert tasks.__name__ in app.conf.imports
+
+
+def test_a_sign_in_code_is_never_shown_in_the_outbox_admin(db):
+    from wallet.app.services import contact_parse, sign_in_code_request
+
+    funder = FunderFactory()
+    person = BeneficiaryFactory(phone="+33612345678")
+    beneficiary_enrol(funder=funder, beneficiary=person)
+    sign_in_code_request(contact=contact_parse("06 12 34 56 78"))
+    (message,) = Notification.objects.filter(kind=Notification.Kind.SIGN_IN_CODE)
+    code = re.search(r"\b\d{6}\b", message.body).group(0)
+
+    client = Client()
+    client.force_login(_make_staff(funder=funder, role=Membership.Role.AGENT))
+    page = client.get(f"/admin/wallet/notification/{message.pk}/change/")
+    assert page.status_code == 200
+    assert "sign-in code" in page.content.decode() or "connexion" in page.content.decode()
+    assert code not in page.content.decode()
