@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,6 +105,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves the static files from every process, gunicorn included: those gathered in
+# STATIC_ROOT by `manage.py collectstatic`, else straight from the apps, so that a first run
+# needs no collect step.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(exist_ok=True)
 
 # Celery. Without CELERY_BROKER_URL, kombu's SQLAlchemy transport keeps the queue in a SQLite
 # file: a real worker process, no broker server. Production uses Redis.
@@ -134,6 +140,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wallet.notifications.tasks.send_due_notifications",
         "schedule": 300.0,
     },
+    "expiry-reminders": {
+        "task": "wallet.notifications.tasks.send_expiry_reminders",
+        "schedule": 3600.0,
+    },
 }
 
 # Messages to beneficiaries. Email goes through EMAIL_BACKEND (written to the console by
@@ -151,6 +161,16 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 # hold the lock for ever.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 SMS_BACKEND = env.str("SMS_BACKEND", default="wallet.notifications.channels.ConsoleSMSBackend")
+# The shared secret the SMS provider sends in X-SMS-Webhook-Secret with each inbound SMS
+# (POST /hooks/sms/inbound); without one, the webhook does not exist.
+SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
+# Web push to the installed app: a VAPID P-256 key pair and a contact for the push services
+# ("mailto:..." or an https URL). The private key is base64url, its 32 raw bytes or the body of
+# the PEM that `vapid --gen` writes; the public key is what `vapid --applicationServerKey`
+# prints. Without all three, app notifications are off.
+WEBPUSH_VAPID_PRIVATE_KEY = env.str("WEBPUSH_VAPID_PRIVATE_KEY", default="")
+WEBPUSH_VAPID_PUBLIC_KEY = env.str("WEBPUSH_VAPID_PUBLIC_KEY", default="")
+WEBPUSH_VAPID_SUBJECT = env.str("WEBPUSH_VAPID_SUBJECT", default="")
 
 # One-time payment codes: lifetime, the wallet's cooling-off after repeated wrong codes, and the
 # wrong codes one merchant API key may send per window before it must wait.
@@ -158,6 +178,11 @@ PAYMENT_CODE_TTL_SECONDS = env.int("PAYMENT_CODE_TTL_SECONDS", default=300)
 PAYMENT_CODE_LOCKOUT_SECONDS = env.int("PAYMENT_CODE_LOCKOUT_SECONDS", default=900)
 PAYMENT_CODE_FAILURES_PER_KEY = env.int("PAYMENT_CODE_FAILURES_PER_KEY", default=20)
 PAYMENT_CODE_FAILURE_WINDOW_SECONDS = env.int("PAYMENT_CODE_FAILURE_WINDOW_SECONDS", default=3600)
+
+# The beneficiary app (wallet/app): how long a sign-in code works, and after how many days
+# without use an app token stops working.
+APP_SIGN_IN_CODE_TTL_SECONDS = env.int("APP_SIGN_IN_CODE_TTL_SECONDS", default=600)
+APP_TOKEN_IDLE_DAYS = env.int("APP_TOKEN_IDLE_DAYS", default=90)
 
 # How long an authorization hold stays pending before it is voided automatically.
 HOLD_TTL_DAYS = env.int("HOLD_TTL_DAYS", default=7)
@@ -177,7 +202,15 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "merchant_key": env.str("MERCHANT_API_RATE", default="100/second"),
         "merchant_application": env.str("MERCHANT_APPLICATION_RATE", default="20/hour"),
+        "app_sign_in_code_contact": env.str("APP_SIGN_IN_CODE_RATE", default="5/hour"),
+        "app_sign_in_code_ip": env.str("APP_SIGN_IN_CODE_IP_RATE", default="30/hour"),
+        "app_sign_in_token_ip": env.str("APP_SIGN_IN_TOKEN_RATE", default="20/hour"),
+        "app_token": env.str("APP_API_RATE", default="20/second"),
     },
+    # The client's address for per-IP throttles is REMOTE_ADDR, unless NUM_PROXIES reverse
+    # proxies in front add X-Forwarded-For (set 1 behind one proxy). Trusting the header
+    # without a proxy would let a client pick its own address and escape the limits.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aid wallet API",

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from wallet.notifications.views import sms_inbound
+
 urlpatterns = [
     # Named so that the admin's sign-in page offers "Forgotten your password?"; staff invited
     # by their funder choose their first password through the same pages.
@@ -27,6 +29,9 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/merchant/v1/", include("merchants.urls")),
+    path("hooks/sms/inbound", sms_inbound, name="sms-inbound"),
+    path("api/app/v1/", include("wallet.app.urls")),
+    path("app/", include("wallet.mobile.urls")),
 ]
 
 handler404 = "config.errors.not_found"

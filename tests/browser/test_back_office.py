@@ -58,7 +58,7 @@ def test_a_manager_creates_a_program_grants_aid_in_bulk_and_sees_the_dashboard(
     expect(page.locator("body")).to_contain_text("Isère")
 
     # funds it by a recorded bank transfer
-    page.click("text=Fund this program")
+    page.click(f'a[href="/admin/funders/program/{program.pk}/fund/"]')
     page.fill("#id_amount", "1 000")
     page.fill("#id_reference", "VIR-2026-11-001")
     page.fill("#id_received_on", "2026-11-20")

@@ -75,11 +75,15 @@ class Command(BaseCommand):
                 ]
             )
             merchant = access.merchant
+            person = access.card.wallet.beneficiary
             self.stdout.write(
                 "\nThe aid wallet platform is running with demo data.\n\n"
                 f"  Admin (funders' back office): {base}/admin/\n"
                 f"    platform operator: {access.username}   password: {access.password}\n"
                 f"    funder manager: {access.manager_username}   password: {access.password}\n"
+                f"  Beneficiaries' app (open it on a phone or a narrow window): {base}/app/\n"
+                f"    sign in as {person} with {person.phone.as_national}; the one-time code is\n"
+                f"    written to {log_dir / 'worker.log'} (messages go to the console here)\n"
                 f"  Merchant: {merchant.trade_name}, {merchant.city} (MCC {merchant.mcc})\n"
                 f"    API key (shown once): {access.api_key}\n"
                 f"  Merchant API docs: {base}/api/merchant/v1/docs\n"
