@@ -223,6 +223,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Here and not in the app API's own schema settings: drf-spectacular caches these names
+    # once per process, so per-schema overrides would depend on which schema was drawn first.
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentStatusEnum": "wallet.authorization.models.Decision.Status",
+        "CardStatusEnum": "wallet.models.Card.Status",
+    },
 }
 
 # Throttling counts requests in the cache: per process by default, shared in Redis in production.

@@ -223,7 +223,7 @@ def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
     assert digits.inner_text().replace(" ", "").replace("\n", "") in qr.get_attribute(
         "alt"
     ).replace(" ", "")
-    expect(page.locator(".time-left")).to_contain_text(re.compile(r"\d+ min \d\d s"))
+    expect(page.locator(".time-left")).to_contain_text(re.compile(r"\d+\s*min\s*\d\d\s*s"))
     assert PaymentCode.objects.filter(wallet=person.wallet, status="active").count() == 1
     check_accessible(page)
     screenshot(page, "mobile-7-payment-code")

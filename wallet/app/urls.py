@@ -11,10 +11,6 @@ SCHEMA_SETTINGS = {
     "with its rules in plain words, the history, where to spend; freeze a card; show a "
     "payment code. Texts follow Accept-Language (fr by default, en).",
     "SERVERS": [{"url": "/api/app/v1"}],
-    "ENUM_NAME_OVERRIDES": {
-        "PaymentStatusEnum": "wallet.authorization.models.Decision.Status",
-        "CardStatusEnum": "wallet.models.Card.Status",
-    },
 }
 
 urlpatterns = [
