@@ -125,7 +125,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task modules outside an app's tasks.py, which autodiscovery does not find.
-CELERY_IMPORTS = ["wallet.notifications.tasks"]
+CELERY_IMPORTS = ["wallet.notifications.tasks", "wallet.issuing.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
     "expire-authorizations": {"task": "merchants.tasks.expire_authorizations", "schedule": 300.0},
@@ -192,6 +192,13 @@ HOLD_TTL_DAYS = env.int("HOLD_TTL_DAYS", default=7)
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+# Stripe's own limit on each card payment, a first line under our engine's rules (cents).
+STRIPE_CARD_PER_AUTHORIZATION_CAP = env.int("STRIPE_CARD_PER_AUTHORIZATION_CAP", default=50_000)
+# Stripe requires a cardholder's billing address and we keep no street address: the
+# beneficiary's postcode is used when known, this address (the platform's) otherwise.
+STRIPE_BILLING_LINE1 = env.str("STRIPE_BILLING_LINE1", default="Adresse non communiquée")
+STRIPE_BILLING_POSTCODE = env.str("STRIPE_BILLING_POSTCODE", default="75001")
+STRIPE_BILLING_CITY = env.str("STRIPE_BILLING_CITY", default="Paris")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from wallet.issuing.webhooks import stripe_webhook
 from wallet.notifications.views import sms_inbound
 
 urlpatterns = [
@@ -30,6 +31,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/merchant/v1/", include("merchants.urls")),
     path("hooks/sms/inbound", sms_inbound, name="sms-inbound"),
+    path("hooks/stripe", stripe_webhook, name="stripe-webhook"),
     path("api/app/v1/", include("wallet.app.urls")),
     path("app/", include("wallet.mobile.urls")),
 ]

@@ -7,6 +7,7 @@ from phonenumber_field.modelfields import PhoneNumberField
 from config.validators import validate_french_postcode
 from wallet.app.models import Aidant, AppToken, SignInCode
 from wallet.authorization.models import Decision, DecisionHold
+from wallet.issuing.models import StripeEvent
 from wallet.ledger.models import Account, Entry, Transfer
 from wallet.notifications.models import Notification
 from wallet.payment_codes import PaymentCode
@@ -24,6 +25,7 @@ __all__ = [
     "PaymentCode",
     "Pocket",
     "SignInCode",
+    "StripeEvent",
     "Transfer",
     "Wallet",
 ]

@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy as _
 
 from wallet.app.models import Aidant, AppToken, ContactChannel, SignInCode
 from wallet.errors import DomainError, InvalidState
+from wallet.issuing.cards import card_status_push_on_commit
 from wallet.models import Beneficiary, Card, Wallet
 from wallet.notifications.channels import sms_text
 from wallet.notifications.models import Notification
@@ -334,8 +335,8 @@ def beneficiary_language_set(*, beneficiary: Beneficiary, language: str) -> Bene
     return beneficiary
 
 
-# Stripe Issuing (issue 7) will mirror each change on the card at Stripe; until then the
-# status here is what the authorization engine reads.
+# The status here is what the authorization engine reads; a card issued through Stripe gets
+# each change pushed to Stripe after commit.
 _CARD_TRANSITIONS = {
     # action: (statuses it changes, status it sets)
     "freeze": ({Card.Status.ACTIVE}, Card.Status.FROZEN),
@@ -359,6 +360,7 @@ def _card_change(card: Card, action: str) -> Card:
             raise CardNotActive(field=None)
         locked.status = target
         locked.save(update_fields=["status"])
+        card_status_push_on_commit(card=locked)
         return locked
 
 

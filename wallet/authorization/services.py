@@ -69,7 +69,7 @@ def _instrument_refusal(wallet: Wallet, card: Card | None, merchant: Merchant | 
     return None
 
 
-def _pocket_states(wallet: Wallet, request: AuthorizationRequest) -> tuple[list, dict]:
+def pocket_states(wallet: Wallet, request: AuthorizationRequest) -> tuple[list, dict]:
     pockets = list(
         Pocket.objects.filter(wallet=wallet, allocation__status=Allocation.Status.ACTIVE)
         .select_related("account", "allocation__program__funder")
@@ -119,7 +119,7 @@ def _decide_and_hold(
     refusal = _instrument_refusal(wallet, card, merchant)
     pockets: dict[int, Pocket] = {}
     if refusal is None:
-        states, pockets = _pocket_states(wallet, request)
+        states, pockets = pocket_states(wallet, request)
         outcome = decide(request, states)
     else:
         outcome = Outcome(
