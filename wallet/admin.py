@@ -16,8 +16,20 @@ from funders.forms import GrantForm
 from funders.models import Funder, Program
 from funders.services import allocation_grant_many, beneficiary_enrol
 from funders.tenancy import Role, funders_of
+from wallet.app.services import card_freeze, card_unfreeze
 from wallet.errors import DomainError
-from wallet.models import Account, Beneficiary, Card, Decision, Pocket, Transfer, Wallet
+from wallet.issuing.cards import card_cancel, card_issue
+from wallet.issuing.client import cards_enabled
+from wallet.models import (
+    Account,
+    Beneficiary,
+    Card,
+    Decision,
+    Pocket,
+    StripeEvent,
+    Transfer,
+    Wallet,
+)
 from wallet.notifications import admin as notifications_admin  # noqa: F401
 from wallet.services import beneficiary_create, wallet_freeze, wallet_unfreeze
 
@@ -182,7 +194,7 @@ class WalletAdmin(FunderScopedAdmin):
     search_fields = ["beneficiary__last_name", "beneficiary__email"]
     readonly_fields = ["beneficiary", "is_frozen", "frozen_reason", "created_at"]
     inlines = [PocketInline]
-    actions = ["freeze", "unfreeze"]
+    actions = ["freeze", "unfreeze", "issue_virtual_card", "issue_physical_card"]
 
     @admin.action(description=_("Freeze the selected wallets"), permissions=["change"])
     def freeze(self, request, queryset):
@@ -196,6 +208,34 @@ class WalletAdmin(FunderScopedAdmin):
             wallet_unfreeze(wallet=wallet)
         self.message_user(request, _("Wallets unfrozen."), messages.SUCCESS)
 
+    def _issue(self, request, queryset, kind):
+        if not cards_enabled():
+            self.message_user(
+                request, _("Payment cards are not available on this platform."), messages.ERROR
+            )
+            return
+        wallets = list(self.scope(queryset, request, role=Role.MANAGER))
+        for wallet in wallets:
+            card_issue(wallet=wallet, kind=kind)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d card ordered: it is ready in a few moments.",
+                "%(count)d cards ordered: they are ready in a few moments.",
+                len(wallets),
+            )
+            % {"count": len(wallets)},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Issue a virtual card"), permissions=["manage"])
+    def issue_virtual_card(self, request, queryset):
+        self._issue(request, queryset, Card.Kind.VIRTUAL)
+
+    @admin.action(description=_("Issue a physical card"), permissions=["manage"])
+    def issue_physical_card(self, request, queryset):
+        self._issue(request, queryset, Card.Kind.PHYSICAL)
+
 
 class ReadOnlyScopedAdmin(FunderScopedAdmin):
     add_role = change_role = delete_role = None
@@ -203,9 +243,47 @@ class ReadOnlyScopedAdmin(FunderScopedAdmin):
 
 @admin.register(Card)
 class CardAdmin(ReadOnlyScopedAdmin):
+    """Agents freeze, unfreeze and cancel cards for the people they help; Stripe follows."""
+
     funder_path = "wallet__beneficiary__enrolments__funder"
     list_display = ["reference", "wallet", "kind", "status", "last4"]
     list_filter = ["status", "kind"]
+    actions = ["freeze", "unfreeze", "cancel"]
+
+    def has_act_permission(self, request):
+        return self._allowed(request, Role.AGENT)
+
+    def _apply(self, request, queryset, service, done):
+        refused = 0
+        for card in self.scope(queryset, request, role=Role.AGENT):
+            try:
+                service(card=card)
+            except DomainError:
+                refused += 1
+        self.message_user(request, done, messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d card was left as it was: it is closed or not active yet.",
+                    "%(count)d cards were left as they were: closed or not active yet.",
+                    refused,
+                )
+                % {"count": refused},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Freeze the selected cards"), permissions=["act"])
+    def freeze(self, request, queryset):
+        self._apply(request, queryset, card_freeze, _("Cards frozen: card payments are refused."))
+
+    @admin.action(description=_("Unfreeze the selected cards"), permissions=["act"])
+    def unfreeze(self, request, queryset):
+        self._apply(request, queryset, card_unfreeze, _("Cards unfrozen."))
+
+    @admin.action(description=_("Cancel the selected cards for good"), permissions=["act"])
+    def cancel(self, request, queryset):
+        self._apply(request, queryset, card_cancel, _("Cards cancelled: they can never be used."))
 
 
 @admin.register(Decision)
@@ -246,3 +324,15 @@ class TransferAdmin(ReadOnlyScopedAdmin):
     operators_only = True
     list_display = ["pk", "created_at", "kind", "amount", "currency", "is_pending"]
     list_filter = ["kind", "is_pending"]
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyScopedAdmin):
+    """Every Stripe event as received and what was done with it; failed ones are replayed with
+    `manage.py stripe replay_failed`."""
+
+    operators_only = True
+    list_display = ["received_at", "type", "stripe_id", "result", "outcome", "attempts"]
+    list_filter = ["result", "type", "livemode"]
+    search_fields = ["stripe_id", "outcome"]
+    date_hierarchy = "received_at"

@@ -3,12 +3,14 @@ words as beneficiaries read them, and a page to record money the funder paid in.
 
 import uuid
 
+import stripe
 from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminDateWidget
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
+from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -20,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from funders.admin.scoping import FunderScopedAdmin
-from funders.forms import EuroField
+from funders.forms import EuroField, OneTimeTokenForm
 from funders.models import Funding, Program
 from funders.rules_form import RulesForm
 from funders.services import program_create, program_fund
@@ -28,6 +30,8 @@ from funders.tenancy import Role
 from wallet.authorization.codes import format_money
 from wallet.authorization.rules import PocketRules, RulesError
 from wallet.errors import DomainError, IdempotencyConflict
+from wallet.issuing.client import cards_enabled
+from wallet.issuing.funding import program_topup
 
 
 class ProgramForm(RulesForm, forms.ModelForm):
@@ -46,6 +50,10 @@ class ProgramForm(RulesForm, forms.ModelForm):
         if self.rules is not None:
             self.instance.rules = self.rules
         return cleaned
+
+
+class TopupForm(OneTimeTokenForm):
+    amount = EuroField(label=_("Amount to send to the card balance (€)"))
 
 
 class FundingForm(forms.Form):
@@ -166,6 +174,8 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and self._allowed(request, Role.MANAGER, obj):
             context["fund_url"] = reverse("admin:funders_program_fund", args=[obj.pk])
+            if cards_enabled():
+                context["topup_url"] = reverse("admin:funders_program_topup", args=[obj.pk])
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- funding --------------------------------------------------------------------------------
@@ -176,7 +186,64 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             self.admin_site.admin_view(self.fund_view),
             name="funders_program_fund",
         )
-        return [fund, *super().get_urls()]
+        topup = path(
+            "<path:object_id>/topup/",
+            self.admin_site.admin_view(self.topup_view),
+            name="funders_program_topup",
+        )
+        return [fund, topup, *super().get_urls()]
+
+    def topup_view(self, request, object_id):
+        """Send money to Stripe's Issuing balance, which card payments draw on, and record it on
+        the program: the float and the card balance grow together."""
+        program = self.get_scoped_object(request, object_id, role=Role.MANAGER)
+        if not cards_enabled():
+            raise Http404
+        form = TopupForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                funding = program_topup(
+                    program=program,
+                    amount=form.cleaned_data["amount"],
+                    token=form.cleaned_data["token"],
+                    by=request.user,
+                )
+            except DomainError as error:
+                form.add_error(None, error.message)
+            except stripe.StripeError:
+                form.add_error(
+                    None,
+                    gettext(
+                        "Stripe did not take the top-up. Nothing was recorded; try again later."
+                    ),
+                )
+            else:
+                self.message_user(
+                    request,
+                    gettext(
+                        "%(amount)s sent to the card balance (%(reference)s) for “%(program)s”."
+                    )
+                    % {
+                        "amount": format_money(funding.amount, program.currency),
+                        "reference": funding.reference,
+                        "program": program,
+                    },
+                )
+                return redirect("admin:funders_program_change", program.pk)
+        adminform = helpers.AdminForm(form, [(None, {"fields": ["amount"]})], {}, model_admin=self)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Top up the card balance for “%(program)s”") % {"program": program},
+            "opts": self.opts,
+            "original": program,
+            "adminform": adminform,
+            "form": form,
+            "topup": True,
+            "errors": helpers.AdminErrorList(form, []),
+            "available": format_money(program.float_account.available, program.currency),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/funders/program/fund.html", context)
 
     def fund_view(self, request, object_id):
         program = self.get_scoped_object(request, object_id, role=Role.MANAGER)
