@@ -201,6 +201,11 @@ def _position(figures: reports.ProgramFigures) -> list[tuple[str, int]]:
         (gettext("Held by payments not yet completed"), figures.held),
         (gettext("Spent by beneficiaries (payments minus refunds)"), figures.spent),
         (gettext("Left on ended aid, not yet returned"), figures.not_yet_returned),
+        *(
+            [(gettext("Card payments beyond the aid, owed (to review)"), -figures.receivable)]
+            if figures.receivable
+            else []
+        ),
     ]
 
 

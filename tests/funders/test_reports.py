@@ -231,6 +231,40 @@ def test_money_left_on_an_ended_pocket_counts_until_it_is_swept(funder):
     )
 
 
+def test_a_card_capture_without_a_hold_counts_as_spent_and_beyond_the_pockets_as_owed(funder):
+    # given a pocket of 100 € and a card the network charges 150 € with no authorization of ours
+    from tests.wallet.issuing import stripe_events
+    from wallet.issuing.transactions import transaction_event_apply
+
+    allocation = make_allocation(program=make_program(funder=funder, funded=50_000), amount=10_000)
+    card = Card.objects.create(
+        wallet=allocation.beneficiary.wallet,
+        kind="virtual",
+        status="active",
+        stripe_card_id="ic_1ForceCapture",
+    )
+    txn = stripe_events.transaction(
+        card=card.stripe_card_id, type="capture", amount=15_000, authorization=None
+    )
+
+    # when the capture arrives
+    transaction_event_apply(event=stripe_events.event("issuing_transaction.created", txn))
+
+    # then all of it is spent, the 50 € beyond the pocket are owed, and the identity holds
+    figures = figures_of(allocation.program)
+    assert figures.spent == 15_000
+    assert figures.receivable == 5_000
+    assert figures.in_pockets == 0
+    assert figures.funded == (
+        figures.float_available
+        + figures.in_pockets
+        + figures.held
+        + figures.spent
+        + figures.not_yet_returned
+        - figures.receivable
+    )
+
+
 def test_funder_totals_add_up_its_programs_per_currency(scenario):
     programs = [scenario.program, scenario.small_program]
 
@@ -246,7 +280,7 @@ def test_figures_take_a_fixed_number_of_queries(scenario, django_assert_num_quer
     programs = list(Program.objects.all())
     assert len(programs) == 3
 
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         reports.program_figures(programs=programs)
 
 
