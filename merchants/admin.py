@@ -65,4 +65,4 @@ class MerchantAdmin(admin.ModelAdmin):
             )
 
 
-from merchants import admin_webhooks  # noqa: E402, F401
+from merchants import admin_settlement, admin_webhooks  # noqa: E402, F401

@@ -852,7 +852,12 @@ class MerchantApplicationApi(APIView):
         class Meta:
             model = Merchant
             fields = ["siret", "legal_name", "trade_name", "mcc", "address", "postcode", "city",
-                      "commune_code", "country", "latitude", "longitude"]  # fmt: skip
+                      "commune_code", "country", "latitude", "longitude", "iban", "bic",
+                      "stripe_account_id"]  # fmt: skip
+            extra_kwargs = {
+                "iban": {"help_text": "Where we pay you by SEPA transfer (spaces allowed)."},
+                "bic": {"help_text": "Your bank's BIC, 8 or 11 characters (optional)."},
+            }
 
     class MerchantApplicationOutput(serializers.ModelSerializer):
         class Meta:
@@ -880,6 +885,8 @@ class MerchantApplicationApi(APIView):
                     "country": "FR",
                     "latitude": "45.19302",
                     "longitude": "5.73086",
+                    "iban": "FR76 3000 6000 0112 3456 7890 189",
+                    "bic": "AGRIFRPP",
                 },
             ),
             OpenApiExample(

@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import secrets
 
@@ -7,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from config.validators import validate_insee_commune, validate_mcc, validate_siret
+from merchants.sepa import iban_compact, validate_bic, validate_iban, validate_stripe_account_id
 
 
 class Merchant(models.Model):
@@ -51,6 +53,17 @@ class Merchant(models.Model):
     payable_account = models.OneToOneField(
         "wallet.Account", models.PROTECT, related_name="merchant", editable=False
     )
+    # Where its money is paid: by SEPA transfer to the IBAN, or by Stripe transfer to its
+    # connected account when it has one. Typed with spaces or not; kept compact.
+    iban = models.CharField(_("IBAN"), max_length=42, blank=True, validators=[validate_iban])
+    bic = models.CharField(_("BIC"), max_length=11, blank=True, validators=[validate_bic])
+    stripe_account_id = models.CharField(
+        _("connected Stripe account"),
+        max_length=80,
+        blank=True,
+        validators=[validate_stripe_account_id],
+        help_text=_("acct_…: when set, payouts are Stripe transfers instead of SEPA transfers."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
 
@@ -61,6 +74,14 @@ class Merchant(models.Model):
 
     def __str__(self) -> str:
         return self.trade_name
+
+    def clean(self) -> None:
+        # full_clean calls this even when a field failed its validators: a bad IBAN stays as
+        # typed, its error is already reported.
+        if self.iban:
+            with contextlib.suppress(ValueError):
+                self.iban = iban_compact(self.iban)
+        self.bic = self.bic.replace(" ", "").upper()
 
 
 class ApiKey(models.Model):
@@ -173,8 +194,14 @@ class IdempotentResponse(models.Model):
         return self.key
 
 
-# Webhooks out live in their own module (models, signing, delivery); imported here so that
-# Django registers their models with the app.
+# Webhooks out and settlement live in their own modules (models and services); imported here so
+# that Django registers their models with the app.
+from merchants.settlement import (  # noqa: E402
+    Payout,
+    SepaFile,
+    SettlementBatch,
+    SettlementLine,
+)
 from merchants.webhooks import (  # noqa: E402
     WebhookAttempt,
     WebhookDelivery,
@@ -187,8 +214,12 @@ __all__ = [
     "Capture",
     "IdempotentResponse",
     "Merchant",
+    "Payout",
     "Refund",
     "Reversal",
+    "SepaFile",
+    "SettlementBatch",
+    "SettlementLine",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -1,10 +1,17 @@
-"""Merchant-side tasks: webhook delivery and the expiry of uncaptured authorizations. Thin:
-load, call the service."""
+"""Merchant-side tasks: webhook delivery, the expiry of uncaptured authorizations, settlement and
+payouts. Thin: load, call the service."""
 
 from celery import shared_task
 from django.utils import timezone
 
 from merchants.payments import authorization_expirable, authorization_expire
+from merchants.settlement import (
+    Payout,
+    settlement_close_due,
+    settlement_until,
+    stripe_payout_send,
+    stripe_payouts_pending,
+)
 from merchants.webhooks import (
     WebhookDelivery,
     webhook_delivery_attempt,
@@ -45,3 +52,22 @@ def expire_authorizations(batch_size: int = 200) -> int:
         authorization_expire(decision=decision)
         for decision in authorization_expirable(limit=batch_size)
     )
+
+
+@shared_task(ignore_result=True)
+def close_settlement_batches() -> int:
+    """Close each merchant's batch up to midnight, Paris time, then send the Stripe payouts
+    (this run's and any a network failure left pending). Safe to run twice: a period is closed
+    once, and a payout is sent once."""
+    batches = settlement_close_due(until=settlement_until())
+    for payout_id in stripe_payouts_pending():
+        send_stripe_payout.delay(payout_id)
+    return len(batches)
+
+
+@shared_task(ignore_result=True)
+def send_stripe_payout(payout_id: int) -> str | None:
+    payout = Payout.objects.filter(pk=payout_id).first()
+    if payout is None:
+        return None
+    return stripe_payout_send(payout=payout).status

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from merchants import api
+from merchants import api, api_settlements
 
 app_name = "merchant_api"
 
@@ -30,6 +30,17 @@ urlpatterns = [
         name="webhook-endpoint-disable",
     ),
     path("applications", api.MerchantApplicationApi.as_view(), name="applications"),
+    path("settlements", api_settlements.SettlementListApi.as_view(), name="settlements"),
+    path(
+        "settlements/<str:reference>",
+        api_settlements.SettlementDetailApi.as_view(),
+        name="settlement",
+    ),
+    path(
+        "settlements/<str:reference>/statement.csv",
+        api_settlements.SettlementStatementCsvApi.as_view(),
+        name="settlement-statement",
+    ),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularRedocView.as_view(url_name="merchant_api:schema"), name="docs"),
 ]

@@ -65,6 +65,7 @@ class FakeStripe:
     cardholders: dict = field(default_factory=dict)
     cards: dict = field(default_factory=dict)
     topups: dict = field(default_factory=dict)
+    transfers: dict = field(default_factory=dict)
     balance_transactions: list = field(default_factory=list)
     issuing_balance: int = 0
     _idempotent: dict = field(default_factory=dict)
@@ -115,6 +116,7 @@ class FakeStripe:
             ("POST", r"/v1/issuing/cards/(?P<id>[\w]+)", self._card_update),
             ("GET", r"/v1/issuing/cards/(?P<id>[\w]+)", self._card_get),
             ("POST", r"/v1/topups", self._topup_create),
+            ("POST", r"/v1/transfers", self._transfer_create),
             ("GET", r"/v1/balance_transactions", self._balance_transactions),
             ("GET", r"/v1/balance", self._balance),
         ]
@@ -234,6 +236,39 @@ class FakeStripe:
         self.topups[topup["id"]] = topup
         self.issuing_balance += amount
         return 200, topup
+
+    def _transfer_create(self, *, form, query):
+        """A transfer to a connected account (Stripe Connect)."""
+        amount = form.get("amount", "")
+        if not amount.isdigit() or int(amount) <= 0:
+            return 400, _error("invalid_request_error", "Invalid positive integer", param="amount")
+        if not re.fullmatch(r"acct_\w+", form.get("destination", "")):
+            return 400, _error(
+                "invalid_request_error", "No such destination account.", param="destination"
+            )
+        if not form.get("currency"):
+            return 400, _error("invalid_request_error", "Missing required param: currency.")
+        transfer = {
+            "id": _id("tr"),
+            "object": "transfer",
+            "amount": int(amount),
+            "amount_reversed": 0,
+            "balance_transaction": _id("txn"),
+            "created": int(time.time()),
+            "currency": form["currency"],
+            "description": form.get("description"),
+            "destination": form["destination"],
+            "destination_payment": _id("py"),
+            "livemode": False,
+            "metadata": form.get("metadata", {}),
+            "reversals": {"object": "list", "data": [], "has_more": False},
+            "reversed": False,
+            "source_transaction": None,
+            "source_type": "card",
+            "transfer_group": form.get("transfer_group"),
+        }
+        self.transfers[transfer["id"]] = transfer
+        return 200, transfer
 
     def _balance_transactions(self, *, form, query):
         rows = sorted(self.balance_transactions, key=lambda txn: (-txn["created"], txn["id"]))
