@@ -5,6 +5,7 @@ first try needs nothing installed but Python."""
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("AIDWALLET_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -135,6 +136,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     "verify-ledger": {"task": "wallet.tasks.verify_ledger", "schedule": 86400.0},
+    "reconcile-ledger": {"task": "wallet.tasks.reconcile_ledger", "schedule": 86400.0},
+    # Each merchant's batch up to midnight, Paris time (CELERY_TIMEZONE), just after it.
+    "close-settlement-batches": {
+        "task": "merchants.tasks.close_settlement_batches",
+        "schedule": crontab(hour=0, minute=15),
+    },
     "retry-due-webhooks": {"task": "merchants.tasks.retry_due_webhooks", "schedule": 60.0},
     "send-due-notifications": {
         "task": "wallet.notifications.tasks.send_due_notifications",
@@ -198,6 +205,13 @@ STRIPE_CARD_PER_AUTHORIZATION_CAP = env.int("STRIPE_CARD_PER_AUTHORIZATION_CAP",
 # beneficiary's postcode is used when known, this address (the platform's) otherwise.
 STRIPE_BILLING_LINE1 = env.str("STRIPE_BILLING_LINE1", default="Adresse non communiquée")
 STRIPE_BILLING_POSTCODE = env.str("STRIPE_BILLING_POSTCODE", default="75001")
+# The platform operator's name, on merchants' statements.
+OPERATOR_NAME = env.str("OPERATOR_NAME", default="Aidwallet")
+# The operator's bank account, which pays merchants by SEPA credit transfer (pain.001 files
+# downloaded from the admin). Without a name and an IBAN, no SEPA file can be built.
+SEPA_DEBTOR_NAME = env.str("SEPA_DEBTOR_NAME", default="")
+SEPA_DEBTOR_IBAN = env.str("SEPA_DEBTOR_IBAN", default="")
+SEPA_DEBTOR_BIC = env.str("SEPA_DEBTOR_BIC", default="")
 STRIPE_BILLING_CITY = env.str("STRIPE_BILLING_CITY", default="Paris")
 
 REST_FRAMEWORK = {

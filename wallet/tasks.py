@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from wallet.errors import HoldAlreadyResolved
 from wallet.ledger.models import Transfer
+from wallet.ledger.reconciliation import reconciliation_build
 from wallet.ledger.services import hold_expire
 from wallet.ledger.verify import verify
 
@@ -40,3 +41,12 @@ def verify_ledger() -> int:
     for problem in problems:
         logger.error("ledger verify: %s", problem)
     return len(problems)
+
+
+@shared_task
+def reconcile_ledger() -> int:
+    """The operator's reconciliation, daily: each line that does not balance is an error."""
+    failures = reconciliation_build().failures
+    for check in failures:
+        logger.error("reconcile: %s", check)
+    return len(failures)
