@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from funders.services import (
     allocation_expire,
@@ -36,6 +37,9 @@ from wallet.models import Card
 from wallet.tasks import reconcile_ledger
 
 pytestmark = pytest.mark.django_db
+
+# The card network's line, under its label in the active language.
+CARD_NETWORK = gettext("card network")
 
 
 def payout_account() -> Account:
@@ -137,7 +141,7 @@ def payees_of(report):
 
 def test_each_figure_of_a_program_is_exact(scenario):
     report = reconciliation_build()
-    card = payees_of(report)["card network"].account
+    card = payees_of(report)[CARD_NETWORK].account
 
     a = lines_of(report, scenario.a)
     assert (a.funded, a.allocated) == (120_000, 65_000)
@@ -158,7 +162,7 @@ def test_each_figure_of_a_program_is_exact(scenario):
 
 def test_card_payments_beyond_the_pockets_are_the_programs_receivable(scenario):
     report = reconciliation_build()
-    card = payees_of(report)["card network"].account
+    card = payees_of(report)[CARD_NETWORK].account
 
     b = lines_of(report, scenario.b)
     assert (b.funded, b.allocated) == (50_000, 17_000)
@@ -173,7 +177,7 @@ def test_each_merchant_is_spent_at_paid_out_and_in_transit(scenario):
     m1, m2 = payees[scenario.m1.trade_name], payees[scenario.m2.trade_name]
     assert (m1.spent, m1.paid_out, m1.in_transit) == (2_500 + 3_000, 2_000, 3_500)
     assert (m2.spent, m2.paid_out, m2.in_transit) == (7_000, 7_000, 0)
-    card = payees["card network"]
+    card = payees[CARD_NETWORK]
     assert (card.spent, card.paid_out, card.in_transit) == (4_000, 0, 4_000)
 
 
