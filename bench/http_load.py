@@ -9,8 +9,16 @@ approved ones a capture (whole or part), and for a share of the captured ones a 
 on the same client. It prints throughput, latency percentiles per operation, the decisions and
 every error, then stops the server and runs `manage.py ledger verify`.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_http_bench \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_http \\
         .venv/bin/python bench/http_load.py [--mode full|rate] [--rate 300] [--seconds 20]
+
+Production-shaped: gunicorn with several sync workers, PostgreSQL, Redis as the cache
+(--cache-url) and as the Celery broker (--broker-url), and one Celery worker taking the tasks
+the payments queue (capture notices). Both Redis databases are emptied at the start: a cache
+or a queue left by an earlier run would name rows of a database since dropped. Building 10,000
+wallets through the services takes a few minutes; `--reuse` keeps the database of an earlier
+run (its wallets have spent some of their money, which is fine for a load test) and only gives
+each merchant a new API key, the old secrets being stored hashed.
 
 Modes: `full` sends each client's next request as soon as the previous one is answered (closed
 loop: the server's best throughput). `rate` schedules requests on a clock at a fixed total
@@ -54,6 +62,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 API = "/api/merchant/v1"
 HOST = "127.0.0.1"
+# Redis databases of their own for the benchmarks; main() may change them from the flags.
+REDIS = {
+    "CACHE_URL": "redis://127.0.0.1:6379/12",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
+}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 OPERATIONS = ("authorize", "capture", "refund")
 
@@ -166,6 +179,35 @@ class Fixture:
     keys: list[str]  # one API key secret per merchant, in MERCHANTS order
 
 
+def reuse(*, wallets: int) -> Fixture:
+    """The fixture of an earlier build of this script, with a new API key per merchant."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from merchants.models import Merchant
+    from merchants.services import api_key_create
+    from wallet.models import Card
+
+    call_command("migrate", verbosity=0)
+    keys = []
+    for i, (trade_name, *_rest) in enumerate(MERCHANTS):
+        merchant = Merchant.objects.filter(siret=siret(1000 + i), trade_name=trade_name).first()
+        if merchant is None:
+            raise SystemExit("--reuse: this database was not built by this script; run without it")
+        keys.append(api_key_create(merchant=merchant, name="till 1")[1])
+    cards = list(
+        Card.objects.filter(status="active").order_by("pk").values_list("reference", flat=True)
+    )
+    if len(cards) < wallets:
+        raise SystemExit(f"--reuse: the database has {len(cards)} cards, fewer than --wallets")
+    connection.close()
+    print(f"reused: {len(cards[:wallets])} wallets' cards, {len(keys)} new API keys")
+    return Fixture(cards=cards[:wallets], keys=keys)
+
+
 def build(*, wallets: int, seed: int) -> Fixture:
     """Migrate and build the data through the services, as production would."""
     import django
@@ -257,15 +299,60 @@ def free_port() -> int:
 
 
 def server_env(url: str) -> dict[str, str]:
-    return os.environ | {
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CONN_MAX_AGE": "60",
-        "MERCHANT_API_RATE": "100000/second",
-        "CACHE_URL": "locmemcache://",
-    }
+    return (
+        os.environ
+        | {
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "CONN_MAX_AGE": "60",
+            "MERCHANT_API_RATE": "100000/second",
+        }
+        | REDIS
+    )
+
+
+def redis_flush() -> None:
+    import redis
+
+    for url in REDIS.values():
+        if url.startswith("redis://"):
+            client = redis.Redis.from_url(url)
+            client.flushdb()
+            client.close()
+
+
+def redis_queue_length(queue: str = "celery") -> int | None:
+    """Tasks waiting in the broker (kombu keeps a Redis list per queue)."""
+    import redis
+
+    url = REDIS["CELERY_BROKER_URL"]
+    if not url.startswith("redis://"):
+        return None
+    client = redis.Redis.from_url(url)
+    try:
+        return client.llen(queue)
+    finally:
+        client.close()
+
+
+def start_celery(*, url: str, concurrency: int, log) -> subprocess.Popen:
+    celery = Path(sys.executable).with_name("celery")
+    command = [
+        str(celery), "-A", "config", "worker", "-l", "WARNING", "-c", str(concurrency),
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    print("celery: " + " ".join(command[1:]))
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=server_env(url),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def start_server(*, url: str, port: int, workers: int, log) -> subprocess.Popen:
@@ -776,8 +863,30 @@ def parse_args() -> argparse.Namespace:
     add(
         "--wallets",
         type=positive(int),
-        default=2_000,
-        help="wallets, each with an active card and 2 or 3 pockets (default: 2000)",
+        default=10_000,
+        help="wallets, each with an active card and 2 or 3 pockets (default: 10000)",
+    )
+    add(
+        "--reuse",
+        action="store_true",
+        help="keep the database an earlier run built (same --wallets or fewer) instead of "
+        "building it again",
+    )
+    add(
+        "--cache-url",
+        default=REDIS["CACHE_URL"],
+        help=f"the Django cache, emptied first (default: {REDIS['CACHE_URL']})",
+    )
+    add(
+        "--broker-url",
+        default=REDIS["CELERY_BROKER_URL"],
+        help=f"the Celery broker, emptied first (default: {REDIS['CELERY_BROKER_URL']})",
+    )
+    add(
+        "--celery-workers",
+        type=int,
+        default=1,
+        help="Celery worker processes taking the queued tasks; 0 for none (default: 1)",
     )
     add(
         "--capture-share",
@@ -836,8 +945,14 @@ def main() -> int:
     args = parse_args()
     url = database_url()
     os.environ["DEBUG"] = "false"  # the set-up keeps no query log either
-    recreate_database(url)
-    fixture = build(wallets=args.wallets, seed=args.seed)
+    REDIS.update(CACHE_URL=args.cache_url, CELERY_BROKER_URL=args.broker_url)
+    os.environ.update(REDIS)  # the set-up in this process uses them too
+    redis_flush()
+    if args.reuse:
+        fixture = reuse(wallets=args.wallets)
+    else:
+        recreate_database(url)
+        fixture = build(wallets=args.wallets, seed=args.seed)
     plan = Plan(
         mode=args.mode,
         rate=args.rate or 0.0,
@@ -864,6 +979,9 @@ def main() -> int:
     print(f"server log: {log_path}")
     port = free_port()
     server = start_server(url=url, port=port, workers=args.workers, log=log)
+    worker = None
+    if args.celery_workers > 0:
+        worker = start_celery(url=url, concurrency=args.celery_workers, log=log)
     try:
         started = time.perf_counter()
         wait_ready(server, port, fixture.keys[0])
@@ -879,6 +997,9 @@ def main() -> int:
         raise
     finally:
         stop_server(server)
+        if worker is not None:
+            print(f"celery: {redis_queue_length()} tasks still queued; stopping the worker")
+            stop_server(worker)
         log.close()
     print(f"server: stopped (exit status {server.returncode})")
 

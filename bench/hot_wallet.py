@@ -1,0 +1,260 @@
+"""Benchmark and proof: many tills authorizing against one wallet at once, over HTTP.
+
+Builds one beneficiary with one pocket of --money cents, one card and one merchant, starts
+gunicorn, and lets C client threads (64 by default, each with its own connection) send
+authorizations of 5 to 50 euros at that one card as fast as they are answered, all starting
+together. The wallet runs dry part-way through, so the last payments race for the last euros:
+some are partially approved, the rest declined for insufficient funds.
+
+Then it checks, against the ledger: the sum of what the answers approved equals the sum of the
+decisions recorded and the pocket's held amount, and never exceeds the money granted (no
+overspend); the pocket's balance minus what it holds is not negative; no answer was a 5xx, a
+409 or a connection error (a deadlock or a lock timeout shows up as one of them); and
+`manage.py ledger verify` passes. Exit status 1 on any violation.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_hot \\
+        .venv/bin/python bench/hot_wallet.py [--clients 64] [--requests 20] [--workers 4]
+
+The database named in DATABASE_URL is dropped and created again: never point it at real data.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from random import Random
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import http_load
+
+HOST = http_load.HOST
+API = http_load.API
+RULES = {
+    "categories": {"allow_groups": ["food"]},
+    "zone": {"departements": ["38"]},
+    "schedule": http_load.EVERY_DAY,
+}
+
+
+def build(*, money: int) -> tuple[str, str, int]:
+    """The card reference, the merchant's API key secret and the pocket's account id."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    from funders.models import Funder
+    from funders.services import allocation_create, program_create, program_fund
+    from merchants.services import api_key_create, merchant_approve, merchant_create
+    from wallet.models import Beneficiary, Card, Wallet
+
+    call_command("migrate", verbosity=0)
+    now = timezone.now()
+    funder = Funder.objects.create(
+        name="Département de l'Isère", siret=http_load.siret(1), kind="departement"
+    )
+    program = program_create(funder=funder, name="Aide alimentaire Isère", rules=RULES)
+    program_fund(program=program, amount=money, idempotency_key="fund-hot")
+    trade_name, mcc, postcode, commune, city, lat, lon, _ = http_load.MERCHANTS[0]
+    merchant = merchant_create(
+        siret=http_load.siret(1000),
+        legal_name=f"{trade_name} SARL",
+        trade_name=trade_name,
+        mcc=mcc,
+        address="1 rue de la République",
+        postcode=postcode,
+        city=city,
+        commune_code=commune,
+        latitude=lat,
+        longitude=lon,
+    )
+    merchant_approve(merchant=merchant)
+    key = api_key_create(merchant=merchant, name="till 1")[1]
+    beneficiary = Beneficiary.objects.create(
+        first_name="Bénéficiaire", last_name="Unique", postcode="38000"
+    )
+    wallet = Wallet.objects.create(beneficiary=beneficiary)
+    allocation = allocation_create(
+        program=program,
+        beneficiary=beneficiary,
+        amount=money,
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=90),
+        idempotency_key="allocation-hot",
+    )
+    card = Card.objects.create(wallet=wallet, kind="virtual", status="active")
+    account_id = allocation.pocket.account_id
+    connection.close()
+    return card.reference, key, account_id
+
+
+class Client:
+    def __init__(self, index: int, port: int, card: str, key: str, requests: int, timeout):
+        self.index = index
+        self.rng = Random(index)
+        self.card, self.key, self.requests = card, key, requests
+        self.conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+        self.prefix = f"hot-{uuid.uuid4().hex[:8]}-{index}-"
+        self.latencies: list[float] = []
+        self.approved = 0
+        self.outcomes: Counter = Counter()
+        self.failures: Counter = Counter()  # (status or exception, error code)
+
+    def run(self, barrier: threading.Barrier) -> None:
+        barrier.wait()
+        for n in range(self.requests):
+            body = {
+                "amount": self.rng.randint(500, 5_000),
+                "currency": "EUR",
+                "card": self.card,
+                "partial_approval_allowed": self.rng.random() < 0.3,
+            }
+            headers = {
+                "Authorization": f"Bearer {self.key}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"{self.prefix}{n}",
+            }
+            sent = time.perf_counter()
+            try:
+                self.conn.request("POST", f"{API}/authorizations", json.dumps(body), headers)
+                response = self.conn.getresponse()
+                raw = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self.conn.close()
+                self.failures[(type(exc).__name__, "-")] += 1
+                continue
+            self.latencies.append(time.perf_counter() - sent)
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = {}
+            if response.status != 201:
+                code = (data.get("error") or {}).get("code", "-") if isinstance(data, dict) else "-"
+                self.failures[(str(response.status), code)] += 1
+                continue
+            self.approved += data.get("approved_amount") or 0
+            status = data.get("status")
+            # A partial approval carries the reason it is partial: count it as a partial.
+            if status == "declined":
+                status = (data.get("decline") or {}).get("code") or status
+            self.outcomes[status] += 1
+
+
+def ledger_state(account_id: int) -> dict:
+    from django.db.models import Sum
+
+    from wallet.authorization.models import Decision
+    from wallet.ledger.models import Account
+
+    account = Account.objects.get(pk=account_id)
+    decided = Decision.objects.aggregate(total=Sum("approved_amount"))["total"] or 0
+    return {"balance": account.balance, "pending": account.pending, "decided": decided}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=64, help="concurrent tills (default: 64)")
+    parser.add_argument(
+        "--requests", type=int, default=20, help="authorizations per till (default: 20)"
+    )
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default: 4)")
+    parser.add_argument(
+        "--money",
+        type=int,
+        default=1_500_000,
+        help="cents granted to the one pocket; the default runs dry part-way (default: 1500000)",
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    args = parser.parse_args()
+
+    url = http_load.database_url()
+    os.environ["DEBUG"] = "false"
+    os.environ.update(http_load.REDIS)
+    http_load.redis_flush()
+    http_load.recreate_database(url)
+    card, key, account_id = build(money=args.money)
+
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed in the finally below
+        "w", prefix="aidwallet-hot-wallet-gunicorn-", suffix=".log", dir="/tmp", delete=False
+    )
+    print(f"server log: {log.name}")
+    port = http_load.free_port()
+    server = http_load.start_server(url=url, port=port, workers=args.workers, log=log)
+    clients = [Client(i, port, card, key, args.requests, args.timeout) for i in range(args.clients)]
+    try:
+        http_load.wait_ready(server, port, key)
+        barrier = threading.Barrier(args.clients + 1)
+        threads = [threading.Thread(target=c.run, args=(barrier,), daemon=True) for c in clients]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        started = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        died = server.poll()
+    finally:
+        http_load.stop_server(server)
+        log.close()
+
+    latencies = [value for c in clients for value in c.latencies]
+    outcomes = sum((c.outcomes for c in clients), Counter())
+    failures = sum((c.failures for c in clients), Counter())
+    approved = sum(c.approved for c in clients)
+    p50, p99, top = http_load.percentiles(latencies)
+    print()
+    print(
+        f"{args.clients} clients x {args.requests} authorizations at one wallet of {args.money} "
+        f"cents, {args.workers} gunicorn workers"
+    )
+    print(
+        f"answered: {len(latencies)} in {elapsed:.2f} s -> {len(latencies) / elapsed:.0f}/s; "
+        f"latency p50 {http_load.ms(p50)}, p99 {http_load.ms(p99)}, max {http_load.ms(top)}"
+    )
+    for outcome, count in outcomes.most_common():
+        print(f"  {outcome:<32} {count:>7}")
+    for (status, code), count in sorted(failures.items()):
+        print(f"  !!! {status} {code:<30} {count:>7}")
+
+    state = ledger_state(account_id)
+    print(
+        f"approved in the answers: {approved}; decisions recorded: {state['decided']}; "
+        f"pocket: balance {state['balance']}, held {state['pending']}, granted {args.money}"
+    )
+    problems = []
+    if approved != state["decided"] or approved != state["pending"]:
+        problems.append("the answers, the decisions and the held amount disagree")
+    if state["pending"] > args.money or state["balance"] - state["pending"] < 0:
+        problems.append("OVERSPEND: more held than the pocket has")
+    if failures:
+        problems.append(f"{sum(failures.values())} failed request(s) (5xx, 409 or connection)")
+    if died is not None:
+        problems.append(f"gunicorn exited during the run with status {died}")
+    deadlocks = {
+        line: n
+        for line, n in http_load.log_exceptions(log.name).items()
+        if "deadlock" in line.lower() or "lock" in line.lower()
+    }
+    if deadlocks:
+        problems.append(f"lock errors in the server log: {deadlocks}")
+    if not http_load.verify_ledger(url):
+        problems.append("the ledger does not verify")
+    print()
+    print("RESULT: " + ("FAILED: " + "; ".join(problems) if problems else "ok"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
