@@ -159,7 +159,9 @@ def allocation_create(
         # closed is a replay, not a refusal.
         if not program.is_active:
             raise InvalidState(message="This program is closed.", field="program")
-        wallet, _ = Wallet.objects.get_or_create(beneficiary=beneficiary)
+        if Beneficiary.objects.filter(pk=beneficiary.pk, erased_at__isnull=False).exists():
+            raise InvalidState(message=_("This person's data was erased."), field="beneficiary")
+        wallet, _created = Wallet.objects.get_or_create(beneficiary=beneficiary)
         beneficiary_enrol(funder=program.funder, beneficiary=beneficiary)
         allocation = Allocation.objects.create(
             program=program,

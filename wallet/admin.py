@@ -2,22 +2,27 @@
 ledger's records for platform operators. Money moves only through the services: the ledger is
 shown, never edited here."""
 
+import json
+import logging
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from funders.admin.scoping import FunderScopedAdmin
 from funders.forms import GrantForm
 from funders.models import Funder, Program
 from funders.services import allocation_grant_many, beneficiary_enrol
-from funders.tenancy import Role, funders_of
+from funders.tenancy import Role, funder_ids, funders_of, is_operator
 from wallet.app.services import card_freeze, card_unfreeze
 from wallet.errors import DomainError
+from wallet.gdpr import BeneficiaryHoldsMoney, beneficiary_data_export, beneficiary_erase
 from wallet.issuing.cards import card_cancel, card_issue
 from wallet.issuing.client import cards_enabled
 from wallet.models import (
@@ -32,6 +37,8 @@ from wallet.models import (
 )
 from wallet.notifications import admin as notifications_admin  # noqa: F401
 from wallet.services import beneficiary_create, wallet_freeze, wallet_unfreeze
+
+logger = logging.getLogger(__name__)
 
 SEES_THE_FUNDERS_POCKETS = "allocation__program__funder__in"
 
@@ -74,6 +81,25 @@ class BeneficiaryAddForm(forms.ModelForm):
         fields = ["first_name", "last_name", "email", "phone", "postcode", "preferred_language"]
 
 
+class ErasureForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Why"),
+        max_length=300,
+        help_text=_(
+            "For example: the person's request of 12 May. Do not write anything about "
+            "the person here: this text is kept."
+        ),
+    )
+    force = forms.BooleanField(
+        label=_("Erase even though money is left"),
+        required=False,
+        help_text=_(
+            "The money stays on the aid, which nobody can spend any more, until the aid ends "
+            "or is revoked and the money returns to the program."
+        ),
+    )
+
+
 @admin.register(Beneficiary)
 class BeneficiaryAdmin(FunderScopedAdmin):
     """Agents register people and keep their contact details; managers also grant them aid."""
@@ -82,7 +108,7 @@ class BeneficiaryAdmin(FunderScopedAdmin):
     add_role = change_role = Role.AGENT
     list_display = ["last_name", "first_name", "postcode", "email", "phone"]
     search_fields = ["last_name", "first_name", "email", "postcode"]
-    actions = ["grant_aid"]
+    actions = ["grant_aid", "export_personal_data", "erase_personal_data"]
     change_form_template = "admin/wallet/beneficiary/change_form.html"
 
     def get_form(self, request, obj=None, **kwargs):
@@ -96,6 +122,12 @@ class BeneficiaryAdmin(FunderScopedAdmin):
     def get_fields(self, request, obj=None):
         fields = [*BeneficiaryAddForm.Meta.fields, "consent_given_at"]
         return [*fields, "funder", "reference"] if obj is None else fields
+
+    def get_readonly_fields(self, request, obj=None):
+        # An erased person's details are not typed in again.
+        if obj is not None and obj.erased_at is not None:
+            return [*self.get_fields(request, obj), "erased_at", "erasure_reason"]
+        return super().get_readonly_fields(request, obj)
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -114,8 +146,14 @@ class BeneficiaryAdmin(FunderScopedAdmin):
 
     def get_urls(self):
         grant = self.admin_site.admin_view(self.grant_view)
+        export = self.admin_site.admin_view(self.personal_data_view)
+        erase = self.admin_site.admin_view(self.erase_view)
         return [
             path("<path:object_id>/grant/", grant, name="wallet_beneficiary_grant"),
+            path(
+                "<path:object_id>/personal-data/", export, name="wallet_beneficiary_personal_data"
+            ),
+            path("<path:object_id>/erase/", erase, name="wallet_beneficiary_erase"),
             *super().get_urls(),
         ]
 
@@ -133,6 +171,7 @@ class BeneficiaryAdmin(FunderScopedAdmin):
         extra_context = {
             **(extra_context or {}),
             "has_manage_permission": self.has_manage_permission(request),
+            "has_erase_permission": self.has_erase_permission(request),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -180,6 +219,100 @@ class BeneficiaryAdmin(FunderScopedAdmin):
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/wallet/beneficiary/grant.html", context)
+
+    # --- personal data (GDPR) -------------------------------------------------------------------
+    # Export: a funder's agents and above, with what their funder may see; the platform
+    # operator exports everything. Erasure: an administrator of every funder helping the person
+    # (it changes what each of them sees), or the operator. See SECURITY.md.
+
+    erase_template = "admin/wallet/beneficiary/erase.html"
+
+    def has_erase_permission(self, request):
+        return self._allowed(request, Role.ADMINISTRATOR)
+
+    def personal_data_view(self, request, object_id):
+        beneficiary = self.get_scoped_object(request, object_id, role=Role.AGENT)
+        return self._personal_data(request, beneficiary)
+
+    def _personal_data(self, request, beneficiary: Beneficiary) -> HttpResponse:
+        funders = None if is_operator(request.user) else funder_ids(request.user, role=Role.AGENT)
+        data = beneficiary_data_export(beneficiary=beneficiary, funders=funders)
+        logger.info(
+            "beneficiary %s: personal data exported by user %s", beneficiary.pk, request.user.pk
+        )
+        response = HttpResponse(
+            json.dumps(data, ensure_ascii=False, indent=2),
+            content_type="application/json; charset=utf-8",
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="personal-data-{beneficiary.pk}.json"'
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def _one(self, request, queryset) -> Beneficiary | None:
+        people = list(queryset[:2])
+        if len(people) != 1:
+            self.message_user(request, _("Select one person at a time."), messages.WARNING)
+            return None
+        return people[0]
+
+    @admin.action(description=_("Export personal data (JSON)"), permissions=["view"])
+    def export_personal_data(self, request, queryset):
+        beneficiary = self._one(request, queryset)
+        if beneficiary is not None:
+            return self._personal_data(request, beneficiary)
+        return None
+
+    @admin.action(description=_("Erase personal data"), permissions=["erase"])
+    def erase_personal_data(self, request, queryset):
+        beneficiary = self._one(request, queryset)
+        if beneficiary is not None:
+            return redirect(reverse("admin:wallet_beneficiary_erase", args=[beneficiary.pk]))
+        return None
+
+    def erase_view(self, request, object_id):
+        beneficiary = self.get_scoped_object(request, object_id, role=Role.ADMINISTRATOR)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Erase personal data"),
+            "beneficiary": beneficiary,
+            "original": beneficiary,
+        }
+        helped_by = set(beneficiary.enrolments.values_list("funder_id", flat=True))
+        if not (
+            is_operator(request.user)
+            or helped_by <= funder_ids(request.user, role=Role.ADMINISTRATOR)
+        ):
+            context["refused"] = True
+            return TemplateResponse(request, self.erase_template, context, status=403)
+        confirmed = request.method == "POST"
+        form = ErasureForm(request.POST if confirmed else None)
+        if confirmed and form.is_valid():
+            try:
+                erased = beneficiary_erase(
+                    beneficiary=beneficiary,
+                    by=request.user,
+                    reason=form.cleaned_data["reason"],
+                    force=form.cleaned_data["force"],
+                )
+            except BeneficiaryHoldsMoney as error:
+                form.add_error(None, error.message)
+                context["money_left"] = True
+            except DomainError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                self.log_change(request, erased, gettext("Personal data erased."))
+                self.message_user(
+                    request,
+                    _("Personal data erased. The money history stays, under %(name)s.")
+                    % {"name": erased},
+                    messages.SUCCESS,
+                )
+                return redirect(reverse("admin:wallet_beneficiary_change", args=[erased.pk]))
+        context["form"] = form
+        return TemplateResponse(request, self.erase_template, context)
 
 
 @admin.register(Wallet)

@@ -1,5 +1,6 @@
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
@@ -52,6 +53,13 @@ class Beneficiary(models.Model):
         _("consent to data processing given at"), null=True, blank=True
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Set once the person's data was erased on request (wallet.gdpr): the row stays, under a
+    # pseudonym, because the money history points at it.
+    erased_at = models.DateTimeField(_("personal data erased at"), null=True, blank=True)
+    erased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    erasure_reason = models.CharField(_("why the data was erased"), max_length=300, blank=True)
 
     class Meta:
         verbose_name = _("beneficiary")
