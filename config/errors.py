@@ -4,9 +4,11 @@ clients can rely on and a message a person can read."""
 import logging
 
 from django import db
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -15,7 +17,14 @@ from wallet.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = gettext_lazy("The request is too large.")
+
+
 _DRF_CODES = {
+    RequestTooLarge: "request_too_large",
     exceptions.ParseError: "malformed_request",
     exceptions.AuthenticationFailed: "authentication_failed",
     exceptions.NotAuthenticated: "authentication_required",
@@ -28,8 +37,13 @@ _DRF_CODES = {
 }
 
 
+def _printable(text) -> str:
+    # A message may quote the client's input, and JSON has no UTF-8 for a lone surrogate.
+    return str(text).encode("utf-8", "replace").decode("utf-8")
+
+
 def error_response(code: str, message, *, status_code: int, field: str | None = None, headers=None):
-    body = {"error": {"code": code, "message": str(message), "field": field}}
+    body = {"error": {"code": code, "message": _printable(message), "field": field}}
     return Response(body, status=status_code, headers=headers)
 
 
@@ -56,6 +70,8 @@ def exception_handler(exc, context):
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "1"},
         )
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
     if isinstance(exc, DomainError):
         return error_response(exc.code, exc.message, status_code=exc.status, field=exc.field)
     if isinstance(exc, DjangoValidationError):
@@ -85,8 +101,22 @@ def exception_handler(exc, context):
 
 
 def _api_error(request, code: str, message, status_code: int):
-    body = {"error": {"code": code, "message": str(message), "field": None}}
+    body = {"error": {"code": code, "message": _printable(message), "field": None}}
     return JsonResponse(body, status=status_code)
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith(("/api/", "/hooks/"))
+
+
+def bad_request(request, exception=None):
+    """Django's 400 for what reached no view's own handling (a body above
+    DATA_UPLOAD_MAX_MEMORY_SIZE read by a webhook): JSON under /api/ and /hooks/."""
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return _api_error(request, "request_too_large", RequestTooLarge.default_detail, 413)
+    return _api_error(request, "malformed_request", _("The request is not valid."), 400)
 
 
 def not_found(request, exception=None):

@@ -214,7 +214,13 @@ SEPA_DEBTOR_IBAN = env.str("SEPA_DEBTOR_IBAN", default="")
 SEPA_DEBTOR_BIC = env.str("SEPA_DEBTOR_BIC", default="")
 STRIPE_BILLING_CITY = env.str("STRIPE_BILLING_CITY", default="Paris")
 
+# The largest body a request may have, files uploaded to the admin aside: an API request is a
+# few hundred bytes; a larger body is refused with 413 before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1_048_576
+
 REST_FRAMEWORK = {
+    # JSON only: any other content type is refused with 415 unsupported_media_type.
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -258,6 +264,9 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_card_numbers": {"()": "config.log_filters.RedactCardNumbers"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django logs the path of every refused request: a client may have put a card number in it.
+    "loggers": {"django.request": {"filters": ["redact_card_numbers"]}},
 }

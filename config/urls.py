@@ -36,5 +36,6 @@ urlpatterns = [
     path("app/", include("wallet.mobile.urls")),
 ]
 
+handler400 = "config.errors.bad_request"
 handler404 = "config.errors.not_found"
 handler500 = "config.errors.server_error"

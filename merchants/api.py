@@ -849,6 +849,11 @@ class MerchantApplicationApi(APIView):
     throttle_classes = [ApplicationThrottle]
 
     class MerchantApplicationInput(serializers.ModelSerializer):
+        # The model takes any two characters; the zone rules compare ISO codes.
+        country = serializers.RegexField(
+            r"^[A-Z]{2}$", required=False, help_text="ISO 3166 country code (FR by default)."
+        )
+
         class Meta:
             model = Merchant
             fields = ["siret", "legal_name", "trade_name", "mcc", "address", "postcode", "city",

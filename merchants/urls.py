@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+import config.converters  # noqa: F401  (the <ref:...> path converter)
 from merchants import api, api_settlements
 
 app_name = "merchant_api"
@@ -8,19 +9,19 @@ app_name = "merchant_api"
 urlpatterns = [
     path("authorizations", api.AuthorizationListCreateApi.as_view(), name="authorizations"),
     path(
-        "authorizations/<str:reference>",
+        "authorizations/<ref:reference>",
         api.AuthorizationDetailApi.as_view(),
         name="authorization",
     ),
-    path("authorizations/<str:reference>/capture", api.CaptureApi.as_view(), name="capture"),
-    path("authorizations/<str:reference>/reverse", api.ReverseApi.as_view(), name="reverse"),
-    path("authorizations/<str:reference>/refunds", api.RefundCreateApi.as_view(), name="refund"),
+    path("authorizations/<ref:reference>/capture", api.CaptureApi.as_view(), name="capture"),
+    path("authorizations/<ref:reference>/reverse", api.ReverseApi.as_view(), name="reverse"),
+    path("authorizations/<ref:reference>/refunds", api.RefundCreateApi.as_view(), name="refund"),
     path("captures", api.CaptureListApi.as_view(), name="captures"),
-    path("captures/<str:reference>", api.CaptureDetailApi.as_view(), name="capture-detail"),
+    path("captures/<ref:reference>", api.CaptureDetailApi.as_view(), name="capture-detail"),
     path("reversals", api.ReversalListApi.as_view(), name="reversals"),
-    path("reversals/<str:reference>", api.ReversalDetailApi.as_view(), name="reversal-detail"),
+    path("reversals/<ref:reference>", api.ReversalDetailApi.as_view(), name="reversal-detail"),
     path("refunds", api.RefundListApi.as_view(), name="refunds"),
-    path("refunds/<str:reference>", api.RefundDetailApi.as_view(), name="refund-detail"),
+    path("refunds/<ref:reference>", api.RefundDetailApi.as_view(), name="refund-detail"),
     path("api-keys", api.ApiKeyListCreateApi.as_view(), name="api-keys"),
     path("api-keys/<int:key_id>/revoke", api.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
     path("webhook-endpoints", api.WebhookEndpointListCreateApi.as_view(), name="webhook-endpoints"),
@@ -32,12 +33,12 @@ urlpatterns = [
     path("applications", api.MerchantApplicationApi.as_view(), name="applications"),
     path("settlements", api_settlements.SettlementListApi.as_view(), name="settlements"),
     path(
-        "settlements/<str:reference>",
+        "settlements/<ref:reference>",
         api_settlements.SettlementDetailApi.as_view(),
         name="settlement",
     ),
     path(
-        "settlements/<str:reference>/statement.csv",
+        "settlements/<ref:reference>/statement.csv",
         api_settlements.SettlementStatementCsvApi.as_view(),
         name="settlement-statement",
     ),

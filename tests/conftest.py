@@ -4,6 +4,14 @@ from django.core.cache import cache
 from tests.factories import make_allocation, make_merchant, make_program
 
 
+def pytest_configure(config):
+    # Whatever part of the suite runs, its logs, error answers and admin pages are checked for
+    # secrets and card numbers (tests/security/conftest.py).
+    from tests.security.conftest import SecretsInLogs
+
+    config.pluginmanager.register(SecretsInLogs(), "secrets-in-logs")
+
+
 @pytest.fixture
 def program(db):
     return make_program()

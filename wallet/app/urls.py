@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+import config.converters  # noqa: F401  (the <ref:...> path converter)
 from wallet.app import api, notifications_api
 
 app_name = "app_api"
@@ -27,12 +28,12 @@ urlpatterns = [
     path("pockets/<int:pocket_id>", api.PocketDetailApi.as_view(), name="pocket"),
     path("pockets/<int:pocket_id>/merchants", api.PlaceListApi.as_view(), name="pocket-merchants"),
     path("history", api.HistoryListApi.as_view(), name="history"),
-    path("history/<str:reference>", api.PaymentDetailApi.as_view(), name="payment"),
+    path("history/<ref:reference>", api.PaymentDetailApi.as_view(), name="payment"),
     path("cards", api.CardListApi.as_view(), name="cards"),
-    path("cards/<str:reference>/freeze", api.CardFreezeApi.as_view(), name="card-freeze"),
-    path("cards/<str:reference>/unfreeze", api.CardUnfreezeApi.as_view(), name="card-unfreeze"),
+    path("cards/<ref:reference>/freeze", api.CardFreezeApi.as_view(), name="card-freeze"),
+    path("cards/<ref:reference>/unfreeze", api.CardUnfreezeApi.as_view(), name="card-unfreeze"),
     path(
-        "cards/<str:reference>/report-lost",
+        "cards/<ref:reference>/report-lost",
         api.CardReportLostApi.as_view(),
         name="card-report-lost",
     ),

@@ -12,11 +12,12 @@ processes them again once the cause is fixed."""
 
 import json
 import logging
+import math
 import traceback
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -51,6 +52,18 @@ def _answer(event_type: str, body: dict) -> JsonResponse:
 
 def _refused(reason: str) -> JsonResponse:
     return JsonResponse({"error": {"code": "invalid_signature", "message": reason}}, status=400)
+
+
+def _finite(text: str) -> float:
+    # JSON has no NaN nor infinity, and neither can be stored in a JSON column.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text[:20]}")
+    return value
+
+
+def _not_a_number(text: str):
+    raise ValueError(f"not a JSON number: {text}")
 
 
 def _handle(event: StripeEvent) -> tuple[str, dict]:
@@ -116,9 +129,16 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         stripe.Webhook.construct_event(
             payload, request.headers.get("Stripe-Signature", ""), secret, TOLERANCE_SECONDS
         )
-        data = json.loads(payload)
+        data = json.loads(payload, parse_float=_finite, parse_constant=_not_a_number)
         event_id, event_type = data["id"], data["type"]
-    except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError) as error:
+    except (
+        stripe.SignatureVerificationError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+    ) as error:
         logger.warning("Stripe webhook refused: %s", error)
         return _refused("The signature or the payload is not valid.")
     try:
@@ -133,4 +153,8 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     except IntegrityError:
         # Delivered before: same answer. A failed event is tried again; a processed one is not.
         event = StripeEvent.objects.get(stripe_id=event_id)
+    except (DataError, UnicodeEncodeError) as error:
+        # Signed, yet not storable (a NUL, a lone surrogate, NaN): no event of Stripe's is so.
+        logger.warning("Stripe webhook refused: %s", error)
+        return _refused("The signature or the payload is not valid.")
     return _answer(event.type, event_process(event))

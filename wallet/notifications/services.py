@@ -28,7 +28,7 @@ from wallet.authorization.models import Decision
 from wallet.authorization.rules import PocketRules, merge_rules
 from wallet.ledger.models import Entry, Transfer
 from wallet.models import Beneficiary, Pocket
-from wallet.notifications.channels import deliver, sms_text
+from wallet.notifications.channels import deliver, mask_email, mask_phone, sms_text
 from wallet.notifications.errors import Undeliverable
 from wallet.notifications.models import ERROR_LENGTH, Notification
 from wallet.notifications.preferences import channels_allowed
@@ -188,8 +188,16 @@ def _skipped(
     return notification
 
 
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"\+?\d(?:[ .-]?\d){8,}")
+
+
 def _error_text(exc: Exception) -> str:
+    # Providers' errors often quote the address or number: logs and the admin keep it masked.
     text = f"{type(exc).__name__}: {exc}"
+    text = _PHONE.sub(
+        lambda m: mask_phone(m.group()), _EMAIL.sub(lambda m: mask_email(m.group()), text)
+    )
     return text if len(text) <= ERROR_LENGTH else text[: ERROR_LENGTH - 1] + "…"
 
 
@@ -215,15 +223,16 @@ def notification_send(*, notification_id: int) -> Notification | None:
         except Exception as exc:
             # Whatever the backend raised (a refused connection, a provider's error, a wrong
             # setting), the attempt is recorded and the retry schedule goes on.
+            # The error's text, masked, in place of its traceback, which would quote it in full.
+            notification.error = _error_text(exc)
             logger.warning(
-                "notification %s: attempt %s of %s failed",
+                "notification %s: attempt %s of %s failed: %s",
                 notification.pk,
                 notification.attempts,
                 MAX_ATTEMPTS,
-                exc_info=True,
+                notification.error,
             )
             notification.status = Status.FAILED
-            notification.error = _error_text(exc)
             notification.next_attempt_at = (
                 now + RETRY_DELAYS[notification.attempts - 1]
                 if notification.attempts < MAX_ATTEMPTS

@@ -27,11 +27,23 @@ def _error(code: str, message: str, status: int, field: str | None = None) -> Js
     )
 
 
+def _is_text(value) -> bool:
+    """A string that can be stored: no NUL, which PostgreSQL refuses, and no lone surrogate,
+    which JSON allows ("\\ud800") but UTF-8 cannot encode."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _fields(request: HttpRequest) -> dict | None:
     if request.content_type == "application/json":
         try:
             data = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         return data if isinstance(data, dict) else None
     return request.POST.dict()
@@ -51,11 +63,14 @@ def sms_inbound(request: HttpRequest) -> JsonResponse:
     if data is None:
         return _error("malformed_request", _("Send a form or a JSON object."), 400)
     sender, text, message_id = data.get("from"), data.get("text"), data.get("id", "")
-    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_FIELD:
+    if not _is_text(sender) or not sender.strip() or len(sender) > MAX_FIELD:
         return _error("invalid_request", _("The sender's number is missing."), 400, "from")
-    if not isinstance(text, str) or len(text) > MAX_TEXT:
+    if not _is_text(text) or len(text) > MAX_TEXT:
         return _error("invalid_request", _("The text of the message is missing."), 400, "text")
-    if not isinstance(message_id, str | int) or len(str(message_id)) > MAX_FIELD:
+    if (
+        not (isinstance(message_id, int) or _is_text(message_id))
+        or len(str(message_id)) > MAX_FIELD
+    ):
         return _error("invalid_request", _("The message id is not valid."), 400, "id")
     sms_inbound_receive(sender=sender, text=text, message_id=str(message_id))
     return JsonResponse({"status": "received"})
