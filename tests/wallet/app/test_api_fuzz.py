@@ -3,47 +3,18 @@ never get a 500 nor a response that breaks the schema."""
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from config.wsgi import application
 from merchants.payments import payment_authorize
 from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
+from tests.fuzzing import CHECKS, keep_the_test_connection  # noqa: F401 (fixture)
 from wallet.app.services import aidant_authorize, app_token_create, contact_parse
 from wallet.models import Card
 
 schema = schemathesis.openapi.from_wsgi("/api/app/v1/schema", application)
 
-# What the API promises: no 500, and every answer (status, content type, headers, body) as the
-# schema documents it. A well-formed request for a pocket or card that is not the wallet's is
-# rightly refused with a 4xx.
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_connection():
-    # Django closes the database connection when a request ends; its test client unhooks that,
-    # schemathesis's WSGI client does not. On PostgreSQL it would close the connection that holds
-    # the test's transaction.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+pytestmark = pytest.mark.usefixtures("keep_the_test_connection")
 
 
 @pytest.fixture
