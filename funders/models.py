@@ -5,7 +5,22 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from config.validators import validate_currency, validate_siret
+from config.validators import (
+    validate_currency,
+    validate_french_postcode,
+    validate_insee_commune,
+    validate_siret,
+)
+
+
+class LegalBasis(models.TextChoices):
+    """Why a funder may process what it knows of a person (GDPR article 6), stated for each
+    file of personal data it sends."""
+
+    CONSENT = "consent", _("The person's consent")
+    PUBLIC_TASK = "public_task", _("A task in the public interest (the aid is a public service)")
+    LEGAL_OBLIGATION = "legal_obligation", _("A legal obligation")
+    CONTRACT = "contract", _("A contract with the person (a mutual insurer's member)")
 
 
 class Funder(models.Model):
@@ -257,10 +272,9 @@ class RecurringAllocation(models.Model):
         return self.name
 
 
-class AllocationImport(models.Model):
-    """A file of allocations to grant: checked first (a dry run shows each row's result), then
-    applied all at once. Applying the same file twice grants once: each row's idempotency key
-    comes from the program, the file's digest and the row's number."""
+class SpreadsheetImport(models.Model):
+    """A file sent by a funder's staff (CSV or XLSX): checked first (a dry run shows each row's
+    result), then applied all at once. See funders/spreadsheets.py for the reading."""
 
     class Status(models.TextChoices):
         CHECKING = "checking", _("Being checked")
@@ -270,7 +284,6 @@ class AllocationImport(models.Model):
         APPLIED = "applied", _("Applied")
         FAILED = "failed", _("Failed")
 
-    program = models.ForeignKey(Program, models.PROTECT, related_name="imports")
     filename = models.CharField(_("file name"), max_length=255)
     content = models.BinaryField(_("content"))
     digest = models.CharField(_("SHA-256 of the file"), max_length=64)
@@ -279,7 +292,6 @@ class AllocationImport(models.Model):
     )
     total_rows = models.PositiveIntegerField(_("rows"), default=0)
     processed_rows = models.PositiveIntegerField(_("rows processed"), default=0)
-    total_amount = models.BigIntegerField(_("total amount (cents)"), default=0)
     report = models.JSONField(_("result of each row"), default=list, blank=True)
     error = models.TextField(_("error"), blank=True)
     created_by = models.ForeignKey(
@@ -289,12 +301,320 @@ class AllocationImport(models.Model):
     applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("allocation import")
-        verbose_name_plural = _("allocation imports")
+        abstract = True
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return self.filename
+
+
+class AllocationImport(SpreadsheetImport):
+    """A file of allocations to grant. Applying the same file twice grants once: each row's
+    idempotency key comes from the program, the file's digest and the row's number."""
+
+    program = models.ForeignKey(Program, models.PROTECT, related_name="imports")
+    total_amount = models.BigIntegerField(_("total amount (cents)"), default=0)
+
+    class Meta(SpreadsheetImport.Meta):
+        verbose_name = _("allocation import")
+        verbose_name_plural = _("allocation imports")
+
+
+class ProfileImport(SpreadsheetImport):
+    """A file of what a funder knows of the people it helps (postcode, birth date, household...),
+    read into their eligibility profiles. Only the columns its programs' criteria use are
+    accepted (see funders/profile_imports.py)."""
+
+    funder = models.ForeignKey(Funder, models.PROTECT, related_name="profile_imports")
+    legal_basis = models.CharField(_("legal basis"), max_length=24, choices=LegalBasis.choices)
+
+    class Meta(SpreadsheetImport.Meta):
+        verbose_name = _("beneficiary data import")
+        verbose_name_plural = _("beneficiary data imports")
+
+
+# --- proactive aid: criteria, campaigns, proposals -----------------------------------------------
+
+
+class BeneficiaryProfile(models.Model):
+    """What a funder knows of a person it helps, for its programs' eligibility criteria. Kept to
+    the facts those criteria use (an import refuses other columns), private to that funder, and
+    deleted when the person's data is erased. Any field may be unknown (empty): a criterion on an
+    unknown fact is not met."""
+
+    enrolment = models.OneToOneField(Enrolment, models.CASCADE, related_name="profile")
+    postcode = models.CharField(
+        _("postcode"), max_length=5, blank=True, validators=[validate_french_postcode]
+    )
+    commune = models.CharField(
+        _("commune (INSEE code)"),
+        max_length=5,
+        blank=True,
+        validators=[validate_insee_commune],
+        help_text=_("The commune's INSEE code, such as 38185 for Grenoble (not its postcode)."),
+    )
+    birth_date = models.DateField(_("date of birth"), null=True, blank=True)
+    household_size = models.PositiveSmallIntegerField(
+        _("people in the household"), null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    dependent_children = models.PositiveSmallIntegerField(
+        _("dependent children"), null=True, blank=True
+    )
+    income_bracket = models.PositiveSmallIntegerField(
+        _("income bracket"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text=_("The funder's own income brackets, 1 being the lowest."),
+    )
+    attributes = models.JSONField(
+        _("other facts"),
+        default=dict,
+        blank=True,
+        help_text=_("Facts from the funder's own files that a criterion names, as text."),
+    )
+    legal_basis = models.CharField(
+        _("legal basis"), max_length=24, choices=LegalBasis.choices, blank=True
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("eligibility profile")
+        verbose_name_plural = _("eligibility profiles")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(household_size__isnull=True) | Q(household_size__gte=1),
+                name="profile_household_not_empty",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.enrolment)
+
+
+class EligibilityCriterion(models.Model):
+    """One condition a person must meet to be proposed a program's aid; a person meets the
+    program's criteria when they meet every one (see funders/eligibility.py). Which fields a kind
+    reads: zone kinds read `values`; number kinds read `minimum` and/or `maximum` (both included);
+    other_aid reads `other_program` and `aid_condition`; attribute reads `attribute` and either
+    `values` (one of) or `minimum`/`maximum` (a number)."""
+
+    class Kind(models.TextChoices):
+        DEPARTEMENT = "departement", _("Lives in a département")
+        COMMUNE = "commune", _("Lives in a commune")
+        POSTCODE = "postcode", _("Lives at a postcode")
+        AGE = "age", _("Age")
+        HOUSEHOLD_SIZE = "household_size", _("People in the household")
+        DEPENDENT_CHILDREN = "dependent_children", _("Dependent children")
+        INCOME_BRACKET = "income_bracket", _("Income bracket")
+        OTHER_AID = "other_aid", _("Other aid")
+        ATTRIBUTE = "attribute", _("Fact from the funder's files")
+
+    class AidCondition(models.TextChoices):
+        HOLDS = "holds", _("holds it now")
+        DOES_NOT_HOLD = "does_not_hold", _("does not hold it now")
+        EXHAUSTED = "exhausted", _("has spent all of it")
+        NEVER_RECEIVED = "never_received", _("never received it")
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="criteria")
+    kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
+    values = models.JSONField(
+        _("values"),
+        default=list,
+        blank=True,
+        help_text=_("The accepted values: département numbers, commune codes, postcodes..."),
+    )
+    minimum = models.IntegerField(_("at least"), null=True, blank=True)
+    maximum = models.IntegerField(_("at most"), null=True, blank=True)
+    other_program = models.ForeignKey(
+        Program,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("other program"),
+    )
+    aid_condition = models.CharField(
+        _("condition on the other aid"), max_length=16, choices=AidCondition.choices, blank=True
+    )
+    attribute = models.SlugField(
+        _("name of the fact"),
+        max_length=40,
+        blank=True,
+        help_text=_("As the column of your file names it, such as “quotient_familial”."),
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("eligibility criterion")
+        verbose_name_plural = _("eligibility criteria")
+        ordering = ["program", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(minimum__isnull=True)
+                | Q(maximum__isnull=True)
+                | Q(minimum__lte=F("maximum")),
+                name="criterion_bounds_in_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+
+class Campaign(models.Model):
+    """Looks for the people a program's criteria make eligible, among everyone the funder helps,
+    and proposes the aid to each one who does not hold it yet. Nothing is granted until an agent
+    accepts a proposal."""
+
+    class Frequency(models.TextChoices):
+        ON_DEMAND = "on_demand", _("Only when asked")
+        DAILY = "daily", _("Every day")
+        WEEKLY = "weekly", _("Every week")
+        MONTHLY = "monthly", _("Every month")
+
+    program = models.ForeignKey(Program, models.PROTECT, related_name="campaigns")
+    name = models.CharField(_("name"), max_length=120)
+    amount = models.BigIntegerField(_("amount proposed (cents)"))
+    amount_per_child = models.BigIntegerField(_("added per dependent child (cents)"), default=0)
+    validity_days = models.PositiveSmallIntegerField(
+        _("days each grant stays valid"), null=True, blank=True
+    )
+    frequency = models.CharField(
+        _("runs"), max_length=16, choices=Frequency.choices, default=Frequency.ON_DEMAND
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    last_run_at = models.DateTimeField(_("last run"), null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="campaign_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_per_child__gte=0), name="campaign_amount_per_child_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignRun(models.Model):
+    """One evaluation of a campaign's criteria: over everyone the funder helps (on demand or on
+    schedule), or over the people whose data just changed. `breakdown` holds, per group of
+    people (département, age band, household type), how many were evaluated, eligible and
+    already holding the aid: the fairness view's denominators."""
+
+    class Trigger(models.TextChoices):
+        ON_DEMAND = "on_demand", _("Asked by an agent")
+        SCHEDULE = "schedule", _("On schedule")
+        DATA_CHANGE = "data_change", _("A person's data changed")
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    campaign = models.ForeignKey(Campaign, models.CASCADE, related_name="runs")
+    trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.RUNNING
+    )
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    evaluated = models.PositiveIntegerField(_("people evaluated"), default=0)
+    eligible = models.PositiveIntegerField(_("eligible"), default=0)
+    already_holding = models.PositiveIntegerField(_("eligible, already holding the aid"), default=0)
+    proposed = models.PositiveIntegerField(_("new proposals"), default=0)
+    withdrawn = models.PositiveIntegerField(_("proposals withdrawn"), default=0)
+    breakdown = models.JSONField(_("figures per group"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("campaign run")
+        verbose_name_plural = _("campaign runs")
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} @ {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Proposal(models.Model):
+    """A campaign's proposal to grant its program's aid to one person, with the criteria they
+    met, as they stood that day (`reasons`, put into words by funders/eligibility.py). An agent
+    accepts it (perhaps for another amount: `granted_amount`), which grants through the
+    allocation service, or rejects it with a reason. A pending proposal whose person no longer
+    meets the criteria is withdrawn, with the criteria they failed (`unmet`)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for a decision")
+        ACCEPTED = "accepted", _("Accepted")
+        REJECTED = "rejected", _("Rejected")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    campaign = models.ForeignKey(Campaign, models.PROTECT, related_name="proposals")
+    beneficiary = models.ForeignKey("wallet.Beneficiary", models.PROTECT, related_name="proposals")
+    run = models.ForeignKey(
+        CampaignRun, models.SET_NULL, null=True, blank=True, related_name="proposals"
+    )
+    amount = models.BigIntegerField(_("amount proposed (cents)"))
+    granted_amount = models.BigIntegerField(_("amount granted (cents)"), null=True, blank=True)
+    reasons = models.JSONField(_("criteria met"), default=list)
+    unmet = models.JSONField(_("criteria no longer met"), default=list, blank=True)
+    # The person's groups on the day of the proposal, for the fairness view.
+    departement = models.CharField(_("département"), max_length=3, blank=True)
+    age_band = models.CharField(_("age band"), max_length=8, blank=True)
+    household_type = models.CharField(_("household"), max_length=16, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_reason = models.CharField(_("reason"), max_length=500, blank=True)
+    allocation = models.OneToOneField(
+        Allocation, models.PROTECT, null=True, blank=True, related_name="proposal"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("proposal")
+        verbose_name_plural = _("proposals")
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "beneficiary"],
+                condition=Q(status="pending"),
+                name="proposal_one_pending_per_person",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="proposal_amount_positive"),
+            models.CheckConstraint(
+                condition=~Q(status="accepted")
+                | (Q(allocation__isnull=False) & Q(granted_amount__gt=0)),
+                name="proposal_accepted_has_allocation",
+            ),
+        ]
+        indexes = [models.Index(fields=["campaign", "status"], name="proposal_campaign_status")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} → {self.beneficiary}"
 
 
 class ProgramDashboard(Program):
