@@ -135,6 +135,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "funders.tasks.run_recurring_allocations",
         "schedule": 3600.0,
     },
+    # Campaigns that run every day, week or month; each knows when it last ran.
+    "run-due-campaigns": {"task": "funders.tasks.run_due_campaigns", "schedule": 3600.0},
     "verify-ledger": {"task": "wallet.tasks.verify_ledger", "schedule": 86400.0},
     "reconcile-ledger": {"task": "wallet.tasks.reconcile_ledger", "schedule": 86400.0},
     # Each merchant's batch up to midnight, Paris time (CELERY_TIMEZONE), just after it.

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -11,6 +12,7 @@ from config.validators import (
     validate_insee_commune,
     validate_siret,
 )
+from funders import eligibility
 
 
 class LegalBasis(models.TextChoices):
@@ -460,6 +462,39 @@ class EligibilityCriterion(models.Model):
 
     def __str__(self) -> str:
         return self.get_kind_display()
+
+    def clean(self):
+        # Fields the kind does not read are dropped, so the record says only what is checked.
+        kinds = self.Kind
+        reads_values = self.kind in (kinds.DEPARTEMENT, kinds.COMMUNE, kinds.POSTCODE)
+        reads_values |= self.kind == kinds.ATTRIBUTE
+        reads_bounds = self.kind in (
+            kinds.AGE,
+            kinds.HOUSEHOLD_SIZE,
+            kinds.DEPENDENT_CHILDREN,
+            kinds.INCOME_BRACKET,
+            kinds.ATTRIBUTE,
+        )
+        self.values = eligibility.clean_values(self.kind, self.values or []) if reads_values else []
+        if not reads_bounds:
+            self.minimum = self.maximum = None
+        if self.kind != kinds.OTHER_AID:
+            self.other_program, self.aid_condition = None, ""
+        if self.kind != kinds.ATTRIBUTE:
+            self.attribute = ""
+        errors = eligibility.criterion_errors(self)
+        other = self.other_program
+        if other is not None and self.program_id is not None:
+            if other.pk == self.program_id:
+                errors.setdefault("other_program", []).append(
+                    _("Choose another program: a campaign already leaves out who holds this one.")
+                )
+            elif other.funder_id != self.program.funder_id:
+                errors.setdefault("other_program", []).append(
+                    _("Choose one of this funder's programs.")
+                )
+        if errors:
+            raise ValidationError(errors)
 
 
 class Campaign(models.Model):

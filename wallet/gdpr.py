@@ -32,7 +32,15 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from funders.models import Allocation, AllocationImport, Enrolment, RecurringAllocation
+from funders import eligibility
+from funders.models import (
+    Allocation,
+    AllocationImport,
+    BeneficiaryProfile,
+    Enrolment,
+    Proposal,
+    RecurringAllocation,
+)
 from wallet.app.models import Aidant, AppToken, SignInCode
 from wallet.app.selectors import payment_list, payment_merchant_name, payment_money
 from wallet.errors import DomainError, InvalidState
@@ -134,6 +142,33 @@ def beneficiary_data_export(
                 _funder_scope(funders, "funder"), beneficiary=beneficiary
             ).select_related("funder")
         ],
+        "eligibility_profiles": [
+            _profile(profile)
+            for profile in BeneficiaryProfile.objects.filter(
+                _funder_scope(funders, "enrolment__funder"), enrolment__beneficiary=beneficiary
+            ).select_related("enrolment__funder")
+        ],
+        "aid_proposals": [
+            {
+                "funder": proposal.campaign.program.funder.name,
+                "program": proposal.campaign.program.name,
+                "campaign": proposal.campaign.name,
+                "amount": proposal.amount,
+                "amount_granted": proposal.granted_amount,
+                "currency": proposal.campaign.program.currency,
+                "criteria_met": [eligibility.explain(reason) for reason in proposal.reasons],
+                "criteria_no_longer_met": [eligibility.explain(r) for r in proposal.unmet],
+                "status": proposal.status,
+                "decided_at": _when(proposal.decided_at),
+                "decision_reason": proposal.decision_reason,
+                "proposed_at": _when(proposal.created_at),
+            }
+            for proposal in Proposal.objects.filter(
+                _funder_scope(funders, "campaign__program__funder"), beneficiary=beneficiary
+            )
+            .select_related("campaign__program__funder")
+            .order_by("created_at", "pk")
+        ],
         "wallet": {
             "frozen": wallet.is_frozen,
             "frozen_reason": wallet.frozen_reason,
@@ -217,6 +252,21 @@ def beneficiary_data_export(
             }
             for subscription in PushSubscription.objects.filter(beneficiary=beneficiary)
         ],
+    }
+
+
+def _profile(profile: BeneficiaryProfile) -> dict[str, Any]:
+    return {
+        "funder": profile.enrolment.funder.name,
+        "postcode": profile.postcode,
+        "commune": profile.commune,
+        "birth_date": profile.birth_date.isoformat() if profile.birth_date else None,
+        "household_size": profile.household_size,
+        "dependent_children": profile.dependent_children,
+        "income_bracket": profile.income_bracket,
+        "other_facts": profile.attributes,
+        "legal_basis": profile.legal_basis,
+        "updated_at": _when(profile.updated_at),
     }
 
 
@@ -338,6 +388,15 @@ def _pseudonymise_import_reports(person: Beneficiary, name: str) -> None:
         allocation_import.save(update_fields=changed)
 
 
+def _withdraw_pending_proposals(person: Beneficiary, by: AbstractBaseUser | None) -> None:
+    for proposal in Proposal.objects.filter(beneficiary=person, status=Proposal.Status.PENDING):
+        proposal.status = Proposal.Status.WITHDRAWN
+        proposal.unmet = [eligibility.situation(eligibility.NOT_FOLLOWED)]
+        proposal.decided_at = timezone.now()
+        proposal._history_user = by
+        proposal.save(update_fields=["status", "unmet", "decided_at"])
+
+
 def _rename_copies_of_the_name(person: Beneficiary, wallet: Wallet, name: str) -> None:
     """The admin's log and the ledger's account labels, which copied the name."""
 
@@ -398,6 +457,10 @@ def beneficiary_erase(
         outbox.update(recipient="", subject="", body="", error="", next_attempt_at=None)
 
         Enrolment.objects.filter(beneficiary=person).update(reference="")
+        # What funders knew for their criteria goes; decided proposals stay, as the record of
+        # each decision a funder must be able to explain, and pending ones are withdrawn.
+        BeneficiaryProfile.objects.filter(enrolment__beneficiary=person).delete()
+        _withdraw_pending_proposals(person, by)
         for schedule in RecurringAllocation.objects.filter(beneficiaries=person):
             schedule.beneficiaries.remove(person)
         _pseudonymise_import_reports(person, name)
