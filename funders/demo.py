@@ -1,18 +1,20 @@
 """Realistic demo data for the quick start: a département that runs food aid and mobility aid,
-beneficiaries with pockets and cards, merchants in and out of its territory, past payments.
+beneficiaries with pockets and cards, merchants in and out of its territory, past payments, and
+a campaign of proactive aid whose proposals wait for an agent's decision.
 
 Everything is written through the services, as in production, and building it twice changes
 nothing (idempotency keys and natural keys), so `manage.py demo` can be run again and again."""
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from funders.models import Allocation, Funder, Membership, Program
+from funders.campaigns import campaign_create, campaign_run, profile_save
+from funders.models import Allocation, Campaign, CampaignRun, Enrolment, Funder, Membership, Program
 from funders.services import allocation_create, program_create, program_fund
 from merchants.models import ApiKey, Merchant
 from merchants.payments import payment_authorize, payment_capture
@@ -304,7 +306,6 @@ def _merchants() -> list[Merchant]:
 
 
 def _beneficiaries(food: Program, mobility: Program) -> list[Beneficiary]:
-    now = timezone.now()
     people = []
     for index, (first, last) in enumerate(zip(FIRST_NAMES, LAST_NAMES, strict=True)):
         email = f"{first.lower()}.{last.lower()}@exemple.fr".replace("é", "e").replace("ï", "i")
@@ -315,9 +316,12 @@ def _beneficiaries(food: Program, mobility: Program) -> list[Beneficiary]:
                 "last_name": last,
                 "postcode": POSTCODES[index % len(POSTCODES)],
                 "phone": f"+3367{index:07d}",
-                "consent_given_at": now,
+                "consent_given_at": timezone.now(),
             },
         )
+        # Dates drawn from the person's registration, not from now: the grants' idempotency
+        # keys then find the same parameters when the demo is built again another day.
+        now = beneficiary.created_at
         wallet, _ = Wallet.objects.get_or_create(beneficiary=beneficiary)
         if not wallet.cards.exists():
             Card.objects.create(
@@ -365,6 +369,36 @@ def _past_payments(people: list[Beneficiary], merchants: list[Merchant]) -> None
             )
 
 
+def _winter_campaign(funder: Funder, people: list[Beneficiary]) -> None:
+    """Aid proposed without being asked: the people over 60 that the département helps."""
+    winter = _program(
+        funder,
+        "Aide hivernale des seniors",
+        "Courses pour les plus de 60 ans de l'Isère, proposée sans qu'ils la demandent.",
+        FOOD_RULES,
+    )
+    if not winter.criteria.exists():
+        winter.criteria.create(kind="age", minimum=60)
+        winter.criteria.create(kind="departement", values=["38"])
+    for index, person in enumerate(people):
+        size = 1 + index % 4
+        profile_save(
+            enrolment=Enrolment.objects.get(funder=funder, beneficiary=person),
+            data={
+                "birth_date": date(1938 + (index * 7) % 60, 1 + index % 12, 1 + index % 28),
+                "household_size": size,
+                "dependent_children": max(0, size - 2),
+            },
+            legal_basis="public_task",
+            reevaluate=False,
+        )
+    campaign = Campaign.objects.filter(program=winter).first() or campaign_create(
+        program=winter, name="Hiver 2026", amount=8_000, validity_days=120
+    )
+    if not campaign.runs.exists():
+        campaign_run(campaign=campaign, trigger=CampaignRun.Trigger.ON_DEMAND)
+
+
 def demo_build(*, password: str) -> DemoAccess:
     """Build (or top up) the demo and return what a person needs to try it."""
     with transaction.atomic():
@@ -382,6 +416,7 @@ def demo_build(*, password: str) -> DemoAccess:
         people = _beneficiaries(food, mobility)
         if not Decision.objects.filter(idempotency_key__contains=":demo:payment:").exists():
             _past_payments(people, merchants)
+        _winter_campaign(funder, people)
 
         User = get_user_model()
         user, _ = User.objects.get_or_create(
