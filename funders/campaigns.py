@@ -11,7 +11,7 @@ when the person's data changed after the rejection."""
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -133,9 +133,11 @@ def _other_aid(criteria: list[Criterion], ids: set[int] | None) -> dict[int, dic
     return states
 
 
-def _people(funder: Funder, ids: set[int] | None) -> Iterator[tuple[int, Facts, object]]:
+def _people(
+    funder: Funder, ids: set[int] | None, other_aid: dict[int, dict[int, str]]
+) -> Iterator[tuple[int, Facts, object]]:
     """Everyone the funder helps (or those of `ids`), with what it knows of them: their profile,
-    and the postcode of their wallet where the profile has none."""
+    the postcode of their wallet where the profile has none, and their other aid."""
     enrolments = Enrolment.objects.filter(funder=funder, beneficiary__erased_at__isnull=True)
     if ids is not None:
         enrolments = enrolments.filter(beneficiary_id__in=ids)
@@ -161,6 +163,9 @@ def _people(funder: Funder, ids: set[int] | None) -> Iterator[tuple[int, Facts, 
             dependent_children=children,
             income_bracket=bracket,
             attributes=attrs or {},
+            aid={
+                program: states[person] for program, states in other_aid.items() if person in states
+            },
         )
         yield person, facts, at
 
@@ -242,10 +247,8 @@ def _evaluate(
     new: list[Proposal] = []
     withdraw: dict[int, list[dict]] = {}  # pending proposal → why
     seen = set()
-    for person, facts, updated_at in _people(program.funder, ids):
+    for person, facts, updated_at in _people(program.funder, ids, other_aid):
         seen.add(person)
-        if other_aid:
-            facts = _with_aid(facts, person, other_aid)
         person_groups = eligibility.groups(facts, today)
         tally.add("evaluated", person_groups)
         evaluation = eligibility.evaluate(criteria, facts, today)
@@ -293,11 +296,6 @@ def _evaluate(
     run.save()
     if ids is None:
         Campaign.objects.filter(pk=campaign.pk).update(last_run_at=run.finished_at)
-
-
-def _with_aid(facts: Facts, person: int, other_aid: dict[int, dict[int, str]]) -> Facts:
-    aid = {program: states[person] for program, states in other_aid.items() if person in states}
-    return replace(facts, aid=aid)
 
 
 def _withdraw(reasons: dict[int, list[dict]], *, by: AbstractBaseUser | None) -> None:

@@ -12,6 +12,7 @@ are stored on proposals as JSON and put into words only when shown, in the reade
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from functools import cached_property
 
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -101,10 +102,15 @@ class Criterion:
             attribute=criterion.attribute,
         )
 
-    def snapshot(self) -> dict:
+    @cached_property
+    def _snapshot(self) -> dict:
         data = asdict(self)
         data["values"] = list(self.values)
         return {key: value for key, value in data.items() if value not in (None, "", [])}
+
+    def snapshot(self) -> dict:
+        # Computed once per criterion: a campaign checks it for every person.
+        return self._snapshot
 
 
 @dataclass(frozen=True)
@@ -186,8 +192,9 @@ def _in_range(value: int, criterion: Criterion) -> bool:
 
 
 def _number(text: str) -> int | None:
+    # "1 200": French thousands are separated by a space, often a (narrow) no-break one.
     try:
-        return int(text.strip().replace(" ", ""))
+        return int("".join(text.split()))
     except ValueError:
         return None
 
@@ -227,8 +234,10 @@ def check(criterion: Criterion, facts: Facts, today: date) -> dict:
             "never_received": state is None,
         }.get(criterion.aid_condition, False)
     elif kind == ATTRIBUTE:
+        # Imported as text, but a JSON number (or a cell of spaces) must not stop a run.
         text = facts.attributes.get(criterion.attribute)
-        fact = text if text not in (None, "") else None
+        fact = str(text).strip() if text is not None else ""
+        fact = fact or None
         if fact is not None:
             if criterion.values:
                 met = fact.strip().casefold() in {v.strip().casefold() for v in criterion.values}
@@ -372,8 +381,13 @@ def explain(reason: Mapping) -> str:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def clean_values(kind: str, values: Iterable[str]) -> list[str]:
-    """The values as the checks compare them: "38" and "2a" for départements, trimmed."""
+def clean_values(kind: str, values: Iterable[str] | str | int | None) -> list[str]:
+    """The values as the checks compare them: "38" and "2a" for départements, trimmed. One value
+    given without a list (38, "38") is that value, not its characters ("3" and "8")."""
+    if values is None:
+        values = []
+    elif isinstance(values, (str, int, float)):
+        values = [values]
     cleaned = []
     for value in values:
         text = str(value).strip()
