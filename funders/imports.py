@@ -9,36 +9,53 @@ The **apply** grants every row in one transaction, all or nothing, through the s
 as a grant made by hand. Each row's idempotency key is `import:{program}:{digest}:{row}`, so
 the same file applied twice (even uploaded again as a new import) grants once.
 
-Reading is django-import-export's: its formats turn CSV and XLSX into a tablib dataset, and the
-fields and widgets of `AllocationRowResource` turn each cell into a value. Problems are kept as
-stable codes with their parameters (`{"field", "code", "params"}`), and put into words only when
-a page shows them, in the reader's language."""
+Reading is funders/spreadsheets.py's (shared with the beneficiary data import): django-import-
+export's formats turn CSV and XLSX into a tablib dataset, and the fields and widgets of
+`AllocationRowResource` turn each cell into a value. Problems are kept as stable codes with their
+parameters (`{"field", "code", "params"}`), and put into words only when a page shows them, in
+the reader's language."""
 
 import hashlib
-import logging
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import tablib
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
-from import_export.formats import base_formats
-from phonenumber_field.phonenumber import to_python as phone_to_python
 
-from config.validators import validate_french_postcode
 from funders import tasks
 from funders.forms import end_of_day, euros_to_cents, start_of_day
-from funders.models import Allocation, AllocationImport, Enrolment, Funder, Program
+from funders.models import Allocation, AllocationImport, Funder, Program
 from funders.services import allocation_create, beneficiary_enrol
+from funders.spreadsheets import (
+    MAX_FILE_BYTES,  # noqa: F401 (the upload form reads it here)
+    MAX_ROWS,
+    PROGRESS_EVERY,
+    SYNC_CHECK_MAX_ROWS,
+    CellError,
+    Column,
+    DayWidget,
+    EmailWidget,
+    FileRow,
+    PhoneWidget,
+    PostcodeWidget,
+    SpreadsheetFileError,
+    TextWidget,
+    duplicate_error,
+    error_text,
+    map_headers,
+    match_beneficiary,
+    read_table,
+    row_error,
+    spreadsheet_number,
+)
+from funders.spreadsheets import ROW_MESSAGES as SHARED_ROW_MESSAGES
 from wallet.authorization import geo
 from wallet.authorization.codes import format_money
 from wallet.errors import DomainError, InsufficientFunds, InvalidState
@@ -46,41 +63,14 @@ from wallet.ledger.models import Account
 from wallet.models import Beneficiary
 from wallet.services import beneficiary_create
 
-logger = logging.getLogger(__name__)
-
-SYNC_CHECK_MAX_ROWS = 200  # checked during the upload request; larger files go to a task
-PROGRESS_EVERY = 50  # rows between two writes of `processed_rows`
-MAX_FILE_BYTES = 5 * 1024 * 1024
-MAX_ROWS = 5000  # applied in one transaction: beyond, split the file
-
 Status = AllocationImport.Status
 
 
-class ImportFileError(DomainError):
-    """The file as a whole cannot be read as an allocation file."""
-
-    code = "import_file_invalid"
-    default_message = _("This file cannot be read as a list of allocations.")
-
-    def __init__(self, message=None, **details):
-        super().__init__(message, field="file", **details)
+# The file as a whole cannot be read as an allocation file.
+ImportFileError = SpreadsheetFileError
 
 
 # --- the columns ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str  # as in the English template and in the report
-    french: str  # as in the French template
-    label: str
-    help: str
-    required: bool = False
-    aliases: tuple[str, ...] = ()
-
-    @property
-    def accepted(self) -> tuple[str, ...]:
-        return (self.name, self.french, *self.aliases)
 
 
 COLUMNS = (
@@ -154,70 +144,6 @@ COLUMN_LABELS = {column.name: column.label for column in COLUMNS}
 _COLUMN_BY_HEADER = {alias: column.name for column in COLUMNS for alias in column.accepted}
 
 
-class CellError(ValueError):
-    """A cell that cannot be read; `code` names the problem (see ROW_MESSAGES)."""
-
-    def __init__(self, code: str, **params):
-        super().__init__(code)
-        self.code = code
-        self.params = params
-
-
-def _spreadsheet_number(value):
-    # A spreadsheet turns "12345" into the number 12345.0, and a text column must read it back.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-class TextWidget(widgets.CharWidget):
-    def __init__(self, max_length: int):
-        super().__init__()
-        self.max_length = max_length
-
-    def clean(self, value, row=None, **kwargs):
-        text = super().clean(_spreadsheet_number(value), row, **kwargs).strip()
-        if len(text) > self.max_length:
-            raise CellError("too_long", max=self.max_length)
-        return text
-
-
-class EmailWidget(TextWidget):
-    def clean(self, value, row=None, **kwargs):
-        text = super().clean(value, row, **kwargs)
-        if text:
-            try:
-                validate_email(text)
-            except ValidationError:
-                raise CellError("invalid_email", value=text) from None
-        return text
-
-
-class PhoneWidget(TextWidget):
-    def clean(self, value, row=None, **kwargs):
-        text = super().clean(value, row, **kwargs)
-        if not text:
-            return ""
-        number = phone_to_python(text, region="FR")
-        if not number.is_valid():
-            raise CellError("invalid_phone", value=text)
-        return number.as_e164
-
-
-class PostcodeWidget(TextWidget):
-    def clean(self, value, row=None, **kwargs):
-        # A spreadsheet drops the leading zero of 01000 when it reads it as a number.
-        if isinstance(_spreadsheet_number(value), int):
-            value = str(_spreadsheet_number(value)).zfill(5)
-        text = super().clean(value, row, **kwargs)
-        if text:
-            try:
-                validate_french_postcode(text)
-            except ValidationError:
-                raise CellError("invalid_postcode", value=text) from None
-        return text
-
-
 # euros_to_cents's error codes, as the import's report names them.
 _AMOUNT_ERRORS = {
     "invalid_amount": "invalid_amount",
@@ -242,27 +168,9 @@ class EurosWidget(widgets.NumberWidget):
             raise CellError(_AMOUNT_ERRORS[error.code], value=str(value)) from None
 
 
-class DayWidget(widgets.DateWidget):
-    FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
-
-    def __init__(self):
-        super().__init__()
-        self.formats = self.FORMATS
-
-    def clean(self, value, row=None, **kwargs):
-        if isinstance(value, datetime):  # a date cell of a spreadsheet
-            return value.date()
-        if isinstance(value, str):
-            value = value.strip()
-        try:
-            return super().clean(value, row, **kwargs)
-        except ValueError:
-            raise CellError("invalid_date", value=str(value)) from None
-
-
 class DepartementsWidget(widgets.Widget):
     def clean(self, value, row=None, **kwargs):
-        value = _spreadsheet_number(value)
+        value = spreadsheet_number(value)
         if value is None:
             return None
         codes = [code for code in re.split(r"[\s,;]+", str(value).strip().upper()) if code]
@@ -333,76 +241,8 @@ def template_dataset(*, french_headers: bool) -> tablib.Dataset:
 # --- reading a file ------------------------------------------------------------------------------
 
 
-def _header_key(header) -> str:
-    # "Numéro dossier", "numero_dossier" and "NUMERO-DOSSIER" name the same column.
-    text = unicodedata.normalize("NFKD", str(header or "")).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
-def _decode(content: bytes) -> str:
-    try:
-        return content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        # What a French spreadsheet program writes when it saves "CSV" on Windows.
-        return content.decode("cp1252")
-    except UnicodeDecodeError:
-        raise ImportFileError(
-            _("The file's text encoding is unknown. Save it as CSV UTF-8, or as .xlsx.")
-        ) from None
-
-
-def _delimiter(text: str) -> str:
-    # French spreadsheet programs separate CSV columns with ";" (the comma is the decimal mark).
-    header = text.split("\n", 1)[0]
-    return max((";", ",", "\t"), key=header.count)
-
-
-def _dataset(content: bytes, filename: str) -> tablib.Dataset:
-    unreadable = ImportFileError(
-        _("This file cannot be read. Save it as .xlsx or as CSV, then send it again.")
-    )
-    is_zip = content.startswith(b"PK\x03\x04")  # an .xlsx is a zip archive
-    if not is_zip and not filename.lower().endswith(".csv"):
-        raise unreadable
-    try:
-        if is_zip:
-            return base_formats.XLSX().create_dataset(content)
-        text = _decode(content)
-        return base_formats.CSV().create_dataset(text, delimiter=_delimiter(text))
-    except ImportFileError:
-        raise
-    except tablib.InvalidDimensions:
-        raise ImportFileError(
-            _(
-                "Some lines have more cells than there are column titles. If amounts are "
-                "written with a comma, separate the columns with semicolons (;)."
-            )
-        ) from None
-    except Exception as exc:
-        # Any file can be sent, and spreadsheet readers fail in many ways on a broken one:
-        # whatever the reason, the person is told the file cannot be read, never shown a 500.
-        logger.info("unreadable allocation file %r: %r", filename, exc)
-        raise unreadable from None
-
-
 def _columns(headers) -> dict[int, str]:
-    found: dict[int, str] = {}
-    unknown = []
-    for index, header in enumerate(headers or ()):
-        key = _header_key(header)
-        if not key:
-            continue
-        name = _COLUMN_BY_HEADER.get(key)
-        if name is None:
-            unknown.append(str(header))
-        elif name in found.values():
-            raise ImportFileError(
-                _("The column “%(column)s” appears twice.") % {"column": COLUMN_LABELS[name]}
-            )
-        else:
-            found[index] = name
+    found, unknown = map_headers(headers, known=_COLUMN_BY_HEADER, labels=COLUMN_LABELS)
     if unknown:
         raise ImportFileError(
             _(
@@ -428,84 +268,38 @@ def _columns(headers) -> dict[int, str]:
     return found
 
 
-def _blank(value) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-@dataclass(frozen=True)
-class FileRow:
-    number: int  # the line in the spreadsheet; the column titles are line 1
-    cells: dict
-
-
 def read_rows(*, content: bytes, filename: str) -> list[FileRow]:
     """The file's rows, or ImportFileError when the file as a whole cannot be used. Empty lines
     are skipped; the others keep their line number (a CSV reader drops blank lines, so in a
     CSV with blank lines the numbers count the lines that have text)."""
-    if len(content) > MAX_FILE_BYTES:
-        raise ImportFileError(_("The file is larger than 5 MB: split it into several files."))
-    dataset = _dataset(content, filename)
-    columns = _columns(dataset.headers)
-    rows = []
-    for number, values in enumerate(dataset, start=2):
-        cells = {name: values[index] for index, name in columns.items()}
-        if not all(_blank(value) for value in cells.values()):
-            rows.append(FileRow(number, cells))
-    if not rows:
-        raise ImportFileError(_("The file has no rows under its column titles."))
-    if len(rows) > MAX_ROWS:
-        raise ImportFileError(
-            _("The file has %(count)s rows; at most %(max)s are accepted: split it.")
-            % {"count": len(rows), "max": MAX_ROWS}
-        )
-    return rows
+    return read_table(content=content, filename=filename, columns=_columns, max_rows=MAX_ROWS)
 
 
 # --- checking rows -------------------------------------------------------------------------------
 
 ROW_MESSAGES = {
-    "required": _("This is required."),
-    "too_long": _("At most %(max)s characters."),
+    **SHARED_ROW_MESSAGES,
     "contact_missing": _(
         "Give an email address or a mobile phone number, so the person can be told about the aid."
     ),
-    "invalid_email": _("“%(value)s” is not an email address."),
-    "invalid_phone": _("“%(value)s” is not a phone number."),
-    "invalid_postcode": _("“%(value)s” is not a French postcode (5 digits)."),
     "invalid_amount": _("“%(value)s” is not an amount in euros, such as 50 or 50,00."),
     "amount_not_positive": _("The amount must be more than 0."),
     "amount_too_precise": _("An amount has at most 2 decimals (cents)."),
     "amount_too_large": _("This amount is too large."),
-    "invalid_date": _("“%(value)s” is not a date. Write it as 2026-12-01 or 01/12/2026."),
     "dates_reversed": _("The last day comes before the first day."),
     "already_ended": _("The last day is already over: the aid could never be used."),
     "unknown_departement": _(
         "Unknown département number: %(value)s. Write numbers such as 38, 2A or 974."
     ),
-    "ambiguous_contact": _(
-        "Several people you already help have this email address or phone number: add their "
-        "file number to say which one."
-    ),
-    "reference_mismatch": _(
-        "This person is already known to you under another file number: %(reference)s."
-    ),
-    "duplicate_in_file": _(
-        "Same person as on row %(row)s: one person can appear only once in a file."
-    ),
     "already_allocated": _("Already allocated: this same file was applied to this program before."),
 }
 
-
-def _error(field_name: str | None, code: str, **params) -> dict:
-    return {"field": field_name, "code": code, "params": params}
+_error = row_error
 
 
 def error_message(error: dict) -> str:
     """One problem of a row in plain words, with the column it is about."""
-    text = str(ROW_MESSAGES[error["code"]]) % error["params"]
-    if error["field"]:
-        return f"{str(COLUMN_LABELS[error['field']]).capitalize()}: {text}"
-    return text
+    return error_text(error, messages=ROW_MESSAGES, labels=COLUMN_LABELS)
 
 
 def row_key(*, program: Program, digest: str, number: int) -> str:
@@ -563,33 +357,9 @@ def _rule_overrides(program: Program, draft: RowDraft) -> dict:
 def _match(funder: Funder, draft: RowDraft) -> tuple[Beneficiary | None, list[dict]]:
     """The funder's beneficiary this row is about: by file number, else by email or phone among
     the people enrolled with this funder (never another funder's). None: a new person."""
-    if draft.reference:
-        enrolment = (
-            Enrolment.objects.filter(funder=funder, reference=draft.reference)
-            .select_related("beneficiary")
-            .first()
-        )
-        if enrolment is not None:
-            return enrolment.beneficiary, []
-    contact = Q()
-    if draft.email:
-        contact |= Q(email__iexact=draft.email)
-    if draft.phone:
-        contact |= Q(phone=draft.phone)
-    if not contact:
-        return None, []
-    found = list(
-        Beneficiary.objects.filter(contact, pk__in=funder.enrolments.values("beneficiary"))[:2]
+    return match_beneficiary(
+        funder, reference=draft.reference, email=draft.email, phone=draft.phone
     )
-    if len(found) > 1:
-        return None, [_error(None, "ambiguous_contact")]
-    if not found:
-        return None, []
-    if draft.reference:
-        known = Enrolment.objects.get(funder=funder, beneficiary=found[0]).reference
-        if known and known != draft.reference:
-            return None, [_error("reference", "reference_mismatch", reference=known)]
-    return found[0], []
 
 
 def _evaluate(*, program: Program, digest: str, rows: list[FileRow], progress=None) -> list[Row]:
@@ -638,19 +408,18 @@ def _check_values(row: Row, now: datetime) -> None:
 
 def _check_duplicate(row: Row, seen: dict[tuple, int]) -> None:
     draft = row.draft
-    identities = [
-        ("reference", draft.reference),
-        ("email", draft.email.lower()),
-        ("phone", draft.phone),
-        (None, row.beneficiary.pk if row.beneficiary else None),
-    ]
-    identities = [identity for identity in identities if identity[1]]
-    for identity in identities:
-        if identity in seen:
-            row.errors.append(_error(identity[0], "duplicate_in_file", row=seen[identity]))
-            break
-    for identity in identities:
-        seen.setdefault(identity, row.number)
+    error = duplicate_error(
+        number=row.number,
+        identities=[
+            ("reference", draft.reference),
+            ("email", draft.email.lower()),
+            ("phone", draft.phone),
+            (None, row.beneficiary.pk if row.beneficiary else None),
+        ],
+        seen=seen,
+    )
+    if error is not None:
+        row.errors.append(error)
 
 
 def _available(program: Program) -> int:

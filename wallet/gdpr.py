@@ -38,6 +38,7 @@ from funders.models import (
     AllocationImport,
     BeneficiaryProfile,
     Enrolment,
+    ProfileImport,
     Proposal,
     RecurringAllocation,
 )
@@ -386,6 +387,19 @@ def _pseudonymise_import_reports(person: Beneficiary, name: str) -> None:
             allocation_import.content = b""
             changed.append("content")
         allocation_import.save(update_fields=changed)
+    for profile_import in ProfileImport.objects.filter(
+        funder__enrolments__beneficiary=person
+    ).distinct():
+        rows = [row for row in profile_import.report if row.get("beneficiary_id") == person.pk]
+        if not rows:
+            continue
+        for row in rows:
+            row.update(name=name, reference="")
+        changed = ["report"]
+        if profile_import.status in finished:
+            profile_import.content = b""
+            changed.append("content")
+        profile_import.save(update_fields=changed)
 
 
 def _withdraw_pending_proposals(person: Beneficiary, by: AbstractBaseUser | None) -> None:

@@ -438,3 +438,33 @@ def test_two_runs_at_once_propose_to_each_person_once(funder, campaign):
     assert errors == []
     assert pending(campaign).count() == 20
     assert sorted(CampaignRun.objects.values_list("proposed", flat=True)) == [0, 20]
+
+
+def test_erasure_pseudonymises_profile_import_reports_and_exports_profiles(
+    funder, campaign, operator
+):
+    from funders.models import ProfileImport
+    from wallet.gdpr import beneficiary_data_export
+
+    someone = person(funder, household_size=3)
+    run(campaign)
+    export = beneficiary_data_export(beneficiary=someone)
+    assert export["eligibility_profiles"][0]["household_size"] == 3
+    assert export["aid_proposals"][0]["status"] == Status.PENDING
+    report = [{"beneficiary_id": someone.pk, "name": str(someone), "reference": "D1"}]
+    done = ProfileImport.objects.create(
+        funder=funder,
+        filename="f.csv",
+        content=b"data",
+        digest="0" * 64,
+        legal_basis="public_task",
+        status="applied",
+        report=report,
+    )
+
+    beneficiary_erase(beneficiary=someone, by=operator, reason="Demande")
+
+    done.refresh_from_db()
+    assert done.report[0]["name"].startswith("Personne effacée")
+    assert done.report[0]["reference"] == ""
+    assert bytes(done.content) == b""

@@ -1,0 +1,383 @@
+"""Reading the spreadsheets a funder's staff send (CSV or XLSX), shared by the allocation import
+(funders/imports.py) and the beneficiary data import (funders/profile_imports.py).
+
+Reading is django-import-export's: its formats turn CSV and XLSX into a tablib dataset, and its
+widgets (below) turn each cell into a value or a `CellError`. A whole file that cannot be used
+raises `SpreadsheetFileError`, whose message the upload form shows. A row's problems are kept as
+stable codes with their parameters (`{"field", "code", "params"}`, see `row_error`) and put into
+words only when a page shows them, in the reader's language (`error_text`)."""
+
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import tablib
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from import_export import widgets
+from import_export.formats import base_formats
+from phonenumber_field.phonenumber import to_python as phone_to_python
+
+from config.validators import validate_french_postcode
+from funders.models import Enrolment, Funder
+from wallet.errors import DomainError
+from wallet.models import Beneficiary
+
+logger = logging.getLogger(__name__)
+
+SYNC_CHECK_MAX_ROWS = 200  # checked during the upload request; larger files go to a task
+PROGRESS_EVERY = 50  # rows between two writes of `processed_rows`
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 5000  # applied in one transaction: beyond, split the file
+
+
+class SpreadsheetFileError(DomainError):
+    """The file as a whole cannot be used."""
+
+    code = "import_file_invalid"
+    default_message = _("This file cannot be read.")
+
+    def __init__(self, message=None, **details):
+        super().__init__(message, field="file", **details)
+
+
+# --- the columns ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # as in the English template and in the report
+    french: str  # as in the French template
+    label: str
+    help: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return (self.name, self.french, *self.aliases)
+
+
+def header_key(header) -> str:
+    # "Numéro dossier", "numero_dossier" and "NUMERO-DOSSIER" name the same column.
+    text = unicodedata.normalize("NFKD", str(header or "")).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def map_headers(
+    headers: Iterable, *, known: Mapping[str, str], labels: Mapping[str, str]
+) -> tuple[dict[int, str], list[str]]:
+    """Each column's name, by its position (`known`: header key → column name), and the titles
+    of the columns that are not known. A column given twice is refused; untitled ones are
+    ignored."""
+    found: dict[int, str] = {}
+    unknown = []
+    for index, header in enumerate(headers or ()):
+        key = header_key(header)
+        if not key:
+            continue
+        name = known.get(key)
+        if name is None:
+            unknown.append(str(header))
+        elif name in found.values():
+            raise SpreadsheetFileError(
+                _("The column “%(column)s” appears twice.") % {"column": labels[name]}
+            )
+        else:
+            found[index] = name
+    return found, unknown
+
+
+# --- cells ---------------------------------------------------------------------------------------
+
+
+class CellError(ValueError):
+    """A cell that cannot be read; `code` names the problem (see ROW_MESSAGES)."""
+
+    def __init__(self, code: str, **params):
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+def spreadsheet_number(value):
+    # A spreadsheet turns "12345" into the number 12345.0, and a text column must read it back.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class TextWidget(widgets.CharWidget):
+    def __init__(self, max_length: int):
+        super().__init__()
+        self.max_length = max_length
+
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(spreadsheet_number(value), row, **kwargs).strip()
+        if len(text) > self.max_length:
+            raise CellError("too_long", max=self.max_length)
+        return text
+
+
+class EmailWidget(TextWidget):
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(value, row, **kwargs)
+        if text:
+            try:
+                validate_email(text)
+            except ValidationError:
+                raise CellError("invalid_email", value=text) from None
+        return text
+
+
+class PhoneWidget(TextWidget):
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(value, row, **kwargs)
+        if not text:
+            return ""
+        number = phone_to_python(text, region="FR")
+        if not number.is_valid():
+            raise CellError("invalid_phone", value=text)
+        return number.as_e164
+
+
+class PostcodeWidget(TextWidget):
+    def clean(self, value, row=None, **kwargs):
+        # A spreadsheet drops the leading zero of 01000 when it reads it as a number.
+        if isinstance(spreadsheet_number(value), int):
+            value = str(spreadsheet_number(value)).zfill(5)
+        text = super().clean(value, row, **kwargs)
+        if text:
+            try:
+                validate_french_postcode(text)
+            except ValidationError:
+                raise CellError("invalid_postcode", value=text) from None
+        return text
+
+
+class DayWidget(widgets.DateWidget):
+    FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
+
+    def __init__(self):
+        super().__init__()
+        self.formats = self.FORMATS
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, datetime):  # a date cell of a spreadsheet
+            return value.date()
+        if isinstance(value, str):
+            value = value.strip()
+        try:
+            return super().clean(value, row, **kwargs)
+        except ValueError:
+            raise CellError("invalid_date", value=str(value)) from None
+
+
+class WholeNumberWidget(widgets.Widget):
+    """A whole number between `minimum` and `maximum` (both included): "3", 3 or a number cell
+    3.0. Empty: None."""
+
+    def __init__(self, *, minimum: int, maximum: int):
+        super().__init__()
+        self.minimum, self.maximum = minimum, maximum
+
+    def clean(self, value, row=None, **kwargs):
+        value = spreadsheet_number(value)
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not re.fullmatch(r"[+-]?\d{1,9}", str(value)):
+            raise CellError("not_a_whole_number", value=str(value))
+        number = int(value)
+        if not self.minimum <= number <= self.maximum:
+            raise CellError("out_of_range", value=number, min=self.minimum, max=self.maximum)
+        return number
+
+
+# --- reading a file ------------------------------------------------------------------------------
+
+
+def _decode(content: bytes) -> str:
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        # What a French spreadsheet program writes when it saves "CSV" on Windows.
+        return content.decode("cp1252")
+    except UnicodeDecodeError:
+        raise SpreadsheetFileError(
+            _("The file's text encoding is unknown. Save it as CSV UTF-8, or as .xlsx.")
+        ) from None
+
+
+def _delimiter(text: str) -> str:
+    # French spreadsheet programs separate CSV columns with ";" (the comma is the decimal mark).
+    header = text.split("\n", 1)[0]
+    return max((";", ",", "\t"), key=header.count)
+
+
+def read_dataset(content: bytes, filename: str) -> tablib.Dataset:
+    """The file's cells: an .xlsx (recognised by its content) or a .csv in UTF-8 or Windows-1252,
+    its columns separated by ";", "," or tabs."""
+    unreadable = SpreadsheetFileError(
+        _("This file cannot be read. Save it as .xlsx or as CSV, then send it again.")
+    )
+    is_zip = content.startswith(b"PK\x03\x04")  # an .xlsx is a zip archive
+    if not is_zip and not filename.lower().endswith(".csv"):
+        raise unreadable
+    try:
+        if is_zip:
+            return base_formats.XLSX().create_dataset(content)
+        text = _decode(content)
+        return base_formats.CSV().create_dataset(text, delimiter=_delimiter(text))
+    except SpreadsheetFileError:
+        raise
+    except tablib.InvalidDimensions:
+        raise SpreadsheetFileError(
+            _(
+                "Some lines have more cells than there are column titles. If amounts are "
+                "written with a comma, separate the columns with semicolons (;)."
+            )
+        ) from None
+    except Exception as exc:
+        # Any file can be sent, and spreadsheet readers fail in many ways on a broken one:
+        # whatever the reason, the person is told the file cannot be read, never shown a 500.
+        logger.info("unreadable spreadsheet %r: %r", filename, exc)
+        raise unreadable from None
+
+
+def is_blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+@dataclass(frozen=True)
+class FileRow:
+    number: int  # the line in the spreadsheet; the column titles are line 1
+    cells: dict
+
+
+def read_table(
+    *,
+    content: bytes,
+    filename: str,
+    columns: Callable[[list], dict[int, str]],
+    max_rows: int = MAX_ROWS,
+) -> list[FileRow]:
+    """The file's rows, each a dict of its cells by column name (`columns` names the columns
+    from the headers, or raises SpreadsheetFileError). Empty lines are skipped; the others keep
+    their line number (a CSV reader drops blank lines, so in a CSV with blank lines the numbers
+    count the lines that have text)."""
+    if len(content) > MAX_FILE_BYTES:
+        raise SpreadsheetFileError(_("The file is larger than 5 MB: split it into several files."))
+    dataset = read_dataset(content, filename)
+    found = columns(dataset.headers)
+    rows = []
+    for number, values in enumerate(dataset, start=2):
+        cells = {name: values[index] for index, name in found.items()}
+        if not all(is_blank(value) for value in cells.values()):
+            rows.append(FileRow(number, cells))
+    if not rows:
+        raise SpreadsheetFileError(_("The file has no rows under its column titles."))
+    if len(rows) > max_rows:
+        raise SpreadsheetFileError(
+            _("The file has %(count)s rows; at most %(max)s are accepted: split it.")
+            % {"count": len(rows), "max": max_rows}
+        )
+    return rows
+
+
+# --- a row's problems ----------------------------------------------------------------------------
+
+# The problems both imports can find; each import adds its own.
+ROW_MESSAGES = {
+    "required": _("This is required."),
+    "too_long": _("At most %(max)s characters."),
+    "invalid_email": _("“%(value)s” is not an email address."),
+    "invalid_phone": _("“%(value)s” is not a phone number."),
+    "invalid_postcode": _("“%(value)s” is not a French postcode (5 digits)."),
+    "invalid_date": _("“%(value)s” is not a date. Write it as 2026-12-01 or 01/12/2026."),
+    "ambiguous_contact": _(
+        "Several people you already help have this email address or phone number: add their "
+        "file number to say which one."
+    ),
+    "reference_mismatch": _(
+        "This person is already known to you under another file number: %(reference)s."
+    ),
+    "duplicate_in_file": _(
+        "Same person as on row %(row)s: one person can appear only once in a file."
+    ),
+}
+
+
+def row_error(field_name: str | None, code: str, **params) -> dict:
+    return {"field": field_name, "code": code, "params": params}
+
+
+def error_text(error: dict, *, messages: Mapping[str, str], labels: Mapping[str, str]) -> str:
+    """One problem of a row in plain words, with the column it is about."""
+    text = str(messages[error["code"]]) % error["params"]
+    if error["field"]:
+        label = labels.get(error["field"], error["field"])
+        return f"{str(label)[:1].upper()}{str(label)[1:]}: {text}"
+    return text
+
+
+# --- who a row is about --------------------------------------------------------------------------
+
+
+def match_beneficiary(
+    funder: Funder, *, reference: str, email: str, phone: str
+) -> tuple[Beneficiary | None, list[dict]]:
+    """The funder's beneficiary a row is about: by file number, else by email or phone among
+    the people enrolled with this funder (never another funder's). None: nobody known."""
+    if reference:
+        enrolment = (
+            Enrolment.objects.filter(funder=funder, reference=reference)
+            .select_related("beneficiary")
+            .first()
+        )
+        if enrolment is not None:
+            return enrolment.beneficiary, []
+    contact = Q()
+    if email:
+        contact |= Q(email__iexact=email)
+    if phone:
+        contact |= Q(phone=phone)
+    if not contact:
+        return None, []
+    found = list(
+        Beneficiary.objects.filter(contact, pk__in=funder.enrolments.values("beneficiary"))[:2]
+    )
+    if len(found) > 1:
+        return None, [row_error(None, "ambiguous_contact")]
+    if not found:
+        return None, []
+    if reference:
+        known = Enrolment.objects.get(funder=funder, beneficiary=found[0]).reference
+        if known and known != reference:
+            return None, [row_error("reference", "reference_mismatch", reference=known)]
+    return found[0], []
+
+
+def duplicate_error(
+    *, number: int, identities: Iterable[tuple[str | None, object]], seen: dict[tuple, int]
+) -> dict | None:
+    """The error of a row naming a person an earlier row named (by any of `identities`: pairs
+    of the column and its value, empty values ignored), or None. Records this row's identities
+    in `seen`."""
+    identities = [identity for identity in identities if identity[1]]
+    error = None
+    for identity in identities:
+        if identity in seen:
+            error = row_error(identity[0], "duplicate_in_file", row=seen[identity])
+            break
+    for identity in identities:
+        seen.setdefault(identity, number)
+    return error
