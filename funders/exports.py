@@ -1,5 +1,5 @@
 """Files for a funder's accountants, CSV or XLSX: a program's allocations, the payments on its
-pockets, and the statement of its float account.
+pockets, the statement of its float account, and the decisions taken on a campaign's proposals.
 
 Amounts appear twice: as a decimal string in the currency's unit ("12.50", never a float a
 spreadsheet could round) and as an integer of minor units, the ledger's own figure. Times are
@@ -16,8 +16,8 @@ from import_export.fields import Field
 from import_export.formats import base_formats
 from tablib import Dataset
 
-from funders import reports
-from funders.models import Allocation, Enrolment, Program
+from funders import eligibility, reports
+from funders.models import Allocation, Campaign, Enrolment, Program, Proposal
 from wallet.authorization.codes import MINOR_UNIT_EXPONENTS
 from wallet.authorization.models import Decision
 from wallet.ledger.models import Transfer
@@ -47,12 +47,24 @@ class ParisTimeWidget(widgets.Widget):
         return timezone.localtime(value, reports.PARIS).strftime("%Y-%m-%d %H:%M")
 
 
+class ParisIsoTimeWidget(widgets.Widget):
+    """An instant as ISO 8601 in Paris time, with its offset: 2026-03-01T14:05:00+01:00."""
+
+    def render(self, value: datetime | None, obj=None, **kwargs):
+        if value is None:
+            return ""
+        return timezone.localtime(value, reports.PARIS).isoformat(timespec="seconds")
+
+
 def _cents(attribute: str, column_name) -> Field:
     return Field(
         attribute=attribute,
         column_name=column_name,
         widget=widgets.IntegerWidget(coerce_to_string=False),
     )
+
+
+_integer = _cents  # an id: a number in a spreadsheet too
 
 
 class AllocationResource(resources.Resource):
@@ -194,5 +206,108 @@ def program_export(
     filename = (
         f"{slugify(program.name)}-{kind}-{timezone.localdate(timezone=reports.PARIS):%Y-%m-%d}"
         f".{export_format.get_extension()}"
+    )
+    return filename, export_format.get_content_type(), content
+
+
+# --- the decisions of a campaign -----------------------------------------------------------------
+
+
+class DecisionResource(resources.Resource):
+    """One row per proposal of a campaign: who, why (each criterion met, in words), how much,
+    and what was decided, by whom, when and why. What a funder needs to explain any grant or
+    refusal."""
+
+    proposal = _integer("pk", _("proposal"))
+    campaign = Field(attribute="campaign__name", column_name=_("campaign"), widget=TextWidget())
+    program = Field(
+        attribute="campaign__program__name", column_name=_("program"), widget=TextWidget()
+    )
+    file_reference = Field(
+        attribute="file_reference", column_name=_("file number"), widget=TextWidget()
+    )
+    first_name = Field(
+        attribute="beneficiary__first_name", column_name=_("first name"), widget=TextWidget()
+    )
+    last_name = Field(
+        attribute="beneficiary__last_name", column_name=_("last name"), widget=TextWidget()
+    )
+    departement = Field(column_name=_("département"), widget=TextWidget())
+    age_band = Field(column_name=_("age band"), widget=TextWidget())
+    household_type = Field(column_name=_("household"), widget=TextWidget())
+    reasons = Field(column_name=_("criteria met"), widget=TextWidget())
+    currency = Field(attribute="campaign__program__currency", column_name=_("currency"))
+    amount = Field(column_name=_("amount proposed"))
+    amount_cents = _cents("amount", _("amount proposed (cents)"))
+    granted = Field(column_name=_("amount granted"))
+    granted_cents = _cents("granted_amount", _("amount granted (cents)"))
+    status = Field(column_name=_("status"))
+    decided_by = Field(column_name=_("decided by"), widget=TextWidget())
+    decided_at = Field(
+        attribute="decided_at", column_name=_("decided at"), widget=ParisIsoTimeWidget()
+    )
+    decision_reason = Field(
+        attribute="decision_reason", column_name=_("reason"), widget=TextWidget()
+    )
+    unmet = Field(column_name=_("criteria no longer met"), widget=TextWidget())
+    allocation = _integer("allocation_id", _("allocation"))
+    created_at = Field(
+        attribute="created_at", column_name=_("proposed at"), widget=ParisIsoTimeWidget()
+    )
+
+    def dehydrate_departement(self, proposal: Proposal) -> str:
+        return eligibility.group_label("departement", proposal.departement)
+
+    def dehydrate_age_band(self, proposal: Proposal) -> str:
+        return eligibility.group_label("age_band", proposal.age_band)
+
+    def dehydrate_household_type(self, proposal: Proposal) -> str:
+        return eligibility.group_label("household_type", proposal.household_type)
+
+    def dehydrate_reasons(self, proposal: Proposal) -> str:
+        return " ; ".join(eligibility.explain(reason) for reason in proposal.reasons or [])
+
+    def dehydrate_unmet(self, proposal: Proposal) -> str:
+        return " ; ".join(eligibility.explain(reason) for reason in proposal.unmet or [])
+
+    def dehydrate_amount(self, proposal: Proposal) -> str:
+        return decimal_text(proposal.amount, proposal.campaign.program.currency)
+
+    def dehydrate_granted(self, proposal: Proposal) -> str:
+        if proposal.granted_amount is None:
+            return ""
+        return decimal_text(proposal.granted_amount, proposal.campaign.program.currency)
+
+    def dehydrate_status(self, proposal: Proposal) -> str:
+        return str(proposal.get_status_display())
+
+    def dehydrate_decided_by(self, proposal: Proposal) -> str:
+        user = proposal.decided_by
+        return (user.get_full_name() or user.get_username()) if user else ""
+
+
+def campaign_decisions(*, campaign: Campaign) -> QuerySet[Proposal]:
+    """The campaign's proposals, oldest first, with the funder's file number of each person."""
+    file_reference = Enrolment.objects.filter(
+        funder=OuterRef("campaign__program__funder"), beneficiary=OuterRef("beneficiary")
+    ).values("reference")[:1]
+    return (
+        Proposal.objects.filter(campaign=campaign.pk)
+        .select_related("campaign__program", "beneficiary", "decided_by")
+        .annotate(file_reference=Subquery(file_reference))
+        .order_by("created_at", "pk")
+    )
+
+
+def campaign_decisions_export(*, campaign: Campaign, file_format: str) -> tuple[str, str, bytes]:
+    """(file name, content type, content) of the decisions of a campaign, CSV or XLSX."""
+    dataset = DecisionResource().export(campaign_decisions(campaign=campaign))
+    export_format = FORMATS[file_format]
+    content = export_format.export_data(dataset)
+    if isinstance(content, str):
+        content = ("\ufeff" + content).encode()
+    filename = (
+        f"{slugify(campaign.name)}-decisions-"
+        f"{timezone.localdate(timezone=reports.PARIS):%Y-%m-%d}.{export_format.get_extension()}"
     )
     return filename, export_format.get_content_type(), content

@@ -1,6 +1,8 @@
 """Programs and their funding: one page where a manager sets a program's rules, the rules in plain
-words as beneficiaries read them, and a page to record money the funder paid in."""
+words as beneficiaries read them, its eligibility criteria (for proactive aid), and a page to
+record money the funder paid in."""
 
+import re
 import uuid
 
 import stripe
@@ -10,6 +12,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminDateWidget
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
+from django.forms.models import BaseInlineFormSet
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -17,16 +20,18 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from funders import eligibility
 from funders.admin.scoping import FunderScopedAdmin
 from funders.forms import EuroField, OneTimeTokenForm
-from funders.models import Funding, Program
+from funders.models import EligibilityCriterion, Funding, Program
 from funders.rules_form import RulesForm
 from funders.services import program_create, program_fund
-from funders.tenancy import Role
+from funders.tenancy import Role, funder_ids, is_operator
 from wallet.authorization.codes import format_money
 from wallet.authorization.rules import PocketRules, RulesError
 from wallet.errors import DomainError, IdempotencyConflict
@@ -94,6 +99,122 @@ class FundingForm(forms.Form):
         return cleaned
 
 
+# --- eligibility criteria -----------------------------------------------------------------------
+
+_VALUE_SEPARATORS = re.compile(r"[,;\n]")
+
+
+class CriterionForm(forms.ModelForm):
+    """A criterion as a manager writes it: its values as a list typed on one line."""
+
+    values = forms.CharField(
+        label=_("values"),
+        required=False,
+        widget=forms.TextInput(attrs={"size": 30}),
+        help_text=_(
+            "Separated by commas: département numbers (38, 73), commune INSEE codes, "
+            "postcodes or their beginning, or the accepted values of a fact."
+        ),
+    )
+
+    class Meta:
+        model = EligibilityCriterion
+        fields = [
+            "kind",
+            "values",
+            "minimum",
+            "maximum",
+            "other_program",
+            "aid_condition",
+            "attribute",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.values:
+            self.initial["values"] = ", ".join(str(value) for value in self.instance.values)
+
+    def clean_values(self) -> list[str]:
+        # The model's clean() puts them in the form the checks compare (see eligibility).
+        parts = _VALUE_SEPARATORS.split(self.cleaned_data.get("values") or "")
+        return [part.strip() for part in parts if part.strip()]
+
+
+class CriterionFormSet(BaseInlineFormSet):
+    """The criteria of one program. The other aid a criterion names is one of the same funder's
+    programs, whoever edits the page."""
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        field = form.fields.get("other_program")
+        if field is not None:
+            program = self.instance
+            field.queryset = field.queryset.filter(funder_id=program.funder_id).exclude(
+                pk=program.pk
+            )
+
+
+class EligibilityCriterionInline(admin.TabularInline):
+    """Who a program's aid is proposed to: every criterion must be met. Managers edit them,
+    agents read them; each change is kept in the criteria's history (below the criteria)."""
+
+    model = EligibilityCriterion
+    form = CriterionForm
+    formset = CriterionFormSet
+    fk_name = "program"
+    extra = 0
+    fields = [
+        "kind",
+        "values",
+        "minimum",
+        "maximum",
+        "other_program",
+        "aid_condition",
+        "attribute",
+        "in_words",
+    ]
+    readonly_fields = ["in_words"]
+    verbose_name = _("eligibility criterion")
+    verbose_name_plural = _("eligibility criteria (proactive aid): a person must meet them all")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("other_program")
+
+    @admin.display(description=_("In words"))
+    def in_words(self, criterion: EligibilityCriterion) -> str:
+        if criterion is None or criterion.pk is None:
+            return "—"
+        return eligibility.describe(criterion)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # An inline is its own admin object: the program page's scoping does not reach it.
+        if db_field.related_model is Program:
+            queryset = kwargs.get("queryset", Program.objects.all())
+            if not is_operator(request.user):
+                queryset = queryset.filter(funder__in=funder_ids(request.user, role=Role.MANAGER))
+            kwargs["queryset"] = queryset
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    # The program's page decides: managers of its funder change, its staff read.
+    def _program_admin(self):
+        return self.admin_site._registry[Program]
+
+    def has_view_permission(self, request, obj=None):
+        return self._program_admin().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return self._program_admin().has_change_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._program_admin().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._program_admin().has_change_permission(request, obj)
+
+
+CRITERIA_HISTORY_SHOWN = 20
+
+
 @admin.register(Program)
 class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
     form = ProgramForm
@@ -108,6 +229,11 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             .select_related("funder", "float_account")
             .annotate(funded_total=Coalesce(Sum("fundings__amount"), 0))
         )
+
+    def get_inlines(self, request, obj):
+        # A criterion on another aid names one of the program's funder's programs: known once
+        # the program exists.
+        return [EligibilityCriterionInline] if obj is not None else []
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -125,6 +251,12 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
                     },
                 )
             )
+            fieldsets.append(
+                (
+                    _("Changes to the eligibility criteria"),
+                    {"fields": ["criteria_history"], "classes": ["collapse"]},
+                )
+            )
             if not self.has_change_permission(request, obj):
                 return fieldsets
         return fieldsets + [(title, {"fields": fields}) for title, fields in RulesForm.SECTIONS]
@@ -133,7 +265,41 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         if obj is None:
             return []
         # The float account's currency is fixed, and a program's money belongs to its funder.
-        return ["funder", "currency", "funded", "available", "rules_in_plain_words"]
+        return [
+            "funder",
+            "currency",
+            "funded",
+            "available",
+            "rules_in_plain_words",
+            "criteria_history",
+        ]
+
+    @admin.display(description=_("Latest changes"))
+    def criteria_history(self, obj: Program) -> SafeString | str:
+        """The criteria as each change left them: who, when, what, the newest first."""
+        records = (
+            EligibilityCriterion.history.filter(program_id=obj.pk)
+            .select_related("history_user", "other_program")
+            .order_by("-history_date", "-history_id")[:CRITERIA_HISTORY_SHOWN]
+        )
+        verbs = {"+": _("added"), "~": _("changed"), "-": _("removed")}
+        lines = [
+            (
+                date_format(timezone.localtime(record.history_date), "SHORT_DATETIME_FORMAT"),
+                (record.history_user.get_full_name() or record.history_user.get_username())
+                if record.history_user
+                else "—",
+                verbs.get(record.history_type, record.history_type),
+                eligibility.describe(record),
+            )
+            for record in records
+        ]
+        if not lines:
+            return gettext("No criterion yet.")
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join("", "<li>{} — {} — {}: {}</li>", lines),
+        )
 
     @admin.display(description=_("Funded"))
     def funded(self, obj: Program) -> str:

@@ -43,7 +43,15 @@ def program(funder):
 
 def edit_data(program, **fields) -> dict:
     """The change form as sent with the program's fields and no rule set."""
-    return {"name": program.name, "purpose": program.purpose, "is_active": "on", **fields}
+    return {
+        "name": program.name,
+        "purpose": program.purpose,
+        "is_active": "on",
+        # The criteria inline (proactive aid), sent empty as the page sends it with none.
+        "criteria-TOTAL_FORMS": "0",
+        "criteria-INITIAL_FORMS": "0",
+        **fields,
+    }
 
 
 def fund_form(client, program) -> dict:

@@ -12,8 +12,19 @@ from django.contrib import admin
 from django.urls import reverse
 
 from funders.admin.scoping import FunderScopedAdmin
+from funders.campaigns import campaign_create
 from funders.imports import import_create
-from funders.models import AllocationImport, Membership, ProgramDashboard, RecurringAllocation
+from funders.models import (
+    AllocationImport,
+    BeneficiaryProfile,
+    Campaign,
+    Enrolment,
+    Membership,
+    ProfileImport,
+    ProgramDashboard,
+    Proposal,
+    RecurringAllocation,
+)
 from funders.services import program_fund
 from merchants.payments import payment_authorize
 from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
@@ -83,9 +94,45 @@ def build_allocation_import(*, program, allocation, beneficiary):
     return import_create(program=program, filename=f"{program.name}.csv", content=content)
 
 
+def build_campaign(*, program, **_):
+    # Named after the program: its name on another funder's page would be a leak.
+    return campaign_create(program=program, name=f"Campagne {program.name}", amount=5_000)
+
+
+def build_proposal(*, program, beneficiary, **_):
+    campaign = campaign_create(program=program, name=f"Relance {program.name}", amount=5_000)
+    return Proposal.objects.create(
+        campaign=campaign,
+        beneficiary=beneficiary,
+        amount=5_000,
+        reasons=[],
+        status=Proposal.Status.PENDING,
+    )
+
+
+def build_profile_import(*, program, **_):
+    return ProfileImport.objects.create(
+        funder=program.funder,
+        filename=f"{program.name}.csv",
+        content=b"x",
+        digest="0" * 64,
+        legal_basis="public_task",
+        status="checked",
+    )
+
+
+def build_profile(*, program, beneficiary, **_):
+    enrolment = Enrolment.objects.get(funder=program.funder, beneficiary=beneficiary)
+    return BeneficiaryProfile.objects.create(enrolment=enrolment)
+
+
 # Records of the back office's other modules, built from the funder's program and beneficiary.
 EXTRA_BUILDERS: dict = {
     AllocationImport: build_allocation_import,
+    Campaign: build_campaign,
+    Proposal: build_proposal,
+    ProfileImport: build_profile_import,
+    BeneficiaryProfile: build_profile,
     Notification: lambda allocation, **_: allocation.beneficiary.notifications.first(),
     ProgramDashboard: lambda program, **_: ProgramDashboard.objects.get(pk=program.pk),
 }
@@ -200,6 +247,17 @@ def test_a_funders_agent_reads_but_cannot_change_or_move_money(two_funders, agen
     assert client.get(url(Membership, "changelist")).status_code == 403
     grant = reverse("admin:wallet_beneficiary_grant", args=[ours.beneficiary.pk])
     assert client.get(grant).status_code == 403
+    # Proactive aid: an agent reads campaigns, but neither changes nor runs them.
+    campaign = ours.records[Campaign]
+    assert client.post(url(Campaign, "change", campaign.pk), {"name": "Renamed"}).status_code == 403
+    assert client.post(url(Campaign, "run", campaign.pk)).status_code == 403
+    # The one exception: an agent keeps the last word on their funder's proposals, accepting or
+    # rejecting them through the services (tests/funders/test_campaign_admin.py). A proposal's
+    # fields are never edited by hand, by anyone.
+    proposal = ours.records[Proposal]
+    client.post(url(Proposal, "change", proposal.pk), {"amount": "1", "status": "rejected"})
+    proposal.refresh_from_db()
+    assert (proposal.status, proposal.amount) == (Proposal.Status.PENDING, 5_000)
 
 
 def test_ledger_and_merchant_pages_are_for_operators_only(two_funders, other_manager, operator):
