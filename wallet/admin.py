@@ -16,6 +16,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from funders.admin.scoping import FunderScopedAdmin
+from funders.campaigns import profiles_changed
 from funders.forms import GrantForm
 from funders.models import Funder, Program
 from funders.services import allocation_grant_many, beneficiary_enrol
@@ -132,6 +133,10 @@ class BeneficiaryAdmin(FunderScopedAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
+            # Where a funder's profile has no postcode, campaigns read this one.
+            if "postcode" in form.changed_data:
+                for funder in Funder.objects.filter(enrolments__beneficiary=obj):
+                    profiles_changed(funder=funder, beneficiary_ids=[obj.pk])
             return
         fields = {name: form.cleaned_data[name] for name in BeneficiaryAddForm.Meta.fields}
         created = beneficiary_create(**fields)
@@ -140,6 +145,7 @@ class BeneficiaryAdmin(FunderScopedAdmin):
             beneficiary=created,
             reference=form.cleaned_data["reference"],
         )
+        profiles_changed(funder=form.cleaned_data["funder"], beneficiary_ids=[created.pk])
         obj.pk = created.pk
 
     # --- granting aid ---------------------------------------------------------------------------

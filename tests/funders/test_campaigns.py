@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from funders import eligibility
@@ -31,6 +32,7 @@ from funders.models import (
 )
 from funders.services import allocation_revoke, beneficiary_enrol
 from tests.factories import BeneficiaryFactory, make_allocation, make_program
+from tests.funders.conftest import client_for
 from wallet.errors import InsufficientFunds
 from wallet.gdpr import beneficiary_erase
 from wallet.ledger.models import Account
@@ -468,3 +470,28 @@ def test_erasure_pseudonymises_profile_import_reports_and_exports_profiles(
     assert done.report[0]["name"].startswith("Personne effacée")
     assert done.report[0]["reference"] == ""
     assert bytes(done.content) == b""
+
+
+def test_registering_a_person_in_the_admin_evaluates_the_campaigns(
+    funder, program, agent, settings, django_capture_on_commit_callbacks
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    EligibilityCriterion.objects.filter(program=program, kind="age").delete()
+    campaign = campaign_create(program=program, name="Isère", amount=1_000)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client_for(agent).post(
+            reverse("admin:wallet_beneficiary_add"),
+            {
+                "first_name": "Odette",
+                "last_name": "Girard",
+                "email": "odette@example.org",
+                "postcode": "38100",
+                "preferred_language": "fr",
+                "funder": funder.pk,
+                "reference": "DOS-42",
+            },
+        )
+
+    assert answer.status_code == 302
+    assert pending(campaign).get().beneficiary.last_name == "Girard"
