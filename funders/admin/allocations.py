@@ -5,13 +5,16 @@ followed, revoked, and scheduled."""
 from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
+from funders import eligibility
 from funders.admin.scoping import FunderScopedAdmin
 from funders.forms import EuroField
-from funders.models import Allocation, RecurringAllocation
+from funders.models import Allocation, Proposal, RecurringAllocation
 from funders.services import allocation_revoke, recurring_run_date
 from funders.tenancy import Role
 from wallet.authorization.codes import format_money
@@ -55,9 +58,27 @@ class AllocationAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         "created_at",
         "ended_at",
         "end_reason",
+        "why_granted",
     ]
     fields = readonly_fields
     actions = ["revoke"]
+
+    @admin.display(description=_("why it was granted"))
+    def why_granted(self, allocation):
+        """A grant made from a campaign's proposal explains itself: the criteria the person met
+        that day, and who accepted it."""
+        proposal = Proposal.objects.filter(allocation=allocation).select_related("campaign").first()
+        if proposal is None:
+            return "—"
+        link = reverse("admin:funders_proposal_change", args=[proposal.pk])
+        return format_html(
+            '<a href="{}">{}</a><ul>{}</ul>',
+            link,
+            _("Proposed by the campaign “%(campaign)s”") % {"campaign": proposal.campaign},
+            format_html_join(
+                "", "<li>{}</li>", ((eligibility.explain(r),) for r in proposal.reasons)
+            ),
+        )
 
     @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, allocation):

@@ -495,3 +495,15 @@ def test_registering_a_person_in_the_admin_evaluates_the_campaigns(
 
     assert answer.status_code == 302
     assert pending(campaign).get().beneficiary.last_name == "Girard"
+
+
+def test_a_grant_from_a_proposal_explains_itself_on_the_allocation_page(funder, campaign, agent):
+    person(funder)
+    run(campaign)
+    allocation = proposal_accept(proposal=pending(campaign).get(), by=agent).allocation
+
+    page = client_for(agent).get(reverse("admin:funders_allocation_change", args=[allocation.pk]))
+
+    text = page.content.decode()
+    assert "Aide seniors Isère" in text
+    assert "Isère (38)" in text and "65" in text
