@@ -297,6 +297,11 @@ _AID_FACTS = {
 }
 
 
+def _quoted(text: str) -> str:
+    # Quotation marks are the language's: “…” in English, « … » in French.
+    return gettext("“%(text)s”") % {"text": text}
+
+
 def _or_list(values: Iterable[str]) -> str:
     return gettext(" or ").join(values)
 
@@ -343,9 +348,9 @@ def describe(criterion) -> str:
         if criterion.values:
             return gettext("“%(name)s” is %(values)s") % {
                 "name": criterion.attribute,
-                "values": _or_list(f"“{value}”" for value in criterion.values),
+                "values": _or_list(_quoted(value) for value in criterion.values),
             }
-        return _range_words(f"“{criterion.attribute}”", criterion)
+        return _range_words(_quoted(criterion.attribute), criterion)
     return str(_SITUATIONS.get(kind, kind))
 
 
