@@ -377,6 +377,8 @@ def explain(reason: Mapping) -> str:
     criterion = Criterion.of(reason["criterion"])
     if criterion.kind in _SITUATIONS:
         return describe(criterion)
+    if criterion.kind in (DEPARTEMENT, COMMUNE) and list(criterion.values) == [reason.get("fact")]:
+        return describe(criterion)  # "Lives in Isère (38)", not "(here: Isère (38))" again
     return gettext("%(criterion)s (here: %(fact)s)") % {
         "criterion": describe(criterion),
         "fact": _fact_words(criterion.kind, reason.get("fact")),

@@ -82,7 +82,9 @@ class Program(models.Model):
     are the defaults of every allocation made from it (see wallet/authorization/rules.py for the
     shape)."""
 
-    funder = models.ForeignKey(Funder, models.PROTECT, related_name="programs")
+    funder = models.ForeignKey(
+        Funder, models.PROTECT, related_name="programs", verbose_name=_("funder")
+    )
     name = models.CharField(_("name"), max_length=120)
     purpose = models.TextField(_("purpose"), blank=True)
     currency = models.CharField(
@@ -508,7 +510,9 @@ class Campaign(models.Model):
         WEEKLY = "weekly", _("Every week")
         MONTHLY = "monthly", _("Every month")
 
-    program = models.ForeignKey(Program, models.PROTECT, related_name="campaigns")
+    program = models.ForeignKey(
+        Program, models.PROTECT, related_name="campaigns", verbose_name=_("program")
+    )
     name = models.CharField(_("name"), max_length=120)
     amount = models.BigIntegerField(_("amount proposed (cents)"))
     amount_per_child = models.BigIntegerField(_("added per dependent child (cents)"), default=0)
@@ -597,7 +601,9 @@ class Proposal(models.Model):
         REJECTED = "rejected", _("Rejected")
         WITHDRAWN = "withdrawn", _("Withdrawn")
 
-    campaign = models.ForeignKey(Campaign, models.PROTECT, related_name="proposals")
+    campaign = models.ForeignKey(
+        Campaign, models.PROTECT, related_name="proposals", verbose_name=_("campaign")
+    )
     beneficiary = models.ForeignKey("wallet.Beneficiary", models.PROTECT, related_name="proposals")
     run = models.ForeignKey(
         CampaignRun, models.SET_NULL, null=True, blank=True, related_name="proposals"

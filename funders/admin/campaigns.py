@@ -5,6 +5,8 @@ review one by one or in bulk: accept (perhaps for another amount), or reject wit
 Every decision goes through funders/campaigns.py: acceptance grants through the allocation
 service (funds checked, idempotent) and notifies the person; nothing here saves a proposal."""
 
+import math
+
 import pygal
 from django import forms
 from django.contrib import admin, messages
@@ -17,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import content_disposition_header, urlencode
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 from pygal.style import Style
 from simple_history.admin import SimpleHistoryAdmin
@@ -108,7 +110,12 @@ class CampaignAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         fields = ["program", "name", "amount", "amount_per_child", "validity_days", "frequency"]
         if obj is None:
             return fields  # a new campaign is active, and has not run yet
-        return [*fields, "is_active", "last_run_at", "pending_display"]
+        fields = [*fields, "is_active", "last_run_at", "pending_display"]
+        if not self.has_change_permission(request, obj):
+            # Read-only, the amounts are shown in euros rather than as the stored cents.
+            fields = [field for field in fields if field != "amount_per_child"]
+            fields[fields.index("amount")] = "amount_display"
+        return fields
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -286,10 +293,14 @@ def _fairness_chart(table: fairness.Table):
     )
     rows = list(reversed(table.rows))  # drawn from the bottom up: reversed, read top down
     chart.x_labels = [row.label for row in rows]
+    # Head counts: whole-number ticks only.
+    top = max(max(row.eligible, row.holding, row.proposed, row.accepted) for row in rows)
+    step = max(1, math.ceil(top / 10))
+    chart.y_labels = list(range(0, top + step, step))
     chart.add(gettext("Eligible"), [row.eligible for row in rows])
     chart.add(gettext("Already holding the aid"), [row.holding for row in rows])
     chart.add(gettext("Proposed"), [row.proposed for row in rows])
-    chart.add(gettext("Accepted"), [row.accepted for row in rows])
+    chart.add(pgettext("number of proposals", "Accepted"), [row.accepted for row in rows])
     return _svg(chart, table.title)
 
 

@@ -110,7 +110,7 @@ class CriterionForm(forms.ModelForm):
     values = forms.CharField(
         label=_("values"),
         required=False,
-        widget=forms.TextInput(attrs={"size": 30}),
+        widget=forms.TextInput(attrs={"size": 20}),
         help_text=_(
             "Separated by commas: département numbers (38, 73), commune INSEE codes, "
             "postcodes or their beginning, or the accepted values of a fact."
@@ -131,8 +131,8 @@ class CriterionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk and self.instance.values:
-            self.initial["values"] = ", ".join(str(value) for value in self.instance.values)
+        if self.instance.pk:
+            self.initial["values"] = ", ".join(str(value) for value in self.instance.values or [])
 
     def clean_values(self) -> list[str]:
         # The model's clean() puts them in the form the checks compare (see eligibility).

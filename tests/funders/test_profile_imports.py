@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
+from django.utils import translation
 
 from funders import profile_imports
 from funders.campaigns import campaign_create
@@ -81,6 +82,13 @@ def known(funder):
 def french_csv(*lines: str, headers: str = FRENCH_HEADERS) -> bytes:
     """As French Excel saves "CSV": Windows-1252, ";" between columns."""
     return "\r\n".join([headers, *lines]).encode("cp1252")
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """Messages are read in English here; their French is the catalogue's business."""
+    with translation.override("en"):
+        yield
 
 
 def english_csv(*lines: str, headers: str) -> bytes:
