@@ -15,7 +15,6 @@ export's formats turn CSV and XLSX into a tablib dataset, and the fields and wid
 parameters (`{"field", "code", "params"}`), and put into words only when a page shows them, in
 the reader's language."""
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -34,11 +33,10 @@ from funders.forms import end_of_day, euros_to_cents, start_of_day
 from funders.models import Allocation, AllocationImport, Funder, Program
 from funders.services import allocation_create, beneficiary_enrol
 from funders.spreadsheets import (
-    MAX_FILE_BYTES,  # noqa: F401 (the upload form reads it here)
     MAX_ROWS,
     PROGRESS_EVERY,
-    SYNC_CHECK_MAX_ROWS,
     CellError,
+    ChangedSinceCheck,
     Column,
     DayWidget,
     EmailWidget,
@@ -47,10 +45,20 @@ from funders.spreadsheets import (
     PostcodeWidget,
     SpreadsheetFileError,
     TextWidget,
-    duplicate_error,
+    apply_done,
+    apply_lock,
+    apply_refused,
+    apply_start,
+    check_again,
+    check_done,
+    check_progress,
+    check_refused,
+    check_start,
     error_text,
+    import_store,
     map_headers,
     match_beneficiary,
+    person_duplicate_error,
     read_table,
     row_error,
     spreadsheet_number,
@@ -408,14 +416,12 @@ def _check_values(row: Row, now: datetime) -> None:
 
 def _check_duplicate(row: Row, seen: dict[tuple, int]) -> None:
     draft = row.draft
-    error = duplicate_error(
+    error = person_duplicate_error(
         number=row.number,
-        identities=[
-            ("reference", draft.reference),
-            ("email", draft.email.lower()),
-            ("phone", draft.phone),
-            (None, row.beneficiary.pk if row.beneficiary else None),
-        ],
+        reference=draft.reference,
+        email=draft.email,
+        phone=draft.phone,
+        beneficiary=row.beneficiary,
         seen=seen,
     )
     if error is not None:
@@ -444,38 +450,29 @@ def import_create(
     if not program.is_active:
         raise InvalidState(message=gettext("This program is closed."), field="program")
     rows = read_rows(content=content, filename=filename)
-    allocation_import = AllocationImport.objects.create(
+    allocation_import = import_store(
+        AllocationImport,
         program=program,
-        filename=filename[:255],
+        filename=filename,
         content=content,
-        digest=hashlib.sha256(content).hexdigest(),
-        status=Status.CHECKING,
         total_rows=len(rows),
-        created_by=by,
+        by=by,
     )
     return _start_check(allocation_import)
 
 
 def import_recheck(*, allocation_import: AllocationImport) -> AllocationImport:
     """Check a file again, after the program was funded or a beneficiary's record was fixed."""
-    again = AllocationImport.objects.filter(
-        pk=allocation_import.pk, status__in=[Status.CHECKED, Status.INVALID, Status.FAILED]
-    ).update(status=Status.CHECKING, processed_rows=0, error="")
-    if not again:
-        raise InvalidState(
-            message=gettext("This file is being checked or applied, or was applied already."),
-            field="status",
-        )
-    allocation_import.refresh_from_db()
+    check_again(allocation_import)
     return _start_check(allocation_import)
 
 
 def _start_check(allocation_import: AllocationImport) -> AllocationImport:
-    if allocation_import.total_rows <= SYNC_CHECK_MAX_ROWS:
-        return import_check(allocation_import=allocation_import)
-    # The task reads the import: it is queued once the row is committed.
-    transaction.on_commit(lambda: tasks.allocation_import_check.delay(allocation_import.pk))
-    return allocation_import
+    return check_start(
+        allocation_import,
+        check=lambda: import_check(allocation_import=allocation_import),
+        task=tasks.allocation_import_check,
+    )
 
 
 def import_check(*, allocation_import: AllocationImport) -> AllocationImport:
@@ -491,18 +488,12 @@ def import_check(*, allocation_import: AllocationImport) -> AllocationImport:
             content=bytes(allocation_import.content), filename=allocation_import.filename
         )
     except ImportFileError as exc:
-        AllocationImport.objects.filter(pk=pk, status=Status.CHECKING).update(
-            status=Status.INVALID, error=str(exc.message)
-        )
-        allocation_import.refresh_from_db()
-        return allocation_import
-
-    def progress(done: int) -> None:
-        # Outside any transaction: each write is committed, so the progress page sees it.
-        AllocationImport.objects.filter(pk=pk).update(processed_rows=done)
-
+        return check_refused(allocation_import, exc)
     rows = _evaluate(
-        program=program, digest=allocation_import.digest, rows=file_rows, progress=progress
+        program=program,
+        digest=allocation_import.digest,
+        rows=file_rows,
+        progress=check_progress(allocation_import),
     )
     for row in rows:
         if row.already_allocated:
@@ -512,39 +503,18 @@ def import_check(*, allocation_import: AllocationImport) -> AllocationImport:
     error = ""
     if needed > available:
         error = _shortfall_message(needed=needed, available=available, currency=program.currency)
-    valid = not error and not any(row.errors for row in rows)
-    AllocationImport.objects.filter(pk=pk, status=Status.CHECKING).update(
-        status=Status.CHECKED if valid else Status.INVALID,
-        total_rows=len(rows),
-        processed_rows=len(rows),
-        total_amount=needed,
+    return check_done(
+        allocation_import,
         report=[row.report() for row in rows],
+        valid=not error and not any(row.errors for row in rows),
+        total_amount=needed,
         error=error,
     )
-    allocation_import.refresh_from_db()
-    return allocation_import
 
 
 def import_confirm(*, allocation_import: AllocationImport) -> AllocationImport:
-    """Start applying a checked file. The status changes to "being applied" at once (so a second
-    click does nothing and the page shows it); the task is queued once that is committed."""
-    with transaction.atomic():
-        started = AllocationImport.objects.filter(
-            pk=allocation_import.pk, status=Status.CHECKED
-        ).update(status=Status.APPLYING, processed_rows=0, error="")
-        if not started:
-            raise InvalidState(
-                message=gettext("Only a checked file without errors can be applied."),
-                field="status",
-            )
-        transaction.on_commit(lambda: tasks.allocation_import_apply.delay(allocation_import.pk))
-    allocation_import.refresh_from_db()
-    return allocation_import
-
-
-class _ChangedSinceCheck(Exception):
-    def __init__(self, rows: list[Row]):
-        self.rows = rows
+    """Start applying a checked file (see apply_start)."""
+    return apply_start(allocation_import, task=tasks.allocation_import_apply)
 
 
 def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
@@ -563,9 +533,7 @@ def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
     pk = allocation_import.pk
     try:
         with transaction.atomic():
-            allocation_import = (
-                AllocationImport.objects.select_for_update(of=("self",)).filter(pk=pk).first()
-            )
+            allocation_import = apply_lock(AllocationImport, pk)
             if allocation_import is None or allocation_import.status != Status.APPLYING:
                 return allocation_import
             program = Program.objects.select_for_update(of=("self",)).get(
@@ -579,20 +547,14 @@ def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
                 ),
             )
             if any(row.errors for row in rows):
-                raise _ChangedSinceCheck(rows)
+                raise ChangedSinceCheck(rows)
             for row in rows:
                 if not row.already_allocated:
                     _grant(row, program=program, by=allocation_import.created_by)
-            allocation_import.status = Status.APPLIED
-            allocation_import.applied_at = timezone.now()
-            allocation_import.processed_rows = len(rows)
-            allocation_import.report = [row.report() for row in rows]
-            allocation_import.save(
-                update_fields=["status", "applied_at", "processed_rows", "report"]
-            )
-            return allocation_import
-    except _ChangedSinceCheck as exc:
-        return _apply_refused(
+            return apply_done(allocation_import, report=[row.report() for row in rows])
+    except ChangedSinceCheck as exc:
+        return apply_refused(
+            AllocationImport,
             pk,
             status=Status.INVALID,
             report=[row.report() for row in exc.rows],
@@ -601,7 +563,8 @@ def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
     except InsufficientFunds:
         program = Program.objects.get(pk=allocation_import.program_id)
         needed = allocation_import.total_amount
-        return _apply_refused(
+        return apply_refused(
+            AllocationImport,
             pk,
             status=Status.FAILED,
             error=gettext(
@@ -615,7 +578,8 @@ def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
             },
         )
     except DomainError as exc:
-        return _apply_refused(
+        return apply_refused(
+            AllocationImport,
             pk,
             status=Status.FAILED,
             error=gettext("%(reason)s Nothing was allocated.") % {"reason": exc.message},
@@ -623,7 +587,8 @@ def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
     except IntegrityError:
         # A record this file creates (a file number, a grant) was written at the same moment by
         # someone else: the transaction is undone, and a new check sees that record.
-        return _apply_refused(
+        return apply_refused(
+            AllocationImport,
             pk,
             status=Status.FAILED,
             error=gettext(
@@ -631,11 +596,6 @@ def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
                 "file again."
             ),
         )
-
-
-def _apply_refused(pk: int, **changes) -> AllocationImport:
-    AllocationImport.objects.filter(pk=pk, status=Status.APPLYING).update(**changes)
-    return AllocationImport.objects.get(pk=pk)
 
 
 def _grant(row: Row, *, program: Program, by: AbstractBaseUser | None) -> None:

@@ -20,7 +20,6 @@ A cell left empty in a column of the file clears that fact: the file is the fund
 truth. Applying the same file again changes nothing. Once applied, the file's content is
 dropped (the facts are in the profiles); its report is kept."""
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -47,8 +46,8 @@ from funders.models import (
 from funders.services import beneficiary_enrol
 from funders.spreadsheets import (
     PROGRESS_EVERY,
-    SYNC_CHECK_MAX_ROWS,
     CellError,
+    ChangedSinceCheck,
     Column,
     DayWidget,
     EmailWidget,
@@ -58,11 +57,21 @@ from funders.spreadsheets import (
     SpreadsheetFileError,
     TextWidget,
     WholeNumberWidget,
-    duplicate_error,
+    apply_done,
+    apply_lock,
+    apply_refused,
+    apply_start,
+    check_again,
+    check_done,
+    check_progress,
+    check_refused,
+    check_start,
     error_text,
     header_key,
+    import_store,
     map_headers,
     match_beneficiary,
+    person_duplicate_error,
     read_table,
     row_error,
     spreadsheet_number,
@@ -498,14 +507,12 @@ def _evaluate(*, funder: Funder, rows: list[FileRow], progress=None) -> list[Row
                         row.is_new = True
                     elif not {"first_name", "last_name"} & {e["field"] for e in row.errors}:
                         row.errors.append(row_error(None, "person_unknown"))
-                error = duplicate_error(
+                error = person_duplicate_error(
                     number=row.number,
-                    identities=[
-                        ("reference", identity["reference"]),
-                        ("email", identity["email"].lower()),
-                        ("phone", identity["phone"]),
-                        (None, row.beneficiary.pk if row.beneficiary else None),
-                    ],
+                    reference=identity["reference"],
+                    email=identity["email"],
+                    phone=identity["phone"],
+                    beneficiary=row.beneficiary,
                     seen=seen,
                 )
                 if error is not None:
@@ -538,39 +545,30 @@ def profile_import_create(
             field="legal_basis",
         )
     rows = read_rows(funder=funder, content=content, filename=filename)
-    profile_import = ProfileImport.objects.create(
+    profile_import = import_store(
+        ProfileImport,
         funder=funder,
         legal_basis=legal_basis,
-        filename=filename[:255],
+        filename=filename,
         content=content,
-        digest=hashlib.sha256(content).hexdigest(),
-        status=Status.CHECKING,
         total_rows=len(rows),
-        created_by=by,
+        by=by,
     )
     return _start_check(profile_import)
 
 
 def profile_import_recheck(*, profile_import: ProfileImport) -> ProfileImport:
     """Check a file again, after the criteria or someone's record changed."""
-    again = ProfileImport.objects.filter(
-        pk=profile_import.pk, status__in=[Status.CHECKED, Status.INVALID, Status.FAILED]
-    ).update(status=Status.CHECKING, processed_rows=0, error="")
-    if not again:
-        raise InvalidState(
-            message=gettext("This file is being checked or applied, or was applied already."),
-            field="status",
-        )
-    profile_import.refresh_from_db()
+    check_again(profile_import)
     return _start_check(profile_import)
 
 
 def _start_check(profile_import: ProfileImport) -> ProfileImport:
-    if profile_import.total_rows <= SYNC_CHECK_MAX_ROWS:
-        return profile_import_check(profile_import=profile_import)
-    # The task reads the import: it is queued once the row is committed.
-    transaction.on_commit(lambda: tasks.profile_import_check.delay(profile_import.pk))
-    return profile_import
+    return check_start(
+        profile_import,
+        check=lambda: profile_import_check(profile_import=profile_import),
+        task=tasks.profile_import_check,
+    )
 
 
 def profile_import_check(*, profile_import: ProfileImport) -> ProfileImport:
@@ -587,49 +585,21 @@ def profile_import_check(*, profile_import: ProfileImport) -> ProfileImport:
             filename=profile_import.filename,
         )
     except SpreadsheetFileError as exc:
-        ProfileImport.objects.filter(pk=pk, status=Status.CHECKING).update(
-            status=Status.INVALID, error=str(exc.message), report=[]
-        )
-        profile_import.refresh_from_db()
-        return profile_import
-
-    def progress(done: int) -> None:
-        # Outside any transaction: each write is committed, so the progress page sees it.
-        ProfileImport.objects.filter(pk=pk).update(processed_rows=done)
-
-    rows = _evaluate(funder=profile_import.funder, rows=file_rows, progress=progress)
-    valid = not any(row.errors for row in rows)
-    ProfileImport.objects.filter(pk=pk, status=Status.CHECKING).update(
-        status=Status.CHECKED if valid else Status.INVALID,
-        total_rows=len(rows),
-        processed_rows=len(rows),
+        return check_refused(profile_import, exc, report=[])
+    rows = _evaluate(
+        funder=profile_import.funder, rows=file_rows, progress=check_progress(profile_import)
+    )
+    return check_done(
+        profile_import,
         report=[row.report() for row in rows],
+        valid=not any(row.errors for row in rows),
         error="",
     )
-    profile_import.refresh_from_db()
-    return profile_import
 
 
 def profile_import_confirm(*, profile_import: ProfileImport) -> ProfileImport:
-    """Start applying a checked file. The status changes to "being applied" at once (so a second
-    click does nothing and the page shows it); the task is queued once that is committed."""
-    with transaction.atomic():
-        started = ProfileImport.objects.filter(pk=profile_import.pk, status=Status.CHECKED).update(
-            status=Status.APPLYING, processed_rows=0, error=""
-        )
-        if not started:
-            raise InvalidState(
-                message=gettext("Only a checked file without errors can be applied."),
-                field="status",
-            )
-        transaction.on_commit(lambda: tasks.profile_import_apply.delay(profile_import.pk))
-    profile_import.refresh_from_db()
-    return profile_import
-
-
-class _ChangedSinceCheck(Exception):
-    def __init__(self, rows: list[Row]):
-        self.rows = rows
+    """Start applying a checked file (see apply_start)."""
+    return apply_start(profile_import, task=tasks.profile_import_apply)
 
 
 def _same_person(row: Row, entry: dict | None) -> bool:
@@ -664,9 +634,7 @@ def profile_import_apply(*, profile_import: ProfileImport) -> ProfileImport:
     pk = profile_import.pk
     try:
         with transaction.atomic():
-            profile_import = (
-                ProfileImport.objects.select_for_update(of=("self",)).filter(pk=pk).first()
-            )
+            profile_import = apply_lock(ProfileImport, pk)
             if profile_import is None or profile_import.status != Status.APPLYING:
                 return profile_import
             funder = Funder.objects.select_for_update().get(pk=profile_import.funder_id)
@@ -679,47 +647,41 @@ def profile_import_apply(*, profile_import: ProfileImport) -> ProfileImport:
                 ),
             )
             if not _same_people(rows, profile_import.report):
-                raise _ChangedSinceCheck(rows)
+                raise ChangedSinceCheck(rows)
             changed = []
             for row in rows:
                 if _write(row, funder=funder, profile_import=profile_import):
                     changed.append(row.beneficiary.pk)
-            profile_import.status = Status.APPLIED
-            profile_import.applied_at = timezone.now()
-            profile_import.processed_rows = len(rows)
-            profile_import.report = [row.report() for row in rows]
             # Data minimisation: the facts now live in the profiles, and nothing reads an
             # applied file again; its report (who, which facts changed) is kept.
             profile_import.content = b""
-            profile_import.save(
-                update_fields=["status", "applied_at", "processed_rows", "report", "content"]
-            )
+            apply_done(profile_import, report=[row.report() for row in rows], also=("content",))
             # One re-evaluation for the whole file, queued once all of it is committed.
             profiles_changed(funder=funder, beneficiary_ids=changed)
             return profile_import
-    except SpreadsheetFileError as exc:
-        return _apply_refused(
-            pk,
-            status=Status.INVALID,
-            error=gettext("%(reason)s Nothing was written.") % {"reason": exc.message},
-        )
-    except _ChangedSinceCheck as exc:
-        return _apply_refused(
+    except ChangedSinceCheck as exc:
+        return apply_refused(
+            ProfileImport,
             pk,
             status=Status.INVALID,
             report=[row.report() for row in exc.rows],
             error=gettext("Some rows changed since the check (see below). Nothing was written."),
         )
     except DomainError as exc:
-        return _apply_refused(
+        # A file that can no longer be read (the criteria changed) has errors; anything else
+        # refused failed.
+        invalid = isinstance(exc, SpreadsheetFileError)
+        return apply_refused(
+            ProfileImport,
             pk,
-            status=Status.FAILED,
+            status=Status.INVALID if invalid else Status.FAILED,
             error=gettext("%(reason)s Nothing was written.") % {"reason": exc.message},
         )
     except (IntegrityError, ValidationError):
         # A person or file number this file creates was written at the same moment by someone
         # else: the transaction is undone, and a new check sees that record.
-        return _apply_refused(
+        return apply_refused(
+            ProfileImport,
             pk,
             status=Status.FAILED,
             error=gettext(
@@ -727,11 +689,6 @@ def profile_import_apply(*, profile_import: ProfileImport) -> ProfileImport:
                 "file again."
             ),
         )
-
-
-def _apply_refused(pk: int, **changes) -> ProfileImport:
-    ProfileImport.objects.filter(pk=pk, status=Status.APPLYING).update(**changes)
-    return ProfileImport.objects.get(pk=pk)
 
 
 def _write(row: Row, *, funder: Funder, profile_import: ProfileImport) -> bool:

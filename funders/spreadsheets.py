@@ -5,8 +5,13 @@ Reading is django-import-export's: its formats turn CSV and XLSX into a tablib d
 widgets (below) turn each cell into a value or a `CellError`. A whole file that cannot be used
 raises `SpreadsheetFileError`, whose message the upload form shows. A row's problems are kept as
 stable codes with their parameters (`{"field", "code", "params"}`, see `row_error`) and put into
-words only when a page shows them, in the reader's language (`error_text`)."""
+words only when a page shows them, in the reader's language (`error_text`).
 
+The steps around the rows are shared too (the end of this module): storing a file, checking it
+(at once or in a task), starting the apply, and recording how the apply ended. What a row does is
+each import's own."""
+
+import hashlib
 import logging
 import re
 import unicodedata
@@ -17,15 +22,18 @@ from datetime import datetime
 import tablib
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export import widgets
 from import_export.formats import base_formats
 from phonenumber_field.phonenumber import to_python as phone_to_python
 
 from config.validators import validate_french_postcode
-from funders.models import Enrolment, Funder
-from wallet.errors import DomainError
+from funders.models import Enrolment, Funder, SpreadsheetImport
+from wallet.errors import DomainError, InvalidState
 from wallet.models import Beneficiary
 
 logger = logging.getLogger(__name__)
@@ -34,6 +42,8 @@ SYNC_CHECK_MAX_ROWS = 200  # checked during the upload request; larger files go 
 PROGRESS_EVERY = 50  # rows between two writes of `processed_rows`
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 5000  # applied in one transaction: beyond, split the file
+
+Status = SpreadsheetImport.Status
 
 
 class SpreadsheetFileError(DomainError):
@@ -366,6 +376,29 @@ def match_beneficiary(
     return found[0], []
 
 
+def person_duplicate_error(
+    *,
+    number: int,
+    reference: str,
+    email: str,
+    phone: str,
+    beneficiary: Beneficiary | None,
+    seen: dict[tuple, int],
+) -> dict | None:
+    """The error of a row naming a person an earlier row named: by file number, email, phone,
+    or as the same known beneficiary (see duplicate_error)."""
+    return duplicate_error(
+        number=number,
+        identities=[
+            ("reference", reference),
+            ("email", email.lower()),
+            ("phone", phone),
+            (None, beneficiary.pk if beneficiary else None),
+        ],
+        seen=seen,
+    )
+
+
 def duplicate_error(
     *, number: int, identities: Iterable[tuple[str | None, object]], seen: dict[tuple, int]
 ) -> dict | None:
@@ -381,3 +414,153 @@ def duplicate_error(
     for identity in identities:
         seen.setdefault(identity, number)
     return error
+
+
+# --- the steps of an import ----------------------------------------------------------------------
+# Both imports (AllocationImport, ProfileImport) go through the same statuses: stored and checked
+# (a dry run, at once or in a task), confirmed, applied in one transaction or refused. What a row
+# does is each import's own; these are the steps around it.
+
+
+def import_store(
+    model: type[SpreadsheetImport],
+    *,
+    filename: str,
+    content: bytes,
+    total_rows: int,
+    by,
+    **owner,
+) -> SpreadsheetImport:
+    """A new import of an uploaded file, to be checked. `owner`: the import's own fields (its
+    program, its funder and legal basis...)."""
+    return model.objects.create(
+        **owner,
+        filename=filename[:255],
+        content=content,
+        digest=hashlib.sha256(content).hexdigest(),
+        status=Status.CHECKING,
+        total_rows=total_rows,
+        created_by=by,
+    )
+
+
+def check_again(spreadsheet_import: SpreadsheetImport) -> None:
+    """Put a checked, invalid or failed import back to "being checked"; InvalidState when it is
+    being checked or applied, or was applied."""
+    again = (
+        type(spreadsheet_import)
+        .objects.filter(
+            pk=spreadsheet_import.pk, status__in=[Status.CHECKED, Status.INVALID, Status.FAILED]
+        )
+        .update(status=Status.CHECKING, processed_rows=0, error="")
+    )
+    if not again:
+        raise InvalidState(
+            message=gettext("This file is being checked or applied, or was applied already."),
+            field="status",
+        )
+    spreadsheet_import.refresh_from_db()
+
+
+def check_start(
+    spreadsheet_import: SpreadsheetImport, *, check: Callable[[], SpreadsheetImport], task
+) -> SpreadsheetImport:
+    """Check a small file at once (`check`), a large one in `task` (the page shows the
+    progress)."""
+    if spreadsheet_import.total_rows <= SYNC_CHECK_MAX_ROWS:
+        return check()
+    # The task reads the import: it is queued once the row is committed.
+    transaction.on_commit(lambda: task.delay(spreadsheet_import.pk))
+    return spreadsheet_import
+
+
+def check_refused(
+    spreadsheet_import: SpreadsheetImport, exc: SpreadsheetFileError, **changes
+) -> SpreadsheetImport:
+    """The end of a check whose file, as a whole, cannot be used any more."""
+    type(spreadsheet_import).objects.filter(
+        pk=spreadsheet_import.pk, status=Status.CHECKING
+    ).update(status=Status.INVALID, error=str(exc.message), **changes)
+    spreadsheet_import.refresh_from_db()
+    return spreadsheet_import
+
+
+def check_progress(spreadsheet_import: SpreadsheetImport) -> Callable[[int], None]:
+    """What a check calls every PROGRESS_EVERY rows with the number of rows done."""
+    model, pk = type(spreadsheet_import), spreadsheet_import.pk
+
+    def progress(done: int) -> None:
+        # Outside any transaction: each write is committed, so the progress page sees it.
+        model.objects.filter(pk=pk).update(processed_rows=done)
+
+    return progress
+
+
+def check_done(
+    spreadsheet_import: SpreadsheetImport, *, report: list[dict], valid: bool, **changes
+) -> SpreadsheetImport:
+    """The end of a check: each row's result in the report, checked or with errors."""
+    type(spreadsheet_import).objects.filter(
+        pk=spreadsheet_import.pk, status=Status.CHECKING
+    ).update(
+        status=Status.CHECKED if valid else Status.INVALID,
+        total_rows=len(report),
+        processed_rows=len(report),
+        report=report,
+        **changes,
+    )
+    spreadsheet_import.refresh_from_db()
+    return spreadsheet_import
+
+
+def apply_start(spreadsheet_import: SpreadsheetImport, *, task) -> SpreadsheetImport:
+    """Start applying a checked file. The status changes to "being applied" at once (so a second
+    click does nothing and the page shows it); `task` is queued once that is committed."""
+    with transaction.atomic():
+        started = (
+            type(spreadsheet_import)
+            .objects.filter(pk=spreadsheet_import.pk, status=Status.CHECKED)
+            .update(status=Status.APPLYING, processed_rows=0, error="")
+        )
+        if not started:
+            raise InvalidState(
+                message=gettext("Only a checked file without errors can be applied."),
+                field="status",
+            )
+        transaction.on_commit(lambda: task.delay(spreadsheet_import.pk))
+    spreadsheet_import.refresh_from_db()
+    return spreadsheet_import
+
+
+class ChangedSinceCheck(Exception):
+    """Raised inside an apply's transaction (to undo it) when rows no longer pass the check."""
+
+    def __init__(self, rows: list):
+        self.rows = rows
+
+
+def apply_lock(model: type[SpreadsheetImport], pk: int) -> SpreadsheetImport | None:
+    """The import, its row locked for the apply's transaction (None: it is gone). Only one
+    whose status is still "being applied" is to be applied."""
+    return model.objects.select_for_update(of=("self",)).filter(pk=pk).first()
+
+
+def apply_done(
+    spreadsheet_import: SpreadsheetImport, *, report: list[dict], also: tuple[str, ...] = ()
+) -> SpreadsheetImport:
+    """Record, inside the apply's transaction, that every row was applied. `also`: other
+    fields the apply changed on the import."""
+    spreadsheet_import.status = Status.APPLIED
+    spreadsheet_import.applied_at = timezone.now()
+    spreadsheet_import.processed_rows = len(report)
+    spreadsheet_import.report = report
+    spreadsheet_import.save(
+        update_fields=["status", "applied_at", "processed_rows", "report", *also]
+    )
+    return spreadsheet_import
+
+
+def apply_refused(model: type[SpreadsheetImport], pk: int, **changes) -> SpreadsheetImport:
+    """The end of an apply whose transaction was undone: its status and error."""
+    model.objects.filter(pk=pk, status=Status.APPLYING).update(**changes)
+    return model.objects.get(pk=pk)

@@ -3,26 +3,24 @@ by hand, one person at a time) and the files that bring them in bulk (upload wit
 basis, the check's result row by row, confirmation, progress)."""
 
 from django import forms
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.core.validators import FileExtensionValidator
-from django.http import Http404, HttpResponse, HttpResponseNotAllowed
-from django.shortcuts import redirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.contrib import admin
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
-from import_export.formats import base_formats
 
 from funders.admin.scoping import FunderScopedAdmin
-from funders.campaigns import profile_save
+from funders.admin.spreadsheet_imports import (
+    SpreadsheetImportAdmin,
+    SpreadsheetUploadForm,
+    column_rows,
+)
+from funders.campaigns import PROFILE_FIELDS, profile_save
 from funders.eligibility import MAX_ATTRIBUTE_LENGTH, MAX_HOUSEHOLD, age_on
 from funders.models import BeneficiaryProfile, Enrolment, LegalBasis, ProfileImport
 from funders.profile_imports import (
     ATTRIBUTE_PREFIX,
     OLDEST_BIRTH_DATE,
-    SpreadsheetFileError,
     allowed_fields,
     column_label,
     error_message,
@@ -32,13 +30,10 @@ from funders.profile_imports import (
     profile_import_recheck,
     template_dataset,
 )
-from funders.spreadsheets import MAX_FILE_BYTES
 from funders.tenancy import Role, funder_ids, funders_of, is_operator
 from wallet.authorization import geo
-from wallet.errors import InvalidState
 
 Status = ProfileImport.Status
-TEMPLATE_DIR = "admin/funders/profileimport"
 RESULTS = {
     "new": _("New person"),
     "update": _("Update"),
@@ -50,7 +45,9 @@ RESULTS = {
 # --- files of beneficiary data -------------------------------------------------------------------
 
 
-class UploadForm(forms.Form):
+class UploadForm(SpreadsheetUploadForm):
+    file_help = _("A .csv or .xlsx file, one row per person, at most 5 MB.")
+
     funder = forms.ModelChoiceField(label=_("funder"), queryset=None)
     legal_basis = forms.ChoiceField(
         label=_("legal basis"),
@@ -67,31 +64,22 @@ class UploadForm(forms.Form):
             "required": _("The people must be informed before their data are imported.")
         },
     )
-    file = forms.FileField(
-        label=_("file"),
-        validators=[FileExtensionValidator(["csv", "xlsx"])],
-        help_text=_("A .csv or .xlsx file, one row per person, at most 5 MB."),
-    )
 
     def __init__(self, *args, funders, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["funder"].queryset = funders
 
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_FILE_BYTES:
-            raise forms.ValidationError(
-                _("The file is larger than 5 MB: split it into several files."), code="too_large"
-            )
-        return upload
-
 
 @admin.register(ProfileImport)
-class ProfileImportAdmin(FunderScopedAdmin):
+class ProfileImportAdmin(SpreadsheetImportAdmin):
     funder_path = "funder"
     view_role = Role.AGENT
     add_role = Role.MANAGER
-    change_role = None  # a file is never edited: it is checked, confirmed, or sent again
+    template_dir = "admin/funders/profileimport"
+    object_name = "profile_import"
+    upload_title = _("Import beneficiary data from a file")
+    confirm_service = staticmethod(profile_import_confirm)
+    recheck_service = staticmethod(profile_import_recheck)
     list_display = [
         "filename",
         "funder",
@@ -106,16 +94,6 @@ class ProfileImportAdmin(FunderScopedAdmin):
     list_select_related = ["funder", "created_by"]
     search_fields = ["filename"]
 
-    def get_urls(self):
-        name = f"{self.opts.app_label}_{self.opts.model_name}"
-        wrap = self.admin_site.admin_view
-        return [
-            path("template.<str:extension>", wrap(self.template_view), name=f"{name}_template"),
-            path("<path:object_id>/confirm/", wrap(self.confirm_view), name=f"{name}_confirm"),
-            path("<path:object_id>/check/", wrap(self.recheck_view), name=f"{name}_recheck"),
-            *super().get_urls(),
-        ]
-
     def _funders(self, request):
         return funders_of(request.user, role=Role.MANAGER)
 
@@ -129,24 +107,9 @@ class ProfileImportAdmin(FunderScopedAdmin):
             return funders.get(pk=wanted)
         return funders.first()
 
-    def _result_url(self, profile_import) -> str:
-        return reverse(
-            f"{self.admin_site.name}:funders_profileimport_change", args=[profile_import.pk]
-        )
-
-    def _context(self, request, **extra):
-        return {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "has_view_permission": self.has_view_permission(request),
-            **extra,
-        }
-
     # --- upload ---------------------------------------------------------------------------------
 
-    def add_view(self, request, form_url="", extra_context=None):
-        if not self.has_add_permission(request):
-            raise PermissionDenied
+    def upload_page(self, request):
         funders = self._funders(request)
         selected = self._wanted_funder(request, funders)
         form = UploadForm(
@@ -155,79 +118,41 @@ class ProfileImportAdmin(FunderScopedAdmin):
             funders=funders,
             initial={"funder": selected.pk if selected else None},
         )
-        if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                profile_import = profile_import_create(
-                    funder=form.cleaned_data["funder"],
-                    filename=upload.name,
-                    content=upload.read(),
-                    legal_basis=form.cleaned_data["legal_basis"],
-                    by=request.user,
-                )
-            except SpreadsheetFileError as exc:
-                form.add_error("file", str(exc.message))
-            except InvalidState as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, str(exc.message))
-            else:
-                return redirect(self._result_url(profile_import))
-        context = self._context(
-            request,
-            title=_("Import beneficiary data from a file"),
-            form=form,
-            funder=selected,
-            funders=funders,
-            columns=[
-                {
-                    "english": column.french
-                    if column.name.startswith(ATTRIBUTE_PREFIX)
-                    else column.name,
-                    "french": column.french,
-                    "label": column.label,
-                    "help": column.help,
-                }
-                for column in (funder_columns(selected) if selected else [])
-            ],
+        columns = column_rows(
+            funder_columns(selected) if selected else [],
+            # An attribute's column has the same title in both languages: its name.
+            english=lambda column: (
+                column.french if column.name.startswith(ATTRIBUTE_PREFIX) else column.name
+            ),
         )
-        return TemplateResponse(request, f"{TEMPLATE_DIR}/upload.html", context)
+        return form, {"funder": selected, "funders": funders, "columns": columns}
 
-    def template_view(self, request, extension):
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        formats = {"csv": base_formats.CSV(), "xlsx": base_formats.XLSX()}
-        if extension not in formats:
-            raise Http404
+    def upload_create(self, form, *, filename, content, by):
+        return profile_import_create(
+            funder=form.cleaned_data["funder"],
+            filename=filename,
+            content=content,
+            legal_basis=form.cleaned_data["legal_basis"],
+            by=by,
+        )
+
+    def french_headers(self, request):
+        # The page's language, unless the link asks for the other one (?headers=fr / en).
+        return (request.GET.get("headers") or (get_language() or "")[:2]) == "fr"
+
+    def empty_file(self, request, *, french):
         funder = self._wanted_funder(request, self._funders(request))
         if funder is None:
             raise Http404
-        headers = request.GET.get("headers") or (get_language() or "")[:2]
-        french = headers == "fr"
-        file_format = formats[extension]
         dataset = template_dataset(funder=funder, french_headers=french)
-        if extension == "csv":
-            # What a spreadsheet program of the same language opens in columns: ";" and a BOM
-            # in French, "," in English.
-            data = "\ufeff" + file_format.export_data(dataset, delimiter=";" if french else ",")
-        else:
-            data = file_format.export_data(dataset)
-        response = HttpResponse(data, content_type=file_format.get_content_type())
-        filename = "donnees_beneficiaires" if french else "beneficiary_data"
-        response["Content-Disposition"] = f'attachment; filename="{filename}.{extension}"'
-        return response
+        return dataset, "donnees_beneficiaires" if french else "beneficiary_data"
 
-    # --- result, progress, confirmation ---------------------------------------------------------
+    # --- result ---------------------------------------------------------------------------------
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        profile_import = self.get_scoped_object(request, object_id, role=self.view_role)
-        context = self._context(
-            request,
-            title=str(profile_import),
-            original=profile_import,
-            profile_import=profile_import,
-            funder=profile_import.funder,
-        )
-        if profile_import.status in (Status.CHECKING, Status.APPLYING):
-            return TemplateResponse(request, f"{TEMPLATE_DIR}/progress.html", context)
+    def page_context(self, profile_import):
+        return {"funder": profile_import.funder}
+
+    def result_context(self, request, profile_import):
         rows = [
             {
                 **row,
@@ -241,34 +166,17 @@ class ProfileImportAdmin(FunderScopedAdmin):
             request, Role.MANAGER, profile_import
         )
         count = {key: sum(1 for row in rows if row["result"] == key) for key in RESULTS}
-        context.update(
-            rows=rows,
-            rows_with_errors=count["invalid"],
-            new_count=count["new"],
-            update_count=count["update"],
-            unchanged_count=count["unchanged"],
-            can_confirm=may_act and profile_import.status == Status.CHECKED,
-            can_recheck=may_act
+        return {
+            "rows": rows,
+            "rows_with_errors": count["invalid"],
+            "new_count": count["new"],
+            "update_count": count["update"],
+            "unchanged_count": count["unchanged"],
+            "can_confirm": may_act and profile_import.status == Status.CHECKED,
+            "can_recheck": may_act
             and profile_import.status in (Status.CHECKED, Status.INVALID, Status.FAILED),
-            may_add=may_act,
-        )
-        return TemplateResponse(request, f"{TEMPLATE_DIR}/result.html", context)
-
-    def confirm_view(self, request, object_id):
-        return self._act(request, object_id, profile_import_confirm)
-
-    def recheck_view(self, request, object_id):
-        return self._act(request, object_id, profile_import_recheck)
-
-    def _act(self, request, object_id, service):
-        profile_import = self.get_scoped_object(request, object_id, role=Role.MANAGER)
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        try:
-            service(profile_import=profile_import)
-        except InvalidState as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-        return redirect(self._result_url(profile_import))
+            "may_add": may_act,
+        }
 
 
 # --- profiles ------------------------------------------------------------------------------------
@@ -285,17 +193,7 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = BeneficiaryProfile
-        fields = [
-            "enrolment",
-            "postcode",
-            "commune",
-            "birth_date",
-            "household_size",
-            "dependent_children",
-            "income_bracket",
-            "attributes",
-            "legal_basis",
-        ]
+        fields = ["enrolment", *PROFILE_FIELDS, "legal_basis"]
         field_classes = {"enrolment": EnrolmentChoiceField}
 
     def clean_commune(self):
