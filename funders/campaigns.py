@@ -111,6 +111,10 @@ def _criteria(program: Program) -> list[Criterion]:
     return [Criterion.of(row) for row in rows]
 
 
+# A person with several grants of one program: the state that says most wins.
+_AID_RANK = {eligibility.RECEIVED: 0, eligibility.EXHAUSTED: 1, eligibility.HOLDS: 2}
+
+
 def _other_aid(criteria: list[Criterion], ids: set[int] | None) -> dict[int, dict[int, str]]:
     """For each other program a criterion names: each person's state with its aid."""
     states: dict[int, dict[int, str]] = {}
@@ -119,7 +123,6 @@ def _other_aid(criteria: list[Criterion], ids: set[int] | None) -> dict[int, dic
         if ids is not None:
             allocations = allocations.filter(beneficiary_id__in=ids)
         state: dict[int, str] = {}
-        rank = {eligibility.RECEIVED: 0, eligibility.EXHAUSTED: 1, eligibility.HOLDS: 2}
         for person, status, balance in allocations.values_list(
             "beneficiary_id", "status", "pocket__account__balance"
         ).iterator(chunk_size=BATCH):
@@ -127,7 +130,7 @@ def _other_aid(criteria: list[Criterion], ids: set[int] | None) -> dict[int, dic
                 found = eligibility.RECEIVED
             else:
                 found = eligibility.HOLDS if balance else eligibility.EXHAUSTED
-            if rank[found] > rank.get(state.get(person), -1):
+            if _AID_RANK[found] > _AID_RANK.get(state.get(person), -1):
                 state[person] = found
         states[program_id] = state
     return states
@@ -283,7 +286,7 @@ def _evaluate(
             withdraw[proposal_id] = [eligibility.situation(eligibility.NOT_FOLLOWED)]
 
     bulk_create_with_history(new, Proposal, batch_size=BATCH, default_user=run.started_by)
-    _withdraw(withdraw, by=run.started_by)
+    proposals_withdraw(reasons=withdraw, by=run.started_by)
 
     run.evaluated = tally.counts["evaluated"]
     run.eligible = tally.counts["eligible"]
@@ -298,11 +301,15 @@ def _evaluate(
         Campaign.objects.filter(pk=campaign.pk).update(last_run_at=run.finished_at)
 
 
-def _withdraw(reasons: dict[int, list[dict]], *, by: AbstractBaseUser | None) -> None:
+def proposals_withdraw(*, reasons: dict[int, list[dict]], by: AbstractBaseUser | None) -> None:
+    """Withdraw pending proposals (ids) with why (reasons in eligibility's form), their history
+    rows written in the same statements."""
     now = timezone.now()
     ids = list(reasons)
     for start in range(0, len(ids), BATCH):
-        batch = list(Proposal.objects.filter(pk__in=ids[start : start + BATCH]))
+        batch = list(
+            Proposal.objects.filter(pk__in=ids[start : start + BATCH], status=Status.PENDING)
+        )
         for proposal in batch:
             proposal.status = Status.WITHDRAWN
             proposal.unmet = reasons[proposal.pk]
@@ -321,13 +328,14 @@ def campaigns_reevaluate(*, funder_id: int, beneficiary_ids: list[int]) -> int:
     ).select_related("program__funder")
     made = 0
     for campaign in campaigns:
-        if not EligibilityCriterion.objects.filter(program_id=campaign.program_id).exists():
+        try:
+            campaign_run(
+                campaign=campaign,
+                trigger=CampaignRun.Trigger.DATA_CHANGE,
+                beneficiary_ids=beneficiary_ids,
+            )
+        except CampaignWithoutCriteria:
             continue
-        campaign_run(
-            campaign=campaign,
-            trigger=CampaignRun.Trigger.DATA_CHANGE,
-            beneficiary_ids=beneficiary_ids,
-        )
         made += 1
     return made
 

@@ -46,6 +46,7 @@ MAX_AGE = 130
 MAX_HOUSEHOLD = 30
 MAX_BRACKET = 20
 MAX_ATTRIBUTE_LENGTH = 100
+OLDEST_BIRTH_DATE = date(1900, 1, 1)  # before, a date of birth is surely a typing mistake
 
 
 @dataclass(frozen=True)

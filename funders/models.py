@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -13,6 +14,7 @@ from config.validators import (
     validate_siret,
 )
 from funders import eligibility
+from wallet.authorization import geo
 
 
 class LegalBasis(models.TextChoices):
@@ -394,6 +396,48 @@ class BeneficiaryProfile(models.Model):
 
     def __str__(self) -> str:
         return str(self.enrolment)
+
+    def clean(self):
+        # Here rather than in each form or file reader: every way in goes through profile_save,
+        # which calls full_clean().
+        errors = {}
+        self.commune = (self.commune or "").strip().upper()
+        if self.commune and geo.departement_from_commune(self.commune) is None:
+            errors["commune"] = ValidationError(
+                _("This is not the INSEE code of a French commune."), code="invalid_commune"
+            )
+        if self.birth_date is not None and self.birth_date > timezone.localdate():
+            errors["birth_date"] = ValidationError(
+                _("This date of birth is in the future."), code="birth_date_in_future"
+            )
+        elif self.birth_date is not None and self.birth_date < eligibility.OLDEST_BIRTH_DATE:
+            errors["birth_date"] = ValidationError(
+                _("A date of birth before 1900 is surely a mistake."), code="birth_date_too_old"
+            )
+        if self.household_size is not None and self.household_size > eligibility.MAX_HOUSEHOLD:
+            errors["household_size"] = ValidationError(
+                _("At most %(max)s people."),
+                code="out_of_range",
+                params={"max": eligibility.MAX_HOUSEHOLD},
+            )
+        size, children = self.household_size, self.dependent_children
+        if size is not None and children is not None and children >= size:
+            errors["dependent_children"] = ValidationError(
+                _(
+                    "The household includes its children: it has more people than "
+                    "dependent children."
+                ),
+                code="children_not_fewer_than_household",
+            )
+        for name, value in (self.attributes or {}).items():
+            if len(str(value)) > eligibility.MAX_ATTRIBUTE_LENGTH:
+                errors["attributes"] = ValidationError(
+                    _("“%(name)s”: at most %(max)s characters."),
+                    code="too_long",
+                    params={"name": name, "max": eligibility.MAX_ATTRIBUTE_LENGTH},
+                )
+        if errors:
+            raise ValidationError(errors)
 
 
 class EligibilityCriterion(models.Model):

@@ -21,7 +21,6 @@ truth. Applying the same file again changes nothing. Once applied, the file's co
 dropped (the facts are in the profiles); its report is kept."""
 
 from dataclasses import dataclass, field
-from datetime import date
 
 import tablib
 from django.contrib.auth.models import AbstractBaseUser
@@ -34,7 +33,12 @@ from import_export import widgets
 
 from funders import tasks
 from funders.campaigns import profile_save, profiles_changed
-from funders.eligibility import MAX_ATTRIBUTE_LENGTH, MAX_HOUSEHOLD, criteria_fields
+from funders.eligibility import (
+    MAX_ATTRIBUTE_LENGTH,
+    MAX_HOUSEHOLD,
+    OLDEST_BIRTH_DATE,
+    criteria_fields,
+)
 from funders.models import (
     BeneficiaryProfile,
     EligibilityCriterion,
@@ -84,7 +88,6 @@ from wallet.services import beneficiary_create
 
 Status = ProfileImport.Status
 ATTRIBUTE_PREFIX = "attributes."
-OLDEST_BIRTH_DATE = date(1900, 1, 1)
 
 # --- the columns ---------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from funders import eligibility
+from funders.campaigns import proposals_withdraw
 from funders.models import (
     Allocation,
     AllocationImport,
@@ -402,15 +403,6 @@ def _pseudonymise_import_reports(person: Beneficiary, name: str) -> None:
         profile_import.save(update_fields=changed)
 
 
-def _withdraw_pending_proposals(person: Beneficiary, by: AbstractBaseUser | None) -> None:
-    for proposal in Proposal.objects.filter(beneficiary=person, status=Proposal.Status.PENDING):
-        proposal.status = Proposal.Status.WITHDRAWN
-        proposal.unmet = [eligibility.situation(eligibility.NOT_FOLLOWED)]
-        proposal.decided_at = timezone.now()
-        proposal._history_user = by
-        proposal.save(update_fields=["status", "unmet", "decided_at"])
-
-
 def _rename_copies_of_the_name(person: Beneficiary, wallet: Wallet, name: str) -> None:
     """The admin's log and the ledger's account labels, which copied the name."""
 
@@ -474,7 +466,9 @@ def beneficiary_erase(
         # What funders knew for their criteria goes; decided proposals stay, as the record of
         # each decision a funder must be able to explain, and pending ones are withdrawn.
         BeneficiaryProfile.objects.filter(enrolment__beneficiary=person).delete()
-        _withdraw_pending_proposals(person, by)
+        pending = Proposal.objects.filter(beneficiary=person, status=Proposal.Status.PENDING)
+        gone = [eligibility.situation(eligibility.NOT_FOLLOWED)]
+        proposals_withdraw(reasons={pk: gone for pk in pending.values_list("pk", flat=True)}, by=by)
         for schedule in RecurringAllocation.objects.filter(beneficiaries=person):
             schedule.beneficiaries.remove(person)
         _pseudonymise_import_reports(person, name)

@@ -16,11 +16,10 @@ from funders.admin.spreadsheet_imports import (
     column_rows,
 )
 from funders.campaigns import PROFILE_FIELDS, profile_save
-from funders.eligibility import MAX_ATTRIBUTE_LENGTH, MAX_HOUSEHOLD, age_on
+from funders.eligibility import age_on
 from funders.models import BeneficiaryProfile, Enrolment, LegalBasis, ProfileImport
 from funders.profile_imports import (
     ATTRIBUTE_PREFIX,
-    OLDEST_BIRTH_DATE,
     allowed_fields,
     column_label,
     error_message,
@@ -31,7 +30,6 @@ from funders.profile_imports import (
     template_dataset,
 )
 from funders.tenancy import Role, funder_ids, funders_of, is_operator
-from wallet.authorization import geo
 
 Status = ProfileImport.Status
 RESULTS = {
@@ -189,40 +187,13 @@ class EnrolmentChoiceField(forms.ModelChoiceField):
 
 
 class ProfileForm(forms.ModelForm):
-    """The checks of a file's cells (funders/profile_imports.py), for a profile typed by hand."""
+    """A profile typed by hand: the model checks the values (as for a file's rows); the form
+    adds that a fact from the funder's files must be one its criteria read."""
 
     class Meta:
         model = BeneficiaryProfile
         fields = ["enrolment", *PROFILE_FIELDS, "legal_basis"]
         field_classes = {"enrolment": EnrolmentChoiceField}
-
-    def clean_commune(self):
-        commune = (self.cleaned_data.get("commune") or "").strip().upper()
-        if commune and geo.departement_from_commune(commune) is None:
-            raise forms.ValidationError(
-                _("This is not the INSEE code of a French commune."), code="invalid_commune"
-            )
-        return commune
-
-    def clean_birth_date(self):
-        day = self.cleaned_data.get("birth_date")
-        if day is not None and day > timezone.localdate():
-            raise forms.ValidationError(
-                _("This date of birth is in the future."), code="birth_date_in_future"
-            )
-        if day is not None and day < OLDEST_BIRTH_DATE:
-            raise forms.ValidationError(
-                _("A date of birth before 1900 is surely a mistake."), code="birth_date_too_old"
-            )
-        return day
-
-    def clean_household_size(self):
-        size = self.cleaned_data.get("household_size")
-        if size is not None and size > MAX_HOUSEHOLD:
-            raise forms.ValidationError(
-                _("At most %(max)s people."), code="out_of_range", params={"max": MAX_HOUSEHOLD}
-            )
-        return size
 
     def clean_attributes(self):
         attributes = self.cleaned_data.get("attributes") or {}
@@ -242,34 +213,11 @@ class ProfileForm(forms.ModelForm):
                 code="attribute_not_used",
                 params={"names": ", ".join(f"“{name}”" for name in unused)},
             )
-        cleaned = {}
-        for name, value in attributes.items():
-            text = "" if value is None else str(value).strip()
-            if len(text) > MAX_ATTRIBUTE_LENGTH:
-                raise forms.ValidationError(
-                    _("“%(name)s”: at most %(max)s characters."),
-                    code="too_long",
-                    params={"name": name, "max": MAX_ATTRIBUTE_LENGTH},
-                )
-            if text:
-                cleaned[name] = text
-        return cleaned
-
-    def clean(self):
-        cleaned = super().clean()
-        size, children = cleaned.get("household_size"), cleaned.get("dependent_children")
-        if size is not None and children is not None and children >= size:
-            self.add_error(
-                "dependent_children",
-                forms.ValidationError(
-                    _(
-                        "The household includes its children: it has more people than "
-                        "dependent children."
-                    ),
-                    code="children_not_fewer_than_household",
-                ),
-            )
-        return cleaned
+        # Kept as text, as a file's cells are; the model checks their length.
+        texts = {
+            name: "" if value is None else str(value).strip() for name, value in attributes.items()
+        }
+        return {name: text for name, text in texts.items() if text}
 
 
 @admin.register(BeneficiaryProfile)
