@@ -507,3 +507,36 @@ def test_a_grant_from_a_proposal_explains_itself_on_the_allocation_page(funder, 
     text = page.content.decode()
     assert "Aide seniors Isère" in text
     assert "Isère (38)" in text and "65" in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_agents_accepting_one_proposal_at_once_grant_once(funder, campaign, agent, manager):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are proven on PostgreSQL")
+    person(funder)
+    run(campaign)
+    proposal = pending(campaign).get()
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def accept(by):
+        try:
+            barrier.wait()
+            results.append(proposal_accept(proposal=proposal, by=by).allocation_id)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=accept, args=(user,)) for user in (agent, manager)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(set(results)) == 1
+    assert Allocation.objects.count() == 1
+    program = campaign.program
+    program.float_account.refresh_from_db()
+    assert program.float_account.available == 100_000 - 5_000
