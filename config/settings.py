@@ -266,9 +266,11 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_card_numbers": {"()": "config.log_filters.RedactCardNumbers"}},
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_secrets": {"()": "config.log_filters.RedactSecrets"}},
+    # Every record written is masked, whichever logger it comes from...
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Django logs the path of every refused request: a client may have put a card number in it.
-    "loggers": {"django.request": {"filters": ["redact_card_numbers"]}},
+    # ...and Django's request log at the source, for any other handler too: it logs the path of
+    # every refused request, where a client may have put a card number or a card reference.
+    "loggers": {"django.request": {"filters": ["redact_secrets"]}},
 }
