@@ -155,11 +155,18 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Messages to beneficiaries. Email goes through EMAIL_BACKEND (written to the console by
-# default; "django.core.mail.backends.smtp.EmailBackend" with the EMAIL_HOST... settings in
-# production); SMS through SMS_BACKEND, the dotted path of a class with `send(phone, text)`
-# (see wallet/notifications/channels.py).
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Messages to beneficiaries. Email goes through EMAIL_BACKEND, SMS through SMS_BACKEND, the
+# dotted path of a class with `send(phone, text)` (see wallet/notifications/channels.py). In
+# development (DEBUG) both are written to the console, codes shown; otherwise email goes to the
+# SMTP server of the EMAIL_HOST... settings and SMS are only recorded in the outbox until a
+# provider's backend is set. A console backend without DEBUG is an error of `manage.py check`
+# (wallet/checks.py): it would write sign-in codes to the logs.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="wallet.notifications.channels.ConsoleEmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Aid wallet <no-reply@localhost>")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
@@ -169,7 +176,12 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 # A message is sent with its outbox row locked: an SMTP server that never answers must not
 # hold the lock for ever.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
-SMS_BACKEND = env.str("SMS_BACKEND", default="wallet.notifications.channels.ConsoleSMSBackend")
+SMS_BACKEND = env.str(
+    "SMS_BACKEND",
+    default="wallet.notifications.channels.ConsoleSMSBackend"
+    if DEBUG
+    else "wallet.notifications.channels.OutboxSMSBackend",
+)
 # The shared secret the SMS provider sends in X-SMS-Webhook-Secret with each inbound SMS
 # (POST /hooks/sms/inbound); without one, the webhook does not exist.
 SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
