@@ -192,6 +192,19 @@ SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
 WEBPUSH_VAPID_PRIVATE_KEY = env.str("WEBPUSH_VAPID_PRIVATE_KEY", default="")
 WEBPUSH_VAPID_PUBLIC_KEY = env.str("WEBPUSH_VAPID_PUBLIC_KEY", default="")
 WEBPUSH_VAPID_SUBJECT = env.str("WEBPUSH_VAPID_SUBJECT", default="")
+# The push services whose endpoints are accepted (the browser picks one; we POST to it): a host,
+# "*.domain" for any host under the domain, ":port" when not 443. Those of Chrome and Opera
+# (FCM), Firefox, Safari and Edge.
+WEBPUSH_ALLOWED_HOSTS = env.list(
+    "WEBPUSH_ALLOWED_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        "*.push.services.mozilla.com",
+        "*.push.apple.com",
+        "*.notify.windows.com",
+    ],
+)
 
 # One-time payment codes: lifetime, the wallet's cooling-off after repeated wrong codes, and the
 # wrong codes one merchant API key may send per window before it must wait.
