@@ -5,6 +5,15 @@ import re
 
 # 13 to 19 digits, maybe in groups: the length of a card number.
 _DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+# Our card references and app tokens, merchant API keys, webhook signing secrets: a prefix and
+# a random tail (secrets.token_urlsafe). A client puts them in URLs ("Forbidden:
+# /api/app/v1/cards/card_…/freeze"), a provider quotes them in an error.
+_SECRET = re.compile(
+    r"(?<![A-Za-z0-9_-])(card_|app_|sk_live_|sk_test_|whsec_)([A-Za-z0-9_-]{16,})(?![A-Za-z0-9_-])"
+)
+# A tail of lower-case words is a name in the code ("app_notification_preferences_set"), which
+# tracebacks show; token_urlsafe's tails have capitals or digits.
+_IDENTIFIER = re.compile(r"[a-z_]+")
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -15,18 +24,40 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _mask(match: re.Match) -> str:
+def _mask_card_number(match: re.Match) -> str:
     digits = re.sub(r"\D", "", match.group())
     return f"••••{digits[-4:]}" if _luhn_valid(digits) else match.group()
 
 
-class RedactCardNumbers(logging.Filter):
-    """Masks what could be a card number (a Luhn-valid run of 13 to 19 digits) in a record: a
-    client that puts one in a URL must not get it written to the logs ("Not Found: /...")."""
+def _mask_secret(match: re.Match) -> str:
+    prefix, tail = match.groups()
+    if _IDENTIFIER.fullmatch(tail):
+        return match.group()
+    return f"{prefix}…{tail[-4:]}"
+
+
+def redact(text: str) -> str:
+    """`text` with card numbers and secrets masked: the last 4 characters only, after the
+    prefix that says what the secret was ("card_…1a2b", "••••4242")."""
+    return _SECRET.sub(_mask_secret, _DIGIT_RUN.sub(_mask_card_number, text))
+
+
+class RedactSecrets(logging.Filter):
+    """Masks what could be a card number (a Luhn-valid run of 13 to 19 digits), a card
+    reference, an app token, an API key or a webhook secret in a record: in its message once
+    its arguments are put in, and in the traceback and stack it carries. A client that puts one
+    in a URL must not get it written to the logs ("Not Found: /...")."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = _DIGIT_RUN.sub(_mask, message)
+        masked = redact(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text once set: the traceback is written masked.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

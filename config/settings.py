@@ -155,11 +155,18 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Messages to beneficiaries. Email goes through EMAIL_BACKEND (written to the console by
-# default; "django.core.mail.backends.smtp.EmailBackend" with the EMAIL_HOST... settings in
-# production); SMS through SMS_BACKEND, the dotted path of a class with `send(phone, text)`
-# (see wallet/notifications/channels.py).
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Messages to beneficiaries. Email goes through EMAIL_BACKEND, SMS through SMS_BACKEND, the
+# dotted path of a class with `send(phone, text)` (see wallet/notifications/channels.py). In
+# development (DEBUG) both are written to the console, codes shown; otherwise email goes to the
+# SMTP server of the EMAIL_HOST... settings and SMS are only recorded in the outbox until a
+# provider's backend is set. A console backend without DEBUG is an error of `manage.py check`
+# (wallet/checks.py): it would write sign-in codes to the logs.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="wallet.notifications.channels.ConsoleEmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Aid wallet <no-reply@localhost>")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
@@ -169,7 +176,12 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 # A message is sent with its outbox row locked: an SMTP server that never answers must not
 # hold the lock for ever.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
-SMS_BACKEND = env.str("SMS_BACKEND", default="wallet.notifications.channels.ConsoleSMSBackend")
+SMS_BACKEND = env.str(
+    "SMS_BACKEND",
+    default="wallet.notifications.channels.ConsoleSMSBackend"
+    if DEBUG
+    else "wallet.notifications.channels.OutboxSMSBackend",
+)
 # The shared secret the SMS provider sends in X-SMS-Webhook-Secret with each inbound SMS
 # (POST /hooks/sms/inbound); without one, the webhook does not exist.
 SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
@@ -180,6 +192,19 @@ SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
 WEBPUSH_VAPID_PRIVATE_KEY = env.str("WEBPUSH_VAPID_PRIVATE_KEY", default="")
 WEBPUSH_VAPID_PUBLIC_KEY = env.str("WEBPUSH_VAPID_PUBLIC_KEY", default="")
 WEBPUSH_VAPID_SUBJECT = env.str("WEBPUSH_VAPID_SUBJECT", default="")
+# The push services whose endpoints are accepted (the browser picks one; we POST to it): a host,
+# "*.domain" for any host under the domain, ":port" when not 443. Those of Chrome and Opera
+# (FCM), Firefox, Safari and Edge.
+WEBPUSH_ALLOWED_HOSTS = env.list(
+    "WEBPUSH_ALLOWED_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        "*.push.services.mozilla.com",
+        "*.push.apple.com",
+        "*.notify.windows.com",
+    ],
+)
 
 # One-time payment codes: lifetime, the wallet's cooling-off after repeated wrong codes, and the
 # wrong codes one merchant API key may send per window before it must wait.
@@ -266,9 +291,11 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_card_numbers": {"()": "config.log_filters.RedactCardNumbers"}},
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_secrets": {"()": "config.log_filters.RedactSecrets"}},
+    # Every record written is masked, whichever logger it comes from...
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Django logs the path of every refused request: a client may have put a card number in it.
-    "loggers": {"django.request": {"filters": ["redact_card_numbers"]}},
+    # ...and Django's request log at the source, for any other handler too: it logs the path of
+    # every refused request, where a client may have put a card number or a card reference.
+    "loggers": {"django.request": {"filters": ["redact_secrets"]}},
 }

@@ -37,6 +37,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from config.outbound import DeadlineExceeded, OutboundSession
+
 if TYPE_CHECKING:
     from merchants.models import Merchant
 
@@ -58,6 +60,7 @@ RETRY_DELAYS = (
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 TIMEOUT = (5, 5)  # seconds to connect, seconds between bytes of the answer
+DEADLINE = 15  # seconds for the whole exchange, however the answer trickles in
 # While an attempt is under way its delivery is not due: a second worker (a duplicate message,
 # the periodic re-queue) leaves it alone. Longer than an attempt can take; if the worker dies,
 # the delivery is due again when the lease ends.
@@ -177,10 +180,36 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# Local-use NAT64 (RFC 8215): what it translates to is on the operator's own network.
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+# The well-known NAT64 prefix (RFC 6052): the last 32 bits are the IPv4 address reached.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to, when it carries one: IPv4-mapped
+    (::ffff:a.b.c.d), 6to4 (2002:AABB:CCDD::), Teredo (server and client), NAT64
+    (64:ff9b::a.b.c.d) and IPv4-compatible (::a.b.c.d, which includes :: and ::1)."""
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    if ip in _NAT64 or int(ip) >> 32 == 0:
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
+
+
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])  # no IPv6 zone
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+    if ip.version == 6:
+        if ip in _NAT64_LOCAL:
+            return False
+        # ::ffff:10.0.0.1 is 10.0.0.1, and 2002:7f00:1:: reaches 127.0.0.1: Python calls some of
+        # these forms global, whatever they carry.
+        if embedded := _embedded_ipv4(ip):
+            return all(inner.is_global for inner in embedded)
     return ip.is_global
 
 
@@ -221,23 +250,26 @@ def validate_webhook_url(url: str) -> None:
         )
 
 
-def _check_destination(url: str) -> None:
+def _checked_address(url: str) -> str | None:
     """Just before sending: the URL is still acceptable (settings may have changed since it was
-    saved) and its host name does not resolve to a private or internal address."""
+    saved) and its host name resolves to public addresses only. Returns the address to connect
+    to, one of those checked (None for a local URL accepted in development): the request goes
+    there, not to what a second DNS answer would say (rebinding)."""
     validate_webhook_url(url)
     parts = urlsplit(url)
     host = parts.hostname or ""
     if _is_loopback(host):
-        return  # accepted by validate_webhook_url under the development setting
+        return None  # accepted by validate_webhook_url under the development setting
     try:
-        addresses = {
+        addresses = [
             info[4][0]
             for info in socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-        }
+        ]
     except OSError as exc:
         raise ValidationError(_("The host name of this URL does not resolve.")) from exc
-    if not all(_is_public(address) for address in addresses):
+    if not addresses or not all(_is_public(address) for address in addresses):
         raise ValidationError(_("This URL's host resolves to a private or internal address."))
+    return addresses[0]
 
 
 def validate_event_types(value) -> None:
@@ -551,26 +583,23 @@ def _read_excerpt(response: requests.Response) -> str:
 
 
 def _post(url: str, body: bytes, headers: dict) -> tuple[int | None, str, str]:
-    """POST once; (status code or None, error or "", start of the answer). Never follows a
-    redirect, never reads proxies or credentials from the environment (.netrc)."""
+    """POST once, to the address checked; (status code or None, error or "", start of the
+    answer). Never follows a redirect, never reads proxies or credentials from the environment
+    (.netrc), gives up at DEADLINE (config.outbound)."""
     try:
-        _check_destination(url)
+        address = _checked_address(url)
     except ValidationError as exc:
         with translation.override("en"):  # attempts' errors are technical, in English
             return None, _short(" ".join(str(message) for message in exc.messages)), ""
     try:
-        with requests.Session() as session:
-            session.trust_env = False
-            with session.post(
-                url,
-                data=body,
-                headers=headers,
-                timeout=TIMEOUT,
-                allow_redirects=False,
-                stream=True,
-            ) as response:
-                excerpt = _read_excerpt(response)
-                status = response.status_code
+        with (
+            OutboundSession(deadline=DEADLINE, address=address) as session,
+            session.post(url, data=body, headers=headers, timeout=TIMEOUT, stream=True) as response,
+        ):
+            excerpt = _read_excerpt(response)
+            status = response.status_code
+    except DeadlineExceeded:
+        return None, f"No complete answer within {DEADLINE} s.", ""
     except requests.ConnectTimeout:
         return None, f"Could not connect within {TIMEOUT[0]} s.", ""
     except requests.Timeout:

@@ -7,6 +7,7 @@ task) directly, with time moved by time_machine: nothing sleeps."""
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -66,6 +67,7 @@ class Receiver:
         self.answer_body = "ok"
         self.answer_headers: dict[str, str] = {}
         self.hold = None  # a threading.Event the handler waits on before answering
+        self.drip = False  # answer one header every 0.1 s, for 5 s
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -81,6 +83,15 @@ class _Handler(BaseHTTPRequestHandler):
         receiver.requests.append(Received(self.path, self.headers, body))
         if receiver.hold is not None:
             receiver.hold.wait(timeout=5)
+        if receiver.drip:
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                for _ in range(50):
+                    self.wfile.write(b"X-Drip: 1\r\n")
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the client gave up
+            return
         status = receiver.answers.pop(0) if receiver.answers else 200
         answer = receiver.answer_body.encode()
         try:
@@ -613,6 +624,17 @@ def test_an_endpoint_gets_its_own_signing_secret(merchant):
         ("https://10.0.0.5/hook", "url_private_address"),
         ("https://169.254.169.254/latest/meta-data", "url_private_address"),
         ("https://[::ffff:10.0.0.1]/hook", "url_private_address"),
+        # IPv6 forms that carry a local IPv4 address: mapped, compatible, NAT64, 6to4, Teredo.
+        ("https://[::ffff:127.0.0.1]/hook", "url_private_address"),
+        ("https://[::127.0.0.1]/hook", "url_private_address"),
+        ("https://[::a9fe:a9fe]/hook", "url_private_address"),
+        ("https://[64:ff9b::7f00:1]/hook", "url_private_address"),
+        ("https://[64:ff9b::a9fe:a9fe]/hook", "url_private_address"),
+        ("https://[64:ff9b:1::808:808]/hook", "url_private_address"),
+        ("https://[2002:7f00:1::]/hook", "url_private_address"),
+        ("https://[2002:a00:1::1]/hook", "url_private_address"),
+        ("https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook", "url_private_address"),
+        ("https://[::]/hook", "url_private_address"),
         ("http://127.0.0.1:8000/hook", "url_local"),
         ("https://localhost/hook", "url_local"),
     ],
@@ -629,6 +651,9 @@ def test_an_unsafe_url_is_refused(settings, merchant, url, code):
     ("url", "debug", "allowed"),
     [
         ("https://hooks.example.com/aid?shop=12", False, False),
+        ("https://93.184.215.14/hook", False, False),
+        ("https://[2606:4700:4700::1111]/hook", False, False),
+        ("https://[64:ff9b::808:808]/hook", False, False),
         ("http://127.0.0.1:8000/hook", False, True),
         ("http://localhost:9000/hook", True, False),
     ],
@@ -663,6 +688,109 @@ def test_a_host_that_resolves_to_a_private_address_is_not_sent_to(frozen, mercha
     attempt = webhook_delivery_attempt(delivery=delivery)
     assert attempt.status_code is None
     assert attempt.error == "This URL's host resolves to a private or internal address."
+
+
+@pytest.mark.parametrize("resolved", ["::ffff:127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:a00:1::1"])
+def test_a_host_that_resolves_to_an_ipv6_form_of_a_private_address_is_not_sent_to(
+    frozen, merchant, monkeypatch, resolved
+):
+    webhook_endpoint_create(merchant=merchant, url="https://hooks.example.com/hook")
+    delivery = WebhookDelivery.objects.get(event=emit(merchant))
+    monkeypatch.setattr(
+        webhooks.socket,
+        "getaddrinfo",
+        lambda *args, **kwargs: [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (resolved, 443))],
+    )
+
+    attempt = webhook_delivery_attempt(delivery=delivery)
+
+    assert attempt.status_code is None
+    assert attempt.error == "This URL's host resolves to a private or internal address."
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that only counts the connections it accepts."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.socket.settimeout(0.1)
+        self.port = self.socket.getsockname()[1]
+        self.accepted = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                connection, _ = self.socket.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            connection.close()
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        self.socket.close()
+
+
+def test_a_dns_answer_that_changes_after_the_check_does_not_reach_the_local_address(
+    frozen, merchant, monkeypatch
+):
+    # given a host name that resolves to a public address when checked, then to 127.0.0.1
+    listener = Listener()
+    url = f"https://rebinding.example.com:{listener.port}/hook"
+    webhook_endpoint_create(merchant=merchant, url=url)
+    delivery = WebhookDelivery.objects.get(event=emit(merchant))
+    real_getaddrinfo = socket.getaddrinfo
+    answers = iter(["93.184.215.14"])
+
+    def rebinding(host, port, *args, **kwargs):
+        if host != "rebinding.example.com":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        address = next(answers, "127.0.0.1")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(webhooks, "TIMEOUT", (0.5, 0.5))
+    monkeypatch.setattr(webhooks, "DEADLINE", 1)
+
+    # when the webhook is sent
+    try:
+        attempt = webhook_delivery_attempt(delivery=delivery)
+    finally:
+        listener.stop()
+
+    # then the connection went to the address checked, never to 127.0.0.1
+    assert listener.accepted == 0
+    assert attempt.status_code is None
+
+
+def test_an_answer_trickling_in_is_given_up_at_the_deadline(
+    frozen, delivery, receiver, monkeypatch
+):
+    # Every header comes within the read timeout; the whole answer would take 5 s.
+    monkeypatch.setattr(webhooks, "TIMEOUT", (1, 1))
+    monkeypatch.setattr(webhooks, "DEADLINE", 0.5)
+    receiver.drip = True
+
+    attempt = webhook_delivery_attempt(delivery=delivery)
+
+    assert attempt.status_code is None
+    assert attempt.error == "No complete answer within 0.5 s."
+    assert attempt.duration_ms < 2000
+
+
+def test_proxies_set_in_the_environment_are_not_used(frozen, delivery, receiver, monkeypatch):
+    # Nothing listens on port 9 (discard): a webhook sent through the proxy would fail.
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    assert webhook_delivery_attempt(delivery=delivery).status_code == 200
+    assert receiver.paths() == ["/hook"]
 
 
 def test_a_local_url_is_no_longer_sent_to_once_the_setting_is_off(

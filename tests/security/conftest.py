@@ -568,13 +568,15 @@ VALID_BODIES = {
     ("app_api:payment-codes", "POST"): {"max_amount": 1000, "currency": "EUR"},
     ("app_api:notification-preferences", "PUT"): {"choices": {"payment_approved": {"sms": True}}},
     ("app_api:push-subscriptions", "POST"): {
-        "endpoint": "https://push.example.org/device",
+        "endpoint": "https://fcm.googleapis.com/fcm/send/device",
         "keys": {
             "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u",
             "auth": "tBHItJI5svbpez7KI4CCXg",
         },
     },
-    ("app_api:push-subscriptions", "DELETE"): {"endpoint": "https://push.example.org/device"},
+    ("app_api:push-subscriptions", "DELETE"): {
+        "endpoint": "https://fcm.googleapis.com/fcm/send/device"
+    },
 }
 
 

@@ -7,11 +7,13 @@ at what the platform says and logs."""
 
 import logging
 import re
+import sys
 
 import pytest
 from django.core import mail
 from django.urls import reverse
 
+from config.log_filters import RedactSecrets, redact
 from tests.security.conftest import (
     Secret,
     SecretRegistry,
@@ -233,6 +235,73 @@ def test_a_sign_in_code_is_in_no_answer_log_or_admin_page(
     assert all(page.status_code == 200 for page in pages)
     secrets = [Secret("sign-in code", code, None), Secret("sign-in code", wrong, None)]
     assert not leaks(said([asked, tried, *pages], logged), secrets)
+
+
+def test_a_card_reference_in_a_refused_url_is_masked_in_the_request_log(alice, bob, logged):
+    reference = alice.card.reference
+
+    response = bob.api.post(f"/api/app/v1/cards/{reference}/freeze")
+
+    assert response.status_code == 404
+    [record] = [r for r in logged.records if r.name == "django.request"]
+    assert reference not in record.getMessage()
+    assert f"card_…{reference[-4:]}/freeze" in record.getMessage()
+    assert reference not in logged.text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("card card_bWTP5uYrZZcJLPD_MIxfr2tU frozen", "card card_…r2tU frozen"),
+        ("Bearer app_Jx3fQ9LmZ2pR7sT1vW4yB6nD8kH0cE5gU3iO7aS9dF2", "Bearer app_…9dF2"),
+        ("key=sk_live_Yq1c7T2uVb0pZk3rN8wH6eJ5aB9dC2eF4gH6iJ8kL0m", "key=sk_live_…kL0m"),
+        ("key=sk_test_Yq1c7T2uVb0pZk3rN8wH6eJ5aB9dC2eF4gH6iJ8kL0m", "key=sk_test_…kL0m"),
+        ("secret whsec_8fJ2kL9mN3pQ5rS7tU1vW4xY6zA0bC2dE", "secret whsec_…C2dE"),
+        ("pan 4242 4242 4242 4242", "pan ••••4242"),
+    ],
+)
+def test_secrets_are_masked_to_their_prefix_and_last_four(text, shown):
+    assert redact(text) == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "in app_notification_preferences_set",  # a function's name in a traceback
+        "refused: card_closed",  # an error code
+        "prefix sk_live_4fT9qLm",  # the key's prefix, shown on purpose
+        "secret whsec_••••••••Zx3Q",
+    ],
+)
+def test_what_is_not_a_secret_is_left_as_it_is(text):
+    assert redact(text) == text
+
+
+@pytest.fixture
+def console_handler():
+    """The handler of settings.LOGGING that writes every record of the platform."""
+    [handler] = [
+        h
+        for h in logging.getLogger().handlers
+        if any(isinstance(f, RedactSecrets) for f in h.filters)
+    ]
+    return handler
+
+
+def test_any_logger_s_record_is_written_masked_arguments_and_traceback_included(console_handler):
+    token = "app_Jx3fQ9LmZ2pR7sT1vW4yB6nD8kH0cE5gU3iO7aS9dF2"
+    try:
+        raise ValueError(f"provider refused {token}")
+    except ValueError:
+        record = logging.getLogger("wallet.notifications").makeRecord(
+            "wallet.notifications", logging.ERROR, __file__, 1, "token %s", (token,), sys.exc_info()
+        )
+
+    assert console_handler.filter(record)
+    written = console_handler.format(record)
+
+    assert token not in written
+    assert written.count("app_…9dF2") == 2
 
 
 # --- personal data in logs ----------------------------------------------------------------

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core import checks
+from django.core.checks import run_checks
 from django.test import Client
 from django.utils import translation
 
@@ -16,9 +18,10 @@ from tests.concurrency import run_together
 from tests.factories import BeneficiaryFactory, FunderFactory, make_allocation, make_program
 from tests.factories import make_staff as _make_staff
 from tests.markers import postgresql_only
+from wallet.app.services import contact_parse, sign_in_code_request
 from wallet.authorization.rules import PocketRules
 from wallet.notifications import tasks
-from wallet.notifications.channels import mask_email, mask_phone
+from wallet.notifications.channels import mask_codes, mask_email, mask_phone
 from wallet.notifications.models import Notification
 from wallet.notifications.services import (
     MAX_ATTEMPTS,
@@ -280,6 +283,96 @@ def test_the_console_sms_backend_masks_the_number(program, settings, caplog):
     assert "612345678" not in caplog.text
     text.refresh_from_db()
     assert text.status == Status.SENT
+
+
+def _sign_in_code_sent(contact: str) -> tuple[Notification, str]:
+    """A sign-in code sent to `contact`: its outbox row and its six digits."""
+    sign_in_code_request(contact=contact_parse(contact))
+    notification = Notification.objects.get(kind=Notification.Kind.SIGN_IN_CODE)
+    assert send_notification(notification.pk) == Status.SENT
+    return notification, re.search(r"\d{6}", notification.body).group()
+
+
+def test_the_console_sms_backend_masks_a_sign_in_code(settings, caplog):
+    settings.SMS_BACKEND = "wallet.notifications.channels.ConsoleSMSBackend"
+    person(email="")
+
+    with caplog.at_level("INFO", logger="wallet.notifications.channels"):
+        _, code = _sign_in_code_sent(PHONE)
+
+    assert "SMS to ••••••••78" in caplog.text
+    assert code not in caplog.text
+    assert "••••••" in caplog.text
+
+
+def test_the_console_email_backend_masks_a_sign_in_code(settings, capsys):
+    settings.EMAIL_BACKEND = "wallet.notifications.channels.ConsoleEmailBackend"
+    person(email="camille@example.org", phone="")
+
+    notification, code = _sign_in_code_sent("camille@example.org")
+
+    written = capsys.readouterr().out
+    assert code in notification.subject and code in notification.body
+    assert "camille@example.org" in written
+    assert code not in written
+
+
+def test_in_development_the_console_shows_the_code_to_sign_in_with(settings):
+    # Not logged here: the run's secrets-in-logs check would rightly find the code.
+    settings.DEBUG = True
+    assert mask_codes("Your sign-in code: 428195") == "Your sign-in code: 428195"
+    settings.DEBUG = False
+    assert mask_codes("Your sign-in code: 428195") == "Your sign-in code: ••••••"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("code 428195.", "code ••••••."),
+        ("payment code 1234 567 890", "payment code ••••••"),
+        ("50,00 € until 31/03/2027, 1 250 € left", "50,00 € until 31/03/2027, 1 250 € left"),
+    ],
+)
+def test_codes_are_masked_amounts_and_dates_are_not(text, masked):
+    assert mask_codes(text) == masked
+
+
+CONSOLE_EMAIL = "wallet.notifications.channels.ConsoleEmailBackend"
+CONSOLE_SMS = "wallet.notifications.channels.ConsoleSMSBackend"
+SMTP = "django.core.mail.backends.smtp.EmailBackend"
+OUTBOX_SMS = "wallet.notifications.channels.OutboxSMSBackend"
+
+
+@pytest.mark.parametrize(
+    ("email", "sms", "errors"),
+    [
+        (CONSOLE_EMAIL, OUTBOX_SMS, ["wallet.E001"]),
+        ("django.core.mail.backends.console.EmailBackend", OUTBOX_SMS, ["wallet.E001"]),
+        ("django.core.mail.backends.filebased.EmailBackend", OUTBOX_SMS, ["wallet.E001"]),
+        (SMTP, CONSOLE_SMS, ["wallet.E002"]),
+        (CONSOLE_EMAIL, CONSOLE_SMS, ["wallet.E001", "wallet.E002"]),
+        (SMTP, f"{__name__}.RecordingSMSBackend", []),
+    ],
+)
+def test_console_backends_outside_development_fail_the_system_check(settings, email, sms, errors):
+    settings.DEBUG = False
+    settings.EMAIL_BACKEND, settings.SMS_BACKEND = email, sms
+
+    found = [error for error in run_checks() if error.id.startswith("wallet.")]
+
+    assert [error.id for error in found] == errors
+    assert all(error.level == checks.ERROR for error in found)
+    for error in found:
+        assert {"wallet.E001": "EMAIL_BACKEND", "wallet.E002": "SMS_BACKEND"}[
+            error.id
+        ] in error.hint
+
+
+def test_console_backends_in_development_pass_the_system_check(settings):
+    settings.DEBUG = True
+    settings.EMAIL_BACKEND, settings.SMS_BACKEND = CONSOLE_EMAIL, CONSOLE_SMS
+
+    assert not [error for error in run_checks() if error.id.startswith("wallet.")]
 
 
 def test_the_outbox_sms_backend_sends_nothing_and_marks_sent(program, settings):

@@ -1,7 +1,8 @@
 """App notifications by web push, against a local push service: an HTTPS server in a thread
 that records each POST. The message must arrive encrypted (aes128gcm) for the subscriber's keys,
 signed with our VAPID key, and decrypt to the text of the outbox row; a subscription the push
-service says is gone is turned off."""
+service says is gone is turned off. Only the known push services are accepted (the local one is
+added to WEBPUSH_ALLOWED_HOSTS by its fixture), and none is followed elsewhere."""
 
 import base64
 import datetime as dt
@@ -10,6 +11,7 @@ import json
 import os
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import http_ece
@@ -20,9 +22,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from py_vapid import Vapid, Vapid02
 
+from config.outbound import OutboundSession
 from tests.factories import BeneficiaryFactory, FunderFactory, make_allocation, make_program
+from wallet.notifications import push
 from wallet.notifications.admin import NotificationAdmin
-from wallet.notifications.errors import PushDisabled, PushSubscriptionInvalid
+from wallet.notifications.errors import (
+    PushDisabled,
+    PushServiceNotAllowed,
+    PushSubscriptionInvalid,
+)
 from wallet.notifications.models import Notification, PushSubscription
 from wallet.notifications.push import MAX_ACTIVE_PER_BENEFICIARY, push_subscribe, push_unsubscribe
 from wallet.notifications.services import allocation_notify, notification_send
@@ -76,11 +84,15 @@ def _certificate(directory) -> tuple[str, str]:
 
 
 class FakePushService:
-    """Answers each POST with the status set for its path (201 by default) and keeps it."""
+    """Answers each POST with the status set for its path (201 by default) and keeps it; a path
+    in `redirects` is answered 307 to another path of its own; a path in `dripping` gets its
+    answer one header every 0.1 s, for 5 s."""
 
     def __init__(self, tmp_path):
         self.received: list[dict] = []
         self.statuses: dict[str, int] = {}
+        self.redirects: dict[str, str] = {}
+        self.dripping: set[str] = set()
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,19 +105,36 @@ class FakePushService:
                         "body": self.rfile.read(length),
                     }
                 )
-                self.send_response(service.statuses.get(self.path, 201))
+                if self.path in service.dripping:
+                    return self._drip()
+                if self.path in service.redirects:
+                    self.send_response(307)
+                    self.send_header("Location", service.url(service.redirects[self.path]))
+                else:
+                    self.send_response(service.statuses.get(self.path, 201))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _drip(self):
+                try:
+                    self.wfile.write(b"HTTP/1.1 201 Created\r\n")
+                    for _ in range(50):
+                        self.wfile.write(b"X-Drip: 1\r\n")
+                        time.sleep(0.1)
+                except OSError:
+                    pass  # the client gave up
 
             def log_message(self, *args):
                 pass
 
         self.certificate, key = _certificate(tmp_path)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.certificate, key)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.origin = f"https://127.0.0.1:{self.server.server_address[1]}"
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.origin = f"https://{self.host}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
@@ -113,12 +142,19 @@ class FakePushService:
 
 
 @pytest.fixture
-def push_service(tmp_path, monkeypatch):
+def push_service(tmp_path, monkeypatch, settings):
     service = FakePushService(tmp_path)
     service.thread.start()
-    # requests trusts our certificate, and goes straight to it whatever proxy is configured.
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", service.certificate)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    settings.WEBPUSH_ALLOWED_HOSTS = [*settings.WEBPUSH_ALLOWED_HOSTS, service.host]
+
+    class TrustingSession(OutboundSession):
+        """Trusts our certificate, as it would a push service's signed by a known CA."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.verify = service.certificate
+
+    monkeypatch.setattr(push, "OutboundSession", TrustingSession)
     yield service
     service.server.shutdown()
     service.server.server_close()
@@ -266,7 +302,7 @@ def test_a_push_service_in_trouble_means_trying_again(push_service, vapid, perso
 def test_without_vapid_keys_push_is_skipped_and_says_why(settings, person, program):
     PushSubscription.objects.create(
         beneficiary=person,
-        endpoint="https://push.example.org/device",
+        endpoint="https://fcm.googleapis.com/fcm/send/device",
         p256dh=b64url(b"\x04" + b"1" * 64),
         auth=b64url(b"2" * 16),
     )
@@ -286,13 +322,13 @@ def test_subscribing_needs_push_to_be_set_up(settings, person):
     with pytest.raises(PushDisabled) as refused:
         push_subscribe(
             beneficiary=person,
-            subscription_info=Browser("https://push.example.org/1").subscription(),
+            subscription_info=Browser("https://fcm.googleapis.com/fcm/send/1").subscription(),
         )
     assert refused.value.code == "push_disabled"
 
 
 def _subscription(**changes) -> dict:
-    info = Browser("https://push.example.org/device").subscription()
+    info = Browser("https://fcm.googleapis.com/fcm/send/device").subscription()
     keys = {**info["keys"], **changes.pop("keys", {})}
     return {**info, "keys": keys, **changes}
 
@@ -300,14 +336,14 @@ def _subscription(**changes) -> dict:
 @pytest.mark.parametrize(
     ("info", "field"),
     [
-        (_subscription(endpoint="http://push.example.org/device"), "endpoint"),
+        (_subscription(endpoint="http://fcm.googleapis.com/fcm/send/device"), "endpoint"),
         (_subscription(endpoint="https:///nohost"), "endpoint"),
         (_subscription(endpoint=None), "endpoint"),
-        (_subscription(endpoint="https://push.example.org/" + "a" * 1000), "endpoint"),
+        (_subscription(endpoint="https://fcm.googleapis.com/fcm/send/" + "a" * 1000), "endpoint"),
         (_subscription(keys={"p256dh": b64url(b"\x04" + b"1" * 30)}), "keys.p256dh"),
         (_subscription(keys={"p256dh": "not base64 !"}), "keys.p256dh"),
         (_subscription(keys={"auth": b64url(b"short")}), "keys.auth"),
-        ({"endpoint": "https://push.example.org/device"}, "keys"),
+        ({"endpoint": "https://fcm.googleapis.com/fcm/send/device"}, "keys"),
         ("a string", None),
     ],
 )
@@ -320,7 +356,7 @@ def test_a_malformed_subscription_is_refused(vapid, person, info, field):
 
 
 def test_the_same_device_subscribing_again_is_one_subscription_for_the_last_person(vapid, person):
-    browser = Browser("https://push.example.org/shared-phone")
+    browser = Browser("https://fcm.googleapis.com/fcm/send/shared-phone")
     first = push_subscribe(beneficiary=person, subscription_info=browser.subscription())
     push_unsubscribe(beneficiary=person, endpoint=browser.endpoint)
     other = BeneficiaryFactory()
@@ -332,7 +368,7 @@ def test_the_same_device_subscribing_again_is_one_subscription_for_the_last_pers
 
 
 def test_an_unsubscribed_device_gets_nothing_more(vapid, person, program):
-    browser = Browser("https://push.example.org/device")
+    browser = Browser("https://fcm.googleapis.com/fcm/send/device")
     push_subscribe(beneficiary=person, subscription_info=browser.subscription())
 
     assert push_unsubscribe(beneficiary=BeneficiaryFactory(), endpoint=browser.endpoint) is False
@@ -345,23 +381,158 @@ def test_the_number_of_devices_is_bounded(vapid, person):
     for n in range(MAX_ACTIVE_PER_BENEFICIARY + 2):
         push_subscribe(
             beneficiary=person,
-            subscription_info=Browser(f"https://push.example.org/{n}").subscription(),
+            subscription_info=Browser(f"https://fcm.googleapis.com/fcm/send/{n}").subscription(),
         )
 
     active = PushSubscription.objects.filter(disabled_at__isnull=True)
     assert active.count() == MAX_ACTIVE_PER_BENEFICIARY
     assert not active.filter(
-        endpoint__in=["https://push.example.org/0", "https://push.example.org/1"]
+        endpoint__in=[
+            "https://fcm.googleapis.com/fcm/send/0",
+            "https://fcm.googleapis.com/fcm/send/1",
+        ]
     ).exists()
 
 
 def test_the_outbox_shows_an_app_notification_as_sent_to_the_app(vapid, person, program):
     push_subscribe(
         beneficiary=person,
-        subscription_info=Browser("https://push.example.org/device").subscription(),
+        subscription_info=Browser("https://fcm.googleapis.com/fcm/send/device").subscription(),
     )
     row = grant(program, person)[Channel.PUSH]
 
     shown = NotificationAdmin(Notification, None).masked_recipient(row)
 
     assert "app" in str(shown)
+
+
+# Where push messages may go
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://127.0.0.1/push",
+        "https://localhost/push",
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.1/push",
+        "https://[::1]/push",
+        "https://user@fcm.googleapis.com/fcm/send/device",
+        "https://user:secret@updates.push.services.mozilla.com/wpush/v2/device",
+        "https://fcm.googleapis.com@169.254.169.254/fcm/send/device",
+        "https://fcm.googleapis.com:8443/fcm/send/device",
+        "https://web.push.apple.com:80/device",
+        "https://fcm.googleapis.com.attacker.example/fcm/send/device",
+        "https://push.apple.com.attacker.example/device",
+        "https://attackerpush.apple.com/device",
+        "https://push.example.org/device",
+    ],
+)
+def test_an_endpoint_outside_the_known_push_services_is_refused(vapid, person, endpoint):
+    with pytest.raises(PushServiceNotAllowed) as refused:
+        push_subscribe(beneficiary=person, subscription_info=Browser(endpoint).subscription())
+
+    assert (refused.value.code, refused.value.field) == ("push_service_not_allowed", "endpoint")
+    assert not PushSubscription.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://fcm.googleapis.com/fcm/send/dXNlcl9pZA:APA91bH",
+        "https://updates.push.services.mozilla.com/wpush/v2/gAAAAABk",
+        "https://web.push.apple.com/QGuQyavXutnMH5Ks",
+        "https://wns2-par02p.notify.windows.com/w/?token=BQYAAAB",
+        "https://FCM.googleapis.com:443/fcm/send/device",
+    ],
+)
+def test_the_known_push_services_are_accepted(vapid, person, endpoint):
+    subscription = push_subscribe(
+        beneficiary=person, subscription_info=Browser(endpoint).subscription()
+    )
+    assert subscription.endpoint == endpoint
+
+
+def test_the_accepted_push_services_are_a_setting(settings, vapid, person):
+    settings.WEBPUSH_ALLOWED_HOSTS = ["push.example.org"]
+
+    push_subscribe(
+        beneficiary=person,
+        subscription_info=Browser("https://push.example.org/device").subscription(),
+    )
+    with pytest.raises(PushServiceNotAllowed):
+        push_subscribe(
+            beneficiary=person,
+            subscription_info=Browser("https://fcm.googleapis.com/fcm/send/x").subscription(),
+        )
+
+
+def test_a_subscription_to_a_push_service_no_longer_allowed_is_not_sent_to(
+    push_service, vapid, person, program, settings
+):
+    push_subscribe(
+        beneficiary=person,
+        subscription_info=Browser(push_service.url("/push/device")).subscription(),
+    )
+    settings.WEBPUSH_ALLOWED_HOSTS = ["fcm.googleapis.com"]
+    row = grant(program, person)[Channel.PUSH]
+
+    sent = notification_send(notification_id=row.pk)
+
+    assert push_service.received == []
+    assert (sent.status, sent.skip_reason) == (Status.SKIPPED, Notification.SkipReason.PUSH_GONE)
+    assert PushSubscription.objects.get().disabled_at is not None
+
+
+def test_a_redirect_from_the_push_service_is_not_followed(push_service, vapid, person, program):
+    push_service.redirects["/push/moved"] = "/push/elsewhere"
+    push_subscribe(
+        beneficiary=person,
+        subscription_info=Browser(push_service.url("/push/moved")).subscription(),
+    )
+    row = grant(program, person)[Channel.PUSH]
+
+    failed = notification_send(notification_id=row.pk)
+
+    assert [request["path"] for request in push_service.received] == ["/push/moved"]
+    assert (failed.status, failed.attempts) == (Status.FAILED, 1)
+    assert "307" in failed.error
+
+
+def test_proxies_set_in_the_environment_are_not_used(
+    push_service, vapid, person, program, monkeypatch
+):
+    # Nothing listens on port 9 (discard): a message sent through the proxy would fail.
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    push_subscribe(
+        beneficiary=person,
+        subscription_info=Browser(push_service.url("/push/device")).subscription(),
+    )
+    row = grant(program, person)[Channel.PUSH]
+
+    assert notification_send(notification_id=row.pk).status == Status.SENT
+    assert [request["path"] for request in push_service.received] == ["/push/device"]
+
+
+def test_a_push_service_answering_drop_by_drop_is_given_up_at_the_deadline(
+    push_service, vapid, person, program, monkeypatch
+):
+    # Each header comes well within the read timeout; the whole answer would take 5 s.
+    monkeypatch.setattr(push, "TIMEOUT", (1, 1))
+    monkeypatch.setattr(push, "DEADLINE", 0.5)
+    push_service.dripping.add("/push/slow")
+    push_subscribe(
+        beneficiary=person,
+        subscription_info=Browser(push_service.url("/push/slow")).subscription(),
+    )
+    row = grant(program, person)[Channel.PUSH]
+
+    started = time.monotonic()
+    failed = notification_send(notification_id=row.pk)
+
+    assert time.monotonic() - started < 2
+    assert (failed.status, failed.attempts) == (Status.FAILED, 1)
+    assert "within 0.5 s" in failed.error

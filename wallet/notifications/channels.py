@@ -5,12 +5,14 @@ SMS_BACKEND is the dotted path of a class whose instances have `send(phone, text
 email backends: a provider plugs in by writing one, which raises on a failure so that the
 message is tried again. `phone` is in E.164 form ("+33612345678")."""
 
+import copy
 import logging
 import re
 from typing import Protocol
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, send_mail
+from django.core.mail.backends.console import EmailBackend as DjangoConsoleEmailBackend
 from django.utils.module_loading import import_string
 
 from wallet.notifications.models import Notification
@@ -36,18 +38,48 @@ _GSM_TWINS = str.maketrans(
     }
 )
 _SPACES = re.compile(r"\s+")
+# Six digits or more, maybe in groups as people read them: a sign-in code (6 digits) or a
+# payment code ("1234 567 890"). An amount or a date has fewer digits in a row.
+_CODE = re.compile(r"(?<!\d)\d(?:[ \u00a0\u202f]?\d){5,}(?!\d)")
 
 
 class SMSBackend(Protocol):
     def send(self, phone: str, text: str) -> None: ...
 
 
+def mask_codes(text: str) -> str:
+    """`text` with every code in it replaced by dots ("Your sign-in code: ••••••"): what a
+    console backend may write to a log, which is kept and read by more people than the
+    messages. In development (DEBUG) the code is left for the developer to sign in with; a
+    console backend without DEBUG is an error of `manage.py check` (wallet.checks)."""
+    if settings.DEBUG:
+        return text
+    return _CODE.sub("••••••", text)
+
+
 class ConsoleSMSBackend:
-    """Writes each SMS to the log instead of sending it: the default, for development. The
-    number is masked, as logs are kept and read by more people than the messages."""
+    """Writes each SMS to the log instead of sending it: the default in development. The
+    number and the codes are masked, as logs are kept and read by more people than the
+    messages."""
 
     def send(self, phone: str, text: str) -> None:
-        logger.info("SMS to %s: %s", mask_phone(phone), text)
+        logger.info("SMS to %s: %s", mask_phone(phone), mask_codes(text))
+
+
+class ConsoleEmailBackend(DjangoConsoleEmailBackend):
+    """Django's console backend, with the codes of the subject and the text masked: the
+    default in development."""
+
+    def write_message(self, message: EmailMessage) -> None:
+        masked = copy.copy(message)
+        masked.subject = mask_codes(message.subject)
+        masked.body = mask_codes(message.body)
+        if hasattr(message, "alternatives"):  # EmailMultiAlternatives: an HTML version
+            masked.alternatives = [
+                alternative._replace(content=mask_codes(alternative.content))
+                for alternative in message.alternatives
+            ]
+        super().write_message(masked)
 
 
 class OutboxSMSBackend:

@@ -23,6 +23,14 @@ class PushSubscriptionInvalid(DomainError):
     default_message = _("This push subscription is not valid.")
 
 
+class PushServiceNotAllowed(DomainError):
+    code = "push_service_not_allowed"
+    default_message = _(
+        "This address is not one of the push services the platform sends to "
+        "(those of Chrome, Firefox, Safari and Edge)."
+    )
+
+
 class PushDisabled(DomainError):
     code = "push_disabled"
     status = 409

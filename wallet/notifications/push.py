@@ -4,7 +4,12 @@ with VAPID per RFC 8292), through pywebpush.
 The app subscribes in the browser with WEBPUSH_VAPID_PUBLIC_KEY and hands us the subscription
 (endpoint and keys); we POST each message, encrypted for that browser, to its endpoint. The
 payload is JSON: {"title", "body", "kind"}, for the app's service worker to show. Without the
-VAPID settings, push is off: nothing is sent and the outbox says why."""
+VAPID settings, push is off: nothing is sent and the outbox says why.
+
+The endpoint is an address the app's user hands us, for the platform to POST to: only the push
+services of WEBPUSH_ALLOWED_HOSTS are accepted, when subscribing and again when sending, over
+https on the usual port, and the request goes through config.outbound (no redirect, no proxy
+from the environment, a deadline)."""
 
 import base64
 import binascii
@@ -18,8 +23,14 @@ from django.utils import timezone
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 
+from config.outbound import OutboundSession
 from wallet.models import Beneficiary
-from wallet.notifications.errors import PushDisabled, PushSubscriptionInvalid, Undeliverable
+from wallet.notifications.errors import (
+    PushDisabled,
+    PushServiceNotAllowed,
+    PushSubscriptionInvalid,
+    Undeliverable,
+)
 from wallet.notifications.models import Notification, PushSubscription
 
 logger = logging.getLogger(__name__)
@@ -27,7 +38,10 @@ logger = logging.getLogger(__name__)
 # A phone that is off for a day still gets the message when it comes back; after that the push
 # service may drop it.
 TIME_TO_LIVE = 24 * 3600
-TIMEOUT = 10  # seconds per push service, while the outbox row is locked
+# Seconds to connect, seconds between bytes of the answer, and for the whole exchange with one
+# push service: the outbox row is locked meanwhile.
+TIMEOUT = (5, 5)
+DEADLINE = 10
 # A browser that subscribes again gets a new endpoint; the old ones are turned off past this
 # many, so that one person's messages cannot fan out to an unbounded list of addresses.
 MAX_ACTIVE_PER_BENEFICIARY = 10
@@ -55,12 +69,41 @@ def _key(value: object, *, field: str, length: int) -> str:
     return value
 
 
+def _host_allowed(host: str, port: int | None) -> bool:
+    """Whether WEBPUSH_ALLOWED_HOSTS names this host: "fcm.googleapis.com" itself,
+    "*.push.apple.com" any name under push.apple.com; on port 443 unless the entry names
+    another ("127.0.0.1:8443", a test's push service)."""
+    host = host.lower()
+    for entry in settings.WEBPUSH_ALLOWED_HOSTS:
+        pattern, has_port, allowed_port = entry.lower().partition(":")
+        if (port or 443) != (int(allowed_port) if has_port else 443):
+            continue
+        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+            return True
+    return False
+
+
+def push_endpoint_allowed(endpoint: str) -> bool:
+    """An https URL of a push service of WEBPUSH_ALLOWED_HOSTS, with no user name, password or
+    other port in it."""
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme == "https"
+        and "@" not in parts.netloc
+        and bool(parts.hostname)
+        and _host_allowed(parts.hostname, port)
+    )
+
+
 def _parsed(subscription_info: object) -> tuple[str, str, str]:
     """(endpoint, p256dh, auth) of a browser's PushSubscription.toJSON(), checked."""
     if not isinstance(subscription_info, dict):
         raise PushSubscriptionInvalid()
     endpoint = subscription_info.get("endpoint")
-    # https only: the platform POSTs to this address, which the app's user chose.
     if (
         not isinstance(endpoint, str)
         or len(endpoint) > PushSubscription._meta.get_field("endpoint").max_length
@@ -68,6 +111,8 @@ def _parsed(subscription_info: object) -> tuple[str, str, str]:
         or not urlsplit(endpoint).hostname
     ):
         raise PushSubscriptionInvalid(field="endpoint")
+    if not push_endpoint_allowed(endpoint):
+        raise PushServiceNotAllowed(field="endpoint")
     keys = subscription_info.get("keys")
     if not isinstance(keys, dict):
         raise PushSubscriptionInvalid(field="keys")
@@ -81,7 +126,8 @@ def push_subscribe(*, beneficiary: Beneficiary, subscription_info: dict) -> Push
     """Record the app on one device as a place to send this beneficiary's messages. The same
     endpoint subscribed again (keys renewed, or another person signed in on the device) is
     updated and turned back on, for the person who subscribed last. Raises PushDisabled when
-    push is off, PushSubscriptionInvalid (with the field) for a malformed subscription."""
+    push is off, PushSubscriptionInvalid (with the field) for a malformed subscription,
+    PushServiceNotAllowed for an endpoint that is not a known push service's."""
     if not push_enabled():
         raise PushDisabled()
     endpoint, p256dh, auth = _parsed(subscription_info)
@@ -120,19 +166,21 @@ def push_reachable(beneficiary: Beneficiary) -> bool:
 
 
 def _send_one(subscription: PushSubscription, payload: str) -> None:
-    webpush(
-        subscription_info={
-            "endpoint": subscription.endpoint,
-            "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
-        },
-        data=payload,
-        vapid_private_key=Vapid.from_string(settings.WEBPUSH_VAPID_PRIVATE_KEY),
-        # A new dict each time: webpush writes the audience (the endpoint's origin) into it.
-        vapid_claims={"sub": settings.WEBPUSH_VAPID_SUBJECT},
-        content_encoding="aes128gcm",
-        ttl=TIME_TO_LIVE,
-        timeout=TIMEOUT,
-    )
+    with OutboundSession(deadline=DEADLINE) as session:
+        webpush(
+            subscription_info={
+                "endpoint": subscription.endpoint,
+                "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
+            },
+            data=payload,
+            vapid_private_key=Vapid.from_string(settings.WEBPUSH_VAPID_PRIVATE_KEY),
+            # A new dict each time: webpush writes the audience (the endpoint's origin) into it.
+            vapid_claims={"sub": settings.WEBPUSH_VAPID_SUBJECT},
+            content_encoding="aes128gcm",
+            ttl=TIME_TO_LIVE,
+            timeout=TIMEOUT,
+            requests_session=session,
+        )
 
 
 def push_deliver(*, notification: Notification) -> None:
@@ -152,6 +200,11 @@ def push_deliver(*, notification: Notification) -> None:
     )
     delivered, gone, failure = [], [], None
     for subscription in subscriptions:
+        if not push_endpoint_allowed(subscription.endpoint):
+            # Subscribed before its push service was taken off WEBPUSH_ALLOWED_HOSTS.
+            logger.warning("push subscription %s: push service not allowed", subscription.pk)
+            gone.append(subscription.pk)
+            continue
         try:
             _send_one(subscription, payload)
         except WebPushException as exc:

@@ -110,8 +110,14 @@ class Command(BaseCommand):
 
     def _start(self, command: list[str], log_path) -> subprocess.Popen:
         log = open(log_path, "ab")  # noqa: SIM115 - the child process keeps it open
+        # The demo is development: messages go to the console, codes shown, for the person
+        # trying the app to sign in with (outside DEBUG, console backends are refused).
         return subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+            env={**os.environ, "DEBUG": "true"},
         )
 
     def _wait_until_up(self, url: str, children: list[subprocess.Popen]) -> None:

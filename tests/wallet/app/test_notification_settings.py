@@ -10,7 +10,7 @@ from wallet.notifications.models import PushSubscription
 from wallet.notifications.preferences import channels_allowed
 
 SUBSCRIPTION = {
-    "endpoint": "https://push.example.org/send/abc123",
+    "endpoint": "https://fcm.googleapis.com/fcm/send/abc123",
     "keys": {
         "p256dh": base64.urlsafe_b64encode(b"\x04" + b"\x01" * 64).decode().rstrip("="),
         "auth": base64.urlsafe_b64encode(b"\x02" * 16).decode().rstrip("="),
@@ -97,4 +97,18 @@ def test_a_device_subscribes_to_push_and_unsubscribes(api, beneficiary, push_on)
 def test_a_push_address_that_is_not_https_is_refused(api, beneficiary, push_on):
     answer = api.send("/push-subscriptions", {**SUBSCRIPTION, "endpoint": "http://push.test/x"})
     assert answer.status_code == 400
+    assert not PushSubscription.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["https://169.254.169.254/latest/meta-data", "https://127.0.0.1/x", "https://[::1]/x"],
+)
+def test_a_push_address_outside_the_known_push_services_is_refused(
+    api, beneficiary, push_on, endpoint
+):
+    answer = api.send("/push-subscriptions", {**SUBSCRIPTION, "endpoint": endpoint})
+    assert answer.status_code == 400
+    assert error_code(answer) == "push_service_not_allowed"
+    assert answer.json()["error"]["field"] == "endpoint"
     assert not PushSubscription.objects.exists()

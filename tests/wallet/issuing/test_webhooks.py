@@ -56,8 +56,19 @@ def test_a_payload_signed_more_than_five_minutes_ago_is_refused(client, food_poc
     assert_refused(send(client, payload, header), food_pocket)
 
 
+def test_a_payload_signed_ten_minutes_ahead_is_refused(client, food_pocket, request_event):
+    payload, header = se.signed(request_event, at=int(time.time()) + 600)
+    assert_refused(send(client, payload, header), food_pocket)
+
+
 def test_a_payload_signed_four_minutes_ago_is_accepted(client, food_pocket, request_event):
     payload, header = se.signed(request_event, at=int(time.time()) - 240)
+    assert send(client, payload, header).json()["approved"] is True
+
+
+def test_a_payload_signed_four_minutes_ahead_is_accepted(client, food_pocket, request_event):
+    # A clock a little ahead of ours is within the tolerance, as one a little behind is.
+    payload, header = se.signed(request_event, at=int(time.time()) + 240)
     assert send(client, payload, header).json()["approved"] is True
 
 
