@@ -126,7 +126,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task modules outside an app's tasks.py, which autodiscovery does not find.
-CELERY_IMPORTS = ["wallet.notifications.tasks", "wallet.issuing.tasks"]
+CELERY_IMPORTS = ["wallet.notifications.tasks", "wallet.issuing.tasks", "wallet.app.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
     "expire-authorizations": {"task": "merchants.tasks.expire_authorizations", "schedule": 300.0},

@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import get_language, gettext, ngettext
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -35,9 +35,9 @@ from wallet.app.services import (
     card_report_lost,
     card_unfreeze,
     contact_parse,
-    sign_in_code_request,
     sign_in_code_verify,
 )
+from wallet.app.tasks import sign_in_code_send
 from wallet.app.throttles import (
     AppTokenThrottle,
     SignInCodeContactThrottle,
@@ -148,7 +148,8 @@ class SignInCodeApi(APIView):
         summary="Ask for a sign-in code",
         description="Sends a 6-digit code to the contact if it may sign in, by email or SMS "
         "according to its form. The answer is the same whether or not the contact is known. "
-        "At most 5 codes per contact per hour.",
+        "At most 5 codes per contact per hour. The part of an email address before the @ must "
+        "be ASCII (400 non_ascii_email).",
         request=SignInCodeInput,
         responses={202: SignInCodeOutput, **ERRORS},
         auth=[],
@@ -171,7 +172,10 @@ class SignInCodeApi(APIView):
     def post(self, request):
         data = self.SignInCodeInput(data=request.data)
         data.is_valid(raise_exception=True)
-        sign_in_code_request(contact=contact_parse(data.validated_data["contact"]))
+        contact = contact_parse(data.validated_data["contact"])
+        # The lookup and the sending are the task's: done here, the answer's time would tell
+        # whether the contact is known.
+        sign_in_code_send.delay(contact.value, contact.channel, get_language())
         lifetime = settings.APP_SIGN_IN_CODE_TTL_SECONDS
         minutes = lifetime // 60
         message = ngettext(

@@ -46,6 +46,14 @@ def last_code(contact: str) -> str:
     return re.search(r"\b(\d{6})\b", message.body)[1]
 
 
+@pytest.fixture(autouse=True)
+def eager_tasks(settings):
+    """Celery tasks run in the test's process: asking for a sign-in code queues the lookup and
+    the sending (wallet.app.tasks), which the tests then read."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
+
+
 @pytest.fixture
 def beneficiary(db):
     return BeneficiaryFactory(
