@@ -231,9 +231,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "merchant_key": env.str("MERCHANT_API_RATE", default="100/second"),
         "merchant_application": env.str("MERCHANT_APPLICATION_RATE", default="20/hour"),
+        # Sign-in: per contact (hourly and daily: 10 codes of 5 tries would still be 50
+        # guesses a day, so tries are capped per contact too) and per client address (an
+        # IPv6 client counts per /64, the block one subscriber gets).
         "app_sign_in_code_contact": env.str("APP_SIGN_IN_CODE_RATE", default="5/hour"),
+        "app_sign_in_code_contact_day": env.str("APP_SIGN_IN_CODE_DAILY_RATE", default="10/day"),
         "app_sign_in_code_ip": env.str("APP_SIGN_IN_CODE_IP_RATE", default="30/hour"),
         "app_sign_in_token_ip": env.str("APP_SIGN_IN_TOKEN_RATE", default="20/hour"),
+        "app_sign_in_token_contact_day": env.str("APP_SIGN_IN_TOKEN_DAILY_RATE", default="20/day"),
         "app_token": env.str("APP_API_RATE", default="20/second"),
     },
     # The client's address for per-IP throttles is REMOTE_ADDR, unless NUM_PROXIES reverse

@@ -40,8 +40,10 @@ from wallet.app.services import (
 from wallet.app.tasks import sign_in_code_send
 from wallet.app.throttles import (
     AppTokenThrottle,
+    SignInCodeContactDailyThrottle,
     SignInCodeContactThrottle,
     SignInCodeIpThrottle,
+    SignInTokenContactDailyThrottle,
     SignInTokenIpThrottle,
 )
 from wallet.authorization.codes import beneficiary_message, format_money, format_until
@@ -131,7 +133,11 @@ class AppApi(APIView):
 class SignInCodeApi(APIView):
     authentication_classes = []
     permission_classes = []
-    throttle_classes = [SignInCodeIpThrottle, SignInCodeContactThrottle]
+    throttle_classes = [
+        SignInCodeIpThrottle,
+        SignInCodeContactThrottle,
+        SignInCodeContactDailyThrottle,
+    ]
 
     class SignInCodeInput(serializers.Serializer):
         contact = serializers.CharField(
@@ -148,8 +154,8 @@ class SignInCodeApi(APIView):
         summary="Ask for a sign-in code",
         description="Sends a 6-digit code to the contact if it may sign in, by email or SMS "
         "according to its form. The answer is the same whether or not the contact is known. "
-        "At most 5 codes per contact per hour. The part of an email address before the @ must "
-        "be ASCII (400 non_ascii_email).",
+        "At most 5 codes per contact per hour and 10 per day. The part of an email address "
+        "before the @ must be ASCII (400 non_ascii_email).",
         request=SignInCodeInput,
         responses={202: SignInCodeOutput, **ERRORS},
         auth=[],
@@ -226,7 +232,7 @@ TOKEN_EXAMPLE = {
 class SignInTokenApi(APIView):
     authentication_classes = []
     permission_classes = []
-    throttle_classes = [SignInTokenIpThrottle]
+    throttle_classes = [SignInTokenIpThrottle, SignInTokenContactDailyThrottle]
 
     class SignInTokenInput(serializers.Serializer):
         contact = serializers.CharField(max_length=254)
@@ -238,7 +244,7 @@ class SignInTokenApi(APIView):
         "contact's own wallet (full access) first, then the wallets of the people who "
         "authorised it as their aidant (read-only), in `other_wallets`. A wrong, expired or "
         "used code answers 400 invalid_code; a code dies after 5 wrong tries. At most 20 "
-        "tries per address per hour.",
+        "tries per address per hour, and 20 per contact per day.",
         request=SignInTokenInput,
         responses={200: SignInOutput, **ERRORS},
         auth=[],

@@ -1,12 +1,15 @@
 """Sign-in finds the recorded contact by its canonical form, with "=", and sends the code to the
 contact as recorded: a look-alike address gets nothing (the wallet takeover of issue 15); the
-request does the same work whether or not the contact is known."""
+request does the same work whether or not the contact is known; each contact has one budget."""
 
 import re
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.factories import BeneficiaryFactory
 from tests.markers import postgresql_case_folding
@@ -138,3 +141,48 @@ def test_the_queued_task_sends_the_code_in_the_language_of_the_request(victim):
 
     message = Notification.objects.get(kind=Notification.Kind.SIGN_IN_CODE)
     assert "code" in message.subject.lower() and "Votre" not in message.subject
+
+
+# --- one budget per contact, per day ---------------------------------------------------------
+
+
+def test_spellings_of_one_address_share_its_budget_of_codes_and_a_day_caps_it(victim):
+    spellings = [VICTIM, "Sam@Gmail.com", "SAM@GMAIL.COM", " sam@gmail.com", "sAm@gmail.com"]
+    now = timezone.now()
+    for batch in range(2):  # 5 an hour: two batches, hours apart
+        with time_machine.travel(now + timedelta(hours=2 * batch)):
+            for n, spelling in enumerate(spellings):
+                client = AppClient(REMOTE_ADDR=f"10.0.{batch}.{n}")
+                assert ask_code(client, spelling).status_code == 202
+
+    with time_machine.travel(now + timedelta(hours=5)):
+        refused = ask_code(AppClient(REMOTE_ADDR="10.9.9.9"), VICTIM)
+
+    assert refused.status_code == 429
+    assert error_code(refused) == "rate_limited"
+    assert SignInCode.objects.count() == 10
+    with time_machine.travel(now + timedelta(days=1, hours=1)):
+        assert ask_code(AppClient(REMOTE_ADDR="10.9.9.9"), VICTIM).status_code == 202
+
+
+def test_code_checks_are_capped_per_contact_per_day_from_any_address(victim):
+    for n in range(20):
+        tried = sign_in(AppClient(REMOTE_ADDR=f"10.0.0.{n}"), "Sam@Gmail.com", "123456")
+        assert tried.status_code == 400
+
+    refused = sign_in(AppClient(REMOTE_ADDR="10.0.1.1"), VICTIM, "123456")
+    someone_else = sign_in(AppClient(REMOTE_ADDR="10.0.1.1"), "nobody@gmail.com", "123456")
+
+    assert refused.status_code == 429
+    assert someone_else.status_code == 400
+
+
+def test_an_ipv6_client_is_counted_per_64_block(victim):
+    for n in range(20):
+        sign_in(AppClient(REMOTE_ADDR=f"2001:db8:1:2::{n + 1:x}"), f"p{n}@gmail.com", "123456")
+
+    same_block = sign_in(AppClient(REMOTE_ADDR="2001:db8:1:2:ffff::9"), VICTIM, "123456")
+    next_block = sign_in(AppClient(REMOTE_ADDR="2001:db8:1:3::1"), VICTIM, "123456")
+
+    assert same_block.status_code == 429
+    assert next_block.status_code == 400
