@@ -188,10 +188,11 @@ PAYMENT_CODE_LOCKOUT_SECONDS = env.int("PAYMENT_CODE_LOCKOUT_SECONDS", default=9
 PAYMENT_CODE_FAILURES_PER_KEY = env.int("PAYMENT_CODE_FAILURES_PER_KEY", default=20)
 PAYMENT_CODE_FAILURE_WINDOW_SECONDS = env.int("PAYMENT_CODE_FAILURE_WINDOW_SECONDS", default=3600)
 
-# The beneficiary app (wallet/app): how long a sign-in code works, and after how many days
-# without use an app token stops working.
+# The beneficiary app (wallet/app): how long a sign-in code works, after how many days
+# without use an app token stops working, and after how many days it stops however used.
 APP_SIGN_IN_CODE_TTL_SECONDS = env.int("APP_SIGN_IN_CODE_TTL_SECONDS", default=600)
 APP_TOKEN_IDLE_DAYS = env.int("APP_TOKEN_IDLE_DAYS", default=90)
+APP_TOKEN_MAX_AGE_DAYS = env.int("APP_TOKEN_MAX_AGE_DAYS", default=180)
 
 # How long an authorization hold stays pending before it is voided automatically.
 HOLD_TTL_DAYS = env.int("HOLD_TTL_DAYS", default=7)

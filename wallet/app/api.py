@@ -198,7 +198,8 @@ class SignInCodeApi(APIView):
 class TokenOutput(serializers.Serializer):
     token = serializers.CharField(help_text="Send it as `Authorization: Bearer <token>`.")
     expires_at = serializers.DateTimeField(
-        help_text="When the token stops working if it is not used; each use pushes it back."
+        help_text="When the token stops working if it is not used; each use pushes it back, "
+        "up to the token's greatest age (180 days by default)."
     )
     read_only = serializers.BooleanField(help_text="True for an aidant's token.")
     wallet_holder = serializers.CharField(help_text="The first name of the wallet's holder.")

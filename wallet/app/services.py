@@ -274,7 +274,12 @@ def app_token_idle_period() -> timedelta:
 
 
 def app_token_expires_at(token: AppToken) -> datetime:
-    return token.last_used_at + app_token_idle_period()
+    """When the token stops working: after APP_TOKEN_IDLE_DAYS without use, and in any case
+    APP_TOKEN_MAX_AGE_DAYS after it was made, so that a stolen token in steady use dies too."""
+    return min(
+        token.last_used_at + app_token_idle_period(),
+        token.created_at + timedelta(days=settings.APP_TOKEN_MAX_AGE_DAYS),
+    )
 
 
 def app_token_create(*, wallet: Wallet, aidant: Aidant | None = None) -> tuple[AppToken, str]:
