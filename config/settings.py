@@ -126,7 +126,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task modules outside an app's tasks.py, which autodiscovery does not find.
-CELERY_IMPORTS = ["wallet.notifications.tasks", "wallet.issuing.tasks"]
+CELERY_IMPORTS = ["wallet.notifications.tasks", "wallet.issuing.tasks", "wallet.app.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
     "expire-authorizations": {"task": "merchants.tasks.expire_authorizations", "schedule": 300.0},
@@ -213,10 +213,11 @@ PAYMENT_CODE_LOCKOUT_SECONDS = env.int("PAYMENT_CODE_LOCKOUT_SECONDS", default=9
 PAYMENT_CODE_FAILURES_PER_KEY = env.int("PAYMENT_CODE_FAILURES_PER_KEY", default=20)
 PAYMENT_CODE_FAILURE_WINDOW_SECONDS = env.int("PAYMENT_CODE_FAILURE_WINDOW_SECONDS", default=3600)
 
-# The beneficiary app (wallet/app): how long a sign-in code works, and after how many days
-# without use an app token stops working.
+# The beneficiary app (wallet/app): how long a sign-in code works, after how many days
+# without use an app token stops working, and after how many days it stops however used.
 APP_SIGN_IN_CODE_TTL_SECONDS = env.int("APP_SIGN_IN_CODE_TTL_SECONDS", default=600)
 APP_TOKEN_IDLE_DAYS = env.int("APP_TOKEN_IDLE_DAYS", default=90)
+APP_TOKEN_MAX_AGE_DAYS = env.int("APP_TOKEN_MAX_AGE_DAYS", default=180)
 
 # How long an authorization hold stays pending before it is voided automatically.
 HOLD_TTL_DAYS = env.int("HOLD_TTL_DAYS", default=7)
@@ -256,9 +257,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "merchant_key": env.str("MERCHANT_API_RATE", default="100/second"),
         "merchant_application": env.str("MERCHANT_APPLICATION_RATE", default="20/hour"),
+        # Sign-in: per contact (hourly and daily: 10 codes of 5 tries would still be 50
+        # guesses a day, so tries are capped per contact too) and per client address (an
+        # IPv6 client counts per /64, the block one subscriber gets).
         "app_sign_in_code_contact": env.str("APP_SIGN_IN_CODE_RATE", default="5/hour"),
+        "app_sign_in_code_contact_day": env.str("APP_SIGN_IN_CODE_DAILY_RATE", default="10/day"),
         "app_sign_in_code_ip": env.str("APP_SIGN_IN_CODE_IP_RATE", default="30/hour"),
         "app_sign_in_token_ip": env.str("APP_SIGN_IN_TOKEN_RATE", default="20/hour"),
+        "app_sign_in_token_contact_day": env.str("APP_SIGN_IN_TOKEN_DAILY_RATE", default="20/day"),
         "app_token": env.str("APP_API_RATE", default="20/second"),
     },
     # The client's address for per-IP throttles is REMOTE_ADDR, unless NUM_PROXIES reverse

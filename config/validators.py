@@ -1,9 +1,52 @@
-"""Validators for French identifiers and codes shared by several apps."""
+"""Validators for French identifiers and codes shared by several apps, and the one canonical
+form of an email address."""
 
+import unicodedata
+
+import idna
 import iso18245
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, validate_email
 from django.utils.translation import gettext_lazy as _
+
+# RFC 5321's limit on a path: a longer address cannot be delivered.
+EMAIL_MAX_LENGTH = 254
+NON_ASCII_EMAIL_MESSAGE = _(
+    "The part of an email address before the @ can only have letters without accents, digits "
+    "and signs such as . - _ +: check it."
+)
+
+
+def email_canonical(value: str) -> str:
+    """The form in which an email address is stored and compared, with "=" only:
+    "Marie.Dupont@Bücher.DE" is "marie.dupont@xn--bcher-kva.de".
+
+    The part after the @ names a domain: NFKC, then IDNA 2008 (UTS 46, which also folds its
+    case, but keeps "ß": casefold() would turn "straße.de" into another domain, "strasse.de"),
+    written in punycode. The part before the @ is the receiving server's to interpret, so it
+    must be ASCII as typed: mapping a look-alike (the long s U+017F, the dotless i U+0131) to a
+    plain letter would call two mailboxes one; it is then folded to lower case, as every provider
+    does. ValidationError (code non_ascii_email or invalid_email) when that is not possible.
+    The result is ASCII, and canonical again: email_canonical(email_canonical(x)) is itself."""
+    text = value.strip()
+    local, at, domain = text.rpartition("@")
+    invalid = ValidationError(_("Enter a valid email address."), code="invalid_email")
+    if not (local and at and domain):
+        raise invalid
+    if not local.isascii():
+        raise ValidationError(NON_ASCII_EMAIL_MESSAGE, code="non_ascii_email")
+    try:
+        domain = idna.encode(unicodedata.normalize("NFKC", domain), uts46=True).decode("ascii")
+    except (UnicodeError, ValueError) as exc:  # idna.IDNAError is a UnicodeError
+        raise invalid from exc
+    address = f"{local.lower()}@{domain.lower()}"
+    if len(address) > EMAIL_MAX_LENGTH:
+        raise invalid
+    try:
+        validate_email(address)
+    except ValidationError as exc:
+        raise invalid from exc
+    return address
 
 
 def _luhn_ok(digits: str) -> bool:

@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -15,6 +16,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
+from config.validators import email_canonical
 from funders.models import (
     Allocation,
     Enrolment,
@@ -361,10 +363,15 @@ def staff_invite(
     *, funder: Funder, email: str, first_name: str, last_name: str, role: str, site_url: str
 ) -> Membership:
     """Give a person a role in a funder's staff. A new person gets an account with no password
-    and an email with a link to choose one; nobody ever sends a password around."""
-    email = email.strip().lower()
+    and an email with a link to choose one; nobody ever sends a password around. A person is
+    found by their address's canonical form, with "=": iexact would let a look-alike address
+    (gmail.com with a dotless i, U+0131) name an existing account on PostgreSQL."""
+    try:
+        email = email_canonical(email)
+    except ValidationError as error:
+        raise DomainError(message=error.messages[0], field="email") from error
     with transaction.atomic():
-        user = get_user_model().objects.filter(email__iexact=email).first()
+        user = get_user_model().objects.filter(email=email).first()
         if user is None:
             user = get_user_model().objects.create_user(
                 username=email, email=email, first_name=first_name, last_name=last_name

@@ -21,7 +21,6 @@ from datetime import datetime
 
 import tablib
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -31,7 +30,7 @@ from import_export import widgets
 from import_export.formats import base_formats
 from phonenumber_field.phonenumber import to_python as phone_to_python
 
-from config.validators import validate_french_postcode
+from config.validators import email_canonical, validate_french_postcode
 from funders.models import Enrolment, Funder, SpreadsheetImport
 from wallet.errors import DomainError, InvalidState
 from wallet.models import Beneficiary
@@ -135,14 +134,16 @@ class TextWidget(widgets.CharWidget):
 
 
 class EmailWidget(TextWidget):
+    """An address in its canonical form (email_canonical), as people are stored and matched."""
+
     def clean(self, value, row=None, **kwargs):
         text = super().clean(value, row, **kwargs)
-        if text:
-            try:
-                validate_email(text)
-            except ValidationError:
-                raise CellError("invalid_email", value=text) from None
-        return text
+        if not text:
+            return ""
+        try:
+            return email_canonical(text)
+        except ValidationError as error:
+            raise CellError(error.code, value=text) from None
 
 
 class PhoneWidget(TextWidget):
@@ -310,6 +311,10 @@ ROW_MESSAGES = {
     "required": _("This is required."),
     "too_long": _("At most %(max)s characters."),
     "invalid_email": _("“%(value)s” is not an email address."),
+    "non_ascii_email": _(
+        "“%(value)s”: the part of an email address before the @ can only have letters without "
+        "accents, digits and signs such as . - _ +."
+    ),
     "invalid_phone": _("“%(value)s” is not a phone number."),
     "invalid_postcode": _("“%(value)s” is not a French postcode (5 digits)."),
     "invalid_date": _("“%(value)s” is not a date. Write it as 2026-12-01 or 01/12/2026."),
@@ -345,8 +350,9 @@ def error_text(error: dict, *, messages: Mapping[str, str], labels: Mapping[str,
 def match_beneficiary(
     funder: Funder, *, reference: str, email: str, phone: str
 ) -> tuple[Beneficiary | None, list[dict]]:
-    """The funder's beneficiary a row is about: by file number, else by email or phone among
-    the people enrolled with this funder (never another funder's). None: nobody known."""
+    """The funder's beneficiary a row is about: by file number, else by email (canonical, see
+    EmailWidget) or phone among the people enrolled with this funder (never another funder's).
+    None: nobody known."""
     if reference:
         enrolment = (
             Enrolment.objects.filter(funder=funder, reference=reference)
@@ -357,7 +363,9 @@ def match_beneficiary(
             return enrolment.beneficiary, []
     contact = Q()
     if email:
-        contact |= Q(email__iexact=email)
+        # "=": `email` is canonical (EmailWidget), as stored. iexact's UPPER() would let a
+        # look-alike address (gmail.com with a dotless i, U+0131) match on PostgreSQL.
+        contact |= Q(email=email)
     if phone:
         contact |= Q(phone=phone)
     if not contact:
@@ -391,7 +399,7 @@ def person_duplicate_error(
         number=number,
         identities=[
             ("reference", reference),
-            ("email", email.lower()),
+            ("email", email),  # canonical (EmailWidget)
             ("phone", phone),
             (None, beneficiary.pk if beneficiary else None),
         ],

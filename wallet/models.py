@@ -1,11 +1,12 @@
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
-from config.validators import validate_french_postcode
+from config.validators import email_canonical, validate_french_postcode
 from wallet.app.models import Aidant, AppToken, SignInCode
 from wallet.authorization.models import Decision, DecisionHold
 from wallet.issuing.models import StripeEvent
@@ -41,6 +42,8 @@ class Beneficiary(models.Model):
 
     first_name = models.CharField(_("first name"), max_length=100)
     last_name = models.CharField(_("last name"), max_length=100)
+    # Always in its canonical form (config.validators.email_canonical), which sign-in and
+    # imports compare with "=": see clean() and save().
     email = models.EmailField(_("email"), blank=True)
     phone = PhoneNumberField(_("mobile phone"), blank=True, region="FR")
     postcode = models.CharField(
@@ -65,9 +68,32 @@ class Beneficiary(models.Model):
         verbose_name = _("beneficiary")
         verbose_name_plural = _("beneficiaries")
         ordering = ["last_name", "first_name"]
+        indexes = [
+            # Sign-in finds a person by either contact.
+            models.Index(fields=["email"], name="beneficiary_email_idx"),
+            models.Index(fields=["phone"], name="beneficiary_phone_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+    def save(self, *args, **kwargs):
+        # Also here, and not only in clean(), because sign-in compares with "=": an address
+        # saved in another form would never match, and a form that was not canonical is what
+        # let a look-alike match before. Forms and services call clean() first, so a refusal
+        # here means a caller skipped validation.
+        update_fields = kwargs.get("update_fields")
+        if self.email and (update_fields is None or "email" in update_fields):
+            self.email = email_canonical(self.email)
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        if self.email:
+            try:
+                self.email = email_canonical(self.email)
+            except ValidationError as error:
+                raise ValidationError({"email": error}) from None
 
 
 class Wallet(models.Model):

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from config.validators import email_canonical
 from funders.admin.scoping import FunderScopedAdmin
 from funders.models import Funder, Membership
 from funders.services import membership_change_role, membership_remove, staff_invite
@@ -33,6 +34,10 @@ class StaffInviteForm(forms.ModelForm):
     class Meta:
         model = Membership
         fields = ["funder", "role"]
+
+    def clean_email(self):
+        # The form staff_invite finds people in, refused here with the field's own message.
+        return email_canonical(self.cleaned_data["email"])
 
 
 @admin.register(Membership)

@@ -35,7 +35,10 @@ PHONE = {
 
 
 @pytest.fixture
-def phone(browser, live_server):
+def phone(browser, live_server, settings):
+    # Asking for a sign-in code queues a task: it runs in the server's thread here.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
     context = browser.new_context(base_url=live_server.url, **PHONE)
     yield context.new_page()
     context.close()

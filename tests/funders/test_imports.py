@@ -24,7 +24,7 @@ from funders.models import Allocation, AllocationImport, Enrolment
 from funders.services import beneficiary_enrol, program_fund
 from tests.concurrency import run_together
 from tests.factories import BeneficiaryFactory, make_allocation, make_program
-from tests.markers import postgresql_only
+from tests.markers import postgresql_case_folding, postgresql_only
 from wallet.authorization.codes import format_money
 from wallet.errors import InvalidState
 from wallet.ledger.models import Account, Entry, Transfer
@@ -518,3 +518,68 @@ def test_the_same_file_applied_twice_at_once_grants_once(funder):
     results = sorted(row["result"] for i in AllocationImport.objects.all() for row in i.report)
     assert results == ["already_allocated"] * 3 + ["new"] * 3
     assert Account.objects.get(pk=program.float_account_id).available == 100_000 - VALID_TOTAL
+
+
+# --- email addresses, by their canonical form ----------------------------------------------------
+
+HEADERS = "reference,first_name,last_name,email,phone,postcode,amount,valid_from,valid_until"
+
+
+def file_of(*lines: str) -> bytes:
+    return "\n".join([HEADERS, *lines]).encode()
+
+
+@postgresql_case_folding
+def test_a_look_alike_address_is_not_someone_already_helped(program, funder):
+    # given Léa, helped at lea@gmail.com; PostgreSQL's UPPER() folds a dotless i (U+0131) to I
+    lea = BeneficiaryFactory(email="lea@gmail.com")
+    beneficiary_enrol(funder=funder, beneficiary=lea)
+
+    allocation_import = upload(
+        program, content=file_of(",Léa,Bernard,lea@gma\u0131l.com,,38000,50,2026-12-01,")
+    )
+
+    assert allocation_import.report[0]["result"] == "new"
+    assert allocation_import.report[0]["beneficiary_id"] is None
+
+
+def test_an_address_in_another_case_is_someone_already_helped(program, funder):
+    lea = BeneficiaryFactory(email="lea@gmail.com")
+    beneficiary_enrol(funder=funder, beneficiary=lea)
+
+    allocation_import = upload(
+        program, content=file_of(",Léa,Bernard,Lea@GMAIL.com,,38000,50,2026-12-01,")
+    )
+
+    assert allocation_import.report[0]["result"] == "existing"
+    assert allocation_import.report[0]["beneficiary_id"] == lea.pk
+
+
+def test_two_spellings_of_one_address_in_a_file_are_the_same_person(program):
+    allocation_import = upload(
+        program,
+        content=file_of(
+            "D-1,Ann,Lee,ann@Bücher.de,,38000,50,2026-12-01,",
+            "D-2,Ann,Lee,ANN@xn--bcher-kva.de,,38000,50,2026-12-01,",
+        ),
+    )
+
+    assert errors_by_row(allocation_import) == {2: set(), 3: {("email", "duplicate_in_file")}}
+
+
+def test_a_non_ascii_part_before_the_at_sign_is_a_row_error(program):
+    allocation_import = upload(
+        program, content=file_of("D-1,Ann,Lee,\u017fam@gmail.com,,38000,50,2026-12-01,")
+    )
+
+    assert errors_by_row(allocation_import) == {2: {("email", "non_ascii_email")}}
+
+
+def test_a_new_person_is_recorded_with_the_canonical_address(program):
+    allocation_import = upload(
+        program, content=file_of("D-1,Ann,Lee,Ann.Lee@Bücher.DE,,38000,50,2026-12-01,")
+    )
+
+    apply(allocation_import)
+
+    assert Beneficiary.objects.get().email == "ann.lee@xn--bcher-kva.de"

@@ -31,6 +31,7 @@ from funders.profile_imports import (
 )
 from funders.services import beneficiary_enrol
 from tests.factories import BeneficiaryFactory, make_program
+from tests.markers import postgresql_case_folding
 from wallet.errors import InvalidState
 from wallet.gdpr import beneficiary_erase
 from wallet.models import Beneficiary
@@ -571,3 +572,48 @@ def test_an_imported_fact_makes_a_campaign_propose_the_aid(
         apply(profile_import)
     # then the campaign proposes her the aid
     assert Proposal.objects.filter(campaign=campaign, beneficiary=known).count() == 1
+
+
+# --- email addresses, by their canonical form ----------------------------------------------------
+
+
+@postgresql_case_folding
+def test_a_look_alike_address_is_not_someone_already_helped(funder, criteria):
+    # given Sam, helped at sam@gmail.com; PostgreSQL's UPPER() folds a dotless i (U+0131) to I
+    sam = BeneficiaryFactory(email="sam@gmail.com")
+    beneficiary_enrol(funder=funder, beneficiary=sam)
+
+    content = english_csv(",sam@gma\u0131l.com,3", headers="reference,email,household_size")
+    profile_import = upload(funder, content)
+
+    assert errors_by_row(profile_import) == {2: {(None, "person_unknown")}}
+
+
+def test_an_address_in_another_case_is_someone_already_helped(funder, criteria):
+    sam = BeneficiaryFactory(email="sam@gmail.com")
+    beneficiary_enrol(funder=funder, beneficiary=sam)
+
+    profile_import = apply(
+        upload(funder, english_csv(",SAM@Gmail.com,3", headers="reference,email,household_size"))
+    )
+
+    assert profile_import.status == Status.APPLIED
+    assert profile_of(funder, sam).household_size == 3
+
+
+def test_two_spellings_of_one_address_in_a_file_are_the_same_person(funder, criteria):
+    content = english_csv(
+        "D-7,Ann,Lee,ann@Bücher.de,3",
+        "D-8,Ann,Lee,ANN@xn--bcher-kva.de,3",
+        headers="reference,first_name,last_name,email,household_size",
+    )
+    profile_import = upload(funder, content)
+
+    assert errors_by_row(profile_import) == {2: set(), 3: {("email", "duplicate_in_file")}}
+
+
+def test_a_non_ascii_part_before_the_at_sign_is_a_row_error(funder, criteria, known):
+    content = english_csv("D-001,\u017fam@gmail.com,2", headers="reference,email,household_size")
+    profile_import = upload(funder, content)
+
+    assert errors_by_row(profile_import) == {2: {("email", "non_ascii_email")}}

@@ -9,8 +9,9 @@ from django.test import Client
 from django.urls import reverse
 
 from funders.models import Membership
-from funders.services import membership_change_role, membership_remove
+from funders.services import membership_change_role, membership_remove, staff_invite
 from tests.funders.conftest import client_for
+from tests.markers import postgresql_case_folding
 from wallet.errors import InvalidState
 
 Role = Membership.Role
@@ -101,3 +102,47 @@ def test_a_role_change_is_kept_in_the_history(administrator, manager):
     membership.refresh_from_db()
     assert membership.role == Role.AGENT
     assert membership.history.count() == 2
+
+
+# --- who an address names: its canonical form, with "=" --------------------------------------
+
+
+@pytest.fixture
+def sam(other_funder):
+    """Someone with an account at sam@gmail.com, on no staff of this funder."""
+    return get_user_model().objects.create_user(
+        username="sam", email="sam@gmail.com", password="password", is_staff=True
+    )
+
+
+def test_an_invitation_in_another_case_names_the_person_already_known(administrator, sam, funder):
+    answer = invite(client_for(administrator), funder, email="Sam@GMAIL.com")
+
+    assert answer.status_code == 302
+    assert Membership.objects.get(funder=funder, role=Role.MANAGER).user == sam
+    assert get_user_model().objects.filter(email__icontains="sam").count() == 1
+
+
+@postgresql_case_folding
+def test_an_invitation_to_a_look_alike_address_names_a_new_person(administrator, sam, funder):
+    # gmail with a dotless i (U+0131) is another domain, which PostgreSQL's UPPER() folds to GMAIL
+    membership = staff_invite(
+        funder=funder,
+        email="sam@gma\u0131l.com",
+        first_name="Sam",
+        last_name="Martin",
+        role=Role.MANAGER,
+        site_url="http://testserver/",
+    )
+
+    assert membership.user != sam
+    assert membership.user.email == "sam@xn--gmal-nza.com"
+    assert not Membership.objects.filter(user=sam, funder=funder).exists()
+
+
+def test_an_invitation_to_a_non_ascii_address_is_refused_on_its_field(administrator, funder):
+    answer = invite(client_for(administrator), funder, email="\u017fam@gmail.com")
+
+    assert answer.status_code == 200
+    assert "email" in answer.context["adminform"].form.errors
+    assert not Membership.objects.filter(funder=funder, role=Role.MANAGER).exists()

@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import get_language, gettext, ngettext
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -35,13 +35,15 @@ from wallet.app.services import (
     card_report_lost,
     card_unfreeze,
     contact_parse,
-    sign_in_code_request,
     sign_in_code_verify,
 )
+from wallet.app.tasks import sign_in_code_send
 from wallet.app.throttles import (
     AppTokenThrottle,
+    SignInCodeContactDailyThrottle,
     SignInCodeContactThrottle,
     SignInCodeIpThrottle,
+    SignInTokenContactDailyThrottle,
     SignInTokenIpThrottle,
 )
 from wallet.authorization.codes import beneficiary_message, format_money, format_until
@@ -131,7 +133,11 @@ class AppApi(APIView):
 class SignInCodeApi(APIView):
     authentication_classes = []
     permission_classes = []
-    throttle_classes = [SignInCodeIpThrottle, SignInCodeContactThrottle]
+    throttle_classes = [
+        SignInCodeIpThrottle,
+        SignInCodeContactThrottle,
+        SignInCodeContactDailyThrottle,
+    ]
 
     class SignInCodeInput(serializers.Serializer):
         contact = serializers.CharField(
@@ -148,7 +154,8 @@ class SignInCodeApi(APIView):
         summary="Ask for a sign-in code",
         description="Sends a 6-digit code to the contact if it may sign in, by email or SMS "
         "according to its form. The answer is the same whether or not the contact is known. "
-        "At most 5 codes per contact per hour.",
+        "At most 5 codes per contact per hour and 10 per day. The part of an email address "
+        "before the @ must be ASCII (400 non_ascii_email).",
         request=SignInCodeInput,
         responses={202: SignInCodeOutput, **ERRORS},
         auth=[],
@@ -171,7 +178,10 @@ class SignInCodeApi(APIView):
     def post(self, request):
         data = self.SignInCodeInput(data=request.data)
         data.is_valid(raise_exception=True)
-        sign_in_code_request(contact=contact_parse(data.validated_data["contact"]))
+        contact = contact_parse(data.validated_data["contact"])
+        # The lookup and the sending are the task's: done here, the answer's time would tell
+        # whether the contact is known.
+        sign_in_code_send.delay(contact.value, contact.channel, get_language())
         lifetime = settings.APP_SIGN_IN_CODE_TTL_SECONDS
         minutes = lifetime // 60
         message = ngettext(
@@ -188,7 +198,8 @@ class SignInCodeApi(APIView):
 class TokenOutput(serializers.Serializer):
     token = serializers.CharField(help_text="Send it as `Authorization: Bearer <token>`.")
     expires_at = serializers.DateTimeField(
-        help_text="When the token stops working if it is not used; each use pushes it back."
+        help_text="When the token stops working if it is not used; each use pushes it back, "
+        "up to the token's greatest age (180 days by default)."
     )
     read_only = serializers.BooleanField(help_text="True for an aidant's token.")
     wallet_holder = serializers.CharField(help_text="The first name of the wallet's holder.")
@@ -222,7 +233,7 @@ TOKEN_EXAMPLE = {
 class SignInTokenApi(APIView):
     authentication_classes = []
     permission_classes = []
-    throttle_classes = [SignInTokenIpThrottle]
+    throttle_classes = [SignInTokenIpThrottle, SignInTokenContactDailyThrottle]
 
     class SignInTokenInput(serializers.Serializer):
         contact = serializers.CharField(max_length=254)
@@ -234,7 +245,7 @@ class SignInTokenApi(APIView):
         "contact's own wallet (full access) first, then the wallets of the people who "
         "authorised it as their aidant (read-only), in `other_wallets`. A wrong, expired or "
         "used code answers 400 invalid_code; a code dies after 5 wrong tries. At most 20 "
-        "tries per address per hour.",
+        "tries per address per hour, and 20 per contact per day.",
         request=SignInTokenInput,
         responses={200: SignInOutput, **ERRORS},
         auth=[],

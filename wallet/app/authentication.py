@@ -26,7 +26,8 @@ class AppPrincipal:
 
 class AppTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer app_...`: the token's SHA-256 digest is looked up. A revoked
-    token, one idle for too long, and an aidant's whose access was withdrawn all answer 401."""
+    token, one idle for too long or too old (app_token_expires_at), and an aidant's whose access
+    was withdrawn all answer 401."""
 
     keyword = "Bearer"
 

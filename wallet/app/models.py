@@ -71,7 +71,8 @@ class SignInCode(models.Model):
 class AppToken(models.Model):
     """A token of the app, for one wallet: the beneficiary's own (aidant empty) or an aidant's,
     read-only. Only the SHA-256 digest of the 32 random bytes is stored, as for merchant API
-    keys. A token unused for APP_TOKEN_IDLE_DAYS no longer works."""
+    keys. A token unused for APP_TOKEN_IDLE_DAYS, or older than APP_TOKEN_MAX_AGE_DAYS, no longer
+    works."""
 
     wallet = models.ForeignKey("wallet.Wallet", models.CASCADE, related_name="app_tokens")
     aidant = models.ForeignKey(Aidant, models.CASCADE, null=True, blank=True, related_name="tokens")

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
@@ -27,6 +26,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from config.validators import NON_ASCII_EMAIL_MESSAGE, email_canonical
 from wallet.app.models import Aidant, AppToken, ContactChannel, SignInCode
 from wallet.errors import DomainError, InvalidState
 from wallet.issuing.cards import card_status_push_on_commit
@@ -50,6 +50,11 @@ class InvalidContact(DomainError):
 
     def __init__(self, message=None, *, field: str | None = "contact", **details):
         super().__init__(message, field=field, **details)
+
+
+class NonAsciiEmail(InvalidContact):
+    code = "non_ascii_email"
+    default_message = NON_ASCII_EMAIL_MESSAGE
 
 
 class InvalidSignInCode(DomainError):
@@ -105,14 +110,16 @@ class Contact:
 
 def contact_parse(text: str) -> Contact:
     """The contact as sign-in compares it: "Marie.Dupont@Example.org" and "06 12 34 56 78" are
-    "marie.dupont@example.org" and "+33612345678". InvalidContact when it is neither."""
+    "marie.dupont@example.org" (see email_canonical) and "+33612345678". InvalidContact when it
+    is neither, NonAsciiEmail when the part of an address before the @ is not ASCII."""
     text = text.strip()
     if "@" in text:
         try:
-            validate_email(text)
+            return Contact(email_canonical(text), ContactChannel.EMAIL)
         except ValidationError as exc:
+            if exc.code == "non_ascii_email":
+                raise NonAsciiEmail() from exc
             raise InvalidContact() from exc
-        return Contact(text.lower(), ContactChannel.EMAIL)
     try:
         number = phonenumbers.parse(text, "FR")
     except phonenumbers.NumberParseException as exc:
@@ -125,8 +132,10 @@ def contact_parse(text: str) -> Contact:
 
 
 def _owner_filter(contact: Contact, prefix: str = "") -> Q:
+    # "=" on the stored canonical address: never iexact, whose UPPER() PostgreSQL folds with
+    # Unicode rules, making gmail.com with a dotless i (U+0131) equal to gmail.com.
     if contact.channel == ContactChannel.EMAIL:
-        return Q(**{f"{prefix}email__iexact": contact.value})
+        return Q(**{f"{prefix}email": contact.value})
     return Q(**{f"{prefix}phone": contact.value})
 
 
@@ -155,33 +164,48 @@ def _digest(contact: str, code: str) -> str:
     return salted_hmac(_HMAC_SALT, f"{contact}:{code}", algorithm="sha256").hexdigest()
 
 
+def _stored_contact(wallet: Wallet, aidant: Aidant | None, channel: str) -> str:
+    """The contact as recorded for this grant: the aidant's, or the beneficiary's own."""
+    if aidant is not None:
+        return aidant.contact
+    beneficiary = wallet.beneficiary
+    return beneficiary.email if channel == ContactChannel.EMAIL else beneficiary.phone.as_e164
+
+
 def sign_in_code_request(*, contact: Contact) -> SignInCode | None:
     """Send a new sign-in code to `contact` if it may sign in to some wallet; None otherwise,
-    and nothing is written, so that the caller answers both cases alike."""
+    and nothing is written. Run by a task (wallet.app.tasks), so that the request answers
+    alike, and as fast, whether or not the contact is known.
+
+    The code goes to the contact as recorded (the matched beneficiary's or aidant's), never
+    to the text typed: a look-alike that matched would otherwise receive it."""
     grants = _grants(contact)
     if not grants:
         return None
+    wallet, aidant = grants[0]
+    recorded = _stored_contact(wallet, aidant, contact.channel)
     digits = f"{secrets.randbelow(10**6):06d}"
     now = timezone.now()
     with transaction.atomic():
         code = SignInCode.objects.create(
-            contact=contact.value,
+            contact=recorded,
             channel=contact.channel,
-            digest=_digest(contact.value, digits),
+            digest=_digest(recorded, digits),
             created_at=now,
             expires_at=now + _code_lifetime(),
         )
-        _sign_in_code_send(code=code, digits=digits, beneficiary=grants[0][0].beneficiary)
+        _sign_in_code_send(code=code, digits=digits, beneficiary=wallet.beneficiary)
     return code
 
 
 def _sign_in_code_send(*, code: SignInCode, digits: str, beneficiary: Beneficiary) -> None:
-    """Put the code in the outbox for the one contact that asked for it.
+    """Put the code in the outbox for the one recorded contact it was made for.
 
     notify() tells a beneficiary on all of their channels; a sign-in code goes only to the
     contact that asked, which for an aidant is not the beneficiary's. The row is kept in the
     outbox of the (first) beneficiary whose wallet the contact opens, and sent by the same task
-    as every message. It is rendered in the language of the person asking (the request's)."""
+    as every message. It is rendered in the language of the person asking (the request's, which
+    the task activates)."""
     folder = "notifications/sign_in_code"
     context = {"code": digits, "minutes": settings.APP_SIGN_IN_CODE_TTL_SECONDS // 60}
     if code.channel == ContactChannel.SMS:
@@ -250,7 +274,12 @@ def app_token_idle_period() -> timedelta:
 
 
 def app_token_expires_at(token: AppToken) -> datetime:
-    return token.last_used_at + app_token_idle_period()
+    """When the token stops working: after APP_TOKEN_IDLE_DAYS without use, and in any case
+    APP_TOKEN_MAX_AGE_DAYS after it was made, so that a stolen token in steady use dies too."""
+    return min(
+        token.last_used_at + app_token_idle_period(),
+        token.created_at + timedelta(days=settings.APP_TOKEN_MAX_AGE_DAYS),
+    )
 
 
 def app_token_create(*, wallet: Wallet, aidant: Aidant | None = None) -> tuple[AppToken, str]:

@@ -8,7 +8,7 @@ from django.utils.crypto import salted_hmac
 from merchants.services import api_key_create
 from tests.wallet.app.conftest import AppClient, error_code, last_code
 from wallet.app.models import AppToken, SignInCode
-from wallet.app.services import MAX_WRONG_TRIES
+from wallet.app.services import MAX_WRONG_TRIES, app_token_expires_at
 from wallet.models import Notification
 
 EMAIL = "marie.dupont@example.org"
@@ -256,6 +256,27 @@ def test_a_token_unused_for_90_days_stops_working(beneficiary):
         response = client.read("/me")
 
     assert response.status_code == 401
+
+
+def test_a_token_in_steady_use_stops_working_at_its_greatest_age(beneficiary):
+    client = AppClient(beneficiary.wallet)
+    made = client.token.created_at
+    for day in range(80, 180, 80):  # used every 80 days: never idle
+        with time_machine.travel(made + timedelta(days=day)):
+            assert client.read("/me").status_code == 200
+
+    with time_machine.travel(made + timedelta(days=180, seconds=1)):
+        response = client.read("/me")
+
+    assert response.status_code == 401
+    assert error_code(response) == "authentication_failed"
+
+
+def test_a_new_token_says_when_its_greatest_age_ends_it(beneficiary, settings):
+    settings.APP_TOKEN_MAX_AGE_DAYS = 30
+    client = AppClient(beneficiary.wallet)
+
+    assert app_token_expires_at(client.token) == client.token.created_at + timedelta(days=30)
 
 
 def test_no_token_answers_401(anonymous):
