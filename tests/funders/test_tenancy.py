@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 
 from funders.admin.scoping import FunderScopedAdmin
 from funders.campaigns import campaign_create
@@ -29,7 +30,8 @@ from funders.services import program_fund
 from merchants.payments import payment_authorize
 from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
 from tests.funders.conftest import client_for
-from wallet.models import Card
+from wallet.contacts import CONTACT_CHANGE_LIFETIME
+from wallet.models import Card, ContactChangeRequest
 from wallet.notifications.models import Notification
 
 Role = Membership.Role
@@ -126,6 +128,17 @@ def build_profile(*, program, beneficiary, **_):
     return BeneficiaryProfile.objects.create(enrolment=enrolment)
 
 
+def build_contact_change(*, beneficiary, **_):
+    # As an agent's change waits for a manager (wallet.contacts).
+    return ContactChangeRequest.objects.create(
+        beneficiary=beneficiary,
+        field=ContactChangeRequest.Field.PHONE,
+        old_value="",
+        new_value="+33611223344",
+        expires_at=timezone.now() + CONTACT_CHANGE_LIFETIME,
+    )
+
+
 # Records of the back office's other modules, built from the funder's program and beneficiary.
 EXTRA_BUILDERS: dict = {
     AllocationImport: build_allocation_import,
@@ -133,6 +146,7 @@ EXTRA_BUILDERS: dict = {
     Proposal: build_proposal,
     ProfileImport: build_profile_import,
     BeneficiaryProfile: build_profile,
+    ContactChangeRequest: build_contact_change,
     Notification: lambda allocation, **_: allocation.beneficiary.notifications.first(),
     ProgramDashboard: lambda program, **_: ProgramDashboard.objects.get(pk=program.pk),
 }
@@ -194,7 +208,7 @@ def test_lists_show_only_the_funders_own_rows(two_funders, other_manager):
             assert re.search(rf"/{own.pk}/change/", html), model
 
 
-@pytest.mark.parametrize("view", ["change", "history", "delete"])
+@pytest.mark.parametrize("view", ["change", "history", "delete", "confirm", "refuse"])
 def test_another_funders_objects_answer_404_or_403(two_funders, other_manager, view):
     ours, _ = two_funders
     client = client_for(other_manager)
