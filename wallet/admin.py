@@ -546,7 +546,10 @@ class CardAdmin(ReadOnlyScopedAdmin):
     """Agents freeze, unfreeze and cancel cards for the people they help; Stripe follows."""
 
     funder_path = "wallet__beneficiary__enrolments__funder"
-    list_display = ["reference", "wallet", "kind", "status", "last4"]
+    # A card is named by its last four digits, as the person reads it on the card: its
+    # reference is an identifier payments were made with, which staff have no use for.
+    list_display = ["__str__", "wallet", "kind", "status"]
+    fields = readonly_fields = ["wallet", "kind", "status", "last4", "created_at"]
     list_filter = ["status", "kind"]
     actions = ["freeze", "unfreeze", "cancel"]
 

@@ -211,8 +211,9 @@ def beneficiary_data_export(
             .order_by("created_at", "pk")
         ],
         "cards": [
+            # Named by their last four digits: the reference, which payments were made with,
+            # would reach whoever handles the file (see SECURITY.md).
             {
-                "reference": card.reference,
                 "kind": card.kind,
                 "status": card.status,
                 "last4": card.last4,

@@ -28,7 +28,13 @@ from funders.models import (
 )
 from funders.services import program_fund
 from merchants.payments import payment_authorize
-from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
+from tests.factories import (
+    BeneficiaryFactory,
+    make_allocation,
+    make_merchant,
+    make_program,
+    make_staff,
+)
 from tests.funders.conftest import client_for
 from wallet.contacts import CONTACT_CHANGE_LIFETIME
 from wallet.models import Card, ContactChangeRequest
@@ -291,3 +297,32 @@ def test_the_admin_index_shows_a_funder_only_its_pages(two_funders, other_manage
     assert "/admin/funders/program/" in html
     assert "/admin/wallet/account/" not in html
     assert "/admin/merchants/merchant/" not in html
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.MANAGER, Role.ADMINISTRATOR])
+def test_no_page_a_funders_staff_open_shows_a_card_reference(two_funders, funder, role):
+    """Staff name a card by its last four digits: its reference is what payments are made
+    with."""
+    ours, _ = two_funders
+    card = ours.records[Card]
+    Card.objects.filter(pk=card.pk).update(last4="4242")
+    client = client_for(make_staff(funder=funder, role=role))
+    pages = [reverse("admin:index")]
+    for model in scoped_admins():
+        pages.append(url(model, "changelist"))
+        record = ours.records.get(model)
+        if record is not None:
+            pages += [url(model, "change", record.pk), url(model, "history", record.pk)]
+    pages.append(reverse("admin:wallet_beneficiary_personal_data", args=[ours.beneficiary.pk]))
+    dashboard = client.get(url(ProgramDashboard, "change", ours.program.pk)).content.decode()
+    exports = re.findall(r'href="([^"]*/export/[^"]*)"', dashboard)
+    assert exports  # the program's CSV and XLSX files are tried too
+    pages += [link.replace("&amp;", "&") for link in exports]
+
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code in (200, 403, 404), (page, response.status_code)
+        assert card.reference.encode() not in response.content, page
+    # Not empty for the wrong reason: the card's pages are there, with its last four digits.
+    assert "•••• 4242" in client.get(url(Card, "changelist")).content.decode()
+    assert "4242" in client.get(url(Card, "change", card.pk)).content.decode()
