@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from funders.models import Membership
 from funders.services import beneficiary_enrol
+from tests.concurrency import run_together
 from tests.factories import BeneficiaryFactory, FunderFactory, make_staff
 from tests.funders.conftest import client_for
+from tests.markers import postgresql_only
 from tests.wallet.app.conftest import AppClient, last_code
 from wallet.app.models import AppToken, SignInCode
 from wallet.app.services import contact_parse, sign_in_code_request
@@ -308,3 +310,34 @@ def test_an_agent_registers_a_new_person_with_their_contacts(funder, agent):
     person = Beneficiary.objects.get(last_name="Martin")
     assert (person.email, person.phone.as_e164) == ("lea.martin@example.org", "+33655443322")
     assert not ContactChangeRequest.objects.exists()
+
+
+# --- at the same moment (PostgreSQL) ----------------------------------------------------------
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_confirmation_and_a_refusal_at_once_decide_once(person, manager, asked):
+    # given a manager of a second funder helping the person, who refuses as the first confirms
+    second = FunderFactory()
+    beneficiary_enrol(funder=second, beneficiary=person)
+    other = make_staff(funder=second, role=Role.MANAGER)
+
+    outcomes = run_together(
+        [
+            lambda: beneficiary_contact_change_confirm(change=asked, by=manager),
+            lambda: beneficiary_contact_change_refuse(change=asked, by=other),
+        ]
+    )
+
+    # then one decided and the other was told so; the person's row says the same as the request
+    assert sum(isinstance(outcome, ContactChangeClosed) for outcome in outcomes) == 1, outcomes
+    asked.refresh_from_db()
+    person.refresh_from_db()
+    if asked.status == Status.CONFIRMED:
+        assert person.phone.as_e164 == NEW_PHONE
+        assert contact_changed_messages().count() == 2
+    else:
+        assert asked.status == Status.REFUSED
+        assert person.phone.as_e164 == OLD_PHONE
+        assert not contact_changed_messages().exists()
