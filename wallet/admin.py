@@ -12,6 +12,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import translation
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -162,6 +163,24 @@ class BeneficiaryAdmin(FunderScopedAdmin):
         )
         profiles_changed(funder=form.cleaned_data["funder"], beneficiary_ids=[created.pk])
         obj.pk = created.pk
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        message = super().construct_change_message(request, form, formsets, add)
+        if add:
+            return message
+        # A contact's change has its own row, confirmed or waiting for a manager: the admin's
+        # log must not say that the form changed it. Labels as Django logs them, untranslated.
+        with translation.override(None):
+            contacts = {str(form.fields[name].label) for name in CONTACT_FIELDS}
+        kept = []
+        for entry in message:
+            if "changed" in entry:
+                fields = [label for label in entry["changed"]["fields"] if label not in contacts]
+                if not fields:
+                    continue
+                entry = {"changed": {"fields": fields}}
+            kept.append(entry)
+        return kept
 
     def _change_contact(self, request, person: Beneficiary, field: str, value) -> None:
         label = Beneficiary._meta.get_field(field).verbose_name

@@ -2,10 +2,12 @@
 for a manager of a funder helping the person, and a change that takes effect signs every device
 out and warns the old contact."""
 
+import json
 from datetime import timedelta
 
 import pytest
 import time_machine
+from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
@@ -127,6 +129,9 @@ def test_an_agent_editing_the_phone_and_email_changes_nothing_until_confirmed(pe
     }
     assert not contact_changed_messages().exists()
     assert app.read("/me").status_code == 200
+    # The admin's log says what the form changed, and only that.
+    logged = LogEntry.objects.get(object_id=str(person.pk)).change_message
+    assert json.loads(logged) == [{"changed": {"fields": ["Postcode"]}}]
 
 
 def test_a_manager_confirms_the_contact_changes_the_old_one_is_told_and_signed_out(
