@@ -3,6 +3,7 @@ for a manager of a funder helping the person, and a change that takes effect sig
 out and warns the old contact."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -129,6 +130,11 @@ def test_an_agent_editing_the_phone_and_email_changes_nothing_until_confirmed(pe
     }
     assert not contact_changed_messages().exists()
     assert app.read("/me").status_code == 200
+    # The person's page leads to the changes waiting for a manager.
+    page = client_for(agent).get(reverse("admin:wallet_beneficiary_change", args=[person.pk]))
+    [link] = re.findall(r'href="([^"]*contactchangerequest/\?[^"]*)"', page.content.decode())
+    listing = client_for(agent).get(link.replace("&amp;", "&")).content.decode()
+    assert NEW_PHONE in listing and NEW_EMAIL in listing
     # The admin's log says what the form changed, and only that.
     logged = LogEntry.objects.get(object_id=str(person.pk)).change_message
     assert json.loads(logged) == [{"changed": {"fields": ["Postcode"]}}]
