@@ -127,6 +127,7 @@ def beneficiary_contact_change_request(
         )
         may_decide = contact_change_may_decide(user=by, beneficiary=person)
         now = timezone.now()
+        pending.filter(expires_at__lte=now).update(status=Status.EXPIRED)
         waiting = pending.first()
         if waiting is not None and (waiting.old_value, waiting.new_value) == (current, value):
             if may_decide:

@@ -248,6 +248,18 @@ def test_an_old_request_expires(person, manager, asked):
     assert person.phone.as_e164 == OLD_PHONE
 
 
+def test_asking_again_after_the_expiry_makes_a_new_request(person, agent, asked):
+    later = timezone.now() + CONTACT_CHANGE_LIFETIME + timedelta(minutes=1)
+    with time_machine.travel(later):
+        again = beneficiary_contact_change_request(
+            beneficiary=person, field="phone", value=NEW_PHONE, by=agent
+        )
+
+    asked.refresh_from_db()
+    assert (asked.status, again.status) == (Status.EXPIRED, Status.PENDING)
+    assert again.pk != asked.pk
+
+
 def test_a_newer_request_withdraws_the_pending_one(person, agent, manager, asked):
     newer = beneficiary_contact_change_request(
         beneficiary=person, field="phone", value="+33611111111", by=agent
