@@ -143,6 +143,11 @@ def test_an_agent_editing_the_phone_and_email_changes_nothing_until_confirmed(pe
 def test_a_manager_confirms_the_contact_changes_the_old_one_is_told_and_signed_out(
     person, manager, asked, app
 ):
+    page = client_for(manager).get(
+        reverse("admin:wallet_contactchangerequest_change", args=[asked.pk])
+    )
+    assert decide_url(asked, "confirm") in page.content.decode()  # the button is there
+
     response = client_for(manager).post(decide_url(asked, "confirm"))
 
     assert response.status_code == 302
