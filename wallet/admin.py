@@ -8,10 +8,12 @@ import logging
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import translation
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -22,6 +24,11 @@ from funders.models import Funder, Program
 from funders.services import allocation_grant_many, beneficiary_enrol
 from funders.tenancy import Role, funder_ids, funders_of, is_operator
 from wallet.app.services import card_freeze, card_unfreeze
+from wallet.contacts import (
+    beneficiary_contact_change_confirm,
+    beneficiary_contact_change_refuse,
+    beneficiary_contact_change_request,
+)
 from wallet.errors import DomainError
 from wallet.gdpr import BeneficiaryHoldsMoney, beneficiary_data_export, beneficiary_erase
 from wallet.issuing.cards import card_cancel, card_issue
@@ -30,6 +37,7 @@ from wallet.models import (
     Account,
     Beneficiary,
     Card,
+    ContactChangeRequest,
     Decision,
     Pocket,
     StripeEvent,
@@ -42,6 +50,7 @@ from wallet.services import beneficiary_create, wallet_freeze, wallet_unfreeze
 logger = logging.getLogger(__name__)
 
 SEES_THE_FUNDERS_POCKETS = "allocation__program__funder__in"
+CONTACT_FIELDS = ("email", "phone")
 
 
 class PocketInline(admin.TabularInline):
@@ -132,7 +141,14 @@ class BeneficiaryAdmin(FunderScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            # Contacts open the wallet: they change only through the service, which waits for
+            # a manager's confirmation when an agent asks. The rest of the form is saved here.
+            others = [name for name in form.changed_data if name not in CONTACT_FIELDS]
+            if others:
+                obj.save(update_fields=others)
+            for name in CONTACT_FIELDS:
+                if name in form.changed_data:
+                    self._change_contact(request, obj, name, form.cleaned_data[name])
             # Where a funder's profile has no postcode, campaigns read this one.
             if "postcode" in form.changed_data:
                 for funder in Funder.objects.filter(enrolments__beneficiary=obj):
@@ -147,6 +163,60 @@ class BeneficiaryAdmin(FunderScopedAdmin):
         )
         profiles_changed(funder=form.cleaned_data["funder"], beneficiary_ids=[created.pk])
         obj.pk = created.pk
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        message = super().construct_change_message(request, form, formsets, add)
+        if add:
+            return message
+        # A contact's change has its own row, confirmed or waiting for a manager: the admin's
+        # log must not say that the form changed it. Labels as Django logs them, untranslated.
+        with translation.override(None):
+            contacts = {str(form.fields[name].label) for name in CONTACT_FIELDS}
+        kept = []
+        for entry in message:
+            if "changed" in entry:
+                fields = [label for label in entry["changed"]["fields"] if label not in contacts]
+                if not fields:
+                    continue
+                entry = {"changed": {"fields": fields}}
+            kept.append(entry)
+        return kept
+
+    def _change_contact(self, request, person: Beneficiary, field: str, value) -> None:
+        label = Beneficiary._meta.get_field(field).verbose_name
+        try:
+            asked = beneficiary_contact_change_request(
+                beneficiary=person, field=field, value=str(value or ""), by=request.user
+            )
+        except DomainError as error:
+            self.message_user(
+                request,
+                _("%(contact)s: %(error)s") % {"contact": capfirst(label), "error": error.message},
+                messages.ERROR,
+            )
+            return
+        if asked is not None and asked.status == ContactChangeRequest.Status.PENDING:
+            self.message_user(
+                request,
+                _(
+                    "%(contact)s: the new one waits for a manager's confirmation. Until then, "
+                    "the person keeps the one they had."
+                )
+                % {"contact": capfirst(label)},
+                messages.WARNING,
+            )
+        elif asked is not None:
+            self.message_user(
+                request,
+                _(
+                    "%(contact)s: changed. The person is signed out of the app and told on "
+                    "their former contact."
+                )
+                % {"contact": capfirst(label)},
+                messages.SUCCESS,
+            )
+        # What the page shows next is what is recorded.
+        person.refresh_from_db(fields=[field])
 
     # --- granting aid ---------------------------------------------------------------------------
 
@@ -321,6 +391,116 @@ class BeneficiaryAdmin(FunderScopedAdmin):
         return TemplateResponse(request, self.erase_template, context)
 
 
+@admin.register(ContactChangeRequest)
+class ContactChangeRequestAdmin(FunderScopedAdmin):
+    """Changes of people's email and phone, as asked. A manager of a funder helping the person
+    confirms or refuses an agent's (wallet.contacts); nobody edits one by hand."""
+
+    funder_path = "beneficiary__enrolments__funder"
+    add_role = change_role = None
+    list_display = [
+        "beneficiary",
+        "field",
+        "old_value",
+        "new_value",
+        "status",
+        "requested_by",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+    ]
+    list_filter = ["status", "field"]
+    search_fields = ["beneficiary__last_name", "beneficiary__first_name"]
+    fields = [*list_display, "expires_at"]
+    actions = ["confirm", "refuse"]
+    change_form_template = "admin/wallet/contactchangerequest/change_form.html"
+
+    def has_decide_permission(self, request):
+        return self._allowed(request, Role.MANAGER)
+
+    def get_urls(self):
+        confirm = self.admin_site.admin_view(self.confirm_view)
+        refuse = self.admin_site.admin_view(self.refuse_view)
+        return [
+            path("<path:object_id>/confirm/", confirm, name="wallet_contactchangerequest_confirm"),
+            path("<path:object_id>/refuse/", refuse, name="wallet_contactchangerequest_refuse"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "has_decide_permission": self.has_decide_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def confirm_view(self, request, object_id):
+        return self._decide(
+            request,
+            object_id,
+            beneficiary_contact_change_confirm,
+            _(
+                "Change confirmed: the person is signed out of the app and told on their former "
+                "contact."
+            ),
+        )
+
+    def refuse_view(self, request, object_id):
+        return self._decide(
+            request,
+            object_id,
+            beneficiary_contact_change_refuse,
+            _("Change refused: the person keeps their contact details."),
+        )
+
+    def _decide(self, request, object_id, service, done):
+        change = self.get_scoped_object(request, object_id, role=Role.MANAGER)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            service(change=change, by=request.user)
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        return redirect(reverse("admin:wallet_contactchangerequest_change", args=[change.pk]))
+
+    def _decide_many(self, request, queryset, service):
+        decided = refused = 0
+        for change in self.scope(queryset, request, role=Role.MANAGER):
+            try:
+                service(change=change, by=request.user)
+            except DomainError:
+                refused += 1
+            else:
+                decided += 1
+        self.message_user(
+            request,
+            ngettext("%(count)d change decided.", "%(count)d changes decided.", decided)
+            % {"count": decided},
+            messages.SUCCESS,
+        )
+        if refused:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d change was left as it was: it was already decided or expired.",
+                    "%(count)d changes were left as they were: already decided or expired.",
+                    refused,
+                )
+                % {"count": refused},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Confirm the selected changes"), permissions=["decide"])
+    def confirm(self, request, queryset):
+        self._decide_many(request, queryset, beneficiary_contact_change_confirm)
+
+    @admin.action(description=_("Refuse the selected changes"), permissions=["decide"])
+    def refuse(self, request, queryset):
+        self._decide_many(request, queryset, beneficiary_contact_change_refuse)
+
+
 @admin.register(Wallet)
 class WalletAdmin(FunderScopedAdmin):
     """Agents help people: freezing a wallet stops every payment while a lost card is found."""
@@ -385,7 +565,10 @@ class CardAdmin(ReadOnlyScopedAdmin):
     """Agents freeze, unfreeze and cancel cards for the people they help; Stripe follows."""
 
     funder_path = "wallet__beneficiary__enrolments__funder"
-    list_display = ["reference", "wallet", "kind", "status", "last4"]
+    # A card is named by its last four digits, as the person reads it on the card: its
+    # reference is an identifier payments were made with, which staff have no use for.
+    list_display = ["__str__", "wallet", "kind", "status"]
+    fields = readonly_fields = ["wallet", "kind", "status", "last4", "created_at"]
     list_filter = ["status", "kind"]
     actions = ["freeze", "unfreeze", "cancel"]
 

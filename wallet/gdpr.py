@@ -3,11 +3,12 @@ the person as JSON, and its erasure.
 
 Erasure pseudonymises: the person's row stays, named "Personne effacée #<id>", because the money
 history points at it (allocations, pockets, payment decisions, the ledger) and funders account
-for that history. What says who the person is or how to reach them goes: contact details, the
-funders' file numbers, the outbox's addresses and texts, aidants' contacts, sign-in codes, push
-subscriptions, app sessions, and the name wherever it was copied (ledger account labels, the
-admin's log, allocation import reports, Stripe's cardholder in stored Stripe events). No money
-moves: `ledger verify` and every funder's figures are the same before and after.
+for that history. What says who the person is or how to reach them goes: contact details (past
+ones kept by contact changes too), the funders' file numbers, the outbox's addresses and texts,
+aidants' contacts, sign-in codes, push subscriptions, app sessions, and the name wherever it was
+copied (ledger account labels, the admin's log, allocation import reports, Stripe's cardholder
+in stored Stripe events). No money moves: `ledger verify` and every funder's figures are the
+same before and after.
 
 Money left on the person's pockets (available or held by a payment in progress) refuses the
 erasure unless `force`: revoking the aid first returns it to the funder, which is the funder's
@@ -49,7 +50,7 @@ from wallet.errors import DomainError, InvalidState
 from wallet.issuing.cards import card_cancel
 from wallet.issuing.models import StripeEvent
 from wallet.ledger.models import Account, Transfer
-from wallet.models import Beneficiary, Card, Decision, Pocket, Wallet
+from wallet.models import Beneficiary, Card, ContactChangeRequest, Decision, Pocket, Wallet
 from wallet.notifications.models import Notification, PushSubscription
 from wallet.notifications.preferences import notification_preferences
 from wallet.services import wallet_freeze
@@ -134,6 +135,19 @@ def beneficiary_data_export(
             "registered_at": _when(beneficiary.created_at),
             "erased_at": _when(beneficiary.erased_at),
         },
+        "contact_changes": [
+            {
+                "contact": change.field,
+                "before": change.old_value,
+                "after": change.new_value,
+                "status": change.status,
+                "asked_at": _when(change.requested_at),
+                "decided_at": _when(change.decided_at),
+            }
+            for change in ContactChangeRequest.objects.filter(beneficiary=beneficiary).order_by(
+                "requested_at", "pk"
+            )
+        ],
         "enrolments": [
             {
                 "funder": enrolment.funder.name,
@@ -197,8 +211,9 @@ def beneficiary_data_export(
             .order_by("created_at", "pk")
         ],
         "cards": [
+            # Named by their last four digits: the reference, which payments were made with,
+            # would reach whoever handles the file (see SECURITY.md).
             {
-                "reference": card.reference,
                 "kind": card.kind,
                 "status": card.status,
                 "last4": card.last4,
@@ -327,6 +342,11 @@ def _own_contacts(person: Beneficiary) -> set[str]:
         contacts.add(person.email.lower())
     if person.phone:
         contacts.add(person.phone.as_e164)
+    # The contacts the person had before a change (a phone is kept in E.164 there too).
+    for field, value in ContactChangeRequest.objects.filter(beneficiary=person).values_list(
+        "field", "old_value"
+    ):
+        contacts.add(value.lower() if field == ContactChangeRequest.Field.EMAIL else value)
     return contacts - {""}
 
 
@@ -462,6 +482,12 @@ def beneficiary_erase(
         # No address is left to send to: nothing is tried again.
         outbox.update(recipient="", subject="", body="", error="", next_attempt_at=None)
 
+        # Who changed the person's contacts and when stays; the contacts go.
+        changes = ContactChangeRequest.objects.filter(beneficiary=person)
+        changes.filter(status=ContactChangeRequest.Status.PENDING).update(
+            status=ContactChangeRequest.Status.WITHDRAWN
+        )
+        changes.update(old_value="", new_value="")
         Enrolment.objects.filter(beneficiary=person).update(reference="")
         # What funders knew for their criteria goes; decided proposals stay, as the record of
         # each decision a funder must be able to explain, and pending ones are withdrawn.

@@ -3,6 +3,8 @@ import secrets
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
@@ -20,6 +22,7 @@ __all__ = [
     "AppToken",
     "Beneficiary",
     "Card",
+    "ContactChangeRequest",
     "Decision",
     "DecisionHold",
     "Entry",
@@ -94,6 +97,71 @@ class Beneficiary(models.Model):
                 self.email = email_canonical(self.email)
             except ValidationError as error:
                 raise ValidationError({"email": error}) from None
+
+
+class ContactChangeRequest(models.Model):
+    """A change of a beneficiary's email or mobile phone. Sign-in codes go to these contacts, so
+    whoever holds them holds the wallet: an agent's change waits here until a manager of a
+    funder helping the person confirms it; a manager's or the platform operator's is confirmed
+    at once (wallet.contacts). The row is the audit of every change: who asked, who decided,
+    when, from what to what."""
+
+    class Field(models.TextChoices):
+        EMAIL = "email", _("email")
+        PHONE = "phone", _("mobile phone")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for a manager")
+        CONFIRMED = "confirmed", _("Confirmed")
+        REFUSED = "refused", _("Refused")
+        EXPIRED = "expired", _("Expired")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    beneficiary = models.ForeignKey(
+        Beneficiary, models.PROTECT, related_name="contact_changes", verbose_name=_("beneficiary")
+    )
+    field = models.CharField(_("contact"), max_length=8, choices=Field.choices)
+    # As stored on the person: an email address as typed, a phone number in E.164.
+    old_value = models.CharField(_("before"), max_length=254, blank=True)
+    new_value = models.CharField(_("after"), max_length=254, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("asked by"),
+    )
+    requested_at = models.DateTimeField(_("asked at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("contact change")
+        verbose_name_plural = _("contact changes")
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            # A newer request withdraws the one it replaces: a manager never confirms a value
+            # that someone has since typed over.
+            models.UniqueConstraint(
+                fields=["beneficiary", "field"],
+                condition=Q(status="pending"),
+                name="contact_change_one_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.beneficiary} · {self.get_field_display()}"
 
 
 class Wallet(models.Model):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 
 from funders.admin.scoping import FunderScopedAdmin
 from funders.campaigns import campaign_create
@@ -27,9 +28,16 @@ from funders.models import (
 )
 from funders.services import program_fund
 from merchants.payments import payment_authorize
-from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
+from tests.factories import (
+    BeneficiaryFactory,
+    make_allocation,
+    make_merchant,
+    make_program,
+    make_staff,
+)
 from tests.funders.conftest import client_for
-from wallet.models import Card
+from wallet.contacts import CONTACT_CHANGE_LIFETIME
+from wallet.models import Card, ContactChangeRequest
 from wallet.notifications.models import Notification
 
 Role = Membership.Role
@@ -126,6 +134,17 @@ def build_profile(*, program, beneficiary, **_):
     return BeneficiaryProfile.objects.create(enrolment=enrolment)
 
 
+def build_contact_change(*, beneficiary, **_):
+    # As an agent's change waits for a manager (wallet.contacts).
+    return ContactChangeRequest.objects.create(
+        beneficiary=beneficiary,
+        field=ContactChangeRequest.Field.PHONE,
+        old_value="",
+        new_value="+33611223344",
+        expires_at=timezone.now() + CONTACT_CHANGE_LIFETIME,
+    )
+
+
 # Records of the back office's other modules, built from the funder's program and beneficiary.
 EXTRA_BUILDERS: dict = {
     AllocationImport: build_allocation_import,
@@ -133,6 +152,7 @@ EXTRA_BUILDERS: dict = {
     Proposal: build_proposal,
     ProfileImport: build_profile_import,
     BeneficiaryProfile: build_profile,
+    ContactChangeRequest: build_contact_change,
     Notification: lambda allocation, **_: allocation.beneficiary.notifications.first(),
     ProgramDashboard: lambda program, **_: ProgramDashboard.objects.get(pk=program.pk),
 }
@@ -194,7 +214,7 @@ def test_lists_show_only_the_funders_own_rows(two_funders, other_manager):
             assert re.search(rf"/{own.pk}/change/", html), model
 
 
-@pytest.mark.parametrize("view", ["change", "history", "delete"])
+@pytest.mark.parametrize("view", ["change", "history", "delete", "confirm", "refuse"])
 def test_another_funders_objects_answer_404_or_403(two_funders, other_manager, view):
     ours, _ = two_funders
     client = client_for(other_manager)
@@ -277,3 +297,32 @@ def test_the_admin_index_shows_a_funder_only_its_pages(two_funders, other_manage
     assert "/admin/funders/program/" in html
     assert "/admin/wallet/account/" not in html
     assert "/admin/merchants/merchant/" not in html
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.MANAGER, Role.ADMINISTRATOR])
+def test_no_page_a_funders_staff_open_shows_a_card_reference(two_funders, funder, role):
+    """Staff name a card by its last four digits: its reference is what payments are made
+    with."""
+    ours, _ = two_funders
+    card = ours.records[Card]
+    Card.objects.filter(pk=card.pk).update(last4="4242")
+    client = client_for(make_staff(funder=funder, role=role))
+    pages = [reverse("admin:index")]
+    for model in scoped_admins():
+        pages.append(url(model, "changelist"))
+        record = ours.records.get(model)
+        if record is not None:
+            pages += [url(model, "change", record.pk), url(model, "history", record.pk)]
+    pages.append(reverse("admin:wallet_beneficiary_personal_data", args=[ours.beneficiary.pk]))
+    dashboard = client.get(url(ProgramDashboard, "change", ours.program.pk)).content.decode()
+    exports = re.findall(r'href="([^"]*/export/[^"]*)"', dashboard)
+    assert exports  # the program's CSV and XLSX files are tried too
+    pages += [link.replace("&amp;", "&") for link in exports]
+
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code in (200, 403, 404), (page, response.status_code)
+        assert card.reference.encode() not in response.content, page
+    # Not empty for the wrong reason: the card's pages are there, with its last four digits.
+    assert "•••• 4242" in client.get(url(Card, "changelist")).content.decode()
+    assert "4242" in client.get(url(Card, "change", card.pk)).content.decode()

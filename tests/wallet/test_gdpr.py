@@ -39,6 +39,7 @@ from wallet.app.services import (
     contact_parse,
     sign_in_code_request,
 )
+from wallet.contacts import beneficiary_contact_change_request
 from wallet.gdpr import (
     BeneficiaryHoldsMoney,
     ErasureReasonMissing,
@@ -48,7 +49,7 @@ from wallet.gdpr import (
 from wallet.issuing.models import StripeEvent
 from wallet.ledger.models import Account, Entry, Transfer
 from wallet.ledger.verify import verify
-from wallet.models import Beneficiary, Card, Decision, Pocket, Wallet
+from wallet.models import Beneficiary, Card, ContactChangeRequest, Decision, Pocket, Wallet
 from wallet.notifications.models import Notification, NotificationPreference, PushSubscription
 
 Role = Membership.Role
@@ -242,7 +243,6 @@ def test_export_holds_everything_the_platform_keeps_about_the_person(person):
     assert sum(aid["available"] for aid in data["aid"]) == 14_000 - 2_500 + 500
     assert data["cards"] == [
         {
-            "reference": person.card.reference,
             "kind": "physical",
             "status": "active",
             "last4": "4242",
@@ -269,6 +269,7 @@ def test_export_never_holds_secrets(person):
 
     assert "KEYA1" not in text and "AUTHA1" not in text  # push encryption keys
     assert "ic_A1" not in text and "ich_A1" not in text  # Stripe ids
+    assert person.card.reference not in text  # what payments are made with; last4 names it
     for code in SignInCode.objects.values_list("digest", flat=True):
         assert code not in text
     sign_in_bodies = Notification.objects.filter(kind="sign_in_code").values_list("body", flat=True)
@@ -306,6 +307,33 @@ def test_erasure_leaves_no_personal_data_anywhere(person, bystander):
         assert word not in text, word
     for word in bystander.words:
         assert word in text, word
+
+
+def test_erasure_keeps_who_changed_the_contacts_but_not_the_contacts(person, funder):
+    manager = make_staff(funder=funder, role=Role.MANAGER)
+    agent = make_staff(funder=funder, role=Role.AGENT)
+    beneficiary = person.beneficiary
+    beneficiary_contact_change_request(
+        beneficiary=beneficiary, field="email", value="nouvelle.a1@example.org", by=manager
+    )
+    beneficiary.refresh_from_db()
+    waiting = beneficiary_contact_change_request(
+        beneficiary=beneficiary, field="phone", value="+33699887766", by=agent
+    )
+    exported = beneficiary_data_export(beneficiary=beneficiary)["contact_changes"]
+    assert [(c["before"], c["after"], c["status"]) for c in exported] == [
+        ("a1@example.org", "nouvelle.a1@example.org", "confirmed"),
+        (str(person.beneficiary.phone), "+33699887766", "pending"),
+    ]
+
+    erase(person, force=True)
+
+    changes = ContactChangeRequest.objects.filter(beneficiary=beneficiary)
+    assert {(c.old_value, c.new_value) for c in changes} == {("", "")}
+    assert changes.get(pk=waiting.pk).status == ContactChangeRequest.Status.WITHDRAWN
+    text = database_text()
+    for contact in ("a1@example.org", "nouvelle.a1@example.org", "+33699887766"):
+        assert contact not in text, contact
 
 
 def test_erasure_closes_every_way_in(person):

@@ -22,6 +22,7 @@ class Notification(models.Model):
         EXPIRY_REMINDER = "expiry_reminder", _("Aid ending in 7 days")
         BALANCE_REPLY = "balance_reply", _("Balance asked by SMS")
         SIGN_IN_CODE = "sign_in_code", _("Sign-in code")
+        CONTACT_CHANGED = "contact_changed", _("Contact details changed")
 
     class Channel(models.TextChoices):
         EMAIL = "email", _("Email")

@@ -3,7 +3,8 @@
 Every kind of message goes out on every channel the person can be reached on, unless they turn
 it off; a payment accepted is not sent by SMS unless they turn it on (one SMS per purchase is
 too many). Some messages are always sent: a sign-in code, news of an aid granted, the answer to
-a balance asked by SMS. A choice is stored only once made; without one, the default applies."""
+a balance asked by SMS, the warning that one's contact details changed. A choice is stored only
+once made; without one, the default applies."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,10 +18,13 @@ from wallet.notifications.models import Notification, NotificationPreference
 Kind = Notification.Kind
 Channel = Notification.Channel
 
-ALWAYS_SENT = frozenset({Kind.SIGN_IN_CODE, Kind.ALLOCATION_GRANTED, Kind.BALANCE_REPLY})
+ALWAYS_SENT = frozenset(
+    {Kind.SIGN_IN_CODE, Kind.ALLOCATION_GRANTED, Kind.BALANCE_REPLY, Kind.CONTACT_CHANGED}
+)
 OFF_BY_DEFAULT = frozenset({(Kind.PAYMENT_APPROVED, Channel.SMS)})
-# A reply is not something one subscribes to: it is not offered as a choice.
-_NOT_A_CHOICE = frozenset({Kind.BALANCE_REPLY})
+# A reply, or the warning that one's contact details changed, is not something one subscribes
+# to: it is not offered as a choice.
+_NOT_A_CHOICE = frozenset({Kind.BALANCE_REPLY, Kind.CONTACT_CHANGED})
 
 
 @dataclass(frozen=True)

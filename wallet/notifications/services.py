@@ -27,7 +27,7 @@ from wallet.authorization.codes import (
 from wallet.authorization.models import Decision
 from wallet.authorization.rules import PocketRules, merge_rules
 from wallet.ledger.models import Entry, Transfer
-from wallet.models import Beneficiary, Pocket
+from wallet.models import Beneficiary, ContactChangeRequest, Pocket
 from wallet.notifications.channels import deliver, mask_email, mask_phone, sms_text
 from wallet.notifications.errors import Undeliverable
 from wallet.notifications.models import ERROR_LENGTH, Notification
@@ -480,3 +480,45 @@ def expiry_reminders_notify() -> int:
         pocket_expiry_notify(pocket=pocket)
         count += 1
     return count
+
+
+def contact_change_notify(*, change: ContactChangeRequest) -> list[Notification]:
+    """Warn the person that `change`, just confirmed, took effect: on their email and phone as
+    they were before it, since the old contact is the one that can raise the alarm when the
+    change was not theirs (after it, sign-in codes go to the new one). Call it in the
+    transaction that confirms the change; once per change and channel."""
+    person = change.beneficiary
+    email = change.old_value if change.field == change.Field.EMAIL else person.email
+    if change.field == change.Field.PHONE:
+        phone = change.old_value
+    else:
+        phone = person.phone.as_e164 if person.phone else ""
+    masked = mask_email if change.field == change.Field.EMAIL else mask_phone
+    context = {
+        "beneficiary": person,
+        "field": change.field,
+        "new": masked(change.new_value) if change.new_value else "",
+    }
+    kind = Notification.Kind.CONTACT_CHANGED
+    notifications = []
+    for channel, recipient in ((Channel.EMAIL, email), (Channel.SMS, phone)):
+        if not recipient:
+            continue
+        with translation.override(person.preferred_language):
+            subject, body = _render(kind, channel, context)
+        notification, created = Notification.objects.get_or_create(
+            dedupe_key=f"{kind}:{change.pk}:{channel}",
+            defaults={
+                "beneficiary": person,
+                "kind": kind,
+                "channel": channel,
+                "recipient": recipient,
+                "subject": subject,
+                "body": body,
+                "next_attempt_at": timezone.now(),
+            },
+        )
+        if created:
+            _queue(notification.pk)
+        notifications.append(notification)
+    return notifications
