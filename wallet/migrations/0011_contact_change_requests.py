@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("wallet", "0009_beneficiary_erased_at"),
+        ("wallet", "0010_canonical_emails_and_contact_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
