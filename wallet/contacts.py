@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.validators import email_canonical
 from funders.models import Enrolment
 from funders.tenancy import Role, funder_ids, is_operator
 from wallet.app.models import AppToken, SignInCode
@@ -95,7 +96,14 @@ def _stored(field: str, value: str) -> str:
         raise ContactInvalid(field=field) from exc
     if field == Field.PHONE:
         return cleaned.as_e164 if cleaned else ""
-    return cleaned
+    if not cleaned:
+        return ""
+    # In the one form sign-in compares with "=", refused here rather than when a manager
+    # confirms (Beneficiary.save() would refuse it then).
+    try:
+        return email_canonical(cleaned)
+    except ValidationError as exc:
+        raise ContactInvalid(field=field) from exc
 
 
 def _current(person: Beneficiary, field: str) -> str:

@@ -25,6 +25,7 @@ from wallet.contacts import (
     CONTACT_CHANGE_LIFETIME,
     ContactChangeClosed,
     ContactChangeNotAllowed,
+    ContactInvalid,
     beneficiary_contact_change_confirm,
     beneficiary_contact_change_refuse,
     beneficiary_contact_change_request,
@@ -369,3 +370,19 @@ def test_a_confirmation_and_a_refusal_at_once_decide_once(person, manager, asked
         assert asked.status == Status.REFUSED
         assert person.phone.as_e164 == OLD_PHONE
         assert not contact_changed_messages().exists()
+
+
+def test_a_new_email_is_kept_in_the_one_form_sign_in_compares(person, manager):
+    change = beneficiary_contact_change_request(
+        beneficiary=person, field="email", value="Nouvelle.Adresse@Exemple.FR", by=manager
+    )
+    person.refresh_from_db()
+    assert change.new_value == person.email == "nouvelle.adresse@exemple.fr"
+
+
+def test_a_look_alike_email_is_refused_when_asked_not_when_confirmed(person, agent):
+    with pytest.raises(ContactInvalid):
+        beneficiary_contact_change_request(
+            beneficiary=person, field="email", value="\u017fam@gmail.com", by=agent
+        )
+    assert not ContactChangeRequest.objects.filter(beneficiary=person).exists()
