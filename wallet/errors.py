@@ -38,12 +38,6 @@ class UnknownAccount(DomainError):
     default_message = _("This account does not exist.")
 
 
-class UnknownInstrument(DomainError):
-    code = "unknown_instrument"
-    status = 404
-    default_message = _("No card or payment code matches this reference.")
-
-
 class InsufficientFunds(DomainError):
     code = "insufficient_funds"
     status = 402

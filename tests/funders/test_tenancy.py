@@ -27,7 +27,13 @@ from funders.models import (
 )
 from funders.services import program_fund
 from merchants.payments import payment_authorize
-from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
+from tests.factories import (
+    BeneficiaryFactory,
+    make_allocation,
+    make_merchant,
+    make_payment_code,
+    make_program,
+)
 from tests.funders.conftest import client_for
 from wallet.models import Card
 from wallet.notifications.models import Notification
@@ -53,7 +59,7 @@ def build_territory(funder, merchant, tag: str) -> Territory:
     allocation = make_allocation(program=program, beneficiary=beneficiary, amount=5_000)
     card = Card.objects.create(wallet=beneficiary.wallet, kind="virtual", status="active")
     decision = payment_authorize(
-        merchant=merchant, amount=1_000, currency="EUR", card=card.reference
+        merchant=merchant, amount=1_000, currency="EUR", payment_code=make_payment_code(card.wallet)
     )
     funding = program_fund(
         program=program, amount=2_000, idempotency_key=f"fund-{tag}", reference=f"VIR-{tag}"
