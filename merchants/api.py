@@ -88,6 +88,17 @@ class CardNotAccepted(DomainError):
         super().__init__(field="card")
 
 
+class MerchantKeyCreationThrottle(SimpleRateThrottle):
+    """API keys a merchant may create (rate: DEFAULT_THROTTLE_RATES["merchant_key_creation"]),
+    all its keys together: with the cap of active keys, a merchant cannot mint keys to spread
+    anything per key."""
+
+    scope = "merchant_key_creation"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request.user.merchant.pk}
+
+
 class MerchantApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
@@ -701,6 +712,11 @@ class ApiKeyListCreateApi(MerchantApi):
             ),
         ],
     )
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return [*super().get_throttles(), MerchantKeyCreationThrottle()]
+        return super().get_throttles()
+
     def post(self, request):
         data = self.ApiKeyInput(data=request.data)
         data.is_valid(raise_exception=True)

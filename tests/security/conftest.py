@@ -197,7 +197,11 @@ def _replace_everywhere(original, replacement) -> list[tuple[object, str]]:
 KEEP_RUNS = 5
 # Third-party loggers whose DEBUG records are many and carry nothing of ours.
 QUIET_LOGGERS = ["factory", "faker", "django.db.backends", "hypothesis", "asyncio", "urllib3"]
-_MESSAGE_LIST = re.compile(r'<ul class="messagelist">.*?</ul>', re.S)
+# What the admin shows once on purpose: its messages (a webhook endpoint's signing secret) and
+# the table of the API keys it just created.
+_SHOWN_ONCE = re.compile(
+    r'<ul class="messagelist">.*?</ul>|<table class="shown-once">.*?</table>', re.S
+)
 
 
 class _RecordWriter(logging.Handler):
@@ -284,13 +288,14 @@ class SecretsInLogs:
 
     def check_page(self, request, response) -> None:
         """An error answer (whatever the URL) or an admin page must give no secret away. The
-        admin's messages are left out: a key created in the admin is shown there, once."""
+        admin's messages and its table of new API keys are left out: a secret created in the
+        admin is shown there, once."""
         is_admin = request.path.startswith("/admin/")
         if (response.status_code < 400 and not is_admin) or response.streaming:
             return
         text = response.content.decode(response.charset or "utf-8", errors="replace")
         if is_admin:
-            text = _MESSAGE_LIST.sub("", text)
+            text = _SHOWN_ONCE.sub("", text)
         test = self.registry.current_test
         codes = [s for s in self.registry.of_test(test) if s.value.isdigit()]
         for what in leaks(text, codes, self.registry.long):
