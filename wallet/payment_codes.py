@@ -173,7 +173,7 @@ class PaymentCodeFailure(models.Model):
     merchant = models.ForeignKey(
         "merchants.Merchant", models.CASCADE, null=True, blank=True, related_name="+"
     )
-    at = models.DateTimeField(_("at"), default=timezone.now)
+    at = models.DateTimeField(_("sent at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("wrong payment code")

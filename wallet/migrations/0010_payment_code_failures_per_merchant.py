@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
             name='PaymentCodeFailure',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='at')),
+                ('at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='sent at')),
                 ('merchant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='merchants.merchant')),
                 ('payment_code', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='failures', to='wallet.paymentcode')),
                 ('wallet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='wallet.wallet')),
