@@ -683,6 +683,11 @@ class ApiKeyListCreateApi(MerchantApi):
         name = serializers.CharField(max_length=100)
         mode = serializers.ChoiceField(choices=ApiKey.Mode.choices, default=ApiKey.Mode.LIVE)
 
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return [*super().get_throttles(), MerchantKeyCreationThrottle()]
+        return super().get_throttles()
+
     @extend_schema(
         summary="List your API keys",
         responses={200: ApiKeyListOutput, **ERRORS},
@@ -712,11 +717,6 @@ class ApiKeyListCreateApi(MerchantApi):
             ),
         ],
     )
-    def get_throttles(self):
-        if self.request.method == "POST":
-            return [*super().get_throttles(), MerchantKeyCreationThrottle()]
-        return super().get_throttles()
-
     def post(self, request):
         data = self.ApiKeyInput(data=request.data)
         data.is_valid(raise_exception=True)
