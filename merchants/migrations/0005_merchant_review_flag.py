@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('merchants', '0004_settlement'),
+        ("merchants", "0004_settlement"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='merchant',
-            name='flag_reason',
-            field=models.CharField(blank=True, max_length=300, verbose_name='reason for review'),
+            model_name="merchant",
+            name="flag_reason",
+            field=models.CharField(blank=True, max_length=300, verbose_name="reason for review"),
         ),
         migrations.AddField(
-            model_name='merchant',
-            name='flagged_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='flagged for review at'),
+            model_name="merchant",
+            name="flagged_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="flagged for review at"),
         ),
     ]

@@ -6,26 +6,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('merchants', '0004_settlement'),
-        ('wallet', '0009_beneficiary_erased_at'),
+        ("merchants", "0004_settlement"),
+        ("wallet", "0009_beneficiary_erased_at"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PaymentCodeFailure',
+            name="PaymentCodeFailure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='sent at')),
-                ('merchant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='merchants.merchant')),
-                ('payment_code', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='failures', to='wallet.paymentcode')),
-                ('wallet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='wallet.wallet')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="sent at"),
+                ),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="merchants.merchant",
+                    ),
+                ),
+                (
+                    "payment_code",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="failures",
+                        to="wallet.paymentcode",
+                    ),
+                ),
+                (
+                    "wallet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="wallet.wallet",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'wrong payment code',
-                'verbose_name_plural': 'wrong payment codes',
-                'indexes': [models.Index(fields=['wallet', 'merchant', 'at'], name='payment_code_failure_lookup')],
+                "verbose_name": "wrong payment code",
+                "verbose_name_plural": "wrong payment codes",
+                "indexes": [
+                    models.Index(
+                        fields=["wallet", "merchant", "at"], name="payment_code_failure_lookup"
+                    )
+                ],
             },
         ),
     ]
