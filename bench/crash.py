@@ -114,7 +114,9 @@ class Client:
                 {
                     "amount": rng.randint(100, 6_000),
                     "currency": "EUR",
-                    "card": rng.choice(fixture.cards),
+                    # A retry sends the same code again: it is recognised by the key it was
+                    # redeemed with, not refused as used.
+                    "payment_code": http_load.Till.payment_code(rng.choice(fixture.wallets)),
                     "partial_approval_allowed": rng.random() < 0.2,
                     "merchant_reference": f"{self.prefix}{self.sequence + 1}",
                 },

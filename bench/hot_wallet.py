@@ -1,10 +1,13 @@
 """Benchmark and proof: many tills authorizing against one wallet at once, over HTTP.
 
-Builds one beneficiary with one pocket of --money cents, one card and one merchant, starts
-gunicorn, and lets C client threads (64 by default, each with its own connection) send
-authorizations of 5 to 50 euros at that one card as fast as they are answered, all starting
-together. The wallet runs dry part-way through, so the last payments race for the last euros:
-some are partially approved, the rest declined for insufficient funds.
+Builds one beneficiary with one pocket of --money cents and one merchant, starts gunicorn, and
+lets C client threads (64 by default, each with its own connection) send authorizations of 5 to
+50 euros with that one wallet's payment codes as fast as they are answered, all starting
+together. The codes (one per request) are made before the clients start, so that only the
+authorizations are measured; to hold that many at once, the script lifts the cap of usable codes
+per wallet in its own process, which makes them (the server only redeems them). The wallet runs
+dry part-way through, so the last payments race for the last euros: some are partially
+approved, the rest declined for insufficient funds.
 
 Then it checks, against the ledger: the sum of what the answers approved equals the sum of the
 decisions recorded and the pocket's held amount, and never exceeds the money granted (no
@@ -44,8 +47,9 @@ RULES = {
 }
 
 
-def build(*, money: int) -> tuple[str, str, int]:
-    """The card reference, the merchant's API key secret and the pocket's account id."""
+def build(*, money: int, codes: int) -> tuple[list[str], str, int]:
+    """`codes` payment codes of the wallet, the merchant's API key secret and the pocket's
+    account id."""
     import django
 
     django.setup()
@@ -56,7 +60,8 @@ def build(*, money: int) -> tuple[str, str, int]:
     from funders.models import Funder
     from funders.services import allocation_create, program_create, program_fund
     from merchants.services import api_key_create, merchant_approve, merchant_create
-    from wallet.models import Beneficiary, Card, Wallet
+    from wallet import payment_codes
+    from wallet.models import Beneficiary, Wallet
 
     call_command("migrate", verbosity=0)
     now = timezone.now()
@@ -92,17 +97,18 @@ def build(*, money: int) -> tuple[str, str, int]:
         valid_until=now + timedelta(days=90),
         idempotency_key="allocation-hot",
     )
-    card = Card.objects.create(wallet=wallet, kind="virtual", status="active")
+    payment_codes.MAX_USABLE_CODES_PER_WALLET = codes
+    made = [payment_codes.payment_code_create(wallet=wallet)[1] for _ in range(codes)]
     account_id = allocation.pocket.account_id
     connection.close()
-    return card.reference, key, account_id
+    return made, key, account_id
 
 
 class Client:
-    def __init__(self, index: int, port: int, card: str, key: str, requests: int, timeout):
+    def __init__(self, index: int, port: int, codes: list[str], key: str, timeout):
         self.index = index
         self.rng = Random(index)
-        self.card, self.key, self.requests = card, key, requests
+        self.codes, self.key, self.requests = codes, key, len(codes)
         self.conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
         self.prefix = f"hot-{uuid.uuid4().hex[:8]}-{index}-"
         self.latencies: list[float] = []
@@ -116,7 +122,7 @@ class Client:
             body = {
                 "amount": self.rng.randint(500, 5_000),
                 "currency": "EUR",
-                "card": self.card,
+                "payment_code": self.codes[n],
                 "partial_approval_allowed": self.rng.random() < 0.3,
             }
             headers = {
@@ -184,7 +190,7 @@ def main() -> int:
     os.environ.update(http_load.REDIS)
     http_load.redis_flush()
     http_load.recreate_database(url)
-    card, key, account_id = build(money=args.money)
+    codes, key, account_id = build(money=args.money, codes=args.clients * args.requests)
 
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed in the finally below
         "w", prefix="aidwallet-hot-wallet-gunicorn-", suffix=".log", dir="/tmp", delete=False
@@ -192,7 +198,11 @@ def main() -> int:
     print(f"server log: {log.name}")
     port = http_load.free_port()
     server = http_load.start_server(url=url, port=port, workers=args.workers, log=log)
-    clients = [Client(i, port, card, key, args.requests, args.timeout) for i in range(args.clients)]
+    per_client = args.requests
+    clients = [
+        Client(i, port, codes[i * per_client : (i + 1) * per_client], key, args.timeout)
+        for i in range(args.clients)
+    ]
     try:
         http_load.wait_ready(server, port, key)
         barrier = threading.Barrier(args.clients + 1)

@@ -1,13 +1,18 @@
 """Benchmark: the merchant API over HTTP, against gunicorn and PostgreSQL.
 
 Builds realistic data in a database of its own (one funder; food aid in Isère, transport aid in
-France and health aid in Isère and Rhône, each with a day cap; N wallets with an active card and
-2 or 3 pockets; 11 approved merchants in four départements, each with an API key), starts
+France and health aid in Isère and Rhône, each with a day cap; N wallets with 2 or 3 pockets;
+11 approved merchants in four départements, each with an API key), starts
 `gunicorn config.wsgi` on a free port of 127.0.0.1, and drives it from C client threads, each
 with its own HTTP connection, like C shop tills: an authorization, then for a share of the
 approved ones a capture (whole or part), and for a share of the captured ones a refund, chained
 on the same client. It prints throughput, latency percentiles per operation, the decisions and
 every error, then stops the server and runs `manage.py ledger verify`.
+
+A payment is made with a one-time payment code, as at a real till: the client creates a fresh
+code of a random wallet (payment_code_create, straight in the database, as the beneficiary's app
+would a moment before) just before each authorization. That costs the client a few database
+statements per payment, counted in the latency of `rate` mode.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_http \\
         .venv/bin/python bench/http_load.py [--mode full|rate] [--rate 300] [--seconds 20]
@@ -175,7 +180,7 @@ def database_connections(url: str) -> str:
 
 @dataclass
 class Fixture:
-    cards: list[str]
+    wallets: list[int]
     keys: list[str]  # one API key secret per merchant, in MERCHANTS order
 
 
@@ -189,7 +194,7 @@ def reuse(*, wallets: int) -> Fixture:
 
     from merchants.models import Merchant
     from merchants.services import api_key_create
-    from wallet.models import Card
+    from wallet.models import Wallet
 
     call_command("migrate", verbosity=0)
     keys = []
@@ -198,14 +203,12 @@ def reuse(*, wallets: int) -> Fixture:
         if merchant is None:
             raise SystemExit("--reuse: this database was not built by this script; run without it")
         keys.append(api_key_create(merchant=merchant, name="till 1")[1])
-    cards = list(
-        Card.objects.filter(status="active").order_by("pk").values_list("reference", flat=True)
-    )
-    if len(cards) < wallets:
-        raise SystemExit(f"--reuse: the database has {len(cards)} cards, fewer than --wallets")
+    found = list(Wallet.objects.order_by("pk").values_list("pk", flat=True)[:wallets])
+    if len(found) < wallets:
+        raise SystemExit(f"--reuse: the database has {len(found)} wallets, fewer than --wallets")
     connection.close()
-    print(f"reused: {len(cards[:wallets])} wallets' cards, {len(keys)} new API keys")
-    return Fixture(cards=cards[:wallets], keys=keys)
+    print(f"reused: {len(found)} wallets, {len(keys)} new API keys")
+    return Fixture(wallets=found, keys=keys)
 
 
 def build(*, wallets: int, seed: int) -> Fixture:
@@ -220,7 +223,7 @@ def build(*, wallets: int, seed: int) -> Fixture:
     from funders.models import Funder
     from funders.services import allocation_create, program_create, program_fund
     from merchants.services import api_key_create, merchant_approve, merchant_create
-    from wallet.models import Beneficiary, Card, Wallet
+    from wallet.models import Beneficiary, Wallet
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
@@ -255,7 +258,7 @@ def build(*, wallets: int, seed: int) -> Fixture:
         merchant_approve(merchant=merchant)
         keys.append(api_key_create(merchant=merchant, name="till 1")[1])
 
-    cards = []
+    wallet_ids = []
     pockets = 0
     food, transport, health = programs
     for start in range(0, wallets, 200):
@@ -276,17 +279,16 @@ def build(*, wallets: int, seed: int) -> Fixture:
                         idempotency_key=f"allocation-{w}-{program.pk}",
                     )
                 pockets += len(granted)
-                card = Card.objects.create(wallet=wallet, kind="virtual", status="active")
-                cards.append(card.reference)
+                wallet_ids.append(wallet.pk)
     print(
-        f"set-up: {len(programs)} programs, {len(keys)} merchants with API keys, {wallets} wallets "
-        f"with an active card, {pockets} pockets, in {time.perf_counter() - started:.1f} s"
+        f"set-up: {len(programs)} programs, {len(keys)} merchants with API keys, "
+        f"{wallets} wallets, {pockets} pockets, in {time.perf_counter() - started:.1f} s"
     )
     # Fresh tables have no statistics yet; autovacuum would gather them in production.
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     connection.close()
-    return Fixture(cards=cards, keys=keys)
+    return Fixture(wallets=wallet_ids, keys=keys)
 
 
 # The server.
@@ -555,6 +557,14 @@ class Till:
             )
         return response.status, data
 
+    @staticmethod
+    def payment_code(wallet_id: int) -> str:
+        """A fresh one-time code of the wallet, as its app shows it to the till."""
+        from wallet.models import Wallet
+        from wallet.payment_codes import payment_code_create
+
+        return payment_code_create(wallet=Wallet(pk=wallet_id))[1]
+
     def next_request(self) -> tuple[str, tuple]:
         if self.follow_ups:
             return self.follow_ups.popleft()
@@ -576,7 +586,7 @@ class Till:
             body = {
                 "amount": rng.randint(100, plan.max_amount),
                 "currency": "EUR",
-                "card": rng.choice(self.fixture.cards),
+                "payment_code": self.payment_code(rng.choice(self.fixture.wallets)),
                 "partial_approval_allowed": rng.random() < plan.partial_approval_share,
                 "merchant_reference": f"ticket-{self.index}-{self.sequence}",
             }
@@ -864,7 +874,7 @@ def parse_args() -> argparse.Namespace:
         "--wallets",
         type=positive(int),
         default=10_000,
-        help="wallets, each with an active card and 2 or 3 pockets (default: 10000)",
+        help="wallets, each with 2 or 3 pockets (default: 10000)",
     )
     add(
         "--reuse",

@@ -73,7 +73,11 @@ def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
     if isinstance(exc, DomainError):
-        return error_response(exc.code, exc.message, status_code=exc.status, field=exc.field)
+        retry_after = exc.details.get("retry_after")
+        headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
+        return error_response(
+            exc.code, exc.message, status_code=exc.status, field=exc.field, headers=headers
+        )
     if isinstance(exc, DjangoValidationError):
         # A model's own validation, reached through a service: the client's data, so a 400.
         exc = exceptions.ValidationError(

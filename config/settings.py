@@ -53,6 +53,10 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
+# Messages stay on the server, in the session: the admin shows a webhook endpoint's signing
+# secret once in a message, and the default storage would carry it in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -206,12 +210,20 @@ WEBPUSH_ALLOWED_HOSTS = env.list(
     ],
 )
 
-# One-time payment codes: lifetime, the wallet's cooling-off after repeated wrong codes, and the
-# wrong codes one merchant API key may send per window before it must wait.
+# One-time payment codes: lifetime; how long a merchant that sent too many wrong codes on one
+# wallet is refused on it; the wrong codes one merchant (all its API keys together) may send per
+# window, and all merchants together per window, before they must wait. Each wrong code succeeds
+# with a probability of at most 10^-6 (wallet/payment_codes.py): these caps bound the attack.
 PAYMENT_CODE_TTL_SECONDS = env.int("PAYMENT_CODE_TTL_SECONDS", default=300)
 PAYMENT_CODE_LOCKOUT_SECONDS = env.int("PAYMENT_CODE_LOCKOUT_SECONDS", default=900)
-PAYMENT_CODE_FAILURES_PER_KEY = env.int("PAYMENT_CODE_FAILURES_PER_KEY", default=20)
+PAYMENT_CODE_FAILURES_PER_MERCHANT = env.int("PAYMENT_CODE_FAILURES_PER_MERCHANT", default=20)
 PAYMENT_CODE_FAILURE_WINDOW_SECONDS = env.int("PAYMENT_CODE_FAILURE_WINDOW_SECONDS", default=3600)
+PAYMENT_CODE_FAILURES_PLATFORM = env.int("PAYMENT_CODE_FAILURES_PLATFORM", default=500)
+PAYMENT_CODE_PLATFORM_FAILURE_WINDOW_SECONDS = env.int(
+    "PAYMENT_CODE_PLATFORM_FAILURE_WINDOW_SECONDS", default=3600
+)
+# A merchant's API keys: at most this many active at once (each key is a secret to leak).
+MERCHANT_API_KEYS_MAX = env.int("MERCHANT_API_KEYS_MAX", default=10)
 
 # The beneficiary app (wallet/app): how long a sign-in code works, after how many days
 # without use an app token stops working, and after how many days it stops however used.
@@ -256,6 +268,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {
         "merchant_key": env.str("MERCHANT_API_RATE", default="100/second"),
+        "merchant_key_creation": env.str("MERCHANT_API_KEY_CREATION_RATE", default="10/day"),
         "merchant_application": env.str("MERCHANT_APPLICATION_RATE", default="20/hour"),
         # Sign-in: per contact (hourly and daily: 10 codes of 5 tries would still be 50
         # guesses a day, so tries are capped per contact too) and per client address (an

@@ -20,6 +20,7 @@ from merchants.models import ApiKey, Merchant
 from merchants.payments import payment_authorize, payment_capture
 from merchants.services import api_key_create, api_key_revoke, merchant_approve, merchant_create
 from wallet.models import Beneficiary, Card, Decision, Wallet
+from wallet.payment_codes import payment_code_create
 
 FIRST_NAMES = [
     "Camille",
@@ -262,7 +263,7 @@ class DemoAccess:
     password: str
     merchant: Merchant
     api_key: str
-    card: Card
+    wallet: Wallet  # a beneficiary with food aid, who pays the demo's payment
 
 
 def _funder() -> Funder:
@@ -355,10 +356,9 @@ def _past_payments(people: list[Beneficiary], merchants: list[Merchant]) -> None
     rng = random.Random(38)
     for index, beneficiary in enumerate(people[:20]):
         merchant = rng.choice(merchants)
-        card = beneficiary.wallet.cards.first()
         decision = payment_authorize(
             merchant=merchant,
-            card=card.reference,
+            payment_code=payment_code_create(wallet=beneficiary.wallet)[1],
             amount=rng.randrange(300, 4_500, 10),
             currency="EUR",
             idempotency_key=f"demo:payment:{index}",
@@ -442,12 +442,12 @@ def demo_build(*, password: str) -> DemoAccess:
         for old in ApiKey.objects.filter(merchant=shop, name="demo", revoked_at__isnull=True):
             api_key_revoke(key=old)
         _, secret = api_key_create(merchant=shop, name="demo")
-        card = (
-            Card.objects.filter(
-                wallet__pockets__allocation__program=food,
-                wallet__pockets__allocation__status=Allocation.Status.ACTIVE,
+        wallet = (
+            Wallet.objects.filter(
+                pockets__allocation__program=food,
+                pockets__allocation__status=Allocation.Status.ACTIVE,
             )
             .order_by("pk")
             .last()
         )
-        return DemoAccess("admin", manager.username, password, shop, secret, card)
+        return DemoAccess("admin", manager.username, password, shop, secret, wallet)

@@ -1,9 +1,18 @@
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from merchants.models import ApiKey, Merchant
-from merchants.services import api_key_create, merchant_approve, merchant_create, merchant_suspend
+from merchants.services import (
+    ApiKeyLimitReached,
+    api_key_create,
+    merchant_approve,
+    merchant_create,
+    merchant_suspend,
+    merchant_unflag,
+)
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -19,12 +28,12 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
-    list_display = ["trade_name", "city", "postcode", "mcc", "status"]
-    list_filter = ["status", "mcc"]
+    list_display = ["trade_name", "city", "postcode", "mcc", "status", "flagged_at"]
+    list_filter = ["status", ("flagged_at", admin.EmptyFieldListFilter), "mcc"]
     search_fields = ["trade_name", "legal_name", "siret", "city"]
-    readonly_fields = ["status", "approved_at"]
+    readonly_fields = ["status", "approved_at", "flagged_at", "flag_reason"]
     inlines = [ApiKeyInline]
-    actions = ["approve", "suspend", "create_api_key"]
+    actions = ["approve", "suspend", "create_api_key", "unflag"]
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -55,14 +64,35 @@ class MerchantAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Create an API key (shown once)"))
     def create_api_key(self, request, queryset):
+        # The keys are shown on this page only, never in a message: messages travel in a cookie
+        # (CookieStorage), which would carry the secret to the browser's storage and back.
+        created, refused = [], []
         for merchant in queryset:
-            _key, secret = api_key_create(merchant=merchant, name=str(_("Created in the admin")))
-            self.message_user(
-                request,
-                _("API key for %(merchant)s, shown only now: %(secret)s")
-                % {"merchant": merchant, "secret": secret},
-                messages.WARNING,
-            )
+            try:
+                _key, secret = api_key_create(
+                    merchant=merchant, name=str(_("Created in the admin"))
+                )
+            except ApiKeyLimitReached:
+                refused.append(merchant)
+            else:
+                created.append((merchant, secret))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("API keys created"),
+            "created": created,
+            "refused": refused,
+        }
+        response = TemplateResponse(
+            request, "admin/merchants/merchant/api_keys_created.html", context
+        )
+        add_never_cache_headers(response)  # no-store: no cache keeps the page and its keys
+        return response
+
+    @admin.action(description=_("Clear the review flag (after review)"))
+    def unflag(self, request, queryset):
+        for merchant in queryset.filter(flagged_at__isnull=False):
+            merchant_unflag(merchant=merchant)
 
 
 from merchants import admin_settlement, admin_webhooks  # noqa: E402, F401

@@ -3,13 +3,14 @@
 Every POST takes an `Idempotency-Key` header (see merchants/idempotency.py); every object is
 looked up through the authenticated merchant, so another merchant's id answers 404."""
 
+from collections.abc import Mapping
 from datetime import UTC
 
 import django_filters
-from django.conf import settings
-from django.core.cache import cache
+from django import forms
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -27,6 +28,7 @@ from rest_framework.views import APIView
 
 from merchants import idempotency
 from merchants.authentication import ApiKeyAuthentication
+from merchants.code_guessing import PaymentCodeGuessing
 from merchants.models import ApiKey, Capture, Merchant, Refund, Reversal
 from merchants.payments import payment_authorize, payment_capture, payment_refund, payment_reverse
 from merchants.selectors import authorization_list, capture_status
@@ -75,30 +77,26 @@ class MerchantKeyThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.auth.digest}
 
 
-class PaymentCodeGuessing:
-    """Wrong payment codes per API key: past the limit in the window, the key may not try codes
-    for the rest of it. The wallet-side lockout (wallet/payment_codes.py) protects one wallet;
-    this stops one key from spraying the whole code space."""
-
-    def __init__(self, key: ApiKey):
-        self.cache_key = f"payment-code-failures:{key.digest}"
-
-    def check(self) -> None:
-        if cache.get(self.cache_key, 0) >= settings.PAYMENT_CODE_FAILURES_PER_KEY:
-            raise PaymentCodeGuessingThrottled(field="payment_code")
-
-    def count_failure(self) -> None:
-        window = settings.PAYMENT_CODE_FAILURE_WINDOW_SECONDS
-        if not cache.add(self.cache_key, 1, timeout=window):
-            cache.incr(self.cache_key)
-
-
-class PaymentCodeGuessingThrottled(DomainError):
-    code = "payment_code_attempts_exceeded"
-    status = 429
+class CardNotAccepted(DomainError):
+    code = "card_not_accepted"
     default_message = _(
-        "Too many wrong payment codes were sent with this API key. Try again later."
+        "Cards are not accepted by the merchant API: send the payment_code shown in the "
+        "beneficiary's app. Cards pay through the card network."
     )
+
+    def __init__(self):
+        super().__init__(field="card")
+
+
+class MerchantKeyCreationThrottle(SimpleRateThrottle):
+    """API keys a merchant may create (rate: DEFAULT_THROTTLE_RATES["merchant_key_creation"]),
+    all its keys together: with the cap of active keys, a merchant cannot mint keys to spread
+    anything per key."""
+
+    scope = "merchant_key_creation"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request.user.merchant.pk}
 
 
 class MerchantApi(APIView):
@@ -253,12 +251,29 @@ class Cursor(CursorPagination):
     page_size_query_param = "limit"
 
 
-class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
-    """An ISO 8601 instant, compared in UTC: any offset a client sends (ISO allows +17:28;
-    PostgreSQL refuses offsets past ±15:59) names the same instant."""
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 instant, read in UTC: any offset a client sends (ISO allows +17:28;
+    PostgreSQL refuses offsets past ±15:59) names the same instant. An instant that exists only
+    with its offset (9999-12-31T23:59:59-23:59 is in year 10000 in UTC) is invalid input."""
 
-    def filter(self, qs, value):
-        return super().filter(qs, value.astimezone(UTC) if value is not None else value)
+    default_error_messages = {
+        "out_of_range": _("This date is outside the range of dates the API handles."),
+    }
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise forms.ValidationError(
+                self.error_messages["out_of_range"], code="out_of_range"
+            ) from exc
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class AuthorizationFilter(django_filters.FilterSet):
@@ -378,12 +393,8 @@ class AuthorizationListCreateApi(MerchantApi):
     class AuthorizationInput(serializers.Serializer):
         amount = amount_field(help_text="In minor units: 1250 is 12.50 EUR.")
         currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
-        card = serializers.CharField(
-            max_length=40, required=False, help_text="The card's reference, card_..."
-        )
         payment_code = serializers.CharField(
             max_length=32,
-            required=False,
             help_text="The one-time code shown by the beneficiary's app, e.g. 1234 567 890.",
         )
         partial_approval_allowed = serializers.BooleanField(default=False)
@@ -393,12 +404,13 @@ class AuthorizationListCreateApi(MerchantApi):
         merchant_reference = serializers.CharField(max_length=200, default="", allow_blank=True)
         metadata = MetadataField(default=dict)
 
-        def validate(self, attrs):
-            if ("card" in attrs) == ("payment_code" in attrs):
-                raise serializers.ValidationError(
-                    {"card": "Send either card or payment_code, not both and not neither."}
-                )
-            return attrs
+        def to_internal_value(self, data):
+            # Cards were once accepted here by their reference; an old integration that still
+            # sends one learns why it is refused, before any other error and instead of seeing
+            # the field ignored.
+            if isinstance(data, Mapping) and "card" in data:
+                raise CardNotAccepted()
+            return super().to_internal_value(data)
 
     @extend_schema(
         summary="Authorize a payment",
@@ -412,7 +424,7 @@ class AuthorizationListCreateApi(MerchantApi):
                 value={
                     "amount": 1250,
                     "currency": "EUR",
-                    "card": "card_bWTP5uYrZZcJLPD_MIxfr2tU",
+                    "payment_code": "4821 930 517",
                     "merchant_reference": "order-1042",
                 },
             ),
@@ -423,9 +435,8 @@ class AuthorizationListCreateApi(MerchantApi):
     def post(self, request):
         data = self.AuthorizationInput(data=request.data)
         data.is_valid(raise_exception=True)
-        guard = PaymentCodeGuessing(request.auth)
-        if "payment_code" in data.validated_data:
-            guard.check()
+        guard = PaymentCodeGuessing(self.merchant)
+        guard.check()
         try:
             decision = payment_authorize(
                 merchant=self.merchant, idempotency_key=self.service_key(), **data.validated_data
@@ -671,6 +682,11 @@ class ApiKeyListCreateApi(MerchantApi):
     class ApiKeyInput(serializers.Serializer):
         name = serializers.CharField(max_length=100)
         mode = serializers.ChoiceField(choices=ApiKey.Mode.choices, default=ApiKey.Mode.LIVE)
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return [*super().get_throttles(), MerchantKeyCreationThrottle()]
+        return super().get_throttles()
 
     @extend_schema(
         summary="List your API keys",

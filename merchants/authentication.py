@@ -6,6 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from merchants.models import ApiKey, Merchant
+from merchants.services import merchant_ensure_active
 
 # last_used_at is informative; writing it on every request would make each key a hot row.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -44,6 +45,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         )
         if key is None:
             raise exceptions.AuthenticationFailed(_("This API key is not valid or was revoked."))
+        # A merchant awaiting approval or suspended keeps its keys but may use none of the API:
+        # no payment, no new key, no webhook endpoint (403 merchant_not_active).
+        merchant_ensure_active(merchant=key.merchant)
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

@@ -66,6 +66,10 @@ class Merchant(models.Model):
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    # Set when the merchant does something an operator should review (e.g. it sprayed payment
+    # codes); cleared by the operator after review. It blocks nothing by itself.
+    flagged_at = models.DateTimeField(_("flagged for review at"), null=True, blank=True)
+    flag_reason = models.CharField(_("reason for review"), max_length=300, blank=True)
 
     class Meta:
         verbose_name = _("merchant")

@@ -13,6 +13,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from merchants.models import Capture, Merchant, Refund, Reversal
+from merchants.services import merchant_ensure_active
 from merchants.webhooks import EventType, webhook_event_emit
 from wallet.authorization.models import Decision, DecisionHold
 from wallet.authorization.request import AuthorizationRequest, MerchantPlace
@@ -22,7 +23,6 @@ from wallet.errors import (
     ExceedsRefundable,
     InvalidState,
     PaymentCodeError,
-    UnknownInstrument,
 )
 from wallet.ledger.idempotency import run_idempotent
 from wallet.ledger.models import Transfer
@@ -33,7 +33,7 @@ from wallet.ledger.services import (
     hold_void,
     validate_amount,
 )
-from wallet.models import Card, Wallet
+from wallet.models import Wallet
 from wallet.notifications.services import captures_notify_on_commit
 from wallet.payment_codes import payment_code_redeem
 from wallet.services import capture_refund
@@ -72,24 +72,22 @@ def payment_authorize(
     merchant: Merchant,
     amount: int,
     currency: str,
-    card: str | None = None,
-    payment_code: str | None = None,
+    payment_code: str,
     partial_approval_allowed: bool = False,
     capture: bool = False,
     merchant_reference: str = "",
     metadata: dict | None = None,
     idempotency_key: str | None = None,
 ) -> Decision:
-    """Authorize a payment at a merchant on the API channel, paid with a card reference or a
-    one-time payment code from the beneficiary's app; with `capture`, capture what was approved
-    in the same transaction (a one-step purchase)."""
-    if (card is None) == (payment_code is None):
-        raise InvalidState(message="Send either a card or a payment code.", field="card")
-    instrument = None
-    if card is not None:
-        instrument = Card.objects.select_related("wallet").filter(reference=card).first()
-        if instrument is None:
-            raise UnknownInstrument(field="card")
+    """Authorize a payment at a merchant on the API channel, paid with a one-time payment code
+    from the beneficiary's app; with `capture`, capture what was approved in the same
+    transaction (a one-step purchase).
+
+    A payment code is the only instrument here: it is shown by the beneficiary at the till and
+    dies after one use. A card pays through the card network (wallet/issuing/), never by its
+    reference, which is no secret and would let anyone who learns it charge the card."""
+    # Before the code is redeemed: a code is never burnt by a merchant that cannot be paid.
+    merchant_ensure_active(merchant=merchant)
     request = AuthorizationRequest(
         amount=amount,
         currency=currency,
@@ -101,21 +99,21 @@ def payment_authorize(
     key = _scoped(merchant, idempotency_key)
     refused: PaymentCodeError | None = None
     with transaction.atomic():
-        if payment_code is not None:
-            try:
-                wallet = payment_code_redeem(
-                    code=payment_code, amount=amount, currency=currency, idempotency_key=key
-                ).wallet
-            except PaymentCodeError as error:
-                # Raised after the block commits: a wrong guess must stay counted.
-                refused = error
-        else:
-            wallet = instrument.wallet
+        try:
+            wallet = payment_code_redeem(
+                code=payment_code,
+                amount=amount,
+                currency=currency,
+                idempotency_key=key,
+                merchant=merchant,
+            ).wallet
+        except PaymentCodeError as error:
+            # Raised after the block commits: a wrong guess must stay counted.
+            refused = error
         if refused is None:
             decision = authorize(
                 request=request,
                 wallet=wallet,
-                card=instrument,
                 merchant=merchant,
                 idempotency_key=key,
                 merchant_reference=merchant_reference,

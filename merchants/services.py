@@ -1,13 +1,28 @@
-"""Writes of the merchant side: onboarding, approval, API keys."""
+"""Writes of the merchant side: onboarding, approval, review flags, API keys."""
 
+import logging
 import secrets
 import uuid
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from merchants.models import ApiKey, Merchant
+from wallet.errors import DomainError
 from wallet.ledger.models import Account
+
+logger = logging.getLogger(__name__)
+
+
+class MerchantNotActive(DomainError):
+    code = "merchant_not_active"
+    status = 403
+    default_message = _(
+        "This merchant account is not active (awaiting approval or suspended): it cannot use "
+        "the API. Please contact the platform."
+    )
 
 
 def merchant_create(*, currency: str = "EUR", **fields) -> Merchant:
@@ -40,18 +55,60 @@ def merchant_suspend(*, merchant: Merchant) -> Merchant:
     return merchant
 
 
+class ApiKeyLimitReached(DomainError):
+    code = "api_key_limit_reached"
+    status = 409
+    default_message = _(
+        "This merchant already has the most active API keys allowed. Revoke a key you no "
+        "longer use, then create the new one."
+    )
+
+
+def merchant_ensure_active(*, merchant: Merchant) -> None:
+    """Refuse a merchant that may not take payments: only an approved one uses the API."""
+    if merchant.status != Merchant.Status.APPROVED:
+        raise MerchantNotActive()
+
+
+def merchant_flag(*, merchant: Merchant, reason: str) -> bool:
+    """Flag a merchant for an operator's review (shown in the admin, logged as a warning).
+    Returns False if it was already flagged: the first reason stands until the review."""
+    flagged = Merchant.objects.filter(pk=merchant.pk, flagged_at__isnull=True).update(
+        flagged_at=timezone.now(), flag_reason=reason[:300]
+    )
+    if flagged:
+        logger.warning("merchant %s flagged for review: %s", merchant.pk, reason)
+    return bool(flagged)
+
+
+def merchant_unflag(*, merchant: Merchant) -> Merchant:
+    """An operator reviewed the flag and clears it."""
+    merchant.flagged_at, merchant.flag_reason = None, ""
+    merchant.save(update_fields=["flagged_at", "flag_reason"])
+    return merchant
+
+
 def api_key_create(
     *, merchant: Merchant, name: str, mode: str = ApiKey.Mode.LIVE
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with its secret, which is never shown again."""
+    """Create a key and return it with its secret, which is never shown again. Refused with
+    ApiKeyLimitReached when the merchant already has MERCHANT_API_KEYS_MAX active keys."""
     secret = f"sk_{mode}_{secrets.token_urlsafe(32)}"
-    key = ApiKey.objects.create(
-        merchant=merchant,
-        name=name,
-        mode=mode,
-        prefix=secret[:16],
-        digest=ApiKey.digest_of(secret),
-    )
+    with transaction.atomic():
+        # The merchant's row queues concurrent creations, so the cap holds under a burst.
+        Merchant.objects.select_for_update().filter(pk=merchant.pk).first()
+        if (
+            merchant.api_keys.filter(revoked_at__isnull=True).count()
+            >= settings.MERCHANT_API_KEYS_MAX
+        ):
+            raise ApiKeyLimitReached()
+        key = ApiKey.objects.create(
+            merchant=merchant,
+            name=name,
+            mode=mode,
+            prefix=secret[:16],
+            digest=ApiKey.digest_of(secret),
+        )
     return key, secret
 
 

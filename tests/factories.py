@@ -11,6 +11,7 @@ from funders.models import Funder, Membership
 from funders.services import allocation_create, program_create, program_fund
 from merchants.services import merchant_approve, merchant_create
 from wallet.models import Beneficiary, Wallet
+from wallet.payment_codes import payment_code_create
 
 _sequence = itertools.count(1)
 
@@ -121,3 +122,9 @@ def make_staff(*, funder=None, role: str = Membership.Role.MANAGER, **fields):
     if funder is not None:
         Membership.objects.create(user=user, funder=funder, role=role)
     return user
+
+
+def make_payment_code(wallet, **fields) -> str:
+    """A fresh one-time payment code of `wallet`, its 10 digits: how a merchant is paid through
+    the merchant API (the app shows the code, the till sends it)."""
+    return payment_code_create(wallet=wallet, **fields)[1]

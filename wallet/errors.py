@@ -38,12 +38,6 @@ class UnknownAccount(DomainError):
     default_message = _("This account does not exist.")
 
 
-class UnknownInstrument(DomainError):
-    code = "unknown_instrument"
-    status = 404
-    default_message = _("No card or payment code matches this reference.")
-
-
 class InsufficientFunds(DomainError):
     code = "insufficient_funds"
     status = 402
@@ -151,8 +145,9 @@ class PaymentCodeCurrencyMismatch(PaymentCodeError):
 
 
 class PaymentCodeLocked(PaymentCodeError):
-    """Too many wrong codes were tried on a wallet: its codes were cancelled and it cannot create
-    one until the cooling-off period ends (`details["retry_after"]`, in seconds)."""
+    """The merchant sent too many wrong codes on this wallet's codes and is refused on them until
+    the cooling-off period ends (`details["retry_after"]`, in seconds); or a code was cancelled
+    by the wallet-wide lockout of earlier versions."""
 
     code = "payment_code_locked"
     status = 429

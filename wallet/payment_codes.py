@@ -9,12 +9,27 @@ offline in seconds; the HMAC key is not in the database). A code lives a few min
 (PAYMENT_CODE_TTL_SECONDS, 300 by default), is used at most once, belongs to one wallet, and may
 carry a maximum amount and its currency.
 
-Guessing: a code that matches no usable slot is simply invalid, and the caller's per-key
-throttle limits how fast anyone can try. A wrong secret on a usable slot counts a failure on that
-code; once a wallet's codes have collected MAX_FAILED_ATTEMPTS failures within one code lifetime,
-every usable code of the wallet is invalidated and the wallet cannot create a code for a
-cooling-off period (PAYMENT_CODE_LOCKOUT_SECONDS, 900 by default). Both are derived from the
-PaymentCode rows: no counter table.
+Guessing. A code that matches no usable slot is simply invalid. A wrong secret on a usable slot
+is recorded (PaymentCodeFailure) against the wallet and the merchant that sent it; once one
+merchant has sent MAX_FAILED_ATTEMPTS wrong secrets on a wallet's codes within the cooling-off
+period (PAYMENT_CODE_LOCKOUT_SECONDS, 900 by default), that merchant is refused on every code of
+that wallet (payment_code_locked) until its failures age out of the period. The wallet's codes
+stay valid and the beneficiary keeps creating codes and paying at other shops: one merchant's
+guesses, honest typos or a spray, never lock the person out.
+
+Why this bounds an attacker: a code is 10 digits, and at most SLOTS (10^4) codes are usable at
+once, each with its own 10^6 secrets, so one guess of 10 digits matches a usable code with a
+probability of at most SLOTS / 10^10 = 10^-6, whatever the guesser knows of the slots in use.
+The success probability of an attacker is therefore at most (wrong codes it may send) x 10^-6,
+and the merchant API caps those (merchants/code_guessing.py): PAYMENT_CODE_FAILURES_PER_MERCHANT
+per window for one merchant, all its keys together (a new key buys no new tries), and
+PAYMENT_CODE_FAILURES_PLATFORM per window for all merchants together, so that even many
+colluding merchants stay within a known budget (e.g. 500 an hour: at most 0.05 % a hour). The
+per (wallet, merchant) lockout adds that one merchant aiming at one person gets at most
+MAX_FAILED_ATTEMPTS tries per cooling-off period on that person's (at most
+MAX_USABLE_CODES_PER_WALLET) codes. A merchant is an approved business, flagged for review when it
+reaches its limit. A locked merchant is told so (not "invalid"): it learns that it was guessing on
+a live slot, which it can no longer use.
 
 Locks: a service that changes a wallet's codes locks the wallet row first, then code rows, the
 order the authorization engine already uses (wallet, then what hangs from it). A creation and a
@@ -31,7 +46,7 @@ from datetime import datetime, timedelta
 import segno
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Max, Q, Sum
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
@@ -56,6 +71,7 @@ from wallet.ledger.services import MAX_AMOUNT
 
 __all__ = [
     "PaymentCode",
+    "PaymentCodeFailure",
     "payment_code_create",
     "payment_code_format",
     "payment_code_normalize",
@@ -103,8 +119,8 @@ class PaymentCode(models.Model):
         ACTIVE = "active", pgettext_lazy("payment code", "Active")
         USED = "used", pgettext_lazy("payment code", "Used")
         EXPIRED = "expired", pgettext_lazy("payment code", "Expired")
-        # Only ever set by the lockout after repeated wrong attempts: the cooling-off period is
-        # derived from these rows. A future "cancel my code" needs a status of its own.
+        # Set by the wallet-wide lockout of earlier versions, which let one merchant's wrong
+        # attempts cancel a person's codes; rows of that time keep it. Nothing sets it now.
         INVALIDATED = "invalidated", _("Cancelled after wrong attempts")
 
     wallet = models.ForeignKey("wallet.Wallet", models.PROTECT, related_name="payment_codes")
@@ -145,6 +161,29 @@ class PaymentCode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slot} ••• ••• ({self.get_status_display()})"
+
+
+class PaymentCodeFailure(models.Model):
+    """A wrong secret sent on a usable code, and who sent it: the lockout counts them per wallet
+    and merchant (see the module's docstring)."""
+
+    payment_code = models.ForeignKey(PaymentCode, models.CASCADE, related_name="failures")
+    wallet = models.ForeignKey("wallet.Wallet", models.CASCADE, related_name="+")
+    # None for a caller that is no merchant (a test, a shell): such callers share one count.
+    merchant = models.ForeignKey(
+        "merchants.Merchant", models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(_("sent at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("wrong payment code")
+        verbose_name_plural = _("wrong payment codes")
+        indexes = [
+            models.Index(fields=["wallet", "merchant", "at"], name="payment_code_failure_lookup")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_code} ({self.at:%Y-%m-%d %H:%M})"
 
 
 def _digest(digits: str) -> str:
@@ -189,15 +228,20 @@ def payment_code_qr_svg(code: str, *, scale: int = 8) -> str:
     return out.getvalue().decode()
 
 
-def _locked_until(wallet_id: int, now: datetime) -> datetime | None:
-    """The end of the wallet's cooling-off period, if one is running: it started when its codes
-    were invalidated for wrong attempts."""
-    last = PaymentCode.objects.filter(
-        wallet_id=wallet_id,
-        status=PaymentCode.Status.INVALIDATED,
-        invalidated_at__gt=now - lockout_period(),
-    ).aggregate(last=Max("invalidated_at"))["last"]
-    return last + lockout_period() if last is not None else None
+def _merchant_locked_until(
+    wallet_id: int, merchant_id: int | None, now: datetime
+) -> datetime | None:
+    """When the merchant may again use the wallet's codes, if its wrong secrets on them have
+    reached MAX_FAILED_ATTEMPTS within the cooling-off period: the instant the oldest of them
+    that keeps the count at the limit leaves the period."""
+    recent = (
+        PaymentCodeFailure.objects.filter(
+            wallet_id=wallet_id, merchant_id=merchant_id, at__gt=now - lockout_period()
+        )
+        .order_by("-at")
+        .values_list("at", flat=True)[MAX_FAILED_ATTEMPTS - 1 : MAX_FAILED_ATTEMPTS]
+    )
+    return recent[0] + lockout_period() if recent else None
 
 
 def _free_slot(now: datetime) -> str:
@@ -220,9 +264,9 @@ def payment_code_create(
     stored nor shown again (payment_code_format() and payment_code_qr_svg() render them).
 
     A wallet holds at most MAX_USABLE_CODES_PER_WALLET usable codes: creating one more retires
-    its oldest. Refused with WalletFrozen for a frozen wallet, PaymentCodeLocked during a
-    cooling-off period (details["retry_after"] in seconds), PaymentCodeUnavailable when every
-    slot is taken."""
+    its oldest. Refused with WalletFrozen for a frozen wallet, PaymentCodeUnavailable when every
+    slot is taken. Wrong codes sent by merchants never refuse a creation (see the module's
+    docstring)."""
     from wallet.models import Wallet  # wallet.models imports this module
 
     if max_amount is not None:
@@ -235,28 +279,12 @@ def payment_code_create(
             _("The currency must be a three-letter ISO code, such as EUR."), field="currency"
         )
     with transaction.atomic():
-        # The wallet's lock orders this creation with a lockout (payment_code_redeem), so no code
-        # is created between the count of wrong attempts and the cancellation of the codes.
+        # The wallet's lock queues concurrent creations of one wallet: the cap of usable codes
+        # holds, and a redemption (which takes the same lock) never sees half a creation.
         wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
         if wallet.is_frozen:
             raise WalletFrozen()
         now = timezone.now()
-        locked_until = _locked_until(wallet.pk, now)
-        if locked_until is not None:
-            seconds = math.ceil((locked_until - now).total_seconds())
-            minutes = math.ceil(seconds / 60)
-            raise PaymentCodeLocked(
-                ngettext_lazy(
-                    "Too many wrong payment codes were tried. You can create a new code in "
-                    "%(minutes)d minute.",
-                    "Too many wrong payment codes were tried. You can create a new code in "
-                    "%(minutes)d minutes.",
-                    "minutes",
-                )
-                % {"minutes": minutes},
-                field=None,
-                retry_after=seconds,
-            )
         oldest = list(
             PaymentCode.objects.filter(wallet=wallet, status=PaymentCode.Status.ACTIVE)
             .order_by("-created_at", "-pk")
@@ -292,7 +320,12 @@ def payment_code_create(
 
 
 def payment_code_redeem(
-    *, code: str, amount: int, currency: str, idempotency_key: str | None = None
+    *,
+    code: str,
+    amount: int,
+    currency: str,
+    idempotency_key: str | None = None,
+    merchant=None,
 ) -> PaymentCode:
     """Use a code to pay `amount` (minor units) in `currency`: check it and mark it used, exactly
     once however many callers try at the same time. Returns the used code; its `wallet` (locked
@@ -304,10 +337,11 @@ def payment_code_redeem(
     exception, not a recorded decline) gives it back.
 
     `idempotency_key`, already scoped by the caller like authorize()'s, makes a retry of the
-    same request return the code it used instead of PaymentCodeUsed.
+    same request return the code it used instead of PaymentCodeUsed. `merchant` is who sends the
+    code: its wrong secrets are counted against it, and lock it (not the wallet) out.
 
     Transactions: this never commits on its own (savepoints only) and may run inside the
-    caller's atomic block. A wrong secret is counted, and may cancel the wallet's codes, *before*
+    caller's atomic block. A wrong secret is counted, and may lock the merchant out, *before*
     PaymentCodeInvalid is raised: if the caller's transaction is rolled back, that count is lost
     and the guessing limit with it. Inside an atomic block, catch PaymentCodeError, let the block
     commit, and raise after it:
@@ -325,7 +359,8 @@ def payment_code_redeem(
 
     Refusals, each a PaymentCodeError with a stable code: payment_code_malformed,
     payment_code_invalid (no such code, or a wrong secret), payment_code_expired,
-    payment_code_used, payment_code_locked (cancelled after wrong attempts),
+    payment_code_used, payment_code_locked (this merchant sent too many wrong secrets on the
+    wallet's codes, details["retry_after"] in seconds; or a code cancelled by an earlier version),
     payment_code_currency_mismatch, payment_code_amount_exceeded; and invalid_amount.
     Only a wrong secret changes anything."""
     digits = payment_code_normalize(code)
@@ -338,6 +373,7 @@ def payment_code_redeem(
             amount=amount,
             currency=currency,
             idempotency_key=idempotency_key or "",
+            merchant_id=merchant.pk if merchant is not None else None,
         )
     # Raised outside the savepoint, so that a failure counted above is kept.
     if isinstance(outcome, PaymentCodeError):
@@ -346,7 +382,13 @@ def payment_code_redeem(
 
 
 def _redeem(
-    *, slot: str, digest: str, amount: int, currency: str, idempotency_key: str
+    *,
+    slot: str,
+    digest: str,
+    amount: int,
+    currency: str,
+    idempotency_key: str,
+    merchant_id: int | None,
 ) -> PaymentCode | PaymentCodeError:
     from wallet.models import Wallet  # wallet.models imports this module
 
@@ -367,13 +409,18 @@ def _redeem(
     if payment_code is None:  # used or cancelled while this call waited for the wallet
         return _settled(slot, digest, idempotency_key) or PaymentCodeInvalid()
     now = timezone.now()
+    # Before the secret is compared, under the wallet's lock: a locked merchant learns nothing of
+    # its guesses, and concurrent guesses are counted one after the other.
+    locked_until = _merchant_locked_until(wallet_id, merchant_id, now)
+    if locked_until is not None:
+        return _merchant_locked(math.ceil((locked_until - now).total_seconds()))
     if not hmac.compare_digest(payment_code.digest, digest):
         # An older code of this slot typed again (a merchant's retry) is no guess.
         settled = _settled(slot, digest, idempotency_key)
         if settled is not None:
             return settled
         if payment_code.expires_at > now:  # a dead code cannot be guessed: no need to count
-            _count_failure(payment_code, now)
+            _count_failure(payment_code, merchant_id, now)
         # The same answer as for a slot with no code, lockout or not: a guesser learns nothing.
         return PaymentCodeInvalid()
     if payment_code.expires_at <= now:
@@ -415,21 +462,25 @@ def _settled(slot: str, digest: str, idempotency_key: str) -> PaymentCode | Paym
     )
 
 
-def _count_failure(payment_code: PaymentCode, now: datetime) -> None:
-    """Count a wrong secret on a usable code; past the limit, cancel every usable code of its
-    wallet, which starts the cooling-off period. The caller holds the wallet's lock."""
-    PaymentCode.objects.filter(pk=payment_code.pk).update(failed_attempts=F("failed_attempts") + 1)
-    # Every failure of the last code lifetime was made on a code usable at that time, so on a code
-    # that expires after now - lifetime. Failures that already caused a lockout do not count again.
-    failures = (
-        PaymentCode.objects.filter(
-            wallet_id=payment_code.wallet_id, expires_at__gt=now - code_lifetime()
+def _merchant_locked(seconds: int) -> PaymentCodeLocked:
+    minutes = math.ceil(seconds / 60)
+    return PaymentCodeLocked(
+        ngettext_lazy(
+            "Too many wrong payment codes were sent from this shop for this person. Try again in "
+            "%(minutes)d minute; the person can still pay elsewhere.",
+            "Too many wrong payment codes were sent from this shop for this person. Try again in "
+            "%(minutes)d minutes; the person can still pay elsewhere.",
+            "minutes",
         )
-        .exclude(status=PaymentCode.Status.INVALIDATED)
-        .aggregate(total=Sum("failed_attempts"))["total"]
-        or 0
+        % {"minutes": minutes},
+        retry_after=seconds,
     )
-    if failures >= MAX_FAILED_ATTEMPTS:
-        PaymentCode.objects.filter(
-            wallet_id=payment_code.wallet_id, status=PaymentCode.Status.ACTIVE
-        ).update(status=PaymentCode.Status.INVALIDATED, invalidated_at=now)
+
+
+def _count_failure(payment_code: PaymentCode, merchant_id: int | None, now: datetime) -> None:
+    """Record a wrong secret on a usable code, against its wallet and the merchant that sent it.
+    The caller holds the wallet's lock."""
+    PaymentCode.objects.filter(pk=payment_code.pk).update(failed_attempts=F("failed_attempts") + 1)
+    PaymentCodeFailure.objects.create(
+        payment_code=payment_code, wallet_id=payment_code.wallet_id, merchant_id=merchant_id, at=now
+    )

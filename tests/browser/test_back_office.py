@@ -8,7 +8,13 @@ from playwright.sync_api import expect
 from funders.models import Allocation, Membership, Program
 from funders.services import beneficiary_enrol
 from merchants.payments import payment_authorize
-from tests.factories import BeneficiaryFactory, FunderFactory, make_merchant, make_staff
+from tests.factories import (
+    BeneficiaryFactory,
+    FunderFactory,
+    make_merchant,
+    make_payment_code,
+    make_staff,
+)
 from wallet.models import Card
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,12 +91,16 @@ def test_a_manager_creates_a_program_grants_aid_in_bulk_and_sees_the_dashboard(
         card = Card.objects.create(wallet=person.wallet, kind="virtual", status="active")
         with time_machine.travel("2026-12-02 10:00 +01:00"):
             decision = payment_authorize(
-                merchant=shop, amount=amount, currency="EUR", card=card.reference, capture=True
+                merchant=shop,
+                amount=amount,
+                currency="EUR",
+                payment_code=make_payment_code(card.wallet),
+                capture=True,
             )
         assert decision.approved_amount == amount
     with time_machine.travel("2026-12-03 10:00 +01:00"):
         refused = payment_authorize(
-            merchant=shop, amount=4_500, currency="EUR", card=card.reference
+            merchant=shop, amount=4_500, currency="EUR", payment_code=make_payment_code(card.wallet)
         )
     assert refused.status == "declined"
 

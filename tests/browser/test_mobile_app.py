@@ -12,7 +12,13 @@ from playwright.sync_api import expect
 
 from funders.services import program_create, program_fund
 from merchants.payments import payment_authorize
-from tests.factories import BeneficiaryFactory, FunderFactory, make_allocation, make_merchant
+from tests.factories import (
+    BeneficiaryFactory,
+    FunderFactory,
+    make_allocation,
+    make_merchant,
+    make_payment_code,
+)
 from wallet.app.models import AppToken
 from wallet.app.services import aidant_authorize, contact_parse
 from wallet.app.throttles import SignInCodeContactThrottle
@@ -72,10 +78,16 @@ def marie(db):
     grocery = make_merchant(trade_name="Épicerie du Vieux Temple")
     bar = make_merchant(trade_name="Bar du Centre", mcc="5813")
     paid = payment_authorize(
-        merchant=grocery, amount=1_250, currency="EUR", card=card.reference, capture=True
+        merchant=grocery,
+        amount=1_250,
+        currency="EUR",
+        payment_code=make_payment_code(card.wallet),
+        capture=True,
     )
     assert paid.approved_amount == 1_250
-    refused = payment_authorize(merchant=bar, amount=1_800, currency="EUR", card=card.reference)
+    refused = payment_authorize(
+        merchant=bar, amount=1_800, currency="EUR", payment_code=make_payment_code(card.wallet)
+    )
     assert refused.status == "declined"
     return person, card, refused
 

@@ -26,12 +26,13 @@ from tests.factories import (
     BeneficiaryFactory,
     make_allocation,
     make_merchant,
+    make_payment_code,
     make_program,
     make_staff,
 )
 from wallet.authorization.codes import REASONS
 from wallet.ledger.models import Transfer
-from wallet.models import Card, Decision
+from wallet.models import Card, Decision, Wallet
 
 PARIS = ZoneInfo("Europe/Paris")
 RULES = {
@@ -91,48 +92,46 @@ def build_scenario(*, funder, other_funder, time_machine) -> Scenario:
         allocation = make_allocation(
             program=program, beneficiary=BeneficiaryFactory(), amount=amount, **window
         )
-        wallet = allocation.beneficiary.wallet
-        card = Card.objects.create(wallet=wallet, kind="virtual", status="active")
-        return allocation, card.reference
+        return allocation, allocation.beneficiary.wallet
 
-    _alice, alice_card = grant(20_000)
-    _bob, bob_card = grant(15_000)
-    carol, carol_card = grant(10_000)
-    dan, dan_card = grant(5_000, valid_from=at(1, 9), valid_until=at(10, 0))
-    _eve, eve_card = grant(30_000, program=other_program)
+    _alice, alice_wallet = grant(20_000)
+    _bob, bob_wallet = grant(15_000)
+    carol, carol_wallet = grant(10_000)
+    dan, dan_wallet = grant(5_000, valid_from=at(1, 9), valid_until=at(10, 0))
+    _eve, eve_wallet = grant(30_000, program=other_program)
 
     keys = iter(range(1000))
 
-    def pay(merchant, card, amount, *, capture=True) -> Decision:
+    def pay(merchant, wallet, amount, *, capture=True) -> Decision:
         return payment_authorize(
             merchant=merchant,
             amount=amount,
             currency="EUR",
-            card=card,
+            payment_code=make_payment_code(wallet),
             capture=capture,
             idempotency_key=f"pay-{next(keys)}",
         )
 
     time_machine.move_to(at(2, 10), tick=False)
-    alice_first = pay(grocer, alice_card, 3_000)
-    pay(script_shop, alice_card, 700)
-    pay(grocer, eve_card, 999)
+    alice_first = pay(grocer, alice_wallet, 3_000)
+    pay(script_shop, alice_wallet, 700)
+    pay(grocer, eve_wallet, 999)
 
     time_machine.move_to(at(3, 11), tick=False)
-    pay(pharmacy, bob_card, 2_550)
+    pay(pharmacy, bob_wallet, 2_550)
     payment_refund(merchant=grocer, decision=alice_first, amount=500, idempotency_key="ref-1")
 
     time_machine.move_to(at(4, 12), tick=False)
-    for merchant, card in ((bar, bob_card), (bar, carol_card), (parisian, bob_card)):
-        assert pay(merchant, card, 1_000).status == Decision.Status.DECLINED
-    assert pay(bar, eve_card, 1_000).status == Decision.Status.DECLINED
+    for merchant, wallet in ((bar, bob_wallet), (bar, carol_wallet), (parisian, bob_wallet)):
+        assert pay(merchant, wallet, 1_000).status == Decision.Status.DECLINED
+    assert pay(bar, eve_wallet, 1_000).status == Decision.Status.DECLINED
 
     time_machine.move_to(at(5, 15), tick=False)
-    carol_payment = pay(grocer, carol_card, 1_000)
+    carol_payment = pay(grocer, carol_wallet, 1_000)
 
     # 00:30 in Paris is still the 5th in UTC: the payment belongs to the 6th.
     time_machine.move_to(at(6, 0, 30), tick=False)
-    pay(pharmacy, dan_card, 800)
+    pay(pharmacy, dan_wallet, 800)
 
     time_machine.move_to(at(7, 10), tick=False)
     allocation_revoke(allocation=carol, reason="Moved to another département")
@@ -142,7 +141,7 @@ def build_scenario(*, funder, other_funder, time_machine) -> Scenario:
     payment_refund(merchant=grocer, decision=carol_payment, amount=400, idempotency_key="ref-2")
 
     time_machine.move_to(at(9, 10), tick=False)
-    pay(grocer, alice_card, 1_200, capture=False)
+    pay(grocer, alice_wallet, 1_200, capture=False)
 
     time_machine.move_to(at(11, 10), tick=False)
     dan.refresh_from_db()
@@ -211,11 +210,11 @@ def test_funded_equals_where_the_money_is(scenario):
 def test_money_left_on_an_ended_pocket_counts_until_it_is_swept(funder):
     # given an allocation revoked while a payment held part of it, then released
     allocation = make_allocation(program=make_program(funder=funder), amount=10_000)
-    card = Card.objects.create(
-        wallet=allocation.beneficiary.wallet, kind="virtual", status="active"
-    )
     payment = payment_authorize(
-        merchant=make_merchant(), amount=3_000, currency="EUR", card=card.reference
+        merchant=make_merchant(),
+        amount=3_000,
+        currency="EUR",
+        payment_code=make_payment_code(allocation.beneficiary.wallet),
     )
     allocation_revoke(allocation=allocation)
     payment_reverse(merchant=payment.merchant, decision=payment, idempotency_key="rev")
@@ -460,12 +459,12 @@ def test_payments_export_matches_the_figures(scenario, english):
 
 def test_payments_export_neutralises_formulas_in_names(scenario, english):
     Merchant.objects.filter(pk=scenario.grocer.pk).update(trade_name="=HYPERLINK(1)")
-    card = Card.objects.filter(wallet__pockets__allocation__program=scenario.program).first()
+    wallet = Wallet.objects.filter(pockets__allocation__program=scenario.program).first()
     payment_authorize(
         merchant=Merchant.objects.get(pk=scenario.grocer.pk),
         amount=100,
         currency="EUR",
-        card=card.reference,
+        payment_code=make_payment_code(wallet),
     )
 
     rows = read_csv(export(scenario.program, "payments")[2])

@@ -32,6 +32,7 @@ from tests.factories import (
     BeneficiaryFactory,
     make_allocation,
     make_merchant,
+    make_payment_code,
     make_program,
     make_staff,
 )
@@ -61,7 +62,7 @@ def build_territory(funder, merchant, tag: str) -> Territory:
     allocation = make_allocation(program=program, beneficiary=beneficiary, amount=5_000)
     card = Card.objects.create(wallet=beneficiary.wallet, kind="virtual", status="active")
     decision = payment_authorize(
-        merchant=merchant, amount=1_000, currency="EUR", card=card.reference
+        merchant=merchant, amount=1_000, currency="EUR", payment_code=make_payment_code(card.wallet)
     )
     funding = program_fund(
         program=program, amount=2_000, idempotency_key=f"fund-{tag}", reference=f"VIR-{tag}"

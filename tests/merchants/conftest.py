@@ -4,8 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from merchants.services import api_key_create
-from tests.factories import BeneficiaryFactory, make_allocation, make_program
-from wallet.models import Card
+from tests.factories import BeneficiaryFactory, make_allocation, make_payment_code, make_program
 
 API = "/api/merchant/v1"
 FOOD_IN_ISERE = {"categories": {"allow_groups": ["food"]}, "zone": {"departements": ["38"]}}
@@ -48,18 +47,20 @@ def food_pocket(beneficiary):
 
 
 @pytest.fixture
-def card(beneficiary, food_pocket):
-    return Card.objects.create(wallet=beneficiary.wallet, kind="virtual", status="active")
+def payment_code(beneficiary, food_pocket):
+    """Makes a fresh one-time code of the beneficiary's wallet at each call, as the app does."""
+    return lambda **fields: make_payment_code(beneficiary.wallet, **fields)
 
 
 @pytest.fixture
-def authorize(api, card):
-    """POST /authorizations for `amount` on the beneficiary's card; returns the JSON body."""
+def authorize(api, payment_code):
+    """POST /authorizations for `amount` with a fresh payment code of the beneficiary's wallet;
+    returns the JSON body."""
 
     def call(amount: int, **extra):
         response = api.send(
             "/authorizations",
-            {"amount": amount, "currency": "EUR", "card": card.reference, **extra},
+            {"amount": amount, "currency": "EUR", "payment_code": payment_code(), **extra},
         )
         assert response.status_code == 201, response.content
         return response.json()

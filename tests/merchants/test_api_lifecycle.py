@@ -11,13 +11,15 @@ from django.utils import timezone
 from funders.services import allocation_revoke
 from merchants import authentication
 from merchants.api import MerchantKeyThrottle
-from merchants.services import merchant_suspend
+from merchants.models import Merchant
+from merchants.payments import payment_authorize
+from merchants.services import MerchantNotActive, merchant_suspend
 from merchants.tasks import expire_authorizations
-from merchants.webhooks import WebhookEvent
+from merchants.webhooks import WebhookEndpoint, WebhookEvent
 from tests.factories import make_allocation, make_merchant, make_program
 from tests.merchants.conftest import MerchantClient
 from wallet.ledger.verify import verify
-from wallet.models import Card
+from wallet.payment_codes import PaymentCode
 from wallet.services import wallet_freeze
 from wallet.tasks import expire_holds
 
@@ -120,8 +122,8 @@ def test_refund_after_the_aid_ended_goes_back_to_the_funder(api, authorize, food
     assert available(food_pocket) == 0
 
 
-def test_a_replay_returns_the_first_response_byte_for_byte(api, card, food_pocket):
-    body = {"amount": 1_000, "currency": "EUR", "card": card.reference}
+def test_a_replay_returns_the_first_response_byte_for_byte(api, payment_code, food_pocket):
+    body = {"amount": 1_000, "currency": "EUR", "payment_code": payment_code()}
     first = api.send("/authorizations", body, key="order-1")
     api.send(f"/authorizations/{first.json()['id']}/capture", {}, key="capture-1")
     again = api.send("/authorizations", body, key="order-1")
@@ -139,16 +141,16 @@ def test_replayed_capture_and_refund_move_money_once(api, authorize, food_pocket
     assert verify() == []
 
 
-def test_the_same_key_with_another_body_is_a_409(api, card):
-    body = {"amount": 1_000, "currency": "EUR", "card": card.reference}
+def test_the_same_key_with_another_body_is_a_409(api, payment_code):
+    body = {"amount": 1_000, "currency": "EUR", "payment_code": payment_code()}
     api.send("/authorizations", body, key="k")
     response = api.send("/authorizations", {**body, "amount": 1_001}, key="k")
     assert (response.status_code, error_code(response)) == (409, "idempotency_conflict")
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "clé-accentuée", "tab\there"])
-def test_a_malformed_idempotency_key_is_a_400(api, card, key):
-    body = {"amount": 1_000, "currency": "EUR", "card": card.reference}
+def test_a_malformed_idempotency_key_is_a_400(api, payment_code, key):
+    body = {"amount": 1_000, "currency": "EUR", "payment_code": payment_code()}
     response = api.send("/authorizations", body, key=key) if key else None
     if response is None:  # an empty header is the same as no header for the test client
         return
@@ -168,22 +170,22 @@ def decline_reason(authorize, amount=1_000):
         ({"mcc": "5812"}, "merchant_category_not_allowed"),
     ],
 )
-def test_declines_for_the_merchant_s_place_and_category(card, merchant_fields, reason):
+def test_declines_for_the_merchant_s_place_and_category(payment_code, merchant_fields, reason):
     api = MerchantClient(make_merchant(**merchant_fields))
     response = api.send(
-        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+        "/authorizations", {"amount": 100, "currency": "EUR", "payment_code": payment_code()}
     )
     assert response.json()["decline"]["code"] == reason
 
 
-def test_decline_for_a_denied_merchant(api, beneficiary, card, food_pocket):
+def test_decline_for_a_denied_merchant(api, beneficiary, payment_code, food_pocket):
     allocation_revoke(allocation=food_pocket.allocation)
     make_allocation(
         program=make_program(rules={"merchants": {"deny": [api.merchant.pk]}}),
         beneficiary=beneficiary,
     )
     response = api.send(
-        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+        "/authorizations", {"amount": 100, "currency": "EUR", "payment_code": payment_code()}
     )
     assert response.json()["decline"]["code"] == "merchant_not_accepted"
 
@@ -192,7 +194,9 @@ def test_decline_for_a_denied_merchant(api, beneficiary, card, food_pocket):
     ("window", "reason"),
     [((-30, -1), "aid_expired"), ((1, 30), "aid_not_yet_valid")],
 )
-def test_declines_outside_the_validity_window(api, beneficiary, card, food_pocket, window, reason):
+def test_declines_outside_the_validity_window(
+    api, beneficiary, payment_code, food_pocket, window, reason
+):
     allocation_revoke(allocation=food_pocket.allocation)
     now = timezone.now()
     make_allocation(
@@ -202,12 +206,12 @@ def test_declines_outside_the_validity_window(api, beneficiary, card, food_pocke
         valid_until=now + timedelta(days=window[1]),
     )
     response = api.send(
-        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+        "/authorizations", {"amount": 100, "currency": "EUR", "payment_code": payment_code()}
     )
     assert response.json()["decline"]["code"] == reason
 
 
-def test_decline_outside_allowed_hours(api, beneficiary, card, food_pocket):
+def test_decline_outside_allowed_hours(api, beneficiary, payment_code, food_pocket):
     allocation_revoke(allocation=food_pocket.allocation)
     make_allocation(
         program=make_program(rules={"schedule": {"weekdays": [0, 1, 2, 3, 4, 5, 6],
@@ -215,16 +219,16 @@ def test_decline_outside_allowed_hours(api, beneficiary, card, food_pocket):
         beneficiary=beneficiary,
     )  # fmt: skip
     response = api.send(
-        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+        "/authorizations", {"amount": 100, "currency": "EUR", "payment_code": payment_code()}
     )
     assert response.json()["decline"]["code"] == "outside_allowed_hours"
 
 
-def test_decline_over_a_limit(api, beneficiary, card, food_pocket):
+def test_decline_over_a_limit(api, beneficiary, payment_code, food_pocket):
     allocation_revoke(allocation=food_pocket.allocation)
     make_allocation(program=make_program(rules={"limits": {"day": 500}}), beneficiary=beneficiary)
     response = api.send(
-        "/authorizations", {"amount": 501, "currency": "EUR", "card": card.reference}
+        "/authorizations", {"amount": 501, "currency": "EUR", "payment_code": payment_code()}
     )
     assert response.json()["decline"]["code"] == "limit_exceeded"
 
@@ -233,19 +237,51 @@ def test_decline_for_insufficient_funds(authorize):
     assert decline_reason(authorize, 10_001) == "insufficient_funds"
 
 
-def test_decline_for_a_frozen_wallet_and_card(authorize, beneficiary, card):
+def test_decline_for_a_wallet_frozen_after_its_code_was_shown(api, beneficiary, payment_code):
+    body = {"amount": 1_000, "currency": "EUR", "payment_code": payment_code()}
     wallet_freeze(wallet=beneficiary.wallet, reason="test")
-    assert decline_reason(authorize) == "wallet_frozen"
+    assert api.send("/authorizations", body).json()["decline"]["code"] == "wallet_frozen"
 
 
-def test_decline_for_a_frozen_card(authorize, card):
-    Card.objects.filter(pk=card.pk).update(status=Card.Status.FROZEN)
-    assert decline_reason(authorize) == "card_frozen"
+@pytest.mark.parametrize("status", ["suspended", "pending"])
+def test_a_merchant_not_approved_may_not_use_the_api(api, payment_code, status):
+    code = payment_code()
+    Merchant.objects.filter(pk=api.merchant.pk).update(status=status)
+
+    for response in [
+        api.send("/authorizations", {"amount": 100, "currency": "EUR", "payment_code": code}),
+        api.read("/authorizations"),
+        api.send("/api-keys", {"name": "another"}),
+        api.send("/webhook-endpoints", {"url": "https://shop.example.org/hooks"}),
+    ]:
+        assert (response.status_code, error_code(response)) == (403, "merchant_not_active")
+    assert api.merchant.api_keys.count() == 1
+    assert not WebhookEndpoint.objects.exists()
+    assert PaymentCode.objects.get().status == PaymentCode.Status.ACTIVE
 
 
-def test_a_suspended_merchant_is_refused(api, authorize):
+def test_a_suspended_merchant_is_refused_in_its_language(api):
     merchant_suspend(merchant=api.merchant)
-    assert decline_reason(authorize) == "merchant_suspended"
+
+    response = api.get("/api/merchant/v1/authorizations", HTTP_ACCEPT_LANGUAGE="fr")
+
+    assert "suspendu" in response.json()["error"]["message"]
+
+
+def test_a_suspended_merchant_s_payment_leaves_the_code_usable(api, payment_code, food_pocket):
+    code = payment_code()
+    merchant_suspend(merchant=api.merchant)
+
+    with pytest.raises(MerchantNotActive):
+        payment_authorize(merchant=api.merchant, amount=100, currency="EUR", payment_code=code)
+
+    assert PaymentCode.objects.get().status == PaymentCode.Status.ACTIVE
+    assert (
+        MerchantClient(make_merchant())
+        .send("/authorizations", {"amount": 100, "currency": "EUR", "payment_code": code})
+        .json()["status"]
+        == "approved"
+    )
 
 
 def test_another_merchant_s_objects_answer_404(api, authorize):
@@ -307,11 +343,15 @@ def test_throttling_per_key(api, monkeypatch):
 
 
 def test_an_authorization_over_http_runs_a_bounded_number_of_queries(
-    api, card, django_assert_max_num_queries
+    api, payment_code, django_assert_max_num_queries
 ):
-    body = {"amount": 1_000, "currency": "EUR", "card": card.reference}
-    api.send("/authorizations", body, key="warm-up")  # the key's last-used time is written once
-    with django_assert_max_num_queries(18) as queries:
+    body = {"amount": 1_000, "currency": "EUR"}
+    # the key's last-used time is written once
+    api.send("/authorizations", {**body, "payment_code": payment_code()}, key="warm-up")
+    body["payment_code"] = payment_code()
+    # The code's redemption takes 7 of them: its savepoint, the slot, the wallet's and the
+    # code's locks, the merchant's lockout on this wallet, the update, the release.
+    with django_assert_max_num_queries(24) as queries:
         response = api.send("/authorizations", body, key="counted")
     assert response.json()["status"] == "approved"
     assert len(queries) >= 10  # the count is real: the hot path does hit the database
@@ -359,13 +399,13 @@ def test_an_authorization_past_its_hold_period_cannot_be_captured_even_before_th
     assert food_pocket.account.balance == 10_000
 
 
-def test_an_unreachable_database_is_a_503_to_retry(api, card, monkeypatch):
+def test_an_unreachable_database_is_a_503_to_retry(api, payment_code, monkeypatch):
     def unreachable(*args, **kwargs):
         raise OperationalError("connection failed: too many clients already")
 
     monkeypatch.setattr(authentication.ApiKey.objects, "select_related", unreachable)
     response = api.send(
-        "/authorizations", {"amount": 100, "currency": "EUR", "card": card.reference}
+        "/authorizations", {"amount": 100, "currency": "EUR", "payment_code": payment_code()}
     )
     assert (response.status_code, error_code(response)) == (503, "service_unavailable")
     assert response["Retry-After"] == "1"
@@ -377,3 +417,13 @@ def test_a_date_filter_with_an_unusual_offset_names_the_same_instant(api, author
     response = api.read("/authorizations", created_gte="0946-05-08T06:30:58+17:28")
     assert response.status_code == 200
     assert len(response.json()["results"]) == 1
+
+
+@pytest.mark.parametrize("path", ["/authorizations", "/captures", "/reversals", "/refunds"])
+@pytest.mark.parametrize("name", ["created_gte", "created_lt"])
+@pytest.mark.parametrize("instant", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_date_beyond_the_calendar_in_utc_is_a_400(api, path, name, instant):
+    response = api.read(path, **{name: instant})
+
+    assert (response.status_code, error_code(response)) == (400, "invalid_request")
+    assert response.json()["error"]["field"] == name

@@ -23,10 +23,9 @@ from merchants.settlement import (
     settlement_close,
     settlement_until,
 )
-from tests.factories import make_merchant, siret
+from tests.factories import make_merchant, make_payment_code, siret
 from wallet.errors import InvalidState
 from wallet.ledger.verify import verify
-from wallet.models import Card
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
 SCHEMA = os.path.join(os.path.dirname(sepaxml.__file__), "schemas", "pain.001.001.03.xsd")
@@ -40,12 +39,12 @@ def debtor(settings):
 
 
 @pytest.fixture
-def card(pocket):
-    return Card.objects.create(wallet=pocket.wallet, kind="virtual", status="active")
+def wallet(pocket):
+    return pocket.wallet
 
 
 @pytest.fixture
-def paid_merchants(card):
+def paid_merchants(wallet):
     """Two merchants with bank details, each with a day of captures settled: their payouts."""
     day0 = settlement_until() + timedelta(days=1)
     shops = [
@@ -56,7 +55,11 @@ def paid_merchants(card):
         for hour, amount in enumerate(amounts, start=9):
             with time_machine.travel(day0 + timedelta(hours=hour), tick=False):
                 decision = payment_authorize(
-                    merchant=shop, amount=amount, currency="EUR", card=card.reference, capture=True
+                    merchant=shop,
+                    amount=amount,
+                    currency="EUR",
+                    payment_code=make_payment_code(wallet),
+                    capture=True,
                 )
             assert decision.approved_amount == amount
     return [

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from merchants import tasks
 from merchants.payments import payment_authorize, payment_refund
-from merchants.services import merchant_suspend
+from merchants.services import MerchantNotActive, merchant_suspend
 from merchants.settlement import (
     Payout,
     SettlementBatch,
@@ -21,13 +21,12 @@ from merchants.settlement import (
     stripe_payout_send,
 )
 from tests.concurrency import run_together
-from tests.factories import make_merchant
+from tests.factories import make_merchant, make_payment_code
 from tests.markers import postgresql_only
 from tests.stripe_fake import stripe_fake  # noqa: F401  (the fixture)
 from wallet.ledger.models import Account, Transfer
 from wallet.ledger.selectors import account_balance
 from wallet.ledger.verify import verify
-from wallet.models import Card
 
 # Tomorrow at midnight, Paris time: every scenario happens in days to come, while the aid is valid.
 DAY = timedelta(days=1)
@@ -39,12 +38,12 @@ def day0(db):
 
 
 @pytest.fixture
-def card(pocket):
-    return Card.objects.create(wallet=pocket.wallet, kind="virtual", status="active")
+def wallet(pocket):
+    return pocket.wallet
 
 
 @pytest.fixture
-def pay(merchant, card):
+def pay(merchant, wallet):
     """Authorize and capture `amount` at `when`; returns the authorization."""
 
     def call(amount: int, when, *, at=None):
@@ -53,7 +52,7 @@ def pay(merchant, card):
                 merchant=at or merchant,
                 amount=amount,
                 currency="EUR",
-                card=card.reference,
+                payment_code=make_payment_code(wallet),
                 capture=True,
             )
         assert decision.approved_amount == amount, decision.reason
@@ -181,15 +180,16 @@ def test_a_negative_net_waits_while_nothing_new_happens(merchant, pay, refund, d
     assert close(merchant, day0 + 5 * DAY).net == 600
 
 
-def test_a_merchant_suspended_mid_period_is_paid_for_what_it_captured(merchant, pay, card, day0):
+def test_a_merchant_suspended_mid_period_is_paid_for_what_it_captured(merchant, pay, wallet, day0):
     # given a capture in the morning, then the merchant suspended at noon
     pay(1_800, day0 + timedelta(hours=9))
     merchant_suspend(merchant=merchant)
     with time_machine.travel(day0 + timedelta(hours=14), tick=False):
-        refused = payment_authorize(
-            merchant=merchant, amount=500, currency="EUR", card=card.reference, capture=True
-        )
-    assert refused.approved_amount == 0
+        code = make_payment_code(wallet)
+        with pytest.raises(MerchantNotActive):
+            payment_authorize(
+                merchant=merchant, amount=500, currency="EUR", payment_code=code, capture=True
+            )
 
     # when the day is closed
     batch = close(merchant, day0 + DAY)
@@ -221,7 +221,7 @@ def test_a_transfer_is_in_one_batch_at_most(merchant, pay, day0):
         )
 
 
-def test_the_daily_task_closes_every_merchant_due(merchant, pay, card, day0, monkeypatch):
+def test_the_daily_task_closes_every_merchant_due(merchant, pay, wallet, day0, monkeypatch):
     other = make_merchant()
     pay(300, day0 + timedelta(hours=9))
     pay(200, day0 + timedelta(hours=10), at=other)
@@ -250,7 +250,7 @@ def connected(db):
 
 
 @pytest.fixture
-def stripe_payout(connected, card, pay, day0):
+def stripe_payout(connected, wallet, pay, day0):
     pay(4_321, day0 + timedelta(hours=9), at=connected)
     batch = close(connected, day0 + DAY)
     assert batch.payout.method == Payout.Method.STRIPE

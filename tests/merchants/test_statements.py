@@ -11,20 +11,19 @@ import time_machine
 from merchants.payments import payment_authorize, payment_refund
 from merchants.settlement import settlement_close, settlement_until
 from merchants.statements import money_fr
-from tests.factories import make_merchant, make_staff
+from tests.factories import make_merchant, make_payment_code, make_staff
 from tests.merchants.conftest import MerchantClient
-from wallet.models import Card
 
 DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def card(pocket):
-    return Card.objects.create(wallet=pocket.wallet, kind="virtual", status="active")
+def wallet(pocket):
+    return pocket.wallet
 
 
 @pytest.fixture
-def batches(merchant, card, settings):
+def batches(merchant, wallet, settings):
     """Day 0: two payments (settled, paid out). Day 1: a refund larger than the day's payment
     (net negative). Day 2: a payment, with day 1's negative net carried."""
     settings.OPERATOR_NAME = "Opérateur Aidwallet"
@@ -36,7 +35,7 @@ def batches(merchant, card, settings):
                 merchant=merchant,
                 amount=amount,
                 currency="EUR",
-                card=card.reference,
+                payment_code=make_payment_code(wallet),
                 capture=True,
                 merchant_reference=reference,
             )

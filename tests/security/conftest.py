@@ -32,7 +32,13 @@ from merchants.payments import payment_authorize, payment_capture, payment_refun
 from merchants.services import api_key_create
 from merchants.settlement import settlement_close
 from merchants.webhooks import webhook_endpoint_create
-from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
+from tests.factories import (
+    BeneficiaryFactory,
+    make_allocation,
+    make_merchant,
+    make_payment_code,
+    make_program,
+)
 from wallet.app.services import aidant_authorize, app_token_create, contact_parse
 from wallet.ledger.models import Account
 from wallet.models import Card
@@ -191,7 +197,11 @@ def _replace_everywhere(original, replacement) -> list[tuple[object, str]]:
 KEEP_RUNS = 5
 # Third-party loggers whose DEBUG records are many and carry nothing of ours.
 QUIET_LOGGERS = ["factory", "faker", "django.db.backends", "hypothesis", "asyncio", "urllib3"]
-_MESSAGE_LIST = re.compile(r'<ul class="messagelist">.*?</ul>', re.S)
+# What the admin shows once on purpose: its messages (a webhook endpoint's signing secret) and
+# the table of the API keys it just created.
+_SHOWN_ONCE = re.compile(
+    r'<ul class="messagelist">.*?</ul>|<table class="shown-once">.*?</table>', re.S
+)
 
 
 class _RecordWriter(logging.Handler):
@@ -278,13 +288,14 @@ class SecretsInLogs:
 
     def check_page(self, request, response) -> None:
         """An error answer (whatever the URL) or an admin page must give no secret away. The
-        admin's messages are left out: a key created in the admin is shown there, once."""
+        admin's messages and its table of new API keys are left out: a secret created in the
+        admin is shown there, once."""
         is_admin = request.path.startswith("/admin/")
         if (response.status_code < 400 and not is_admin) or response.streaming:
             return
         text = response.content.decode(response.charset or "utf-8", errors="replace")
         if is_admin:
-            text = _MESSAGE_LIST.sub("", text)
+            text = _SHOWN_ONCE.sub("", text)
         test = self.registry.current_test
         codes = [s for s in self.registry.of_test(test) if s.value.isdigit()]
         for what in leaks(text, codes, self.registry.long):
@@ -378,15 +389,18 @@ class Holder:
     card: object
     payment: object
     aidant: object
+    payment_code: str  # a usable one-time code of the wallet, for the merchant API's bodies
 
 
-def shop_build(merchant, card) -> Shop:
+def shop_build(merchant, wallet) -> Shop:
     client = APIClient()
     key, secret = api_key_create(merchant=merchant, name="caisse")
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
 
     def authorize(amount):
-        return payment_authorize(merchant=merchant, amount=amount, currency="EUR", card=card)
+        return payment_authorize(
+            merchant=merchant, amount=amount, currency="EUR", payment_code=make_payment_code(wallet)
+        )
 
     held, captured, reversed_ = authorize(500), authorize(700), authorize(300)
     capture = payment_capture(merchant=merchant, decision=captured, idempotency_key=None)
@@ -413,7 +427,8 @@ def holder_build(phone: str) -> Holder:
     client.credentials(
         HTTP_AUTHORIZATION=f"Bearer {app_token_create(wallet=beneficiary.wallet)[1]}"
     )
-    return Holder(beneficiary, client, pocket, card, None, aidant)
+    code = make_payment_code(beneficiary.wallet)
+    return Holder(beneficiary, client, pocket, card, None, aidant, code)
 
 
 @pytest.fixture
@@ -434,14 +449,14 @@ def bob(db) -> Holder:
 
 @pytest.fixture
 def shop(alice) -> Shop:
-    shop = shop_build(make_merchant(), alice.card.reference)
+    shop = shop_build(make_merchant(), alice.beneficiary.wallet)
     alice.payment = shop.held
     return shop
 
 
 @pytest.fixture
 def rival(bob) -> Shop:
-    rival = shop_build(make_merchant(), bob.card.reference)
+    rival = shop_build(make_merchant(), bob.beneficiary.wallet)
     bob.payment = rival.held
     return rival
 
@@ -530,7 +545,11 @@ def client_for(route: Route, world):
 
 # A valid body for every (route, method) that reads one; None for those that read none.
 VALID_BODIES = {
-    ("merchant_api:authorizations", "POST"): {"amount": 1000, "currency": "EUR", "card": "@card"},
+    ("merchant_api:authorizations", "POST"): {
+        "amount": 1000,
+        "currency": "EUR",
+        "payment_code": "@code",
+    },
     ("merchant_api:capture", "POST"): {"amount": 100},
     ("merchant_api:reverse", "POST"): {"amount": 100},
     ("merchant_api:refund", "POST"): {"amount": 100, "reason": "returned"},
@@ -583,8 +602,8 @@ VALID_BODIES = {
 def body_for(route, method, world, **changes) -> dict:
     _shop, alice = world
     body = dict(VALID_BODIES[(route.name, method)])
-    if body.get("card") == "@card":
-        body["card"] = alice.card.reference
+    if body.get("payment_code") == "@code":
+        body["payment_code"] = alice.payment_code
     return body | changes
 
 

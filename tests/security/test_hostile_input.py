@@ -14,6 +14,7 @@ import stripe
 from django.conf import settings
 from django.core.cache import cache
 
+from tests.factories import make_payment_code
 from tests.security.conftest import (
     ROUTES,
     SMS_SECRET,
@@ -273,11 +274,12 @@ def test_a_very_long_url_answers_404_in_json(world):
 
 def test_negative_and_zero_amounts_move_no_money(world):
     shop, alice = world
+    code = make_payment_code(alice.beneficiary.wallet)
     before = world_state()
 
     for amount in (0, -1, -(10**30)):
         for path, body in [
-            ("/api/merchant/v1/authorizations", {"currency": "EUR", "card": alice.card.reference}),
+            ("/api/merchant/v1/authorizations", {"currency": "EUR", "payment_code": code}),
             (f"/api/merchant/v1/authorizations/{shop.held.reference}/capture", {}),
             (f"/api/merchant/v1/authorizations/{shop.held.reference}/reverse", {}),
             (f"/api/merchant/v1/authorizations/{shop.captured.reference}/refunds", {}),

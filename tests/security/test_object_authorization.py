@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from tests.factories import make_payment_code
 from tests.security.conftest import (
     ROUTES,
     VALID_BODIES,
@@ -104,17 +105,21 @@ def test_a_list_shows_nothing_of_another_tenant(route, mine, theirs):
     assert not [word for word in identifiers(rival, bob) if word in text]
 
 
+def code_of(holder) -> str:
+    return make_payment_code(holder.beneficiary.wallet)
+
+
 def test_the_same_idempotency_key_of_two_merchants_is_two_payments(mine, theirs):
     (shop, alice), (rival, bob) = mine, theirs
     path = "/api/merchant/v1/authorizations"
     headers = {"HTTP_IDEMPOTENCY_KEY": "order-1"}
 
     first = shop.api.post(
-        path, {"amount": 100, "currency": "EUR", "card": alice.card.reference}, format="json",
+        path, {"amount": 100, "currency": "EUR", "payment_code": code_of(alice)}, format="json",
         **headers,
     )  # fmt: skip
     second = rival.api.post(
-        path, {"amount": 200, "currency": "EUR", "card": bob.card.reference}, format="json",
+        path, {"amount": 200, "currency": "EUR", "payment_code": code_of(bob)}, format="json",
         **headers,
     )  # fmt: skip
 
@@ -124,17 +129,17 @@ def test_the_same_idempotency_key_of_two_merchants_is_two_payments(mine, theirs)
     assert second.json()["amount"] == 200
 
 
-def test_a_merchant_cannot_authorize_on_a_card_reference_it_guessed_wrong(mine, theirs):
-    """A card reference is the only way to a card: an unknown one answers like any unknown."""
-    (shop, _alice), _ = mine, theirs
+def test_a_merchant_cannot_authorize_on_a_card_reference(mine, theirs):
+    """A card pays through the card network only: the merchant API refuses any card reference,
+    a real one (the other merchant's customer's) as a made-up one, and moves nothing."""
+    (shop, _alice), (_rival, bob) = mine, theirs
     before = world_state()
 
-    response = shop.api.post(
-        "/api/merchant/v1/authorizations",
-        {"amount": 100, "currency": "EUR", "card": "card_" + "A" * 24},
-        format="json",
-    )
-
-    assert 400 <= response.status_code < 500
-    assert error_of(response)["code"] != "internal_error"
+    for reference in (bob.card.reference, "card_" + "A" * 24):
+        response = shop.api.post(
+            "/api/merchant/v1/authorizations",
+            {"amount": 100, "currency": "EUR", "card": reference},
+            format="json",
+        )
+        assert (response.status_code, error_of(response)["code"]) == (400, "card_not_accepted")
     assert world_state() == before

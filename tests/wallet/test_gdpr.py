@@ -28,6 +28,7 @@ from tests.factories import (
     FunderFactory,
     make_allocation,
     make_merchant,
+    make_payment_code,
     make_program,
     make_staff,
 )
@@ -110,7 +111,7 @@ def build_person(funder, other_funder, *, tag: str) -> Person:
         merchant=merchant,
         amount=2_500,
         currency="EUR",
-        card=card.reference,
+        payment_code=make_payment_code(card.wallet),
         capture=True,
         idempotency_key=f"pay-{tag}",
     )

@@ -10,7 +10,13 @@ from django.utils import timezone, translation
 
 from funders.services import allocation_revoke
 from merchants.payments import payment_authorize, payment_capture, payment_refund
-from tests.factories import BeneficiaryFactory, FunderFactory, make_allocation, make_program
+from tests.factories import (
+    BeneficiaryFactory,
+    FunderFactory,
+    make_allocation,
+    make_payment_code,
+    make_program,
+)
 from wallet.authorization.codes import beneficiary_message
 from wallet.models import Card, Decision
 from wallet.notifications import tasks
@@ -83,7 +89,11 @@ def grant(funder, person, amount=5_000, rules=None, **fields):
 
 def pay(merchant, card, amount, **fields):
     return payment_authorize(
-        merchant=merchant, amount=amount, currency="EUR", card=card.reference, **fields
+        merchant=merchant,
+        amount=amount,
+        currency="EUR",
+        payment_code=make_payment_code(card.wallet),
+        **fields,
     )
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import translation
 
 from tests.concurrency import run_together
-from tests.factories import BeneficiaryFactory
+from tests.factories import BeneficiaryFactory, make_merchant
 from tests.markers import postgresql_only
 from wallet import payment_codes
 from wallet.errors import DomainError, PaymentCodeError
@@ -185,8 +185,9 @@ def test_redeem_takes_an_amount_up_to_the_maximum(wallet):
 def test_redeem_pins_its_queries(code, django_assert_num_queries):
     _payment_code, digits = code
 
-    # savepoint, the slot, the wallet's lock, the code's lock, the update, release
-    with django_assert_num_queries(6):
+    # savepoint, the slot, the wallet's lock, the code's lock, the caller's lockout, the update,
+    # release
+    with django_assert_num_queries(7):
         redeem(digits)
 
 
@@ -335,97 +336,86 @@ def test_a_wrong_secret_on_an_expired_code_is_not_counted(code, frozen_time):
     assert snapshot() == before
 
 
-def test_repeated_wrong_secrets_cancel_every_code_of_the_wallet(wallet):
-    # given two codes of one wallet and a code of another
-    first, first_digits = payment_code_create(wallet=wallet)
-    second, second_digits = payment_code_create(wallet=wallet)
-    other, other_digits = payment_code_create(wallet=BeneficiaryFactory().wallet)
-
-    # when five wrong secrets are tried on the first code
-    answers = {refused(redeem, wrong_secret(first_digits, n)) for n in range(MAX_FAILED_ATTEMPTS)}
-
-    # then every answer was the same, and the wallet's codes are cancelled, not the other's
+def locked_out(merchant, digits: str, count: int = MAX_FAILED_ATTEMPTS) -> None:
+    """`merchant` sends `count` wrong secrets on the code of `digits`."""
+    answers = {refused(redeem, wrong_secret(digits, n), merchant=merchant) for n in range(count)}
     assert answers == {"payment_code_invalid"}
-    for payment_code in (first, second, other):
-        payment_code.refresh_from_db()
-    assert (first.status, second.status) == ("invalidated", "invalidated")
-    assert first.invalidated_at == START
-    assert other.status == "active"
-    # the right digits now get told why
-    assert refused(redeem, second_digits) == "payment_code_locked"
-    assert redeem(other_digits).status == "used"
 
 
-def test_four_wrong_secrets_do_not_cancel_anything(code):
-    _payment_code, digits = code
-    for n in range(MAX_FAILED_ATTEMPTS - 1):
-        refused(redeem, wrong_secret(digits, n))
-
-    assert redeem(digits).status == "used"
-
-
-def test_wrong_secrets_on_several_codes_of_a_wallet_add_up(wallet):
+def test_repeated_wrong_secrets_lock_the_merchant_out_of_the_wallet_s_codes(wallet, merchant):
+    # given two codes of one wallet and a code of another
     _first, first_digits = payment_code_create(wallet=wallet)
     _second, second_digits = payment_code_create(wallet=wallet)
+    _other, other_digits = payment_code_create(wallet=BeneficiaryFactory().wallet)
 
-    for n in range(3):
-        refused(redeem, wrong_secret(first_digits, n))
-    for n in range(2):
-        refused(redeem, wrong_secret(second_digits, n))
+    # when one merchant sends five wrong secrets on the first code
+    locked_out(merchant, first_digits)
 
-    assert set(PaymentCode.objects.values_list("status", flat=True)) == {"invalidated"}
-
-
-def test_wrong_secrets_older_than_a_code_lifetime_are_forgotten(wallet, frozen_time):
-    _first, first_digits = payment_code_create(wallet=wallet)
-    for n in range(MAX_FAILED_ATTEMPTS - 1):
-        refused(redeem, wrong_secret(first_digits, n))
-    frozen_time.move_to(START + 2 * LIFETIME + timedelta(seconds=1))
-
-    _second, second_digits = payment_code_create(wallet=wallet)
-    refused(redeem, wrong_secret(second_digits))
-
-    assert redeem(second_digits).status == "used"
-
-
-def test_a_lockout_blocks_creation_for_the_cooling_off_period(wallet, code, frozen_time):
-    _payment_code, digits = code
-    for n in range(MAX_FAILED_ATTEMPTS):
-        refused(redeem, wrong_secret(digits, n))
-
-    # The message is worded when raised, in the language of the request that raised it.
+    # then that merchant is refused on every code of the wallet, the right digits included,
+    # and told for how long; the codes stay usable; another wallet's code is not affected
     with translation.override("en"), pytest.raises(PaymentCodeError) as caught:
-        payment_code_create(wallet=wallet)
+        redeem(second_digits, merchant=merchant)
     assert caught.value.code == "payment_code_locked"
     assert caught.value.details["retry_after"] == COOLING_OFF.total_seconds()
-    assert "in 15 minutes." in str(caught.value.message)
-
-    frozen_time.move_to(START + COOLING_OFF - timedelta(seconds=1))
-    assert refused(payment_code_create, wallet=wallet) == "payment_code_locked"
-    assert PaymentCode.objects.count() == 1
+    assert "in 15 minutes" in str(caught.value.message)
+    assert set(PaymentCode.objects.values_list("status", flat=True)) == {"active"}
+    assert redeem(other_digits, merchant=merchant).status == "used"
 
 
-def test_the_cooling_off_period_ends(wallet, code, frozen_time):
+def test_a_merchant_s_lockout_leaves_the_beneficiary_free(wallet, merchant):
+    payment_code, digits = payment_code_create(wallet=wallet)
+    locked_out(merchant, digits)
+
+    # another merchant is paid with the same code, and the wallet creates codes as before
+    assert redeem(digits, merchant=make_merchant()).pk == payment_code.pk
+    assert payment_code_create(wallet=wallet)[0].status == "active"
+
+
+def test_a_locked_merchant_s_guesses_are_not_compared_nor_counted(wallet, merchant):
+    payment_code, digits = payment_code_create(wallet=wallet)
+    locked_out(merchant, digits)
+
+    assert refused(redeem, wrong_secret(digits, 99), merchant=merchant) == "payment_code_locked"
+
+    payment_code.refresh_from_db()
+    assert payment_code.failed_attempts == MAX_FAILED_ATTEMPTS
+
+
+def test_four_wrong_secrets_do_not_lock_anything(code, merchant):
     _payment_code, digits = code
-    for n in range(MAX_FAILED_ATTEMPTS):
-        refused(redeem, wrong_secret(digits, n))
+    locked_out(merchant, digits, MAX_FAILED_ATTEMPTS - 1)
+
+    assert redeem(digits, merchant=merchant).status == "used"
+
+
+def test_wrong_secrets_on_several_codes_of_a_wallet_add_up(wallet, merchant):
+    _first, first_digits = payment_code_create(wallet=wallet)
+    _second, second_digits = payment_code_create(wallet=wallet)
+
+    locked_out(merchant, first_digits, 3)
+    locked_out(merchant, second_digits, 2)
+
+    assert refused(redeem, second_digits, merchant=merchant) == "payment_code_locked"
+
+
+def test_several_merchants_wrong_secrets_do_not_add_up(code):
+    _payment_code, digits = code
+    for _ in range(3):
+        locked_out(make_merchant(), digits, MAX_FAILED_ATTEMPTS - 1)
+
+    assert redeem(digits, merchant=make_merchant()).status == "used"
+
+
+def test_the_lockout_ends_with_the_cooling_off_period(wallet, merchant, frozen_time):
+    _first, first_digits = payment_code_create(wallet=wallet)
+    locked_out(merchant, first_digits)
+    frozen_time.move_to(START + COOLING_OFF - timedelta(seconds=1))
+    _second, second_digits = payment_code_create(wallet=wallet)
+    assert refused(redeem, second_digits, merchant=merchant) == "payment_code_locked"
+
     frozen_time.move_to(START + COOLING_OFF)
 
-    _new, new_digits = payment_code_create(wallet=wallet)
-
-    # the failures that caused the lockout do not count again
-    refused(redeem, wrong_secret(new_digits))
-    assert redeem(new_digits).status == "used"
-
-
-def test_a_lockout_does_not_block_other_wallets(code):
-    _payment_code, digits = code
-    for n in range(MAX_FAILED_ATTEMPTS):
-        refused(redeem, wrong_secret(digits, n))
-
-    other, _digits = payment_code_create(wallet=BeneficiaryFactory().wallet)
-
-    assert other.status == "active"
+    assert redeem(second_digits, merchant=merchant).status == "used"
 
 
 def test_an_unfrozen_wallet_can_create_again(wallet):
@@ -538,17 +528,24 @@ def test_concurrent_redemptions_of_one_code_let_exactly_one_win():
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_wrong_secrets_are_each_counted_and_lock_the_wallet_once():
+def test_concurrent_wrong_secrets_are_counted_one_by_one_up_to_the_lockout():
     wallet = BeneficiaryFactory().wallet
+    merchant = make_merchant()
     payment_code, digits = payment_code_create(wallet=wallet)
 
-    outcomes = run_together([lambda n=n: redeem(wrong_secret(digits, n)) for n in range(20)])
+    outcomes = run_together(
+        [lambda n=n: redeem(wrong_secret(digits, n), merchant=merchant) for n in range(20)]
+    )
 
-    assert {getattr(o, "code", repr(o)) for o in outcomes} == {"payment_code_invalid"}
+    # each guess waits for the wallet's lock, so exactly five are compared and counted
+    answers = sorted(getattr(o, "code", repr(o)) for o in outcomes)
+    assert answers == ["payment_code_invalid"] * MAX_FAILED_ATTEMPTS + ["payment_code_locked"] * (
+        20 - MAX_FAILED_ATTEMPTS
+    )
     payment_code.refresh_from_db()
-    assert payment_code.status == "invalidated"
-    assert payment_code.failed_attempts == MAX_FAILED_ATTEMPTS
-    assert refused(payment_code_create, wallet=wallet) == "payment_code_locked"
+    assert (payment_code.status, payment_code.failed_attempts) == ("active", MAX_FAILED_ATTEMPTS)
+    assert refused(redeem, digits, merchant=merchant) == "payment_code_locked"
+    assert payment_code_create(wallet=wallet)[0].status == "active"
 
 
 @postgresql_only

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from funders.demo import demo_build
+from wallet.payment_codes import code_lifetime, payment_code_create
 
 
 class Command(BaseCommand):
@@ -59,7 +60,10 @@ class Command(BaseCommand):
         base = f"http://{host}:{port}"
         try:
             self._wait_until_up(f"{base}/admin/login/", children)
-            body = json.dumps({"amount": 1250, "currency": "EUR", "card": access.card.reference})
+            # Made once the servers are up, so that its few minutes are the reader's.
+            _code, digits = payment_code_create(wallet=access.wallet)
+            minutes = round(code_lifetime().total_seconds() / 60)
+            body = json.dumps({"amount": 1250, "currency": "EUR", "payment_code": digits})
             curl = " ".join(
                 [
                     "curl -s -X POST",
@@ -75,7 +79,7 @@ class Command(BaseCommand):
                 ]
             )
             merchant = access.merchant
-            person = access.card.wallet.beneficiary
+            person = access.wallet.beneficiary
             self.stdout.write(
                 "\nThe aid wallet platform is running with demo data.\n\n"
                 f"  Admin (funders' back office): {base}/admin/\n"
@@ -88,7 +92,9 @@ class Command(BaseCommand):
                 f"    API key (shown once): {access.api_key}\n"
                 f"  Merchant API docs: {base}/api/merchant/v1/docs\n"
                 f"  Logs: {log_dir / 'web.log'}, {log_dir / 'worker.log'}\n\n"
-                "Authorize a 12.50 EUR payment on a beneficiary's card at this merchant:\n\n"
+                f"Authorize a 12.50 EUR payment at this merchant with a one-time payment code of "
+                f"{person}, as their app shows it\n(valid {minutes} minutes, for one payment; the "
+                f"app makes new ones):\n\n"
                 f"{curl}\n\n"
                 "Press Ctrl+C to stop.\n"
             )

@@ -7,7 +7,13 @@ from hypothesis import HealthCheck, settings
 
 from config.wsgi import application
 from merchants.payments import payment_authorize
-from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
+from tests.factories import (
+    BeneficiaryFactory,
+    make_allocation,
+    make_merchant,
+    make_payment_code,
+    make_program,
+)
 from tests.fuzzing import CHECKS, keep_the_test_connection  # noqa: F401 (fixture)
 from wallet.app.services import aidant_authorize, app_token_create, contact_parse
 from wallet.models import Card
@@ -25,10 +31,15 @@ def auth_headers(db):
     card = Card.objects.create(wallet=beneficiary.wallet, kind="virtual", status="active")
     merchant = make_merchant()
     payment_authorize(
-        merchant=merchant, amount=1000, currency="EUR", card=card.reference, idempotency_key="z"
+        merchant=merchant,
+        amount=1000,
+        currency="EUR",
+        payment_code=make_payment_code(card.wallet),
+        idempotency_key="z",
     )
     payment_authorize(
-        merchant=make_merchant(mcc="5813"), amount=900, currency="EUR", card=card.reference,
+        merchant=make_merchant(mcc="5813"), amount=900, currency="EUR",
+        payment_code=make_payment_code(card.wallet),
         idempotency_key="y",
     )  # fmt: skip
     aidant_authorize(wallet=beneficiary.wallet, contact=contact_parse("aidant@example.org"))

@@ -1,8 +1,11 @@
 import pytest
+from django.utils import timezone
 
-from merchants.payments import payment_authorize
+from merchants.payments import merchant_place
 from tests.wallet.app.conftest import error_code
-from wallet.models import Card
+from wallet.authorization.request import AuthorizationRequest
+from wallet.authorization.services import authorize
+from wallet.models import Card, Decision
 
 
 def test_the_cards_show_status_last4_and_kind(api, card, other_card):
@@ -33,8 +36,18 @@ def test_freeze_then_unfreeze(api, card):
 def test_a_frozen_card_cannot_pay(api, card, food_pocket, grocer):
     api.send(f"/cards/{card.reference}/freeze")
 
-    decision = payment_authorize(
-        merchant=grocer, amount=500, currency="EUR", card=card.reference, idempotency_key="f"
+    # the card network asks, as for a Stripe Issuing authorization
+    decision = authorize(
+        request=AuthorizationRequest(
+            amount=500,
+            currency="EUR",
+            merchant=merchant_place(grocer),
+            at=timezone.now(),
+            channel=Decision.Channel.CARD,
+        ),
+        wallet=card.wallet,
+        card=Card.objects.get(pk=card.pk),
+        idempotency_key="f",
     )
 
     assert (decision.status, decision.reason) == ("declined", "card_frozen")

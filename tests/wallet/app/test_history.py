@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from funders.services import allocation_expire, allocation_revoke
 from merchants.payments import payment_authorize, payment_capture, payment_refund
-from tests.factories import make_allocation, make_merchant
+from tests.factories import make_allocation, make_merchant, make_payment_code
 from tests.wallet.app.conftest import AppClient, error_code
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -37,7 +37,11 @@ def story(beneficiary, card, grocer, bar):
         pocket = make_allocation(beneficiary=beneficiary, amount=10_000, rules=FOOD_ONLY).pocket
     with at(1):
         paid = payment_authorize(
-            merchant=grocer, amount=1250, currency="EUR", card=card.reference, idempotency_key="a"
+            merchant=grocer,
+            amount=1250,
+            currency="EUR",
+            payment_code=make_payment_code(card.wallet),
+            idempotency_key="a",
         )
     with at(2):
         payment_capture(merchant=grocer, decision=paid, idempotency_key="c")
@@ -45,7 +49,11 @@ def story(beneficiary, card, grocer, bar):
         payment_refund(merchant=grocer, decision=paid, amount=500, idempotency_key="r")
     with at(4):
         refused = payment_authorize(
-            merchant=bar, amount=1800, currency="EUR", card=card.reference, idempotency_key="b"
+            merchant=bar,
+            amount=1800,
+            currency="EUR",
+            payment_code=make_payment_code(card.wallet),
+            idempotency_key="b",
         )
     with at(5):
         other = make_allocation(beneficiary=beneficiary, amount=3_000)
@@ -143,7 +151,7 @@ def test_a_partly_approved_payment_says_what_to_do(api_en, beneficiary, card, gr
         merchant=grocer,
         amount=2500,
         currency="EUR",
-        card=card.reference,
+        payment_code=make_payment_code(card.wallet),
         partial_approval_allowed=True,
         idempotency_key="p",
     )
@@ -163,7 +171,8 @@ def test_pages_follow_each_other_without_gaps_even_at_the_same_instant(api, bene
             make_allocation(beneficiary=beneficiary, amount=1_000)
         for n in range(4):
             payment_authorize(
-                merchant=grocer, amount=100, currency="EUR", card=card.reference,
+                merchant=grocer, amount=100, currency="EUR",
+                payment_code=make_payment_code(card.wallet),
                 idempotency_key=f"same-{n}",
             )  # fmt: skip
         everything = api.read("/history", limit=100).json()["results"]
@@ -222,7 +231,8 @@ def test_the_number_of_queries_does_not_grow_with_the_history(api, story, card, 
         api.read("/history")
     for n in range(3):
         paid = payment_authorize(
-            merchant=grocer, amount=100, currency="EUR", card=card.reference,
+            merchant=grocer, amount=100, currency="EUR",
+            payment_code=make_payment_code(card.wallet),
             idempotency_key=f"more-{n}",
         )  # fmt: skip
         payment_capture(merchant=grocer, decision=paid, idempotency_key=f"more-c-{n}")

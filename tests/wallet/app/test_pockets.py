@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from funders.services import allocation_revoke
 from merchants.payments import payment_authorize
-from tests.factories import make_allocation, make_program
+from tests.factories import make_allocation, make_payment_code, make_program
 from tests.wallet.app.conftest import AppClient, error_code
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -23,7 +23,11 @@ def plain(text: str) -> str:
 
 def test_a_pocket_shows_its_aid_funder_and_balances(api, api_en, food_pocket, card, grocer):
     payment_authorize(
-        merchant=grocer, amount=1250, currency="EUR", card=card.reference, idempotency_key="k1"
+        merchant=grocer,
+        amount=1250,
+        currency="EUR",
+        payment_code=make_payment_code(card.wallet),
+        idempotency_key="k1",
     )
 
     [pocket] = api.read("/pockets").json()["data"]

@@ -25,7 +25,13 @@ from funders.services import (
     program_fund,
 )
 from merchants.payments import payment_authorize, payment_capture, payment_refund
-from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
+from tests.factories import (
+    BeneficiaryFactory,
+    make_allocation,
+    make_merchant,
+    make_payment_code,
+    make_program,
+)
 from tests.markers import ON_POSTGRESQL
 from tests.wallet.issuing import stripe_events as se
 from wallet.issuing.transactions import transaction_event_apply
@@ -75,7 +81,11 @@ def with_card(beneficiary) -> Card:
 
 def pay(merchant, card: Card, amount: int, **fields):
     return payment_authorize(
-        merchant=merchant, amount=amount, currency="EUR", card=card.reference, **fields
+        merchant=merchant,
+        amount=amount,
+        currency="EUR",
+        payment_code=make_payment_code(card.wallet),
+        **fields,
     )
 
 
