@@ -7,8 +7,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("merchants", "0004_settlement"),
-        ("wallet", "0009_beneficiary_erased_at"),
+        ("merchants", "0005_merchant_review_flag"),
+        ("wallet", "0011_contact_change_requests"),
     ]
 
     operations = [
