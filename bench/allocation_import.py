@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-os.environ.setdefault("SMS_BACKEND", "wallet.notifications.channels.OutboxSMSBackend")
+os.environ.setdefault("SMS_BACKEND", "notifications.channels.OutboxSMSBackend")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
@@ -44,8 +44,8 @@ def main() -> None:
     from funders.imports import import_confirm, import_create
     from funders.models import Allocation, Funder
     from funders.services import program_create, program_fund
+    from ledger.models import Transfer
     from tests.factories import siret
-    from wallet.ledger.models import Transfer
 
     call_command("migrate", verbosity=0)
     funder = Funder.objects.create(name="Bench", siret=siret(1), kind="departement")

@@ -55,13 +55,13 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
+    from engine.request import AuthorizationRequest
     from funders.models import Funder
     from funders.services import allocation_create, program_create, program_fund
     from merchants.payments import merchant_place
     from merchants.services import merchant_approve, merchant_create
     from tests.factories import siret
-    from wallet.authorization.request import AuthorizationRequest
-    from wallet.authorization.services import authorize
+    from wallet.authorize import authorize
     from wallet.models import Beneficiary, Wallet
 
     call_command("migrate", verbosity=0)

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-os.environ.setdefault("SMS_BACKEND", "wallet.notifications.channels.OutboxSMSBackend")
+os.environ.setdefault("SMS_BACKEND", "notifications.channels.OutboxSMSBackend")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 

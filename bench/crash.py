@@ -147,7 +147,7 @@ def kill_group(process) -> None:
 def check(clients: list[Client], merchant_pks: list[int]) -> list[str]:
     """Compare what the clients were answered with what the database holds."""
     from merchants.models import Capture, Refund, Reversal
-    from wallet.authorization.models import Decision, DecisionHold
+    from wallet.models.decisions import Decision, DecisionHold
 
     problems = []
     sent = [record for client in clients for record in client.sent]

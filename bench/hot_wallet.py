@@ -159,8 +159,8 @@ class Client:
 def ledger_state(account_id: int) -> dict:
     from django.db.models import Sum
 
-    from wallet.authorization.models import Decision
-    from wallet.ledger.models import Account
+    from ledger.models import Account
+    from wallet.models.decisions import Decision
 
     account = Account.objects.get(pk=account_id)
     decided = Decision.objects.aggregate(total=Sum("approved_amount"))["total"] or 0

@@ -35,9 +35,17 @@ INSTALLED_APPS = [
     "import_export",
     "phonenumber_field",
     "django_celery_beat",
+    # floor 2: the ledger; floor 4: the domains; floor 5: the channels and faces
+    "ledger",
     "wallet",
     "funders",
     "merchants",
+    "notifications",
+    "stripe_issuing",
+    "beneficiary_app",
+    "backoffice",
+    "reconciliation",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -129,8 +137,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Task modules outside an app's tasks.py, which autodiscovery does not find.
-CELERY_IMPORTS = ["wallet.notifications.tasks", "wallet.issuing.tasks", "wallet.app.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
     "expire-authorizations": {"task": "merchants.tasks.expire_authorizations", "schedule": 300.0},
@@ -141,8 +147,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Campaigns that run every day, week or month; each knows when it last ran.
     "run-due-campaigns": {"task": "funders.tasks.run_due_campaigns", "schedule": 3600.0},
-    "verify-ledger": {"task": "wallet.tasks.verify_ledger", "schedule": 86400.0},
-    "reconcile-ledger": {"task": "wallet.tasks.reconcile_ledger", "schedule": 86400.0},
+    "verify-ledger": {"task": "ledger.tasks.verify_ledger", "schedule": 86400.0},
+    "reconcile-ledger": {"task": "reconciliation.tasks.reconcile_ledger", "schedule": 86400.0},
     # Each merchant's batch up to midnight, Paris time (CELERY_TIMEZONE), just after it.
     "close-settlement-batches": {
         "task": "merchants.tasks.close_settlement_batches",
@@ -150,11 +156,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "retry-due-webhooks": {"task": "merchants.tasks.retry_due_webhooks", "schedule": 60.0},
     "send-due-notifications": {
-        "task": "wallet.notifications.tasks.send_due_notifications",
+        "task": "notifications.tasks.send_due_notifications",
         "schedule": 300.0,
     },
     "expiry-reminders": {
-        "task": "wallet.notifications.tasks.send_expiry_reminders",
+        "task": "notifications.tasks.send_expiry_reminders",
         "schedule": 3600.0,
     },
 }
@@ -167,7 +173,7 @@ CELERY_BEAT_SCHEDULE = {
 # (wallet/checks.py): it would write sign-in codes to the logs.
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
-    default="wallet.notifications.channels.ConsoleEmailBackend"
+    default="notifications.channels.ConsoleEmailBackend"
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
@@ -182,9 +188,9 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 SMS_BACKEND = env.str(
     "SMS_BACKEND",
-    default="wallet.notifications.channels.ConsoleSMSBackend"
+    default="notifications.channels.ConsoleSMSBackend"
     if DEBUG
-    else "wallet.notifications.channels.OutboxSMSBackend",
+    else "notifications.channels.OutboxSMSBackend",
 )
 # The shared secret the SMS provider sends in X-SMS-Webhook-Secret with each inbound SMS
 # (POST /hooks/sms/inbound); without one, the webhook does not exist.
@@ -260,9 +266,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1_048_576
 
 REST_FRAMEWORK = {
     # JSON only: any other content type is refused with 415 unsupported_media_type.
-    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
@@ -291,7 +297,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVERS": [{"url": "/api/merchant/v1"}],
-    "SERVE_URLCONF": "merchants.urls",
+    "SERVE_URLCONF": "merchant_api.urls",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -299,7 +305,7 @@ SPECTACULAR_SETTINGS = {
     # Here and not in the app API's own schema settings: drf-spectacular caches these names
     # once per process, so per-schema overrides would depend on which schema was drawn first.
     "ENUM_NAME_OVERRIDES": {
-        "PaymentStatusEnum": "wallet.authorization.models.Decision.Status",
+        "PaymentStatusEnum": "wallet.models.decisions.Decision.Status",
         "CardStatusEnum": "wallet.models.Card.Status",
     },
 }
@@ -310,7 +316,7 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "config.log_filters.RedactSecrets"}},
+    "filters": {"redact_secrets": {"()": "core.log_filters.RedactSecrets"}},
     # Every record written is masked, whichever logger it comes from...
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from wallet.issuing.webhooks import stripe_webhook
-from wallet.notifications.views import sms_inbound
+from notifications.views import sms_inbound
+from stripe_issuing.webhooks import stripe_webhook
 
 urlpatterns = [
     # Named so that the admin's sign-in page offers "Forgotten your password?"; staff invited
@@ -29,13 +29,13 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("admin/", admin.site.urls),
-    path("api/merchant/v1/", include("merchants.urls")),
+    path("api/merchant/v1/", include("merchant_api.urls")),
     path("hooks/sms/inbound", sms_inbound, name="sms-inbound"),
     path("hooks/stripe", stripe_webhook, name="stripe-webhook"),
-    path("api/app/v1/", include("wallet.app.urls")),
-    path("app/", include("wallet.mobile.urls")),
+    path("api/app/v1/", include("beneficiary_app.urls")),
+    path("app/", include("beneficiary_app.web.urls")),
 ]
 
-handler400 = "config.errors.bad_request"
-handler404 = "config.errors.not_found"
-handler500 = "config.errors.server_error"
+handler400 = "core.api_errors.bad_request"
+handler404 = "core.api_errors.not_found"
+handler500 = "core.api_errors.server_error"

@@ -22,9 +22,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from core.errors import DomainError, InsufficientFunds, InvalidState
+from core.money import format_money, validate_amount
+from core.time import end_of_day
 from funders import eligibility
 from funders.eligibility import Criterion, Facts
-from funders.forms import end_of_day
 from funders.models import (
     Allocation,
     BeneficiaryProfile,
@@ -37,10 +39,7 @@ from funders.models import (
     Proposal,
 )
 from funders.services import allocation_create
-from wallet.authorization.codes import format_money
-from wallet.errors import DomainError, InsufficientFunds, InvalidState
-from wallet.ledger.models import Account
-from wallet.ledger.services import validate_amount
+from ledger.models import Account
 
 BATCH = 2000  # rows per INSERT or UPDATE statement of a run
 Status = Proposal.Status

@@ -17,7 +17,7 @@ from functools import cached_property
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from wallet.authorization import geo
+from engine import geo
 
 # The kinds, as EligibilityCriterion.Kind names them (kept as plain strings: no model import).
 DEPARTEMENT = "departement"

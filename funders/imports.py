@@ -28,8 +28,11 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 
+from core.errors import DomainError, InsufficientFunds, InvalidState
+from core.money import euros_to_cents, format_money
+from core.time import end_of_day, start_of_day
+from engine import geo
 from funders import tasks
-from funders.forms import end_of_day, euros_to_cents, start_of_day
 from funders.models import Allocation, AllocationImport, Funder, Program
 from funders.services import allocation_create, beneficiary_enrol
 from funders.spreadsheets import (
@@ -64,10 +67,7 @@ from funders.spreadsheets import (
     spreadsheet_number,
 )
 from funders.spreadsheets import ROW_MESSAGES as SHARED_ROW_MESSAGES
-from wallet.authorization import geo
-from wallet.authorization.codes import format_money
-from wallet.errors import DomainError, InsufficientFunds, InvalidState
-from wallet.ledger.models import Account
+from ledger.models import Account
 from wallet.models import Beneficiary
 from wallet.services import beneficiary_create
 

@@ -7,14 +7,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from config.validators import (
+from core.validators import (
     validate_currency,
     validate_french_postcode,
     validate_insee_commune,
     validate_siret,
 )
+from engine import geo
 from funders import eligibility
-from wallet.authorization import geo
 
 
 class LegalBasis(models.TextChoices):
@@ -93,7 +93,7 @@ class Program(models.Model):
         _("currency"), max_length=3, default="EUR", validators=[validate_currency]
     )
     float_account = models.OneToOneField(
-        "wallet.Account", models.PROTECT, related_name="program", editable=False
+        "ledger.Account", models.PROTECT, related_name="program", editable=False
     )
     rules = models.JSONField(_("rules"), default=dict, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
@@ -209,7 +209,7 @@ class Funding(models.Model):
     )
     received_on = models.DateField(_("received on"))
     transfer = models.OneToOneField(
-        "wallet.Transfer", models.PROTECT, related_name="funding", editable=False
+        "ledger.Transfer", models.PROTECT, related_name="funding", editable=False
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"

@@ -31,6 +31,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export import widgets
 
+from core.errors import DomainError, InvalidState
+from engine import geo
 from funders import tasks
 from funders.campaigns import profile_save, profiles_changed
 from funders.eligibility import (
@@ -81,8 +83,6 @@ from funders.spreadsheets import (
     spreadsheet_number,
 )
 from funders.spreadsheets import ROW_MESSAGES as SHARED_ROW_MESSAGES
-from wallet.authorization import geo
-from wallet.errors import DomainError, InvalidState
 from wallet.models import Beneficiary
 from wallet.services import beneficiary_create
 

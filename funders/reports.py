@@ -22,7 +22,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from functools import cache
-from zoneinfo import ZoneInfo
 
 import iso18245
 from django.db.models import DateField, F, Q, QuerySet, Sum
@@ -31,13 +30,13 @@ from django.db.models.functions import TruncDay, TruncMonth
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from core.time import PARIS
+from engine import categories, geo
 from funders.models import Allocation, Program
-from wallet.authorization import categories, geo
-from wallet.authorization.models import Decision
-from wallet.ledger.models import Account, Entry, Transfer
+from ledger.models import Account, Entry, Transfer
 from wallet.models import Pocket
+from wallet.models.decisions import Decision
 
-PARIS = ZoneInfo("Europe/Paris")
 DEFAULT_DAYS = 90
 MAX_DAYS_BY_DAY = 62  # longer periods are shown month by month
 

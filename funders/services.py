@@ -16,7 +16,10 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
-from config.validators import email_canonical
+from core.errors import CurrencyMismatch, DomainError, InsufficientFunds, InvalidState
+from core.money import format_money, validate_amount
+from core.time import PARIS
+from core.validators import email_canonical
 from funders.models import (
     Allocation,
     Enrolment,
@@ -26,14 +29,11 @@ from funders.models import (
     Program,
     RecurringAllocation,
 )
-from wallet.authorization.codes import format_money
-from wallet.authorization.periods import PARIS
-from wallet.errors import CurrencyMismatch, DomainError, InsufficientFunds, InvalidState
-from wallet.ledger.idempotency import run_idempotent
-from wallet.ledger.models import Account, Transfer
-from wallet.ledger.services import account_get_or_create, transfer_post, validate_amount
+from ledger.idempotency import run_idempotent
+from ledger.models import Account, Transfer
+from ledger.services import account_get_or_create, refund_post, transfer_post
+from notifications.services import allocation_notify
 from wallet.models import Beneficiary, Pocket, Wallet
-from wallet.notifications.services import allocation_notify
 
 
 def _new_account(*, prefix: str, name: str, kind: str, currency: str) -> Account:
@@ -438,3 +438,27 @@ def membership_remove(*, membership: Membership) -> None:
         if not user.is_superuser and not user.funder_memberships.exists():
             user.is_staff = False
             user.save(update_fields=["is_staff"])
+
+
+def capture_refund(*, capture: Transfer, amount: int, idempotency_key: str | None) -> Transfer:
+    """Refund (part of) a captured payment. The money goes back to the pocket it came from while
+    that aid is active, and to the program's float once it has expired or been revoked, so an
+    ended aid is never refilled."""
+    if not isinstance(capture, Transfer) or capture.kind != Transfer.Kind.CAPTURE:
+        raise InvalidState(message="Only a capture can be refunded.", field="capture")
+    paid_from = capture.entries.select_related("account").get(amount__lt=0).account
+    pocket = Pocket.objects.get(account=paid_from)
+    with transaction.atomic():
+        # The allocation's row, as revocation and expiry take it: an aid ending at this moment
+        # either ends first (the refund goes to the program) or after (its sweep takes it).
+        allocation = (
+            Allocation.objects.select_for_update(of=("self",))
+            .select_related("program__float_account")
+            .get(pk=pocket.allocation_id)
+        )
+        to = (
+            paid_from
+            if allocation.status == Allocation.Status.ACTIVE
+            else allocation.program.float_account
+        )
+        return refund_post(capture=capture, amount=amount, to=to, idempotency_key=idempotency_key)

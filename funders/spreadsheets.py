@@ -30,9 +30,9 @@ from import_export import widgets
 from import_export.formats import base_formats
 from phonenumber_field.phonenumber import to_python as phone_to_python
 
-from config.validators import email_canonical, validate_french_postcode
+from core.errors import DomainError, InvalidState
+from core.validators import email_canonical, validate_french_postcode
 from funders.models import Enrolment, Funder, SpreadsheetImport
-from wallet.errors import DomainError, InvalidState
 from wallet.models import Beneficiary
 
 logger = logging.getLogger(__name__)

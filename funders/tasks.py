@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import F
 from django.utils import timezone
 
+from core.errors import InvalidState
 from funders.models import (
     Allocation,
     AllocationImport,
@@ -12,8 +13,7 @@ from funders.models import (
     RecurringAllocation,
 )
 from funders.services import allocation_expire, allocation_sweep, recurring_allocation_run_due
-from wallet.errors import InvalidState
-from wallet.ledger.models import Transfer
+from ledger.models import Transfer
 
 
 @shared_task

@@ -12,31 +12,27 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from merchants.models import Capture, Merchant, Refund, Reversal
-from merchants.services import merchant_ensure_active
-from merchants.webhooks import EventType, webhook_event_emit
-from wallet.authorization.models import Decision, DecisionHold
-from wallet.authorization.request import AuthorizationRequest, MerchantPlace
-from wallet.authorization.services import authorize
-from wallet.errors import (
+from core.errors import (
     ExceedsHoldAmount,
     ExceedsRefundable,
     InvalidState,
     PaymentCodeError,
 )
-from wallet.ledger.idempotency import run_idempotent
-from wallet.ledger.models import Transfer
-from wallet.ledger.services import (
-    hold_expire,
-    hold_place,
-    hold_post,
-    hold_void,
-    validate_amount,
-)
+from core.money import validate_amount
+from engine.request import AuthorizationRequest, MerchantPlace
+from funders.services import capture_refund
+from ledger.idempotency import run_idempotent
+from ledger.models import Transfer
+from ledger.services import hold_expire, hold_place, hold_post, hold_void
+from merchants.events import EventType
+from merchants.models import Capture, Merchant, Refund, Reversal
+from merchants.services import merchant_ensure_active
+from merchants.webhooks import webhook_event_emit
+from notifications.services import captures_notify_on_commit
+from wallet.authorize import authorize
 from wallet.models import Wallet
-from wallet.notifications.services import captures_notify_on_commit
+from wallet.models.decisions import Decision, DecisionHold
 from wallet.payment_codes import payment_code_redeem
-from wallet.services import capture_refund
 
 
 class AuthorizationNotCapturable(InvalidState):

@@ -4,7 +4,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Now
 
 from merchants.models import Capture, Merchant, Refund, Reversal
-from wallet.authorization.models import Decision, DecisionHold
+from wallet.models.decisions import Decision, DecisionHold
 
 
 def _total(queryset) -> Coalesce:

@@ -9,9 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.errors import DomainError
+from ledger.models import Account
 from merchants.models import ApiKey, Merchant
-from wallet.errors import DomainError
-from wallet.ledger.models import Account
 
 logger = logging.getLogger(__name__)
 

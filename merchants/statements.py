@@ -12,8 +12,9 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from merchants.settlement import PARIS, SettlementBatch
-from wallet.authorization.codes import format_money
+from core.money import format_money
+from core.time import PARIS
+from merchants.models.settlement import SettlementBatch
 
 CSV_COLUMNS = [
     "date",

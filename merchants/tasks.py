@@ -4,19 +4,16 @@ payouts. Thin: load, call the service."""
 from celery import shared_task
 from django.utils import timezone
 
+from merchants.models.settlement import Payout
+from merchants.models.webhooks import WebhookDelivery
 from merchants.payments import authorization_expirable, authorization_expire
 from merchants.settlement import (
-    Payout,
     settlement_close_due,
     settlement_until,
     stripe_payout_send,
     stripe_payouts_pending,
 )
-from merchants.webhooks import (
-    WebhookDelivery,
-    webhook_delivery_attempt,
-    webhook_delivery_due_ids,
-)
+from merchants.webhooks import webhook_delivery_attempt, webhook_delivery_due_ids
 
 
 @shared_task(ignore_result=True)

@@ -17,10 +17,8 @@ standard library, so it can be copied as it is.
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import secrets
 import socket
 import time
 from datetime import timedelta
@@ -28,16 +26,28 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
-from config.outbound import DeadlineExceeded, OutboundSession
+from core.outbound import DeadlineExceeded, OutboundSession
+from merchants.events import EventType
+from merchants.models.webhooks import (
+    ERROR_LENGTH,
+    EXCERPT_LENGTH,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from merchants.validators import (
+    _is_loopback,
+    _is_public,
+    validate_webhook_url,
+)
 
 if TYPE_CHECKING:
     from merchants.models import Merchant
@@ -68,22 +78,7 @@ ATTEMPT_LEASE = timedelta(minutes=2)
 # The periodic re-queue picks up deliveries overdue by more than this: the message scheduled for
 # them was lost. Deliveries due just now have their message on the way or in a busy queue.
 REQUEUE_GRACE = timedelta(minutes=1)
-EXCERPT_LENGTH = 500
-ERROR_LENGTH = 300
 _READ_LIMIT = 4 * EXCERPT_LENGTH  # bytes of an answer read at most
-
-
-class EventType(models.TextChoices):
-    AUTHORIZATION_APPROVED = "authorization.approved", _("Authorization approved")
-    AUTHORIZATION_PARTIALLY_APPROVED = (
-        "authorization.partially_approved",
-        _("Authorization partially approved"),
-    )
-    AUTHORIZATION_DECLINED = "authorization.declined", _("Authorization declined")
-    AUTHORIZATION_REVERSED = "authorization.reversed", _("Authorization reversed")
-    AUTHORIZATION_EXPIRED = "authorization.expired", _("Authorization expired")
-    PAYMENT_CAPTURED = "payment.captured", _("Payment captured")
-    REFUND_SUCCEEDED = "refund.succeeded", _("Refund succeeded")
 
 
 # Signatures. Merchants may copy from here to webhook_signature_verify: standard library only.
@@ -163,92 +158,6 @@ def webhook_signature_verify(
 
 # Where webhooks may go.
 
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
-
-
-def _insecure_localhost_allowed() -> bool:
-    return bool(settings.DEBUG or getattr(settings, "WEBHOOKS_ALLOW_INSECURE_LOCALHOST", False))
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.rstrip(".").lower()
-    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-# Local-use NAT64 (RFC 8215): what it translates to is on the operator's own network.
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-# The well-known NAT64 prefix (RFC 6052): the last 32 bits are the IPv4 address reached.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """The IPv4 addresses an IPv6 address leads to, when it carries one: IPv4-mapped
-    (::ffff:a.b.c.d), 6to4 (2002:AABB:CCDD::), Teredo (server and client), NAT64
-    (64:ff9b::a.b.c.d) and IPv4-compatible (::a.b.c.d, which includes :: and ::1)."""
-    if ip.ipv4_mapped is not None:
-        return [ip.ipv4_mapped]
-    if ip.sixtofour is not None:
-        return [ip.sixtofour]
-    if ip.teredo is not None:
-        return list(ip.teredo)
-    if ip in _NAT64 or int(ip) >> 32 == 0:
-        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
-    return []
-
-
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])  # no IPv6 zone
-    if ip.version == 6:
-        if ip in _NAT64_LOCAL:
-            return False
-        # ::ffff:10.0.0.1 is 10.0.0.1, and 2002:7f00:1:: reaches 127.0.0.1: Python calls some of
-        # these forms global, whatever they carry.
-        if embedded := _embedded_ipv4(ip):
-            return all(inner.is_global for inner in embedded)
-    return ip.is_global
-
-
-def validate_webhook_url(url: str) -> None:
-    """An endpoint's URL: https to a public host, with no credentials in it. A local address
-    (localhost, 127.0.0.1, ::1), over http or https, only in development (DEBUG) or where
-    WEBHOOKS_ALLOW_INSECURE_LOCALHOST is set. An IP address must be a public one."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number in range
-    except ValueError as exc:
-        raise ValidationError(_("This URL is not valid."), code="invalid_url") from exc
-    scheme = parts.scheme.lower()
-    if scheme not in ("https", "http"):
-        raise ValidationError(_("A webhook URL must start with https://."), code="url_scheme")
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise ValidationError(
-            _("A webhook URL must not contain a user name or a password."), code="url_credentials"
-        )
-    host = parts.hostname or ""
-    if not host:
-        raise ValidationError(_("This URL has no host."), code="invalid_url")
-    if _is_loopback(host):
-        if not _insecure_localhost_allowed():
-            raise ValidationError(
-                _("A local address is accepted only in development."), code="url_local"
-            )
-        return
-    if scheme != "https":
-        raise ValidationError(_("A webhook URL must start with https://."), code="url_scheme")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return  # a host name: where it points is checked when sending
-    if not _is_public(host):
-        raise ValidationError(
-            _("A webhook URL must point to a public address."), code="url_private_address"
-        )
-
 
 def _checked_address(url: str) -> str | None:
     """Just before sending: the URL is still acceptable (settings may have changed since it was
@@ -272,172 +181,7 @@ def _checked_address(url: str) -> str | None:
     return addresses[0]
 
 
-def validate_event_types(value) -> None:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValidationError(_("A list of event types is expected."), code="invalid_event_types")
-    unknown = sorted(set(value) - set(EventType.values))
-    if unknown:
-        raise ValidationError(
-            _("Unknown event types: %(types)s."),
-            code="invalid_event_types",
-            params={"types": ", ".join(unknown)},
-        )
-
-
 # Models
-
-
-def _endpoint_secret() -> str:
-    return f"whsec_{secrets.token_urlsafe(32)}"
-
-
-def _event_reference() -> str:
-    return f"evt_{secrets.token_urlsafe(18)}"
-
-
-class WebhookEndpoint(models.Model):
-    """A URL of a merchant's that receives its events: all of them, or the types listed."""
-
-    merchant = models.ForeignKey(
-        "merchants.Merchant", models.CASCADE, related_name="webhook_endpoints"
-    )
-    url = models.URLField(_("URL"), max_length=500, validators=[validate_webhook_url])
-    # Stored in clear, unlike API keys: we sign every webhook with it, so we must be able to
-    # read it. It never appears in a log, an error or an attempt's record, and the admin shows
-    # it masked except once, when the endpoint is created.
-    secret = models.CharField(
-        _("signing secret"), max_length=100, default=_endpoint_secret, editable=False
-    )
-    enabled_events = models.JSONField(
-        _("event types"),
-        default=list,
-        blank=True,
-        validators=[validate_event_types],
-        help_text=_("None selected: every event type."),
-    )
-    is_active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-
-    class Meta:
-        verbose_name = _("webhook endpoint")
-        verbose_name_plural = _("webhook endpoints")
-        ordering = ["merchant", "pk"]
-
-    def __str__(self) -> str:
-        return self.url
-
-    @property
-    def masked_secret(self) -> str:
-        return f"whsec_••••••••{self.secret[-4:]}"
-
-    def subscribes_to(self, event_type: str) -> bool:
-        return not self.enabled_events or event_type in self.enabled_events
-
-
-class WebhookEvent(models.Model):
-    """Something that happened to a merchant's payment, as told to its endpoints. Written once,
-    with the exact body sent (`payload`), and never changed."""
-
-    Type = EventType
-
-    reference = models.CharField(
-        _("reference"), max_length=40, unique=True, default=_event_reference, editable=False
-    )
-    merchant = models.ForeignKey(
-        "merchants.Merchant", models.PROTECT, related_name="webhook_events"
-    )
-    type = models.CharField(_("type"), max_length=64, choices=EventType.choices)
-    data = models.JSONField(_("data"))
-    payload = models.TextField(_("body sent"), editable=False)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
-
-    class Meta:
-        verbose_name = _("webhook event")
-        verbose_name_plural = _("webhook events")
-        ordering = ["-created_at", "-pk"]
-
-    def __str__(self) -> str:
-        return f"{self.reference} {self.type}"
-
-    def save(self, *args, **kwargs):
-        # What a merchant was told stays what it was told: retries send these very bytes.
-        if not self._state.adding:
-            raise ValueError("a webhook event is immutable")
-        super().save(*args, **kwargs)
-
-
-class WebhookDelivery(models.Model):
-    """One event to one endpoint: pending until an attempt gets a 2xx answer (succeeded) or the
-    last attempt fails (failed)."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", pgettext_lazy("webhook delivery", "Pending")
-        SUCCEEDED = "succeeded", pgettext_lazy("webhook delivery", "Succeeded")
-        FAILED = "failed", pgettext_lazy("webhook delivery", "Failed")
-
-    event = models.ForeignKey(WebhookEvent, models.PROTECT, related_name="deliveries")
-    endpoint = models.ForeignKey(WebhookEndpoint, models.PROTECT, related_name="deliveries")
-    status = models.CharField(
-        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
-    )
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
-    last_status_code = models.PositiveSmallIntegerField(
-        _("last HTTP status"), null=True, blank=True
-    )
-    last_error = models.CharField(_("last error"), max_length=ERROR_LENGTH, blank=True)
-    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-
-    class Meta:
-        verbose_name = _("webhook delivery")
-        verbose_name_plural = _("webhook deliveries")
-        ordering = ["-pk"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["event", "endpoint"], name="webhook_delivery_event_endpoint_unique"
-            ),
-        ]
-        indexes = [
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=Q(status="pending"),
-                name="webhook_delivery_due_idx",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event.reference} → {self.endpoint.url}"
-
-
-class WebhookAttempt(models.Model):
-    """One POST of a delivery and what came back. Written when the attempt starts, completed
-    when it ends: an attempt whose worker died keeps its "interrupted" error."""
-
-    delivery = models.ForeignKey(WebhookDelivery, models.CASCADE, related_name="attempt_log")
-    number = models.PositiveSmallIntegerField(_("number"))
-    started_at = models.DateTimeField(_("started at"))
-    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
-    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
-    error = models.CharField(_("error"), max_length=ERROR_LENGTH, blank=True)
-    response_excerpt = models.CharField(_("answer (start)"), max_length=EXCERPT_LENGTH, blank=True)
-
-    class Meta:
-        verbose_name = _("webhook attempt")
-        verbose_name_plural = _("webhook attempts")
-        ordering = ["delivery", "number"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["delivery", "number"], name="webhook_attempt_number_unique"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"#{self.number} {self.status_code or self.error}"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
 
 
 # Services
@@ -585,7 +329,7 @@ def _read_excerpt(response: requests.Response) -> str:
 def _post(url: str, body: bytes, headers: dict) -> tuple[int | None, str, str]:
     """POST once, to the address checked; (status code or None, error or "", start of the
     answer). Never follows a redirect, never reads proxies or credentials from the environment
-    (.netrc), gives up at DEADLINE (config.outbound)."""
+    (.netrc), gives up at DEADLINE (core.outbound)."""
     try:
         address = _checked_address(url)
     except ValidationError as exc:

@@ -1,4 +1,4 @@
-"""The one canonical form of an email address (config.validators.email_canonical), in which
+"""The one canonical form of an email address (core.validators.email_canonical), in which
 beneficiaries, aidants and staff are stored and compared with "="."""
 
 import pytest
@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.validators import email_canonical
+from core.validators import email_canonical
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""config.outbound: a session pinned to a checked address connects there, while the Host
+"""core.outbound: a session pinned to a checked address connects there, while the Host
 header, TLS SNI and the certificate's verification stay on the URL's host name."""
 
 import datetime as dt
@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from config.outbound import OutboundSession
+from core.outbound import OutboundSession
 
 HOST = "hooks.example.com"  # resolves nowhere here: only the pinned address can be reached
 

@@ -10,9 +10,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app
+from ledger.models import Transfer
+from ledger.services import hold_place
 from wallet import tasks
-from wallet.ledger.models import Transfer
-from wallet.ledger.services import hold_place
 
 
 @pytest.mark.django_db(transaction=True)

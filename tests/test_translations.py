@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext, ngettext, npgettext, pgettext
 
-from wallet.authorization import codes
+from engine import codes
 
 ROOT = Path(settings.BASE_DIR)
 FRENCH_PO = ROOT / "locale" / "fr" / "LC_MESSAGES" / "django.po"

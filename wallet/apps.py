@@ -4,7 +4,4 @@ from django.utils.translation import gettext_lazy as _
 
 class WalletConfig(AppConfig):
     name = "wallet"
-    verbose_name = _("Wallets and ledger")
-
-    def ready(self):
-        from wallet import checks  # noqa: F401 -- registers the system checks
+    verbose_name = _("Wallets")

@@ -3,11 +3,9 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from wallet.errors import HoldAlreadyResolved
-from wallet.ledger.models import Transfer
-from wallet.ledger.reconciliation import reconciliation_build
-from wallet.ledger.services import hold_expire
-from wallet.ledger.verify import verify
+from core.errors import HoldAlreadyResolved
+from ledger.models import Transfer
+from ledger.services import hold_expire
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +33,3 @@ def expire_holds(batch_size: int = 500) -> int:
     return expired
 
 
-@shared_task
-def verify_ledger() -> int:
-    problems = verify()
-    for problem in problems:
-        logger.error("ledger verify: %s", problem)
-    return len(problems)
-
-
-@shared_task
-def reconcile_ledger() -> int:
-    """The operator's reconciliation, daily: each line that does not balance is an error."""
-    failures = reconciliation_build().failures
-    for check in failures:
-        logger.error("reconcile: %s", check)
-    return len(failures)

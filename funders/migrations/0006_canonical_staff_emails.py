@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import migrations
 
-from config.validators import email_canonical
+from core.validators import email_canonical
 
 
 def canonicalise_account_emails(apps, schema_editor):

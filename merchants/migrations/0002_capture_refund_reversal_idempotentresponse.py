@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
                 ('idempotency_key', models.CharField(max_length=300, unique=True)),
                 ('fingerprint', models.CharField(max_length=64)),
                 ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
-                ('reference', models.CharField(default=merchants.models.make_capture_reference, max_length=40, unique=True)),
+                ('reference', models.CharField(default=merchants.models.merchants.make_capture_reference, max_length=40, unique=True)),
                 ('decision', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='captures', to='wallet.decision')),
             ],
             options={
@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                 ('idempotency_key', models.CharField(max_length=300, unique=True)),
                 ('fingerprint', models.CharField(max_length=64)),
                 ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
-                ('reference', models.CharField(default=merchants.models.make_refund_reference, max_length=40, unique=True)),
+                ('reference', models.CharField(default=merchants.models.merchants.make_refund_reference, max_length=40, unique=True)),
                 ('reason', models.CharField(blank=True, max_length=200, verbose_name='reason')),
                 ('decision', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='refunds', to='wallet.decision')),
             ],
@@ -58,7 +58,7 @@ class Migration(migrations.Migration):
                 ('idempotency_key', models.CharField(max_length=300, unique=True)),
                 ('fingerprint', models.CharField(max_length=64)),
                 ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
-                ('reference', models.CharField(default=merchants.models.make_reversal_reference, max_length=40, unique=True)),
+                ('reference', models.CharField(default=merchants.models.merchants.make_reversal_reference, max_length=40, unique=True)),
                 ('decision', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reversals', to='wallet.decision')),
             ],
             options={

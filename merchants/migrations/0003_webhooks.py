@@ -17,9 +17,9 @@ class Migration(migrations.Migration):
             name='WebhookEndpoint',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.URLField(max_length=500, validators=[merchants.webhooks.validate_webhook_url], verbose_name='URL')),
-                ('secret', models.CharField(default=merchants.webhooks._endpoint_secret, editable=False, max_length=100, verbose_name='signing secret')),
-                ('enabled_events', models.JSONField(blank=True, default=list, help_text='None selected: every event type.', validators=[merchants.webhooks.validate_event_types], verbose_name='event types')),
+                ('url', models.URLField(max_length=500, validators=[merchants.validators.validate_webhook_url], verbose_name='URL')),
+                ('secret', models.CharField(default=merchants.models.webhooks._endpoint_secret, editable=False, max_length=100, verbose_name='signing secret')),
+                ('enabled_events', models.JSONField(blank=True, default=list, help_text='None selected: every event type.', validators=[merchants.validators.validate_event_types], verbose_name='event types')),
                 ('is_active', models.BooleanField(default=True, verbose_name='active')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
                 ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhook_endpoints', to='merchants.merchant')),
@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
             name='WebhookEvent',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reference', models.CharField(default=merchants.webhooks._event_reference, editable=False, max_length=40, unique=True, verbose_name='reference')),
+                ('reference', models.CharField(default=merchants.models.webhooks._event_reference, editable=False, max_length=40, unique=True, verbose_name='reference')),
                 ('type', models.CharField(choices=[('authorization.approved', 'Authorization approved'), ('authorization.partially_approved', 'Authorization partially approved'), ('authorization.declined', 'Authorization declined'), ('authorization.reversed', 'Authorization reversed'), ('authorization.expired', 'Authorization expired'), ('payment.captured', 'Payment captured'), ('refund.succeeded', 'Refund succeeded')], max_length=64, verbose_name='type')),
                 ('data', models.JSONField(verbose_name='data')),
                 ('payload', models.TextField(editable=False, verbose_name='body sent')),

@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('currency', models.CharField(max_length=3, verbose_name='currency')),
-                ('reference', models.CharField(default=merchants.settlement.make_batch_reference, editable=False, max_length=35, unique=True, verbose_name='reference')),
+                ('reference', models.CharField(default=merchants.models.settlement.make_batch_reference, editable=False, max_length=35, unique=True, verbose_name='reference')),
                 ('period_start', models.DateTimeField(blank=True, null=True, verbose_name='from')),
                 ('period_end', models.DateTimeField(verbose_name='until (excluded)')),
                 ('captured', models.BigIntegerField(default=0, verbose_name='payments')),

@@ -10,6 +10,10 @@ import pytest
 from django.utils import timezone, translation
 from playwright.sync_api import expect
 
+from beneficiary_app.services import aidant_authorize, contact_parse
+from beneficiary_app.throttles import SignInCodeContactThrottle
+from beneficiary_app.web.views import STRINGS
+from engine.codes import beneficiary_message
 from funders.services import program_create, program_fund
 from merchants.payments import payment_authorize
 from tests.factories import (
@@ -19,13 +23,9 @@ from tests.factories import (
     make_merchant,
     make_payment_code,
 )
-from wallet.app.models import AppToken
-from wallet.app.services import aidant_authorize, contact_parse
-from wallet.app.throttles import SignInCodeContactThrottle
-from wallet.authorization.codes import beneficiary_message
-from wallet.mobile.views import STRINGS
 from wallet.models import Card, Notification, PaymentCode
-from wallet.notifications.models import NotificationPreference
+from wallet.models.access import AppToken
+from wallet.models.notifications import NotificationPreference
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

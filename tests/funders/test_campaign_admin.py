@@ -16,9 +16,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from funders import eligibility, exports
+from backoffice import exports
+from core.money import cents_to_euros_text
+from core.time import PARIS
+from funders import eligibility
 from funders.campaigns import campaign_create, proposal_accept, proposal_reject
-from funders.forms import cents_to_euros_text
 from funders.models import (
     Allocation,
     BeneficiaryProfile,
@@ -30,8 +32,7 @@ from funders.models import (
 )
 from funders.services import beneficiary_enrol
 from tests.factories import BeneficiaryFactory, make_program, make_staff
-from wallet.authorization.periods import PARIS
-from wallet.notifications.models import Notification
+from wallet.models.notifications import Notification
 
 pytestmark = pytest.mark.django_db
 

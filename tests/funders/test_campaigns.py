@@ -9,6 +9,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from core.errors import InsufficientFunds
 from funders import eligibility
 from funders.campaigns import (
     CampaignWithoutCriteria,
@@ -31,12 +32,11 @@ from funders.models import (
     Proposal,
 )
 from funders.services import allocation_revoke, beneficiary_enrol
+from gdpr.services import beneficiary_erase
+from ledger.models import Account
 from tests.factories import BeneficiaryFactory, make_allocation, make_program
 from tests.funders.conftest import client_for
-from wallet.errors import InsufficientFunds
-from wallet.gdpr import beneficiary_erase
-from wallet.ledger.models import Account
-from wallet.notifications.models import Notification
+from wallet.models.notifications import Notification
 
 Trigger = CampaignRun.Trigger
 Status = Proposal.Status
@@ -446,7 +446,7 @@ def test_erasure_pseudonymises_profile_import_reports_and_exports_profiles(
     funder, campaign, operator
 ):
     from funders.models import ProfileImport
-    from wallet.gdpr import beneficiary_data_export
+    from gdpr.services import beneficiary_data_export
 
     someone = person(funder, household_size=3)
     run(campaign)

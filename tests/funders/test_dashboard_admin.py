@@ -12,7 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from funders import exports, reports
+from backoffice import exports
+from funders import reports
 from funders.models import Membership
 from tests.factories import make_program, make_staff
 from tests.funders.conftest import client_for

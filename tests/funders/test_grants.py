@@ -8,9 +8,9 @@ from django.urls import reverse
 
 from funders.models import Allocation
 from funders.services import beneficiary_enrol
+from ledger.models import Transfer
 from tests.factories import BeneficiaryFactory, make_program
 from tests.funders.conftest import client_for
-from wallet.ledger.models import Transfer
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
+from core.errors import InvalidState
+from core.money import format_money
 from funders import imports, tasks
 from funders.imports import (
     DayWidget,
@@ -22,12 +24,10 @@ from funders.imports import (
 )
 from funders.models import Allocation, AllocationImport, Enrolment
 from funders.services import beneficiary_enrol, program_fund
+from ledger.models import Account, Entry, Transfer
 from tests.concurrency import run_together
 from tests.factories import BeneficiaryFactory, make_allocation, make_program
 from tests.markers import postgresql_case_folding, postgresql_only
-from wallet.authorization.codes import format_money
-from wallet.errors import InvalidState
-from wallet.ledger.models import Account, Entry, Transfer
 from wallet.models import Beneficiary
 
 FILES = Path(__file__).parent / "files"

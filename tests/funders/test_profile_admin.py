@@ -11,7 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from funders.admin import profiles as profiles_admin
+from backoffice.admin import profiles as profiles_admin
 from funders.campaigns import profile_save
 from funders.models import (
     BeneficiaryProfile,

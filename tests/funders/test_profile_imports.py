@@ -10,6 +10,7 @@ import openpyxl
 import pytest
 from django.utils import translation
 
+from core.errors import InvalidState
 from funders import profile_imports
 from funders.campaigns import campaign_create
 from funders.models import (
@@ -30,10 +31,9 @@ from funders.profile_imports import (
     read_rows,
 )
 from funders.services import beneficiary_enrol
+from gdpr.services import beneficiary_erase
 from tests.factories import BeneficiaryFactory, make_program
 from tests.markers import postgresql_case_folding
-from wallet.errors import InvalidState
-from wallet.gdpr import beneficiary_erase
 from wallet.models import Beneficiary
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -8,11 +8,11 @@ import pytest
 from django.utils import timezone, translation
 from django.utils.text import capfirst
 
+from core.money import format_money
+from engine.rules import PocketRules
 from funders.models import Funding, Program
+from ledger.models import Account
 from tests.factories import make_program
-from wallet.authorization.codes import format_money
-from wallet.authorization.rules import PocketRules
-from wallet.ledger.models import Account
 
 pytestmark = pytest.mark.django_db
 

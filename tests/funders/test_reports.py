@@ -12,7 +12,9 @@ import openpyxl
 import pytest
 from django.utils import translation
 
-from funders import exports, reports
+from backoffice import exports
+from engine.codes import REASONS
+from funders import reports
 from funders.models import Allocation, Program
 from funders.services import (
     allocation_expire,
@@ -20,6 +22,7 @@ from funders.services import (
     beneficiary_enrol,
     program_fund,
 )
+from ledger.models import Transfer
 from merchants.models import Merchant
 from merchants.payments import payment_authorize, payment_refund, payment_reverse
 from tests.factories import (
@@ -30,8 +33,6 @@ from tests.factories import (
     make_program,
     make_staff,
 )
-from wallet.authorization.codes import REASONS
-from wallet.ledger.models import Transfer
 from wallet.models import Card, Decision, Wallet
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -232,8 +233,8 @@ def test_money_left_on_an_ended_pocket_counts_until_it_is_swept(funder):
 
 def test_a_card_capture_without_a_hold_counts_as_spent_and_beyond_the_pockets_as_owed(funder):
     # given a pocket of 100 € and a card the network charges 150 € with no authorization of ours
-    from tests.wallet.issuing import stripe_events
-    from wallet.issuing.transactions import transaction_event_apply
+    from stripe_issuing.transactions import transaction_event_apply
+    from tests.stripe_issuing import stripe_events
 
     allocation = make_allocation(program=make_program(funder=funder, funded=50_000), amount=10_000)
     card = Card.objects.create(

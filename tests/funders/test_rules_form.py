@@ -6,8 +6,8 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-from funders.forms import cents_to_euros_text, euros_to_cents
-from funders.rules_form import RulesForm
+from backoffice.rules_form import RulesForm
+from core.money import cents_to_euros_text, euros_to_cents
 from merchants.models import Merchant
 from tests.factories import make_merchant
 

@@ -8,11 +8,11 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
+from core.errors import InvalidState
 from funders.models import Membership
 from funders.services import membership_change_role, membership_remove, staff_invite
 from tests.funders.conftest import client_for
 from tests.markers import postgresql_case_folding
-from wallet.errors import InvalidState
 
 Role = Membership.Role
 

@@ -12,7 +12,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from funders.admin.scoping import FunderScopedAdmin
+from backoffice.admin.scoping import FunderScopedAdmin
+from backoffice.contacts import CONTACT_CHANGE_LIFETIME
 from funders.campaigns import campaign_create
 from funders.imports import import_create
 from funders.models import (
@@ -37,9 +38,8 @@ from tests.factories import (
     make_staff,
 )
 from tests.funders.conftest import client_for
-from wallet.contacts import CONTACT_CHANGE_LIFETIME
 from wallet.models import Card, ContactChangeRequest
-from wallet.notifications.models import Notification
+from wallet.models.notifications import Notification
 
 Role = Membership.Role
 
@@ -136,7 +136,7 @@ def build_profile(*, program, beneficiary, **_):
 
 
 def build_contact_change(*, beneficiary, **_):
-    # As an agent's change waits for a manager (wallet.contacts).
+    # As an agent's change waits for a manager (backoffice.contacts).
     return ContactChangeRequest.objects.create(
         beneficiary=beneficiary,
         field=ContactChangeRequest.Field.PHONE,

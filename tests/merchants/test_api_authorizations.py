@@ -3,6 +3,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
+from ledger.models import Transfer
 from merchants.services import api_key_create, api_key_revoke
 from tests.factories import (
     BeneficiaryFactory,
@@ -11,9 +12,8 @@ from tests.factories import (
     make_payment_code,
     make_program,
 )
-from wallet.ledger.models import Transfer
 from wallet.models import Decision
-from wallet.payment_codes import PaymentCode
+from wallet.models.payment_codes import PaymentCode
 
 pytestmark = pytest.mark.django_db
 

@@ -9,17 +9,17 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from funders.services import allocation_revoke
-from merchants import authentication
-from merchants.api import MerchantKeyThrottle
+from ledger.verify import verify
+from merchant_api import authentication
+from merchant_api.api import MerchantKeyThrottle
 from merchants.models import Merchant
+from merchants.models.webhooks import WebhookEndpoint, WebhookEvent
 from merchants.payments import payment_authorize
 from merchants.services import MerchantNotActive, merchant_suspend
 from merchants.tasks import expire_authorizations
-from merchants.webhooks import WebhookEndpoint, WebhookEvent
 from tests.factories import make_allocation, make_merchant, make_program
 from tests.merchants.conftest import MerchantClient
-from wallet.ledger.verify import verify
-from wallet.payment_codes import PaymentCode
+from wallet.models.payment_codes import PaymentCode
 from wallet.services import wallet_freeze
 from wallet.tasks import expire_holds
 

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from tests.factories import make_merchant
 from tests.merchants.conftest import MerchantClient
-from wallet.payment_codes import MAX_FAILED_ATTEMPTS, PaymentCode, payment_code_create
+from wallet.models.payment_codes import PaymentCode
+from wallet.payment_codes import MAX_FAILED_ATTEMPTS, payment_code_create
 
 pytestmark = pytest.mark.django_db
 

@@ -2,11 +2,8 @@
 
 import pytest
 
-from merchants.webhooks import (
-    WebhookEndpoint,
-    webhook_signature_header,
-    webhook_signature_verify,
-)
+from merchants.models.webhooks import WebhookEndpoint
+from merchants.webhooks import webhook_signature_header, webhook_signature_verify
 from tests.factories import make_merchant
 from tests.merchants.conftest import MerchantClient
 

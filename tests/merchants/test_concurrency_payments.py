@@ -4,6 +4,8 @@ PostgreSQL: an authorization's money is captured, released or refunded at most o
 import pytest
 from django.utils import timezone
 
+from engine.request import AuthorizationRequest
+from ledger.verify import verify
 from merchants.models import Capture, Refund, Reversal
 from merchants.payments import (
     merchant_place,
@@ -14,9 +16,7 @@ from merchants.payments import (
 from tests.concurrency import run_together
 from tests.factories import BeneficiaryFactory, make_allocation, make_program
 from tests.markers import postgresql_only
-from wallet.authorization.request import AuthorizationRequest
-from wallet.authorization.services import authorize
-from wallet.ledger.verify import verify
+from wallet.authorize import authorize
 
 pytestmark = [postgresql_only, pytest.mark.django_db(transaction=True)]
 

@@ -13,19 +13,14 @@ import xmlschema
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
+from core.errors import InvalidState
+from ledger.verify import verify
 from merchants.models import Merchant
+from merchants.models.settlement import Payout, SepaFile
 from merchants.payments import payment_authorize
 from merchants.sepa import validate_iban
-from merchants.settlement import (
-    Payout,
-    SepaFile,
-    sepa_file_build,
-    settlement_close,
-    settlement_until,
-)
+from merchants.settlement import sepa_file_build, settlement_close, settlement_until
 from tests.factories import make_merchant, make_payment_code, siret
-from wallet.errors import InvalidState
-from wallet.ledger.verify import verify
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
 SCHEMA = os.path.join(os.path.dirname(sepaxml.__file__), "schemas", "pain.001.001.03.xsd")

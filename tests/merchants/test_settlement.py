@@ -7,13 +7,14 @@ import pytest
 import time_machine
 from django.db import IntegrityError, transaction
 
+from ledger.models import Account, Transfer
+from ledger.selectors import account_balance
+from ledger.verify import verify
 from merchants import tasks
+from merchants.models.settlement import Payout, SettlementBatch, SettlementLine
 from merchants.payments import payment_authorize, payment_refund
 from merchants.services import MerchantNotActive, merchant_suspend
 from merchants.settlement import (
-    Payout,
-    SettlementBatch,
-    SettlementLine,
     SettlementPeriodClosed,
     payout_account,
     settlement_close,
@@ -24,9 +25,6 @@ from tests.concurrency import run_together
 from tests.factories import make_merchant, make_payment_code
 from tests.markers import postgresql_only
 from tests.stripe_fake import stripe_fake  # noqa: F401  (the fixture)
-from wallet.ledger.models import Account, Transfer
-from wallet.ledger.selectors import account_balance
-from wallet.ledger.verify import verify
 
 # Tomorrow at midnight, Paris time: every scenario happens in days to come, while the aid is valid.
 DAY = timedelta(days=1)

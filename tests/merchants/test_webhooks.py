@@ -21,16 +21,13 @@ from django.db import transaction
 from django.urls import reverse
 
 from merchants import tasks, webhooks
+from merchants.events import EventType
+from merchants.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from merchants.tasks import deliver_webhook, retry_due_webhooks
 from merchants.webhooks import (
     MAX_ATTEMPTS,
     RETRY_DELAYS,
     SIGNATURE_HEADER,
-    EventType,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookEvent,
     webhook_delivery_attempt,
     webhook_endpoint_create,
     webhook_event_emit,

@@ -28,6 +28,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from beneficiary_app.services import aidant_authorize, app_token_create, contact_parse
+from ledger.models import Account
 from merchants.payments import payment_authorize, payment_capture, payment_refund, payment_reverse
 from merchants.services import api_key_create
 from merchants.settlement import settlement_close
@@ -39,8 +41,6 @@ from tests.factories import (
     make_payment_code,
     make_program,
 )
-from wallet.app.services import aidant_authorize, app_token_create, contact_parse
-from wallet.ledger.models import Account
 from wallet.models import Card
 
 # --- what a secret looks like -------------------------------------------------------------
@@ -171,9 +171,9 @@ def _sign_in_code(registry):
 # module, function, wrapper factory: each place the code creates a secret it returns once.
 SECRET_SOURCES = [
     ("merchants.services", "api_key_create", lambda r: _returned_secret(r, "merchant API key")),
-    ("wallet.app.services", "app_token_create", lambda r: _returned_secret(r, "app token")),
+    ("beneficiary_app.services", "app_token_create", lambda r: _returned_secret(r, "app token")),
     ("wallet.payment_codes", "payment_code_create", lambda r: _returned_secret(r, "payment code")),
-    ("wallet.app.services", "_sign_in_code_send", _sign_in_code),
+    ("beneficiary_app.services", "_sign_in_code_send", _sign_in_code),
 ]
 
 

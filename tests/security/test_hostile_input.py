@@ -400,7 +400,7 @@ def test_a_hostile_stripe_event_gets_no_server_error(client, world, payload, sig
         if response.status_code == 400:
             refused(response)
     after = world_state()
-    for label in ("wallet.Decision", "wallet.Transfer", "wallet.Entry", "money"):
+    for label in ("wallet.Decision", "ledger.Transfer", "ledger.Entry", "money"):
         if label in before:
             assert after[label] == before[label], label
 

@@ -13,7 +13,8 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from config.log_filters import RedactSecrets, redact
+from core.log_filters import RedactSecrets, redact
+from notifications.services import notification_send
 from tests.security.conftest import (
     Secret,
     SecretRegistry,
@@ -23,8 +24,7 @@ from tests.security.conftest import (
     leaks,
     scan_log,
 )
-from wallet.notifications.models import Notification
-from wallet.notifications.services import notification_send
+from wallet.models.notifications import Notification
 
 VISA_TEST_CARD = "4242424242424242"
 
@@ -211,7 +211,7 @@ def test_a_wrong_payment_code_is_not_repeated(shop, logged):
 def test_a_sign_in_code_is_in_no_answer_log_or_admin_page(
     client, alice, logged, settings, django_user_model
 ):
-    settings.SMS_BACKEND = "wallet.notifications.channels.OutboxSMSBackend"
+    settings.SMS_BACKEND = "notifications.channels.OutboxSMSBackend"
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the code is looked up and sent by a task
     phone = str(alice.beneficiary.phone)
     asked = client.post(
@@ -294,8 +294,8 @@ def test_any_logger_s_record_is_written_masked_arguments_and_traceback_included(
     try:
         raise ValueError(f"provider refused {token}")
     except ValueError:
-        record = logging.getLogger("wallet.notifications").makeRecord(
-            "wallet.notifications", logging.ERROR, __file__, 1, "token %s", (token,), sys.exc_info()
+        record = logging.getLogger("notifications").makeRecord(
+            "notifications", logging.ERROR, __file__, 1, "token %s", (token,), sys.exc_info()
         )
 
     assert console_handler.filter(record)

@@ -12,16 +12,7 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
-from funders.models import Membership
-from funders.services import beneficiary_enrol
-from tests.concurrency import run_together
-from tests.factories import BeneficiaryFactory, FunderFactory, make_staff
-from tests.funders.conftest import client_for
-from tests.markers import postgresql_only
-from tests.wallet.app.conftest import AppClient, last_code
-from wallet.app.models import AppToken, SignInCode
-from wallet.app.services import contact_parse, sign_in_code_request
-from wallet.contacts import (
+from backoffice.contacts import (
     CONTACT_CHANGE_LIFETIME,
     ContactChangeClosed,
     ContactChangeNotAllowed,
@@ -30,8 +21,17 @@ from wallet.contacts import (
     beneficiary_contact_change_refuse,
     beneficiary_contact_change_request,
 )
+from beneficiary_app.services import contact_parse, sign_in_code_request
+from funders.models import Membership
+from funders.services import beneficiary_enrol
+from tests.beneficiary_app.conftest import AppClient, last_code
+from tests.concurrency import run_together
+from tests.factories import BeneficiaryFactory, FunderFactory, make_staff
+from tests.funders.conftest import client_for
+from tests.markers import postgresql_only
 from wallet.models import Beneficiary, ContactChangeRequest
-from wallet.notifications.models import Notification
+from wallet.models.access import AppToken, SignInCode
+from wallet.models.notifications import Notification
 
 Role = Membership.Role
 Status = ContactChangeRequest.Status

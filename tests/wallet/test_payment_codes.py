@@ -9,15 +9,15 @@ import pytest
 from django.db import transaction
 from django.utils import translation
 
+from core.errors import DomainError, PaymentCodeError
 from tests.concurrency import run_together
 from tests.factories import BeneficiaryFactory, make_merchant
 from tests.markers import postgresql_only
 from wallet import payment_codes
-from wallet.errors import DomainError, PaymentCodeError
+from wallet.models.payment_codes import PaymentCode
 from wallet.payment_codes import (
     MAX_FAILED_ATTEMPTS,
     MAX_USABLE_CODES_PER_WALLET,
-    PaymentCode,
     payment_code_create,
     payment_code_format,
     payment_code_normalize,

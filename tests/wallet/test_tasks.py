@@ -9,17 +9,18 @@ from django.utils import timezone
 
 import funders.tasks
 import wallet.tasks
+from core.errors import HoldAlreadyResolved
 from funders.models import Allocation
 from funders.services import allocation_revoke
 from funders.tasks import expire_allocations
+from ledger.models import Account, Entry, Transfer
+from ledger.services import hold_place, hold_post, hold_void
+from ledger.tasks import verify_ledger
+from ledger.verify import verify
 from tests.concurrency import run_together
 from tests.factories import make_allocation
 from tests.markers import postgresql_only
-from wallet.errors import HoldAlreadyResolved
-from wallet.ledger.models import Account, Entry, Transfer
-from wallet.ledger.services import hold_place, hold_post, hold_void
-from wallet.ledger.verify import verify
-from wallet.tasks import expire_holds, verify_ledger
+from wallet.tasks import expire_holds
 
 pytestmark = pytest.mark.django_db
 

@@ -122,7 +122,7 @@ class Migration(migrations.Migration):
             name='Card',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reference', models.CharField(default=wallet.models._card_reference, editable=False, max_length=40, unique=True, verbose_name='reference')),
+                ('reference', models.CharField(default=wallet.models.wallets._card_reference, editable=False, max_length=40, unique=True, verbose_name='reference')),
                 ('kind', models.CharField(choices=[('virtual', 'Virtual'), ('physical', 'Physical')], max_length=16, verbose_name='kind')),
                 ('status', models.CharField(choices=[('inactive', 'Not yet active'), ('active', 'Active'), ('frozen', 'Frozen'), ('lost', 'Reported lost'), ('canceled', 'Cancelled')], default='inactive', max_length=16, verbose_name='status')),
                 ('last4', models.CharField(blank=True, max_length=4, verbose_name='last 4 digits')),

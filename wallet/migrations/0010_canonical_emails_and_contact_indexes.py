@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import migrations, models
 from django.utils import timezone
 
-from config.validators import email_canonical
+from core.validators import email_canonical
 
 
 def _canonical(value: str) -> str | None:

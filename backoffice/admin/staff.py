@@ -1,0 +1,101 @@
+"""Funders and their staff. A funder's administrators invite, change and remove its staff;
+platform operators create funders."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from backoffice.admin.scoping import FunderScopedAdmin
+from core.errors import DomainError
+from core.validators import email_canonical
+from funders.models import Funder, Membership
+from funders.services import membership_change_role, membership_remove, staff_invite
+from funders.tenancy import Role, is_operator
+
+
+@admin.register(Funder)
+class FunderAdmin(FunderScopedAdmin):
+    funder_path = "pk"
+    change_role = Role.ADMINISTRATOR
+    list_display = ["name", "kind", "siret"]
+    search_fields = ["name", "siret"]
+
+    def has_add_permission(self, request):
+        return is_operator(request.user)
+
+
+class StaffInviteForm(forms.ModelForm):
+    email = forms.EmailField(label=_("Email"))
+    first_name = forms.CharField(label=_("First name"), max_length=150)
+    last_name = forms.CharField(label=_("Last name"), max_length=150)
+
+    class Meta:
+        model = Membership
+        fields = ["funder", "role"]
+
+    def clean_email(self):
+        # The form staff_invite finds people in, refused here with the field's own message.
+        return email_canonical(self.cleaned_data["email"])
+
+
+@admin.register(Membership)
+class MembershipAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
+    view_role = add_role = change_role = delete_role = Role.ADMINISTRATOR
+    list_display = ["user", "email", "funder", "role", "created_at"]
+    list_filter = ["funder", "role"]
+    search_fields = ["user__email", "user__last_name", "user__first_name"]
+    actions = None  # removal is one person at a time, through the service
+
+    @admin.display(description=_("email"))
+    def email(self, membership):
+        return membership.user.email
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = StaffInviteForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["email", "first_name", "last_name", "funder", "role"]
+        return ["user", "funder", "role", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["user", "funder", "created_at"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        try:
+            if change:
+                saved = membership_change_role(membership=obj, role=form.cleaned_data["role"])
+            else:
+                saved = staff_invite(
+                    funder=form.cleaned_data["funder"],
+                    email=form.cleaned_data["email"],
+                    first_name=form.cleaned_data["first_name"],
+                    last_name=form.cleaned_data["last_name"],
+                    role=form.cleaned_data["role"],
+                    site_url=request.build_absolute_uri("/"),
+                )
+        except DomainError as error:
+            # Shown on the form, not as a crash: the admin re-renders it with the message.
+            raise ValidationError(error.message) from error
+        obj.pk, obj.user = saved.pk, saved.user
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return self.response_post_save_change(request, None)
+
+    def delete_model(self, request, obj):
+        membership_remove(membership=obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as error:
+            self.message_user(request, str(error.message), messages.ERROR)
+            return self.response_post_save_change(request, None)

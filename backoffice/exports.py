@@ -1,0 +1,313 @@
+"""Files for a funder's accountants, CSV or XLSX: a program's allocations, the payments on its
+pockets, the statement of its float account, and the decisions taken on a campaign's proposals.
+
+Amounts appear twice: as a decimal string in the currency's unit ("12.50", never a float a
+spreadsheet could round) and as an integer of minor units, the ledger's own figure. Times are
+those of Europe/Paris."""
+
+from datetime import datetime
+
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
+from import_export import resources, widgets
+from import_export.fields import Field
+from import_export.formats import base_formats
+from tablib import Dataset
+
+from core.money import MINOR_UNIT_EXPONENTS
+from funders import eligibility, reports
+from funders.models import Allocation, Campaign, Enrolment, Program, Proposal
+from ledger.models import Transfer
+from wallet.models.decisions import Decision
+
+
+def decimal_text(amount: int, currency: str) -> str:
+    """Minor units as a decimal string in the currency's unit: 1250 EUR -> "12.50"."""
+    exponent = MINOR_UNIT_EXPONENTS.get(currency, 2)
+    units, minor = divmod(abs(amount), 10**exponent)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{units}.{minor:0{exponent}d}" if exponent else f"{sign}{units}"
+
+
+class TextWidget(widgets.CharWidget):
+    """Text people typed (names, references, reasons). A spreadsheet runs a cell starting with
+    = + - @ as a formula, so such text is prefixed with an apostrophe, as OWASP advises."""
+
+    def render(self, value, obj=None, **kwargs):
+        text = super().render(value, **kwargs)
+        return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class ParisTimeWidget(widgets.Widget):
+    def render(self, value: datetime | None, obj=None, **kwargs):
+        if value is None:
+            return ""
+        return timezone.localtime(value, reports.PARIS).strftime("%Y-%m-%d %H:%M")
+
+
+class ParisIsoTimeWidget(widgets.Widget):
+    """An instant as ISO 8601 in Paris time, with its offset: 2026-03-01T14:05:00+01:00."""
+
+    def render(self, value: datetime | None, obj=None, **kwargs):
+        if value is None:
+            return ""
+        return timezone.localtime(value, reports.PARIS).isoformat(timespec="seconds")
+
+
+def _cents(attribute: str, column_name) -> Field:
+    return Field(
+        attribute=attribute,
+        column_name=column_name,
+        widget=widgets.IntegerWidget(coerce_to_string=False),
+    )
+
+
+_integer = _cents  # an id: a number in a spreadsheet too
+
+
+class AllocationResource(resources.Resource):
+    beneficiary = Field(attribute="beneficiary", column_name=_("beneficiary"), widget=TextWidget())
+    file_reference = Field(
+        attribute="file_reference", column_name=_("file number"), widget=TextWidget()
+    )
+    amount = Field(column_name=_("amount"))
+    amount_cents = _cents("amount", _("amount (cents)"))
+    currency = Field(attribute="currency", column_name=_("currency"))
+    valid_from = Field(
+        attribute="valid_from", column_name=_("valid from"), widget=ParisTimeWidget()
+    )
+    valid_until = Field(
+        attribute="valid_until", column_name=_("valid until"), widget=ParisTimeWidget()
+    )
+    status = Field(column_name=_("status"))
+    ended_at = Field(attribute="ended_at", column_name=_("ended at"), widget=ParisTimeWidget())
+    end_reason = Field(attribute="end_reason", column_name=_("reason"), widget=TextWidget())
+    created_by = Field(column_name=_("created by"), widget=TextWidget())
+
+    def dehydrate_amount(self, allocation: Allocation) -> str:
+        return decimal_text(allocation.amount, allocation.currency)
+
+    def dehydrate_status(self, allocation: Allocation) -> str:
+        return str(allocation.get_status_display())
+
+    def dehydrate_created_by(self, allocation: Allocation) -> str:
+        user = allocation.created_by
+        return (user.get_full_name() or user.get_username()) if user else ""
+
+
+def program_allocations(*, program: Program) -> QuerySet[Allocation]:
+    """The program's allocations with the funder's file number of each beneficiary."""
+    file_reference = Enrolment.objects.filter(
+        funder=OuterRef("program__funder"), beneficiary=OuterRef("beneficiary")
+    ).values("reference")[:1]
+    return (
+        Allocation.objects.filter(program=program.pk)
+        .select_related("beneficiary", "created_by")
+        .annotate(file_reference=Subquery(file_reference))
+        .order_by("created_at", "pk")
+    )
+
+
+class PaymentResource(resources.Resource):
+    reference = Field(attribute="reference", column_name=_("payment reference"))
+    decided_at = Field(attribute="decided_at", column_name=_("date"), widget=ParisTimeWidget())
+    merchant = Field(attribute="merchant", column_name=_("merchant"), widget=TextWidget())
+    mcc = Field(attribute="mcc", column_name=_("merchant category code"))
+    currency = Field(attribute="currency", column_name=_("currency"))
+    amount = Field(column_name=_("amount asked"))
+    amount_cents = _cents("amount", _("amount asked (cents)"))
+    approved = Field(column_name=_("approved from this program"))
+    approved_cents = _cents("approved", _("approved from this program (cents)"))
+    captured = Field(column_name=_("captured"))
+    captured_cents = _cents("captured", _("captured (cents)"))
+    refunded = Field(column_name=_("refunded"))
+    refunded_cents = _cents("refunded", _("refunded (cents)"))
+    status = Field(column_name=_("status"))
+    reason = Field(column_name=_("decline reason"))
+    refused_by_program = Field(column_name=_("refused by this program's rules"))
+
+    def dehydrate_amount(self, row: reports.PaymentRow) -> str:
+        return decimal_text(row.amount, row.currency)
+
+    def dehydrate_approved(self, row: reports.PaymentRow) -> str:
+        return decimal_text(row.approved, row.currency)
+
+    def dehydrate_captured(self, row: reports.PaymentRow) -> str:
+        return decimal_text(row.captured, row.currency)
+
+    def dehydrate_refunded(self, row: reports.PaymentRow) -> str:
+        return decimal_text(row.refunded, row.currency)
+
+    def dehydrate_status(self, row: reports.PaymentRow) -> str:
+        return str(Decision.Status(row.status).label)
+
+    def dehydrate_reason(self, row: reports.PaymentRow) -> str:
+        return reports.reason_label(row.reason) if row.reason else ""
+
+    def dehydrate_refused_by_program(self, row: reports.PaymentRow) -> str:
+        return reports.reason_label(row.refused_by_program) if row.refused_by_program else ""
+
+
+class StatementResource(resources.Resource):
+    at = Field(attribute="at", column_name=_("date"), widget=ParisTimeWidget())
+    transfer = Field(attribute="transfer", column_name=_("ledger transfer"))
+    kind = Field(column_name=_("kind"))
+    amount = Field(column_name=_("amount"))
+    amount_cents = _cents("amount", _("amount (cents)"))
+    balance = Field(column_name=_("balance"))
+    balance_cents = _cents("balance", _("balance (cents)"))
+    reference = Field(attribute="reference", column_name=_("reference"), widget=TextWidget())
+
+    def __init__(self, *, currency: str):
+        super().__init__()
+        self.currency = currency
+
+    def dehydrate_kind(self, row: reports.StatementRow) -> str:
+        return str(Transfer.Kind(row.kind).label)
+
+    def dehydrate_amount(self, row: reports.StatementRow) -> str:
+        return decimal_text(row.amount, self.currency)
+
+    def dehydrate_balance(self, row: reports.StatementRow) -> str:
+        return decimal_text(row.balance, self.currency)
+
+
+def _allocations(program: Program, period: reports.Period) -> Dataset:
+    return AllocationResource().export(program_allocations(program=program))
+
+
+def _payments(program: Program, period: reports.Period) -> Dataset:
+    return PaymentResource().export(reports.program_payments(program=program, period=period))
+
+
+def _statement(program: Program, period: reports.Period) -> Dataset:
+    rows = reports.program_statement(program=program, period=period)
+    return StatementResource(currency=program.currency).export(rows)
+
+
+EXPORTS = {"allocations": _allocations, "payments": _payments, "statement": _statement}
+KINDS = tuple(EXPORTS)
+FORMATS = {"csv": base_formats.CSV(), "xlsx": base_formats.XLSX()}
+
+
+def program_export(
+    *, program: Program, kind: str, file_format: str, period: reports.Period
+) -> tuple[str, str, bytes]:
+    """(file name, content type, content) of one export of a program. Payments and the
+    statement cover `period`; allocations are all of the program's."""
+    dataset = EXPORTS[kind](program, period)
+    export_format = FORMATS[file_format]
+    content = export_format.export_data(dataset)
+    if isinstance(content, str):
+        # The byte order mark tells Excel the file is UTF-8: without it, accents are garbled.
+        content = ("\ufeff" + content).encode()
+    filename = (
+        f"{slugify(program.name)}-{kind}-{timezone.localdate(timezone=reports.PARIS):%Y-%m-%d}"
+        f".{export_format.get_extension()}"
+    )
+    return filename, export_format.get_content_type(), content
+
+
+# --- the decisions of a campaign -----------------------------------------------------------------
+
+
+class DecisionResource(resources.Resource):
+    """One row per proposal of a campaign: who, why (each criterion met, in words), how much,
+    and what was decided, by whom, when and why. What a funder needs to explain any grant or
+    refusal."""
+
+    proposal = _integer("pk", _("proposal"))
+    campaign = Field(attribute="campaign__name", column_name=_("campaign"), widget=TextWidget())
+    program = Field(
+        attribute="campaign__program__name", column_name=_("program"), widget=TextWidget()
+    )
+    file_reference = Field(
+        attribute="file_reference", column_name=_("file number"), widget=TextWidget()
+    )
+    first_name = Field(
+        attribute="beneficiary__first_name", column_name=_("first name"), widget=TextWidget()
+    )
+    last_name = Field(
+        attribute="beneficiary__last_name", column_name=_("last name"), widget=TextWidget()
+    )
+    departement = Field(column_name=_("département"), widget=TextWidget())
+    age_band = Field(column_name=_("age band"), widget=TextWidget())
+    household_type = Field(column_name=_("household"), widget=TextWidget())
+    reasons = Field(column_name=_("criteria met"), widget=TextWidget())
+    currency = Field(attribute="campaign__program__currency", column_name=_("currency"))
+    amount = Field(column_name=_("amount proposed"))
+    amount_cents = _cents("amount", _("amount proposed (cents)"))
+    granted = Field(column_name=_("amount granted"))
+    granted_cents = _cents("granted_amount", _("amount granted (cents)"))
+    status = Field(column_name=_("status"))
+    decided_by = Field(column_name=_("decided by"), widget=TextWidget())
+    decided_at = Field(
+        attribute="decided_at", column_name=_("decided at"), widget=ParisIsoTimeWidget()
+    )
+    decision_reason = Field(
+        attribute="decision_reason", column_name=_("reason"), widget=TextWidget()
+    )
+    unmet = Field(column_name=_("criteria no longer met"), widget=TextWidget())
+    allocation = _integer("allocation_id", _("allocation"))
+    created_at = Field(
+        attribute="created_at", column_name=_("proposed at"), widget=ParisIsoTimeWidget()
+    )
+
+    def dehydrate_departement(self, proposal: Proposal) -> str:
+        return eligibility.group_label("departement", proposal.departement)
+
+    def dehydrate_age_band(self, proposal: Proposal) -> str:
+        return eligibility.group_label("age_band", proposal.age_band)
+
+    def dehydrate_household_type(self, proposal: Proposal) -> str:
+        return eligibility.group_label("household_type", proposal.household_type)
+
+    def dehydrate_reasons(self, proposal: Proposal) -> str:
+        return " ; ".join(eligibility.explain(reason) for reason in proposal.reasons or [])
+
+    def dehydrate_unmet(self, proposal: Proposal) -> str:
+        return " ; ".join(eligibility.explain(reason) for reason in proposal.unmet or [])
+
+    def dehydrate_amount(self, proposal: Proposal) -> str:
+        return decimal_text(proposal.amount, proposal.campaign.program.currency)
+
+    def dehydrate_granted(self, proposal: Proposal) -> str:
+        if proposal.granted_amount is None:
+            return ""
+        return decimal_text(proposal.granted_amount, proposal.campaign.program.currency)
+
+    def dehydrate_status(self, proposal: Proposal) -> str:
+        return str(proposal.get_status_display())
+
+    def dehydrate_decided_by(self, proposal: Proposal) -> str:
+        user = proposal.decided_by
+        return (user.get_full_name() or user.get_username()) if user else ""
+
+
+def campaign_decisions(*, campaign: Campaign) -> QuerySet[Proposal]:
+    """The campaign's proposals, oldest first, with the funder's file number of each person."""
+    file_reference = Enrolment.objects.filter(
+        funder=OuterRef("campaign__program__funder"), beneficiary=OuterRef("beneficiary")
+    ).values("reference")[:1]
+    return (
+        Proposal.objects.filter(campaign=campaign.pk)
+        .select_related("campaign__program", "beneficiary", "decided_by")
+        .annotate(file_reference=Subquery(file_reference))
+        .order_by("created_at", "pk")
+    )
+
+
+def campaign_decisions_export(*, campaign: Campaign, file_format: str) -> tuple[str, str, bytes]:
+    """(file name, content type, content) of the decisions of a campaign, CSV or XLSX."""
+    dataset = DecisionResource().export(campaign_decisions(campaign=campaign))
+    export_format = FORMATS[file_format]
+    content = export_format.export_data(dataset)
+    if isinstance(content, str):
+        content = ("\ufeff" + content).encode()
+    filename = (
+        f"{slugify(campaign.name)}-decisions-"
+        f"{timezone.localdate(timezone=reports.PARIS):%Y-%m-%d}.{export_format.get_extension()}"
+    )
+    return filename, export_format.get_content_type(), content

@@ -1,0 +1,73 @@
+"""Form fields and forms of the back office that more than one page uses."""
+
+import secrets
+from datetime import date, datetime
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from core.money import cents_to_euros_text, euros_to_cents
+from core.time import end_of_day, start_of_day
+from funders.models import Program
+
+# --- euros -----------------------------------------------------------------------------------
+
+
+class EuroField(forms.CharField):
+    """An amount in euros, typed as text (so that "12,50" and "12.50" both work), cleaned to
+    cents (an int), or None when left empty."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "size": 12}))
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        return euros_to_cents(text) if text else None
+
+    def prepare_value(self, value):
+        return cents_to_euros_text(value) if isinstance(value, int) else value
+
+
+class OneTimeTokenForm(forms.Form):
+    """A form carrying a token drawn when it was shown: a second submission of the same form
+    (a double click, the back button) reuses the idempotency keys of the first, and moves no
+    money twice."""
+
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {}).setdefault("token", secrets.token_urlsafe(24))
+        super().__init__(*args, **kwargs)
+
+
+class GrantForm(OneTimeTokenForm):
+    """Grant aid from a program to one or several beneficiaries."""
+
+    program = forms.ModelChoiceField(queryset=Program.objects.none(), label=_("Aid program"))
+    amount = EuroField(label=_("Amount in euros"))
+    valid_from = forms.DateField(
+        label=_("Valid from"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    valid_until = forms.DateField(
+        label=_("Valid until (included)"),
+        required=False,
+        help_text=_("Last day the aid can be spent. Leave empty for no end."),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def __init__(self, *args, programs, **kwargs):
+        kwargs.setdefault("initial", {}).setdefault("valid_from", date.today())
+        super().__init__(*args, **kwargs)
+        self.fields["program"].queryset = programs.filter(is_active=True)
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("valid_from"), data.get("valid_until")
+        if start and end and end < start:
+            self.add_error("valid_until", _("The last day cannot come before the first."))
+        return data
+
+    def validity(self) -> tuple[datetime, datetime | None]:
+        end = self.cleaned_data["valid_until"]
+        return start_of_day(self.cleaned_data["valid_from"]), end and end_of_day(end)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from beneficiary_app.web import views
+
+app_name = "mobile"
+
+urlpatterns = [
+    path("", views.shell, name="shell"),
+    path("sw.js", views.service_worker, name="service-worker"),
+]

@@ -1,0 +1,137 @@
+"""The API's one error shape: {"error": {"code", "message", "field"}}, with a stable code that
+clients can rely on and a message a person can read."""
+
+import logging
+
+from django import db
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from core.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = gettext_lazy("The request is too large.")
+
+
+_DRF_CODES = {
+    RequestTooLarge: "request_too_large",
+    exceptions.ParseError: "malformed_request",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.NotAuthenticated: "authentication_required",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+}
+
+
+def _printable(text) -> str:
+    # A message may quote the client's input, and JSON has no UTF-8 for a lone surrogate.
+    return str(text).encode("utf-8", "replace").decode("utf-8")
+
+
+def error_response(code: str, message, *, status_code: int, field: str | None = None, headers=None):
+    body = {"error": {"code": code, "message": _printable(message), "field": field}}
+    return Response(body, status=status_code, headers=headers)
+
+
+def _first_error(detail, prefix: str = "") -> tuple[str | None, str]:
+    """The first field and message of a (possibly nested) DRF validation error."""
+    if isinstance(detail, dict):
+        field, value = next(iter(detail.items()))
+        name = field if field != "non_field_errors" else None
+        path = f"{prefix}.{name}" if prefix and name else (name or prefix or None)
+        return _first_error(value, path or "")[0] or path, _first_error(value)[1]
+    if isinstance(detail, list) and detail:
+        return _first_error(detail[0], prefix)
+    return (prefix or None), str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, db.OperationalError | db.InterfaceError):
+        # The database is unreachable or out of connections: a client should retry later, with
+        # the same idempotency key; nothing was written.
+        logger.error("database unavailable: %s", exc)
+        return error_response(
+            "service_unavailable",
+            _("The service is temporarily unavailable. Please retry in a moment."),
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    if isinstance(exc, DomainError):
+        retry_after = exc.details.get("retry_after")
+        headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
+        return error_response(
+            exc.code, exc.message, status_code=exc.status, field=exc.field, headers=headers
+        )
+    if isinstance(exc, DjangoValidationError):
+        # A model's own validation, reached through a service: the client's data, so a 400.
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.ValidationError):
+        field, message = _first_error(exc.detail)
+        return error_response(
+            "invalid_request", message, status_code=status.HTTP_400_BAD_REQUEST, field=field
+        )
+    if isinstance(exc, exceptions.APIException):
+        code = next(
+            (code for kind, code in _DRF_CODES.items() if isinstance(exc, kind)), "invalid_request"
+        )
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        message = exc.detail if isinstance(exc.detail, str) else _("The request is not valid.")
+        return error_response(code, message, status_code=exc.status_code, headers=headers)
+    return None
+
+
+def _api_error(request, code: str, message, status_code: int):
+    body = {"error": {"code": code, "message": _printable(message), "field": None}}
+    return JsonResponse(body, status=status_code)
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith(("/api/", "/hooks/"))
+
+
+def bad_request(request, exception=None):
+    """Django's 400 for what reached no view's own handling (a body above
+    DATA_UPLOAD_MAX_MEMORY_SIZE read by a webhook): JSON under /api/ and /hooks/."""
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return _api_error(request, "request_too_large", RequestTooLarge.default_detail, 413)
+    return _api_error(request, "malformed_request", _("The request is not valid."), 400)
+
+
+def not_found(request, exception=None):
+    """Django's 404 for the URLs no view matched: JSON under /api/, the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return _api_error(request, "not_found", _("No such resource."), 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """The last resort, for a bug: a JSON error under /api/, without any detail of the bug."""
+    if request.path.startswith("/api/"):
+        return _api_error(request, "internal_error", _("An unexpected error occurred."), 500)
+    return defaults.server_error(request)

@@ -1,0 +1,139 @@
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from demo.build import demo_build
+from wallet.payment_codes import code_lifetime, payment_code_create
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the platform with demo data: migrate, build the demo, start the web server and the "
+        "Celery worker (with its scheduler), and print how to log in and pay."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+
+    def handle(self, *args, host: str, port: int, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
+        access = demo_build(password=password)
+
+        log_dir = settings.VAR_DIR
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        children = [
+            self._start(
+                [*manage, "runserver", "--noreload", "--insecure", f"{host}:{port}"],
+                log_dir / "web.log",
+            ),
+            self._start(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--beat",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                ],
+                log_dir / "worker.log",
+            ),
+        ]
+        base = f"http://{host}:{port}"
+        try:
+            self._wait_until_up(f"{base}/admin/login/", children)
+            # Made once the servers are up, so that its few minutes are the reader's.
+            _code, digits = payment_code_create(wallet=access.wallet)
+            minutes = round(code_lifetime().total_seconds() / 60)
+            body = json.dumps({"amount": 1250, "currency": "EUR", "payment_code": digits})
+            curl = " ".join(
+                [
+                    "curl -s -X POST",
+                    shlex.quote(f"{base}/api/merchant/v1/authorizations"),
+                    "-H",
+                    shlex.quote(f"Authorization: Bearer {access.api_key}"),
+                    "-H",
+                    shlex.quote("Content-Type: application/json"),
+                    "-H",
+                    shlex.quote(f"Idempotency-Key: {uuid.uuid4()}"),
+                    "-d",
+                    shlex.quote(body),
+                ]
+            )
+            merchant = access.merchant
+            person = access.wallet.beneficiary
+            self.stdout.write(
+                "\nThe aid wallet platform is running with demo data.\n\n"
+                f"  Admin (funders' back office): {base}/admin/\n"
+                f"    platform operator: {access.username}   password: {access.password}\n"
+                f"    funder manager: {access.manager_username}   password: {access.password}\n"
+                f"  Beneficiaries' app (open it on a phone or a narrow window): {base}/app/\n"
+                f"    sign in as {person} with {person.phone.as_national}; the one-time code is\n"
+                f"    written to {log_dir / 'worker.log'} (messages go to the console here)\n"
+                f"  Merchant: {merchant.trade_name}, {merchant.city} (MCC {merchant.mcc})\n"
+                f"    API key (shown once): {access.api_key}\n"
+                f"  Merchant API docs: {base}/api/merchant/v1/docs\n"
+                f"  Logs: {log_dir / 'web.log'}, {log_dir / 'worker.log'}\n\n"
+                f"Authorize a 12.50 EUR payment at this merchant with a one-time payment code of "
+                f"{person}, as their app shows it\n(valid {minutes} minutes, for one payment; the "
+                f"app makes new ones):\n\n"
+                f"{curl}\n\n"
+                "Press Ctrl+C to stop.\n"
+            )
+            self.stdout.flush()
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+            raise CommandError("a server process stopped; see the logs above")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for child in children:
+                child.terminate()
+            for child in children:
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+    def _start(self, command: list[str], log_path) -> subprocess.Popen:
+        log = open(log_path, "ab")  # noqa: SIM115 - the child process keeps it open
+        # The demo is development: messages go to the console, codes shown, for the person
+        # trying the app to sign in with (outside DEBUG, console backends are refused).
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+            env={**os.environ, "DEBUG": "true"},
+        )
+
+    def _wait_until_up(self, url: str, children: list[subprocess.Popen]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(child.poll() is not None for child in children):
+                raise CommandError("a server process failed to start; see var/*.log")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.3)
+        raise CommandError(f"the web server did not answer at {url} within 60 s")

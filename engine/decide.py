@@ -1,0 +1,241 @@
+"""The decision: every pocket against its rules, the split of the amount, the outcome. Pure.
+
+Order of the checks, for each pocket in the request's currency: validity, schedule,
+categories, merchants, zone, limits; the first that fails is the pocket's reason.
+
+Order of the split (`split_key`): the pocket whose valid_until comes first (no end last), then
+the most restrictive (`restrictiveness`), then the oldest, then the smallest id. Aid that can
+be spent in fewer places, or for less long, is used before aid that can wait.
+
+Reason of a shortfall (partial approval or decline while some pocket could pay): limit_exceeded,
+about the first pocket in split order that a limit held back, when the eligible balances would
+have covered the amount; insufficient_funds otherwise.
+
+Reason of a decline when no pocket can pay anything (`_closest_refusal`): the pocket that came
+closest to paying, that is, first a pocket that has money over one that has none (telling
+someone "no money left" while their other aid has money would mislead), then the pocket whose
+failing check came latest in the order above (an eligible but empty pocket counts as having
+passed them all, and answers insufficient_funds), then split order.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.money import MAX_AMOUNT
+from engine import categories, rules
+from engine.periods import Usage
+from engine.request import AuthorizationRequest
+from engine.rules import PocketRules, Verdict, ZoneRule
+
+STAGES = ("validity", "schedule", "categories", "merchants", "zone", "limits")
+
+
+@dataclass(frozen=True)
+class PocketState:
+    pocket_id: int
+    name: str
+    funder_name: str
+    rules: PocketRules
+    available: int  # balance - pending, minor units
+    currency: str
+    created_at: datetime
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class PocketVerdict:
+    pocket_id: int
+    verdict: Verdict
+
+    def to_dict(self) -> dict:
+        return {
+            "pocket_id": self.pocket_id,
+            "eligible": self.verdict.eligible,
+            "reason": self.verdict.reason,
+            "details": self.verdict.details,
+            "capacity": self.verdict.capacity,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "approved" | "partially_approved" | "declined"
+    approved_amount: int
+    reason: str | None  # None when approved in full
+    details: dict
+    pocket_name: str | None  # the pocket the reason is about, for the beneficiary message
+    verdicts: tuple[PocketVerdict, ...]
+    split: tuple[tuple[int, int], ...]  # (pocket_id, amount) in the order used
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "approved_amount": self.approved_amount,
+            "reason": self.reason,
+            "details": self.details,
+            "pocket_name": self.pocket_name,
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "split": [{"pocket_id": pid, "amount": amount} for pid, amount in self.split],
+        }
+
+
+def evaluate(pocket: PocketState, request: AuthorizationRequest) -> tuple[int, Verdict]:
+    """The pocket's verdict, with the index in STAGES of the check that refused it
+    (len(STAGES) when eligible)."""
+    merchant = request.merchant
+    checks = (
+        lambda: rules.check_validity(pocket.rules, request.at),
+        lambda: rules.check_schedule(pocket.rules.schedule, request.at, merchant.departement),
+        lambda: rules.check_categories(pocket.rules.categories, merchant.mcc),
+        lambda: rules.check_merchant(pocket.rules.merchants, merchant),
+        lambda: rules.check_zone(pocket.rules.zone, merchant),
+        lambda: rules.check_limits(pocket.rules.limits, request.amount, pocket.usage),
+    )
+    for stage, check in enumerate(checks):
+        verdict = check()
+        if not verdict.eligible:
+            return stage, verdict
+    return len(STAGES), verdict
+
+
+_UNLIMITED = 2**63  # the merchant count of a pocket without a merchant allow list
+
+
+def restrictiveness(pocket_rules: PocketRules) -> tuple[int, int, int]:
+    """Smaller is narrower: (merchants it may pay, merchant category codes it may pay, zone
+    breadth), compared in that order. A merchant allow list counts its merchants (no list: more
+    than any list); the category count is that of the allow list (no list: all 10,000 codes);
+    the zone breadth is 0 for towns, postcodes and circles, 1 for départements, 2 for countries,
+    3 for no zone, and a zone is as broad as its broadest part. Schedules and limits do not
+    make a pocket narrower: they decide when and how much, not where."""
+    allow = pocket_rules.merchants.allow
+    merchants = len(allow) if allow is not None else _UNLIMITED
+    rule = pocket_rules.categories
+    codes = categories.count_codes(rule.allowed) if rule.has_allow_list else categories.MCC_COUNT
+    return merchants, codes, _zone_breadth(pocket_rules.zone)
+
+
+def _zone_breadth(zone: ZoneRule | None) -> int:
+    if zone is None:
+        return 3
+    if zone.countries:
+        return 2
+    # A two-digit postcode prefix is a whole département.
+    if zone.departements or any(len(p) <= 2 for p in zone.postcode_prefixes):
+        return 1
+    return 0
+
+
+def split_key(pocket: PocketState) -> tuple:
+    # Instants as timestamps: aware datetimes of one tzinfo compare by wall clock in Python.
+    until = pocket.rules.valid_until
+    return (
+        until is None,
+        until.timestamp() if until else 0.0,
+        restrictiveness(pocket.rules),
+        pocket.created_at.timestamp(),
+        pocket.pocket_id,
+    )
+
+
+def contribution_cap(pocket: PocketState, verdict: Verdict) -> int:
+    """The most an eligible pocket can pay: its balance, bounded by its limits."""
+    cap = max(pocket.available, 0)
+    return cap if verdict.capacity is None else min(cap, verdict.capacity)
+
+
+def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Outcome:
+    """Approve, approve in part, or decline the request with the wallet's pockets."""
+    amount = request.amount
+    if amount <= 0:
+        return _declined("invalid_amount", {"amount": amount}, None, ())
+    if amount > MAX_AMOUNT:
+        return _declined("amount_too_large", {"amount": amount, "max": MAX_AMOUNT}, None, ())
+
+    results: dict[int, tuple[int, Verdict]] = {}
+    traces = []
+    for pocket in pockets:
+        if pocket.currency == request.currency:
+            results[pocket.pocket_id] = evaluate(pocket, request)
+            verdict = results[pocket.pocket_id][1]
+        else:
+            verdict = Verdict(False, "currency_not_supported", {"currency": pocket.currency})
+        traces.append(PocketVerdict(pocket.pocket_id, verdict))
+    verdicts = tuple(traces)
+
+    candidates = sorted((p for p in pockets if p.pocket_id in results), key=split_key)
+    if not candidates:
+        reason = "currency_not_supported" if pockets else "no_aid_available"
+        return _declined(reason, {"currency": request.currency}, None, verdicts)
+
+    eligible = [p for p in candidates if results[p.pocket_id][1].eligible]
+    split = []
+    remaining = amount
+    for pocket in eligible:
+        take = min(remaining, contribution_cap(pocket, results[pocket.pocket_id][1]))
+        if take > 0:
+            split.append((pocket.pocket_id, take))
+            remaining -= take
+    covered = amount - remaining
+
+    if covered == amount:
+        return Outcome("approved", amount, None, {}, None, verdicts, tuple(split))
+    if covered == 0:
+        reason, details, pocket_name = _closest_refusal(candidates, results, request)
+        return _declined(reason, details, pocket_name, verdicts)
+
+    reason, details, pocket_name = _shortfall(eligible, results, request, covered)
+    if request.partial_allowed:
+        return Outcome(
+            "partially_approved", covered, reason, details, pocket_name, verdicts, tuple(split)
+        )
+    return _declined(reason, details, pocket_name, verdicts)
+
+
+def _declined(
+    reason: str,
+    details: dict,
+    pocket_name: str | None,
+    verdicts: tuple[PocketVerdict, ...],
+) -> Outcome:
+    return Outcome("declined", 0, reason, details, pocket_name, verdicts, ())
+
+
+def _shortfall(
+    eligible: list[PocketState],
+    results: dict[int, tuple[int, Verdict]],
+    request: AuthorizationRequest,
+    covered: int,
+) -> tuple[str, dict, str | None]:
+    balances = sum(max(p.available, 0) for p in eligible)
+    if balances >= request.amount:
+        # Some pocket paid less than its balance: the first one, in split order, a limit held.
+        for pocket in eligible:
+            verdict = results[pocket.pocket_id][1]
+            if contribution_cap(pocket, verdict) < max(pocket.available, 0):
+                details = {**verdict.details, "currency": request.currency}
+                return "limit_exceeded", details, pocket.name
+    details = {"available": covered, "amount": request.amount, "currency": request.currency}
+    return "insufficient_funds", details, _only_name(eligible)
+
+
+def _closest_refusal(
+    candidates: list[PocketState],
+    results: dict[int, tuple[int, Verdict]],
+    request: AuthorizationRequest,
+) -> tuple[str, dict, str | None]:
+    # `candidates` is in split order and min() keeps the first of equals: ties go to it.
+    closest = min(candidates, key=lambda p: (p.available <= 0, -results[p.pocket_id][0]))
+    verdict = results[closest.pocket_id][1]
+    if verdict.eligible:  # an eligible pocket that paid nothing is empty
+        details = {"available": 0, "amount": request.amount, "currency": request.currency}
+        return "insufficient_funds", details, closest.name
+    details = dict(verdict.details)
+    if verdict.reason == "limit_exceeded":
+        details["currency"] = request.currency
+    return verdict.reason, details, closest.name
+
+
+def _only_name(pockets: list[PocketState]) -> str | None:
+    return pockets[0].name if len(pockets) == 1 else None

@@ -1,0 +1,18 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from ledger.verify import verify
+
+
+class Command(BaseCommand):
+    help = "Ledger tools. `ledger verify` recomputes every invariant and fails if one is broken."
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["verify"])
+
+    def handle(self, *args, action: str, **options):
+        problems = verify()
+        for problem in problems:
+            self.stderr.write(str(problem))
+        if problems:
+            raise CommandError(f"ledger verify: {len(problems)} problem(s) found")
+        self.stdout.write("ledger verify: every invariant holds")

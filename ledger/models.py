@@ -1,0 +1,161 @@
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Account(models.Model):
+    """Money in one currency. Sign convention: an entry's positive amount credits the account
+    (money in), a negative amount debits it (money out); the balance is the sum of entries.
+
+    A **guarded** account (a pocket, a program float) may never go below zero, counting what is
+    held on it: it keeps a running `balance` and `pending` updated in the same transaction as its
+    entries, and the database refuses `balance - pending < 0`. Other accounts (external funding,
+    merchant payables, card settlement) only take inserts on the hot path: their running columns
+    stay at zero and their balance is summed from entries (see selectors.account_balance)."""
+
+    class Kind(models.TextChoices):
+        EXTERNAL_FUNDING = "external_funding", _("External funding")
+        PROGRAM_FLOAT = "program_float", _("Program float")
+        PROGRAM_RECEIVABLE = "program_receivable", _("Program receivable")
+        POCKET = "pocket", _("Pocket")
+        MERCHANT_PAYABLE = "merchant_payable", _("Merchant payable")
+        CARD_SETTLEMENT = "card_settlement", _("Card settlement")
+        PAYOUT = "payout", _("Payout")
+
+    code = models.CharField(_("code"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    currency = models.CharField(_("currency"), max_length=3)
+    guarded = models.BooleanField(_("never negative"), default=False)
+    balance = models.BigIntegerField(_("balance"), default=0)
+    pending = models.BigIntegerField(_("held"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        db_table = "wallet_account"  # kept from when the ledger was part of the wallet app
+        verbose_name = _("ledger account")
+        verbose_name_plural = _("ledger accounts")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(pending__gte=0), name="account_pending_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(guarded=False) | Q(balance__gte=F("pending")),
+                name="account_guarded_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(guarded=True) | Q(balance=0, pending=0),
+                name="account_unguarded_keeps_no_running_balance",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.pending
+
+
+class Transfer(models.Model):
+    """One immutable movement of money. A posted transfer has entries summing to zero. A hold
+    (`is_pending`) has no entries: it names its debit and credit accounts and reserves `amount`
+    on the debit account until a later transfer resolves it through `pending_transfer`, which is
+    unique, so a hold resolves at most once."""
+
+    class Kind(models.TextChoices):
+        FUND = "fund", _("Program funding")
+        ALLOCATE = "allocate", _("Allocation")
+        HOLD = "hold", _("Hold")
+        CAPTURE = "capture", _("Capture")
+        VOID = "void", _("Void")
+        HOLD_EXPIRE = "hold_expire", _("Hold expiry")
+        REFUND = "refund", _("Refund")
+        EXPIRE = "expire", _("Aid expiry")
+        REVOKE = "revoke", _("Revocation")
+        PAYOUT = "payout", _("Payout")
+
+    # Kinds that resolve a hold.
+    RESOLVING_KINDS = (Kind.CAPTURE, Kind.VOID, Kind.HOLD_EXPIRE)
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    currency = models.CharField(_("currency"), max_length=3)
+    amount = models.BigIntegerField(_("amount"))
+    idempotency_key = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    is_pending = models.BooleanField(_("hold"), default=False)
+    debit_account = models.ForeignKey(
+        Account, models.PROTECT, null=True, blank=True, related_name="holds_debited"
+    )
+    credit_account = models.ForeignKey(
+        Account, models.PROTECT, null=True, blank=True, related_name="holds_credited"
+    )
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    pending_transfer = models.OneToOneField(
+        "self", models.PROTECT, null=True, blank=True, related_name="resolution"
+    )
+    refund_of = models.ForeignKey(
+        "self", models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "wallet_transfer"  # kept from when the ledger was part of the wallet app
+        verbose_name = _("ledger transfer")
+        verbose_name_plural = _("ledger transfers")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(
+                    is_pending=True,
+                    debit_account__isnull=False,
+                    credit_account__isnull=False,
+                    pending_transfer__isnull=True,
+                )
+                | Q(is_pending=False, debit_account__isnull=True, credit_account__isnull=True),
+                name="transfer_hold_names_its_accounts",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(is_pending=True),
+                name="transfer_hold_expiry_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} {self.amount} {self.currency}"
+
+    @property
+    def hold_state(self) -> str | None:
+        """pending, posted, voided or expired for a hold; None for any other transfer."""
+        if not self.is_pending:
+            return None
+        resolution = getattr(self, "resolution", None)
+        if resolution is None:
+            return "pending"
+        return {
+            self.Kind.CAPTURE: "posted",
+            self.Kind.VOID: "voided",
+            self.Kind.HOLD_EXPIRE: "expired",
+        }[resolution.kind]
+
+
+class Entry(models.Model):
+    transfer = models.ForeignKey(Transfer, models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, models.PROTECT, related_name="entries")
+    amount = models.BigIntegerField(_("amount"))
+
+    class Meta:
+        db_table = "wallet_entry"  # kept from when the ledger was part of the wallet app
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_not_zero"),
+        ]
+        indexes = [models.Index(fields=["account", "transfer"], name="entry_account_transfer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.amount:+d}"

@@ -1,0 +1,314 @@
+"""Writes to the ledger. The only code that creates transfers and entries or moves running
+balances. Every function validates its input before touching anything, so bad input raises a
+DomainError and changes nothing.
+
+Concurrency: guarded accounts are moved by single guarded UPDATE statements
+(`... WHERE balance - pending >= x`), which PostgreSQL serialises per row at READ COMMITTED
+without a prior SELECT ... FOR UPDATE; several accounts are always updated in primary-key order
+so two transfers never wait on each other's rows in opposite orders."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from core.errors import (
+    AmountTooLarge,
+    CurrencyMismatch,
+    ExceedsHoldAmount,
+    ExceedsRefundable,
+    HoldAlreadyResolved,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidState,
+    UnknownAccount,
+)
+from core.money import MAX_AMOUNT, validate_amount
+from ledger.idempotency import run_idempotent
+from ledger.models import Account, Entry, Transfer
+
+Leg = tuple[Account, int]
+
+
+def _saved(account: Account) -> Account:
+    if not isinstance(account, Account) or account.pk is None:
+        raise UnknownAccount(field="account")
+    return account
+
+
+def account_get_or_create(
+    *, code: str, name: str, kind: str, currency: str, guarded: bool
+) -> Account:
+    account, _ = Account.objects.get_or_create(
+        code=code,
+        defaults={"name": name, "kind": kind, "currency": currency, "guarded": guarded},
+    )
+    return account
+
+
+def _debit_guarded(account: Account, amount: int) -> None:
+    moved = Account.objects.filter(pk=account.pk, balance__gte=F("pending") + amount).update(
+        balance=F("balance") - amount
+    )
+    if not moved:
+        raise InsufficientFunds(account=account.code)
+
+
+def _apply_legs(legs: Sequence[Leg]) -> None:
+    for account, amount in sorted(legs, key=lambda leg: leg[0].pk):
+        if not account.guarded:
+            continue
+        if amount < 0:
+            _debit_guarded(account, -amount)
+        else:
+            Account.objects.filter(pk=account.pk).update(balance=F("balance") + amount)
+
+
+def _validate_legs(legs: Sequence[Leg], currency: str) -> int:
+    if len(legs) < 2:
+        raise InvalidState(message="A transfer needs at least two entries.", field="legs")
+    for account, amount in legs:
+        _saved(account)
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
+            raise InvalidAmount(field="amount")
+        if abs(amount) > MAX_AMOUNT:
+            raise AmountTooLarge(field="amount")
+        if account.currency != currency:
+            raise CurrencyMismatch(field="currency")
+    if sum(amount for _, amount in legs) != 0:
+        raise InvalidState(message="A transfer's entries must sum to zero.", field="legs")
+    if len({account.pk for account, _ in legs}) != len(legs):
+        raise InvalidState(message="An account appears twice in one transfer.", field="legs")
+    return sum(amount for _, amount in legs if amount > 0)
+
+
+def transfer_post(
+    *,
+    kind: str,
+    currency: str,
+    legs: Sequence[Leg],
+    idempotency_key: str | None,
+    metadata: dict | None = None,
+) -> Transfer:
+    """Post a transfer with its entries and move guarded balances, all in one transaction.
+    Raises InsufficientFunds (and moves nothing) if a guarded account would go negative."""
+    amount = _validate_legs(legs, currency)
+
+    def create(digest: str) -> Transfer:
+        return _write_transfer(
+            kind=kind,
+            currency=currency,
+            amount=amount,
+            legs=legs,
+            idempotency_key=idempotency_key,
+            digest=digest,
+            metadata=metadata,
+        )
+
+    params = {
+        "kind": kind,
+        "currency": currency,
+        "legs": sorted((account.pk, leg_amount) for account, leg_amount in legs),
+    }
+    return _idempotent(idempotency_key, params, create)
+
+
+def _idempotent(key: str | None, params: dict, create) -> Transfer:
+    # Without a key, the caller is idempotent by other means: internal sweeps by the state they
+    # lock, authorize() by its decision's key. No savepoint either: a failure here aborts the
+    # caller's whole transaction, which is what every such caller wants.
+    if key is None:
+        with transaction.atomic(savepoint=False):
+            return create("")
+    return run_idempotent(model=Transfer, key=key, params=params, create=create)
+
+
+def _write_transfer(
+    *,
+    kind: str,
+    currency: str,
+    amount: int,
+    legs: Sequence[Leg],
+    idempotency_key: str | None,
+    digest: str,
+    metadata: dict | None,
+    refund_of: Transfer | None = None,
+) -> Transfer:
+    _apply_legs(legs)
+    transfer = Transfer.objects.create(
+        kind=kind,
+        currency=currency,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        fingerprint=digest,
+        metadata=metadata or {},
+        refund_of=refund_of,
+    )
+    Entry.objects.bulk_create(
+        Entry(transfer=transfer, account=account, amount=leg_amount) for account, leg_amount in legs
+    )
+    return transfer
+
+
+def refund_post(
+    *, capture: Transfer, amount: int, to: Account, idempotency_key: str | None
+) -> Transfer:
+    """Return up to what a capture paid, minus earlier refunds, from the account it credited to
+    `to` (the pocket it came from, or the program when the pocket has ended)."""
+    validate_amount(amount)
+    _saved(to)
+    if not isinstance(capture, Transfer) or capture.kind != Transfer.Kind.CAPTURE:
+        raise InvalidState(message="Only a capture can be refunded.", field="capture")
+    if to.currency != capture.currency:
+        raise CurrencyMismatch(field="currency")
+
+    def create(digest: str) -> Transfer:
+        # Lock the capture so that two concurrent refunds cannot both pass the check below.
+        locked = Transfer.objects.select_for_update().get(pk=capture.pk)
+        refunded = locked.refunds.aggregate(total=Sum("amount"))["total"] or 0
+        if refunded + amount > locked.amount:
+            raise ExceedsRefundable(field="amount", refundable=locked.amount - refunded)
+        paid_to = locked.entries.get(amount__gt=0).account
+        return _write_transfer(
+            kind=Transfer.Kind.REFUND,
+            currency=locked.currency,
+            amount=amount,
+            legs=[(paid_to, -amount), (to, amount)],
+            idempotency_key=idempotency_key,
+            digest=digest,
+            metadata={},
+            refund_of=locked,
+        )
+
+    # `to` is not a parameter of the client's request but derived from the aid's state, which
+    # may change between a call and its retry (the aid ends): it stays out of the fingerprint.
+    params = {"capture": capture.pk, "amount": amount}
+    return _idempotent(idempotency_key, params, create)
+
+
+def hold_place(
+    *,
+    debit: Account,
+    credit: Account,
+    amount: int,
+    idempotency_key: str | None,
+    expires_at: datetime | None = None,
+    metadata: dict | None = None,
+) -> Transfer:
+    """Reserve `amount` on a guarded account. Raises InsufficientFunds if it is not available.
+    Every ledger write takes `idempotency_key`; None is for callers that are idempotent
+    themselves (authorize() and the merchant's captures, reversals and refunds, by their own
+    records' keys)."""
+    validate_amount(amount)
+    _saved(debit)
+    _saved(credit)
+    if debit.currency != credit.currency:
+        raise CurrencyMismatch(field="currency")
+    if not debit.guarded:
+        raise InvalidState(message="Holds are placed on guarded accounts only.", field="debit")
+
+    def create(digest: str) -> Transfer:
+        reserved = Account.objects.filter(pk=debit.pk, balance__gte=F("pending") + amount).update(
+            pending=F("pending") + amount
+        )
+        if not reserved:
+            raise InsufficientFunds(account=debit.code)
+        return Transfer.objects.create(
+            kind=Transfer.Kind.HOLD,
+            currency=debit.currency,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            fingerprint=digest,
+            is_pending=True,
+            debit_account=debit,
+            credit_account=credit,
+            expires_at=expires_at,
+            metadata=metadata or {},
+        )
+
+    params = {"debit": debit.pk, "credit": credit.pk, "amount": amount}
+    return _idempotent(idempotency_key, params, create)
+
+
+def _lock_pending_hold(hold: Transfer, *, at: datetime | None) -> Transfer:
+    """Lock the hold row so that two resolutions queue, then check it is still pending."""
+    if not isinstance(hold, Transfer) or not hold.is_pending:
+        raise InvalidState(message="This transfer is not a hold.", field="hold")
+    locked = Transfer.objects.select_for_update().get(pk=hold.pk)
+    resolved = Transfer.objects.filter(pending_transfer=locked).first()
+    if resolved is not None:
+        locked.resolution = resolved
+        raise HoldAlreadyResolved(locked.hold_state)
+    if at is not None and locked.expires_at is not None and locked.expires_at <= at:
+        raise HoldAlreadyResolved("expired")
+    return locked
+
+
+def _resolve(
+    hold: Transfer, *, kind: str, posted: int, idempotency_key: str | None, at: datetime | None
+) -> Transfer:
+    def create(digest: str) -> Transfer:
+        locked = _lock_pending_hold(hold, at=at)
+        if posted > locked.amount:
+            raise ExceedsHoldAmount(field="amount")
+        debit, credit = locked.debit_account, locked.credit_account
+        # The whole hold leaves `pending`; only the posted part leaves `balance`. The rest is
+        # released, which is how a partial capture frees what was not captured.
+        Account.objects.filter(pk=debit.pk).update(
+            pending=F("pending") - locked.amount, balance=F("balance") - posted
+        )
+        if posted and credit.guarded:
+            Account.objects.filter(pk=credit.pk).update(balance=F("balance") + posted)
+        transfer = Transfer.objects.create(
+            kind=kind,
+            currency=locked.currency,
+            amount=posted or locked.amount,
+            idempotency_key=idempotency_key,
+            fingerprint=digest,
+            pending_transfer=locked,
+        )
+        if posted:
+            Entry.objects.bulk_create(
+                [
+                    Entry(transfer=transfer, account=debit, amount=-posted),
+                    Entry(transfer=transfer, account=credit, amount=posted),
+                ]
+            )
+        return transfer
+
+    params = {"hold": hold.pk, "kind": kind, "posted": posted}
+    return _idempotent(idempotency_key, params, create)
+
+
+def hold_post(
+    *, hold: Transfer, amount: int | None = None, idempotency_key: str | None
+) -> Transfer:
+    """Capture a hold, whole (amount None) or in part; what is not captured is released."""
+    posted = hold.amount if amount is None else validate_amount(amount)
+    return _resolve(
+        hold,
+        kind=Transfer.Kind.CAPTURE,
+        posted=posted,
+        idempotency_key=idempotency_key,
+        at=timezone.now(),
+    )
+
+
+def hold_void(*, hold: Transfer, idempotency_key: str | None) -> Transfer:
+    """Release a hold in full (a reversal): nothing is paid."""
+    return _resolve(
+        hold, kind=Transfer.Kind.VOID, posted=0, idempotency_key=idempotency_key, at=None
+    )
+
+
+def hold_expire(*, hold: Transfer) -> Transfer:
+    """Release a hold whose time is up. Keyed by the hold, so running it twice is harmless."""
+    return _resolve(
+        hold,
+        kind=Transfer.Kind.HOLD_EXPIRE,
+        posted=0,
+        idempotency_key=f"hold-expire:{hold.pk}",
+        at=None,
+    )

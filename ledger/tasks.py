@@ -1,0 +1,17 @@
+"""The ledger's nightly self-check: `verify`, logged as errors when it finds any."""
+
+import logging
+
+from celery import shared_task
+
+from ledger.verify import verify
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def verify_ledger() -> int:
+    problems = verify()
+    for problem in problems:
+        logger.error("ledger verify: %s", problem)
+    return len(problems)

@@ -1,0 +1,98 @@
+"""Wrong payment codes sent through the merchant API, counted per merchant (all its API keys
+together: a new key buys no new tries) and for the whole platform (a brake on a spray spread over
+many merchants). Each limit has its own fixed window; past a limit, code payments answer 429 with
+Retry-After until the window ends. Why these caps bound a guesser's chances: see
+wallet/payment_codes.py.
+
+The counts live in the cache (shared by every server process when CACHE_URL is Redis): they are
+throttles, not records. A merchant that reaches its limit is flagged for an operator's review,
+which is recorded on the merchant."""
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.translation import gettext_lazy as _
+
+from core.errors import DomainError
+from merchants.models import Merchant
+from merchants.services import merchant_flag
+
+logger = logging.getLogger(__name__)
+
+
+class MerchantCodeGuessingThrottled(DomainError):
+    code = "payment_code_attempts_exceeded"
+    status = 429
+    default_message = _("Too many wrong payment codes were sent by this merchant. Try again later.")
+
+
+class PlatformCodeGuessingThrottled(DomainError):
+    code = "payment_code_attempts_paused"
+    status = 429
+    default_message = _(
+        "Payment codes are paused for a few minutes: too many wrong codes were sent to the "
+        "platform. Try again later."
+    )
+
+
+class _Window:
+    """A count of failures in fixed windows of `seconds`: the current window's key in the cache."""
+
+    def __init__(self, name: str, seconds: int):
+        self.seconds = seconds
+        now = time.time()
+        self.key = f"payment-code-failures:{name}:{int(now // seconds)}"
+        self.retry_after = max(1, int(seconds - now % seconds))
+
+    def count(self) -> int:
+        return cache.get(self.key, 0)
+
+    def add_one(self) -> int:
+        if cache.add(self.key, 1, timeout=self.seconds):
+            return 1
+        try:
+            return cache.incr(self.key)
+        except ValueError:  # evicted since add(): start again from this failure
+            cache.add(self.key, 1, timeout=self.seconds)
+            return 1
+
+
+class PaymentCodeGuessing:
+    """The guard of a merchant's code payments: check() before a code is tried, count_failure()
+    after a wrong one."""
+
+    def __init__(self, merchant: Merchant):
+        self.merchant = merchant
+        self.merchant_window = _Window(
+            f"merchant:{merchant.pk}", settings.PAYMENT_CODE_FAILURE_WINDOW_SECONDS
+        )
+        self.platform_window = _Window(
+            "platform", settings.PAYMENT_CODE_PLATFORM_FAILURE_WINDOW_SECONDS
+        )
+
+    def check(self) -> None:
+        if self.merchant_window.count() >= settings.PAYMENT_CODE_FAILURES_PER_MERCHANT:
+            raise MerchantCodeGuessingThrottled(
+                field="payment_code", retry_after=self.merchant_window.retry_after
+            )
+        if self.platform_window.count() >= settings.PAYMENT_CODE_FAILURES_PLATFORM:
+            raise PlatformCodeGuessingThrottled(
+                field="payment_code", retry_after=self.platform_window.retry_after
+            )
+
+    def count_failure(self) -> None:
+        limit = settings.PAYMENT_CODE_FAILURES_PER_MERCHANT
+        if self.merchant_window.add_one() == limit:
+            merchant_flag(
+                merchant=self.merchant,
+                reason=f"sent {limit} wrong payment codes within "
+                f"{self.merchant_window.seconds} seconds",
+            )
+        if self.platform_window.add_one() == settings.PAYMENT_CODE_FAILURES_PLATFORM:
+            logger.warning(
+                "payment codes paused for every merchant: %s wrong codes within %s seconds",
+                settings.PAYMENT_CODE_FAILURES_PLATFORM,
+                self.platform_window.seconds,
+            )

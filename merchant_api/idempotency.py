@@ -1,0 +1,69 @@
+"""HTTP-level idempotency for the merchant API: the first response to a POST carrying an
+`Idempotency-Key` is kept and a retry gets it back byte for byte, even if the objects changed
+since (a later capture does not change what the authorization call answered). The services
+underneath are idempotent by the same key too, so two concurrent first calls still move money
+once; whichever response is stored first is the one every later retry gets."""
+
+import hashlib
+
+from django.http import HttpResponse
+from django.utils.translation import gettext_lazy as _
+from rest_framework.request import Request
+
+from core.errors import DomainError, IdempotencyConflict
+from merchants.models import IdempotentResponse, Merchant
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+class InvalidIdempotencyKey(DomainError):
+    code = "invalid_idempotency_key"
+    default_message = _("The Idempotency-Key header must be 1 to 255 visible ASCII characters.")
+
+
+def request_key(request: Request) -> str | None:
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    if not (0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()):
+        raise InvalidIdempotencyKey(field=HEADER)
+    return key
+
+
+def request_fingerprint(request: Request) -> str:
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.path.encode(), request.body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def replay(*, merchant: Merchant, key: str, fingerprint: str) -> HttpResponse | None:
+    stored = IdempotentResponse.objects.filter(merchant=merchant, key=key).first()
+    if stored is None:
+        return None
+    if stored.fingerprint != fingerprint:
+        raise IdempotencyConflict(field=HEADER)
+    response = HttpResponse(
+        bytes(stored.body), status=stored.status_code, content_type="application/json"
+    )
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def remember(*, merchant: Merchant, key: str, fingerprint: str, response) -> None:
+    # ON CONFLICT DO NOTHING: if a concurrent first call stored its response first, retries get
+    # that one. One statement, no savepoint.
+    IdempotentResponse.objects.bulk_create(
+        [
+            IdempotentResponse(
+                merchant=merchant,
+                key=key,
+                fingerprint=fingerprint,
+                status_code=response.status_code,
+                body=response.content,
+            )
+        ],
+        ignore_conflicts=True,
+    )

@@ -1,0 +1,127 @@
+"""How a message leaves: email through Django's EMAIL_BACKEND, SMS through SMS_BACKEND, app
+notifications through web push (notifications.push).
+
+SMS_BACKEND is the dotted path of a class whose instances have `send(phone, text)`, as Django's
+email backends: a provider plugs in by writing one, which raises on a failure so that the
+message is tried again. `phone` is in E.164 form ("+33612345678")."""
+
+import copy
+import logging
+import re
+from typing import Protocol
+
+from django.conf import settings
+from django.core.mail import EmailMessage, send_mail
+from django.core.mail.backends.console import EmailBackend as DjangoConsoleEmailBackend
+from django.utils.module_loading import import_string
+
+from notifications.push import push_deliver
+from wallet.models.notifications import Notification
+
+logger = logging.getLogger(__name__)
+
+# Characters outside the GSM 03.38 alphabet turn a whole SMS into UCS-2, which halves its
+# length (70 characters instead of 160). French formatting brings some that have a GSM twin.
+_GSM_TWINS = str.maketrans(
+    {
+        "\u00a0": " ",  # no-break space, before "€" in French
+        "\u202f": " ",  # narrow no-break space, between thousands in French
+        "\u2019": "'",
+        "\u2018": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2026": "...",
+        "\u00ab": '"',
+        "\u00bb": '"',
+    }
+)
+_SPACES = re.compile(r"\s+")
+# Six digits or more, maybe in groups as people read them: a sign-in code (6 digits) or a
+# payment code ("1234 567 890"). An amount or a date has fewer digits in a row.
+_CODE = re.compile(r"(?<!\d)\d(?:[ \u00a0\u202f]?\d){5,}(?!\d)")
+
+
+class SMSBackend(Protocol):
+    def send(self, phone: str, text: str) -> None: ...
+
+
+def mask_codes(text: str) -> str:
+    """`text` with every code in it replaced by dots ("Your sign-in code: ••••••"): what a
+    console backend may write to a log, which is kept and read by more people than the
+    messages. In development (DEBUG) the code is left for the developer to sign in with; a
+    console backend without DEBUG is an error of `manage.py check` (notifications.checks)."""
+    if settings.DEBUG:
+        return text
+    return _CODE.sub("••••••", text)
+
+
+class ConsoleSMSBackend:
+    """Writes each SMS to the log instead of sending it: the default in development. The
+    number and the codes are masked, as logs are kept and read by more people than the
+    messages."""
+
+    def send(self, phone: str, text: str) -> None:
+        logger.info("SMS to %s: %s", mask_phone(phone), mask_codes(text))
+
+
+class ConsoleEmailBackend(DjangoConsoleEmailBackend):
+    """Django's console backend, with the codes of the subject and the text masked: the
+    default in development."""
+
+    def write_message(self, message: EmailMessage) -> None:
+        masked = copy.copy(message)
+        masked.subject = mask_codes(message.subject)
+        masked.body = mask_codes(message.body)
+        if hasattr(message, "alternatives"):  # EmailMultiAlternatives: an HTML version
+            masked.alternatives = [
+                alternative._replace(content=mask_codes(alternative.content))
+                for alternative in message.alternatives
+            ]
+        super().write_message(masked)
+
+
+class OutboxSMSBackend:
+    """Sends nothing: the outbox row is the record (tests, the demo)."""
+
+    def send(self, phone: str, text: str) -> None:
+        return None
+
+
+def sms_backend() -> SMSBackend:
+    return import_string(settings.SMS_BACKEND)()
+
+
+def sms_text(text: str) -> str:
+    """One line of GSM-friendly text: what an SMS template renders, made cheap to send."""
+    return _SPACES.sub(" ", text.translate(_GSM_TWINS)).strip()
+
+
+def deliver(notification: Notification) -> None:
+    """Send one message; raises whatever the email, SMS or push backend raises on a failure,
+    and Undeliverable when nothing could ever carry it."""
+    channel = notification.channel
+    if channel == Notification.Channel.EMAIL:
+        send_mail(notification.subject, notification.body, None, [notification.recipient])
+    elif channel == Notification.Channel.SMS:
+        sms_backend().send(notification.recipient, notification.body)
+    elif channel == Notification.Channel.PUSH:
+        push_deliver(notification=notification)
+    else:
+        raise ValueError(f"unknown notification channel: {channel!r}")
+
+
+def mask_phone(phone: str) -> str:
+    """The last two digits only ("••••••••78"): enough to tell two numbers apart, not to call
+    one."""
+    digits = [char for char in phone if char.isdigit()]
+    return "••••••••" + "".join(digits[-2:])
+
+
+def mask_email(address: str) -> str:
+    """The first letter and the domain only ("c•••@example.org")."""
+    local, _, domain = address.rpartition("@")
+    if not local:
+        return "•••"
+    return f"{local[0]}•••@{domain}"

@@ -1,0 +1,521 @@
+"""Writes of the notifications outbox: queue a message, send it, and the messages of each event.
+
+Sending holds the row's lock while the email or SMS backend works, so that two workers given
+the same row send it once (PostgreSQL locks the row; SQLite, the embedded default, the whole
+database, which the console backends keep short)."""
+
+import logging
+import re
+from collections.abc import Collection
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import CharField, Exists, F, OuterRef, Sum, Value
+from django.db.models.functions import Cast, Concat
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.utils.functional import lazy
+
+from core.money import format_money
+from core.time import format_instant, format_until
+from engine.codes import beneficiary_message
+from engine.rules import PocketRules, merge_rules
+from funders.models import Allocation, Funder
+from ledger.models import Entry, Transfer
+from notifications.channels import deliver, mask_email, mask_phone, sms_text
+from notifications.errors import Undeliverable
+from notifications.preferences import channels_allowed
+from notifications.push import push_enabled, push_reachable
+from wallet.models import Beneficiary, ContactChangeRequest, Pocket
+from wallet.models.decisions import Decision
+from wallet.models.notifications import ERROR_LENGTH, Notification
+
+logger = logging.getLogger(__name__)
+
+Channel = Notification.Channel
+Status = Notification.Status
+
+# The wait before each new attempt after a failure; one more attempt than delays in all.
+RETRY_DELAYS = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+)
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+# A row still due this long after its time lost its task (broker down at commit, worker gone):
+# send_due_notifications queues it again.
+REQUEUE_GRACE = timedelta(minutes=10)
+
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def _contacts(beneficiary: Beneficiary) -> list[tuple[str, str]]:
+    contacts = []
+    if beneficiary.email:
+        contacts.append((Channel.EMAIL, beneficiary.email))
+    if beneficiary.phone:
+        contacts.append((Channel.SMS, beneficiary.phone.as_e164))
+    # The devices are those subscribed when the message leaves, not now: no address is kept.
+    if push_reachable(beneficiary):
+        contacts.append((Channel.PUSH, ""))
+    return contacts
+
+
+def _render(kind: str, channel: str, context: dict[str, Any]) -> tuple[str, str]:
+    """(subject, body) of one message, from notifications/<kind>/ in the active language. An
+    app notification is the email's subject over the SMS's text."""
+    folder = f"notifications/{kind}"
+    subject = ""
+    if channel != Channel.SMS:
+        subject = " ".join(render_to_string(f"{folder}/email_subject.txt", context).split())
+    if channel != Channel.EMAIL:
+        return subject, sms_text(render_to_string(f"{folder}/sms.txt", context))
+    body = render_to_string(f"{folder}/email_body.txt", context)
+    lines = "\n".join(line.rstrip() for line in body.strip().splitlines())
+    return subject, _BLANK_LINES.sub("\n\n", lines) + "\n"
+
+
+def _queue(notification_id: int) -> None:
+    # Imported here: the task module imports this one.
+    from notifications.tasks import send_notification
+
+    # robust: the event's transaction has committed; a broker that is down must not turn it
+    # into an error. The row stays due and send_due_notifications queues it again.
+    transaction.on_commit(lambda: send_notification.delay(notification_id), robust=True)
+
+
+def notify(
+    *,
+    beneficiary: Beneficiary,
+    kind: str,
+    key: str,
+    context: dict[str, Any],
+    funder: Funder | None = None,
+    channels: Collection[str] | None = None,
+) -> list[Notification]:
+    """Tell `beneficiary` about an event on every channel they can be reached on (email if they
+    have an address, SMS if they have a mobile number, the app if it is subscribed to push on
+    some device), or only on `channels`; sent once the surrounding transaction commits. `key`
+    names the event within `kind` (an allocation's id): the same event told again writes and
+    sends nothing more, and returns the rows of the first time.
+
+    The templates notifications/<kind>/{email_subject,email_body,sms}.txt are rendered with
+    `context` and `beneficiary`, in the beneficiary's preferred language. Values whose wording
+    depends on the language (amounts, dates, sentences) are given lazy
+    (`django.utils.functional.lazy`), so that they are formatted in that language too.
+
+    `funder` is the funder whose aid the message is about: only its staff see the message.
+    Without one, every funder the beneficiary is enrolled with sees it.
+
+    A channel the beneficiary turned off for this kind (see preferences), or push while it is
+    not set up, gets a skipped row that says why; with no channel at all, one row records that
+    the message was skipped and why."""
+    contacts = [
+        (channel, recipient)
+        for channel, recipient in _contacts(beneficiary)
+        if channels is None or channel in channels
+    ]
+    if not contacts:
+        channel = Channel.EMAIL if channels is None else next(iter(channels))
+        return [
+            _skipped(beneficiary, kind, key, channel, funder, Notification.SkipReason.NO_CONTACT)
+        ]
+
+    allowed = channels_allowed(beneficiary=beneficiary, kind=kind)
+    notifications = []
+    for channel, recipient in contacts:
+        dedupe_key = f"{kind}:{key}:{channel}"
+        existing = Notification.objects.filter(dedupe_key=dedupe_key).first()
+        if existing is not None:
+            notifications.append(existing)
+            continue
+        if not allowed[channel]:
+            reason = Notification.SkipReason.OPTED_OUT
+        elif channel == Channel.PUSH and not push_enabled():
+            reason = Notification.SkipReason.PUSH_DISABLED
+        else:
+            reason = None
+        if reason is not None:
+            notifications.append(_skipped(beneficiary, kind, key, channel, funder, reason))
+            continue
+        with translation.override(beneficiary.preferred_language):
+            subject, body = _render(kind, channel, {**context, "beneficiary": beneficiary})
+        # get_or_create: of two calls racing past the lookup above, one inserts and the other
+        # finds its row (the key is unique).
+        notification, created = Notification.objects.get_or_create(
+            dedupe_key=dedupe_key,
+            defaults={
+                "beneficiary": beneficiary,
+                "funder": funder,
+                "kind": kind,
+                "channel": channel,
+                "recipient": recipient,
+                "subject": subject,
+                "body": body,
+                "next_attempt_at": timezone.now(),
+            },
+        )
+        if created:
+            _queue(notification.pk)
+        notifications.append(notification)
+    return notifications
+
+
+def _skipped(
+    beneficiary: Beneficiary,
+    kind: str,
+    key: str,
+    channel: str,
+    funder: Funder | None,
+    reason: str,
+) -> Notification:
+    notification, _ = Notification.objects.get_or_create(
+        dedupe_key=f"{kind}:{key}:{channel}",
+        defaults={
+            "beneficiary": beneficiary,
+            "funder": funder,
+            "kind": kind,
+            "channel": channel,
+            "status": Status.SKIPPED,
+            "skip_reason": reason,
+        },
+    )
+    return notification
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"\+?\d(?:[ .-]?\d){8,}")
+
+
+def _error_text(exc: Exception) -> str:
+    # Providers' errors often quote the address or number: logs and the admin keep it masked.
+    text = f"{type(exc).__name__}: {exc}"
+    text = _PHONE.sub(
+        lambda m: mask_phone(m.group()), _EMAIL.sub(lambda m: mask_email(m.group()), text)
+    )
+    return text if len(text) <= ERROR_LENGTH else text[: ERROR_LENGTH - 1] + "…"
+
+
+def notification_send(*, notification_id: int) -> Notification | None:
+    """Make the next attempt of a notification that is still to be sent (queued, or failed with
+    attempts left); do nothing for one sent, skipped or failed for good. After a failure the
+    row is failed, with the error and, while attempts are left, when to try again; a message
+    that nothing can carry any more (the app gone from every device) is skipped with the
+    reason. Returns the row (None if there is no such row)."""
+    with transaction.atomic():
+        notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
+        if notification is None or notification.next_attempt_at is None:
+            return notification
+        notification.attempts += 1
+        now = timezone.now()
+        try:
+            deliver(notification)
+        except Undeliverable as exc:
+            notification.status = Status.SKIPPED
+            notification.skip_reason = exc.reason
+            notification.error = ""
+            notification.next_attempt_at = None
+        except Exception as exc:
+            # Whatever the backend raised (a refused connection, a provider's error, a wrong
+            # setting), the attempt is recorded and the retry schedule goes on.
+            # The error's text, masked, in place of its traceback, which would quote it in full.
+            notification.error = _error_text(exc)
+            logger.warning(
+                "notification %s: attempt %s of %s failed: %s",
+                notification.pk,
+                notification.attempts,
+                MAX_ATTEMPTS,
+                notification.error,
+            )
+            notification.status = Status.FAILED
+            notification.next_attempt_at = (
+                now + RETRY_DELAYS[notification.attempts - 1]
+                if notification.attempts < MAX_ATTEMPTS
+                else None
+            )
+        else:
+            notification.status = Status.SENT
+            notification.error = ""
+            notification.sent_at = now
+            notification.next_attempt_at = None
+        notification.save(
+            update_fields=[
+                "status",
+                "skip_reason",
+                "error",
+                "attempts",
+                "sent_at",
+                "next_attempt_at",
+            ]
+        )
+    return notification
+
+
+def notification_due_ids(*, limit: int = 500) -> list[int]:
+    """Notifications still to be sent whose time passed more than REQUEUE_GRACE ago: their task
+    was lost."""
+    return list(
+        Notification.objects.filter(next_attempt_at__lte=timezone.now() - REQUEUE_GRACE)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+# The messages of each event
+
+
+def allocation_notify(*, allocation: Allocation) -> list[Notification]:
+    """Tell the beneficiary they were granted `allocation`: how much, from whom, until when and,
+    by email, where it can be spent. Call it in the transaction that creates the allocation."""
+    program = allocation.program
+    rules = PocketRules.from_dict(
+        merge_rules(program.rules, allocation.rules),
+        valid_from=allocation.valid_from,
+        valid_until=allocation.valid_until,
+    )
+    return notify(
+        beneficiary=allocation.beneficiary,
+        kind=Notification.Kind.ALLOCATION_GRANTED,
+        key=str(allocation.pk),
+        funder=program.funder,
+        context={
+            "funder": program.funder.name,
+            "program": program.name,
+            "amount": lazy(format_money, str)(allocation.amount, allocation.currency),
+            "valid_until": (
+                lazy(format_until, str)(allocation.valid_until) if allocation.valid_until else ""
+            ),
+            "rules": lazy(rules.describe, list)(currency=allocation.currency),
+        },
+    )
+
+
+def _only_funder(funder_ids: set[int]) -> Funder | None:
+    if len(funder_ids) != 1:
+        return None
+    (funder_id,) = funder_ids
+    return Funder.objects.get(pk=funder_id)
+
+
+def decision_notify(*, decision: Decision) -> list[Notification]:
+    """Tell the beneficiary that a payment was accepted, in full or in part, or refused: how
+    much, where, when and, for a refusal or a part refused, why in plain words and what to do.
+
+    The message is about the funder whose aid paid or refused it; when several funders' aid is
+    concerned, every funder helping the person may read it, so it names no aid."""
+    funder_ids = set(
+        Pocket.objects.filter(decision_holds__decision=decision).values_list(
+            "allocation__program__funder", flat=True
+        )
+    )
+    if decision.reason_pocket:
+        funder_ids |= set(
+            Pocket.objects.filter(
+                wallet_id=decision.wallet_id, allocation__program__name=decision.reason_pocket
+            ).values_list("allocation__program__funder", flat=True)
+        )
+    funder = _only_funder(funder_ids)
+    pocket_name = decision.reason_pocket if funder is not None else ""
+    kind = (
+        Notification.Kind.PAYMENT_DECLINED
+        if decision.status == Decision.Status.DECLINED
+        else Notification.Kind.PAYMENT_APPROVED
+    )
+    reason = (
+        lazy(beneficiary_message, str)(
+            decision.reason, pocket_name=pocket_name or None, details=decision.details
+        )
+        if decision.reason
+        else ""
+    )
+    with transaction.atomic():
+        return notify(
+            beneficiary=decision.wallet.beneficiary,
+            kind=kind,
+            key=str(decision.pk),
+            funder=funder,
+            context={
+                "amount": lazy(format_money, str)(decision.amount, decision.currency),
+                "approved": lazy(format_money, str)(decision.approved_amount, decision.currency),
+                "partial": decision.status == Decision.Status.PARTIALLY_APPROVED,
+                "merchant": decision.request.get("merchant", {}).get("name", ""),
+                "when": lazy(format_instant, str)(decision.decided_at),
+                "reason": reason,
+            },
+        )
+
+
+def decision_notify_on_commit(*, decision: Decision) -> None:
+    """Have the beneficiary told of `decision` once it is committed, by a task: the payment's
+    own transaction writes nothing more, and stays as short as it was."""
+    from notifications.tasks import notify_decision
+
+    transaction.on_commit(lambda: notify_decision.delay(decision.pk), robust=True)
+
+
+# 10 € in minor units; a currency without cents (XPF) reads it as 1 000 F, about 8 €.
+LOW_BALANCE_FLOOR = 1_000
+
+
+def low_balance_threshold(allocation: Allocation) -> int:
+    """Under this, a pocket has little money left: 10 € or a tenth of the grant, the larger."""
+    return max(LOW_BALANCE_FLOOR, allocation.amount // 10)
+
+
+def capture_low_balance_notify(*, capture: Transfer) -> list[Notification]:
+    """Tell the beneficiary when the capture `capture` took a pocket's money below its
+    low-balance threshold: once per crossing, since only the capture that crosses it (the
+    balance was at or above before it, below after) tells. A refund that lifts the balance over
+    the threshold again lets a later capture tell again.
+
+    The balance is the money spent for good (captures), from the ledger's immutable entries up
+    to this capture, so the answer is the same whenever and however often it is asked."""
+    if capture.kind != Transfer.Kind.CAPTURE or capture.pending_transfer_id is None:
+        return []
+    pocket = (
+        Pocket.objects.select_related(
+            "account", "allocation__program__funder", "wallet__beneficiary"
+        )
+        .filter(account__holds_debited=capture.pending_transfer_id)
+        .first()
+    )
+    if pocket is None or pocket.allocation.status != Allocation.Status.ACTIVE:
+        return []
+    after = (
+        Entry.objects.filter(account_id=pocket.account_id, transfer_id__lte=capture.pk).aggregate(
+            total=Sum("amount")
+        )["total"]
+        or 0
+    )
+    threshold = low_balance_threshold(pocket.allocation)
+    if not after < threshold <= after + capture.amount:
+        return []
+    if pocket.account.available >= threshold:
+        return []  # money came back since: no longer worth a message
+    allocation = pocket.allocation
+    with transaction.atomic():
+        return notify(
+            beneficiary=pocket.wallet.beneficiary,
+            kind=Notification.Kind.LOW_BALANCE,
+            key=f"{pocket.pk}:{capture.pk}",
+            funder=allocation.program.funder,
+            context=_pocket_context(pocket),
+        )
+
+
+def captures_notify_on_commit(*, captures: list[Transfer]) -> None:
+    """Have the low-balance check of these captures made once they are committed, by a task."""
+    from notifications.tasks import notify_captures
+
+    ids = [capture.pk for capture in captures]
+    if ids:
+        transaction.on_commit(lambda: notify_captures.delay(ids), robust=True)
+
+
+def _pocket_context(pocket: Pocket) -> dict[str, Any]:
+    allocation = pocket.allocation
+    return {
+        "funder": allocation.program.funder.name,
+        "program": allocation.program.name,
+        "available": lazy(format_money, str)(pocket.account.available, pocket.account.currency),
+        "valid_until": (
+            lazy(format_until, str)(allocation.valid_until) if allocation.valid_until else ""
+        ),
+    }
+
+
+REMINDER_AHEAD = timedelta(days=7)
+# Reminders leave between 9:00 and 20:00, Paris time: never an SMS at night. A pocket stays
+# in the window for a day, so the first run of the morning finds those that entered it at night.
+REMINDER_HOURS = range(9, 20)
+
+
+def pocket_expiry_notify(*, pocket: Pocket) -> list[Notification]:
+    """Remind the beneficiary that an aid ends soon, with what is left to spend. Once per
+    pocket."""
+    with transaction.atomic():
+        return notify(
+            beneficiary=pocket.wallet.beneficiary,
+            kind=Notification.Kind.EXPIRY_REMINDER,
+            key=str(pocket.pk),
+            funder=pocket.allocation.program.funder,
+            context=_pocket_context(pocket),
+        )
+
+
+def expiry_reminders_notify() -> int:
+    """Remind of every active aid with money left that ends between 7 and 8 days from now and
+    was not yet reminded of. Run hourly: outside REMINDER_HOURS it does nothing. Returns how
+    many pockets it reminded of."""
+    now = timezone.now()
+    if timezone.localtime(now).hour not in REMINDER_HOURS:
+        return 0
+    reminded = Notification.objects.filter(
+        kind=Notification.Kind.EXPIRY_REMINDER,
+        beneficiary=OuterRef("wallet__beneficiary"),
+        dedupe_key__startswith=Concat(
+            Value(f"{Notification.Kind.EXPIRY_REMINDER}:"),
+            Cast(OuterRef("pk"), CharField()),
+            Value(":"),
+        ),
+    )
+    due = (
+        Pocket.objects.filter(
+            allocation__status=Allocation.Status.ACTIVE,
+            allocation__valid_until__gte=now + REMINDER_AHEAD,
+            allocation__valid_until__lt=now + REMINDER_AHEAD + timedelta(days=1),
+            account__balance__gt=F("account__pending"),
+        )
+        .exclude(Exists(reminded))
+        .select_related("account", "allocation__program__funder", "wallet__beneficiary")
+        .order_by("allocation__valid_until", "pk")
+    )
+    count = 0
+    for pocket in due.iterator(chunk_size=500):
+        pocket_expiry_notify(pocket=pocket)
+        count += 1
+    return count
+
+
+def contact_change_notify(*, change: ContactChangeRequest) -> list[Notification]:
+    """Warn the person that `change`, just confirmed, took effect: on their email and phone as
+    they were before it, since the old contact is the one that can raise the alarm when the
+    change was not theirs (after it, sign-in codes go to the new one). Call it in the
+    transaction that confirms the change; once per change and channel."""
+    person = change.beneficiary
+    email = change.old_value if change.field == change.Field.EMAIL else person.email
+    if change.field == change.Field.PHONE:
+        phone = change.old_value
+    else:
+        phone = person.phone.as_e164 if person.phone else ""
+    masked = mask_email if change.field == change.Field.EMAIL else mask_phone
+    context = {
+        "beneficiary": person,
+        "field": change.field,
+        "new": masked(change.new_value) if change.new_value else "",
+    }
+    kind = Notification.Kind.CONTACT_CHANGED
+    notifications = []
+    for channel, recipient in ((Channel.EMAIL, email), (Channel.SMS, phone)):
+        if not recipient:
+            continue
+        with translation.override(person.preferred_language):
+            subject, body = _render(kind, channel, context)
+        notification, created = Notification.objects.get_or_create(
+            dedupe_key=f"{kind}:{change.pk}:{channel}",
+            defaults={
+                "beneficiary": person,
+                "kind": kind,
+                "channel": channel,
+                "recipient": recipient,
+                "subject": subject,
+                "body": body,
+                "next_attempt_at": timezone.now(),
+            },
+        )
+        if created:
+            _queue(notification.pk)
+        notifications.append(notification)
+    return notifications

@@ -1,0 +1,66 @@
+"""Sending the outbox, and the events told after their own transaction. Thin: load the id,
+call the service. Each is safe to run twice: the outbox's keys make the second run write and
+send nothing."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from ledger.models import Transfer
+from notifications.services import (
+    capture_low_balance_notify,
+    decision_notify,
+    expiry_reminders_notify,
+    notification_due_ids,
+    notification_send,
+)
+from wallet.models.decisions import Decision
+from wallet.models.notifications import Notification
+
+
+# max_retries=None: the row's attempts bound the retries (MAX_ATTEMPTS), also across the
+# requeues of send_due_notifications, which start a new task with Celery's own count at zero.
+@shared_task(bind=True, ignore_result=True, max_retries=None)
+def send_notification(self, notification_id: int) -> str | None:
+    """Send a notification if it is still to be sent; after a failure, try again when the
+    backoff schedule says, until its attempts are spent. Safe to run twice: a sent notification
+    is not sent again. Returns its status."""
+    notification = notification_send(notification_id=notification_id)
+    if notification is None:
+        return None
+    if notification.status == Notification.Status.FAILED and notification.next_attempt_at:
+        wait = (notification.next_attempt_at - timezone.now()).total_seconds()
+        raise self.retry(countdown=max(0.0, wait))
+    return notification.status
+
+
+@shared_task(ignore_result=True)
+def send_due_notifications(batch_size: int = 500) -> int:
+    """Queue again the notifications whose task was lost (a broker down when the event
+    committed, a worker that died). A duplicate is harmless: send_notification sends once."""
+    ids = notification_due_ids(limit=batch_size)
+    for notification_id in ids:
+        send_notification.delay(notification_id)
+    return len(ids)
+
+
+@shared_task(ignore_result=True)
+def notify_decision(decision_id: int) -> int:
+    """Tell the beneficiary of a payment accepted or refused. Returns the rows written or
+    found."""
+    decision = Decision.objects.select_related("wallet__beneficiary").filter(pk=decision_id).first()
+    if decision is None:
+        return 0
+    return len(decision_notify(decision=decision))
+
+
+@shared_task(ignore_result=True)
+def notify_captures(capture_ids: list[int]) -> int:
+    """Tell of the low balances these captures caused. Returns the rows written or found."""
+    captures = Transfer.objects.filter(pk__in=capture_ids).order_by("pk")
+    return sum(len(capture_low_balance_notify(capture=capture)) for capture in captures)
+
+
+@shared_task(ignore_result=True)
+def send_expiry_reminders() -> int:
+    """Hourly: remind of the aid that ends in 7 days. Returns the pockets reminded of."""
+    return expiry_reminders_notify()

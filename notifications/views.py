@@ -1,0 +1,76 @@
+"""The inbound-SMS webhook: POST /hooks/sms/inbound, called by the SMS provider for each SMS
+sent to the platform's number.
+
+Provider-neutral: a form or a JSON object with `from` (the sender's number), `text` and,
+optionally, `id` (the provider's message id, which makes a retried delivery answered once).
+Authenticated by the shared secret SMS_INBOUND_SECRET in the X-SMS-Webhook-Secret header: 403
+without it, 404 while no secret is set (the webhook is off). A well-formed request gets 200,
+whatever is answered, or not, to the sender; a malformed one 400 with a code."""
+
+import hmac
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+
+from notifications.inbound import sms_inbound_receive
+
+MAX_TEXT = 1_600  # ten concatenated SMS: anything longer is not an SMS
+MAX_FIELD = 100
+
+
+def _error(code: str, message: str, status: int, field: str | None = None) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"code": code, "message": message, "field": field}}, status=status
+    )
+
+
+def _is_text(value) -> bool:
+    """A string that can be stored: no NUL, which PostgreSQL refuses, and no lone surrogate,
+    which JSON allows ("\\ud800") but UTF-8 cannot encode."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fields(request: HttpRequest) -> dict | None:
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+        return data if isinstance(data, dict) else None
+    return request.POST.dict()
+
+
+@csrf_exempt
+def sms_inbound(request: HttpRequest) -> JsonResponse:
+    secret = settings.SMS_INBOUND_SECRET
+    if not secret:
+        return _error("not_found", _("No such resource."), 404)
+    if request.method != "POST":
+        return _error("method_not_allowed", _("Use POST."), 405)
+    given = request.headers.get("X-SMS-Webhook-Secret", "")
+    if not hmac.compare_digest(given.encode(), secret.encode()):
+        return _error("authentication_failed", _("The webhook secret is missing or wrong."), 403)
+    data = _fields(request)
+    if data is None:
+        return _error("malformed_request", _("Send a form or a JSON object."), 400)
+    sender, text, message_id = data.get("from"), data.get("text"), data.get("id", "")
+    if not _is_text(sender) or not sender.strip() or len(sender) > MAX_FIELD:
+        return _error("invalid_request", _("The sender's number is missing."), 400, "from")
+    if not _is_text(text) or len(text) > MAX_TEXT:
+        return _error("invalid_request", _("The text of the message is missing."), 400, "text")
+    if (
+        not (isinstance(message_id, int) or _is_text(message_id))
+        or len(str(message_id)) > MAX_FIELD
+    ):
+        return _error("invalid_request", _("The message id is not valid."), 400, "id")
+    sms_inbound_receive(sender=sender, text=text, message_id=str(message_id))
+    return JsonResponse({"status": "received"})

@@ -1,0 +1,28 @@
+"""Stripe Issuing tasks. Network failures and Stripe's own errors are retried with backoff;
+a request Stripe refuses is not (retrying would be refused again) and is logged."""
+
+import stripe
+from celery import shared_task
+
+from stripe_issuing.cards import card_provision, card_status_push
+from wallet.models import Card
+
+_TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+_RETRY = {
+    "autoretry_for": _TRANSIENT,
+    "retry_backoff": 10,
+    "retry_backoff_max": 900,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
+
+
+@shared_task(**_RETRY)
+def issue_card(card_id: int) -> str:
+    card = card_provision(card=Card.objects.get(pk=card_id))
+    return card.stripe_card_id
+
+
+@shared_task(**_RETRY)
+def push_card_status(card_id: int) -> str:
+    return card_status_push(card=Card.objects.get(pk=card_id))

@@ -1,0 +1,174 @@
+"""Stripe's webhook endpoint, in dj-stripe's order: check the signature within a replay window,
+store the event, process it inside one transaction, and keep the traceback of a failure.
+
+A body whose signature does not verify is refused (400) and only logged: storing it under the
+event id it claims would let a forger take the id of a real event before Stripe sends it.
+
+`issuing_authorization.request` is answered with the decision, in Stripe's shape and with a
+`Stripe-Version` header, always with status 200: on any internal error the answer is a decline
+(Stripe would otherwise apply its own timeout policy, which may approve). Other events get 200
+even when their processing failed: the error is recorded and `manage.py stripe replay_failed`
+processes them again once the cause is fixed."""
+
+import json
+import logging
+import math
+import time
+import traceback
+
+import stripe
+from django.conf import settings
+from django.db import DataError, IntegrityError, transaction
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from stripe_issuing.authorizations import answer
+from wallet.models.stripe_events import StripeEvent
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE_SECONDS = 300
+AUTHORIZATION_REQUEST = "issuing_authorization.request"
+
+# Resolved at dispatch time, so that a handler's module loads only when its event comes.
+HANDLERS = {
+    AUTHORIZATION_REQUEST: "stripe_issuing.authorizations.authorization_request_handle",
+    "issuing_authorization.created": "stripe_issuing.transactions.authorization_event_apply",
+    "issuing_authorization.updated": "stripe_issuing.transactions.authorization_event_apply",
+    "issuing_transaction.created": "stripe_issuing.transactions.transaction_event_apply",
+    "issuing_card.created": "stripe_issuing.cards.card_event_apply",
+    "issuing_card.updated": "stripe_issuing.cards.card_event_apply",
+}
+
+
+def _answer(event_type: str, body: dict) -> JsonResponse:
+    response = JsonResponse(body)
+    if event_type == AUTHORIZATION_REQUEST:
+        response["Stripe-Version"] = stripe.api_version
+    return response
+
+
+def _refused(reason: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": "invalid_signature", "message": reason}}, status=400)
+
+
+def _finite(text: str) -> float:
+    # JSON has no NaN nor infinity, and neither can be stored in a JSON column.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text[:20]}")
+    return value
+
+
+def _not_a_number(text: str):
+    raise ValueError(f"not a JSON number: {text}")
+
+
+def _handle(event: StripeEvent) -> tuple[str, dict]:
+    """(outcome, answer) of one event. Raises whatever the handler raises."""
+    name = HANDLERS.get(event.type)
+    if name is None:
+        return f"ignored: no handler for {event.type}", {"received": True}
+    handler = import_string(name)
+    if event.type == AUTHORIZATION_REQUEST:
+        return handler(event=event.payload)
+    return str(handler(event=event.payload)), {"received": True}
+
+
+def event_process(event: StripeEvent) -> dict:
+    """Process a stored event once and return what to answer Stripe. An event already
+    processed returns its first answer and moves nothing."""
+    try:
+        with transaction.atomic():
+            locked = StripeEvent.objects.select_for_update().get(pk=event.pk)
+            if locked.result == StripeEvent.Result.PROCESSED:
+                return locked.response
+            outcome, body = _handle(locked)
+            StripeEvent.objects.filter(pk=event.pk).update(
+                result=StripeEvent.Result.PROCESSED,
+                processed_at=timezone.now(),
+                outcome=outcome[:300],
+                response=body,
+                error="",
+                traceback="",
+                attempts=locked.attempts + 1,
+            )
+            return body
+    except Exception as error:
+        logger.exception("Stripe event %s (%s) failed", event.stripe_id, event.type)
+        body = (
+            answer(approved=False, metadata={"reason": "internal_error"})
+            if event.type == AUTHORIZATION_REQUEST
+            else {"received": True}
+        )
+        # A failed real-time authorization is over: Stripe has our decline. It is recorded as
+        # processed with its error, so that no replay can decide it again later.
+        failed = event.type != AUTHORIZATION_REQUEST
+        StripeEvent.objects.filter(pk=event.pk).update(
+            result=StripeEvent.Result.FAILED if failed else StripeEvent.Result.PROCESSED,
+            processed_at=None if failed else timezone.now(),
+            outcome="declined: internal error" if not failed else "",
+            response=body,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            traceback=traceback.format_exc(),
+            attempts=event.attempts + 1,
+        )
+        return body
+
+
+def _signature_verify(payload: bytes, header: str, secret: str) -> None:
+    """Stripe's check, which refuses a timestamp older than the tolerance, and the same refusal
+    for one further than the tolerance in the future: a body signed ahead of time (a clock off,
+    or a signature made to be replayed later) is no fresher than a stale one."""
+    stripe.Webhook.construct_event(payload, header, secret, TOLERANCE_SECONDS)
+    # The signature covers this timestamp: Stripe's own reading of the header, its first "t".
+    timestamp = int(
+        next(value for key, _, value in (i.partition("=") for i in header.split(",")) if key == "t")
+    )
+    if timestamp > time.time() + TOLERANCE_SECONDS:
+        raise stripe.SignatureVerificationError(
+            "Timestamp outside the tolerance zone (in the future)", header, payload
+        )
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    payload = request.body
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        return _refused("Stripe webhooks are not configured.")
+    try:
+        _signature_verify(payload, request.headers.get("Stripe-Signature", ""), secret)
+        data = json.loads(payload, parse_float=_finite, parse_constant=_not_a_number)
+        event_id, event_type = data["id"], data["type"]
+    except (
+        stripe.SignatureVerificationError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+    ) as error:
+        logger.warning("Stripe webhook refused: %s", error)
+        return _refused("The signature or the payload is not valid.")
+    try:
+        with transaction.atomic():
+            event = StripeEvent.objects.create(
+                stripe_id=event_id,
+                type=event_type,
+                api_version=data.get("api_version") or "",
+                livemode=bool(data.get("livemode")),
+                payload=data,
+            )
+    except IntegrityError:
+        # Delivered before: same answer. A failed event is tried again; a processed one is not.
+        event = StripeEvent.objects.get(stripe_id=event_id)
+    except (DataError, UnicodeEncodeError) as error:
+        # Signed, yet not storable (a NUL, a lone surrogate, NaN): no event of Stripe's is so.
+        logger.warning("Stripe webhook refused: %s", error)
+        return _refused("The signature or the payload is not valid.")
+    return _answer(event.type, event_process(event))

@@ -1,0 +1,493 @@
+"""Beneficiaries are told of each payment accepted or refused, of a low balance, and of an aid
+ending in 7 days: once per event whatever runs twice, on the channels they chose, and a skipped
+row says why when a choice blocks a message."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone, translation
+
+from engine.codes import beneficiary_message
+from funders.services import allocation_revoke
+from merchants.payments import payment_authorize, payment_capture, payment_refund
+from notifications import tasks
+from notifications.channels import sms_text
+from notifications.errors import PreferenceInvalid, PreferenceLocked
+from notifications.preferences import (
+    notification_preferences,
+    notification_preferences_set,
+)
+from notifications.services import (
+    capture_low_balance_notify,
+    decision_notify,
+    expiry_reminders_notify,
+    low_balance_threshold,
+)
+from tests.factories import (
+    BeneficiaryFactory,
+    FunderFactory,
+    make_allocation,
+    make_payment_code,
+    make_program,
+)
+from wallet.models import Card, Decision
+from wallet.models.notifications import Notification, NotificationPreference
+
+pytestmark = pytest.mark.django_db
+
+PARIS = ZoneInfo("Europe/Paris")
+PHONE = "+33612345678"
+Kind = Notification.Kind
+Channel = Notification.Channel
+Status = Notification.Status
+SkipReason = Notification.SkipReason
+
+
+@pytest.fixture(autouse=True)
+def sms(settings):
+    settings.SMS_BACKEND = "notifications.channels.OutboxSMSBackend"
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The outbox rows handed to the task queue (not sent)."""
+    ids: list[int] = []
+    monkeypatch.setattr(tasks.send_notification, "delay", ids.append)
+    return ids
+
+
+@pytest.fixture
+def committed(settings, django_capture_on_commit_callbacks):
+    """`with committed():` commits the block, as far as the tests can tell: what it queued
+    after commit runs, and the tasks it queued run at once, as a worker would run them."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def funder(db):
+    return FunderFactory(name="Département de l'Isère")
+
+
+@pytest.fixture
+def person(db):
+    return BeneficiaryFactory(
+        first_name="Camille", email="camille@example.org", phone=PHONE, preferred_language="fr"
+    )
+
+
+@pytest.fixture
+def card(person):
+    return Card.objects.create(wallet=person.wallet, kind="virtual", status="active")
+
+
+def grant(funder, person, amount=5_000, rules=None, **fields):
+    program = make_program(funder=funder, rules=rules or {})
+    return make_allocation(program=program, beneficiary=person, amount=amount, **fields)
+
+
+def pay(merchant, card, amount, **fields):
+    return payment_authorize(
+        merchant=merchant,
+        amount=amount,
+        currency="EUR",
+        payment_code=make_payment_code(card.wallet),
+        **fields,
+    )
+
+
+def rows(person, kind) -> dict[str, Notification]:
+    return {n.channel: n for n in Notification.objects.filter(beneficiary=person, kind=kind)}
+
+
+# Payments
+
+
+def test_an_accepted_payment_is_told_by_email_not_by_sms_unless_asked(
+    funder, person, card, merchant, queued, committed
+):
+    grant(funder, person)
+
+    with committed():
+        pay(merchant, card, 2_500)
+
+    told = rows(person, Kind.PAYMENT_APPROVED)
+    assert set(told) == {Channel.EMAIL, Channel.SMS}
+    assert told[Channel.EMAIL].status == Status.QUEUED
+    assert "25,00\u00a0€" in told[Channel.EMAIL].body
+    assert merchant.trade_name in told[Channel.EMAIL].body
+    assert told[Channel.EMAIL].funder == funder
+    assert (told[Channel.SMS].status, told[Channel.SMS].skip_reason) == (
+        Status.SKIPPED,
+        SkipReason.OPTED_OUT,
+    )
+    assert queued == [told[Channel.EMAIL].pk]
+
+
+def test_the_decision_is_told_only_after_its_transaction_commits(
+    funder, person, card, merchant, monkeypatch, django_capture_on_commit_callbacks
+):
+    grant(funder, person)
+    told: list[int] = []
+    monkeypatch.setattr(tasks.notify_decision, "delay", told.append)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        decision = pay(merchant, card, 2_500, idempotency_key="once")
+        pay(merchant, card, 2_500, idempotency_key="once")  # a replay tells nothing more
+    assert told == []
+    for callback in callbacks:
+        callback()
+
+    assert told == [decision.pk]
+    assert not Notification.objects.filter(kind=Kind.PAYMENT_APPROVED).exists()
+
+
+def test_a_refused_payment_says_why_in_plain_words_and_what_to_do(
+    funder, person, card, merchant, queued, committed
+):
+    grant(funder, person, rules={"zone": {"departements": ["73"]}})
+
+    with committed():
+        decision = pay(merchant, card, 2_500)  # a shop in Isère (38)
+
+    assert (decision.status, decision.reason) == (Decision.Status.DECLINED, "outside_zone")
+    told = rows(person, Kind.PAYMENT_DECLINED)
+    assert {n.status for n in told.values()} == {Status.QUEUED}
+    with translation.override("fr"):
+        reason = beneficiary_message(
+            "outside_zone", pocket_name=decision.reason_pocket, details=decision.details
+        )
+    assert "ce commerce est hors de la zone" in reason
+    assert reason in told[Channel.EMAIL].body
+    assert sms_text(reason) in told[Channel.SMS].body
+    assert "25,00 €" in told[Channel.SMS].body
+    assert told[Channel.SMS].funder == funder
+
+
+def test_a_decision_over_two_funders_aid_names_no_aid(person, card, merchant, queued, committed):
+    grant(FunderFactory(), person, amount=1_000)
+    grant(FunderFactory(), person, amount=1_000)
+
+    with committed():
+        decision = pay(merchant, card, 2_500, partial_approval_allowed=True)
+
+    assert decision.status == Decision.Status.PARTIALLY_APPROVED
+    email = rows(person, Kind.PAYMENT_APPROVED)[Channel.EMAIL]
+    assert email.funder is None
+    assert "20,00\u00a0€" in email.body and "25,00\u00a0€" in email.body
+    for name in Decision.objects.get().wallet.pockets.values_list(
+        "allocation__program__name", flat=True
+    ):
+        assert name not in email.body
+
+
+def test_telling_a_decision_twice_writes_once_and_the_task_twice_sends_one_email(
+    funder, person, card, merchant, mailoutbox, queued, django_capture_on_commit_callbacks
+):
+    grant(funder, person)
+    decision = pay(merchant, card, 2_500)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = decision_notify(decision=decision)
+        tasks.notify_decision(decision.pk)
+        tasks.notify_decision.apply(args=[decision.pk])
+        again = decision_notify(decision=decision)
+
+    assert [n.pk for n in again] == [n.pk for n in first]
+    assert Notification.objects.filter(kind=Kind.PAYMENT_APPROVED).count() == 2
+    email = rows(person, Kind.PAYMENT_APPROVED)[Channel.EMAIL]
+    assert queued == [email.pk]
+    tasks.send_notification(email.pk)
+    tasks.send_notification(email.pk)
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].subject == email.subject
+
+
+def test_a_decision_that_no_longer_exists_is_not_told():
+    assert tasks.notify_decision(10**9) == 0
+
+
+# Preferences
+
+
+def test_the_defaults_send_everything_but_accepted_payments_by_sms(person):
+    preferences = {(p.kind, p.channel): p for p in notification_preferences(beneficiary=person)}
+
+    assert not preferences[(Kind.PAYMENT_APPROVED, Channel.SMS)].enabled
+    off = [key for key, p in preferences.items() if not p.enabled]
+    assert off == [(Kind.PAYMENT_APPROVED, Channel.SMS)]
+    assert preferences[(Kind.ALLOCATION_GRANTED, Channel.SMS)].locked
+    assert preferences[(Kind.SIGN_IN_CODE, Channel.EMAIL)].locked
+    assert not preferences[(Kind.LOW_BALANCE, Channel.PUSH)].locked
+    assert (Kind.BALANCE_REPLY, Channel.SMS) not in preferences
+
+
+def test_a_message_turned_off_is_skipped_with_the_reason(
+    funder, person, card, merchant, queued, committed
+):
+    notification_preferences_set(
+        beneficiary=person,
+        choices={Kind.PAYMENT_APPROVED: {Channel.EMAIL: False, Channel.SMS: True}},
+    )
+    grant(funder, person)
+
+    with committed():
+        pay(merchant, card, 2_500)
+
+    told = rows(person, Kind.PAYMENT_APPROVED)
+    assert (told[Channel.EMAIL].status, told[Channel.EMAIL].skip_reason) == (
+        Status.SKIPPED,
+        SkipReason.OPTED_OUT,
+    )
+    assert told[Channel.EMAIL].body == ""
+    assert told[Channel.SMS].status == Status.QUEUED
+    assert queued == [told[Channel.SMS].pk]
+
+
+def test_a_new_aid_and_a_sign_in_code_cannot_be_turned_off(person):
+    for kind in (Kind.ALLOCATION_GRANTED, Kind.SIGN_IN_CODE):
+        with pytest.raises(PreferenceLocked) as refused:
+            notification_preferences_set(beneficiary=person, choices={kind: {Channel.SMS: False}})
+        assert (refused.value.code, refused.value.field) == (
+            "notification_always_sent",
+            f"{kind}.sms",
+        )
+    assert not NotificationPreference.objects.exists()
+
+
+def test_a_new_aid_is_told_whatever_the_choices_stored(funder, person, queued):
+    # Even a choice written around the service does not silence it.
+    NotificationPreference.objects.create(
+        beneficiary=person, kind=Kind.ALLOCATION_GRANTED, channel=Channel.SMS, enabled=False
+    )
+
+    grant(funder, person)
+
+    assert {n.status for n in rows(person, Kind.ALLOCATION_GRANTED).values()} == {Status.QUEUED}
+
+
+@pytest.mark.parametrize(
+    ("choices", "field"),
+    [
+        ({"nonsense": {"sms": False}}, "nonsense"),
+        ({"low_balance": {"pigeon": False}}, "low_balance.pigeon"),
+        ({"low_balance": {"sms": "no"}}, "low_balance.sms"),
+        ({"balance_reply": {"sms": False}}, "balance_reply"),
+        ({"low_balance": True}, "low_balance"),
+    ],
+)
+def test_an_invalid_choice_changes_nothing(person, choices, field):
+    with pytest.raises(PreferenceInvalid) as refused:
+        notification_preferences_set(
+            beneficiary=person, choices={"expiry_reminder": {"sms": False}, **choices}
+        )
+
+    assert (refused.value.code, refused.value.field) == ("invalid_notification_preference", field)
+    assert not NotificationPreference.objects.exists()
+
+
+def test_choices_are_kept_and_changed(person):
+    notification_preferences_set(beneficiary=person, choices={"low_balance": {"sms": False}})
+    result = notification_preferences_set(
+        beneficiary=person, choices={"low_balance": {"sms": True, "email": False}}
+    )
+
+    chosen = {(p.kind, p.channel): p.enabled for p in result}
+    assert chosen[("low_balance", "sms")] is True
+    assert chosen[("low_balance", "email")] is False
+    assert NotificationPreference.objects.filter(beneficiary=person).count() == 2
+
+
+# Low balance
+
+
+@pytest.mark.parametrize(
+    ("granted", "threshold"), [(5_000, 1_000), (10_000, 1_000), (30_000, 3_000), (25_550, 2_555)]
+)
+def test_the_threshold_is_10_euros_or_a_tenth_of_the_grant(granted, threshold, funder, person):
+    assert low_balance_threshold(grant(funder, person, amount=granted)) == threshold
+
+
+def low_balance_rows(person) -> list[Notification]:
+    return list(
+        Notification.objects.filter(
+            beneficiary=person, kind=Kind.LOW_BALANCE, channel=Channel.EMAIL
+        ).order_by("pk")
+    )
+
+
+def test_a_low_balance_is_told_once_per_crossing(funder, person, card, merchant, queued, committed):
+    allocation = grant(funder, person, amount=5_000)  # threshold: 10 €
+
+    with committed():
+        pay(merchant, card, 3_000, capture=True)  # 20 € left
+    assert low_balance_rows(person) == []
+
+    with committed():
+        crossing = pay(merchant, card, 1_500, capture=True)  # 5 € left
+    [told] = low_balance_rows(person)
+    assert "5,00\u00a0€" in told.body
+    assert allocation.program.name in told.body
+    assert told.funder == funder
+
+    with committed():
+        pay(merchant, card, 200, capture=True)  # still under: no new crossing
+    assert len(low_balance_rows(person)) == 1
+
+    with committed():
+        payment_refund(merchant=merchant, decision=crossing, amount=1_500, idempotency_key="r")
+        pay(merchant, card, 1_500, capture=True)  # 18 € back, then under again
+    assert len(low_balance_rows(person)) == 2
+
+
+def test_the_low_balance_check_run_twice_tells_once(
+    funder, person, card, merchant, queued, django_capture_on_commit_callbacks
+):
+    grant(funder, person, amount=5_000)
+    decision = pay(merchant, card, 4_500)
+    payment_capture(merchant=merchant, decision=decision, idempotency_key="c")
+    transfer = decision.holds.get().hold.resolution
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = capture_low_balance_notify(capture=transfer)
+        tasks.notify_captures([transfer.pk])
+
+    assert len(first) == 2
+    assert Notification.objects.filter(kind=Kind.LOW_BALANCE).count() == 2
+    assert len(queued) == 2
+
+
+def test_a_capture_is_checked_after_its_transaction_commits(
+    funder, person, card, merchant, monkeypatch, django_capture_on_commit_callbacks
+):
+    grant(funder, person, amount=5_000)
+    decision = pay(merchant, card, 4_500)
+    checked: list[list[int]] = []
+    monkeypatch.setattr(tasks.notify_captures, "delay", checked.append)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        payment_capture(merchant=merchant, decision=decision, idempotency_key="c", amount=4_000)
+    assert checked == []
+    for callback in callbacks:
+        callback()
+
+    [[capture_id]] = checked
+    assert decision.holds.get().hold.resolution.pk == capture_id
+
+
+def test_an_aid_that_ended_is_not_told_low(funder, person, card, merchant, queued):
+    allocation = grant(funder, person, amount=5_000)
+    decision = pay(merchant, card, 4_500)
+    allocation_revoke(allocation=allocation, reason="moved away")
+    payment_capture(merchant=merchant, decision=decision, idempotency_key="c")
+
+    capture = decision.holds.get().hold.resolution
+    assert capture_low_balance_notify(capture=capture) == []
+
+
+# Expiry reminder
+
+
+@pytest.fixture
+def ends_31_march(funder, person, time_machine):
+    """50 € valid until 31 March 2027 included (valid_until: 1 April, 00:00 in Paris)."""
+    time_machine.move_to(datetime(2027, 3, 1, 12, 0, tzinfo=PARIS), tick=False)
+    return grant(
+        funder,
+        person,
+        amount=5_000,
+        valid_from=datetime(2027, 3, 1, tzinfo=PARIS),
+        valid_until=datetime(2027, 4, 1, tzinfo=PARIS),
+    )
+
+
+def reminders(person) -> dict[str, Notification]:
+    return rows(person, Kind.EXPIRY_REMINDER)
+
+
+def test_the_reminder_comes_7_days_before_the_end_once(ends_31_march, person, time_machine, queued):
+    time_machine.move_to(datetime(2027, 3, 23, 12, 0, tzinfo=PARIS))  # 8 days and 12 hours
+    assert expiry_reminders_notify() == 0
+    time_machine.move_to(datetime(2027, 3, 24, 9, 0, tzinfo=PARIS))  # 7 days and 15 hours
+
+    assert tasks.send_expiry_reminders() == 1
+    assert tasks.send_expiry_reminders() == 0
+    time_machine.move_to(datetime(2027, 3, 24, 18, 0, tzinfo=PARIS))
+    assert expiry_reminders_notify() == 0
+
+    told = reminders(person)
+    assert set(told) == {Channel.EMAIL, Channel.SMS}
+    assert "31 mars 2027" in told[Channel.SMS].body
+    assert "50,00 €" in told[Channel.SMS].body
+    assert ends_31_march.program.name in told[Channel.EMAIL].subject
+    assert told[Channel.EMAIL].funder == ends_31_march.program.funder
+    assert told[Channel.EMAIL].dedupe_key == f"expiry_reminder:{ends_31_march.pocket.pk}:email"
+
+
+def test_no_reminder_at_night(ends_31_march, person, time_machine):
+    time_machine.move_to(datetime(2027, 3, 24, 3, 0, tzinfo=PARIS))  # in the window, at night
+
+    assert expiry_reminders_notify() == 0
+    assert reminders(person) == {}
+
+
+def test_no_reminder_less_than_7_days_before(funder, person, time_machine, queued):
+    time_machine.move_to(datetime(2027, 3, 25, 10, 0, tzinfo=PARIS))
+    grant(
+        funder,
+        person,
+        valid_from=datetime(2027, 3, 1, tzinfo=PARIS),
+        valid_until=datetime(2027, 4, 1, 9, 0, tzinfo=PARIS),  # 6 days and 23 hours
+    )
+
+    assert expiry_reminders_notify() == 0
+
+
+def test_no_reminder_for_an_aid_spent_or_revoked(
+    ends_31_march, funder, person, card, merchant, time_machine, queued
+):
+    revoked = grant(
+        funder,
+        person,
+        valid_from=datetime(2027, 3, 1, tzinfo=PARIS),
+        valid_until=datetime(2027, 4, 1, tzinfo=PARIS),
+    )
+    allocation_revoke(allocation=revoked, reason="error")
+    pay(merchant, card, 5_000, capture=True)  # the first aid spent in full
+    time_machine.move_to(datetime(2027, 3, 24, 10, 0, tzinfo=PARIS))
+
+    assert expiry_reminders_notify() == 0
+
+
+def test_each_of_two_aids_ending_the_same_day_is_reminded(
+    ends_31_march, funder, person, time_machine, queued
+):
+    other = grant(
+        funder,
+        person,
+        valid_from=datetime(2027, 3, 1, tzinfo=PARIS),
+        valid_until=datetime(2027, 4, 1, tzinfo=PARIS),
+    )
+    time_machine.move_to(datetime(2027, 3, 24, 10, 0, tzinfo=PARIS))
+
+    assert expiry_reminders_notify() == 2
+    keys = set(Notification.objects.filter(kind=Kind.EXPIRY_REMINDER).values_list("dedupe_key"))
+    assert (f"expiry_reminder:{other.pocket.pk}:sms",) in keys
+    assert (f"expiry_reminder:{ends_31_march.pocket.pk}:sms",) in keys
+
+
+def test_the_reminder_in_english(funder, time_machine, queued):
+    sam = BeneficiaryFactory(first_name="Sam", preferred_language="en", phone=PHONE)
+    time_machine.move_to(datetime(2027, 3, 24, 10, 0, tzinfo=PARIS))
+    grant(
+        funder,
+        sam,
+        valid_from=timezone.now() - timedelta(days=10),
+        valid_until=datetime(2027, 4, 1, tzinfo=PARIS),
+    )
+
+    expiry_reminders_notify()
+
+    sms = reminders(sam)[Channel.SMS]
+    assert "March 31, 2027" in sms.body
+    assert "€50.00" in sms.body

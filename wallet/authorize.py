@@ -1,0 +1,233 @@
+"""authorize(): the one entry point that decides a payment, whatever the channel, and places
+its holds. Channel adapters (the merchant API, the Stripe Issuing webhook) normalise their input
+into an AuthorizationRequest and call it; nothing else decides a payment.
+
+The beneficiary's wallet row is locked for the whole decision: per-period caps and the split
+need a stable view of all pockets, and one wallet's payments are rare enough that queueing them
+costs nothing. Holds are then placed with the ledger's guarded updates, which stay the backstop.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from core.errors import InsufficientFunds
+from engine.decide import Outcome, PocketState, decide
+from engine.periods import Usage
+from engine.request import AuthorizationRequest
+from engine.rules import PocketRules, merge_rules
+from funders.models import Allocation
+from ledger.idempotency import run_idempotent
+from ledger.models import Account
+from ledger.services import account_get_or_create, hold_place
+from merchants.models import Merchant
+from notifications.services import decision_notify_on_commit
+from wallet.models import Card, Pocket, Wallet
+from wallet.models.decisions import Decision, DecisionHold
+from wallet.usage import pockets_usage
+
+# A guarded update can still fail after the decision if a sweep (revocation, expiry) took the
+# money between our read and our hold, since sweeps lock the pocket, not the wallet. The
+# decision is then taken again on fresh balances.
+_ATTEMPTS = 3
+
+
+def card_settlement_account(currency: str) -> Account:
+    """What the card network will settle: the credit side of every card hold."""
+    return account_get_or_create(
+        code=f"card-settlement:{currency}",
+        name=f"Card network settlement ({currency})",
+        kind=Account.Kind.CARD_SETTLEMENT,
+        currency=currency,
+        guarded=False,
+    )
+
+
+def pocket_rules(pocket: Pocket) -> PocketRules:
+    allocation = pocket.allocation
+    return PocketRules.from_dict(
+        merge_rules(allocation.program.rules, allocation.rules),
+        valid_from=allocation.valid_from,
+        valid_until=allocation.valid_until,
+    )
+
+
+def _instrument_refusal(wallet: Wallet, card: Card | None, merchant: Merchant | None) -> str | None:
+    if wallet.is_frozen:
+        return "wallet_frozen"
+    if card is not None:
+        if card.status == Card.Status.FROZEN:
+            return "card_frozen"
+        if card.status != Card.Status.ACTIVE:
+            return "card_inactive"
+    if merchant is not None and merchant.status != Merchant.Status.APPROVED:
+        return "merchant_suspended"
+    return None
+
+
+def pocket_states(wallet: Wallet, request: AuthorizationRequest) -> tuple[list, dict]:
+    pockets = list(
+        Pocket.objects.filter(wallet=wallet, allocation__status=Allocation.Status.ACTIVE)
+        .select_related("account", "allocation__program__funder")
+        .order_by("pk")
+    )
+    rules = {pocket.pk: pocket_rules(pocket) for pocket in pockets}
+    usage = pockets_usage(
+        ((pocket.account_id, rules[pocket.pk]) for pocket in pockets), at=request.at
+    )
+    states = [
+        PocketState(
+            pocket_id=pocket.pk,
+            name=pocket.allocation.program.name,
+            funder_name=pocket.allocation.program.funder.name,
+            rules=rules[pocket.pk],
+            available=pocket.account.available,
+            currency=pocket.account.currency,
+            created_at=pocket.created_at,
+            usage=usage.get(pocket.account_id, Usage()),
+        )
+        for pocket in pockets
+    ]
+    return states, {pocket.pk: pocket for pocket in pockets}
+
+
+def _request_record(request: AuthorizationRequest) -> dict:
+    record = asdict(request)
+    record["at"] = request.at.isoformat()
+    record["departement"] = request.merchant.departement
+    return record
+
+
+def _decide_and_hold(
+    *,
+    request: AuthorizationRequest,
+    wallet_id: int,
+    card: Card | None,
+    merchant: Merchant | None,
+    idempotency_key: str,
+    digest: str,
+    record: dict,
+    merchant_reference: str,
+    metadata: dict,
+) -> Decision:
+    started = time.perf_counter()
+    wallet = Wallet.objects.select_for_update().get(pk=wallet_id)
+    refusal = _instrument_refusal(wallet, card, merchant)
+    pockets: dict[int, Pocket] = {}
+    if refusal is None:
+        states, pockets = pocket_states(wallet, request)
+        outcome = decide(request, states)
+    else:
+        outcome = Outcome(
+            status=Decision.Status.DECLINED,
+            approved_amount=0,
+            reason=refusal,
+            details={},
+            pocket_name=None,
+            verdicts=(),
+            split=(),
+        )
+    credit = (
+        merchant.payable_account
+        if merchant is not None
+        else card_settlement_account(request.currency)
+    )
+    expires_at = request.at + timedelta(days=settings.HOLD_TTL_DAYS)
+    holds = [
+        (
+            pockets[pocket_id],
+            hold_place(
+                debit=pockets[pocket_id].account,
+                credit=credit,
+                amount=amount,
+                idempotency_key=None,  # the decision's own key makes the whole call idempotent
+                expires_at=expires_at,
+            ),
+        )
+        for pocket_id, amount in outcome.split
+    ]
+    decision = Decision.objects.create(
+        idempotency_key=idempotency_key,
+        fingerprint=digest,
+        channel=request.channel,
+        wallet=wallet,
+        card=card,
+        merchant=merchant,
+        amount=request.amount,
+        currency=request.currency,
+        status=outcome.status,
+        approved_amount=outcome.approved_amount,
+        reason=outcome.reason or "",
+        reason_pocket=outcome.pocket_name or "",
+        details=outcome.details,
+        merchant_reference=merchant_reference,
+        metadata=metadata,
+        request=record,
+        trace=outcome.to_dict(),
+        decided_at=timezone.now(),
+        duration_us=int((time.perf_counter() - started) * 1_000_000),
+    )
+    DecisionHold.objects.bulk_create(
+        DecisionHold(decision=decision, pocket=pocket, hold=hold, amount=hold.amount)
+        for pocket, hold in holds
+    )
+    return decision
+
+
+def authorize(
+    *,
+    request: AuthorizationRequest,
+    wallet: Wallet,
+    idempotency_key: str,
+    card: Card | None = None,
+    merchant: Merchant | None = None,
+    merchant_reference: str = "",
+    metadata: dict | None = None,
+    on_decided: Callable[[Decision], object] | None = None,
+) -> Decision:
+    """Decide a payment and place its holds. Returns the recorded Decision, approved or not.
+
+    `idempotency_key` must already be scoped by the caller (e.g. "api:<merchant id>:<key>"): a
+    replay returns the first decision and places nothing; the same key with another request
+    raises IdempotencyConflict. `on_decided` runs once, in the decision's transaction, when the
+    decision is first written (never on a replay): the channel's own side effects go there.
+    The beneficiary is told of the decision after commit, whatever the channel."""
+    record = _request_record(request)
+    params = {
+        "request": record | {"at": None},
+        "wallet": wallet.pk,
+        "card": card.pk if card else None,
+        "merchant": merchant.pk if merchant else None,
+        "merchant_reference": merchant_reference,
+        "metadata": metadata or {},
+    }
+
+    def create(digest: str) -> Decision:
+        decision = _decide_and_hold(
+            request=request,
+            wallet_id=wallet.pk,
+            card=card,
+            merchant=merchant,
+            idempotency_key=idempotency_key,
+            digest=digest,
+            record=record,
+            merchant_reference=merchant_reference,
+            metadata=metadata or {},
+        )
+        if on_decided is not None:
+            on_decided(decision)
+        decision_notify_on_commit(decision=decision)
+        return decision
+
+    attempt = 1
+    while True:
+        try:
+            return run_idempotent(model=Decision, key=idempotency_key, params=params, create=create)
+        except InsufficientFunds:
+            if attempt == _ATTEMPTS:
+                raise
+            attempt += 1
