@@ -165,7 +165,11 @@ def main() -> None:
         )
         t0 = time.perf_counter()
         decision = authorize(
-            request=request, wallet=wallet, merchant=merchant, idempotency_key=f"bench-{i}"
+            request=request,
+            wallet=wallet,
+            credit_account=merchant.payable_account,
+            merchant_id=merchant.pk,
+            idempotency_key=f"bench-{i}",
         )
         latencies.append(time.perf_counter() - t0)
         outcomes[decision.reason or decision.status] += 1

@@ -29,10 +29,10 @@ from funders.models import (
     Program,
     RecurringAllocation,
 )
+from funders.signals import allocation_granted
 from ledger.idempotency import run_idempotent
 from ledger.models import Account, Transfer
 from ledger.services import account_get_or_create, refund_post, transfer_post
-from notifications.services import allocation_notify
 from wallet.models import Beneficiary, Pocket, Wallet
 
 
@@ -192,7 +192,7 @@ def allocation_create(
             metadata={"allocation": allocation.pk},
         )
         # Written with the grant, sent after commit: a grant rolled back tells nobody.
-        allocation_notify(allocation=allocation)
+        allocation_granted.send(sender=Allocation, allocation=allocation)
         return allocation
 
     params = {

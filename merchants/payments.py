@@ -28,11 +28,11 @@ from merchants.events import EventType
 from merchants.models import Capture, Merchant, Refund, Reversal
 from merchants.services import merchant_ensure_active
 from merchants.webhooks import webhook_event_emit
-from notifications.services import captures_notify_on_commit
 from wallet.authorize import authorize
 from wallet.models import Wallet
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.payment_codes import payment_code_redeem
+from wallet.signals import captures_posted
 
 
 class AuthorizationNotCapturable(InvalidState):
@@ -110,11 +110,11 @@ def payment_authorize(
             decision = authorize(
                 request=request,
                 wallet=wallet,
-                merchant=merchant,
+                credit_account=merchant.payable_account,
+                merchant_id=merchant.pk,
                 idempotency_key=key,
                 merchant_reference=merchant_reference,
                 metadata=metadata or {},
-                on_decided=_announce_decision,
             )
             if capture and decision.approved_amount:
                 _capture(decision=decision, amount=None, idempotency_key=f"{key}:capture")
@@ -194,7 +194,7 @@ def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) ->
             decision=decision, amount=wanted, idempotency_key=idempotency_key, fingerprint=digest
         )
         _announce(decision, EventType.PAYMENT_CAPTURED, capture, "capture")
-        captures_notify_on_commit(captures=posted)
+        captures_posted.send(sender=Transfer, captures=posted)
         return capture
 
     params = {"decision": decision.pk, "amount": amount}
@@ -343,9 +343,12 @@ def _authorization_data(decision: Decision) -> dict:
     }
 
 
-def _announce_decision(decision: Decision) -> None:
+def decision_announce(sender, *, decision: Decision, **kwargs) -> None:
+    """Tell the merchant of a decision taken on its API (connected to decision_recorded)."""
+    if decision.channel != Decision.Channel.API or decision.merchant_id is None:
+        return
     webhook_event_emit(
-        merchant=decision.merchant,
+        merchant_id=decision.merchant_id,
         event_type=_DECISION_EVENTS[decision.status],
         data=_authorization_data(decision),
     )
@@ -353,7 +356,7 @@ def _announce_decision(decision: Decision) -> None:
 
 def _announce_expiry(decision: Decision) -> None:
     webhook_event_emit(
-        merchant=decision.merchant,
+        merchant_id=decision.merchant_id,
         event_type=EventType.AUTHORIZATION_EXPIRED,
         data=_authorization_data(decision),
     )
@@ -363,7 +366,7 @@ def _announce(decision: Decision, event_type: str, operation, object_name: str) 
     """Tell the merchant's webhooks, from inside the operation's transaction: the delivery
     leaves only if the money moved (see merchants/webhooks.py)."""
     webhook_event_emit(
-        merchant=decision.merchant,
+        merchant_id=decision.merchant_id,
         event_type=event_type,
         data={
             "object": object_name,

@@ -222,11 +222,12 @@ def _queue_delivery(delivery_id: int) -> None:
     transaction.on_commit(lambda: deliver_webhook.delay(delivery_id), robust=True)
 
 
-def webhook_event_emit(*, merchant: "Merchant", event_type: str, data: dict) -> WebhookEvent:
-    """Record that `event_type` happened to `merchant` with `data` (JSON-serialisable; datetimes
-    and decimals become strings) and deliver it to each active endpoint subscribed to the type,
-    once the surrounding transaction commits. Call it inside the transaction that moves the
-    money: if that rolls back, the event and its deliveries do too and nothing is sent."""
+def webhook_event_emit(*, merchant_id: int, event_type: str, data: dict) -> WebhookEvent:
+    """Record that `event_type` happened to the merchant `merchant_id` with `data`
+    (JSON-serialisable; datetimes and decimals become strings) and deliver it to each active
+    endpoint subscribed to the type, once the surrounding transaction commits. Call it inside the
+    transaction that moves the money: if that rolls back, the event and its deliveries do too
+    and nothing is sent."""
     if event_type not in EventType.values:
         raise ValueError(f"unknown webhook event type: {event_type!r}")
     if not isinstance(data, dict):
@@ -235,7 +236,7 @@ def webhook_event_emit(*, merchant: "Merchant", event_type: str, data: dict) -> 
     # the money without its event.
     with transaction.atomic(savepoint=False):
         created = timezone.now()
-        event = WebhookEvent(merchant=merchant, type=event_type, created_at=created)
+        event = WebhookEvent(merchant_id=merchant_id, type=event_type, created_at=created)
         payload = json.dumps(
             {
                 "id": event.reference,
@@ -251,7 +252,7 @@ def webhook_event_emit(*, merchant: "Merchant", event_type: str, data: dict) -> 
         event.payload = payload
         event.data = json.loads(payload)["data"]
         event.save()
-        for endpoint in WebhookEndpoint.objects.filter(merchant=merchant, is_active=True):
+        for endpoint in WebhookEndpoint.objects.filter(merchant_id=merchant_id, is_active=True):
             if endpoint.subscribes_to(event_type):
                 delivery = WebhookDelivery.objects.create(
                     event=event, endpoint=endpoint, next_attempt_at=created

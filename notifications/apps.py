@@ -6,5 +6,14 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = _("Messages to beneficiaries")
 
-    def ready(self):
-        from notifications import checks  # noqa: F401 -- registers the system checks
+    def ready(self) -> None:
+        from funders.signals import allocation_granted
+        from notifications import (
+            checks,  # noqa: F401 -- registers the system checks
+            receivers,
+        )
+        from wallet.signals import captures_posted, decision_recorded
+
+        allocation_granted.connect(receivers.on_allocation_granted, dispatch_uid="notify-grant")
+        decision_recorded.connect(receivers.on_decision_recorded, dispatch_uid="notify-decision")
+        captures_posted.connect(receivers.on_captures_posted, dispatch_uid="notify-captures")

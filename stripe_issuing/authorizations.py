@@ -10,6 +10,7 @@ import iso18245
 from django.utils import timezone
 
 from engine.request import AuthorizationRequest, MerchantPlace
+from stripe_issuing.accounts import card_settlement_account
 from wallet.authorize import authorize
 from wallet.models import Card
 from wallet.models.decisions import Decision
@@ -101,6 +102,7 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
         request=request,
         wallet=card.wallet,
         card=card,
+        credit_account=card_settlement_account(request.currency),
         idempotency_key=decision_key(authorization),
         merchant_reference=authorization["id"],
         metadata={"city": merchant_data.get("city") or ""},

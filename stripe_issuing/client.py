@@ -6,5 +6,3 @@ from django.conf import settings
 
 def cards_enabled() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
-
-

@@ -14,9 +14,9 @@ from core.stripe import stripe_client
 from funders.models import Funding, Program
 from funders.services import program_fund
 from ledger.models import Entry, Transfer
+from stripe_issuing.accounts import card_settlement_account
 from stripe_issuing.cards import CardsNotAvailable
 from stripe_issuing.client import cards_enabled
-from wallet.authorize import card_settlement_account
 
 
 def program_topup(

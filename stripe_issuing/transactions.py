@@ -30,16 +30,17 @@ from ledger.services import (
     hold_void,
     transfer_post,
 )
-from notifications.services import captures_notify_on_commit
+from stripe_issuing.accounts import card_settlement_account
 from stripe_issuing.authorizations import (
     authorization_decisions,
     card_find,
     merchant_place,
     stripe_id,
 )
-from wallet.authorize import card_settlement_account, pocket_states
+from wallet.authorize import pocket_states
 from wallet.models import Card, Pocket, Wallet
 from wallet.models.decisions import Decision, DecisionHold
+from wallet.signals import captures_posted
 
 # Stripe's statuses of an authorization that leave nothing held.
 _RELEASED = ("reversed", "expired")
@@ -245,7 +246,7 @@ def _capture(txn: dict, card: Card) -> str:
                 metadata=flag | {"to_review": True},
             )
             outcome += f", {remaining} from the receivable of program {program.pk}"
-    captures_notify_on_commit(captures=captured)
+    captures_posted.send(sender=Transfer, captures=captured)
     return outcome
 
 

@@ -1,6 +1,11 @@
 """authorize(): the one entry point that decides a payment, whatever the channel, and places
 its holds. Channel adapters (the merchant API, the Stripe Issuing webhook) normalise their input
-into an AuthorizationRequest and call it; nothing else decides a payment.
+into an AuthorizationRequest and call it; nothing else decides a payment. The channel also hands
+it what only the channel knows: the account the holds credit (the merchant's payable, or the card
+network's settlement), so that the wallet never reads a channel's or another domain's models; a
+channel refuses its own instrument (a merchant that is not approved) before asking. What follows
+a decision (webhooks to the merchant, a message to the beneficiary) leaves one way: the
+`decision_recorded` signal.
 
 The beneficiary's wallet row is locked for the whole decision: per-period caps and the split
 need a stable view of all pockets, and one wallet's payments are rare enough that queueing them
@@ -8,7 +13,6 @@ costs nothing. Holds are then placed with the ledger's guarded updates, which st
 """
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -20,31 +24,18 @@ from engine.decide import Outcome, PocketState, decide
 from engine.periods import Usage
 from engine.request import AuthorizationRequest
 from engine.rules import PocketRules, merge_rules
-from funders.models import Allocation
 from ledger.idempotency import run_idempotent
 from ledger.models import Account
-from ledger.services import account_get_or_create, hold_place
-from merchants.models import Merchant
-from notifications.services import decision_notify_on_commit
+from ledger.services import hold_place
 from wallet.models import Card, Pocket, Wallet
 from wallet.models.decisions import Decision, DecisionHold
+from wallet.signals import decision_recorded
 from wallet.usage import pockets_usage
 
 # A guarded update can still fail after the decision if a sweep (revocation, expiry) took the
 # money between our read and our hold, since sweeps lock the pocket, not the wallet. The
 # decision is then taken again on fresh balances.
 _ATTEMPTS = 3
-
-
-def card_settlement_account(currency: str) -> Account:
-    """What the card network will settle: the credit side of every card hold."""
-    return account_get_or_create(
-        code=f"card-settlement:{currency}",
-        name=f"Card network settlement ({currency})",
-        kind=Account.Kind.CARD_SETTLEMENT,
-        currency=currency,
-        guarded=False,
-    )
 
 
 def pocket_rules(pocket: Pocket) -> PocketRules:
@@ -56,7 +47,7 @@ def pocket_rules(pocket: Pocket) -> PocketRules:
     )
 
 
-def _instrument_refusal(wallet: Wallet, card: Card | None, merchant: Merchant | None) -> str | None:
+def _instrument_refusal(wallet: Wallet, card: Card | None) -> str | None:
     if wallet.is_frozen:
         return "wallet_frozen"
     if card is not None:
@@ -64,14 +55,13 @@ def _instrument_refusal(wallet: Wallet, card: Card | None, merchant: Merchant | 
             return "card_frozen"
         if card.status != Card.Status.ACTIVE:
             return "card_inactive"
-    if merchant is not None and merchant.status != Merchant.Status.APPROVED:
-        return "merchant_suspended"
     return None
 
 
 def pocket_states(wallet: Wallet, request: AuthorizationRequest) -> tuple[list, dict]:
     pockets = list(
-        Pocket.objects.filter(wallet=wallet, allocation__status=Allocation.Status.ACTIVE)
+        Pocket.objects.spendable()
+        .filter(wallet=wallet)
         .select_related("account", "allocation__program__funder")
         .order_by("pk")
     )
@@ -107,7 +97,8 @@ def _decide_and_hold(
     request: AuthorizationRequest,
     wallet_id: int,
     card: Card | None,
-    merchant: Merchant | None,
+    merchant_id: int | None,
+    credit: Account,
     idempotency_key: str,
     digest: str,
     record: dict,
@@ -116,7 +107,7 @@ def _decide_and_hold(
 ) -> Decision:
     started = time.perf_counter()
     wallet = Wallet.objects.select_for_update().get(pk=wallet_id)
-    refusal = _instrument_refusal(wallet, card, merchant)
+    refusal = _instrument_refusal(wallet, card)
     pockets: dict[int, Pocket] = {}
     if refusal is None:
         states, pockets = pocket_states(wallet, request)
@@ -131,11 +122,6 @@ def _decide_and_hold(
             verdicts=(),
             split=(),
         )
-    credit = (
-        merchant.payable_account
-        if merchant is not None
-        else card_settlement_account(request.currency)
-    )
     expires_at = request.at + timedelta(days=settings.HOLD_TTL_DAYS)
     holds = [
         (
@@ -156,7 +142,7 @@ def _decide_and_hold(
         channel=request.channel,
         wallet=wallet,
         card=card,
-        merchant=merchant,
+        merchant_id=merchant_id,
         amount=request.amount,
         currency=request.currency,
         status=outcome.status,
@@ -183,25 +169,25 @@ def authorize(
     request: AuthorizationRequest,
     wallet: Wallet,
     idempotency_key: str,
+    credit_account: Account,
     card: Card | None = None,
-    merchant: Merchant | None = None,
+    merchant_id: int | None = None,
     merchant_reference: str = "",
     metadata: dict | None = None,
-    on_decided: Callable[[Decision], object] | None = None,
 ) -> Decision:
     """Decide a payment and place its holds. Returns the recorded Decision, approved or not.
 
     `idempotency_key` must already be scoped by the caller (e.g. "api:<merchant id>:<key>"): a
     replay returns the first decision and places nothing; the same key with another request
-    raises IdempotencyConflict. `on_decided` runs once, in the decision's transaction, when the
-    decision is first written (never on a replay): the channel's own side effects go there.
-    The beneficiary is told of the decision after commit, whatever the channel."""
+    raises IdempotencyConflict. `credit_account` receives the holds. `decision_recorded` is sent
+    once, in the decision's transaction, when the decision is first written (never on a
+    replay)."""
     record = _request_record(request)
     params = {
         "request": record | {"at": None},
         "wallet": wallet.pk,
         "card": card.pk if card else None,
-        "merchant": merchant.pk if merchant else None,
+        "merchant": merchant_id,
         "merchant_reference": merchant_reference,
         "metadata": metadata or {},
     }
@@ -211,16 +197,15 @@ def authorize(
             request=request,
             wallet_id=wallet.pk,
             card=card,
-            merchant=merchant,
+            merchant_id=merchant_id,
+            credit=credit_account,
             idempotency_key=idempotency_key,
             digest=digest,
             record=record,
             merchant_reference=merchant_reference,
             metadata=metadata or {},
         )
-        if on_decided is not None:
-            on_decided(decision)
-        decision_notify_on_commit(decision=decision)
+        decision_recorded.send(sender=Decision, decision=decision)
         return decision
 
     attempt = 1

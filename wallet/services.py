@@ -25,5 +25,3 @@ def wallet_unfreeze(*, wallet: Wallet) -> Wallet:
     Wallet.objects.filter(pk=wallet.pk).update(is_frozen=False, frozen_reason="")
     wallet.refresh_from_db()
     return wallet
-
-

@@ -31,5 +31,3 @@ def expire_holds(batch_size: int = 500) -> int:
             continue  # captured or reversed since the list was read: nothing left to release
         expired += 1
     return expired
-
-

@@ -143,7 +143,7 @@ def endpoint(merchant, receiver):
 
 
 def emit(merchant, event_type=EventType.AUTHORIZATION_APPROVED, data=None):
-    return webhook_event_emit(merchant=merchant, event_type=event_type, data=data or DATA)
+    return webhook_event_emit(merchant_id=merchant.pk, event_type=event_type, data=data or DATA)
 
 
 @pytest.fixture

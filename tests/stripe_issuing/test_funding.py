@@ -8,10 +8,10 @@ from funders.models import Funding
 from funders.services import external_funding_account
 from ledger.models import Transfer
 from ledger.services import hold_place, transfer_post
+from stripe_issuing.accounts import card_settlement_account
 from stripe_issuing.cards import CardsNotAvailable
 from stripe_issuing.funding import card_settlement_reconcile, program_topup
 from tests.factories import make_allocation, make_program
-from wallet.authorize import card_settlement_account
 
 pytestmark = pytest.mark.django_db
 

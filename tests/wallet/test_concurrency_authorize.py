@@ -30,7 +30,8 @@ def attempt(merchant, wallet, amount: int, key: str):
                 channel="api",
             ),
             wallet=wallet,
-            merchant=merchant,
+            credit_account=merchant.payable_account,
+            merchant_id=merchant.pk,
             idempotency_key=key,
         )
 

@@ -157,6 +157,18 @@ class Wallet(models.Model):
         return str(self.beneficiary)
 
 
+# The status of a grant that may be spent. Grants are the funders' (funders.models.Allocation
+# .Status.ACTIVE); the wallet floor names the value instead of importing the floor above it, and
+# tests/wallet/test_models.py pins the two together.
+SPENDABLE_ALLOCATION_STATUS = "active"
+
+
+class PocketQuerySet(models.QuerySet):
+    def spendable(self) -> "PocketQuerySet":
+        """The pockets whose grant is active: the only ones a payment may use."""
+        return self.filter(allocation__status=SPENDABLE_ALLOCATION_STATUS)
+
+
 class Pocket(models.Model):
     """The earmarked balance one allocation created. Its money is its ledger account's."""
 
@@ -164,6 +176,8 @@ class Pocket(models.Model):
     allocation = models.OneToOneField("funders.Allocation", models.PROTECT, related_name="pocket")
     account = models.OneToOneField(Account, models.PROTECT, related_name="pocket")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    objects = PocketQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("pocket")

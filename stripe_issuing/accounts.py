@@ -1,0 +1,15 @@
+"""The ledger account of the card channel."""
+
+from ledger.models import Account
+from ledger.services import account_get_or_create
+
+
+def card_settlement_account(currency: str) -> Account:
+    """What the card network will settle: the credit side of every card hold."""
+    return account_get_or_create(
+        code=f"card-settlement:{currency}",
+        name=f"Card network settlement ({currency})",
+        kind=Account.Kind.CARD_SETTLEMENT,
+        currency=currency,
+        guarded=False,
+    )

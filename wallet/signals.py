@@ -1,0 +1,11 @@
+"""What the wallet domain announces, for the floors above it to act on: a channel or a face
+connects its receiver in its AppConfig.ready(), so the wallet never imports one. Each signal is
+sent inside the transaction that did the thing; a receiver that must wait for the commit says
+so with transaction.on_commit()."""
+
+from django.dispatch import Signal
+
+# A payment decision was recorded for the first time (never on a replay): `decision`.
+decision_recorded = Signal()
+# Captures of a wallet's holds were posted (by any channel): `captures`, ledger transfers.
+captures_posted = Signal()
