@@ -17,7 +17,7 @@ from core.errors import (
 MAX_AMOUNT = 10**12  # ten billion euros in cents: anything larger is a client bug, not a payment
 
 
-def validate_amount(amount, *, field: str = "amount") -> int:
+def validate_amount(amount: object, *, field: str = "amount") -> int:
     # bool is an int subclass: True must not pass as one cent.
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidAmount(field=field)

@@ -7,17 +7,28 @@ which it reads and returns the winner's record."""
 
 import hashlib
 import json
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import ClassVar, Protocol, Self, TypeVar
 
 from django.db import IntegrityError, models, transaction
 
 from core.errors import DomainError, IdempotencyConflict
 
-M = TypeVar("M", bound=models.Model)
+
+class IdempotentRecord(Protocol):
+    """A model whose rows are written under an idempotency key: it has `idempotency_key` and
+    `fingerprint` fields and the default `objects` manager."""
+
+    # Only models match this protocol, but a protocol's Self cannot be bound to Model (there is
+    # no intersection type), while Manager requires a Model.
+    objects: ClassVar[models.Manager[Self]]  # type: ignore[type-var]
+    fingerprint: str
 
 
-def fingerprint(params: dict) -> str:
+M = TypeVar("M", bound=IdempotentRecord)
+
+
+def fingerprint(params: Mapping[str, object]) -> str:
     """A stable digest of a write's parameters, to tell a replay from a conflicting reuse."""
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -30,7 +41,9 @@ def _replayed(model: type[M], key: str, digest: str) -> M | None:
     return found
 
 
-def run_idempotent(*, model: type[M], key: str, params: dict, create: Callable[[str], M]) -> M:
+def run_idempotent(
+    *, model: type[M], key: str, params: Mapping[str, object], create: Callable[[str], M]
+) -> M:
     """Return the `model` row written under `key`, calling `create(fingerprint)` (inside its own
     savepoint) only when there is none. `create` must store the key and the fingerprint."""
     digest = fingerprint(params)

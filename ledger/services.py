@@ -7,7 +7,7 @@ Concurrency: guarded accounts are moved by single guarded UPDATE statements
 without a prior SELECT ... FOR UPDATE; several accounts are always updated in primary-key order
 so two transfers never wait on each other's rows in opposite orders."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from django.db import transaction
@@ -26,6 +26,7 @@ from core.errors import (
     UnknownAccount,
 )
 from core.money import MAX_AMOUNT, validate_amount
+from core.types import JSONDict
 from ledger.idempotency import run_idempotent
 from ledger.models import Account, Entry, Transfer
 
@@ -90,7 +91,7 @@ def transfer_post(
     currency: str,
     legs: Sequence[Leg],
     idempotency_key: str | None,
-    metadata: dict | None = None,
+    metadata: JSONDict | None = None,
 ) -> Transfer:
     """Post a transfer with its entries and move guarded balances, all in one transaction.
     Raises InsufficientFunds (and moves nothing) if a guarded account would go negative."""
@@ -115,7 +116,9 @@ def transfer_post(
     return _idempotent(idempotency_key, params, create)
 
 
-def _idempotent(key: str | None, params: dict, create) -> Transfer:
+def _idempotent(
+    key: str | None, params: Mapping[str, object], create: Callable[[str], Transfer]
+) -> Transfer:
     # Without a key, the caller is idempotent by other means: internal sweeps by the state they
     # lock, authorize() by its decision's key. No savepoint either: a failure here aborts the
     # caller's whole transaction, which is what every such caller wants.
@@ -133,7 +136,7 @@ def _write_transfer(
     legs: Sequence[Leg],
     idempotency_key: str | None,
     digest: str,
-    metadata: dict | None,
+    metadata: JSONDict | None,
     refund_of: Transfer | None = None,
 ) -> Transfer:
     _apply_legs(legs)
@@ -195,7 +198,7 @@ def hold_place(
     amount: int,
     idempotency_key: str | None,
     expires_at: datetime | None = None,
-    metadata: dict | None = None,
+    metadata: JSONDict | None = None,
 ) -> Transfer:
     """Reserve `amount` on a guarded account. Raises InsufficientFunds if it is not available.
     Every ledger write takes `idempotency_key`; None is for callers that are idempotent
@@ -240,7 +243,9 @@ def _lock_pending_hold(hold: Transfer, *, at: datetime | None) -> Transfer:
     resolved = Transfer.objects.filter(pending_transfer=locked).first()
     if resolved is not None:
         locked.resolution = resolved
-        raise HoldAlreadyResolved(locked.hold_state)
+        state = locked.hold_state
+        assert state is not None  # a hold (is_pending, checked above) always has a state
+        raise HoldAlreadyResolved(state)
     if at is not None and locked.expires_at is not None and locked.expires_at <= at:
         raise HoldAlreadyResolved("expired")
     return locked
@@ -254,6 +259,8 @@ def _resolve(
         if posted > locked.amount:
             raise ExceedsHoldAmount(field="amount")
         debit, credit = locked.debit_account, locked.credit_account
+        # A hold names both accounts (the transfer_hold_names_its_accounts constraint).
+        assert debit is not None and credit is not None
         # The whole hold leaves `pending`; only the posted part leaves `balance`. The rest is
         # released, which is how a partial capture frees what was not captured.
         Account.objects.filter(pk=debit.pk).update(

@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ledger.verify import verify
 
@@ -6,10 +6,10 @@ from ledger.verify import verify
 class Command(BaseCommand):
     help = "Ledger tools. `ledger verify` recomputes every invariant and fails if one is broken."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["verify"])
 
-    def handle(self, *args, action: str, **options):
+    def handle(self, *args: str, action: str, **options: object) -> None:
         problems = verify()
         for problem in problems:
             self.stderr.write(str(problem))
