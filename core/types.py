@@ -2,6 +2,8 @@
 
 from typing import Any
 
-# A JSON object as Python holds it (a JSONField's value, a parsed rules document, the details of
-# a decision): its values are whatever JSON allows, so they are Any.
-JSONDict = dict[str, Any]
+# JSON as Python holds it (json.loads, a JSONField's value, a rules document, the details of a
+# decision): a value is whatever JSON allows, so it is Any, and these names say it is JSON.
+JSONValue = Any
+JSONDict = dict[str, JSONValue]
+JSONList = list[JSONValue]

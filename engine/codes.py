@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.money import format_money
 from core.time import format_instant, format_until
+from core.types import JSONDict
 from engine import categories, geo
 
 DECLINED = 402  # HTTP status of a decision that refuses the payment (as Stripe does)
@@ -112,7 +113,7 @@ def format_hours(hours: list[list[str]]) -> str:
     )
 
 
-def format_places(details: dict) -> str:
+def format_places(details: JSONDict) -> str:
     """The places of a zone that a person can recognise: countries and départements."""
     places = [str(_("France")) if code == "FR" else code for code in details.get("countries", [])]
     places += [geo.territory_label(code) for code in details.get("departements", [])]
@@ -124,18 +125,18 @@ def format_places(details: dict) -> str:
 # reads after "Food aid: "; beneficiary_message() adds the name or a capital.
 
 
-def _money(details: dict, key: str) -> str:
+def _money(details: JSONDict, key: str) -> str:
     return format_money(details[key], details.get("currency", "EUR"))
 
 
-def _not_yet_valid(details: dict) -> list[str]:
+def _not_yet_valid(details: JSONDict) -> list[str]:
     if "valid_from" not in details:
         return [gettext("this aid cannot be used yet.")]
     start = datetime.fromisoformat(details["valid_from"])
     return [gettext("this aid can be used from %(date)s.") % {"date": format_instant(start)}]
 
 
-def _expired(details: dict) -> list[str]:
+def _expired(details: JSONDict) -> list[str]:
     if "valid_until" not in details:
         return [gettext("this aid has expired.")]
     end = datetime.fromisoformat(details["valid_until"])
@@ -145,7 +146,7 @@ def _expired(details: dict) -> list[str]:
     ]
 
 
-def _hours(details: dict) -> list[str]:
+def _hours(details: JSONDict) -> list[str]:
     if details.get("public_holiday"):
         parts = [gettext("this aid cannot be used on public holidays.")]
     else:
@@ -163,7 +164,7 @@ def _hours(details: dict) -> list[str]:
     return parts
 
 
-def _category(details: dict) -> list[str]:
+def _category(details: JSONDict) -> list[str]:
     if details.get("cause") == "cash":
         return [gettext("this aid cannot be used to get cash or anything that works like cash.")]
     parts = [gettext("this aid cannot be used in this kind of shop.")]
@@ -174,7 +175,7 @@ def _category(details: dict) -> list[str]:
     return parts
 
 
-def _merchant(details: dict) -> list[str]:
+def _merchant(details: JSONDict) -> list[str]:
     cause = details.get("cause")
     if cause == "card_channel":
         return [
@@ -193,7 +194,7 @@ def _merchant(details: dict) -> list[str]:
     return [gettext("this aid cannot be used in this shop.")]
 
 
-def _zone(details: dict) -> list[str]:
+def _zone(details: JSONDict) -> list[str]:
     if details.get("unknown_location"):
         parts = [
             gettext(
@@ -228,7 +229,7 @@ _LIMIT_MESSAGES = {
 }
 
 
-def _limit(details: dict) -> list[str]:
+def _limit(details: JSONDict) -> list[str]:
     limit = details.get("limit")
     if limit == "per_payment":
         return [
@@ -245,7 +246,7 @@ def _limit(details: dict) -> list[str]:
     return [gettext("this payment is above the limit of this aid.")]
 
 
-def _funds(details: dict) -> list[str]:
+def _funds(details: JSONDict) -> list[str]:
     if details.get("available"):
         return [
             gettext("there is not enough money left on your aid for this payment."),
@@ -255,11 +256,11 @@ def _funds(details: dict) -> list[str]:
     return [gettext("there is no money left on your aid for this payment.")]
 
 
-def _fixed(message: Promise) -> Callable[[dict], list[str]]:
+def _fixed(message: Promise) -> Callable[[JSONDict], list[str]]:
     return lambda details: [str(message)]
 
 
-_BENEFICIARY: dict[str, Callable[[dict], list[str]]] = {
+_BENEFICIARY: dict[str, Callable[[JSONDict], list[str]]] = {
     "approved": _fixed(_("the payment is accepted.")),
     "aid_not_yet_valid": _not_yet_valid,
     "aid_expired": _expired,
@@ -300,7 +301,7 @@ _BENEFICIARY: dict[str, Callable[[dict], list[str]]] = {
 
 
 def beneficiary_message(
-    code: str, *, pocket_name: str | None = None, details: dict | None = None
+    code: str, *, pocket_name: str | None = None, details: JSONDict | None = None
 ) -> str:
     """Plain words for the person paying: which aid, which rule, what to do.
 

@@ -18,11 +18,12 @@ failing check came latest in the order above (an eligible but empty pocket count
 passed them all, and answers insufficient_funds), then split order.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from core.money import MAX_AMOUNT
+from core.types import JSONDict
 from engine import categories, rules
 from engine.periods import Usage
 from engine.request import AuthorizationRequest
@@ -48,7 +49,7 @@ class PocketVerdict:
     pocket_id: int
     verdict: Verdict
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         return {
             "pocket_id": self.pocket_id,
             "eligible": self.verdict.eligible,
@@ -63,12 +64,12 @@ class Outcome:
     status: str  # "approved" | "partially_approved" | "declined"
     approved_amount: int
     reason: str | None  # None when approved in full
-    details: dict
+    details: JSONDict
     pocket_name: str | None  # the pocket the reason is about, for the beneficiary message
     verdicts: tuple[PocketVerdict, ...]
     split: tuple[tuple[int, int], ...]  # (pocket_id, amount) in the order used
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONDict:
         return {
             "status": self.status,
             "approved_amount": self.approved_amount,
@@ -84,7 +85,7 @@ def evaluate(pocket: PocketState, request: AuthorizationRequest) -> tuple[int, V
     """The pocket's verdict, with the index in STAGES of the check that refused it
     (len(STAGES) when eligible)."""
     merchant = request.merchant
-    checks = (
+    checks: tuple[Callable[[], Verdict], ...] = (
         lambda: rules.check_validity(pocket.rules, request.at),
         lambda: rules.check_schedule(pocket.rules.schedule, request.at, merchant.departement),
         lambda: rules.check_categories(pocket.rules.categories, merchant.mcc),
@@ -127,7 +128,7 @@ def _zone_breadth(zone: ZoneRule | None) -> int:
     return 0
 
 
-def split_key(pocket: PocketState) -> tuple:
+def split_key(pocket: PocketState) -> tuple[bool, float, tuple[int, int, int], float, int]:
     # Instants as timestamps: aware datetimes of one tzinfo compare by wall clock in Python.
     until = pocket.rules.valid_until
     return (
@@ -195,7 +196,7 @@ def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Out
 
 def _declined(
     reason: str,
-    details: dict,
+    details: JSONDict,
     pocket_name: str | None,
     verdicts: tuple[PocketVerdict, ...],
 ) -> Outcome:
@@ -207,7 +208,7 @@ def _shortfall(
     results: dict[int, tuple[int, Verdict]],
     request: AuthorizationRequest,
     covered: int,
-) -> tuple[str, dict, str | None]:
+) -> tuple[str, JSONDict, str | None]:
     balances = sum(max(p.available, 0) for p in eligible)
     if balances >= request.amount:
         # Some pocket paid less than its balance: the first one, in split order, a limit held.
@@ -224,13 +225,14 @@ def _closest_refusal(
     candidates: list[PocketState],
     results: dict[int, tuple[int, Verdict]],
     request: AuthorizationRequest,
-) -> tuple[str, dict, str | None]:
+) -> tuple[str, JSONDict, str | None]:
     # `candidates` is in split order and min() keeps the first of equals: ties go to it.
     closest = min(candidates, key=lambda p: (p.available <= 0, -results[p.pocket_id][0]))
     verdict = results[closest.pocket_id][1]
     if verdict.eligible:  # an eligible pocket that paid nothing is empty
         details = {"available": 0, "amount": request.amount, "currency": request.currency}
         return "insufficient_funds", details, closest.name
+    assert verdict.reason is not None  # a refused verdict always names its reason
     details = dict(verdict.details)
     if verdict.reason == "limit_exceeded":
         details["currency"] = request.currency

@@ -27,10 +27,11 @@ message needs. Nothing here reads a clock, a database or the network.
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
-from typing import Any
+from typing import TypeVar
 
 import holidays
 from django.utils.formats import number_format
@@ -38,6 +39,7 @@ from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from core.types import JSONDict, JSONList, JSONValue
 from engine import categories, codes, geo
 from engine.categories import MccRange
 from engine.periods import PERIODS, Usage
@@ -139,7 +141,7 @@ class PocketRules:
     @classmethod
     def from_dict(
         cls,
-        data: dict | None,
+        data: JSONDict | None,
         *,
         valid_from: datetime | None = None,
         valid_until: datetime | None = None,
@@ -173,7 +175,7 @@ class PocketRules:
         ]
 
 
-def merge_rules(program_rules: dict | None, allocation_rules: dict | None) -> dict:
+def merge_rules(program_rules: JSONDict | None, allocation_rules: JSONDict | None) -> JSONDict:
     """The rules of one allocation: its own top-level keys replace the program's whole.
 
     Replacing per section rather than merging deeper keeps every section as one decision of
@@ -188,14 +190,14 @@ def merge_rules(program_rules: dict | None, allocation_rules: dict | None) -> di
 class Verdict:
     eligible: bool
     reason: str | None = None  # a code from codes.py when not eligible
-    details: dict = field(default_factory=dict)  # JSON-serialisable, what a message needs
+    details: JSONDict = field(default_factory=dict)  # what a message needs
     capacity: int | None = None  # when eligible: the most the limits let it pay (None: no limit)
 
 
 ELIGIBLE = Verdict(True)
 
 
-def _refuse(reason: str, **details: Any) -> Verdict:
+def _refuse(reason: str, **details: JSONValue) -> Verdict:
     return Verdict(False, reason, details)
 
 
@@ -345,7 +347,7 @@ def check_limits(limits: Limits, amount: int, usage: Usage) -> Verdict:
     and the rest is asked of other pockets. When a limit holds this payment back (capacity
     below the amount) or refuses it, the details name that limit (ties go to the first of
     per_payment, day, week, month, year, validity), so the shortfall can be explained."""
-    bounds: list[tuple[int, dict]] = []
+    bounds: list[tuple[int, JSONDict]] = []
     if limits.per_payment is not None:
         bounds.append((limits.per_payment, {"limit": "per_payment", "cap": limits.per_payment}))
     for period, cap in limits.caps():
@@ -370,7 +372,7 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _POSTCODE_PREFIX = re.compile(r"\d{1,5}")
 
 
-def _interpolate(message: Promise, params: dict) -> str:
+def _interpolate(message: Promise, params: Mapping[str, object]) -> str:
     return str(message) % params
 
 
@@ -379,11 +381,14 @@ def _interpolate(message: Promise, params: dict) -> str:
 _fmt = lazy(_interpolate, str)
 
 
-def _or_none(value: Any, parse: Any) -> Any:
+T = TypeVar("T")
+
+
+def _or_none(value: JSONValue, parse: Callable[[JSONValue], T]) -> T | None:
     return None if value is None else parse(value)
 
 
-def _mapping(value: Any, path: str, keys: tuple[str, ...]) -> dict:
+def _mapping(value: JSONValue, path: str, keys: tuple[str, ...]) -> JSONDict:
     """`value` as a JSON object with only these keys; path "" is the document itself."""
     if not isinstance(value, dict):
         raise RulesError(path or "rules", _("Expected an object with named settings."))
@@ -399,19 +404,19 @@ def _mapping(value: Any, path: str, keys: tuple[str, ...]) -> dict:
     return value
 
 
-def _list(value: Any, path: str) -> list:
+def _list(value: JSONValue, path: str) -> JSONList:
     if not isinstance(value, list):
         raise RulesError(path, _("Expected a list."))
     return value
 
 
-def _bool(value: Any, path: str) -> bool:
+def _bool(value: JSONValue, path: str) -> bool:
     if not isinstance(value, bool):
         raise RulesError(path, _("Expected true or false."))
     return value
 
 
-def _strings(value: Any, path: str) -> list[str]:
+def _strings(value: JSONValue, path: str) -> list[str]:
     items = _list(value, path)
     for i, item in enumerate(items):
         if not isinstance(item, str):
@@ -419,7 +424,7 @@ def _strings(value: Any, path: str) -> list[str]:
     return items
 
 
-def _parse_schedule(data: Any) -> Schedule:
+def _parse_schedule(data: JSONValue) -> Schedule:
     data = _mapping(data, "schedule", ("weekdays", "hours", "refuse_public_holidays"))
     weekdays = ALL_WEEKDAYS
     if "weekdays" in data:
@@ -457,7 +462,7 @@ def _parse_schedule(data: Any) -> Schedule:
     return Schedule(weekdays, tuple(sorted(hours)), refuse_holidays)
 
 
-def _minutes(value: Any, path: str) -> int:
+def _minutes(value: JSONValue, path: str) -> int:
     match = _TIME.fullmatch(value) if isinstance(value, str) else None
     hour, minute = (int(match[1]), int(match[2])) if match else (-1, -1)
     if not (0 <= hour <= 24 and 0 <= minute <= 59) or (hour == 24 and minute):
@@ -475,7 +480,7 @@ def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _parse_categories(data: Any) -> CategoryRule:
+def _parse_categories(data: JSONValue) -> CategoryRule:
     keys = ("allow_groups", "allow_mccs", "block_groups", "block_mccs", "allow_cash")
     data = _mapping(data, "categories", keys)
     allow_cash = _bool(data.get("allow_cash", False), "categories.allow_cash")
@@ -498,7 +503,7 @@ def _parse_categories(data: Any) -> CategoryRule:
     )
 
 
-def _groups(value: Any, path: str) -> tuple[str, ...]:
+def _groups(value: JSONValue, path: str) -> tuple[str, ...]:
     names = _strings(value, path)
     for i, name in enumerate(names):
         if name not in categories.GROUPS:
@@ -512,7 +517,7 @@ def _groups(value: Any, path: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _mcc_ranges(value: Any, path: str) -> tuple[MccRange, ...]:
+def _mcc_ranges(value: JSONValue, path: str) -> tuple[MccRange, ...]:
     ranges = []
     for i, spec in enumerate(_strings(value, path)):
         match = _MCC_SPEC.fullmatch(spec.strip())
@@ -546,7 +551,7 @@ def _mcc_ranges(value: Any, path: str) -> tuple[MccRange, ...]:
     return tuple(ranges)
 
 
-def _parse_merchants(data: Any) -> MerchantRule:
+def _parse_merchants(data: JSONValue) -> MerchantRule:
     data = _mapping(data, "merchants", ("allow", "deny"))
     allow = None
     if data.get("allow") is not None:
@@ -568,7 +573,7 @@ def _parse_merchants(data: Any) -> MerchantRule:
     return MerchantRule(allow, deny)
 
 
-def _merchant_ids(value: Any, path: str) -> frozenset[int]:
+def _merchant_ids(value: JSONValue, path: str) -> frozenset[int]:
     ids = _list(value, path)
     for i, merchant_id in enumerate(ids):
         if isinstance(merchant_id, bool) or not isinstance(merchant_id, int) or merchant_id <= 0:
@@ -576,7 +581,7 @@ def _merchant_ids(value: Any, path: str) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _parse_zone(data: Any) -> ZoneRule:
+def _parse_zone(data: JSONValue) -> ZoneRule:
     keys = ("countries", "departements", "communes", "postcode_prefixes", "circles")
     data = _mapping(data, "zone", keys)
     countries = _codes(
@@ -618,7 +623,9 @@ def _parse_zone(data: Any) -> ZoneRule:
     return ZoneRule(countries, departements, communes, prefixes, circles)
 
 
-def _codes(value: Any, path: str, valid: Any, message: Promise) -> tuple[str, ...]:
+def _codes(
+    value: JSONValue, path: str, valid: Callable[[str], bool], message: Promise
+) -> tuple[str, ...]:
     items = _strings(value, path)
     for i, code in enumerate(items):
         if not valid(code):
@@ -626,7 +633,7 @@ def _codes(value: Any, path: str, valid: Any, message: Promise) -> tuple[str, ..
     return tuple(dict.fromkeys(items))
 
 
-def _circle(data: Any, path: str) -> Circle:
+def _circle(data: JSONValue, path: str) -> Circle:
     data = _mapping(data, path, ("lat", "lon", "radius_km"))
     lat, lon, radius = (
         _number(data.get(key), f"{path}.{key}") for key in ("lat", "lon", "radius_km")
@@ -640,13 +647,13 @@ def _circle(data: Any, path: str) -> Circle:
     return Circle(float(lat), float(lon), float(radius))
 
 
-def _number(value: Any, path: str) -> float:
+def _number(value: JSONValue, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise RulesError(path, _("Expected a number."))
     return value
 
 
-def _parse_limits(data: Any) -> Limits:
+def _parse_limits(data: JSONValue) -> Limits:
     data = _mapping(data, "limits", ("per_payment", *PERIODS))
     for key, value in data.items():
         if value is not None and (
