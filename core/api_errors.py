@@ -2,11 +2,12 @@
 clients can rely on and a message a person can read."""
 
 import logging
+from collections.abc import Mapping
 
 from django import db
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import defaults
@@ -37,17 +38,24 @@ _DRF_CODES = {
 }
 
 
-def _printable(text) -> str:
+def _printable(text: object) -> str:
     # A message may quote the client's input, and JSON has no UTF-8 for a lone surrogate.
     return str(text).encode("utf-8", "replace").decode("utf-8")
 
 
-def error_response(code: str, message, *, status_code: int, field: str | None = None, headers=None):
+def error_response(
+    code: str,
+    message: object,
+    *,
+    status_code: int,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     body = {"error": {"code": code, "message": _printable(message), "field": field}}
     return Response(body, status=status_code, headers=headers)
 
 
-def _first_error(detail, prefix: str = "") -> tuple[str | None, str]:
+def _first_error(detail: object, prefix: str = "") -> tuple[str | None, str]:
     """The first field and message of a (possibly nested) DRF validation error."""
     if isinstance(detail, dict):
         field, value = next(iter(detail.items()))
@@ -59,7 +67,7 @@ def _first_error(detail, prefix: str = "") -> tuple[str | None, str]:
     return (prefix or None), str(detail)
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: Mapping[str, object]) -> Response | None:
     if isinstance(exc, db.OperationalError | db.InterfaceError):
         # The database is unreachable or out of connections: a client should retry later, with
         # the same idempotency key; nothing was written.
@@ -94,43 +102,45 @@ def exception_handler(exc, context):
         code = next(
             (code for kind, code in _DRF_CODES.items() if isinstance(exc, kind)), "invalid_request"
         )
-        headers = {}
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        headers: dict[str, str] = {}
+        # Set on the exception by DRF (APIView.handle_exception, Throttled), unknown to its stubs.
+        if auth_header := getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = auth_header
+        if wait := getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(wait))
         message = exc.detail if isinstance(exc.detail, str) else _("The request is not valid.")
         return error_response(code, message, status_code=exc.status_code, headers=headers)
     return None
 
 
-def _api_error(request, code: str, message, status_code: int):
+def _api_error(request: HttpRequest, code: str, message: object, status_code: int) -> JsonResponse:
     body = {"error": {"code": code, "message": _printable(message), "field": None}}
     return JsonResponse(body, status=status_code)
 
 
-def _is_api(request) -> bool:
+def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith(("/api/", "/hooks/"))
 
 
-def bad_request(request, exception=None):
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 400 for what reached no view's own handling (a body above
     DATA_UPLOAD_MAX_MEMORY_SIZE read by a webhook): JSON under /api/ and /hooks/."""
     if not _is_api(request):
-        return defaults.bad_request(request, exception)
+        # Django's bad_request never reads `exception`; its stubs require one all the same.
+        return defaults.bad_request(request, exception)  # type: ignore[arg-type]
     if isinstance(exception, RequestDataTooBig):
         return _api_error(request, "request_too_large", RequestTooLarge.default_detail, 413)
     return _api_error(request, "malformed_request", _("The request is not valid."), 400)
 
 
-def not_found(request, exception=None):
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 404 for the URLs no view matched: JSON under /api/, the usual page elsewhere."""
     if request.path.startswith("/api/"):
         return _api_error(request, "not_found", _("No such resource."), 404)
     return defaults.page_not_found(request, exception)
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     """The last resort, for a bug: a JSON error under /api/, without any detail of the bug."""
     if request.path.startswith("/api/"):
         return _api_error(request, "internal_error", _("An unexpected error occurred."), 500)

@@ -2,7 +2,12 @@
 API edge, and a message in plain words (translated). The DRF exception handler in
 config/errors.py turns them into {"error": {"code", "message", "field"}}."""
 
+from typing import TYPE_CHECKING
+
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class DomainError(Exception):
@@ -10,7 +15,9 @@ class DomainError(Exception):
     status = 400
     default_message = _("The request is not valid.")
 
-    def __init__(self, message=None, *, field: str | None = None, **details):
+    def __init__(
+        self, message: "StrOrPromise | None" = None, *, field: str | None = None, **details: object
+    ) -> None:
         self.message = message if message is not None else self.default_message
         self.field = field
         self.details = details
@@ -61,7 +68,7 @@ class HoldAlreadyResolved(DomainError):
         "expired": _("This hold has expired: its money was released."),
     }
 
-    def __init__(self, state: str):
+    def __init__(self, state: str) -> None:
         self.code = f"hold_already_{state}"
         super().__init__(self.MESSAGES[state])
 
@@ -100,7 +107,13 @@ class PaymentCodeError(DomainError):
     status = 404
     default_message = _("This payment code is not valid. Please check it, or ask for a new one.")
 
-    def __init__(self, message=None, *, field: str | None = "code", **details):
+    def __init__(
+        self,
+        message: "StrOrPromise | None" = None,
+        *,
+        field: str | None = "code",
+        **details: object,
+    ) -> None:
         super().__init__(message, field=field, **details)
 
 
@@ -131,7 +144,13 @@ class PaymentCodeAmountExceeded(PaymentCodeError):
     status = 422
     default_message = _("The amount is larger than the maximum this payment code allows.")
 
-    def __init__(self, message=None, *, field: str | None = "amount", **details):
+    def __init__(
+        self,
+        message: "StrOrPromise | None" = None,
+        *,
+        field: str | None = "amount",
+        **details: object,
+    ) -> None:
         super().__init__(message, field=field, **details)
 
 
@@ -140,7 +159,13 @@ class PaymentCodeCurrencyMismatch(PaymentCodeError):
     status = 422
     default_message = _("This payment code is for another currency.")
 
-    def __init__(self, message=None, *, field: str | None = "currency", **details):
+    def __init__(
+        self,
+        message: "StrOrPromise | None" = None,
+        *,
+        field: str | None = "currency",
+        **details: object,
+    ) -> None:
         super().__init__(message, field=field, **details)
 
 
@@ -162,5 +187,7 @@ class PaymentCodeUnavailable(PaymentCodeError):
     status = 503
     default_message = _("No payment code can be created right now. Please try again in a minute.")
 
-    def __init__(self, message=None, *, field: str | None = None, **details):
+    def __init__(
+        self, message: "StrOrPromise | None" = None, *, field: str | None = None, **details: object
+    ) -> None:
         super().__init__(message, field=field, **details)
