@@ -81,10 +81,14 @@ def exception_handler(exc: Exception, context: Mapping[str, object]) -> Response
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
     if isinstance(exc, DomainError):
+        # Whole seconds until a limit or a lockout ends, for clients that back off (RFC 9110).
         retry_after = exc.details.get("retry_after")
-        headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
         return error_response(
-            exc.code, exc.message, status_code=exc.status, field=exc.field, headers=headers
+            exc.code,
+            exc.message,
+            status_code=exc.status,
+            field=exc.field,
+            headers={"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None,
         )
     if isinstance(exc, DjangoValidationError):
         # A model's own validation, reached through a service: the client's data, so a 400.

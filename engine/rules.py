@@ -40,6 +40,8 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.types import JSONDict, JSONList, JSONValue
+from core.money import format_money
+from core.time import format_instant, format_until
 from engine import categories, codes, geo
 from engine.categories import MccRange
 from engine.periods import PERIODS, Usage
@@ -677,12 +679,12 @@ def _describe_validity(rules: PocketRules) -> list[str]:
     if start and end:
         return [
             gettext("Can be used from %(start)s until %(end)s.")
-            % {"start": codes.format_instant(start), "end": codes.format_until(end)}
+            % {"start": format_instant(start), "end": format_until(end)}
         ]
     if start:
-        return [gettext("Can be used from %(start)s.") % {"start": codes.format_instant(start)}]
+        return [gettext("Can be used from %(start)s.") % {"start": format_instant(start)}]
     if end:
-        return [gettext("Can be used until %(end)s.") % {"end": codes.format_until(end)}]
+        return [gettext("Can be used until %(end)s.") % {"end": format_until(end)}]
     return []
 
 
@@ -789,7 +791,7 @@ _LIMIT_LINES = {
 def _describe_limits(limits: Limits, currency: str) -> list[str]:
     caps = [("per_payment", limits.per_payment), *limits.caps()]
     return [
-        str(_LIMIT_LINES[name]) % {"amount": codes.format_money(cap, currency)}
+        str(_LIMIT_LINES[name]) % {"amount": format_money(cap, currency)}
         for name, cap in caps
         if cap is not None
     ]
