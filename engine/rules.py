@@ -39,9 +39,9 @@ from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from core.types import JSONDict, JSONList, JSONValue
 from core.money import format_money
 from core.time import format_instant, format_until
+from core.types import JSONDict, JSONList, JSONValue
 from engine import categories, codes, geo
 from engine.categories import MccRange
 from engine.periods import PERIODS, Usage
