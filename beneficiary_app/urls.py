@@ -2,7 +2,19 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 import core.converters  # noqa: F401  (the <ref:...> path converter)
-from beneficiary_app import api, notifications_api
+from beneficiary_app.api import (
+    aidants,
+    auth,
+    cards,
+    history,
+    me,
+    notification_preferences,
+    payment_codes,
+    payments,
+    places,
+    pockets,
+    push_subscriptions,
+)
 
 app_name = "app_api"
 
@@ -15,37 +27,39 @@ SCHEMA_SETTINGS = {
 }
 
 urlpatterns = [
-    path("auth/code", api.SignInCodeApi.as_view(), name="auth-code"),
-    path("auth/token", api.SignInTokenApi.as_view(), name="auth-token"),
-    path("auth/sign-out", api.SignOutApi.as_view(), name="sign-out"),
+    path("auth/code", auth.SignInCodeApi.as_view(), name="auth-code"),
+    path("auth/token", auth.SignInTokenApi.as_view(), name="auth-token"),
+    path("auth/sign-out", auth.SignOutApi.as_view(), name="sign-out"),
     path(
-        "auth/sign-out-everywhere", api.SignOutEverywhereApi.as_view(), name="sign-out-everywhere"
+        "auth/sign-out-everywhere", auth.SignOutEverywhereApi.as_view(), name="sign-out-everywhere"
     ),
-    path("me", api.MeApi.as_view(), name="me"),
-    path("aidants", api.AidantListCreateApi.as_view(), name="aidants"),
-    path("aidants/<int:aidant_id>", api.AidantDetailApi.as_view(), name="aidant"),
-    path("pockets", api.PocketListApi.as_view(), name="pockets"),
-    path("pockets/<int:pocket_id>", api.PocketDetailApi.as_view(), name="pocket"),
-    path("pockets/<int:pocket_id>/merchants", api.PlaceListApi.as_view(), name="pocket-merchants"),
-    path("history", api.HistoryListApi.as_view(), name="history"),
-    path("history/<ref:reference>", api.PaymentDetailApi.as_view(), name="payment"),
-    path("cards", api.CardListApi.as_view(), name="cards"),
-    path("cards/<ref:reference>/freeze", api.CardFreezeApi.as_view(), name="card-freeze"),
-    path("cards/<ref:reference>/unfreeze", api.CardUnfreezeApi.as_view(), name="card-unfreeze"),
+    path("me", me.MeView.as_view(), name="me"),
+    path("aidants", aidants.AidantsView.as_view(), name="aidants"),
+    path("aidants/<int:aidant_id>", aidants.AidantRevokeApi.as_view(), name="aidant"),
+    path("pockets", pockets.PocketListApi.as_view(), name="pockets"),
+    path("pockets/<int:pocket_id>", pockets.PocketDetailApi.as_view(), name="pocket"),
+    path(
+        "pockets/<int:pocket_id>/merchants", places.PlaceListApi.as_view(), name="pocket-merchants"
+    ),
+    path("history", history.HistoryListApi.as_view(), name="history"),
+    path("history/<ref:reference>", payments.PaymentDetailApi.as_view(), name="payment"),
+    path("cards", cards.CardListApi.as_view(), name="cards"),
+    path("cards/<ref:reference>/freeze", cards.CardFreezeApi.as_view(), name="card-freeze"),
+    path("cards/<ref:reference>/unfreeze", cards.CardUnfreezeApi.as_view(), name="card-unfreeze"),
     path(
         "cards/<ref:reference>/report-lost",
-        api.CardReportLostApi.as_view(),
+        cards.CardReportLostApi.as_view(),
         name="card-report-lost",
     ),
-    path("payment-codes", api.PaymentCodeApi.as_view(), name="payment-codes"),
+    path("payment-codes", payment_codes.PaymentCodeCreateApi.as_view(), name="payment-codes"),
     path(
         "notification-preferences",
-        notifications_api.NotificationPreferencesApi.as_view(),
+        notification_preferences.NotificationPreferencesView.as_view(),
         name="notification-preferences",
     ),
     path(
         "push-subscriptions",
-        notifications_api.PushSubscriptionsApi.as_view(),
+        push_subscriptions.PushSubscriptionsView.as_view(),
         name="push-subscriptions",
     ),
     path(

@@ -3,6 +3,7 @@ from django.utils import timezone
 
 from engine.request import AuthorizationRequest
 from merchants.payments import merchant_place
+from stripe_issuing.accounts import card_settlement_account
 from tests.beneficiary_app.conftest import error_code
 from wallet.authorize import authorize
 from wallet.models import Card, Decision
@@ -47,6 +48,7 @@ def test_a_frozen_card_cannot_pay(api, card, food_pocket, grocer):
         ),
         wallet=card.wallet,
         card=Card.objects.get(pk=card.pk),
+        credit_account=card_settlement_account("EUR"),
         idempotency_key="f",
     )
 

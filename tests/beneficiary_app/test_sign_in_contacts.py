@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from beneficiary_app import api
+from beneficiary_app.api import auth
 from tests.beneficiary_app.conftest import AppClient, error_code
 from tests.factories import BeneficiaryFactory
 from tests.markers import postgresql_case_folding
@@ -123,7 +123,7 @@ def test_asking_a_code_runs_the_same_queries_for_a_known_and_an_unknown_contact(
     anonymous, victim, monkeypatch
 ):
     queued = []
-    monkeypatch.setattr(api.sign_in_code_send, "delay", lambda *args: queued.append(args))
+    monkeypatch.setattr(auth.sign_in_code_send, "delay", lambda *args: queued.append(args))
 
     with CaptureQueriesContext(connection) as known:
         assert ask_code(anonymous, VICTIM).status_code == 202

@@ -12,7 +12,8 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.urls import resolve
 
-from beneficiary_app import api
+from beneficiary_app.api.me import MeView
+from beneficiary_app.api.payment_codes import PaymentCodeCreateApi
 from beneficiary_app.web import views
 
 APP = "/app/"
@@ -86,8 +87,8 @@ def test_the_language_chosen_in_the_app_wins_over_the_phones(client):
 
 def test_the_page_tells_the_script_where_the_api_is(client):
     config = page(client).json["config"]
-    assert resolve(config["api"] + "me").func.view_class is api.MeApi
-    assert resolve(config["api"] + "payment-codes").func.view_class is api.PaymentCodeApi
+    assert resolve(config["api"] + "me").func.view_class is MeView
+    assert resolve(config["api"] + "payment-codes").func.view_class is PaymentCodeCreateApi
     assert config["serviceWorker"] == "/app/sw.js"
     assert config["scope"] == APP
     assert [code for code, _ in config["languages"]] == ["fr", "en"]

@@ -1,17 +1,13 @@
-"""The app's endpoints for messages: which messages the beneficiary wants on which channel,
-and the devices where the installed app receives push messages."""
+"""Which messages the beneficiary wants on which channel."""
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 
-from beneficiary_app.api import ERRORS, AppApi
-from notifications.preferences import (
-    notification_preferences,
-    notification_preferences_set,
-)
-from notifications.push import push_enabled, push_subscribe, push_unsubscribe
+from beneficiary_app.api.base import ERRORS, AppApi
+from notifications.preferences import notification_preferences, notification_preferences_set
+from notifications.push import push_enabled
 from wallet.models.notifications import Notification
 
 
@@ -32,13 +28,6 @@ class PreferencesOutput(serializers.Serializer):
     )
 
 
-class PreferencesInput(serializers.Serializer):
-    choices = serializers.DictField(
-        child=serializers.DictField(child=serializers.BooleanField()),
-        help_text="{kind: {channel: on}} for the choices to change; the others keep theirs.",
-    )
-
-
 def _preferences(beneficiary) -> dict:
     labels = dict(Notification.Kind.choices)
     return {
@@ -56,12 +45,7 @@ def _preferences(beneficiary) -> dict:
     }
 
 
-_EXAMPLE = OpenApiExample(
-    "Payments by SMS off",
-    request_only=True,
-    value={"choices": {"payment_approved": {"sms": False}, "low_balance": {"push": True}}},
-)
-_ANSWER = OpenApiExample(
+PREFERENCES_EXAMPLE = OpenApiExample(
     "Choices",
     response_only=True,
     value={
@@ -87,25 +71,42 @@ _ANSWER = OpenApiExample(
 )
 
 
-class NotificationPreferencesApi(AppApi):
+class NotificationPreferencesGetApi(AppApi):
     @extend_schema(
         summary="Which messages arrive on which channel",
         responses={200: PreferencesOutput, **ERRORS},
-        examples=[_ANSWER],
+        examples=[PREFERENCES_EXAMPLE],
     )
     def get(self, request):
         return Response(_preferences(self.beneficiary))
+
+
+class NotificationPreferencesSetApi(AppApi):
+    class PreferencesInput(serializers.Serializer):
+        choices = serializers.DictField(
+            child=serializers.DictField(child=serializers.BooleanField()),
+            help_text="{kind: {channel: on}} for the choices to change; the others keep theirs.",
+        )
 
     @extend_schema(
         summary="Change some choices",
         description="All or nothing: an unknown kind or channel, or a message that is always "
         "sent turned off, changes nothing.",
         request=PreferencesInput,
-        examples=[_EXAMPLE, _ANSWER],
+        examples=[
+            OpenApiExample(
+                "Payments by SMS off",
+                request_only=True,
+                value={
+                    "choices": {"payment_approved": {"sms": False}, "low_balance": {"push": True}}
+                },
+            ),
+            PREFERENCES_EXAMPLE,
+        ],
         responses={200: PreferencesOutput, **ERRORS},
     )
     def put(self, request):
-        data = PreferencesInput(data=request.data)
+        data = self.PreferencesInput(data=request.data)
         data.is_valid(raise_exception=True)
         notification_preferences_set(
             beneficiary=self.beneficiary, choices=data.validated_data["choices"]
@@ -113,44 +114,6 @@ class NotificationPreferencesApi(AppApi):
         return Response(_preferences(self.beneficiary))
 
 
-class PushKeysInput(serializers.Serializer):
-    p256dh = serializers.CharField(max_length=200)
-    auth = serializers.CharField(max_length=100)
-
-
-class PushSubscriptionInput(serializers.Serializer):
-    endpoint = serializers.URLField(max_length=1000)
-    keys = PushKeysInput()
-
-
-class PushUnsubscribeInput(serializers.Serializer):
-    endpoint = serializers.URLField(max_length=1000)
-
-
-class PushSubscriptionsApi(AppApi):
-    @extend_schema(
-        summary="Receive push messages on this device",
-        description="The body is the browser's `PushSubscription.toJSON()`.",
-        request=PushSubscriptionInput,
-        responses={204: None, **ERRORS},
-    )
-    def post(self, request):
-        data = PushSubscriptionInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        info = data.validated_data
-        push_subscribe(
-            beneficiary=self.beneficiary,
-            subscription_info={"endpoint": info["endpoint"], "keys": dict(info["keys"])},
-        )
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(
-        summary="Stop push messages on this device",
-        request=PushUnsubscribeInput,
-        responses={204: None, **ERRORS},
-    )
-    def delete(self, request):
-        data = PushUnsubscribeInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        push_unsubscribe(beneficiary=self.beneficiary, endpoint=data.validated_data["endpoint"])
-        return Response(status=status.HTTP_204_NO_CONTENT)
+# Django routes one view per path: /notification-preferences's operations, composed.
+class NotificationPreferencesView(NotificationPreferencesGetApi, NotificationPreferencesSetApi):
+    pass

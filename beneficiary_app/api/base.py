@@ -1,0 +1,88 @@
+"""What every operation of the app API shares: the base view (token authentication, the
+read-only rule for aidants, the per-token throttle), the error schema and its example, the
+Accept-Language parameter and the masking of contacts."""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter
+from rest_framework import serializers
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.views import APIView
+
+from beneficiary_app.authentication import AppTokenAuthentication
+from beneficiary_app.services import ReadOnly
+from beneficiary_app.throttles import AppTokenThrottle
+from notifications.channels import mask_email, mask_phone
+from wallet.models import Beneficiary
+
+
+class ErrorDetail(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+
+
+class ErrorOutput(serializers.Serializer):
+    error = ErrorDetail()
+
+
+ERRORS = {
+    400: ErrorOutput,
+    401: ErrorOutput,
+    403: ErrorOutput,
+    404: ErrorOutput,
+    409: ErrorOutput,
+    415: ErrorOutput,
+    429: ErrorOutput,
+    503: ErrorOutput,
+}
+ERROR_EXAMPLE = OpenApiExample(
+    "Error",
+    response_only=True,
+    status_codes=["400"],
+    value={
+        "error": {
+            "code": "invalid_code",
+            "message": "Ce code ne fonctionne pas. Vérifiez-le, ou demandez un nouveau code.",
+            "field": "code",
+        }
+    },
+)
+LANGUAGE = OpenApiParameter(
+    "Accept-Language",
+    str,
+    OpenApiParameter.HEADER,
+    enum=["fr", "en"],
+    description="The language of the texts (amounts, dates, rules, explanations). French "
+    "by default.",
+)
+
+
+def mask_contact(contact: str) -> str:
+    """An aidant's contact, an email address or a phone number, masked for display."""
+    return mask_email(contact) if "@" in contact else mask_phone(contact)
+
+
+class WalletWritable(BasePermission):
+    """Aidants' tokens read; only the beneficiary's own token writes."""
+
+    def has_permission(self, request, view):
+        if request.method in SAFE_METHODS or getattr(view, "read_only_tokens_allowed", False):
+            return True
+        if request.auth.read_only:
+            raise ReadOnly()
+        return True
+
+
+# No docstring on the view classes: drf-spectacular would publish it as the description of
+# every operation that has none of its own.
+class AppApi(APIView):
+    authentication_classes = [AppTokenAuthentication]
+    permission_classes = [IsAuthenticated, WalletWritable]
+    throttle_classes = [AppTokenThrottle]
+
+    @property
+    def wallet(self):
+        return self.request.user.wallet
+
+    @property
+    def beneficiary(self) -> Beneficiary:
+        return self.request.user.beneficiary
