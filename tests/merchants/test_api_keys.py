@@ -2,7 +2,7 @@
 
 import pytest
 
-from merchant_api.api import MerchantKeyCreationThrottle
+from merchant_api.api_keys import MerchantKeyCreationThrottle
 from tests.factories import make_merchant
 from tests.merchants.conftest import MerchantClient
 
