@@ -43,6 +43,7 @@ REFUND_EXAMPLE = OpenApiExample(
         "object": "refund",
         "authorization": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
         "amount": 1000,
+        "reason": "returned item",
         "created": "2026-11-22T10:20:00+01:00",
     },
 )
@@ -65,18 +66,7 @@ class RefundCreateApi(MerchantApi):
             OpenApiExample(
                 "Refund", request_only=True, value={"amount": 500, "reason": "returned item"}
             ),
-            OpenApiExample(
-                "Refund",
-                response_only=True,
-                value={
-                    "id": "re_Q2f7mZ1kPx0aB9cD3eF5gH7j",
-                    "object": "refund",
-                    "authorization": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
-                    "amount": 1000,
-                    "reason": "returned item",
-                    "created": "2026-11-22T10:20:00+01:00",
-                },
-            ),
+            REFUND_EXAMPLE,
             ERROR_EXAMPLE,
         ],
     )
