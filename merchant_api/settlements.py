@@ -13,7 +13,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from merchant_api.api import ERRORS, Cursor, MerchantApi, page_of
+from merchant_api.base import ERRORS, MerchantApi, Page, paginated
 from merchants.models.settlement import Payout, SettlementBatch, SettlementLine
 from merchants.statements import statement_csv, statement_filename
 
@@ -68,6 +68,10 @@ class SettlementDetailOutput(SettlementOutput):
         return SettlementLineOutput(lines, many=True).data
 
 
+class SettlementPage(Page):
+    results = SettlementOutput(many=True)
+
+
 SETTLEMENT_EXAMPLE = {
     "id": "STL-3F9A0C2E71B4D855",
     "object": "settlement",
@@ -102,7 +106,7 @@ class SettlementListApi(MerchantApi):
         "refunded, carried from a previous settlement whose refunds exceeded its payments, the "
         "net, and its payout.",
         parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
-        responses={200: page_of(SettlementOutput, "SettlementPage"), **ERRORS},
+        responses={200: SettlementPage, **ERRORS},
         examples=[
             OpenApiExample(
                 "A page",
@@ -112,10 +116,9 @@ class SettlementListApi(MerchantApi):
         ],
     )
     def get(self, request):
-        paginator = Cursor()
-        paginator.ordering = "-created_at"
-        page = paginator.paginate_queryset(_own_batches(self.merchant), request, view=self)
-        return paginator.get_paginated_response(SettlementOutput(page, many=True).data)
+        return paginated(
+            self, _own_batches(self.merchant), SettlementOutput, ordering="-created_at"
+        )
 
 
 class SettlementDetailApi(MerchantApi):

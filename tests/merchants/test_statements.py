@@ -12,9 +12,14 @@ from merchants.payments import payment_authorize, payment_refund
 from merchants.settlement import settlement_close, settlement_until
 from merchants.statements import money_fr
 from tests.factories import make_merchant, make_payment_code, make_staff
-from tests.merchants.conftest import MerchantClient
+from tests.merchant_api.conftest import MerchantClient
 
 DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def api(merchant):
+    return MerchantClient(merchant)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 from merchants.models.webhooks import WebhookEndpoint
 from merchants.webhooks import webhook_signature_header, webhook_signature_verify
 from tests.factories import make_merchant
-from tests.merchants.conftest import MerchantClient
+from tests.merchant_api.conftest import MerchantClient
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import time_machine
 from django.utils import timezone
 
 from tests.factories import make_merchant
-from tests.merchants.conftest import MerchantClient
+from tests.merchant_api.conftest import MerchantClient
 from wallet.models.payment_codes import PaymentCode
 from wallet.payment_codes import MAX_FAILED_ATTEMPTS, payment_code_create
 

@@ -11,14 +11,14 @@ from django.utils import timezone
 from funders.services import allocation_revoke
 from ledger.verify import verify
 from merchant_api import authentication
-from merchant_api.api import MerchantKeyThrottle
+from merchant_api.base import MerchantKeyThrottle
 from merchants.models import Merchant
 from merchants.models.webhooks import WebhookEndpoint, WebhookEvent
 from merchants.payments import payment_authorize
 from merchants.services import MerchantNotActive, merchant_suspend
 from merchants.tasks import expire_authorizations
 from tests.factories import make_allocation, make_merchant, make_program
-from tests.merchants.conftest import MerchantClient
+from tests.merchant_api.conftest import MerchantClient
 from wallet.models.payment_codes import PaymentCode
 from wallet.services import wallet_freeze
 from wallet.tasks import expire_holds

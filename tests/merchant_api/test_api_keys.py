@@ -2,9 +2,9 @@
 
 import pytest
 
-from merchant_api.api import MerchantKeyCreationThrottle
+from merchant_api.api_keys import MerchantKeyCreationThrottle
 from tests.factories import make_merchant
-from tests.merchants.conftest import MerchantClient
+from tests.merchant_api.conftest import MerchantClient
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,142 @@
+"""A merchant's API keys: listed, created (the secret shown once) and revoked through the API
+itself, with the key in use."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+
+from merchant_api.base import ERRORS, IDEMPOTENCY_KEY, MerchantApi
+from merchants.models import ApiKey
+from merchants.services import api_key_create, api_key_revoke
+
+
+class ApiKeyOutput(serializers.ModelSerializer):
+    object = serializers.SerializerMethodField()
+    created = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "object", "name", "mode", "prefix", "created", "last_used_at",
+                  "revoked_at"]  # fmt: skip
+
+    def get_object(self, key) -> str:
+        return "api_key"
+
+
+API_KEY_EXAMPLE = {
+    "id": 12,
+    "object": "api_key",
+    "name": "Caisse 1",
+    "mode": "live",
+    "prefix": "sk_live_4fT9qLm",
+    "created": "2026-11-22T09:00:00+01:00",
+    "last_used_at": "2026-11-22T10:15:00+01:00",
+    "revoked_at": None,
+}
+
+
+class ApiKeyListOutput(serializers.Serializer):
+    data = ApiKeyOutput(many=True)
+
+
+class ApiKeyListApi(MerchantApi):
+    @extend_schema(
+        summary="List your API keys",
+        responses={200: ApiKeyListOutput, **ERRORS},
+        examples=[OpenApiExample("Keys", response_only=True, value={"data": [API_KEY_EXAMPLE]})],
+    )
+    def get(self, request):
+        keys = self.merchant.api_keys.order_by("-created_at")
+        return Response({"data": ApiKeyOutput(keys, many=True).data})
+
+
+class MerchantKeyCreationThrottle(SimpleRateThrottle):
+    """API keys a merchant may create (rate: DEFAULT_THROTTLE_RATES["merchant_key_creation"]),
+    all its keys together: with the cap of active keys, a merchant cannot mint keys to spread
+    anything per key."""
+
+    scope = "merchant_key_creation"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request.user.merchant.pk}
+
+
+class ApiKeyInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    mode = serializers.ChoiceField(choices=ApiKey.Mode.choices, default=ApiKey.Mode.LIVE)
+
+
+class ApiKeyCreatedOutput(ApiKeyOutput):
+    secret = serializers.SerializerMethodField()
+
+    class Meta(ApiKeyOutput.Meta):
+        fields = [*ApiKeyOutput.Meta.fields, "secret"]
+
+    def get_secret(self, key) -> str:
+        return self.context["secret"]
+
+
+class ApiKeyCreateApi(MerchantApi):
+    def get_throttles(self):
+        # Only creations count: the list shares this view's path (ApiKeysView).
+        if self.request.method == "POST":
+            return [*super().get_throttles(), MerchantKeyCreationThrottle()]
+        return super().get_throttles()
+
+    @extend_schema(
+        summary="Create an API key",
+        description="The secret is in this response only: store it now, it is never shown "
+        "again (only its digest is kept).",
+        request=ApiKeyInput,
+        responses={201: ApiKeyCreatedOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample("New key", request_only=True, value={"name": "Caisse 2"}),
+            OpenApiExample(
+                "Created",
+                response_only=True,
+                value={
+                    **API_KEY_EXAMPLE,
+                    "last_used_at": None,
+                    "secret": "sk_live_4fT9qLm…(43 characters, shown once)",
+                },
+            ),
+        ],
+    )
+    def post(self, request):
+        data = ApiKeyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, secret = api_key_create(merchant=self.merchant, **data.validated_data)
+        output = ApiKeyCreatedOutput(key, context={"secret": secret})
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # A key's secret must not be kept for replays: a retry creates nothing more but does not
+        # get the secret again.
+        self.idempotency = None
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+# Django routes one view per path: /api-keys lists (GET) and creates (POST).
+class ApiKeysView(ApiKeyListApi, ApiKeyCreateApi):
+    pass
+
+
+class ApiKeyRevokeApi(MerchantApi):
+    @extend_schema(
+        summary="Revoke an API key",
+        request=None,
+        responses={200: ApiKeyOutput, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Revoked",
+                response_only=True,
+                value={**API_KEY_EXAMPLE, "revoked_at": "2026-11-22T11:00:00+01:00"},
+            )
+        ],
+    )
+    def post(self, request, key_id: int):
+        key = get_object_or_404(self.merchant.api_keys, pk=key_id)
+        return Response(ApiKeyOutput(api_key_revoke(key=key)).data)

@@ -1,0 +1,265 @@
+"""Authorizations: a payment asked for with the beneficiary's one-time code, approved (held, or
+captured at once) or declined; listed and retrieved by the merchant that asked for it."""
+
+from collections.abc import Mapping
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from core.errors import DomainError, PaymentCodeInvalid
+from engine.codes import merchant_message
+from merchant_api.base import (
+    ERROR_EXAMPLE,
+    ERRORS,
+    IDEMPOTENCY_KEY,
+    MerchantApi,
+    MetadataField,
+    Page,
+    UtcDateTimeFilter,
+    amount_field,
+    paginated,
+)
+from merchant_api.code_guessing import PaymentCodeGuessing
+from merchants.payments import payment_authorize
+from merchants.selectors import authorization_list, capture_status
+from wallet.models import Decision
+
+
+class DeclineOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class AuthorizationOutput(serializers.ModelSerializer):
+    id = serializers.CharField(source="reference")
+    object = serializers.SerializerMethodField()
+    decline = serializers.SerializerMethodField()
+    capture_status = serializers.SerializerMethodField()
+    amount_held = serializers.IntegerField(read_only=True)
+    amount_captured = serializers.IntegerField(read_only=True)
+    amount_reversed = serializers.IntegerField(read_only=True)
+    amount_refunded = serializers.IntegerField(read_only=True)
+    created = serializers.DateTimeField(source="decided_at")
+
+    class Meta:
+        model = Decision
+        fields = [
+            "id", "object", "status", "amount", "approved_amount", "currency", "decline",
+            "capture_status", "amount_held", "amount_captured", "amount_reversed",
+            "amount_refunded", "merchant_reference", "metadata", "created",
+        ]  # fmt: skip
+
+    def get_object(self, decision) -> str:
+        return "authorization"
+
+    @extend_schema_field(DeclineOutput(allow_null=True))
+    def get_decline(self, decision):
+        if not decision.reason:
+            return None
+        return {"code": decision.reason, "message": merchant_message(decision.reason)}
+
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=["requires_capture", "captured", "refunded", "reversed", "expired"],
+            allow_null=True,
+        )
+    )
+    def get_capture_status(self, decision):
+        return capture_status(decision)
+
+
+APPROVED_EXAMPLE = OpenApiExample(
+    "Approved",
+    response_only=True,
+    value={
+        "id": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
+        "object": "authorization",
+        "status": "approved",
+        "amount": 1250,
+        "approved_amount": 1250,
+        "currency": "EUR",
+        "decline": None,
+        "capture_status": "requires_capture",
+        "amount_held": 1250,
+        "amount_captured": 0,
+        "amount_reversed": 0,
+        "amount_refunded": 0,
+        "merchant_reference": "order-1042",
+        "metadata": {},
+        "created": "2026-11-22T10:15:00+01:00",
+    },
+)
+DECLINED_EXAMPLE = OpenApiExample(
+    "Declined",
+    response_only=True,
+    value={
+        "id": "auth_Yq1c7T2uVb0pZk3rN8wH6eJ5",
+        "object": "authorization",
+        "status": "declined",
+        "amount": 4500,
+        "approved_amount": 0,
+        "currency": "EUR",
+        "decline": {
+            "code": "merchant_category_not_allowed",
+            "message": "Paiement refusé : l'aide ne peut pas être utilisée pour ce type d'achat.",
+        },
+        "capture_status": None,
+        "amount_held": 0,
+        "amount_captured": 0,
+        "amount_reversed": 0,
+        "amount_refunded": 0,
+        "merchant_reference": "",
+        "metadata": {},
+        "created": "2026-11-22T10:16:00+01:00",
+    },
+)
+
+
+class CardNotAccepted(DomainError):
+    code = "card_not_accepted"
+    default_message = _(
+        "Cards are not accepted by the merchant API: send the payment_code shown in the "
+        "beneficiary's app. Cards pay through the card network."
+    )
+
+    def __init__(self):
+        super().__init__(field="card")
+
+
+class AuthorizationInput(serializers.Serializer):
+    amount = amount_field(help_text="In minor units: 1250 is 12.50 EUR.")
+    currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
+    payment_code = serializers.CharField(
+        max_length=32,
+        help_text="The one-time code shown by the beneficiary's app, e.g. 1234 567 890.",
+    )
+    partial_approval_allowed = serializers.BooleanField(default=False)
+    capture = serializers.BooleanField(
+        default=False, help_text="Capture what is approved at once (a one-step purchase)."
+    )
+    merchant_reference = serializers.CharField(max_length=200, default="", allow_blank=True)
+    metadata = MetadataField(default=dict)
+
+    def to_internal_value(self, data):
+        # Cards were once accepted here by their reference; an old integration that still
+        # sends one learns why it is refused, before any other error and instead of seeing
+        # the field ignored.
+        if isinstance(data, Mapping) and "card" in data:
+            raise CardNotAccepted()
+        return super().to_internal_value(data)
+
+
+class AuthorizationCreateApi(MerchantApi):
+    @extend_schema(
+        summary="Authorize a payment",
+        request=AuthorizationInput,
+        responses={201: AuthorizationOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample(
+                "Request",
+                request_only=True,
+                value={
+                    "amount": 1250,
+                    "currency": "EUR",
+                    "payment_code": "4821 930 517",
+                    "merchant_reference": "order-1042",
+                },
+            ),
+            APPROVED_EXAMPLE,
+            DECLINED_EXAMPLE,
+        ],
+    )
+    def post(self, request):
+        data = AuthorizationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        guard = PaymentCodeGuessing(self.merchant)
+        guard.check()
+        try:
+            decision = payment_authorize(
+                merchant=self.merchant, idempotency_key=self.service_key(), **data.validated_data
+            )
+        except PaymentCodeInvalid:
+            guard.count_failure()
+            raise
+        decision = authorization_list(merchant=self.merchant).get(pk=decision.pk)
+        return Response(AuthorizationOutput(decision).data, status=status.HTTP_201_CREATED)
+
+
+class AuthorizationFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Decision.Status.choices)
+    created_gte = UtcDateTimeFilter(field_name="decided_at", lookup_expr="gte")
+    created_lt = UtcDateTimeFilter(field_name="decided_at", lookup_expr="lt")
+    merchant_reference = django_filters.CharFilter()
+
+    class Meta:
+        model = Decision
+        fields = ["status", "created_gte", "created_lt", "merchant_reference"]
+
+
+class AuthorizationPage(Page):
+    results = AuthorizationOutput(many=True)
+
+
+class AuthorizationListApi(MerchantApi):
+    @extend_schema(
+        summary="List authorizations, newest first",
+        operation_id="authorizations_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=[c for c, _ in Decision.Status.choices]),
+            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+            OpenApiParameter("merchant_reference", str),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int),
+        ],
+        responses={200: AuthorizationPage, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "A page",
+                response_only=True,
+                value={
+                    "next": "https://wallet.example.org/api/merchant/v1/authorizations?cursor=cD0y",
+                    "previous": None,
+                    "results": [APPROVED_EXAMPLE.value, DECLINED_EXAMPLE.value],
+                },
+            ),
+            ERROR_EXAMPLE,
+        ],
+    )
+    def get(self, request):
+        return paginated(
+            self,
+            authorization_list(merchant=self.merchant),
+            AuthorizationOutput,
+            ordering="-decided_at",
+            filterset_class=AuthorizationFilter,
+        )
+
+
+# Django routes one view per path: /authorizations lists (GET) and authorizes (POST).
+class AuthorizationsView(AuthorizationListApi, AuthorizationCreateApi):
+    pass
+
+
+class AuthorizationDetailApi(MerchantApi):
+    @extend_schema(
+        summary="Retrieve an authorization",
+        responses={200: AuthorizationOutput, **ERRORS},
+        examples=[APPROVED_EXAMPLE],
+    )
+    def get(self, request, reference: str):
+        decision = get_object_or_404(
+            authorization_list(merchant=self.merchant), reference=reference
+        )
+        return Response(AuthorizationOutput(decision).data)

@@ -1,0 +1,123 @@
+"""Captures: what a merchant takes of an authorization's hold, once per authorization; the rest
+is released to the beneficiary's pockets."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.response import Response
+
+from merchant_api.base import (
+    ERROR_EXAMPLE,
+    ERRORS,
+    IDEMPOTENCY_KEY,
+    MerchantApi,
+    Page,
+    paginated,
+)
+from merchant_api.operations import (
+    AmountInput,
+    OperationFilter,
+    OperationOutput,
+    operation_created,
+    own_authorization,
+)
+from merchants.models import Capture
+from merchants.payments import payment_capture
+
+
+class CaptureOutput(OperationOutput):
+    class Meta(OperationOutput.Meta):
+        model = Capture
+
+    def get_object(self, capture) -> str:
+        return "capture"
+
+
+CAPTURE_EXAMPLE = OpenApiExample(
+    "Capture",
+    response_only=True,
+    value={
+        "id": "cap_Q2f7mZ1kPx0aB9cD3eF5gH7j",
+        "object": "capture",
+        "authorization": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
+        "amount": 1000,
+        "created": "2026-11-22T10:20:00+01:00",
+    },
+)
+
+
+class CaptureCreateApi(MerchantApi):
+    @extend_schema(
+        summary="Capture an authorization",
+        description="Capture what is held, or part of it: the rest is released to the "
+        "beneficiary's pockets. One capture per authorization.",
+        request=AmountInput,
+        responses={201: CaptureOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample("Capture part", request_only=True, value={"amount": 1000}),
+            CAPTURE_EXAMPLE,
+            ERROR_EXAMPLE,
+        ],
+    )
+    def post(self, request, reference: str):
+        data = AmountInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = own_authorization(merchant=self.merchant, reference=reference)
+        capture = payment_capture(
+            merchant=self.merchant,
+            decision=decision,
+            idempotency_key=self.service_key(),
+            **data.validated_data,
+        )
+        return operation_created(CaptureOutput(capture), merchant=self.merchant, decision=decision)
+
+
+class CapturePage(Page):
+    results = CaptureOutput(many=True)
+
+
+class CaptureListApi(MerchantApi):
+    @extend_schema(
+        summary="List captures, newest first",
+        operation_id="captures_list",
+        parameters=[
+            OpenApiParameter("authorization", str),
+            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int),
+        ],
+        responses={200: CapturePage, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "A page",
+                response_only=True,
+                value={"next": None, "previous": None, "results": [CAPTURE_EXAMPLE.value]},
+            )
+        ],
+    )
+    def get(self, request):
+        captures = Capture.objects.filter(decision__merchant=self.merchant)
+        return paginated(
+            self,
+            captures.select_related("decision"),
+            CaptureOutput,
+            ordering="-created_at",
+            filterset_class=OperationFilter,
+        )
+
+
+class CaptureDetailApi(MerchantApi):
+    @extend_schema(
+        summary="Retrieve a capture",
+        responses={200: CaptureOutput, **ERRORS},
+        examples=[CAPTURE_EXAMPLE],
+    )
+    def get(self, request, reference: str):
+        capture = get_object_or_404(
+            Capture.objects.select_related("decision"),
+            reference=reference,
+            decision__merchant=self.merchant,
+        )
+        return Response(CaptureOutput(capture).data)

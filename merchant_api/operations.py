@@ -1,0 +1,49 @@
+"""What captures, reversals and refunds share: each is an operation on one of the merchant's
+authorizations, made by a POST under the authorization and listed and retrieved at its own path.
+The response to the POST carries the authorization's state after the operation."""
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from merchant_api.authorizations import AuthorizationOutput
+from merchant_api.base import UtcDateTimeFilter, amount_field
+from merchants.models import Merchant
+from merchants.selectors import authorization_list
+from wallet.models import Decision
+
+
+# The fields every operation shows; each operation's Output names its model and object.
+class OperationOutput(serializers.ModelSerializer):
+    id = serializers.CharField(source="reference")
+    object = serializers.SerializerMethodField()
+    authorization = serializers.CharField(source="decision.reference")
+    created = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        fields = ["id", "object", "authorization", "amount", "created"]
+
+
+class AmountInput(serializers.Serializer):
+    # The input of a capture and of a reversal: one schema component for both.
+    amount = amount_field(required=False, help_text="Leave out for the whole amount held.")
+
+
+class OperationFilter(django_filters.FilterSet):
+    created_gte = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_lt = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    authorization = django_filters.CharFilter(field_name="decision__reference")
+
+
+def own_authorization(*, merchant: Merchant, reference: str) -> Decision:
+    return get_object_or_404(Decision, reference=reference, merchant=merchant)
+
+
+def operation_created(
+    output: serializers.Serializer, *, merchant: Merchant, decision: Decision
+) -> Response:
+    """201 with the operation and, under authorization_state, its authorization as it is now."""
+    fresh = authorization_list(merchant=merchant).get(pk=decision.pk)
+    body = output.data | {"authorization_state": AuthorizationOutput(fresh).data}
+    return Response(body, status=status.HTTP_201_CREATED)

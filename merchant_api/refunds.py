@@ -1,0 +1,133 @@
+"""Refunds: money a merchant gives back on a captured payment, up to what was captured minus
+earlier refunds."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from merchant_api.base import (
+    ERROR_EXAMPLE,
+    ERRORS,
+    IDEMPOTENCY_KEY,
+    MerchantApi,
+    Page,
+    amount_field,
+    paginated,
+)
+from merchant_api.operations import (
+    OperationFilter,
+    OperationOutput,
+    operation_created,
+    own_authorization,
+)
+from merchants.models import Refund
+from merchants.payments import payment_refund
+
+
+class RefundOutput(OperationOutput):
+    class Meta(OperationOutput.Meta):
+        model = Refund
+        fields = ["id", "object", "authorization", "amount", "reason", "created"]
+
+    def get_object(self, refund) -> str:
+        return "refund"
+
+
+REFUND_EXAMPLE = OpenApiExample(
+    "Refund",
+    response_only=True,
+    value={
+        "id": "re_Q2f7mZ1kPx0aB9cD3eF5gH7j",
+        "object": "refund",
+        "authorization": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
+        "amount": 1000,
+        "reason": "returned item",
+        "created": "2026-11-22T10:20:00+01:00",
+    },
+)
+
+
+class RefundInput(serializers.Serializer):
+    amount = amount_field()
+    reason = serializers.CharField(max_length=200, default="", allow_blank=True)
+
+
+class RefundCreateApi(MerchantApi):
+    @extend_schema(
+        summary="Refund a captured payment",
+        description="Up to what was captured minus earlier refunds. The money returns to the "
+        "beneficiary's pockets it came from, or to the funder where the aid has ended.",
+        request=RefundInput,
+        responses={201: RefundOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample(
+                "Refund", request_only=True, value={"amount": 500, "reason": "returned item"}
+            ),
+            REFUND_EXAMPLE,
+            ERROR_EXAMPLE,
+        ],
+    )
+    def post(self, request, reference: str):
+        data = RefundInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = own_authorization(merchant=self.merchant, reference=reference)
+        refund = payment_refund(
+            merchant=self.merchant,
+            decision=decision,
+            idempotency_key=self.service_key(),
+            **data.validated_data,
+        )
+        return operation_created(RefundOutput(refund), merchant=self.merchant, decision=decision)
+
+
+class RefundPage(Page):
+    results = RefundOutput(many=True)
+
+
+class RefundListApi(MerchantApi):
+    @extend_schema(
+        summary="List refunds, newest first",
+        operation_id="refunds_list",
+        parameters=[
+            OpenApiParameter("authorization", str),
+            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int),
+        ],
+        responses={200: RefundPage, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "A page",
+                response_only=True,
+                value={"next": None, "previous": None, "results": [REFUND_EXAMPLE.value]},
+            )
+        ],
+    )
+    def get(self, request):
+        refunds = Refund.objects.filter(decision__merchant=self.merchant)
+        return paginated(
+            self,
+            refunds.select_related("decision"),
+            RefundOutput,
+            ordering="-created_at",
+            filterset_class=OperationFilter,
+        )
+
+
+class RefundDetailApi(MerchantApi):
+    @extend_schema(
+        summary="Retrieve a refund",
+        responses={200: RefundOutput, **ERRORS},
+        examples=[REFUND_EXAMPLE],
+    )
+    def get(self, request, reference: str):
+        refund = get_object_or_404(
+            Refund.objects.select_related("decision"),
+            reference=reference,
+            decision__merchant=self.merchant,
+        )
+        return Response(RefundOutput(refund).data)

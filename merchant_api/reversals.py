@@ -1,0 +1,124 @@
+"""Reversals: what a merchant releases of an authorization's hold without capturing it, in whole
+or in part; it returns to the beneficiary's pockets."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.response import Response
+
+from merchant_api.base import (
+    ERROR_EXAMPLE,
+    ERRORS,
+    IDEMPOTENCY_KEY,
+    MerchantApi,
+    Page,
+    paginated,
+)
+from merchant_api.operations import (
+    AmountInput,
+    OperationFilter,
+    OperationOutput,
+    operation_created,
+    own_authorization,
+)
+from merchants.models import Reversal
+from merchants.payments import payment_reverse
+
+
+class ReversalOutput(OperationOutput):
+    class Meta(OperationOutput.Meta):
+        model = Reversal
+
+    def get_object(self, reversal) -> str:
+        return "reversal"
+
+
+REVERSAL_EXAMPLE = OpenApiExample(
+    "Reversal",
+    response_only=True,
+    value={
+        "id": "rev_Q2f7mZ1kPx0aB9cD3eF5gH7j",
+        "object": "reversal",
+        "authorization": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
+        "amount": 1000,
+        "created": "2026-11-22T10:20:00+01:00",
+    },
+)
+
+
+class ReversalCreateApi(MerchantApi):
+    @extend_schema(
+        summary="Reverse an authorization",
+        description="Release what is held, in whole or in part, without capturing it.",
+        request=AmountInput,
+        responses={201: ReversalOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample("Reverse all", request_only=True, value={}),
+            REVERSAL_EXAMPLE,
+            ERROR_EXAMPLE,
+        ],
+    )
+    def post(self, request, reference: str):
+        data = AmountInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = own_authorization(merchant=self.merchant, reference=reference)
+        reversal = payment_reverse(
+            merchant=self.merchant,
+            decision=decision,
+            idempotency_key=self.service_key(),
+            **data.validated_data,
+        )
+        return operation_created(
+            ReversalOutput(reversal), merchant=self.merchant, decision=decision
+        )
+
+
+class ReversalPage(Page):
+    results = ReversalOutput(many=True)
+
+
+class ReversalListApi(MerchantApi):
+    @extend_schema(
+        summary="List reversals, newest first",
+        operation_id="reversals_list",
+        parameters=[
+            OpenApiParameter("authorization", str),
+            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int),
+        ],
+        responses={200: ReversalPage, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "A page",
+                response_only=True,
+                value={"next": None, "previous": None, "results": [REVERSAL_EXAMPLE.value]},
+            )
+        ],
+    )
+    def get(self, request):
+        reversals = Reversal.objects.filter(decision__merchant=self.merchant)
+        return paginated(
+            self,
+            reversals.select_related("decision"),
+            ReversalOutput,
+            ordering="-created_at",
+            filterset_class=OperationFilter,
+        )
+
+
+class ReversalDetailApi(MerchantApi):
+    @extend_schema(
+        summary="Retrieve a reversal",
+        responses={200: ReversalOutput, **ERRORS},
+        examples=[REVERSAL_EXAMPLE],
+    )
+    def get(self, request, reference: str):
+        reversal = get_object_or_404(
+            Reversal.objects.select_related("decision"),
+            reference=reference,
+            decision__merchant=self.merchant,
+        )
+        return Response(ReversalOutput(reversal).data)

@@ -1,0 +1,123 @@
+"""A merchant's webhook endpoints: where its events are POSTed, signed with the endpoint's
+secret; registered (the secret shown once), listed and disabled."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from merchant_api.base import ERROR_EXAMPLE, ERRORS, IDEMPOTENCY_KEY, MerchantApi
+from merchants.models.webhooks import WebhookEndpoint
+from merchants.webhooks import webhook_endpoint_create, webhook_endpoint_disable
+
+
+class WebhookEndpointOutput(serializers.ModelSerializer):
+    object = serializers.SerializerMethodField()
+    secret = serializers.CharField(source="masked_secret", read_only=True)
+    created = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "object", "url", "enabled_events", "is_active", "secret", "created"]
+
+    def get_object(self, endpoint) -> str:
+        return "webhook_endpoint"
+
+
+WEBHOOK_ENDPOINT_EXAMPLE = {
+    "id": 3,
+    "object": "webhook_endpoint",
+    "url": "https://shop.example.org/hooks/aidwallet",
+    "enabled_events": ["payment.captured", "refund.succeeded"],
+    "is_active": True,
+    "secret": "whsec_••••••••Zx3Q",
+    "created": "2026-11-22T09:00:00+01:00",
+}
+
+
+class WebhookEndpointListOutput(serializers.Serializer):
+    data = WebhookEndpointOutput(many=True)
+
+
+class WebhookEndpointListApi(MerchantApi):
+    @extend_schema(
+        summary="List your webhook endpoints",
+        responses={200: WebhookEndpointListOutput, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Endpoints", response_only=True, value={"data": [WEBHOOK_ENDPOINT_EXAMPLE]}
+            )
+        ],
+    )
+    def get(self, request):
+        endpoints = self.merchant.webhook_endpoints.order_by("-created_at")
+        return Response({"data": WebhookEndpointOutput(endpoints, many=True).data})
+
+
+class WebhookEndpointInput(serializers.ModelSerializer):
+    # The model's own validators run here: https only, no credentials, known event types.
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["url", "enabled_events"]
+
+
+class WebhookEndpointCreatedOutput(WebhookEndpointOutput):
+    secret = serializers.CharField(read_only=True, help_text="Shown in this response only.")
+
+
+class WebhookEndpointCreateApi(MerchantApi):
+    @extend_schema(
+        summary="Register a webhook endpoint",
+        description="Events are POSTed to the URL, signed with the endpoint's secret: "
+        "`Aidwallet-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>`. "
+        "The secret is in this response only. Leave enabled_events empty for every event.",
+        request=WebhookEndpointInput,
+        responses={201: WebhookEndpointCreatedOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample(
+                "New endpoint",
+                request_only=True,
+                value={"url": "https://shop.example.org/hooks/aidwallet", "enabled_events": []},
+            ),
+            OpenApiExample(
+                "Created",
+                response_only=True,
+                value={**WEBHOOK_ENDPOINT_EXAMPLE, "secret": "whsec_…(shown once)"},
+            ),
+            ERROR_EXAMPLE,
+        ],
+    )
+    def post(self, request):
+        data = WebhookEndpointInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint = webhook_endpoint_create(merchant=self.merchant, **data.validated_data)
+        return Response(WebhookEndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # The signing secret must not be kept for replays, as for API keys.
+        self.idempotency = None
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+# Django routes one view per path: /webhook-endpoints lists (GET) and registers (POST).
+class WebhookEndpointsView(WebhookEndpointListApi, WebhookEndpointCreateApi):
+    pass
+
+
+class WebhookEndpointDisableApi(MerchantApi):
+    @extend_schema(
+        summary="Disable a webhook endpoint",
+        request=None,
+        responses={200: WebhookEndpointOutput, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Disabled",
+                response_only=True,
+                value={**WEBHOOK_ENDPOINT_EXAMPLE, "is_active": False},
+            )
+        ],
+    )
+    def post(self, request, endpoint_id: int):
+        endpoint = get_object_or_404(self.merchant.webhook_endpoints, pk=endpoint_id)
+        return Response(WebhookEndpointOutput(webhook_endpoint_disable(endpoint=endpoint)).data)
