@@ -1,9 +1,10 @@
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import exceptions
 
 from beneficiary_app.services import app_token_expires_at, app_token_touch
+from core.authentication import BearerAuthentication
 from wallet.models import Beneficiary, Wallet
 from wallet.models.access import Aidant, AppToken
 
@@ -24,23 +25,15 @@ class AppPrincipal:
         self.aidant: Aidant | None = token.aidant
 
 
-class AppTokenAuthentication(authentication.BaseAuthentication):
+class AppTokenAuthentication(BearerAuthentication):
     """`Authorization: Bearer app_...`: the token's SHA-256 digest is looked up. A revoked
     token, one idle for too long or too old (app_token_expires_at), and an aidant's whose access
     was withdrawn all answer 401."""
 
-    keyword = "Bearer"
+    malformed_message = _("Send the token as: Bearer <token>.")
+    invalid_message = _INVALID
 
-    def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
-            return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(_("Send the token as: Bearer <token>."))
-        try:
-            secret = header[1].decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed(_INVALID) from exc
+    def authenticate_secret(self, secret: str) -> tuple[AppPrincipal, AppToken]:
         token = (
             AppToken.objects.select_related("wallet__beneficiary", "aidant")
             .filter(digest=AppToken.digest_of(secret), revoked_at__isnull=True)
@@ -54,9 +47,6 @@ class AppTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(_INVALID)
         app_token_touch(token=token)
         return AppPrincipal(token), token
-
-    def authenticate_header(self, request):
-        return self.keyword
 
 
 class AppTokenAuthenticationScheme(OpenApiAuthenticationExtension):

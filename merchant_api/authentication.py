@@ -3,8 +3,9 @@ from datetime import timedelta
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import exceptions
 
+from core.authentication import BearerAuthentication
 from merchants.models import ApiKey, Merchant
 from merchants.services import merchant_ensure_active
 
@@ -23,21 +24,13 @@ class MerchantPrincipal:
         self.merchant: Merchant = key.merchant
 
 
-class ApiKeyAuthentication(authentication.BaseAuthentication):
+class ApiKeyAuthentication(BearerAuthentication):
     """`Authorization: Bearer sk_live_...`: the key's SHA-256 digest is looked up."""
 
-    keyword = "Bearer"
+    malformed_message = _("Send the API key as: Bearer <key>.")
+    invalid_message = _("This API key is not valid.")
 
-    def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
-            return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(_("Send the API key as: Bearer <key>."))
-        try:
-            secret = header[1].decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed(_("This API key is not valid.")) from exc
+    def authenticate_secret(self, secret: str) -> tuple[MerchantPrincipal, ApiKey]:
         key = (
             ApiKey.objects.select_related("merchant__payable_account")
             .filter(digest=ApiKey.digest_of(secret), revoked_at__isnull=True)
@@ -52,9 +45,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         return MerchantPrincipal(key), key
-
-    def authenticate_header(self, request):
-        return self.keyword
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
