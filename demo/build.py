@@ -6,6 +6,8 @@ Everything is written through the services, as in production, and building it tw
 nothing (idempotency keys and natural keys), so `manage.py demo` can be run again and again."""
 
 import random
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -306,10 +308,17 @@ def _merchants() -> list[Merchant]:
     return merchants
 
 
+def _email_part(name: str) -> str:
+    """A name as people write it in an address: "Héloïse" is "heloise", "Le Gall" is "le-gall"
+    (an address's part before the @ is ASCII)."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
+
+
 def _beneficiaries(food: Program, mobility: Program) -> list[Beneficiary]:
     people = []
     for index, (first, last) in enumerate(zip(FIRST_NAMES, LAST_NAMES, strict=True)):
-        email = f"{first.lower()}.{last.lower()}@exemple.fr".replace("é", "e").replace("ï", "i")
+        email = f"{_email_part(first)}.{_email_part(last)}@exemple.fr"
         beneficiary, _ = Beneficiary.objects.get_or_create(
             email=email,
             defaults={
