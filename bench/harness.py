@@ -148,6 +148,20 @@ class Limit:
     rate: float  # transactions per second
     latency: float  # seconds, pgbench's average
 
+    @classmethod
+    def from_pgbench(cls, output: str, *, clients: int, seconds: float) -> "Limit":
+        """From pgbench's report: `tps = ...` and `latency average = ... ms`."""
+        rate = re.search(r"^tps = ([\d.]+)", output, re.MULTILINE)
+        latency = re.search(r"^latency average = ([\d.]+) ms", output, re.MULTILINE)
+        if rate is None or latency is None:
+            raise RuntimeError(f"pgbench printed no tps or latency:\n{output}")
+        return cls(
+            clients=clients,
+            seconds=seconds,
+            rate=float(rate.group(1)),
+            latency=float(latency.group(1)) / 1000,
+        )
+
     def __str__(self) -> str:
         clients = "1 client" if self.clients == 1 else f"{self.clients} clients"
         return (
@@ -415,16 +429,7 @@ class Bench:
             )
         finally:
             drop_database(url)
-        rate = re.search(r"^tps = ([\d.]+)", result.stdout, re.MULTILINE)
-        latency = re.search(r"^latency average = ([\d.]+) ms", result.stdout, re.MULTILINE)
-        if rate is None or latency is None:
-            raise RuntimeError(f"pgbench printed no tps or latency:\n{result.stdout}")
-        return Limit(
-            clients=clients,
-            seconds=self.limit_seconds,
-            rate=float(rate.group(1)),
-            latency=float(latency.group(1)) / 1000,
-        )
+        return Limit.from_pgbench(result.stdout, clients=clients, seconds=self.limit_seconds)
 
 
 # The report.
