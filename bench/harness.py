@@ -182,6 +182,10 @@ def print_against_limit(label: str, *, rate: float, p50: float, limit: Limit | N
     )
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 class Bench:
     """One run: its database, the processes started for it and their log. Used as a context
     manager, it stops every process it started on the way out, whatever happened."""
@@ -216,12 +220,18 @@ class Bench:
         self.processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> "Bench":
+        # The server and the worker run in sessions of their own, so a SIGTERM to this process
+        # would not reach them: it is turned into an exit, which stops them on the way out.
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        for process in list(self.processes):
-            self.stop(process)
-        self.log.close()
+        try:
+            for process in list(self.processes):
+                self.stop(process)
+        finally:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self.log.close()
 
     def environment(self) -> dict[str, str]:
         """What this process, the server, the worker and `ledger verify` run with."""
@@ -354,7 +364,8 @@ class Bench:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 print(f"process {process.pid}: no exit 15 s after SIGTERM, killing it")
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
         self.processes.remove(process)
 
