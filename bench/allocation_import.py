@@ -4,53 +4,37 @@ Prints the time of each phase (reading and checking the file; granting every row
 transaction) and of the same file uploaded and applied again, which must grant nothing.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_import \
-        .venv/bin/python bench/allocation_import.py [--rows 5000]
+        .venv/bin/python -m bench.allocation_import [--rows 5000]
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 Tasks run inline (CELERY_TASK_ALWAYS_EAGER), so the figures are the work itself, not queueing.
+The exit status is 1 if the ledger does not verify afterwards.
 """
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-os.environ.setdefault("SMS_BACKEND", "notifications.channels.OutboxSMSBackend")
-os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-from bench.authorize import recreate_database
+from bench import harness
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=5_000)
     args = parser.parse_args()
+    with harness.Bench("allocation-import") as bench:
+        return run(bench, args)
 
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("set DATABASE_URL to a PostgreSQL database this script may recreate")
-    recreate_database(url)
 
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+    bench.setup(eager_tasks=True)
     from funders.imports import import_confirm, import_create
-    from funders.models import Allocation, Funder
-    from funders.services import program_create, program_fund
+    from funders.models import Allocation
     from ledger.models import Transfer
-    from tests.factories import siret
+    from tests.factories import FunderFactory, make_program, siret
 
-    call_command("migrate", verbosity=0)
-    funder = Funder.objects.create(name="Bench", siret=siret(1), kind="departement")
-    program = program_create(funder=funder, name="Aide alimentaire")
-    program_fund(program=program, amount=10**10, idempotency_key="fund")
+    funder = FunderFactory(name="Bench", siret=siret(1))
+    program = make_program(funder=funder, name="Aide alimentaire", funded=10**10)
     lines = ["numero_dossier;prenom;nom;email;code_postal;montant;debut;fin"]
     lines += [
         f"D{n:06d};Camille;Martin{n};camille.martin{n}@example.org;38000;50,00;"
@@ -87,7 +71,8 @@ def main() -> None:
         f"{already} rows already granted, new grants {Allocation.objects.count() - grants}"
     )
     print(f"allocate transfers: {Transfer.objects.filter(kind='allocate').count()}")
+    return 0 if bench.verify_ledger() else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,28 +10,20 @@ same population), a program with five criteria of different kinds, and a campaig
 - an agent accepting 500 proposals in bulk (grants through the allocation service).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_campaign \
-        .venv/bin/python bench/campaign.py [--people 100000] [--repeat 3]
+        .venv/bin/python -m bench.campaign [--people 100000] [--repeat 3]
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
+The exit status is 1 if the ledger does not verify afterwards.
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-os.environ.setdefault("SMS_BACKEND", "notifications.channels.OutboxSMSBackend")
-os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-from bench.authorize import recreate_database
+from bench import harness, scenario
 
 BATCH = 5_000
 
@@ -39,6 +31,7 @@ BATCH = 5_000
 def build_population(funder, people: int, seed: int = 10) -> list[int]:
     """N beneficiaries with wallets, enrolments and profiles, by bulk inserts."""
     from funders.models import BeneficiaryProfile, Enrolment
+    from tests.factories import BeneficiaryFactory
     from wallet.models import Beneficiary, Wallet
 
     rng = random.Random(seed)
@@ -47,7 +40,7 @@ def build_population(funder, people: int, seed: int = 10) -> list[int]:
     for start in range(0, people, BATCH):
         count = min(BATCH, people - start)
         persons = Beneficiary.objects.bulk_create(
-            Beneficiary(
+            BeneficiaryFactory.build(
                 first_name="Camille",
                 last_name=f"Martin{start + n}",
                 email=f"camille.martin{start + n}@example.org",
@@ -85,22 +78,19 @@ def timed(function):
     return result, time.perf_counter() - started
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    with harness.Bench("campaign") as bench:
+        return run(bench, args)
 
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("set DATABASE_URL to a PostgreSQL database this script may recreate")
-    recreate_database(url)
 
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
+def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+    bench.setup(eager_tasks=True)
+    from django.db.models import Count
+    from django.utils import timezone
 
     from funders.campaigns import (
         campaign_create,
@@ -108,30 +98,25 @@ def main() -> None:
         campaigns_reevaluate,
         proposal_accept_many,
     )
-    from funders.models import Allocation, CampaignRun, EligibilityCriterion, Funder, Proposal
-    from funders.services import allocation_create, program_create, program_fund
-    from tests.factories import siret
+    from funders.models import Allocation, CampaignRun, EligibilityCriterion, Proposal
+    from tests.factories import FunderFactory, make_allocation, make_program, siret
     from wallet.models import Beneficiary
 
-    call_command("migrate", verbosity=0)
-    funder = Funder.objects.create(name="Bench", siret=siret(1), kind="departement")
-    program = program_create(funder=funder, name="Chèque énergie seniors")
-    program_fund(program=program, amount=10**10, idempotency_key="fund")
-    other = program_create(funder=funder, name="Aide alimentaire")
-    program_fund(program=other, amount=10**10, idempotency_key="fund-other")
+    funder = FunderFactory(name="Bench", siret=siret(1))
+    program = make_program(funder=funder, name="Chèque énergie seniors", funded=10**10)
+    other = make_program(funder=funder, name="Aide alimentaire", funded=10**10)
 
     _, build_s = timed(lambda: build_population(funder, args.people))
     ids = list(funder.enrolments.values_list("beneficiary_id", flat=True).order_by("pk"))
     # Some already hold the aid, some hold another aid the criteria exclude.
-    now = django.utils.timezone.now()
+    now = timezone.now()
     for n, person in enumerate(Beneficiary.objects.filter(pk__in=ids[:200])):
-        allocation_create(
+        make_allocation(
             program=program if n % 2 else other,
             beneficiary=person,
             amount=1_000,
             valid_from=now,
-            valid_until=None,
-            idempotency_key=f"seed:{person.pk}",
+            days=None,
         )
     for kind, fields in [
         ("departement", {"values": ["38", "73", "26"]}),
@@ -144,8 +129,7 @@ def main() -> None:
         criterion.full_clean()
         criterion.save()
     campaign = campaign_create(program=program, name="Hiver", amount=5_000, amount_per_child=1_000)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+    scenario.analyze()
 
     def full_run():
         return campaign_run(campaign=campaign, trigger=CampaignRun.Trigger.ON_DEMAND)
@@ -170,7 +154,7 @@ def main() -> None:
     duplicates = (
         Proposal.objects.filter(status="pending")
         .values("beneficiary")
-        .annotate(n=django.db.models.Count("pk"))
+        .annotate(n=Count("pk"))
         .filter(n__gt=1)
         .count()
     )
@@ -195,7 +179,8 @@ def main() -> None:
     )
     print(f"people with two pending proposals: {duplicates} (must be 0)")
     print(f"allocations: {Allocation.objects.count()}")
+    return 0 if bench.verify_ledger() else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,14 +1,14 @@
 """Proof: SIGKILL the server and a Celery worker in the middle of a load, restart them, let the
 clients retry with their idempotency keys, and check that no payment was lost or doubled.
 
-Builds wallets and merchants as bench/http_load.py does (fewer wallets), starts gunicorn and one
-Celery worker (Redis broker), and runs C client threads until --after seconds past the restart.
-Each client pays, then, for an approved payment, captures it (whole or part, half the time) and
-refunds part of some captures, or reverses it (a fifth of the time), or leaves it held. Every
-request carries its own Idempotency-Key; a request that got no answer (the connection reset by
-the kill, or refused while the server is down) or a 5xx is sent again, same body and same key,
-until it gets one. At --kill-at seconds the gunicorn master and its workers and the Celery
-worker (and its pool) get SIGKILL; after --down seconds they are started again.
+Builds wallets and merchants as bench/http_load.py does (bench/scenario.py, fewer wallets),
+starts gunicorn and one Celery worker (Redis broker), and runs C client threads until --after
+seconds past the restart. Each client pays, then, for an approved payment, captures it (whole or
+part, half the time) and refunds part of some captures, or reverses it (a fifth of the time), or
+leaves it held. Every request carries its own Idempotency-Key; a request that got no answer (the
+connection reset by the kill, or refused while the server is down) or a 5xx is sent again, same
+body and same key, until it gets one. At --kill-at seconds the gunicorn master and its workers
+and the Celery worker (and its pool) get SIGKILL; after --down seconds they are started again.
 
 Then, against the database: each authorization key has exactly one decision, the one its answer
 named, with the amount approved the answer gave; each capture, reversal and refund key has
@@ -18,7 +18,7 @@ after a reversal, all still pending when the client left it; the Celery queue dr
 restart; and `manage.py ledger verify` passes. Exit status 1 on any violation.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_crash \\
-        .venv/bin/python bench/crash.py [--clients 12] [--kill-at 8] [--after 10]
+        .venv/bin/python -m bench.crash [--clients 12] [--kill-at 8] [--after 10]
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 """
@@ -27,22 +27,17 @@ import argparse
 import contextlib
 import http.client
 import json
-import os
-import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from random import Random
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import http_load
-
-HOST, API = http_load.HOST, http_load.API
+from bench import harness, scenario
+from bench.harness import HOST
+from bench.scenario import API, MERCHANTS, WEIGHTS
 
 
 @dataclass
@@ -106,7 +101,7 @@ class Client:
     def run(self, stop: threading.Event) -> None:
         rng, fixture = self.rng, self.fixture
         while not stop.is_set():
-            merchant = rng.choices(range(len(http_load.MERCHANTS)), http_load.WEIGHTS)[0]
+            merchant = rng.choices(range(len(MERCHANTS)), WEIGHTS)[0]
             auth = self.send(
                 "authorize",
                 merchant,
@@ -116,7 +111,7 @@ class Client:
                     "currency": "EUR",
                     # A retry sends the same code again: it is recognised by the key it was
                     # redeemed with, not refused as used.
-                    "payment_code": http_load.Till.payment_code(rng.choice(fixture.wallets)),
+                    "payment_code": scenario.payment_code(rng.choice(fixture.wallets)),
                     "partial_approval_allowed": rng.random() < 0.2,
                     "merchant_reference": f"{self.prefix}{self.sequence + 1}",
                 },
@@ -136,12 +131,6 @@ class Client:
                     self.send("refund", merchant, f"{path}/refunds", body, reference)
             elif draw < 0.7:
                 self.send("reverse", merchant, f"{path}/reverse", {}, reference)
-
-
-def kill_group(process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
 
 
 def check(clients: list[Client], merchant_pks: list[int]) -> list[str]:
@@ -232,37 +221,30 @@ def main() -> int:
     add("--wallets", type=int, default=300, help="wallets (default: 300)")
     add("--timeout", type=float, default=30.0, help="seconds a client waits for an answer")
     add("--retry-for", type=float, default=120.0, help="seconds a client keeps retrying")
+    harness.add_redis_arguments(parser)
     args = parser.parse_args()
+    redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
+    with harness.Bench("crash", redis=redis) as bench:
+        return run(bench, args)
 
-    url = http_load.database_url()
-    os.environ["DEBUG"] = "false"
-    os.environ.update(http_load.REDIS)
-    http_load.redis_flush()
-    http_load.recreate_database(url)
-    fixture = http_load.build(wallets=args.wallets, seed=1)
 
-    from merchants.models import Merchant
-
-    merchant_pks = [
-        Merchant.objects.get(siret=http_load.siret(1000 + i)).pk
-        for i in range(len(http_load.MERCHANTS))
-    ]
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed in the finally below
-        "w", prefix="aidwallet-crash-", suffix=".log", dir="/tmp", delete=False
-    )
-    print(f"server and worker log: {log.name}")
-    port = http_load.free_port()
+def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+    bench.setup()
+    fixture = scenario.build(wallets=args.wallets, seed=1)
+    merchant_pks = scenario.merchant_pks()
+    print(f"server and worker log: {bench.log_path}")
+    port = harness.free_port()
 
     def start() -> tuple:
-        server = http_load.start_server(url=url, port=port, workers=args.workers, log=log)
-        worker = http_load.start_celery(url=url, concurrency=1, log=log)
+        server = bench.start_server(port=port, workers=args.workers)
+        worker = bench.start_celery(concurrency=1)
         return server, worker
 
     server, worker = start()
     run_id = uuid.uuid4().hex[:10]
     clients = [Client(i, port, fixture, run_id, args) for i in range(args.clients)]
     try:
-        http_load.wait_ready(server, port, fixture.keys[0])
+        scenario.wait_ready(bench, server, port, fixture.keys[0])
         began = time.monotonic()
         stop = threading.Event()
         threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in clients]
@@ -270,12 +252,12 @@ def main() -> int:
             thread.start()
         time.sleep(args.kill_at)
         before_kill = sum(len(c.sent) for c in clients)
-        kill_group(server)
-        kill_group(worker)
+        bench.kill(server)
+        bench.kill(worker)
         print(f"SIGKILL gunicorn and the Celery worker at {time.monotonic() - began:.1f} s")
         time.sleep(args.down)
         server, worker = start()
-        http_load.wait_ready(server, port, fixture.keys[0])
+        scenario.wait_ready(bench, server, port, fixture.keys[0])
         print(f"restarted, answering again at {time.monotonic() - began:.1f} s")
         time.sleep(args.after)
         stop.set()
@@ -284,14 +266,13 @@ def main() -> int:
         elapsed = time.monotonic() - began
         drained = None
         for _ in range(60):
-            if (queued := http_load.redis_queue_length()) == 0:
+            if (queued := bench.redis.queue_length()) == 0:
                 drained = time.monotonic() - began
                 break
             time.sleep(0.5)
     finally:
-        http_load.stop_server(server)
-        http_load.stop_server(worker)
-        log.close()
+        bench.stop(server)
+        bench.stop(worker)
 
     sent = [record for client in clients for record in client.sent]
     statuses = Counter((r.op, r.status) for r in sent)
@@ -312,7 +293,7 @@ def main() -> int:
     problems = check(clients, merchant_pks)
     if any(k.startswith("HTTP") for k in resets):
         problems.append(f"server errors during the run: {dict(resets)}")
-    if not http_load.verify_ledger(url):
+    if not bench.verify_ledger():
         problems.append("the ledger does not verify")
     print()
     for problem in problems[:20]:

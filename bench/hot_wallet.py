@@ -13,10 +13,11 @@ Then it checks, against the ledger: the sum of what the answers approved equals 
 decisions recorded and the pocket's held amount, and never exceeds the money granted (no
 overspend); the pocket's balance minus what it holds is not negative; no answer was a 5xx, a
 409 or a connection error (a deadlock or a lock timeout shows up as one of them); and
-`manage.py ledger verify` passes. Exit status 1 on any violation.
+`manage.py ledger verify` passes. Exit status 1 on any violation. Last, the machine's limit
+with as many connections as gunicorn has workers (bench/harness.py).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_hot \\
-        .venv/bin/python bench/hot_wallet.py [--clients 64] [--requests 20] [--workers 4]
+        .venv/bin/python -m bench.hot_wallet [--clients 64] [--requests 20] [--workers 4]
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 """
@@ -24,81 +25,41 @@ The database named in DATABASE_URL is dropped and created again: never point it 
 import argparse
 import http.client
 import json
-import os
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from datetime import timedelta
-from pathlib import Path
 from random import Random
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import http_load
+from bench import harness, scenario
+from bench.harness import HOST, ms
+from bench.scenario import API
 
-HOST = http_load.HOST
-API = http_load.API
 RULES = {
     "categories": {"allow_groups": ["food"]},
     "zone": {"departements": ["38"]},
-    "schedule": http_load.EVERY_DAY,
+    "schedule": scenario.EVERY_DAY,
 }
 
 
 def build(*, money: int, codes: int) -> tuple[list[str], str, int]:
     """`codes` payment codes of the wallet, the merchant's API key secret and the pocket's
     account id."""
-    import django
-
-    django.setup()
-    from django.core.management import call_command
     from django.db import connection
-    from django.utils import timezone
 
-    from funders.models import Funder
-    from funders.services import allocation_create, program_create, program_fund
-    from merchants.services import api_key_create, merchant_approve, merchant_create
+    from merchants.services import api_key_create
+    from tests.factories import BeneficiaryFactory, make_allocation, make_payment_code
     from wallet import payment_codes
-    from wallet.models import Beneficiary, Wallet
 
-    call_command("migrate", verbosity=0)
-    now = timezone.now()
-    funder = Funder.objects.create(
-        name="Département de l'Isère", siret=http_load.siret(1), kind="departement"
+    (program,) = scenario.funder_with_programs(rules_by_name=[("Aide alimentaire Isère", RULES)])
+    key = api_key_create(merchant=scenario.merchant(0), name="till 1")[1]
+    beneficiary = BeneficiaryFactory(
+        first_name="Bénéficiaire", last_name="Unique", email="", postcode="38000"
     )
-    program = program_create(funder=funder, name="Aide alimentaire Isère", rules=RULES)
-    program_fund(program=program, amount=money, idempotency_key="fund-hot")
-    trade_name, mcc, postcode, commune, city, lat, lon, _ = http_load.MERCHANTS[0]
-    merchant = merchant_create(
-        siret=http_load.siret(1000),
-        legal_name=f"{trade_name} SARL",
-        trade_name=trade_name,
-        mcc=mcc,
-        address="1 rue de la République",
-        postcode=postcode,
-        city=city,
-        commune_code=commune,
-        latitude=lat,
-        longitude=lon,
-    )
-    merchant_approve(merchant=merchant)
-    key = api_key_create(merchant=merchant, name="till 1")[1]
-    beneficiary = Beneficiary.objects.create(
-        first_name="Bénéficiaire", last_name="Unique", postcode="38000"
-    )
-    wallet = Wallet.objects.create(beneficiary=beneficiary)
-    allocation = allocation_create(
-        program=program,
-        beneficiary=beneficiary,
-        amount=money,
-        valid_from=now - timedelta(days=1),
-        valid_until=now + timedelta(days=90),
-        idempotency_key="allocation-hot",
-    )
+    allocation = make_allocation(program=program, beneficiary=beneficiary, amount=money)
     payment_codes.MAX_USABLE_CODES_PER_WALLET = codes
-    made = [payment_codes.payment_code_create(wallet=wallet)[1] for _ in range(codes)]
+    made = [make_payment_code(beneficiary.wallet) for _ in range(codes)]
     account_id = allocation.pocket.account_id
     connection.close()
     return made, key, account_id
@@ -183,28 +144,28 @@ def main() -> int:
         help="cents granted to the one pocket; the default runs dry part-way (default: 1500000)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    harness.add_redis_arguments(parser)
+    harness.add_limit_arguments(parser)
     args = parser.parse_args()
+    redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
+    with harness.Bench("hot-wallet", redis=redis, limit_seconds=args.limit_seconds) as bench:
+        return run(bench, args)
 
-    url = http_load.database_url()
-    os.environ["DEBUG"] = "false"
-    os.environ.update(http_load.REDIS)
-    http_load.redis_flush()
-    http_load.recreate_database(url)
+
+def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+    bench.setup()
     codes, key, account_id = build(money=args.money, codes=args.clients * args.requests)
 
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed in the finally below
-        "w", prefix="aidwallet-hot-wallet-gunicorn-", suffix=".log", dir="/tmp", delete=False
-    )
-    print(f"server log: {log.name}")
-    port = http_load.free_port()
-    server = http_load.start_server(url=url, port=port, workers=args.workers, log=log)
+    print(f"server log: {bench.log_path}")
+    port = harness.free_port()
+    server = bench.start_server(port=port, workers=args.workers)
     per_client = args.requests
     clients = [
         Client(i, port, codes[i * per_client : (i + 1) * per_client], key, args.timeout)
         for i in range(args.clients)
     ]
     try:
-        http_load.wait_ready(server, port, key)
+        scenario.wait_ready(bench, server, port, key)
         barrier = threading.Barrier(args.clients + 1)
         threads = [threading.Thread(target=c.run, args=(barrier,), daemon=True) for c in clients]
         for thread in threads:
@@ -216,14 +177,13 @@ def main() -> int:
         elapsed = time.perf_counter() - started
         died = server.poll()
     finally:
-        http_load.stop_server(server)
-        log.close()
+        bench.stop(server)
 
     latencies = [value for c in clients for value in c.latencies]
     outcomes = sum((c.outcomes for c in clients), Counter())
     failures = sum((c.failures for c in clients), Counter())
     approved = sum(c.approved for c in clients)
-    p50, p99, top = http_load.percentiles(latencies)
+    p50, p99, top = harness.percentiles(latencies)
     print()
     print(
         f"{args.clients} clients x {args.requests} authorizations at one wallet of {args.money} "
@@ -231,7 +191,7 @@ def main() -> int:
     )
     print(
         f"answered: {len(latencies)} in {elapsed:.2f} s -> {len(latencies) / elapsed:.0f}/s; "
-        f"latency p50 {http_load.ms(p50)}, p99 {http_load.ms(p99)}, max {http_load.ms(top)}"
+        f"latency p50 {ms(p50)}, p99 {ms(p99)}, max {ms(top)}"
     )
     for outcome, count in outcomes.most_common():
         print(f"  {outcome:<32} {count:>7}")
@@ -254,13 +214,19 @@ def main() -> int:
         problems.append(f"gunicorn exited during the run with status {died}")
     deadlocks = {
         line: n
-        for line, n in http_load.log_exceptions(log.name).items()
+        for line, n in harness.log_exceptions(bench.log_path).items()
         if "deadlock" in line.lower() or "lock" in line.lower()
     }
     if deadlocks:
         problems.append(f"lock errors in the server log: {deadlocks}")
-    if not http_load.verify_ledger(url):
+    if not bench.verify_ledger():
         problems.append("the ledger does not verify")
+    limit = bench.measure_limit(clients=args.workers)
+    if limit is not None:
+        print()
+        harness.print_against_limit(
+            "authorizations", rate=len(latencies) / elapsed, p50=p50, limit=limit
+        )
     print()
     print("RESULT: " + ("FAILED: " + "; ".join(problems) if problems else "ok"))
     return 1 if problems else 0

@@ -7,7 +7,8 @@ France and health aid in Isère and Rhône, each with a day cap; N wallets with 
 with its own HTTP connection, like C shop tills: an authorization, then for a share of the
 approved ones a capture (whole or part), and for a share of the captured ones a refund, chained
 on the same client. It prints throughput, latency percentiles per operation, the decisions and
-every error, then stops the server and runs `manage.py ledger verify`.
+every error, then stops the server, runs `manage.py ledger verify` and measures the machine's
+limit with as many connections as gunicorn has workers (bench/harness.py).
 
 A payment is made with a one-time payment code, as at a real till: the client creates a fresh
 code of a random wallet (payment_code_create, straight in the database, as the beneficiary's app
@@ -15,7 +16,7 @@ would a moment before) just before each authorization. That costs the client a f
 statements per payment, counted in the latency of `rate` mode.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_http \\
-        .venv/bin/python bench/http_load.py [--mode full|rate] [--rate 300] [--seconds 20]
+        .venv/bin/python -m bench.http_load [--mode full|rate] [--rate 300] [--seconds 20]
 
 Production-shaped: gunicorn with several sync workers, PostgreSQL, Redis as the cache
 (--cache-url) and as the Celery broker (--broker-url), and one Celery worker taking the tasks
@@ -41,411 +42,21 @@ database and clients are noisy.
 """
 
 import argparse
-import contextlib
 import http.client
 import json
-import os
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import timedelta
-from pathlib import Path
 from random import Random
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from bench import harness, scenario
+from bench.harness import HOST, ms, percentiles
+from bench.scenario import API, MERCHANTS, WEIGHTS, Fixture
 
-API = "/api/merchant/v1"
-HOST = "127.0.0.1"
-# Redis databases of their own for the benchmarks; main() may change them from the flags.
-REDIS = {
-    "CACHE_URL": "redis://127.0.0.1:6379/12",
-    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
-}
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 OPERATIONS = ("authorize", "capture", "refund")
-
-# The programs. Every rule but the schedule varies the decisions: categories, zones, day caps.
-EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "hours": [["00:00", "24:00"]]}
-PROGRAMS = [
-    (
-        "Aide alimentaire Isère",
-        {
-            "categories": {"allow_groups": ["food"]},
-            "zone": {"departements": ["38"]},
-            "schedule": EVERY_DAY,
-            "limits": {"day": 8_000, "month": 60_000},
-        },
-    ),
-    (
-        "Aide à la mobilité",
-        {
-            "categories": {"allow_groups": ["transport"]},
-            "zone": {"countries": ["FR"]},
-            "schedule": EVERY_DAY,
-            "limits": {"day": 4_000, "per_payment": 3_000},
-        },
-    ),
-    (
-        "Aide santé Isère-Rhône",
-        {
-            "categories": {"allow_groups": ["health"]},
-            "zone": {"departements": ["38", "69"]},
-            "schedule": EVERY_DAY,
-            "limits": {"day": 10_000},
-        },
-    ),
-]
-# (trade name, MCC, postcode, INSEE commune, city, latitude, longitude, share of the traffic).
-# Most payments are where the aid may be spent; the rest are declined for the place, the category
-# or the amount, as happens at real tills.
-MERCHANTS = [
-    ("Épicerie du Cours", "5411", "38000", "38185", "Grenoble", "45.1885", "5.7245", 5),
-    ("Boulangerie des Granges", "5462", "38130", "38151", "Échirolles", "45.1436", "5.7189", 3),
-    ("Marché de Voiron", "5499", "38500", "38563", "Voiron", "45.3640", "5.5890", 2),
-    ("Pharmacie Victor Hugo", "5912", "38000", "38185", "Grenoble", "45.1890", "5.7240", 2),
-    ("TAG Grenoble", "4111", "38000", "38185", "Grenoble", "45.1910", "5.7140", 4),
-    ("SNCF Lyon Part-Dieu", "4112", "69003", "69383", "Lyon", "45.7606", "4.8596", 2),
-    ("Pharmacie Croix-Rousse", "5912", "69004", "69384", "Lyon", "45.7740", "4.8270", 1),
-    ("Supérette Guillotière", "5411", "69007", "69387", "Lyon", "45.7500", "4.8420", 1),
-    ("Carrefour Chambéry", "5411", "73000", "73065", "Chambéry", "45.5646", "5.9178", 1),
-    ("Taxis Gare du Nord", "4121", "75010", "75110", "Paris", "48.8809", "2.3553", 1),
-    ("Brasserie de la Bastille", "5812", "38000", "38185", "Grenoble", "45.1880", "5.7300", 1),
-]
-WEIGHTS = [merchant[-1] for merchant in MERCHANTS]
-
-
-def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise SystemExit("set DATABASE_URL to a PostgreSQL database this script may recreate")
-    if (parts.hostname or "") not in LOCAL_HOSTS:
-        raise SystemExit(f"refusing a database that is not on this machine: {parts.hostname!r}")
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum() or name in ("postgres", "template0", "template1"):
-        raise SystemExit(f"refusing an unusual database name: {name!r}")
-    return url
-
-
-def siret(seed: int) -> str:
-    """A valid SIRET (Luhn) built from a seed, as tests/factories.py makes them."""
-    body = f"{seed:013d}"
-    for last in "0123456789":
-        total = 0
-        for index, char in enumerate(reversed(body + last)):
-            value = int(char) * (2 if index % 2 else 1)
-            total += value - 9 if value > 9 else value
-        if total % 10 == 0:
-            return body + last
-    raise AssertionError("unreachable: one check digit always fits")
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def database_connections(url: str) -> str:
-    """How full the PostgreSQL server is: it may be shared, and a full one answers "too many
-    clients" to a worker that opens a connection."""
-    import psycopg
-
-    try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            used, ours, limit = conn.execute(
-                "SELECT count(*), count(*) FILTER (WHERE datname = current_database()),"
-                " current_setting('max_connections') FROM pg_stat_activity"
-            ).fetchone()
-    except psycopg.Error as exc:
-        return f"cannot tell ({str(exc).strip()[:200]})"
-    return f"{used} of {limit} connections in use, {ours} on this database"
-
-
-@dataclass
-class Fixture:
-    wallets: list[int]
-    keys: list[str]  # one API key secret per merchant, in MERCHANTS order
-
-
-def reuse(*, wallets: int) -> Fixture:
-    """The fixture of an earlier build of this script, with a new API key per merchant."""
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    from merchants.models import Merchant
-    from merchants.services import api_key_create
-    from wallet.models import Wallet
-
-    call_command("migrate", verbosity=0)
-    keys = []
-    for i, (trade_name, *_rest) in enumerate(MERCHANTS):
-        merchant = Merchant.objects.filter(siret=siret(1000 + i), trade_name=trade_name).first()
-        if merchant is None:
-            raise SystemExit("--reuse: this database was not built by this script; run without it")
-        keys.append(api_key_create(merchant=merchant, name="till 1")[1])
-    found = list(Wallet.objects.order_by("pk").values_list("pk", flat=True)[:wallets])
-    if len(found) < wallets:
-        raise SystemExit(f"--reuse: the database has {len(found)} wallets, fewer than --wallets")
-    connection.close()
-    print(f"reused: {len(found)} wallets, {len(keys)} new API keys")
-    return Fixture(wallets=found, keys=keys)
-
-
-def build(*, wallets: int, seed: int) -> Fixture:
-    """Migrate and build the data through the services, as production would."""
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from funders.models import Funder
-    from funders.services import allocation_create, program_create, program_fund
-    from merchants.services import api_key_create, merchant_approve, merchant_create
-    from wallet.models import Beneficiary, Wallet
-
-    started = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    print(f"migrate: {time.perf_counter() - started:.1f} s")
-
-    started = time.perf_counter()
-    rng = Random(seed)
-    now = timezone.now()
-    funder = Funder.objects.create(
-        name="Département de l'Isère", siret=siret(1), kind="departement"
-    )
-    programs = []
-    for name, rules in PROGRAMS:
-        program = program_create(funder=funder, name=name, rules=rules)
-        program_fund(program=program, amount=10**11, idempotency_key=f"fund-{program.pk}")
-        programs.append(program)
-
-    keys = []
-    for i, (trade_name, mcc, postcode, commune, city, lat, lon, _) in enumerate(MERCHANTS):
-        merchant = merchant_create(
-            siret=siret(1000 + i),
-            legal_name=f"{trade_name} SARL",
-            trade_name=trade_name,
-            mcc=mcc,
-            address=f"{i + 1} rue de la République",
-            postcode=postcode,
-            city=city,
-            commune_code=commune,
-            latitude=lat,
-            longitude=lon,
-        )
-        merchant_approve(merchant=merchant)
-        keys.append(api_key_create(merchant=merchant, name="till 1")[1])
-
-    wallet_ids = []
-    pockets = 0
-    food, transport, health = programs
-    for start in range(0, wallets, 200):
-        with transaction.atomic():  # one commit per 200 wallets: the set-up is not measured
-            for w in range(start, min(start + 200, wallets)):
-                beneficiary = Beneficiary.objects.create(
-                    first_name="Bénéficiaire", last_name=f"{w:05d}", postcode="38000"
-                )
-                wallet = Wallet.objects.create(beneficiary=beneficiary)
-                granted = [food, transport] + ([health] if rng.random() < 0.5 else [])
-                for program in granted:
-                    allocation_create(
-                        program=program,
-                        beneficiary=beneficiary,
-                        amount=rng.randrange(15_000, 60_000),
-                        valid_from=now - timedelta(days=rng.randrange(1, 30)),
-                        valid_until=now + timedelta(days=rng.randrange(30, 120)),
-                        idempotency_key=f"allocation-{w}-{program.pk}",
-                    )
-                pockets += len(granted)
-                wallet_ids.append(wallet.pk)
-    print(
-        f"set-up: {len(programs)} programs, {len(keys)} merchants with API keys, "
-        f"{wallets} wallets, {pockets} pockets, in {time.perf_counter() - started:.1f} s"
-    )
-    # Fresh tables have no statistics yet; autovacuum would gather them in production.
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-    connection.close()
-    return Fixture(wallets=wallet_ids, keys=keys)
-
-
-# The server.
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def server_env(url: str) -> dict[str, str]:
-    return (
-        os.environ
-        | {
-            "DATABASE_URL": url,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DEBUG": "false",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "CONN_MAX_AGE": "60",
-            "MERCHANT_API_RATE": "100000/second",
-        }
-        | REDIS
-    )
-
-
-def redis_flush() -> None:
-    import redis
-
-    for url in REDIS.values():
-        if url.startswith("redis://"):
-            client = redis.Redis.from_url(url)
-            client.flushdb()
-            client.close()
-
-
-def redis_queue_length(queue: str = "celery") -> int | None:
-    """Tasks waiting in the broker (kombu keeps a Redis list per queue)."""
-    import redis
-
-    url = REDIS["CELERY_BROKER_URL"]
-    if not url.startswith("redis://"):
-        return None
-    client = redis.Redis.from_url(url)
-    try:
-        return client.llen(queue)
-    finally:
-        client.close()
-
-
-def start_celery(*, url: str, concurrency: int, log) -> subprocess.Popen:
-    celery = Path(sys.executable).with_name("celery")
-    command = [
-        str(celery), "-A", "config", "worker", "-l", "WARNING", "-c", str(concurrency),
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    print("celery: " + " ".join(command[1:]))
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=server_env(url),
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def start_server(*, url: str, port: int, workers: int, log) -> subprocess.Popen:
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [
-        str(gunicorn), "config.wsgi", "-w", str(workers), "-b", f"{HOST}:{port}",
-        "--timeout", "60", "--graceful-timeout", "10",
-    ]  # fmt: skip
-    import gunicorn.config
-
-    if hasattr(gunicorn.config, "ControlSocketDisable"):
-        command.append("--no-control-socket")  # gunicorn >= 25.1 makes ~/.gunicorn/*.ctl
-    print("server: " + " ".join(command[1:]))
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=server_env(url),
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: its workers are stopped with it
-    )
-
-
-def wait_ready(server: subprocess.Popen, port: int, key: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {server.returncode} while starting")
-        conn = http.client.HTTPConnection(HOST, port, timeout=5)
-        try:
-            conn.request(
-                "GET", f"{API}/authorizations?limit=1", headers={"Authorization": f"Bearer {key}"}
-            )
-            response = conn.getresponse()
-            response.read()
-            if response.status == 200:
-                return
-            raise RuntimeError(f"the server answers {response.status} to a listing")
-        except OSError:
-            time.sleep(0.2)
-        finally:
-            conn.close()
-    raise RuntimeError(f"gunicorn did not answer within {timeout:.0f} s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    """SIGTERM to gunicorn's process group (the master and its workers), SIGKILL if it lingers.
-    A master that died on its own may have left workers behind: they get the signal too."""
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        server.poll()
-        return
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        print("server: no exit 15 s after SIGTERM, killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=10)
-
-
-def log_tail(path: str, lines: int = 60) -> str:
-    try:
-        text = Path(path).read_text(errors="replace").splitlines()
-    except OSError as exc:
-        return f"(cannot read {path}: {exc})"
-    return "\n".join(text[-lines:])
-
-
-def log_exceptions(path: str) -> Counter:
-    """The last line of every traceback in the server's log (of a chain, the last one's): what
-    the 5xx were."""
-    found = Counter()
-    try:
-        lines = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return found
-    in_traceback = False
-    for i, line in enumerate(lines):
-        if line.startswith("Traceback (most recent call last)"):
-            in_traceback = True
-        elif in_traceback and line and not line[0].isspace():
-            in_traceback = False
-            following = [later for later in lines[i + 1 : i + 4] if later.strip()]
-            if following and following[0].startswith(("The above exception", "During handling")):
-                continue  # a cause: the exception that follows is the one the request died of
-            found[line[:200]] += 1
-    return found
-
 
 # The clients.
 
@@ -557,14 +168,6 @@ class Till:
             )
         return response.status, data
 
-    @staticmethod
-    def payment_code(wallet_id: int) -> str:
-        """A fresh one-time code of the wallet, as its app shows it to the till."""
-        from wallet.models import Wallet
-        from wallet.payment_codes import payment_code_create
-
-        return payment_code_create(wallet=Wallet(pk=wallet_id))[1]
-
     def next_request(self) -> tuple[str, tuple]:
         if self.follow_ups:
             return self.follow_ups.popleft()
@@ -586,7 +189,7 @@ class Till:
             body = {
                 "amount": rng.randint(100, plan.max_amount),
                 "currency": "EUR",
-                "payment_code": self.payment_code(rng.choice(self.fixture.wallets)),
+                "payment_code": scenario.payment_code(rng.choice(self.fixture.wallets)),
                 "partial_approval_allowed": rng.random() < plan.partial_approval_share,
                 "merchant_reference": f"ticket-{self.index}-{self.sequence}",
             }
@@ -716,18 +319,6 @@ def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tupl
 # The report.
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def percentiles(values: list[float]) -> tuple[float, float, float]:
-    if len(values) < 2:
-        value = values[0] if values else 0.0
-        return value, value, value
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return cuts[49], cuts[98], max(values)
-
-
 def report(plan: Plan, tally: Tally, elapsed: float) -> None:
     done = sum(len(v) for v in tally.latencies.values())
     failed = sum(tally.connection_errors.values())
@@ -782,27 +373,6 @@ def report(plan: Plan, tally: Tally, elapsed: float) -> None:
 
 def server_error_count(tally: Tally) -> int:
     return sum(n for (_op, status, _code), n in tally.unexpected.items() if status >= 500)
-
-
-def verify_ledger(url: str) -> bool:
-    print()
-    print("manage.py ledger verify:")
-    try:
-        result = subprocess.run(
-            [sys.executable, "manage.py", "ledger", "verify"],
-            cwd=ROOT,
-            env=server_env(url),
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except subprocess.TimeoutExpired:
-        print("  did not finish within 900 s")
-        return False
-    for line in (result.stdout + result.stderr).strip().splitlines():
-        print(f"  {line}")
-    print(f"  exit status {result.returncode}")
-    return result.returncode == 0
 
 
 def positive(kind):
@@ -882,16 +452,7 @@ def parse_args() -> argparse.Namespace:
         help="keep the database an earlier run built (same --wallets or fewer) instead of "
         "building it again",
     )
-    add(
-        "--cache-url",
-        default=REDIS["CACHE_URL"],
-        help=f"the Django cache, emptied first (default: {REDIS['CACHE_URL']})",
-    )
-    add(
-        "--broker-url",
-        default=REDIS["CELERY_BROKER_URL"],
-        help=f"the Celery broker, emptied first (default: {REDIS['CELERY_BROKER_URL']})",
-    )
+    harness.add_redis_arguments(parser)
     add(
         "--celery-workers",
         type=int,
@@ -937,6 +498,7 @@ def parse_args() -> argparse.Namespace:
     )
     add("--seed", type=int, default=1, help="random seed of the data and the clients (default: 1)")
     add("--server-log", help="file for gunicorn's output (default: a new file under /tmp)")
+    harness.add_limit_arguments(parser)
     args = parser.parse_args()
     if args.mode == "rate" and args.rate is None:
         parser.error("--mode rate needs --rate")
@@ -953,16 +515,20 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    url = database_url()
-    os.environ["DEBUG"] = "false"  # the set-up keeps no query log either
-    REDIS.update(CACHE_URL=args.cache_url, CELERY_BROKER_URL=args.broker_url)
-    os.environ.update(REDIS)  # the set-up in this process uses them too
-    redis_flush()
+    redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
+    with harness.Bench(
+        "http-load", redis=redis, limit_seconds=args.limit_seconds, log_path=args.server_log
+    ) as bench:
+        return run(bench, args)
+
+
+def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+    migrate_s = bench.setup(recreate=not args.reuse)
+    print(f"migrate: {migrate_s:.1f} s")
     if args.reuse:
-        fixture = reuse(wallets=args.wallets)
+        fixture = scenario.reuse(wallets=args.wallets)
     else:
-        recreate_database(url)
-        fixture = build(wallets=args.wallets, seed=args.seed)
+        fixture = scenario.build(wallets=args.wallets, seed=args.seed)
     plan = Plan(
         mode=args.mode,
         rate=args.rate or 0.0,
@@ -978,39 +544,30 @@ def main() -> int:
         timeout=args.timeout,
     )
 
-    if args.server_log:
-        log_path = args.server_log
-        log = open(log_path, "w")  # noqa: SIM115 -- closed in the finally below
-    else:
-        log = tempfile.NamedTemporaryFile(  # noqa: SIM115
-            "w", prefix="aidwallet-http-bench-gunicorn-", suffix=".log", dir="/tmp", delete=False
-        )
-        log_path = log.name
+    log_path = bench.log_path
     print(f"server log: {log_path}")
-    port = free_port()
-    server = start_server(url=url, port=port, workers=args.workers, log=log)
+    port = harness.free_port()
+    server = bench.start_server(port=port, workers=args.workers)
     worker = None
     if args.celery_workers > 0:
-        worker = start_celery(url=url, concurrency=args.celery_workers, log=log)
+        worker = bench.start_celery(concurrency=args.celery_workers)
     try:
         started = time.perf_counter()
-        wait_ready(server, port, fixture.keys[0])
+        scenario.wait_ready(bench, server, port, fixture.keys[0])
         print(f"server: answering on {HOST}:{port} after {time.perf_counter() - started:.1f} s")
-        print(f"postgres before the run: {database_connections(url)}")
+        print(f"postgres before the run: {bench.database_connections()}")
         tally, elapsed = run_load(plan, port, fixture, args.seed, server)
         died = server.poll()  # None while it runs: the only good answer
-        print(f"postgres after the run: {database_connections(url)}")
+        print(f"postgres after the run: {bench.database_connections()}")
     except BaseException:
-        stop_server(server)
-        log.close()
-        print(f"--- tail of {log_path} ---\n{log_tail(log_path)}")
+        bench.stop(server)
+        print(f"--- tail of {log_path} ---\n{harness.log_tail(log_path)}")
         raise
     finally:
-        stop_server(server)
+        bench.stop(server)
         if worker is not None:
-            print(f"celery: {redis_queue_length()} tasks still queued; stopping the worker")
-            stop_server(worker)
-        log.close()
+            print(f"celery: {bench.redis.queue_length()} tasks still queued; stopping the worker")
+            bench.stop(worker)
     print(f"server: stopped (exit status {server.returncode})")
 
     report(plan, tally, elapsed)
@@ -1033,12 +590,22 @@ def main() -> int:
     if client_errors:
         failures.append(f"{client_errors} error(s) of the client script")
     if five_xx or connection_errors or died is not None:
-        print(f"--- tail of {log_path} ---\n{log_tail(log_path)}")
+        print(f"--- tail of {log_path} ---\n{harness.log_tail(log_path)}")
         print(f"--- exceptions in {log_path}, by count ---")
-        for line, count in log_exceptions(log_path).most_common(10):
+        for line, count in harness.log_exceptions(log_path).most_common(10):
             print(f"  {count:>6} x {line}")
-    if not verify_ledger(url):
+    if not bench.verify_ledger():
         failures.append("the ledger does not verify")
+    limit = bench.measure_limit(clients=args.workers)
+    if limit is not None:
+        print()
+        authorizations = tally.latencies["authorize"]
+        harness.print_against_limit(
+            "authorizations",
+            rate=len(authorizations) / elapsed,
+            p50=percentiles(authorizations)[0],
+            limit=limit,
+        )
     print()
     print("RESULT: " + ("FAILED: " + "; ".join(failures) if failures else "ok"))
     return 1 if failures else 0

@@ -1,16 +1,17 @@
 """Benchmark: Stripe's real-time authorization webhook, against gunicorn and PostgreSQL.
 
-Builds the data of bench/http_load.py's programs in a database of its own (one funder; food aid
+Builds the data of bench/scenario.py's programs in a database of its own (one funder; food aid
 in Isère, transport aid in France, health aid in Isère and Rhône; N wallets, each with an active
 card known to Stripe and 2 or 3 pockets), starts `gunicorn config.wsgi` on a free port of
 127.0.0.1, and sends `issuing_authorization.request` events, built and signed as Stripe does,
 from C concurrent clients. Merchants vary (groceries, transport, pharmacies, a bar, shops outside
 the zones) so that the engine approves, approves in part and declines. It prints the decision
 time seen by the client (p50/p99/max, from sending to the last byte of the answer) and the
-approve/decline counts, then runs `manage.py ledger verify`.
+approve/decline counts, then runs `manage.py ledger verify` and measures the machine's limit with
+as many connections as gunicorn has workers (bench/harness.py).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_stripe \\
-        .venv/bin/python bench/stripe_webhook.py [--requests 1000] [--clients 8]
+        .venv/bin/python -m bench.stripe_webhook [--requests 1000] [--clients 8]
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 The exit status is 1 if any answer is not a 200 with a decision, if any decision took 2 s or
@@ -20,21 +21,17 @@ more (Stripe's budget), or if the ledger does not verify.
 import argparse
 import http.client
 import json
-import os
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from random import Random
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import http_load  # the sibling benchmark: database, server and report helpers
 import stripe
 
-HOST = http_load.HOST
+from bench import harness, scenario
+from bench.harness import HOST, ms
+
 SECRET = "whsec_bench_h9hooks"
 STRIPE_BUDGET = 2.0  # seconds Stripe waits for the answer
 
@@ -51,57 +48,36 @@ MERCHANTS = [
 
 
 def build(*, wallets: int, seed: int) -> list[str]:
-    """Migrate and build the data through the services; returns the Stripe card ids."""
-    import django
-
-    django.setup()
+    """The programs of bench/scenario.py and `wallets` wallets with a card and 2 or 3 pockets;
+    returns the Stripe card ids."""
     from datetime import timedelta
 
-    from django.core.management import call_command
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from funders.models import Funder
-    from funders.services import allocation_create, program_create, program_fund
-    from wallet.models import Beneficiary, Card, Wallet
+    from tests.factories import CardFactory, make_allocation
 
-    call_command("migrate", verbosity=0)
     started = time.perf_counter()
     rng = Random(seed)
     now = timezone.now()
-    funder = Funder.objects.create(
-        name="Département de l'Isère", siret=http_load.siret(1), kind="departement"
-    )
-    programs = []
-    for name, rules in http_load.PROGRAMS:
-        program = program_create(funder=funder, name=name, rules=rules)
-        program_fund(program=program, amount=10**11, idempotency_key=f"fund-{program.pk}")
-        programs.append(program)
-    food, transport, health = programs
+    food, transport, health = scenario.funder_with_programs()
     cards = []
-    for start in range(0, wallets, 200):
+    for start in range(0, wallets, scenario.WALLETS_PER_COMMIT):
         with transaction.atomic():
-            for w in range(start, min(start + 200, wallets)):
-                beneficiary = Beneficiary.objects.create(
-                    first_name="Bénéficiaire", last_name=f"{w:05d}", postcode="38000"
-                )
-                wallet = Wallet.objects.create(beneficiary=beneficiary)
+            for w in range(start, min(start + scenario.WALLETS_PER_COMMIT, wallets)):
+                beneficiary = scenario.beneficiary(w)
                 for program in [food, transport] + ([health] if rng.random() < 0.5 else []):
-                    allocation_create(
+                    make_allocation(
                         program=program,
                         beneficiary=beneficiary,
                         amount=rng.randrange(15_000, 60_000),
                         valid_from=now - timedelta(days=1),
                         valid_until=now + timedelta(days=90),
-                        idempotency_key=f"allocation-{w}-{program.pk}",
                     )
-                card = Card.objects.create(
-                    wallet=wallet, kind="virtual", status="active", stripe_card_id=f"ic_bench{w}"
-                )
+                card = CardFactory(wallet=beneficiary.wallet, stripe_card_id=f"ic_bench{w}")
                 cards.append(card.stripe_card_id)
     print(f"set-up: {wallets} wallets with a card, in {time.perf_counter() - started:.1f} s")
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+    scenario.analyze()
     connection.close()
     return cards
 
@@ -190,7 +166,7 @@ class Client:
             self.outcomes["approved"] += 1
 
 
-def run(*, port, cards, requests: int, first: int, clients: int, seed: int, max_amount: int):
+def run_load(*, port, cards, requests: int, first: int, clients: int, seed: int, max_amount: int):
     rng = Random(seed)
     # Built and signed by the clients, but drawn here so that a run is reproducible.
     bodies = [
@@ -228,53 +204,47 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=50, help="requests sent before measuring")
     parser.add_argument("--max-amount", type=int, default=6_000)
     parser.add_argument("--seed", type=int, default=1)
+    harness.add_limit_arguments(parser)
     args = parser.parse_args()
+    with harness.Bench(
+        "stripe-webhook",
+        limit_seconds=args.limit_seconds,
+        settings={"STRIPE_WEBHOOK_SECRET": SECRET},
+    ) as bench:
+        return run(bench, args)
 
-    url = http_load.database_url()
-    os.environ["DEBUG"] = "false"
-    os.environ["STRIPE_WEBHOOK_SECRET"] = SECRET
-    http_load.recreate_database(url)
+
+def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+    bench.setup()
     cards = build(wallets=args.wallets, seed=args.seed)
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed below
-        "w", prefix="aidwallet-stripe-bench-gunicorn-", suffix=".log", dir="/tmp", delete=False
-    )
-    port = http_load.free_port()
-    server = http_load.start_server(url=url, port=port, workers=args.workers, log=log)
+    port = harness.free_port()
+    server = bench.start_server(port=port, workers=args.workers)
     try:
-        wait_ready(server, port)
-        run(
-            port=port,
-            cards=cards,
-            requests=args.warmup,
-            first=0,
-            clients=args.clients,
-            seed=args.seed + 1,
-            max_amount=args.max_amount,
-        )
-        workers, elapsed = run(
-            port=port,
-            cards=cards,
-            requests=args.requests,
-            first=args.warmup,
-            clients=args.clients,
-            seed=args.seed,
-            max_amount=args.max_amount,
+        # An unsigned body: the endpoint answers 400 without touching the data.
+        bench.wait_ready(server, port, method="POST", path="/hooks/stripe", body=b"{}", status=400)
+        load = {
+            "port": port,
+            "cards": cards,
+            "clients": args.clients,
+            "max_amount": args.max_amount,
+        }
+        run_load(**load, requests=args.warmup, first=0, seed=args.seed + 1)
+        workers, elapsed = run_load(
+            **load, requests=args.requests, first=args.warmup, seed=args.seed
         )
     finally:
-        http_load.stop_server(server)
-        log.close()
+        bench.stop(server)
 
     latencies = [value for client in workers for value in client.latencies]
     outcomes = sum((client.outcomes for client in workers), Counter())
     problems = sum((client.problems for client in workers), Counter())
-    p50, p99, top = http_load.percentiles(latencies)
+    p50, p99, top = harness.percentiles(latencies)
     print()
-    print(f"{args.clients} clients, {args.workers} gunicorn workers, server log {log.name}")
+    print(f"{args.clients} clients, {args.workers} gunicorn workers, server log {bench.log_path}")
     print(
         f"{len(latencies)} signed issuing_authorization.request answered in {elapsed:.2f} s "
         f"({len(latencies) / elapsed:.0f}/s)"
     )
-    ms = http_load.ms
     print(f"decision time: p50 {ms(p50)}, p99 {ms(p99)}, max {ms(top)}")
     approved = outcomes["approved"] + outcomes["approved in part"]
     print(f"approved {approved} ({outcomes['approved in part']} in part), declined "
@@ -284,32 +254,17 @@ def main() -> int:
     failures = [f"{problem}: {count}" for problem, count in problems.items()]
     if top >= STRIPE_BUDGET:
         failures.append(f"slowest answer {ms(top)}, beyond Stripe's {STRIPE_BUDGET:g} s")
-    if not http_load.verify_ledger(url):
+    if not bench.verify_ledger():
         failures.append("the ledger does not verify")
+    limit = bench.measure_limit(clients=args.workers)
+    if limit is not None:
+        print()
+        harness.print_against_limit(
+            "decisions", rate=len(latencies) / elapsed, p50=p50, limit=limit
+        )
     print()
     print("RESULT: " + ("FAILED: " + "; ".join(failures) if failures else "ok"))
     return 1 if failures else 0
-
-
-def wait_ready(server, port: int, timeout: float = 60) -> None:
-    """Until the endpoint answers (an unsigned body: 400 without touching the data)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {server.returncode} while starting")
-        conn = http.client.HTTPConnection(HOST, port, timeout=5)
-        try:
-            conn.request("POST", "/hooks/stripe", body=b"{}")
-            response = conn.getresponse()
-            response.read()
-            if response.status == 400:
-                return
-            raise RuntimeError(f"the endpoint answers {response.status} to an unsigned body")
-        except OSError:
-            time.sleep(0.2)
-        finally:
-            conn.close()
-    raise RuntimeError(f"gunicorn did not answer within {timeout:.0f} s")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from django.utils import timezone
 from funders.models import Funder, Membership
 from funders.services import allocation_create, program_create, program_fund
 from merchants.services import merchant_approve, merchant_create
-from wallet.models import Beneficiary, Wallet
+from wallet.models import Beneficiary, Card, Wallet
 from wallet.payment_codes import payment_code_create
 
 _sequence = itertools.count(1)
@@ -55,10 +55,12 @@ class BeneficiaryFactory(factory.django.DjangoModelFactory):
             Wallet.objects.get_or_create(beneficiary=obj)
 
 
-def make_program(*, funder=None, funded: int = 1_000_000, currency: str = "EUR", rules=None):
+def make_program(
+    *, funder=None, funded: int = 1_000_000, currency: str = "EUR", rules=None, name=None
+):
     program = program_create(
         funder=funder or FunderFactory(),
-        name=f"Aide alimentaire {next(_sequence)}",
+        name=name or f"Aide alimentaire {next(_sequence)}",
         currency=currency,
         rules=rules or {},
     )
@@ -75,16 +77,20 @@ def make_allocation(
     rules=None,
     valid_from=None,
     valid_until=None,
-    days: int = 90,
+    days: int | None = 90,
 ):
+    """A grant valid from yesterday (or `valid_from`) for `days` (None: with no end), or until
+    `valid_until`."""
     now = timezone.now()
     valid_from = valid_from or now - timedelta(days=1)
+    if valid_until is None and days is not None:
+        valid_until = valid_from + timedelta(days=days)
     return allocation_create(
         program=program or make_program(),
         beneficiary=beneficiary or BeneficiaryFactory(),
         amount=amount,
         valid_from=valid_from,
-        valid_until=valid_until or valid_from + timedelta(days=days),
+        valid_until=valid_until,
         rules=rules or {},
         idempotency_key=f"alloc-{next(_sequence)}",
     )
@@ -107,6 +113,18 @@ def make_merchant(*, approved: bool = True, **overrides):
     fields.update(overrides)
     merchant = merchant_create(**fields)
     return merchant_approve(merchant=merchant) if approved else merchant
+
+
+class CardFactory(factory.django.DjangoModelFactory):
+    """An active virtual card of a wallet, known to Stripe by its id."""
+
+    class Meta:
+        model = Card
+
+    wallet = factory.LazyFunction(lambda: BeneficiaryFactory().wallet)
+    kind = Card.Kind.VIRTUAL
+    status = Card.Status.ACTIVE
+    stripe_card_id = factory.Sequence(lambda n: f"ic_test{n}")
 
 
 def make_staff(*, funder=None, role: str = Membership.Role.MANAGER, **fields):

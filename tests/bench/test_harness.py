@@ -1,0 +1,52 @@
+"""The benchmark harness's guards and its reading of pgbench: a benchmark drops its database,
+so the name it is given is checked before anything runs."""
+
+import pytest
+
+from bench.harness import Limit, checked_database_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://postgres@127.0.0.1:5432/aidwallet_bench_http",
+        "postgresql://postgres@localhost/bench_authorize",
+    ],
+)
+def test_a_benchmark_database_of_this_machine_is_accepted(url):
+    assert checked_database_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "sqlite:///db.sqlite3",
+        "postgres://postgres@db.example.org:5432/aidwallet_bench",
+        "postgres://postgres@127.0.0.1:5432/test",
+        "postgres://postgres@127.0.0.1:5432/test_aidwallet",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        "postgres://postgres@127.0.0.1:5432/template1",
+        'postgres://postgres@127.0.0.1:5432/bench";drop',
+    ],
+)
+def test_a_database_a_benchmark_must_not_drop_is_refused(url):
+    with pytest.raises(SystemExit):
+        checked_database_url(url)
+
+
+def test_the_limit_is_read_from_pgbench_output():
+    output = (
+        "number of transactions actually processed: 2401\n"
+        "latency average = 4.162 ms\n"
+        "tps = 240.268500 (without initial connection time)\n"
+    )
+
+    limit = Limit.from_pgbench(output, clients=1, seconds=10)
+
+    assert (limit.rate, limit.latency) == (240.2685, 0.004162)
+
+
+def test_pgbench_output_without_figures_is_an_error():
+    with pytest.raises(RuntimeError, match="no tps or latency"):
+        Limit.from_pgbench("pgbench: error: connection refused\n", clients=1, seconds=10)
