@@ -29,7 +29,7 @@ from merchants.models import Capture, Merchant, Refund, Reversal
 from merchants.services import merchant_ensure_active
 from merchants.webhooks import webhook_event_emit
 from wallet.authorize import authorize
-from wallet.models import Wallet
+from wallet.locks import wallet_lock
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.payment_codes import payment_code_redeem
 from wallet.signals import captures_posted
@@ -123,16 +123,10 @@ def payment_authorize(
     return decision
 
 
-def _lock(decision: Decision) -> None:
-    # The wallet's row, as authorize() takes it: every operation that touches a wallet's pockets
-    # queues on the same lock, so their row locks on pockets can never cross.
-    Wallet.objects.select_for_update().filter(pk=decision.wallet_id).first()
-
-
 def _locked_holds(decision: Decision) -> list[DecisionHold]:
     """The holds still in force, in split order. A hold past its expiry counts as gone even
     before the expiry task has released it: it can no longer be captured."""
-    _lock(decision)
+    wallet_lock(decision.wallet_id)
     return list(
         decision.holds.select_related("hold__debit_account", "hold__credit_account")
         .filter(hold__resolution__isnull=True)
@@ -262,7 +256,7 @@ def payment_refund(
     key = _scoped(merchant, idempotency_key)
 
     def create(digest: str) -> Refund:
-        _lock(decision)
+        wallet_lock(decision.wallet_id)
         captures = list(
             Transfer.objects.filter(
                 kind=Transfer.Kind.CAPTURE, pending_transfer__decision_hold__decision=decision
@@ -298,7 +292,7 @@ def authorization_expire(*, decision: Decision) -> int:
     time (HOLD_TTL_DAYS), and tell the merchant once nothing is held any more. Returns how many
     holds it released; running it again releases nothing and announces nothing."""
     with transaction.atomic():
-        _lock(decision)
+        wallet_lock(decision.wallet_id)
         pending = list(decision.holds.select_related("hold").filter(hold__resolution__isnull=True))
         now = timezone.now()
         due = [link for link in pending if link.hold.expires_at and link.hold.expires_at <= now]

@@ -38,6 +38,7 @@ from stripe_issuing.authorizations import (
     stripe_id,
 )
 from wallet.authorize import pocket_states
+from wallet.locks import wallet_lock
 from wallet.models import Card, Pocket, Wallet
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.signals import captures_posted
@@ -59,12 +60,6 @@ def receivable_account(program: Program) -> Account:
         currency=program.currency,
         guarded=False,
     )
-
-
-def _lock(wallet_id: int) -> Wallet:
-    # The wallet's row, as authorize() and the merchant API's operations take it: one wallet's
-    # card events queue behind each other and behind its payments.
-    return Wallet.objects.select_for_update().get(pk=wallet_id)
 
 
 def _request_index(decision: Decision) -> int:
@@ -108,7 +103,7 @@ def authorization_event_apply(*, event: dict) -> str:
     decisions = list(authorization_decisions(authorization["id"]).order_by("pk"))
     if not decisions:
         return "ignored: no decision of ours for this authorization"
-    _lock(decisions[0].wallet_id)
+    wallet_lock(decisions[0].wallet_id)
     seen = len(authorization.get("request_history") or []) or 1
     holds = _live_holds([d for d in decisions if _request_index(d) < seen])
     held = sum(link.hold.amount for link in holds)
@@ -196,7 +191,7 @@ def _capture(txn: dict, card: Card) -> str:
         return f"ignored: capture of {txn['amount']}"
     currency = txn["currency"].upper()
     key = f"issuing:{txn['id']}"
-    wallet = _lock(card.wallet_id)
+    wallet = wallet_lock(card.wallet_id)
     if _done(key):
         return "ignored: already done"
     authorization_id = stripe_id(txn.get("authorization"))
@@ -274,7 +269,7 @@ def _refund(txn: dict, card: Card) -> str:
         return f"ignored: refund of {amount}"
     currency = txn["currency"].upper()
     key = f"issuing:{txn['id']}"
-    wallet = _lock(card.wallet_id)
+    wallet = wallet_lock(card.wallet_id)
     if _done(key):
         return "ignored: already done"
     authorization_id = stripe_id(txn.get("authorization"))
