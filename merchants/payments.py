@@ -23,7 +23,7 @@ from engine.request import AuthorizationRequest, MerchantPlace
 from funders.services import capture_refund
 from ledger.idempotency import run_idempotent
 from ledger.models import Transfer
-from ledger.services import hold_expire, hold_place, hold_post, hold_void
+from ledger.services import hold_expire, hold_post, hold_void
 from merchants.events import EventType
 from merchants.models import Capture, Merchant, Refund, Reversal
 from merchants.services import merchant_ensure_active
@@ -32,6 +32,7 @@ from wallet.authorize import authorize
 from wallet.locks import wallet_lock
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.payment_codes import payment_code_redeem
+from wallet.services import decision_hold_release
 from wallet.signals import captures_posted
 
 
@@ -217,19 +218,7 @@ def payment_reverse(
             part = min(remaining, link.hold.amount)
             if not part:
                 break
-            hold_void(hold=link.hold, idempotency_key=None)
-            if part < link.hold.amount:
-                # The ledger voids holds whole: what stays held is held again, same expiry.
-                kept = hold_place(
-                    debit=link.hold.debit_account,
-                    credit=link.hold.credit_account,
-                    amount=link.hold.amount - part,
-                    idempotency_key=None,
-                    expires_at=link.hold.expires_at,
-                )
-                DecisionHold.objects.create(
-                    decision=decision, pocket_id=link.pocket_id, hold=kept, amount=kept.amount
-                )
+            decision_hold_release(link=link, amount=part)
             remaining -= part
         reversal = Reversal.objects.create(
             decision=decision, amount=wanted, idempotency_key=key, fingerprint=digest

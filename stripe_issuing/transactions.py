@@ -25,7 +25,6 @@ from ledger.models import Account, Transfer
 from ledger.services import (
     account_get_or_create,
     hold_expire,
-    hold_place,
     hold_post,
     hold_void,
     transfer_post,
@@ -41,6 +40,7 @@ from wallet.authorize import pocket_states
 from wallet.locks import wallet_lock
 from wallet.models import Card, Pocket, Wallet
 from wallet.models.decisions import Decision, DecisionHold
+from wallet.services import decision_hold_release
 from wallet.signals import captures_posted
 
 # Stripe's statuses of an authorization that leave nothing held.
@@ -77,24 +77,6 @@ def _live_holds(decisions: list[Decision]) -> list[DecisionHold]:
     )
 
 
-def _release(link: DecisionHold, part: int) -> None:
-    """Give `part` of a hold back to its pocket; what stays held is held again, same expiry
-    (the ledger voids holds whole)."""
-    hold = link.hold
-    hold_void(hold=hold, idempotency_key=None)
-    if part < hold.amount:
-        kept = hold_place(
-            debit=hold.debit_account,
-            credit=hold.credit_account,
-            amount=hold.amount - part,
-            idempotency_key=None,
-            expires_at=hold.expires_at,
-        )
-        DecisionHold.objects.create(
-            decision_id=link.decision_id, pocket_id=link.pocket_id, hold=kept, amount=kept.amount
-        )
-
-
 def authorization_event_apply(*, event: dict) -> str:
     """`issuing_authorization.created` / `.updated`: bring our holds down to what Stripe still
     holds. Returns what it did. Only the requests this version of the authorization had
@@ -121,7 +103,7 @@ def authorization_event_apply(*, event: dict) -> str:
         part = min(to_release, link.hold.amount)
         if not part:
             break
-        _release(link, part)
+        decision_hold_release(link=link, amount=part)
         to_release -= part
     return f"{status}: released {held - target}"
 
