@@ -31,6 +31,7 @@ from core.validators import NON_ASCII_EMAIL_MESSAGE, email_canonical
 from notifications.channels import sms_text
 from notifications.tasks import send_notification
 from stripe_issuing.cards import card_status_push_on_commit
+from wallet.locks import wallet_lock
 from wallet.models import Beneficiary, Card, Wallet
 from wallet.models.access import Aidant, AppToken, ContactChannel, SignInCode
 from wallet.models.notifications import Notification
@@ -324,7 +325,7 @@ def aidant_authorize(*, wallet: Wallet, contact: Contact, name: str = "") -> tup
         raise OwnContact()
     with transaction.atomic():
         # The wallet's lock makes the count and the uniqueness check hold under concurrency.
-        Wallet.objects.select_for_update().get(pk=wallet.pk)
+        wallet_lock(wallet.pk)
         active = Aidant.objects.filter(wallet=wallet, revoked_at__isnull=True)
         existing = active.filter(contact=contact.value).first()
         if existing is not None:

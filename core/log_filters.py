@@ -24,12 +24,12 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _mask_card_number(match: re.Match) -> str:
+def _mask_card_number(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group())
     return f"••••{digits[-4:]}" if _luhn_valid(digits) else match.group()
 
 
-def _mask_secret(match: re.Match) -> str:
+def _mask_secret(match: re.Match[str]) -> str:
     prefix, tail = match.groups()
     if _IDENTIFIER.fullmatch(tail):
         return match.group()

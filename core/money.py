@@ -65,7 +65,9 @@ def euros_to_cents(text: str) -> int:
     if not _EURO_TEXT.fullmatch(compact):
         raise ValidationError(_("Write an amount in euros, like 12,50."), code="invalid_amount")
     value = Decimal(compact.replace(",", "."))
-    if value.as_tuple().exponent < -2:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # digits only (the pattern): no NaN ('n') nor Infinity ('F')
+    if exponent < -2:
         raise ValidationError(
             _("Write at most 2 digits after the decimal comma (cents)."),
             code="too_many_decimals",

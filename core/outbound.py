@@ -14,14 +14,19 @@ reach anything else, nor hold a worker for long:
 One session makes one request: the deadline starts with it."""
 
 import contextlib
+import functools
 import socket
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
+from requests.models import Response
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.poolmanager import PoolKey
 from urllib3.util import connection as urllib3_connection
 
 
@@ -57,54 +62,84 @@ class _Deadline:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-def _connection_class(base: type[HTTPConnection], deadline: _Deadline, address: str | None):
-    class Connection(base):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            deadline.connections.append(self)
+class _Connection(HTTPConnection):
+    """A connection that its deadline can shut, made to `address` when one is given. The two
+    arrive as connection keywords, which the pool passes on from the manager's pool keywords."""
 
-        def _new_conn(self) -> socket.socket:
-            if address is None:
-                return super()._new_conn()
-            # As urllib3 does, but to the address checked instead of a new DNS answer.
-            try:
-                return urllib3_connection.create_connection(
-                    (address, self.port),
-                    self.timeout,
-                    source_address=self.source_address,
-                    socket_options=self.socket_options,
-                )
-            except TimeoutError as exc:
-                raise ConnectTimeoutError(
-                    self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
-                ) from exc
-            except OSError as exc:
-                raise NewConnectionError(
-                    self, f"Failed to establish a new connection: {exc}"
-                ) from exc
+    def __init__(self, *args: Any, deadline: _Deadline, address: str | None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._address = address
+        deadline.connections.append(self)
 
-    return Connection
+    def _new_conn(self) -> socket.socket:
+        if self._address is None:
+            return super()._new_conn()
+        # As urllib3 does, but to the address checked instead of a new DNS answer.
+        try:
+            return urllib3_connection.create_connection(
+                (self._address, self.port),
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+
+
+class _HTTPSConnection(_Connection, HTTPSConnection):
+    """The same over TLS: HTTPSConnection wraps the socket that `_new_conn` gives, with SNI and
+    the certificate's check on the URL's host name."""
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+# The connection keywords above, which urllib3's pool key does not know.
+_CONNECTION_KWARGS = frozenset({"deadline", "address"})
+
+
+def _pool_key(key_fn: Callable[[dict[str, Any]], PoolKey], context: dict[str, Any]) -> PoolKey:
+    # A manager serves one session, which has one deadline and one address: they need no place
+    # in the key that tells its pools apart.
+    return key_fn({key: value for key, value in context.items() if key not in _CONNECTION_KWARGS})
 
 
 class _Adapter(HTTPAdapter):
     def __init__(self, deadline: _Deadline, address: str | None):
-        self._pools = {
-            "http": type(
-                "Pool",
-                (HTTPConnectionPool,),
-                {"ConnectionCls": _connection_class(HTTPConnection, deadline, address)},
-            ),
-            "https": type(
-                "Pool",
-                (HTTPSConnectionPool,),
-                {"ConnectionCls": _connection_class(HTTPSConnection, deadline, address)},
-            ),
-        }
+        self._deadline = deadline
+        self._address = address
         super().__init__(max_retries=0)
 
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = self._pools
+    def init_poolmanager(
+        self,
+        connections: int,
+        maxsize: int,
+        block: bool = DEFAULT_POOLBLOCK,
+        **pool_kwargs: Any,
+    ) -> None:
+        super().init_poolmanager(
+            connections,
+            maxsize,
+            block,
+            deadline=self._deadline,
+            address=self._address,
+            **pool_kwargs,
+        )
+        manager = self.poolmanager
+        manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        manager.key_fn_by_scheme = {
+            scheme: functools.partial(_pool_key, key_fn)
+            for scheme, key_fn in manager.key_fn_by_scheme.items()
+        }
 
 
 class OutboundSession(requests.Session):
@@ -119,7 +154,7 @@ class OutboundSession(requests.Session):
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
-    def request(self, method, url, *args, **kwargs):
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Response:
         kwargs["allow_redirects"] = False
         self._deadline.start()
         try:

@@ -49,6 +49,7 @@ from funders.models import (
 from ledger.models import Account, Transfer
 from notifications.preferences import notification_preferences
 from stripe_issuing.cards import card_cancel
+from wallet.locks import wallet_lock
 from wallet.models import Beneficiary, Card, ContactChangeRequest, Decision, Pocket, Wallet
 from wallet.models.access import Aidant, AppToken, SignInCode
 from wallet.models.notifications import Notification, PushSubscription
@@ -453,7 +454,7 @@ def beneficiary_erase(
     with transaction.atomic():
         # The wallet's lock, as the authorization engine takes it: no payment is decided while
         # the money left is checked and the cards are closed.
-        wallet = Wallet.objects.select_for_update().get(beneficiary=beneficiary)
+        wallet = wallet_lock(beneficiary.wallet.pk)
         person = Beneficiary.objects.select_for_update().get(pk=beneficiary.pk)
         if person.erased_at is not None:
             return person

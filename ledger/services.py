@@ -213,26 +213,47 @@ def hold_place(
         raise InvalidState(message="Holds are placed on guarded accounts only.", field="debit")
 
     def create(digest: str) -> Transfer:
-        reserved = Account.objects.filter(pk=debit.pk, balance__gte=F("pending") + amount).update(
-            pending=F("pending") + amount
-        )
-        if not reserved:
-            raise InsufficientFunds(account=debit.code)
-        return Transfer.objects.create(
-            kind=Transfer.Kind.HOLD,
-            currency=debit.currency,
+        return _write_hold(
+            debit=debit,
+            credit=credit,
             amount=amount,
             idempotency_key=idempotency_key,
-            fingerprint=digest,
-            is_pending=True,
-            debit_account=debit,
-            credit_account=credit,
+            digest=digest,
             expires_at=expires_at,
-            metadata=metadata or {},
+            metadata=metadata,
         )
 
     params = {"debit": debit.pk, "credit": credit.pk, "amount": amount}
     return _idempotent(idempotency_key, params, create)
+
+
+def _write_hold(
+    *,
+    debit: Account,
+    credit: Account,
+    amount: int,
+    idempotency_key: str | None,
+    digest: str,
+    expires_at: datetime | None,
+    metadata: JSONDict | None,
+) -> Transfer:
+    reserved = Account.objects.filter(pk=debit.pk, balance__gte=F("pending") + amount).update(
+        pending=F("pending") + amount
+    )
+    if not reserved:
+        raise InsufficientFunds(account=debit.code)
+    return Transfer.objects.create(
+        kind=Transfer.Kind.HOLD,
+        currency=debit.currency,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        fingerprint=digest,
+        is_pending=True,
+        debit_account=debit,
+        credit_account=credit,
+        expires_at=expires_at,
+        metadata=metadata or {},
+    )
 
 
 def _lock_pending_hold(hold: Transfer, *, at: datetime | None) -> Transfer:
@@ -251,6 +272,13 @@ def _lock_pending_hold(hold: Transfer, *, at: datetime | None) -> Transfer:
     return locked
 
 
+def _hold_accounts(hold: Transfer) -> tuple[Account, Account]:
+    debit, credit = hold.debit_account, hold.credit_account
+    # A hold names both accounts (the transfer_hold_names_its_accounts constraint).
+    assert debit is not None and credit is not None
+    return debit, credit
+
+
 def _resolve(
     hold: Transfer, *, kind: str, posted: int, idempotency_key: str | None, at: datetime | None
 ) -> Transfer:
@@ -258,35 +286,41 @@ def _resolve(
         locked = _lock_pending_hold(hold, at=at)
         if posted > locked.amount:
             raise ExceedsHoldAmount(field="amount")
-        debit, credit = locked.debit_account, locked.credit_account
-        # A hold names both accounts (the transfer_hold_names_its_accounts constraint).
-        assert debit is not None and credit is not None
-        # The whole hold leaves `pending`; only the posted part leaves `balance`. The rest is
-        # released, which is how a partial capture frees what was not captured.
-        Account.objects.filter(pk=debit.pk).update(
-            pending=F("pending") - locked.amount, balance=F("balance") - posted
+        return _write_resolution(
+            locked, kind=kind, posted=posted, idempotency_key=idempotency_key, digest=digest
         )
-        if posted and credit.guarded:
-            Account.objects.filter(pk=credit.pk).update(balance=F("balance") + posted)
-        transfer = Transfer.objects.create(
-            kind=kind,
-            currency=locked.currency,
-            amount=posted or locked.amount,
-            idempotency_key=idempotency_key,
-            fingerprint=digest,
-            pending_transfer=locked,
-        )
-        if posted:
-            Entry.objects.bulk_create(
-                [
-                    Entry(transfer=transfer, account=debit, amount=-posted),
-                    Entry(transfer=transfer, account=credit, amount=posted),
-                ]
-            )
-        return transfer
 
     params = {"hold": hold.pk, "kind": kind, "posted": posted}
     return _idempotent(idempotency_key, params, create)
+
+
+def _write_resolution(
+    locked: Transfer, *, kind: str, posted: int, idempotency_key: str | None, digest: str
+) -> Transfer:
+    debit, credit = _hold_accounts(locked)
+    # The whole hold leaves `pending`; only the posted part leaves `balance`. The rest is
+    # released, which is how a partial capture frees what was not captured.
+    Account.objects.filter(pk=debit.pk).update(
+        pending=F("pending") - locked.amount, balance=F("balance") - posted
+    )
+    if posted and credit.guarded:
+        Account.objects.filter(pk=credit.pk).update(balance=F("balance") + posted)
+    transfer = Transfer.objects.create(
+        kind=kind,
+        currency=locked.currency,
+        amount=posted or locked.amount,
+        idempotency_key=idempotency_key,
+        fingerprint=digest,
+        pending_transfer=locked,
+    )
+    if posted:
+        Entry.objects.bulk_create(
+            [
+                Entry(transfer=transfer, account=debit, amount=-posted),
+                Entry(transfer=transfer, account=credit, amount=posted),
+            ]
+        )
+    return transfer
 
 
 def hold_post(
@@ -308,6 +342,51 @@ def hold_void(*, hold: Transfer, idempotency_key: str | None) -> Transfer:
     return _resolve(
         hold, kind=Transfer.Kind.VOID, posted=0, idempotency_key=idempotency_key, at=None
     )
+
+
+def hold_release(
+    *, hold: Transfer, amount: int, idempotency_key: str | None = None
+) -> Transfer | None:
+    """Give `amount` of a hold back to the account it reserves (a partial reversal); the rest
+    stays held. The account's pending goes down by `amount` exactly; its balance does not move.
+
+    A hold resolves once and whole (one resolving transfer per hold), so the hold is voided and
+    what stays is held by a new hold on the same accounts, with the same expiry and metadata:
+    that hold is returned, or None when `amount` is the whole hold. ExceedsHoldAmount past it."""
+    validate_amount(amount)
+
+    def create(digest: str) -> Transfer:
+        locked = _lock_pending_hold(hold, at=None)
+        if amount > locked.amount:
+            raise ExceedsHoldAmount(field="amount")
+        if amount == locked.amount:
+            return _write_resolution(
+                locked,
+                kind=Transfer.Kind.VOID,
+                posted=0,
+                idempotency_key=idempotency_key,
+                digest=digest,
+            )
+        # The key goes on the transfer returned, the hold that keeps the rest.
+        _write_resolution(
+            locked, kind=Transfer.Kind.VOID, posted=0, idempotency_key=None, digest=""
+        )
+        debit, credit = _hold_accounts(locked)
+        # Cannot be refused: the void just freed more than this takes back.
+        return _write_hold(
+            debit=debit,
+            credit=credit,
+            amount=locked.amount - amount,
+            idempotency_key=idempotency_key,
+            digest=digest,
+            expires_at=locked.expires_at,
+            metadata=locked.metadata,
+        )
+
+    params = {"hold": hold.pk, "release": amount}
+    transfer = _idempotent(idempotency_key, params, create)
+    # A replay finds the transfer that carries the key: the void of the whole hold, or the rest.
+    return transfer if transfer.is_pending else None
 
 
 def hold_expire(*, hold: Transfer) -> Transfer:

@@ -23,15 +23,16 @@ from engine.request import AuthorizationRequest, MerchantPlace
 from funders.services import capture_refund
 from ledger.idempotency import run_idempotent
 from ledger.models import Transfer
-from ledger.services import hold_expire, hold_place, hold_post, hold_void
+from ledger.services import hold_expire, hold_post, hold_void
 from merchants.events import EventType
 from merchants.models import Capture, Merchant, Refund, Reversal
 from merchants.services import merchant_ensure_active
 from merchants.webhooks import webhook_event_emit
 from wallet.authorize import authorize
-from wallet.models import Wallet
+from wallet.locks import wallet_lock
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.payment_codes import payment_code_redeem
+from wallet.services import decision_hold_release
 from wallet.signals import captures_posted
 
 
@@ -123,16 +124,10 @@ def payment_authorize(
     return decision
 
 
-def _lock(decision: Decision) -> None:
-    # The wallet's row, as authorize() takes it: every operation that touches a wallet's pockets
-    # queues on the same lock, so their row locks on pockets can never cross.
-    Wallet.objects.select_for_update().filter(pk=decision.wallet_id).first()
-
-
 def _locked_holds(decision: Decision) -> list[DecisionHold]:
     """The holds still in force, in split order. A hold past its expiry counts as gone even
     before the expiry task has released it: it can no longer be captured."""
-    _lock(decision)
+    wallet_lock(decision.wallet_id)
     return list(
         decision.holds.select_related("hold__debit_account", "hold__credit_account")
         .filter(hold__resolution__isnull=True)
@@ -223,19 +218,7 @@ def payment_reverse(
             part = min(remaining, link.hold.amount)
             if not part:
                 break
-            hold_void(hold=link.hold, idempotency_key=None)
-            if part < link.hold.amount:
-                # The ledger voids holds whole: what stays held is held again, same expiry.
-                kept = hold_place(
-                    debit=link.hold.debit_account,
-                    credit=link.hold.credit_account,
-                    amount=link.hold.amount - part,
-                    idempotency_key=None,
-                    expires_at=link.hold.expires_at,
-                )
-                DecisionHold.objects.create(
-                    decision=decision, pocket_id=link.pocket_id, hold=kept, amount=kept.amount
-                )
+            decision_hold_release(link=link, amount=part)
             remaining -= part
         reversal = Reversal.objects.create(
             decision=decision, amount=wanted, idempotency_key=key, fingerprint=digest
@@ -262,7 +245,7 @@ def payment_refund(
     key = _scoped(merchant, idempotency_key)
 
     def create(digest: str) -> Refund:
-        _lock(decision)
+        wallet_lock(decision.wallet_id)
         captures = list(
             Transfer.objects.filter(
                 kind=Transfer.Kind.CAPTURE, pending_transfer__decision_hold__decision=decision
@@ -298,7 +281,7 @@ def authorization_expire(*, decision: Decision) -> int:
     time (HOLD_TTL_DAYS), and tell the merchant once nothing is held any more. Returns how many
     holds it released; running it again releases nothing and announces nothing."""
     with transaction.atomic():
-        _lock(decision)
+        wallet_lock(decision.wallet_id)
         pending = list(decision.holds.select_related("hold").filter(hold__resolution__isnull=True))
         now = timezone.now()
         due = [link for link in pending if link.hold.expires_at and link.hold.expires_at <= now]

@@ -25,7 +25,6 @@ from ledger.models import Account, Transfer
 from ledger.services import (
     account_get_or_create,
     hold_expire,
-    hold_place,
     hold_post,
     hold_void,
     transfer_post,
@@ -38,8 +37,10 @@ from stripe_issuing.authorizations import (
     stripe_id,
 )
 from wallet.authorize import pocket_states
+from wallet.locks import wallet_lock
 from wallet.models import Card, Pocket, Wallet
 from wallet.models.decisions import Decision, DecisionHold
+from wallet.services import decision_hold_release
 from wallet.signals import captures_posted
 
 # Stripe's statuses of an authorization that leave nothing held.
@@ -61,12 +62,6 @@ def receivable_account(program: Program) -> Account:
     )
 
 
-def _lock(wallet_id: int) -> Wallet:
-    # The wallet's row, as authorize() and the merchant API's operations take it: one wallet's
-    # card events queue behind each other and behind its payments.
-    return Wallet.objects.select_for_update().get(pk=wallet_id)
-
-
 def _request_index(decision: Decision) -> int:
     _, _, rest = decision.idempotency_key.partition(":")
     _, _, index = rest.partition(":")
@@ -82,24 +77,6 @@ def _live_holds(decisions: list[Decision]) -> list[DecisionHold]:
     )
 
 
-def _release(link: DecisionHold, part: int) -> None:
-    """Give `part` of a hold back to its pocket; what stays held is held again, same expiry
-    (the ledger voids holds whole)."""
-    hold = link.hold
-    hold_void(hold=hold, idempotency_key=None)
-    if part < hold.amount:
-        kept = hold_place(
-            debit=hold.debit_account,
-            credit=hold.credit_account,
-            amount=hold.amount - part,
-            idempotency_key=None,
-            expires_at=hold.expires_at,
-        )
-        DecisionHold.objects.create(
-            decision_id=link.decision_id, pocket_id=link.pocket_id, hold=kept, amount=kept.amount
-        )
-
-
 def authorization_event_apply(*, event: dict) -> str:
     """`issuing_authorization.created` / `.updated`: bring our holds down to what Stripe still
     holds. Returns what it did. Only the requests this version of the authorization had
@@ -108,7 +85,7 @@ def authorization_event_apply(*, event: dict) -> str:
     decisions = list(authorization_decisions(authorization["id"]).order_by("pk"))
     if not decisions:
         return "ignored: no decision of ours for this authorization"
-    _lock(decisions[0].wallet_id)
+    wallet_lock(decisions[0].wallet_id)
     seen = len(authorization.get("request_history") or []) or 1
     holds = _live_holds([d for d in decisions if _request_index(d) < seen])
     held = sum(link.hold.amount for link in holds)
@@ -126,7 +103,7 @@ def authorization_event_apply(*, event: dict) -> str:
         part = min(to_release, link.hold.amount)
         if not part:
             break
-        _release(link, part)
+        decision_hold_release(link=link, amount=part)
         to_release -= part
     return f"{status}: released {held - target}"
 
@@ -196,7 +173,7 @@ def _capture(txn: dict, card: Card) -> str:
         return f"ignored: capture of {txn['amount']}"
     currency = txn["currency"].upper()
     key = f"issuing:{txn['id']}"
-    wallet = _lock(card.wallet_id)
+    wallet = wallet_lock(card.wallet_id)
     if _done(key):
         return "ignored: already done"
     authorization_id = stripe_id(txn.get("authorization"))
@@ -274,7 +251,7 @@ def _refund(txn: dict, card: Card) -> str:
         return f"ignored: refund of {amount}"
     currency = txn["currency"].upper()
     key = f"issuing:{txn['id']}"
-    wallet = _lock(card.wallet_id)
+    wallet = wallet_lock(card.wallet_id)
     if _done(key):
         return "ignored: already done"
     authorization_id = stripe_id(txn.get("authorization"))

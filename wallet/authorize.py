@@ -27,6 +27,7 @@ from engine.rules import PocketRules, merge_rules
 from ledger.idempotency import run_idempotent
 from ledger.models import Account
 from ledger.services import hold_place
+from wallet.locks import wallet_lock
 from wallet.models import Card, Pocket, Wallet
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.signals import decision_recorded
@@ -106,7 +107,7 @@ def _decide_and_hold(
     metadata: dict,
 ) -> Decision:
     started = time.perf_counter()
-    wallet = Wallet.objects.select_for_update().get(pk=wallet_id)
+    wallet = wallet_lock(wallet_id)
     refusal = _instrument_refusal(wallet, card)
     pockets: dict[int, Pocket] = {}
     if refusal is None:

@@ -68,6 +68,7 @@ from core.errors import (
     WalletFrozen,
 )
 from core.money import MAX_AMOUNT
+from wallet.locks import wallet_lock
 from wallet.models.payment_codes import SLOT_DIGITS, PaymentCode, PaymentCodeFailure
 
 __all__ = [
@@ -193,8 +194,6 @@ def payment_code_create(
     its oldest. Refused with WalletFrozen for a frozen wallet, PaymentCodeUnavailable when every
     slot is taken. Wrong codes sent by merchants never refuse a creation (see the module's
     docstring)."""
-    from wallet.models import Wallet  # wallet.models imports this module
-
     if max_amount is not None:
         if not _is_whole_amount(max_amount) or max_amount <= 0:
             raise InvalidAmount(field="max_amount")
@@ -207,7 +206,7 @@ def payment_code_create(
     with transaction.atomic():
         # The wallet's lock queues concurrent creations of one wallet: the cap of usable codes
         # holds, and a redemption (which takes the same lock) never sees half a creation.
-        wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
+        wallet = wallet_lock(wallet.pk)
         if wallet.is_frozen:
             raise WalletFrozen()
         now = timezone.now()
@@ -316,8 +315,6 @@ def _redeem(
     idempotency_key: str,
     merchant_id: int | None,
 ) -> PaymentCode | PaymentCodeError:
-    from wallet.models import Wallet  # wallet.models imports this module
-
     live = (
         PaymentCode.objects.filter(slot=slot, status=PaymentCode.Status.ACTIVE)
         .values_list("pk", "wallet_id")
@@ -326,7 +323,7 @@ def _redeem(
     if live is None:
         return _settled(slot, digest, idempotency_key) or PaymentCodeInvalid()
     pk, wallet_id = live
-    wallet = Wallet.objects.select_for_update().get(pk=wallet_id)
+    wallet = wallet_lock(wallet_id)
     payment_code = (
         PaymentCode.objects.select_for_update()
         .filter(pk=pk, status=PaymentCode.Status.ACTIVE)

@@ -40,7 +40,7 @@ from funders.services import (
     program_fund,
 )
 from ledger.models import Account, Entry, Transfer
-from ledger.services import hold_expire, hold_place, hold_post, hold_void
+from ledger.services import hold_expire, hold_place, hold_post, hold_release, hold_void
 from ledger.verify import verify
 from tests.factories import BeneficiaryFactory, FunderFactory, make_merchant
 from wallet.models import Pocket
@@ -370,7 +370,10 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def release_hold(self, data):
         hold = data.draw(st.sampled_from(self.pending_holds()), label="hold")
-        how = data.draw(st.sampled_from(["void", "expire"]), label="how")
+        how = data.draw(st.sampled_from(["void", "expire", "release"]), label="how")
+        if how == "release":
+            self.release_part(data, hold)
+            return
         if how == "void":
             key = self.key()
             resolution = hold_void(hold=hold.transfer, idempotency_key=key)
@@ -388,6 +391,35 @@ class LedgerMachine(RuleBasedStateMachine):
         hold.state = {"void": "voided", "expire": "expired"}[how]
         hold.resolution_pk = resolution.pk
         hold.pocket.pending -= hold.amount
+
+    def release_part(self, data, hold: HoldModel) -> None:
+        """A partial reversal: `amount` of the hold goes back to its pocket, and a new hold on
+        the same accounts keeps the rest (none when `amount` is all of it)."""
+        amount = self.amount(data, hold.amount, data.draw(OVER, label="over"))
+        key = self.key()
+
+        def release(amount=amount):
+            return hold_release(hold=hold.transfer, amount=amount, idempotency_key=key)
+
+        if amount > hold.amount:
+            self.refused(ExceedsHoldAmount, release)
+            return
+        kept = release()
+        hold.state = "voided"
+        hold.resolution_pk = Transfer.objects.get(pending_transfer=hold.transfer).pk
+        hold.pocket.pending -= amount
+        if kept is None:
+            assert amount == hold.amount
+            before = snapshot()
+            assert release() is None
+            assert snapshot() == before
+            return
+        assert kept.amount == hold.amount - amount
+        assert kept.expires_at == hold.transfer.expires_at
+        self.holds.append(HoldModel(kept, hold.pocket, hold.merchant_pk, kept.amount))
+        self.replays.append(
+            Replay("release", release, lambda: release(amount + 1), kept.pk, hold.pocket)
+        )
 
     def resolve_a_resolved_hold(self, data):
         hold = data.draw(st.sampled_from(self.resolved_holds()), label="hold")

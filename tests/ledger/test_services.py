@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from core.errors import (
     AmountTooLarge,
@@ -18,6 +21,7 @@ from ledger.services import (
     hold_expire,
     hold_place,
     hold_post,
+    hold_release,
     hold_void,
     refund_post,
     transfer_post,
@@ -116,6 +120,66 @@ def test_void_releases_everything(pocket, hold):
     assert verify() == []
 
 
+def test_releasing_part_of_a_hold_keeps_the_rest_held_with_the_same_expiry(pocket, merchant):
+    expires_at = timezone.now() + timedelta(days=7)
+    hold = hold_place(
+        debit=pocket.account,
+        credit=merchant.payable_account,
+        amount=4_000,
+        idempotency_key="h1",
+        expires_at=expires_at,
+        metadata={"split": 1},
+    )
+
+    kept = hold_release(hold=hold, amount=1_500)
+
+    pocket.account.refresh_from_db()
+    assert (pocket.account.balance, pocket.account.pending) == (10_000, 2_500)
+    hold.refresh_from_db()
+    assert hold.hold_state == "voided"
+    assert kept.hold_state == "pending"
+    assert (kept.amount, kept.expires_at, kept.metadata) == (2_500, expires_at, {"split": 1})
+    assert (kept.debit_account, kept.credit_account) == (pocket.account, merchant.payable_account)
+    assert verify() == []
+
+
+def test_releasing_the_whole_hold_voids_it_and_keeps_nothing(pocket, hold):
+    assert hold_release(hold=hold, amount=4_000) is None
+
+    pocket.account.refresh_from_db()
+    assert (pocket.account.balance, pocket.account.pending) == (10_000, 0)
+    hold.refresh_from_db()
+    assert hold.hold_state == "voided"
+    assert Transfer.objects.filter(is_pending=True).count() == 1  # the voided hold only
+    assert verify() == []
+
+
+def test_releasing_more_than_held_is_refused_and_changes_nothing(hold):
+    before = snapshot()
+    with pytest.raises(ExceedsHoldAmount):
+        hold_release(hold=hold, amount=4_001, idempotency_key="r1")
+    assert snapshot() == before
+
+
+def test_a_released_hold_cannot_be_released_again(hold):
+    hold_release(hold=hold, amount=1_000)
+    before = snapshot()
+    with pytest.raises(HoldAlreadyResolved) as error:
+        hold_release(hold=hold, amount=1_000, idempotency_key="r2")
+    assert error.value.code == "hold_already_voided"
+    assert snapshot() == before
+
+
+def test_a_release_replayed_returns_the_kept_hold_and_moves_nothing(hold):
+    kept = hold_release(hold=hold, amount=1_000, idempotency_key="r1")
+    before = snapshot()
+    assert hold_release(hold=hold, amount=1_000, idempotency_key="r1") == kept
+    assert snapshot() == before
+    with pytest.raises(IdempotencyConflict):
+        hold_release(hold=hold, amount=1_001, idempotency_key="r1")
+    assert snapshot() == before
+
+
 def test_replay_returns_first_result_and_moves_nothing(pocket, merchant, hold):
     before = snapshot()
     again = hold_place(
@@ -199,6 +263,7 @@ def test_bad_amounts_are_refused_by_every_service(pocket, merchant, hold, amount
             idempotency_key="x",
         ),
         lambda: hold_post(hold=hold, amount=amount, idempotency_key="x"),
+        lambda: hold_release(hold=hold, amount=amount, idempotency_key="x"),
         lambda: refund_post(capture=capture, amount=amount, to=pocket.account, idempotency_key="x"),
     ]
     for call in calls:

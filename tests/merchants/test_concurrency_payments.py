@@ -31,7 +31,8 @@ def approved(merchant, wallet, amount, key):
             channel="api",
         ),
         wallet=wallet,
-        merchant=merchant,
+        credit_account=merchant.payable_account,
+        merchant_id=merchant.pk,
         idempotency_key=key,
     )
     assert decision.status == "approved"
