@@ -41,7 +41,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from funders.imports import import_confirm, import_create
+    from funders.imports import allocation_import_confirm, allocation_import_create
     from funders.models import Allocation, Funder
     from funders.services import program_create, program_fund
     from ledger.models import Transfer
@@ -60,19 +60,19 @@ def main() -> None:
     content = ("\n".join(lines) + "\n").encode()
 
     started = time.perf_counter()
-    first = import_create(program=program, filename="first.csv", content=content)
+    first = allocation_import_create(program=program, filename="first.csv", content=content)
     first.refresh_from_db()
     check_s = time.perf_counter() - started
     if first.status != "checked":
         raise SystemExit(f"the file was refused: {first.status} {first.error}")
     started = time.perf_counter()
-    import_confirm(allocation_import=first)
+    allocation_import_confirm(allocation_import=first)
     first.refresh_from_db()
     apply_s = time.perf_counter() - started
     grants = Allocation.objects.count()
 
     started = time.perf_counter()
-    again = import_create(program=program, filename="again.csv", content=content)
+    again = allocation_import_create(program=program, filename="again.csv", content=content)
     again.refresh_from_db()
     again_s = time.perf_counter() - started
     already = sum(
