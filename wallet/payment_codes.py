@@ -68,6 +68,7 @@ from core.errors import (
     WalletFrozen,
 )
 from core.money import MAX_AMOUNT
+from wallet.models import Wallet
 from wallet.models.payment_codes import SLOT_DIGITS, PaymentCode, PaymentCodeFailure
 
 __all__ = [
@@ -193,8 +194,6 @@ def payment_code_create(
     its oldest. Refused with WalletFrozen for a frozen wallet, PaymentCodeUnavailable when every
     slot is taken. Wrong codes sent by merchants never refuse a creation (see the module's
     docstring)."""
-    from wallet.models import Wallet  # wallet.models imports this module
-
     if max_amount is not None:
         if not _is_whole_amount(max_amount) or max_amount <= 0:
             raise InvalidAmount(field="max_amount")
@@ -316,8 +315,6 @@ def _redeem(
     idempotency_key: str,
     merchant_id: int | None,
 ) -> PaymentCode | PaymentCodeError:
-    from wallet.models import Wallet  # wallet.models imports this module
-
     live = (
         PaymentCode.objects.filter(slot=slot, status=PaymentCode.Status.ACTIVE)
         .values_list("pk", "wallet_id")
