@@ -28,7 +28,7 @@ def main() -> int:
 
 def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     bench.setup(eager_tasks=True)
-    from funders.imports import import_confirm, import_create
+    from funders.imports import allocation_import_confirm, allocation_import_create
     from funders.models import Allocation
     from ledger.models import Transfer
     from tests.factories import FunderFactory, make_program, siret
@@ -44,19 +44,19 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     content = ("\n".join(lines) + "\n").encode()
 
     started = time.perf_counter()
-    first = import_create(program=program, filename="first.csv", content=content)
+    first = allocation_import_create(program=program, filename="first.csv", content=content)
     first.refresh_from_db()
     check_s = time.perf_counter() - started
     if first.status != "checked":
         raise SystemExit(f"the file was refused: {first.status} {first.error}")
     started = time.perf_counter()
-    import_confirm(allocation_import=first)
+    allocation_import_confirm(allocation_import=first)
     first.refresh_from_db()
     apply_s = time.perf_counter() - started
     grants = Allocation.objects.count()
 
     started = time.perf_counter()
-    again = import_create(program=program, filename="again.csv", content=content)
+    again = allocation_import_create(program=program, filename="again.csv", content=content)
     again.refresh_from_db()
     again_s = time.perf_counter() - started
     already = sum(

@@ -137,16 +137,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# An entry keeps its name when its task is renamed: the database scheduler updates the entry of
+# that name, where a new name would leave the old entry behind, calling a task that is gone.
 CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
     "expire-authorizations": {"task": "merchants.tasks.expire_authorizations", "schedule": 300.0},
-    "expire-allocations": {"task": "funders.tasks.expire_allocations", "schedule": 900.0},
+    "expire-allocations": {"task": "funders.tasks.allocations_expire_due", "schedule": 900.0},
     "recurring-allocations": {
-        "task": "funders.tasks.run_recurring_allocations",
+        "task": "funders.tasks.recurring_allocations_run_due",
         "schedule": 3600.0,
     },
     # Campaigns that run every day, week or month; each knows when it last ran.
-    "run-due-campaigns": {"task": "funders.tasks.run_due_campaigns", "schedule": 3600.0},
+    "run-due-campaigns": {"task": "funders.tasks.campaigns_run_due", "schedule": 3600.0},
     "verify-ledger": {"task": "ledger.tasks.verify_ledger", "schedule": 86400.0},
     "reconcile-ledger": {"task": "reconciliation.tasks.reconcile_ledger", "schedule": 86400.0},
     # Each merchant's batch up to midnight, Paris time (CELERY_TIMEZONE), just after it.

@@ -25,7 +25,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 from core.errors import DomainError, InsufficientFunds, InvalidState
 from core.money import format_money, validate_amount
 from core.time import end_of_day
-from funders import eligibility
+from funders import eligibility, tasks
 from funders.eligibility import Criterion, Facts
 from funders.models import (
     Allocation,
@@ -99,10 +99,8 @@ def campaign_create(
 
 def campaign_run_later(*, campaign: Campaign, by: AbstractBaseUser | None) -> None:
     """Queue a full run of the campaign, after the current transaction commits."""
-    from funders.tasks import run_campaign
-
     by_id = by.pk if by is not None else None
-    transaction.on_commit(lambda: run_campaign.delay(campaign.pk, by_id))
+    transaction.on_commit(lambda: tasks.campaign_run.delay(campaign.pk, by_id))
 
 
 def _criteria(program: Program) -> list[Criterion]:
@@ -360,6 +358,18 @@ def campaigns_due(*, now=None) -> list[Campaign]:
     return due
 
 
+def campaigns_run_due() -> int:
+    """The scheduled runs whose day has come, one after the other. Returns the runs made."""
+    made = 0
+    for campaign in campaigns_due():
+        try:
+            campaign_run(campaign=campaign, trigger=CampaignRun.Trigger.SCHEDULE)
+        except InvalidState:
+            continue  # no criteria yet: the campaign's page says so when someone runs it
+        made += 1
+    return made
+
+
 # --- profiles ----------------------------------------------------------------------------------
 
 PROFILE_FIELDS = (
@@ -403,11 +413,9 @@ def profile_save(
 
 def profiles_changed(*, funder: Funder, beneficiary_ids: Iterable[int]) -> None:
     """Queue, after commit, one re-evaluation of the funder's campaigns over these people."""
-    from funders.tasks import reevaluate_campaigns
-
     ids = sorted(set(beneficiary_ids))
     if ids:
-        transaction.on_commit(lambda: reevaluate_campaigns.delay(funder.pk, ids))
+        transaction.on_commit(lambda: tasks.campaigns_reevaluate.delay(funder.pk, ids))
 
 
 # --- decisions ---------------------------------------------------------------------------------

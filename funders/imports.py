@@ -22,7 +22,6 @@ from datetime import date, datetime
 import tablib
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -39,26 +38,16 @@ from funders.spreadsheets import (
     MAX_ROWS,
     PROGRESS_EVERY,
     CellError,
-    ChangedSinceCheck,
     Column,
     DayWidget,
     EmailWidget,
     FileRow,
+    ImportSteps,
     PhoneWidget,
     PostcodeWidget,
     SpreadsheetFileError,
     TextWidget,
-    apply_done,
-    apply_lock,
-    apply_refused,
-    apply_start,
-    check_again,
-    check_done,
-    check_progress,
-    check_refused,
-    check_start,
     error_text,
-    import_store,
     map_headers,
     match_beneficiary,
     person_duplicate_error,
@@ -208,7 +197,7 @@ class RowDraft:
 
 class AllocationRowResource(resources.Resource):
     """The columns of an allocation file. Rows become allocations through the services (see
-    import_apply), never through import_export's save_instance: a grant moves money."""
+    allocation_import_apply), never through import_export's save_instance: a grant moves money."""
 
     reference = fields.Field(attribute="reference", widget=TextWidget(max_length=64))
     first_name = fields.Field(attribute="first_name", widget=TextWidget(max_length=100))
@@ -442,7 +431,80 @@ def _shortfall_message(*, needed: int, available: int, currency: str) -> str:
 # --- the steps -----------------------------------------------------------------------------------
 
 
-def import_create(
+class AllocationImportSteps(ImportSteps):
+    model = AllocationImport
+    related = ("program__funder",)
+    check_task = tasks.allocation_import_check
+    apply_task = tasks.allocation_import_apply
+    changed_message = _("Some rows changed since the check (see below). Nothing was allocated.")
+    refused_message = _("%(reason)s Nothing was allocated.")
+    race_message = _(
+        "Another change was made at the same moment. Nothing was allocated: check the file again."
+    )
+
+    def read_rows(self, allocation_import: AllocationImport) -> list[FileRow]:
+        return read_rows(
+            content=bytes(allocation_import.content), filename=allocation_import.filename
+        )
+
+    def evaluate(
+        self, allocation_import: AllocationImport, file_rows, *, progress=None
+    ) -> list[Row]:
+        return _evaluate(
+            program=allocation_import.program,
+            digest=allocation_import.digest,
+            rows=file_rows,
+            progress=progress,
+        )
+
+    def check_outcome(self, allocation_import: AllocationImport, rows: list[Row]) -> dict:
+        """The file's total against the program's money. Rows of this file granted before are
+        errors for the check; the apply skips them."""
+        program = allocation_import.program
+        for row in rows:
+            if row.already_allocated:
+                row.errors.append(_error(None, "already_allocated"))
+        needed = sum(row.draft.amount or 0 for row in rows if not row.already_allocated)
+        available = _available(program)
+        error = ""
+        if needed > available:
+            error = _shortfall_message(
+                needed=needed, available=available, currency=program.currency
+            )
+        return {"error": error, "total_amount": needed}
+
+    def lock_owner(self, allocation_import: AllocationImport) -> None:
+        # The program's row: the same file applied twice grants once, and the second apply
+        # reports its rows as already allocated.
+        allocation_import.program = Program.objects.select_for_update(of=("self",)).get(
+            pk=allocation_import.program_id
+        )
+
+    def write(self, allocation_import: AllocationImport, rows: list[Row]) -> tuple[str, ...]:
+        for row in rows:
+            if not row.already_allocated:
+                _grant(row, program=allocation_import.program, by=allocation_import.created_by)
+        return ()
+
+    def refusal(self, allocation_import: AllocationImport, exc: DomainError) -> str:
+        if not isinstance(exc, InsufficientFunds):
+            return super().refusal(allocation_import, exc)
+        program = Program.objects.get(pk=allocation_import.program_id)
+        shortfall = _shortfall_message(
+            needed=allocation_import.total_amount,
+            available=_available(program),
+            currency=program.currency,
+        )
+        return gettext(
+            "The program's money ran out while this file was applied. %(shortfall)s "
+            "Nothing was allocated."
+        ) % {"shortfall": shortfall}
+
+
+_steps = AllocationImportSteps()
+
+
+def allocation_import_create(
     *, program: Program, filename: str, content: bytes, by: AbstractBaseUser | None = None
 ) -> AllocationImport:
     """Store an uploaded file and check it: at once when it is small, else in a task (the page
@@ -450,152 +512,33 @@ def import_create(
     if not program.is_active:
         raise InvalidState(message=gettext("This program is closed."), field="program")
     rows = read_rows(content=content, filename=filename)
-    allocation_import = import_store(
-        AllocationImport,
-        program=program,
-        filename=filename,
-        content=content,
-        total_rows=len(rows),
-        by=by,
+    return _steps.create(
+        program=program, filename=filename, content=content, total_rows=len(rows), by=by
     )
-    return _start_check(allocation_import)
 
 
-def import_recheck(*, allocation_import: AllocationImport) -> AllocationImport:
+def allocation_import_recheck(*, allocation_import: AllocationImport) -> AllocationImport:
     """Check a file again, after the program was funded or a beneficiary's record was fixed."""
-    check_again(allocation_import)
-    return _start_check(allocation_import)
+    return _steps.recheck(allocation_import)
 
 
-def _start_check(allocation_import: AllocationImport) -> AllocationImport:
-    return check_start(
-        allocation_import,
-        check=lambda: import_check(allocation_import=allocation_import),
-        task=tasks.allocation_import_check,
-    )
-
-
-def import_check(*, allocation_import: AllocationImport) -> AllocationImport:
+def allocation_import_check(*, allocation_import: AllocationImport) -> AllocationImport:
     """The dry run: each row's result in the report, and the file's total against the program's
     money. Safe to run twice; does nothing unless the import is being checked."""
-    pk = allocation_import.pk
-    allocation_import = AllocationImport.objects.select_related("program__funder").get(pk=pk)
-    if allocation_import.status != Status.CHECKING:
-        return allocation_import
-    program = allocation_import.program
-    try:
-        file_rows = read_rows(
-            content=bytes(allocation_import.content), filename=allocation_import.filename
-        )
-    except ImportFileError as exc:
-        return check_refused(allocation_import, exc)
-    rows = _evaluate(
-        program=program,
-        digest=allocation_import.digest,
-        rows=file_rows,
-        progress=check_progress(allocation_import),
-    )
-    for row in rows:
-        if row.already_allocated:
-            row.errors.append(_error(None, "already_allocated"))
-    needed = sum(row.draft.amount or 0 for row in rows if not row.already_allocated)
-    available = _available(program)
-    error = ""
-    if needed > available:
-        error = _shortfall_message(needed=needed, available=available, currency=program.currency)
-    return check_done(
-        allocation_import,
-        report=[row.report() for row in rows],
-        valid=not error and not any(row.errors for row in rows),
-        total_amount=needed,
-        error=error,
-    )
+    return _steps.check(allocation_import)
 
 
-def import_confirm(*, allocation_import: AllocationImport) -> AllocationImport:
-    """Start applying a checked file (see apply_start)."""
-    return apply_start(allocation_import, task=tasks.allocation_import_apply)
+def allocation_import_confirm(*, allocation_import: AllocationImport) -> AllocationImport:
+    """Start applying a checked file (see ImportSteps.confirm)."""
+    return _steps.confirm(allocation_import)
 
 
-def import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
-    """Grant every row of a confirmed file, in one transaction: all rows or none.
-
-    Progress: the grants are one transaction, and what it writes is invisible to other
-    connections until it commits, so a row count written along the way would never be seen
-    (and a second connection cannot write it beside the transaction on SQLite, whose writer
-    holds the database). The "being applied" status is committed before (import_confirm), and
-    `processed_rows` jumps to the total at the end; the progress page says so.
-
-    Safe to run twice: the import's row is locked and only an import being applied proceeds.
-    The program's row is locked too, so two imports of one program apply one after the other
-    and the second finds the first one's grants: the same file applied twice grants once, and
-    its rows are reported as already allocated."""
-    pk = allocation_import.pk
-    try:
-        with transaction.atomic():
-            allocation_import = apply_lock(AllocationImport, pk)
-            if allocation_import is None or allocation_import.status != Status.APPLYING:
-                return allocation_import
-            program = Program.objects.select_for_update(of=("self",)).get(
-                pk=allocation_import.program_id
-            )
-            rows = _evaluate(
-                program=program,
-                digest=allocation_import.digest,
-                rows=read_rows(
-                    content=bytes(allocation_import.content), filename=allocation_import.filename
-                ),
-            )
-            if any(row.errors for row in rows):
-                raise ChangedSinceCheck(rows)
-            for row in rows:
-                if not row.already_allocated:
-                    _grant(row, program=program, by=allocation_import.created_by)
-            return apply_done(allocation_import, report=[row.report() for row in rows])
-    except ChangedSinceCheck as exc:
-        return apply_refused(
-            AllocationImport,
-            pk,
-            status=Status.INVALID,
-            report=[row.report() for row in exc.rows],
-            error=gettext("Some rows changed since the check (see below). Nothing was allocated."),
-        )
-    except InsufficientFunds:
-        program = Program.objects.get(pk=allocation_import.program_id)
-        needed = allocation_import.total_amount
-        return apply_refused(
-            AllocationImport,
-            pk,
-            status=Status.FAILED,
-            error=gettext(
-                "The program's money ran out while this file was applied. %(shortfall)s "
-                "Nothing was allocated."
-            )
-            % {
-                "shortfall": _shortfall_message(
-                    needed=needed, available=_available(program), currency=program.currency
-                )
-            },
-        )
-    except DomainError as exc:
-        return apply_refused(
-            AllocationImport,
-            pk,
-            status=Status.FAILED,
-            error=gettext("%(reason)s Nothing was allocated.") % {"reason": exc.message},
-        )
-    except IntegrityError:
-        # A record this file creates (a file number, a grant) was written at the same moment by
-        # someone else: the transaction is undone, and a new check sees that record.
-        return apply_refused(
-            AllocationImport,
-            pk,
-            status=Status.FAILED,
-            error=gettext(
-                "Another change was made at the same moment. Nothing was allocated: check the "
-                "file again."
-            ),
-        )
+def allocation_import_apply(*, allocation_import: AllocationImport) -> AllocationImport:
+    """Grant every row of a confirmed file, in one transaction: all rows or none (see
+    ImportSteps.apply for the progress). The program's row is locked, so two imports of one
+    program apply one after the other and the second finds the first one's grants: the same file
+    applied twice grants once, and its rows are reported as already allocated."""
+    return _steps.apply(allocation_import)
 
 
 def _grant(row: Row, *, program: Program, by: AbstractBaseUser | None) -> None:

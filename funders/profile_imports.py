@@ -24,14 +24,12 @@ from dataclasses import dataclass, field
 
 import tablib
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export import widgets
 
-from core.errors import DomainError, InvalidState
+from core.errors import InvalidState
 from engine import geo
 from funders import tasks
 from funders.campaigns import profile_save, profiles_changed
@@ -53,28 +51,18 @@ from funders.services import beneficiary_enrol
 from funders.spreadsheets import (
     PROGRESS_EVERY,
     CellError,
-    ChangedSinceCheck,
     Column,
     DayWidget,
     EmailWidget,
     FileRow,
+    ImportSteps,
     PhoneWidget,
     PostcodeWidget,
     SpreadsheetFileError,
     TextWidget,
     WholeNumberWidget,
-    apply_done,
-    apply_lock,
-    apply_refused,
-    apply_start,
-    check_again,
-    check_done,
-    check_progress,
-    check_refused,
-    check_start,
     error_text,
     header_key,
-    import_store,
     map_headers,
     match_beneficiary,
     person_duplicate_error,
@@ -531,6 +519,53 @@ def _evaluate(*, funder: Funder, rows: list[FileRow], progress=None) -> list[Row
 # --- the steps -----------------------------------------------------------------------------------
 
 
+class ProfileImportSteps(ImportSteps):
+    model = ProfileImport
+    related = ("funder",)
+    check_task = tasks.profile_import_check
+    apply_task = tasks.profile_import_apply
+    changed_message = _("Some rows changed since the check (see below). Nothing was written.")
+    refused_message = _("%(reason)s Nothing was written.")
+    race_message = _(
+        "Another change was made at the same moment. Nothing was written: check the file again."
+    )
+
+    def read_rows(self, profile_import: ProfileImport) -> list[FileRow]:
+        # The funder's criteria now: a file bringing a fact no criterion reads any more is
+        # refused.
+        return read_rows(
+            funder=profile_import.funder,
+            content=bytes(profile_import.content),
+            filename=profile_import.filename,
+        )
+
+    def evaluate(self, profile_import: ProfileImport, file_rows, *, progress=None) -> list[Row]:
+        return _evaluate(funder=profile_import.funder, rows=file_rows, progress=progress)
+
+    def lock_owner(self, profile_import: ProfileImport) -> None:
+        profile_import.funder = Funder.objects.select_for_update().get(pk=profile_import.funder_id)
+
+    def as_checked(self, profile_import: ProfileImport, rows: list[Row]) -> bool:
+        return _same_people(rows, profile_import.report)
+
+    def write(self, profile_import: ProfileImport, rows: list[Row]) -> tuple[str, ...]:
+        funder = profile_import.funder
+        changed = [
+            row.beneficiary.pk
+            for row in rows
+            if _write(row, funder=funder, profile_import=profile_import)
+        ]
+        # One re-evaluation for the whole file, queued once all of it is committed.
+        profiles_changed(funder=funder, beneficiary_ids=changed)
+        # Data minimisation: the facts now live in the profiles, and nothing reads an applied
+        # file again; its report (who, which facts changed) is kept.
+        profile_import.content = b""
+        return ("content",)
+
+
+_steps = ProfileImportSteps()
+
+
 def profile_import_create(
     *,
     funder: Funder,
@@ -548,8 +583,7 @@ def profile_import_create(
             field="legal_basis",
         )
     rows = read_rows(funder=funder, content=content, filename=filename)
-    profile_import = import_store(
-        ProfileImport,
+    return _steps.create(
         funder=funder,
         legal_basis=legal_basis,
         filename=filename,
@@ -557,52 +591,22 @@ def profile_import_create(
         total_rows=len(rows),
         by=by,
     )
-    return _start_check(profile_import)
 
 
 def profile_import_recheck(*, profile_import: ProfileImport) -> ProfileImport:
     """Check a file again, after the criteria or someone's record changed."""
-    check_again(profile_import)
-    return _start_check(profile_import)
-
-
-def _start_check(profile_import: ProfileImport) -> ProfileImport:
-    return check_start(
-        profile_import,
-        check=lambda: profile_import_check(profile_import=profile_import),
-        task=tasks.profile_import_check,
-    )
+    return _steps.recheck(profile_import)
 
 
 def profile_import_check(*, profile_import: ProfileImport) -> ProfileImport:
     """The dry run: each row's result in the report. Safe to run twice; does nothing unless the
     import is being checked."""
-    pk = profile_import.pk
-    profile_import = ProfileImport.objects.select_related("funder").get(pk=pk)
-    if profile_import.status != Status.CHECKING:
-        return profile_import
-    try:
-        file_rows = read_rows(
-            funder=profile_import.funder,
-            content=bytes(profile_import.content),
-            filename=profile_import.filename,
-        )
-    except SpreadsheetFileError as exc:
-        return check_refused(profile_import, exc, report=[])
-    rows = _evaluate(
-        funder=profile_import.funder, rows=file_rows, progress=check_progress(profile_import)
-    )
-    return check_done(
-        profile_import,
-        report=[row.report() for row in rows],
-        valid=not any(row.errors for row in rows),
-        error="",
-    )
+    return _steps.check(profile_import)
 
 
 def profile_import_confirm(*, profile_import: ProfileImport) -> ProfileImport:
-    """Start applying a checked file (see apply_start)."""
-    return apply_start(profile_import, task=tasks.profile_import_apply)
+    """Start applying a checked file (see ImportSteps.confirm)."""
+    return _steps.confirm(profile_import)
 
 
 def _same_person(row: Row, entry: dict | None) -> bool:
@@ -626,72 +630,12 @@ def _same_people(rows: list[Row], report: list[dict]) -> bool:
 
 def profile_import_apply(*, profile_import: ProfileImport) -> ProfileImport:
     """Write every row of a confirmed file, in one transaction: all rows or none; then ask once
-    for the re-evaluation of the funder's campaigns over the people whose facts changed.
+    for the re-evaluation of the funder's campaigns over the people whose facts changed (see
+    ImportSteps.apply for the progress).
 
-    As for allocation files, the progress count jumps to the total at the end: what the
-    transaction writes is invisible to the progress page until it commits.
-
-    Safe to run twice: the import's row is locked and only an import being applied proceeds.
-    The funder's row is locked too, so two files of one funder apply one after the other, and
-    the second is checked again against what the first wrote."""
-    pk = profile_import.pk
-    try:
-        with transaction.atomic():
-            profile_import = apply_lock(ProfileImport, pk)
-            if profile_import is None or profile_import.status != Status.APPLYING:
-                return profile_import
-            funder = Funder.objects.select_for_update().get(pk=profile_import.funder_id)
-            rows = _evaluate(
-                funder=funder,
-                rows=read_rows(
-                    funder=funder,
-                    content=bytes(profile_import.content),
-                    filename=profile_import.filename,
-                ),
-            )
-            if not _same_people(rows, profile_import.report):
-                raise ChangedSinceCheck(rows)
-            changed = []
-            for row in rows:
-                if _write(row, funder=funder, profile_import=profile_import):
-                    changed.append(row.beneficiary.pk)
-            # Data minimisation: the facts now live in the profiles, and nothing reads an
-            # applied file again; its report (who, which facts changed) is kept.
-            profile_import.content = b""
-            apply_done(profile_import, report=[row.report() for row in rows], also=("content",))
-            # One re-evaluation for the whole file, queued once all of it is committed.
-            profiles_changed(funder=funder, beneficiary_ids=changed)
-            return profile_import
-    except ChangedSinceCheck as exc:
-        return apply_refused(
-            ProfileImport,
-            pk,
-            status=Status.INVALID,
-            report=[row.report() for row in exc.rows],
-            error=gettext("Some rows changed since the check (see below). Nothing was written."),
-        )
-    except DomainError as exc:
-        # A file that can no longer be read (the criteria changed) has errors; anything else
-        # refused failed.
-        invalid = isinstance(exc, SpreadsheetFileError)
-        return apply_refused(
-            ProfileImport,
-            pk,
-            status=Status.INVALID if invalid else Status.FAILED,
-            error=gettext("%(reason)s Nothing was written.") % {"reason": exc.message},
-        )
-    except (IntegrityError, ValidationError):
-        # A person or file number this file creates was written at the same moment by someone
-        # else: the transaction is undone, and a new check sees that record.
-        return apply_refused(
-            ProfileImport,
-            pk,
-            status=Status.FAILED,
-            error=gettext(
-                "Another change was made at the same moment. Nothing was written: check the "
-                "file again."
-            ),
-        )
+    The funder's row is locked, so two files of one funder apply one after the other, and the
+    second is checked again against what the first wrote."""
+    return _steps.apply(profile_import)
 
 
 def _write(row: Row, *, funder: Funder, profile_import: ProfileImport) -> bool:

@@ -9,6 +9,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -266,6 +267,35 @@ def allocation_expire(*, allocation: Allocation) -> Allocation:
     )
 
 
+def allocations_expire_due(*, batch_size: int = 500) -> int:
+    """End allocations whose validity is over and return their remainder to the program; also
+    sweep ended allocations whose pending payments have since been released. Returns the number
+    of allocations ended."""
+    due = Allocation.objects.filter(
+        status=Allocation.Status.ACTIVE, valid_until__lte=timezone.now()
+    ).select_related("program")[:batch_size]
+    count = 0
+    for allocation in due:
+        try:
+            allocation_expire(allocation=allocation)
+        except InvalidState:
+            continue  # revoked since the list was read: its own sweep returned the money
+        count += 1
+    leftovers = (
+        Allocation.objects.exclude(status=Allocation.Status.ACTIVE)
+        .filter(pocket__account__balance__gt=F("pocket__account__pending"))
+        .select_related("program")[:batch_size]
+    )
+    for allocation in leftovers:
+        kind = (
+            Transfer.Kind.REVOKE
+            if allocation.status == Allocation.Status.REVOKED
+            else Transfer.Kind.EXPIRE
+        )
+        allocation_sweep(allocation=allocation, kind=kind)
+    return count
+
+
 def allocation_grant_many(
     *,
     program: Program,
@@ -357,6 +387,18 @@ def recurring_allocation_run_due(*, schedule: RecurringAllocation, today: date) 
             locked.last_error = ""
             locked.save(update_fields=["runs_done", "last_error"])
             made += 1
+
+
+def recurring_allocations_run_due() -> int:
+    """Make the runs of recurring allocations whose day has come. Each run is made once,
+    whatever the number of times this runs (its grants' keys name the run)."""
+    today = timezone.localdate()
+    made = 0
+    due = RecurringAllocation.objects.filter(is_active=True).select_related("program")
+    for schedule in due:
+        if schedule.runs_done < schedule.runs:
+            made += recurring_allocation_run_due(schedule=schedule, today=today)
+    return made
 
 
 def staff_invite(

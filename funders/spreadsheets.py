@@ -7,21 +7,23 @@ raises `SpreadsheetFileError`, whose message the upload form shows. A row's prob
 stable codes with their parameters (`{"field", "code", "params"}`, see `row_error`) and put into
 words only when a page shows them, in the reader's language (`error_text`).
 
-The steps around the rows are shared too (the end of this module): storing a file, checking it
-(at once or in a task), starting the apply, and recording how the apply ended. What a row does is
-each import's own."""
+The steps around the rows are shared too (`ImportSteps`, the end of this module): storing a file,
+checking it (at once or in a task), confirming it, applying it in one transaction and recording
+how that ended. What a row does is each import's own, plugged into those steps."""
 
 import hashlib
 import logging
 import re
 import unicodedata
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 import tablib
+from celery import Task
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -425,119 +427,6 @@ def duplicate_error(
 
 
 # --- the steps of an import ----------------------------------------------------------------------
-# Both imports (AllocationImport, ProfileImport) go through the same statuses: stored and checked
-# (a dry run, at once or in a task), confirmed, applied in one transaction or refused. What a row
-# does is each import's own; these are the steps around it.
-
-
-def import_store(
-    model: type[SpreadsheetImport],
-    *,
-    filename: str,
-    content: bytes,
-    total_rows: int,
-    by,
-    **owner,
-) -> SpreadsheetImport:
-    """A new import of an uploaded file, to be checked. `owner`: the import's own fields (its
-    program, its funder and legal basis...)."""
-    return model.objects.create(
-        **owner,
-        filename=filename[:255],
-        content=content,
-        digest=hashlib.sha256(content).hexdigest(),
-        status=Status.CHECKING,
-        total_rows=total_rows,
-        created_by=by,
-    )
-
-
-def check_again(spreadsheet_import: SpreadsheetImport) -> None:
-    """Put a checked, invalid or failed import back to "being checked"; InvalidState when it is
-    being checked or applied, or was applied."""
-    again = (
-        type(spreadsheet_import)
-        .objects.filter(
-            pk=spreadsheet_import.pk, status__in=[Status.CHECKED, Status.INVALID, Status.FAILED]
-        )
-        .update(status=Status.CHECKING, processed_rows=0, error="")
-    )
-    if not again:
-        raise InvalidState(
-            message=gettext("This file is being checked or applied, or was applied already."),
-            field="status",
-        )
-    spreadsheet_import.refresh_from_db()
-
-
-def check_start(
-    spreadsheet_import: SpreadsheetImport, *, check: Callable[[], SpreadsheetImport], task
-) -> SpreadsheetImport:
-    """Check a small file at once (`check`), a large one in `task` (the page shows the
-    progress)."""
-    if spreadsheet_import.total_rows <= SYNC_CHECK_MAX_ROWS:
-        return check()
-    # The task reads the import: it is queued once the row is committed.
-    transaction.on_commit(lambda: task.delay(spreadsheet_import.pk))
-    return spreadsheet_import
-
-
-def check_refused(
-    spreadsheet_import: SpreadsheetImport, exc: SpreadsheetFileError, **changes
-) -> SpreadsheetImport:
-    """The end of a check whose file, as a whole, cannot be used any more."""
-    type(spreadsheet_import).objects.filter(
-        pk=spreadsheet_import.pk, status=Status.CHECKING
-    ).update(status=Status.INVALID, error=str(exc.message), **changes)
-    spreadsheet_import.refresh_from_db()
-    return spreadsheet_import
-
-
-def check_progress(spreadsheet_import: SpreadsheetImport) -> Callable[[int], None]:
-    """What a check calls every PROGRESS_EVERY rows with the number of rows done."""
-    model, pk = type(spreadsheet_import), spreadsheet_import.pk
-
-    def progress(done: int) -> None:
-        # Outside any transaction: each write is committed, so the progress page sees it.
-        model.objects.filter(pk=pk).update(processed_rows=done)
-
-    return progress
-
-
-def check_done(
-    spreadsheet_import: SpreadsheetImport, *, report: list[dict], valid: bool, **changes
-) -> SpreadsheetImport:
-    """The end of a check: each row's result in the report, checked or with errors."""
-    type(spreadsheet_import).objects.filter(
-        pk=spreadsheet_import.pk, status=Status.CHECKING
-    ).update(
-        status=Status.CHECKED if valid else Status.INVALID,
-        total_rows=len(report),
-        processed_rows=len(report),
-        report=report,
-        **changes,
-    )
-    spreadsheet_import.refresh_from_db()
-    return spreadsheet_import
-
-
-def apply_start(spreadsheet_import: SpreadsheetImport, *, task) -> SpreadsheetImport:
-    """Start applying a checked file. The status changes to "being applied" at once (so a second
-    click does nothing and the page shows it); `task` is queued once that is committed."""
-    with transaction.atomic():
-        started = (
-            type(spreadsheet_import)
-            .objects.filter(pk=spreadsheet_import.pk, status=Status.CHECKED)
-            .update(status=Status.APPLYING, processed_rows=0, error="")
-        )
-        if not started:
-            raise InvalidState(
-                message=gettext("Only a checked file without errors can be applied."),
-                field="status",
-            )
-        transaction.on_commit(lambda: task.delay(spreadsheet_import.pk))
-    spreadsheet_import.refresh_from_db()
-    return spreadsheet_import
 
 
 class ChangedSinceCheck(Exception):
@@ -547,28 +436,211 @@ class ChangedSinceCheck(Exception):
         self.rows = rows
 
 
-def apply_lock(model: type[SpreadsheetImport], pk: int) -> SpreadsheetImport | None:
-    """The import, its row locked for the apply's transaction (None: it is gone). Only one
-    whose status is still "being applied" is to be applied."""
-    return model.objects.select_for_update(of=("self",)).filter(pk=pk).first()
+class ImportSteps(ABC):
+    """The steps of an import, the same for both (AllocationImport, ProfileImport): store an
+    uploaded file and check it (a dry run, at once or in a task), confirm it, then apply it in
+    one transaction, all rows or none, or record why it was refused. What a row does is each
+    import's own: a subclass plugs it in through the abstract methods.
 
+    A row, as `evaluate` gives it, has `errors` (empty when it is valid) and `report()` (its
+    entry in the import's report)."""
 
-def apply_done(
-    spreadsheet_import: SpreadsheetImport, *, report: list[dict], also: tuple[str, ...] = ()
-) -> SpreadsheetImport:
-    """Record, inside the apply's transaction, that every row was applied. `also`: other
-    fields the apply changed on the import."""
-    spreadsheet_import.status = Status.APPLIED
-    spreadsheet_import.applied_at = timezone.now()
-    spreadsheet_import.processed_rows = len(report)
-    spreadsheet_import.report = report
-    spreadsheet_import.save(
-        update_fields=["status", "applied_at", "processed_rows", "report", *also]
-    )
-    return spreadsheet_import
+    model: type[SpreadsheetImport]
+    related: tuple[str, ...]  # the owner a check reads with the import (never empty: see check)
+    check_task: Task  # checks a large file: calls `check`
+    apply_task: Task  # applies a confirmed file: calls `apply`
+    # Why an apply was refused, each message saying what was not done ("Nothing was written.").
+    changed_message: str  # rows no longer pass the check
+    refused_message: str  # a domain error's "%(reason)s"
+    race_message: str  # a record written at the same moment by someone else
 
+    # --- what each import does -------------------------------------------------------------------
 
-def apply_refused(model: type[SpreadsheetImport], pk: int, **changes) -> SpreadsheetImport:
-    """The end of an apply whose transaction was undone: its status and error."""
-    model.objects.filter(pk=pk, status=Status.APPLYING).update(**changes)
-    return model.objects.get(pk=pk)
+    @abstractmethod
+    def read_rows(self, spreadsheet_import: SpreadsheetImport) -> list[FileRow]:
+        """The rows of the import's file; SpreadsheetFileError when the file as a whole cannot
+        be used."""
+
+    @abstractmethod
+    def evaluate(
+        self,
+        spreadsheet_import: SpreadsheetImport,
+        file_rows: list[FileRow],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> list:
+        """What each row would do, or what is wrong with it. Reads only. `progress`: to call
+        every PROGRESS_EVERY rows with the number of rows done."""
+
+    def check_outcome(self, spreadsheet_import: SpreadsheetImport, rows: list) -> dict:
+        """What a check records on the import beside the report: `error`, about the file as a
+        whole ("": none), and any field of the import's own."""
+        return {"error": ""}
+
+    @abstractmethod
+    def lock_owner(self, spreadsheet_import: SpreadsheetImport) -> None:
+        """Lock, for the apply's transaction, the row the import belongs to, and put it on the
+        import: two imports of one owner then apply one after the other, and the second is
+        evaluated against what the first wrote."""
+
+    def as_checked(self, spreadsheet_import: SpreadsheetImport, rows: list) -> bool:
+        """Whether the rows, evaluated again in the apply's transaction, still pass the check."""
+        return not any(row.errors for row in rows)
+
+    @abstractmethod
+    def write(self, spreadsheet_import: SpreadsheetImport, rows: list) -> tuple[str, ...]:
+        """Apply every row, inside the apply's transaction. Returns the names of the other
+        fields of the import it changed, saved with its status."""
+
+    def refusal(self, spreadsheet_import: SpreadsheetImport, exc: DomainError) -> str:
+        """The error recorded when a domain error undid the apply."""
+        return self.refused_message % {"reason": exc.message}
+
+    # --- the steps -------------------------------------------------------------------------------
+
+    def create(
+        self, *, filename: str, content: bytes, total_rows: int, by, **owner
+    ) -> SpreadsheetImport:
+        """Store an uploaded file and check it: at once when it is small, else in a task (the
+        page shows the progress). `owner`: the import's own fields (its program; its funder and
+        legal basis)."""
+        spreadsheet_import = self.model.objects.create(
+            **owner,
+            filename=filename[:255],
+            content=content,
+            digest=hashlib.sha256(content).hexdigest(),
+            status=Status.CHECKING,
+            total_rows=total_rows,
+            created_by=by,
+        )
+        return self._check_start(spreadsheet_import)
+
+    def recheck(self, spreadsheet_import: SpreadsheetImport) -> SpreadsheetImport:
+        """Check a checked, invalid or failed import again; InvalidState when it is being
+        checked or applied, or was applied."""
+        again = self.model.objects.filter(
+            pk=spreadsheet_import.pk, status__in=[Status.CHECKED, Status.INVALID, Status.FAILED]
+        ).update(status=Status.CHECKING, processed_rows=0, error="")
+        if not again:
+            raise InvalidState(
+                message=gettext("This file is being checked or applied, or was applied already."),
+                field="status",
+            )
+        spreadsheet_import.refresh_from_db()
+        return self._check_start(spreadsheet_import)
+
+    def _check_start(self, spreadsheet_import: SpreadsheetImport) -> SpreadsheetImport:
+        if spreadsheet_import.total_rows <= SYNC_CHECK_MAX_ROWS:
+            return self.check(spreadsheet_import)
+        # The task reads the import: it is queued once the row is committed.
+        transaction.on_commit(lambda: self.check_task.delay(spreadsheet_import.pk))
+        return spreadsheet_import
+
+    def check(self, spreadsheet_import: SpreadsheetImport) -> SpreadsheetImport:
+        """The dry run: each row's result in the report, checked or with errors. Safe to run
+        twice; does nothing unless the import is being checked."""
+        pk = spreadsheet_import.pk
+        # `related` is never empty: select_related() with no names would follow every relation.
+        spreadsheet_import = self.model.objects.select_related(*self.related).get(pk=pk)
+        if spreadsheet_import.status != Status.CHECKING:
+            return spreadsheet_import
+        try:
+            file_rows = self.read_rows(spreadsheet_import)
+        except SpreadsheetFileError as exc:
+            end = {"status": Status.INVALID, "error": str(exc.message), "report": []}
+        else:
+            rows = self.evaluate(spreadsheet_import, file_rows, progress=self._progress(pk))
+            outcome = self.check_outcome(spreadsheet_import, rows)
+            valid = not outcome["error"] and not any(row.errors for row in rows)
+            end = {
+                "status": Status.CHECKED if valid else Status.INVALID,
+                "total_rows": len(rows),
+                "processed_rows": len(rows),
+                "report": [row.report() for row in rows],
+                **outcome,
+            }
+        self.model.objects.filter(pk=pk, status=Status.CHECKING).update(**end)
+        spreadsheet_import.refresh_from_db()
+        return spreadsheet_import
+
+    def _progress(self, pk: int) -> Callable[[int], None]:
+        def progress(done: int) -> None:
+            # Outside any transaction: each write is committed, so the progress page sees it.
+            self.model.objects.filter(pk=pk).update(processed_rows=done)
+
+        return progress
+
+    def confirm(self, spreadsheet_import: SpreadsheetImport) -> SpreadsheetImport:
+        """Start applying a checked file. The status changes to "being applied" at once (so a
+        second click does nothing and the page shows it); the apply's task is queued once that
+        is committed."""
+        with transaction.atomic():
+            started = self.model.objects.filter(
+                pk=spreadsheet_import.pk, status=Status.CHECKED
+            ).update(status=Status.APPLYING, processed_rows=0, error="")
+            if not started:
+                raise InvalidState(
+                    message=gettext("Only a checked file without errors can be applied."),
+                    field="status",
+                )
+            transaction.on_commit(lambda: self.apply_task.delay(spreadsheet_import.pk))
+        spreadsheet_import.refresh_from_db()
+        return spreadsheet_import
+
+    def apply(self, spreadsheet_import: SpreadsheetImport) -> SpreadsheetImport:
+        """Apply every row of a confirmed file, in one transaction: all rows or none.
+
+        Progress: what the transaction writes is invisible to other connections until it
+        commits, so a row count written along the way would never be seen (and a second
+        connection cannot write it beside the transaction on SQLite, whose writer holds the
+        database). The "being applied" status is committed before (confirm), and
+        `processed_rows` jumps to the total at the end; the progress page says so.
+
+        Safe to run twice: the import's row is locked and only an import being applied
+        proceeds. The owner's row is locked too (lock_owner)."""
+        pk = spreadsheet_import.pk
+        try:
+            with transaction.atomic():
+                spreadsheet_import = (
+                    self.model.objects.select_for_update(of=("self",)).filter(pk=pk).first()
+                )
+                if spreadsheet_import is None or spreadsheet_import.status != Status.APPLYING:
+                    return spreadsheet_import
+                self.lock_owner(spreadsheet_import)
+                rows = self.evaluate(spreadsheet_import, self.read_rows(spreadsheet_import))
+                if not self.as_checked(spreadsheet_import, rows):
+                    raise ChangedSinceCheck(rows)
+                also = self.write(spreadsheet_import, rows)
+                spreadsheet_import.status = Status.APPLIED
+                spreadsheet_import.applied_at = timezone.now()
+                spreadsheet_import.processed_rows = len(rows)
+                spreadsheet_import.report = [row.report() for row in rows]
+                spreadsheet_import.save(
+                    update_fields=["status", "applied_at", "processed_rows", "report", *also]
+                )
+                return spreadsheet_import
+        except ChangedSinceCheck as exc:
+            return self._refused(
+                pk,
+                status=Status.INVALID,
+                report=[row.report() for row in exc.rows],
+                error=str(self.changed_message),
+            )
+        except DomainError as exc:
+            # A file that can no longer be read (the criteria it needs changed) has errors;
+            # anything else refused failed.
+            invalid = isinstance(exc, SpreadsheetFileError)
+            return self._refused(
+                pk,
+                status=Status.INVALID if invalid else Status.FAILED,
+                error=self.refusal(spreadsheet_import, exc),
+            )
+        except (IntegrityError, ValidationError):
+            # A record this file creates (a person, a file number, a grant) was written at the
+            # same moment by someone else: the transaction is undone, and a new check sees it.
+            return self._refused(pk, status=Status.FAILED, error=str(self.race_message))
+
+    def _refused(self, pk: int, **end) -> SpreadsheetImport:
+        """The end of an apply whose transaction was undone: its status and error."""
+        self.model.objects.filter(pk=pk, status=Status.APPLYING).update(**end)
+        return self.model.objects.get(pk=pk)

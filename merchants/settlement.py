@@ -27,6 +27,7 @@ from core.stripe import stripe_client
 from core.time import PARIS
 from ledger.models import Account, Entry, Transfer
 from ledger.services import account_get_or_create, transfer_post
+from merchants.models import Merchant
 from merchants.models.settlement import Payout, SepaFile, SettlementBatch, SettlementLine
 from merchants.sepa import SepaPayment, debtor_configured, iban_compact, pain001
 
@@ -91,8 +92,6 @@ def settlement_close(*, merchant, currency: str, until: datetime) -> SettlementB
     """Close the merchant's batch ending at `until` (exclusive) and move its net to payout.
     Returns the batch, the same one when called again for the same period, or None when there
     is nothing new to settle (a negative carry then waits for the next movement)."""
-    from merchants.models import Merchant
-
     if timezone.is_naive(until):
         raise InvalidState(message="The end of a settlement period needs a time zone.")
     with transaction.atomic():
@@ -182,8 +181,6 @@ def _payout_create(*, batch: SettlementBatch, merchant) -> Payout:
 def settlement_close_due(*, until: datetime) -> list[SettlementBatch]:
     """Close a batch for every merchant with something to settle. One merchant's failure is
     logged and does not hold back the others' money."""
-    from merchants.models import Merchant
-
     batches = []
     for merchant_id, currency in settlement_due(until=until):
         try:

@@ -22,7 +22,6 @@ import logging
 import socket
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
@@ -34,7 +33,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from core.outbound import DeadlineExceeded, OutboundSession
+from merchants import tasks
 from merchants.events import EventType
+from merchants.models import Merchant
 from merchants.models.webhooks import (
     ERROR_LENGTH,
     EXCERPT_LENGTH,
@@ -48,9 +49,6 @@ from merchants.validators import (
     _is_public,
     validate_webhook_url,
 )
-
-if TYPE_CHECKING:
-    from merchants.models import Merchant
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +187,7 @@ def _checked_address(url: str) -> str | None:
 
 def webhook_endpoint_create(
     *,
-    merchant: "Merchant",
+    merchant: Merchant,
     url: str,
     enabled_events: list[str] | None = None,
     is_active: bool = True,
@@ -214,12 +212,9 @@ def webhook_endpoint_disable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
 
 
 def _queue_delivery(delivery_id: int) -> None:
-    # Imported here: merchants.tasks imports this module, which merchants.models loads.
-    from merchants.tasks import deliver_webhook
-
     # robust: the money's transaction has committed; a broker that is down must not turn the
     # payment into an error. The delivery stays pending and retry_due_webhooks queues it.
-    transaction.on_commit(lambda: deliver_webhook.delay(delivery_id), robust=True)
+    transaction.on_commit(lambda: tasks.deliver_webhook.delay(delivery_id), robust=True)
 
 
 def webhook_event_emit(*, merchant_id: int, event_type: str, data: dict) -> WebhookEvent:

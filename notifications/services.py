@@ -23,6 +23,7 @@ from engine.codes import beneficiary_message
 from engine.rules import PocketRules, merge_rules
 from funders.models import Allocation, Funder
 from ledger.models import Entry, Transfer
+from notifications import tasks
 from notifications.channels import deliver, mask_email, mask_phone, sms_text
 from notifications.errors import Undeliverable
 from notifications.preferences import channels_allowed
@@ -78,12 +79,9 @@ def _render(kind: str, channel: str, context: dict[str, Any]) -> tuple[str, str]
 
 
 def _queue(notification_id: int) -> None:
-    # Imported here: the task module imports this one.
-    from notifications.tasks import send_notification
-
     # robust: the event's transaction has committed; a broker that is down must not turn it
     # into an error. The row stays due and send_due_notifications queues it again.
-    transaction.on_commit(lambda: send_notification.delay(notification_id), robust=True)
+    transaction.on_commit(lambda: tasks.send_notification.delay(notification_id), robust=True)
 
 
 def notify(
@@ -350,9 +348,7 @@ def decision_notify(*, decision: Decision) -> list[Notification]:
 def decision_notify_on_commit(*, decision: Decision) -> None:
     """Have the beneficiary told of `decision` once it is committed, by a task: the payment's
     own transaction writes nothing more, and stays as short as it was."""
-    from notifications.tasks import notify_decision
-
-    transaction.on_commit(lambda: notify_decision.delay(decision.pk), robust=True)
+    transaction.on_commit(lambda: tasks.notify_decision.delay(decision.pk), robust=True)
 
 
 # 10 € in minor units; a currency without cents (XPF) reads it as 1 000 F, about 8 €.
@@ -407,11 +403,9 @@ def capture_low_balance_notify(*, capture: Transfer) -> list[Notification]:
 
 def captures_notify_on_commit(*, captures: list[Transfer]) -> None:
     """Have the low-balance check of these captures made once they are committed, by a task."""
-    from notifications.tasks import notify_captures
-
     ids = [capture.pk for capture in captures]
     if ids:
-        transaction.on_commit(lambda: notify_captures.delay(ids), robust=True)
+        transaction.on_commit(lambda: tasks.notify_captures.delay(ids), robust=True)
 
 
 def _pocket_context(pocket: Pocket) -> dict[str, Any]:

@@ -1,18 +1,14 @@
 """Sending the outbox, and the events told after their own transaction. Thin: load the id,
 call the service. Each is safe to run twice: the outbox's keys make the second run write and
-send nothing."""
+send nothing.
+
+The services queue these tasks, so they import this module at the top; each task imports its
+service when it runs, which keeps the import between the two in one direction."""
 
 from celery import shared_task
 from django.utils import timezone
 
 from ledger.models import Transfer
-from notifications.services import (
-    capture_low_balance_notify,
-    decision_notify,
-    expiry_reminders_notify,
-    notification_due_ids,
-    notification_send,
-)
 from wallet.models.decisions import Decision
 from wallet.models.notifications import Notification
 
@@ -24,7 +20,9 @@ def send_notification(self, notification_id: int) -> str | None:
     """Send a notification if it is still to be sent; after a failure, try again when the
     backoff schedule says, until its attempts are spent. Safe to run twice: a sent notification
     is not sent again. Returns its status."""
-    notification = notification_send(notification_id=notification_id)
+    from notifications import services
+
+    notification = services.notification_send(notification_id=notification_id)
     if notification is None:
         return None
     if notification.status == Notification.Status.FAILED and notification.next_attempt_at:
@@ -37,7 +35,9 @@ def send_notification(self, notification_id: int) -> str | None:
 def send_due_notifications(batch_size: int = 500) -> int:
     """Queue again the notifications whose task was lost (a broker down when the event
     committed, a worker that died). A duplicate is harmless: send_notification sends once."""
-    ids = notification_due_ids(limit=batch_size)
+    from notifications import services
+
+    ids = services.notification_due_ids(limit=batch_size)
     for notification_id in ids:
         send_notification.delay(notification_id)
     return len(ids)
@@ -47,20 +47,26 @@ def send_due_notifications(batch_size: int = 500) -> int:
 def notify_decision(decision_id: int) -> int:
     """Tell the beneficiary of a payment accepted or refused. Returns the rows written or
     found."""
+    from notifications import services
+
     decision = Decision.objects.select_related("wallet__beneficiary").filter(pk=decision_id).first()
     if decision is None:
         return 0
-    return len(decision_notify(decision=decision))
+    return len(services.decision_notify(decision=decision))
 
 
 @shared_task(ignore_result=True)
 def notify_captures(capture_ids: list[int]) -> int:
     """Tell of the low balances these captures caused. Returns the rows written or found."""
+    from notifications import services
+
     captures = Transfer.objects.filter(pk__in=capture_ids).order_by("pk")
-    return sum(len(capture_low_balance_notify(capture=capture)) for capture in captures)
+    return sum(len(services.capture_low_balance_notify(capture=capture)) for capture in captures)
 
 
 @shared_task(ignore_result=True)
 def send_expiry_reminders() -> int:
     """Hourly: remind of the aid that ends in 7 days. Returns the pockets reminded of."""
-    return expiry_reminders_notify()
+    from notifications import services
+
+    return services.expiry_reminders_notify()

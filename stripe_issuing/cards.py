@@ -18,6 +18,7 @@ from core.errors import DomainError, InvalidState
 from core.stripe import stripe_client
 from engine.categories import CASH_MCCS
 from engine.geo import TERRITORY_NAMES, departement_from_postcode
+from stripe_issuing import tasks
 from stripe_issuing.client import cards_enabled
 from wallet.models import Beneficiary, Card, Wallet
 
@@ -61,10 +62,8 @@ def card_issue(*, wallet: Wallet, kind: str) -> Card:
         raise CardsNotAvailable()
     if kind not in Card.Kind.values:
         raise DomainError(field="kind")
-    from stripe_issuing.tasks import issue_card
-
     card = Card.objects.create(wallet=wallet, kind=kind, status=Card.Status.INACTIVE)
-    transaction.on_commit(lambda: issue_card.delay(card.pk))
+    transaction.on_commit(lambda: tasks.issue_card.delay(card.pk))
     return card
 
 
@@ -166,9 +165,7 @@ def card_status_push_on_commit(*, card: Card) -> None:
     """Queue the push of the card's status to Stripe once the change is committed."""
     if not card.stripe_card_id or not cards_enabled():
         return
-    from stripe_issuing.tasks import push_card_status
-
-    transaction.on_commit(lambda: push_card_status.delay(card.pk))
+    transaction.on_commit(lambda: tasks.push_card_status.delay(card.pk))
 
 
 def card_status_push(*, card: Card) -> str:

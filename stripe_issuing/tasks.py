@@ -1,10 +1,12 @@
 """Stripe Issuing tasks. Network failures and Stripe's own errors are retried with backoff;
-a request Stripe refuses is not (retrying would be refused again) and is logged."""
+a request Stripe refuses is not (retrying would be refused again) and is logged.
+
+The services queue these tasks, so they import this module at the top; each task imports its
+service when it runs, which keeps the import between the two in one direction."""
 
 import stripe
 from celery import shared_task
 
-from stripe_issuing.cards import card_provision, card_status_push
 from wallet.models import Card
 
 _TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
@@ -19,10 +21,14 @@ _RETRY = {
 
 @shared_task(**_RETRY)
 def issue_card(card_id: int) -> str:
-    card = card_provision(card=Card.objects.get(pk=card_id))
+    from stripe_issuing import cards
+
+    card = cards.card_provision(card=Card.objects.get(pk=card_id))
     return card.stripe_card_id
 
 
 @shared_task(**_RETRY)
 def push_card_status(card_id: int) -> str:
-    return card_status_push(card=Card.objects.get(pk=card_id))
+    from stripe_issuing import cards
+
+    return cards.card_status_push(card=Card.objects.get(pk=card_id))

@@ -44,3 +44,10 @@ def test_a_task_runs_on_a_real_worker_through_the_configured_broker(pocket, merc
 def test_the_broker_is_the_configured_one():
     assert app.conf.broker_url == settings.CELERY_BROKER_URL
     assert not app.conf.task_always_eager
+
+
+def test_every_task_of_the_beat_schedule_is_a_task_the_workers_know():
+    # A task renamed without its schedule entry would be sent under a name no worker runs.
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled - set(app.tasks) == set()

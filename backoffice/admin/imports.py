@@ -15,10 +15,10 @@ from backoffice.admin.spreadsheet_imports import (
 from core.money import format_money
 from funders.imports import (
     COLUMNS,
+    allocation_import_confirm,
+    allocation_import_create,
+    allocation_import_recheck,
     error_message,
-    import_confirm,
-    import_create,
-    import_recheck,
     template_dataset,
 )
 from funders.models import AllocationImport, Program
@@ -56,8 +56,8 @@ class AllocationImportAdmin(SpreadsheetImportAdmin):
     template_dir = "admin/funders/allocationimport"
     object_name = "allocation_import"
     upload_title = _("Allocate aid from a file")
-    confirm_service = staticmethod(import_confirm)
-    recheck_service = staticmethod(import_recheck)
+    confirm_service = staticmethod(allocation_import_confirm)
+    recheck_service = staticmethod(allocation_import_recheck)
     list_display = [
         "filename",
         "program",
@@ -98,7 +98,7 @@ class AllocationImportAdmin(SpreadsheetImportAdmin):
         return form, {"columns": column_rows(COLUMNS)}
 
     def upload_create(self, form, *, filename, content, by):
-        return import_create(
+        return allocation_import_create(
             program=form.cleaned_data["program"], filename=filename, content=content, by=by
         )
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.errors import InsufficientFunds
-from funders import eligibility
+from funders import eligibility, tasks
 from funders.campaigns import (
     CampaignWithoutCriteria,
     DecisionReasonMissing,
@@ -395,6 +395,19 @@ def test_scheduled_campaigns_are_due_a_period_after_their_last_full_run(program)
     Campaign.objects.filter(pk=daily.pk).update(last_run_at=now - timedelta(hours=5))
     assert campaigns_due(now=now) == []
     assert campaigns_due(now=now + timedelta(hours=20)) == [daily]
+
+
+def test_the_scheduled_task_runs_the_due_campaigns_past_one_without_criteria(funder, program):
+    # given a daily campaign on a program without criteria, and one on a program with criteria
+    bare = make_program(funder=funder, funded=10_000)
+    idle = campaign_create(program=bare, name="Sans critères", amount=1_000, frequency="daily")
+    daily = campaign_create(program=program, name="Quotidienne", amount=1_000, frequency="daily")
+    # when the beat's task runs
+    made = tasks.campaigns_run_due()
+    # then the one with criteria ran on schedule; the other was left to its page to explain
+    assert made == 1
+    assert daily.runs.get().trigger == Trigger.SCHEDULE
+    assert not idle.runs.exists()
 
 
 def test_a_full_run_records_when_it_ran_and_a_partial_one_does_not(funder, campaign):

@@ -12,7 +12,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from funders.imports import error_message, import_create
+from funders.imports import allocation_import_create, error_message
 from funders.models import Allocation, AllocationImport
 from funders.services import program_fund
 from tests.factories import make_program
@@ -47,7 +47,7 @@ def other_program(other_funder):
 
 @pytest.fixture
 def checked(program):
-    return import_create(
+    return allocation_import_create(
         program=program, filename="valid.csv", content=(FILES / "valid.csv").read_bytes()
     )
 

@@ -16,10 +16,10 @@ from funders.imports import (
     DepartementsWidget,
     EurosWidget,
     ImportFileError,
-    import_apply,
-    import_confirm,
-    import_create,
-    import_recheck,
+    allocation_import_apply,
+    allocation_import_confirm,
+    allocation_import_create,
+    allocation_import_recheck,
     read_rows,
 )
 from funders.models import Allocation, AllocationImport, Enrolment
@@ -72,11 +72,13 @@ def valid_xlsx() -> bytes:
 def upload(program, name="valid.csv", content=None):
     if content is None:
         content = (FILES / name).read_bytes()
-    return import_create(program=program, filename=name, content=content)
+    return allocation_import_create(program=program, filename=name, content=content)
 
 
 def apply(allocation_import):
-    return import_apply(allocation_import=import_confirm(allocation_import=allocation_import))
+    return allocation_import_apply(
+        allocation_import=allocation_import_confirm(allocation_import=allocation_import)
+    )
 
 
 def snapshot():
@@ -294,8 +296,8 @@ def test_a_file_with_errors_cannot_be_applied(program):
     before = snapshot()
 
     with pytest.raises(InvalidState):
-        import_confirm(allocation_import=allocation_import)
-    import_apply(allocation_import=allocation_import)
+        allocation_import_confirm(allocation_import=allocation_import)
+    allocation_import_apply(allocation_import=allocation_import)
 
     allocation_import.refresh_from_db()
     assert allocation_import.status == Status.INVALID
@@ -330,7 +332,7 @@ def test_a_file_needing_more_than_the_program_has_is_refused_with_the_amounts(fu
     assert format_money(VALID_TOTAL, "EUR") in allocation_import.error
     assert format_money(10_000, "EUR") in allocation_import.error
     with pytest.raises(InvalidState):
-        import_confirm(allocation_import=allocation_import)
+        allocation_import_confirm(allocation_import=allocation_import)
 
 
 def test_a_file_refused_for_funds_passes_once_the_program_is_funded(funder):
@@ -338,7 +340,7 @@ def test_a_file_refused_for_funds_passes_once_the_program_is_funded(funder):
     allocation_import = upload(program)
 
     program_fund(program=program, amount=50_000, idempotency_key="top-up")
-    assert import_recheck(allocation_import=allocation_import).status == Status.CHECKED
+    assert allocation_import_recheck(allocation_import=allocation_import).status == Status.CHECKED
 
 
 def test_the_check_writes_its_progress_every_50_rows(program, monkeypatch):
@@ -429,7 +431,7 @@ def test_the_same_file_uploaded_again_is_refused_as_already_allocated(program):
     assert errors_by_row(again) == {n: {(None, "already_allocated")} for n in (2, 3, 4)}
     assert again.total_amount == 0
     with pytest.raises(InvalidState):
-        import_confirm(allocation_import=again)
+        allocation_import_confirm(allocation_import=again)
     assert snapshot() == before
 
 
@@ -466,13 +468,13 @@ def test_when_money_runs_out_during_the_apply_nothing_is_granted(funder):
 def test_applying_again_does_nothing(program):
     allocation_import = apply(upload(program))
     before = snapshot()
-    assert import_apply(allocation_import=allocation_import).status == Status.APPLIED
+    assert allocation_import_apply(allocation_import=allocation_import).status == Status.APPLIED
     assert snapshot() == before
 
 
 def test_a_row_that_changed_since_the_check_stops_the_apply(program, funder):
     allocation_import = upload(program)
-    import_confirm(allocation_import=allocation_import)
+    allocation_import_confirm(allocation_import=allocation_import)
     # Between the check and the apply, two people known to the funder take row 2's email.
     for _ in range(2):
         beneficiary_enrol(
@@ -480,7 +482,7 @@ def test_a_row_that_changed_since_the_check_stops_the_apply(program, funder):
         )
     before = snapshot()
 
-    allocation_import = import_apply(allocation_import=allocation_import)
+    allocation_import = allocation_import_apply(allocation_import=allocation_import)
 
     assert allocation_import.status == Status.INVALID
     assert errors_by_row(allocation_import)[3] == {(None, "ambiguous_contact")}
@@ -493,7 +495,7 @@ def test_the_tasks_check_and_apply(program, settings):
     AllocationImport.objects.filter(pk=allocation_import.pk).update(status=Status.CHECKING)
 
     assert tasks.allocation_import_check(allocation_import.pk) == Status.CHECKED
-    import_confirm(allocation_import=allocation_import)
+    allocation_import_confirm(allocation_import=allocation_import)
     assert tasks.allocation_import_apply(allocation_import.pk) == Status.APPLIED
     assert tasks.allocation_import_apply(allocation_import.pk) == Status.APPLIED
     assert Allocation.objects.filter(program=program).count() == 3
@@ -506,11 +508,12 @@ def test_the_same_file_applied_twice_at_once_grants_once(funder):
     # given the same file uploaded twice, both checked and confirmed
     program = make_program(funder=funder, funded=100_000)
     first, second = upload(program), upload(program)
-    # Confirmed as import_confirm does, without queueing the task: the test runs both applies.
+    # Confirmed as allocation_import_confirm does, without queueing the task: the test runs
+    # both applies.
     AllocationImport.objects.update(status=Status.APPLYING)
     # when both are applied at the same moment, by two workers
     outcomes = run_together(
-        [lambda i=i: import_apply(allocation_import=i).status for i in (first, second)]
+        [lambda i=i: allocation_import_apply(allocation_import=i).status for i in (first, second)]
     )
     # then both end applied, the file is granted once, and one of them says so
     assert outcomes == [Status.APPLIED, Status.APPLIED]

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from funders.models import Allocation, RecurringAllocation
 from funders.services import beneficiary_enrol, recurring_run_date
-from funders.tasks import run_recurring_allocations
+from funders.tasks import recurring_allocations_run_due
 from tests.factories import BeneficiaryFactory, make_program
 
 
@@ -44,14 +44,14 @@ def test_run_dates_follow_the_months(starts_on, run, expected):
 
 def test_nothing_is_granted_before_the_first_day(schedule):
     with time_machine.travel("2026-12-31 23:30 +01:00"):
-        assert run_recurring_allocations() == 0
+        assert recurring_allocations_run_due() == 0
     assert Allocation.objects.count() == 0
 
 
 def test_each_run_is_made_once_however_often_the_task_runs(schedule):
     with time_machine.travel("2027-02-01 08:00 +01:00"):
-        assert run_recurring_allocations() == 2  # January's run and February's
-        assert run_recurring_allocations() == 0
+        assert recurring_allocations_run_due() == 2  # January's run and February's
+        assert recurring_allocations_run_due() == 0
     schedule.refresh_from_db()
     assert schedule.runs_done == 2
     assert Allocation.objects.filter(program=schedule.program).count() == 4
@@ -62,12 +62,12 @@ def test_each_run_is_made_once_however_often_the_task_runs(schedule):
 
 def test_a_run_the_program_cannot_fund_waits_and_says_why(schedule):
     with time_machine.travel("2027-04-01 08:00 +02:00"):
-        run_recurring_allocations()  # 3 runs of 2 grants of 50 €: the whole 300 €
-        assert run_recurring_allocations() == 0
+        recurring_allocations_run_due()  # 3 runs of 2 grants of 50 €: the whole 300 €
+        assert recurring_allocations_run_due() == 0
     schedule.refresh_from_db()
     assert schedule.runs_done == 3
     with time_machine.travel("2027-05-01 08:00 +02:00"):
-        assert run_recurring_allocations() == 0
+        assert recurring_allocations_run_due() == 0
     schedule.refresh_from_db()
     assert schedule.runs_done == 3
     assert "100,00" in schedule.last_error  # what the run needs, said to the funder
@@ -77,7 +77,7 @@ def test_a_run_the_program_cannot_fund_waits_and_says_why(schedule):
 
     program_fund(program=schedule.program, amount=20_000, idempotency_key="top-up")
     with time_machine.travel("2027-05-01 09:00 +02:00"):
-        assert run_recurring_allocations() == 2  # April's, late, and May's
+        assert recurring_allocations_run_due() == 2  # April's, late, and May's
     schedule.refresh_from_db()
     assert schedule.last_error == ""
     assert Allocation.objects.count() == 10
@@ -87,7 +87,7 @@ def test_a_stopped_schedule_grants_nothing_more(schedule):
     schedule.is_active = False
     schedule.save()
     with time_machine.travel("2027-03-01 08:00 +01:00"):
-        assert run_recurring_allocations() == 0
+        assert recurring_allocations_run_due() == 0
 
 
 def test_a_manager_schedules_from_the_admin_and_the_history_keeps_it(

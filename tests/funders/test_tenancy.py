@@ -15,7 +15,7 @@ from django.utils import timezone
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.contacts import CONTACT_CHANGE_LIFETIME
 from funders.campaigns import campaign_create
-from funders.imports import import_create
+from funders.imports import allocation_import_create
 from funders.models import (
     AllocationImport,
     BeneficiaryProfile,
@@ -100,7 +100,9 @@ def build_allocation_import(*, program, allocation, beneficiary):
         "reference,first_name,last_name,email,amount,valid_from\n"
         f"R1,{beneficiary.first_name},{beneficiary.last_name},{beneficiary.email},5,2026-12-01\n"
     ).encode()
-    return import_create(program=program, filename=f"{program.name}.csv", content=content)
+    return allocation_import_create(
+        program=program, filename=f"{program.name}.csv", content=content
+    )
 
 
 def build_campaign(*, program, **_):

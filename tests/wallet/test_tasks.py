@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+import funders.services
 import funders.tasks
 import wallet.tasks
 from core.errors import HoldAlreadyResolved
 from funders.models import Allocation
 from funders.services import allocation_revoke
-from funders.tasks import expire_allocations
+from funders.tasks import allocations_expire_due
 from ledger.models import Account, Entry, Transfer
 from ledger.services import hold_place, hold_post, hold_void
 from ledger.tasks import verify_ledger
@@ -219,7 +220,7 @@ def test_expire_allocations_ends_only_allocations_past_their_validity(
 
     # when 90 days pass and the task runs
     move_past_validity(frozen_time, allocation)
-    ended = expire_allocations()
+    ended = allocations_expire_due()
 
     # then only the first has expired
     assert ended == 1
@@ -235,7 +236,7 @@ def test_expire_allocations_returns_the_remainder_to_the_program(frozen_time, al
 
     # when it expires
     move_past_validity(frozen_time, allocation)
-    expire_allocations()
+    allocations_expire_due()
 
     # then the 7_500 left go back to the program's float
     assert pocket_of(allocation) == (0, 0)
@@ -251,7 +252,7 @@ def test_expire_allocations_leaves_held_money_in_the_pocket(frozen_time, allocat
 
     # when it expires
     move_past_validity(frozen_time, allocation)
-    expire_allocations()
+    allocations_expire_due()
 
     # then only the free 6_000 return; the held 4_000 stay for the payment
     assert status(allocation) == "expired"
@@ -274,12 +275,12 @@ def test_a_later_run_sweeps_what_a_resolved_hold_released(
     # given an expired aid whose 4_000 were held when it expired
     hold = place(allocation.pocket, merchant, 4_000, key="h")
     move_past_validity(frozen_time, allocation)
-    expire_allocations()
+    allocations_expire_due()
     float_before = float_balance(allocation)
 
     # when the hold is resolved and the task runs again
     resolve(hold)
-    ended = expire_allocations()
+    ended = allocations_expire_due()
 
     # then what the hold released returns to the program too
     assert ended == 0
@@ -292,11 +293,11 @@ def test_expire_allocations_twice_in_a_row_is_harmless(frozen_time, allocation, 
     # given an expired aid with money still held
     place(allocation.pocket, merchant, 4_000, key="h")
     move_past_validity(frozen_time, allocation)
-    assert expire_allocations() == 1
+    assert allocations_expire_due() == 1
     before = snapshot()
 
     # when the task runs again
-    ended = expire_allocations()
+    ended = allocations_expire_due()
 
     # then nothing moves
     assert ended == 0
@@ -307,7 +308,7 @@ def test_expire_allocations_twice_in_a_row_is_harmless(frozen_time, allocation, 
 def test_expire_allocations_before_the_end_of_validity_does_nothing(allocation):
     before = snapshot()
 
-    assert expire_allocations() == 0
+    assert allocations_expire_due() == 0
     assert status(allocation) == "active"
     assert snapshot() == before
 
@@ -337,16 +338,16 @@ def test_expire_allocations_goes_on_past_one_revoked_meanwhile(program, monkeypa
                         valid_until=now - timedelta(days=1))
         for _ in range(2)
     )  # fmt: skip
-    real_expire = funders.tasks.allocation_expire
+    real_expire = funders.services.allocation_expire
 
     def revoked_first(*, allocation):
         if allocation.pk == first.pk:
             allocation_revoke(allocation=allocation)
         return real_expire(allocation=allocation)
 
-    monkeypatch.setattr(funders.tasks, "allocation_expire", revoked_first)
+    monkeypatch.setattr(funders.services, "allocation_expire", revoked_first)
     # when the task runs
-    expired = funders.tasks.expire_allocations()
+    expired = funders.tasks.allocations_expire_due()
     # then the second one is expired all the same
     second.refresh_from_db()
     assert (expired, second.status) == (1, "expired")
