@@ -138,27 +138,51 @@ def notify(
         if reason is not None:
             notifications.append(_skipped(beneficiary, kind, key, channel, funder, reason))
             continue
-        with translation.override(beneficiary.preferred_language):
-            subject, body = _render(kind, channel, {**context, "beneficiary": beneficiary})
-        # get_or_create: of two calls racing past the lookup above, one inserts and the other
-        # finds its row (the key is unique).
-        notification, created = Notification.objects.get_or_create(
-            dedupe_key=dedupe_key,
-            defaults={
-                "beneficiary": beneficiary,
-                "funder": funder,
-                "kind": kind,
-                "channel": channel,
-                "recipient": recipient,
-                "subject": subject,
-                "body": body,
-                "next_attempt_at": timezone.now(),
-            },
+        notifications.append(
+            _outbox_put(
+                beneficiary=beneficiary,
+                funder=funder,
+                kind=kind,
+                key=key,
+                channel=channel,
+                recipient=recipient,
+                context={**context, "beneficiary": beneficiary},
+            )
         )
-        if created:
-            _queue(notification.pk)
-        notifications.append(notification)
     return notifications
+
+
+def _outbox_put(
+    *,
+    beneficiary: Beneficiary,
+    funder: Funder | None,
+    kind: str,
+    key: str,
+    channel: str,
+    recipient: str,
+    context: dict[str, Any],
+) -> Notification:
+    """The message of event `key` of `kind` to `recipient`, rendered in the person's language,
+    written to the outbox once and sent after commit. get_or_create: of two calls racing for one
+    event, one inserts and the other finds its row (the key is unique)."""
+    with translation.override(beneficiary.preferred_language):
+        subject, body = _render(kind, channel, context)
+    notification, created = Notification.objects.get_or_create(
+        dedupe_key=f"{kind}:{key}:{channel}",
+        defaults={
+            "beneficiary": beneficiary,
+            "funder": funder,
+            "kind": kind,
+            "channel": channel,
+            "recipient": recipient,
+            "subject": subject,
+            "body": body,
+            "next_attempt_at": timezone.now(),
+        },
+    )
+    if created:
+        _queue(notification.pk)
+    return notification
 
 
 def _skipped(
@@ -490,26 +514,16 @@ def contact_change_notify(*, change: ContactChangeRequest) -> list[Notification]
         "field": change.field,
         "new": masked(change.new_value) if change.new_value else "",
     }
-    kind = Notification.Kind.CONTACT_CHANGED
-    notifications = []
-    for channel, recipient in ((Channel.EMAIL, email), (Channel.SMS, phone)):
-        if not recipient:
-            continue
-        with translation.override(person.preferred_language):
-            subject, body = _render(kind, channel, context)
-        notification, created = Notification.objects.get_or_create(
-            dedupe_key=f"{kind}:{change.pk}:{channel}",
-            defaults={
-                "beneficiary": person,
-                "kind": kind,
-                "channel": channel,
-                "recipient": recipient,
-                "subject": subject,
-                "body": body,
-                "next_attempt_at": timezone.now(),
-            },
+    return [
+        _outbox_put(
+            beneficiary=person,
+            funder=None,
+            kind=Notification.Kind.CONTACT_CHANGED,
+            key=str(change.pk),
+            channel=channel,
+            recipient=recipient,
+            context=context,
         )
-        if created:
-            _queue(notification.pk)
-        notifications.append(notification)
-    return notifications
+        for channel, recipient in ((Channel.EMAIL, email), (Channel.SMS, phone))
+        if recipient
+    ]

@@ -1,7 +1,11 @@
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
-from tests.factories import make_allocation, make_merchant, make_program
+from funders.models import Membership
+from tests.factories import FunderFactory, make_allocation, make_merchant, make_program, make_staff
+
+Role = Membership.Role
 
 
 def pytest_configure(config):
@@ -38,3 +42,41 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+# --- two funders and their staff, for every test that checks who may do what ---------------
+
+
+@pytest.fixture
+def funder(db):
+    return FunderFactory(name="Département de l'Isère")
+
+
+@pytest.fixture
+def other_funder(db):
+    return FunderFactory(name="Département de la Savoie")
+
+
+@pytest.fixture
+def administrator(funder):
+    return make_staff(funder=funder, role=Role.ADMINISTRATOR)
+
+
+@pytest.fixture
+def manager(funder):
+    return make_staff(funder=funder, role=Role.MANAGER)
+
+
+@pytest.fixture
+def agent(funder):
+    return make_staff(funder=funder, role=Role.AGENT)
+
+
+@pytest.fixture
+def other_manager(other_funder):
+    return make_staff(funder=other_funder, role=Role.MANAGER)
+
+
+@pytest.fixture
+def operator(db):
+    return get_user_model().objects.create_superuser("operator", "ops@example.org", "password")

@@ -40,7 +40,6 @@ from ledger.verify import verify
 from merchants.payments import payment_authorize, payment_refund
 from tests.factories import (
     BeneficiaryFactory,
-    FunderFactory,
     make_allocation,
     make_merchant,
     make_payment_code,
@@ -62,21 +61,6 @@ class Person:
     programs: list[Program]
     card: Card
     words: list[str]  # what says who the person is, as typed or as copied elsewhere
-
-
-@pytest.fixture
-def funder(db):
-    return FunderFactory(name="Département de l'Isère")
-
-
-@pytest.fixture
-def other_funder(db):
-    return FunderFactory(name="Département de la Savoie")
-
-
-@pytest.fixture
-def operator(django_user_model):
-    return django_user_model.objects.create_superuser("operator", "ops@example.org", "password")
 
 
 def build_person(funder, other_funder, *, tag: str) -> Person:

@@ -75,11 +75,6 @@ def queued(monkeypatch):
 
 
 @pytest.fixture
-def funder(db):
-    return FunderFactory(name="Département de l'Isère")
-
-
-@pytest.fixture
 def program(funder):
     return make_program(funder=funder)
 

@@ -66,11 +66,6 @@ def committed(settings, django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
-def funder(db):
-    return FunderFactory(name="Département de l'Isère")
-
-
-@pytest.fixture
 def person(db):
     return BeneficiaryFactory(
         first_name="Camille", email="camille@example.org", phone=PHONE, preferred_language="fr"

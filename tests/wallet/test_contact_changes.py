@@ -41,31 +41,6 @@ NEW_PHONE, NEW_EMAIL = "+33698765400", "quelquun@example.net"
 
 
 @pytest.fixture
-def funder(db):
-    return FunderFactory(name="Département de l'Isère")
-
-
-@pytest.fixture
-def other_funder(db):
-    return FunderFactory(name="Département de la Savoie")
-
-
-@pytest.fixture
-def agent(funder):
-    return make_staff(funder=funder, role=Role.AGENT)
-
-
-@pytest.fixture
-def manager(funder):
-    return make_staff(funder=funder, role=Role.MANAGER)
-
-
-@pytest.fixture
-def other_manager(other_funder):
-    return make_staff(funder=other_funder, role=Role.ADMINISTRATOR)
-
-
-@pytest.fixture
 def person(funder):
     beneficiary = BeneficiaryFactory(
         first_name="Marie", last_name="Dupont", email=OLD_EMAIL, phone=OLD_PHONE
