@@ -100,6 +100,16 @@ def merchant_message(code: str) -> str:
     return str(REASONS[code].merchant_text)
 
 
+def merchant_partial_message(*, approved: int, amount: int, currency: str) -> str:
+    """What the shop is told of a partial approval, whatever its reason: the payment is accepted
+    for part of the amount, and the till must collect the rest. Why the aid paid no more (a
+    limit, the money left on it) is the beneficiary's business, told to them alone."""
+    return gettext("Approved for %(approved)s: collect the rest (%(rest)s) another way.") % {
+        "approved": format_money(approved, currency),
+        "rest": format_money(amount - approved, currency),
+    }
+
+
 # --- money, dates and times, formatted only here, at the edge -------------------------------
 
 
