@@ -55,10 +55,12 @@ class BeneficiaryFactory(factory.django.DjangoModelFactory):
             Wallet.objects.get_or_create(beneficiary=obj)
 
 
-def make_program(*, funder=None, funded: int = 1_000_000, currency: str = "EUR", rules=None):
+def make_program(
+    *, funder=None, funded: int = 1_000_000, currency: str = "EUR", rules=None, name=None
+):
     program = program_create(
         funder=funder or FunderFactory(),
-        name=f"Aide alimentaire {next(_sequence)}",
+        name=name or f"Aide alimentaire {next(_sequence)}",
         currency=currency,
         rules=rules or {},
     )
