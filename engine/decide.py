@@ -121,7 +121,7 @@ def evaluate(pocket: PocketState, request: AuthorizationRequest) -> tuple[int, V
 SHOP_STAGES = tuple(STAGES.index(name) for name in ("categories", "merchants", "zone"))
 
 
-def shop_fit(pocket: PocketState, request: AuthorizationRequest, stage: int) -> int:
+def _shop_fit(pocket: PocketState, request: AuthorizationRequest, stage: int) -> int:
     """How many of the shop checks the pocket passes before the first that fails, in their
     order (len(SHOP_STAGES) when the pocket is meant for this shop). `stage` is the pocket's
     from evaluate(): the shop checks it did not reach, stopped by its validity or schedule, are
@@ -261,7 +261,7 @@ def _closest_refusal(
 ) -> tuple[str, JSONDict, str | None]:
     def rank(pocket: PocketState) -> tuple[int, bool, int]:
         stage = results[pocket.pocket_id][0]
-        return -shop_fit(pocket, request, stage), pocket.available <= 0, -stage
+        return -_shop_fit(pocket, request, stage), pocket.available <= 0, -stage
 
     # `candidates` is in split order and min() keeps the first of equals: ties go to it.
     closest = min(candidates, key=rank)
