@@ -100,6 +100,16 @@ def merchant_message(code: str) -> str:
     return str(REASONS[code].merchant_text)
 
 
+def merchant_partial_message(*, approved: int, amount: int, currency: str) -> str:
+    """What the shop is told of a partial approval, whatever its reason: the payment is accepted
+    for part of the amount, and the till must collect the rest. Why the aid paid no more (a
+    limit, the money left on it) is the beneficiary's business, told to them alone."""
+    return gettext("Approved for %(approved)s: collect the rest (%(rest)s) another way.") % {
+        "approved": format_money(approved, currency),
+        "rest": format_money(amount - approved, currency),
+    }
+
+
 # --- money, dates and times, formatted only here, at the edge -------------------------------
 
 
@@ -308,9 +318,35 @@ def beneficiary_message(
     "Food aid: this shop is outside the area where this aid can be used (Isère (38)). The app
     shows where you can use it." `details` are the Outcome's (see decide); money in them is in
     minor units of details["currency"] (EUR when absent)."""
+    return " ".join(_named(code, pocket_name, details))
+
+
+def beneficiary_partial_message(
+    code: str,
+    *,
+    approved: int,
+    amount: int,
+    currency: str,
+    pocket_name: str | None = None,
+    details: JSONDict | None = None,
+) -> str:
+    """A partial approval in plain words: what the aid paid and what is left to pay, then why
+    it paid no more. "Your aid paid €10.00: please pay the rest (€15.00) another way. Food aid:
+    there is not enough money left on your aid for this payment." The reason's own advice
+    (what can be paid with the aid, paying the rest another way) is left out: it is said
+    first, with the amounts."""
+    paid = gettext("Your aid paid %(approved)s: please pay the rest (%(rest)s) another way.") % {
+        "approved": format_money(approved, currency),
+        "rest": format_money(amount - approved, currency),
+    }
+    return " ".join([paid, _named(code, pocket_name, details)[0]])
+
+
+def _named(code: str, pocket_name: str | None, details: JSONDict | None) -> list[str]:
+    """The message's sentences, the first after the aid's name or with a capital."""
     first, *rest = _BENEFICIARY[code](details or {})
     if pocket_name:
         first = gettext("%(pocket)s: %(message)s") % {"pocket": pocket_name, "message": first}
     else:
         first = capfirst(first)
-    return " ".join([first, *rest])
+    return [first, *rest]

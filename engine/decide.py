@@ -11,11 +11,23 @@ Reason of a shortfall (partial approval or decline while some pocket could pay):
 about the first pocket in split order that a limit held back, when the eligible balances would
 have covered the amount; insufficient_funds otherwise.
 
-Reason of a decline when no pocket can pay anything (`_closest_refusal`): the pocket that came
-closest to paying, that is, first a pocket that has money over one that has none (telling
-someone "no money left" while their other aid has money would mislead), then the pocket whose
-failing check came latest in the order above (an eligible but empty pocket counts as having
-passed them all, and answers insufficient_funds), then split order.
+Reason of a decline when no pocket can pay anything (`_closest_refusal`): the pocket most meant
+for this shop, then the one that came closest to paying. A pocket is meant for this shop when its
+shop checks (categories, merchants, zone) pass, whatever its other checks say: an expired food aid
+at a grocer is the aid this payment was for, while a transport aid never was, and naming the
+transport aid would tell the shop its kind of shop is refused and the beneficiary something beside
+the point. So the pockets are ranked by
+  1. how far they get through the shop checks, in their order (all three passed first, then
+     those that fail at the zone, then at the merchant lists, then at the categories); among
+     pockets meant for the shop this leaves their own failing check (validity, schedule,
+     limits, funds) as the reason, and a shop check is the reason only when no pocket is meant
+     for the shop;
+  2. a pocket that has money over one that has none (telling someone "no money left" while their
+     other aid has money would mislead);
+  3. the pocket whose failing check came latest in the order above (an eligible but empty pocket
+     counts as having passed them all, and answers insufficient_funds);
+  4. split order.
+The reason told is always the named pocket's own first failing check, as in its verdict.
 """
 
 from collections.abc import Callable, Sequence
@@ -81,11 +93,12 @@ class Outcome:
         }
 
 
-def evaluate(pocket: PocketState, request: AuthorizationRequest) -> tuple[int, Verdict]:
-    """The pocket's verdict, with the index in STAGES of the check that refused it
-    (len(STAGES) when eligible)."""
+def _checks(
+    pocket: PocketState, request: AuthorizationRequest
+) -> tuple[Callable[[], Verdict], ...]:
+    """The pocket's checks, in the order of STAGES, each run only when called."""
     merchant = request.merchant
-    checks: tuple[Callable[[], Verdict], ...] = (
+    return (
         lambda: rules.check_validity(pocket.rules, request.at),
         lambda: rules.check_schedule(pocket.rules.schedule, request.at, merchant.departement),
         lambda: rules.check_categories(pocket.rules.categories, merchant.mcc),
@@ -93,11 +106,31 @@ def evaluate(pocket: PocketState, request: AuthorizationRequest) -> tuple[int, V
         lambda: rules.check_zone(pocket.rules.zone, merchant),
         lambda: rules.check_limits(pocket.rules.limits, request.amount, pocket.usage),
     )
-    for stage, check in enumerate(checks):
+
+
+def evaluate(pocket: PocketState, request: AuthorizationRequest) -> tuple[int, Verdict]:
+    """The pocket's verdict, with the index in STAGES of the check that refused it
+    (len(STAGES) when eligible)."""
+    for stage, check in enumerate(_checks(pocket, request)):
         verdict = check()
         if not verdict.eligible:
             return stage, verdict
     return len(STAGES), verdict
+
+
+SHOP_STAGES = tuple(STAGES.index(name) for name in ("categories", "merchants", "zone"))
+
+
+def _shop_fit(pocket: PocketState, request: AuthorizationRequest, stage: int) -> int:
+    """How many of the shop checks the pocket passes before the first that fails, in their
+    order (len(SHOP_STAGES) when the pocket is meant for this shop). `stage` is the pocket's
+    from evaluate(): the shop checks it did not reach, stopped by its validity or schedule, are
+    run here."""
+    checks = _checks(pocket, request)
+    for passed, shop_stage in enumerate(SHOP_STAGES):
+        if shop_stage == stage or (shop_stage > stage and not checks[shop_stage]().eligible):
+            return passed
+    return len(SHOP_STAGES)
 
 
 _UNLIMITED = 2**63  # the merchant count of a pocket without a merchant allow list
@@ -226,8 +259,12 @@ def _closest_refusal(
     results: dict[int, tuple[int, Verdict]],
     request: AuthorizationRequest,
 ) -> tuple[str, JSONDict, str | None]:
+    def rank(pocket: PocketState) -> tuple[int, bool, int]:
+        stage = results[pocket.pocket_id][0]
+        return -_shop_fit(pocket, request, stage), pocket.available <= 0, -stage
+
     # `candidates` is in split order and min() keeps the first of equals: ties go to it.
-    closest = min(candidates, key=lambda p: (p.available <= 0, -results[p.pocket_id][0]))
+    closest = min(candidates, key=rank)
     verdict = results[closest.pocket_id][1]
     if verdict.eligible:  # an eligible pocket that paid nothing is empty
         details = {"available": 0, "amount": request.amount, "currency": request.currency}

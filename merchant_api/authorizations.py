@@ -17,7 +17,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from core.errors import DomainError, PaymentCodeInvalid
-from engine.codes import merchant_message
+from engine.codes import merchant_message, merchant_partial_message
 from merchant_api.base import (
     ERROR_EXAMPLE,
     ERRORS,
@@ -66,7 +66,15 @@ class AuthorizationOutput(serializers.ModelSerializer):
     def get_decline(self, decision):
         if not decision.reason:
             return None
-        return {"code": decision.reason, "message": merchant_message(decision.reason)}
+        if decision.status == Decision.Status.PARTIALLY_APPROVED:
+            message = merchant_partial_message(
+                approved=decision.approved_amount,
+                amount=decision.amount,
+                currency=decision.currency,
+            )
+        else:
+            message = merchant_message(decision.reason)
+        return {"code": decision.reason, "message": message}
 
     @extend_schema_field(
         serializers.ChoiceField(

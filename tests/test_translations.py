@@ -291,6 +291,27 @@ def test_the_shop_is_told_in_french_and_in_english():
         )
 
 
+def test_a_partial_approval_reads_as_accepted_in_french():
+    with translation.override("fr"):
+        merchant = codes.merchant_partial_message(approved=1250, amount=2000, currency="EUR")
+        beneficiary = codes.beneficiary_partial_message(
+            "insufficient_funds",
+            approved=1250,
+            amount=2000,
+            currency="EUR",
+            pocket_name="Aide alimentaire",
+            details={"available": 1250, "amount": 2000, "currency": "EUR"},
+        )
+    assert merchant == (
+        "Paiement accepté pour 12,50\u00a0€\u00a0: faites régler le reste (7,50\u00a0€) autrement."
+    )
+    assert beneficiary == (
+        "Votre aide a payé 12,50\u00a0€\u00a0: payez le reste (7,50\u00a0€) avec un autre moyen "
+        "de paiement. Aide alimentaire\u00a0: il ne reste pas assez d\u2019argent sur votre aide "
+        "pour ce paiement."
+    )
+
+
 def test_a_limit_refusal_in_french_says_what_to_do():
     details = {"limit": "day", "cap": 2500, "used": 1800}
     with translation.override("fr"):

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from beneficiary_app import selectors
 from beneficiary_app.api.base import ERRORS, LANGUAGE, AppApi
 from core.money import format_money
-from engine.codes import beneficiary_message
+from engine.codes import beneficiary_message, beneficiary_partial_message
 from wallet.models import Decision
 
 
@@ -44,15 +44,21 @@ class PaymentOutput(serializers.Serializer):
 def payment_data(decision: Decision) -> dict:
     currency = decision.currency
     reason = None
-    if decision.reason:
-        reason = {
-            "code": decision.reason,
-            "message": beneficiary_message(
-                decision.reason,
-                pocket_name=decision.reason_pocket or None,
-                details=decision.details,
-            ),
-        }
+    if decision.status == Decision.Status.PARTIALLY_APPROVED:
+        message = beneficiary_partial_message(
+            decision.reason,
+            approved=decision.approved_amount,
+            amount=decision.amount,
+            currency=currency,
+            pocket_name=decision.reason_pocket or None,
+            details=decision.details,
+        )
+        reason = {"code": decision.reason, "message": message}
+    elif decision.reason:
+        message = beneficiary_message(
+            decision.reason, pocket_name=decision.reason_pocket or None, details=decision.details
+        )
+        reason = {"code": decision.reason, "message": message}
     return {
         "reference": decision.reference,
         "status": decision.status,

@@ -147,6 +147,7 @@ def test_an_expired_aid_is_in_the_history(api_en, beneficiary):
 
 def test_a_partly_approved_payment_says_what_to_do(api_en, beneficiary, card, grocer):
     pocket = make_allocation(beneficiary=beneficiary, amount=1_000).pocket
+    program = pocket.allocation.program
     payment_authorize(
         merchant=grocer,
         amount=2500,
@@ -160,7 +161,10 @@ def test_a_partly_approved_payment_says_what_to_do(api_en, beneficiary, card, gr
 
     assert (payment["status"], payment["approved_amount"]) == ("partially_approved", 1000)
     assert payment["reason"]["code"] == "insufficient_funds"
-    assert "please pay the rest another way" in payment["reason"]["message"]
+    assert plain(payment["reason"]["message"]) == (
+        f"Your aid paid €10.00: please pay the rest (€15.00) another way. {program.name}: "
+        "there is not enough money left on your aid for this payment."
+    )
     assert payment["pockets"][0]["pocket_id"] == pocket.pk
 
 

@@ -216,12 +216,13 @@ def test_money_short_overall_is_insufficient_funds_even_with_a_limit():
 
 
 def test_the_refusal_that_came_closest_is_told():
-    expired = pocket(1, 5000, valid_until=NOW - timedelta(days=1))
+    expired = pocket(1, 5000, IN_SAVOIE, valid_until=NOW - timedelta(days=1))
     outside = pocket(2, 5000, IN_SAVOIE, name="Energy aid")
     wrong_shop = pocket(3, 5000, {"categories": {"allow_groups": ["fuel"]}})
     outcome = decide(request(), [expired, wrong_shop, outside])
     assert outcome.status == "declined"
-    assert outcome.reason == "outside_zone"  # the zone comes after validity and categories
+    # No aid is meant for this shop; the zone comes after validity and categories.
+    assert outcome.reason == "outside_zone"
     assert outcome.pocket_name == "Energy aid"
     assert outcome.details["departements"] == ["73"]
 
@@ -234,9 +235,16 @@ def test_ties_go_to_the_split_order():
 
 def test_a_refused_pocket_with_money_is_told_before_an_empty_one():
     empty_but_allowed = pocket(1, 0, name="Empty aid")
+    rich_but_weekends = pocket(2, 5000, {"schedule": {"weekdays": [5, 6]}}, name="Rich aid")
+    outcome = decide(request(), [empty_but_allowed, rich_but_weekends])
+    assert (outcome.reason, outcome.pocket_name) == ("outside_allowed_hours", "Rich aid")
+
+
+def test_an_empty_pocket_meant_for_the_shop_is_told_before_a_rich_one_that_is_not():
+    empty_but_allowed = pocket(1, 0, name="Empty aid")
     rich_but_outside = pocket(2, 5000, IN_SAVOIE, name="Rich aid")
     outcome = decide(request(), [empty_but_allowed, rich_but_outside])
-    assert (outcome.reason, outcome.pocket_name) == ("outside_zone", "Rich aid")
+    assert (outcome.reason, outcome.pocket_name) == ("insufficient_funds", "Empty aid")
 
 
 def test_when_no_pocket_has_money_an_allowed_one_says_so():

@@ -1,16 +1,17 @@
 """Invariants of decide() over generated wallets and requests."""
 
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from core.time import PARIS
-from engine.decide import PocketState, decide, split_key
+from engine.decide import PocketState, decide, evaluate, split_key
 from engine.periods import Usage
 from engine.request import AuthorizationRequest, MerchantPlace
-from engine.rules import PocketRules
+from engine.rules import PocketRules, check_categories
 
 NOW = datetime(2027, 3, 28, 10, 0, tzinfo=PARIS)  # a Sunday, the spring-forward day
 
@@ -60,13 +61,16 @@ RULE_SECTIONS = {
 days = st.integers(min_value=-5, max_value=60).map(lambda n: NOW + timedelta(days=n))
 
 
+WALLET_SIZES = st.integers(min_value=0, max_value=6)
+
+
 @st.composite
-def pockets(draw):
-    count = draw(st.integers(min_value=0, max_value=6))
+def pockets(draw, sizes=WALLET_SIZES, sections=RULE_SECTIONS):
+    count = draw(sizes)
     ids = draw(st.lists(st.integers(1, 1000), min_size=count, max_size=count, unique=True))
     result = []
     for pocket_id in ids:
-        data = {key: draw(section) for key, section in RULE_SECTIONS.items()}
+        data = {key: draw(section) for key, section in sections.items()}
         valid_from = draw(st.sampled_from([None] * 5 + [NOW + timedelta(days=1)]))
         valid_until = draw(st.none() | days)
         if valid_from and valid_until and valid_until <= valid_from:
@@ -190,3 +194,82 @@ def test_the_order_of_the_pockets_given_does_not_matter(request, wallet, rnd: ra
         second.reason,
     )
     assert first.pocket_name == second.pocket_name
+
+
+# --- the aid a refusal names -------------------------------------------------------------------
+
+valid_requests = requests.filter(lambda r: r.amount > 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(valid_requests, pockets().filter(bool))
+def test_a_one_aid_wallet_is_refused_for_that_aids_first_failing_check(request, wallet):
+    aid = wallet[0]
+    outcome = decide(request, [aid])
+    (trace,) = outcome.verdicts
+    if aid.currency != request.currency:
+        assert outcome.reason == "currency_not_supported"
+    elif not trace.verdict.eligible:
+        assert outcome.status == "declined"
+        assert (outcome.reason, outcome.pocket_name) == (trace.verdict.reason, aid.name)
+        assert evaluate(aid, request)[1] == trace.verdict
+
+
+OTHER_KINDS_OF_SHOP = st.sampled_from(
+    [
+        {"allow_groups": ["transport"]},
+        {"allow_groups": ["restaurants"]},
+        {"allow_groups": ["food"]},
+        {"allow_mccs": ["7011"]},
+    ]
+)
+
+
+@st.composite
+def wallet_and_aid_for_another_kind_of_shop(draw):
+    """A wallet that holds an aid whose categories admit the shop, the request, and an aid whose
+    categories exclude it."""
+    request = draw(valid_requests)
+    wallet = draw(pockets())
+    assume(
+        any(
+            p.currency == request.currency
+            and check_categories(p.rules.categories, request.merchant.mcc).eligible
+            for p in wallet
+        )
+    )
+    (other,) = draw(
+        pockets(sizes=st.just(1), sections={**RULE_SECTIONS, "categories": OTHER_KINDS_OF_SHOP})
+    )
+    assume(other.pocket_id not in {p.pocket_id for p in wallet})
+    assume(not check_categories(other.rules.categories, request.merchant.mcc).eligible)
+    return request, wallet, replace(other, currency=request.currency)
+
+
+@settings(max_examples=400, deadline=None)
+@given(wallet_and_aid_for_another_kind_of_shop())
+def test_an_aid_for_another_kind_of_shop_never_changes_the_answer(case):
+    request, wallet, other = case
+    without, with_it = decide(request, wallet), decide(request, [*wallet, other])
+    assert (with_it.status, with_it.approved_amount, with_it.split) == (
+        without.status,
+        without.approved_amount,
+        without.split,
+    )
+    assert (with_it.reason, with_it.details, with_it.pocket_name) == (
+        without.reason,
+        without.details,
+        without.pocket_name,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(valid_requests, pockets())
+def test_every_aid_keeps_its_own_verdict_whichever_aid_is_named(request, wallet):
+    outcome = decide(request, wallet)
+    assert [trace.pocket_id for trace in outcome.verdicts] == [p.pocket_id for p in wallet]
+    for pocket, trace in zip(wallet, outcome.verdicts, strict=True):
+        if pocket.currency == request.currency:
+            assert trace.verdict == evaluate(pocket, request)[1]
+        else:
+            assert trace.verdict.reason == "currency_not_supported"

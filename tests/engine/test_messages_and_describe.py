@@ -249,3 +249,23 @@ def test_describe_formats_money_in_the_active_language():
 def test_describe_in_the_pocket_currency():
     rules = PocketRules.from_dict({"limits": {"validity": 100_000}})
     assert rules.describe(currency="XPF") == ["At most XPF\u00a0100,000 in all."]
+
+
+def test_a_partial_approval_tells_the_till_what_was_accepted_and_what_to_collect():
+    message = codes.merchant_partial_message(approved=1250, amount=2000, currency="EUR")
+    assert message == "Approved for €12.50: collect the rest (€7.50) another way."
+
+
+def test_a_partial_approval_tells_the_beneficiary_what_was_paid_then_why_no_more():
+    message = codes.beneficiary_partial_message(
+        "limit_exceeded",
+        approved=500,
+        amount=1000,
+        currency="EUR",
+        pocket_name="Food aid",
+        details={"limit": "day", "cap": 2500, "used": 2000, "currency": "EUR"},
+    )
+    assert message == (
+        "Your aid paid €5.00: please pay the rest (€5.00) another way. "
+        "Food aid: this aid can pay up to €25.00 per day, and €20.00 has already been paid today."
+    )

@@ -77,6 +77,15 @@ def test_partial_approval(api, authorize):
     assert auth["decline"]["code"] == "insufficient_funds"
 
 
+def test_a_partial_approval_tells_the_till_to_collect_the_rest(api, authorize):
+    auth = authorize(12_000, partial_approval_allowed=True)  # in French, the default
+    assert not auth["decline"]["message"].startswith("Paiement refusé")
+    assert auth["decline"]["message"] == (
+        "Paiement accepté pour 100,00\u00a0€\u00a0: faites régler le reste (20,00\u00a0€) "
+        "autrement."
+    )
+
+
 def test_one_step_purchase_captures_at_once(authorize, food_pocket):
     auth = authorize(2_500, capture=True)
     assert (auth["capture_status"], auth["amount_captured"]) == ("captured", 2_500)
