@@ -15,9 +15,3 @@ postgresql_only = pytest.mark.skipif(
 postgresql_case_folding = pytest.mark.skipif(
     not ON_POSTGRESQL, reason="PostgreSQL's Unicode case folding is tried (set DATABASE_URL)"
 )
-
-# End-to-end cases of a finding reported on the production database: proven there, through
-# HTTP, with its real transactions and collations.
-postgresql_end_to_end = pytest.mark.skipif(
-    not ON_POSTGRESQL, reason="proven end to end on PostgreSQL (set DATABASE_URL)"
-)
