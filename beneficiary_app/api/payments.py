@@ -196,8 +196,8 @@ class PaymentDetailApi(AppApi):
                         }
                     ],
                     "nearby": {
-                        "message": "Où utiliser cette aide près d'ici : Épicerie du Vieux "
-                        "Temple (450\u00a0m), Marché Saint-Bruno (1,2\u00a0km).",
+                        "message": "Où utiliser cette aide près d\u2019ici\u00a0: Épicerie du "
+                        "Vieux Temple (450\u00a0m), Marché Saint-Bruno (1,2\u00a0km).",
                         "shops": [
                             {
                                 "id": 42,

@@ -102,7 +102,7 @@ def test_the_shops_are_named_in_french(api, beneficiary, food_aid, bar, shops):
     answer = nearby(api, pay(bar, beneficiary.wallet))
 
     assert plain(answer["message"]) == (
-        "Où utiliser cette aide près d’ici : Épicerie Nord (445 m), "
+        "Où utiliser cette aide près d\u2019ici : Épicerie Nord (445 m), "
         "Marché Notre-Dame (1,2 km), Supérette Berriat (2,2 km)."
     )
     assert answer["shops"][2]["distance_display"] == "2,2\u00a0km"
@@ -119,7 +119,10 @@ def test_an_aid_no_shop_accepts_says_so(api, api_en, beneficiary, bar, shops):
         "message": "No shop accepts this aid at the moment.",
         "shops": [],
     }
-    assert nearby(api, refused)["message"] == "Aucun commerce n’accepte cette aide pour le moment."
+    assert (
+        nearby(api, refused)["message"]
+        == "Aucun commerce n\u2019accepte cette aide pour le moment."
+    )
 
 
 def test_a_shop_outside_the_zone_names_the_shops_inside_it(api_en, beneficiary, shops):
