@@ -3,7 +3,6 @@ and the merchants where a pocket can be spent. Every read starts from the wallet
 
 import base64
 import binascii
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,11 +16,10 @@ from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
 from engine import categories, geo
-from engine.rules import check_categories, check_merchant, check_zone
 from funders.models import Allocation
 from ledger.models import Entry, Transfer
 from merchants.models import Merchant
-from merchants.payments import merchant_place
+from merchants.selectors import merchants_accepting, trade_name_key
 from wallet.authorize import pocket_rules
 from wallet.models import Decision, DecisionHold, Pocket, Wallet
 
@@ -268,12 +266,6 @@ def merchant_category_label(mcc: str) -> str:
     return mcc
 
 
-def _name_key(name: str) -> str:
-    """A name as people sort it: "Échirolles" with the Es, whatever the case."""
-    decomposed = unicodedata.normalize("NFKD", name.casefold())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
-
-
 def places_to_spend(
     *,
     pocket: Pocket,
@@ -285,29 +277,14 @@ def places_to_spend(
     (the same pure checks as a payment), nearest first: by distance from a position; else
     the same postcode first, then the same département; merchants with no known distance
     after the others, by name. When and how much (schedule, limits) is the payment's matter."""
-    rules = pocket_rules(pocket)
-    merchants = Merchant.objects.filter(status=Merchant.Status.APPROVED).order_by("pk")
-    if rules.merchants.allow is not None:
-        merchants = merchants.filter(pk__in=rules.merchants.allow)
-    if rules.merchants.deny:
-        merchants = merchants.exclude(pk__in=rules.merchants.deny)
     places = []
-    for merchant in merchants.iterator():
-        place = merchant_place(merchant)
-        accepted = (
-            check_categories(rules.categories, place.mcc).eligible
-            and check_merchant(rules.merchants, place).eligible
-            and check_zone(rules.zone, place).eligible
-        )
-        if not accepted:
-            continue
+    for merchant, place in merchants_accepting(rules=pocket_rules(pocket)):
         distance = None
         if latitude is not None and longitude is not None and place.latitude is not None:
             distance = geo.haversine_km(latitude, longitude, place.latitude, place.longitude)
         places.append(PlaceToSpend(merchant, distance))
-    # Sorted in Python by name, then nearness (sort is stable): the database's collation
-    # would put "Épicerie" after "Zoo" on one engine and before it on another.
-    places.sort(key=lambda p: _name_key(p.merchant.trade_name))
+    # By name, then nearness (sort is stable).
+    places.sort(key=lambda p: trade_name_key(p.merchant.trade_name))
     if latitude is not None and longitude is not None:
         places.sort(key=lambda p: (p.distance_km is None, p.distance_km or 0.0))
     elif postcode:

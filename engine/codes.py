@@ -6,11 +6,12 @@ names the aid and the rule and says what to do; a merchant message reveals nothi
 about the beneficiary (no aid name, no balance, no rule detail beyond what the shop can act on).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils.dates import WEEKDAYS
+from django.utils.formats import number_format
 from django.utils.functional import Promise
 from django.utils.text import capfirst
 from django.utils.translation import gettext
@@ -350,3 +351,36 @@ def _named(code: str, pocket_name: str | None, details: JSONDict | None) -> list
     else:
         first = capfirst(first)
     return [first, *rest]
+
+
+# --- where else the aid is accepted -----------------------------------------------------------
+
+# Refusals about the shop (its kind, the shop itself, its place): the same aid may be accepted
+# in another shop, and the person is told the nearest ones.
+SHOP_REASONS = frozenset({"merchant_category_not_allowed", "merchant_not_accepted", "outside_zone"})
+
+
+def format_distance(metres: int) -> str:
+    """ "450 m" under a kilometre, "1,2 km" under ten (the language's decimal mark), then whole
+    kilometres: as precise as a walk or a bus ride needs."""
+    if metres < 1000:
+        return f"{metres}\u00a0m"
+    kilometres = metres / 1000
+    if kilometres < 10:
+        return f"{number_format(kilometres, 1)}\u00a0km"
+    return f"{number_format(round(kilometres))}\u00a0km"
+
+
+def nearby_message(shops: Sequence[tuple[str, int | None]], *, accepting: int) -> str:
+    """ "Where to use this aid near here: Épicerie X (450 m), Marché Y (1,2 km)." from (name,
+    distance in metres or None) pairs, nearest first; `accepting` counts the shops that accept
+    the aid anywhere, to tell "none near here" from "none at all"."""
+    if shops:
+        names = [
+            name if metres is None else f"{name} ({format_distance(metres)})"
+            for name, metres in shops
+        ]
+        return gettext("Where to use this aid near here: %(shops)s.") % {"shops": ", ".join(names)}
+    if accepting:
+        return gettext("No shop near here accepts this aid. The app lists the shops that do.")
+    return gettext("No shop accepts this aid at the moment.")

@@ -16,13 +16,15 @@ from django.db.models.functions import Cast, Concat
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.functional import lazy
+from django.utils.text import Truncator
 
 from core.money import format_money
 from core.time import format_instant, format_until
-from engine.codes import beneficiary_message
+from engine.codes import beneficiary_message, nearby_message
 from engine.rules import PocketRules, merge_rules
 from funders.models import Allocation, Funder
 from ledger.models import Entry, Transfer
+from merchants.selectors import ShopsNearby, refusal_shops_nearby
 from notifications import tasks
 from notifications.channels import deliver, mask_email, mask_phone, sms_text
 from notifications.errors import Undeliverable
@@ -321,9 +323,25 @@ def _only_funder(funder_ids: set[int]) -> Funder | None:
     return Funder.objects.get(pk=funder_id)
 
 
+# A shop's name in an SMS is cut to this: three names and their distances then add at most
+# one part (153 characters) to the SMS, whatever the shops call themselves.
+SMS_SHOP_NAME_LENGTH = 24
+
+
+def _nearby_words(nearby: ShopsNearby | None, *, name_length: int | None = None) -> str:
+    if nearby is None:
+        return ""
+    names = [shop.merchant.trade_name for shop in nearby.shops]
+    if name_length is not None:
+        names = [Truncator(name).chars(name_length) for name in names]
+    pairs = [(name, shop.distance_m) for name, shop in zip(names, nearby.shops, strict=True)]
+    return nearby_message(pairs, accepting=nearby.accepting)
+
+
 def decision_notify(*, decision: Decision) -> list[Notification]:
     """Tell the beneficiary that a payment was accepted, in full or in part, or refused: how
-    much, where, when and, for a refusal or a part refused, why in plain words and what to do.
+    much, where, when and, for a refusal or a part refused, why in plain words and what to do;
+    for a refusal because of the shop, the nearest shops where that aid is accepted.
 
     The message is about the funder whose aid paid or refused it; when several funders' aid is
     concerned, every funder helping the person may read it, so it names no aid."""
@@ -352,6 +370,7 @@ def decision_notify(*, decision: Decision) -> list[Notification]:
         if decision.reason
         else ""
     )
+    nearby = refusal_shops_nearby(decision=decision)
     with transaction.atomic():
         return notify(
             beneficiary=decision.wallet.beneficiary,
@@ -365,6 +384,8 @@ def decision_notify(*, decision: Decision) -> list[Notification]:
                 "merchant": decision.request.get("merchant", {}).get("name", ""),
                 "when": lazy(format_instant, str)(decision.decided_at),
                 "reason": reason,
+                "nearby": lazy(_nearby_words, str)(nearby),
+                "nearby_sms": lazy(_nearby_words, str)(nearby, name_length=SMS_SHOP_NAME_LENGTH),
             },
         )
 

@@ -8,7 +8,13 @@ from rest_framework.response import Response
 from beneficiary_app import selectors
 from beneficiary_app.api.base import ERRORS, LANGUAGE, AppApi
 from core.money import format_money
-from engine.codes import beneficiary_message, beneficiary_partial_message
+from engine.codes import (
+    beneficiary_message,
+    beneficiary_partial_message,
+    format_distance,
+    nearby_message,
+)
+from merchants.selectors import ShopsNearby, refusal_shops_nearby
 from wallet.models import Decision
 
 
@@ -110,6 +116,28 @@ class PocketCheckOutput(serializers.Serializer):
     )
 
 
+class NearbyShopOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    address = serializers.CharField()
+    postcode = serializers.CharField()
+    city = serializers.CharField()
+    distance_m = serializers.IntegerField(
+        allow_null=True,
+        help_text="In metres, from the shop that refused the payment; null when its place "
+        "is not known (the shops are then those of its département).",
+    )
+    distance_display = serializers.CharField(allow_null=True, help_text='"450 m", "1,2 km".')
+
+
+class NearbyOutput(serializers.Serializer):
+    message = serializers.CharField(
+        help_text="The shops below in one sentence, or that no shop near here (or none at "
+        "all) accepts this aid."
+    )
+    shops = NearbyShopOutput(many=True, help_text="Up to three, nearest first.")
+
+
 class PaymentDetailOutput(PaymentOutput):
     held = serializers.IntegerField(help_text="Still reserved: the shop has not taken it yet.")
     held_display = serializers.CharField()
@@ -118,14 +146,43 @@ class PaymentDetailOutput(PaymentOutput):
     refunded = serializers.IntegerField()
     refunded_display = serializers.CharField()
     checks = PocketCheckOutput(many=True, help_text="Each aid considered, and its answer.")
+    nearby = NearbyOutput(
+        allow_null=True,
+        help_text="For a payment refused because of the shop (its kind, the shop itself, its "
+        "place): the nearest shops where the aid the refusal names is accepted. Null otherwise.",
+    )
+
+
+def nearby_data(nearby: ShopsNearby | None) -> dict | None:
+    if nearby is None:
+        return None
+    pairs = [(shop.merchant.trade_name, shop.distance_m) for shop in nearby.shops]
+    return {
+        "message": nearby_message(pairs, accepting=nearby.accepting),
+        "shops": [
+            {
+                "id": shop.merchant.pk,
+                "name": shop.merchant.trade_name,
+                "address": shop.merchant.address,
+                "postcode": shop.merchant.postcode,
+                "city": shop.merchant.city,
+                "distance_m": shop.distance_m,
+                "distance_display": (
+                    format_distance(shop.distance_m) if shop.distance_m is not None else None
+                ),
+            }
+            for shop in nearby.shops
+        ],
+    }
 
 
 class PaymentDetailApi(AppApi):
     @extend_schema(
         summary="One payment, explained",
         description="What was asked and accepted, which aid paid what, what the shop took and "
-        "refunded, and for each aid considered whether its rules allowed the payment and, if "
-        "not, why in plain words.",
+        "refunded, for each aid considered whether its rules allowed the payment and, if "
+        "not, why in plain words, and for a payment refused because of the shop, the nearest "
+        "shops where that aid is accepted.",
         parameters=[LANGUAGE],
         responses={200: PaymentDetailOutput, **ERRORS},
         examples=[
@@ -149,6 +206,30 @@ class PaymentDetailApi(AppApi):
                             "commerce. Elle peut être utilisée dans : commerces alimentaires.",
                         }
                     ],
+                    "nearby": {
+                        "message": "Où utiliser cette aide près d\u2019ici\u00a0: Épicerie du "
+                        "Vieux Temple (450\u00a0m), Marché Saint-Bruno (1,2\u00a0km).",
+                        "shops": [
+                            {
+                                "id": 42,
+                                "name": "Épicerie du Vieux Temple",
+                                "address": "4 rue du Vieux Temple",
+                                "postcode": "38000",
+                                "city": "Grenoble",
+                                "distance_m": 450,
+                                "distance_display": "450\u00a0m",
+                            },
+                            {
+                                "id": 57,
+                                "name": "Marché Saint-Bruno",
+                                "address": "Place Saint-Bruno",
+                                "postcode": "38000",
+                                "city": "Grenoble",
+                                "distance_m": 1214,
+                                "distance_display": "1,2\u00a0km",
+                            },
+                        ],
+                    },
                 },
             )
         ],
@@ -182,5 +263,6 @@ class PaymentDetailApi(AppApi):
             "refunded": trail.refunded,
             "refunded_display": format_money(trail.refunded, currency),
             "checks": checks,
+            "nearby": nearby_data(refusal_shops_nearby(decision=decision)),
         }
         return Response(PaymentDetailOutput(body).data)

@@ -45,3 +45,17 @@ def test_the_schema_is_served(client, db):
 
     assert response.status_code == 200
     assert b"/pockets/{pocket_id}" in response.content
+
+
+def test_a_refused_payment_documents_the_nearest_shops_with_an_example(tmp_path):
+    schema = generate(tmp_path / "schema.yml")
+    detail = schema["paths"]["/history/{reference}"]["get"]["responses"]["200"]
+    content = detail["content"]["application/json"]
+    [example] = content["examples"].values()
+    properties = schema["components"]["schemas"]["PaymentDetailOutput"]["properties"]
+    shop = schema["components"]["schemas"]["NearbyShopOutput"]["properties"]
+
+    assert "nearby" in properties
+    assert {"name", "distance_m", "distance_display"} <= set(shop)
+    assert example["value"]["nearby"]["message"].startswith("Où utiliser cette aide près d")
+    assert example["value"]["nearby"]["shops"][0]["distance_m"] == 450

@@ -204,6 +204,11 @@ def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
             refused.reason, pocket_name=refused.reason_pocket or None, details=refused.details
         )
     expect(page.locator(".explanation")).to_contain_text(why)
+    # and where the aid the refusal names (the pharmacy aid, which ends first) is accepted
+    # near the bar: no shop of the test takes it, and that is said plainly
+    expect(page.locator(".explanation .nearby")).to_have_text(
+        "Aucun commerce n\u2019accepte cette aide pour le moment."
+    )
     check_accessible(page)
     screenshot(page, "mobile-5-declined-payment")
 

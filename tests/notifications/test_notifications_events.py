@@ -28,6 +28,7 @@ from tests.factories import (
     BeneficiaryFactory,
     FunderFactory,
     make_allocation,
+    make_merchant,
     make_payment_code,
     make_program,
 )
@@ -158,6 +159,107 @@ def test_a_refused_payment_says_why_in_plain_words_and_what_to_do(
     assert sms_text(reason) in told[Channel.SMS].body
     assert "25,00 €" in told[Channel.SMS].body
     assert told[Channel.SMS].funder == funder
+
+
+# A shop refused for its kind: the bar is in Grenoble (45.18756 N, 5.73569 E), the food shops on
+# its meridian, north of it, where the distance is R·Δφ (R = 6371.0088 km): 0.004° is 444.78 m,
+# 0.011° is 1,223.15 m, 0.020° is 2,223.90 m.
+FOOD_ONLY = {"categories": {"allow_groups": ["food"]}}
+
+
+@pytest.fixture
+def bar(db):
+    return make_merchant(trade_name="Bar du Centre", mcc="5813", latitude="45.18756")
+
+
+def food_shops(*names: str) -> None:
+    for name, latitude in zip(names, ["45.19156", "45.19856", "45.20756"], strict=False):
+        make_merchant(trade_name=name, latitude=latitude, longitude="5.73569")
+
+
+def test_a_refusal_for_the_kind_of_shop_names_the_nearest_shops_that_accept_the_aid(
+    funder, person, card, bar, queued, committed
+):
+    grant(funder, person, rules=FOOD_ONLY)
+    food_shops("Épicerie Nord", "Marché Notre-Dame", "Supérette Berriat")
+
+    with committed():
+        decision = pay(bar, card, 1_800)
+
+    assert decision.reason == "merchant_category_not_allowed"
+    told = rows(person, Kind.PAYMENT_DECLINED)
+    nearby = (
+        "Où utiliser cette aide près d'ici : Épicerie Nord (445 m), "
+        "Marché Notre-Dame (1,2 km), Supérette Berriat (2,2 km)."
+    )
+    assert told[Channel.SMS].body.endswith(" " + nearby)
+    assert nearby in sms_text(told[Channel.EMAIL].body)
+
+
+def test_the_nearest_shops_in_english(funder, card, bar, queued, committed):
+    sam = BeneficiaryFactory(
+        first_name="Sam", email="sam@example.org", phone=PHONE, preferred_language="en"
+    )
+    grant(funder, sam, rules=FOOD_ONLY)
+    food_shops("Épicerie Nord", "Marché Notre-Dame")
+    sam_card = Card.objects.create(wallet=sam.wallet, kind="virtual", status="active")
+
+    with committed():
+        pay(bar, sam_card, 1_800)
+
+    told = rows(sam, Kind.PAYMENT_DECLINED)
+    nearby = "Where to use this aid near here: Épicerie Nord (445 m), Marché Notre-Dame (1.2 km)."
+    assert told[Channel.SMS].body.endswith(" " + nearby)
+    assert nearby in sms_text(told[Channel.EMAIL].body)
+
+
+def test_an_aid_no_shop_accepts_says_so_in_the_sms(funder, person, card, bar, queued, committed):
+    grant(funder, person, rules=FOOD_ONLY)
+
+    with committed():
+        pay(bar, card, 1_800)
+
+    sms = rows(person, Kind.PAYMENT_DECLINED)[Channel.SMS]
+    assert sms.body.endswith(" Aucun commerce n'accepte cette aide pour le moment.")
+
+
+def test_long_shop_names_add_at_most_one_part_to_the_sms(
+    funder, person, card, bar, queued, committed
+):
+    grant(funder, person, rules=FOOD_ONLY)
+    food_shops(
+        "Épicerie solidaire et coopérative du quartier Saint-Bruno",
+        "Maison de l'alimentation durable de l'agglomération grenobloise",
+        "Supérette de proximité ouverte tous les jours de la semaine",
+    )
+
+    with committed():
+        pay(bar, card, 1_800)
+
+    sms = rows(person, Kind.PAYMENT_DECLINED)[Channel.SMS]
+    nearby = sms.body[sms.body.index("Où utiliser") :]
+    assert nearby == (
+        "Où utiliser cette aide près d'ici : Épicerie solidaire et c... (445 m), "
+        "Maison de l'alimentatio... (1,2 km), Supérette de proximité ... (2,2 km)."
+    )
+    assert len(nearby) <= 153  # one part of a long SMS, in the GSM alphabet
+    # The email has room for the whole names.
+    email = rows(person, Kind.PAYMENT_DECLINED)[Channel.EMAIL].body
+    assert "Supérette de proximité ouverte tous les jours de la semaine" in email
+
+
+def test_a_refusal_for_the_money_left_names_no_shop(
+    funder, person, card, merchant, queued, committed
+):
+    grant(funder, person, amount=1_000, rules=FOOD_ONLY)
+    food_shops("Épicerie Nord")
+
+    with committed():
+        decision = pay(merchant, card, 2_500)
+
+    assert decision.reason == "insufficient_funds"
+    sms = rows(person, Kind.PAYMENT_DECLINED)[Channel.SMS]
+    assert "Épicerie Nord" not in sms.body and "commerce" not in sms.body
 
 
 def test_a_decision_over_two_funders_aid_names_no_aid(person, card, merchant, queued, committed):

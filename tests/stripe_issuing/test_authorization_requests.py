@@ -7,6 +7,8 @@ import pytest
 import stripe
 
 from ledger.verify import verify
+from tests.beneficiary_app.conftest import AppClient
+from tests.factories import make_merchant
 from tests.stripe_issuing import stripe_events as se
 from tests.stripe_issuing.hooks import balances, beneficiary, card, food_pocket, webhook_secret
 from wallet.models import Card, Decision
@@ -151,3 +153,27 @@ def test_the_decision_is_taken_well_inside_stripes_two_seconds(client, card, foo
     _, response = ask(client, card, 100)
     assert response.json()["approved"] is True
     assert time.perf_counter() - started < 0.5
+
+
+def test_a_card_refusal_names_the_shops_of_the_departement_in_the_app(client, card, food_pocket):
+    # The card network gives the bar's postcode, not its coordinates: no distance can be told,
+    # so the app names the food shops of Isère that accept the aid, the bar's postcode first.
+    grenoble = make_merchant(trade_name="Épicerie du Vieux Temple")
+    echirolles = make_merchant(
+        trade_name="Épicerie Échirolles", postcode="38130", city="Échirolles", commune_code="38151"
+    )
+    make_merchant(trade_name="Épicerie Lyon", postcode="69001", city="Lyon", commune_code="69381")
+
+    auth, _ = ask(client, card, 1_000, merchant=se.BAR)
+    refused = Decision.objects.get(merchant_reference=auth["id"])
+    app = AppClient(card.wallet, language="en")
+    nearby = app.read(f"/history/{refused.reference}").json()["nearby"]
+
+    assert refused.reason == "merchant_category_not_allowed"
+    assert [(shop["id"], shop["distance_m"]) for shop in nearby["shops"]] == [
+        (grenoble.pk, None),
+        (echirolles.pk, None),
+    ]
+    assert nearby["message"] == (
+        "Where to use this aid near here: Épicerie du Vieux Temple, Épicerie Échirolles."
+    )

@@ -640,6 +640,7 @@ async function paymentScreen(reference) {
         { class: "explanation" },
         h("h2", {}, payment.status === "declined" ? S.why_refused : S.why_partial),
         h("p", {}, payment.reason.message),
+        payment.nearby ? h("p", { class: "nearby" }, payment.nearby.message) : null,
       ),
     );
   }
