@@ -441,6 +441,7 @@ _MCC_SPEC = re.compile(r"(\d{4})(?:-(\d{4}))?")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _POSTCODE_PREFIX = re.compile(r"\d{1,5}")
 _POSTCODE = re.compile(r"\d{5}")
+_NETWORK_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _interpolate(message: Promise, params: Mapping[str, object]) -> str:
@@ -666,11 +667,15 @@ def _deny_list(
         if isinstance(entry, dict) and "network_id" in entry:
             entry = _mapping(entry, where, ("network_id",))
             network_id = entry["network_id"]
-            if not isinstance(network_id, str) or not network_id.strip():
+            if not isinstance(network_id, str) or not _NETWORK_ID.fullmatch(network_id):
                 raise RulesError(
-                    f"{where}.network_id", _("Write the card network's id of the shop.")
+                    f"{where}.network_id",
+                    _(
+                        "Write the card network's id of the shop, in letters and digits "
+                        "without spaces. To name a shop by its name, add its postcode."
+                    ),
                 )
-            network_ids.add(network_id.strip())
+            network_ids.add(network_id)
         elif isinstance(entry, dict):
             entry = _mapping(entry, where, ("name", "postcode"))
             name, postcode = entry.get("name"), entry.get("postcode")
