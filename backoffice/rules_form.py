@@ -180,6 +180,35 @@ class CirclesField(ListAsTextField):
         return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
 
 
+class CardShopsField(ListAsTextField):
+    """Card shops that may not be our merchants, one per line: a name and a postcode after the
+    last comma ("Tabac du Centre, 38000"), or the card network's id of the shop alone
+    ("123456789012345") -> the deny list's {"name", "postcode"} and {"network_id"} entries."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 3, "cols": 40}))
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        shops = []
+        for line in super().to_python(value).splitlines():
+            text = line.strip()
+            if "," in text:
+                name, _comma, postcode = text.rpartition(",")
+                shops.append({"name": name.strip(), "postcode": postcode.strip()})
+            elif text:
+                shops.append({"network_id": text})
+        return shops
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(
+                f"{shop['name']}, {shop['postcode']}" if "name" in shop else shop["network_id"]
+                for shop in value
+            )
+        return value
+
+
 class RuleCheckbox(forms.BooleanField):
     def __init__(self, **kwargs):
         super().__init__(required=False, **kwargs)
@@ -285,6 +314,16 @@ class RulesForm(forms.Form):
         required=False,
         widget=FilteredSelectMultiple(_("shops"), is_stacked=False),
     )
+    merchants_deny_card = CardShopsField(
+        label=_("Never at these card shops"),
+        required=False,
+        help_text=_(
+            "For shops paid by card that are not registered here, one per line: the shop's "
+            "name and postcode, like Tabac du Centre, 38000 (the name is compared without "
+            "capitals, accents or spaces), or the card network's id of the shop, like "
+            "123456789012345."
+        ),
+    )
 
     countries = TextListField(
         label=_("Countries"),
@@ -297,6 +336,17 @@ class RulesForm(forms.Form):
         choices=_departement_choices(),
         required=False,
         widget=FilteredSelectMultiple(_("départements"), is_stacked=False),
+    )
+    departements_with_neighbours = ChoiceListField(
+        label=_("Départements and their neighbours"),
+        choices=_departement_choices(),
+        required=False,
+        widget=FilteredSelectMultiple(_("départements"), is_stacked=False),
+        help_text=_(
+            "Each of these départements and every département that shares a border with it, "
+            "as for meal vouchers. Corsica's two départements neighbour each other only; "
+            "overseas départements have no neighbour."
+        ),
     )
     communes = TextListField(
         label=_("Towns (INSEE codes)"),
@@ -343,6 +393,7 @@ class RulesForm(forms.Form):
         "merchants_deny": ("merchants", "deny"),
         "countries": ("zone", "countries"),
         "departements": ("zone", "departements"),
+        "departements_with_neighbours": ("zone", "departements_with_neighbours"),
         "communes": ("zone", "communes"),
         "postcode_prefixes": ("zone", "postcode_prefixes"),
         "circles": ("zone", "circles"),
@@ -362,10 +413,17 @@ class RulesForm(forms.Form):
             _("Kinds of shops"),
             ["allow_groups", "allow_mccs", "block_groups", "block_mccs", "allow_cash"],
         ),
-        (_("Partner shops"), ["merchants_allow", "merchants_deny"]),
+        (_("Partner shops"), ["merchants_allow", "merchants_deny", "merchants_deny_card"]),
         (
             _("Area"),
-            ["countries", "departements", "communes", "postcode_prefixes", "circles"],
+            [
+                "countries",
+                "departements",
+                "departements_with_neighbours",
+                "communes",
+                "postcode_prefixes",
+                "circles",
+            ],
         ),
         (
             _("Spending limits"),
@@ -388,13 +446,21 @@ class RulesForm(forms.Form):
             value = (document.get(section) or {}).get(key)
             if value not in (None, [], False):
                 self.initial.setdefault(name, value)
+        # One deny list, two fields: our merchants by id, card shops by network id or name.
+        deny = (document.get("merchants") or {}).get("deny") or []
+        if deny:
+            self.initial["merchants_deny"] = [entry for entry in deny if isinstance(entry, int)]
+            cards = [entry for entry in deny if isinstance(entry, dict)]
+            if cards:
+                self.initial.setdefault("merchants_deny_card", cards)
         self._set_merchant_choices(document.get("merchants") or {})
 
     def _set_merchant_choices(self, merchants: dict) -> None:
         # The approved merchants, and those the document already names whatever their status
         # now: a shop suspended since must stay in an allow or deny list saved again, or saving
         # the page would quietly widen the aid.
-        named = {*(merchants.get("allow") or []), *(merchants.get("deny") or [])}
+        deny_ids = [entry for entry in merchants.get("deny") or [] if isinstance(entry, int)]
+        named = {*(merchants.get("allow") or []), *deny_ids}
         found = Merchant.objects.filter(
             Q(status=Merchant.Status.APPROVED) | Q(pk__in=named)
         ).order_by("trade_name", "city", "pk")
@@ -408,22 +474,32 @@ class RulesForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if any(name in self.errors for name in self.PLACES):
+        if any(name in self.errors for name in [*self.PLACES, "merchants_deny_card"]):
             return cleaned
         document: dict = {}
         for name, (section, key) in self.PLACES.items():
             value = cleaned.get(name)
             if value not in (None, "", [], False):
                 document.setdefault(section, {})[key] = value
+        if cards := cleaned.get("merchants_deny_card"):
+            merchants = document.setdefault("merchants", {})
+            merchants["deny"] = [*merchants.get("deny", []), *cards]
         try:
             PocketRules.from_dict(document)
         except RulesError as error:
-            self.add_error(self._field_at(error.field), ValidationError(error.message, code="rule"))
+            self.add_error(
+                self._field_at(error.field, cleaned),
+                ValidationError(error.message, code="rule"),
+            )
         else:
             self.rules = document
         return cleaned
 
-    def _field_at(self, path: str) -> str | None:
+    def _field_at(self, path: str, cleaned: dict) -> str | None:
         """The form field of a RulesError path: "zone.circles[0].radius_km" -> "circles"; None
-        (an error of the whole form) for a path no single field holds."""
+        (an error of the whole form) for a path no single field holds. In the deny list, the
+        card shops come after our merchants' ids."""
+        deny = re.match(r"merchants\.deny\[(\d+)\]", path)
+        if deny and int(deny[1]) >= len(cleaned.get("merchants_deny") or []):
+            return "merchants_deny_card"
         return self._FIELD_AT.get(re.sub(r"\[.*$", "", path))

@@ -54,6 +54,14 @@ REASONS: dict[str, Reason] = {
         Reason("merchant_category_not_allowed", "57", DECLINED, _WHERE),
         Reason("merchant_not_accepted", "57", DECLINED, _WHERE),
         Reason("outside_zone", "57", DECLINED, _WHERE),
+        # A card shop that is not one of our merchants, where the rule could only take in a
+        # shop we know (an allow list, a circle): we cannot tell, so we do not say "outside".
+        Reason(
+            "merchant_not_recognised",
+            "57",
+            DECLINED,
+            _("Payment refused: the shop is not recognised for this aid."),
+        ),
         Reason(
             "limit_exceeded",
             "61",  # exceeds amount limit
@@ -125,9 +133,17 @@ def format_hours(hours: list[list[str]]) -> str:
 
 
 def format_places(details: JSONDict) -> str:
-    """The places of a zone that a person can recognise: countries and départements."""
+    """The places of a zone that a person can recognise: countries and départements, some with
+    their neighbours."""
     places = [str(_("France")) if code == "FR" else code for code in details.get("countries", [])]
     places += [geo.territory_label(code) for code in details.get("departements", [])]
+    places += [
+        gettext("%(departement)s and its neighbouring départements")
+        % {"departement": geo.territory_label(code)}
+        if geo.departement_neighbours(code)
+        else geo.territory_label(code)
+        for code in details.get("departements_with_neighbours", [])
+    ]
     return ", ".join(places)
 
 
@@ -187,15 +203,7 @@ def _category(details: JSONDict) -> list[str]:
 
 
 def _merchant(details: JSONDict) -> list[str]:
-    cause = details.get("cause")
-    if cause == "card_channel":
-        return [
-            gettext(
-                "this aid can only be used in partner shops, by paying with a code from the app, "
-                "not with the card."
-            )
-        ]
-    if cause == "not_listed":
+    if details.get("cause") == "not_listed":
         return [
             gettext(
                 "this shop is not one of the partner shops of this aid. "
@@ -203,6 +211,25 @@ def _merchant(details: JSONDict) -> list[str]:
             )
         ]
     return [gettext("this aid cannot be used in this shop.")]
+
+
+def _not_recognised(details: JSONDict) -> list[str]:
+    parts = [gettext("this shop is not recognised for this aid.")]
+    if details.get("cause") == "allow_list":
+        parts.append(
+            gettext(
+                "This aid can only be used in its partner shops, which are listed in the app. "
+                "In a partner shop, you can also pay with a code from the app."
+            )
+        )
+    else:
+        parts.append(
+            gettext(
+                "This aid can only be used near a given place, and the place of this shop is "
+                "not known. The app shows where you can use it."
+            )
+        )
+    return parts
 
 
 def _zone(details: JSONDict) -> list[str]:
@@ -278,6 +305,7 @@ _BENEFICIARY: dict[str, Callable[[JSONDict], list[str]]] = {
     "outside_allowed_hours": _hours,
     "merchant_category_not_allowed": _category,
     "merchant_not_accepted": _merchant,
+    "merchant_not_recognised": _not_recognised,
     "outside_zone": _zone,
     "limit_exceeded": _limit,
     "insufficient_funds": _funds,

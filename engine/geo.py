@@ -9,8 +9,13 @@ Saint-Martin left Guadeloupe in 2007 even though their postcodes, 97133 and 9715
 with 971).
 """
 
+import csv
+import gzip
+import io
 import math
 import re
+from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 # The 101 départements, by INSEE code. Names are proper nouns, written as on French maps.
@@ -181,6 +186,53 @@ def departement_from_postcode(postcode: str) -> str | None:
         return "2A" if code < "20200" else "2B"
     territory = code[:3] if code.startswith(("97", "98")) else code[:2]
     return territory if territory in TERRITORY_NAMES else None
+
+
+# Public reference data, kept beside this module with its source and date (data/README.md).
+_DATA = Path(__file__).with_name("data")
+
+
+@cache
+def _postcode_communes() -> dict[str, frozenset[str]]:
+    with gzip.open(_DATA / "postcode_communes.csv.gz", "rt", encoding="utf-8") as rows:
+        return {row["postcode"]: frozenset(row["communes"].split()) for row in csv.DictReader(rows)}
+
+
+@cache
+def _departement_neighbours() -> dict[str, frozenset[str]]:
+    text = (_DATA / "departement_neighbours.csv").read_text("utf-8")
+    return {
+        row["departement"]: frozenset(row["neighbours"].split())
+        for row in csv.DictReader(io.StringIO(text))
+    }
+
+
+def communes_of_postcode(postcode: str) -> frozenset[str]:
+    """The INSEE codes of every commune a postcode serves, by La Poste's table: "38000" ->
+    {"38185"}, "01400" -> ten communes. Paris, Lyon and Marseille are answered by their
+    arrondissements ("75001" -> {"75101"}), as La Poste does. Empty for a postcode La Poste
+    does not give to a commune (CEDEX codes, Monaco's 980xx) and for anything malformed."""
+    return _postcode_communes().get(postcode.strip(), frozenset())
+
+
+# The municipal arrondissements of Paris, Marseille and Lyon have INSEE codes of their own
+# (75101-75120, 13201-13216, 69381-69389); a rule naming the city takes them all in.
+_ARRONDISSEMENTS = (("751", "75056"), ("132", "13055"), ("6938", "69123"))
+
+
+def commune_and_city(commune_code: str) -> tuple[str, ...]:
+    """The commune, and the city it is an arrondissement of, if it is one: "13201" ->
+    ("13201", "13055"); "38185" -> ("38185",)."""
+    for prefix, city in _ARRONDISSEMENTS:
+        if commune_code.startswith(prefix) and commune_code != city:
+            return (commune_code, city)
+    return (commune_code,)
+
+
+def departement_neighbours(departement: str) -> frozenset[str]:
+    """The départements that share a land border with this one: "2A" -> {"2B"}. Overseas
+    départements and collectivities have none (data/README.md says how the table was made)."""
+    return _departement_neighbours().get(departement, frozenset())
 
 
 def territory_label(code: str) -> str:

@@ -9,9 +9,11 @@ optional:
                    "refuse_public_holidays": true},
       "categories": {"allow_groups": ["food"], "allow_mccs": ["5411", "5811-5814"],
                      "block_groups": [], "block_mccs": ["5921"], "allow_cash": false},
-      "merchants": {"allow": [12, 15], "deny": [7]},
+      "merchants": {"allow": [12, 15],
+                    "deny": [7, {"network_id": "123456789012345"},
+                             {"name": "Tabac du Centre", "postcode": "38000"}]},
       "zone": {"countries": ["FR"], "departements": ["38", "2A", "974"], "communes": ["38185"],
-               "postcode_prefixes": ["380"],
+               "departements_with_neighbours": ["73"], "postcode_prefixes": ["380"],
                "circles": [{"lat": 45.19, "lon": 5.72, "radius_km": 10}]},
       "limits": {"per_payment": 5000, "day": 2500, "week": null, "month": null, "year": null,
                  "validity": null}
@@ -21,12 +23,17 @@ A top-level key set to null means "no such rule", so an allocation can lift a pr
 Validity is not in the JSON: it is the allocation's valid_from / valid_until columns, and
 valid_until is exclusive (the first instant the aid no longer works).
 
+A deny list names our merchants by id, and card shops we may not know by the card network's id
+or by name and postcode. "departements_with_neighbours" is the titres-restaurant convention:
+those départements and the ones that share a border with them (geo.departement_neighbours).
+
 Each check returns a Verdict: eligible, or a reason code from codes.py with the details a
 message needs. Nothing here reads a clock, a database or the network.
 """
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -98,6 +105,19 @@ class CategoryRule:
 class MerchantRule:
     allow: frozenset[int] | None = None  # None: every merchant; else only these
     deny: frozenset[int] = frozenset()
+    deny_network_ids: frozenset[str] = frozenset()  # the card network's merchant ids
+    deny_shops: frozenset[tuple[str, str]] = frozenset()  # (shop_name_key(name), postcode)
+
+    @property
+    def deny_count(self) -> int:
+        return len(self.deny) + len(self.deny_network_ids) + len(self.deny_shops)
+
+
+def shop_name_key(name: str) -> str:
+    """A shop's name as a deny list compares it: "TABAC  DU CENTRE" and "Tabac-du-Centre" are
+    "tabac du centre". Card networks write names in capitals without accents, people with."""
+    letters = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return " ".join(re.findall(r"[a-z0-9]+", letters.casefold()))
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,15 @@ class ZoneRule:
     communes: tuple[str, ...] = ()
     postcode_prefixes: tuple[str, ...] = ()
     circles: tuple[Circle, ...] = ()
+    departements_with_neighbours: tuple[str, ...] = ()
+
+    @property
+    def covered_departements(self) -> frozenset[str]:
+        """The départements named, and those with their neighbours."""
+        covered = set(self.departements)
+        for code in self.departements_with_neighbours:
+            covered |= {code, *geo.departement_neighbours(code)}
+        return frozenset(covered)
 
 
 @dataclass(frozen=True)
@@ -290,35 +319,71 @@ def check_categories(rule: CategoryRule, mcc: str) -> Verdict:
 
 
 def check_merchant(rule: MerchantRule, merchant: MerchantPlace) -> Verdict:
-    """Deny and allow lists of our registered merchants. On the card channel the merchant is
-    not one of ours by id (merchant_id is None): a deny list cannot match it, and an allow list
-    refuses it, since we cannot tell that the shop is on the list."""
-    if merchant.merchant_id is not None and merchant.merchant_id in rule.deny:
+    """Deny and allow lists. A card shop that is not one of our merchants (merchant_id None)
+    is still denied by its network id or by its name and postcode. An allow list names our
+    merchants only: such a shop is refused as not recognised, since we cannot tell whether it
+    is one on the list, never as "not one of the partner shops"."""
+    if _denied(rule, merchant):
         return _refuse("merchant_not_accepted", cause="denied")
     if rule.allow is not None:
         if merchant.merchant_id is None:
-            return _refuse("merchant_not_accepted", cause="card_channel")
+            return _refuse("merchant_not_recognised", cause="allow_list")
         if merchant.merchant_id not in rule.allow:
             return _refuse("merchant_not_accepted", cause="not_listed")
     return ELIGIBLE
 
 
+def _denied(rule: MerchantRule, merchant: MerchantPlace) -> bool:
+    # Every way of naming the shop counts, on a shop of ours too: a deny list only narrows.
+    network_id = (merchant.network_id or "").strip()
+    postcode = (merchant.postcode or "").strip()
+    return (
+        (merchant.merchant_id is not None and merchant.merchant_id in rule.deny)
+        or (bool(network_id) and network_id in rule.deny_network_ids)
+        or (bool(postcode) and (shop_name_key(merchant.name), postcode) in rule.deny_shops)
+    )
+
+
+def _communes(merchant: MerchantPlace) -> frozenset[str]:
+    """The communes the shop may be in: its own when known, else every commune its French
+    postcode serves (a card shop we do not know only has a postcode)."""
+    commune = (merchant.commune_code or "").strip().upper()
+    if commune:
+        return frozenset({commune})
+    if merchant.postcode and geo.is_french(merchant.country):
+        return geo.communes_of_postcode(merchant.postcode)
+    return frozenset()
+
+
+def _in_communes(allowed: tuple[str, ...], merchant: MerchantPlace) -> bool:
+    # Every commune must be allowed: a postcode shared with a town outside the zone could be
+    # a shop in that town. A rule naming Paris, Lyon or Marseille covers its arrondissements.
+    communes = _communes(merchant)
+    return bool(communes) and all(
+        any(code in allowed for code in geo.commune_and_city(commune)) for commune in communes
+    )
+
+
 def check_zone(rule: ZoneRule | None, merchant: MerchantPlace) -> Verdict:
     """The zone is the union of its parts. Country "FR" covers the whole French Republic,
     overseas included, whether the network reports "FR" or the territory's own ISO code
-    ("RE", "GP", ...). Postcode prefixes apply to French postcodes only. Circle radii are
-    inclusive. A shop with no known place (no postcode, commune nor coordinates) can only be
-    inside a country."""
+    ("RE", "GP", ...). Postcode prefixes apply to French postcodes only. A shop known by its
+    postcode only is in the communes when every commune of that postcode is (`_in_communes`).
+    Circle radii are inclusive. A shop with no known place (no postcode, commune nor
+    coordinates) can only be inside a country.
+
+    A card shop that is not one of our merchants has no coordinates: when only a circle could
+    have taken it in, it is refused as not recognised (whether it is within the circle cannot
+    be told), never as outside the zone."""
     if rule is None:
         return ELIGIBLE
     french = geo.is_french(merchant.country)
     departement = merchant.departement
-    commune = (merchant.commune_code or "").strip().upper()
     postcode = (merchant.postcode or "").strip()
     inside = (
         any(c == merchant.country or (c == "FR" and french) for c in rule.countries)
-        or (departement is not None and departement in rule.departements)
-        or (bool(commune) and commune in rule.communes)
+        or (departement is not None and departement in rule.covered_departements)
+        or (bool(rule.communes) and _in_communes(rule.communes, merchant))
         or (french and bool(postcode) and postcode.startswith(rule.postcode_prefixes))
         or (
             merchant.latitude is not None
@@ -331,10 +396,13 @@ def check_zone(rule: ZoneRule | None, merchant: MerchantPlace) -> Verdict:
     )
     if inside:
         return ELIGIBLE
+    if rule.circles and merchant.merchant_id is None and merchant.latitude is None:
+        return _refuse("merchant_not_recognised", cause="circle")
     return _refuse(
         "outside_zone",
         countries=list(rule.countries),
         departements=list(rule.departements),
+        departements_with_neighbours=list(rule.departements_with_neighbours),
         communes=list(rule.communes),
         postcode_prefixes=list(rule.postcode_prefixes),
         circles=len(rule.circles),
@@ -372,6 +440,8 @@ _TIME = re.compile(r"(\d{2}):(\d{2})")
 _MCC_SPEC = re.compile(r"(\d{4})(?:-(\d{4}))?")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _POSTCODE_PREFIX = re.compile(r"\d{1,5}")
+_POSTCODE = re.compile(r"\d{5}")
+_NETWORK_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _interpolate(message: Promise, params: Mapping[str, object]) -> str:
@@ -563,7 +633,7 @@ def _parse_merchants(data: JSONValue) -> MerchantRule:
                 "merchants.allow",
                 _("Name at least one merchant, or remove the list to accept every merchant."),
             )
-    deny = _merchant_ids(data.get("deny") or [], "merchants.deny")
+    deny, network_ids, shops = _deny_list(data.get("deny") or [], "merchants.deny")
     if allow and allow & deny:
         raise RulesError(
             "merchants.deny",
@@ -572,19 +642,62 @@ def _parse_merchants(data: JSONValue) -> MerchantRule:
                 {"ids": ", ".join(str(i) for i in sorted(allow & deny))},
             ),
         )
-    return MerchantRule(allow, deny)
+    return MerchantRule(allow, deny, network_ids, shops)
 
 
 def _merchant_ids(value: JSONValue, path: str) -> frozenset[int]:
-    ids = _list(value, path)
-    for i, merchant_id in enumerate(ids):
-        if isinstance(merchant_id, bool) or not isinstance(merchant_id, int) or merchant_id <= 0:
-            raise RulesError(f"{path}[{i}]", _("A merchant is named by its number (id)."))
-    return frozenset(ids)
+    return frozenset(
+        _merchant_id(item, f"{path}[{i}]") for i, item in enumerate(_list(value, path))
+    )
+
+
+def _merchant_id(value: JSONValue, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise RulesError(path, _("A merchant is named by its number (id)."))
+    return value
+
+
+def _deny_list(
+    value: JSONValue, path: str
+) -> tuple[frozenset[int], frozenset[str], frozenset[tuple[str, str]]]:
+    """A deny list's merchant ids, network ids and (name key, postcode) pairs."""
+    ids, network_ids, shops = set(), set(), set()
+    for i, entry in enumerate(_list(value, path)):
+        where = f"{path}[{i}]"
+        if isinstance(entry, dict) and "network_id" in entry:
+            entry = _mapping(entry, where, ("network_id",))
+            network_id = entry["network_id"]
+            if not isinstance(network_id, str) or not _NETWORK_ID.fullmatch(network_id):
+                raise RulesError(
+                    f"{where}.network_id",
+                    _(
+                        "Write the card network's id of the shop, in letters and digits "
+                        "without spaces. To name a shop by its name, add its postcode."
+                    ),
+                )
+            network_ids.add(network_id)
+        elif isinstance(entry, dict):
+            entry = _mapping(entry, where, ("name", "postcode"))
+            name, postcode = entry.get("name"), entry.get("postcode")
+            if not isinstance(name, str) or not shop_name_key(name):
+                raise RulesError(f"{where}.name", _("Write the shop's name, as on its receipts."))
+            if not isinstance(postcode, str) or not _POSTCODE.fullmatch(postcode):
+                raise RulesError(f"{where}.postcode", _("Write the shop's postcode: 5 digits."))
+            shops.add((shop_name_key(name), postcode))
+        else:
+            ids.add(_merchant_id(entry, where))
+    return frozenset(ids), frozenset(network_ids), frozenset(shops)
 
 
 def _parse_zone(data: JSONValue) -> ZoneRule:
-    keys = ("countries", "departements", "communes", "postcode_prefixes", "circles")
+    keys = (
+        "countries",
+        "departements",
+        "departements_with_neighbours",
+        "communes",
+        "postcode_prefixes",
+        "circles",
+    )
     data = _mapping(data, "zone", keys)
     countries = _codes(
         data.get("countries", []),
@@ -592,14 +705,17 @@ def _parse_zone(data: JSONValue) -> ZoneRule:
         lambda code: bool(_COUNTRY.fullmatch(code)),
         _("“%(value)s” is not a country code. Write two capital letters, like FR."),
     )
-    departements = _codes(
-        data.get("departements", []),
-        "zone.departements",
-        lambda code: code in geo.TERRITORY_NAMES,
-        _(
-            "“%(value)s” is not a French département. Write its number in quotes, "
-            'like "38", "2A" or "974".'
-        ),
+    departements, with_neighbours = (
+        _codes(
+            data.get(key, []),
+            f"zone.{key}",
+            lambda code: code in geo.TERRITORY_NAMES,
+            _(
+                "“%(value)s” is not a French département. Write its number in quotes, "
+                'like "38", "2A" or "974".'
+            ),
+        )
+        for key in ("departements", "departements_with_neighbours")
     )
     communes = _codes(
         data.get("communes", []),
@@ -617,12 +733,19 @@ def _parse_zone(data: JSONValue) -> ZoneRule:
         _circle(c, f"zone.circles[{i}]")
         for i, c in enumerate(_list(data.get("circles", []), "zone.circles"))
     )
-    if not (countries or departements or communes or prefixes or circles):
+    if not (countries or departements or with_neighbours or communes or prefixes or circles):
         raise RulesError(
             "zone",
             _("A zone must name at least one place. Remove the zone to allow every place."),
         )
-    return ZoneRule(countries, departements, communes, prefixes, circles)
+    return ZoneRule(
+        countries,
+        departements,
+        communes,
+        prefixes,
+        circles,
+        departements_with_neighbours=with_neighbours,
+    )
 
 
 def _codes(
@@ -748,8 +871,8 @@ def _describe_merchants(rule: MerchantRule) -> list[str]:
             )
             % {"count": count}
         )
-    if rule.deny:
-        count = len(rule.deny)
+    if rule.deny_count:
+        count = rule.deny_count
         lines.append(
             ngettext(
                 "Not in %(count)d shop excluded by the funder.",
@@ -764,7 +887,15 @@ def _describe_merchants(rule: MerchantRule) -> list[str]:
 def _describe_zone(rule: ZoneRule | None) -> list[str]:
     if rule is None:
         return []
-    places = [codes.format_places({"countries": rule.countries, "departements": rule.departements})]
+    places = [
+        codes.format_places(
+            {
+                "countries": rule.countries,
+                "departements": rule.departements,
+                "departements_with_neighbours": rule.departements_with_neighbours,
+            }
+        )
+    ]
     places += [gettext("the town with INSEE code %(code)s") % {"code": c} for c in rule.communes]
     places += [
         gettext("postcodes starting with %(prefix)s") % {"prefix": p}

@@ -267,13 +267,13 @@ def test_a_reached_limit_is_the_reason():
     assert outcome.details["currency"] == "EUR"
 
 
-def test_the_card_channel_cannot_use_a_partner_shops_pocket():
+def test_a_card_shop_we_do_not_know_is_not_recognised_by_a_partner_shops_pocket():
     card_merchant = MerchantPlace(name="Épicerie", mcc="5411", country="FR", postcode="38000")
     outcome = decide(
         request(merchant=card_merchant), [pocket(1, 5000, {"merchants": {"allow": [12]}})]
     )
-    assert outcome.reason == "merchant_not_accepted"
-    assert outcome.details == {"cause": "card_channel"}
+    assert outcome.reason == "merchant_not_recognised"
+    assert outcome.details == {"cause": "allow_list"}
 
 
 # --- the trace -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ EXPECTED_ISO8583 = {
     "merchant_category_not_allowed": "57",
     "merchant_not_accepted": "57",
     "outside_zone": "57",
+    "merchant_not_recognised": "57",
     "limit_exceeded": "61",
     "insufficient_funds": "51",
     "no_aid_available": "51",
@@ -146,10 +147,25 @@ def test_merchant_message_reveals_no_aid_name_nor_amount(code):
             "Food aid: this aid can be used from April 1, 2027.",
         ),
         (
-            "merchant_not_accepted",
-            {"cause": "card_channel"},
-            "Food aid: this aid can only be used in partner shops, by paying with a code from "
-            "the app, not with the card.",
+            "merchant_not_recognised",
+            {"cause": "allow_list"},
+            "Food aid: this shop is not recognised for this aid. This aid can only be used in "
+            "its partner shops, which are listed in the app. In a partner shop, you can also pay "
+            "with a code from the app.",
+        ),
+        (
+            "merchant_not_recognised",
+            {"cause": "circle"},
+            "Food aid: this shop is not recognised for this aid. This aid can only be used near "
+            "a given place, and the place of this shop is not known. The app shows where you "
+            "can use it.",
+        ),
+        (
+            "outside_zone",
+            {"departements": ["38"], "departements_with_neighbours": ["73", "2A", "974"]},
+            "Food aid: this shop is outside the area where this aid can be used: Isère (38), "
+            "Savoie (73) and its neighbouring départements, Corse-du-Sud (2A) and its "
+            "neighbouring départements, La Réunion (974). The app shows where you can use it.",
         ),
     ],
 )

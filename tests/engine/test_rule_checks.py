@@ -213,7 +213,6 @@ def test_category_refusal_names_the_allowed_groups():
     [
         ({"allow": [12, 15]}, 12, None),
         ({"allow": [12, 15]}, 13, "not_listed"),
-        ({"allow": [12, 15]}, None, "card_channel"),  # the card network gives no id of ours
         ({"deny": [7]}, 7, "denied"),
         ({"deny": [7]}, 8, None),
         ({"deny": [7]}, None, None),
@@ -278,7 +277,8 @@ CIRCLE = {"circles": [{"lat": CENTRE[0], "lon": CENTRE[1], "radius_km": 10}]}
         (CIRCLE, {}, False),
         # communes and postcode prefixes
         ({"communes": ["38185"]}, {"commune_code": "38185"}, True),
-        ({"communes": ["38185"]}, {"postcode": "38000"}, False),
+        ({"communes": ["38185"]}, {"postcode": "38000"}, True),  # 38000 is Grenoble's only
+        ({"communes": ["38185"]}, {"postcode": "38400"}, False),  # Saint-Martin-d'Hères
         ({"postcode_prefixes": ["380"]}, {"postcode": "38000"}, True),
         ({"postcode_prefixes": ["380"]}, {"postcode": "38100"}, False),
         ({"postcode_prefixes": ["380"]}, {"postcode": "38000", "country": "DE"}, False),
@@ -293,8 +293,9 @@ CIRCLE = {"circles": [{"lat": CENTRE[0], "lon": CENTRE[1], "radius_km": 10}]}
     ],
 )
 def test_check_zone(zone, merchant, eligible):
+    # A shop of ours; a card shop we do not know: tests/engine/test_unmatched_card_shop.py
     rules = PocketRules.from_dict({"zone": zone})
-    verdict = check_zone(rules.zone, place(**merchant))
+    verdict = check_zone(rules.zone, place(merchant_id=1, **merchant))
     assert verdict.eligible == eligible
     assert verdict.reason == (None if eligible else "outside_zone")
 

@@ -65,6 +65,17 @@ ROUND_TRIPS = {
     },
     "countries": {"zone": {"countries": ["FR", "BE"]}},
     "départements": {"zone": {"departements": ["2A", "38", "974", "975"]}},
+    "départements and their neighbours": {
+        "zone": {"departements": ["74"], "departements_with_neighbours": ["2A", "38", "971"]}
+    },
+    "card shops denied": {
+        "merchants": {
+            "deny": [
+                {"network_id": "123456789012345"},
+                {"name": "Tabac du Centre, Place Grenette", "postcode": "38000"},
+            ]
+        }
+    },
     "communes and postcodes": {
         "zone": {"communes": ["38185", "2A004"], "postcode_prefixes": ["380", "73"]}
     },
@@ -114,6 +125,7 @@ def test_merchant_lists_come_back_identical():
         {"merchants": {"allow": shops[:2]}},
         {"merchants": {"deny": [shops[2]]}},
         {"merchants": {"allow": shops[:2], "deny": [shops[2]]}},
+        {"merchants": {"allow": shops[:2], "deny": [shops[2], {"network_id": "A1"}]}},
     ):
         saved = RulesForm(as_sent(RulesForm(initial_rules=document)), initial_rules=document)
         assert saved.is_valid(), saved.errors
@@ -151,6 +163,21 @@ def test_a_section_left_empty_is_left_out():
         ({"allow_cash": "on"}, {"categories": {"allow_cash": True}}),
         ({"countries": "fr, be"}, {"zone": {"countries": ["FR", "BE"]}}),
         ({"departements": ["73", "38"]}, {"zone": {"departements": ["38", "73"]}}),
+        (
+            {"departements_with_neighbours": ["73", "2A"]},
+            {"zone": {"departements_with_neighbours": ["2A", "73"]}},
+        ),
+        (
+            {"merchants_deny_card": "TABAC DU CENTRE , 38000\n\n 123456789012345 \n"},
+            {
+                "merchants": {
+                    "deny": [
+                        {"name": "TABAC DU CENTRE", "postcode": "38000"},
+                        {"network_id": "123456789012345"},
+                    ]
+                }
+            },
+        ),
         ({"communes": "38185 2a004"}, {"zone": {"communes": ["38185", "2A004"]}}),
         ({"postcode_prefixes": "380, 73"}, {"zone": {"postcode_prefixes": ["380", "73"]}}),
         (
@@ -191,6 +218,14 @@ def test_what_staff_type_becomes_the_document(data, document):
         ({"countries": "FRA"}, "countries", "rule"),
         ({"departements": ["20"]}, "departements", "invalid_choice"),
         ({"departements": ["99"]}, "departements", "invalid_choice"),
+        (
+            {"departements_with_neighbours": ["20"]},
+            "departements_with_neighbours",
+            "invalid_choice",
+        ),
+        ({"merchants_deny_card": "Tabac du Centre"}, "merchants_deny_card", "rule"),
+        ({"merchants_deny_card": "Tabac du Centre, 380"}, "merchants_deny_card", "rule"),
+        ({"merchants_deny_card": ", 38000"}, "merchants_deny_card", "rule"),
         ({"communes": "99999"}, "communes", "rule"),
         ({"postcode_prefixes": "38A"}, "postcode_prefixes", "rule"),
         ({"circles": "45.19, 5.72, 0"}, "circles", "rule"),
@@ -218,6 +253,12 @@ def test_a_merchant_both_allowed_and_refused_is_refused_on_the_refused_list():
     shop = make_merchant()
     form = submit(merchants_allow=[shop.pk], merchants_deny=[shop.pk])
     assert error_codes(form) == {"merchants_deny": ["rule"]}
+
+
+def test_a_bad_card_shop_is_refused_on_the_card_shops_beside_merchants_refused():
+    shop = make_merchant()
+    form = submit(merchants_deny=[shop.pk], merchants_deny_card="123\nTabac, 3800")
+    assert error_codes(form) == {"merchants_deny_card": ["rule"]}
 
 
 def test_only_approved_merchants_are_offered_shown_by_name_and_city():
