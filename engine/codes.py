@@ -385,7 +385,14 @@ def _named(code: str, pocket_name: str | None, details: JSONDict | None) -> list
 
 # Refusals about the shop (its kind, the shop itself, its place): the same aid may be accepted
 # in another shop, and the person is told the nearest ones.
-SHOP_REASONS = frozenset({"merchant_category_not_allowed", "merchant_not_accepted", "outside_zone"})
+SHOP_REASONS = frozenset(
+    {
+        "merchant_category_not_allowed",
+        "merchant_not_accepted",
+        "merchant_not_recognised",
+        "outside_zone",
+    }
+)
 
 
 def format_distance(metres: int) -> str:

@@ -155,8 +155,13 @@ def _zone_breadth(zone: ZoneRule | None) -> int:
         return 3
     if zone.countries:
         return 2
-    # A two-digit postcode prefix is a whole département.
-    if zone.departements or any(len(p) <= 2 for p in zone.postcode_prefixes):
+    # A two-digit postcode prefix is a whole département; a département with its neighbours is
+    # wider than one, but still regional, not national.
+    if (
+        zone.departements
+        or zone.departements_with_neighbours
+        or any(len(p) <= 2 for p in zone.postcode_prefixes)
+    ):
         return 1
     return 0
 

@@ -290,3 +290,11 @@ def test_the_outcome_is_json_with_every_pocket_verdict():
         (2, False, "outside_zone"),
         (3, True, None),
     ]
+
+
+def test_a_departement_with_its_neighbours_is_regional_like_a_departement():
+    france = pocket(1, 5000, {"zone": {"countries": ["FR"]}})
+    isere = pocket(2, 5000, IN_ISERE)
+    around_isere = pocket(3, 5000, {"zone": {"departements_with_neighbours": ["38"]}})
+    assert restrictiveness(around_isere.rules) == restrictiveness(isere.rules)
+    assert restrictiveness(around_isere.rules) < restrictiveness(france.rules)

@@ -8,7 +8,7 @@ import stripe
 
 from ledger.verify import verify
 from tests.beneficiary_app.conftest import AppClient
-from tests.factories import make_merchant
+from tests.factories import make_allocation, make_merchant, make_program
 from tests.stripe_issuing import stripe_events as se
 from tests.stripe_issuing.hooks import balances, beneficiary, card, food_pocket, webhook_secret
 from wallet.models import Card, Decision
@@ -177,3 +177,25 @@ def test_a_card_refusal_names_the_shops_of_the_departement_in_the_app(client, ca
     assert nearby["message"] == (
         "Where to use this aid near here: Épicerie du Vieux Temple, Épicerie Échirolles."
     )
+
+
+def test_a_card_shop_not_recognised_for_a_partners_only_aid_names_the_partner_shops(client, card):
+    # Beside the food aid, an aid for one partner shop only; paid by card at a bar the card
+    # network names but we do not know. The partners' aid is the one that may be meant for the
+    # shop (the food aid is for grocers): the shop is not recognised, and the app says where
+    # that aid works.
+    partner = make_merchant(trade_name="Épicerie Solidaire")
+    make_allocation(
+        program=make_program(rules={"merchants": {"allow": [partner.pk]}}),
+        beneficiary=card.wallet.beneficiary,
+        amount=5_000,
+    )
+
+    auth, _ = ask(client, card, 1_000, merchant=se.BAR)
+    refused = Decision.objects.get(merchant_reference=auth["id"])
+    nearby = AppClient(card.wallet, language="en").read(f"/history/{refused.reference}").json()
+
+    assert (refused.status, refused.reason) == ("declined", "merchant_not_recognised"), (
+        refused.trace
+    )
+    assert [shop["id"] for shop in nearby["nearby"]["shops"]] == [partner.pk]
