@@ -28,6 +28,7 @@ class CardAcceptorInput(serializers.Serializer):
         max_length=16,
         required=False,
         default="",
+        allow_blank=True,
         validators=[validate_terminal_id],
         help_text="A terminal id, when only this terminal is yours; leave out for all of them.",
     )
