@@ -3,14 +3,18 @@ as a payment on the merchant API at that merchant: one rule table, both channels
 A card payment at a shop we do not know joins the operator's queue."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from merchants.acceptors import card_acceptor_add
 from merchants.models import CardAcceptor, Merchant, UnknownCardAcceptor
+from merchants.models.webhooks import WebhookEvent
 from merchants.services import api_key_create, merchant_suspend
+from merchants.tasks import expire_authorizations
 from tests.concurrency import run_together
 from tests.factories import (
     BeneficiaryFactory,
@@ -24,6 +28,7 @@ from tests.markers import postgresql_only
 from tests.stripe_issuing import stripe_events as se
 from tests.stripe_issuing.hooks import webhook_secret
 from wallet.models import Decision
+from wallet.tasks import expire_holds
 
 __all__ = ["webhook_secret"]
 
@@ -301,3 +306,20 @@ def test_concurrent_payments_at_an_unknown_acceptor_are_all_counted(webhook_secr
     assert all(answer[1]["approved"] for answer in answers), answers
     row = UnknownCardAcceptor.objects.get()
     assert (row.count, row.amount) == (8, 888)
+
+
+def test_a_matched_card_payments_hold_expires_with_the_cards_not_the_merchant_apis(
+    client, shops, settings, time_machine
+):
+    """The merchant API's expiry tells the merchant by webhook; a card payment's hold is the card
+    channel's, released by the wallet's sweep like any card hold."""
+    card = CardFactory()
+    pocket = make_allocation(beneficiary=card.wallet.beneficiary).pocket
+    pay_by_card(client, card, network_data(shops["grenoble"]), 700)
+    time_machine.move_to(timezone.now() + timedelta(days=settings.HOLD_TTL_DAYS + 1))
+
+    assert expire_authorizations() == 0
+    assert expire_holds() == 1
+    pocket.account.refresh_from_db()
+    assert pocket.account.pending == 0
+    assert not WebhookEvent.objects.exists()
