@@ -164,6 +164,27 @@ def test_an_operator_adds_a_card_acceptor_in_the_merchants_page(admin_client, ad
     assert "493051" in admin_client.get(url).content.decode()
 
 
+def test_an_operator_registers_a_merchant_with_its_card_acceptor(admin_client):
+    response = admin_client.post(
+        reverse("admin:merchants_merchant_add"),
+        {
+            "siret": siret(77_778), "legal_name": "Boulangerie SARL", "trade_name": "Boulangerie",
+            "mcc": "5462", "address": "1 rue", "postcode": "38000", "city": "Grenoble",
+            "country": "FR", "api_keys-TOTAL_FORMS": 0, "api_keys-INITIAL_FORMS": 0,
+            "card_acceptors-TOTAL_FORMS": 1, "card_acceptors-INITIAL_FORMS": 0,
+            "card_acceptors-0-network_id": "493051", "card_acceptors-0-terminal_id": "T1",
+        },
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.content[:2000]
+    acceptor = CardAcceptor.objects.get()
+    assert (acceptor.merchant.trade_name, acceptor.terminal_id, acceptor.how) == (
+        "Boulangerie",
+        "T1",
+        "admin",
+    )
+
+
 def test_the_merchants_page_refuses_another_merchants_card_acceptor(admin_client):
     card_acceptor_add(merchant=make_merchant(), network_id="493051", how="admin")
     merchant = make_merchant()
