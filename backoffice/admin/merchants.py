@@ -157,7 +157,8 @@ class UnknownCardAcceptorForm(forms.ModelForm):
             try:
                 acceptor.clean()
             except ValidationError as error:
-                raise ValidationError(error.messages) from None
+                # Said of the network id, which is no field of this form: said of the form.
+                raise ValidationError(error.error_dict["network_id"]) from None
         return data
 
 

@@ -77,7 +77,8 @@ class CardAcceptor(models.Model):
             .exclude(pk=self.pk)
         )
         if self.network_id and taken.exists():
-            raise ValidationError({"network_id": CARD_ACCEPTOR_TAKEN}, code="card_acceptor_taken")
+            taken_error = ValidationError(CARD_ACCEPTOR_TAKEN, code="card_acceptor_taken")
+            raise ValidationError({"network_id": taken_error})
 
 
 CARD_ACCEPTOR_TAKEN = _(
