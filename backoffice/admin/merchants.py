@@ -124,7 +124,7 @@ class MerchantAdmin(admin.ModelAdmin):
 
 
 class UnknownCardAcceptorForm(forms.ModelForm):
-    """ "This is merchant X": the one thing an operator does with a row of the queue."""
+    """The one thing an operator does with a row of the queue: say "this is merchant X"."""
 
     merchant = forms.ModelChoiceField(
         queryset=Merchant.objects.all(),
