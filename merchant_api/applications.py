@@ -1,6 +1,7 @@
 """A shop's application to take aid payments: the one operation of the merchant API without a
 key, since the shop has none yet."""
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -10,10 +11,27 @@ from rest_framework.views import APIView
 from merchant_api.base import ERROR_EXAMPLE, ERRORS
 from merchants.models import Merchant
 from merchants.services import merchant_create
+from merchants.validators import validate_network_id, validate_terminal_id
 
 
 class ApplicationThrottle(AnonRateThrottle):
     scope = "merchant_application"
+
+
+class CardAcceptorInput(serializers.Serializer):
+    network_id = serializers.CharField(
+        max_length=35,
+        validators=[validate_network_id],
+        help_text="Your merchant id on the card network, as your acquirer gave it.",
+    )
+    terminal_id = serializers.CharField(
+        max_length=16,
+        required=False,
+        default="",
+        allow_blank=True,
+        validators=[validate_terminal_id],
+        help_text="A terminal id, when only this terminal is yours; leave out for all of them.",
+    )
 
 
 class MerchantApplicationInput(serializers.ModelSerializer):
@@ -21,16 +39,32 @@ class MerchantApplicationInput(serializers.ModelSerializer):
     country = serializers.RegexField(
         r"^[A-Z]{2}$", required=False, help_text="ISO 3166 country code (FR by default)."
     )
+    card_acceptors = CardAcceptorInput(
+        many=True,
+        required=False,
+        max_length=50,
+        help_text=(
+            "How the card network names your shop, so that aid cards paid at your terminals "
+            "follow the same rules as payments through this API. 409 card_acceptor_taken when "
+            "one is already another merchant's."
+        ),
+    )
 
     class Meta:
         model = Merchant
         fields = ["siret", "legal_name", "trade_name", "mcc", "address", "postcode", "city",
                   "commune_code", "country", "latitude", "longitude", "iban", "bic",
-                  "stripe_account_id"]  # fmt: skip
+                  "stripe_account_id", "card_acceptors"]  # fmt: skip
         extra_kwargs = {
             "iban": {"help_text": "Where we pay you by SEPA transfer (spaces allowed)."},
             "bic": {"help_text": "Your bank's BIC, 8 or 11 characters (optional)."},
         }
+
+    def validate_card_acceptors(self, value: list[dict]) -> list[dict]:
+        ids = [(acceptor["network_id"], acceptor["terminal_id"]) for acceptor in value]
+        if len(set(ids)) != len(ids):
+            raise serializers.ValidationError(_("The same card acceptor is given twice."))
+        return value
 
 
 class MerchantApplicationOutput(serializers.ModelSerializer):
@@ -69,6 +103,10 @@ class MerchantApplicationCreateApi(APIView):
                     "longitude": "5.73086",
                     "iban": "FR76 3000 6000 0112 3456 7890 189",
                     "bic": "AGRIFRPP",
+                    "card_acceptors": [
+                        {"network_id": "493051000123456"},
+                        {"network_id": "493051000999001", "terminal_id": "T0042"},
+                    ],
                 },
             ),
             OpenApiExample(

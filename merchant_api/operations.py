@@ -37,7 +37,10 @@ class OperationFilter(django_filters.FilterSet):
 
 
 def own_authorization(*, merchant: Merchant, reference: str) -> Decision:
-    return get_object_or_404(Decision, reference=reference, merchant=merchant)
+    # Its API's only: a card payment at the merchant is captured by the card network.
+    return get_object_or_404(
+        Decision, reference=reference, merchant=merchant, channel=Decision.Channel.API
+    )
 
 
 def operation_created(

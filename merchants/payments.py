@@ -11,6 +11,7 @@ import uuid
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import (
     ExceedsHoldAmount,
@@ -293,10 +294,10 @@ def authorization_expire(*, decision: Decision) -> int:
 
 
 def authorization_expirable(*, limit: int) -> list[Decision]:
-    """Merchant authorizations with a hold whose time is up."""
+    """Merchant API authorizations with a hold whose time is up."""
     return list(
         Decision.objects.filter(
-            merchant__isnull=False,
+            channel=Decision.Channel.API,
             holds__hold__resolution__isnull=True,
             holds__hold__expires_at__lte=timezone.now(),
         )
@@ -365,3 +366,8 @@ def _own(merchant: Merchant, decision: Decision) -> None:
     # The views only find a merchant's own decisions; this keeps the services safe on their own.
     if decision.merchant_id != merchant.pk:
         raise InvalidState(message="This authorization belongs to another merchant.", field="id")
+    if decision.channel != Decision.Channel.API:
+        raise InvalidState(
+            message=_("This payment was made by card: the card network captures and refunds it."),
+            field="id",
+        )

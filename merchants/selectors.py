@@ -49,9 +49,10 @@ _DECISIONS_WITH_TOTALS = _with_totals()
 
 
 def authorization_list(*, merchant: Merchant) -> QuerySet[Decision]:
-    """A merchant's authorizations (and only theirs), each with its lifecycle totals computed
-    by the database in the same query."""
-    return _DECISIONS_WITH_TOTALS.filter(merchant=merchant)
+    """A merchant's authorizations on its API (and only theirs), each with its lifecycle totals
+    computed by the database in the same query. A card payment at the merchant is recorded with
+    it too, but the card network captures and settles it: it is not the API's to touch."""
+    return _DECISIONS_WITH_TOTALS.filter(merchant=merchant, channel=Decision.Channel.API)
 
 
 def capture_status(decision: Decision) -> str | None:

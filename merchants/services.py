@@ -1,8 +1,10 @@
-"""Writes of the merchant side: onboarding, approval, review flags, API keys."""
+"""Writes of the merchant side: onboarding (its card acceptors: merchants.acceptors), approval,
+review flags, API keys."""
 
 import logging
 import secrets
 import uuid
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -11,7 +13,8 @@ from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
 from ledger.models import Account
-from merchants.models import ApiKey, Merchant
+from merchants.acceptors import card_acceptor_add
+from merchants.models import ApiKey, CardAcceptor, Merchant
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +28,13 @@ class MerchantNotActive(DomainError):
     )
 
 
-def merchant_create(*, currency: str = "EUR", **fields) -> Merchant:
+def merchant_create(
+    *, currency: str = "EUR", card_acceptors: Sequence[dict] = (), **fields
+) -> Merchant:
     """Register a merchant, pending approval, with its payable account (insert-only: many
-    payments credit it at once, so it keeps no running balance to lock)."""
+    payments credit it at once, so it keeps no running balance to lock) and the card acceptors
+    it gave (`{"network_id", "terminal_id"}`; CardAcceptorTaken when one is another
+    merchant's)."""
     with transaction.atomic():
         account = Account.objects.create(
             code=f"merchant-payable:{uuid.uuid4().hex[:16]}",
@@ -39,6 +46,13 @@ def merchant_create(*, currency: str = "EUR", **fields) -> Merchant:
         merchant = Merchant(payable_account=account, **fields)
         merchant.full_clean()
         merchant.save()
+        for acceptor in card_acceptors:
+            card_acceptor_add(
+                merchant=merchant,
+                network_id=acceptor["network_id"],
+                terminal_id=acceptor.get("terminal_id", ""),
+                how=CardAcceptor.How.ONBOARDING,
+            )
         return merchant
 
 

@@ -3,6 +3,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 from merchants.events import EventType
@@ -106,3 +107,19 @@ def validate_event_types(value) -> None:
             code="invalid_event_types",
             params={"types": ", ".join(unknown)},
         )
+
+
+# What card networks send in the authorization's merchant data: the acquirer's merchant id
+# (ISO 8583 field 42, up to 15 characters; some networks use longer ids) and the terminal id
+# (field 41, 8 characters). Letters and digits only, so that an id typed with a space or a dash
+# never silently fails to match the one the network sends.
+validate_network_id = RegexValidator(
+    r"^[A-Za-z0-9]{1,35}\Z",
+    _("A card network merchant id is 1 to 35 letters or digits."),
+    code="invalid_network_id",
+)
+validate_terminal_id = RegexValidator(
+    r"^[A-Za-z0-9]{1,16}\Z",
+    _("A terminal id is 1 to 16 letters or digits."),
+    code="invalid_terminal_id",
+)

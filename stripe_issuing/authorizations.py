@@ -1,7 +1,12 @@
 """The card channel's adapter: Stripe's `issuing_authorization.request` in, the engine's
 decision out, in the shape Stripe expects. The merchant's place and category come from the card
-network's merchant data as Stripe signed it, never from anything the cardholder chooses."""
+network's merchant data as Stripe signed it, never from anything the cardholder chooses: when
+its acceptor ids are one of our approved merchants', they are that merchant's registered place
+and category, and the payment is decided exactly as on the merchant API (zones by commune and
+circle, allow and deny lists); else they are what the network says of the shop, and the shop
+joins the operator's queue of unknown acceptors."""
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from functools import cache
@@ -10,6 +15,9 @@ import iso18245
 from django.utils import timezone
 
 from engine.request import AuthorizationRequest, MerchantPlace
+from merchants.acceptors import card_acceptor_merchant, unknown_card_acceptor_count
+from merchants.models import Merchant
+from merchants.payments import merchant_place as registered_place
 from stripe_issuing.accounts import card_settlement_account
 from wallet.authorize import authorize
 from wallet.models import Card
@@ -28,7 +36,21 @@ def merchant_mcc(merchant_data: dict) -> str:
     return mcc or str(merchant_data.get("category_code") or "")
 
 
-def merchant_place(merchant_data: dict) -> MerchantPlace:
+def acceptor_merchant(merchant_data: dict) -> Merchant | None:
+    """Our merchant that the network's acceptor ids are, whatever its status."""
+    return card_acceptor_merchant(
+        network_id=merchant_data.get("network_id"), terminal_id=merchant_data.get("terminal_id")
+    )
+
+
+def merchant_place(merchant_data: dict, merchant: Merchant | None = None) -> MerchantPlace:
+    """The shop as the rules see it: our `merchant` (from acceptor_merchant) once approved, as
+    on the merchant API, else the card network's data. A pending merchant's acceptor ids are
+    its own word until an operator approves it, so they decide nothing yet."""
+    if merchant is not None and merchant.status == Merchant.Status.APPROVED:
+        return dataclasses.replace(
+            registered_place(merchant), network_id=merchant_data.get("network_id") or None
+        )
     return MerchantPlace(
         name=merchant_data.get("name") or "",
         mcc=merchant_mcc(merchant_data),
@@ -89,11 +111,19 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
     if card is None:
         return "declined: unknown card", answer(approved=False, metadata={"reason": "unknown_card"})
     merchant_data = authorization.get("merchant_data") or {}
+    merchant = acceptor_merchant(merchant_data)
+    if merchant is not None and merchant.status == Merchant.Status.SUSPENDED:
+        # As on the merchant API: a suspended merchant takes no aid payment. Letting it pass as
+        # an unknown shop would also let it escape the deny lists that name it.
+        return "declined: merchant suspended", answer(
+            approved=False, metadata={"reason": "merchant_not_active"}
+        )
+    place = merchant_place(merchant_data, merchant)
     created = authorization.get("created")
     request = AuthorizationRequest(
         amount=pending.get("amount", authorization.get("amount")),
         currency=(pending.get("currency") or authorization["currency"]).upper(),
-        merchant=merchant_place(merchant_data),
+        merchant=place,
         at=datetime.fromtimestamp(created, UTC) if created else timezone.now(),
         channel=Decision.Channel.CARD,
         partial_allowed=bool(pending.get("is_amount_controllable")),
@@ -102,10 +132,16 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
         request=request,
         wallet=card.wallet,
         card=card,
+        # The money still goes through the card network's settlement: the merchant is paid
+        # by its acquirer, not by us.
         credit_account=card_settlement_account(request.currency),
+        merchant_id=place.merchant_id,
         idempotency_key=decision_key(authorization),
         merchant_reference=authorization["id"],
-        metadata={"city": merchant_data.get("city") or ""},
+        metadata={
+            "city": merchant_data.get("city") or "",
+            "terminal_id": merchant_data.get("terminal_id") or "",
+        },
     )
     metadata = {"decision": decision.reference}
     if decision.status == Decision.Status.DECLINED:
@@ -117,3 +153,26 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
             answer(approved=True, amount=decision.approved_amount, metadata=metadata),
         )
     return f"approved: {decision.approved_amount}", answer(approved=True, metadata=metadata)
+
+
+def unknown_acceptor_count(sender, *, decision: Decision, **kwargs) -> None:
+    """Put a card authorization at a shop none of our merchants is known by in the operator's
+    queue (connected to decision_recorded: once per decision, never on a replay, in its
+    transaction)."""
+    merchant = decision.request["merchant"]
+    if (
+        decision.channel != Decision.Channel.CARD
+        or decision.merchant_id is not None
+        or not merchant.get("network_id")
+    ):
+        return
+    unknown_card_acceptor_count(
+        network_id=merchant["network_id"],
+        terminal_id=decision.metadata.get("terminal_id", ""),
+        currency=decision.currency,
+        amount=decision.amount,
+        name=merchant.get("name") or "",
+        city=decision.metadata.get("city", ""),
+        postcode=merchant.get("postcode") or "",
+        mcc=merchant.get("mcc") or "",
+    )

@@ -31,6 +31,7 @@ from ledger.services import (
 )
 from stripe_issuing.accounts import card_settlement_account
 from stripe_issuing.authorizations import (
+    acceptor_merchant,
     authorization_decisions,
     card_find,
     merchant_place,
@@ -120,11 +121,13 @@ def _at(obj: dict) -> datetime:
 def _eligible_pockets(wallet: Wallet, txn: dict, amount: int, currency: str) -> list:
     """For money no authorization of ours covers: the pockets whose rules accept this merchant
     now, as the engine would split a partial approval, each with what it would pay."""
+    merchant_data = txn.get("merchant_data") or {}
     try:
         request = AuthorizationRequest(
             amount=amount,
             currency=currency,
-            merchant=merchant_place(txn.get("merchant_data") or {}),
+            # Our merchant's place when the shop is one of ours, as for an authorization.
+            merchant=merchant_place(merchant_data, acceptor_merchant(merchant_data)),
             at=_at(txn),
             channel=Decision.Channel.CARD,
             partial_allowed=True,

@@ -6,6 +6,7 @@ from django.utils import timezone
 from core.errors import HoldAlreadyResolved
 from ledger.models import Transfer
 from ledger.services import hold_expire
+from wallet.models.decisions import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ def expire_holds(batch_size: int = 500) -> int:
         Transfer.objects.filter(
             is_pending=True, resolution__isnull=True, expires_at__lte=timezone.now()
         )
-        .exclude(decision_hold__decision__merchant__isnull=False)
+        .exclude(decision_hold__decision__channel=Decision.Channel.API)
         .order_by("expires_at")[:batch_size]
     )
     expired = 0

@@ -1,7 +1,9 @@
 """The merchants domain's models: shops and their keys, what they did with a payment (captures,
-reversals, refunds), the answers kept for idempotent retries, their webhook endpoints and
-events, and their settlement batches and payouts."""
+reversals, refunds), their identities on the card network and the queue of unknown ones, the
+answers kept for idempotent retries, their webhook endpoints and events, and their settlement
+batches and payouts."""
 
+from merchants.models.acceptors import CardAcceptor, UnknownCardAcceptor
 from merchants.models.merchants import (
     ApiKey,
     Capture,
@@ -16,6 +18,7 @@ from merchants.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEn
 __all__ = [
     "ApiKey",
     "Capture",
+    "CardAcceptor",
     "IdempotentResponse",
     "Merchant",
     "Payout",
@@ -24,6 +27,7 @@ __all__ = [
     "SepaFile",
     "SettlementBatch",
     "SettlementLine",
+    "UnknownCardAcceptor",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

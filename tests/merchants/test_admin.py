@@ -99,6 +99,7 @@ def test_an_operator_registers_a_merchant_with_its_payable_account(operator_clie
             "mcc": "5462", "address": "1 rue", "postcode": "38000", "city": "Grenoble",
             "commune_code": "38185", "country": "FR",
             "api_keys-TOTAL_FORMS": 0, "api_keys-INITIAL_FORMS": 0,
+            "card_acceptors-TOTAL_FORMS": 0, "card_acceptors-INITIAL_FORMS": 0,
         },
     )  # fmt: skip
     assert response.status_code == 302, response.content[:2000]
