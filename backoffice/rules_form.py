@@ -303,8 +303,9 @@ class RulesForm(forms.Form):
         required=False,
         widget=FilteredSelectMultiple(_("shops"), is_stacked=False),
         help_text=_(
-            "The aid then works only in these shops, paid with a code from the app. Leave empty "
-            "to accept every shop that the other rules allow."
+            "The aid then works only in these shops: by card where we know the shop's card "
+            "terminal, or with a code from the app. Leave empty to accept every shop that the "
+            "other rules allow."
         ),
     )
     merchants_deny = ChoiceListField(

@@ -218,8 +218,9 @@ def _not_recognised(details: JSONDict) -> list[str]:
     if details.get("cause") == "allow_list":
         parts.append(
             gettext(
-                "This aid can only be used in its partner shops, which are listed in the app. "
-                "In a partner shop, you can also pay with a code from the app."
+                "This aid can only be used in its partner shops, which are listed in the app. If "
+                "this is one of them, pay with a code from the app: we do not know its card "
+                "terminal yet."
             )
         )
     else:

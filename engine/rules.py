@@ -865,8 +865,8 @@ def _describe_merchants(rule: MerchantRule) -> list[str]:
         count = len(rule.allow)
         lines.append(
             ngettext(
-                "Only in %(count)d partner shop, paying with a code from the app.",
-                "Only in %(count)d partner shops, paying with a code from the app.",
+                "Only in %(count)d partner shop.",
+                "Only in %(count)d partner shops.",
                 count,
             )
             % {"count": count}

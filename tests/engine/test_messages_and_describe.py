@@ -150,8 +150,8 @@ def test_merchant_message_reveals_no_aid_name_nor_amount(code):
             "merchant_not_recognised",
             {"cause": "allow_list"},
             "Food aid: this shop is not recognised for this aid. This aid can only be used in "
-            "its partner shops, which are listed in the app. In a partner shop, you can also pay "
-            "with a code from the app.",
+            "its partner shops, which are listed in the app. If this is one of them, pay with a "
+            "code from the app: we do not know its card terminal yet.",
         ),
         (
             "merchant_not_recognised",
@@ -251,7 +251,7 @@ def test_describe_partner_shops_and_circles():
     )
     assert rules.describe() == [
         "Can also be used to get cash.",
-        "Only in 3 partner shops, paying with a code from the app.",
+        "Only in 3 partner shops.",
         "Only in this area: within 2.5 km of the place shown on the map in the app.",
     ]
 
