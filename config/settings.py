@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "beneficiary_app",
     "backoffice",
     "reconciliation",
+    "operations",
     "demo",
 ]
 
@@ -99,6 +100,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A server that does not answer is given up after this many seconds instead of the
+    # system's TCP timeout (minutes): /readyz must answer fast, and a request too.
+    # `?connect_timeout=N` in DATABASE_URL sets another.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -165,7 +170,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.send_expiry_reminders",
         "schedule": 3600.0,
     },
+    # Sent by beat, run by a worker: /readyz reads its age. A heartbeat no worker took within
+    # the minute is dropped (the database scheduler's expire_seconds), not run late.
+    "heartbeat": {
+        "task": "operations.tasks.heartbeat_record",
+        "schedule": 60.0,
+        "options": {"expire_seconds": 60},
+    },
 }
+
+# Readiness (/readyz, operations/readiness.py): how long each check may wait on PostgreSQL or the
+# broker, and how old the Celery heartbeat (every minute) may be before the platform is reported
+# not ready.
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
+HEALTH_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", default=180)
+# A load balancer probes each server over plain HTTP: the probes answer there even when
+# SECURE_SSL_REDIRECT sends everything else to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]
 
 # Messages to beneficiaries. Email goes through EMAIL_BACKEND, SMS through SMS_BACKEND, the
 # dotted path of a class with `send(phone, text)` (see wallet/notifications/channels.py). In

@@ -15,3 +15,8 @@ postgresql_only = pytest.mark.skipif(
 postgresql_case_folding = pytest.mark.skipif(
     not ON_POSTGRESQL, reason="PostgreSQL's Unicode case folding is tried (set DATABASE_URL)"
 )
+
+# statement_timeout is PostgreSQL's: SQLite has no bound on a query to try.
+postgresql_statement_timeout = pytest.mark.skipif(
+    not ON_POSTGRESQL, reason="PostgreSQL's statement_timeout is tried (set DATABASE_URL)"
+)
