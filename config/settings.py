@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    # The face at / (floor 5).
+    "landing",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
