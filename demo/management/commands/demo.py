@@ -91,6 +91,7 @@ class Command(BaseCommand):
             person = access.wallet.beneficiary
             self.stdout.write(
                 "\nThe aid wallet platform is running with demo data.\n\n"
+                f"  Start page (the back office, the app, the API docs): {base}/\n"
                 f"  Admin (funders' back office): {base}/admin/\n"
                 f"    platform operator: {access.username}   password: {access.password}\n"
                 f"    funder manager: {access.manager_username}   password: {access.password}\n"
