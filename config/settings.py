@@ -29,6 +29,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    # The face at / (floor 5). Before drf_spectacular: it overrides that app's template of the
+    # docs pages, which would load Google's web fonts and Redocly's logo.
+    "landing",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
@@ -324,6 +327,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Redoc's fonts are Google's web fonts, which the docs pages do not load
+    # (landing/templates/drf_spectacular/redoc.html): the reader's system fonts instead.
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {
+                "fontFamily": "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif",
+                "headings": {
+                    "fontFamily": "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
+                },
+                "code": {"fontFamily": "ui-monospace, Menlo, Consolas, monospace"},
+            }
+        }
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     # Here and not in the app API's own schema settings: drf-spectacular caches these names
     # once per process, so per-schema overrides would depend on which schema was drawn first.

@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from landing.views import LandingView
 from notifications.views import sms_inbound
 from stripe_issuing.webhooks import stripe_webhook
 
 urlpatterns = [
+    path("", LandingView.as_view(), name="landing"),
     # Named so that the admin's sign-in page offers "Forgotten your password?"; staff invited
     # by their funder choose their first password through the same pages.
     path(

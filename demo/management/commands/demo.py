@@ -1,8 +1,10 @@
+import errno
 import json
 import os
 import secrets
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +31,13 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
 
     def handle(self, *args, host: str, port: int, **options):
+        # Before anything else: building the demo sets new passwords and a new API key, which
+        # would lock out whoever is using a demo already running on this port.
+        if self._port_in_use(host, port):
+            raise CommandError(
+                f"Port {port} is already in use (another demo?). Start this one on another "
+                f"port: PORT={port + 1} .venv/bin/python manage.py demo"
+            )
         call_command("migrate", interactive=False, verbosity=0)
         password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
         access = demo_build(password=password)
@@ -82,6 +91,7 @@ class Command(BaseCommand):
             person = access.wallet.beneficiary
             self.stdout.write(
                 "\nThe aid wallet platform is running with demo data.\n\n"
+                f"  Start page (the back office, the app, the API docs): {base}/\n"
                 f"  Admin (funders' back office): {base}/admin/\n"
                 f"    platform operator: {access.username}   password: {access.password}\n"
                 f"    funder manager: {access.manager_username}   password: {access.password}\n"
@@ -113,6 +123,22 @@ class Command(BaseCommand):
                     child.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+    def _port_in_use(self, host: str, port: int) -> bool:
+        """Whether another process listens on host:port. Bound as runserver binds it, with
+        SO_REUSEADDR, so that connections of a demo just stopped (TIME_WAIT) do not count."""
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return True
+            raise CommandError(f"Cannot serve on {host}:{port}: {error.strerror}") from error
+        return False
 
     def _start(self, command: list[str], log_path) -> subprocess.Popen:
         log = open(log_path, "ab")  # noqa: SIM115 - the child process keeps it open
