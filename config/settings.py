@@ -168,7 +168,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Messages to beneficiaries. Email goes through EMAIL_BACKEND, SMS through SMS_BACKEND, the
-# dotted path of a class with `send(phone, text)` (see wallet/notifications/channels.py). In
+# dotted path of a class with `send(phone, text)` (see notifications/channels.py). In
 # development (DEBUG) both are written to the console, codes shown; otherwise email goes to the
 # SMTP server of the EMAIL_HOST... settings and SMS are only recorded in the outbox until a
 # provider's backend is set. A console backend without DEBUG is an error of `manage.py check`
