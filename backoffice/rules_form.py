@@ -1,5 +1,5 @@
 """The rules of aid as a form that funder staff fill in, read from and written to the rules JSON
-documented in wallet/authorization/rules.py.
+documented in engine/rules.py.
 
 Each form field knows where its value lives in the document (`RulesForm.PLACES`), how to show a
 document's value as text (`prepare_value`) and how to turn what was typed back into the

@@ -192,7 +192,7 @@ HEALTH_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", d
 SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]
 
 # Messages to beneficiaries. Email goes through EMAIL_BACKEND, SMS through SMS_BACKEND, the
-# dotted path of a class with `send(phone, text)` (see wallet/notifications/channels.py). In
+# dotted path of a class with `send(phone, text)` (see notifications/channels.py). In
 # development (DEBUG) both are written to the console, codes shown; otherwise email goes to the
 # SMTP server of the EMAIL_HOST... settings and SMS are only recorded in the outbox until a
 # provider's backend is set. A console backend without DEBUG is an error of `manage.py check`

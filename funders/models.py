@@ -81,7 +81,7 @@ class Membership(models.Model):
 
 class Program(models.Model):
     """An aid scheme of a funder. Its money sits in its float account until allocated; its rules
-    are the defaults of every allocation made from it (see wallet/authorization/rules.py for the
+    are the defaults of every allocation made from it (see engine/rules.py for the
     shape)."""
 
     funder = models.ForeignKey(

@@ -313,13 +313,14 @@ def spending_over_time(*, program: Program, period: Period) -> list[tuple[date, 
 # --- declined payments --------------------------------------------------------------------------
 
 # How a funder reads why a payment, or one of its pockets, was refused (every code of
-# wallet/authorization/codes.py but "approved").
+# engine/codes.py but "approved").
 REASON_LABELS = {
     "aid_not_yet_valid": _("The aid could not be used yet"),
     "aid_expired": _("The aid had expired"),
     "outside_allowed_hours": _("Outside the days or hours allowed"),
     "merchant_category_not_allowed": _("Kind of shop not allowed"),
     "merchant_not_accepted": _("Shop not accepted"),
+    "merchant_not_recognised": _("Card shop not recognised for the aid"),
     "outside_zone": _("Shop outside the area allowed"),
     "limit_exceeded": _("Spending limit reached"),
     "insufficient_funds": _("Not enough money left on the aid"),

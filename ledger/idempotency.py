@@ -59,7 +59,7 @@ def run_idempotent(
         # refunded). This call then fails on the key's unique index, or, before reaching it, on
         # the money or the hold that first call used up (InsufficientFunds, HoldAlreadyResolved,
         # ExceedsRefundable). Either way it is a replay: return the first result (or raise
-        # IdempotencyConflict), never that error. Found by tests/wallet/ledger/test_concurrency.py.
+        # IdempotencyConflict), never that error. Found by tests/ledger/test_concurrency.py.
         found = _replayed(model, key, digest)
         if found is None:
             raise

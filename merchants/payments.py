@@ -82,7 +82,7 @@ def payment_authorize(
     transaction (a one-step purchase).
 
     A payment code is the only instrument here: it is shown by the beneficiary at the till and
-    dies after one use. A card pays through the card network (wallet/issuing/), never by its
+    dies after one use. A card pays through the card network (stripe_issuing/), never by its
     reference, which is no secret and would let anyone who learns it charge the card."""
     # Before the code is redeemed: a code is never burnt by a merchant that cannot be paid.
     merchant_ensure_active(merchant=merchant)

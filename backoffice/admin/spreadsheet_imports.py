@@ -1,5 +1,5 @@
-"""What the two file imports' admin pages share (allocations: funders/admin/imports.py;
-beneficiary data: funders/admin/profiles.py): the upload form's file, the empty file to start
+"""What the two file imports' admin pages share (allocations: backoffice/admin/imports.py;
+beneficiary data: backoffice/admin/profiles.py): the upload form's file, the empty file to start
 from, the pages of the check's result and of the progress, and the confirm and "check again"
 buttons. Each import says what is its own: the form's other fields, the service that stores a
 file, the rows of its result page."""

@@ -273,7 +273,8 @@ def test_this_is_merchant_x_makes_the_next_card_payment_there_matched(client, ad
     card = CardFactory(wallet=beneficiary.wallet)
     shop = se.GROCERY | {"network_id": "777000111"}
     _, before = pay_by_card(client, card, shop, 1_000)
-    assert (before["approved"], before["metadata"]["reason"]) == (False, "merchant_not_accepted")
+    # An unknown card shop cannot be on a partners-only aid's list: it is not recognised.
+    assert (before["approved"], before["metadata"]["reason"]) == (False, "merchant_not_recognised")
 
     # when an operator says the queued shop is this merchant
     unknown = UnknownCardAcceptor.objects.get()

@@ -66,7 +66,7 @@ self.addEventListener("fetch", (event) => {
   // Anything else, the API first of all, goes to the network untouched.
 });
 
-// A pushed message is {"title", "body", "kind"} (see wallet/notifications/push.py).
+// A pushed message is {"title", "body", "kind"} (see notifications/push.py).
 self.addEventListener("push", (event) => {
   let message = {};
   try {
