@@ -17,7 +17,10 @@ env = environ.Env(
     ALLOWED_HOSTS=(list, ["localhost", "127.0.0.1", "[::1]"]),
 )
 
-SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-set-SECRET_KEY-in-production")
+# Django's prefix for a key that must not reach production: `check --deploy` reports it (W009).
+SECRET_KEY = env.str(
+    "SECRET_KEY", default="django-insecure-dev-only-key-set-SECRET_KEY-in-production"
+)
 DEBUG = env("DEBUG")
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

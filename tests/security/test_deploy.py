@@ -20,10 +20,12 @@ PRODUCTION_ENV = {
     "SECRET_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "wallet.example.org",
 }
-# The switches an operator may turn (the check must pass with their defaults), and the browser
-# tests' own (tests/browser/conftest.py), which the check rightly refuses in production.
+# The browser tests' switch (tests/browser/conftest.py), which the check rightly refuses in
+# production, the key, and the switches an operator may turn: the check must pass with their
+# defaults.
 LEFT_OUT = (
     "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "SECRET_KEY",
     "SECURE_SSL_REDIRECT",
     "SECURE_HSTS_SECONDS",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS",
@@ -38,18 +40,30 @@ def _policy(response) -> dict[str, list[str]]:
     return {name: values for name, *values in (part.split() for part in header.split(";"))}
 
 
-def test_check_deploy_finds_nothing_under_the_production_settings():
-    env = {key: value for key, value in os.environ.items() if key not in LEFT_OUT}
-    result = subprocess.run(
+def _check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    inherited = {key: value for key, value in os.environ.items() if key not in LEFT_OUT}
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=settings.BASE_DIR,
-        env={**env, **PRODUCTION_ENV},
+        env={**inherited, **env},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_check_deploy_finds_nothing_under_the_production_settings():
+    result = _check_deploy(PRODUCTION_ENV)
+
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+def test_check_deploy_reports_the_development_key_when_none_is_set():
+    result = _check_deploy({key: PRODUCTION_ENV[key] for key in ("DEBUG", "ALLOWED_HOSTS")})
+
+    assert result.returncode == 1
+    assert "security.W009" in result.stderr, result.stdout + result.stderr
 
 
 def test_a_page_answers_with_the_content_security_policy_and_hsts(client):
