@@ -29,14 +29,15 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # a year (HSTS, which they only accept over https), and the session and CSRF cookies never travel
 # in clear. Behind a proxy that terminates TLS, SECURE_PROXY_SSL_HEADER names the header by which
 # it says the client's request was https ("HTTP_X_FORWARDED_PROTO,https"): without it every
-# request would look like http and be redirected forever. The demo and the tests serve plain
-# http on 127.0.0.1 with DEBUG on, or SECURE_SSL_REDIRECT=false.
+# request would look like http and be redirected forever. The demo serves plain http on
+# 127.0.0.1 with DEBUG on; a server that must answer plain http without it sets
+# SECURE_SSL_REDIRECT=false.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = env.tuple("SECURE_PROXY_SSL_HEADER", default=None)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-# Only a registrable domain sending the header itself can be put on browsers' preload lists, and
-# only by its owner asking: on the platform's own host name this is consent, not a commitment.
+# "preload" only consents to browsers building HSTS in for the domain; that happens when the
+# owner of the registrable domain, sending the header there itself, asks for it.
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
