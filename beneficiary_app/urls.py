@@ -1,5 +1,5 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView
 
 import core.converters  # noqa: F401  (the <ref:...> path converter)
 from beneficiary_app.api import (
@@ -15,6 +15,7 @@ from beneficiary_app.api import (
     pockets,
     push_subscriptions,
 )
+from core.api_docs import ApiDocsView
 
 app_name = "app_api"
 
@@ -67,5 +68,5 @@ urlpatterns = [
         SpectacularAPIView.as_view(urlconf="beneficiary_app.urls", custom_settings=SCHEMA_SETTINGS),
         name="schema",
     ),
-    path("docs", SpectacularRedocView.as_view(url_name="app_api:schema"), name="docs"),
+    path("docs", ApiDocsView.as_view(url_name="app_api:schema"), name="docs"),
 ]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("AIDWALLET_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -16,10 +17,34 @@ env = environ.Env(
     ALLOWED_HOSTS=(list, ["localhost", "127.0.0.1", "[::1]"]),
 )
 
-SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-set-SECRET_KEY-in-production")
+# Django's prefix for a key that must not reach production: `check --deploy` reports it (W009).
+SECRET_KEY = env.str(
+    "SECRET_KEY", default="django-insecure-dev-only-key-set-SECRET_KEY-in-production"
+)
 DEBUG = env("DEBUG")
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS only, outside DEBUG: plain http is redirected, browsers are told to use nothing else for
+# a year (HSTS, which they only accept over https), and the session and CSRF cookies never travel
+# in clear. Behind a proxy that terminates TLS, SECURE_PROXY_SSL_HEADER names the header by which
+# it says the client's request was https ("HTTP_X_FORWARDED_PROTO,https"): without it every
+# request would look like http and be redirected forever. The demo serves plain http on
+# 127.0.0.1 with DEBUG on; a server that must answer plain http without it sets
+# SECURE_SSL_REDIRECT=false.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = env.tuple("SECURE_PROXY_SSL_HEADER", default=None)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# "preload" only consents to browsers building HSTS in for the domain; that happens when the
+# owner of the registrable domain, sending the header there itself, asks for it.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# Staff sessions (the admin; the app signs in with its own tokens) end after this many seconds
+# without a request: every request pushes the end back, so working staff are never signed out.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=3600)
+SESSION_SAVE_EVERY_REQUEST = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -38,6 +63,9 @@ INSTALLED_APPS = [
     "import_export",
     "phonenumber_field",
     "django_celery_beat",
+    "csp",
+    # floor 1: the API docs page's template and script (core/templates, core/static)
+    "core",
     # floor 2: the ledger; floor 4: the domains; floor 5: the channels and faces
     "ledger",
     "wallet",
@@ -54,6 +82,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -63,7 +92,25 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "backoffice.middleware.AdminNotIndexed",
 ]
+
+# Content-Security-Policy on every page: everything from our own origin only, no third party;
+# a script or a style sheet written in a page runs only with the nonce drawn for that response
+# (`nonce="{{ request.csp_nonce }}"`). Images may also be data: URLs: the app draws the payment
+# code's QR code as one, and data: images run nothing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # Messages stay on the server, in the session: the admin shows a webhook endpoint's signing
 # secret once in a message, and the default storage would carry it in a cookie.

@@ -11,12 +11,26 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import defaults
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
+
+
+# The error shape in the OpenAPI schemas, one component for the merchant API and the app API
+# alike: drf-spectacular names a component after its serializer class, and two classes of one
+# name make a wrong schema (drf_spectacular.W001). (Comments, not docstrings: a serializer's
+# docstring is its description in the schema.)
+class ErrorDetail(serializers.Serializer[Mapping[str, object]]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+
+
+class ErrorOutput(serializers.Serializer[Mapping[str, object]]):
+    error = ErrorDetail()
 
 
 class RequestTooLarge(exceptions.APIException):

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from core.api_errors import ErrorOutput
 from core.money import MAX_AMOUNT
 from merchant_api import idempotency
 from merchant_api.authentication import ApiKeyAuthentication
@@ -119,16 +120,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "gets the first response back, byte for byte, and moves no money; the same key with another "
     "body is refused with 409 idempotency_conflict.",
 )
-
-
-class ErrorDetail(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    field = serializers.CharField(allow_null=True)
-
-
-class ErrorOutput(serializers.Serializer):
-    error = ErrorDetail()
 
 
 ERRORS = {

@@ -1,7 +1,8 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView
 
 import core.converters  # noqa: F401  (the <ref:...> path converter)
+from core.api_docs import ApiDocsView
 from merchant_api import (
     api_keys,
     applications,
@@ -80,5 +81,5 @@ urlpatterns = [
         name="settlement-statement",
     ),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularRedocView.as_view(url_name="merchant_api:schema"), name="docs"),
+    path("docs", ApiDocsView.as_view(url_name="merchant_api:schema"), name="docs"),
 ]

@@ -1,4 +1,5 @@
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
@@ -14,6 +15,9 @@ def pytest_configure(config):
     from tests.security.conftest import SecretsInLogs
 
     config.pluginmanager.register(SecretsInLogs(), "secrets-in-logs")
+    # The test client and the live server speak plain http, as SECURE_SSL_REDIRECT=false lets
+    # a server do; the production settings themselves are checked in tests/security/test_deploy.py.
+    settings.SECURE_SSL_REDIRECT = False
 
 
 @pytest.fixture

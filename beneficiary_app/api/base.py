@@ -3,26 +3,15 @@ read-only rule for aidants, the per-token throttle), the error schema and its ex
 Accept-Language parameter and the masking of contacts."""
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
-from rest_framework import serializers
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.views import APIView
 
 from beneficiary_app.authentication import AppTokenAuthentication
 from beneficiary_app.services import ReadOnly
 from beneficiary_app.throttles import AppTokenThrottle
+from core.api_errors import ErrorOutput
 from notifications.channels import mask_email, mask_phone
 from wallet.models import Beneficiary
-
-
-class ErrorDetail(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    field = serializers.CharField(allow_null=True)
-
-
-class ErrorOutput(serializers.Serializer):
-    error = ErrorDetail()
-
 
 ERRORS = {
     400: ErrorOutput,

@@ -55,3 +55,27 @@ def screenshot():
         return path
 
     return take
+
+
+# Redoc's sidebar shows Redocly's logo from their CDN: refused like any other origin, and Redoc
+# hides the logo when it does not load.
+REFUSED_ON_PURPOSE = ("https://cdn.redoc.ly/",)
+
+
+@pytest.fixture
+def page(page):
+    """Playwright's page, which fails the test if the browser refused anything on a page for
+    the Content-Security-Policy: a script or a style that did not run is a page that may look
+    right in a screenshot and still be broken."""
+    refused = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(f"{message.location['url']}: {message.text}")
+            if "Content Security Policy" in message.text
+            and not any(origin in message.text for origin in REFUSED_ON_PURPOSE)
+            else None
+        ),
+    )
+    yield page
+    assert not refused, "\n".join(refused)

@@ -1,0 +1,28 @@
+"""The readable page of an API's OpenAPI schema, for the merchant API and the app API alike."""
+
+from csp.constants import SELF
+from csp.decorators import csp_update
+from django.utils.decorators import method_decorator
+from drf_spectacular.views import SpectacularRedocView
+
+# What Redoc needs beyond the site's policy. Its bundle writes two style sheets before its
+# `nonce` option is read, as it loads: perfect-scrollbar's (the sidebar's scroll bars) and an
+# empty one; each is allowed by its SHA-256 alone, so a change of either in a new
+# drf-spectacular-sidecar shows as a refusal in tests/browser/test_api_docs.py, with the new
+# hash in the browser's message. Its search runs in a worker made from a blob: URL.
+REDOC_POLICY = {
+    "style-src": [
+        "'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='",
+        "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+    ],
+    "worker-src": [SELF, "blob:"],
+}
+
+
+@method_decorator(csp_update(REDOC_POLICY), name="get")
+class ApiDocsView(SpectacularRedocView):
+    """Redoc, served by us (drf-spectacular-sidecar) and started by a script of ours: the page of
+    drf-spectacular runs an inline script, has an inline style sheet and loads web fonts from
+    Google, none of which the Content-Security-Policy allows."""
+
+    template_name = "core/api_docs.html"
