@@ -54,9 +54,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    # The face at / (floor 5). Before drf_spectacular: it overrides that app's template of the
-    # docs pages, which would load Google's web fonts and Redocly's logo.
-    "landing",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
@@ -77,6 +74,7 @@ INSTALLED_APPS = [
     "backoffice",
     "reconciliation",
     "operations",
+    "landing",
     "demo",
 ]
 
@@ -374,8 +372,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Redoc's fonts are Google's web fonts, which the docs pages do not load
-    # (landing/templates/drf_spectacular/redoc.html): the reader's system fonts instead.
+    # Redoc's fonts are Google's web fonts, which the docs pages do not load (core/api_docs.py):
+    # the reader's system fonts instead.
     "REDOC_UI_SETTINGS": {
         "theme": {
             "typography": {
