@@ -1,10 +1,7 @@
 """Captures: what a merchant takes of an authorization's hold, once per authorization; the rest
 is released to the beneficiary's pockets."""
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework.response import Response
+from drf_spectacular.utils import OpenApiExample, extend_schema
 
 from merchant_api.base import (
     ERROR_EXAMPLE,
@@ -12,13 +9,14 @@ from merchant_api.base import (
     IDEMPOTENCY_KEY,
     MerchantApi,
     Page,
-    paginated,
 )
 from merchant_api.operations import (
+    OPERATION_LIST_PARAMETERS,
     AmountInput,
-    OperationFilter,
     OperationOutput,
     operation_created,
+    operation_detail,
+    operation_page,
     own_authorization,
 )
 from merchants.models import Capture
@@ -81,13 +79,7 @@ class CaptureListApi(MerchantApi):
     @extend_schema(
         summary="List captures, newest first",
         operation_id="captures_list",
-        parameters=[
-            OpenApiParameter("authorization", str),
-            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
-            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
-        ],
+        parameters=OPERATION_LIST_PARAMETERS,
         responses={200: CapturePage, **ERRORS},
         examples=[
             OpenApiExample(
@@ -98,14 +90,7 @@ class CaptureListApi(MerchantApi):
         ],
     )
     def get(self, request):
-        captures = Capture.objects.filter(decision__merchant=self.merchant)
-        return paginated(
-            self,
-            captures.select_related("decision"),
-            CaptureOutput,
-            ordering="-created_at",
-            filterset_class=OperationFilter,
-        )
+        return operation_page(self, Capture, CaptureOutput)
 
 
 class CaptureDetailApi(MerchantApi):
@@ -115,9 +100,4 @@ class CaptureDetailApi(MerchantApi):
         examples=[CAPTURE_EXAMPLE],
     )
     def get(self, request, reference: str):
-        capture = get_object_or_404(
-            Capture.objects.select_related("decision"),
-            reference=reference,
-            decision__merchant=self.merchant,
-        )
-        return Response(CaptureOutput(capture).data)
+        return operation_detail(self, Capture, CaptureOutput, reference)

@@ -3,12 +3,15 @@ authorizations, made by a POST under the authorization and listed and retrieved 
 The response to the POST carries the authorization's state after the operation."""
 
 import django_filters
+from django.db.models import Model
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from merchant_api.authorizations import AuthorizationOutput
-from merchant_api.base import UtcDateTimeFilter, amount_field
+from merchant_api.base import MerchantApi, UtcDateTimeFilter, amount_field, paginated
 from merchants.models import Merchant
 from merchants.selectors import authorization_list
 from wallet.models import Decision
@@ -34,6 +37,45 @@ class OperationFilter(django_filters.FilterSet):
     created_gte = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_lt = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     authorization = django_filters.CharFilter(field_name="decision__reference")
+
+
+# The filters and paging of every operation's list, as documented.
+OPERATION_LIST_PARAMETERS = [
+    OpenApiParameter("authorization", str),
+    OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
+    OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+    OpenApiParameter("cursor", str),
+    OpenApiParameter("limit", int),
+]
+
+
+def operation_page(
+    view: MerchantApi, model: type[Model], output: type[serializers.Serializer]
+) -> Response:
+    """A page of the merchant's operations of one kind, newest first, filtered as documented."""
+    operations = model.objects.filter(decision__merchant=view.merchant)
+    return paginated(
+        view,
+        operations.select_related("decision"),
+        output,
+        ordering="-created_at",
+        filterset_class=OperationFilter,
+    )
+
+
+def operation_detail(
+    view: MerchantApi,
+    model: type[Model],
+    output: type[serializers.Serializer],
+    reference: str,
+) -> Response:
+    """One of the merchant's operations; another merchant's answers 404."""
+    operation = get_object_or_404(
+        model.objects.select_related("decision"),
+        reference=reference,
+        decision__merchant=view.merchant,
+    )
+    return Response(output(operation).data)
 
 
 def own_authorization(*, merchant: Merchant, reference: str) -> Decision:

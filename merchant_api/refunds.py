@@ -1,11 +1,8 @@
 """Refunds: money a merchant gives back on a captured payment, up to what was captured minus
 earlier refunds."""
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
-from rest_framework.response import Response
 
 from merchant_api.base import (
     ERROR_EXAMPLE,
@@ -14,12 +11,13 @@ from merchant_api.base import (
     MerchantApi,
     Page,
     amount_field,
-    paginated,
 )
 from merchant_api.operations import (
-    OperationFilter,
+    OPERATION_LIST_PARAMETERS,
     OperationOutput,
     operation_created,
+    operation_detail,
+    operation_page,
     own_authorization,
 )
 from merchants.models import Refund
@@ -91,13 +89,7 @@ class RefundListApi(MerchantApi):
     @extend_schema(
         summary="List refunds, newest first",
         operation_id="refunds_list",
-        parameters=[
-            OpenApiParameter("authorization", str),
-            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
-            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
-        ],
+        parameters=OPERATION_LIST_PARAMETERS,
         responses={200: RefundPage, **ERRORS},
         examples=[
             OpenApiExample(
@@ -108,14 +100,7 @@ class RefundListApi(MerchantApi):
         ],
     )
     def get(self, request):
-        refunds = Refund.objects.filter(decision__merchant=self.merchant)
-        return paginated(
-            self,
-            refunds.select_related("decision"),
-            RefundOutput,
-            ordering="-created_at",
-            filterset_class=OperationFilter,
-        )
+        return operation_page(self, Refund, RefundOutput)
 
 
 class RefundDetailApi(MerchantApi):
@@ -125,9 +110,4 @@ class RefundDetailApi(MerchantApi):
         examples=[REFUND_EXAMPLE],
     )
     def get(self, request, reference: str):
-        refund = get_object_or_404(
-            Refund.objects.select_related("decision"),
-            reference=reference,
-            decision__merchant=self.merchant,
-        )
-        return Response(RefundOutput(refund).data)
+        return operation_detail(self, Refund, RefundOutput, reference)

@@ -1,10 +1,7 @@
 """Reversals: what a merchant releases of an authorization's hold without capturing it, in whole
 or in part; it returns to the beneficiary's pockets."""
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework.response import Response
+from drf_spectacular.utils import OpenApiExample, extend_schema
 
 from merchant_api.base import (
     ERROR_EXAMPLE,
@@ -12,13 +9,14 @@ from merchant_api.base import (
     IDEMPOTENCY_KEY,
     MerchantApi,
     Page,
-    paginated,
 )
 from merchant_api.operations import (
+    OPERATION_LIST_PARAMETERS,
     AmountInput,
-    OperationFilter,
     OperationOutput,
     operation_created,
+    operation_detail,
+    operation_page,
     own_authorization,
 )
 from merchants.models import Reversal
@@ -82,13 +80,7 @@ class ReversalListApi(MerchantApi):
     @extend_schema(
         summary="List reversals, newest first",
         operation_id="reversals_list",
-        parameters=[
-            OpenApiParameter("authorization", str),
-            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
-            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
-        ],
+        parameters=OPERATION_LIST_PARAMETERS,
         responses={200: ReversalPage, **ERRORS},
         examples=[
             OpenApiExample(
@@ -99,14 +91,7 @@ class ReversalListApi(MerchantApi):
         ],
     )
     def get(self, request):
-        reversals = Reversal.objects.filter(decision__merchant=self.merchant)
-        return paginated(
-            self,
-            reversals.select_related("decision"),
-            ReversalOutput,
-            ordering="-created_at",
-            filterset_class=OperationFilter,
-        )
+        return operation_page(self, Reversal, ReversalOutput)
 
 
 class ReversalDetailApi(MerchantApi):
@@ -116,9 +101,4 @@ class ReversalDetailApi(MerchantApi):
         examples=[REVERSAL_EXAMPLE],
     )
     def get(self, request, reference: str):
-        reversal = get_object_or_404(
-            Reversal.objects.select_related("decision"),
-            reference=reference,
-            decision__merchant=self.merchant,
-        )
-        return Response(ReversalOutput(reversal).data)
+        return operation_detail(self, Reversal, ReversalOutput, reference)
