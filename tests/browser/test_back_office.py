@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 from funders.models import Allocation, Membership, Program
 from funders.services import beneficiary_enrol
 from merchants.payments import payment_authorize
+from tests.browser.signin import admin_sign_in
 from tests.factories import (
     BeneficiaryFactory,
     FunderFactory,
@@ -39,11 +40,7 @@ def test_a_manager_creates_a_program_grants_aid_in_bulk_and_sees_the_dashboard(
     admin = f"{live_server.url}/admin"
 
     # signs in
-    page.goto(f"{admin}/login/")
-    page.fill("#id_username", "claire")
-    page.fill("#id_password", "password")
-    page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_be_visible()
+    admin_sign_in(page, admin, "claire")
 
     # creates a program: food shops of Isère, 30 € per payment at most
     page.goto(f"{admin}/funders/program/add/")

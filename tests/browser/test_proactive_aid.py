@@ -19,6 +19,7 @@ from funders.models import (
     Proposal,
 )
 from funders.services import beneficiary_enrol
+from tests.browser.signin import admin_sign_in
 from tests.factories import BeneficiaryFactory, FunderFactory, make_program, make_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,14 +90,6 @@ def isere():
     return program, karim, people
 
 
-def sign_in(page, admin: str, username: str) -> None:
-    page.goto(f"{admin}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "password")
-    page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_be_visible()
-
-
 def in_french(function, *args) -> str:
     with translation.override("fr"):
         return function(*args)
@@ -111,7 +104,7 @@ def test_a_manager_runs_a_campaign_and_an_agent_decides_on_its_proposals(
     admin = f"{live_server.url}/admin"
 
     # the manager writes the criteria in the program page's inline: 65 or more, in Isère
-    sign_in(page, admin, "claire")
+    admin_sign_in(page, admin, "claire")
     page.goto(f"{admin}/funders/program/{program.pk}/change/")
     expect(page.locator("html")).to_have_attribute("lang", "fr")
     add_criterion = page.locator("#criteria-group .add-row a")
@@ -183,7 +176,7 @@ def test_a_manager_runs_a_campaign_and_an_agent_decides_on_its_proposals(
 
     # the agent signs in (the manager signs out first)
     page.click("#logout-form button[type=submit]")
-    sign_in(page, admin, "karim")
+    admin_sign_in(page, admin, "karim")
 
     # opens the campaign's proposals, then Jeanne Bernard's
     page.goto(f"{admin}/funders/campaign/{campaign.pk}/change/")
