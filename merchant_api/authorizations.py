@@ -32,7 +32,7 @@ from merchant_api.base import (
 )
 from merchant_api.code_guessing import PaymentCodeGuessing
 from merchants.payments import payment_authorize
-from merchants.sandbox import sandbox_authorize
+from merchants.sandbox import sandbox_authorize, sandbox_description
 from merchants.selectors import authorization_list, capture_status
 from wallet.models import Decision
 
@@ -176,6 +176,7 @@ class AuthorizationInput(serializers.Serializer):
 class AuthorizationCreateApi(MerchantApi):
     @extend_schema(
         summary="Authorize a payment",
+        description=sandbox_description(),
         request=AuthorizationInput,
         responses={201: AuthorizationOutput, **ERRORS},
         parameters=[IDEMPOTENCY_KEY],

@@ -374,3 +374,15 @@ def sandbox_refund(
 
     params = {"decision": decision.pk, "amount": amount, "reason": reason}
     return run_idempotent(model=Refund, key=key, params=params, create=create)
+
+
+def sandbox_description() -> str:
+    """The test payment codes and what each answers, as the API description shows them."""
+    rows = "\n".join(f"| `{test.code}` | {test.answer} |" for test in TEST_CODES.values())
+    return (
+        "**Sandbox.** With a test key (`sk_test_...`) send one of these test payment codes; "
+        "any other code answers 404 `payment_code_invalid`. Test codes can be used again and "
+        "again; every object answers `livemode: false` and no money moves.\n\n"
+        f"| test payment_code | answer |\n| --- | --- |\n{rows}\n\n"
+        "Any approving code with a currency other than EUR: declined currency_not_supported."
+    )
