@@ -70,6 +70,7 @@ class TestCode:
     aid: Callable[[Merchant, datetime], list[tuple[int, dict, dict]]] | None = None
     frozen: bool = False
     error: type[PaymentCodeError] | None = None
+    expires: bool = False  # its hold expires at once (authorization.expired)
 
 
 def _aid(balance: int, rules: dict | None = None, **validity: datetime):
@@ -135,6 +136,13 @@ TEST_CODES: dict[str, TestCode] = {
         ),
         TestCode("0000 000 010", "declined no_aid_available", aid=lambda merchant, at: []),
         TestCode("0000 000 011", "declined wallet_frozen", frozen=True),
+        TestCode(
+            "0000 000 012",
+            "approved up to 500.00 EUR, then expired at once (authorization.expired): nothing "
+            "left to capture",
+            aid=_aid(SANDBOX_AID),
+            expires=True,
+        ),
         TestCode("0000 000 090", "error 410 payment_code_expired", error=PaymentCodeExpired),
         TestCode("0000 000 091", "error 409 payment_code_used", error=PaymentCodeUsed),
         TestCode(
@@ -218,6 +226,8 @@ def sandbox_authorize(
     def create(digest: str) -> Decision:
         outcome = _frozen() if test.frozen else decide(request, _pocket_states(test, merchant, at))
         record = {"amount": amount, "currency": currency, "test_payment_code": test.code}
+        if test.expires:
+            record["expired"] = True  # read by _locked() and merchants.selectors
         decision = Decision.objects.create(
             idempotency_key=key,
             fingerprint=digest,
@@ -245,7 +255,14 @@ def sandbox_authorize(
             data=authorization_data(decision),
             livemode=False,
         )
-        if capture and decision.approved_amount:
+        if test.expires and decision.approved_amount:
+            webhook_event_emit(
+                merchant_id=merchant.pk,
+                event_type=EventType.AUTHORIZATION_EXPIRED,
+                data=authorization_data(decision),
+                livemode=False,
+            )
+        elif capture and decision.approved_amount:
             _capture(decision, None, f"{key}:capture")
         return decision
 
@@ -260,11 +277,11 @@ def _scoped(merchant: Merchant, key: str | None) -> str:
 
 def _locked(merchant: Merchant, decision: Decision) -> tuple[Decision, int]:
     """The sandbox decision, locked so that operations on it queue, and what it still holds:
-    what was approved less what was reversed, nothing once captured."""
+    what was approved less what was reversed, nothing once captured or expired."""
     if decision.merchant_id != merchant.pk or decision.livemode:
         raise InvalidState(message="This is not one of your test authorizations.", field="id")
     locked = Decision.objects.select_for_update().get(pk=decision.pk)
-    if Capture.objects.filter(decision=locked).exists():
+    if locked.request.get("expired") or Capture.objects.filter(decision=locked).exists():
         return locked, 0
     reversed_ = Reversal.objects.filter(decision=locked).aggregate(total=Sum("amount"))["total"]
     return locked, locked.approved_amount - (reversed_ or 0)
@@ -284,11 +301,11 @@ def _taken(held: int, amount: int | None) -> int:
 
 def _capture(decision: Decision, amount: int | None, key: str) -> Capture:
     def create(digest: str) -> Capture:
-        if Capture.objects.filter(decision=decision).exists():
+        locked, held = _locked(decision.merchant, decision)  # then a second capture waits
+        if Capture.objects.filter(decision=locked).exists():
             raise AuthorizationAlreadyCaptured(
                 message="This authorization was already captured.", field="id"
             )
-        locked, held = _locked(decision.merchant, decision)
         capture = Capture.objects.create(
             decision=locked,
             amount=_taken(held, amount),

@@ -42,10 +42,11 @@ def _with_totals() -> QuerySet[Decision]:
         amount_refunded=_total(Refund.objects.all()),
     ).annotate(
         # A sandbox authorization holds no money in the ledger: what it holds is what was
-        # approved less what was reversed, until its one capture (merchants/sandbox.py).
+        # approved less what was reversed, until its one capture or its expiry (the test code
+        # that expires at once, merchants/sandbox.py).
         amount_held=Case(
             When(livemode=True, then=F("ledger_held")),
-            When(amount_captured__gt=0, then=Value(0)),
+            When(Q(amount_captured__gt=0) | Q(request__expired=True), then=Value(0)),
             default=F("approved_amount") - F("amount_reversed"),
         ),
     )

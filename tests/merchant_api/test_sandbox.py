@@ -79,6 +79,15 @@ def test_amounts_approve_partially_approve_or_decline_as_documented(
     assert body["amount_held"] == approved
 
 
+def test_the_expiring_test_code_approves_then_expires_at_once(sandbox):
+    body = pay(sandbox, "0000 000 012", 1000)
+    assert (body["status"], body["capture_status"], body["amount_held"]) == (
+        "approved", "expired", 0,
+    )  # fmt: skip
+    refused = sandbox.send(f"/authorizations/{body['id']}/capture")
+    assert refused.json()["error"]["code"] == "authorization_not_capturable"
+
+
 def test_another_currency_is_declined_currency_not_supported(sandbox):
     body = pay(sandbox, APPROVE, currency="USD")
     assert (body["status"], body["decline"]["code"]) == ("declined", "currency_not_supported")
@@ -148,6 +157,7 @@ def test_the_whole_lifecycle_follows_the_live_rules(sandbox):
         ("payment.captured", [(APPROVE, 1000, "capture")]),
         ("authorization.reversed", [(APPROVE, 1000, "reverse")]),
         ("refund.succeeded", [(APPROVE, 1000, "capture"), (None, 400, "refunds")]),
+        ("authorization.expired", [("0000 000 012", 1000, None)]),
     ],
 )
 def test_each_event_goes_to_the_test_endpoint_only(sandbox, api, event, steps):
@@ -205,7 +215,9 @@ def test_lists_with_a_test_key_show_test_objects_only(api, sandbox, authorize, m
     api.send(f"/authorizations/{live}/capture")
     api.send(f"/authorizations/{authorize(500)['id']}/reverse")
     api.send("/webhook-endpoints", {"url": URL})
-    SettlementBatch.objects.create(merchant=merchant, currency="EUR", period_end="2026-11-22T00:00Z", net=0)
+    SettlementBatch.objects.create(
+        merchant=merchant, currency="EUR", period_end="2026-11-22T00:00Z", net=0
+    )
     test = pay(sandbox, APPROVE, 1000)["id"]
     sandbox.send(f"/authorizations/{test}/capture")
     sandbox.send(f"/authorizations/{test}/refunds", {"amount": 100})
