@@ -4,7 +4,8 @@ cursor pagination of lists. Each resource has its own module, one class per oper
 serializers and OpenAPI examples beside it.
 
 Every POST takes an `Idempotency-Key` header (see merchant_api/idempotency.py); every object is
-looked up through the authenticated merchant, so another merchant's id answers 404."""
+looked up through the authenticated merchant and the key's mode (live, or the sandbox's: see
+merchants/sandbox.py), so another merchant's id, or an id of the other mode, answers 404."""
 
 from datetime import UTC
 
@@ -81,9 +82,10 @@ class MerchantApi(APIView):
         return self.request.auth.mode == ApiKey.Mode.LIVE
 
     def _stored_key(self) -> str:
-        # A live and a test request with the same Idempotency-Key are two operations.
+        # A live and a test request with the same Idempotency-Key are two operations. Keys
+        # are ASCII (idempotency.request_key), so no live key can take this non-ASCII prefix.
         key = self.idempotency[0]
-        return key if self.livemode else f"test:{key}"
+        return key if self.livemode else f"test·{key}"
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

@@ -183,7 +183,7 @@ class IdempotentResponse(models.Model):
     byte for byte, whatever happened to the objects since."""
 
     merchant = models.ForeignKey(Merchant, models.CASCADE, related_name="+")
-    # The client's key (at most 255 characters), prefixed "test:" for a test key's requests.
+    # The client's key (at most 255 characters), prefixed "test·" for a test key's requests.
     key = models.CharField(max_length=300)
     fingerprint = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()

@@ -259,6 +259,13 @@ def test_the_same_idempotency_key_in_live_and_test_is_two_operations(api, sandbo
     # The live key does not get the test answer back: the test code is no live code.
     assert test.status_code == 201 and live.status_code == 404
     assert "Idempotent-Replayed" not in live
+    # Nor can a live key name the test key's stored answer: its prefix is not ASCII.
+    lookalike = api.send(
+        "/authorizations",
+        {"amount": 1000, "currency": "EUR", "payment_code": APPROVE},
+        key="test·order-1",
+    )
+    assert lookalike.status_code == 400 and "Idempotent-Replayed" not in lookalike
 
 
 # --- a test key changes no real row and no real balance ---------------------------------------
@@ -284,7 +291,7 @@ def _real_world() -> dict:
         "deliveries": WebhookDelivery.objects.filter(endpoint__livemode=True).count(),
         "batches": SettlementBatch.objects.count(),
         "live_keys": list(ApiKey.objects.filter(mode="live").values("pk", "revoked_at")),
-        "replays": IdempotentResponse.objects.exclude(key__startswith="test:").count(),
+        "replays": IdempotentResponse.objects.exclude(key__startswith="test·").count(),
     }
 
 
