@@ -2,12 +2,14 @@
 itself, with the key in use."""
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
-from merchant_api.base import ERRORS, IDEMPOTENCY_KEY, MerchantApi
+from core.errors import DomainError
+from merchant_api.base import ERRORS, IDEMPOTENCY_KEY, LIVEMODE_HELP, MerchantApi
 from merchants.models import ApiKey
 from merchants.services import api_key_create, api_key_revoke
 
@@ -15,19 +17,27 @@ from merchants.services import api_key_create, api_key_revoke
 class ApiKeyOutput(serializers.ModelSerializer):
     object = serializers.SerializerMethodField()
     created = serializers.DateTimeField(source="created_at")
+    livemode = serializers.SerializerMethodField(
+        help_text="false for a test key. A key lists, creates and revokes only keys of its "
+        "own mode: a test key never mints a live one."
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["id", "object", "name", "mode", "prefix", "created", "last_used_at",
-                  "revoked_at"]  # fmt: skip
+        fields = ["id", "object", "livemode", "name", "mode", "prefix", "created",
+                  "last_used_at", "revoked_at"]  # fmt: skip
 
     def get_object(self, key) -> str:
         return "api_key"
+
+    def get_livemode(self, key) -> bool:
+        return key.mode == ApiKey.Mode.LIVE
 
 
 API_KEY_EXAMPLE = {
     "id": 12,
     "object": "api_key",
+    "livemode": True,
     "name": "Caisse 1",
     "mode": "live",
     "prefix": "sk_live_4fT9qLm",
@@ -38,6 +48,7 @@ API_KEY_EXAMPLE = {
 
 
 class ApiKeyListOutput(serializers.Serializer):
+    livemode = serializers.BooleanField(help_text=LIVEMODE_HELP)
     data = ApiKeyOutput(many=True)
 
 
@@ -45,11 +56,15 @@ class ApiKeyListApi(MerchantApi):
     @extend_schema(
         summary="List your API keys",
         responses={200: ApiKeyListOutput, **ERRORS},
-        examples=[OpenApiExample("Keys", response_only=True, value={"data": [API_KEY_EXAMPLE]})],
+        examples=[
+            OpenApiExample(
+                "Keys", response_only=True, value={"livemode": True, "data": [API_KEY_EXAMPLE]}
+            )
+        ],
     )
     def get(self, request):
-        keys = self.merchant.api_keys.order_by("-created_at")
-        return Response({"data": ApiKeyOutput(keys, many=True).data})
+        keys = self.merchant.api_keys.filter(mode=request.auth.mode).order_by("-created_at")
+        return Response({"livemode": self.livemode, "data": ApiKeyOutput(keys, many=True).data})
 
 
 class MerchantKeyCreationThrottle(SimpleRateThrottle):
@@ -65,7 +80,20 @@ class MerchantKeyCreationThrottle(SimpleRateThrottle):
 
 class ApiKeyInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    mode = serializers.ChoiceField(choices=ApiKey.Mode.choices, default=ApiKey.Mode.LIVE)
+    mode = serializers.ChoiceField(
+        choices=ApiKey.Mode.choices,
+        required=False,
+        help_text="Leave out for the mode of the key in use. A test key creates test keys only.",
+    )
+
+
+class LiveKeyNeedsLiveKey(DomainError):
+    code = "live_key_requires_live_key"
+    status = 403
+    default_message = _("A test key creates only test keys: create a live key with a live key.")
+
+    def __init__(self):
+        super().__init__(field="mode")
 
 
 class ApiKeyCreatedOutput(ApiKeyOutput):
@@ -108,7 +136,13 @@ class ApiKeyCreateApi(MerchantApi):
     def post(self, request):
         data = ApiKeyInput(data=request.data)
         data.is_valid(raise_exception=True)
-        key, secret = api_key_create(merchant=self.merchant, **data.validated_data)
+        mode = data.validated_data.get("mode", request.auth.mode)
+        if mode == ApiKey.Mode.LIVE and not self.livemode:
+            # A sandbox key is shared with developers and CI: it must not open the live API.
+            raise LiveKeyNeedsLiveKey()
+        key, secret = api_key_create(
+            merchant=self.merchant, name=data.validated_data["name"], mode=mode
+        )
         output = ApiKeyCreatedOutput(key, context={"secret": secret})
         return Response(output.data, status=status.HTTP_201_CREATED)
 
@@ -138,5 +172,5 @@ class ApiKeyRevokeApi(MerchantApi):
         ],
     )
     def post(self, request, key_id: int):
-        key = get_object_or_404(self.merchant.api_keys, pk=key_id)
+        key = get_object_or_404(self.merchant.api_keys, pk=key_id, mode=request.auth.mode)
         return Response(ApiKeyOutput(api_key_revoke(key=key)).data)

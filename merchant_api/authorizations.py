@@ -22,6 +22,7 @@ from merchant_api.base import (
     ERROR_EXAMPLE,
     ERRORS,
     IDEMPOTENCY_KEY,
+    LIVEMODE_HELP,
     MerchantApi,
     MetadataField,
     Page,
@@ -31,6 +32,7 @@ from merchant_api.base import (
 )
 from merchant_api.code_guessing import PaymentCodeGuessing
 from merchants.payments import payment_authorize
+from merchants.sandbox import sandbox_authorize, sandbox_description
 from merchants.selectors import authorization_list, capture_status
 from wallet.models import Decision
 
@@ -50,12 +52,13 @@ class AuthorizationOutput(serializers.ModelSerializer):
     amount_reversed = serializers.IntegerField(read_only=True)
     amount_refunded = serializers.IntegerField(read_only=True)
     created = serializers.DateTimeField(source="decided_at")
+    livemode = serializers.BooleanField(read_only=True, help_text=LIVEMODE_HELP)
 
     class Meta:
         model = Decision
         fields = [
-            "id", "object", "status", "amount", "approved_amount", "currency", "decline",
-            "capture_status", "amount_held", "amount_captured", "amount_reversed",
+            "id", "object", "livemode", "status", "amount", "approved_amount", "currency",
+            "decline", "capture_status", "amount_held", "amount_captured", "amount_reversed",
             "amount_refunded", "merchant_reference", "metadata", "created",
         ]  # fmt: skip
 
@@ -92,6 +95,7 @@ APPROVED_EXAMPLE = OpenApiExample(
     value={
         "id": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
         "object": "authorization",
+        "livemode": True,
         "status": "approved",
         "amount": 1250,
         "approved_amount": 1250,
@@ -113,6 +117,7 @@ DECLINED_EXAMPLE = OpenApiExample(
     value={
         "id": "auth_Yq1c7T2uVb0pZk3rN8wH6eJ5",
         "object": "authorization",
+        "livemode": True,
         "status": "declined",
         "amount": 4500,
         "approved_amount": 0,
@@ -149,7 +154,8 @@ class AuthorizationInput(serializers.Serializer):
     currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
     payment_code = serializers.CharField(
         max_length=32,
-        help_text="The one-time code shown by the beneficiary's app, e.g. 1234 567 890.",
+        help_text="The one-time code shown by the beneficiary's app, e.g. 1234 567 890. "
+        "With a test key, one of the test payment codes of the sandbox (see the description).",
     )
     partial_approval_allowed = serializers.BooleanField(default=False)
     capture = serializers.BooleanField(
@@ -170,6 +176,7 @@ class AuthorizationInput(serializers.Serializer):
 class AuthorizationCreateApi(MerchantApi):
     @extend_schema(
         summary="Authorize a payment",
+        description=sandbox_description(),
         request=AuthorizationInput,
         responses={201: AuthorizationOutput, **ERRORS},
         parameters=[IDEMPOTENCY_KEY],
@@ -191,6 +198,13 @@ class AuthorizationCreateApi(MerchantApi):
     def post(self, request):
         data = AuthorizationInput(data=request.data)
         data.is_valid(raise_exception=True)
+        if not self.livemode:
+            # Test codes are public: nothing to guess, and no test call counts against the
+            # merchant's live payments.
+            decision = sandbox_authorize(
+                merchant=self.merchant, idempotency_key=self.service_key(), **data.validated_data
+            )
+            return self._created(decision)
         guard = PaymentCodeGuessing(self.merchant)
         guard.check()
         try:
@@ -200,7 +214,12 @@ class AuthorizationCreateApi(MerchantApi):
         except PaymentCodeInvalid:
             guard.count_failure()
             raise
-        decision = authorization_list(merchant=self.merchant).get(pk=decision.pk)
+        return self._created(decision)
+
+    def _created(self, decision: Decision) -> Response:
+        decision = authorization_list(merchant=self.merchant, livemode=self.livemode).get(
+            pk=decision.pk
+        )
         return Response(AuthorizationOutput(decision).data, status=status.HTTP_201_CREATED)
 
 
@@ -237,6 +256,7 @@ class AuthorizationListApi(MerchantApi):
                 "A page",
                 response_only=True,
                 value={
+                    "livemode": True,
                     "next": "https://wallet.example.org/api/merchant/v1/authorizations?cursor=cD0y",
                     "previous": None,
                     "results": [APPROVED_EXAMPLE.value, DECLINED_EXAMPLE.value],
@@ -248,7 +268,7 @@ class AuthorizationListApi(MerchantApi):
     def get(self, request):
         return paginated(
             self,
-            authorization_list(merchant=self.merchant),
+            authorization_list(merchant=self.merchant, livemode=self.livemode),
             AuthorizationOutput,
             ordering="-decided_at",
             filterset_class=AuthorizationFilter,
@@ -268,6 +288,7 @@ class AuthorizationDetailApi(MerchantApi):
     )
     def get(self, request, reference: str):
         decision = get_object_or_404(
-            authorization_list(merchant=self.merchant), reference=reference
+            authorization_list(merchant=self.merchant, livemode=self.livemode),
+            reference=reference,
         )
         return Response(AuthorizationOutput(decision).data)

@@ -4,7 +4,8 @@ cursor pagination of lists. Each resource has its own module, one class per oper
 serializers and OpenAPI examples beside it.
 
 Every POST takes an `Idempotency-Key` header (see merchant_api/idempotency.py); every object is
-looked up through the authenticated merchant, so another merchant's id answers 404."""
+looked up through the authenticated merchant and the key's mode (live, or the sandbox's: see
+merchants/sandbox.py), so another merchant's id, or an id of the other mode, answers 404."""
 
 from datetime import UTC
 
@@ -25,7 +26,7 @@ from core.api_errors import ErrorOutput
 from core.money import MAX_AMOUNT
 from merchant_api import idempotency
 from merchant_api.authentication import ApiKeyAuthentication
-from merchants.models import Merchant
+from merchants.models import ApiKey, Merchant
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -74,6 +75,18 @@ class MerchantApi(APIView):
     def merchant(self) -> Merchant:
         return self.request.user.merchant
 
+    @property
+    def livemode(self) -> bool:
+        """False for a test key: every object the request reads or writes is a sandbox one
+        (merchants/sandbox.py)."""
+        return self.request.auth.mode == ApiKey.Mode.LIVE
+
+    def _stored_key(self) -> str:
+        # A live and a test request with the same Idempotency-Key are two operations. Keys
+        # are ASCII (idempotency.request_key), so no live key can take this non-ASCII prefix.
+        key = self.idempotency[0]
+        return key if self.livemode else f"test·{key}"
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.idempotency = None
@@ -83,7 +96,7 @@ class MerchantApi(APIView):
                 fingerprint = idempotency.request_fingerprint(request)
                 self.idempotency = (key, fingerprint)
                 replayed = idempotency.replay(
-                    merchant=self.merchant, key=key, fingerprint=fingerprint
+                    merchant=self.merchant, key=self._stored_key(), fingerprint=fingerprint
                 )
                 if replayed is not None:
                     raise _Replay(replayed)
@@ -99,7 +112,10 @@ class MerchantApi(APIView):
         if key is not None and response.status_code < 500 and "Idempotent-Replayed" not in response:
             response.render()
             idempotency.remember(
-                merchant=self.merchant, key=key[0], fingerprint=key[1], response=response
+                merchant=self.merchant,
+                key=self._stored_key(),
+                fingerprint=key[1],
+                response=response,
             )
         return response
 
@@ -111,6 +127,11 @@ class _Replay(Exception):  # control flow carrying a stored response, not an err
     def __init__(self, response):
         self.response = response
 
+
+LIVEMODE_HELP = (
+    "true with a live key (sk_live_), false with a test key (sk_test_): a test key sees and "
+    "writes only sandbox objects, which move no money (see the sandbox section of the docs)."
+)
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     idempotency.HEADER,
@@ -150,6 +171,7 @@ ERROR_EXAMPLE = OpenApiExample(
 # The schema of a page of a list, as Cursor answers it; each list's page adds its results. (A
 # comment, not a docstring: a serializer's docstring is its description in the OpenAPI schema.)
 class Page(serializers.Serializer):
+    livemode = serializers.BooleanField(help_text=LIVEMODE_HELP)
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
 
@@ -178,7 +200,9 @@ def paginated(
     paginator = Cursor()
     paginator.ordering = ordering
     page = paginator.paginate_queryset(queryset, view.request, view=view)
-    return paginator.get_paginated_response(output(page, many=True).data)
+    response = paginator.get_paginated_response(output(page, many=True).data)
+    response.data = {"livemode": view.livemode, **response.data}
+    return response
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):

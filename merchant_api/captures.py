@@ -21,6 +21,7 @@ from merchant_api.operations import (
 )
 from merchants.models import Capture
 from merchants.payments import payment_capture
+from merchants.sandbox import sandbox_capture
 
 
 class CaptureOutput(OperationOutput):
@@ -37,6 +38,7 @@ CAPTURE_EXAMPLE = OpenApiExample(
     value={
         "id": "cap_Q2f7mZ1kPx0aB9cD3eF5gH7j",
         "object": "capture",
+        "livemode": True,
         "authorization": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
         "amount": 1000,
         "created": "2026-11-22T10:20:00+01:00",
@@ -61,8 +63,11 @@ class CaptureCreateApi(MerchantApi):
     def post(self, request, reference: str):
         data = AmountInput(data=request.data)
         data.is_valid(raise_exception=True)
-        decision = own_authorization(merchant=self.merchant, reference=reference)
-        capture = payment_capture(
+        decision = own_authorization(
+            merchant=self.merchant, reference=reference, livemode=self.livemode
+        )
+        service = payment_capture if self.livemode else sandbox_capture
+        capture = service(
             merchant=self.merchant,
             decision=decision,
             idempotency_key=self.service_key(),
@@ -85,7 +90,12 @@ class CaptureListApi(MerchantApi):
             OpenApiExample(
                 "A page",
                 response_only=True,
-                value={"next": None, "previous": None, "results": [CAPTURE_EXAMPLE.value]},
+                value={
+                    "livemode": True,
+                    "next": None,
+                    "previous": None,
+                    "results": [CAPTURE_EXAMPLE.value],
+                },
             )
         ],
     )

@@ -11,7 +11,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from merchant_api.authorizations import AuthorizationOutput
-from merchant_api.base import MerchantApi, UtcDateTimeFilter, amount_field, paginated
+from merchant_api.base import (
+    LIVEMODE_HELP,
+    MerchantApi,
+    UtcDateTimeFilter,
+    amount_field,
+    paginated,
+)
 from merchants.models import Merchant
 from merchants.selectors import authorization_list
 from wallet.models import Decision
@@ -23,9 +29,10 @@ class OperationOutput(serializers.ModelSerializer):
     object = serializers.SerializerMethodField()
     authorization = serializers.CharField(source="decision.reference")
     created = serializers.DateTimeField(source="created_at")
+    livemode = serializers.BooleanField(read_only=True, help_text=LIVEMODE_HELP)
 
     class Meta:
-        fields = ["id", "object", "authorization", "amount", "created"]
+        fields = ["id", "object", "livemode", "authorization", "amount", "created"]
 
 
 class AmountInput(serializers.Serializer):
@@ -53,7 +60,7 @@ def operation_page(
     view: MerchantApi, model: type[Model], output: type[serializers.Serializer]
 ) -> Response:
     """A page of the merchant's operations of one kind, newest first, filtered as documented."""
-    operations = model.objects.filter(decision__merchant=view.merchant)
+    operations = model.objects.filter(decision__merchant=view.merchant, livemode=view.livemode)
     return paginated(
         view,
         operations.select_related("decision"),
@@ -74,14 +81,20 @@ def operation_detail(
         model.objects.select_related("decision"),
         reference=reference,
         decision__merchant=view.merchant,
+        livemode=view.livemode,
     )
     return Response(output(operation).data)
 
 
-def own_authorization(*, merchant: Merchant, reference: str) -> Decision:
-    # Its API's only: a card payment at the merchant is captured by the card network.
+def own_authorization(*, merchant: Merchant, reference: str, livemode: bool) -> Decision:
+    # Its API's only: a card payment at the merchant is captured by the card network. Of the
+    # key's mode only: a live id answers 404 to a test key, and the reverse.
     return get_object_or_404(
-        Decision, reference=reference, merchant=merchant, channel=Decision.Channel.API
+        Decision,
+        reference=reference,
+        merchant=merchant,
+        channel=Decision.Channel.API,
+        livemode=livemode,
     )
 
 
@@ -89,6 +102,6 @@ def operation_created(
     output: serializers.Serializer, *, merchant: Merchant, decision: Decision
 ) -> Response:
     """201 with the operation and, under authorization_state, its authorization as it is now."""
-    fresh = authorization_list(merchant=merchant).get(pk=decision.pk)
+    fresh = authorization_list(merchant=merchant, livemode=decision.livemode).get(pk=decision.pk)
     body = output.data | {"authorization_state": AuthorizationOutput(fresh).data}
     return Response(body, status=status.HTTP_201_CREATED)

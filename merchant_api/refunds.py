@@ -22,12 +22,13 @@ from merchant_api.operations import (
 )
 from merchants.models import Refund
 from merchants.payments import payment_refund
+from merchants.sandbox import sandbox_refund
 
 
 class RefundOutput(OperationOutput):
     class Meta(OperationOutput.Meta):
         model = Refund
-        fields = ["id", "object", "authorization", "amount", "reason", "created"]
+        fields = ["id", "object", "livemode", "authorization", "amount", "reason", "created"]
 
     def get_object(self, refund) -> str:
         return "refund"
@@ -39,6 +40,7 @@ REFUND_EXAMPLE = OpenApiExample(
     value={
         "id": "re_Q2f7mZ1kPx0aB9cD3eF5gH7j",
         "object": "refund",
+        "livemode": True,
         "authorization": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
         "amount": 1000,
         "reason": "returned item",
@@ -71,8 +73,11 @@ class RefundCreateApi(MerchantApi):
     def post(self, request, reference: str):
         data = RefundInput(data=request.data)
         data.is_valid(raise_exception=True)
-        decision = own_authorization(merchant=self.merchant, reference=reference)
-        refund = payment_refund(
+        decision = own_authorization(
+            merchant=self.merchant, reference=reference, livemode=self.livemode
+        )
+        service = payment_refund if self.livemode else sandbox_refund
+        refund = service(
             merchant=self.merchant,
             decision=decision,
             idempotency_key=self.service_key(),
@@ -95,7 +100,12 @@ class RefundListApi(MerchantApi):
             OpenApiExample(
                 "A page",
                 response_only=True,
-                value={"next": None, "previous": None, "results": [REFUND_EXAMPLE.value]},
+                value={
+                    "livemode": True,
+                    "next": None,
+                    "previous": None,
+                    "results": [REFUND_EXAMPLE.value],
+                },
             )
         ],
     )

@@ -21,6 +21,7 @@ from merchant_api.operations import (
 )
 from merchants.models import Reversal
 from merchants.payments import payment_reverse
+from merchants.sandbox import sandbox_reverse
 
 
 class ReversalOutput(OperationOutput):
@@ -37,6 +38,7 @@ REVERSAL_EXAMPLE = OpenApiExample(
     value={
         "id": "rev_Q2f7mZ1kPx0aB9cD3eF5gH7j",
         "object": "reversal",
+        "livemode": True,
         "authorization": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
         "amount": 1000,
         "created": "2026-11-22T10:20:00+01:00",
@@ -60,8 +62,11 @@ class ReversalCreateApi(MerchantApi):
     def post(self, request, reference: str):
         data = AmountInput(data=request.data)
         data.is_valid(raise_exception=True)
-        decision = own_authorization(merchant=self.merchant, reference=reference)
-        reversal = payment_reverse(
+        decision = own_authorization(
+            merchant=self.merchant, reference=reference, livemode=self.livemode
+        )
+        service = payment_reverse if self.livemode else sandbox_reverse
+        reversal = service(
             merchant=self.merchant,
             decision=decision,
             idempotency_key=self.service_key(),
@@ -86,7 +91,12 @@ class ReversalListApi(MerchantApi):
             OpenApiExample(
                 "A page",
                 response_only=True,
-                value={"next": None, "previous": None, "results": [REVERSAL_EXAMPLE.value]},
+                value={
+                    "livemode": True,
+                    "next": None,
+                    "previous": None,
+                    "results": [REVERSAL_EXAMPLE.value],
+                },
             )
         ],
     )

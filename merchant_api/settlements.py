@@ -29,14 +29,21 @@ class SettlementOutput(serializers.ModelSerializer):
     object = serializers.SerializerMethodField()
     payout = serializers.SerializerMethodField()
     created = serializers.DateTimeField(source="created_at")
+    livemode = serializers.SerializerMethodField(
+        help_text="Always true: settlements pay real money, and the sandbox never settles (a "
+        "test key lists none)."
+    )
 
     class Meta:
         model = SettlementBatch
-        fields = ["id", "object", "currency", "period_start", "period_end", "captured",
+        fields = ["id", "object", "livemode", "currency", "period_start", "period_end", "captured",
                   "refunded", "carried", "net", "payout", "created"]  # fmt: skip
 
     def get_object(self, batch) -> str:
         return "settlement"
+
+    def get_livemode(self, batch) -> bool:
+        return True
 
     @extend_schema_field(PayoutOutput(allow_null=True))
     def get_payout(self, batch):
@@ -75,6 +82,7 @@ class SettlementPage(Page):
 SETTLEMENT_EXAMPLE = {
     "id": "STL-3F9A0C2E71B4D855",
     "object": "settlement",
+    "livemode": True,
     "currency": "EUR",
     "period_start": "2026-11-21T00:00:00+01:00",
     "period_end": "2026-11-22T00:00:00+01:00",
@@ -94,8 +102,10 @@ SETTLEMENT_EXAMPLE = {
 }
 
 
-def _own_batches(merchant):
-    return SettlementBatch.objects.filter(merchant=merchant).select_related("payout")
+def _own_batches(view: MerchantApi):
+    if not view.livemode:
+        return SettlementBatch.objects.none()  # sandbox payments move no money to settle
+    return SettlementBatch.objects.filter(merchant=view.merchant).select_related("payout")
 
 
 class SettlementListApi(MerchantApi):
@@ -111,14 +121,17 @@ class SettlementListApi(MerchantApi):
             OpenApiExample(
                 "A page",
                 response_only=True,
-                value={"next": None, "previous": None, "results": [SETTLEMENT_EXAMPLE]},
+                value={
+                    "livemode": True,
+                    "next": None,
+                    "previous": None,
+                    "results": [SETTLEMENT_EXAMPLE],
+                },
             )
         ],
     )
     def get(self, request):
-        return paginated(
-            self, _own_batches(self.merchant), SettlementOutput, ordering="-created_at"
-        )
+        return paginated(self, _own_batches(self), SettlementOutput, ordering="-created_at")
 
 
 class SettlementDetailApi(MerchantApi):
@@ -155,7 +168,7 @@ class SettlementDetailApi(MerchantApi):
         ],
     )
     def get(self, request, reference: str):
-        batch = get_object_or_404(_own_batches(self.merchant), reference=reference)
+        batch = get_object_or_404(_own_batches(self), reference=reference)
         return Response(SettlementDetailOutput(batch).data)
 
 
@@ -179,7 +192,7 @@ class SettlementStatementCsvApi(MerchantApi):
         ],
     )
     def get(self, request, reference: str):
-        batch = get_object_or_404(_own_batches(self.merchant), reference=reference)
+        batch = get_object_or_404(_own_batches(self), reference=reference)
         response = HttpResponse(statement_csv(batch), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = (
             f'attachment; filename="{statement_filename(batch, "csv")}"'

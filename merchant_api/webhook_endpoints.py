@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from merchant_api.base import ERROR_EXAMPLE, ERRORS, IDEMPOTENCY_KEY, MerchantApi
+from merchant_api.base import ERROR_EXAMPLE, ERRORS, IDEMPOTENCY_KEY, LIVEMODE_HELP, MerchantApi
 from merchants.models.webhooks import WebhookEndpoint
 from merchants.webhooks import webhook_endpoint_create, webhook_endpoint_disable
 
@@ -15,10 +15,16 @@ class WebhookEndpointOutput(serializers.ModelSerializer):
     object = serializers.SerializerMethodField()
     secret = serializers.CharField(source="masked_secret", read_only=True)
     created = serializers.DateTimeField(source="created_at")
+    livemode = serializers.BooleanField(
+        read_only=True,
+        help_text="A test key's endpoints (false) receive only sandbox events; a live key's "
+        "(true) only live ones. Each key sees and disables only the endpoints of its mode.",
+    )
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "object", "url", "enabled_events", "is_active", "secret", "created"]
+        fields = ["id", "object", "livemode", "url", "enabled_events", "is_active", "secret",
+                  "created"]  # fmt: skip
 
     def get_object(self, endpoint) -> str:
         return "webhook_endpoint"
@@ -27,6 +33,7 @@ class WebhookEndpointOutput(serializers.ModelSerializer):
 WEBHOOK_ENDPOINT_EXAMPLE = {
     "id": 3,
     "object": "webhook_endpoint",
+    "livemode": True,
     "url": "https://shop.example.org/hooks/aidwallet",
     "enabled_events": ["payment.captured", "refund.succeeded"],
     "is_active": True,
@@ -36,6 +43,7 @@ WEBHOOK_ENDPOINT_EXAMPLE = {
 
 
 class WebhookEndpointListOutput(serializers.Serializer):
+    livemode = serializers.BooleanField(help_text=LIVEMODE_HELP)
     data = WebhookEndpointOutput(many=True)
 
 
@@ -45,13 +53,16 @@ class WebhookEndpointListApi(MerchantApi):
         responses={200: WebhookEndpointListOutput, **ERRORS},
         examples=[
             OpenApiExample(
-                "Endpoints", response_only=True, value={"data": [WEBHOOK_ENDPOINT_EXAMPLE]}
+                "Endpoints",
+                response_only=True,
+                value={"livemode": True, "data": [WEBHOOK_ENDPOINT_EXAMPLE]},
             )
         ],
     )
     def get(self, request):
-        endpoints = self.merchant.webhook_endpoints.order_by("-created_at")
-        return Response({"data": WebhookEndpointOutput(endpoints, many=True).data})
+        endpoints = self.merchant.webhook_endpoints.filter(livemode=self.livemode)
+        data = WebhookEndpointOutput(endpoints.order_by("-created_at"), many=True).data
+        return Response({"livemode": self.livemode, "data": data})
 
 
 class WebhookEndpointInput(serializers.ModelSerializer):
@@ -91,7 +102,9 @@ class WebhookEndpointCreateApi(MerchantApi):
     def post(self, request):
         data = WebhookEndpointInput(data=request.data)
         data.is_valid(raise_exception=True)
-        endpoint = webhook_endpoint_create(merchant=self.merchant, **data.validated_data)
+        endpoint = webhook_endpoint_create(
+            merchant=self.merchant, livemode=self.livemode, **data.validated_data
+        )
         return Response(WebhookEndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
 
     def finalize_response(self, request, response, *args, **kwargs):
@@ -119,5 +132,7 @@ class WebhookEndpointDisableApi(MerchantApi):
         ],
     )
     def post(self, request, endpoint_id: int):
-        endpoint = get_object_or_404(self.merchant.webhook_endpoints, pk=endpoint_id)
+        endpoint = get_object_or_404(
+            self.merchant.webhook_endpoints, pk=endpoint_id, livemode=self.livemode
+        )
         return Response(WebhookEndpointOutput(webhook_endpoint_disable(endpoint=endpoint)).data)

@@ -189,7 +189,7 @@ def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) ->
         capture = Capture.objects.create(
             decision=decision, amount=wanted, idempotency_key=idempotency_key, fingerprint=digest
         )
-        _announce(decision, EventType.PAYMENT_CAPTURED, capture, "capture")
+        announce_operation(decision, EventType.PAYMENT_CAPTURED, capture, "capture")
         captures_posted.send(sender=Transfer, captures=posted)
         return capture
 
@@ -224,7 +224,7 @@ def payment_reverse(
         reversal = Reversal.objects.create(
             decision=decision, amount=wanted, idempotency_key=key, fingerprint=digest
         )
-        _announce(decision, EventType.AUTHORIZATION_REVERSED, reversal, "reversal")
+        announce_operation(decision, EventType.AUTHORIZATION_REVERSED, reversal, "reversal")
         return reversal
 
     params = {"decision": decision.pk, "amount": amount}
@@ -270,7 +270,7 @@ def payment_refund(
             idempotency_key=key,
             fingerprint=digest,
         )
-        _announce(decision, EventType.REFUND_SUCCEEDED, refund, "refund")
+        announce_operation(decision, EventType.REFUND_SUCCEEDED, refund, "refund")
         return refund
 
     params = {"decision": decision.pk, "amount": amount, "reason": reason}
@@ -306,17 +306,18 @@ def authorization_expirable(*, limit: int) -> list[Decision]:
     )
 
 
-_DECISION_EVENTS = {
+DECISION_EVENTS = {
     Decision.Status.APPROVED: EventType.AUTHORIZATION_APPROVED,
     Decision.Status.PARTIALLY_APPROVED: EventType.AUTHORIZATION_PARTIALLY_APPROVED,
     Decision.Status.DECLINED: EventType.AUTHORIZATION_DECLINED,
 }
 
 
-def _authorization_data(decision: Decision) -> dict:
+def authorization_data(decision: Decision) -> dict:
     return {
         "object": "authorization",
         "id": decision.reference,
+        "livemode": decision.livemode,
         "status": decision.status,
         "amount": decision.amount,
         "approved_amount": decision.approved_amount,
@@ -333,8 +334,8 @@ def decision_announce(sender, *, decision: Decision, **kwargs) -> None:
         return
     webhook_event_emit(
         merchant_id=decision.merchant_id,
-        event_type=_DECISION_EVENTS[decision.status],
-        data=_authorization_data(decision),
+        event_type=DECISION_EVENTS[decision.status],
+        data=authorization_data(decision),
     )
 
 
@@ -342,22 +343,24 @@ def _announce_expiry(decision: Decision) -> None:
     webhook_event_emit(
         merchant_id=decision.merchant_id,
         event_type=EventType.AUTHORIZATION_EXPIRED,
-        data=_authorization_data(decision),
+        data=authorization_data(decision),
     )
 
 
-def _announce(decision: Decision, event_type: str, operation, object_name: str) -> None:
+def announce_operation(decision: Decision, event_type: str, operation, object_name: str) -> None:
     """Tell the merchant's webhooks, from inside the operation's transaction: the delivery
     leaves only if the money moved (see merchants/webhooks.py)."""
     webhook_event_emit(
         merchant_id=decision.merchant_id,
+        livemode=decision.livemode,
         event_type=event_type,
         data={
             "object": object_name,
             "id": operation.reference,
+            "livemode": decision.livemode,
             "amount": operation.amount,
             "currency": decision.currency,
-            "authorization": _authorization_data(decision),
+            "authorization": authorization_data(decision),
         },
     )
 
@@ -366,6 +369,9 @@ def _own(merchant: Merchant, decision: Decision) -> None:
     # The views only find a merchant's own decisions; this keeps the services safe on their own.
     if decision.merchant_id != merchant.pk:
         raise InvalidState(message="This authorization belongs to another merchant.", field="id")
+    if not decision.livemode:
+        # A sandbox authorization holds no money: merchants/sandbox.py handles it.
+        raise InvalidState(message="This is a test authorization.", field="id")
     if decision.channel != Decision.Channel.API:
         raise InvalidState(
             message=_("This payment was made by card: the card network captures and refunds it."),

@@ -5,7 +5,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, Now
 
 from engine import geo
@@ -36,10 +36,19 @@ def _with_totals() -> QuerySet[Decision]:
         Q(hold__expires_at__isnull=True) | Q(hold__expires_at__gt=Now())
     )
     return Decision.objects.annotate(
-        amount_held=_total(still_held),
+        ledger_held=_total(still_held),
         amount_captured=_total(Capture.objects.all()),
         amount_reversed=_total(Reversal.objects.all()),
         amount_refunded=_total(Refund.objects.all()),
+    ).annotate(
+        # A sandbox authorization holds no money in the ledger: what it holds is what was
+        # approved less what was reversed, until its one capture or its expiry (the test code
+        # that expires at once, merchants/sandbox.py).
+        amount_held=Case(
+            When(livemode=True, then=F("ledger_held")),
+            When(Q(amount_captured__gt=0) | Q(request__expired=True), then=Value(0)),
+            default=F("approved_amount") - F("amount_reversed"),
+        ),
     )
 
 
@@ -48,11 +57,14 @@ def _with_totals() -> QuerySet[Decision]:
 _DECISIONS_WITH_TOTALS = _with_totals()
 
 
-def authorization_list(*, merchant: Merchant) -> QuerySet[Decision]:
-    """A merchant's authorizations on its API (and only theirs), each with its lifecycle totals
-    computed by the database in the same query. A card payment at the merchant is recorded with
-    it too, but the card network captures and settles it: it is not the API's to touch."""
-    return _DECISIONS_WITH_TOTALS.filter(merchant=merchant, channel=Decision.Channel.API)
+def authorization_list(*, merchant: Merchant, livemode: bool) -> QuerySet[Decision]:
+    """A merchant's authorizations on its API (and only theirs) of one mode (live, or the
+    sandbox's), each with its lifecycle totals computed by the database in the same query. A
+    card payment at the merchant is recorded with it too, but the card network captures and
+    settles it: it is not the API's to touch."""
+    return _DECISIONS_WITH_TOTALS.filter(
+        merchant=merchant, channel=Decision.Channel.API, livemode=livemode
+    )
 
 
 def capture_status(decision: Decision) -> str | None:

@@ -191,6 +191,7 @@ def webhook_endpoint_create(
     url: str,
     enabled_events: list[str] | None = None,
     is_active: bool = True,
+    livemode: bool = True,
 ) -> WebhookEndpoint:
     """Register an endpoint with a new signing secret (endpoint.secret, to show the merchant)."""
     endpoint = WebhookEndpoint(
@@ -198,6 +199,7 @@ def webhook_endpoint_create(
         url=url,
         enabled_events=list(dict.fromkeys(enabled_events or [])),
         is_active=is_active,
+        livemode=livemode,
     )
     endpoint.full_clean()
     endpoint.save()
@@ -217,12 +219,15 @@ def _queue_delivery(delivery_id: int) -> None:
     transaction.on_commit(lambda: tasks.deliver_webhook.delay(delivery_id), robust=True)
 
 
-def webhook_event_emit(*, merchant_id: int, event_type: str, data: dict) -> WebhookEvent:
+def webhook_event_emit(
+    *, merchant_id: int, event_type: str, data: dict, livemode: bool = True
+) -> WebhookEvent:
     """Record that `event_type` happened to the merchant `merchant_id` with `data`
     (JSON-serialisable; datetimes and decimals become strings) and deliver it to each active
     endpoint subscribed to the type, once the surrounding transaction commits. Call it inside the
     transaction that moves the money: if that rolls back, the event and its deliveries do too
-    and nothing is sent."""
+    and nothing is sent. A sandbox event (`livemode` false) goes to test endpoints only, a live
+    one to live endpoints only."""
     if event_type not in EventType.values:
         raise ValueError(f"unknown webhook event type: {event_type!r}")
     if not isinstance(data, dict):
@@ -231,10 +236,13 @@ def webhook_event_emit(*, merchant_id: int, event_type: str, data: dict) -> Webh
     # the money without its event.
     with transaction.atomic(savepoint=False):
         created = timezone.now()
-        event = WebhookEvent(merchant_id=merchant_id, type=event_type, created_at=created)
+        event = WebhookEvent(
+            merchant_id=merchant_id, type=event_type, livemode=livemode, created_at=created
+        )
         payload = json.dumps(
             {
                 "id": event.reference,
+                "livemode": livemode,
                 "type": event_type,
                 "created": int(created.timestamp()),
                 "data": data,
@@ -247,7 +255,9 @@ def webhook_event_emit(*, merchant_id: int, event_type: str, data: dict) -> Webh
         event.payload = payload
         event.data = json.loads(payload)["data"]
         event.save()
-        for endpoint in WebhookEndpoint.objects.filter(merchant_id=merchant_id, is_active=True):
+        for endpoint in WebhookEndpoint.objects.filter(
+            merchant_id=merchant_id, livemode=livemode, is_active=True
+        ):
             if endpoint.subscribes_to(event_type):
                 delivery = WebhookDelivery.objects.create(
                     event=event, endpoint=endpoint, next_attempt_at=created

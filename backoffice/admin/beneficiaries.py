@@ -620,8 +620,9 @@ class DecisionAdmin(ReadOnlyScopedAdmin):
         "approved_amount",
         "status",
         "reason",
+        "livemode",
     ]
-    list_filter = ["status", "channel", "reason"]
+    list_filter = ["status", "channel", "reason", "livemode"]
     search_fields = ["reference"]
 
     def scope_filter(self, funder_ids):

@@ -40,8 +40,8 @@ class WebhookEndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointForm
-    list_display = ["url", "merchant", "is_active", "created_at"]
-    list_filter = ["is_active"]
+    list_display = ["url", "merchant", "is_active", "livemode", "created_at"]
+    list_filter = ["is_active", "livemode"]
     search_fields = ["url", "merchant__trade_name"]
     autocomplete_fields = ["merchant"]
 
@@ -120,8 +120,8 @@ class WebhookDeliveryInline(admin.TabularInline):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["reference", "type", "merchant", "created_at"]
-    list_filter = ["type"]
+    list_display = ["reference", "type", "merchant", "livemode", "created_at"]
+    list_filter = ["type", "livemode"]
     search_fields = ["reference", "merchant__trade_name"]
     fields = ["reference", "type", "merchant", "created_at", "payload"]
     readonly_fields = fields

@@ -126,6 +126,8 @@ class _PaymentOperation(models.Model):
     amount = models.BigIntegerField(_("amount"))
     idempotency_key = models.CharField(max_length=300, unique=True)
     fingerprint = models.CharField(max_length=64)
+    # Its authorization's mode, copied so that lists are scoped without a join.
+    livemode = models.BooleanField(_("live mode"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
@@ -181,7 +183,8 @@ class IdempotentResponse(models.Model):
     byte for byte, whatever happened to the objects since."""
 
     merchant = models.ForeignKey(Merchant, models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
+    # The client's key (at most 255 characters), prefixed "test·" for a test key's requests.
+    key = models.CharField(max_length=300)
     fingerprint = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
     body = models.BinaryField()

@@ -44,6 +44,8 @@ class WebhookEndpoint(models.Model):
         help_text=_("None selected: every event type."),
     )
     is_active = models.BooleanField(_("active"), default=True)
+    # A test key's endpoint receives only sandbox events, a live key's only live ones.
+    livemode = models.BooleanField(_("live mode"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -75,6 +77,7 @@ class WebhookEvent(models.Model):
         "merchants.Merchant", models.PROTECT, related_name="webhook_events"
     )
     type = models.CharField(_("type"), max_length=64, choices=EventType.choices)
+    livemode = models.BooleanField(_("live mode"), default=True)
     data = models.JSONField(_("data"))
     payload = models.TextField(_("body sent"), editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)

@@ -13,12 +13,11 @@ FOOD_IN_ISERE = {"categories": {"allow_groups": ["food"]}, "zone": {"departement
 class MerchantClient(APIClient):
     """An API client authenticated as one merchant, speaking JSON."""
 
-    def __init__(self, merchant, **kwargs):
+    def __init__(self, merchant, *, mode: str = "live", **kwargs):
         super().__init__(**kwargs)
         self.merchant = merchant
-        self.credentials(
-            HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant, name='t')[1]}"
-        )
+        secret = api_key_create(merchant=merchant, name="t", mode=mode)[1]
+        self.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
 
     def send(self, path: str, body: dict | None = None, *, key: str | None = None):
         headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
@@ -33,6 +32,12 @@ class MerchantClient(APIClient):
 @pytest.fixture
 def api(merchant):
     return MerchantClient(merchant)
+
+
+@pytest.fixture
+def sandbox(merchant):
+    """The same merchant, through a test key (sk_test_)."""
+    return MerchantClient(merchant, mode="test")
 
 
 @pytest.fixture

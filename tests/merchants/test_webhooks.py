@@ -215,6 +215,7 @@ def test_the_body_is_the_event_serialised_once_and_sent_byte_for_byte(frozen, de
     assert request.body == event.payload.encode()
     assert json.loads(request.body) == {
         "id": event.reference,
+        "livemode": True,
         "type": "authorization.approved",
         "created": int(START.timestamp()),
         "data": DATA,

@@ -30,7 +30,11 @@ class Decision(models.Model):
     idempotency_key = models.CharField(max_length=300, unique=True)
     fingerprint = models.CharField(max_length=64)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
-    wallet = models.ForeignKey("wallet.Wallet", models.PROTECT, related_name="decisions")
+    # A sandbox (test mode) decision has no wallet: test keys never reach a beneficiary's aid.
+    wallet = models.ForeignKey(
+        "wallet.Wallet", models.PROTECT, null=True, blank=True, related_name="decisions"
+    )
+    livemode = models.BooleanField(_("live mode"), default=True)
     card = models.ForeignKey(
         "wallet.Card", models.PROTECT, null=True, blank=True, related_name="decisions"
     )
@@ -55,6 +59,13 @@ class Decision(models.Model):
         verbose_name = _("authorization decision")
         verbose_name_plural = _("authorization decisions")
         ordering = ["-decided_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(livemode=True, wallet__isnull=False)
+                | models.Q(livemode=False, wallet__isnull=True),
+                name="decision_live_has_wallet_sandbox_none",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.reference
