@@ -45,10 +45,17 @@ class SettlementOutput(serializers.ModelSerializer):
 
 
 class SettlementLineOutput(serializers.ModelSerializer):
-    type = serializers.CharField(source="kind")
-    authorization = serializers.CharField(source="decision.reference", default=None)
-    merchant_reference = serializers.CharField(source="decision.merchant_reference", default=None)
-    carried_from = serializers.CharField(source="carried_from.reference", default=None)
+    type = serializers.ChoiceField(source="kind", choices=SettlementLine.Kind.choices)
+    # A carried line has no payment, a payment or refund line no batch it was carried from.
+    authorization = serializers.CharField(
+        source="decision.reference", default=None, allow_null=True
+    )
+    merchant_reference = serializers.CharField(
+        source="decision.merchant_reference", default=None, allow_null=True
+    )
+    carried_from = serializers.CharField(
+        source="carried_from.reference", default=None, allow_null=True
+    )
     date = serializers.DateTimeField(source="occurred_at")
 
     class Meta:
