@@ -128,6 +128,7 @@ class ApiKeyRevokeApi(MerchantApi):
     @extend_schema(
         summary="Revoke an API key",
         request=None,
+        parameters=[IDEMPOTENCY_KEY],
         responses={200: ApiKeyOutput, **ERRORS},
         examples=[
             OpenApiExample(

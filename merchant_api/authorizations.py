@@ -6,7 +6,6 @@ from collections.abc import Mapping
 import django_filters
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -19,9 +18,13 @@ from rest_framework.response import Response
 from core.errors import DomainError, PaymentCodeInvalid
 from engine.codes import merchant_message, merchant_partial_message
 from merchant_api.base import (
+    CREATED_GTE,
+    CREATED_LT,
+    CURSOR,
     ERROR_EXAMPLE,
     ERRORS,
     IDEMPOTENCY_KEY,
+    LIMIT,
     MerchantApi,
     MetadataField,
     Page,
@@ -225,11 +228,11 @@ class AuthorizationListApi(MerchantApi):
         operation_id="authorizations_list",
         parameters=[
             OpenApiParameter("status", str, enum=[c for c, _ in Decision.Status.choices]),
-            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
-            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+            CREATED_GTE,
+            CREATED_LT,
             OpenApiParameter("merchant_reference", str),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
+            CURSOR,
+            LIMIT,
         ],
         responses={200: AuthorizationPage, **ERRORS},
         examples=[

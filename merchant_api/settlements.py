@@ -6,14 +6,13 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiParameter,
     extend_schema,
     extend_schema_field,
 )
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from merchant_api.base import ERRORS, MerchantApi, Page, paginated
+from merchant_api.base import CURSOR, ERRORS, LIMIT, MerchantApi, Page, paginated
 from merchants.models.settlement import Payout, SettlementBatch, SettlementLine
 from merchants.statements import statement_csv, statement_filename
 
@@ -112,7 +111,7 @@ class SettlementListApi(MerchantApi):
         description="One settlement a day with payments or refunds: what was captured, "
         "refunded, carried from a previous settlement whose refunds exceeded its payments, the "
         "net, and its payout.",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        parameters=[CURSOR, LIMIT],
         responses={200: SettlementPage, **ERRORS},
         examples=[
             OpenApiExample(

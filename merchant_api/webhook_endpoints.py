@@ -109,6 +109,7 @@ class WebhookEndpointDisableApi(MerchantApi):
     @extend_schema(
         summary="Disable a webhook endpoint",
         request=None,
+        parameters=[IDEMPOTENCY_KEY],
         responses={200: WebhookEndpointOutput, **ERRORS},
         examples=[
             OpenApiExample(
