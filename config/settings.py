@@ -393,6 +393,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.openapi.require_output_fields",
+        "core.openapi.document_shared_headers",
     ],
     # Here and not in the app API's own schema settings: drf-spectacular caches these names
     # once per process, so per-schema overrides would depend on which schema was drawn first.

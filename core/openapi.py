@@ -14,3 +14,44 @@ def require_output_fields(result: dict[str, Any], **kwargs: Any) -> dict[str, An
             continue
         component["required"] = list(component["properties"])
     return result
+
+
+ACCEPT_LANGUAGE = {
+    "name": "Accept-Language",
+    "in": "header",
+    "required": False,
+    "description": "The language of the answer's messages (error messages, reasons): fr or "
+    "en; French when absent or when neither is asked for.",
+    "schema": {"type": "string", "examples": ["fr", "en", "en-GB,en;q=0.9"]},
+}
+RETRY_AFTER = {
+    "description": "Whole seconds to wait before retrying (RFC 9110).",
+    "schema": {"type": "integer", "minimum": 0},
+}
+IDEMPOTENT_REPLAYED = {
+    "description": "`true` when this answer is the stored answer to an earlier request with the "
+    "same Idempotency-Key and body (nothing was done again); absent on a first answer.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+def document_shared_headers(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Headers every operation shares, which DRF sets outside the views drf-spectacular
+    reads: Accept-Language (LocaleMiddleware), Retry-After on 429 and 503 (throttles, the
+    database unavailable) and Idempotent-Replayed on an answer replayed for an
+    Idempotency-Key."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            parameters = operation.setdefault("parameters", [])
+            names = {parameter.get("name") for parameter in parameters}
+            if "Accept-Language" not in names:
+                parameters.append(ACCEPT_LANGUAGE)
+            for status, response in operation.get("responses", {}).items():
+                headers = response.setdefault("headers", {})
+                if status in ("429", "503"):
+                    headers["Retry-After"] = RETRY_AFTER
+                if status.startswith("2") and "Idempotency-Key" in names:
+                    headers["Idempotent-Replayed"] = IDEMPOTENT_REPLAYED
+                if not headers:
+                    del response["headers"]
+    return result
