@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
-from merchant_api.base import ERRORS, IDEMPOTENCY_KEY, MerchantApi
+from merchant_api.base import ERRORS, IDEMPOTENCY_KEY, READ_ERRORS, MerchantApi
 from merchants.models import ApiKey
 from merchants.services import api_key_create, api_key_revoke
 
@@ -44,7 +44,7 @@ class ApiKeyListOutput(serializers.Serializer):
 class ApiKeyListApi(MerchantApi):
     @extend_schema(
         summary="List your API keys",
-        responses={200: ApiKeyListOutput, **ERRORS},
+        responses={200: ApiKeyListOutput, **READ_ERRORS},
         examples=[OpenApiExample("Keys", response_only=True, value={"data": [API_KEY_EXAMPLE]})],
     )
     def get(self, request):

@@ -21,10 +21,12 @@ from merchant_api.base import (
     CREATED_GTE,
     CREATED_LT,
     CURSOR,
+    DETAIL_ERRORS,
     ERROR_EXAMPLE,
     ERRORS,
     IDEMPOTENCY_KEY,
     LIMIT,
+    LIST_ERRORS,
     MerchantApi,
     MetadataField,
     Page,
@@ -234,7 +236,7 @@ class AuthorizationListApi(MerchantApi):
             CURSOR,
             LIMIT,
         ],
-        responses={200: AuthorizationPage, **ERRORS},
+        responses={200: AuthorizationPage, **LIST_ERRORS},
         examples=[
             OpenApiExample(
                 "A page",
@@ -266,7 +268,7 @@ class AuthorizationsView(AuthorizationListApi, AuthorizationCreateApi):
 class AuthorizationDetailApi(MerchantApi):
     @extend_schema(
         summary="Retrieve an authorization",
-        responses={200: AuthorizationOutput, **ERRORS},
+        responses={200: AuthorizationOutput, **DETAIL_ERRORS},
         examples=[APPROVED_EXAMPLE],
     )
     def get(self, request, reference: str):

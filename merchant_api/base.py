@@ -127,6 +127,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
+# The error statuses each kind of operation can answer, and only those: a generated client
+# makes a type per documented status. A write (POST) can meet any of them.
 ERRORS = {
     400: ErrorOutput,
     401: ErrorOutput,
@@ -137,6 +139,10 @@ ERRORS = {
     429: ErrorOutput,
     503: ErrorOutput,
 }
+
+READ_ERRORS = {401: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput}
+LIST_ERRORS = {400: ErrorOutput, **READ_ERRORS}  # a filter, limit or cursor out of bounds
+DETAIL_ERRORS = {404: ErrorOutput, **READ_ERRORS}
 
 ERROR_EXAMPLE = OpenApiExample(
     "Error",

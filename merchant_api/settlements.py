@@ -10,9 +10,18 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from merchant_api.base import CURSOR, ERRORS, LIMIT, MerchantApi, Page, paginated
+from merchant_api.base import (
+    CURSOR,
+    DETAIL_ERRORS,
+    LIMIT,
+    LIST_ERRORS,
+    MerchantApi,
+    Page,
+    paginated,
+)
 from merchants.models.settlement import Payout, SettlementBatch, SettlementLine
 from merchants.statements import statement_csv, statement_filename
 
@@ -112,7 +121,7 @@ class SettlementListApi(MerchantApi):
         "refunded, carried from a previous settlement whose refunds exceeded its payments, the "
         "net, and its payout.",
         parameters=[CURSOR, LIMIT],
-        responses={200: SettlementPage, **ERRORS},
+        responses={200: SettlementPage, **LIST_ERRORS},
         examples=[
             OpenApiExample(
                 "A page",
@@ -131,7 +140,7 @@ class SettlementDetailApi(MerchantApi):
     @extend_schema(
         summary="Retrieve a settlement with its lines",
         operation_id="settlements_retrieve",
-        responses={200: SettlementDetailOutput, **ERRORS},
+        responses={200: SettlementDetailOutput, **DETAIL_ERRORS},
         examples=[
             OpenApiExample(
                 "A settlement",
@@ -165,13 +174,36 @@ class SettlementDetailApi(MerchantApi):
         return Response(SettlementDetailOutput(batch).data)
 
 
+class CsvRenderer(BaseRenderer):
+    """Lets a client that asks for `Accept: text/csv` have the statement instead of a 406; the
+    view writes the CSV itself, so this renderer only passes the text through."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
 class SettlementStatementCsvApi(MerchantApi):
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # An error is the API's JSON error whatever the client accepts, as documented.
+        if isinstance(response, Response):
+            request.accepted_renderer, request.accepted_media_type = (
+                JSONRenderer(),
+                JSONRenderer.media_type,
+            )
+        return super().finalize_response(request, response, *args, **kwargs)
+
     @extend_schema(
         summary="Download a settlement's statement (CSV)",
         description="Semicolon-separated, one row per payment, refund and carried amount, then "
         "the net; amounts in cents and written in French (1 234,50 €).",
         operation_id="settlements_statement_csv",
-        responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS},
+        responses={(200, "text/csv"): OpenApiTypes.STR, **DETAIL_ERRORS},
         examples=[
             OpenApiExample(
                 "Statement",

@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from merchant_api.base import ERROR_EXAMPLE, ERRORS, IDEMPOTENCY_KEY, MerchantApi
+from merchant_api.base import ERROR_EXAMPLE, ERRORS, IDEMPOTENCY_KEY, READ_ERRORS, MerchantApi
 from merchants.models.webhooks import WebhookEndpoint
 from merchants.webhooks import webhook_endpoint_create, webhook_endpoint_disable
 
@@ -42,7 +42,7 @@ class WebhookEndpointListOutput(serializers.Serializer):
 class WebhookEndpointListApi(MerchantApi):
     @extend_schema(
         summary="List your webhook endpoints",
-        responses={200: WebhookEndpointListOutput, **ERRORS},
+        responses={200: WebhookEndpointListOutput, **READ_ERRORS},
         examples=[
             OpenApiExample(
                 "Endpoints", response_only=True, value={"data": [WEBHOOK_ENDPOINT_EXAMPLE]}
