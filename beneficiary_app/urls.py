@@ -24,6 +24,7 @@ SCHEMA_SETTINGS = {
     "with its rules in plain words, the history, where to spend; freeze a card; show a "
     "payment code. Texts follow Accept-Language (fr by default, en).",
     "SERVERS": [{"url": "/api/app/v1"}],
+    "WEBHOOKS": [],  # the merchant API's events are not the app's
 }
 
 urlpatterns = [

@@ -364,7 +364,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aid wallet API",
-    "DESCRIPTION": "Merchant API: authorize payments against beneficiaries' earmarked aid.",
+    # The merchant docs' introduction (base URL, keys, quick start, errors, idempotency,
+    # webhooks), shown at the top of /api/merchant/v1/docs.
+    "DESCRIPTION": (BASE_DIR / "merchant_api" / "introduction.md").read_text(encoding="utf-8"),
     "VERSION": "1.0.0",
     # OpenAPI 3.1: a nullable field is `type: [..., "null"]` / `oneOf: [..., {type: null}]`,
     # which strict tools read as written; 3.0's `allOf` + `nullable` without a type is refused
@@ -390,6 +392,20 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "COMPONENT_SPLIT_REQUEST": True,
+    # The events POSTed to merchants' webhook endpoints (OpenAPI 3.1 `webhooks`); the app
+    # API's settings (beneficiary_app/urls.py) have none.
+    "WEBHOOKS": [
+        f"merchant_api.webhook_events.{name}"
+        for name in (
+            "APPROVED",
+            "PARTIALLY_APPROVED",
+            "DECLINED",
+            "REVERSED",
+            "EXPIRED",
+            "CAPTURED",
+            "REFUNDED",
+        )
+    ],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.openapi.require_output_fields",

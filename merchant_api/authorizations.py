@@ -16,7 +16,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from core.errors import DomainError, PaymentCodeInvalid
-from engine.codes import merchant_message, merchant_partial_message
+from engine.codes import DECLINED, REASONS, merchant_message, merchant_partial_message
 from merchant_api.base import (
     CREATED_GTE,
     CREATED_LT,
@@ -40,8 +40,16 @@ from merchants.selectors import authorization_list, capture_status
 from wallet.models import Decision
 
 
+# Why the aid paid nothing, or (on a partial approval) not the whole amount. Its message is in
+# the request's language; "decline" is null on a full approval.
 class DeclineOutput(serializers.Serializer):
-    code = serializers.CharField()
+    code = serializers.ChoiceField(
+        choices=[
+            (code, reason.merchant_text)
+            for code, reason in REASONS.items()
+            if reason.http_status == DECLINED
+        ]
+    )
     message = serializers.CharField()
 
 

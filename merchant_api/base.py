@@ -116,7 +116,7 @@ class _Replay(Exception):  # control flow carrying a stored response, not an err
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     idempotency.HEADER,
-    str,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
     OpenApiParameter.HEADER,
     required=True,
     description="Required on every POST: a unique string per operation (a UUID), 1 to 255 "
