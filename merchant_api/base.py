@@ -80,7 +80,8 @@ class MerchantApi(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.idempotency = None
-        if request.method == "POST":
+        # Only where POST is an operation: elsewhere the answer is 405, whatever the headers.
+        if request.method == "POST" and hasattr(self, "post"):
             key = idempotency.request_key(request)
             fingerprint = idempotency.request_fingerprint(request)
             self.idempotency = (key, fingerprint)
@@ -229,6 +230,12 @@ def paginated(
     """The page the request asks for of `queryset`, filtered by the request's query parameters
     when the list has filters."""
     if filterset_class is not None:
+        for name, value in view.request.query_params.items():
+            # django-filter skips an empty value; the schema documents an instant or an enum
+            # value, so `?created_lt=` is a client's mistake, not "no filter".
+            typed = (django_filters.ChoiceFilter, UtcDateTimeFilter)
+            if not value and isinstance(filterset_class.base_filters.get(name), typed):
+                raise serializers.ValidationError({name: _("This parameter cannot be empty.")})
         filtered = filterset_class(view.request.query_params, queryset=queryset)
         if not filtered.is_valid():
             raise serializers.ValidationError(filtered.errors)
