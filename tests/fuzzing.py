@@ -8,9 +8,8 @@ from schemathesis.checks import CHECKS as REGISTERED_CHECKS
 from schemathesis.checks import load_all_checks
 
 # Schemathesis's checks: no 500; every answer (status, content type, headers, body)
-# as the schema documents it; schema-invalid requests refused and schema-valid ones accepted (a
-# well-formed request for an object that does not exist is a documented 404); a required
-# header left out refused; no undocumented method; authentication not ignored; a deleted or
+# as the schema documents it; schema-invalid requests refused; a required header left out
+# refused; no undocumented method; authentication not ignored; a deleted or
 # unknown resource not served.
 load_all_checks()
 CHECKS = [
