@@ -42,10 +42,13 @@ def document_shared_headers(result: dict[str, Any], **kwargs: Any) -> dict[str, 
     Idempotency-Key."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
-            parameters = operation.setdefault("parameters", [])
+            # Any Accept-Language is taken (an unknown one reads as French), so one permissive
+            # definition replaces a view's own enum of it.
+            parameters = [
+                p for p in operation.get("parameters", []) if p.get("name") != "Accept-Language"
+            ]
+            operation["parameters"] = [*parameters, ACCEPT_LANGUAGE]
             names = {parameter.get("name") for parameter in parameters}
-            if "Accept-Language" not in names:
-                parameters.append(ACCEPT_LANGUAGE)
             for status, response in operation.get("responses", {}).items():
                 headers = response.setdefault("headers", {})
                 if status in ("429", "503"):
