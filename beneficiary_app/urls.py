@@ -1,5 +1,4 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
 
 import core.converters  # noqa: F401  (the <ref:...> path converter)
 from beneficiary_app.api import (
@@ -15,7 +14,7 @@ from beneficiary_app.api import (
     pockets,
     push_subscriptions,
 )
-from core.api_docs import ApiDocsView
+from core.api_docs import ApiDocsView, ApiSchemaView
 
 app_name = "app_api"
 
@@ -25,6 +24,7 @@ SCHEMA_SETTINGS = {
     "with its rules in plain words, the history, where to spend; freeze a card; show a "
     "payment code. Texts follow Accept-Language (fr by default, en).",
     "SERVERS": [{"url": "/api/app/v1"}],
+    "WEBHOOKS": [],  # the merchant API's events are not the app's
 }
 
 urlpatterns = [
@@ -65,7 +65,7 @@ urlpatterns = [
     ),
     path(
         "schema",
-        SpectacularAPIView.as_view(urlconf="beneficiary_app.urls", custom_settings=SCHEMA_SETTINGS),
+        ApiSchemaView.as_view(urlconf="beneficiary_app.urls", custom_settings=SCHEMA_SETTINGS),
         name="schema",
     ),
     path("docs", ApiDocsView.as_view(url_name="app_api:schema"), name="docs"),

@@ -364,8 +364,14 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aid wallet API",
-    "DESCRIPTION": "Merchant API: authorize payments against beneficiaries' earmarked aid.",
+    # The merchant docs' introduction (base URL, keys, quick start, errors, idempotency,
+    # webhooks), shown at the top of /api/merchant/v1/docs.
+    "DESCRIPTION": (BASE_DIR / "merchant_api" / "introduction.md").read_text(encoding="utf-8"),
     "VERSION": "1.0.0",
+    # OpenAPI 3.1: a nullable field is `type: [..., "null"]` / `oneOf: [..., {type: null}]`,
+    # which strict tools read as written; 3.0's `allOf` + `nullable` without a type is refused
+    # by them on every null (`"decline": null` on each approved payment).
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVERS": [{"url": "/api/merchant/v1"}],
     "SERVE_URLCONF": "merchant_api.urls",
@@ -386,6 +392,25 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "COMPONENT_SPLIT_REQUEST": True,
+    # The events POSTed to merchants' webhook endpoints (OpenAPI 3.1 `webhooks`); the app
+    # API's settings (beneficiary_app/urls.py) have none.
+    "WEBHOOKS": [
+        f"merchant_api.webhook_events.{name}"
+        for name in (
+            "APPROVED",
+            "PARTIALLY_APPROVED",
+            "DECLINED",
+            "REVERSED",
+            "EXPIRED",
+            "CAPTURED",
+            "REFUNDED",
+        )
+    ],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.openapi.require_output_fields",
+        "core.openapi.document_shared_headers",
+    ],
     # Here and not in the app API's own schema settings: drf-spectacular caches these names
     # once per process, so per-schema overrides would depend on which schema was drawn first.
     "ENUM_NAME_OVERRIDES": {

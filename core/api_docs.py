@@ -1,9 +1,15 @@
 """The readable page of an API's OpenAPI schema, for the merchant API and the app API alike."""
 
+from typing import Any
+
 from csp.constants import SELF
 from csp.decorators import csp_update
+from django.http.response import HttpResponseBase
+from django.utils import translation
 from django.utils.decorators import method_decorator
-from drf_spectacular.views import SpectacularRedocView
+from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from rest_framework.request import Request
 
 # What Redoc needs beyond the site's policy. Its bundle writes two style sheets before its
 # `nonce` option is read, as it loads: perfect-scrollbar's (the sidebar's scroll bars) and an
@@ -26,3 +32,19 @@ class ApiDocsView(SpectacularRedocView):
     Google, none of which the Content-Security-Policy allows."""
 
     template_name = "core/api_docs.html"
+
+
+class ApiSchemaView(SpectacularAPIView):
+    """The OpenAPI document in one language whoever fetches it: English, the language its
+    descriptions are written in, unless `?lang=` asks for another. Without this, the enum
+    labels and help texts would follow each reader's Accept-Language, and two integrators
+    would diff two different schemas."""
+
+    @extend_schema(exclude=True)  # as drf-spectacular's own view, with SERVE_INCLUDE_SCHEMA off
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        with translation.override(request.GET.get("lang") or "en"):
+            # drf-spectacular's views are not typed.
+            response: HttpResponseBase = super().get(  # type: ignore[no-untyped-call]
+                request, *args, **kwargs
+            )
+        return response

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
 from core.errors import DomainError
-from merchant_api.base import ERRORS, IDEMPOTENCY_KEY, LIVEMODE_HELP, MerchantApi
+from merchant_api.base import ERRORS, IDEMPOTENCY_KEY, LIVEMODE_HELP, READ_ERRORS, MerchantApi
 from merchants.models import ApiKey
 from merchants.services import api_key_create, api_key_revoke
 
@@ -55,7 +55,7 @@ class ApiKeyListOutput(serializers.Serializer):
 class ApiKeyListApi(MerchantApi):
     @extend_schema(
         summary="List your API keys",
-        responses={200: ApiKeyListOutput, **ERRORS},
+        responses={200: ApiKeyListOutput, **READ_ERRORS},
         examples=[
             OpenApiExample(
                 "Keys", response_only=True, value={"livemode": True, "data": [API_KEY_EXAMPLE]}
@@ -162,6 +162,7 @@ class ApiKeyRevokeApi(MerchantApi):
     @extend_schema(
         summary="Revoke an API key",
         request=None,
+        parameters=[IDEMPOTENCY_KEY],
         responses={200: ApiKeyOutput, **ERRORS},
         examples=[
             OpenApiExample(

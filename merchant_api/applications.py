@@ -8,7 +8,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from merchant_api.base import ERROR_EXAMPLE, ERRORS
+from merchant_api import idempotency
+from merchant_api.base import ERROR_EXAMPLE, ERRORS, IDEMPOTENCY_KEY
 from merchants.models import Merchant
 from merchants.services import merchant_create
 from merchants.validators import validate_network_id, validate_terminal_id
@@ -84,6 +85,7 @@ class MerchantApplicationCreateApi(APIView):
         summary="Apply to accept aid payments",
         request=MerchantApplicationInput,
         responses={201: MerchantApplicationOutput, **ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
         auth=[],
         examples=[
             OpenApiExample(
@@ -124,7 +126,31 @@ class MerchantApplicationCreateApi(APIView):
         ],
     )
     def post(self, request):
+        key = idempotency.request_key(request)
+        fingerprint = idempotency.request_fingerprint(request)
+        replayed = idempotency.application_replay(key=key, fingerprint=fingerprint)
+        if replayed is not None:
+            # A retry of an application that went through answers what the first call did,
+            # not "this SIRET already applied".
+            return replayed
         data = MerchantApplicationInput(data=request.data)
         data.is_valid(raise_exception=True)
         merchant = merchant_create(**data.validated_data)
-        return Response(MerchantApplicationOutput(merchant).data, status=status.HTTP_201_CREATED)
+        response = Response(
+            MerchantApplicationOutput(merchant).data, status=status.HTTP_201_CREATED
+        )
+        self.created = (merchant, key, fingerprint)
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if created := getattr(self, "created", None):
+            response.render()
+            merchant, key, fingerprint = created
+            idempotency.remember(
+                merchant=merchant,
+                key=idempotency.APPLICATION_PREFIX + key,
+                fingerprint=fingerprint,
+                response=response,
+            )
+        return response

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 import django_filters
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -17,11 +16,17 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from core.errors import DomainError, PaymentCodeInvalid
-from engine.codes import merchant_message, merchant_partial_message
+from engine.codes import DECLINED, REASONS, merchant_message, merchant_partial_message
 from merchant_api.base import (
+    CREATED_GTE,
+    CREATED_LT,
+    CURSOR,
+    DETAIL_ERRORS,
     ERROR_EXAMPLE,
     ERRORS,
     IDEMPOTENCY_KEY,
+    LIMIT,
+    LIST_ERRORS,
     LIVEMODE_HELP,
     MerchantApi,
     MetadataField,
@@ -37,8 +42,16 @@ from merchants.selectors import authorization_list, capture_status
 from wallet.models import Decision
 
 
+# Why the aid paid nothing, or (on a partial approval) not the whole amount. Its message is in
+# the request's language; "decline" is null on a full approval.
 class DeclineOutput(serializers.Serializer):
-    code = serializers.CharField()
+    code = serializers.ChoiceField(
+        choices=[
+            (code, reason.merchant_text)
+            for code, reason in REASONS.items()
+            if reason.http_status == DECLINED
+        ]
+    )
     message = serializers.CharField()
 
 
@@ -244,13 +257,13 @@ class AuthorizationListApi(MerchantApi):
         operation_id="authorizations_list",
         parameters=[
             OpenApiParameter("status", str, enum=[c for c, _ in Decision.Status.choices]),
-            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
-            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+            CREATED_GTE,
+            CREATED_LT,
             OpenApiParameter("merchant_reference", str),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
+            CURSOR,
+            LIMIT,
         ],
-        responses={200: AuthorizationPage, **ERRORS},
+        responses={200: AuthorizationPage, **LIST_ERRORS},
         examples=[
             OpenApiExample(
                 "A page",
@@ -283,7 +296,7 @@ class AuthorizationsView(AuthorizationListApi, AuthorizationCreateApi):
 class AuthorizationDetailApi(MerchantApi):
     @extend_schema(
         summary="Retrieve an authorization",
-        responses={200: AuthorizationOutput, **ERRORS},
+        responses={200: AuthorizationOutput, **DETAIL_ERRORS},
         examples=[APPROVED_EXAMPLE],
     )
     def get(self, request, reference: str):

@@ -12,10 +12,13 @@ from datetime import UTC
 import django_filters
 from django import forms
 from django.db.models import QuerySet
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -90,16 +93,16 @@ class MerchantApi(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.idempotency = None
-        if request.method == "POST":
+        # Only where POST is an operation: elsewhere the answer is 405, whatever the headers.
+        if request.method == "POST" and hasattr(self, "post"):
             key = idempotency.request_key(request)
-            if key is not None:
-                fingerprint = idempotency.request_fingerprint(request)
-                self.idempotency = (key, fingerprint)
-                replayed = idempotency.replay(
-                    merchant=self.merchant, key=self._stored_key(), fingerprint=fingerprint
-                )
-                if replayed is not None:
-                    raise _Replay(replayed)
+            fingerprint = idempotency.request_fingerprint(request)
+            self.idempotency = (key, fingerprint)
+            replayed = idempotency.replay(
+                merchant=self.merchant, key=self._stored_key(), fingerprint=fingerprint
+            )
+            if replayed is not None:
+                raise _Replay(replayed)
 
     def handle_exception(self, exc):
         if isinstance(exc, _Replay):
@@ -109,7 +112,9 @@ class MerchantApi(APIView):
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         key = getattr(self, "idempotency", None)
-        if key is not None and response.status_code < 500 and "Idempotent-Replayed" not in response:
+        # Only an answer that did something is kept (as Stripe does): a refused request changed
+        # nothing, so its retry, maybe corrected, simply runs again.
+        if key is not None and response.status_code < 400 and "Idempotent-Replayed" not in response:
             response.render()
             idempotency.remember(
                 merchant=self.merchant,
@@ -135,14 +140,19 @@ LIVEMODE_HELP = (
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     idempotency.HEADER,
-    str,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
     OpenApiParameter.HEADER,
-    description="A unique string per operation (a UUID). A retry with the same key and body "
-    "gets the first response back, byte for byte, and moves no money; the same key with another "
-    "body is refused with 409 idempotency_conflict.",
+    required=True,
+    description="Required on every POST: a unique string per operation (a UUID), 1 to 255 "
+    "visible ASCII characters; missing, the answer is 400 idempotency_key_required. A retry "
+    "with the same key and body gets the first response back, byte for byte, with the header "
+    "Idempotent-Replayed: true, and moves no money; the same key with another body is refused "
+    "with 409 idempotency_conflict.",
 )
 
 
+# The error statuses each kind of operation can answer, and only those: a generated client
+# makes a type per documented status. A write (POST) can meet any of them.
 ERRORS = {
     400: ErrorOutput,
     401: ErrorOutput,
@@ -153,6 +163,10 @@ ERRORS = {
     429: ErrorOutput,
     503: ErrorOutput,
 }
+
+READ_ERRORS = {401: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput}
+LIST_ERRORS = {400: ErrorOutput, **READ_ERRORS}  # a filter, limit or cursor out of bounds
+DETAIL_ERRORS = {404: ErrorOutput, **READ_ERRORS}
 
 ERROR_EXAMPLE = OpenApiExample(
     "Error",
@@ -180,6 +194,53 @@ class Cursor(CursorPagination):
     page_size = 25
     max_page_size = 100
     page_size_query_param = "limit"
+    invalid_cursor_message = _("This cursor is not valid: use a next or previous link as given.")
+
+    def get_page_size(self, request):
+        # DRF would read "0", "-3" or "abc" as the default page and "500" as 100: a client
+        # asking for what the API does not give is told so, not given something else.
+        text = request.query_params.get(self.page_size_query_param)
+        if text is None:
+            return self.page_size
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= self.max_page_size):
+            raise serializers.ValidationError(
+                {"limit": _("The limit must be a whole number from 1 to 100.")}
+            )
+        return int(text)
+
+    def decode_cursor(self, request):
+        # DRF answers a cursor it cannot read with 404, as if the list did not exist.
+        try:
+            return super().decode_cursor(request)
+        except NotFound as exc:
+            raise serializers.ValidationError({"cursor": self.invalid_cursor_message}) from exc
+
+
+# The query parameters of the lists, documented once with their bounds.
+CURSOR = OpenApiParameter(
+    "cursor",
+    str,
+    description="Where the page starts: the `cursor` of a `next` or `previous` link, as given. "
+    "Any other value is refused with 400 invalid_request.",
+)
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
+    description="Objects per page, from 1 to 100 (25 by default); out of range, 400.",
+)
+
+
+def created_filter(name: str, bound: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        OpenApiTypes.DATETIME,
+        description=f"Only objects created {bound} this instant. An RFC 3339 date-time with its "
+        "offset (2026-11-22T09:00:00Z or 2026-11-22T10:00:00+01:00); without an offset, 400.",
+    )
+
+
+CREATED_GTE = created_filter("created_gte", "at or after")
+CREATED_LT = created_filter("created_lt", "before")
 
 
 def paginated(
@@ -193,6 +254,12 @@ def paginated(
     """The page the request asks for of `queryset`, filtered by the request's query parameters
     when the list has filters."""
     if filterset_class is not None:
+        for name, value in view.request.query_params.items():
+            # django-filter skips an empty value; the schema documents an instant or an enum
+            # value, so `?created_lt=` is a client's mistake, not "no filter".
+            typed = (django_filters.ChoiceFilter, UtcDateTimeFilter)
+            if not value and isinstance(filterset_class.base_filters.get(name), typed):
+                raise serializers.ValidationError({name: _("This parameter cannot be empty.")})
         filtered = filterset_class(view.request.query_params, queryset=queryset)
         if not filtered.is_valid():
             raise serializers.ValidationError(filtered.errors)
@@ -212,9 +279,24 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
     default_error_messages = {
         "out_of_range": _("This date is outside the range of dates the API handles."),
+        "offset_required": _(
+            "Give the date-time with its offset, such as 2026-11-22T09:00:00Z or "
+            "2026-11-22T10:00:00+01:00."
+        ),
     }
 
     def to_python(self, value):
+        # Without an offset the instant is ambiguous; reading it as Paris time would shift an
+        # integrator's UTC filter by an hour or two without a word.
+        if isinstance(value, str) and value.strip():
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None  # not a date-time at all: the parent field says so
+            if parsed is not None and parsed.tzinfo is None:
+                raise forms.ValidationError(
+                    self.error_messages["offset_required"], code="offset_required"
+                )
         value = super().to_python(value)
         if value is None:
             return None

@@ -4,9 +4,11 @@ is released to the beneficiary's pockets."""
 from drf_spectacular.utils import OpenApiExample, extend_schema
 
 from merchant_api.base import (
+    DETAIL_ERRORS,
     ERROR_EXAMPLE,
     ERRORS,
     IDEMPOTENCY_KEY,
+    LIST_ERRORS,
     MerchantApi,
     Page,
 )
@@ -85,7 +87,7 @@ class CaptureListApi(MerchantApi):
         summary="List captures, newest first",
         operation_id="captures_list",
         parameters=OPERATION_LIST_PARAMETERS,
-        responses={200: CapturePage, **ERRORS},
+        responses={200: CapturePage, **LIST_ERRORS},
         examples=[
             OpenApiExample(
                 "A page",
@@ -106,7 +108,7 @@ class CaptureListApi(MerchantApi):
 class CaptureDetailApi(MerchantApi):
     @extend_schema(
         summary="Retrieve a capture",
-        responses={200: CaptureOutput, **ERRORS},
+        responses={200: CaptureOutput, **DETAIL_ERRORS},
         examples=[CAPTURE_EXAMPLE],
     )
     def get(self, request, reference: str):

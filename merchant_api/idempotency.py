@@ -22,10 +22,20 @@ class InvalidIdempotencyKey(DomainError):
     default_message = _("The Idempotency-Key header must be 1 to 255 visible ASCII characters.")
 
 
-def request_key(request: Request) -> str | None:
+class IdempotencyKeyRequired(DomainError):
+    code = "idempotency_key_required"
+    default_message = _(
+        "This operation requires an Idempotency-Key header: a unique string per operation, "
+        "such as a UUID, sent again unchanged on every retry."
+    )
+
+
+def request_key(request: Request) -> str:
+    """The request's key. Every POST must carry one: a retry after a lost answer must not
+    authorize, capture or refund twice, and without a key the API cannot tell a retry."""
     key = request.headers.get(HEADER)
     if key is None:
-        return None
+        raise IdempotencyKeyRequired(field=HEADER)
     if not (0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()):
         raise InvalidIdempotencyKey(field=HEADER)
     return key
@@ -45,6 +55,23 @@ def replay(*, merchant: Merchant, key: str, fingerprint: str) -> HttpResponse | 
         return None
     if stored.fingerprint != fingerprint:
         raise IdempotencyConflict(field=HEADER)
+    return _replayed(stored)
+
+
+# An application is sent before its shop has a merchant account or a key: its first answer is
+# kept with the merchant it created, under this prefix, and found again by key and fingerprint
+# (the whole body, IBAN included), so only a client that sends the same application gets it.
+APPLICATION_PREFIX = "application:"
+
+
+def application_replay(*, key: str, fingerprint: str) -> HttpResponse | None:
+    stored = IdempotentResponse.objects.filter(
+        key=APPLICATION_PREFIX + key, fingerprint=fingerprint
+    ).first()
+    return _replayed(stored) if stored is not None else None
+
+
+def _replayed(stored: IdempotentResponse) -> HttpResponse:
     response = HttpResponse(
         bytes(stored.body), status=stored.status_code, content_type="application/json"
     )

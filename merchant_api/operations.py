@@ -5,13 +5,16 @@ The response to the POST carries the authorization's state after the operation."
 import django_filters
 from django.db.models import Model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from merchant_api.authorizations import AuthorizationOutput
 from merchant_api.base import (
+    CREATED_GTE,
+    CREATED_LT,
+    CURSOR,
+    LIMIT,
     LIVEMODE_HELP,
     MerchantApi,
     UtcDateTimeFilter,
@@ -49,10 +52,10 @@ class OperationFilter(django_filters.FilterSet):
 # The filters and paging of every operation's list, as documented.
 OPERATION_LIST_PARAMETERS = [
     OpenApiParameter("authorization", str),
-    OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
-    OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
-    OpenApiParameter("cursor", str),
-    OpenApiParameter("limit", int),
+    CREATED_GTE,
+    CREATED_LT,
+    CURSOR,
+    LIMIT,
 ]
 
 

@@ -5,9 +5,11 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 
 from merchant_api.base import (
+    DETAIL_ERRORS,
     ERROR_EXAMPLE,
     ERRORS,
     IDEMPOTENCY_KEY,
+    LIST_ERRORS,
     MerchantApi,
     Page,
     amount_field,
@@ -95,7 +97,7 @@ class RefundListApi(MerchantApi):
         summary="List refunds, newest first",
         operation_id="refunds_list",
         parameters=OPERATION_LIST_PARAMETERS,
-        responses={200: RefundPage, **ERRORS},
+        responses={200: RefundPage, **LIST_ERRORS},
         examples=[
             OpenApiExample(
                 "A page",
@@ -116,7 +118,7 @@ class RefundListApi(MerchantApi):
 class RefundDetailApi(MerchantApi):
     @extend_schema(
         summary="Retrieve a refund",
-        responses={200: RefundOutput, **ERRORS},
+        responses={200: RefundOutput, **DETAIL_ERRORS},
         examples=[REFUND_EXAMPLE],
     )
     def get(self, request, reference: str):

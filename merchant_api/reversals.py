@@ -4,9 +4,11 @@ or in part; it returns to the beneficiary's pockets."""
 from drf_spectacular.utils import OpenApiExample, extend_schema
 
 from merchant_api.base import (
+    DETAIL_ERRORS,
     ERROR_EXAMPLE,
     ERRORS,
     IDEMPOTENCY_KEY,
+    LIST_ERRORS,
     MerchantApi,
     Page,
 )
@@ -86,7 +88,7 @@ class ReversalListApi(MerchantApi):
         summary="List reversals, newest first",
         operation_id="reversals_list",
         parameters=OPERATION_LIST_PARAMETERS,
-        responses={200: ReversalPage, **ERRORS},
+        responses={200: ReversalPage, **LIST_ERRORS},
         examples=[
             OpenApiExample(
                 "A page",
@@ -107,7 +109,7 @@ class ReversalListApi(MerchantApi):
 class ReversalDetailApi(MerchantApi):
     @extend_schema(
         summary="Retrieve a reversal",
-        responses={200: ReversalOutput, **ERRORS},
+        responses={200: ReversalOutput, **DETAIL_ERRORS},
         examples=[REVERSAL_EXAMPLE],
     )
     def get(self, request, reference: str):

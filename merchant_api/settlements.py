@@ -6,14 +6,22 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiParameter,
     extend_schema,
     extend_schema_field,
 )
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from merchant_api.base import ERRORS, MerchantApi, Page, paginated
+from merchant_api.base import (
+    CURSOR,
+    DETAIL_ERRORS,
+    LIMIT,
+    LIST_ERRORS,
+    MerchantApi,
+    Page,
+    paginated,
+)
 from merchants.models.settlement import Payout, SettlementBatch, SettlementLine
 from merchants.statements import statement_csv, statement_filename
 
@@ -52,10 +60,17 @@ class SettlementOutput(serializers.ModelSerializer):
 
 
 class SettlementLineOutput(serializers.ModelSerializer):
-    type = serializers.CharField(source="kind")
-    authorization = serializers.CharField(source="decision.reference", default=None)
-    merchant_reference = serializers.CharField(source="decision.merchant_reference", default=None)
-    carried_from = serializers.CharField(source="carried_from.reference", default=None)
+    type = serializers.ChoiceField(source="kind", choices=SettlementLine.Kind.choices)
+    # A carried line has no payment, a payment or refund line no batch it was carried from.
+    authorization = serializers.CharField(
+        source="decision.reference", default=None, allow_null=True
+    )
+    merchant_reference = serializers.CharField(
+        source="decision.merchant_reference", default=None, allow_null=True
+    )
+    carried_from = serializers.CharField(
+        source="carried_from.reference", default=None, allow_null=True
+    )
     date = serializers.DateTimeField(source="occurred_at")
 
     class Meta:
@@ -115,8 +130,8 @@ class SettlementListApi(MerchantApi):
         description="One settlement a day with payments or refunds: what was captured, "
         "refunded, carried from a previous settlement whose refunds exceeded its payments, the "
         "net, and its payout.",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
-        responses={200: SettlementPage, **ERRORS},
+        parameters=[CURSOR, LIMIT],
+        responses={200: SettlementPage, **LIST_ERRORS},
         examples=[
             OpenApiExample(
                 "A page",
@@ -138,7 +153,7 @@ class SettlementDetailApi(MerchantApi):
     @extend_schema(
         summary="Retrieve a settlement with its lines",
         operation_id="settlements_retrieve",
-        responses={200: SettlementDetailOutput, **ERRORS},
+        responses={200: SettlementDetailOutput, **DETAIL_ERRORS},
         examples=[
             OpenApiExample(
                 "A settlement",
@@ -172,13 +187,36 @@ class SettlementDetailApi(MerchantApi):
         return Response(SettlementDetailOutput(batch).data)
 
 
+class CsvRenderer(BaseRenderer):
+    """Lets a client that asks for `Accept: text/csv` have the statement instead of a 406; the
+    view writes the CSV itself, so this renderer only passes the text through."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
 class SettlementStatementCsvApi(MerchantApi):
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # An error is the API's JSON error whatever the client accepts, as documented.
+        if isinstance(response, Response):
+            request.accepted_renderer, request.accepted_media_type = (
+                JSONRenderer(),
+                JSONRenderer.media_type,
+            )
+        return super().finalize_response(request, response, *args, **kwargs)
+
     @extend_schema(
         summary="Download a settlement's statement (CSV)",
         description="Semicolon-separated, one row per payment, refund and carried amount, then "
         "the net; amounts in cents and written in French (1 234,50 €).",
         operation_id="settlements_statement_csv",
-        responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS},
+        responses={(200, "text/csv"): OpenApiTypes.STR, **DETAIL_ERRORS},
         examples=[
             OpenApiExample(
                 "Statement",

@@ -1,8 +1,7 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
 
 import core.converters  # noqa: F401  (the <ref:...> path converter)
-from core.api_docs import ApiDocsView
+from core.api_docs import ApiDocsView, ApiSchemaView
 from merchant_api import (
     api_keys,
     applications,
@@ -80,6 +79,6 @@ urlpatterns = [
         settlements.SettlementStatementCsvApi.as_view(),
         name="settlement-statement",
     ),
-    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("schema", ApiSchemaView.as_view(), name="schema"),
     path("docs", ApiDocsView.as_view(url_name="merchant_api:schema"), name="docs"),
 ]

@@ -6,13 +6,30 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from merchant_api.base import ERROR_EXAMPLE, ERRORS, IDEMPOTENCY_KEY, LIVEMODE_HELP, MerchantApi
+from merchant_api.base import (
+    ERROR_EXAMPLE,
+    ERRORS,
+    IDEMPOTENCY_KEY,
+    LIVEMODE_HELP,
+    READ_ERRORS,
+    MerchantApi,
+)
+from merchants.events import EventType
 from merchants.models.webhooks import WebhookEndpoint
 from merchants.webhooks import webhook_endpoint_create, webhook_endpoint_disable
 
 
+def event_types_field(**kwargs) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=EventType.choices),
+        help_text="The events sent to the endpoint (see the webhooks); empty for every event.",
+        **kwargs,
+    )
+
+
 class WebhookEndpointOutput(serializers.ModelSerializer):
     object = serializers.SerializerMethodField()
+    enabled_events = event_types_field()
     secret = serializers.CharField(source="masked_secret", read_only=True)
     created = serializers.DateTimeField(source="created_at")
     livemode = serializers.BooleanField(
@@ -50,7 +67,7 @@ class WebhookEndpointListOutput(serializers.Serializer):
 class WebhookEndpointListApi(MerchantApi):
     @extend_schema(
         summary="List your webhook endpoints",
-        responses={200: WebhookEndpointListOutput, **ERRORS},
+        responses={200: WebhookEndpointListOutput, **READ_ERRORS},
         examples=[
             OpenApiExample(
                 "Endpoints",
@@ -66,7 +83,10 @@ class WebhookEndpointListApi(MerchantApi):
 
 
 class WebhookEndpointInput(serializers.ModelSerializer):
-    # The model's own validators run here: https only, no credentials, known event types.
+    # The model's own validators run here: https only, no credentials; the event types are the
+    # enum's.
+    enabled_events = event_types_field(required=False, max_length=len(EventType.choices))
+
     class Meta:
         model = WebhookEndpoint
         fields = ["url", "enabled_events"]
@@ -122,6 +142,7 @@ class WebhookEndpointDisableApi(MerchantApi):
     @extend_schema(
         summary="Disable a webhook endpoint",
         request=None,
+        parameters=[IDEMPOTENCY_KEY],
         responses={200: WebhookEndpointOutput, **ERRORS},
         examples=[
             OpenApiExample(

@@ -1,4 +1,5 @@
 import json
+import uuid
 
 import pytest
 from rest_framework.test import APIClient
@@ -20,9 +21,12 @@ class MerchantClient(APIClient):
         self.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
 
     def send(self, path: str, body: dict | None = None, *, key: str | None = None):
-        headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+        """POSTs `body` with the Idempotency-Key `key`, a fresh one when none is given."""
         return self.post(
-            f"{API}{path}", data=json.dumps(body or {}), content_type="application/json", **headers
+            f"{API}{path}",
+            data=json.dumps(body or {}),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=key or str(uuid.uuid4()),
         )
 
     def read(self, path: str, **params):

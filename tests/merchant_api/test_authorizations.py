@@ -109,7 +109,9 @@ def test_bad_input_is_a_400_with_a_code_and_moves_nothing(client, wallet, body, 
 
 
 def test_malformed_json_is_a_400(client):
-    response = client.post(URL, data="{not json", content_type="application/json")
+    response = client.post(
+        URL, data="{not json", content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_request"
 

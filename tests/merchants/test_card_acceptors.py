@@ -4,7 +4,6 @@ operator's queue of unknown acceptors with its "this is merchant X"."""
 import pytest
 from django.urls import reverse
 from drf_spectacular.generators import SchemaGenerator
-from rest_framework.test import APIClient
 
 from merchants.acceptors import (
     CardAcceptorTaken,
@@ -13,6 +12,7 @@ from merchants.acceptors import (
     unknown_card_acceptor_count,
 )
 from merchants.models import CardAcceptor, Merchant, UnknownCardAcceptor
+from tests.api_clients import IdempotentClient
 from tests.factories import make_merchant, make_staff, siret
 from tests.funders.conftest import client_for
 
@@ -35,7 +35,7 @@ def application(**fields):
 
 
 def apply(**fields):
-    return APIClient().post(APPLY, application(**fields), format="json")
+    return IdempotentClient().post(APPLY, application(**fields), format="json")
 
 
 def test_an_application_registers_its_card_acceptors():

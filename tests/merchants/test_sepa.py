@@ -11,7 +11,6 @@ import sepaxml
 import time_machine
 import xmlschema
 from django.core.exceptions import ValidationError
-from rest_framework.test import APIClient
 
 from core.errors import InvalidState
 from ledger.verify import verify
@@ -20,6 +19,7 @@ from merchants.models.settlement import Payout, SepaFile
 from merchants.payments import payment_authorize
 from merchants.sepa import validate_iban
 from merchants.settlement import sepa_file_build, settlement_close, settlement_until
+from tests.api_clients import IdempotentClient
 from tests.factories import make_merchant, make_payment_code, siret
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
@@ -179,7 +179,9 @@ def application(**bank):
     ],
 )
 def test_the_application_api_refuses_bad_bank_details_with_a_clear_400(db, bank, field):
-    response = APIClient().post("/api/merchant/v1/applications", application(**bank), format="json")
+    response = IdempotentClient().post(
+        "/api/merchant/v1/applications", application(**bank), format="json"
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_request"
@@ -190,7 +192,7 @@ def test_the_application_api_refuses_bad_bank_details_with_a_clear_400(db, bank,
 def test_the_application_api_takes_good_bank_details(db):
     body = application(iban="FR76 3000 6000 0112 3456 7890 189", bic="AGRIFRPP")
 
-    response = APIClient().post("/api/merchant/v1/applications", body, format="json")
+    response = IdempotentClient().post("/api/merchant/v1/applications", body, format="json")
 
     assert response.status_code == 201, response.content
     assert Merchant.objects.get().iban == "FR7630006000011234567890189"

@@ -146,3 +146,18 @@ def test_the_settlement_admin_pages_open_for_operators(admin_client, batches, mo
     if model == "settlementbatch":
         change = admin_client.get(f"/admin/merchants/{model}/{batches[0].pk}/change/")
         assert change.status_code == 200
+
+
+def test_the_statement_answers_a_client_that_accepts_only_csv(api, batches):
+    url = f"/api/merchant/v1/settlements/{batches[1].reference}/statement.csv"
+
+    response = api.get(url, HTTP_ACCEPT="text/csv")
+    missing = api.get(
+        url.replace(batches[1].reference, "STL-0000000000000000"), HTTP_ACCEPT="text/csv"
+    )
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert rows(response.content.decode())[0][0] == "date"
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"

@@ -34,6 +34,7 @@ from merchants.payments import payment_authorize, payment_capture, payment_refun
 from merchants.services import api_key_create
 from merchants.settlement import settlement_close
 from merchants.webhooks import webhook_endpoint_create
+from tests.api_clients import IdempotentClient
 from tests.factories import (
     BeneficiaryFactory,
     make_allocation,
@@ -393,7 +394,7 @@ class Holder:
 
 
 def shop_build(merchant, wallet) -> Shop:
-    client = APIClient()
+    client = IdempotentClient()
     key, secret = api_key_create(merchant=merchant, name="caisse")
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
 

@@ -15,6 +15,7 @@ from merchants.models import CardAcceptor, Merchant, UnknownCardAcceptor
 from merchants.models.webhooks import WebhookEvent
 from merchants.services import api_key_create, merchant_suspend
 from merchants.tasks import expire_authorizations
+from tests.api_clients import IdempotentClient
 from tests.concurrency import run_together
 from tests.factories import (
     BeneficiaryFactory,
@@ -69,7 +70,9 @@ def network_data(merchant: Merchant) -> dict:
 
 
 def pay_through_the_api(merchant: Merchant, wallet, amount: int) -> tuple[str, str | None]:
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant, name='t')[1]}")
+    client = IdempotentClient(
+        HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant, name='t')[1]}"
+    )
     body = {"amount": amount, "currency": "EUR", "payment_code": make_payment_code(wallet)}
     response = client.post(
         "/api/merchant/v1/authorizations", json.dumps(body), content_type="application/json"
@@ -223,7 +226,9 @@ def test_a_merchant_neither_sees_nor_captures_a_card_payment_made_at_it(client, 
     merchant = shops["grenoble"]
     auth, _ = pay_by_card(client, card, network_data(merchant), 500)
     decision = Decision.objects.get(merchant_reference=auth["id"])
-    api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant, name='t')[1]}")
+    api = IdempotentClient(
+        HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant, name='t')[1]}"
+    )
 
     listed = api.get("/api/merchant/v1/authorizations").json()
     read = api.get(f"/api/merchant/v1/authorizations/{decision.reference}")

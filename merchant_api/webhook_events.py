@@ -1,0 +1,121 @@
+"""The events the platform POSTs to a merchant's webhook endpoints, as OpenAPI 3.1 `webhooks`
+(settings SPECTACULAR_SETTINGS["WEBHOOKS"]): one per event type, with its payload as
+merchants/payments.py writes it. The receiver answers any 2xx; anything else is retried."""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiWebhook, extend_schema
+from rest_framework import serializers
+
+from merchants.events import EventType
+from wallet.models import Decision
+
+SIGNATURE = OpenApiParameter(
+    "Aidwallet-Signature",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="`t=<unix time>,v1=<hex HMAC-SHA256(endpoint secret, t + '.' + raw body)>`: "
+    "compute the HMAC over the raw body as received, compare in constant time, and refuse a "
+    "`t` more than 5 minutes old.",
+)
+
+
+# The payloads' schemas (comments, not docstrings: a docstring would be the schema's text).
+class WebhookAuthorization(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["authorization"])
+    id = serializers.CharField()
+    status = serializers.ChoiceField(choices=Decision.Status.choices)
+    amount = serializers.IntegerField(help_text="Asked, in cents.")
+    approved_amount = serializers.IntegerField(help_text="Approved, in cents (0 if declined).")
+    currency = serializers.CharField()
+    decline_code = serializers.CharField(allow_null=True)
+    merchant_reference = serializers.CharField(allow_blank=True)
+    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
+
+
+class WebhookOperation(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["capture", "reversal", "refund"])
+    id = serializers.CharField()
+    amount = serializers.IntegerField(help_text="In cents.")
+    currency = serializers.CharField()
+    authorization = WebhookAuthorization()
+
+
+def _event(data: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "id": serializers.CharField(
+                help_text="The event's id: deliveries of one event share it."
+            ),
+            "type": serializers.ChoiceField(choices=EventType.choices),
+            "created": serializers.IntegerField(help_text="Unix time the event happened."),
+            "data": data(),
+        },
+    )
+
+
+AuthorizationEvent = _event(WebhookAuthorization, "AuthorizationEvent")
+OperationEvent = _event(WebhookOperation, "OperationEvent")
+
+AUTHORIZATION = {
+    "object": "authorization",
+    "id": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
+    "status": "approved",
+    "amount": 4250,
+    "approved_amount": 4250,
+    "currency": "EUR",
+    "decline_code": None,
+    "merchant_reference": "order-1042",
+    "metadata": {"till": "2"},
+}
+
+
+def _webhook(event: EventType, payload: type[serializers.Serializer], data: dict) -> OpenApiWebhook:
+    return OpenApiWebhook(
+        name=event.value,
+        decorator=extend_schema(
+            summary=event.label,
+            request=payload,
+            parameters=[SIGNATURE],
+            responses={200: None},
+            examples=[
+                OpenApiExample(
+                    event.value,
+                    value={
+                        "id": "evt_3kQ9mW2xV7pL1nR8aT5sJ0fB",
+                        "type": event.value,
+                        "created": 1795341600,
+                        "data": data,
+                    },
+                )
+            ],
+        ),
+    )
+
+
+def _operation(kind: str, amount: int) -> dict:
+    return {"object": kind, "id": f"{kind[:3]}_7hT2pQ9xL4mW1nV8aK5sR3jD", "amount": amount,
+            "currency": "EUR", "authorization": AUTHORIZATION}  # fmt: skip
+
+
+APPROVED = _webhook(EventType.AUTHORIZATION_APPROVED, AuthorizationEvent, AUTHORIZATION)
+PARTIALLY_APPROVED = _webhook(
+    EventType.AUTHORIZATION_PARTIALLY_APPROVED,
+    AuthorizationEvent,
+    {**AUTHORIZATION, "status": "partially_approved", "approved_amount": 3000},
+)
+DECLINED = _webhook(
+    EventType.AUTHORIZATION_DECLINED,
+    AuthorizationEvent,
+    {
+        **AUTHORIZATION,
+        "status": "declined",
+        "approved_amount": 0,
+        "decline_code": "insufficient_funds",
+    },
+)
+REVERSED = _webhook(EventType.AUTHORIZATION_REVERSED, OperationEvent, _operation("reversal", 4250))
+EXPIRED = _webhook(EventType.AUTHORIZATION_EXPIRED, AuthorizationEvent, AUTHORIZATION)
+CAPTURED = _webhook(EventType.PAYMENT_CAPTURED, OperationEvent, _operation("capture", 4250))
+REFUNDED = _webhook(EventType.REFUND_SUCCEEDED, OperationEvent, _operation("refund", 1000))
