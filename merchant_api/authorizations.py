@@ -5,7 +5,6 @@ from collections.abc import Mapping
 
 import django_filters
 from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -15,27 +14,25 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from core.errors import DomainError, PaymentCodeInvalid
+from core.errors import PaymentCodeInvalid
 from engine.codes import DECLINED, REASONS, merchant_message, merchant_partial_message
 from merchant_api.base import (
     CREATED_GTE,
     CREATED_LT,
     CURSOR,
-    DETAIL_ERRORS,
     ERROR_EXAMPLE,
-    ERRORS,
     IDEMPOTENCY_KEY,
     LIMIT,
-    LIST_ERRORS,
     LIVEMODE_HELP,
+    AmountField,
     MerchantApi,
     MetadataField,
     Page,
     UtcDateTimeFilter,
-    amount_field,
     paginated,
 )
 from merchant_api.code_guessing import PaymentCodeGuessing
+from merchant_api.errors import AUTHORIZE_ERRORS, DETAIL_ERRORS, LIST_ERRORS, CardNotAccepted
 from merchants.payments import payment_authorize
 from merchants.sandbox import sandbox_authorize, sandbox_description
 from merchants.selectors import authorization_list, capture_status
@@ -66,6 +63,7 @@ class AuthorizationOutput(serializers.ModelSerializer):
     amount_refunded = serializers.IntegerField(read_only=True)
     created = serializers.DateTimeField(source="decided_at")
     livemode = serializers.BooleanField(read_only=True, help_text=LIVEMODE_HELP)
+    metadata = MetadataField(read_only=True)
 
     class Meta:
         model = Decision
@@ -151,19 +149,8 @@ DECLINED_EXAMPLE = OpenApiExample(
 )
 
 
-class CardNotAccepted(DomainError):
-    code = "card_not_accepted"
-    default_message = _(
-        "Cards are not accepted by the merchant API: send the payment_code shown in the "
-        "beneficiary's app. Cards pay through the card network."
-    )
-
-    def __init__(self):
-        super().__init__(field="card")
-
-
 class AuthorizationInput(serializers.Serializer):
-    amount = amount_field(help_text="In minor units: 1250 is 12.50 EUR.")
+    amount = AmountField(help_text="In minor units: 1250 is 12.50 EUR.")
     currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
     payment_code = serializers.CharField(
         max_length=32,
@@ -191,7 +178,7 @@ class AuthorizationCreateApi(MerchantApi):
         summary="Authorize a payment",
         description=sandbox_description(),
         request=AuthorizationInput,
-        responses={201: AuthorizationOutput, **ERRORS},
+        responses={201: AuthorizationOutput, **AUTHORIZE_ERRORS},
         parameters=[IDEMPOTENCY_KEY],
         examples=[
             OpenApiExample(

@@ -4,16 +4,8 @@ earlier refunds."""
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 
-from merchant_api.base import (
-    DETAIL_ERRORS,
-    ERROR_EXAMPLE,
-    ERRORS,
-    IDEMPOTENCY_KEY,
-    LIST_ERRORS,
-    MerchantApi,
-    Page,
-    amount_field,
-)
+from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY, AmountField, MerchantApi, Page
+from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
     OperationOutput,
@@ -52,7 +44,7 @@ REFUND_EXAMPLE = OpenApiExample(
 
 
 class RefundInput(serializers.Serializer):
-    amount = amount_field()
+    amount = AmountField()
     reason = serializers.CharField(max_length=200, default="", allow_blank=True)
 
 
@@ -85,7 +77,7 @@ class RefundCreateApi(MerchantApi):
             idempotency_key=self.service_key(),
             **data.validated_data,
         )
-        return operation_created(RefundOutput(refund), merchant=self.merchant, decision=decision)
+        return operation_created(RefundOutput(refund))
 
 
 class RefundPage(Page):

@@ -5,6 +5,7 @@ merchants/payments.py writes it. The receiver answers any 2xx; anything else is 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
+from merchant_api.base import MetadataField
 from merchants.events import EventType
 from wallet.models import Decision
 
@@ -29,7 +30,7 @@ class WebhookAuthorization(serializers.Serializer):
     currency = serializers.CharField()
     decline_code = serializers.CharField(allow_null=True)
     merchant_reference = serializers.CharField(allow_blank=True)
-    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    metadata = MetadataField()
 
 
 class WebhookOperation(serializers.Serializer):
