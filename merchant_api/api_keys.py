@@ -54,6 +54,7 @@ class ApiKeyListOutput(serializers.Serializer):
 class ApiKeyListApi(MerchantApi):
     @extend_schema(
         summary="List your API keys",
+        operation_id="api_keys_list",
         responses={200: ApiKeyListOutput, **READ_ERRORS},
         examples=[
             OpenApiExample(
@@ -151,6 +152,7 @@ class ApiKeysView(ApiKeyListApi, ApiKeyCreateApi):
 class ApiKeyRevokeApi(MerchantApi):
     @extend_schema(
         summary="Revoke an API key",
+        operation_id="api_keys_revoke",
         request=None,
         parameters=[IDEMPOTENCY_KEY],
         responses={200: ApiKeyOutput, **ERRORS},

@@ -44,6 +44,7 @@ CAPTURE_EXAMPLE = OpenApiExample(
 class CaptureCreateApi(MerchantApi):
     @extend_schema(
         summary="Capture an authorization",
+        operation_id="authorizations_capture",
         description="Capture what is held, or part of it: the rest is released to the "
         "beneficiary's pockets. One capture per authorization.",
         request=AmountInput,

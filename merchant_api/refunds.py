@@ -51,6 +51,7 @@ class RefundInput(serializers.Serializer):
 class RefundCreateApi(MerchantApi):
     @extend_schema(
         summary="Refund a captured payment",
+        operation_id="refunds_create",
         description="Up to what was captured minus earlier refunds. The money returns to the "
         "beneficiary's pockets it came from, or to the funder where the aid has ended.",
         request=RefundInput,

@@ -44,6 +44,7 @@ REVERSAL_EXAMPLE = OpenApiExample(
 class ReversalCreateApi(MerchantApi):
     @extend_schema(
         summary="Reverse an authorization",
+        operation_id="authorizations_reverse",
         description="Release what is held, in whole or in part, without capturing it.",
         request=AmountInput,
         responses={201: ReversalOutput, **ERRORS},

@@ -61,6 +61,7 @@ class WebhookEndpointListOutput(serializers.Serializer):
 class WebhookEndpointListApi(MerchantApi):
     @extend_schema(
         summary="List your webhook endpoints",
+        operation_id="webhook_endpoints_list",
         responses={200: WebhookEndpointListOutput, **READ_ERRORS},
         examples=[
             OpenApiExample(
@@ -135,6 +136,7 @@ class WebhookEndpointsView(WebhookEndpointListApi, WebhookEndpointCreateApi):
 class WebhookEndpointDisableApi(MerchantApi):
     @extend_schema(
         summary="Disable a webhook endpoint",
+        operation_id="webhook_endpoints_disable",
         request=None,
         parameters=[IDEMPOTENCY_KEY],
         responses={200: WebhookEndpointOutput, **ERRORS},

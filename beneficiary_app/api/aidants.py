@@ -36,6 +36,7 @@ class AidantListApi(AppApi):
 
     @extend_schema(
         summary="People allowed to see the wallet",
+        operation_id="aidants_list",
         responses={200: AidantListOutput, **ERRORS},
         examples=[OpenApiExample("Aidants", response_only=True, value={"data": [AIDANT_EXAMPLE]})],
     )
@@ -93,6 +94,7 @@ class AidantsView(AidantListApi, AidantAuthorizeApi):
 class AidantRevokeApi(AppApi):
     @extend_schema(
         summary="Stop someone seeing the wallet",
+        operation_id="aidants_delete",
         description="Their tokens stop working at once.",
         responses={204: None, **ERRORS},
     )

@@ -163,12 +163,12 @@ def test_the_whole_sandbox_flow_through_the_generated_client(contract, connect, 
     assert partial.decline.code == "insufficient_funds"
 
     # Capture part, refund twice, reverse.
-    captured = operate("authorizations_capture_create", approved.id, 1_500)
+    captured = operate("authorizations_capture", approved.id, 1_500)
     refunds = [
-        operate("authorizations_refunds_create", approved.id, amount, models.RefundInputRequest)
+        operate("refunds_create", approved.id, amount, models.RefundInputRequest)
         for amount in (500, 400)
     ]
-    reversal = operate("authorizations_reverse_create", partial.id, 300)
+    reversal = operate("authorizations_reverse", partial.id, 300)
     assert (captured.object_, captured.amount, captured.authorization) == (
         "capture", 1_500, approved.id,
     )  # fmt: skip
@@ -243,13 +243,13 @@ def test_each_documented_error_through_the_generated_client(contract, connect, m
 
     declined = pay("0000 000 003").parsed.id
     held = pay(APPROVE, 1_000).parsed.id
-    capture, reverse = "authorizations_capture_create", "authorizations_reverse_create"
+    capture, reverse = "authorizations_capture", "authorizations_reverse"
     assert operate(capture, declined)[:2] == (409, "authorization_not_capturable")
     assert operate(reverse, held, 5_000)[:2] == (422, "exceeds_hold_amount")
     assert operate(capture, "auth_unknown")[:2] == (404, "not_found")
     assert call(client, f"authorizations.{capture}", held).status_code == 201
     assert operate(capture, held)[:2] == (409, "authorization_already_captured")
-    assert operate("authorizations_refunds_create", held, 1_001, models.RefundInputRequest)[:2] == (
+    assert operate("refunds_create", held, 1_001, models.RefundInputRequest)[:2] == (
         422,
         "exceeds_refundable_amount",
     )
