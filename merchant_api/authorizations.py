@@ -38,18 +38,48 @@ from merchants.sandbox import sandbox_authorize, sandbox_description
 from merchants.selectors import authorization_list, capture_status
 from wallet.models import Decision
 
+# What each decline code means, for the schema (in English, as all its texts). Not the
+# merchant's messages: these codes also say why a partial approval paid no more, and a partial
+# approval is an acceptance, never "Payment refused" (its message says what was approved).
+DECLINE_CODES = {
+    "aid_not_yet_valid": "The customer's aid has not started yet.",
+    "aid_expired": "The customer's aid has ended.",
+    "outside_allowed_hours": "The aid cannot be used on this day or at this hour.",
+    "merchant_category_not_allowed": "The aid cannot be used for this kind of purchase.",
+    "merchant_not_accepted": "The aid cannot be used in this shop.",
+    "outside_zone": "The shop is outside the area where the aid can be used.",
+    "merchant_not_recognised": "The shop is not recognised for this aid (card payments only).",
+    "limit_exceeded": "The amount is above a limit of the aid (per payment, day, week or month): "
+    "declined, or partially approved up to the limit when partial approvals are allowed.",
+    "insufficient_funds": "The aid holds less than the amount: declined, or partially approved "
+    "for what it holds when partial approvals are allowed.",
+    "no_aid_available": "No aid of the customer can pay in this shop.",
+    "wallet_frozen": "The customer's wallet is frozen by the organisation giving the aid.",
+    "card_frozen": "The card is frozen (card payments only).",
+    "card_inactive": "The card is not active (card payments only).",
+    "currency_not_supported": "The aid cannot be used in this currency.",
+}
+
+
+DECLINE_CODE_CHOICES = [
+    (code, DECLINE_CODES[code])
+    for code, reason in REASONS.items()
+    if reason.http_status == DECLINED
+]
+
 
 # Why the aid paid nothing, or (on a partial approval) not the whole amount. Its message is in
 # the request's language; "decline" is null on a full approval.
 class DeclineOutput(serializers.Serializer):
     code = serializers.ChoiceField(
-        choices=[
-            (code, reason.merchant_text)
-            for code, reason in REASONS.items()
-            if reason.http_status == DECLINED
-        ]
+        choices=DECLINE_CODE_CHOICES,
+        help_text="Why the aid paid nothing (status declined) or not the whole amount (status "
+        "partially_approved).",
     )
-    message = serializers.CharField()
+    message = serializers.CharField(
+        help_text="For the till, in the request's language: why the payment was refused, or, "
+        "on a partial approval, what was approved and what to collect another way."
+    )
 
 
 class AuthorizationOutput(serializers.ModelSerializer):
@@ -135,7 +165,7 @@ DECLINED_EXAMPLE = OpenApiExample(
         "currency": "EUR",
         "decline": {
             "code": "merchant_category_not_allowed",
-            "message": "Paiement refusé : l'aide ne peut pas être utilisée pour ce type d'achat.",
+            "message": "Payment refused: the customer's aid cannot be used in this shop.",
         },
         "capture_status": None,
         "amount_held": 0,
@@ -145,6 +175,23 @@ DECLINED_EXAMPLE = OpenApiExample(
         "merchant_reference": "",
         "metadata": {},
         "created": "2026-11-22T10:16:00+01:00",
+    },
+)
+PARTIALLY_APPROVED_EXAMPLE = OpenApiExample(
+    "Partially approved",
+    response_only=True,
+    value={
+        **APPROVED_EXAMPLE.value,
+        "id": "auth_3Lw9pQ2xT7cV1bN5mK8zR4sD",
+        "status": "partially_approved",
+        "amount": 1500,
+        "approved_amount": 1000,
+        "decline": {
+            "code": "insufficient_funds",
+            "message": "Approved for €10.00: collect the rest (€5.00) another way.",
+        },
+        "amount_held": 1000,
+        "metadata": {"till": "2"},
     },
 )
 
@@ -192,6 +239,7 @@ class AuthorizationCreateApi(MerchantApi):
                 },
             ),
             APPROVED_EXAMPLE,
+            PARTIALLY_APPROVED_EXAMPLE,
             DECLINED_EXAMPLE,
         ],
     )
