@@ -262,6 +262,14 @@ def paginated(
 ) -> Response:
     """The page the request asks for of `queryset`, filtered by the request's query parameters
     when the list has filters."""
+    # A parameter the list does not document (`?=x`, a misspelt filter) is refused, not read
+    # as no filter: the client would take the whole list for the filtered one.
+    known = {"cursor", "limit", *(filterset_class.base_filters if filterset_class else ())}
+    for name in view.request.query_params:
+        if name not in known:
+            raise serializers.ValidationError(
+                {name or "non_field_errors": _("This list does not take this parameter.")}
+            )
     if filterset_class is not None:
         for name, value in view.request.query_params.items():
             # django-filter skips an empty value; the schema documents an instant or an enum

@@ -5,7 +5,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from beneficiary_app.api.base import ERROR_EXAMPLE, ERRORS, AppApi, mask_contact
+from beneficiary_app.api.base import ERROR_EXAMPLE, ERRORS, AppApi, TextField, mask_contact
 from beneficiary_app.services import aidant_authorize, aidant_revoke, contact_parse
 from wallet.models.access import Aidant
 
@@ -47,10 +47,8 @@ class AidantListApi(AppApi):
 
 class AidantAuthorizeApi(AppApi):
     class AidantInput(serializers.Serializer):
-        contact = serializers.CharField(
-            max_length=254, help_text="Their email address or mobile phone number."
-        )
-        name = serializers.CharField(
+        contact = TextField(max_length=254, help_text="Their email address or mobile phone number.")
+        name = TextField(
             max_length=100, default="", allow_blank=True, help_text="To recognise them."
         )
 
