@@ -111,7 +111,7 @@ class PaymentCodeError(DomainError):
         self,
         message: "StrOrPromise | None" = None,
         *,
-        field: str | None = "code",
+        field: str | None = "payment_code",
         **details: object,
     ) -> None:
         super().__init__(message, field=field, **details)

@@ -2,14 +2,13 @@
 itself, with the key in use."""
 
 from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
-from core.errors import DomainError
-from merchant_api.base import ERRORS, IDEMPOTENCY_KEY, LIVEMODE_HELP, READ_ERRORS, MerchantApi
+from merchant_api.base import IDEMPOTENCY_KEY, LIVEMODE_HELP, MerchantApi
+from merchant_api.errors import ERRORS, READ_ERRORS, LiveKeyNeedsLiveKey
 from merchants.models import ApiKey
 from merchants.services import api_key_create, api_key_revoke
 
@@ -55,6 +54,7 @@ class ApiKeyListOutput(serializers.Serializer):
 class ApiKeyListApi(MerchantApi):
     @extend_schema(
         summary="List your API keys",
+        operation_id="api_keys_list",
         responses={200: ApiKeyListOutput, **READ_ERRORS},
         examples=[
             OpenApiExample(
@@ -85,15 +85,6 @@ class ApiKeyInput(serializers.Serializer):
         required=False,
         help_text="Leave out for the mode of the key in use. A test key creates test keys only.",
     )
-
-
-class LiveKeyNeedsLiveKey(DomainError):
-    code = "live_key_requires_live_key"
-    status = 403
-    default_message = _("A test key creates only test keys: create a live key with a live key.")
-
-    def __init__(self):
-        super().__init__(field="mode")
 
 
 class ApiKeyCreatedOutput(ApiKeyOutput):
@@ -161,6 +152,7 @@ class ApiKeysView(ApiKeyListApi, ApiKeyCreateApi):
 class ApiKeyRevokeApi(MerchantApi):
     @extend_schema(
         summary="Revoke an API key",
+        operation_id="api_keys_revoke",
         request=None,
         parameters=[IDEMPOTENCY_KEY],
         responses={200: ApiKeyOutput, **ERRORS},

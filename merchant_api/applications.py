@@ -9,7 +9,8 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from merchant_api import idempotency
-from merchant_api.base import ERROR_EXAMPLE, ERRORS, IDEMPOTENCY_KEY
+from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY
+from merchant_api.errors import APPLICATION_ERRORS
 from merchants.models import Merchant
 from merchants.services import merchant_create
 from merchants.validators import validate_network_id, validate_terminal_id
@@ -84,7 +85,7 @@ class MerchantApplicationCreateApi(APIView):
     @extend_schema(
         summary="Apply to accept aid payments",
         request=MerchantApplicationInput,
-        responses={201: MerchantApplicationOutput, **ERRORS},
+        responses={201: MerchantApplicationOutput, **APPLICATION_ERRORS},
         parameters=[IDEMPOTENCY_KEY],
         auth=[],
         examples=[

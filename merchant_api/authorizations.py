@@ -5,7 +5,6 @@ from collections.abc import Mapping
 
 import django_filters
 from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -15,44 +14,72 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from core.errors import DomainError, PaymentCodeInvalid
+from core.errors import PaymentCodeInvalid
 from engine.codes import DECLINED, REASONS, merchant_message, merchant_partial_message
 from merchant_api.base import (
     CREATED_GTE,
     CREATED_LT,
     CURSOR,
-    DETAIL_ERRORS,
     ERROR_EXAMPLE,
-    ERRORS,
     IDEMPOTENCY_KEY,
     LIMIT,
-    LIST_ERRORS,
     LIVEMODE_HELP,
+    AmountField,
     MerchantApi,
     MetadataField,
     Page,
     UtcDateTimeFilter,
-    amount_field,
     paginated,
 )
 from merchant_api.code_guessing import PaymentCodeGuessing
+from merchant_api.errors import AUTHORIZE_ERRORS, DETAIL_ERRORS, LIST_ERRORS, CardNotAccepted
 from merchants.payments import payment_authorize
 from merchants.sandbox import sandbox_authorize, sandbox_description
 from merchants.selectors import authorization_list, capture_status
 from wallet.models import Decision
+
+# What each decline code means, for the schema (in English, as all its texts). Not the
+# merchant's messages: these codes also say why a partial approval paid no more, and a partial
+# approval is an acceptance, never "Payment refused" (its message says what was approved).
+DECLINE_CODES = {
+    "aid_not_yet_valid": "The customer's aid has not started yet.",
+    "aid_expired": "The customer's aid has ended.",
+    "outside_allowed_hours": "The aid cannot be used on this day or at this hour.",
+    "merchant_category_not_allowed": "The aid cannot be used for this kind of purchase.",
+    "merchant_not_accepted": "The aid cannot be used in this shop.",
+    "outside_zone": "The shop is outside the area where the aid can be used.",
+    "merchant_not_recognised": "The shop is not recognised for this aid (card payments only).",
+    "limit_exceeded": "The amount is above a limit of the aid (per payment, day, week or month): "
+    "declined, or partially approved up to the limit when partial approvals are allowed.",
+    "insufficient_funds": "The aid holds less than the amount: declined, or partially approved "
+    "for what it holds when partial approvals are allowed.",
+    "no_aid_available": "No aid of the customer can pay in this shop.",
+    "wallet_frozen": "The customer's wallet is frozen by the organisation giving the aid.",
+    "card_frozen": "The card is frozen (card payments only).",
+    "card_inactive": "The card is not active (card payments only).",
+    "currency_not_supported": "The aid cannot be used in this currency.",
+}
+
+
+DECLINE_CODE_CHOICES = [
+    (code, DECLINE_CODES[code])
+    for code, reason in REASONS.items()
+    if reason.http_status == DECLINED
+]
 
 
 # Why the aid paid nothing, or (on a partial approval) not the whole amount. Its message is in
 # the request's language; "decline" is null on a full approval.
 class DeclineOutput(serializers.Serializer):
     code = serializers.ChoiceField(
-        choices=[
-            (code, reason.merchant_text)
-            for code, reason in REASONS.items()
-            if reason.http_status == DECLINED
-        ]
+        choices=DECLINE_CODE_CHOICES,
+        help_text="Why the aid paid nothing (status declined) or not the whole amount (status "
+        "partially_approved).",
     )
-    message = serializers.CharField()
+    message = serializers.CharField(
+        help_text="For the till, in the request's language: why the payment was refused, or, "
+        "on a partial approval, what was approved and what to collect another way."
+    )
 
 
 class AuthorizationOutput(serializers.ModelSerializer):
@@ -66,6 +93,7 @@ class AuthorizationOutput(serializers.ModelSerializer):
     amount_refunded = serializers.IntegerField(read_only=True)
     created = serializers.DateTimeField(source="decided_at")
     livemode = serializers.BooleanField(read_only=True, help_text=LIVEMODE_HELP)
+    metadata = MetadataField(read_only=True)
 
     class Meta:
         model = Decision
@@ -137,7 +165,7 @@ DECLINED_EXAMPLE = OpenApiExample(
         "currency": "EUR",
         "decline": {
             "code": "merchant_category_not_allowed",
-            "message": "Paiement refusé : l'aide ne peut pas être utilisée pour ce type d'achat.",
+            "message": "Payment refused: the customer's aid cannot be used in this shop.",
         },
         "capture_status": None,
         "amount_held": 0,
@@ -149,21 +177,27 @@ DECLINED_EXAMPLE = OpenApiExample(
         "created": "2026-11-22T10:16:00+01:00",
     },
 )
-
-
-class CardNotAccepted(DomainError):
-    code = "card_not_accepted"
-    default_message = _(
-        "Cards are not accepted by the merchant API: send the payment_code shown in the "
-        "beneficiary's app. Cards pay through the card network."
-    )
-
-    def __init__(self):
-        super().__init__(field="card")
+PARTIALLY_APPROVED_EXAMPLE = OpenApiExample(
+    "Partially approved",
+    response_only=True,
+    value={
+        **APPROVED_EXAMPLE.value,
+        "id": "auth_3Lw9pQ2xT7cV1bN5mK8zR4sD",
+        "status": "partially_approved",
+        "amount": 1500,
+        "approved_amount": 1000,
+        "decline": {
+            "code": "insufficient_funds",
+            "message": "Approved for €10.00: collect the rest (€5.00) another way.",
+        },
+        "amount_held": 1000,
+        "metadata": {"till": "2"},
+    },
+)
 
 
 class AuthorizationInput(serializers.Serializer):
-    amount = amount_field(help_text="In minor units: 1250 is 12.50 EUR.")
+    amount = AmountField(help_text="In minor units: 1250 is 12.50 EUR.")
     currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
     payment_code = serializers.CharField(
         max_length=32,
@@ -191,7 +225,7 @@ class AuthorizationCreateApi(MerchantApi):
         summary="Authorize a payment",
         description=sandbox_description(),
         request=AuthorizationInput,
-        responses={201: AuthorizationOutput, **ERRORS},
+        responses={201: AuthorizationOutput, **AUTHORIZE_ERRORS},
         parameters=[IDEMPOTENCY_KEY],
         examples=[
             OpenApiExample(
@@ -205,6 +239,7 @@ class AuthorizationCreateApi(MerchantApi):
                 },
             ),
             APPROVED_EXAMPLE,
+            PARTIALLY_APPROVED_EXAMPLE,
             DECLINED_EXAMPLE,
         ],
     )

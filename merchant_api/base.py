@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
@@ -25,37 +25,63 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from core.api_errors import ErrorOutput
+from core.errors import AmountTooLarge, InvalidAmount
 from core.money import MAX_AMOUNT
 from merchant_api import idempotency
 from merchant_api.authentication import ApiKeyAuthentication
 from merchants.models import ApiKey, Merchant
 
 
-class StrictIntegerField(serializers.IntegerField):
-    """Amounts are JSON integers of minor units: "12", 12.0 and true are refused, not coerced."""
+class AmountField(serializers.IntegerField):
+    """An amount in minor units: a JSON integer from 1 to MAX_AMOUNT. "12", 12.0, true and 0 are
+    refused, not coerced, with the engine's own codes (invalid_amount, amount_too_large) naming
+    the request's field, as the engine would answer them."""
 
-    default_error_messages = {"invalid": "A whole number of cents is required, such as 1250."}
+    def __init__(self, **kwargs):
+        # The bounds are given for the schema; to_internal_value enforces them with the codes.
+        super().__init__(min_value=1, max_value=MAX_AMOUNT, **kwargs)
+
+    def validate_empty_values(self, data):
+        if data is None:
+            raise InvalidAmount(field=self.field_name)
+        return super().validate_empty_values(data)
 
     def to_internal_value(self, data):
-        if not isinstance(data, int) or isinstance(data, bool):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+        # A DomainError, not a ValidationError: the serializer lets it through to the API's
+        # exception handler, which answers its code instead of invalid_request.
+        if not isinstance(data, int) or isinstance(data, bool) or data < 1:
+            raise InvalidAmount(field=self.field_name)
+        if data > MAX_AMOUNT:
+            raise AmountTooLarge(field=self.field_name)
+        return data
 
 
-def amount_field(**kwargs) -> StrictIntegerField:
-    return StrictIntegerField(min_value=1, max_value=MAX_AMOUNT, **kwargs)
+METADATA_KEYS, METADATA_KEY_LENGTH, METADATA_VALUE_LENGTH = 20, 40, 500
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": METADATA_KEYS,
+        "propertyNames": {"maxLength": METADATA_KEY_LENGTH},
+        "additionalProperties": {"type": "string", "maxLength": METADATA_VALUE_LENGTH},
+        "description": "Up to 20 keys of at most 40 characters, each with a string of at most "
+        "500 characters: what the merchant wants back, e.g. its order number. Given back as "
+        "sent, {} when none was sent.",
+    }
+)
 class MetadataField(serializers.DictField):
-    """Up to 20 string keys and values the merchant wants back, e.g. its order number."""
-
-    child = serializers.CharField(max_length=500, allow_blank=True)
+    # One field, so one schema, for metadata in requests and in answers (and webhook payloads).
+    child = serializers.CharField(max_length=METADATA_VALUE_LENGTH, allow_blank=True)
+    default_error_messages = {
+        "too_many": _("At most 20 keys of at most 40 characters."),
+    }
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if len(value) > 20 or any(len(key) > 40 for key in value):
-            raise serializers.ValidationError("At most 20 keys of at most 40 characters.")
+        too_long = any(len(key) > METADATA_KEY_LENGTH for key in value)
+        if len(value) > METADATA_KEYS or too_long:
+            self.fail("too_many")
         return value
 
 
@@ -151,31 +177,14 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
-# The error statuses each kind of operation can answer, and only those: a generated client
-# makes a type per documented status. A write (POST) can meet any of them.
-ERRORS = {
-    400: ErrorOutput,
-    401: ErrorOutput,
-    404: ErrorOutput,
-    409: ErrorOutput,
-    415: ErrorOutput,
-    422: ErrorOutput,
-    429: ErrorOutput,
-    503: ErrorOutput,
-}
-
-READ_ERRORS = {401: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput}
-LIST_ERRORS = {400: ErrorOutput, **READ_ERRORS}  # a filter, limit or cursor out of bounds
-DETAIL_ERRORS = {404: ErrorOutput, **READ_ERRORS}
-
 ERROR_EXAMPLE = OpenApiExample(
     "Error",
     response_only=True,
     status_codes=["400"],
     value={
         "error": {
-            "code": "invalid_request",
-            "message": "A whole number of cents is required, such as 1250.",
+            "code": "invalid_amount",
+            "message": "The amount must be a whole number of cents, greater than zero.",
             "field": "amount",
         }
     },
@@ -253,6 +262,14 @@ def paginated(
 ) -> Response:
     """The page the request asks for of `queryset`, filtered by the request's query parameters
     when the list has filters."""
+    # A parameter the list does not document (`?=x`, a misspelt filter) is refused, not read
+    # as no filter: the client would take the whole list for the filtered one.
+    known = {"cursor", "limit", *(filterset_class.base_filters if filterset_class else ())}
+    for name in view.request.query_params:
+        if name not in known:
+            raise serializers.ValidationError(
+                {name or "non_field_errors": _("This list does not take this parameter.")}
+            )
     if filterset_class is not None:
         for name, value in view.request.query_params.items():
             # django-filter skips an empty value; the schema documents an instant or an enum

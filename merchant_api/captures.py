@@ -3,15 +3,8 @@ is released to the beneficiary's pockets."""
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 
-from merchant_api.base import (
-    DETAIL_ERRORS,
-    ERROR_EXAMPLE,
-    ERRORS,
-    IDEMPOTENCY_KEY,
-    LIST_ERRORS,
-    MerchantApi,
-    Page,
-)
+from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY, MerchantApi, Page
+from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
     AmountInput,
@@ -51,6 +44,7 @@ CAPTURE_EXAMPLE = OpenApiExample(
 class CaptureCreateApi(MerchantApi):
     @extend_schema(
         summary="Capture an authorization",
+        operation_id="authorizations_capture",
         description="Capture what is held, or part of it: the rest is released to the "
         "beneficiary's pockets. One capture per authorization.",
         request=AmountInput,
@@ -75,7 +69,7 @@ class CaptureCreateApi(MerchantApi):
             idempotency_key=self.service_key(),
             **data.validated_data,
         )
-        return operation_created(CaptureOutput(capture), merchant=self.merchant, decision=decision)
+        return operation_created(CaptureOutput(capture))
 
 
 class CapturePage(Page):

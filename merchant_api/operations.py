@@ -1,6 +1,7 @@
 """What captures, reversals and refunds share: each is an operation on one of the merchant's
 authorizations, made by a POST under the authorization and listed and retrieved at its own path.
-The response to the POST carries the authorization's state after the operation."""
+The response to the POST is the operation, in the one shape it has everywhere (its list, its
+detail, its webhook event); the authorization's new state is at GET /authorizations/{id}."""
 
 import django_filters
 from django.db.models import Model
@@ -9,20 +10,18 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from merchant_api.authorizations import AuthorizationOutput
 from merchant_api.base import (
     CREATED_GTE,
     CREATED_LT,
     CURSOR,
     LIMIT,
     LIVEMODE_HELP,
+    AmountField,
     MerchantApi,
     UtcDateTimeFilter,
-    amount_field,
     paginated,
 )
 from merchants.models import Merchant
-from merchants.selectors import authorization_list
 from wallet.models import Decision
 
 
@@ -40,7 +39,7 @@ class OperationOutput(serializers.ModelSerializer):
 
 class AmountInput(serializers.Serializer):
     # The input of a capture and of a reversal: one schema component for both.
-    amount = amount_field(required=False, help_text="Leave out for the whole amount held.")
+    amount = AmountField(required=False, help_text="Leave out for the whole amount held.")
 
 
 class OperationFilter(django_filters.FilterSet):
@@ -101,10 +100,5 @@ def own_authorization(*, merchant: Merchant, reference: str, livemode: bool) -> 
     )
 
 
-def operation_created(
-    output: serializers.Serializer, *, merchant: Merchant, decision: Decision
-) -> Response:
-    """201 with the operation and, under authorization_state, its authorization as it is now."""
-    fresh = authorization_list(merchant=merchant, livemode=decision.livemode).get(pk=decision.pk)
-    body = output.data | {"authorization_state": AuthorizationOutput(fresh).data}
-    return Response(body, status=status.HTTP_201_CREATED)
+def operation_created(output: serializers.Serializer) -> Response:
+    return Response(output.data, status=status.HTTP_201_CREATED)

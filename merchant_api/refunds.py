@@ -4,16 +4,8 @@ earlier refunds."""
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 
-from merchant_api.base import (
-    DETAIL_ERRORS,
-    ERROR_EXAMPLE,
-    ERRORS,
-    IDEMPOTENCY_KEY,
-    LIST_ERRORS,
-    MerchantApi,
-    Page,
-    amount_field,
-)
+from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY, AmountField, MerchantApi, Page
+from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
     OperationOutput,
@@ -52,13 +44,14 @@ REFUND_EXAMPLE = OpenApiExample(
 
 
 class RefundInput(serializers.Serializer):
-    amount = amount_field()
+    amount = AmountField()
     reason = serializers.CharField(max_length=200, default="", allow_blank=True)
 
 
 class RefundCreateApi(MerchantApi):
     @extend_schema(
         summary="Refund a captured payment",
+        operation_id="refunds_create",
         description="Up to what was captured minus earlier refunds. The money returns to the "
         "beneficiary's pockets it came from, or to the funder where the aid has ended.",
         request=RefundInput,
@@ -85,7 +78,7 @@ class RefundCreateApi(MerchantApi):
             idempotency_key=self.service_key(),
             **data.validated_data,
         )
-        return operation_created(RefundOutput(refund), merchant=self.merchant, decision=decision)
+        return operation_created(RefundOutput(refund))
 
 
 class RefundPage(Page):

@@ -3,15 +3,8 @@ or in part; it returns to the beneficiary's pockets."""
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 
-from merchant_api.base import (
-    DETAIL_ERRORS,
-    ERROR_EXAMPLE,
-    ERRORS,
-    IDEMPOTENCY_KEY,
-    LIST_ERRORS,
-    MerchantApi,
-    Page,
-)
+from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY, MerchantApi, Page
+from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
     AmountInput,
@@ -51,6 +44,7 @@ REVERSAL_EXAMPLE = OpenApiExample(
 class ReversalCreateApi(MerchantApi):
     @extend_schema(
         summary="Reverse an authorization",
+        operation_id="authorizations_reverse",
         description="Release what is held, in whole or in part, without capturing it.",
         request=AmountInput,
         responses={201: ReversalOutput, **ERRORS},
@@ -74,9 +68,7 @@ class ReversalCreateApi(MerchantApi):
             idempotency_key=self.service_key(),
             **data.validated_data,
         )
-        return operation_created(
-            ReversalOutput(reversal), merchant=self.merchant, decision=decision
-        )
+        return operation_created(ReversalOutput(reversal))
 
 
 class ReversalPage(Page):

@@ -13,15 +13,8 @@ from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from merchant_api.base import (
-    CURSOR,
-    DETAIL_ERRORS,
-    LIMIT,
-    LIST_ERRORS,
-    MerchantApi,
-    Page,
-    paginated,
-)
+from merchant_api.base import CURSOR, LIMIT, MerchantApi, Page, paginated
+from merchant_api.errors import DETAIL_ERRORS, LIST_ERRORS
 from merchants.models.settlement import Payout, SettlementBatch, SettlementLine
 from merchants.statements import statement_csv, statement_filename
 

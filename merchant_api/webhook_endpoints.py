@@ -6,14 +6,8 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from merchant_api.base import (
-    ERROR_EXAMPLE,
-    ERRORS,
-    IDEMPOTENCY_KEY,
-    LIVEMODE_HELP,
-    READ_ERRORS,
-    MerchantApi,
-)
+from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY, LIVEMODE_HELP, MerchantApi
+from merchant_api.errors import ERRORS, READ_ERRORS
 from merchants.events import EventType
 from merchants.models.webhooks import WebhookEndpoint
 from merchants.webhooks import webhook_endpoint_create, webhook_endpoint_disable
@@ -67,6 +61,7 @@ class WebhookEndpointListOutput(serializers.Serializer):
 class WebhookEndpointListApi(MerchantApi):
     @extend_schema(
         summary="List your webhook endpoints",
+        operation_id="webhook_endpoints_list",
         responses={200: WebhookEndpointListOutput, **READ_ERRORS},
         examples=[
             OpenApiExample(
@@ -141,6 +136,7 @@ class WebhookEndpointsView(WebhookEndpointListApi, WebhookEndpointCreateApi):
 class WebhookEndpointDisableApi(MerchantApi):
     @extend_schema(
         summary="Disable a webhook endpoint",
+        operation_id="webhook_endpoints_disable",
         request=None,
         parameters=[IDEMPOTENCY_KEY],
         responses={200: WebhookEndpointOutput, **ERRORS},

@@ -5,6 +5,8 @@ merchants/payments.py writes it. The receiver answers any 2xx; anything else is 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
+from merchant_api.authorizations import DECLINE_CODE_CHOICES
+from merchant_api.base import LIVEMODE_HELP, MetadataField
 from merchants.events import EventType
 from wallet.models import Decision
 
@@ -23,18 +25,25 @@ SIGNATURE = OpenApiParameter(
 class WebhookAuthorization(serializers.Serializer):
     object = serializers.ChoiceField(choices=["authorization"])
     id = serializers.CharField()
+    livemode = serializers.BooleanField(help_text=LIVEMODE_HELP)
     status = serializers.ChoiceField(choices=Decision.Status.choices)
     amount = serializers.IntegerField(help_text="Asked, in cents.")
     approved_amount = serializers.IntegerField(help_text="Approved, in cents (0 if declined).")
     currency = serializers.CharField()
-    decline_code = serializers.CharField(allow_null=True)
+    decline_code = serializers.ChoiceField(
+        choices=DECLINE_CODE_CHOICES,
+        allow_null=True,
+        help_text="Why the aid paid nothing (declined) or not the whole amount (partially "
+        "approved); null on a full approval.",
+    )
     merchant_reference = serializers.CharField(allow_blank=True)
-    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    metadata = MetadataField()
 
 
 class WebhookOperation(serializers.Serializer):
     object = serializers.ChoiceField(choices=["capture", "reversal", "refund"])
     id = serializers.CharField()
+    livemode = serializers.BooleanField(help_text=LIVEMODE_HELP)
     amount = serializers.IntegerField(help_text="In cents.")
     currency = serializers.CharField()
     authorization = WebhookAuthorization()
@@ -47,6 +56,10 @@ def _event(data: type[serializers.Serializer], name: str) -> type[serializers.Se
         {
             "id": serializers.CharField(
                 help_text="The event's id: deliveries of one event share it."
+            ),
+            "livemode": serializers.BooleanField(
+                help_text="false for a sandbox event, sent only to endpoints registered with a "
+                "test key."
             ),
             "type": serializers.ChoiceField(choices=EventType.choices),
             "created": serializers.IntegerField(help_text="Unix time the event happened."),
@@ -61,6 +74,7 @@ OperationEvent = _event(WebhookOperation, "OperationEvent")
 AUTHORIZATION = {
     "object": "authorization",
     "id": "auth_8fJ2kQ0wV3m1nX7aL5pR9sT4",
+    "livemode": True,
     "status": "approved",
     "amount": 4250,
     "approved_amount": 4250,
@@ -84,6 +98,7 @@ def _webhook(event: EventType, payload: type[serializers.Serializer], data: dict
                     event.value,
                     value={
                         "id": "evt_3kQ9mW2xV7pL1nR8aT5sJ0fB",
+                        "livemode": True,
                         "type": event.value,
                         "created": 1795341600,
                         "data": data,
@@ -95,15 +110,20 @@ def _webhook(event: EventType, payload: type[serializers.Serializer], data: dict
 
 
 def _operation(kind: str, amount: int) -> dict:
-    return {"object": kind, "id": f"{kind[:3]}_7hT2pQ9xL4mW1nV8aK5sR3jD", "amount": amount,
-            "currency": "EUR", "authorization": AUTHORIZATION}  # fmt: skip
+    return {"object": kind, "id": f"{kind[:3]}_7hT2pQ9xL4mW1nV8aK5sR3jD", "livemode": True,
+            "amount": amount, "currency": "EUR", "authorization": AUTHORIZATION}  # fmt: skip
 
 
 APPROVED = _webhook(EventType.AUTHORIZATION_APPROVED, AuthorizationEvent, AUTHORIZATION)
 PARTIALLY_APPROVED = _webhook(
     EventType.AUTHORIZATION_PARTIALLY_APPROVED,
     AuthorizationEvent,
-    {**AUTHORIZATION, "status": "partially_approved", "approved_amount": 3000},
+    {
+        **AUTHORIZATION,
+        "status": "partially_approved",
+        "approved_amount": 3000,
+        "decline_code": "insufficient_funds",
+    },
 )
 DECLINED = _webhook(
     EventType.AUTHORIZATION_DECLINED,

@@ -37,12 +37,23 @@ from wallet.services import decision_hold_release
 from wallet.signals import captures_posted
 
 
+# Both name the authorization as the request does: by the reference in its path.
 class AuthorizationNotCapturable(InvalidState):
     code = "authorization_not_capturable"
+    default_message = _(
+        "Nothing is held on this authorization: it was declined, captured, reversed or has expired."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(field="reference")
 
 
 class AuthorizationAlreadyCaptured(InvalidState):
     code = "authorization_already_captured"
+    default_message = _("This authorization was already captured.")
+
+    def __init__(self) -> None:
+        super().__init__(field="reference")
 
 
 def merchant_place(merchant: Merchant) -> MerchantPlace:
@@ -141,11 +152,7 @@ def _from_held(holds: list[DecisionHold], amount: int | None) -> int:
     """What a capture or reversal takes: `amount`, or all that is still held when None."""
     held = sum(link.hold.amount for link in holds)
     if not held:
-        raise AuthorizationNotCapturable(
-            message="Nothing is held on this authorization: it was declined, captured, "
-            "reversed or has expired.",
-            field="id",
-        )
+        raise AuthorizationNotCapturable()
     if amount is not None and amount > held:
         raise ExceedsHoldAmount(field="amount", held=held)
     return held if amount is None else amount
@@ -173,9 +180,7 @@ def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) ->
     def create(digest: str) -> Capture:
         holds = _locked_holds(decision)
         if decision.captures.exists():
-            raise AuthorizationAlreadyCaptured(
-                message="This authorization was already captured.", field="id"
-            )
+            raise AuthorizationAlreadyCaptured()
         wanted = _from_held(holds, amount)
         remaining = wanted
         posted = []
@@ -368,12 +373,14 @@ def announce_operation(decision: Decision, event_type: str, operation, object_na
 def _own(merchant: Merchant, decision: Decision) -> None:
     # The views only find a merchant's own decisions; this keeps the services safe on their own.
     if decision.merchant_id != merchant.pk:
-        raise InvalidState(message="This authorization belongs to another merchant.", field="id")
+        raise InvalidState(
+            message="This authorization belongs to another merchant.", field="reference"
+        )
     if not decision.livemode:
         # A sandbox authorization holds no money: merchants/sandbox.py handles it.
-        raise InvalidState(message="This is a test authorization.", field="id")
+        raise InvalidState(message="This is a test authorization.", field="reference")
     if decision.channel != Decision.Channel.API:
         raise InvalidState(
             message=_("This payment was made by card: the card network captures and refunds it."),
-            field="id",
+            field="reference",
         )

@@ -279,7 +279,9 @@ def _locked(merchant: Merchant, decision: Decision) -> tuple[Decision, int]:
     """The sandbox decision, locked so that operations on it queue, and what it still holds:
     what was approved less what was reversed, nothing once captured or expired."""
     if decision.merchant_id != merchant.pk or decision.livemode:
-        raise InvalidState(message="This is not one of your test authorizations.", field="id")
+        raise InvalidState(
+            message="This is not one of your test authorizations.", field="reference"
+        )
     locked = Decision.objects.select_for_update().get(pk=decision.pk)
     if locked.request.get("expired") or Capture.objects.filter(decision=locked).exists():
         return locked, 0
@@ -289,11 +291,7 @@ def _locked(merchant: Merchant, decision: Decision) -> tuple[Decision, int]:
 
 def _taken(held: int, amount: int | None) -> int:
     if not held:
-        raise AuthorizationNotCapturable(
-            message="Nothing is held on this authorization: it was declined, captured, "
-            "reversed or has expired.",
-            field="id",
-        )
+        raise AuthorizationNotCapturable()
     if amount is not None and amount > held:
         raise ExceedsHoldAmount(field="amount", held=held)
     return held if amount is None else amount
@@ -303,9 +301,7 @@ def _capture(decision: Decision, amount: int | None, key: str) -> Capture:
     def create(digest: str) -> Capture:
         locked, held = _locked(decision.merchant, decision)  # then a second capture waits
         if Capture.objects.filter(decision=locked).exists():
-            raise AuthorizationAlreadyCaptured(
-                message="This authorization was already captured.", field="id"
-            )
+            raise AuthorizationAlreadyCaptured()
         capture = Capture.objects.create(
             decision=locked,
             amount=_taken(held, amount),

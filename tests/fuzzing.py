@@ -16,11 +16,8 @@ CHECKS = [
     check
     for check in REGISTERED_CHECKS.get_all()
     # Left out: a schema-valid request must be accepted (a well-formed payment code, SIRET or
-    # amount the platform does not hold is rightly refused with a documented 4xx); and, for now,
-    # schema-invalid requests must be refused: it still finds an unnamed query parameter
-    # (`?=x`) read as nothing on the merchant lists and a number taken as a name by the app's
-    # POST /aidants.
-    if check.__name__ not in ("positive_data_acceptance", "negative_data_rejection")
+    # amount the platform does not hold is rightly refused with a documented 4xx).
+    if check.__name__ != "positive_data_acceptance"
 ]
 
 

@@ -5,7 +5,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from beneficiary_app.api.base import ERROR_EXAMPLE, ERRORS, AppApi, mask_contact
+from beneficiary_app.api.base import ERROR_EXAMPLE, ERRORS, AppApi, TextField, mask_contact
 from beneficiary_app.services import aidant_authorize, aidant_revoke, contact_parse
 from wallet.models.access import Aidant
 
@@ -36,6 +36,7 @@ class AidantListApi(AppApi):
 
     @extend_schema(
         summary="People allowed to see the wallet",
+        operation_id="aidants_list",
         responses={200: AidantListOutput, **ERRORS},
         examples=[OpenApiExample("Aidants", response_only=True, value={"data": [AIDANT_EXAMPLE]})],
     )
@@ -46,10 +47,8 @@ class AidantListApi(AppApi):
 
 class AidantAuthorizeApi(AppApi):
     class AidantInput(serializers.Serializer):
-        contact = serializers.CharField(
-            max_length=254, help_text="Their email address or mobile phone number."
-        )
-        name = serializers.CharField(
+        contact = TextField(max_length=254, help_text="Their email address or mobile phone number.")
+        name = TextField(
             max_length=100, default="", allow_blank=True, help_text="To recognise them."
         )
 
@@ -93,6 +92,7 @@ class AidantsView(AidantListApi, AidantAuthorizeApi):
 class AidantRevokeApi(AppApi):
     @extend_schema(
         summary="Stop someone seeing the wallet",
+        operation_id="aidants_delete",
         description="Their tokens stop working at once.",
         responses={204: None, **ERRORS},
     )

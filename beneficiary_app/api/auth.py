@@ -169,7 +169,12 @@ class SignInTokenApi(APIView):
 class SignOutApi(AppApi):
     read_only_tokens_allowed = True
 
-    @extend_schema(summary="Sign out this device", request=None, responses={204: None, **ERRORS})
+    @extend_schema(
+        summary="Sign out this device",
+        operation_id="auth_sign_out",
+        request=None,
+        responses={204: None, **ERRORS},
+    )
     def post(self, request):
         app_token_revoke(token=request.auth)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -180,6 +185,7 @@ class SignOutEverywhereApi(AppApi):
 
     @extend_schema(
         summary="Sign out every device",
+        operation_id="auth_sign_out_everywhere",
         description="For the wallet's holder: every token of the wallet stops working, "
         "aidants' included (they can sign in again while they are allowed). For an aidant: "
         "their own tokens for this wallet.",

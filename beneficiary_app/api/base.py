@@ -3,6 +3,7 @@ read-only rule for aidants, the per-token throttle), the error schema and its ex
 Accept-Language parameter and the masking of contacts."""
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
+from rest_framework import serializers
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.views import APIView
 
@@ -12,6 +13,16 @@ from beneficiary_app.throttles import AppTokenThrottle
 from core.api_errors import ErrorOutput
 from notifications.channels import mask_email, mask_phone
 from wallet.models import Beneficiary
+
+
+class TextField(serializers.CharField):
+    """A JSON string, as the schema says: 0 or 1.5 is refused, not read as "0" or "1.5"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 ERRORS = {
     400: ErrorOutput,

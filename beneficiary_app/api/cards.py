@@ -34,6 +34,7 @@ class CardListApi(AppApi):
 
     @extend_schema(
         summary="The cards",
+        operation_id="cards_list",
         responses={200: CardListOutput, **ERRORS},
         examples=[OpenApiExample("Cards", response_only=True, value={"data": [CARD_EXAMPLE]})],
     )
@@ -45,6 +46,7 @@ class CardListApi(AppApi):
 class CardFreezeApi(AppApi):
     @extend_schema(
         summary="Freeze a card",
+        operation_id="cards_freeze",
         description="Card payments are refused until the card is unfrozen. Freezing a frozen "
         "card changes nothing.",
         request=None,
@@ -64,6 +66,7 @@ class CardFreezeApi(AppApi):
 class CardUnfreezeApi(AppApi):
     @extend_schema(
         summary="Unfreeze a card",
+        operation_id="cards_unfreeze",
         description="The card works again.",
         request=None,
         responses={200: CardOutput, **ERRORS},
@@ -82,6 +85,7 @@ class CardUnfreezeApi(AppApi):
 class CardReportLostApi(AppApi):
     @extend_schema(
         summary="Report a card lost or stolen",
+        operation_id="cards_report_lost",
         description="The card is blocked for good; this cannot be undone.",
         request=None,
         responses={200: CardOutput, **ERRORS},

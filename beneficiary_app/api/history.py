@@ -159,7 +159,11 @@ class HistoryListApi(AppApi):
         "events.",
         parameters=[
             OpenApiParameter("cursor", str, description="From `next`; leave out for the newest."),
-            OpenApiParameter("limit", int, description="Events per page, 1 to 100 (25)."),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
+                description="Events per page, 1 to 100 (25).",
+            ),
             LANGUAGE,
         ],
         responses={200: HistoryPageOutput, **ERRORS},
@@ -192,6 +196,12 @@ class HistoryListApi(AppApi):
         ],
     )
     def get(self, request):
+        # DRF reads `?limit=` as "no limit given"; the schema documents a number, so an empty
+        # value is the client's mistake, not the default page.
+        for name in ("cursor", "limit"):
+            if request.query_params.get(name) == "":
+                empty = gettext("This parameter cannot be empty.")
+                raise serializers.ValidationError({name: empty})
         query = self.HistoryQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data

@@ -69,6 +69,7 @@ class MeLanguageSetApi(AppApi):
 
     @extend_schema(
         summary="Choose the language of messages",
+        operation_id="me_update",
         description="The language of the emails and SMS sent to the holder. The API itself "
         "answers in the request's Accept-Language.",
         request=MeInput,

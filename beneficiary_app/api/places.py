@@ -48,6 +48,7 @@ class PlaceListApi(AppApi):
 
     @extend_schema(
         summary="Where this aid can be spent",
+        operation_id="pockets_merchants_list",
         description="The shops that accept this pocket (its categories, shops and zone), "
         "nearest first: by distance from lat/lon; or with a postcode, the shops of that "
         "postcode first, then of its département. Without either, the holder's postcode is "

@@ -42,6 +42,7 @@ class PushUnsubscribeApi(AppApi):
 
     @extend_schema(
         summary="Stop push messages on this device",
+        operation_id="push_subscriptions_delete",
         request=PushUnsubscribeInput,
         responses={204: None, **ERRORS},
     )

@@ -87,23 +87,24 @@ def test_the_same_key_with_another_body_is_a_conflict(client, wallet):
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
+    ("body", "code", "field"),
     [
-        ({"amount": "1250", "currency": "EUR"}, "amount"),
-        ({"amount": 12.5, "currency": "EUR"}, "amount"),
-        ({"amount": True, "currency": "EUR"}, "amount"),
-        ({"amount": 0, "currency": "EUR"}, "amount"),
-        ({"amount": -100, "currency": "EUR"}, "amount"),
-        ({"amount": 10**30, "currency": "EUR"}, "amount"),
-        ({"amount": 100, "currency": "euro"}, "currency"),
-        ({"currency": "EUR"}, "amount"),
+        ({"amount": "1250", "currency": "EUR"}, "invalid_amount", "amount"),
+        ({"amount": 12.5, "currency": "EUR"}, "invalid_amount", "amount"),
+        ({"amount": True, "currency": "EUR"}, "invalid_amount", "amount"),
+        ({"amount": None, "currency": "EUR"}, "invalid_amount", "amount"),
+        ({"amount": 0, "currency": "EUR"}, "invalid_amount", "amount"),
+        ({"amount": -100, "currency": "EUR"}, "invalid_amount", "amount"),
+        ({"amount": 10**30, "currency": "EUR"}, "amount_too_large", "amount"),
+        ({"amount": 100, "currency": "euro"}, "invalid_request", "currency"),
+        ({"currency": "EUR"}, "invalid_request", "amount"),
     ],
 )
-def test_bad_input_is_a_400_with_a_code_and_moves_nothing(client, wallet, body, field):
+def test_bad_input_is_a_400_with_a_code_and_moves_nothing(client, wallet, body, code, field):
     response = post(client, {**body, "payment_code": make_payment_code(wallet)})
     assert response.status_code == 400
     error = response.json()["error"]
-    assert (error["code"], error["field"]) == ("invalid_request", field)
+    assert (error["code"], error["field"]) == (code, field)
     assert error["message"]
     assert not Decision.objects.exists()
 

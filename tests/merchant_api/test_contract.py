@@ -88,6 +88,8 @@ def test_an_application_without_a_key_is_refused():
         ({"limit": "-1"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"created_after": "2026-11-22T09:00:00Z"}, "created_after"),  # not a filter of theirs
+        ({"": "x"}, None),
     ],
 )
 def test_a_list_parameter_out_of_its_bounds_is_a_400_naming_it(api, path, params, field):

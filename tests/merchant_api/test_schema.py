@@ -1,5 +1,8 @@
+import pytest
 import yaml
 from django.core.management import call_command
+
+from tests.openapi_contract import generate
 
 
 def test_the_merchant_api_schema_generates_without_warnings(tmp_path):
@@ -72,3 +75,69 @@ def test_every_response_example_shows_every_field_of_its_response(tmp_path):
         )
     ]
     assert absent == []
+
+
+# What a generated client names each operation's function: the resource, then what it does
+# (list, retrieve, create, update, delete, or the action), never "retrieve" for a list.
+OPERATION_IDS = {
+    "merchant": {
+        ("get", "/api-keys"): "api_keys_list",
+        ("post", "/api-keys"): "api_keys_create",
+        ("post", "/api-keys/{key_id}/revoke"): "api_keys_revoke",
+        ("post", "/applications"): "applications_create",
+        ("get", "/authorizations"): "authorizations_list",
+        ("post", "/authorizations"): "authorizations_create",
+        ("get", "/authorizations/{reference}"): "authorizations_retrieve",
+        ("post", "/authorizations/{reference}/capture"): "authorizations_capture",
+        ("post", "/authorizations/{reference}/refunds"): "refunds_create",
+        ("post", "/authorizations/{reference}/reverse"): "authorizations_reverse",
+        ("get", "/captures"): "captures_list",
+        ("get", "/captures/{reference}"): "captures_retrieve",
+        ("get", "/refunds"): "refunds_list",
+        ("get", "/refunds/{reference}"): "refunds_retrieve",
+        ("get", "/reversals"): "reversals_list",
+        ("get", "/reversals/{reference}"): "reversals_retrieve",
+        ("get", "/settlements"): "settlements_list",
+        ("get", "/settlements/{reference}"): "settlements_retrieve",
+        ("get", "/settlements/{reference}/statement.csv"): "settlements_statement_csv",
+        ("get", "/webhook-endpoints"): "webhook_endpoints_list",
+        ("post", "/webhook-endpoints"): "webhook_endpoints_create",
+        ("post", "/webhook-endpoints/{endpoint_id}/disable"): "webhook_endpoints_disable",
+    },
+    "app": {
+        ("get", "/aidants"): "aidants_list",
+        ("post", "/aidants"): "aidants_create",
+        ("delete", "/aidants/{aidant_id}"): "aidants_delete",
+        ("post", "/auth/code"): "auth_code_create",
+        ("post", "/auth/sign-out"): "auth_sign_out",
+        ("post", "/auth/sign-out-everywhere"): "auth_sign_out_everywhere",
+        ("post", "/auth/token"): "auth_token_create",
+        ("get", "/cards"): "cards_list",
+        ("post", "/cards/{reference}/freeze"): "cards_freeze",
+        ("post", "/cards/{reference}/report-lost"): "cards_report_lost",
+        ("post", "/cards/{reference}/unfreeze"): "cards_unfreeze",
+        ("get", "/history"): "history_list",
+        ("get", "/history/{reference}"): "history_retrieve",
+        ("get", "/me"): "me_retrieve",
+        ("patch", "/me"): "me_update",
+        ("get", "/notification-preferences"): "notification_preferences_retrieve",
+        ("put", "/notification-preferences"): "notification_preferences_update",
+        ("post", "/payment-codes"): "payment_codes_create",
+        ("get", "/pockets"): "pockets_list",
+        ("get", "/pockets/{pocket_id}"): "pockets_retrieve",
+        ("get", "/pockets/{pocket_id}/merchants"): "pockets_merchants_list",
+        ("post", "/push-subscriptions"): "push_subscriptions_create",
+        ("delete", "/push-subscriptions"): "push_subscriptions_delete",
+    },
+}
+
+
+@pytest.mark.parametrize("api", ["merchant", "app"])
+def test_operation_ids_read_as_function_names(api, tmp_path):
+    document = generate(api, tmp_path / "schema.yaml")
+    ids = {
+        (method, path): operation["operationId"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert ids == OPERATION_IDS[api]

@@ -1,0 +1,65 @@
+"""The webhook payloads the schema documents (merchant_api/webhook_events.py, written by hand)
+are the bodies merchants receive: each event is emitted for real, through the API, with a test
+key (the sandbox) and a live one, and its body is validated strictly against the schema of its
+type (no undocumented field, no missing one)."""
+
+import json
+
+import pytest
+
+from merchants.events import EventType
+from merchants.models.webhooks import WebhookEvent
+from tests.openapi_contract import StrictValidator, generate
+
+pytestmark = pytest.mark.django_db
+
+APPROVE, SMALL, EXPIRES = "0000 000 001", "0000 000 002", "0000 000 012"
+
+
+@pytest.fixture(scope="module")
+def validator(tmp_path_factory):
+    return StrictValidator(generate("merchant", tmp_path_factory.mktemp("schema") / "m.yaml"))
+
+
+def every_event(client, pay) -> None:
+    """Makes the merchant's API emit each event type once at least."""
+    held = pay(2_000)["id"]
+    client.send(f"/authorizations/{held}/reverse", {"amount": 500})
+    client.send(f"/authorizations/{held}/capture", {"amount": 1_000})
+    client.send(f"/authorizations/{held}/refunds", {"amount": 400})
+
+
+def assert_documented(validator, events) -> set[str]:
+    for event in events:
+        body = json.loads(event.payload)
+        schema = validator.document["webhooks"][event.type]["post"]["requestBody"]["content"][
+            "application/json"
+        ]["schema"]
+        errors = validator.errors(body, schema)
+        assert not errors, f"{event.type} (livemode {event.livemode}): {errors}"
+    return {event.type for event in events}
+
+
+def test_every_sandbox_event_body_is_its_documented_schema(validator, sandbox):
+    def pay(amount, code=APPROVE, **extra):
+        body = {"amount": amount, "currency": "EUR", "payment_code": code, **extra}
+        return sandbox.send("/authorizations", body).json()
+
+    every_event(sandbox, pay)
+    pay(1_500, SMALL, partial_approval_allowed=True, metadata={"till": "2"})
+    pay(1_000, "0000 000 003")
+    pay(1_000, EXPIRES)
+
+    seen = assert_documented(validator, WebhookEvent.objects.filter(livemode=False))
+
+    assert seen == set(EventType.values)
+
+
+def test_every_live_event_body_is_its_documented_schema(validator, api, authorize):
+    every_event(api, lambda amount: authorize(amount, metadata={"order": "1042"}))
+    authorize(20_000, partial_approval_allowed=True)
+    authorize(20_000)
+
+    seen = assert_documented(validator, WebhookEvent.objects.filter(livemode=True))
+
+    assert seen >= set(EventType.values) - {EventType.AUTHORIZATION_EXPIRED}
