@@ -187,6 +187,32 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# With acks late, a task whose worker was killed goes back to the queue when the broker's
+# visibility timeout ends (Redis' default: one hour). Every task has a hard time limit, and the
+# visibility timeout is set just above the longest one: a running task is never handed to a
+# second worker, and a lost one comes back within minutes. Most tasks work in small batches;
+# the few that walk a whole ledger, campaign or file get a longer limit.
+CELERY_TASK_TIME_LIMIT = 5 * 60
+LONG_TASK_TIME_LIMIT = 20 * 60
+CELERY_TASK_ANNOTATIONS = {
+    name: {"time_limit": LONG_TASK_TIME_LIMIT}
+    for name in (
+        "ledger.tasks.verify_ledger",
+        "reconciliation.tasks.reconcile_ledger",
+        "funders.tasks.campaign_run",
+        "funders.tasks.campaigns_reevaluate",
+        "funders.tasks.allocation_import_check",
+        "funders.tasks.allocation_import_apply",
+        "funders.tasks.profile_import_check",
+        "funders.tasks.profile_import_apply",
+    )
+}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):  # the embedded broker has no timeout
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int(
+            "CELERY_VISIBILITY_TIMEOUT", default=LONG_TASK_TIME_LIMIT + 60
+        )
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

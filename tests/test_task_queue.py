@@ -51,3 +51,21 @@ def test_every_task_of_the_beat_schedule_is_a_task_the_workers_know():
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert scheduled - set(app.tasks) == set()
+
+
+def test_every_task_ends_before_the_broker_would_hand_it_to_another_worker():
+    """A task still running when the visibility timeout ends would run twice; a timeout far
+    above the longest task makes a killed worker's task wait that long to come back."""
+    app.loader.import_default_modules()
+    ours = [name for name in app.tasks if not name.startswith("celery.")]
+    annotations = settings.CELERY_TASK_ANNOTATIONS
+    assert set(annotations) <= set(ours)  # an annotation under a stale name would do nothing
+    limits = {
+        name: annotations.get(name, {}).get("time_limit", app.conf.task_time_limit) for name in ours
+    }
+    assert all(limits.values()), limits
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    if app.conf.broker_url.startswith("redis"):
+        visibility = app.conf.broker_transport_options["visibility_timeout"]
+        assert all(limit < visibility for limit in limits.values()), limits
+        assert visibility <= max(limits.values()) + 5 * 60  # back within minutes, not an hour
