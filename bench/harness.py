@@ -75,6 +75,9 @@ def drop_database(url: str) -> None:
 
 
 def free_port() -> int:
+    """BENCH_PORT if set (a port agreed on a shared machine), else one the system gives."""
+    if os.environ.get("BENCH_PORT"):
+        return int(os.environ["BENCH_PORT"])
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
@@ -239,6 +242,8 @@ class Bench:
             "DATABASE_URL": self.url,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DEBUG": "false",  # no query log, as in production
+            # Plain HTTP on 127.0.0.1: production's redirect to HTTPS would answer every call 301.
+            "SECURE_SSL_REDIRECT": "false",
         }
         if self.redis is not None:
             environment |= self.redis.environment()

@@ -39,7 +39,11 @@ from merchant_api.base import (
 from merchant_api.code_guessing import PaymentCodeGuessing
 from merchants.payments import payment_authorize
 from merchants.sandbox import sandbox_authorize, sandbox_description
-from merchants.selectors import authorization_list, capture_status
+from merchants.selectors import (
+    authorization_just_recorded,
+    authorization_list,
+    capture_status,
+)
 from wallet.models import Decision
 
 
@@ -237,6 +241,8 @@ class AuthorizationCreateApi(MerchantApi):
                 # payment_authorize kept the wrong guess in its own savepoint: it must commit.
                 refused = error
             else:
+                if getattr(decision, "recorded_now", False) and not data.validated_data["capture"]:
+                    return self.remembered(self._answer(authorization_just_recorded(decision)))
                 return self.remembered(self._created(decision))
         if isinstance(refused, PaymentCodeInvalid):
             guard.count_failure()
@@ -246,6 +252,9 @@ class AuthorizationCreateApi(MerchantApi):
         decision = authorization_list(merchant=self.merchant, livemode=self.livemode).get(
             pk=decision.pk
         )
+        return self._answer(decision)
+
+    def _answer(self, decision: Decision) -> Response:
         return Response(AuthorizationOutput(decision).data, status=status.HTTP_201_CREATED)
 
 

@@ -184,8 +184,9 @@ def authorize(
     replay returns the first decision and places nothing; the same key with another request
     raises IdempotencyConflict. `credit_account` receives the holds. `decision_recorded` is sent
     once, in the decision's transaction, when the decision is first written (never on a
-    replay). `wallet_locked`: the caller took the wallet's lock in this transaction and `wallet`
-    is the row as locked (a round trip saved on the hot path)."""
+    replay); the Decision it wrote is returned with `recorded_now` set, so that a caller can
+    answer from it without reading it back. `wallet_locked`: the caller took the wallet's lock
+    in this transaction and `wallet` is the row as locked (a round trip saved on the hot path)."""
     record = _request_record(request)
     params = {
         "request": record | {"at": None},
@@ -211,6 +212,7 @@ def authorize(
             metadata=metadata or {},
         )
         decision_recorded.send(sender=Decision, decision=decision)
+        decision.recorded_now = True
         return decision
 
     attempt = 1
