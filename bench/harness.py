@@ -289,13 +289,16 @@ class Bench:
         self.processes.append(process)
         return process
 
-    def start_server(self, *, port: int, workers: int) -> subprocess.Popen:
-        """`gunicorn config.wsgi` with sync workers on 127.0.0.1:`port`."""
+    def start_server(self, *, port: int, workers: int, threads: int = 1) -> subprocess.Popen:
+        """`gunicorn config.wsgi` on 127.0.0.1:`port`: sync workers, or gthread workers of
+        `threads` threads each when `threads` > 1."""
         gunicorn = Path(sys.executable).with_name("gunicorn")
         command = [
             str(gunicorn), "config.wsgi", "-w", str(workers), "-b", f"{HOST}:{port}",
             "--timeout", "60", "--graceful-timeout", "10",
         ]  # fmt: skip
+        if threads > 1:
+            command += ["--worker-class", "gthread", "--threads", str(threads)]
         import gunicorn.config
 
         if hasattr(gunicorn.config, "ControlSocketDisable"):
