@@ -75,6 +75,9 @@ def drop_database(url: str) -> None:
 
 
 def free_port() -> int:
+    """BENCH_PORT if set (a port agreed on a shared machine), else one the system gives."""
+    if os.environ.get("BENCH_PORT"):
+        return int(os.environ["BENCH_PORT"])
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
@@ -239,6 +242,8 @@ class Bench:
             "DATABASE_URL": self.url,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DEBUG": "false",  # no query log, as in production
+            # Plain HTTP on 127.0.0.1: production's redirect to HTTPS would answer every call 301.
+            "SECURE_SSL_REDIRECT": "false",
         }
         if self.redis is not None:
             environment |= self.redis.environment()
@@ -284,13 +289,16 @@ class Bench:
         self.processes.append(process)
         return process
 
-    def start_server(self, *, port: int, workers: int) -> subprocess.Popen:
-        """`gunicorn config.wsgi` with sync workers on 127.0.0.1:`port`."""
+    def start_server(self, *, port: int, workers: int, threads: int = 1) -> subprocess.Popen:
+        """`gunicorn config.wsgi` on 127.0.0.1:`port`: sync workers, or gthread workers of
+        `threads` threads each when `threads` > 1."""
         gunicorn = Path(sys.executable).with_name("gunicorn")
         command = [
             str(gunicorn), "config.wsgi", "-w", str(workers), "-b", f"{HOST}:{port}",
             "--timeout", "60", "--graceful-timeout", "10",
         ]  # fmt: skip
+        if threads > 1:
+            command += ["--worker-class", "gthread", "--threads", str(threads)]
         import gunicorn.config
 
         if hasattr(gunicorn.config, "ControlSocketDisable"):

@@ -438,7 +438,13 @@ def parse_args() -> argparse.Namespace:
         "--workers",
         type=positive(int),
         default=4,
-        help="gunicorn sync worker processes (default: 4)",
+        help="gunicorn worker processes (default: 4)",
+    )
+    add(
+        "--threads",
+        type=positive(int),
+        default=1,
+        help="threads per gunicorn worker: above 1, gthread workers (default: 1, sync workers)",
     )
     add(
         "--wallets",
@@ -547,7 +553,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     log_path = bench.log_path
     print(f"server log: {log_path}")
     port = harness.free_port()
-    server = bench.start_server(port=port, workers=args.workers)
+    server = bench.start_server(port=port, workers=args.workers, threads=args.threads)
     worker = None
     if args.celery_workers > 0:
         worker = bench.start_celery(concurrency=args.celery_workers)

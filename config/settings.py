@@ -327,6 +327,9 @@ PAYMENT_CODE_PLATFORM_FAILURE_WINDOW_SECONDS = env.int(
 )
 # A merchant's API keys: at most this many active at once (each key is a secret to leak).
 MERCHANT_API_KEYS_MAX = env.int("MERCHANT_API_KEYS_MAX", default=10)
+# How long a request may trust a cached API key (merchants/api_keys.py); a revocation or a change
+# to the merchant forgets it at once.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=30)
 
 # The beneficiary app (wallet/app): how long a sign-in code works, after how many days
 # without use an app token stops working, and after how many days it stops however used.

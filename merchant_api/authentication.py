@@ -6,6 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 
 from core.authentication import BearerAuthentication
+from merchants.api_keys import api_key_active, api_key_remember
 from merchants.models import ApiKey, Merchant
 from merchants.services import merchant_ensure_active
 
@@ -31,11 +32,7 @@ class ApiKeyAuthentication(BearerAuthentication):
     invalid_message = _("This API key is not valid.")
 
     def authenticate_secret(self, secret: str) -> tuple[MerchantPrincipal, ApiKey]:
-        key = (
-            ApiKey.objects.select_related("merchant__payable_account")
-            .filter(digest=ApiKey.digest_of(secret), revoked_at__isnull=True)
-            .first()
-        )
+        key = api_key_active(ApiKey.digest_of(secret))
         if key is None:
             raise exceptions.AuthenticationFailed(_("This API key is not valid or was revoked."))
         # A merchant awaiting approval or suspended keeps its keys but may use none of the API:
@@ -44,6 +41,8 @@ class ApiKeyAuthentication(BearerAuthentication):
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
+            api_key_remember(key)
         return MerchantPrincipal(key), key
 
 

@@ -4,6 +4,7 @@ captured at once) or declined; listed and retrieved by the merchant that asked f
 from collections.abc import Mapping
 
 import django_filters
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -14,7 +15,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from core.errors import PaymentCodeInvalid
+from core.errors import PaymentCodeError, PaymentCodeInvalid
 from engine.codes import DECLINED, REASONS, merchant_message, merchant_partial_message
 from merchant_api.base import (
     CREATED_GTE,
@@ -35,7 +36,11 @@ from merchant_api.code_guessing import PaymentCodeGuessing
 from merchant_api.errors import AUTHORIZE_ERRORS, DETAIL_ERRORS, LIST_ERRORS, CardNotAccepted
 from merchants.payments import payment_authorize
 from merchants.sandbox import sandbox_authorize, sandbox_description
-from merchants.selectors import authorization_list, capture_status
+from merchants.selectors import (
+    authorization_just_recorded,
+    authorization_list,
+    capture_status,
+)
 from wallet.models import Decision
 
 # What each decline code means, for the schema (in English, as all its texts). Not the
@@ -249,25 +254,42 @@ class AuthorizationCreateApi(MerchantApi):
         if not self.livemode:
             # Test codes are public: nothing to guess, and no test call counts against the
             # merchant's live payments.
-            decision = sandbox_authorize(
-                merchant=self.merchant, idempotency_key=self.service_key(), **data.validated_data
-            )
-            return self._created(decision)
+            with transaction.atomic():
+                decision = sandbox_authorize(
+                    merchant=self.merchant,
+                    idempotency_key=self.service_key(),
+                    **data.validated_data,
+                )
+                return self.remembered(self._created(decision))
         guard = PaymentCodeGuessing(self.merchant)
         guard.check()
-        try:
-            decision = payment_authorize(
-                merchant=self.merchant, idempotency_key=self.service_key(), **data.validated_data
-            )
-        except PaymentCodeInvalid:
+        refused: PaymentCodeError | None = None
+        # One transaction for the money and the answer a retry will get.
+        with transaction.atomic():
+            try:
+                decision = payment_authorize(
+                    merchant=self.merchant,
+                    idempotency_key=self.service_key(),
+                    **data.validated_data,
+                )
+            except PaymentCodeError as error:
+                # payment_authorize kept the wrong guess in its own savepoint: it must commit.
+                refused = error
+            else:
+                if getattr(decision, "recorded_now", False) and not data.validated_data["capture"]:
+                    return self.remembered(self._answer(authorization_just_recorded(decision)))
+                return self.remembered(self._created(decision))
+        if isinstance(refused, PaymentCodeInvalid):
             guard.count_failure()
-            raise
-        return self._created(decision)
+        raise refused
 
     def _created(self, decision: Decision) -> Response:
         decision = authorization_list(merchant=self.merchant, livemode=self.livemode).get(
             pk=decision.pk
         )
+        return self._answer(decision)
+
+    def _answer(self, decision: Decision) -> Response:
         return Response(AuthorizationOutput(decision).data, status=status.HTTP_201_CREATED)
 
 

@@ -140,7 +140,12 @@ class MerchantApi(APIView):
         key = getattr(self, "idempotency", None)
         # Only an answer that did something is kept (as Stripe does): a refused request changed
         # nothing, so its retry, maybe corrected, simply runs again.
-        if key is not None and response.status_code < 400 and "Idempotent-Replayed" not in response:
+        if (
+            key is not None
+            and response.status_code < 400
+            and "Idempotent-Replayed" not in response
+            and not getattr(response, "remembered", False)
+        ):
             response.render()
             idempotency.remember(
                 merchant=self.merchant,
@@ -148,7 +153,15 @@ class MerchantApi(APIView):
                 fingerprint=key[1],
                 response=response,
             )
+            response.remembered = True
         return response
+
+    def remembered(self, response: Response) -> Response:
+        """`response` rendered and kept for replays now, in the caller's transaction: an
+        operation that moves money calls it inside the transaction that moves it, so the answer
+        a retry gets commits with the money, never after it (a crash in between would otherwise
+        leave a payment whose retry is refused or decided again)."""
+        return self.finalize_response(self.request, response)
 
     def service_key(self) -> str | None:
         return self.idempotency[0] if self.idempotency else None

@@ -107,7 +107,9 @@ def payment_authorize(
     )
     key = _scoped(merchant, idempotency_key)
     refused: PaymentCodeError | None = None
-    with transaction.atomic():
+    # No savepoint of its own (two round trips): a refused code ends the block normally, and any
+    # other error must roll back the caller's transaction too.
+    with transaction.atomic(savepoint=False):
         try:
             wallet = payment_code_redeem(
                 code=payment_code,
@@ -126,6 +128,10 @@ def payment_authorize(
                 credit_account=merchant.payable_account,
                 merchant_id=merchant.pk,
                 idempotency_key=key,
+                # payment_code_redeem locked it in this transaction; a retry's code (used
+                # with this key) has its decision committed with it, which authorize() returns
+                # before it would lock anything.
+                wallet_locked=True,
                 merchant_reference=merchant_reference,
                 metadata=metadata or {},
             )

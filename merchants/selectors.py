@@ -67,6 +67,16 @@ def authorization_list(*, merchant: Merchant, livemode: bool) -> QuerySet[Decisi
     )
 
 
+def authorization_just_recorded(decision: Decision) -> Decision:
+    """A live authorization that authorize() has just written (`recorded_now`) and nothing has
+    captured yet, with the totals authorization_list() would read: what it approved is held,
+    nothing else moved. Computed here, not read back: that query's four subqueries cost the
+    hot path about a third of its time."""
+    decision.ledger_held = decision.amount_held = decision.approved_amount
+    decision.amount_captured = decision.amount_reversed = decision.amount_refunded = 0
+    return decision
+
+
 def capture_status(decision: Decision) -> str | None:
     """Where an authorization from authorization_list() stands in its lifecycle: None when
     declined, else requires_capture, captured, refunded, reversed or expired."""

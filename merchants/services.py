@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from core.errors import DomainError
 from ledger.models import Account
 from merchants.acceptors import card_acceptor_add
+from merchants.api_keys import api_keys_forget
 from merchants.models import ApiKey, CardAcceptor, Merchant
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ def merchant_flag(*, merchant: Merchant, reason: str) -> bool:
         flagged_at=timezone.now(), flag_reason=reason[:300]
     )
     if flagged:
+        api_keys_forget(merchant.pk)  # an update() sends no post_save
         logger.warning("merchant %s flagged for review: %s", merchant.pk, reason)
     return bool(flagged)
 

@@ -32,7 +32,7 @@ from notifications.preferences import channels_allowed
 from notifications.push import push_enabled, push_reachable
 from wallet.models import Beneficiary, ContactChangeRequest, Pocket
 from wallet.models.decisions import Decision
-from wallet.models.notifications import ERROR_LENGTH, Notification
+from wallet.models.notifications import ERROR_LENGTH, DecisionNotice, Notification
 
 logger = logging.getLogger(__name__)
 
@@ -391,9 +391,29 @@ def decision_notify(*, decision: Decision) -> list[Notification]:
 
 
 def decision_notify_on_commit(*, decision: Decision) -> None:
-    """Have the beneficiary told of `decision` once it is committed, by a task: the payment's
-    own transaction writes nothing more, and stays as short as it was."""
+    """Have the beneficiary told of `decision`: a notice row in the payment's own transaction
+    (one small insert; the message is rendered later, off the hot path), then a task once it
+    commits. A broker down at that moment loses nothing: the sweep finds the notice."""
+    DecisionNotice.objects.create(decision=decision)
     transaction.on_commit(lambda: tasks.notify_decision.delay(decision.pk), robust=True)
+
+
+def decision_notice_done(*, decision: Decision) -> list[Notification]:
+    """Write the outbox rows of a decision's notice and delete the notice, in one transaction;
+    a second run (the task and the sweep both) finds the rows and writes nothing more."""
+    with transaction.atomic():
+        notifications = decision_notify(decision=decision)
+        DecisionNotice.objects.filter(decision=decision).delete()
+    return notifications
+
+
+def decision_notices_due(*, limit: int = 500) -> list[int]:
+    """Decisions whose notice is older than REQUEUE_GRACE: their task was lost."""
+    return list(
+        DecisionNotice.objects.filter(created_at__lte=timezone.now() - REQUEUE_GRACE)
+        .order_by("created_at")
+        .values_list("decision_id", flat=True)[:limit]
+    )
 
 
 # 10 € in minor units; a currency without cents (XPF) reads it as 1 000 F, about 8 €.

@@ -33,14 +33,18 @@ def send_notification(self, notification_id: int) -> str | None:
 
 @shared_task(ignore_result=True)
 def send_due_notifications(batch_size: int = 500) -> int:
-    """Queue again the notifications whose task was lost (a broker down when the event
-    committed, a worker that died). A duplicate is harmless: send_notification sends once."""
+    """Queue again the payments' notices and the notifications whose task was lost (a broker
+    down when the event committed, a worker that died). A duplicate is harmless: each task
+    writes and sends once."""
     from notifications import services
 
+    decisions = services.decision_notices_due(limit=batch_size)
+    for decision_id in decisions:
+        notify_decision.delay(decision_id)
     ids = services.notification_due_ids(limit=batch_size)
     for notification_id in ids:
         send_notification.delay(notification_id)
-    return len(ids)
+    return len(decisions) + len(ids)
 
 
 @shared_task(ignore_result=True)
@@ -52,7 +56,7 @@ def notify_decision(decision_id: int) -> int:
     decision = Decision.objects.select_related("wallet__beneficiary").filter(pk=decision_id).first()
     if decision is None:
         return 0
-    return len(services.decision_notify(decision=decision))
+    return len(services.decision_notice_done(decision=decision))
 
 
 @shared_task(ignore_result=True)

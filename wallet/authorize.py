@@ -97,6 +97,7 @@ def _decide_and_hold(
     *,
     request: AuthorizationRequest,
     wallet_id: int,
+    locked: Wallet | None,
     card: Card | None,
     merchant_id: int | None,
     credit: Account,
@@ -107,7 +108,7 @@ def _decide_and_hold(
     metadata: dict,
 ) -> Decision:
     started = time.perf_counter()
-    wallet = wallet_lock(wallet_id)
+    wallet = locked if locked is not None else wallet_lock(wallet_id)
     refusal = _instrument_refusal(wallet, card)
     pockets: dict[int, Pocket] = {}
     if refusal is None:
@@ -175,6 +176,7 @@ def authorize(
     merchant_id: int | None = None,
     merchant_reference: str = "",
     metadata: dict | None = None,
+    wallet_locked: bool = False,
 ) -> Decision:
     """Decide a payment and place its holds. Returns the recorded Decision, approved or not.
 
@@ -182,7 +184,9 @@ def authorize(
     replay returns the first decision and places nothing; the same key with another request
     raises IdempotencyConflict. `credit_account` receives the holds. `decision_recorded` is sent
     once, in the decision's transaction, when the decision is first written (never on a
-    replay)."""
+    replay); the Decision it wrote is returned with `recorded_now` set, so that a caller can
+    answer from it without reading it back. `wallet_locked`: the caller took the wallet's lock
+    in this transaction and `wallet` is the row as locked (a round trip saved on the hot path)."""
     record = _request_record(request)
     params = {
         "request": record | {"at": None},
@@ -197,6 +201,7 @@ def authorize(
         decision = _decide_and_hold(
             request=request,
             wallet_id=wallet.pk,
+            locked=wallet if wallet_locked else None,
             card=card,
             merchant_id=merchant_id,
             credit=credit_account,
@@ -207,6 +212,7 @@ def authorize(
             metadata=metadata or {},
         )
         decision_recorded.send(sender=Decision, decision=decision)
+        decision.recorded_now = True
         return decision
 
     attempt = 1

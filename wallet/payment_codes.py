@@ -291,7 +291,9 @@ def payment_code_redeem(
     digits = payment_code_normalize(code)
     if not _is_whole_amount(amount) or amount <= 0:
         raise InvalidAmount(field="amount")
-    with transaction.atomic():
+    # No savepoint: _redeem returns its refusals instead of raising them, so the block always
+    # ends normally, and an unexpected error rolls the caller's transaction back anyway.
+    with transaction.atomic(savepoint=False):
         outcome = _redeem(
             slot=digits[:SLOT_DIGITS],
             digest=_digest(digits),

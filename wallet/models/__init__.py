@@ -5,7 +5,12 @@ told (Stripe's events)."""
 
 from wallet.models.access import Aidant, AppToken, SignInCode
 from wallet.models.decisions import Decision, DecisionHold
-from wallet.models.notifications import Notification, NotificationPreference, PushSubscription
+from wallet.models.notifications import (
+    DecisionNotice,
+    Notification,
+    NotificationPreference,
+    PushSubscription,
+)
 from wallet.models.payment_codes import PaymentCode, PaymentCodeFailure
 from wallet.models.stripe_events import StripeEvent
 from wallet.models.wallets import Beneficiary, Card, ContactChangeRequest, Pocket, Wallet
@@ -18,6 +23,7 @@ __all__ = [
     "ContactChangeRequest",
     "Decision",
     "DecisionHold",
+    "DecisionNotice",
     "Notification",
     "NotificationPreference",
     "PaymentCode",

@@ -138,3 +138,18 @@ class PushSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.beneficiary_id} · {self.endpoint[:40]}"
+
+
+class DecisionNotice(models.Model):
+    """A payment's message still to be written: inserted in the payment's own transaction (one
+    small row, nothing rendered there), so that the message is never lost with a task that a
+    broker down at commit time could not take. The task queued after commit, or else the
+    periodic sweep (send_due_notifications), renders the outbox rows and deletes the notice."""
+
+    decision = models.OneToOneField(
+        "wallet.Decision", on_delete=models.CASCADE, primary_key=True, related_name="notice"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"notice of decision {self.decision_id}"
