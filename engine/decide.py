@@ -100,6 +100,25 @@ class LineShare:
 
 
 @dataclass(frozen=True)
+class Share:
+    """What one aid paid, and whose money it is: what the till's receipt and the answer show.
+    The names are those of the moment of the decision, as a receipt's are."""
+
+    pocket_id: int
+    aid: str
+    funder: str
+    amount: int
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "pocket_id": self.pocket_id,
+            "aid": self.aid,
+            "funder": self.funder,
+            "amount": self.amount,
+        }
+
+
+@dataclass(frozen=True)
 class Outcome:
     status: str  # "approved" | "partially_approved" | "declined"
     approved_amount: int
@@ -110,6 +129,7 @@ class Outcome:
     split: tuple[tuple[int, int], ...]  # (pocket_id, amount) in the order used
     lines: tuple[LineShare, ...] = ()  # only when the request has basket lines
     eligible_amount: int | None = None  # with basket lines: what the eligible aid may pay
+    shares: tuple[Share, ...] = ()  # with basket lines: the split, named
 
     def to_dict(self) -> JSONDict:
         basket: JSONDict = {}
@@ -117,6 +137,7 @@ class Outcome:
             basket = {
                 "lines": [share.to_dict() for share in self.lines],
                 "eligible_amount": self.eligible_amount,
+                "shares": [share.to_dict() for share in self.shares],
             }
         return basket | {
             "status": self.status,
@@ -256,6 +277,12 @@ def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Out
     split, shares = _split(eligible, results, request)
     covered = sum(amount for _, amount in split)
     lines = shares if request.lines else ()
+    by_id = {p.pocket_id: p for p in eligible}
+    named = (
+        tuple(Share(pid, by_id[pid].name, by_id[pid].funder_name, amt) for pid, amt in split)
+        if request.lines
+        else ()
+    )
     eligible_amount = (
         sum(
             line.amount
@@ -267,7 +294,9 @@ def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Out
     )
 
     if covered == amount:
-        return Outcome("approved", amount, None, {}, None, verdicts, split, lines, eligible_amount)
+        return Outcome(
+            "approved", amount, None, {}, None, verdicts, split, lines, eligible_amount, named
+        )
     if covered == 0:
         reason, details, pocket_name = _closest_refusal(candidates, results, request)
         return _declined(reason, details, pocket_name, verdicts)
@@ -293,6 +322,7 @@ def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Out
             split,
             lines,
             eligible_amount,
+            named,
         )
     return _declined(reason, details, pocket_name, verdicts)
 
