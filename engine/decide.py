@@ -297,19 +297,20 @@ def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Out
         return Outcome(
             "approved", amount, None, {}, None, verdicts, split, lines, eligible_amount, named
         )
+    unpaid = tuple(LineShare(share.line, ()) for share in lines)
     if covered == 0:
         reason, details, pocket_name = _closest_refusal(candidates, results, request)
-        return _declined(reason, details, pocket_name, verdicts)
+        return _declined(reason, details, pocket_name, verdicts, unpaid, eligible_amount)
 
     reason, details, pocket_name = _shortfall(eligible, results, request, covered)
     if eligible_amount is not None and eligible_amount < amount:
         # What is left includes lines no eligible aid pays for: that is what the shop and the
         # person can act on (pay those another way), whatever else held an aid back.
         families = [s.line.category for s in shares if s.rest and s.line.amount > 0]
-        unpaid = [
+        not_paid = [
             f for f in dict.fromkeys(families) if not any(p.rules.pays_for(f) for p in eligible)
         ]
-        reason, details = "product_not_covered", {"families": unpaid}
+        reason, details = "product_not_covered", {"families": not_paid}
         pocket_name = _only_name(eligible)
     if request.partial_allowed:
         return Outcome(
@@ -324,7 +325,7 @@ def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Out
             eligible_amount,
             named,
         )
-    return _declined(reason, details, pocket_name, verdicts)
+    return _declined(reason, details, pocket_name, verdicts, unpaid, eligible_amount)
 
 
 def _split(
@@ -367,8 +368,12 @@ def _declined(
     details: JSONDict,
     pocket_name: str | None,
     verdicts: tuple[PocketVerdict, ...],
+    lines: tuple[LineShare, ...] = (),
+    eligible_amount: int | None = None,
 ) -> Outcome:
-    return Outcome("declined", 0, reason, details, pocket_name, verdicts, ())
+    return Outcome(
+        "declined", 0, reason, details, pocket_name, verdicts, (), lines, eligible_amount
+    )
 
 
 def _shortfall(
