@@ -142,8 +142,8 @@ class AuthorizationOutput(serializers.ModelSerializer):
     created = serializers.DateTimeField(source="decided_at")
     livemode = serializers.BooleanField(read_only=True, help_text=LIVEMODE_HELP)
     basket = serializers.SerializerMethodField(
-        help_text="Only when the request sent basket lines: what the aid paid of each line, "
-        "each aid's share with its funder, and the rest to pay another way."
+        help_text="When the request sent basket lines: what the aid paid of each line, each "
+        "aid's share with its funder, and the rest to pay another way; null otherwise."
     )
 
     class Meta:
@@ -154,14 +154,7 @@ class AuthorizationOutput(serializers.ModelSerializer):
             "amount_refunded", "merchant_reference", "metadata", "created", "basket",
         ]  # fmt: skip
 
-    def to_representation(self, instance):
-        # Without basket lines the answer is exactly what it was before baskets existed.
-        data = super().to_representation(instance)
-        if data["basket"] is None:
-            del data["basket"]
-        return data
-
-    @extend_schema_field(BasketOutput)
+    @extend_schema_field(BasketOutput(allow_null=True))
     def get_basket(self, decision):
         return basket_data(decision)
 
@@ -212,6 +205,7 @@ APPROVED_EXAMPLE = OpenApiExample(
         "merchant_reference": "order-1042",
         "metadata": {},
         "created": "2026-11-22T10:15:00+01:00",
+        "basket": None,
     },
 )
 DECLINED_EXAMPLE = OpenApiExample(
@@ -237,6 +231,38 @@ DECLINED_EXAMPLE = OpenApiExample(
         "merchant_reference": "",
         "metadata": {},
         "created": "2026-11-22T10:16:00+01:00",
+        "basket": None,
+    },
+)
+
+BASKET_EXAMPLE = OpenApiExample(
+    "A basket, approved in part",
+    response_only=True,
+    value={
+        **APPROVED_EXAMPLE.value,
+        "id": "auth_3Hs8dLq0ZpW2xT6nB4vC1mK7",
+        "status": "partially_approved",
+        "amount": 5000,
+        "approved_amount": 3800,
+        "decline": {
+            "code": "product_not_covered",
+            "message": "Paiement refusé\u00a0: l'aide du client ne paie pas certains produits de "
+            "ce panier. Faites-les régler autrement.",
+        },
+        "amount_held": 3800,
+        "basket": {
+            "eligible_amount": 3800,
+            "rest_amount": 1200,
+            "lines": [
+                {"amount": 3000, "category": "food", "paid_amount": 3000, "rest_amount": 0},
+                {"amount": 800, "category": "hygiene", "paid_amount": 800, "rest_amount": 0},
+                {"amount": 1200, "category": "tobacco", "paid_amount": 0, "rest_amount": 1200},
+            ],
+            "shares": [
+                {"aid": "Aide alimentaire", "funder": "Département de l'Isère", "amount": 3000},
+                {"aid": "Aide hygiène", "funder": "CCAS de Grenoble", "amount": 800},
+            ],
+        },
     },
 )
 
@@ -329,8 +355,24 @@ class AuthorizationCreateApi(MerchantApi):
                     "merchant_reference": "order-1042",
                 },
             ),
+            OpenApiExample(
+                "A basket",
+                request_only=True,
+                value={
+                    "amount": 5000,
+                    "currency": "EUR",
+                    "payment_code": "4821 930 517",
+                    "partial_approval_allowed": True,
+                    "lines": [
+                        {"amount": 3000, "category": "food"},
+                        {"amount": 800, "category": "hygiene"},
+                        {"amount": 1200, "category": "tobacco"},
+                    ],
+                },
+            ),
             APPROVED_EXAMPLE,
             DECLINED_EXAMPLE,
+            BASKET_EXAMPLE,
         ],
     )
     def post(self, request):
