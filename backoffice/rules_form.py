@@ -16,6 +16,7 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.dates import WEEKDAYS
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -371,6 +372,18 @@ class RulesForm(forms.Form):
         ),
     )
 
+    products_allow = ChoiceListField(
+        label=_("Only these products, when the shop lists the basket"),
+        choices=[(name, capfirst(label)) for name, label in categories.PRODUCT_LABELS.items()],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_(
+            "When a shop sends the basket line by line, the aid pays only the lines of the "
+            "products ticked here; the rest is paid another way. Leave empty to pay for any "
+            "product."
+        ),
+    )
+
     limit_per_payment = EuroField(label=_("Maximum per payment (€)"), required=False)
     limit_day = EuroField(label=_("Maximum per day (€)"), required=False)
     limit_week = EuroField(label=_("Maximum per week, Monday to Sunday (€)"), required=False)
@@ -404,6 +417,7 @@ class RulesForm(forms.Form):
         "limit_month": ("limits", "month"),
         "limit_year": ("limits", "year"),
         "limit_validity": ("limits", "validity"),
+        "products_allow": ("products", "allow"),
     }
     _FIELD_AT = {f"{section}.{key}": name for name, (section, key) in PLACES.items()}
 
@@ -437,6 +451,7 @@ class RulesForm(forms.Form):
                 "limit_validity",
             ],
         ),
+        (_("Products in the basket"), ["products_allow"]),
     ]
 
     def __init__(self, *args, initial_rules: dict | None = None, **kwargs):

@@ -12,6 +12,7 @@ from pathlib import Path
 import iso18245
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 _DATA = tomllib.loads(Path(__file__).with_name("category_groups.toml").read_text("utf-8"))
 
@@ -35,6 +36,24 @@ GROUP_LABELS: dict[str, Promise] = {
     "home": _("furniture, appliance and hardware shops"),
     "alcohol_tobacco_betting": _("bars, off-licences, tobacconists and betting"),
 }
+
+# A basket line's product family (engine.request.PRODUCT_FAMILIES), with its article so that it
+# reads after "this aid does not pay for %(products)s" ("cette aide ne paie pas le tabac").
+PRODUCT_LABELS: dict[str, Promise] = {
+    "food": pgettext_lazy("product family", "food"),
+    "alcohol": pgettext_lazy("product family", "alcohol"),
+    "tobacco": pgettext_lazy("product family", "tobacco"),
+    "hygiene": pgettext_lazy("product family", "hygiene products"),
+    "school_supplies": pgettext_lazy("product family", "school supplies"),
+    "transport": pgettext_lazy("product family", "transport"),
+    "other": pgettext_lazy("product family", "other products"),
+}
+
+
+def format_products(families: list[str] | tuple[str, ...]) -> str:
+    """ "food, hygiene products", in PRODUCT_LABELS order, in the active language."""
+    return ", ".join(str(label) for name, label in PRODUCT_LABELS.items() if name in families)
+
 
 MCC_COUNT = 10_000  # "0000".."9999": the size of the whole code space
 

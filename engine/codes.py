@@ -71,6 +71,17 @@ REASONS: dict[str, Reason] = {
                 "A smaller amount may be accepted."
             ),
         ),
+        # Only with basket lines: the aid does not pay for these products (tobacco on a food
+        # aid). The shop can act on it: take those lines another way.
+        Reason(
+            "product_not_covered",
+            "57",
+            DECLINED,
+            _(
+                "Payment refused: the customer's aid does not pay for some products in this "
+                "basket. Please take them another way."
+            ),
+        ),
         Reason("insufficient_funds", "51", DECLINED, _FUNDS),
         Reason("no_aid_available", "51", DECLINED, _FUNDS),
         Reason("wallet_frozen", "62", DECLINED, _INSTRUMENT),  # restricted card
@@ -295,6 +306,17 @@ def _funds(details: JSONDict) -> list[str]:
     return [gettext("there is no money left on your aid for this payment.")]
 
 
+def _products(details: JSONDict) -> list[str]:
+    families = details.get("families") or []
+    if not families:
+        return [gettext("this aid does not pay for these products.")]
+    return [
+        gettext("this aid does not pay for %(products)s.")
+        % {"products": categories.format_products(families)},
+        gettext("You can pay for them another way."),
+    ]
+
+
 def _fixed(message: Promise) -> Callable[[JSONDict], list[str]]:
     return lambda details: [str(message)]
 
@@ -310,6 +332,7 @@ _BENEFICIARY: dict[str, Callable[[JSONDict], list[str]]] = {
     "outside_zone": _zone,
     "limit_exceeded": _limit,
     "insufficient_funds": _funds,
+    "product_not_covered": _products,
     "no_aid_available": _fixed(_("you have no aid that can be used for this payment.")),
     "wallet_frozen": _fixed(
         _("your aid account is blocked. Please contact the organisation that gives you the aid.")

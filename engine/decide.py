@@ -1,7 +1,16 @@
 """The decision: every pocket against its rules, the split of the amount, the outcome. Pure.
 
 Order of the checks, for each pocket in the request's currency: validity, schedule,
-categories, merchants, zone, limits; the first that fails is the pocket's reason.
+categories, merchants, zone, products, limits; the first that fails is the pocket's reason.
+
+Basket lines (request.lines): a pocket pays only the lines of the product families its rules
+allow. Each pocket, in split order, takes first the lines that fewer pockets after it could pay
+(so an aid that pays food and hygiene leaves the food to a food-only aid after it), then in the
+basket's order. The result gives, per line, what each pocket paid (Outcome.lines), and the
+eligible subtotal: what the eligible pockets' rules would pay, whatever their balances. Without
+lines the whole amount is one line every pocket may pay: the split is the same as before.
+When a line's family no pocket pays is what is left, the shortfall's reason is
+product_not_covered.
 
 Order of the split (`split_key`): the pocket whose valid_until comes first (no end last), then
 the most restrictive (`restrictiveness`), then the oldest, then the smallest id. Aid that can
@@ -38,10 +47,10 @@ from core.money import MAX_AMOUNT
 from core.types import JSONDict
 from engine import categories, rules
 from engine.periods import Usage
-from engine.request import AuthorizationRequest
+from engine.request import AuthorizationRequest, BasketLine
 from engine.rules import PocketRules, Verdict, ZoneRule
 
-STAGES = ("validity", "schedule", "categories", "merchants", "zone", "limits")
+STAGES = ("validity", "schedule", "categories", "merchants", "zone", "products", "limits")
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,44 @@ class PocketVerdict:
 
 
 @dataclass(frozen=True)
+class LineShare:
+    """A basket line and what each pocket paid of it; the rest is paid another way."""
+
+    line: BasketLine
+    paid: tuple[tuple[int, int], ...]  # (pocket_id, amount)
+
+    @property
+    def rest(self) -> int:
+        return self.line.amount - sum(amount for _, amount in self.paid)
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "amount": self.line.amount,
+            "category": self.line.category,
+            "paid": [{"pocket_id": pid, "amount": amount} for pid, amount in self.paid],
+        }
+
+
+@dataclass(frozen=True)
+class Share:
+    """What one aid paid, and whose money it is: what the till's receipt and the answer show.
+    The names are those of the moment of the decision, as a receipt's are."""
+
+    pocket_id: int
+    aid: str
+    funder: str
+    amount: int
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "pocket_id": self.pocket_id,
+            "aid": self.aid,
+            "funder": self.funder,
+            "amount": self.amount,
+        }
+
+
+@dataclass(frozen=True)
 class Outcome:
     status: str  # "approved" | "partially_approved" | "declined"
     approved_amount: int
@@ -80,9 +127,19 @@ class Outcome:
     pocket_name: str | None  # the pocket the reason is about, for the beneficiary message
     verdicts: tuple[PocketVerdict, ...]
     split: tuple[tuple[int, int], ...]  # (pocket_id, amount) in the order used
+    lines: tuple[LineShare, ...] = ()  # only when the request has basket lines
+    eligible_amount: int | None = None  # with basket lines: what the eligible aid may pay
+    shares: tuple[Share, ...] = ()  # with basket lines: the split, named
 
     def to_dict(self) -> JSONDict:
-        return {
+        basket: JSONDict = {}
+        if self.lines:
+            basket = {
+                "lines": [share.to_dict() for share in self.lines],
+                "eligible_amount": self.eligible_amount,
+                "shares": [share.to_dict() for share in self.shares],
+            }
+        return basket | {
             "status": self.status,
             "approved_amount": self.approved_amount,
             "reason": self.reason,
@@ -104,8 +161,16 @@ def _checks(
         lambda: rules.check_categories(pocket.rules.categories, merchant.mcc),
         lambda: rules.check_merchant(pocket.rules.merchants, merchant),
         lambda: rules.check_zone(pocket.rules.zone, merchant),
-        lambda: rules.check_limits(pocket.rules.limits, request.amount, pocket.usage),
+        lambda: rules.check_products(pocket.rules, request.lines),
+        lambda: rules.check_limits(pocket.rules.limits, payable(pocket, request), pocket.usage),
     )
+
+
+def payable(pocket: PocketState, request: AuthorizationRequest) -> int:
+    """The part of the amount the pocket's rules would pay: the lines it pays for."""
+    if not request.lines:
+        return request.amount
+    return sum(line.amount for line in request.lines if pocket.rules.pays_for(line.category))
 
 
 def evaluate(pocket: PocketState, request: AuthorizationRequest) -> tuple[int, Verdict]:
@@ -209,27 +274,93 @@ def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Out
         return _declined(reason, {"currency": request.currency}, None, verdicts)
 
     eligible = [p for p in candidates if results[p.pocket_id][1].eligible]
-    split = []
-    remaining = amount
-    for pocket in eligible:
-        take = min(remaining, contribution_cap(pocket, results[pocket.pocket_id][1]))
-        if take > 0:
-            split.append((pocket.pocket_id, take))
-            remaining -= take
-    covered = amount - remaining
+    split, shares = _split(eligible, results, request)
+    covered = sum(amount for _, amount in split)
+    lines = shares if request.lines else ()
+    by_id = {p.pocket_id: p for p in eligible}
+    named = (
+        tuple(Share(pid, by_id[pid].name, by_id[pid].funder_name, amt) for pid, amt in split)
+        if request.lines
+        else ()
+    )
+    eligible_amount = (
+        sum(
+            line.amount
+            for line in request.lines
+            if any(p.rules.pays_for(line.category) for p in eligible)
+        )
+        if request.lines
+        else None
+    )
 
     if covered == amount:
-        return Outcome("approved", amount, None, {}, None, verdicts, tuple(split))
+        return Outcome(
+            "approved", amount, None, {}, None, verdicts, split, lines, eligible_amount, named
+        )
+    unpaid = tuple(LineShare(share.line, ()) for share in lines)
     if covered == 0:
         reason, details, pocket_name = _closest_refusal(candidates, results, request)
-        return _declined(reason, details, pocket_name, verdicts)
+        return _declined(reason, details, pocket_name, verdicts, unpaid, eligible_amount)
 
     reason, details, pocket_name = _shortfall(eligible, results, request, covered)
+    if eligible_amount is not None and eligible_amount < amount:
+        # What is left includes lines no eligible aid pays for: that is what the shop and the
+        # person can act on (pay those another way), whatever else held an aid back.
+        families = [s.line.category for s in shares if s.rest and s.line.amount > 0]
+        not_paid = [
+            f for f in dict.fromkeys(families) if not any(p.rules.pays_for(f) for p in eligible)
+        ]
+        reason, details = "product_not_covered", {"families": not_paid}
+        pocket_name = _only_name(eligible)
     if request.partial_allowed:
         return Outcome(
-            "partially_approved", covered, reason, details, pocket_name, verdicts, tuple(split)
+            "partially_approved",
+            covered,
+            reason,
+            details,
+            pocket_name,
+            verdicts,
+            split,
+            lines,
+            eligible_amount,
+            named,
         )
-    return _declined(reason, details, pocket_name, verdicts)
+    return _declined(reason, details, pocket_name, verdicts, unpaid, eligible_amount)
+
+
+def _split(
+    eligible: list[PocketState],
+    results: dict[int, tuple[int, Verdict]],
+    request: AuthorizationRequest,
+) -> tuple[tuple[tuple[int, int], ...], tuple[LineShare, ...]]:
+    """Who pays what: the split by pocket, in the order used, and by line (see the module
+    docstring). Greedy: each pocket takes up to its cap, in split order."""
+    basket = request.lines or (BasketLine(request.amount, "other"),)
+    everything = not request.lines  # without lines every pocket pays the one line
+    left = [line.amount for line in basket]
+    paid: list[list[tuple[int, int]]] = [[] for _ in basket]
+    split = []
+    for index, pocket in enumerate(eligible):
+        later = eligible[index + 1 :]
+
+        # How many pockets after this one could pay each line: the scarcer go first.
+        others = [sum(p.rules.pays_for(line.category) for p in later) for line in basket]
+
+        accepted = [
+            i for i in range(len(basket)) if everything or pocket.rules.pays_for(basket[i].category)
+        ]
+        cap = contribution_cap(pocket, results[pocket.pocket_id][1])
+        taken = 0
+        for i in sorted(accepted, key=lambda i: (0 if everything else others[i], i)):
+            take = min(left[i], cap - taken)
+            if take > 0:
+                paid[i].append((pocket.pocket_id, take))
+                left[i] -= take
+                taken += take
+        if taken > 0:
+            split.append((pocket.pocket_id, taken))
+    shares = tuple(LineShare(line, tuple(p)) for line, p in zip(basket, paid, strict=True))
+    return tuple(split), shares
 
 
 def _declined(
@@ -237,8 +368,12 @@ def _declined(
     details: JSONDict,
     pocket_name: str | None,
     verdicts: tuple[PocketVerdict, ...],
+    lines: tuple[LineShare, ...] = (),
+    eligible_amount: int | None = None,
 ) -> Outcome:
-    return Outcome("declined", 0, reason, details, pocket_name, verdicts, ())
+    return Outcome(
+        "declined", 0, reason, details, pocket_name, verdicts, (), lines, eligible_amount
+    )
 
 
 def _shortfall(

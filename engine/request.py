@@ -13,6 +13,18 @@ from engine import geo
 
 CHANNELS = ("api", "card")
 
+# The product families a basket line may name, and a program's rules may accept ("products").
+# Kept small on purpose: a cashier picks one per line, or splits the basket in two amounts.
+PRODUCT_FAMILIES = (
+    "food",
+    "alcohol",
+    "tobacco",
+    "hygiene",
+    "school_supplies",
+    "transport",
+    "other",
+)
+
 _MCC = re.compile(r"\d{4}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 
@@ -58,6 +70,19 @@ class MerchantPlace:
 
 
 @dataclass(frozen=True)
+class BasketLine:
+    amount: int  # minor units, > 0
+    category: str  # one of PRODUCT_FAMILIES
+
+    def __post_init__(self) -> None:
+        # Channel adapters validate lines into 4xx answers first; here it is a bug.
+        if self.amount <= 0:
+            raise ValueError(f"a basket line's amount must be positive, got {self.amount}")
+        if self.category not in PRODUCT_FAMILIES:
+            raise ValueError(f"unknown product family {self.category!r}")
+
+
+@dataclass(frozen=True)
 class AuthorizationRequest:
     amount: int  # minor units; decide() refuses <= 0 with a reason code rather than raising
     currency: str  # ISO 4217, e.g. "EUR"
@@ -65,9 +90,14 @@ class AuthorizationRequest:
     at: datetime  # aware
     channel: str  # "api" or "card"
     partial_allowed: bool = False
+    # Optional: what the basket holds. Empty: the whole amount is one purchase, as before
+    # baskets existed; otherwise the lines add up to the amount.
+    lines: tuple[BasketLine, ...] = ()
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:
             raise ValueError("the request time must be timezone-aware")
         if self.channel not in CHANNELS:
             raise ValueError(f"channel must be one of {CHANNELS}, got {self.channel!r}")
+        if self.lines and sum(line.amount for line in self.lines) != self.amount:
+            raise ValueError("the basket lines must add up to the amount")

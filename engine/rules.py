@@ -16,12 +16,17 @@ optional:
                "departements_with_neighbours": ["73"], "postcode_prefixes": ["380"],
                "circles": [{"lat": 45.19, "lon": 5.72, "radius_km": 10}]},
       "limits": {"per_payment": 5000, "day": 2500, "week": null, "month": null, "year": null,
-                 "validity": null}
+                 "validity": null},
+      "products": {"allow": ["food", "hygiene"]}
     }
 
 A top-level key set to null means "no such rule", so an allocation can lift a program's rule.
 Validity is not in the JSON: it is the allocation's valid_from / valid_until columns, and
 valid_until is exclusive (the first instant the aid no longer works).
+
+"products" is about what is bought, not where: when the shop sends basket lines (each with a
+product family of request.PRODUCT_FAMILIES), the aid pays only the lines of the families it
+allows. Without basket lines it says nothing, and the payment is decided as before.
 
 A deny list names our merchants by id, and card shops we may not know by the card network's id
 or by name and postcode. "departements_with_neighbours" is the titres-restaurant convention:
@@ -52,7 +57,7 @@ from core.types import JSONDict, JSONList, JSONValue
 from engine import categories, codes, geo
 from engine.categories import MccRange
 from engine.periods import PERIODS, Usage
-from engine.request import MerchantPlace
+from engine.request import PRODUCT_FAMILIES, BasketLine, MerchantPlace
 
 ALL_WEEKDAYS = frozenset(range(7))
 
@@ -168,6 +173,10 @@ class PocketRules:
     merchants: MerchantRule = MerchantRule()
     zone: ZoneRule | None = None
     limits: Limits = Limits()
+    products: frozenset[str] | None = None  # the product families it pays; None: all
+
+    def pays_for(self, category: str) -> bool:
+        return self.products is None or category in self.products
 
     @classmethod
     def from_dict(
@@ -192,6 +201,7 @@ class PocketRules:
             merchants=_or_none(data.get("merchants"), _parse_merchants) or MerchantRule(),
             zone=_or_none(data.get("zone"), _parse_zone),
             limits=_or_none(data.get("limits"), _parse_limits) or Limits(),
+            products=_or_none(data.get("products"), _parse_products),
         )
 
     def describe(self, *, currency: str = "EUR") -> list[str]:
@@ -203,6 +213,7 @@ class PocketRules:
             *_describe_merchants(self.merchants),
             *_describe_zone(self.zone),
             *_describe_limits(self.limits, currency),
+            *_describe_products(self.products),
         ]
 
 
@@ -410,6 +421,17 @@ def check_zone(rule: ZoneRule | None, merchant: MerchantPlace) -> Verdict:
     )
 
 
+def check_products(rules: PocketRules, lines: tuple[BasketLine, ...]) -> Verdict:
+    """Without basket lines, or without a products rule, the aid may pay all. Otherwise it is
+    eligible when it pays for at least one line, and then pays only those lines (decide)."""
+    if not lines or rules.products is None:
+        return ELIGIBLE
+    if any(rules.pays_for(line.category) for line in lines):
+        return ELIGIBLE
+    families = list(dict.fromkeys(line.category for line in lines))
+    return _refuse("product_not_covered", families=families)
+
+
 def check_limits(limits: Limits, amount: int, usage: Usage) -> Verdict:
     """capacity = min(per_payment, each period cap - what was spent in that period).
 
@@ -435,7 +457,7 @@ def check_limits(limits: Limits, amount: int, usage: Usage) -> Verdict:
 
 # --- parsing ------------------------------------------------------------------------------------
 
-_SECTIONS = ("schedule", "categories", "merchants", "zone", "limits")
+_SECTIONS = ("schedule", "categories", "merchants", "zone", "limits", "products")
 _TIME = re.compile(r"(\d{2}):(\d{2})")
 _MCC_SPEC = re.compile(r"(\d{4})(?:-(\d{4}))?")
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -573,6 +595,32 @@ def _parse_categories(data: JSONValue) -> CategoryRule:
         block_mccs=_mcc_ranges(data.get("block_mccs", []), "categories.block_mccs"),
         allow_cash=allow_cash,
     )
+
+
+def _parse_products(data: JSONValue) -> frozenset[str]:
+    data = _mapping(data, "products", ("allow",))
+    names = _strings(data.get("allow", []), "products.allow")
+    for i, name in enumerate(names):
+        if name not in PRODUCT_FAMILIES:
+            raise RulesError(
+                f"products.allow[{i}]",
+                _fmt(
+                    _("Unknown product family “%(name)s”. The families are: %(families)s."),
+                    {"name": name, "families": ", ".join(PRODUCT_FAMILIES)},
+                ),
+            )
+    return frozenset(names)
+
+
+def _describe_products(products: frozenset[str] | None) -> list[str]:
+    if products is None:
+        return []
+    if not products:
+        return [gettext("When the shop lists the basket, pays for no product.")]
+    return [
+        gettext("When the shop lists the basket, pays only for: %(products)s.")
+        % {"products": categories.format_products(tuple(products))}
+    ]
 
 
 def _groups(value: JSONValue, path: str) -> tuple[str, ...]:

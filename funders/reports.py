@@ -323,6 +323,7 @@ REASON_LABELS = {
     "merchant_not_recognised": _("Card shop not recognised for the aid"),
     "outside_zone": _("Shop outside the area allowed"),
     "limit_exceeded": _("Spending limit reached"),
+    "product_not_covered": _("Products in the basket the aid does not pay for"),
     "insufficient_funds": _("Not enough money left on the aid"),
     "no_aid_available": _("No aid usable for this payment"),
     "wallet_frozen": _("Beneficiary's account blocked"),

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from core.errors import PaymentCodeError, PaymentCodeInvalid
 from engine.codes import DECLINED, REASONS, merchant_message, merchant_partial_message
+from engine.request import PRODUCT_FAMILIES
 from merchant_api.base import (
     CREATED_GTE,
     CREATED_LT,
@@ -87,6 +88,80 @@ class DeclineOutput(serializers.Serializer):
     )
 
 
+# The product families of a basket line, described for the schema's enum.
+PRODUCT_FAMILY_CHOICES = list(
+    zip(
+        PRODUCT_FAMILIES,
+        [
+            "Food and non-alcoholic drinks.",
+            "Alcoholic drinks.",
+            "Tobacco and smoking products.",
+            "Hygiene and care products (soap, nappies, sanitary products).",
+            "School supplies (exercise books, pens, school bags).",
+            "Transport tickets and passes.",
+            "Anything else.",
+        ],
+        strict=True,
+    )
+)
+
+
+# One line of the basket as decided: what the aid paid of it, and the rest.
+class BasketLineOutput(serializers.Serializer):
+    amount = serializers.IntegerField()
+    category = serializers.ChoiceField(choices=PRODUCT_FAMILY_CHOICES)
+    paid_amount = serializers.IntegerField(help_text="What the aid paid of this line.")
+    rest_amount = serializers.IntegerField(help_text="What is left to pay another way.")
+
+
+# What one aid paid, and the funder whose money it is (for the receipt).
+class ShareOutput(serializers.Serializer):
+    aid = serializers.CharField(help_text="The aid's name.")
+    funder = serializers.CharField(help_text="The funder that gives this aid.")
+    amount = serializers.IntegerField()
+
+
+# Present only when the request sent basket lines.
+class BasketOutput(serializers.Serializer):
+    eligible_amount = serializers.IntegerField(
+        help_text="What the customer's aid pays for in this basket, by its rules (the lines of "
+        "the product families it accepts), whatever the money left on it."
+    )
+    rest_amount = serializers.IntegerField(
+        help_text="amount - approved_amount: to pay another way."
+    )
+    lines = BasketLineOutput(many=True)
+    shares = ShareOutput(
+        many=True, help_text="Each aid's share of approved_amount, in the order used."
+    )
+
+
+def basket_data(decision: Decision) -> dict | None:
+    """The basket of a decision, from its trace; None when no basket lines were sent."""
+    trace = decision.trace or {}
+    if "lines" not in trace:
+        return None
+    lines = [
+        {
+            "amount": line["amount"],
+            "category": line["category"],
+            "paid_amount": paid,
+            "rest_amount": line["amount"] - paid,
+        }
+        for line in trace["lines"]
+        for paid in [sum(part["amount"] for part in line["paid"])]
+    ]
+    return {
+        "eligible_amount": trace["eligible_amount"],
+        "rest_amount": decision.amount - decision.approved_amount,
+        "lines": lines,
+        "shares": [
+            {"aid": s["aid"], "funder": s["funder"], "amount": s["amount"]}
+            for s in trace.get("shares", [])
+        ],
+    }
+
+
 class AuthorizationOutput(serializers.ModelSerializer):
     id = serializers.CharField(source="reference")
     object = serializers.SerializerMethodField()
@@ -99,14 +174,22 @@ class AuthorizationOutput(serializers.ModelSerializer):
     created = serializers.DateTimeField(source="decided_at")
     livemode = serializers.BooleanField(read_only=True, help_text=LIVEMODE_HELP)
     metadata = MetadataField(read_only=True)
+    basket = serializers.SerializerMethodField(
+        help_text="When the request sent basket lines: what the aid paid of each line, each "
+        "aid's share with its funder, and the rest to pay another way; null otherwise."
+    )
 
     class Meta:
         model = Decision
         fields = [
             "id", "object", "livemode", "status", "amount", "approved_amount", "currency",
             "decline", "capture_status", "amount_held", "amount_captured", "amount_reversed",
-            "amount_refunded", "merchant_reference", "metadata", "created",
+            "amount_refunded", "merchant_reference", "metadata", "created", "basket",
         ]  # fmt: skip
+
+    @extend_schema_field(BasketOutput(allow_null=True))
+    def get_basket(self, decision):
+        return basket_data(decision)
 
     def get_object(self, decision) -> str:
         return "authorization"
@@ -155,6 +238,7 @@ APPROVED_EXAMPLE = OpenApiExample(
         "merchant_reference": "order-1042",
         "metadata": {},
         "created": "2026-11-22T10:15:00+01:00",
+        "basket": None,
     },
 )
 DECLINED_EXAMPLE = OpenApiExample(
@@ -180,6 +264,37 @@ DECLINED_EXAMPLE = OpenApiExample(
         "merchant_reference": "",
         "metadata": {},
         "created": "2026-11-22T10:16:00+01:00",
+        "basket": None,
+    },
+)
+
+BASKET_EXAMPLE = OpenApiExample(
+    "A basket, approved in part",
+    response_only=True,
+    value={
+        **APPROVED_EXAMPLE.value,
+        "id": "auth_3Hs8dLq0ZpW2xT6nB4vC1mK7",
+        "status": "partially_approved",
+        "amount": 5000,
+        "approved_amount": 3800,
+        "decline": {
+            "code": "product_not_covered",
+            "message": "Approved for €38.00: collect the rest (€12.00) another way.",
+        },
+        "amount_held": 3800,
+        "basket": {
+            "eligible_amount": 3800,
+            "rest_amount": 1200,
+            "lines": [
+                {"amount": 3000, "category": "food", "paid_amount": 3000, "rest_amount": 0},
+                {"amount": 800, "category": "hygiene", "paid_amount": 800, "rest_amount": 0},
+                {"amount": 1200, "category": "tobacco", "paid_amount": 0, "rest_amount": 1200},
+            ],
+            "shares": [
+                {"aid": "Aide alimentaire", "funder": "Département de l'Isère", "amount": 3000},
+                {"aid": "Aide hygiène", "funder": "CCAS de Grenoble", "amount": 800},
+            ],
+        },
     },
 )
 PARTIALLY_APPROVED_EXAMPLE = OpenApiExample(
@@ -201,6 +316,24 @@ PARTIALLY_APPROVED_EXAMPLE = OpenApiExample(
 )
 
 
+MAX_BASKET_LINES = 100
+
+
+class BasketTotalMismatch(DomainError):
+    code = "basket_total_mismatch"
+    default_message = _("The basket lines must add up to the amount.")
+
+    def __init__(self):
+        super().__init__(field="lines")
+
+
+class BasketLineInput(serializers.Serializer):
+    amount = amount_field(help_text="In minor units.")
+    category = serializers.ChoiceField(
+        choices=PRODUCT_FAMILY_CHOICES, help_text="The product family of this line."
+    )
+
+
 class AuthorizationInput(serializers.Serializer):
     amount = AmountField(help_text="In minor units: 1250 is 12.50 EUR.")
     currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
@@ -215,6 +348,23 @@ class AuthorizationInput(serializers.Serializer):
     )
     merchant_reference = serializers.CharField(max_length=200, default="", allow_blank=True)
     metadata = MetadataField(default=dict)
+    lines = BasketLineInput(
+        many=True,
+        required=False,
+        min_length=1,
+        max_length=MAX_BASKET_LINES,
+        help_text="Optional: the basket, in lines of one product family each, adding up to "
+        "amount. The aid then pays only the lines its rules accept; the answer's basket says "
+        "what it paid and what is left to pay another way (allow partial approval to take "
+        "what the aid pays). A cashier may send two lines (what the aid may pay, the rest) "
+        "or one per product family.",
+    )
+
+    def validate(self, attrs):
+        lines = attrs.get("lines")
+        if lines and sum(line["amount"] for line in lines) != attrs["amount"]:
+            raise BasketTotalMismatch()
+        return attrs
 
     def to_internal_value(self, data):
         # Cards were once accepted here by their reference; an old integration that still
@@ -243,9 +393,25 @@ class AuthorizationCreateApi(MerchantApi):
                     "merchant_reference": "order-1042",
                 },
             ),
+            OpenApiExample(
+                "A basket",
+                request_only=True,
+                value={
+                    "amount": 5000,
+                    "currency": "EUR",
+                    "payment_code": "4821 930 517",
+                    "partial_approval_allowed": True,
+                    "lines": [
+                        {"amount": 3000, "category": "food"},
+                        {"amount": 800, "category": "hygiene"},
+                        {"amount": 1200, "category": "tobacco"},
+                    ],
+                },
+            ),
             APPROVED_EXAMPLE,
             PARTIALLY_APPROVED_EXAMPLE,
             DECLINED_EXAMPLE,
+            BASKET_EXAMPLE,
         ],
     )
     def post(self, request):

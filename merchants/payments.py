@@ -20,7 +20,7 @@ from core.errors import (
     PaymentCodeError,
 )
 from core.money import validate_amount
-from engine.request import AuthorizationRequest, MerchantPlace
+from engine.request import AuthorizationRequest, BasketLine, MerchantPlace
 from funders.services import capture_refund
 from ledger.idempotency import run_idempotent
 from ledger.models import Transfer
@@ -71,6 +71,12 @@ def merchant_place(merchant: Merchant) -> MerchantPlace:
     )
 
 
+def basket_lines(lines: list[dict] | None) -> tuple[BasketLine, ...]:
+    """The basket lines of a request, validated by the caller (amount > 0, a known family,
+    adding up to the amount)."""
+    return tuple(BasketLine(line["amount"], line["category"]) for line in lines or ())
+
+
 def _scoped(merchant: Merchant, key: str | None) -> str:
     # Without a key the client cannot retry safely; each call is then an operation of its own.
     return f"api:{merchant.pk}:{key or 'auto:' + uuid.uuid4().hex}"
@@ -87,6 +93,7 @@ def payment_authorize(
     merchant_reference: str = "",
     metadata: dict | None = None,
     idempotency_key: str | None = None,
+    lines: list[dict] | None = None,
 ) -> Decision:
     """Authorize a payment at a merchant on the API channel, paid with a one-time payment code
     from the beneficiary's app; with `capture`, capture what was approved in the same
@@ -104,6 +111,7 @@ def payment_authorize(
         at=timezone.now(),
         channel=Decision.Channel.API,
         partial_allowed=partial_approval_allowed,
+        lines=basket_lines(lines),
     )
     key = _scoped(merchant, idempotency_key)
     refused: PaymentCodeError | None = None

@@ -47,6 +47,7 @@ from merchants.payments import (
     AuthorizationNotCapturable,
     announce_operation,
     authorization_data,
+    basket_lines,
     merchant_place,
 )
 from merchants.services import merchant_ensure_active
@@ -194,6 +195,7 @@ def sandbox_authorize(
     merchant_reference: str = "",
     metadata: dict | None = None,
     idempotency_key: str | None = None,
+    lines: list[dict] | None = None,
 ) -> Decision:
     """payment_authorize() for a test key: the same answers, decided by the engine on the aid a
     test payment code names; nothing but the sandbox decision (and its sandbox capture) is
@@ -212,6 +214,7 @@ def sandbox_authorize(
         at=at,
         channel=Decision.Channel.API,
         partial_allowed=partial_approval_allowed,
+        lines=basket_lines(lines),
     )
     key = _scoped(merchant, idempotency_key)
     params = {
@@ -222,10 +225,14 @@ def sandbox_authorize(
         "merchant_reference": merchant_reference,
         "metadata": metadata or {},
     }
+    if lines:
+        params["lines"] = lines
 
     def create(digest: str) -> Decision:
         outcome = _frozen() if test.frozen else decide(request, _pocket_states(test, merchant, at))
         record = {"amount": amount, "currency": currency, "test_payment_code": test.code}
+        if lines:
+            record["lines"] = lines
         if test.expires:
             record["expired"] = True  # read by _locked() and merchants.selectors
         decision = Decision.objects.create(

@@ -14,6 +14,7 @@ from django.utils import timezone, translation
 
 from core.money import format_money
 from core.time import PARIS
+from ledger.models import Transfer
 from merchants.models.settlement import SettlementBatch
 
 CSV_COLUMNS = [
@@ -23,6 +24,7 @@ CSV_COLUMNS = [
     "merchant_reference",
     "amount_cents",
     "amount",
+    "funder",
 ]
 
 
@@ -44,10 +46,29 @@ class StatementRow:
     merchant_reference: str
     amount: int
     money: str
+    funder: str  # whose aid paid (or was refunded) this line; "" for a carried amount
+
+
+def _funder_name(transfer: Transfer | None) -> str:
+    """The funder of the aid a payment line took from (or a refund line gave back to): each line
+    is one ledger transfer of one pocket's hold, so a payment split across aids has one line per
+    aid, each with its funder. A carried amount, or a card capture without a hold, has none."""
+    if transfer is None:
+        return ""
+    hold = transfer.pending_transfer or (
+        transfer.refund_of.pending_transfer if transfer.refund_of else None
+    )
+    link = getattr(hold, "decision_hold", None) if hold is not None else None
+    return link.pocket.allocation.program.funder.name if link is not None else ""
 
 
 def statement_rows(batch: SettlementBatch) -> list[StatementRow]:
-    lines = batch.lines.select_related("decision", "carried_from").order_by("occurred_at", "pk")
+    lines = batch.lines.select_related(
+        "decision",
+        "carried_from",
+        "transfer__pending_transfer__decision_hold__pocket__allocation__program__funder",
+        "transfer__refund_of__pending_transfer__decision_hold__pocket__allocation__program__funder",
+    ).order_by("occurred_at", "pk")
     return [
         StatementRow(
             date=_when(line.occurred_at),
@@ -63,6 +84,7 @@ def statement_rows(batch: SettlementBatch) -> list[StatementRow]:
             merchant_reference=line.decision.merchant_reference if line.decision else "",
             amount=line.amount,
             money=money_fr(line.amount, batch.currency),
+            funder=_funder_name(line.transfer),
         )
         for line in lines
     ]
@@ -89,6 +111,7 @@ def statement_csv(batch: SettlementBatch) -> str:
                 _cell(row.merchant_reference),
                 row.amount,
                 row.money,
+                _cell(row.funder),
             ]
         )
     writer.writerow(
@@ -99,6 +122,7 @@ def statement_csv(batch: SettlementBatch) -> str:
             "",
             batch.net,
             money_fr(batch.net, batch.currency),
+            "",
         ]
     )
     return out.getvalue()

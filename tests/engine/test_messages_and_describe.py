@@ -23,6 +23,7 @@ EXPECTED_ISO8583 = {
     "outside_zone": "57",
     "merchant_not_recognised": "57",
     "limit_exceeded": "61",
+    "product_not_covered": "57",
     "insufficient_funds": "51",
     "no_aid_available": "51",
     "wallet_frozen": "62",

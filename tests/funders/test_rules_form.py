@@ -330,3 +330,11 @@ def test_euros_that_are_not_an_amount_are_refused(text, code):
     with pytest.raises(ValidationError) as refused:
         euros_to_cents(text)
     assert refused.value.code == code
+
+
+def test_the_products_ticked_become_the_products_rule_and_come_back():
+    form = submit(products_allow=["hygiene", "food"])
+    assert form.rules == {"products": {"allow": ["food", "hygiene"]}}
+    again = RulesForm(initial_rules=form.rules)
+    assert again.initial["products_allow"] == ["food", "hygiene"]
+    assert submit(products_allow=["jewels"]).errors["products_allow"]

@@ -95,7 +95,7 @@ def test_the_statement_csv_has_each_line_and_the_net(api, batches):
     assert response["Content-Type"].startswith("text/csv")
     table = rows(response.content.decode())
     assert table[0] == ["date", "type", "authorization", "merchant_reference", "amount_cents",
-                        "amount"]  # fmt: skip
+                        "amount", "funder"]  # fmt: skip
     assert [(row[1], row[4], row[5]) for row in table[1:]] == [
         ("refund", "-2500", "-25,00\u00a0€"),
         ("payment", "500", "5,00\u00a0€"),
