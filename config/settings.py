@@ -61,6 +61,14 @@ INSTALLED_APPS = [
     "phonenumber_field",
     "django_celery_beat",
     "csp",
+    # The staff's second factor (backoffice/second_factor.py): authenticator apps (TOTP),
+    # recovery codes (static tokens) and passkeys (backoffice.models.Passkey).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    # Failed sign-ins to the admin, counted by account and by address.
+    "axes",
+    "anymail",
     # floor 1: the API docs page's template and script (core/templates, core/static)
     "core",
     # floor 2: the ledger; floor 4: the domains; floor 5: the channels and faces
@@ -73,6 +81,7 @@ INSTALLED_APPS = [
     "beneficiary_app",
     "backoffice",
     "reconciliation",
+    "gdpr",
     "operations",
     "landing",
     "demo",
@@ -87,11 +96,42 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "backoffice.middleware.SecondFactorRequired",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "backoffice.middleware.AdminNotIndexed",
+    # Last, as django-axes asks: it answers a locked-out sign-in with its own page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Sign-in to the admin: a password, then a second factor (backoffice.middleware). After
+# AXES_FAILURE_LIMIT wrong passwords for one account, or from one address, that account or
+# address is refused for AXES_COOLOFF_TIME hours, whatever the password; every failure is kept
+# (AccessFailureLog, in the admin for operators) and a lockout is logged. A right password
+# clears the account's count. Behind reverse proxies, the address is the client's as the
+# NUM_PROXIES nearest proxies report it (X-Forwarded-For), as for the API's throttles.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+_NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+AXES_IPWARE_PROXY_COUNT = _NUM_PROXIES or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if _NUM_PROXIES else ["REMOTE_ADDR"]
+)
+# The name an authenticator app shows beside the platform's codes.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Aid wallet")
+# Passkeys (WebAuthn) are bound to this domain, the admin's host name, and accepted from pages of
+# these origins. By default: the first ALLOWED_HOSTS name, over https (http for localhost).
+WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="")
+WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=[])
 
 # Content-Security-Policy on every page: everything from our own origin only, no third party;
 # a script or a style sheet written in a page runs only with the nonce drawn for that response

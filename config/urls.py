@@ -30,6 +30,7 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("admin/second-factor/", include("backoffice.urls")),
     path("admin/", admin.site.urls),
     path("api/merchant/v1/", include("merchant_api.urls")),
     path("hooks/sms/inbound", sms_inbound, name="sms-inbound"),
