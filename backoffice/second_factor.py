@@ -135,11 +135,14 @@ def code_verify(*, user: AbstractBaseUser, code: str) -> TOTPDevice | StaticDevi
 
 def second_factor_reset(*, user: AbstractBaseUser, by: AbstractBaseUser) -> int:
     """Remove every second factor of `user` (app, recovery codes, passkeys), at the request of
-    `by`, who may not be `user`: a colleague who lost their phone sets up a new factor at their
+    `by`, who may not be `user` (nor a funder's administrator resetting an operator): a colleague who lost their phone sets up a new factor at their
     next sign-in, and any session of theirs verified with a factor removed is no longer
     verified. Written to the admin's log of `user`. Returns how many factors were removed."""
     if user.pk == by.pk:
         raise DomainError(_("You cannot reset your own second factor: ask a colleague."))
+    if user.is_superuser and not by.is_superuser:
+        # A funder's administrator does not lower the guard of the platform's operators.
+        raise DomainError(_("Only a platform operator can reset an operator's second factor."))
     with transaction.atomic():
         removed = 0
         for model in (TOTPDevice, StaticDevice, Passkey):

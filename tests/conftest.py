@@ -3,7 +3,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
-from django_otp import DEVICE_ID_SESSION_KEY
 
 from funders.models import Membership
 from tests.factories import (
@@ -13,6 +12,7 @@ from tests.factories import (
     make_merchant,
     make_program,
     make_staff,
+    second_factor_pass,
 )
 
 Role = Membership.Role
@@ -102,15 +102,6 @@ def operator(db):
 
 
 # --- the admin's second factor (backoffice.second_factor) in tests -------------------------
-
-
-def second_factor_pass(client: Client, user) -> None:
-    """Mark the client's session as having given its second factor, as the admin asks of every
-    session (backoffice.middleware.SecondFactorRequired); the user gets an authenticator app if
-    they have none."""
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = give_second_factor(user).persistent_id
-    session.save()
 
 
 @pytest.fixture(autouse=True)

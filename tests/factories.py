@@ -6,6 +6,7 @@ from datetime import timedelta
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from funders.models import Funder, Membership
@@ -140,6 +141,15 @@ def give_second_factor(user):
         user=user, confirmed=True, defaults={"key": STAFF_TOTP_KEY, "name": "authenticator app"}
     )
     return device
+
+
+def second_factor_pass(client, user) -> None:
+    """Mark the test client's session as having given its second factor, as the admin asks of
+    every session (backoffice.middleware.SecondFactorRequired); the user gets an authenticator
+    app if they have none. `client.force_login` does it already (tests/conftest.py)."""
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = give_second_factor(user).persistent_id
+    session.save()
 
 
 def make_staff(*, funder=None, role: str = Membership.Role.MANAGER, **fields):
