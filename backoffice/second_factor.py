@@ -36,12 +36,12 @@ from webauthn import (
 )
 from webauthn.helpers import bytes_to_base64url
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.structs import AuthenticatorSelectionCriteria as Selection
 from webauthn.helpers.structs import (
     PublicKeyCredentialDescriptor,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
-from webauthn.helpers.structs import AuthenticatorSelectionCriteria as Selection
 
 from backoffice.models import Passkey
 from core.errors import DomainError
@@ -135,9 +135,10 @@ def code_verify(*, user: AbstractBaseUser, code: str) -> TOTPDevice | StaticDevi
 
 def second_factor_reset(*, user: AbstractBaseUser, by: AbstractBaseUser) -> int:
     """Remove every second factor of `user` (app, recovery codes, passkeys), at the request of
-    `by`, who may not be `user` (nor a funder's administrator resetting an operator): a colleague who lost their phone sets up a new factor at their
-    next sign-in, and any session of theirs verified with a factor removed is no longer
-    verified. Written to the admin's log of `user`. Returns how many factors were removed."""
+    `by`, who may not be `user` (nor a funder's administrator resetting an operator): a
+    colleague who lost their phone sets up a new factor at their next sign-in, and any session
+    of theirs verified with a factor removed is no longer verified. Written to the admin's log
+    of `user`. Returns how many factors were removed."""
     if user.pk == by.pk:
         raise DomainError(_("You cannot reset your own second factor: ask a colleague."))
     if user.is_superuser and not by.is_superuser:
@@ -154,9 +155,7 @@ def second_factor_reset(*, user: AbstractBaseUser, by: AbstractBaseUser) -> int:
             change_message=f"Second factor reset ({removed} removed).",
             single_object=True,
         )
-    logger.warning(
-        "user %s: second factor reset by user %s (%s removed)", user.pk, by.pk, removed
-    )
+    logger.warning("user %s: second factor reset by user %s (%s removed)", user.pk, by.pk, removed)
     return removed
 
 

@@ -101,7 +101,8 @@ class SetupView(_StaffView):
         django_otp.login(request, device)
         request.session[_CODES] = codes
         next_url = second_factor.safe_next(request, reverse("admin:index"))
-        return redirect(f"{reverse('second-factor-recovery-codes')}?{urlencode({'next': next_url})}")
+        query = urlencode({"next": next_url})
+        return redirect(f"{reverse('second-factor-recovery-codes')}?{query}")
 
 
 class RecoveryCodesView(_StaffView):

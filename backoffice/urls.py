@@ -16,7 +16,5 @@ urlpatterns = [
         sign_in.PasskeySignInView.as_view(),
         name="second-factor-passkey-sign-in",
     ),
-    path(
-        "passkeys/add/", sign_in.PasskeyAddView.as_view(), name="second-factor-passkey-add"
-    ),
+    path("passkeys/add/", sign_in.PasskeyAddView.as_view(), name="second-factor-passkey-add"),
 ]

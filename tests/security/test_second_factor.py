@@ -2,12 +2,14 @@
 wrong passwords lock the account and the address out (django-axes); an administrator resets a
 colleague's factor, and the admin's log keeps it."""
 
+import io
 from datetime import timedelta
 
 import pytest
 import time_machine
 from axes.models import AccessAttempt, AccessFailureLog
 from django.contrib.admin.models import LogEntry
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -17,7 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from backoffice.models import Passkey
 from backoffice.second_factor import totp_now
 from funders.models import Membership
-from tests.factories import make_staff, second_factor_pass
+from tests.factories import give_second_factor, make_staff, second_factor_pass
 
 pytestmark = pytest.mark.second_factor_not_given
 
@@ -215,3 +217,13 @@ def test_no_one_resets_their_own_factor_nor_another_funders_staff(
     _reset(client, other)
     assert TOTPDevice.objects.filter(user=other_manager).exists()
     assert not LogEntry.objects.filter(object_id=str(other_manager.pk)).exists()
+
+
+def test_an_operator_resets_an_operators_factor_from_the_server(operator, django_user_model):
+    colleague = django_user_model.objects.create_superuser("ops2", "ops2@example.org", "password")
+    give_second_factor(colleague)
+    with pytest.raises(CommandError):
+        call_command("second_factor_reset", "ops2", "--by", "ops2")
+    call_command("second_factor_reset", "ops2", "--by", "operator", stdout=io.StringIO())
+    assert not TOTPDevice.objects.filter(user=colleague).exists()
+    assert LogEntry.objects.filter(object_id=str(colleague.pk), user=operator).exists()
