@@ -121,6 +121,8 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Lockouts and failures are still logged (warnings); not every start-up.
+AXES_VERBOSE = False
 _NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 AXES_IPWARE_PROXY_COUNT = _NUM_PROXIES or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
@@ -303,9 +305,33 @@ SMS_BACKEND = env.str(
     if DEBUG
     else "notifications.channels.OutboxSMSBackend",
 )
-# The shared secret the SMS provider sends in X-SMS-Webhook-Secret with each inbound SMS
-# (POST /hooks/sms/inbound); without one, the webhook does not exist.
+# The shared secret the SMS provider sends with each call of its webhooks, POST /hooks/sms/brevo
+# (Brevo's events, as a bearer token) and POST /hooks/sms/inbound (any provider, in
+# X-SMS-Webhook-Secret); without one, the webhooks do not exist.
 SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
+# Brevo (notifications/brevo.py), for SMS with SMS_BACKEND=notifications.brevo.BrevoSMSBackend
+# and for email with EMAIL_BACKEND=anymail.backends.brevo.EmailBackend: the account's API key,
+# the name SMS come from (11 letters or digits at most, registered with Brevo), and the public
+# address of /hooks/sms/brevo that Brevo posts each SMS's events to.
+BREVO_API_KEY = env.str("BREVO_API_KEY", default="")
+BREVO_API_URL = env.str("BREVO_API_URL", default="https://api.brevo.com/v3/")
+SMS_SENDER = env.str("SMS_SENDER", default="Aidwallet")
+SMS_STATUS_WEBHOOK_URL = env.str("SMS_STATUS_WEBHOOK_URL", default="")
+# A message is sent with its outbox row locked: a provider that never answers must not hold
+# the lock for ever.
+SMS_TIMEOUT = env.int("SMS_TIMEOUT", default=20)
+# django-anymail: email through any provider it supports by setting EMAIL_BACKEND to its
+# backend (anymail.backends.brevo.EmailBackend, ...mailjet..., ...) and that provider's key
+# here. Its tracking webhook, /hooks/email/<provider>/tracking/, takes HTTP basic
+# authentication with ANYMAIL_WEBHOOK_SECRET ("user:password", set the same in the provider's
+# webhook URL; without it the webhook does not exist): bounces and complaints then mark the
+# contact failing.
+ANYMAIL = {
+    "BREVO_API_KEY": BREVO_API_KEY,
+    "BREVO_API_URL": BREVO_API_URL,
+    "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default="") or None,
+    "REQUESTS_TIMEOUT": EMAIL_TIMEOUT,
+}
 # Web push to the installed app: a VAPID P-256 key pair and a contact for the push services
 # ("mailto:..." or an https URL). The private key is base64url, its 32 raw bytes or the body of
 # the PEM that `vapid --gen` writes; the public key is what `vapid --applicationServerKey`

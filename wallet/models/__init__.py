@@ -5,7 +5,12 @@ told (Stripe's events)."""
 
 from wallet.models.access import Aidant, AppToken, SignInCode
 from wallet.models.decisions import Decision, DecisionHold
-from wallet.models.notifications import Notification, NotificationPreference, PushSubscription
+from wallet.models.notifications import (
+    Notification,
+    NotificationPreference,
+    PushSubscription,
+    SmsOptOut,
+)
 from wallet.models.payment_codes import PaymentCode, PaymentCodeFailure
 from wallet.models.stripe_events import StripeEvent
 from wallet.models.wallets import Beneficiary, Card, ContactChangeRequest, Pocket, Wallet
@@ -25,6 +30,7 @@ __all__ = [
     "Pocket",
     "PushSubscription",
     "SignInCode",
+    "SmsOptOut",
     "StripeEvent",
     "Wallet",
 ]
