@@ -18,7 +18,6 @@ from funders.services import beneficiary_enrol
 from notifications.selectors import contact_failing
 from notifications.services import notification_send
 from tests.factories import BeneficiaryFactory, make_allocation, make_program
-from tests.notifications.brevo_fake import brevo_fake  # noqa: F401 -- the fixture
 from wallet.models import SmsOptOut
 from wallet.models.notifications import Notification
 
@@ -51,8 +50,8 @@ def hooks(settings):
 def grant(person, program=None) -> dict[str, Notification]:
     allocation = make_allocation(program=program or make_program(), beneficiary=person)
     rows = Notification.objects.filter(
-        kind=Kind.ALLOCATION_GRANTED, dedupe_key__startswith=f"{Kind.ALLOCATION_GRANTED}:"
-        f"{allocation.pk}:"
+        kind=Kind.ALLOCATION_GRANTED,
+        dedupe_key__startswith=f"{Kind.ALLOCATION_GRANTED}:{allocation.pk}:",
     )
     return {row.channel: row for row in rows}
 
@@ -159,7 +158,9 @@ def test_brevo_batched_events_are_all_read(person, brevo_fake, hooks):
         ({"Authorization": f"Bearer {SECRET}"}, {"msg_status": "x", "to": {}}, 400, None),
     ],
 )
-def test_the_brevo_webhook_refuses_strangers_and_malformed_bodies(hooks, headers, body, status, code):
+def test_the_brevo_webhook_refuses_strangers_and_malformed_bodies(
+    hooks, headers, body, status, code
+):
     answer = Client().post(
         reverse("sms-brevo"), json.dumps(body), content_type="application/json", headers=headers
     )
