@@ -260,6 +260,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.send_expiry_reminders",
         "schedule": 3600.0,
     },
+    # The retention schedule (gdpr/retention.py, docs/RETENTION.md), at night.
+    "enforce-retention": {
+        "task": "gdpr.tasks.retention_enforce",
+        "schedule": crontab(hour=3, minute=30),
+    },
     # Sent by beat, run by a worker: /readyz reads its age. A heartbeat no worker took within
     # the minute is dropped (the database scheduler's expire_seconds), not run late.
     "heartbeat": {
@@ -373,6 +378,26 @@ MERCHANT_API_KEYS_MAX = env.int("MERCHANT_API_KEYS_MAX", default=10)
 APP_SIGN_IN_CODE_TTL_SECONDS = env.int("APP_SIGN_IN_CODE_TTL_SECONDS", default=600)
 APP_TOKEN_IDLE_DAYS = env.int("APP_TOKEN_IDLE_DAYS", default=90)
 APP_TOKEN_MAX_AGE_DAYS = env.int("APP_TOKEN_MAX_AGE_DAYS", default=180)
+
+# The retention schedule (docs/RETENTION.md), in days after each record's date, enforced every
+# night by gdpr.tasks.retention_enforce. RETENTION_<RULE>_DAYS overrides one, say to follow a
+# funder's own schedule. The ledger and payment decisions are not in it: kept ten years, as
+# accounting law requires.
+RETENTION_DAYS = {
+    rule: env.int(f"RETENTION_{rule.upper()}_DAYS", default=days)
+    for rule, days in {
+        "sign_in_codes": 1,  # after the code expired
+        "app_tokens": 30,  # after the session ended
+        "sign_in_messages": 1,  # the outbox's copy of a sign-in code
+        "outbox_texts": 365,  # texts and addresses of every message
+        "contact_changes": 365,  # after the change was decided or expired
+        "push_subscriptions": 30,  # after the device was turned off
+        "access_logs": 180,  # the admin's sign-in records (CNIL: six months to a year)
+        "import_files": 90,  # the files funders sent, and their reports
+        "stale_profiles": 730,  # eligibility profiles, two years after the last aid
+        "stale_people": 1095,  # a person with no aid for three years is pseudonymised
+    }.items()
+}
 
 # How long an authorization hold stays pending before it is voided automatically.
 HOLD_TTL_DAYS = env.int("HOLD_TTL_DAYS", default=7)
