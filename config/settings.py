@@ -283,6 +283,13 @@ HEALTH_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", d
 # SECURE_SSL_REDIRECT sends everything else to HTTPS.
 SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]
 
+# The platform's public address, for links in messages (the information notice in the first
+# message each contact receives, notifications/privacy.py).
+PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
+# Who answers for the beneficiaries' personal data, in the information notice of the app
+# (/app/privacy/): the data protection officer's address, and the operator's postal address.
+DPO_CONTACT = env.str("DPO_CONTACT", default="dpo@example.org")
+
 # Messages to beneficiaries. Email goes through EMAIL_BACKEND, SMS through SMS_BACKEND, the
 # dotted path of a class with `send(phone, text)` (see notifications/channels.py). In
 # development (DEBUG) both are written to the console, codes shown; otherwise email goes to the

@@ -30,6 +30,7 @@ from notifications.channels import deliver, mask_email, mask_phone, sms_text
 from notifications.delivery import sms_opted_out
 from notifications.errors import Undeliverable
 from notifications.preferences import channels_allowed
+from notifications.privacy import with_privacy_notice
 from notifications.push import push_enabled, push_reachable
 from wallet.models import Beneficiary, ContactChangeRequest, Pocket
 from wallet.models.decisions import Decision
@@ -184,6 +185,7 @@ def _outbox_put(
     event, one inserts and the other finds its row (the key is unique)."""
     with translation.override(beneficiary.preferred_language):
         subject, body = _render(kind, channel, context)
+        body = with_privacy_notice(channel=channel, recipient=recipient, body=body)
     notification, created = Notification.objects.get_or_create(
         dedupe_key=f"{kind}:{key}:{channel}",
         defaults={
