@@ -19,6 +19,8 @@ const csrfToken = () => document.querySelector("input[name=csrfmiddlewaretoken]"
 const showError = (message) => {
   const box = document.getElementById("passkey-error");
   box.textContent = message;
+  // The admin's error style shows even an empty box: given only once there is a message.
+  box.classList.add("errornote");
   box.hidden = false;
 };
 
