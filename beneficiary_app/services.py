@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy as _
 from core.errors import DomainError, InvalidState
 from core.validators import NON_ASCII_EMAIL_MESSAGE, email_canonical
 from notifications.channels import sms_text
+from notifications.privacy import with_privacy_notice
 from notifications.tasks import send_notification
 from stripe_issuing.cards import card_status_push_on_commit
 from wallet.locks import wallet_lock
@@ -214,6 +215,7 @@ def _sign_in_code_send(*, code: SignInCode, digits: str, beneficiary: Beneficiar
     else:
         subject = " ".join(render_to_string(f"{folder}/email_subject.txt", context).split())
         body = render_to_string(f"{folder}/email_body.txt", context).strip() + "\n"
+    body = with_privacy_notice(channel=code.channel, recipient=code.contact, body=body)
     notification = Notification.objects.create(
         beneficiary=beneficiary,
         kind=Notification.Kind.SIGN_IN_CODE,

@@ -61,6 +61,14 @@ INSTALLED_APPS = [
     "phonenumber_field",
     "django_celery_beat",
     "csp",
+    # The staff's second factor (backoffice/second_factor.py): authenticator apps (TOTP),
+    # recovery codes (static tokens) and passkeys (backoffice.models.Passkey).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    # Failed sign-ins to the admin, counted by account and by address.
+    "axes",
+    "anymail",
     # floor 1: the API docs page's template and script (core/templates, core/static)
     "core",
     # floor 2: the ledger; floor 4: the domains; floor 5: the channels and faces
@@ -73,6 +81,7 @@ INSTALLED_APPS = [
     "beneficiary_app",
     "backoffice",
     "reconciliation",
+    "gdpr",
     "operations",
     "landing",
     "demo",
@@ -87,11 +96,44 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "backoffice.middleware.SecondFactorRequired",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "backoffice.middleware.AdminNotIndexed",
+    # Last, as django-axes asks: it answers a locked-out sign-in with its own page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Sign-in to the admin: a password, then a second factor (backoffice.middleware). After
+# AXES_FAILURE_LIMIT wrong passwords for one account, or from one address, that account or
+# address is refused for AXES_COOLOFF_TIME hours, whatever the password; every failure is kept
+# (AccessFailureLog, in the admin for operators) and a lockout is logged. A right password
+# clears the account's count. Behind reverse proxies, the address is the client's as the
+# NUM_PROXIES nearest proxies report it (X-Forwarded-For), as for the API's throttles.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Lockouts and failures are still logged (warnings); not every start-up.
+AXES_VERBOSE = False
+_NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+AXES_IPWARE_PROXY_COUNT = _NUM_PROXIES or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if _NUM_PROXIES else ["REMOTE_ADDR"]
+)
+# The name an authenticator app shows beside the platform's codes.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Aid wallet")
+# Passkeys (WebAuthn) are bound to this domain, the admin's host name, and accepted from pages of
+# these origins. By default: the first ALLOWED_HOSTS name, over https (http for localhost).
+WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="")
+WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=[])
 
 # Content-Security-Policy on every page: everything from our own origin only, no third party;
 # a script or a style sheet written in a page runs only with the nonce drawn for that response
@@ -244,6 +286,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.send_expiry_reminders",
         "schedule": 3600.0,
     },
+    # The retention schedule (gdpr/retention.py, docs/RETENTION.md), at night.
+    "enforce-retention": {
+        "task": "gdpr.tasks.retention_enforce",
+        "schedule": crontab(hour=3, minute=30),
+    },
     # Sent by beat, run by a worker: /readyz reads its age. A heartbeat no worker took within
     # the minute is dropped (the database scheduler's expire_seconds), not run late.
     "heartbeat": {
@@ -261,6 +308,13 @@ HEALTH_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", d
 # A load balancer probes each server over plain HTTP: the probes answer there even when
 # SECURE_SSL_REDIRECT sends everything else to HTTPS.
 SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]
+
+# The platform's public address, for links in messages (the information notice in the first
+# message each contact receives, notifications/privacy.py).
+PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
+# Who answers for the beneficiaries' personal data, in the information notice of the app
+# (/app/privacy/): the data protection officer's address, and the operator's postal address.
+DPO_CONTACT = env.str("DPO_CONTACT", default="dpo@example.org")
 
 # Messages to beneficiaries. Email goes through EMAIL_BACKEND, SMS through SMS_BACKEND, the
 # dotted path of a class with `send(phone, text)` (see notifications/channels.py). In
@@ -289,9 +343,33 @@ SMS_BACKEND = env.str(
     if DEBUG
     else "notifications.channels.OutboxSMSBackend",
 )
-# The shared secret the SMS provider sends in X-SMS-Webhook-Secret with each inbound SMS
-# (POST /hooks/sms/inbound); without one, the webhook does not exist.
+# The shared secret the SMS provider sends with each call of its webhooks, POST /hooks/sms/brevo
+# (Brevo's events, as a bearer token) and POST /hooks/sms/inbound (any provider, in
+# X-SMS-Webhook-Secret); without one, the webhooks do not exist.
 SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
+# Brevo (notifications/brevo.py), for SMS with SMS_BACKEND=notifications.brevo.BrevoSMSBackend
+# and for email with EMAIL_BACKEND=anymail.backends.brevo.EmailBackend: the account's API key,
+# the name SMS come from (11 letters or digits at most, registered with Brevo), and the public
+# address of /hooks/sms/brevo that Brevo posts each SMS's events to.
+BREVO_API_KEY = env.str("BREVO_API_KEY", default="")
+BREVO_API_URL = env.str("BREVO_API_URL", default="https://api.brevo.com/v3/")
+SMS_SENDER = env.str("SMS_SENDER", default="Aidwallet")
+SMS_STATUS_WEBHOOK_URL = env.str("SMS_STATUS_WEBHOOK_URL", default="")
+# A message is sent with its outbox row locked: a provider that never answers must not hold
+# the lock for ever.
+SMS_TIMEOUT = env.int("SMS_TIMEOUT", default=20)
+# django-anymail: email through any provider it supports by setting EMAIL_BACKEND to its
+# backend (anymail.backends.brevo.EmailBackend, ...mailjet..., ...) and that provider's key
+# here. Its tracking webhook, /hooks/email/<provider>/tracking/, takes HTTP basic
+# authentication with ANYMAIL_WEBHOOK_SECRET ("user:password", set the same in the provider's
+# webhook URL; without it the webhook does not exist): bounces and complaints then mark the
+# contact failing.
+ANYMAIL = {
+    "BREVO_API_KEY": BREVO_API_KEY,
+    "BREVO_API_URL": BREVO_API_URL,
+    "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default="") or None,
+    "REQUESTS_TIMEOUT": EMAIL_TIMEOUT,
+}
 # Web push to the installed app: a VAPID P-256 key pair and a contact for the push services
 # ("mailto:..." or an https URL). The private key is base64url, its 32 raw bytes or the body of
 # the PEM that `vapid --gen` writes; the public key is what `vapid --applicationServerKey`
@@ -336,6 +414,26 @@ API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=30)
 APP_SIGN_IN_CODE_TTL_SECONDS = env.int("APP_SIGN_IN_CODE_TTL_SECONDS", default=600)
 APP_TOKEN_IDLE_DAYS = env.int("APP_TOKEN_IDLE_DAYS", default=90)
 APP_TOKEN_MAX_AGE_DAYS = env.int("APP_TOKEN_MAX_AGE_DAYS", default=180)
+
+# The retention schedule (docs/RETENTION.md), in days after each record's date, enforced every
+# night by gdpr.tasks.retention_enforce. RETENTION_<RULE>_DAYS overrides one, say to follow a
+# funder's own schedule. The ledger and payment decisions are not in it: kept ten years, as
+# accounting law requires.
+RETENTION_DAYS = {
+    rule: env.int(f"RETENTION_{rule.upper()}_DAYS", default=days)
+    for rule, days in {
+        "sign_in_codes": 1,  # after the code expired
+        "app_tokens": 30,  # after the session ended
+        "sign_in_messages": 1,  # the outbox's copy of a sign-in code
+        "outbox_texts": 365,  # texts and addresses of every message
+        "contact_changes": 365,  # after the change was decided or expired
+        "push_subscriptions": 30,  # after the device was turned off
+        "access_logs": 180,  # the admin's sign-in records (CNIL: six months to a year)
+        "import_files": 90,  # the files funders sent, and their reports
+        "stale_profiles": 730,  # eligibility profiles, two years after the last aid
+        "stale_people": 1095,  # a person with no aid for three years is pseudonymised
+    }.items()
+}
 
 # How long an authorization hold stays pending before it is voided automatically.
 HOLD_TTL_DAYS = env.int("HOLD_TTL_DAYS", default=7)

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from landing.views import LandingView
-from notifications.views import sms_inbound
+from notifications.views import email_tracking, sms_brevo, sms_inbound
 from stripe_issuing.webhooks import stripe_webhook
 
 urlpatterns = [
@@ -30,9 +30,12 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("admin/second-factor/", include("backoffice.urls")),
     path("admin/", admin.site.urls),
     path("api/merchant/v1/", include("merchant_api.urls")),
     path("hooks/sms/inbound", sms_inbound, name="sms-inbound"),
+    path("hooks/sms/brevo", sms_brevo, name="sms-brevo"),
+    path("hooks/email/<slug:provider>/tracking/", email_tracking, name="email-tracking"),
     path("hooks/stripe", stripe_webhook, name="stripe-webhook"),
     path("api/app/v1/", include("beneficiary_app.urls")),
     path("app/", include("beneficiary_app.web.urls")),

@@ -14,7 +14,9 @@ from datetime import date, timedelta
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from backoffice.second_factor import app_key_base32, app_setup_start, recovery_codes_renew
 from funders.campaigns import campaign_create, campaign_run, profile_save
 from funders.models import Allocation, Campaign, CampaignRun, Enrolment, Funder, Membership, Program
 from funders.services import allocation_create, program_create, program_fund
@@ -266,6 +268,10 @@ class DemoAccess:
     merchant: Merchant
     api_key: str
     wallet: Wallet  # a beneficiary with food aid, who pays the demo's payment
+    # The admin's second factor of each login (backoffice.second_factor): new recovery codes,
+    # each good for one sign-in, and the authenticator app's key for those who add it to one.
+    recovery_codes: dict[str, list[str]]
+    app_keys: dict[str, str]
 
 
 def _funder() -> Funder:
@@ -459,4 +465,22 @@ def demo_build(*, password: str) -> DemoAccess:
             .order_by("pk")
             .last()
         )
-        return DemoAccess("admin", manager.username, password, shop, secret, wallet)
+        recovery_codes, app_keys = {}, {}
+        for person in (user, manager):
+            device = TOTPDevice.objects.filter(user=person, confirmed=True).first()
+            if device is None:
+                device = app_setup_start(user=person)
+                device.confirmed = True
+                device.save(update_fields=["confirmed"])
+            app_keys[person.username] = app_key_base32(device)
+            recovery_codes[person.username] = recovery_codes_renew(user=person)
+        return DemoAccess(
+            "admin",
+            manager.username,
+            password,
+            shop,
+            secret,
+            wallet,
+            recovery_codes=recovery_codes,
+            app_keys=app_keys,
+        )

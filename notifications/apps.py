@@ -7,6 +7,8 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Messages to beneficiaries")
 
     def ready(self) -> None:
+        from anymail.signals import tracking
+
         from funders.signals import allocation_granted
         from notifications import (
             checks,  # noqa: F401 -- registers the system checks
@@ -17,3 +19,4 @@ class NotificationsConfig(AppConfig):
         allocation_granted.connect(receivers.on_allocation_granted, dispatch_uid="notify-grant")
         decision_recorded.connect(receivers.on_decision_recorded, dispatch_uid="notify-decision")
         captures_posted.connect(receivers.on_captures_posted, dispatch_uid="notify-captures")
+        tracking.connect(receivers.on_email_tracking, dispatch_uid="email-tracking")

@@ -3,7 +3,10 @@ notifications through web push (notifications.push).
 
 SMS_BACKEND is the dotted path of a class whose instances have `send(phone, text)`, as Django's
 email backends: a provider plugs in by writing one, which raises on a failure so that the
-message is tried again. `phone` is in E.164 form ("+33612345678")."""
+message is tried again, and returns the provider's id of the message (or None), by which its
+delivery reports find it. `phone` is in E.164 form ("+33612345678"). One provider ships:
+Brevo (notifications.brevo.BrevoSMSBackend). Email goes through any Django backend; with
+django-anymail's, the provider's id is kept too."""
 
 import copy
 import logging
@@ -11,7 +14,7 @@ import re
 from typing import Protocol
 
 from django.conf import settings
-from django.core.mail import EmailMessage, send_mail
+from django.core.mail import EmailMessage
 from django.core.mail.backends.console import EmailBackend as DjangoConsoleEmailBackend
 from django.utils.module_loading import import_string
 
@@ -43,17 +46,27 @@ _SPACES = re.compile(r"\s+")
 _CODE = re.compile(r"(?<!\d)\d(?:[ \u00a0\u202f]?\d){5,}(?!\d)")
 
 
+# GSM 03.38's basic alphabet and its extension (each of those counts twice): a text made of
+# these alone goes out in 160-character parts; any other character makes it UCS-2.
+_GSM = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+)
+
+
+def sms_is_gsm(text: str) -> bool:
+    return all(char in _GSM for char in text)
+
+
 class SMSBackend(Protocol):
-    def send(self, phone: str, text: str) -> None: ...
+    def send(self, phone: str, text: str) -> str | None: ...
 
 
 def mask_codes(text: str) -> str:
     """`text` with every code in it replaced by dots ("Your sign-in code: ••••••"): what a
     console backend may write to a log, which is kept and read by more people than the
-    messages. In development (DEBUG) the code is left for the developer to sign in with; a
-    console backend without DEBUG is an error of `manage.py check` (notifications.checks)."""
-    if settings.DEBUG:
-        return text
+    messages. Masked in development too: logs travel (pasted in an issue, shipped to a log
+    service). The demo shows the person trying it their code itself (demo/)."""
     return _CODE.sub("••••••", text)
 
 
@@ -64,6 +77,7 @@ class ConsoleSMSBackend:
 
     def send(self, phone: str, text: str) -> None:
         logger.info("SMS to %s: %s", mask_phone(phone), mask_codes(text))
+        return None
 
 
 class ConsoleEmailBackend(DjangoConsoleEmailBackend):
@@ -98,18 +112,25 @@ def sms_text(text: str) -> str:
     return _SPACES.sub(" ", text.translate(_GSM_TWINS)).strip()
 
 
-def deliver(notification: Notification) -> None:
-    """Send one message; raises whatever the email, SMS or push backend raises on a failure,
-    and Undeliverable when nothing could ever carry it."""
+def deliver(notification: Notification) -> str | None:
+    """Send one message and return the provider's id of it, when the provider gives one;
+    raises whatever the email, SMS or push backend raises on a failure, and Undeliverable when
+    nothing could ever carry it."""
     channel = notification.channel
     if channel == Notification.Channel.EMAIL:
-        send_mail(notification.subject, notification.body, None, [notification.recipient])
-    elif channel == Notification.Channel.SMS:
-        sms_backend().send(notification.recipient, notification.body)
-    elif channel == Notification.Channel.PUSH:
+        message = EmailMessage(
+            notification.subject, notification.body, None, [notification.recipient]
+        )
+        message.send()
+        # django-anymail's backends say what the provider called the message.
+        status = getattr(message, "anymail_status", None)
+        return status.message_id if status is not None else None
+    if channel == Notification.Channel.SMS:
+        return sms_backend().send(notification.recipient, notification.body)
+    if channel == Notification.Channel.PUSH:
         push_deliver(notification=notification)
-    else:
-        raise ValueError(f"unknown notification channel: {channel!r}")
+        return None
+    raise ValueError(f"unknown notification channel: {channel!r}")
 
 
 def mask_phone(phone: str) -> str:

@@ -20,11 +20,17 @@ from django.utils.functional import lazy
 from core.money import format_money
 from core.time import format_until
 from funders.models import Allocation
+from notifications.brevo import SmsEvent
+from notifications.delivery import delivery_report, sms_opt_in, sms_opt_out
 from notifications.services import notify
 from wallet.models import Beneficiary, Pocket
 from wallet.models.notifications import Notification
 
 BALANCE_WORDS = frozenset({"solde", "balance"})
+# STOP and its French and English kin, the words carriers and the CNIL expect to work; START
+# undoes it.
+STOP_WORDS = frozenset({"stop", "stopsms", "arret", "arretsms", "desabonner", "unsubscribe"})
+START_WORDS = frozenset({"start", "startsms"})
 # Answers per person per hour: beyond, a loop with an automatic responder, or someone
 # texting again and again, costs the platform SMS for nothing.
 REPLIES_PER_HOUR = 5
@@ -32,13 +38,18 @@ REPLIES_PER_HOUR = 5
 _NOT_LETTERS = re.compile(r"[^a-z]")
 
 
-def is_balance_request(text: str) -> bool:
-    """SOLDE, Solde ?, soldé, BALANCE...: the word alone, whatever its case, accents and
-    punctuation."""
+def _word(text: str) -> str:
+    """The letters of `text`, without case, accents or anything else: "Arrêt !" is "arret"."""
     plain = "".join(
         char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char)
     )
-    return _NOT_LETTERS.sub("", plain.casefold()) in BALANCE_WORDS
+    return _NOT_LETTERS.sub("", plain.casefold())
+
+
+def is_balance_request(text: str) -> bool:
+    """SOLDE, Solde ?, soldé, BALANCE...: the word alone, whatever its case, accents and
+    punctuation."""
+    return _word(text) in BALANCE_WORDS
 
 
 def sender_e164(sender: str) -> str | None:
@@ -119,9 +130,20 @@ def sms_inbound_receive(*, sender: str, text: str, message_id: str = "") -> list
     """Act on one SMS forwarded by the provider: a balance request from a beneficiary's number
     is answered (each person sharing that number gets their own answer); anything else, or a
     number no beneficiary has, gets no answer, which tells nothing to whoever sent it. Returns
-    the answers written or found."""
+    the answers written or found.
+
+    STOP (or ARRÊT...) from any number records its opt-out, START removes it: no answer either
+    way, nothing that costs the person or tells a stranger whose number it is."""
     phone = sender_e164(sender)
-    if phone is None or not is_balance_request(text):
+    if phone is None:
+        return []
+    if _word(text) in STOP_WORDS:
+        sms_opt_out(phone=phone, source="sms")
+        return []
+    if _word(text) in START_WORDS:
+        sms_opt_in(phone=phone)
+        return []
+    if not is_balance_request(text):
         return []
     key = _message_key(phone, text, message_id)
     since = timezone.now() - timedelta(hours=1)
@@ -144,3 +166,37 @@ def sms_inbound_receive(*, sender: str, text: str, message_id: str = "") -> list
             continue
         notifications += balance_reply_notify(beneficiary=beneficiary, key=key)
     return notifications
+
+
+_BREVO_DELIVERY = {
+    "delivered": Notification.Delivery.DELIVERED,
+    "soft_bounce": Notification.Delivery.DEFERRED,
+    "hard_bounce": Notification.Delivery.BOUNCED,
+    "rejected": Notification.Delivery.BOUNCED,
+    "blacklisted": Notification.Delivery.BOUNCED,
+    "unsubscribe": Notification.Delivery.OPTED_OUT,
+    "unsubscribed": Notification.Delivery.OPTED_OUT,
+}
+
+
+def brevo_events_receive(events: list[SmsEvent]) -> None:
+    """Act on Brevo's SMS events: a delivery report updates its message, a reply is an inbound
+    SMS, an unsubscribe records the number's opt-out. Any other status (sent, accepted...) says
+    nothing the outbox does not know."""
+    for event in events:
+        if event.status in ("replied", "reply"):
+            sms_inbound_receive(sender=event.phone, text=event.reply, message_id=event.event_id)
+            continue
+        delivery = _BREVO_DELIVERY.get(event.status)
+        if delivery is None:
+            continue
+        delivery_report(
+            channel=Notification.Channel.SMS,
+            provider_message_id=event.message_id,
+            delivery=delivery,
+            detail=event.detail or event.status,
+        )
+        if delivery == Notification.Delivery.OPTED_OUT:
+            phone = sender_e164(event.phone)
+            if phone is not None:
+                sms_opt_out(phone=phone, source="provider")

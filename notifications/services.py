@@ -27,8 +27,10 @@ from ledger.models import Entry, Transfer
 from merchants.selectors import ShopsNearby, refusal_shops_nearby
 from notifications import tasks
 from notifications.channels import deliver, mask_email, mask_phone, sms_text
+from notifications.delivery import sms_opted_out
 from notifications.errors import Undeliverable
 from notifications.preferences import channels_allowed
+from notifications.privacy import with_privacy_notice
 from notifications.push import push_enabled, push_reachable
 from wallet.models import Beneficiary, ContactChangeRequest, Pocket
 from wallet.models.decisions import Decision
@@ -52,6 +54,20 @@ MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 REQUEUE_GRACE = timedelta(minutes=10)
 
 _BLANK_LINES = re.compile(r"\n{3,}")
+
+# What a number that texted STOP still gets by SMS: what its owner asked for (a sign-in code,
+# the balance), and the warning that their contact details changed, which protects them.
+SMS_ASKED_FOR = frozenset(
+    {
+        Notification.Kind.SIGN_IN_CODE,
+        Notification.Kind.BALANCE_REPLY,
+        Notification.Kind.CONTACT_CHANGED,
+    }
+)
+
+
+def _sms_refused(kind: str, channel: str, recipient: str) -> bool:
+    return channel == Channel.SMS and kind not in SMS_ASKED_FOR and sms_opted_out(recipient)
 
 
 def _contacts(beneficiary: Beneficiary) -> list[tuple[str, str]]:
@@ -131,7 +147,7 @@ def notify(
         if existing is not None:
             notifications.append(existing)
             continue
-        if not allowed[channel]:
+        if not allowed[channel] or _sms_refused(kind, channel, recipient):
             reason = Notification.SkipReason.OPTED_OUT
         elif channel == Channel.PUSH and not push_enabled():
             reason = Notification.SkipReason.PUSH_DISABLED
@@ -169,6 +185,7 @@ def _outbox_put(
     event, one inserts and the other finds its row (the key is unique)."""
     with translation.override(beneficiary.preferred_language):
         subject, body = _render(kind, channel, context)
+        body = with_privacy_notice(channel=channel, recipient=recipient, body=body)
     notification, created = Notification.objects.get_or_create(
         dedupe_key=f"{kind}:{key}:{channel}",
         defaults={
@@ -232,10 +249,17 @@ def notification_send(*, notification_id: int) -> Notification | None:
         notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
         if notification is None or notification.next_attempt_at is None:
             return notification
-        notification.attempts += 1
         now = timezone.now()
+        if _sms_refused(notification.kind, notification.channel, notification.recipient):
+            # The number texted STOP after the message was queued.
+            notification.status = Status.SKIPPED
+            notification.skip_reason = Notification.SkipReason.OPTED_OUT
+            notification.next_attempt_at = None
+            notification.save(update_fields=["status", "skip_reason", "next_attempt_at"])
+            return notification
+        notification.attempts += 1
         try:
-            deliver(notification)
+            provider_message_id = deliver(notification)
         except Undeliverable as exc:
             notification.status = Status.SKIPPED
             notification.skip_reason = exc.reason
@@ -264,6 +288,7 @@ def notification_send(*, notification_id: int) -> Notification | None:
             notification.error = ""
             notification.sent_at = now
             notification.next_attempt_at = None
+            notification.provider_message_id = (provider_message_id or "")[:200]
         notification.save(
             update_fields=[
                 "status",
@@ -272,6 +297,7 @@ def notification_send(*, notification_id: int) -> Notification | None:
                 "attempts",
                 "sent_at",
                 "next_attempt_at",
+                "provider_message_id",
             ]
         )
     return notification

@@ -1,5 +1,6 @@
-"""The inbound-SMS webhook: POST /hooks/sms/inbound, called by the SMS provider for each SMS
-sent to the platform's number.
+"""The SMS webhooks: POST /hooks/sms/brevo for Brevo's events (delivery reports, replies,
+opt-outs), and the provider-neutral POST /hooks/sms/inbound, called by any SMS provider for each
+SMS sent to the platform's number.
 
 Provider-neutral: a form or a JSON object with `from` (the sender's number), `text` and,
 optionally, `id` (the provider's message id, which makes a retried delivery answered once).
@@ -10,12 +11,14 @@ whatever is answered, or not, to the sender; a malformed one 400 with a code."""
 import hmac
 import json
 
+from anymail import urls as anymail_urls
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from notifications.inbound import sms_inbound_receive
+from notifications import brevo
+from notifications.inbound import brevo_events_receive, sms_inbound_receive
 
 MAX_TEXT = 1_600  # ten concatenated SMS: anything longer is not an SMS
 MAX_FIELD = 100
@@ -56,8 +59,7 @@ def sms_inbound(request: HttpRequest) -> JsonResponse:
         return _error("not_found", _("No such resource."), 404)
     if request.method != "POST":
         return _error("method_not_allowed", _("Use POST."), 405)
-    given = request.headers.get("X-SMS-Webhook-Secret", "")
-    if not hmac.compare_digest(given.encode(), secret.encode()):
+    if not _webhook_authorized(request, secret):
         return _error("authentication_failed", _("The webhook secret is missing or wrong."), 403)
     data = _fields(request)
     if data is None:
@@ -74,3 +76,58 @@ def sms_inbound(request: HttpRequest) -> JsonResponse:
         return _error("invalid_request", _("The message id is not valid."), 400, "id")
     sms_inbound_receive(sender=sender, text=text, message_id=str(message_id))
     return JsonResponse({"status": "received"})
+
+
+def _webhook_authorized(request: HttpRequest, secret: str) -> bool:
+    """The shared secret, as Brevo's webhooks send it (`Authorization: Bearer`, set when the
+    webhook is created with a bearer token) or as the provider-neutral hook does."""
+    given = request.headers.get("X-SMS-Webhook-Secret", "")
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        given = authorization.removeprefix("Bearer ").strip()
+    return hmac.compare_digest(given.encode(), secret.encode())
+
+
+@csrf_exempt
+def sms_brevo(request: HttpRequest) -> JsonResponse:
+    """POST /hooks/sms/brevo: Brevo's SMS events (notifications.brevo). Authenticated by
+    SMS_INBOUND_SECRET as a bearer token; 404 while none is set."""
+    secret = settings.SMS_INBOUND_SECRET
+    if not secret:
+        return _error("not_found", _("No such resource."), 404)
+    if request.method != "POST":
+        return _error("method_not_allowed", _("Use POST."), 405)
+    if not _webhook_authorized(request, secret):
+        return _error("authentication_failed", _("The webhook secret is missing or wrong."), 403)
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = None
+    events = brevo.events_parse(data) if data is not None else None
+    if events is None or not all(
+        _is_text(value) and len(value) <= MAX_TEXT
+        for event in events
+        for value in (event.message_id, event.phone, event.reply, event.detail)
+    ):
+        return _error("malformed_request", _("Send Brevo's SMS events as JSON."), 400)
+    brevo_events_receive(events)
+    return JsonResponse({"status": "received"})
+
+
+_TRACKING_VIEWS = {
+    pattern.name.removesuffix("_tracking_webhook"): pattern.callback
+    for pattern in anymail_urls.urlpatterns
+    if pattern.name and pattern.name.endswith("_tracking_webhook")
+}
+
+
+@csrf_exempt
+def email_tracking(request: HttpRequest, provider: str):
+    """POST /hooks/email/<provider>/tracking/: django-anymail's tracking webhook of that
+    provider (brevo, mailjet, sendgrid...), whose events reach
+    notifications.receivers.on_email_tracking. Only with ANYMAIL_WEBHOOK_SECRET set: anymail
+    would otherwise take events from anyone, and anyone could mark contacts failing."""
+    view = _TRACKING_VIEWS.get(provider)
+    if view is None or not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+        return _error("not_found", _("No such resource."), 404)
+    return view(request)

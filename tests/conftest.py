@@ -2,9 +2,18 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.test import Client
 
 from funders.models import Membership
-from tests.factories import FunderFactory, make_allocation, make_merchant, make_program, make_staff
+from tests.factories import (
+    FunderFactory,
+    give_second_factor,
+    make_allocation,
+    make_merchant,
+    make_program,
+    make_staff,
+    second_factor_pass,
+)
 
 Role = Membership.Role
 
@@ -18,6 +27,10 @@ def pytest_configure(config):
     # The test client and the live server speak plain http, as SECURE_SSL_REDIRECT=false lets
     # a server do; the production settings themselves are checked in tests/security/test_deploy.py.
     settings.SECURE_SSL_REDIRECT = False
+    config.addinivalue_line(
+        "markers",
+        "second_factor_not_given: client.force_login leaves the admin's second factor to give",
+    )
 
 
 @pytest.fixture
@@ -83,4 +96,27 @@ def other_manager(other_funder):
 
 @pytest.fixture
 def operator(db):
-    return get_user_model().objects.create_superuser("operator", "ops@example.org", "password")
+    user = get_user_model().objects.create_superuser("operator", "ops@example.org", "password")
+    give_second_factor(user)
+    return user
+
+
+# --- the admin's second factor (backoffice.second_factor) in tests -------------------------
+
+
+@pytest.fixture(autouse=True)
+def _force_login_passes_second_factor(request, monkeypatch):
+    """`client.force_login(user)` signs in past the second factor too: a test about an admin
+    page is not about the sign-in. A test of the sign-in itself marks itself
+    `@pytest.mark.second_factor_not_given` to get a session that gave none (see
+    tests/security/test_second_factor.py); browser tests sign in as people do
+    (tests/browser/signin.py)."""
+    if request.node.get_closest_marker("second_factor_not_given"):
+        return
+    force_login = Client.force_login
+
+    def force_login_verified(self, user, backend=None):
+        force_login(self, user, backend)
+        second_factor_pass(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login_verified)

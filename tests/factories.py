@@ -6,6 +6,8 @@ from datetime import timedelta
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from funders.models import Funder, Membership
 from funders.services import allocation_create, program_create, program_fund
@@ -127,8 +129,32 @@ class CardFactory(factory.django.DjangoModelFactory):
     stripe_card_id = factory.Sequence(lambda n: f"ic_test{n}")
 
 
+# The key of the authenticator app every member of staff made here has: its code of the moment
+# is `totp_now(user.totpdevice_set.get())` (backoffice.second_factor).
+STAFF_TOTP_KEY = "3132333435363738393031323334353637383930"
+
+
+def give_second_factor(user):
+    """A confirmed authenticator app with the known key STAFF_TOTP_KEY, as everyone who signs in
+    to the admin must have (backoffice.second_factor)."""
+    device, _ = TOTPDevice.objects.get_or_create(
+        user=user, confirmed=True, defaults={"key": STAFF_TOTP_KEY, "name": "authenticator app"}
+    )
+    return device
+
+
+def second_factor_pass(client, user) -> None:
+    """Mark the test client's session as having given its second factor, as the admin asks of
+    every session (backoffice.middleware.SecondFactorRequired); the user gets an authenticator
+    app if they have none. `client.force_login` does it already (tests/conftest.py)."""
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = give_second_factor(user).persistent_id
+    session.save()
+
+
 def make_staff(*, funder=None, role: str = Membership.Role.MANAGER, **fields):
-    """A member of a funder's staff who can sign in to the admin (password: "password")."""
+    """A member of a funder's staff who can sign in to the admin (password: "password", then
+    the code of an authenticator app with the key STAFF_TOTP_KEY)."""
     n = next(_sequence)
     user = get_user_model().objects.create_user(
         username=fields.pop("username", f"staff{n}"),
@@ -139,6 +165,7 @@ def make_staff(*, funder=None, role: str = Membership.Role.MANAGER, **fields):
     )
     if funder is not None:
         Membership.objects.create(user=user, funder=funder, role=role)
+    give_second_factor(user)
     return user
 
 

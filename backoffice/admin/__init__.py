@@ -14,6 +14,7 @@ from backoffice.admin import (  # noqa: F401
     profiles,
     programs,
     reports,
+    retention,
     settlement,
     staff,
     webhooks,

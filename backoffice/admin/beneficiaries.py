@@ -17,6 +17,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.admin.contact_failing import contact_failing_warn
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.contacts import (
     beneficiary_contact_change_confirm,
@@ -247,6 +248,8 @@ class BeneficiaryAdmin(FunderScopedAdmin):
             "has_manage_permission": self.has_manage_permission(request),
             "has_erase_permission": self.has_erase_permission(request),
         }
+        if request.method == "GET":
+            contact_failing_warn(request, self.get_object(request, object_id))
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _grant(self, request, beneficiaries: list[Beneficiary], *, via_action: bool):

@@ -28,9 +28,10 @@ class NotificationAdmin(FunderScopedAdmin):
         "channel",
         "masked_recipient",
         "status",
+        "delivery",
         "attempts",
     ]
-    list_filter = ["status", "channel", "kind"]
+    list_filter = ["status", "delivery", "channel", "kind"]
     list_select_related = ["beneficiary"]
     date_hierarchy = "created_at"
     search_fields = ["beneficiary__last_name", "beneficiary__first_name"]
@@ -49,6 +50,9 @@ class NotificationAdmin(FunderScopedAdmin):
         "next_attempt_at",
         "created_at",
         "sent_at",
+        "delivery",
+        "delivery_detail",
+        "delivery_reported_at",
     ]
     readonly_fields = fields
 

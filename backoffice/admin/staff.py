@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from backoffice.admin.scoping import FunderScopedAdmin
+from backoffice.second_factor import second_factor_reset
 from core.errors import DomainError
 from core.validators import email_canonical
 from funders.models import Funder, Membership
@@ -46,11 +47,34 @@ class MembershipAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
     list_display = ["user", "email", "funder", "role", "created_at"]
     list_filter = ["funder", "role"]
     search_fields = ["user__email", "user__last_name", "user__first_name"]
-    actions = None  # removal is one person at a time, through the service
+    # Removal is one person at a time, through the service: no bulk deletion.
+    actions = ["second_factor_reset_action"]
 
     @admin.display(description=_("email"))
     def email(self, membership):
         return membership.user.email
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description=_("Reset the second factor (lost phone)"))
+    def second_factor_reset_action(self, request, queryset):
+        # The queryset is that of the funders where the person is an administrator
+        # (view_role): a colleague of another funder cannot be chosen.
+        for membership in queryset.select_related("user"):
+            try:
+                second_factor_reset(user=membership.user, by=request.user)
+            except DomainError as error:
+                self.message_user(request, f"{membership.user}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    _("%(person)s sets up a new second factor at their next sign-in.")
+                    % {"person": membership.user},
+                    messages.SUCCESS,
+                )
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:

@@ -7,4 +7,5 @@ app_name = "mobile"
 urlpatterns = [
     path("", views.shell, name="shell"),
     path("sw.js", views.service_worker, name="service-worker"),
+    path("privacy/", views.privacy_notice, name="privacy"),
 ]

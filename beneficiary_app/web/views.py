@@ -271,3 +271,23 @@ def service_worker(request):
     # The browser checks for a new worker at each visit; no cache may keep an old one.
     response["Cache-Control"] = "no-cache"
     return response
+
+
+@vary_on_cookie  # the language cookie
+def privacy_notice(request):
+    """The information notice (GDPR articles 13 and 14): what is collected about the person, by
+    whom, why, for how long, and their rights. A plain page, readable without JavaScript and
+    without signing in: the first message each contact receives links to it."""
+    days = settings.RETENTION_DAYS
+    return render(
+        request,
+        "mobile/privacy.html",
+        {
+            "assets": _asset_urls(_assets_version()),
+            "dpo": settings.DPO_CONTACT,
+            "operator": settings.OPERATOR_NAME,
+            "outbox_months": days["outbox_texts"] // 30,
+            "stale_years": days["stale_people"] // 365,
+            "profile_years": days["stale_profiles"] // 365,
+        },
+    )

@@ -54,8 +54,17 @@ def test_an_invited_person_chooses_a_password_from_the_email_and_signs_in(admini
         },
     )
 
-    # then they sign in to the back office
-    assert Client().login(username=user.username, password="Un mot de passe solide 42")
+    # then they sign in to the back office, where they set up their second factor first
+    answer = Client().post(
+        reverse("admin:login"),
+        {
+            "username": user.username,
+            "password": "Un mot de passe solide 42",
+            "next": reverse("admin:index"),
+        },
+        follow=True,
+    )
+    assert answer.redirect_chain[-1][0].startswith(reverse("second-factor-setup"))
 
 
 def test_a_manager_cannot_reach_the_staff_pages(manager_client, funder):

@@ -10,6 +10,7 @@ from wallet.models.notifications import (
     Notification,
     NotificationPreference,
     PushSubscription,
+    SmsOptOut,
 )
 from wallet.models.payment_codes import PaymentCode, PaymentCodeFailure
 from wallet.models.stripe_events import StripeEvent
@@ -31,6 +32,7 @@ __all__ = [
     "Pocket",
     "PushSubscription",
     "SignInCode",
+    "SmsOptOut",
     "StripeEvent",
     "Wallet",
 ]

@@ -35,6 +35,17 @@ class Notification(models.Model):
         FAILED = "failed", pgettext_lazy("notification", "Failed")
         SKIPPED = "skipped", pgettext_lazy("notification", "Not sent")
 
+    class Delivery(models.TextChoices):
+        """What the provider reported after the message left (its delivery reports, email
+        tracking webhooks): none yet is "". A bounce, a complaint or an opt-out means the
+        contact fails (notifications.selectors.contact_failing)."""
+
+        DELIVERED = "delivered", pgettext_lazy("delivery", "Delivered")
+        DEFERRED = "deferred", pgettext_lazy("delivery", "Delayed, still tried")
+        BOUNCED = "bounced", pgettext_lazy("delivery", "Refused: address or number unreachable")
+        COMPLAINED = "complained", pgettext_lazy("delivery", "Reported as unwanted")
+        OPTED_OUT = "opted_out", pgettext_lazy("delivery", "The person asked for no more")
+
     class SkipReason(models.TextChoices):
         NO_CONTACT = "no_contact", _("No email address or mobile phone number")
         OPTED_OUT = "opted_out", _("The person turned these messages off")
@@ -68,6 +79,13 @@ class Notification(models.Model):
     dedupe_key = models.CharField(max_length=200, unique=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    # The provider's id of the message, by which its delivery reports find it.
+    provider_message_id = models.CharField(
+        _("provider's message id"), max_length=200, blank=True, db_index=True
+    )
+    delivery = models.CharField(_("delivery"), max_length=12, choices=Delivery.choices, blank=True)
+    delivery_detail = models.CharField(_("provider's words"), max_length=200, blank=True)
+    delivery_reported_at = models.DateTimeField(_("delivery reported at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("message to a beneficiary")
@@ -153,3 +171,21 @@ class DecisionNotice(models.Model):
 
     def __str__(self) -> str:
         return f"notice of decision {self.decision_id}"
+
+
+class SmsOptOut(models.Model):
+    """A phone number that texted STOP (or whose carrier said so through the provider): it gets
+    no more SMS but those its owner asks for (a sign-in code, the balance). Kept per number,
+    since several people may share one; removed when the number texts START."""
+
+    phone = models.CharField(_("phone number"), max_length=32, unique=True)
+    created_at = models.DateTimeField(_("opted out at"), auto_now_add=True)
+    # How it was said: "sms" (the person's own STOP), "provider" (the provider's report).
+    source = models.CharField(_("source"), max_length=16)
+
+    class Meta:
+        verbose_name = _("SMS opt-out")
+        verbose_name_plural = _("SMS opt-outs")
+
+    def __str__(self) -> str:
+        return f"SMS opt-out {self.pk}"

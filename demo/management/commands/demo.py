@@ -17,6 +17,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from demo.build import demo_build
+from notifications.channels import mask_email, mask_phone
+from wallet.models.notifications import Notification
 from wallet.payment_codes import code_lifetime, payment_code_create
 
 
@@ -94,10 +96,12 @@ class Command(BaseCommand):
                 f"  Start page (the back office, the app, the API docs): {base}/\n"
                 f"  Admin (funders' back office): {base}/admin/\n"
                 f"    platform operator: {access.username}   password: {access.password}\n"
+                f"      second factor: {self._second_factor(access, access.username)}\n"
                 f"    funder manager: {access.manager_username}   password: {access.password}\n"
+                f"      second factor: {self._second_factor(access, access.manager_username)}\n"
                 f"  Beneficiaries' app (open it on a phone or a narrow window): {base}/app/\n"
                 f"    sign in as {person} with {person.phone.as_national}; the one-time code is\n"
-                f"    written to {log_dir / 'worker.log'} (messages go to the console here)\n"
+                "    printed here when it is sent (the logs show it masked)\n"
                 f"  Merchant: {merchant.trade_name}, {merchant.city} (MCC {merchant.mcc})\n"
                 f"    API key (shown once): {access.api_key}\n"
                 f"  Merchant API docs: {base}/api/merchant/v1/docs\n"
@@ -110,7 +114,9 @@ class Command(BaseCommand):
             )
             self.stdout.flush()
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            seen = Notification.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
             while all(child.poll() is None for child in children):
+                seen = self._show_sign_in_codes(seen)
                 time.sleep(0.5)
             raise CommandError("a server process stopped; see the logs above")
         except KeyboardInterrupt:
@@ -123,6 +129,31 @@ class Command(BaseCommand):
                     child.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+    @staticmethod
+    def _second_factor(access, username: str) -> str:
+        codes = " ".join(access.recovery_codes[username][:3])
+        return (
+            f"a recovery code, each good once ({codes}), or the code of an\n"
+            f"        authenticator app given the key {access.app_keys[username]}"
+        )
+
+    def _show_sign_in_codes(self, seen: int) -> int:
+        """Print the sign-in codes sent since message `seen`: the demo's messages go to the
+        console, where codes are masked, so the person trying the app reads theirs here."""
+        last = Notification.objects.order_by("-pk").values_list("pk", flat=True).first() or seen
+        new = Notification.objects.filter(
+            pk__gt=seen, pk__lte=last, kind=Notification.Kind.SIGN_IN_CODE
+        )
+        for message in new.order_by("pk"):
+            recipient = (
+                mask_phone(message.recipient)
+                if message.channel == Notification.Channel.SMS
+                else mask_email(message.recipient)
+            )
+            self.stdout.write(f"\n[demo] message to {recipient}: {message.body.strip()}\n")
+            self.stdout.flush()
+        return max(seen, last)
 
     def _port_in_use(self, host: str, port: int) -> bool:
         """Whether another process listens on host:port. Bound as runserver binds it, with
@@ -142,8 +173,8 @@ class Command(BaseCommand):
 
     def _start(self, command: list[str], log_path) -> subprocess.Popen:
         log = open(log_path, "ab")  # noqa: SIM115 - the child process keeps it open
-        # The demo is development: messages go to the console, codes shown, for the person
-        # trying the app to sign in with (outside DEBUG, console backends are refused).
+        # The demo is development: messages go to the console, codes masked there and printed
+        # by the demo itself (outside DEBUG, console backends are refused).
         return subprocess.Popen(
             command,
             stdout=log,
