@@ -8,6 +8,7 @@ message is tried again. `phone` is in E.164 form ("+33612345678")."""
 import copy
 import logging
 import re
+from email.utils import parseaddr
 from typing import Protocol
 
 from django.conf import settings
@@ -103,13 +104,27 @@ def deliver(notification: Notification) -> None:
     and Undeliverable when nothing could ever carry it."""
     channel = notification.channel
     if channel == Notification.Channel.EMAIL:
-        send_mail(notification.subject, notification.body, None, [notification.recipient])
+        send_mail(
+            notification.subject, notification.body, sender(notification), [notification.recipient]
+        )
     elif channel == Notification.Channel.SMS:
         sms_backend().send(notification.recipient, notification.body)
     elif channel == Notification.Channel.PUSH:
         push_deliver(notification=notification)
     else:
         raise ValueError(f"unknown notification channel: {channel!r}")
+
+
+def sender(notification: Notification) -> str:
+    """The From of an email: the funder's name, whose aid the message is about, over the
+    platform's address (people open a message from "Département de l'Isère" rather than from
+    a platform they have never heard of); DEFAULT_FROM_EMAIL as it is for the others."""
+    if notification.funder_id is None:
+        return settings.DEFAULT_FROM_EMAIL
+    _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    # Quoted, not encoded: Django encodes the name (accents) when it writes the header.
+    name = notification.funder.name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{name}" <{address}>'
 
 
 def mask_phone(phone: str) -> str:
