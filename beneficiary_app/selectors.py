@@ -16,9 +16,11 @@ from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
 from engine import categories, geo
+from engine.rules import check_categories, check_merchant, check_zone
 from funders.models import Allocation, Funder
 from ledger.models import Entry, Transfer
 from merchants.models import Merchant
+from merchants.payments import merchant_place
 from merchants.selectors import merchants_accepting, trade_name_key
 from wallet.authorize import pocket_rules
 from wallet.models import Decision, DecisionHold, Pocket, Wallet
@@ -48,9 +50,25 @@ def pocket_expires_soon(pocket: Pocket, *, now: datetime | None = None) -> bool:
     return until is not None and until - (now or timezone.now()) <= EXPIRES_SOON
 
 
-def pocket_has_shop(pocket: Pocket) -> bool:
-    """Whether some approved merchant accepts the pocket (stops at the first)."""
-    return next(iter(merchants_accepting(rules=pocket_rules(pocket))), None) is not None
+def pockets_with_shop(pockets: list[Pocket]) -> set[int]:
+    """The ids of the pockets that some approved merchant accepts (its category, identity and
+    place, as merchants_accepting checks them): the merchants are read once for all the
+    pockets, so a wallet's page costs the same whatever its number of aids."""
+    places = [
+        merchant_place(merchant)
+        for merchant in Merchant.objects.filter(status=Merchant.Status.APPROVED).order_by("pk")
+    ]
+    accepted = set()
+    for pocket in pockets:
+        rules = pocket_rules(pocket)
+        if any(
+            check_categories(rules.categories, place.mcc).eligible
+            and check_merchant(rules.merchants, place).eligible
+            and check_zone(rules.zone, place).eligible
+            for place in places
+        ):
+            accepted.add(pocket.pk)
+    return accepted
 
 
 # --- history ------------------------------------------------------------------------------

@@ -83,21 +83,22 @@ def _expiry_warning(pocket: Pocket, now: datetime) -> str | None:
     ) % {"days": days, "date": date}
 
 
-def _no_shop(pocket: Pocket) -> str | None:
+def _no_shop(pocket: Pocket, has_shop: bool) -> str | None:
     """Whom to ask when no approved shop accepts the aid yet, or None when some shop does."""
-    if selectors.pocket_has_shop(pocket):
+    if has_shop:
         return None
     funder = pocket.allocation.program.funder
     if funder.contact_phone:
         return gettext(
             "No shop accepts this aid yet. Call %(funder)s on %(phone)s to know where to use it."
-        ) % {"funder": funder.name, "phone": format_phone(funder.contact_phone)}
+        ) % {"funder": for_sentence(funder.name), "phone": format_phone(funder.contact_phone)}
+    # Translators: in French %(funder)s comes with "à" and its article ("au Département").
     return gettext("No shop accepts this aid yet. Ask %(funder)s where to use it.") % {
-        "funder": funder.name
+        "funder": for_sentence(funder.name, "à")
     }
 
 
-def _pocket_data(pocket: Pocket, now: datetime) -> dict:
+def _pocket_data(pocket: Pocket, now: datetime, has_shop: bool) -> dict:
     allocation = pocket.allocation
     account = pocket.account
     currency = account.currency
@@ -129,7 +130,7 @@ def _pocket_data(pocket: Pocket, now: datetime) -> dict:
         "expires_soon": selectors.pocket_expires_soon(pocket, now=now),
         "expiry_warning": _expiry_warning(pocket, now),
         "rules": pocket_rules(pocket).describe(currency=currency),
-        "no_shop": _no_shop(pocket),
+        "no_shop": _no_shop(pocket, has_shop),
     }
 
 
@@ -198,6 +199,7 @@ class PocketListApi(AppApi):
     def get(self, request):
         now = timezone.now()
         pockets = list(selectors.pocket_list(wallet=self.wallet))
+        with_shop = selectors.pockets_with_shop(pockets)
         totals: dict[str, int] = {}
         for pocket in pockets:
             currency = pocket.account.currency
@@ -205,7 +207,9 @@ class PocketListApi(AppApi):
         return Response(
             self.PocketListOutput(
                 {
-                    "data": [_pocket_data(pocket, now) for pocket in pockets],
+                    "data": [
+                        _pocket_data(pocket, now, pocket.pk in with_shop) for pocket in pockets
+                    ],
                     "totals": [
                         {
                             "currency": currency,
@@ -228,4 +232,5 @@ class PocketDetailApi(AppApi):
     )
     def get(self, request, pocket_id: int):
         pocket = selectors.pocket_get(wallet=self.wallet, pocket_id=pocket_id)
-        return Response(PocketOutput(_pocket_data(pocket, timezone.now())).data)
+        has_shop = pocket.pk in selectors.pockets_with_shop([pocket])
+        return Response(PocketOutput(_pocket_data(pocket, timezone.now(), has_shop)).data)
