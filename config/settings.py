@@ -176,6 +176,10 @@ STATIC_ROOT = VAR_DIR / "static"
 # needs no collect step.
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(exist_ok=True)
+# Files staff upload (funders' logos). The app serves a logo through its own view
+# (beneficiary_app.web.views.funder_logo), so no web server rule is needed for them.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+MEDIA_URL = "/media/"
 
 # Celery. Without CELERY_BROKER_URL, kombu's SQLAlchemy transport keeps the queue in a SQLite
 # file: a real worker process, no broker server. Production uses Redis.

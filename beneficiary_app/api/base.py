@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from beneficiary_app.authentication import AppTokenAuthentication
 from beneficiary_app.services import ReadOnly
 from beneficiary_app.throttles import AppTokenThrottle
+from beneficiary_app.web.views import funder_logo_url
 from core.api_errors import ErrorOutput
 from core.phones import format_phone
 from funders.models import Funder
@@ -62,7 +63,7 @@ def funder_data(funder: Funder) -> dict:
     phone = funder.contact_phone.as_e164 if funder.contact_phone else None
     return {
         "name": funder.name,
-        "logo_url": funder.logo.url if funder.logo else None,
+        "logo_url": funder_logo_url(funder),
         "phone": phone,
         "phone_display": format_phone(phone) if phone else None,
     }
@@ -70,7 +71,7 @@ def funder_data(funder: Funder) -> dict:
 
 FUNDER_EXAMPLE = {
     "name": "Département de l'Isère",
-    "logo_url": "/media/funders/logos/isere.png",
+    "logo_url": "/app/funders/3/logo?v=4f1c2a9e",
     "phone": "+33476003838",
     "phone_display": "04 76 00 38 38",
 }

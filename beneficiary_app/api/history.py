@@ -1,6 +1,7 @@
 """The history, newest first: aid granted and ended, payments and refunds, each in one
 sentence."""
 
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -10,6 +11,7 @@ from rest_framework.utils.urls import replace_query_param
 from beneficiary_app import selectors
 from beneficiary_app.api.base import ERROR_EXAMPLE, ERRORS, LANGUAGE, AppApi
 from beneficiary_app.api.payments import DECLINED_PAYMENT_EXAMPLE, PaymentOutput, payment_data
+from core.french import for_sentence
 from core.money import format_money
 from ledger.models import Transfer
 from wallet.models import Decision
@@ -62,16 +64,18 @@ def _aid_event(event: selectors.HistoryEvent) -> dict:
     allocation = pocket.allocation
     program = allocation.program
     names = {"aid": program.name, "funder": program.funder.name}
+    # At the start of a sentence: "Le Département de l'Isère vous a accordé…" in French.
+    subject = {**names, "funder": capfirst(for_sentence(program.funder.name))}
     if event.type == "aid_granted":
         amount = allocation.amount
         summary = gettext("%(funder)s granted you %(amount)s: %(aid)s.") % {
-            **names,
+            **subject,
             "amount": format_money(amount, allocation.currency),
         }
     else:
         amount = pocket.returned
         if allocation.status == allocation.Status.REVOKED:
-            summary = gettext("%(funder)s ended this aid: %(aid)s.") % names
+            summary = gettext("%(funder)s ended this aid: %(aid)s.") % subject
         else:
             summary = gettext("This aid has ended: %(aid)s.") % names
         if amount > 0:

@@ -7,4 +7,5 @@ app_name = "mobile"
 urlpatterns = [
     path("", views.shell, name="shell"),
     path("sw.js", views.service_worker, name="service-worker"),
+    path("funders/<int:funder_id>/logo", views.funder_logo, name="funder-logo"),
 ]

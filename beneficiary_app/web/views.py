@@ -6,15 +6,19 @@ Accept-Language, else French), so they live in the django catalogue with the res
 
 import hashlib
 import json
+import mimetypes
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.shortcuts import render
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_cookie
 
+from funders.models import Funder
 from wallet.models.notifications import Notification
 
 # What the service worker keeps for an offline start, besides the page itself.
@@ -289,3 +293,27 @@ def service_worker(request):
     # The browser checks for a new worker at each visit; no cache may keep an old one.
     response["Cache-Control"] = "no-cache"
     return response
+
+
+@require_safe
+def funder_logo(request, funder_id: int):
+    """A funder's logo, public as the funder's name is: served here, from whatever storage
+    keeps uploads, so that no web server rule is needed. Its URL carries the file's name (see
+    funder_logo_url), so a new logo is a new URL and the old one may be kept for long."""
+    funder = get_object_or_404(Funder, pk=funder_id)
+    if not funder.logo:
+        raise Http404
+    content_type = mimetypes.guess_type(funder.logo.name)[0]
+    if content_type not in ("image/png", "image/jpeg", "image/webp"):
+        raise Http404
+    response = FileResponse(funder.logo.open("rb"), content_type=content_type)
+    response["Cache-Control"] = "public, max-age=86400"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def funder_logo_url(funder: Funder) -> str | None:
+    if not funder.logo:
+        return None
+    version = hashlib.sha256(funder.logo.name.encode()).hexdigest()[:8]
+    return f"{reverse('mobile:funder-logo', args=[funder.pk])}?v={version}"

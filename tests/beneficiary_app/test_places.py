@@ -115,9 +115,7 @@ def test_a_postcode_with_no_shop_of_ours_is_placed_by_its_communes(api, pocket, 
     assert response.json()["results"][0]["distance_km"] < 1
 
 
-def test_a_postcode_whose_place_is_unknown_lists_its_departements_shops_first(
-    api, pocket, shops
-):
+def test_a_postcode_whose_place_is_unknown_lists_its_departements_shops_first(api, pocket, shops):
     response = api.read(f"/pockets/{pocket.pk}/merchants", postcode="38700")
 
     assert response.json()["origin"] is None

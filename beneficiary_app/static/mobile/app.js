@@ -564,12 +564,13 @@ async function whereScreen(pocketId) {
           "li",
           { class: "card place" },
           h(
-            "h3",
-            {},
+            "div",
+            { class: "place-head" },
+            // The shop's number on the map; the map's own text says so.
             number <= MAP_SHOPS && place.latitude !== null
               ? h("span", { class: "number", "aria-hidden": "true" }, String(number))
               : null,
-            place.name,
+            h("h3", {}, place.name),
           ),
           h("p", { class: "category" }, place.category),
           h("p", {}, place.address, h("br"), `${place.postcode} ${place.city}`),
