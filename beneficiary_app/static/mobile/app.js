@@ -403,7 +403,9 @@ function giver(funder, line = funder.name) {
             h(
               "a",
               { class: "link phone", href: `tel:${funder.phone}` },
-              t("call_funder", { phone: funder.phone_display }),
+              // The number on one line: "04 76" at the end of a line and "00 00 22" on the
+              // next is misdialled.
+              t("call_funder", { phone: funder.phone_display.replace(/ /g, "\u00a0") }),
             ),
           )
         : null,
