@@ -160,7 +160,7 @@ def test_home_history_and_pay_at_390_by_844(phone, camille, screenshot):
     expect(pay).to_have_text("Payer")
     frozen = page.locator(".frozen")
     expect(frozen).to_contain_text("4242")
-    expect(frozen).to_contain_text("gelée")
+    expect(frozen).to_contain_text("bloquée")  # the word of the card screen
     assert_above_the_fold(page, "main h1", ".total", "main a.primary-action", ".frozen")
 
     # each aid: from whom, their logo, their phone in pairs, the whole last day
