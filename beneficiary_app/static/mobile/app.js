@@ -551,7 +551,9 @@ async function whereScreen(pocketId) {
       results,
       h("h2", { id: resultsTitle }, heading),
       data.count ? placesMap(data.origin, data.results) : null,
-      data.count ? list : h("p", { class: pocket.no_shop ? "no-shop" : "empty" }, pocket.no_shop ?? S.no_shop),
+      data.count
+        ? list
+        : h("p", { class: pocket.no_shop ? "no-shop" : "empty" }, pocket.no_shop ?? S.no_shop),
       more,
     );
     append(list, more, data);
@@ -666,7 +668,8 @@ function placesMap(origin, places) {
   const xs = projected.map(([x]) => x);
   const ys = projected.map(([, y]) => y);
   const [width, height, margin] = [340, 220, 22];
-  const span = Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys), 0.005);
+  const extent = (values) => Math.max(...values) - Math.min(...values);
+  const span = Math.max(extent(xs), extent(ys), 0.005);
   const scale = Math.min((width - 2 * margin) / span, (height - 2 * margin) / span);
   const cx = (Math.min(...xs) + Math.max(...xs)) / 2;
   const cy = (Math.min(...ys) + Math.max(...ys)) / 2;
@@ -688,8 +691,11 @@ function placesMap(origin, places) {
     const ringKm = [0.5, 1, 2, 5, 10, 20, 50, 100].find((km) => km * pixelsPerKm >= 40) ?? 100;
     svg.append(
       svgNode("circle", { class: "ring", cx: ox, cy: oy, r: ringKm * pixelsPerKm }),
-      svgNode("text", { class: "ring-label", x: ox + 4, y: oy - ringKm * pixelsPerKm - 8 },
-        t("map_ring", { distance: kilometres.format(ringKm) })),
+      svgNode(
+        "text",
+        { class: "ring-label", x: ox + 4, y: oy - ringKm * pixelsPerKm - 8 },
+        t("map_ring", { distance: kilometres.format(ringKm) }),
+      ),
       svgNode("circle", { class: "you", cx: ox, cy: oy, r: 9 }),
     );
   }
@@ -700,7 +706,12 @@ function placesMap(origin, places) {
       svgNode("text", { x, y }, String(index + 1)),
     );
   });
-  return h("figure", { class: "map-figure" }, svg, h("figcaption", { class: "hint" }, origin ? S.map_legend : S.map_legend_no_origin));
+  return h(
+    "figure",
+    { class: "map-figure" },
+    svg,
+    h("figcaption", { class: "hint" }, origin ? S.map_legend : S.map_legend_no_origin),
+  );
 }
 
 // After "show more", the first new item's heading takes the focus: the person reads on from it.
@@ -749,7 +760,9 @@ async function historyScreen() {
           ),
           h("p", {}, event.summary),
           h("p", { class: "date" }, dateTime.format(new Date(event.at))),
-          payment ? h("p", { class: "more" }, declined ? S.why_refused_link : S.details_link) : null,
+          payment
+            ? h("p", { class: "more" }, declined ? S.why_refused_link : S.details_link)
+            : null,
         ),
         h(
           "p",
@@ -762,7 +775,11 @@ async function historyScreen() {
       ];
       // A payment's whole row opens its details: a big target, not a small link in it.
       const row = payment
-        ? h("a", { class: "row", href: `#/history/${encodeURIComponent(payment.reference)}` }, content)
+        ? h(
+            "a",
+            { class: "row", href: `#/history/${encodeURIComponent(payment.reference)}` },
+            content,
+          )
         : h("div", { class: "row" }, content);
       list.append(h("li", { class: `card event${declined ? " declined" : ""}` }, row));
     }
@@ -976,6 +993,9 @@ function payScreen() {
     const groups = code.code.split(" ");
     const spoken = groups.map((group) => group.split("").join(" ")).join(", ");
     const left = h("p", { class: "time-left" });
+    // Said to screen readers here, not in the messages above the code: a message there would
+    // push the code and its QR code down the screen while the shop scans it.
+    const said = h("p", { class: "visually-hidden", "aria-live": "polite" });
     const again = h("button", { type: "button", class: "button" }, S.new_code);
     again.addEventListener("click", () => busy(again, newCode));
     const ends = Date.now() + lifetime;
@@ -986,7 +1006,7 @@ function payScreen() {
         clearInterval(countdown);
         area.querySelector(".code")?.classList.add("expired");
         left.textContent = S.code_expired;
-        announce(S.code_expired);
+        said.textContent = S.code_expired;
         return;
       }
       const total = Math.floor(remaining / 1000);
@@ -996,7 +1016,7 @@ function payScreen() {
       });
       if (!warned && total <= 60) {
         warned = true;
-        announce(S.one_minute_left);
+        said.textContent = S.one_minute_left;
       }
     };
     area.replaceChildren(
@@ -1012,6 +1032,7 @@ function payScreen() {
         h("span", { class: "visually-hidden" }, spoken),
       ),
       left,
+      said,
       h("img", {
         class: "qr",
         src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(code.qr_svg)}`,
