@@ -16,9 +16,11 @@ from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
 from engine import categories, geo
-from funders.models import Allocation
+from engine.rules import check_categories, check_merchant, check_zone
+from funders.models import Allocation, Funder
 from ledger.models import Entry, Transfer
 from merchants.models import Merchant
+from merchants.payments import merchant_place
 from merchants.selectors import merchants_accepting, trade_name_key
 from wallet.authorize import pocket_rules
 from wallet.models import Decision, DecisionHold, Pocket, Wallet
@@ -46,6 +48,27 @@ def pocket_get(*, wallet: Wallet, pocket_id: int) -> Pocket:
 def pocket_expires_soon(pocket: Pocket, *, now: datetime | None = None) -> bool:
     until = pocket.allocation.valid_until
     return until is not None and until - (now or timezone.now()) <= EXPIRES_SOON
+
+
+def pockets_with_shop(pockets: list[Pocket]) -> set[int]:
+    """The ids of the pockets that some approved merchant accepts (its category, identity and
+    place, as merchants_accepting checks them): the merchants are read once for all the
+    pockets, so a wallet's page costs the same whatever its number of aids."""
+    places = [
+        merchant_place(merchant)
+        for merchant in Merchant.objects.filter(status=Merchant.Status.APPROVED).order_by("pk")
+    ]
+    accepted = set()
+    for pocket in pockets:
+        rules = pocket_rules(pocket)
+        if any(
+            check_categories(rules.categories, place.mcc).eligible
+            and check_merchant(rules.merchants, place).eligible
+            and check_zone(rules.zone, place).eligible
+            for place in places
+        ):
+            accepted.add(pocket.pk)
+    return accepted
 
 
 # --- history ------------------------------------------------------------------------------
@@ -218,23 +241,31 @@ class PaymentMoney:
 
 def payment_money(decision: Decision) -> PaymentMoney:
     """What became of the money a payment reserved."""
-    holds = Transfer.objects.filter(decision_hold__decision=decision).select_related("resolution")
-    held = captured = 0
-    captures = []
+    return payments_money([decision])[decision.pk]
+
+
+def payments_money(decisions: list[Decision]) -> dict[int, PaymentMoney]:
+    """payment_money of several payments in two queries, whatever their number (a page of the
+    history)."""
+    holds = Transfer.objects.filter(decision_hold__decision__in=decisions).select_related(
+        "resolution", "decision_hold"
+    )
+    held = dict.fromkeys((d.pk for d in decisions), 0)
+    captured = dict(held)
+    capture_of = {}
     for hold in holds:
+        decision_id = hold.decision_hold.decision_id
         resolution = getattr(hold, "resolution", None)
         if resolution is None:
-            held += hold.amount
+            held[decision_id] += hold.amount
         elif resolution.kind == Transfer.Kind.CAPTURE:
-            captured += resolution.amount
-            captures.append(resolution.pk)
-    refunded = (
-        Transfer.objects.filter(kind=Transfer.Kind.REFUND, refund_of__in=captures).aggregate(
-            total=Sum("amount")
-        )["total"]
-        or 0
-    )
-    return PaymentMoney(held=held, captured=captured, refunded=refunded)
+            captured[decision_id] += resolution.amount
+            capture_of[resolution.pk] = decision_id
+    refunded = dict.fromkeys(held, 0)
+    refunds = Transfer.objects.filter(kind=Transfer.Kind.REFUND, refund_of__in=list(capture_of))
+    for refund_of, amount in refunds.values_list("refund_of", "amount"):
+        refunded[capture_of[refund_of]] += amount
+    return {pk: PaymentMoney(held[pk], captured[pk], refunded[pk]) for pk in held}
 
 
 def payment_pocket_names(decision: Decision) -> dict[int, str]:
@@ -245,6 +276,25 @@ def payment_pocket_names(decision: Decision) -> dict[int, str]:
             "pk", "allocation__program__name"
         )
     )
+
+
+def payment_funders(decision: Decision) -> list[Funder]:
+    """The funders of the aid a payment concerned (the pockets it weighed, or paid with), the
+    one the refusal names first: whom to call about it. Without any, the funders of the
+    wallet's active aid."""
+    ids = [verdict["pocket_id"] for verdict in decision.trace.get("verdicts", [])]
+    ids += [hold.pocket_id for hold in decision.holds.all()]
+    pockets = Pocket.objects.filter(wallet_id=decision.wallet_id).select_related(
+        "allocation__program__funder"
+    )
+    chosen = list(pockets.filter(pk__in=ids)) or list(pocket_list(wallet=decision.wallet))
+    named = decision.reason_pocket
+    chosen.sort(key=lambda pocket: pocket.allocation.program.name != named)
+    funders: dict[int, Funder] = {}
+    for pocket in chosen:
+        funder = pocket.allocation.program.funder
+        funders.setdefault(funder.pk, funder)
+    return list(funders.values())
 
 
 # --- where to spend -----------------------------------------------------------------------
@@ -266,6 +316,26 @@ def merchant_category_label(mcc: str) -> str:
     return mcc
 
 
+def postcode_position(postcode: str) -> tuple[float, float] | None:
+    """Roughly where a postcode is, without any outside service: the mean position of the
+    approved merchants of that postcode, else of its communes (engine/data names them). None
+    when no merchant of ours is there: the reference data has no coordinates."""
+    merchants = Merchant.objects.filter(
+        status=Merchant.Status.APPROVED, latitude__isnull=False, longitude__isnull=False
+    )
+    for scope in (
+        Q(postcode=postcode),
+        Q(commune_code__in=sorted(geo.communes_of_postcode(postcode))),
+    ):
+        points = list(merchants.filter(scope).values_list("latitude", "longitude"))
+        if points:
+            return (
+                sum(float(lat) for lat, _ in points) / len(points),
+                sum(float(lon) for _, lon in points) / len(points),
+            )
+    return None
+
+
 def places_to_spend(
     *,
     pocket: Pocket,
@@ -274,9 +344,12 @@ def places_to_spend(
     postcode: str | None = None,
 ) -> list[PlaceToSpend]:
     """The approved merchants whose category, identity and place the pocket's rules accept
-    (the same pure checks as a payment), nearest first: by distance from a position; else
-    the same postcode first, then the same département; merchants with no known distance
-    after the others, by name. When and how much (schedule, limits) is the payment's matter."""
+    (the same pure checks as a payment), nearest first: by distance from a position, or from
+    where the postcode is (postcode_position); a postcode whose place is not known puts its
+    own shops first, then those of its département; merchants with no known distance after
+    the others, by name. When and how much (schedule, limits) is the payment's matter."""
+    if (latitude is None or longitude is None) and postcode:
+        latitude, longitude = postcode_position(postcode) or (None, None)
     places = []
     for merchant, place in merchants_accepting(rules=pocket_rules(pocket)):
         distance = None

@@ -181,6 +181,13 @@ def sign_in_code_request(*, contact: Contact) -> SignInCode | None:
 
     The code goes to the contact as recorded (the matched beneficiary's or aidant's), never
     to the text typed: a look-alike that matched would otherwise receive it."""
+    issued = sign_in_code_issue(contact=contact)
+    return issued[0] if issued else None
+
+
+def sign_in_code_issue(*, contact: Contact) -> tuple[SignInCode, str] | None:
+    """sign_in_code_request, which also returns the code's digits: for `manage.py demo`, which
+    prints them for the person trying the app. Nothing else may show a code but its message."""
     grants = _grants(contact)
     if not grants:
         return None
@@ -197,7 +204,7 @@ def sign_in_code_request(*, contact: Contact) -> SignInCode | None:
             expires_at=now + _code_lifetime(),
         )
         _sign_in_code_send(code=code, digits=digits, beneficiary=wallet.beneficiary)
-    return code
+    return code, digits
 
 
 def _sign_in_code_send(*, code: SignInCode, digits: str, beneficiary: Beneficiary) -> None:

@@ -218,6 +218,10 @@ STATIC_ROOT = VAR_DIR / "static"
 # needs no collect step.
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(exist_ok=True)
+# Files staff upload (funders' logos). The app serves a logo through its own view
+# (beneficiary_app.web.views.funder_logo), so no web server rule is needed for them.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+MEDIA_URL = "/media/"
 
 # Celery. Without CELERY_BROKER_URL, kombu's SQLAlchemy transport keeps the queue in a SQLite
 # file: a real worker process, no broker server. Production uses Redis.
@@ -328,6 +332,8 @@ EMAIL_BACKEND = env.str(
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
+# The beneficiaries' app as people open it: every message that grants aid carries this link.
+APP_URL = env.str("APP_URL", default="http://127.0.0.1:8000/app/")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Aid wallet <no-reply@localhost>")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)

@@ -42,3 +42,13 @@ def format_until(valid_until: datetime) -> str:
     if local.time() == time(0, 0):
         return date_format(local.date() - timedelta(days=1), "DATE_FORMAT")
     return format_instant(valid_until)
+
+
+def format_until_inclusive(valid_until: datetime) -> str:
+    """The end of validity as a whole last day, said so: "until 30 September 2027 inclusive",
+    never "until 1 October 00:00" (valid_until is the first instant after that day). An end
+    that is not at midnight keeps its time."""
+    local = timezone.localtime(valid_until)
+    if local.time() == time(0, 0):
+        return gettext("until %(date)s inclusive") % {"date": format_until(valid_until)}
+    return gettext("until %(moment)s") % {"moment": format_instant(valid_until)}

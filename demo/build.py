@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from backoffice.second_factor import app_key_base32, app_setup_start, recovery_codes_renew
+from core.time import end_of_day, start_of_day
 from funders.campaigns import campaign_create, campaign_run, profile_save
 from funders.models import Allocation, Campaign, CampaignRun, Enrolment, Funder, Membership, Program
 from funders.services import allocation_create, program_create, program_fund
@@ -252,6 +253,8 @@ MERCHANTS = [
 ]
 
 FUNDER_SIRET = "22380001400019"
+# In the range ARCEP keeps for fiction (04 65 71 xx xx): it rings nobody's phone.
+FUNDER_PHONE = "+33465713838"
 FOOD_RULES = {
     "categories": {"allow_groups": ["food"]},
     "zone": {"departements": ["38"]},
@@ -279,6 +282,9 @@ def _funder() -> Funder:
         siret=FUNDER_SIRET,
         defaults={"name": "Département de l'Isère", "kind": Funder.Kind.DEPARTEMENT},
     )
+    if not funder.contact_phone:
+        funder.contact_phone = FUNDER_PHONE
+        funder.save(update_fields=["contact_phone"])
     return funder
 
 
@@ -336,8 +342,9 @@ def _beneficiaries(food: Program, mobility: Program) -> list[Beneficiary]:
             },
         )
         # Dates drawn from the person's registration, not from now: the grants' idempotency
-        # keys then find the same parameters when the demo is built again another day.
-        now = beneficiary.created_at
+        # keys then find the same parameters when the demo is built again another day. Whole
+        # days, as funders grant: from midnight, until the end of the last day.
+        day = timezone.localdate(beneficiary.created_at)
         wallet, _ = Wallet.objects.get_or_create(beneficiary=beneficiary)
         if not wallet.cards.exists():
             Card.objects.create(
@@ -350,18 +357,18 @@ def _beneficiaries(food: Program, mobility: Program) -> list[Beneficiary]:
             program=food,
             beneficiary=beneficiary,
             amount=15_000,
-            valid_from=now - timedelta(days=10),
-            valid_until=now + timedelta(days=80),
-            idempotency_key=f"demo:food:{beneficiary.pk}",
+            valid_from=start_of_day(day - timedelta(days=10)),
+            valid_until=end_of_day(day + timedelta(days=80)),
+            idempotency_key=f"demo:food-days:{beneficiary.pk}",
         )
         if index % 2 == 0:
             allocation_create(
                 program=mobility,
                 beneficiary=beneficiary,
                 amount=6_000,
-                valid_from=now - timedelta(days=10),
-                valid_until=now + timedelta(days=170),
-                idempotency_key=f"demo:mobility:{beneficiary.pk}",
+                valid_from=start_of_day(day - timedelta(days=10)),
+                valid_until=end_of_day(day + timedelta(days=170)),
+                idempotency_key=f"demo:mobility-days:{beneficiary.pk}",
             )
         people.append(beneficiary)
     return people

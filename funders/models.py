@@ -1,10 +1,11 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
 from core.validators import (
@@ -41,6 +42,21 @@ class Funder(models.Model):
     name = models.CharField(_("name"), max_length=200)
     siret = models.CharField(_("SIRET"), max_length=14, unique=True, validators=[validate_siret])
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    # Shown to beneficiaries beside each aid and each refusal: who gives it, and whom to call.
+    # Raster images only: an SVG served from our origin could carry script.
+    logo = models.FileField(
+        _("logo"),
+        upload_to="funders/logos/",
+        blank=True,
+        validators=[FileExtensionValidator(["png", "jpg", "jpeg", "webp"])],
+        help_text=_("A PNG, JPEG or WebP image, shown small beside the aid in the app."),
+    )
+    contact_phone = PhoneNumberField(
+        _("contact phone"),
+        blank=True,
+        region="FR",
+        help_text=_("The number beneficiaries call about their aid; shown in the app."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -11,6 +11,7 @@ django-anymail's, the provider's id is kept too."""
 import copy
 import logging
 import re
+from email.utils import parseaddr
 from typing import Protocol
 
 from django.conf import settings
@@ -119,7 +120,10 @@ def deliver(notification: Notification) -> str | None:
     channel = notification.channel
     if channel == Notification.Channel.EMAIL:
         message = EmailMessage(
-            notification.subject, notification.body, None, [notification.recipient]
+            notification.subject,
+            notification.body,
+            sender(notification),
+            [notification.recipient],
         )
         message.send()
         # django-anymail's backends say what the provider called the message.
@@ -131,6 +135,18 @@ def deliver(notification: Notification) -> str | None:
         push_deliver(notification=notification)
         return None
     raise ValueError(f"unknown notification channel: {channel!r}")
+
+
+def sender(notification: Notification) -> str:
+    """The From of an email: the funder's name, whose aid the message is about, over the
+    platform's address (people open a message from "Département de l'Isère" rather than from
+    a platform they have never heard of); DEFAULT_FROM_EMAIL as it is for the others."""
+    if notification.funder_id is None:
+        return settings.DEFAULT_FROM_EMAIL
+    _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    # Quoted, not encoded: Django encodes the name (accents) when it writes the header.
+    name = notification.funder.name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{name}" <{address}>'
 
 
 def mask_phone(phone: str) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import CharField, Exists, F, OuterRef, Sum, Value
 from django.db.models.functions import Cast, Concat
@@ -18,8 +19,9 @@ from django.utils import timezone, translation
 from django.utils.functional import lazy
 from django.utils.text import Truncator
 
+from core.french import for_sentence
 from core.money import format_money
-from core.time import format_instant, format_until
+from core.time import format_instant, format_until, format_until_inclusive
 from engine.codes import beneficiary_message, nearby_message
 from engine.rules import PocketRules, merge_rules
 from funders.models import Allocation, Funder
@@ -317,8 +319,9 @@ def notification_due_ids(*, limit: int = 500) -> list[int]:
 
 
 def allocation_notify(*, allocation: Allocation) -> list[Notification]:
-    """Tell the beneficiary they were granted `allocation`: how much, from whom, until when and,
-    by email, where it can be spent. Call it in the transaction that creates the allocation."""
+    """Tell the beneficiary they were granted `allocation`: how much, from whom, until which
+    day included, by email where it can be spent, and the app's link. Call it in the
+    transaction that creates the allocation."""
     program = allocation.program
     rules = PocketRules.from_dict(
         merge_rules(program.rules, allocation.rules),
@@ -331,13 +334,17 @@ def allocation_notify(*, allocation: Allocation) -> list[Notification]:
         key=str(allocation.pk),
         funder=program.funder,
         context={
-            "funder": program.funder.name,
+            # "le Département de l'Isère" in French, the name alone in English.
+            "funder": lazy(for_sentence, str)(program.funder.name),
             "program": program.name,
             "amount": lazy(format_money, str)(allocation.amount, allocation.currency),
-            "valid_until": (
-                lazy(format_until, str)(allocation.valid_until) if allocation.valid_until else ""
+            "until": (
+                lazy(format_until_inclusive, str)(allocation.valid_until)
+                if allocation.valid_until
+                else ""
             ),
             "rules": lazy(rules.describe, list)(currency=allocation.currency),
+            "app_url": settings.APP_URL,
         },
     )
 

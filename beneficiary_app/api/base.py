@@ -10,7 +10,10 @@ from rest_framework.views import APIView
 from beneficiary_app.authentication import AppTokenAuthentication
 from beneficiary_app.services import ReadOnly
 from beneficiary_app.throttles import AppTokenThrottle
+from beneficiary_app.web.views import funder_logo_url
 from core.api_errors import ErrorOutput
+from core.phones import format_phone
+from funders.models import Funder
 from notifications.channels import mask_email, mask_phone
 from wallet.models import Beneficiary
 
@@ -54,6 +57,34 @@ LANGUAGE = OpenApiParameter(
     description="The language of the texts (amounts, dates, rules, explanations). French "
     "by default.",
 )
+
+
+class FunderOutput(serializers.Serializer):
+    name = serializers.CharField()
+    logo_url = serializers.CharField(allow_null=True, help_text="Same origin; null without one.")
+    phone = serializers.CharField(allow_null=True, help_text="E.164, for a tel: link.")
+    phone_display = serializers.CharField(
+        allow_null=True, help_text='As people dial it: "04 76 00 38 38".'
+    )
+
+
+def funder_data(funder: Funder) -> dict:
+    """Who gives an aid and whom to call about it, as the app shows it beside the aid."""
+    phone = funder.contact_phone.as_e164 if funder.contact_phone else None
+    return {
+        "name": funder.name,
+        "logo_url": funder_logo_url(funder),
+        "phone": phone,
+        "phone_display": format_phone(phone) if phone else None,
+    }
+
+
+FUNDER_EXAMPLE = {
+    "name": "Département de l'Isère",
+    "logo_url": "/app/funders/3/logo?v=4f1c2a9e",
+    "phone": "+33476003838",
+    "phone_display": "04 76 00 38 38",
+}
 
 
 def mask_contact(contact: str) -> str:

@@ -1,6 +1,7 @@
 """The history, newest first: aid granted and ended, payments and refunds, each in one
 sentence."""
 
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -10,9 +11,18 @@ from rest_framework.utils.urls import replace_query_param
 from beneficiary_app import selectors
 from beneficiary_app.api.base import ERROR_EXAMPLE, ERRORS, LANGUAGE, AppApi
 from beneficiary_app.api.payments import DECLINED_PAYMENT_EXAMPLE, PaymentOutput, payment_data
+from core.french import for_sentence
 from core.money import format_money
 from ledger.models import Transfer
 from wallet.models import Decision
+
+MINUS = "\u2212"  # a true minus sign, as wide as the plus: the amounts line up
+
+
+def _signed(amount: int, currency: str) -> str | None:
+    if amount == 0:
+        return None
+    return ("+" if amount > 0 else MINUS) + format_money(abs(amount), currency)
 
 
 class HistoryItemOutput(serializers.Serializer):
@@ -32,6 +42,16 @@ class HistoryItemOutput(serializers.Serializer):
         allow_null=True, help_text="The payment (GET /history/{reference}) it is about."
     )
     payment = PaymentOutput(allow_null=True, help_text="For type payment.")
+    signed_amount_display = serializers.CharField(
+        allow_null=True,
+        help_text='What the event did to the money you can spend: "+150,00 €", "\u221212,50 €" '
+        "(what the shop really took or still holds); null when nothing moved.",
+    )
+    note = serializers.CharField(
+        allow_null=True,
+        help_text='For a payment: "réservé" while the shop has not taken it yet, or what was '
+        'given back ("4,60 € vous ont été rendus"). Null otherwise.',
+    )
     back_to_aid = serializers.BooleanField(
         allow_null=True,
         help_text="For a refund: true when the money went back to the aid; false when the aid "
@@ -44,16 +64,18 @@ def _aid_event(event: selectors.HistoryEvent) -> dict:
     allocation = pocket.allocation
     program = allocation.program
     names = {"aid": program.name, "funder": program.funder.name}
+    # At the start of a sentence: "Le Département de l'Isère vous a accordé…" in French.
+    subject = {**names, "funder": capfirst(for_sentence(program.funder.name))}
     if event.type == "aid_granted":
         amount = allocation.amount
         summary = gettext("%(funder)s granted you %(amount)s: %(aid)s.") % {
-            **names,
+            **subject,
             "amount": format_money(amount, allocation.currency),
         }
     else:
         amount = pocket.returned
         if allocation.status == allocation.Status.REVOKED:
-            summary = gettext("%(funder)s ended this aid: %(aid)s.") % names
+            summary = gettext("%(funder)s ended this aid: %(aid)s.") % subject
         else:
             summary = gettext("This aid has ended: %(aid)s.") % names
         if amount > 0:
@@ -64,6 +86,9 @@ def _aid_event(event: selectors.HistoryEvent) -> dict:
     return {
         "amount": amount,
         "amount_display": format_money(amount, allocation.currency),
+        "signed_amount_display": _signed(
+            amount if event.type == "aid_granted" else -amount, allocation.currency
+        ),
         "currency": allocation.currency,
         "summary": summary,
         "pocket_id": pocket.pk,
@@ -72,24 +97,46 @@ def _aid_event(event: selectors.HistoryEvent) -> dict:
     }
 
 
-def _payment_event(event: selectors.HistoryEvent) -> dict:
-    payment = payment_data(event.obj)
+def _payment_event(event: selectors.HistoryEvent, money: selectors.PaymentMoney) -> dict:
+    """A payment as it really went: what the shop took (or still holds), and what it gave back
+    by taking less than it reserved."""
+    decision = event.obj
+    payment = payment_data(decision)
+    currency = payment["currency"]
+    paid = money.captured + money.held
+    released = decision.approved_amount - paid
     words = {
         "amount": payment["amount_display"],
+        "paid": format_money(paid, currency),
         "approved": payment["approved_amount_display"],
         "merchant": payment["merchant_name"],
     }
-    summary = {
-        Decision.Status.APPROVED: gettext("You paid %(amount)s at %(merchant)s."),
-        Decision.Status.PARTIALLY_APPROVED: gettext(
-            "%(approved)s of %(amount)s was paid with your aid at %(merchant)s."
-        ),
-        Decision.Status.DECLINED: gettext("A payment of %(amount)s at %(merchant)s was refused."),
-    }[event.obj.status] % words
+    if decision.status == Decision.Status.DECLINED:
+        summary = gettext("A payment of %(amount)s at %(merchant)s was refused.") % words
+    elif paid == 0:
+        summary = gettext("A payment of %(approved)s at %(merchant)s was cancelled.") % words
+    elif decision.status == Decision.Status.PARTIALLY_APPROVED:
+        summary = (
+            gettext("%(approved)s of %(amount)s was paid with your aid at %(merchant)s.") % words
+        )
+    else:
+        summary = gettext("You paid %(amount)s at %(merchant)s.") % {
+            **words,
+            "amount": words["paid"],
+        }
+    note = None
+    if money.held > 0:
+        note = gettext("reserved")
+    elif released > 0 and decision.status != Decision.Status.DECLINED:
+        note = gettext("%(amount)s given back to you") % {
+            "amount": format_money(released, currency)
+        }
     return {
         "amount": payment["amount"],
         "amount_display": payment["amount_display"],
-        "currency": payment["currency"],
+        "signed_amount_display": _signed(-paid, currency),
+        "note": note,
+        "currency": currency,
         "summary": summary,
         "merchant_name": payment["merchant_name"],
         "payment_reference": payment["reference"],
@@ -113,6 +160,9 @@ def _refund_event(event: selectors.HistoryEvent) -> dict:
     return {
         "amount": refund.amount,
         "amount_display": format_money(refund.amount, refund.currency),
+        "signed_amount_display": (
+            _signed(refund.amount, refund.currency) if refund.back_to_pocket else None
+        ),
         "currency": refund.currency,
         "summary": summary,
         "pocket_id": hold.pocket_id,
@@ -126,7 +176,6 @@ def _refund_event(event: selectors.HistoryEvent) -> dict:
 _EVENT_DATA = {
     "aid_granted": _aid_event,
     "aid_ended": _aid_event,
-    "payment": _payment_event,
     "refund": _refund_event,
 }
 _EMPTY_EVENT = dict.fromkeys(
@@ -137,6 +186,8 @@ _EMPTY_EVENT = dict.fromkeys(
         "merchant_name",
         "payment_reference",
         "payment",
+        "signed_amount_display",
+        "note",
         "back_to_aid",
     ]
 )
@@ -187,6 +238,8 @@ class HistoryListApi(AppApi):
                             "merchant_name": "Bar du Centre",
                             "payment_reference": DECLINED_PAYMENT_EXAMPLE["reference"],
                             "payment": DECLINED_PAYMENT_EXAMPLE,
+                            "signed_amount_display": None,
+                            "note": None,
                             "back_to_aid": None,
                         }
                     ],
@@ -209,8 +262,19 @@ class HistoryListApi(AppApi):
         events, following = selectors.history_page(
             wallet=self.wallet, cursor=cursor, limit=params["limit"]
         )
+        money = selectors.payments_money([e.obj for e in events if e.type == "payment"])
         results = [
-            {**_EMPTY_EVENT, "type": e.type, "at": e.at, **_EVENT_DATA[e.type](e)} for e in events
+            {
+                **_EMPTY_EVENT,
+                "type": e.type,
+                "at": e.at,
+                **(
+                    _payment_event(e, money[e.obj.pk])
+                    if e.type == "payment"
+                    else _EVENT_DATA[e.type](e)
+                ),
+            }
+            for e in events
         ]
         next_url = None
         if following is not None:

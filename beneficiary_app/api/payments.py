@@ -6,7 +6,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from beneficiary_app import selectors
-from beneficiary_app.api.base import ERRORS, LANGUAGE, AppApi
+from beneficiary_app.api.base import (
+    ERRORS,
+    FUNDER_EXAMPLE,
+    LANGUAGE,
+    AppApi,
+    FunderOutput,
+    funder_data,
+)
 from core.money import format_money
 from engine.codes import (
     beneficiary_message,
@@ -146,6 +153,11 @@ class PaymentDetailOutput(PaymentOutput):
     refunded = serializers.IntegerField()
     refunded_display = serializers.CharField()
     checks = PocketCheckOutput(many=True, help_text="Each aid considered, and its answer.")
+    funders = FunderOutput(
+        many=True,
+        help_text="Who gives the aid this payment concerned, and whom to call about it; the "
+        "funder of the aid the refusal names first.",
+    )
     nearby = NearbyOutput(
         allow_null=True,
         help_text="For a payment refused because of the shop (its kind, the shop itself, its "
@@ -206,6 +218,7 @@ class PaymentDetailApi(AppApi):
                             "commerce. Elle peut être utilisée dans : commerces alimentaires.",
                         }
                     ],
+                    "funders": [FUNDER_EXAMPLE],
                     "nearby": {
                         "message": "Où utiliser cette aide près d\u2019ici\u00a0: Épicerie du "
                         "Vieux Temple (450\u00a0m), Marché Saint-Bruno (1,2\u00a0km).",
@@ -263,6 +276,7 @@ class PaymentDetailApi(AppApi):
             "refunded": trail.refunded,
             "refunded_display": format_money(trail.refunded, currency),
             "checks": checks,
+            "funders": [funder_data(funder) for funder in selectors.payment_funders(decision)],
             "nearby": nearby_data(refusal_shops_nearby(decision=decision)),
         }
         return Response(PaymentDetailOutput(body).data)

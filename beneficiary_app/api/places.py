@@ -23,7 +23,17 @@ class PlaceOutput(serializers.Serializer):
     )
 
 
+class OriginOutput(serializers.Serializer):
+    latitude = serializers.FloatField()
+    longitude = serializers.FloatField()
+
+
 class PlacePageOutput(serializers.Serializer):
+    origin = OriginOutput(
+        allow_null=True,
+        help_text="Where the distances are measured from: the position given, or roughly "
+        "where the postcode is; null when neither is known.",
+    )
     count = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
@@ -50,9 +60,10 @@ class PlaceListApi(AppApi):
         summary="Where this aid can be spent",
         operation_id="pockets_merchants_list",
         description="The shops that accept this pocket (its categories, shops and zone), "
-        "nearest first: by distance from lat/lon; or with a postcode, the shops of that "
-        "postcode first, then of its département. Without either, the holder's postcode is "
-        "used.",
+        "nearest first, with their distance: from lat/lon, or from where the postcode is "
+        "(roughly: the mean position of our merchants there). A postcode whose place is not "
+        "known lists its own shops first, then its département's. Without either, the "
+        "holder's postcode is used.",
         parameters=[
             OpenApiParameter("lat", float),
             OpenApiParameter("lon", float),
@@ -67,6 +78,7 @@ class PlaceListApi(AppApi):
                 "Nearby",
                 response_only=True,
                 value={
+                    "origin": {"latitude": 45.1885, "longitude": 5.7245},
                     "count": 1,
                     "next": None,
                     "previous": None,
@@ -93,11 +105,12 @@ class PlaceListApi(AppApi):
         query = self.PlaceQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
+        latitude, longitude = params.get("lat"), params.get("lon")
+        postcode = params.get("postcode") or self.beneficiary.postcode or None
+        if latitude is None and postcode:
+            latitude, longitude = selectors.postcode_position(postcode) or (None, None)
         places = selectors.places_to_spend(
-            pocket=pocket,
-            latitude=params.get("lat"),
-            longitude=params.get("lon"),
-            postcode=params.get("postcode") or self.beneficiary.postcode or None,
+            pocket=pocket, latitude=latitude, longitude=longitude, postcode=postcode
         )
         paginator = Page()
         page = paginator.paginate_queryset(places, request, view=self)
@@ -117,4 +130,9 @@ class PlaceListApi(AppApi):
             }
             for place in page
         ]
-        return paginator.get_paginated_response(PlaceOutput(results, many=True).data)
+        response = paginator.get_paginated_response(PlaceOutput(results, many=True).data)
+        origin = None
+        if latitude is not None:
+            origin = {"latitude": round(latitude, 5), "longitude": round(longitude, 5)}
+        response.data = {"origin": origin, **response.data}
+        return response

@@ -6,15 +6,19 @@ Accept-Language, else French), so they live in the django catalogue with the res
 
 import hashlib
 import json
+import mimetypes
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.shortcuts import render
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_cookie
 
+from funders.models import Funder
 from wallet.models.notifications import Notification
 
 # What the service worker keeps for an offline start, besides the page itself.
@@ -56,7 +60,10 @@ STRINGS = {
     "contact_hint": _("For example: 06 12 34 56 78"),
     "contact_missing": _("Type your phone number or your email address."),
     "send_code": _("Send me a code"),
-    "code_sent_to": _("We sent a code to %(contact)s."),
+    "code_sent_if_known": _(
+        "If %(contact)s is the one the organisation giving you aid has recorded, a code has "
+        "just been sent to it. It works for %(minutes)s minutes."
+    ),
     "code_label": _("The code (6 digits)"),
     "code_hint": _("You received it by text message or by email."),
     "code_format": _("The code has 6 digits. Type the 6 digits you received."),
@@ -72,14 +79,18 @@ STRINGS = {
     "home_intro": _("Hello %(name)s. Here is the money you can spend."),
     "home_intro_aidant": _("Here is the aid of %(name)s."),
     "no_aid": _("You have no aid at the moment."),
-    "given_by": _("Given by %(funder)s"),
+    "total_available": _("You can spend in all"),
+    "pay_button": _("Pay"),
+    "home_card_frozen": _("Your card ending in %(last4)s is frozen: payments with it are refused."),
+    "home_card_frozen_no_digits": _("Your card is frozen: payments with it are refused."),
+    "home_card_frozen_link": _("Unfreeze my card"),
+    "call_funder": _("Questions? Call %(phone)s"),
+    "valid_phrase": _("Valid %(until)s."),
     "available": _("Available:"),
     "held": _("Reserved for payments in progress: %(amount)s"),
-    "valid_until": _("Can be used until %(date)s."),
     "rules_title": _("How to use it"),
     "where_link": _("Where can I use it?"),
     # where to spend
-    "where_title": _("Where can I use %(aid)s?"),
     "where_intro": _("Shops that accept this aid, nearest first."),
     "use_position": _("Use my position"),
     "locating": _("Looking for your position…"),
@@ -94,6 +105,16 @@ STRINGS = {
     "shops_found": _("Shops found: %(count)s."),
     "no_shop": _("No shop found."),
     "distance": _("%(distance)s km away"),
+    "map_label": _(
+        "Map of where the distances are measured from and of the %(count)s nearest shops, "
+        "numbered as in the list."
+    ),
+    "map_ring": _("%(distance)s km"),
+    "map_legend": _(
+        "The red dot is where the distances are measured from; the numbers are the shops of "
+        "the list. The map is drawn on this phone: no map service learns where you are."
+    ),
+    "map_legend_no_origin": _("The numbers are the shops of the list."),
     "more_shops": _("Show more shops"),
     "back_home": _("Back to my aid"),
     # history
@@ -120,6 +141,7 @@ STRINGS = {
     "check_line": _("%(aid)s: %(answer)s"),
     "check_accepted": _("this aid could pay."),
     "back_history": _("Back to the history"),
+    "questions_title": _("Questions about your aid?"),
     # card
     "card_title": _("My card"),
     "no_card": _("You have no card. You can pay with a payment code."),
@@ -159,7 +181,6 @@ STRINGS = {
     "pay_read_only": _("Only the holder of this wallet can pay."),
     "show_code": _("Show a payment code"),
     "code_intro": _("Your payment code:"),
-    "code_ready": _("Your payment code is ready."),
     "qr_alt": _("Square code (QR code) of the payment code %(code)s"),
     "time_left": _("Time left: %(minutes)s min %(seconds)s s"),
     "one_minute_left": _("Less than one minute left for this code."),
@@ -242,6 +263,7 @@ def shell(request):
         "languages": settings.LANGUAGES,
         "timeZone": settings.TIME_ZONE,
         "channels": dict(Notification.Channel.choices),
+        "codeMinutes": settings.APP_SIGN_IN_CODE_TTL_SECONDS // 60,
     }
     return render(
         request,
@@ -291,3 +313,27 @@ def privacy_notice(request):
             "profile_years": days["stale_profiles"] // 365,
         },
     )
+
+
+@require_safe
+def funder_logo(request, funder_id: int):
+    """A funder's logo, public as the funder's name is: served here, from whatever storage
+    keeps uploads, so that no web server rule is needed. Its URL carries the file's name (see
+    funder_logo_url), so a new logo is a new URL and the old one may be kept for long."""
+    funder = get_object_or_404(Funder, pk=funder_id)
+    if not funder.logo:
+        raise Http404
+    content_type = mimetypes.guess_type(funder.logo.name)[0]
+    if content_type not in ("image/png", "image/jpeg", "image/webp"):
+        raise Http404
+    response = FileResponse(funder.logo.open("rb"), content_type=content_type)
+    response["Cache-Control"] = "public, max-age=86400"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def funder_logo_url(funder: Funder) -> str | None:
+    if not funder.logo:
+        return None
+    version = hashlib.sha256(funder.logo.name.encode()).hexdigest()[:8]
+    return f"{reverse('mobile:funder-logo', args=[funder.pk])}?v={version}"

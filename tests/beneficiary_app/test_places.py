@@ -88,22 +88,46 @@ def test_a_place_has_its_category_and_address(api, api_en, pocket, shops):
     assert french["category"] == "commerces alimentaires"
 
 
-def test_with_a_postcode_its_merchants_come_first_then_its_departements(api, pocket, shops):
+def test_with_a_postcode_the_shops_come_nearest_first_with_their_distance(api, pocket, shops):
+    """From where the postcode is (its merchants' mean position: Voiron's shop here)."""
     response = api.read(f"/pockets/{pocket.pk}/merchants", postcode="38500")
 
     assert names(response) == [
         "Épicerie Voiron",
-        "Épicerie Échirolles",
         "Épicerie Grenoble",
+        "Épicerie Échirolles",
         "Épicerie sans position",
     ]
+    body = response.json()
+    distances = [place["distance_km"] for place in body["results"]]
+    assert distances[0] == 0 < 20 < distances[1] < distances[2] < 30
+    assert distances[3] is None
+    assert body["origin"] == {"latitude": 45.3644, "longitude": 5.5889}
+
+
+def test_a_postcode_with_no_shop_of_ours_is_placed_by_its_communes(api, pocket, shops):
+    """38100 is Grenoble's other postcode: no shop of the test has it, but its commune
+    (38185) has some, and their position places it."""
+    response = api.read(f"/pockets/{pocket.pk}/merchants", postcode="38100")
+
+    assert names(response)[0] == "Épicerie Grenoble"
+    assert response.json()["origin"] is not None
+    assert response.json()["results"][0]["distance_km"] < 1
+
+
+def test_a_postcode_whose_place_is_unknown_lists_its_departements_shops_first(api, pocket, shops):
+    response = api.read(f"/pockets/{pocket.pk}/merchants", postcode="38700")
+
+    assert response.json()["origin"] is None
     assert {place["distance_km"] for place in response.json()["results"]} == {None}
+    assert "Épicerie Lyon" not in names(response)
 
 
 def test_without_a_place_the_beneficiarys_postcode_is_used(api, pocket, shops):
     response = api.read(f"/pockets/{pocket.pk}/merchants")  # the beneficiary lives in 38000
 
-    assert names(response)[:2] == ["Épicerie Grenoble", "Épicerie sans position"]
+    assert names(response)[:2] == ["Épicerie Grenoble", "Épicerie Échirolles"]
+    assert response.json()["results"][0]["distance_km"] == 0
 
 
 def test_a_merchant_denied_by_the_aid_is_not_listed(api, beneficiary, shops):

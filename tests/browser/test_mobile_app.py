@@ -16,6 +16,7 @@ from beneficiary_app.web.views import STRINGS
 from engine.codes import beneficiary_message
 from funders.services import program_create, program_fund
 from merchants.payments import payment_authorize
+from tests.browser.axe import audit
 from tests.factories import (
     BeneficiaryFactory,
     FunderFactory,
@@ -140,12 +141,15 @@ A11Y_PROBLEMS = """() => {
 }"""
 
 
-def check_accessible(page) -> None:
+def check_accessible(page, screen: str) -> None:
     """What a machine can check of WCAG on the screen shown: language, text size, text
-    alternatives, labels, the order of headings, the size of targets, no sideways scrolling."""
+    alternatives, labels, the order of headings, the size of targets, no sideways scrolling;
+    then axe-core's audit at WCAG 2.1 AA (contrast and focus included), with no serious or
+    critical violation."""
     assert page.locator("html").get_attribute("lang") in ("fr", "en")
     problems = page.evaluate(A11Y_PROBLEMS)
     assert problems == []
+    assert audit(page, screen) == []
 
 
 def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
@@ -159,7 +163,7 @@ def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
     expect(page).to_have_url(re.compile(r"#/sign-in$"))
     contact = page.locator("input[autocomplete=username]")
     expect(contact).to_be_visible()
-    check_accessible(page)
+    check_accessible(page, "mobile-1-sign-in")
     screenshot(page, "mobile-1-sign-in")
     contact.fill("06 12 34 56 78")
     page.locator("form button[type=submit]").click()
@@ -167,7 +171,7 @@ def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
     code = page.locator("input[autocomplete=one-time-code]")
     expect(code).to_be_visible()
     assert code.get_attribute("inputmode") == "numeric"
-    check_accessible(page)
+    check_accessible(page, "mobile-2-code")
     screenshot(page, "mobile-2-code")
     code.fill("000000" if sign_in_code("+33612345678") != "000000" else "111111")
     page.locator("form button[type=submit]").click()
@@ -187,7 +191,7 @@ def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
     expect(pharmacy.locator(".warning")).to_be_visible()  # it ends within days
     expect(food.locator(".warning")).to_have_count(0)
     expect(food.locator(".rules li").first).to_be_visible()
-    check_accessible(page)
+    check_accessible(page, "mobile-3-my-aid")
     screenshot(page, "mobile-3-my-aid")
 
     # opens the refused payment in the history and reads why, in plain words
@@ -195,7 +199,7 @@ def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
     declined = page.locator(".event.declined")
     expect(declined).to_have_count(1)
     expect(declined).to_contain_text("Bar du Centre")
-    check_accessible(page)
+    check_accessible(page, "mobile-4-history")
     screenshot(page, "mobile-4-history")
     declined.locator("a").click()
     expect(page).to_have_url(re.compile(f"#/history/{refused.reference}$"))
@@ -209,7 +213,7 @@ def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
     expect(page.locator(".explanation .nearby")).to_have_text(
         "Aucun commerce n\u2019accepte cette aide pour le moment."
     )
-    check_accessible(page)
+    check_accessible(page, "mobile-5-declined-payment")
     screenshot(page, "mobile-5-declined-payment")
 
     # freezes the card in one tap, and the state is said in words
@@ -221,7 +225,7 @@ def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
     expect(page.locator("#messages")).not_to_be_empty()
     card.refresh_from_db()
     assert card.status == Card.Status.FROZEN
-    check_accessible(page)
+    check_accessible(page, "mobile-6-card-frozen")
     screenshot(page, "mobile-6-card-frozen")
 
     # reporting it lost asks first; going back changes nothing
@@ -245,7 +249,7 @@ def test_a_beneficiary_signs_in_reads_the_balances_freezes_the_card_and_pays(
     ).replace(" ", "")
     expect(page.locator(".time-left")).to_contain_text(re.compile(r"\d+\s*min\s*\d\d\s*s"))
     assert PaymentCode.objects.filter(wallet=person.wallet, status="active").count() == 1
-    check_accessible(page)
+    check_accessible(page, "mobile-7-payment-code")
     screenshot(page, "mobile-7-payment-code")
 
 
@@ -270,14 +274,14 @@ def test_shops_nearby_language_offline_start_and_sign_out_everywhere(
     page.locator("main > #screen > .button").click()
     expect(page.locator(".place .distance")).to_contain_text("km")
     expect(page.locator(".place h3")).to_have_text("Épicerie du Vieux Temple")
-    check_accessible(page)
+    check_accessible(page, "mobile-8-where-to-spend")
     screenshot(page, "mobile-8-where-to-spend")
 
     # the app works at 200 % zoom on a 360-pixel-wide phone: no sideways scrolling
     page.set_viewport_size({"width": 180, "height": 422})
     page.locator("nav a[href='#/']").click()
     expect(page.locator(".pocket")).to_have_count(2)
-    check_accessible(page)
+    check_accessible(page, "mobile-my-aid-at-200-percent")
     page.set_viewport_size(PHONE["viewport"])
 
     # no longer wants an email for each refused payment
@@ -312,7 +316,7 @@ def test_shops_nearby_language_offline_start_and_sign_out_everywhere(
     expect(page.locator("button[lang=en]")).to_have_attribute("aria-pressed", "true")
     person.refresh_from_db()
     assert person.preferred_language == "en"
-    check_accessible(page)
+    check_accessible(page, "mobile-9-settings")
     screenshot(page, "mobile-9-settings")
 
     # starts without a network: the page comes from the service worker, the balances do not
@@ -356,7 +360,7 @@ def test_an_aidant_sees_the_wallet_without_any_button_that_writes(phone, marie, 
     # two people allowed her: she chooses whose wallet to open
     choices = page.locator(".choices button")
     expect(choices).to_have_count(2)
-    check_accessible(page)
+    check_accessible(page, "mobile-aidant-chooses-a-wallet")
     choices.filter(has_text="Marie").click()
     expect(page.locator(".pocket")).to_have_count(2)
     expect(page.locator("#view-only")).to_be_visible()
@@ -373,7 +377,7 @@ def test_an_aidant_sees_the_wallet_without_any_button_that_writes(phone, marie, 
     page.locator("nav a[href='#/settings']").click()
     expect(page.locator("button[lang=en]")).to_be_visible()
     expect(page.locator("main input")).to_have_count(0)  # no aidants to add
-    check_accessible(page)
+    check_accessible(page, "mobile-aidant-settings")
     card.refresh_from_db()
     assert card.status == Card.Status.ACTIVE
 

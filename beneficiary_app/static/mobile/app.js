@@ -268,13 +268,9 @@ function signInScreen() {
       if (!value) return fieldError(contact.input, S.contact_missing);
       busy(form, async () => {
         try {
-          const { data } = await api("auth/code", {
-            method: "POST",
-            body: { contact: value },
-            token: null,
-          });
+          await api("auth/code", { method: "POST", body: { contact: value }, token: null });
           sessionStorage.setItem(CONTACT_KEY, value);
-          askCode(value, data.message);
+          askCode(value);
         } catch (error) {
           if (error.field === "contact") fieldError(contact.input, error.message);
           else throw error;
@@ -284,7 +280,7 @@ function signInScreen() {
     body.replaceChildren(form);
   }
 
-  function askCode(contact, sentMessage) {
+  function askCode(contact) {
     const code = field({
       label: S.code_label,
       hint: S.code_hint,
@@ -298,8 +294,9 @@ function signInScreen() {
     const form = h(
       "form",
       { novalidate: true },
-      h("p", { class: "sent" }, t("code_sent_to", { contact })),
-      sentMessage ? h("p", {}, sentMessage) : null,
+      // One sentence, the server's caution included: the app cannot know whether the
+      // contact is recorded, and must not say "we sent a code" when it may not have.
+      h("p", { class: "sent" }, t("code_sent_if_known", { contact, minutes: CONFIG.codeMinutes })),
       code.node,
       h("button", { type: "submit", class: "button" }, S.sign_in),
     );
@@ -353,7 +350,7 @@ function signInScreen() {
   }
 
   const pending = sessionStorage.getItem(CONTACT_KEY);
-  if (pending) askCode(pending, null);
+  if (pending) askCode(pending);
   else askContact();
   return [heading, body];
 }
@@ -386,8 +383,42 @@ function walletChoices({ showCurrent = false } = {}) {
   );
 }
 
+// Who gives an aid and whom to call: the logo (or the name's initial), the name, the phone.
+function giver(funder, line = funder.name) {
+  const initial = funder.name.trim().charAt(0).toUpperCase();
+  return h(
+    "div",
+    { class: "giver" },
+    funder.logo_url
+      ? h("img", { src: funder.logo_url, alt: "", width: "44", height: "44" })
+      : h("span", { class: "monogram", "aria-hidden": "true" }, initial),
+    h(
+      "div",
+      {},
+      h("p", { class: "funder" }, line),
+      funder.phone
+        ? h(
+            "p",
+            {},
+            h(
+              "a",
+              { class: "link phone", href: `tel:${funder.phone}` },
+              // The number on one line: "04 76" at the end of a line and "00 00 22" on the
+              // next is misdialled.
+              t("call_funder", { phone: funder.phone_display.replace(/ /g, "\u00a0") }),
+            ),
+          )
+        : null,
+    ),
+  );
+}
+
 async function homeScreen() {
-  const [{ data: pockets }, { data: person }] = await Promise.all([api("pockets"), api("me")]);
+  const [{ data: pockets }, { data: person }, { data: cards }] = await Promise.all([
+    api("pockets"),
+    api("me"),
+    api("cards"),
+  ]);
   const nodes = [
     h("h1", {}, S.home_title),
     h(
@@ -398,6 +429,41 @@ async function homeScreen() {
         : t("home_intro", { name: person.first_name }),
     ),
   ];
+  for (const total of pockets.totals) {
+    nodes.push(
+      h(
+        "p",
+        { class: "total" },
+        h("span", { class: "label" }, S.total_available),
+        h("span", { class: "amount" }, total.available_display),
+      ),
+    );
+  }
+  if (!readOnly() && pockets.data.length) {
+    nodes.push(
+      h(
+        "a",
+        { class: "button primary-action", href: "#/pay" },
+        svgIcon("M4 4h6v6H4z M14 4h6v6h-6z M4 14h6v6H4z M14 14h2v2h-2z M18 18h2v2h-2z"),
+        S.pay_button,
+      ),
+    );
+  }
+  for (const card of cards.data.filter((card) => card.status === "frozen")) {
+    nodes.push(
+      h(
+        "div",
+        { class: "frozen", role: "status" },
+        h(
+          "p",
+          {},
+          h("strong", {}, `${S.prefix_warning} `),
+          card.last4 ? t("home_card_frozen", { last4: card.last4 }) : S.home_card_frozen_no_digits,
+        ),
+        h("p", {}, h("a", { class: "link", href: "#/card" }, S.home_card_frozen_link)),
+      ),
+    );
+  }
   if (pockets.data.length === 0) nodes.push(h("p", { class: "empty" }, S.no_aid));
   for (const pocket of pockets.data) {
     const title = newId("pocket");
@@ -406,7 +472,7 @@ async function homeScreen() {
         "article",
         { class: "card pocket", "aria-labelledby": title },
         h("h2", { id: title }, pocket.aid_name),
-        h("p", { class: "funder" }, t("given_by", { funder: pocket.funder_name })),
+        giver(pocket.funder, pocket.given_by),
         h(
           "p",
           { class: "available" },
@@ -423,9 +489,10 @@ async function homeScreen() {
               h("strong", {}, `${S.prefix_warning} `),
               pocket.expiry_warning,
             )
-          : pocket.valid_until_display
-            ? h("p", {}, t("valid_until", { date: pocket.valid_until_display }))
-            : null,
+          : null,
+        pocket.valid_until_phrase
+          ? h("p", { class: "validity" }, t("valid_phrase", { until: pocket.valid_until_phrase }))
+          : null,
         pocket.rules.length
           ? [
               h("h3", {}, S.rules_title),
@@ -436,11 +503,30 @@ async function homeScreen() {
               ),
             ]
           : null,
-        h("a", { class: "button secondary", href: `#/pockets/${pocket.id}/where` }, S.where_link),
+        pocket.no_shop
+          ? h("p", { class: "no-shop" }, pocket.no_shop)
+          : h(
+              "a",
+              { class: "button secondary", href: `#/pockets/${pocket.id}/where` },
+              S.where_link,
+            ),
       ),
     );
   }
   return nodes;
+}
+
+// A line icon, decorative: the words next to it say what it means.
+function svgIcon(path) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "icon");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  line.setAttribute("d", path);
+  svg.append(line);
+  return svg;
 }
 
 async function whereScreen(pocketId) {
@@ -459,12 +545,15 @@ async function whereScreen(pocketId) {
 
   async function show(query, heading, { quiet = false } = {}) {
     const { data } = await api(`pockets/${pocketId}/merchants?${new URLSearchParams(query)}`);
-    const list = h("ul", { class: "places" });
+    const list = h("ol", { class: "places" });
     const more = h("div");
     fill(
       results,
       h("h2", { id: resultsTitle }, heading),
-      data.count ? list : h("p", { class: "empty" }, S.no_shop),
+      data.count ? placesMap(data.origin, data.results) : null,
+      data.count
+        ? list
+        : h("p", { class: pocket.no_shop ? "no-shop" : "empty" }, pocket.no_shop ?? S.no_shop),
       more,
     );
     append(list, more, data);
@@ -473,11 +562,20 @@ async function whereScreen(pocketId) {
 
   function append(list, more, page) {
     for (const place of page.results) {
+      const number = list.children.length + 1;
       list.append(
         h(
           "li",
           { class: "card place" },
-          h("h3", {}, place.name),
+          h(
+            "div",
+            { class: "place-head" },
+            // The shop's number on the map; the map's own text says so.
+            number <= MAP_SHOPS && place.latitude !== null
+              ? h("span", { class: "number", "aria-hidden": "true" }, String(number))
+              : null,
+            h("h3", {}, place.name),
+          ),
           h("p", { class: "category" }, place.category),
           h("p", {}, place.address, h("br"), `${place.postcode} ${place.city}`),
           place.distance_km === null
@@ -535,13 +633,85 @@ async function whereScreen(pocketId) {
 
   await show({}, S.shops_all, { quiet: true });
   return [
-    h("h1", {}, t("where_title", { aid: pocket.aid_name })),
+    h("h1", {}, pocket.where_title),
     h("p", {}, S.where_intro),
     "geolocation" in navigator ? locate : null,
     form,
     results,
     h("p", {}, h("a", { class: "link", href: "#/" }, S.back_home)),
   ];
+}
+
+const MAP_SHOPS = 9;
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgNode(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+// A map drawn from coordinates alone, with no map tiles: asking a tile server for the tiles
+// around a person would tell it where they are. The point distances are measured from, and the
+// first shops of the list, numbered as in the list, with a ring at a round distance for scale.
+function placesMap(origin, places) {
+  const shops = places.filter((place) => place.latitude !== null).slice(0, MAP_SHOPS);
+  if (!shops.length) return null;
+  const points = shops.map((place) => [place.latitude, place.longitude]);
+  if (origin) points.push([origin.latitude, origin.longitude]);
+  const latitudes = points.map(([lat]) => lat);
+  const middle = (Math.min(...latitudes) + Math.max(...latitudes)) / 2;
+  const squeeze = Math.cos((middle * Math.PI) / 180); // a degree of longitude is shorter
+  const xy = ([lat, lon]) => [lon * squeeze, -lat];
+  const projected = points.map(xy);
+  const xs = projected.map(([x]) => x);
+  const ys = projected.map(([, y]) => y);
+  const [width, height, margin] = [340, 220, 22];
+  const extent = (values) => Math.max(...values) - Math.min(...values);
+  const span = Math.max(extent(xs), extent(ys), 0.005);
+  const scale = Math.min((width - 2 * margin) / span, (height - 2 * margin) / span);
+  const cx = (Math.min(...xs) + Math.max(...xs)) / 2;
+  const cy = (Math.min(...ys) + Math.max(...ys)) / 2;
+  const at = (point) => {
+    const [x, y] = xy(point);
+    return [width / 2 + (x - cx) * scale, height / 2 + (y - cy) * scale];
+  };
+  const svg = svgNode("svg", {
+    class: "map",
+    viewBox: `0 0 ${width} ${height}`,
+    role: "img",
+    "aria-labelledby": "map-title",
+  });
+  svg.append(svgNode("title", { id: "map-title" }, t("map_label", { count: shops.length })));
+  if (origin) {
+    const [ox, oy] = at([origin.latitude, origin.longitude]);
+    // A ring at a round number of kilometres (a degree of latitude is 111 km).
+    const pixelsPerKm = scale / 111.2;
+    const ringKm = [0.5, 1, 2, 5, 10, 20, 50, 100].find((km) => km * pixelsPerKm >= 40) ?? 100;
+    svg.append(
+      svgNode("circle", { class: "ring", cx: ox, cy: oy, r: ringKm * pixelsPerKm }),
+      svgNode(
+        "text",
+        { class: "ring-label", x: ox + 4, y: oy - ringKm * pixelsPerKm - 8 },
+        t("map_ring", { distance: kilometres.format(ringKm) }),
+      ),
+      svgNode("circle", { class: "you", cx: ox, cy: oy, r: 9 }),
+    );
+  }
+  shops.forEach((place, index) => {
+    const [x, y] = at([place.latitude, place.longitude]);
+    svg.append(
+      svgNode("circle", { class: "shop", cx: x, cy: y, r: 11 }),
+      svgNode("text", { x, y }, String(index + 1)),
+    );
+  });
+  return h(
+    "figure",
+    { class: "map-figure" },
+    svg,
+    h("figcaption", { class: "hint" }, origin ? S.map_legend : S.map_legend_no_origin),
+  );
 }
 
 // After "show more", the first new item's heading takes the focus: the person reads on from it.
@@ -576,34 +746,42 @@ async function historyScreen() {
   function append(page) {
     for (const event of page.results) {
       const payment = event.payment;
-      let link = null;
-      if (payment) {
-        const href = `#/history/${encodeURIComponent(payment.reference)}`;
-        link = h(
-          "p",
+      const declined = payment?.status === "declined";
+      const credit = event.signed_amount_display?.startsWith("+");
+      const content = [
+        h(
+          "div",
           {},
           h(
-            "a",
-            { class: "link", href },
-            payment.status === "approved" ? S.details_link : S.why_refused_link,
-          ),
-        );
-      }
-      list.append(
-        h(
-          "li",
-          { class: `card event${payment?.status === "declined" ? " declined" : ""}` },
-          h(
             "h2",
-            {},
-            payment?.status === "declined" ? h("span", { "aria-hidden": "true" }, "✕ ") : null,
+            { class: "title" },
+            declined ? h("span", { "aria-hidden": "true" }, "✕ ") : null,
             payment ? paymentTitle(payment.status) : S[EVENT_TITLES[event.type]],
           ),
-          h("p", { class: "date" }, dateTime.format(new Date(event.at))),
           h("p", {}, event.summary),
-          link,
+          h("p", { class: "date" }, dateTime.format(new Date(event.at))),
+          payment
+            ? h("p", { class: "more" }, declined ? S.why_refused_link : S.details_link)
+            : null,
         ),
-      );
+        h(
+          "p",
+          { class: "money" },
+          event.signed_amount_display
+            ? h("span", { class: `signed${credit ? " credit" : ""}` }, event.signed_amount_display)
+            : null,
+          event.note ? h("span", { class: "note" }, event.note) : null,
+        ),
+      ];
+      // A payment's whole row opens its details: a big target, not a small link in it.
+      const row = payment
+        ? h(
+            "a",
+            { class: "row", href: `#/history/${encodeURIComponent(payment.reference)}` },
+            content,
+          )
+        : h("div", { class: "row" }, content);
+      list.append(h("li", { class: `card event${declined ? " declined" : ""}` }, row));
     }
     more.replaceChildren();
     if (!page.next) return;
@@ -686,6 +864,16 @@ async function paymentScreen(reference) {
             }),
           ),
         ),
+      ),
+    );
+  }
+  if (payment.funders.length) {
+    nodes.push(
+      h(
+        "section",
+        { class: "contact-box" },
+        h("h2", {}, S.questions_title),
+        payment.funders.map((funder) => giver(funder)),
       ),
     );
   }
@@ -805,6 +993,9 @@ function payScreen() {
     const groups = code.code.split(" ");
     const spoken = groups.map((group) => group.split("").join(" ")).join(", ");
     const left = h("p", { class: "time-left" });
+    // Said to screen readers here, not in the messages above the code: a message there would
+    // push the code and its QR code down the screen while the shop scans it.
+    const said = h("p", { class: "visually-hidden", "aria-live": "polite" });
     const again = h("button", { type: "button", class: "button" }, S.new_code);
     again.addEventListener("click", () => busy(again, newCode));
     const ends = Date.now() + lifetime;
@@ -815,7 +1006,7 @@ function payScreen() {
         clearInterval(countdown);
         area.querySelector(".code")?.classList.add("expired");
         left.textContent = S.code_expired;
-        announce(S.code_expired);
+        said.textContent = S.code_expired;
         return;
       }
       const total = Math.floor(remaining / 1000);
@@ -825,7 +1016,7 @@ function payScreen() {
       });
       if (!warned && total <= 60) {
         warned = true;
-        announce(S.one_minute_left);
+        said.textContent = S.one_minute_left;
       }
     };
     area.replaceChildren(
@@ -840,12 +1031,13 @@ function payScreen() {
         ),
         h("span", { class: "visually-hidden" }, spoken),
       ),
+      left,
+      said,
       h("img", {
         class: "qr",
         src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(code.qr_svg)}`,
         alt: t("qr_alt", { code: code.code }),
       }),
-      left,
       again,
     );
     tick();
@@ -857,7 +1049,9 @@ function payScreen() {
     // The code's lifetime by the server's clock, so a phone whose clock is off still counts right.
     const serverNow = Date.parse(response.headers.get("Date") ?? "") || Date.now();
     show(data, Date.parse(data.expires_at) - serverNow);
-    announce(S.code_ready, "success");
+    // No message above the code: it would push the code and its countdown down the screen.
+    // The focus goes to the code's label, which a screen reader reads out.
+    messages.replaceChildren();
     area.querySelector(".code-label").setAttribute("tabindex", "-1");
     area.querySelector(".code-label").focus();
   }

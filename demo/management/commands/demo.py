@@ -16,6 +16,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from beneficiary_app.services import contact_parse, sign_in_code_issue
+from core.phones import format_phone
 from demo.build import demo_build
 from notifications.channels import mask_email, mask_phone
 from wallet.models.notifications import Notification
@@ -41,6 +43,10 @@ class Command(BaseCommand):
                 f"port: PORT={port + 1} .venv/bin/python manage.py demo"
             )
         call_command("migrate", interactive=False, verbosity=0)
+        base = f"http://{host}:{port}"
+        # The link in the messages the demo sends is this demo's app, unless told otherwise.
+        app_url = os.environ.get("APP_URL") or f"{base}/app/"
+        settings.APP_URL = app_url
         password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
         access = demo_build(password=password)
 
@@ -50,6 +56,7 @@ class Command(BaseCommand):
             self._start(
                 [*manage, "runserver", "--noreload", "--insecure", f"{host}:{port}"],
                 log_dir / "web.log",
+                app_url,
             ),
             self._start(
                 [
@@ -66,9 +73,9 @@ class Command(BaseCommand):
                     "2",
                 ],
                 log_dir / "worker.log",
+                app_url,
             ),
         ]
-        base = f"http://{host}:{port}"
         try:
             self._wait_until_up(f"{base}/admin/login/", children)
             # Made once the servers are up, so that its few minutes are the reader's.
@@ -91,6 +98,11 @@ class Command(BaseCommand):
             )
             merchant = access.merchant
             person = access.wallet.beneficiary
+            # A sign-in code made here and printed: the person trying the app need not dig it
+            # out of a log. It is also "sent" (to the worker's log), as any code.
+            phone = format_phone(person.phone)
+            _sign_in, sign_in_digits = sign_in_code_issue(contact=contact_parse(phone))
+            code_minutes = settings.APP_SIGN_IN_CODE_TTL_SECONDS // 60
             self.stdout.write(
                 "\nThe aid wallet platform is running with demo data.\n\n"
                 f"  Start page (the back office, the app, the API docs): {base}/\n"
@@ -100,8 +112,9 @@ class Command(BaseCommand):
                 f"    funder manager: {access.manager_username}   password: {access.password}\n"
                 f"      second factor: {self._second_factor(access, access.manager_username)}\n"
                 f"  Beneficiaries' app (open it on a phone or a narrow window): {base}/app/\n"
-                f"    sign in as {person} with {person.phone.as_national}; the one-time code is\n"
-                "    printed here when it is sent (the logs show it masked)\n"
+                f"    sign in as {person} with {phone} and the code {sign_in_digits}\n"
+                f"    (valid {code_minutes} minutes; a new one asked in the app is printed\n"
+                "    here when it is sent, and masked in the logs)\n"
                 f"  Merchant: {merchant.trade_name}, {merchant.city} (MCC {merchant.mcc})\n"
                 f"    API key (shown once): {access.api_key}\n"
                 f"  Merchant API docs: {base}/api/merchant/v1/docs\n"
@@ -171,7 +184,7 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot serve on {host}:{port}: {error.strerror}") from error
         return False
 
-    def _start(self, command: list[str], log_path) -> subprocess.Popen:
+    def _start(self, command: list[str], log_path, app_url: str) -> subprocess.Popen:
         log = open(log_path, "ab")  # noqa: SIM115 - the child process keeps it open
         # The demo is development: messages go to the console, codes masked there and printed
         # by the demo itself (outside DEBUG, console backends are refused).
@@ -180,7 +193,7 @@ class Command(BaseCommand):
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=settings.BASE_DIR,
-            env={**os.environ, "DEBUG": "true"},
+            env={**os.environ, "DEBUG": "true", "APP_URL": app_url},
         )
 
     def _wait_until_up(self, url: str, children: list[subprocess.Popen]) -> None:
