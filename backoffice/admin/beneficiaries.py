@@ -8,7 +8,7 @@ import logging
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
-from django.http import HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -17,6 +17,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.admin.person_file import person_file, phone_search_form
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.contacts import (
     beneficiary_contact_change_confirm,
@@ -27,7 +28,7 @@ from backoffice.forms import GrantForm
 from beneficiary_app.services import card_freeze, card_unfreeze
 from core.errors import DomainError
 from funders.campaigns import profiles_changed
-from funders.models import Funder, Program
+from funders.models import Enrolment, Funder, Program
 from funders.services import allocation_grant_many, beneficiary_enrol
 from funders.tenancy import Role, funder_ids, funders_of, is_operator
 from gdpr.services import BeneficiaryHoldsMoney, beneficiary_data_export, beneficiary_erase
@@ -115,7 +116,10 @@ class BeneficiaryAdmin(FunderScopedAdmin):
     funder_path = "enrolments__funder"
     add_role = change_role = Role.AGENT
     list_display = ["last_name", "first_name", "postcode", "email", "phone"]
+    # A person calling gives their name, their phone number or their file number: see
+    # get_search_results for the last two.
     search_fields = ["last_name", "first_name", "email", "postcode"]
+    search_help_text = _("Name, e-mail, postcode, mobile phone (06 70 00 00 22) or file number.")
     actions = ["grant_aid", "export_personal_data", "erase_personal_data"]
     change_form_template = "admin/wallet/beneficiary/change_form.html"
 
@@ -228,6 +232,11 @@ class BeneficiaryAdmin(FunderScopedAdmin):
                 "<path:object_id>/personal-data/", export, name="wallet_beneficiary_personal_data"
             ),
             path("<path:object_id>/erase/", erase, name="wallet_beneficiary_erase"),
+            path(
+                "<path:object_id>/cards/<int:card_id>/<slug:action>/",
+                self.admin_site.admin_view(self.card_view),
+                name="wallet_beneficiary_card",
+            ),
             *super().get_urls(),
         ]
 
@@ -247,7 +256,52 @@ class BeneficiaryAdmin(FunderScopedAdmin):
             "has_manage_permission": self.has_manage_permission(request),
             "has_erase_permission": self.has_erase_permission(request),
         }
+        beneficiary = self.get_object(request, object_id)
+        if beneficiary is not None:
+            extra_context["file"] = person_file(request, beneficiary)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if not term:
+            return found, may_have_duplicates
+        more = Q()
+        phone = phone_search_form(term)
+        if phone:
+            more |= Q(phone=phone)
+        # The file number is the funder's own: only the user's funders' numbers are searched.
+        references = Enrolment.objects.filter(reference__iexact=term)
+        if not is_operator(request.user):
+            references = references.filter(funder__in=funder_ids(request.user))
+        more |= Q(pk__in=references.values("beneficiary_id"))
+        return found | queryset.filter(more), may_have_duplicates
+
+    # --- the person's cards, from their file -------------------------------------------------
+
+    def card_view(self, request, object_id, card_id, action):
+        """Freeze or unfreeze one of the person's cards while they are on the phone, through the
+        same services as the app's button."""
+        beneficiary = self.get_scoped_object(request, object_id, role=Role.AGENT)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        service = {"freeze": card_freeze, "unfreeze": card_unfreeze}.get(action)
+        card = Card.objects.filter(pk=card_id, wallet__beneficiary=beneficiary).first()
+        if service is None or card is None:
+            raise Http404
+        try:
+            service(card=card)
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+        else:
+            done = (
+                _("Card %(card)s frozen: card payments are refused until it is unfrozen.")
+                if action == "freeze"
+                else _("Card %(card)s unfrozen: it pays again.")
+            )
+            self.message_user(request, done % {"card": card}, messages.SUCCESS)
+            self.log_change(request, beneficiary, f"card {card.pk}: {action}")
+        return redirect(reverse("admin:wallet_beneficiary_change", args=[beneficiary.pk]))
 
     def _grant(self, request, beneficiaries: list[Beneficiary], *, via_action: bool):
         programs = Program.objects.filter(funder__in=funders_of(request.user, role=Role.MANAGER))
