@@ -1,3 +1,5 @@
+from datetime import date, timedelta
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -97,6 +99,27 @@ class Program(models.Model):
     )
     rules = models.JSONField(_("rules"), default=dict, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # The validity every grant, import row and campaign of the program starts from (each may
+    # change it): a first day (today when empty or past), and a last day or a number of days.
+    default_valid_from = models.DateField(
+        _("first day"),
+        null=True,
+        blank=True,
+        help_text=_("Leave empty: aid granted is valid from the day it is granted."),
+    )
+    default_valid_until = models.DateField(
+        _("last day (included)"),
+        null=True,
+        blank=True,
+        help_text=_("The aid can be spent until the end of this day, Paris time."),
+    )
+    default_validity_days = models.PositiveSmallIntegerField(
+        _("or a number of days"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Counted from the first day, which is included. Used when no last day is set."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     history = HistoricalRecords()
 
@@ -107,6 +130,16 @@ class Program(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def default_validity(self, today: date | None = None) -> tuple[date, date | None]:
+        """The first and last days (both included) a grant made `today` gets by default."""
+        today = today or timezone.localdate()
+        start = max(today, self.default_valid_from or today)
+        if self.default_valid_until is not None:
+            return start, max(start, self.default_valid_until)
+        if self.default_validity_days:
+            return start, start + timedelta(days=self.default_validity_days - 1)
+        return start, None
 
 
 class Allocation(models.Model):

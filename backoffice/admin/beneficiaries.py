@@ -18,6 +18,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from backoffice.admin.person_file import person_file, phone_search_form
+from backoffice.admin.programs import program_shops
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.contacts import (
     beneficiary_contact_change_confirm,
@@ -29,6 +30,7 @@ from beneficiary_app.services import card_freeze, card_unfreeze
 from core.errors import DomainError
 from funders.campaigns import profiles_changed
 from funders.models import Enrolment, Funder, Program
+from funders.selectors import already_holds_message, program_holders
 from funders.services import allocation_grant_many, beneficiary_enrol
 from funders.tenancy import Role, funder_ids, funders_of, is_operator
 from gdpr.services import BeneficiaryHoldsMoney, beneficiary_data_export, beneficiary_erase
@@ -307,46 +309,90 @@ class BeneficiaryAdmin(FunderScopedAdmin):
         programs = Program.objects.filter(funder__in=funders_of(request.user, role=Role.MANAGER))
         confirmed = "grant" in request.POST
         form = GrantForm(request.POST if confirmed else None, programs=programs)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Grant aid"),
+            "beneficiaries": beneficiaries,
+            "via_action": via_action,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
         if confirmed and form.is_valid():
-            valid_from, valid_until = form.validity()
-            try:
-                granted = allocation_grant_many(
-                    program=form.cleaned_data["program"],
-                    beneficiaries=beneficiaries,
-                    amount=form.cleaned_data["amount"],
-                    valid_from=valid_from,
-                    valid_until=valid_until,
-                    key_prefix=f"grant:{form.cleaned_data['token']}",
-                    by=request.user,
-                )
-            except DomainError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
-            else:
-                self.message_user(
-                    request,
-                    ngettext(
-                        "Aid granted to %(count)d beneficiary.",
-                        "Aid granted to %(count)d beneficiaries.",
-                        len(granted),
-                    )
-                    % {"count": len(granted)},
-                    messages.SUCCESS,
-                )
+            program = form.cleaned_data["program"]
+            holders = program_holders(
+                program=program, beneficiary_ids=[b.pk for b in beneficiaries]
+            )
+            no_shop = not program_shops(program)
+            if (holders or no_shop) and not form.cleaned_data["warned"]:
+                # Said before anything is granted: who already holds the aid (skipped unless
+                # the manager ticks the box), and that no shop would take it.
+                data = request.POST.copy()
+                data["warned"] = "1"
+                form = GrantForm(data, programs=programs)
+                form.is_valid()
+                context["holders"] = [
+                    (person, already_holds_message(holders[person.pk]))
+                    for person in beneficiaries
+                    if person.pk in holders
+                ]
+                context["no_shop"] = no_shop
+            elif self._grant_now(request, form, beneficiaries, holders):
                 if not via_action:
                     return redirect(
                         reverse("admin:wallet_beneficiary_change", args=[beneficiaries[0].pk])
                     )
                 return redirect(reverse("admin:wallet_beneficiary_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": _("Grant aid"),
-            "form": form,
-            "beneficiaries": beneficiaries,
-            "via_action": via_action,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
+        context["form"] = form
+        context["media"] = self.media + form.media
         return TemplateResponse(request, "admin/wallet/beneficiary/grant.html", context)
+
+    def _grant_now(self, request, form, beneficiaries, holders):
+        """Grant to everyone chosen, or to those who do not hold the aid yet. False when the
+        form has to be shown again with the error."""
+        skipped = (
+            []
+            if form.cleaned_data["grant_again"]
+            else [person for person in beneficiaries if person.pk in holders]
+        )
+        to_grant = [person for person in beneficiaries if person not in skipped]
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d person already holds this aid and was skipped.",
+                    "%(count)d people already hold this aid and were skipped.",
+                    len(skipped),
+                )
+                % {"count": len(skipped)},
+                messages.WARNING,
+            )
+        if not to_grant:
+            return True
+        valid_from, valid_until = form.validity()
+        try:
+            granted = allocation_grant_many(
+                program=form.cleaned_data["program"],
+                beneficiaries=to_grant,
+                amount=form.cleaned_data["amount"],
+                valid_from=valid_from,
+                valid_until=valid_until,
+                key_prefix=f"grant:{form.cleaned_data['token']}",
+                by=request.user,
+            )
+        except DomainError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+            return False
+        self.message_user(
+            request,
+            ngettext(
+                "Aid granted to %(count)d beneficiary.",
+                "Aid granted to %(count)d beneficiaries.",
+                len(granted),
+            )
+            % {"count": len(granted)},
+            messages.SUCCESS,
+        )
+        return True
 
     # --- personal data (GDPR) -------------------------------------------------------------------
     # Export: a funder's agents and above, with what their funder may see; the platform

@@ -77,7 +77,7 @@ def test_the_file_shows_each_aid_card_payment_and_history_of_the_agent_s_funder(
     assert "Aide alimentaire" in text
     assert "150,00" in text  # the balance in euros, not 15000 cents
     assert "30 septembre 2027 inclus" in text and "12 jours" in text  # validity in whole days
-    assert "Jusqu’à 30,00" in text  # the rules in plain words
+    assert "30,00\xa0€ par paiement" in text  # the rules in plain words
     assert "•••• 4242" in text and "Geler la carte" in text
     # the payments, and a refusal in the words the person read, the raw code behind
     # "technical details"
