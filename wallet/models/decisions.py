@@ -30,12 +30,19 @@ class Decision(models.Model):
     idempotency_key = models.CharField(max_length=300, unique=True)
     fingerprint = models.CharField(max_length=64)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
-    wallet = models.ForeignKey("wallet.Wallet", models.PROTECT, related_name="decisions")
+    wallet = models.ForeignKey(
+        "wallet.Wallet", models.PROTECT, related_name="decisions", verbose_name=_("wallet")
+    )
     card = models.ForeignKey(
         "wallet.Card", models.PROTECT, null=True, blank=True, related_name="decisions"
     )
     merchant = models.ForeignKey(
-        "merchants.Merchant", models.PROTECT, null=True, blank=True, related_name="decisions"
+        "merchants.Merchant",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="decisions",
+        verbose_name=_("merchant"),
     )
     amount = models.BigIntegerField(_("amount asked"))
     currency = models.CharField(_("currency"), max_length=3)
