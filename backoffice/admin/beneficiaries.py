@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import translation
+from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -26,10 +27,13 @@ from backoffice.contacts import (
     beneficiary_contact_change_request,
 )
 from backoffice.forms import GrantForm
+from beneficiary_app.api.payments import payment_data
 from beneficiary_app.services import card_freeze, card_unfreeze
 from core.errors import DomainError
+from core.money import format_money
 from funders.campaigns import profiles_changed
 from funders.models import Enrolment, Funder, Program
+from funders.reports import reason_label
 from funders.selectors import already_holds_message, program_holders
 from funders.services import allocation_grant_many, beneficiary_enrol
 from funders.tenancy import Role, funder_ids, funders_of, is_operator
@@ -709,25 +713,96 @@ class CardAdmin(ReadOnlyScopedAdmin):
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyScopedAdmin):
     """Payments: a funder sees those its pockets paid, and the declined attempts of the people
-    it helps (a decline is what its agents are asked about)."""
+    it helps (a decline is what its agents are asked about). Amounts in euros, the reason in
+    the words the person read; the raw code and details folded under "Technical details"; the
+    idempotency key and fingerprint, which only the API uses, never shown."""
 
     list_display = [
-        "reference",
         "decided_at",
-        "channel",
         "merchant",
-        "amount",
-        "approved_amount",
+        "amount_display",
+        "approved_display",
         "status",
-        "reason",
+        "reason_label",
     ]
     list_filter = ["status", "channel", "reason"]
+    list_select_related = ["merchant"]
     search_fields = ["reference"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "decided_at",
+                    "wallet",
+                    "merchant",
+                    "channel",
+                    "amount_display",
+                    "approved_display",
+                    "status",
+                    "reason_in_words",
+                ]
+            },
+        ),
+        (
+            _("Technical details"),
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "reference",
+                    "reason",
+                    "reason_pocket",
+                    "details_json",
+                    "merchant_reference",
+                    "card",
+                ],
+            },
+        ),
+    ]
+    readonly_fields = [
+        "decided_at",
+        "wallet",
+        "merchant",
+        "channel",
+        "amount_display",
+        "approved_display",
+        "status",
+        "reason_in_words",
+        "reference",
+        "reason",
+        "reason_pocket",
+        "details_json",
+        "merchant_reference",
+        "card",
+    ]
 
     def scope_filter(self, funder_ids):
         return Q(holds__pocket__allocation__program__funder__in=funder_ids) | Q(
             status=Decision.Status.DECLINED,
             wallet__pockets__allocation__program__funder__in=funder_ids,
+        )
+
+    @admin.display(description=_("amount asked"), ordering="amount")
+    def amount_display(self, decision: Decision) -> str:
+        return format_money(decision.amount, decision.currency)
+
+    @admin.display(description=_("amount approved"), ordering="approved_amount")
+    def approved_display(self, decision: Decision) -> str:
+        return format_money(decision.approved_amount, decision.currency)
+
+    @admin.display(description=_("reason"), ordering="reason")
+    def reason_label(self, decision: Decision) -> str:
+        return reason_label(decision.reason) if decision.reason else "—"
+
+    @admin.display(description=_("Why, as the person read it"))
+    def reason_in_words(self, decision: Decision) -> str:
+        reason = payment_data(decision)["reason"]
+        return reason["message"] if reason else "—"
+
+    @admin.display(description=_("reason details"))
+    def details_json(self, decision: Decision) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(decision.details, ensure_ascii=False, indent=2)
         )
 
 

@@ -20,7 +20,7 @@ from tests.factories import (
     make_staff,
 )
 from tests.funders.conftest import client_for
-from wallet.models import Card
+from wallet.models import Card, Decision
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +144,24 @@ def test_another_funder_s_file_number_finds_nobody(agent, person):
     page = client_for(agent).get(reverse("admin:wallet_beneficiary_changelist"), {"q": "SAV-77"})
 
     assert list(page.context["cl"].result_list) == []
+
+
+@time_machine.travel(NOW)
+def test_a_payment_reads_in_euros_and_words_with_no_idempotency_key(agent, person):
+    refused = Decision.objects.get(merchant__trade_name="Bar du Centre")
+    client = client_for(agent)
+
+    listed = client.get(reverse("admin:wallet_decision_changelist")).content.decode()
+    assert "18,00" in listed and "1800" not in listed
+
+    page = client.get(reverse("admin:wallet_decision_change", args=[refused.pk])).content.decode()
+    assert "cette aide ne peut pas être utilisée dans ce type de commerce" in page
+    assert "Détails techniques" in page
+    assert refused.idempotency_key not in page and refused.fingerprint not in page
+
+
+@time_machine.travel(NOW)
+def test_the_grants_list_tells_the_last_day_included(agent, person):
+    listed = client_for(agent).get(reverse("admin:funders_allocation_changelist"))
+
+    assert "au 30 septembre 2027 inclus" in listed.content.decode()
