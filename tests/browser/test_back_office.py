@@ -12,6 +12,7 @@ from funders.services import beneficiary_enrol
 from merchants.models import Merchant
 from merchants.payments import payment_authorize
 from tests.browser.axe import audit
+from tests.browser.charts import label_problems
 from tests.browser.signin import admin_sign_in
 from tests.factories import (
     BeneficiaryFactory,
@@ -149,6 +150,9 @@ def test_a_manager_creates_a_program_grants_aid_in_bulk_and_sees_the_dashboard(
     expect(body).to_contain_text("Épicerie du Cours Berriat")
     expect(page.locator("svg.pygal-chart").first).to_be_visible()
     assert audit(page, "back office: a program's dashboard") == []
+    # key figures as tiles above the charts, and every chart label readable
+    expect(page.locator(".tiles").first).to_contain_text("1 000,00")
+    assert label_problems(page) == []
     expect(body).not_to_contain_text("Nothing to show")  # the refused payment is counted too
     path = screenshot(page, "back-office-program-dashboard")
     assert path.stat().st_size > 10_000
