@@ -146,7 +146,7 @@ def _bar_chart(
         show_legend=False,
         disable_xml_declaration=True,
         value_formatter=formatter,
-        truncate_label=40,
+        truncate_label=-1,  # whole names: a cut one ("Épicerie du C…") cannot be read
         # Amounts in thousands of euros are wide: few of them along the axis, written level,
         # so that none runs into the next (tests/browser checks the labels' boxes).
         max_scale=4,
@@ -185,6 +185,7 @@ def _time_chart(
         value_formatter=formatter,
         # Level labels, few enough to sit side by side: one day or month in every few.
         show_minor_x_labels=False,
+        truncate_label=-1,
         x_labels_major_every=max(1, ceil(len(rows) / TIME_LABELS)),
         max_scale=5,
         width=900,

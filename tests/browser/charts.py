@@ -28,12 +28,14 @@ def _overlap(a: dict, b: dict) -> bool:
 
 
 def label_problems(page) -> list[str]:
-    """Each label drawn outside its chart (clipped) and each pair of labels drawn over each
-    other, in words; [] when every label can be read."""
+    """Each label cut short or drawn outside its chart (clipped), and each pair of labels drawn
+    over each other, in words; [] when every label can be read."""
     problems = []
     for chart in page.evaluate(LABEL_BOXES):
         frame, labels = chart["frame"], chart["labels"]
         for label in labels:
+            if label["text"].endswith(("…", "...")):
+                problems.append(f"{chart['chart']}: {label['text']!r} is cut short")
             if (
                 label["left"] < frame["left"] - SLACK
                 or label["right"] > frame["right"] + SLACK

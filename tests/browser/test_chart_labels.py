@@ -16,5 +16,8 @@ def test_overlapping_and_clipped_labels_are_found(page):
     page.set_content(CHART.format(first="1 000,00 €", second="Alimentation", second_x=270))
     assert label_problems(page) == ["Test: 'Alimentation' is clipped"]
 
+    page.set_content(CHART.format(first="0…", second="2 000,00 €", second_x=150))
+    assert label_problems(page) == ["Test: '0…' is cut short"]
+
     page.set_content(CHART.format(first="1 000,00 €", second="2 000,00 €", second_x=150))
     assert label_problems(page) == []
