@@ -10,10 +10,11 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminDateWidget
+from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -457,7 +458,37 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
 
     # --- funding --------------------------------------------------------------------------------
 
+    # --- the live preview of the rules, in plain words -------------------------------------------
+
+    def preview_view(self, request):
+        """The rules of the form as it is being filled, in the words beneficiaries will read,
+        and the shops that would accept the aid: the page's script posts the form here on each
+        change (backoffice/static/backoffice/program_preview.js). Nothing is saved."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self._allowed(request, Role.MANAGER):
+            raise PermissionDenied
+        form = RulesForm(request.POST)
+        currency = request.POST.get("currency") or "EUR"
+        if not form.is_valid() or form.rules is None:
+            errors = [str(error) for errors in form.errors.values() for error in errors]
+            return TemplateResponse(
+                request, "admin/funders/program/_preview.html", {"errors": errors}
+            )
+        lines = PocketRules.from_dict(form.rules).describe(currency=currency)
+        shops = program_shops(Program(rules=form.rules, currency=currency))
+        return TemplateResponse(
+            request,
+            "admin/funders/program/_preview.html",
+            {"lines": lines, "shops": len(shops)},
+        )
+
     def get_urls(self):
+        preview = path(
+            "preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="funders_program_preview",
+        )
         fund = path(
             "<path:object_id>/fund/",
             self.admin_site.admin_view(self.fund_view),
@@ -468,7 +499,7 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             self.admin_site.admin_view(self.topup_view),
             name="funders_program_topup",
         )
-        return [fund, topup, *super().get_urls()]
+        return [preview, fund, topup, *super().get_urls()]
 
     def topup_view(self, request, object_id):
         """Send money to Stripe's Issuing balance, which card payments draw on, and record it on

@@ -137,3 +137,16 @@ def test_a_program_s_default_validity(funder, start, end, days, expected):
 
     assert program.default_validity(date(2027, 9, 1)) == expected
     assert end_of_day(date(2027, 9, 30)).tzinfo == PARIS
+
+
+def test_the_program_form_s_preview_tells_the_rules_and_the_shops(manager, agent):
+    url = reverse("admin:funders_program_preview")
+    data = {"allow_groups": ["food"], "departements": ["38"], "limit_per_payment": "30"}
+    make_merchant()  # a grocery in Grenoble
+
+    answer = client_for(manager).post(url, data).content.decode()
+
+    assert "Isère" in answer and "30,00" in answer
+    assert "1 commerce agréé accepterait cette aide" in answer
+    assert client_for(manager).get(url).status_code == 405
+    assert client_for(agent).post(url, data).status_code == 403

@@ -58,6 +58,11 @@ def test_a_manager_creates_a_program_grants_aid_in_bulk_and_sees_the_dashboard(
     page.click("#id_departements_add")
     page.fill("#id_limit_per_payment", "30")
     page.fill("#id_default_valid_until", "2027-03-31")
+    # the live preview: the rules in plain words, and no shop in Savoie
+    preview = page.locator("#rules-preview")
+    expect(preview).to_contain_text("Savoie")
+    expect(preview).to_contain_text("30,00")
+    expect(preview).to_contain_text("Aucun commerce agréé n\u2019accepterait cette aide")
     assert audit(page, "back office: a new program") == []
     page.click("input[name=_continue]")
     expect(page.locator(".messagelist")).to_contain_text("Aide alimentaire hiver")
@@ -77,6 +82,7 @@ def test_a_manager_creates_a_program_grants_aid_in_bulk_and_sees_the_dashboard(
     page.click("#id_departements_remove")
     page.select_option("#id_departements_from", "38")
     page.click("#id_departements_add")
+    expect(preview).to_contain_text("1 commerce agréé accepterait cette aide")
     page.click("input[name=_continue]")
     expect(shops).to_contain_text("1 commerce accepte cette aide")
     expect(shops).to_contain_text("Épicerie du Cours Berriat")
