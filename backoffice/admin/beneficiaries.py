@@ -710,6 +710,27 @@ class CardAdmin(ReadOnlyScopedAdmin):
         self._apply(request, queryset, card_cancel, _("Cards cancelled: they can never be used."))
 
 
+class ReasonFilter(admin.SimpleListFilter):
+    """The refusal reasons in words ("Not enough money left on the aid"), not their codes; an
+    approved payment has none and is not a choice here (the outcome filter finds it)."""
+
+    title = _("reason")
+    parameter_name = "reason"
+
+    def lookups(self, request, model_admin):
+        codes = (
+            model_admin.get_queryset(request)
+            .exclude(reason="")
+            .order_by()
+            .values_list("reason", flat=True)
+            .distinct()
+        )
+        return sorted(((code, reason_label(code)) for code in codes), key=lambda c: c[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(reason=self.value()) if self.value() else queryset
+
+
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyScopedAdmin):
     """Payments: a funder sees those its pockets paid, and the declined attempts of the people
@@ -725,7 +746,7 @@ class DecisionAdmin(ReadOnlyScopedAdmin):
         "status",
         "reason_label",
     ]
-    list_filter = ["status", "channel", "reason"]
+    list_filter = ["status", "channel", ReasonFilter]
     list_select_related = ["merchant"]
     search_fields = ["reference"]
     fieldsets = [

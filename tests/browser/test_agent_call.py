@@ -94,3 +94,27 @@ def test_an_agent_answers_a_call_from_the_person_s_file(live_server, page, call,
     assert card.status == Card.Status.FROZEN
     assert audit(page, "back office: the file after freezing the card") == []
     screenshot(page, "back-office-person-file-card-frozen")
+
+
+# The lists an agent reads, each audited and each fitting a 1366 px wide screen.
+AGENT_LISTS = [
+    ("wallet/beneficiary/", "people"),
+    ("wallet/decision/", "payments"),
+    ("funders/allocation/", "grants"),
+    ("wallet/notification/", "messages"),
+    ("wallet/card/", "cards"),
+    ("wallet/contactchangerequest/", "contact changes"),
+    ("funders/proposal/", "proposals"),
+]
+
+
+def test_the_lists_an_agent_reads_fit_1366_px_and_pass_the_audit(live_server, page, call):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    admin = f"{live_server.url}/admin"
+    admin_sign_in(page, admin, "sofiane")
+    for path, name in AGENT_LISTS:
+        page.goto(f"{admin}/{path}")
+        expect(page.locator("#changelist")).to_be_visible()
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 1366, f"the list of {name} is {width} px wide"
+        assert audit(page, f"back office: the list of {name}") == []
