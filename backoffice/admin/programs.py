@@ -386,7 +386,7 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         shops = program_shops(obj)
         if not shops:
             return format_html(
-                '<p class="errornote" id="accepting-shops">{}</p>',
+                '<p class="warning-note" id="accepting-shops">{}</p>',
                 gettext(
                     "No approved shop accepts this aid: the people who get it cannot spend it. "
                     "Widen the area or the kinds of shops, or add partner shops."
