@@ -103,7 +103,7 @@ POCKET_EXAMPLE = {
     "expiry_warning": "Cette aide se termine dans 8 jours : elle peut être utilisée jusqu'au "
     "30 novembre 2026 inclus.",
     "rules": [
-        "Peut être utilisée du 1 novembre 2026 au 30 novembre 2026.",
+        "Peut être utilisée du 1 novembre 2026 au 30 novembre 2026 inclus.",
         "Seulement dans : commerces alimentaires.",
         "Seulement dans cette zone : Isère (38).",
         "Au plus 25,00 € par jour.",
