@@ -162,7 +162,9 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The back office's templates first: its admin/base_site.html puts its style sheet on
+        # every admin page (django.contrib.admin, listed before it, would win otherwise).
+        "DIRS": [BASE_DIR / "backoffice" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -35,20 +35,20 @@ def format_instant(value: datetime) -> str:
 
 
 def format_until(valid_until: datetime) -> str:
-    """The end of validity as people say it. valid_until is exclusive (the first instant the
-    aid no longer works), so a midnight end is told as the day before: valid_until at
-    1 April 00:00 reads "until 31 March"."""
+    """The end of validity as people say it, after "until". valid_until is exclusive (the first
+    instant the aid no longer works), so a midnight end is told as the whole day before, said
+    to be included: valid_until at 1 October 00:00 reads "30 September 2027 included" (in
+    French "jusqu'au 30 septembre 2027 inclus"), never "1 October 00:00". Every place that
+    tells an end (admin, app, SMS, e-mail, refusal reasons) goes through here, so they agree."""
     local = timezone.localtime(valid_until)
     if local.time() == time(0, 0):
-        return date_format(local.date() - timedelta(days=1), "DATE_FORMAT")
+        last_day = date_format(local.date() - timedelta(days=1), "DATE_FORMAT")
+        return gettext("%(date)s included") % {"date": last_day}
     return format_instant(valid_until)
 
 
 def format_until_inclusive(valid_until: datetime) -> str:
-    """The end of validity as a whole last day, said so: "until 30 September 2027 inclusive",
-    never "until 1 October 00:00" (valid_until is the first instant after that day). An end
-    that is not at midnight keeps its time."""
-    local = timezone.localtime(valid_until)
-    if local.time() == time(0, 0):
-        return gettext("until %(date)s inclusive") % {"date": format_until(valid_until)}
-    return gettext("until %(moment)s") % {"moment": format_instant(valid_until)}
+    """The end of validity as a phrase: "until 30 September 2027 included" (in French
+    "jusqu'au 30 septembre 2027 inclus"), never "until 1 October 00:00"; an end that is not at
+    midnight keeps its time (see format_until)."""
+    return gettext("until %(moment)s") % {"moment": format_until(valid_until)}

@@ -436,8 +436,10 @@ def _lock_pending(proposal: Proposal, *, done: str) -> Proposal | None:
 
 
 def _valid_until(campaign: Campaign):
+    """The campaign's own number of days, or else the program's default validity."""
     if not campaign.validity_days:
-        return None
+        _start, last_day = campaign.program.default_validity()
+        return end_of_day(last_day) if last_day else None
     return end_of_day(timezone.localdate() + timedelta(days=campaign.validity_days - 1))
 
 

@@ -33,6 +33,7 @@ from core.time import end_of_day, start_of_day
 from engine import geo
 from funders import tasks
 from funders.models import Allocation, AllocationImport, Funder, Program
+from funders.selectors import already_holds_message, program_holders
 from funders.services import allocation_create, beneficiary_enrol
 from funders.spreadsheets import (
     MAX_ROWS,
@@ -313,6 +314,10 @@ class Row:
     beneficiary: Beneficiary | None = None
     is_new: bool = False  # no one known matched: applying creates the beneficiary
     already_allocated: bool = False
+    # The person already holds the program's aid (granted otherwise than by this file): the
+    # dry run says so, "Already holds this aid (150,00 € until 30/09/2027)", and the apply
+    # skips the row rather than grant it twice.
+    already_holds: str = ""
     allocation: Allocation | None = None
 
     def report(self) -> dict:
@@ -321,6 +326,8 @@ class Row:
             result = "invalid"
         elif self.already_allocated:
             result = "already_allocated"
+        elif self.already_holds:
+            result = "already_holds"
         else:
             result = "new" if self.is_new else "existing"
         return {
@@ -334,6 +341,7 @@ class Row:
             "beneficiary_id": self.beneficiary.pk if self.beneficiary else None,
             "beneficiary_name": str(self.beneficiary) if self.beneficiary else "",
             "allocation_id": self.allocation.pk if self.allocation else None,
+            "already_holds": self.already_holds,
             "errors": self.errors,
         }
 
@@ -371,8 +379,15 @@ def _evaluate(*, program: Program, digest: str, rows: list[FileRow], progress=No
     )
     seen: dict[tuple, int] = {}
     results = []
+    # A row without dates takes the program's default validity (its first day is today at
+    # the earliest).
+    default_start, default_end = program.default_validity()
     for position, file_row in enumerate(rows, start=1):
         draft, errors = resource.clean_row(file_row.cells)
+        if draft.valid_from is None and not any(e["field"] == "valid_from" for e in errors):
+            draft.valid_from = default_start
+        if draft.valid_until is None and not any(e["field"] == "valid_until" for e in errors):
+            draft.valid_until = default_end
         row = Row(number=file_row.number, draft=draft, key=keys[file_row.number], errors=errors)
         _check_values(row, now)
         row.rules = _rule_overrides(program, draft)
@@ -386,6 +401,14 @@ def _evaluate(*, program: Program, digest: str, rows: list[FileRow], progress=No
         results.append(row)
         if progress is not None and position % PROGRESS_EVERY == 0:
             progress(position)
+    holders = program_holders(
+        program=program,
+        beneficiary_ids={row.beneficiary.pk for row in results if row.beneficiary is not None},
+    )
+    for row in results:
+        holding = holders.get(row.beneficiary.pk) if row.beneficiary is not None else None
+        if holding is not None and not row.already_allocated:
+            row.already_holds = already_holds_message(holding)
     return results
 
 
@@ -464,7 +487,11 @@ class AllocationImportSteps(ImportSteps):
         for row in rows:
             if row.already_allocated:
                 row.errors.append(_error(None, "already_allocated"))
-        needed = sum(row.draft.amount or 0 for row in rows if not row.already_allocated)
+        needed = sum(
+            row.draft.amount or 0
+            for row in rows
+            if not (row.already_allocated or row.already_holds)
+        )
         available = _available(program)
         error = ""
         if needed > available:
@@ -482,7 +509,7 @@ class AllocationImportSteps(ImportSteps):
 
     def write(self, allocation_import: AllocationImport, rows: list[Row]) -> tuple[str, ...]:
         for row in rows:
-            if not row.already_allocated:
+            if not (row.already_allocated or row.already_holds):
                 _grant(row, program=allocation_import.program, by=allocation_import.created_by)
         return ()
 

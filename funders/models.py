@@ -1,3 +1,5 @@
+from datetime import date, timedelta
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
@@ -79,7 +81,9 @@ class Membership(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.CASCADE, related_name="funder_memberships"
     )
-    funder = models.ForeignKey(Funder, models.CASCADE, related_name="memberships")
+    funder = models.ForeignKey(
+        Funder, models.CASCADE, related_name="memberships", verbose_name=_("funder")
+    )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     history = HistoricalRecords()
@@ -113,6 +117,27 @@ class Program(models.Model):
     )
     rules = models.JSONField(_("rules"), default=dict, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # The validity every grant, import row and campaign of the program starts from (each may
+    # change it): a first day (today when empty or past), and a last day or a number of days.
+    default_valid_from = models.DateField(
+        _("first day"),
+        null=True,
+        blank=True,
+        help_text=_("Leave empty: aid granted is valid from the day it is granted."),
+    )
+    default_valid_until = models.DateField(
+        _("last day (included)"),
+        null=True,
+        blank=True,
+        help_text=_("The aid can be spent until the end of this day, Paris time."),
+    )
+    default_validity_days = models.PositiveSmallIntegerField(
+        _("or a number of days"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Counted from the first day, which is included. Used when no last day is set."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     history = HistoricalRecords()
 
@@ -124,6 +149,16 @@ class Program(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def default_validity(self, today: date | None = None) -> tuple[date, date | None]:
+        """The first and last days (both included) a grant made `today` gets by default."""
+        today = today or timezone.localdate()
+        start = max(today, self.default_valid_from or today)
+        if self.default_valid_until is not None:
+            return start, max(start, self.default_valid_until)
+        if self.default_validity_days:
+            return start, start + timedelta(days=self.default_validity_days - 1)
+        return start, None
+
 
 class Allocation(models.Model):
     """A grant of an amount from a program to a beneficiary, valid in [valid_from, valid_until),
@@ -134,9 +169,14 @@ class Allocation(models.Model):
         REVOKED = "revoked", _("Revoked")
         EXPIRED = "expired", _("Expired")
 
-    program = models.ForeignKey(Program, models.PROTECT, related_name="allocations")
+    program = models.ForeignKey(
+        Program, models.PROTECT, related_name="allocations", verbose_name=_("program")
+    )
     beneficiary = models.ForeignKey(
-        "wallet.Beneficiary", models.PROTECT, related_name="allocations"
+        "wallet.Beneficiary",
+        models.PROTECT,
+        related_name="allocations",
+        verbose_name=_("beneficiary"),
     )
     amount = models.BigIntegerField(_("amount (cents)"))
     currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency])
@@ -149,7 +189,12 @@ class Allocation(models.Model):
     idempotency_key = models.CharField(max_length=255, unique=True)
     fingerprint = models.CharField(max_length=64)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
@@ -180,8 +225,15 @@ class Enrolment(models.Model):
     """A beneficiary known to a funder: the funder's staff see and help only the beneficiaries
     enrolled with it. One person has one wallet, whatever the number of funders helping them."""
 
-    funder = models.ForeignKey(Funder, models.PROTECT, related_name="enrolments")
-    beneficiary = models.ForeignKey("wallet.Beneficiary", models.PROTECT, related_name="enrolments")
+    funder = models.ForeignKey(
+        Funder, models.PROTECT, related_name="enrolments", verbose_name=_("funder")
+    )
+    beneficiary = models.ForeignKey(
+        "wallet.Beneficiary",
+        models.PROTECT,
+        related_name="enrolments",
+        verbose_name=_("beneficiary"),
+    )
     reference = models.CharField(
         _("file number"),
         max_length=64,
@@ -215,7 +267,9 @@ class Funding(models.Model):
         BANK_TRANSFER = "bank_transfer", _("Bank transfer")
         STRIPE_TOPUP = "stripe_topup", _("Stripe top-up")
 
-    program = models.ForeignKey(Program, models.PROTECT, related_name="fundings")
+    program = models.ForeignKey(
+        Program, models.PROTECT, related_name="fundings", verbose_name=_("program")
+    )
     amount = models.BigIntegerField(_("amount (cents)"))
     method = models.CharField(_("method"), max_length=16, choices=Method.choices)
     reference = models.CharField(
@@ -228,7 +282,12 @@ class Funding(models.Model):
         "ledger.Transfer", models.PROTECT, related_name="funding", editable=False
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     history = HistoricalRecords()
@@ -249,7 +308,9 @@ class RecurringAllocation(models.Model):
     """ "Every month on the 1st, 50 € to these beneficiaries, for 6 months": the scheduler grants
     run n (0-based) on `day_of_month` of the n-th month from `starts_on`, once per beneficiary."""
 
-    program = models.ForeignKey(Program, models.PROTECT, related_name="recurring_allocations")
+    program = models.ForeignKey(
+        Program, models.PROTECT, related_name="recurring_allocations", verbose_name=_("program")
+    )
     name = models.CharField(_("name"), max_length=120)
     amount = models.BigIntegerField(_("amount per run (cents)"))
     day_of_month = models.PositiveSmallIntegerField(
@@ -271,7 +332,12 @@ class RecurringAllocation(models.Model):
     runs_done = models.PositiveSmallIntegerField(_("runs made"), default=0, editable=False)
     last_error = models.CharField(_("last problem"), max_length=300, blank=True, editable=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     history = HistoricalRecords(m2m_fields=[beneficiaries])
@@ -317,7 +383,12 @@ class SpreadsheetImport(models.Model):
     report = models.JSONField(_("result of each row"), default=list, blank=True)
     error = models.TextField(_("error"), blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
@@ -334,7 +405,9 @@ class AllocationImport(SpreadsheetImport):
     """A file of allocations to grant. Applying the same file twice grants once: each row's
     idempotency key comes from the program, the file's digest and the row's number."""
 
-    program = models.ForeignKey(Program, models.PROTECT, related_name="imports")
+    program = models.ForeignKey(
+        Program, models.PROTECT, related_name="imports", verbose_name=_("program")
+    )
     total_amount = models.BigIntegerField(_("total amount (cents)"), default=0)
 
     class Meta(SpreadsheetImport.Meta):
@@ -347,7 +420,9 @@ class ProfileImport(SpreadsheetImport):
     read into their eligibility profiles. Only the columns its programs' criteria use are
     accepted (see funders/profile_imports.py)."""
 
-    funder = models.ForeignKey(Funder, models.PROTECT, related_name="profile_imports")
+    funder = models.ForeignKey(
+        Funder, models.PROTECT, related_name="profile_imports", verbose_name=_("funder")
+    )
     legal_basis = models.CharField(_("legal basis"), max_length=24, choices=LegalBasis.choices)
 
     class Meta(SpreadsheetImport.Meta):
@@ -480,7 +555,9 @@ class EligibilityCriterion(models.Model):
         EXHAUSTED = "exhausted", _("has spent all of it")
         NEVER_RECEIVED = "never_received", _("never received it")
 
-    program = models.ForeignKey(Program, models.CASCADE, related_name="criteria")
+    program = models.ForeignKey(
+        Program, models.CASCADE, related_name="criteria", verbose_name=_("program")
+    )
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
     values = models.JSONField(
         _("values"),
@@ -585,7 +662,12 @@ class Campaign(models.Model):
     is_active = models.BooleanField(_("active"), default=True)
     last_run_at = models.DateTimeField(_("last run"), null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     history = HistoricalRecords()
@@ -664,7 +746,12 @@ class Proposal(models.Model):
     campaign = models.ForeignKey(
         Campaign, models.PROTECT, related_name="proposals", verbose_name=_("campaign")
     )
-    beneficiary = models.ForeignKey("wallet.Beneficiary", models.PROTECT, related_name="proposals")
+    beneficiary = models.ForeignKey(
+        "wallet.Beneficiary",
+        models.PROTECT,
+        related_name="proposals",
+        verbose_name=_("beneficiary"),
+    )
     run = models.ForeignKey(
         CampaignRun, models.SET_NULL, null=True, blank=True, related_name="proposals"
     )

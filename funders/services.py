@@ -66,6 +66,9 @@ def program_create(
     currency: str = "EUR",
     purpose: str = "",
     rules: dict | None = None,
+    default_valid_from: date | None = None,
+    default_valid_until: date | None = None,
+    default_validity_days: int | None = None,
 ) -> Program:
     with transaction.atomic():
         float_account = _new_account(
@@ -81,6 +84,9 @@ def program_create(
             currency=currency,
             float_account=float_account,
             rules=rules or {},
+            default_valid_from=default_valid_from,
+            default_valid_until=default_valid_until,
+            default_validity_days=default_validity_days,
         )
 
 

@@ -23,3 +23,5 @@ from backoffice.admin import (  # noqa: F401
 admin.site.site_header = _("Aid wallet: funders' back office")
 admin.site.site_title = _("Aid wallet")
 admin.site.index_title = _("Back office")
+# The home shows each funder's key figures and the programs needing attention above the menu.
+admin.site.index_template = "admin/backoffice/index.html"

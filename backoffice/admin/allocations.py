@@ -7,14 +7,15 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.forms import EuroField
 from core.errors import DomainError
 from core.money import format_money
+from core.time import format_instant, format_until
 from funders import eligibility
 from funders.models import Allocation, Proposal, RecurringAllocation
 from funders.services import allocation_revoke, recurring_run_date
@@ -38,8 +39,7 @@ class AllocationAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         "program",
         "amount_display",
         "left_display",
-        "valid_from",
-        "valid_until",
+        "validity_display",
         "status",
     ]
     list_filter = ["status", "program", "valid_until"]
@@ -50,8 +50,7 @@ class AllocationAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         "beneficiary",
         "amount_display",
         "left_display",
-        "valid_from",
-        "valid_until",
+        "validity_display",
         "rules",
         "status",
         "created_by",
@@ -79,6 +78,18 @@ class AllocationAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
                 "", "<li>{}</li>", ((eligibility.explain(r),) for r in proposal.reasons)
             ),
         )
+
+    @admin.display(description=_("Validity"), ordering="valid_until")
+    def validity_display(self, allocation):
+        """As people say it, "from 1 December 2026 until 31 March 2027 included", never the
+        exclusive end the ledger keeps (1 April 00:00)."""
+        start = format_instant(allocation.valid_from)
+        if allocation.valid_until is None:
+            return gettext("from %(start)s, with no end") % {"start": start}
+        return gettext("from %(start)s until %(end)s") % {
+            "start": start,
+            "end": format_until(allocation.valid_until),
+        }
 
     @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, allocation):

@@ -8,16 +8,19 @@ import logging
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
-from django.http import HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import translation
+from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from backoffice.admin.contact_failing import contact_failing_warn
+from backoffice.admin.person_file import person_file, phone_search_form
+from backoffice.admin.programs import program_shops
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.contacts import (
     beneficiary_contact_change_confirm,
@@ -25,10 +28,14 @@ from backoffice.contacts import (
     beneficiary_contact_change_request,
 )
 from backoffice.forms import GrantForm
+from beneficiary_app.api.payments import payment_data
 from beneficiary_app.services import card_freeze, card_unfreeze
 from core.errors import DomainError
+from core.money import format_money
 from funders.campaigns import profiles_changed
-from funders.models import Funder, Program
+from funders.models import Enrolment, Funder, Program
+from funders.reports import reason_label
+from funders.selectors import already_holds_message, program_holders
 from funders.services import allocation_grant_many, beneficiary_enrol
 from funders.tenancy import Role, funder_ids, funders_of, is_operator
 from gdpr.services import BeneficiaryHoldsMoney, beneficiary_data_export, beneficiary_erase
@@ -116,7 +123,10 @@ class BeneficiaryAdmin(FunderScopedAdmin):
     funder_path = "enrolments__funder"
     add_role = change_role = Role.AGENT
     list_display = ["last_name", "first_name", "postcode", "email", "phone"]
+    # A person calling gives their name, their phone number or their file number: see
+    # get_search_results for the last two.
     search_fields = ["last_name", "first_name", "email", "postcode"]
+    search_help_text = _("Name, e-mail, postcode, mobile phone (06 70 00 00 22) or file number.")
     actions = ["grant_aid", "export_personal_data", "erase_personal_data"]
     change_form_template = "admin/wallet/beneficiary/change_form.html"
 
@@ -229,6 +239,11 @@ class BeneficiaryAdmin(FunderScopedAdmin):
                 "<path:object_id>/personal-data/", export, name="wallet_beneficiary_personal_data"
             ),
             path("<path:object_id>/erase/", erase, name="wallet_beneficiary_erase"),
+            path(
+                "<path:object_id>/cards/<int:card_id>/<slug:action>/",
+                self.admin_site.admin_view(self.card_view),
+                name="wallet_beneficiary_card",
+            ),
             *super().get_urls(),
         ]
 
@@ -248,54 +263,143 @@ class BeneficiaryAdmin(FunderScopedAdmin):
             "has_manage_permission": self.has_manage_permission(request),
             "has_erase_permission": self.has_erase_permission(request),
         }
-        if request.method == "GET":
-            contact_failing_warn(request, self.get_object(request, object_id))
+        beneficiary = self.get_object(request, object_id)
+        if beneficiary is not None:
+            extra_context["file"] = person_file(request, beneficiary)
+            if request.method == "GET":
+                contact_failing_warn(request, beneficiary)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if not term:
+            return found, may_have_duplicates
+        more = Q()
+        phone = phone_search_form(term)
+        if phone:
+            more |= Q(phone=phone)
+        # The file number is the funder's own: only the user's funders' numbers are searched.
+        references = Enrolment.objects.filter(reference__iexact=term)
+        if not is_operator(request.user):
+            references = references.filter(funder__in=funder_ids(request.user))
+        more |= Q(pk__in=references.values("beneficiary_id"))
+        return found | queryset.filter(more), may_have_duplicates
+
+    # --- the person's cards, from their file -------------------------------------------------
+
+    def card_view(self, request, object_id, card_id, action):
+        """Freeze or unfreeze one of the person's cards while they are on the phone, through the
+        same services as the app's button."""
+        beneficiary = self.get_scoped_object(request, object_id, role=Role.AGENT)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        service = {"freeze": card_freeze, "unfreeze": card_unfreeze}.get(action)
+        card = Card.objects.filter(pk=card_id, wallet__beneficiary=beneficiary).first()
+        if service is None or card is None:
+            raise Http404
+        try:
+            service(card=card)
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+        else:
+            done = (
+                _("Card %(card)s frozen: card payments are refused until it is unfrozen.")
+                if action == "freeze"
+                else _("Card %(card)s unfrozen: it pays again.")
+            )
+            self.message_user(request, done % {"card": card}, messages.SUCCESS)
+            self.log_change(request, beneficiary, f"card {card.pk}: {action}")
+        return redirect(reverse("admin:wallet_beneficiary_change", args=[beneficiary.pk]))
 
     def _grant(self, request, beneficiaries: list[Beneficiary], *, via_action: bool):
         programs = Program.objects.filter(funder__in=funders_of(request.user, role=Role.MANAGER))
         confirmed = "grant" in request.POST
         form = GrantForm(request.POST if confirmed else None, programs=programs)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Grant aid"),
+            "beneficiaries": beneficiaries,
+            "via_action": via_action,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
         if confirmed and form.is_valid():
-            valid_from, valid_until = form.validity()
-            try:
-                granted = allocation_grant_many(
-                    program=form.cleaned_data["program"],
-                    beneficiaries=beneficiaries,
-                    amount=form.cleaned_data["amount"],
-                    valid_from=valid_from,
-                    valid_until=valid_until,
-                    key_prefix=f"grant:{form.cleaned_data['token']}",
-                    by=request.user,
-                )
-            except DomainError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
-            else:
-                self.message_user(
-                    request,
-                    ngettext(
-                        "Aid granted to %(count)d beneficiary.",
-                        "Aid granted to %(count)d beneficiaries.",
-                        len(granted),
-                    )
-                    % {"count": len(granted)},
-                    messages.SUCCESS,
-                )
+            program = form.cleaned_data["program"]
+            holders = program_holders(
+                program=program, beneficiary_ids=[b.pk for b in beneficiaries]
+            )
+            no_shop = not program_shops(program)
+            if (holders or no_shop) and not form.cleaned_data["warned"]:
+                # Said before anything is granted: who already holds the aid (skipped unless
+                # the manager ticks the box), and that no shop would take it.
+                data = request.POST.copy()
+                data["warned"] = "1"
+                form = GrantForm(data, programs=programs)
+                form.is_valid()
+                context["holders"] = [
+                    (person, already_holds_message(holders[person.pk]))
+                    for person in beneficiaries
+                    if person.pk in holders
+                ]
+                context["no_shop"] = no_shop
+            elif self._grant_now(request, form, beneficiaries, holders):
                 if not via_action:
                     return redirect(
                         reverse("admin:wallet_beneficiary_change", args=[beneficiaries[0].pk])
                     )
                 return redirect(reverse("admin:wallet_beneficiary_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": _("Grant aid"),
-            "form": form,
-            "beneficiaries": beneficiaries,
-            "via_action": via_action,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
+        context["form"] = form
+        context["media"] = self.media + form.media
         return TemplateResponse(request, "admin/wallet/beneficiary/grant.html", context)
+
+    def _grant_now(self, request, form, beneficiaries, holders):
+        """Grant to everyone chosen, or to those who do not hold the aid yet. False when the
+        form has to be shown again with the error."""
+        skipped = (
+            []
+            if form.cleaned_data["grant_again"]
+            else [person for person in beneficiaries if person.pk in holders]
+        )
+        to_grant = [person for person in beneficiaries if person not in skipped]
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d person already holds this aid and was skipped.",
+                    "%(count)d people already hold this aid and were skipped.",
+                    len(skipped),
+                )
+                % {"count": len(skipped)},
+                messages.WARNING,
+            )
+        if not to_grant:
+            return True
+        valid_from, valid_until = form.validity()
+        try:
+            granted = allocation_grant_many(
+                program=form.cleaned_data["program"],
+                beneficiaries=to_grant,
+                amount=form.cleaned_data["amount"],
+                valid_from=valid_from,
+                valid_until=valid_until,
+                key_prefix=f"grant:{form.cleaned_data['token']}",
+                by=request.user,
+            )
+        except DomainError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+            return False
+        self.message_user(
+            request,
+            ngettext(
+                "Aid granted to %(count)d beneficiary.",
+                "Aid granted to %(count)d beneficiaries.",
+                len(granted),
+            )
+            % {"count": len(granted)},
+            messages.SUCCESS,
+        )
+        return True
 
     # --- personal data (GDPR) -------------------------------------------------------------------
     # Export: a funder's agents and above, with what their funder may see; the platform
@@ -609,29 +713,121 @@ class CardAdmin(ReadOnlyScopedAdmin):
         self._apply(request, queryset, card_cancel, _("Cards cancelled: they can never be used."))
 
 
+class ReasonFilter(admin.SimpleListFilter):
+    """The refusal reasons in words ("Not enough money left on the aid"), not their codes; an
+    approved payment has none and is not a choice here (the outcome filter finds it)."""
+
+    title = _("reason")
+    parameter_name = "reason"
+
+    def lookups(self, request, model_admin):
+        codes = (
+            model_admin.get_queryset(request)
+            .exclude(reason="")
+            .order_by()
+            .values_list("reason", flat=True)
+            .distinct()
+        )
+        return sorted(((code, reason_label(code)) for code in codes), key=lambda c: c[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(reason=self.value()) if self.value() else queryset
+
+
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyScopedAdmin):
     """Payments: a funder sees those its pockets paid, and the declined attempts of the people
-    it helps (a decline is what its agents are asked about)."""
+    it helps (a decline is what its agents are asked about). Amounts in euros, the reason in
+    the words the person read; the raw code and details folded under "Technical details"; the
+    idempotency key and fingerprint, which only the API uses, never shown."""
 
     list_display = [
-        "reference",
         "decided_at",
-        "channel",
         "merchant",
-        "amount",
-        "approved_amount",
+        "amount_display",
+        "approved_display",
         "status",
-        "reason",
+        "reason_label",
         "livemode",
     ]
-    list_filter = ["status", "channel", "reason", "livemode"]
+    list_filter = ["status", "channel", ReasonFilter, "livemode"]
+    list_select_related = ["merchant"]
     search_fields = ["reference"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "decided_at",
+                    "wallet",
+                    "merchant",
+                    "channel",
+                    "amount_display",
+                    "approved_display",
+                    "status",
+                    "reason_in_words",
+                ]
+            },
+        ),
+        (
+            _("Technical details"),
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "reference",
+                    "reason",
+                    "reason_pocket",
+                    "details_json",
+                    "merchant_reference",
+                    "card",
+                ],
+            },
+        ),
+    ]
+    readonly_fields = [
+        "decided_at",
+        "wallet",
+        "merchant",
+        "channel",
+        "amount_display",
+        "approved_display",
+        "status",
+        "reason_in_words",
+        "reference",
+        "reason",
+        "reason_pocket",
+        "details_json",
+        "merchant_reference",
+        "card",
+    ]
 
     def scope_filter(self, funder_ids):
         return Q(holds__pocket__allocation__program__funder__in=funder_ids) | Q(
             status=Decision.Status.DECLINED,
             wallet__pockets__allocation__program__funder__in=funder_ids,
+        )
+
+    @admin.display(description=_("amount asked"), ordering="amount")
+    def amount_display(self, decision: Decision) -> str:
+        return format_money(decision.amount, decision.currency)
+
+    @admin.display(description=_("amount approved"), ordering="approved_amount")
+    def approved_display(self, decision: Decision) -> str:
+        return format_money(decision.approved_amount, decision.currency)
+
+    @admin.display(description=_("reason"), ordering="reason")
+    def reason_label(self, decision: Decision) -> str:
+        return reason_label(decision.reason) if decision.reason else "—"
+
+    @admin.display(description=_("Why, as the person read it"))
+    def reason_in_words(self, decision: Decision) -> str:
+        reason = payment_data(decision)["reason"]
+        return reason["message"] if reason else "—"
+
+    @admin.display(description=_("reason details"))
+    def details_json(self, decision: Decision) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(decision.details, ensure_ascii=False, indent=2)
         )
 
 

@@ -29,6 +29,7 @@ RESULTS = {
     "new": _("New beneficiary"),
     "existing": _("Existing beneficiary"),
     "already_allocated": _("Already allocated"),
+    "already_holds": _("Skipped: already holds this aid"),
     "invalid": _("Errors"),
 }
 
@@ -119,7 +120,8 @@ class AllocationImportAdmin(SpreadsheetImportAdmin):
                 "amount_display": (
                     format_money(row["amount"], program.currency) if row["amount"] else ""
                 ),
-                "messages": [error_message(error) for error in row["errors"]],
+                "messages": [error_message(error) for error in row["errors"]]
+                + ([row["already_holds"]] if row.get("already_holds") else []),
                 "first_day": _day(row["valid_from"]),
                 "last_day": _day(row["valid_until"]),
             }

@@ -10,10 +10,11 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminDateWidget
+from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -21,7 +22,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -34,9 +35,12 @@ from engine.rules import PocketRules, RulesError
 from funders import eligibility
 from funders.models import EligibilityCriterion, Funding, Program
 from funders.services import program_create, program_fund
-from funders.tenancy import Role, funder_ids, is_operator
+from funders.tenancy import Role, funder_ids, funders_of, is_operator
+from merchants.selectors import merchants_accepting
 from stripe_issuing.client import cards_enabled
 from stripe_issuing.funding import program_topup
+
+VALIDITY_FIELDS = ["default_valid_from", "default_valid_until", "default_validity_days"]
 
 
 class ProgramForm(RulesForm, forms.ModelForm):
@@ -44,7 +48,18 @@ class ProgramForm(RulesForm, forms.ModelForm):
 
     class Meta:
         model = Program
-        fields = ["funder", "name", "purpose", "currency", "is_active"]
+        fields = [
+            "funder",
+            "name",
+            "purpose",
+            "currency",
+            "is_active",
+            *VALIDITY_FIELDS,
+        ]
+        widgets = {
+            "default_valid_from": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "default_valid_until": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        }
 
     def __init__(self, *args, **kwargs):
         instance = kwargs.get("instance")
@@ -54,6 +69,9 @@ class ProgramForm(RulesForm, forms.ModelForm):
         cleaned = super().clean()
         if self.rules is not None:
             self.instance.rules = self.rules
+        start, end = cleaned.get("default_valid_from"), cleaned.get("default_valid_until")
+        if start and end and end < start:
+            self.add_error("default_valid_until", _("The last day cannot come before the first."))
         return cleaned
 
 
@@ -213,6 +231,16 @@ class EligibilityCriterionInline(admin.TabularInline):
 
 
 CRITERIA_HISTORY_SHOWN = 20
+SHOPS_SHOWN = 30
+
+
+def program_shops(program: Program) -> list:
+    """The approved shops that accept the program's aid by its rules (kinds, partners, area)."""
+    try:
+        rules = PocketRules.from_dict(program.rules)
+    except RulesError:
+        return []
+    return list(merchants_accepting(rules=rules))
 
 
 @admin.register(Program)
@@ -246,7 +274,7 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
                 (
                     _("The rules as beneficiaries read them"),
                     {
-                        "fields": ["rules_in_plain_words"],
+                        "fields": ["rules_in_plain_words", "accepting_shops"],
                         "description": _("As saved last; they change when you save this page."),
                     },
                 )
@@ -259,7 +287,35 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             )
             if not self.has_change_permission(request, obj):
                 return fieldsets
-        return fieldsets + [(title, {"fields": fields}) for title, fields in RulesForm.SECTIONS]
+        return fieldsets + self.program_sections()
+
+    def program_sections(self) -> list:
+        """The rules as a manager thinks of them: where, what, when, how much (the criteria,
+        who, follow as the inline)."""
+        # RulesForm's sections, each known by its first field.
+        sections = {names[0]: names for _title, names in RulesForm.SECTIONS}
+
+        def fields(*firsts):
+            return [name for first in firsts for name in sections[first]]
+
+        return [
+            (
+                _("Where: the area and the partner shops"),
+                {"fields": fields("countries", "merchants_allow")},
+            ),
+            (_("What: the kinds of shops"), {"fields": fields("allow_groups")}),
+            (
+                _("When: the validity of each grant, days and hours"),
+                {
+                    "fields": [*VALIDITY_FIELDS, *fields("weekdays")],
+                    "description": _(
+                        "Every grant, import row and campaign of this program starts with this "
+                        "validity; each can change it."
+                    ),
+                },
+            ),
+            (_("How much: the spending limits"), {"fields": fields("limit_per_payment")}),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -271,6 +327,7 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             "funded",
             "available",
             "rules_in_plain_words",
+            "accepting_shops",
             "criteria_history",
         ]
 
@@ -322,6 +379,36 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ([line] for line in lines))
         )
 
+    @admin.display(description=_("Shops"))
+    def accepting_shops(self, obj: Program) -> str:
+        """The approved shops where the aid can be spent today, as the rules last saved say:
+        an aid no shop accepts is money nobody can spend."""
+        shops = program_shops(obj)
+        if not shops:
+            return format_html(
+                '<p class="warning-note" id="accepting-shops">{}</p>',
+                gettext(
+                    "No approved shop accepts this aid: the people who get it cannot spend it. "
+                    "Widen the area or the kinds of shops, or add partner shops."
+                ),
+            )
+        count = ngettext(
+            "%(count)d shop accepts this aid:", "%(count)d shops accept this aid:", len(shops)
+        ) % {"count": len(shops)}
+        items = (
+            (merchant.trade_name, f"{merchant.postcode} {merchant.city}".strip())
+            for merchant, _place in shops[:SHOPS_SHOWN]
+        )
+        more = len(shops) - SHOPS_SHOWN
+        return format_html(
+            '<div id="accepting-shops"><p><strong>{}</strong></p><ul>{}{}</ul></div>',
+            count,
+            format_html_join("", "<li>{}, {}</li>", items),
+            format_html("<li>{}</li>", gettext("and %(count)d more") % {"count": more})
+            if more > 0
+            else "",
+        )
+
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
@@ -333,11 +420,36 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             currency=obj.currency,
             purpose=obj.purpose,
             rules=obj.rules,
+            **{name: getattr(obj, name) for name in VALIDITY_FIELDS},
         )
         obj.pk = created.pk
         obj.float_account = created.float_account
 
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        # Most managers work for one funder: it is chosen for them.
+        funders = list(funders_of(request.user, role=Role.MANAGER)[:2])
+        if len(funders) == 1:
+            initial.setdefault("funder", funders[0].pk)
+        return initial
+
+    def program_links(self, obj: Program) -> list[tuple[str, str]]:
+        """Where a manager goes next from a program: its dashboard, its grants, granting it."""
+        return [
+            (
+                reverse("admin:funders_programdashboard_change", args=[obj.pk]),
+                gettext("Dashboard"),
+            ),
+            (
+                reverse("admin:funders_allocation_changelist") + f"?program__id__exact={obj.pk}",
+                gettext("Its grants"),
+            ),
+            (reverse("admin:wallet_beneficiary_changelist"), gettext("Grant this aid")),
+        ]
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["program_links"] = self.program_links(obj)
         if obj is not None and self._allowed(request, Role.MANAGER, obj):
             context["fund_url"] = reverse("admin:funders_program_fund", args=[obj.pk])
             if cards_enabled():
@@ -346,7 +458,37 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
 
     # --- funding --------------------------------------------------------------------------------
 
+    # --- the live preview of the rules, in plain words -------------------------------------------
+
+    def preview_view(self, request):
+        """The rules of the form as it is being filled, in the words beneficiaries will read,
+        and the shops that would accept the aid: the page's script posts the form here on each
+        change (backoffice/static/backoffice/program_preview.js). Nothing is saved."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self._allowed(request, Role.MANAGER):
+            raise PermissionDenied
+        form = RulesForm(request.POST)
+        currency = request.POST.get("currency") or "EUR"
+        if not form.is_valid() or form.rules is None:
+            errors = [str(error) for errors in form.errors.values() for error in errors]
+            return TemplateResponse(
+                request, "admin/funders/program/_preview.html", {"errors": errors}
+            )
+        lines = PocketRules.from_dict(form.rules).describe(currency=currency)
+        shops = program_shops(Program(rules=form.rules, currency=currency))
+        return TemplateResponse(
+            request,
+            "admin/funders/program/_preview.html",
+            {"lines": lines, "shops": len(shops)},
+        )
+
     def get_urls(self):
+        preview = path(
+            "preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="funders_program_preview",
+        )
         fund = path(
             "<path:object_id>/fund/",
             self.admin_site.admin_view(self.fund_view),
@@ -357,7 +499,7 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             self.admin_site.admin_view(self.topup_view),
             name="funders_program_topup",
         )
-        return [fund, topup, *super().get_urls()]
+        return [preview, fund, topup, *super().get_urls()]
 
     def topup_view(self, request, object_id):
         """Send money to Stripe's Issuing balance, which card payments draw on, and record it on

@@ -143,13 +143,13 @@ def _bar_chart(
     chart = pygal.HorizontalBar(
         js=[],
         style=_STYLE,
-        title=title,
         show_legend=False,
         disable_xml_declaration=True,
         value_formatter=formatter,
-        truncate_label=40,
-        # Amounts in thousands of euros are wide: slanted, they do not run into each other.
-        y_label_rotation=30,
+        truncate_label=-1,  # whole names: a cut one ("Épicerie du C…") cannot be read
+        # Amounts in thousands of euros are wide: few of them along the axis, written level,
+        # so that none runs into the next (tests/browser checks the labels' boxes).
+        max_scale=4,
         width=900,
         height=120 + 36 * len(rows),
     )
@@ -161,6 +161,9 @@ def _bar_chart(
     chart.x_labels = [label for label, _value in reversed(rows)]
     chart.add(column, [value for _label, value in reversed(rows)])
     return Chart(title=title, svg=_svg(chart, title), rows=table, column=column)
+
+
+TIME_LABELS = 7  # dates along a time chart's axis, at most
 
 
 def _time_chart(
@@ -177,13 +180,14 @@ def _time_chart(
     chart = pygal.Bar(
         js=[],
         style=_STYLE,
-        title=title,
         show_legend=False,
         disable_xml_declaration=True,
         value_formatter=formatter,
-        x_label_rotation=45,
+        # Level labels, few enough to sit side by side: one day or month in every few.
         show_minor_x_labels=False,
-        x_labels_major_every=max(1, len(rows) // 12),
+        truncate_label=-1,
+        x_labels_major_every=max(1, ceil(len(rows) / TIME_LABELS)),
+        max_scale=5,
         width=900,
         height=420,
     )
@@ -226,9 +230,18 @@ def _figure_tables(figures: reports.ProgramFigures) -> dict:
         for name in ("funded", "allocated", "spent", "held", "float_available", "in_pockets")
     }
     position = _position(figures)
+    used = f"{figures.spent * 100 // figures.allocated} %" if figures.allocated else "—"
     return {
         "currency": figures.currency,
         "amount": amount,
+        # The key figures, as tiles above the charts.
+        "tiles": [
+            (gettext("Funded"), amount["funded"]),
+            (gettext("Granted"), amount["allocated"]),
+            (gettext("Spent"), amount["spent"]),
+            (gettext("Left to grant"), amount["float_available"]),
+            (gettext("Aid used"), used),
+        ],
         "position": [(label, money(value)) for label, value in position],
         "movements": [
             (_("Granted to beneficiaries"), amount["allocated"]),

@@ -5,17 +5,27 @@ A model admin names the lookup from its model to the Funder (`funder_path`) and 
 kind of access needs; the rest follows. An object outside the user's funders answers 404, as if
 it did not exist; one they may see but not change answers 403."""
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db import models
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest
 
+from backoffice.forms import AccessibleSplitDateTime
 from funders.models import Funder
 from funders.tenancy import Role, funder_ids, has_role, is_operator
 
 
 class FunderScopedAdmin(admin.ModelAdmin):
+    # Date-and-time fields with their two boxes named for screen readers.
+    formfield_overrides = {
+        models.DateTimeField: {
+            "form_class": forms.SplitDateTimeField,
+            "widget": AccessibleSplitDateTime,
+        }
+    }
     funder_path: str = "funder"  # lookup from the model to its funder; "pk" for Funder itself
     view_role: str | None = Role.AGENT
     add_role: str | None = Role.MANAGER

@@ -148,13 +148,13 @@ POCKET_EXAMPLE = {
     "held_display": "12,50 €",
     "valid_from": "2026-11-01T00:00:00+01:00",
     "valid_until": "2026-12-01T00:00:00+01:00",
-    "valid_until_display": "30 novembre 2026",
+    "valid_until_display": "30 novembre 2026 inclus",
     "valid_until_phrase": "jusqu'au 30 novembre 2026 inclus",
     "expires_soon": True,
     "expiry_warning": "Cette aide se termine dans 8 jours : elle peut être utilisée jusqu'au "
-    "30 novembre 2026.",
+    "30 novembre 2026 inclus.",
     "rules": [
-        "Peut être utilisée du 1 novembre 2026 au 30 novembre 2026.",
+        "Peut être utilisée du 1 novembre 2026 au 30 novembre 2026 inclus.",
         "Seulement dans : commerces alimentaires.",
         "Seulement dans cette zone : Isère (38).",
         "Au plus 25,00 € par jour.",

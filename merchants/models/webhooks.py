@@ -27,7 +27,10 @@ class WebhookEndpoint(models.Model):
     """A URL of a merchant's that receives its events: all of them, or the types listed."""
 
     merchant = models.ForeignKey(
-        "merchants.Merchant", models.CASCADE, related_name="webhook_endpoints"
+        "merchants.Merchant",
+        models.CASCADE,
+        related_name="webhook_endpoints",
+        verbose_name=_("merchant"),
     )
     url = models.URLField(_("URL"), max_length=500, validators=[validate_webhook_url])
     # Stored in clear, unlike API keys: we sign every webhook with it, so we must be able to
@@ -74,7 +77,10 @@ class WebhookEvent(models.Model):
         _("reference"), max_length=40, unique=True, default=_event_reference, editable=False
     )
     merchant = models.ForeignKey(
-        "merchants.Merchant", models.PROTECT, related_name="webhook_events"
+        "merchants.Merchant",
+        models.PROTECT,
+        related_name="webhook_events",
+        verbose_name=_("merchant"),
     )
     type = models.CharField(_("type"), max_length=64, choices=EventType.choices)
     livemode = models.BooleanField(_("live mode"), default=True)

@@ -72,9 +72,9 @@ def test_a_pocket_ending_within_14_days_warns(api_en, beneficiary):
     [pocket] = api_en.read("/pockets").json()["data"]
 
     assert pocket["expires_soon"] is True
-    assert pocket["valid_until_display"] == "Nov. 30, 2026"
+    assert pocket["valid_until_display"] == "Nov. 30, 2026 included"
     assert pocket["expiry_warning"] == (
-        "This aid ends in 8 days: it can be used until Nov. 30, 2026."
+        "This aid ends in 8 days: it can be used until Nov. 30, 2026 included."
     )
 
 
@@ -258,11 +258,11 @@ def test_each_rule_reads_in_plain_words_in_both_languages(beneficiary, rules, fr
     in_english = AppClient(beneficiary.wallet, language="en").read(path).json()["rules"]
 
     assert [plain(line) for line in in_french] == [
-        "Vous pouvez l'utiliser du 1 novembre 2026 au 31 mars 2027.",
+        "Vous pouvez l'utiliser du 1 novembre 2026 au 31 mars 2027 inclus.",
         french,
     ]
     assert [plain(line) for line in in_english] == [
-        "Can be used from Nov. 1, 2026 until March 31, 2027.",
+        "Can be used from Nov. 1, 2026 until March 31, 2027 included.",
         english,
     ]
 

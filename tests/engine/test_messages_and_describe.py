@@ -135,7 +135,7 @@ def test_merchant_message_reveals_no_aid_name_nor_amount(code):
         (
             "aid_expired",
             {"valid_until": "2027-04-01T00:00:00+02:00"},
-            "Food aid: this aid could be used until March 31, 2027. It has expired.",
+            "Food aid: this aid could be used until March 31, 2027 included. It has expired.",
         ),
         (
             "aid_expired",
@@ -198,10 +198,10 @@ def test_format_money(amount, currency, in_english, in_french):
         assert codes.format_money(amount, currency) == in_french
 
 
-def test_format_until_tells_a_midnight_end_as_the_day_before():
-    assert codes.format_until(datetime(2027, 4, 1, tzinfo=PARIS)) == "March 31, 2027"
+def test_format_until_tells_a_midnight_end_as_the_whole_day_before_included():
+    assert codes.format_until(datetime(2027, 4, 1, tzinfo=PARIS)) == "March 31, 2027 included"
     with translation.override("fr"):
-        assert codes.format_until(datetime(2027, 4, 1, tzinfo=PARIS)) == "31 mars 2027"
+        assert codes.format_until(datetime(2027, 4, 1, tzinfo=PARIS)) == "31 mars 2027 inclus"
 
 
 def test_describe_every_rule():
@@ -225,7 +225,7 @@ def test_describe_every_rule():
         valid_until=datetime(2027, 4, 1, tzinfo=PARIS),
     )
     assert rules.describe() == [
-        "Can be used from Jan. 1, 2027 until March 31, 2027.",
+        "Can be used from Jan. 1, 2027 until March 31, 2027 included.",
         "Only on these days: Monday, Tuesday, Wednesday, Thursday, Friday, Saturday.",
         "Only at these times: 08:00 to 12:30, 14:00 to 19:00.",
         "Not on public holidays.",

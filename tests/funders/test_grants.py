@@ -9,12 +9,15 @@ from django.urls import reverse
 from funders.models import Allocation
 from funders.services import beneficiary_enrol
 from ledger.models import Transfer
-from tests.factories import BeneficiaryFactory, make_program
+from tests.factories import BeneficiaryFactory, make_merchant, make_program
 from tests.funders.conftest import client_for
 
 
 @pytest.fixture
 def program(funder):
+    # A shop accepts the aid: the grant page asks twice before granting an aid no shop takes
+    # (tests/backoffice/test_grant_warnings.py).
+    make_merchant()
     return make_program(funder=funder, funded=100_000)
 
 

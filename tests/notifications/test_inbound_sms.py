@@ -120,7 +120,7 @@ def test_the_answer_is_in_the_beneficiary_s_language(person, provider):
     provider.deliver({"from": PHONE, "text": "BALANCE"})
 
     [reply] = replies(person)
-    assert f"{aid.program.name}: €42.50 until March 31, 2027" in reply.body
+    assert f"{aid.program.name}: €42.50 until March 31, 2027 included" in reply.body
 
 
 @pytest.mark.django_db

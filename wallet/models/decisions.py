@@ -32,14 +32,24 @@ class Decision(models.Model):
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
     # A sandbox (test mode) decision has no wallet: test keys never reach a beneficiary's aid.
     wallet = models.ForeignKey(
-        "wallet.Wallet", models.PROTECT, null=True, blank=True, related_name="decisions"
+        "wallet.Wallet",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="decisions",
+        verbose_name=_("wallet"),
     )
     livemode = models.BooleanField(_("live mode"), default=True)
     card = models.ForeignKey(
         "wallet.Card", models.PROTECT, null=True, blank=True, related_name="decisions"
     )
     merchant = models.ForeignKey(
-        "merchants.Merchant", models.PROTECT, null=True, blank=True, related_name="decisions"
+        "merchants.Merchant",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="decisions",
+        verbose_name=_("merchant"),
     )
     amount = models.BigIntegerField(_("amount asked"))
     currency = models.CharField(_("currency"), max_length=3)

@@ -53,12 +53,20 @@ class Notification(models.Model):
         PUSH_GONE = "push_gone", _("The app no longer receives notifications on any device")
 
     beneficiary = models.ForeignKey(
-        "wallet.Beneficiary", models.PROTECT, related_name="notifications"
+        "wallet.Beneficiary",
+        models.PROTECT,
+        related_name="notifications",
+        verbose_name=_("beneficiary"),
     )
     # The funder whose aid the message is about, whose staff alone may read it; none for a
     # message about the wallet as a whole, which every funder helping the person may read.
     funder = models.ForeignKey(
-        "funders.Funder", models.PROTECT, null=True, blank=True, related_name="+"
+        "funders.Funder",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("funder"),
     )
     kind = models.CharField(_("message"), max_length=40, choices=Kind.choices)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
@@ -108,7 +116,10 @@ class NotificationPreference(models.Model):
     default applies (see notifications.preferences)."""
 
     beneficiary = models.ForeignKey(
-        "wallet.Beneficiary", models.CASCADE, related_name="notification_preferences"
+        "wallet.Beneficiary",
+        models.CASCADE,
+        related_name="notification_preferences",
+        verbose_name=_("beneficiary"),
     )
     kind = models.CharField(_("message"), max_length=40, choices=Notification.Kind.choices)
     channel = models.CharField(_("channel"), max_length=8, choices=Notification.Channel.choices)
@@ -134,7 +145,10 @@ class PushSubscription(models.Model):
     deleted, when the beneficiary turns it off or the push service says it is gone."""
 
     beneficiary = models.ForeignKey(
-        "wallet.Beneficiary", models.CASCADE, related_name="push_subscriptions"
+        "wallet.Beneficiary",
+        models.CASCADE,
+        related_name="push_subscriptions",
+        verbose_name=_("beneficiary"),
     )
     endpoint = models.URLField(_("push service address"), max_length=1000, unique=True)
     p256dh = models.CharField(_("public key"), max_length=100)

@@ -144,7 +144,9 @@ class Wallet(models.Model):
     """A beneficiary's wallet: the pockets of every aid they were granted. Freezing it refuses
     every payment, whatever the channel."""
 
-    beneficiary = models.OneToOneField(Beneficiary, models.PROTECT, related_name="wallet")
+    beneficiary = models.OneToOneField(
+        Beneficiary, models.PROTECT, related_name="wallet", verbose_name=_("beneficiary")
+    )
     is_frozen = models.BooleanField(_("frozen"), default=False)
     frozen_reason = models.CharField(_("reason for freezing"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -172,7 +174,9 @@ class PocketQuerySet(models.QuerySet):
 class Pocket(models.Model):
     """The earmarked balance one allocation created. Its money is its ledger account's."""
 
-    wallet = models.ForeignKey(Wallet, models.PROTECT, related_name="pockets")
+    wallet = models.ForeignKey(
+        Wallet, models.PROTECT, related_name="pockets", verbose_name=_("wallet")
+    )
     allocation = models.OneToOneField("funders.Allocation", models.PROTECT, related_name="pocket")
     account = models.OneToOneField(Account, models.PROTECT, related_name="pocket")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -206,7 +210,9 @@ class Card(models.Model):
         LOST = "lost", _("Reported lost")
         CANCELED = "canceled", _("Cancelled")
 
-    wallet = models.ForeignKey(Wallet, models.PROTECT, related_name="cards")
+    wallet = models.ForeignKey(
+        Wallet, models.PROTECT, related_name="cards", verbose_name=_("wallet")
+    )
     reference = models.CharField(
         _("reference"), max_length=40, unique=True, default=_card_reference, editable=False
     )
