@@ -76,6 +76,10 @@ INSTALLED_APPS = [
     "operations",
     "landing",
     "demo",
+    # --- the shop's till (shop/): its own app, and django-otp for its owners' second factor ---
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "shop",
 ]
 
 MIDDLEWARE = [
@@ -87,6 +91,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # the till: request.user.is_verified(), a second factor checked (django-otp)
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -307,6 +313,23 @@ MERCHANT_API_KEYS_MAX = env.int("MERCHANT_API_KEYS_MAX", default=10)
 APP_SIGN_IN_CODE_TTL_SECONDS = env.int("APP_SIGN_IN_CODE_TTL_SECONDS", default=600)
 APP_TOKEN_IDLE_DAYS = env.int("APP_TOKEN_IDLE_DAYS", default=90)
 APP_TOKEN_MAX_AGE_DAYS = env.int("APP_TOKEN_MAX_AGE_DAYS", default=180)
+
+# --- The shop's till (/shop/) -------------------------------------------------------------
+# INSEE's API Sirene, where a registering shop's SIRET is looked up (merchants/sirene.py): the
+# key of INSEE's API portal; without one the shop types its details. SIRENE_CLIENT is the class
+# that asks it (another register, or a fake, by its dotted path).
+SIRENE_API_BASE = env.str("SIRENE_API_BASE", default="https://api.insee.fr/api-sirene/3.11")
+SIRENE_API_KEY = env.str("SIRENE_API_KEY", default="")
+SIRENE_CLIENT = env.str("SIRENE_CLIENT", default="merchants.sirene.SireneClient")
+# Shop staff: a session ends after SESSION_COOKIE_AGE without a request, and after this many
+# hours however used (a working day); sign-in tries per e-mail address and per client address
+# in a quarter of an hour; how long a cashier's invitation link works.
+SHOP_SESSION_MAX_HOURS = env.int("SHOP_SESSION_MAX_HOURS", default=12)
+SHOP_SIGN_IN_TRIES_PER_EMAIL = env.int("SHOP_SIGN_IN_TRIES_PER_EMAIL", default=5)
+SHOP_SIGN_IN_TRIES_PER_IP = env.int("SHOP_SIGN_IN_TRIES_PER_IP", default=30)
+SHOP_INVITATION_DAYS = env.int("SHOP_INVITATION_DAYS", default=7)
+# The name the owners' authenticator app shows beside their code.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Aidwallet")
 
 # How long an authorization hold stays pending before it is voided automatically.
 HOLD_TTL_DAYS = env.int("HOLD_TTL_DAYS", default=7)
