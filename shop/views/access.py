@@ -135,6 +135,9 @@ def second_factor(request):
     if request.method == "POST" and form.is_valid():
         if not sign_in_tries_left(email=member.email, ip=client_ip(request)):
             error = TOO_MANY
+        elif not device.verify_is_allowed()[0]:
+            # django-otp doubles the wait after each wrong code.
+            error = _("Wrong code typed just before: wait a few seconds, then type the new code.")
         elif totp_confirm(device=device, token=form.cleaned_data["code"]):
             del request.session[_PENDING]
             _start_session(request, member)
