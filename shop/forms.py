@@ -19,14 +19,14 @@ class EurosField(forms.CharField):
     """An amount typed in euros ("12,50"), kept in cents."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 20)
-        kwargs.setdefault(
-            "widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
-        )
+        attrs = {"inputmode": "decimal", "autocomplete": "off", "maxlength": "20"}
+        kwargs.setdefault("widget", forms.TextInput(attrs=attrs))
         super().__init__(**kwargs)
 
     def to_python(self, value):
         value = super().to_python(value)
+        if len(value) > 20:
+            raise ValidationError(_("This amount is too large."), code="too_large")
         return euros_to_cents(value) if value else None
 
 

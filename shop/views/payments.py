@@ -59,6 +59,8 @@ def pay(request):
         # corrected is another payment.
         form.data = form.data.copy()
         form.data["attempt"] = str(uuid.uuid4())
+        # A payment code is a secret: never written back into a page (scan or type it again).
+        form.data["code"] = ""
     return render(
         request,
         "shop/pay.html",

@@ -68,6 +68,13 @@ def signed_in(member: ShopMember) -> Client:
     return client
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # Each test signs people in several times: the default hasher's cost is the point in
+    # production and only slowness here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def owner(db):
     return make_shop()

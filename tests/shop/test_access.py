@@ -107,15 +107,17 @@ def test_an_owner_invites_a_cashier_by_a_one_time_link(owner, django_capture_on_
     assert ShopInvitation.objects.get().digest != token  # only its digest is kept
     visitor = Client()
     response = visitor.post(
-        f"/shop/join/{token}/", {"password": "Un-autre-mot-2026", "password_again": "Un-autre-mot-2026"}
+        f"/shop/join/{token}/",
+        {"password": "Un-autre-mot-2026", "password_again": "Un-autre-mot-2026"},
     )
     assert response.status_code == 302
     paul = ShopMember.objects.get(email="paul@example.org")
     assert (paul.merchant, paul.role) == (owner.merchant, "cashier")
     # The link works once.
     assert visitor.get(f"/shop/join/{token}/").status_code == 404
-    response = visitor.post("/shop/sign-in/", {"email": "paul@example.org",
-                                               "password": "Un-autre-mot-2026"})  # fmt: skip
+    response = visitor.post(
+        "/shop/sign-in/", {"email": "paul@example.org", "password": "Un-autre-mot-2026"}
+    )
     assert response.status_code == 302
 
 

@@ -45,12 +45,16 @@ def test_a_shop_registers_from_its_siret_with_the_register_details(client, siren
     merchant = Merchant.objects.get(siret=number)
     assert merchant.status == Merchant.Status.PENDING
     assert (merchant.trade_name, merchant.mcc, merchant.iban) == (
-        "Au Bon Pain Grenoble", "5462", "FR7630006000011234567890189",
-    )  # fmt: skip
+        "Au Bon Pain Grenoble",
+        "5462",
+        "FR7630006000011234567890189",
+    )
     owner = ShopMember.objects.get(merchant=merchant)
     assert (owner.email, owner.role, owner.user.is_staff) == (
-        "jeanne.martin@example.org", "owner", False,
-    )  # fmt: skip
+        "jeanne.martin@example.org",
+        "owner",
+        False,
+    )
 
 
 @pytest.mark.django_db
@@ -60,8 +64,15 @@ def test_without_register_credentials_the_shop_types_its_details(client, setting
     client.post("/shop/register/", {"siret": number})
     response = client.get("/shop/register/details/")
     assert _form_values(response)["legal_name"] == ""
-    typed = {"legal_name": "Épicerie Sociale", "trade_name": "L'Épi", "address": "1 rue Haxo",
-             "postcode": "38000", "city": "Grenoble", "commune_code": "38185", "mcc": "5411"}  # fmt: skip
+    typed = {
+        "legal_name": "Épicerie Sociale",
+        "trade_name": "L'Épi",
+        "address": "1 rue Haxo",
+        "postcode": "38000",
+        "city": "Grenoble",
+        "commune_code": "38185",
+        "mcc": "5411",
+    }
     response = client.post("/shop/register/details/", {**typed, **DETAILS})
     assert response.status_code == 302
     assert Merchant.objects.get(siret=number).legal_name == "Épicerie Sociale"
@@ -81,8 +92,14 @@ def test_bad_bank_details_register_nothing(client, settings):
     settings.SIRENE_API_KEY = ""
     number = siret(82_003)
     client.post("/shop/register/", {"siret": number})
-    typed = {"legal_name": "X", "trade_name": "X", "address": "1 rue", "postcode": "38000",
-             "city": "Grenoble", "mcc": "5411"}  # fmt: skip
+    typed = {
+        "legal_name": "X",
+        "trade_name": "X",
+        "address": "1 rue",
+        "postcode": "38000",
+        "city": "Grenoble",
+        "mcc": "5411",
+    }
     response = client.post(
         "/shop/register/details/",
         {**typed, **DETAILS, "iban": "FR76 3000 6000 0112 3456 7890 188", "bic": "NOTABIC"},
