@@ -72,7 +72,10 @@ def signed_in(member: ShopMember) -> Client:
 def _fast_passwords(settings):
     # Each test signs people in several times: the default hasher's cost is the point in
     # production and only slowness here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
 
 
 @pytest.fixture
