@@ -1,4 +1,4 @@
-"""A shop's till on phones, in a real browser (Debian's Chromium at 390×844, touch): the owner
+"""A shop's till on phones, in a real browser (Debian's Chromium at 390 by 844, touch): the owner
 registers the shop from its SIRET against a fake company register, an operator approves it in
 the admin, the owner signs in with a second factor and invites a cashier; the cashier joins,
 takes a payment by scanning the customer's QR code with the camera (Chromium's fake camera,
@@ -31,8 +31,12 @@ from tests.shop.conftest import FakeSirene, sirene_establishment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
-         "locale": "fr-FR"}  # fmt: skip
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "fr-FR",
+}
 # 200 % zoom on a 360-pixel-wide phone.
 ZOOMED = {"width": 180, "height": 422}
 PASSWORD = "Fournil-de-Grenoble-26"
@@ -41,7 +45,7 @@ PASSWORD = "Fournil-de-Grenoble-26"
 def qr_video(text: str, path: Path, *, width: int = 640, height: int = 480) -> Path:
     """A still video of the QR code of `text` for Chromium's fake camera, in the YUV4MPEG2
     format it reads (--use-file-for-fake-video-capture): a grey plane where each module of the
-    code is a square of 8×8 black pixels, on white with its quiet zone, and neutral colour."""
+    code is a square of 8 by 8 black pixels, on white with its quiet zone, and neutral colour."""
     matrix = segno.make_qr(text, error="m").matrix
     scale, border = 8, 4
     size = (len(matrix) + 2 * border) * scale
@@ -73,8 +77,10 @@ def register(settings):
 def customer(db):
     """A beneficiary with food aid from two funders, and a payment code of theirs."""
     person = BeneficiaryFactory(first_name="Marie")
-    for funder_name, aid, amount, days in (("Département de l'Isère", "Aide alimentaire", 3_000, 30),
-                                           ("Ville de Grenoble", "Chèque pain", 2_000, 60)):  # fmt: skip
+    for funder_name, aid, amount, days in (
+        ("Département de l'Isère", "Aide alimentaire", 3_000, 30),
+        ("Ville de Grenoble", "Chèque pain", 2_000, 60),
+    ):
         program = make_program(
             funder=FunderFactory(name=funder_name),
             name=aid,
@@ -89,8 +95,12 @@ def camera_browser(browser_type, browser_type_launch_args, tmp_path, customer):
     """Chromium whose camera films the customer's payment code."""
     code = make_payment_code(customer)
     video = qr_video(code, tmp_path / "payment-code.y4m")
-    args = [*browser_type_launch_args["args"], "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={video}"]  # fmt: skip
+    args = [
+        *browser_type_launch_args["args"],
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]
     browser = browser_type.launch(**{**browser_type_launch_args, "args": args})
     yield browser
     browser.close()
@@ -180,12 +190,15 @@ def test_a_shop_registers_invites_a_cashier_who_takes_a_payment_by_scanning_and_
     # ... and invites a cashier.
     owner.get_by_role("link", name="Équipe").tap()
     owner.get_by_label("Adresse e-mail du caissier").fill("paul@example.org")
-    owner.get_by_role("button", name="Envoyer l’invitation").tap()
+    owner.get_by_role("button", name="Envoyer l\u2019invitation").tap()
     expect(owner.locator(".messages")).to_contain_text("paul@example.org")
     check(owner, screenshot, "6-team")
     link = re.search(r"http://\S+/shop/join/\S+/", mail.outbox[-1].body).group(0)
-    for path, name in (("/shop/shop/", "7-my-shop"), ("/shop/settlements/", "8-settlements"),
-                       ("/shop/integrations/?mode=test", "9-integrations")):  # fmt: skip
+    for path, name in (
+        ("/shop/shop/", "7-my-shop"),
+        ("/shop/settlements/", "8-settlements"),
+        ("/shop/integrations/?mode=test", "9-integrations"),
+    ):
         owner.goto(path)
         check(owner, screenshot, name)
 
@@ -227,7 +240,7 @@ def test_a_shop_registers_invites_a_cashier_who_takes_a_payment_by_scanning_and_
     check(cashier, screenshot, "15-receipt")
 
     # The day's takings, by aid and by funder.
-    cashier.get_by_role("link", name="Aujourd’hui").tap()
+    cashier.get_by_role("link", name="Aujourd\u2019hui").tap()
     takings = cashier.locator(".card")
     expect(takings.locator("dl div", has_text="Montant net")).to_contain_text("32,50 €")
     expect(takings).to_contain_text("Aide alimentaire (Département de l'Isère) 30,00 €")
