@@ -17,6 +17,8 @@ from django_otp.oath import totp
 from playwright.sync_api import expect
 
 from merchants.models import Merchant
+from shop.models import TillSettings
+from shop.services import totp_device
 from tests.browser.axe import audit
 from tests.browser.signin import admin_sign_in
 from tests.factories import (
@@ -27,7 +29,8 @@ from tests.factories import (
     make_program,
     siret,
 )
-from tests.shop.conftest import FakeSirene, sirene_establishment
+from tests.shop.conftest import PASSWORD as SHOP_PASSWORD
+from tests.shop.conftest import FakeSirene, make_cashier, make_shop, sirene_establishment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -246,4 +249,69 @@ def test_a_shop_registers_invites_a_cashier_who_takes_a_payment_by_scanning_and_
     expect(takings).to_contain_text("Aide alimentaire (Département de l'Isère) 30,00 €")
     expect(takings).to_contain_text("Ville de Grenoble 2,50 €")
     check(cashier, screenshot, "16-today")
+    assert not refused, "\n".join(refused)
+
+
+def test_the_other_till_screens_are_accessible_on_a_phone(
+    live_server, browser, customer, screenshot, settings
+):
+    """The screens the journey above does not pass through: a partial approval, a refusal, a
+    two-step payment's capture, an API key's secret shown once, a dead invitation link."""
+
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+    refused: list[str] = []
+    grocery = make_shop(mcc="5411")
+    TillSettings.objects.create(merchant=grocery.merchant, capture_later=True)
+    pharmacy = make_shop(mcc="5912")
+    device = totp_device(grocery)
+    device.confirmed = True  # set up earlier: the sign-in asks for a code at once
+    device.save()
+
+    def sign_in(member, code: bool):
+        page = _new_page(browser, live_server, refused, **PHONE)
+        page.goto("/shop/sign-in/")
+        page.get_by_label("Adresse e-mail").fill(member.email)
+        page.get_by_label("Mot de passe").fill(SHOP_PASSWORD)
+        page.get_by_role("button", name="Se connecter").tap()
+        if code:
+            page.get_by_label("Le code à 6 chiffres").fill(f"{totp(device.bin_key):06d}")
+            page.get_by_role("button", name="Confirmer").tap()
+        expect(page.get_by_role("heading", name="Encaisser")).to_be_visible()
+        return page
+
+    def take(page, amount: str):
+        page.goto("/shop/pay/")
+        page.get_by_label("Montant (€)").fill(amount)
+        page.get_by_label("Code de paiement du client (10 chiffres)").fill(
+            make_payment_code(customer)
+        )
+        page.get_by_role("button", name="Encaisser le paiement").tap()
+
+    owner = sign_in(grocery, code=True)
+    take(owner, "60")  # 50 € of aid
+    expect(owner.get_by_role("heading", name="Accepté en partie")).to_be_visible()
+    expect(owner.locator(".answer")).to_contain_text("Encaissez les 10,00 € restants autrement.")
+    check(owner, screenshot, "20-partly-approved")
+    owner.get_by_role("link", name="Capturer").tap()
+    check(owner, screenshot, "21-capture-confirm")
+    owner.get_by_role("button", name="Confirmer").tap()
+    expect(owner.locator(".messages")).to_contain_text("Paiement capturé : 50,00 €")
+
+    owner.goto("/shop/integrations/?mode=test")
+    owner.get_by_label("Nom de la clé").fill("Site web")
+    owner.get_by_role("button", name="Créer une clé").tap()
+    expect(owner.locator("#secret")).to_contain_text("sk_test_")
+    check(owner, screenshot, "22-secret-once")
+
+    chemist = sign_in(make_cashier(pharmacy), code=False)
+    take(chemist, "12")  # food aid only
+    expect(chemist.get_by_role("heading", name="Refusé")).to_be_visible()
+    expect(chemist.locator(".answer")).to_contain_text("Que faire ?")
+    check(chemist, screenshot, "24-refused")
+    chemist.goto("/shop/join/not-a-token/")
+    expect(chemist.get_by_role("heading", name="Ce lien ne fonctionne pas")).to_be_visible()
+    check(chemist, screenshot, "23-invitation-dead")
     assert not refused, "\n".join(refused)
