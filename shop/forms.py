@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.errors import PaymentCodeMalformed
 from core.money import euros_to_cents
-from core.validators import validate_siret
+from core.validators import email_canonical, validate_siret
 from merchants.models import ApiKey, Merchant
 from merchants.validators import validate_network_id, validate_terminal_id, validate_webhook_url
 from wallet.payment_codes import payment_code_normalize
@@ -153,6 +153,9 @@ class ShopDetailsForm(forms.ModelForm, PasswordFields):
         self.fields["iban"].required = True
         for name in ("postcode", "commune_code", "mcc"):
             self.fields[name].widget.attrs["inputmode"] = "numeric"
+
+    def clean_owner_email(self):
+        return email_canonical(self.cleaned_data["owner_email"])
 
     def card_acceptors(self) -> list[dict]:
         network_id = self.cleaned_data.get("network_id")

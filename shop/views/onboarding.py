@@ -4,7 +4,6 @@ for an operator's approval (admin), and is told by e-mail."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
@@ -51,15 +50,16 @@ def register_details(request):
         form.data["siret"] = lookup["siret"]
         if form.is_valid():
             try:
-                with transaction.atomic():
-                    shop_register(
-                        owner_email=form.cleaned_data["owner_email"],
-                        password=form.cleaned_data["password"],
-                        card_acceptors=form.card_acceptors(),
-                        **form.merchant_fields(),
-                    )
+                shop_register(
+                    owner_email=form.cleaned_data["owner_email"],
+                    password=form.cleaned_data["password"],
+                    card_acceptors=form.card_acceptors(),
+                    **form.merchant_fields(),
+                )
             except ValidationError as error:
-                form.add_error("password" if not hasattr(error, "error_dict") else None, error)
+                # The form checked the shop's fields and the address: what is left is the
+                # password, against the password validators.
+                form.add_error("password", error)
             except DomainError as error:
                 field = {"email": "owner_email"}.get(error.field, error.field)
                 form.add_error(field if field in form.fields else None, str(error.message))

@@ -51,6 +51,7 @@ def pay(request):
                 idempotency_key=f"till:{form.cleaned_data['attempt']}",
             )
         except DomainError as error:
+            # The services name the fields as this form does (amount, code).
             form.add_error(error.field if error.field in form.fields else None, str(error.message))
         else:
             return redirect("shop:payment", reference=decision.reference)
