@@ -85,6 +85,8 @@ INSTALLED_APPS = [
     "operations",
     "landing",
     "demo",
+    # --- the shop's till (shop/); its owners' second factor is django-otp's, above ---
+    "shop",
 ]
 
 MIDDLEWARE = [
@@ -442,6 +444,21 @@ RETENTION_DAYS = {
         "stale_people": 1095,  # a person with no aid for three years is pseudonymised
     }.items()
 }
+
+# --- The shop's till (/shop/) -------------------------------------------------------------
+# INSEE's API Sirene, where a registering shop's SIRET is looked up (merchants/sirene.py): the
+# key of INSEE's API portal; without one the shop types its details. SIRENE_CLIENT is the class
+# that asks it (another register, or a fake, by its dotted path).
+SIRENE_API_BASE = env.str("SIRENE_API_BASE", default="https://api.insee.fr/api-sirene/3.11")
+SIRENE_API_KEY = env.str("SIRENE_API_KEY", default="")
+SIRENE_CLIENT = env.str("SIRENE_CLIENT", default="merchants.sirene.SireneClient")
+# Shop staff: a session ends after SESSION_COOKIE_AGE without a request, and after this many
+# hours however used (a working day); sign-in tries per e-mail address and per client address
+# in a quarter of an hour; how long a cashier's invitation link works.
+SHOP_SESSION_MAX_HOURS = env.int("SHOP_SESSION_MAX_HOURS", default=12)
+SHOP_SIGN_IN_TRIES_PER_EMAIL = env.int("SHOP_SIGN_IN_TRIES_PER_EMAIL", default=5)
+SHOP_SIGN_IN_TRIES_PER_IP = env.int("SHOP_SIGN_IN_TRIES_PER_IP", default=30)
+SHOP_INVITATION_DAYS = env.int("SHOP_INVITATION_DAYS", default=7)
 
 # How long an authorization hold stays pending before it is voided automatically.
 HOLD_TTL_DAYS = env.int("HOLD_TTL_DAYS", default=7)

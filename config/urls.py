@@ -39,6 +39,7 @@ urlpatterns = [
     path("hooks/stripe", stripe_webhook, name="stripe-webhook"),
     path("api/app/v1/", include("beneficiary_app.urls")),
     path("app/", include("beneficiary_app.web.urls")),
+    path("shop/", include("shop.urls")),
     path("", include("operations.urls")),
 ]
 

@@ -16,6 +16,7 @@ from ledger.models import Account
 from merchants.acceptors import card_acceptor_add
 from merchants.api_keys import api_keys_forget
 from merchants.models import ApiKey, CardAcceptor, Merchant
+from merchants.signals import merchant_approved
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,15 @@ def merchant_create(
 
 
 def merchant_approve(*, merchant: Merchant) -> Merchant:
-    merchant.status = Merchant.Status.APPROVED
-    merchant.approved_at = merchant.approved_at or timezone.now()
-    merchant.save(update_fields=["status", "approved_at"])
+    """Approve a merchant; the first approval is announced (merchant_approved: the shop's
+    till tells its owner)."""
+    with transaction.atomic():
+        first = merchant.approved_at is None
+        merchant.status = Merchant.Status.APPROVED
+        merchant.approved_at = merchant.approved_at or timezone.now()
+        merchant.save(update_fields=["status", "approved_at"])
+        if first:
+            merchant_approved.send(sender=Merchant, merchant=merchant)
     return merchant
 
 

@@ -1,0 +1,224 @@
+"""The till's forms. Each field is checked by the validators of the model or service it feeds
+(the merchant's own field validators, core.money for amounts): no rule is written twice."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from core.errors import PaymentCodeMalformed
+from core.money import euros_to_cents
+from core.validators import email_canonical, validate_siret
+from merchants.models import ApiKey, Merchant
+from merchants.validators import validate_network_id, validate_terminal_id, validate_webhook_url
+from wallet.payment_codes import payment_code_normalize
+
+_EMAIL = {"autocomplete": "email", "inputmode": "email"}
+
+
+class EurosField(forms.CharField):
+    """An amount typed in euros ("12,50"), kept in cents."""
+
+    def __init__(self, **kwargs):
+        attrs = {"inputmode": "decimal", "autocomplete": "off", "maxlength": "20"}
+        kwargs.setdefault("widget", forms.TextInput(attrs=attrs))
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if len(value) > 20:
+            raise ValidationError(_("This amount is too large."), code="too_large")
+        return euros_to_cents(value) if value else None
+
+
+class SignInForm(forms.Form):
+    email = forms.CharField(
+        label=_("E-mail address"), max_length=254, widget=forms.EmailInput(_EMAIL)
+    )
+    password = forms.CharField(
+        label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+
+class CodeForm(forms.Form):
+    code = forms.RegexField(
+        label=_("The 6-digit code from your authenticator app"),
+        regex=r"^\s*\d{3}\s?\d{3}\s*$",
+        error_messages={"invalid": _("Type the 6 digits your app shows.")},
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
+    )
+
+
+class SiretForm(forms.Form):
+    siret = forms.CharField(
+        label=_("Your shop's SIRET number (14 digits)"),
+        help_text=_("It is on your Kbis extract and on your invoices."),
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+
+    def clean_siret(self):
+        siret = self.cleaned_data["siret"].replace(" ", "")
+        validate_siret(siret)
+        if Merchant.objects.filter(siret=siret).exists():
+            raise ValidationError(
+                _("A shop with this SIRET is already registered. Ask its owner to invite you.")
+            )
+        return siret
+
+
+class PasswordFields(forms.Form):
+    password = forms.CharField(
+        label=_("Choose a password"),
+        help_text=_("At least 8 characters, not only digits, not a common password."),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    password_again = forms.CharField(
+        label=_("The same password again"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("password") != data.get("password_again"):
+            self.add_error("password_again", _("The two passwords are not the same."))
+        return data
+
+
+class ShopDetailsForm(forms.ModelForm, PasswordFields):
+    """A shop registering: what the register said (or what it typed), its bank details, its
+    card terminal if it has one, and its owner's account."""
+
+    network_id = forms.CharField(
+        label=_("Merchant id on the card network (optional)"),
+        help_text=_("If you have a card terminal: the merchant id your bank gave you."),
+        required=False,
+        max_length=35,
+        validators=[validate_network_id],
+    )
+    terminal_id = forms.CharField(
+        label=_("Terminal id (optional)"),
+        required=False,
+        max_length=16,
+        validators=[validate_terminal_id],
+    )
+    owner_email = forms.CharField(
+        label=_("Your e-mail address"),
+        help_text=_("You will sign in with it. We write to you there when your shop is approved."),
+        max_length=254,
+        widget=forms.EmailInput(_EMAIL),
+    )
+
+    class Meta:
+        model = Merchant
+        fields = [
+            "siret",
+            "legal_name",
+            "trade_name",
+            "mcc",
+            "address",
+            "postcode",
+            "city",
+            "commune_code",
+            "iban",
+            "bic",
+        ]
+        labels = {
+            "mcc": _("Merchant category code (MCC)"),
+            "commune_code": _("INSEE commune code"),
+            "iban": _("IBAN of the account we pay you on"),
+            "bic": _("BIC of your bank"),
+        }
+        help_texts = {"mcc": _("4 digits. We suggest one from your activity: check it.")}
+        widgets = {"siret": forms.HiddenInput()}
+
+    field_order = [
+        "legal_name",
+        "trade_name",
+        "address",
+        "postcode",
+        "city",
+        "commune_code",
+        "mcc",
+        "iban",
+        "bic",
+        "network_id",
+        "terminal_id",
+        "owner_email",
+        "password",
+        "password_again",
+    ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["iban"].required = True
+        for name in ("postcode", "commune_code", "mcc"):
+            self.fields[name].widget.attrs["inputmode"] = "numeric"
+
+    def clean_owner_email(self):
+        return email_canonical(self.cleaned_data["owner_email"])
+
+    def card_acceptors(self) -> list[dict]:
+        network_id = self.cleaned_data.get("network_id")
+        if not network_id:
+            return []
+        return [{"network_id": network_id, "terminal_id": self.cleaned_data.get("terminal_id", "")}]
+
+    def merchant_fields(self) -> dict:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+class JoinTeamForm(PasswordFields):
+    pass
+
+
+class PaymentForm(forms.Form):
+    amount = EurosField(label=_("Amount (€)"))
+    code = forms.CharField(
+        label=_("Customer's payment code (10 digits)"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+    # Drawn when the form is shown: a second tap, or a retry after a lost answer, replays the
+    # first payment instead of taking a new one.
+    attempt = forms.UUIDField(widget=forms.HiddenInput())
+
+    def clean_code(self):
+        try:
+            return payment_code_normalize(self.cleaned_data["code"])
+        except PaymentCodeMalformed as exc:
+            raise ValidationError(exc.message) from exc
+
+
+class OperationForm(forms.Form):
+    """Capture, reversal or refund of a payment: how much (all when empty, where allowed)."""
+
+    amount = EurosField(label=_("Amount (€)"), required=False)
+    attempt = forms.UUIDField(widget=forms.HiddenInput())
+
+
+class InviteForm(forms.Form):
+    email = forms.CharField(
+        label=_("Cashier's e-mail address"), max_length=254, widget=forms.EmailInput(_EMAIL)
+    )
+
+
+class TillSettingsForm(forms.Form):
+    capture_later = forms.BooleanField(
+        label=_("Two steps: confirm (capture) each payment later"),
+        help_text=_("Leave unticked to take the money as soon as the payment is approved."),
+        required=False,
+    )
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(label=_("Name of the key"), max_length=100)
+    mode = forms.ChoiceField(label=_("Mode"), choices=ApiKey.Mode.choices)
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(
+        label=_("Address (https) that receives the events"),
+        max_length=500,
+        validators=[validate_webhook_url],
+        assume_scheme="https",
+    )
