@@ -284,8 +284,11 @@ class Bench:
         self.processes.append(process)
         return process
 
-    def start_server(self, *, port: int, workers: int) -> subprocess.Popen:
-        """`gunicorn config.wsgi` with sync workers on 127.0.0.1:`port`."""
+    def start_server(
+        self, *, port: int, workers: int, environment: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        """`gunicorn config.wsgi` with sync workers on 127.0.0.1:`port`; `environment` is added
+        last (a rate limit to try, say)."""
         gunicorn = Path(sys.executable).with_name("gunicorn")
         command = [
             str(gunicorn), "config.wsgi", "-w", str(workers), "-b", f"{HOST}:{port}",
@@ -304,7 +307,8 @@ class Bench:
                 "CONN_MAX_AGE": "60",
                 # The load is the point: the merchant API's rate limit would refuse it.
                 "MERCHANT_API_RATE": "100000/second",
-            },
+            }
+            | (environment or {}),
         )
 
     def start_celery(self, *, concurrency: int) -> subprocess.Popen:
