@@ -17,8 +17,7 @@ where the work is meant to read few rows, it is expected where the work reads ev
 - a funder's dashboard, a program's dashboard and each export of a program (< 2 s each);
 - a campaign over every person (< 3 min at a million);
 - `ledger verify` and the reconciliation (< 10 min each at a million);
-- the allocation expiry sweep over the third program's pockets, all due (< 15 min at a million;
-  `--sweep-seconds` bounds it and the rate is projected);
+- the allocation expiry sweep over the third program's pockets, all due (< 15 min at a million);
 
 and ends with `manage.py ledger verify` and, measured in the same run, the machine's limit for
 one authorization (pgbench, bench/limit/) beside the authorization figure.
@@ -631,29 +630,16 @@ def ledger_checks(people: int) -> tuple[list[Figure], bool]:
     return [verified, reconciled], not problems and not report.failures
 
 
-def expiry_sweep(people: int, seconds: float) -> Figure:
-    """The beat task's service, batch after batch, until nothing is due or `seconds` passed."""
+def expiry_sweep(people: int) -> Figure:
+    """The beat task's service: every due allocation ended, batch after batch."""
     from funders.services import allocations_expire_due
 
-    def sweep():
-        ended = 0
-        started = time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            count = allocations_expire_due(batch_size=500)
-            ended += count
-            if not count:
-                break
-        return ended
-
     figure, ended = measure(
-        f"allocation expiry sweep ({people:,} due)", sweep, target=900 * people / MILLION
+        f"allocation expiry sweep ({people:,} due)",
+        allocations_expire_due,
+        target=900 * people / MILLION,
     )
-    rate = ended / figure.seconds if figure.seconds else 0.0
-    projected = MILLION / rate if rate else float("inf")
-    print(
-        f"  ended {ended:,} of {people:,} ({rate:,.0f}/s); a million at this rate: "
-        f"{projected:,.0f} s (target < 900 s)"
-    )
+    print(f"  ended {ended:,} of {people:,} ({ended / figure.seconds:,.0f}/s)")
     return figure
 
 
@@ -663,7 +649,6 @@ def main() -> int:
         "--scale", type=float, default=1.0, help="fraction of a million people (default: 1)"
     )
     parser.add_argument("--authorizations", type=int, default=500)
-    parser.add_argument("--sweep-seconds", type=float, default=900.0)
     parser.add_argument("--seed", type=int, default=1)
     harness.add_limit_arguments(parser)
     args = parser.parse_args()
@@ -682,7 +667,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     figures.append(campaign(built, people))
     checks, balanced = ledger_checks(people)
     figures += checks
-    figures.append(expiry_sweep(people, args.sweep_seconds))
+    figures.append(expiry_sweep(people))
     print(f"wall time: {time.perf_counter() - started:.1f} s")
     print()
     print("summary:")

@@ -32,8 +32,6 @@ def test_the_scale_benchmark_runs_at_a_tiny_size():
             "0.0003",
             "--authorizations",
             "5",
-            "--sweep-seconds",
-            "5",
             "--limit-seconds",
             "0",
         ],
