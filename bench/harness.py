@@ -289,9 +289,17 @@ class Bench:
         self.processes.append(process)
         return process
 
-    def start_server(self, *, port: int, workers: int, threads: int = 1) -> subprocess.Popen:
+    def start_server(
+        self,
+        *,
+        port: int,
+        workers: int,
+        threads: int = 1,
+        environment: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
         """`gunicorn config.wsgi` on 127.0.0.1:`port`: sync workers, or gthread workers of
-        `threads` threads each when `threads` > 1."""
+        `threads` threads each when `threads` > 1; `environment` is added last (a rate limit to
+        try, say)."""
         gunicorn = Path(sys.executable).with_name("gunicorn")
         command = [
             str(gunicorn), "config.wsgi", "-w", str(workers), "-b", f"{HOST}:{port}",
@@ -312,7 +320,8 @@ class Bench:
                 "CONN_MAX_AGE": "60",
                 # The load is the point: the merchant API's rate limit would refuse it.
                 "MERCHANT_API_RATE": "100000/second",
-            },
+            }
+            | (environment or {}),
         )
 
     def start_celery(self, *, concurrency: int) -> subprocess.Popen:

@@ -198,6 +198,18 @@ else:
     # system's TCP timeout (minutes): /readyz must answer fast, and a request too.
     # `?connect_timeout=N` in DATABASE_URL sets another.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+# A PostgreSQL read replica of DATABASE_URL (streaming replication), for the reads that may be a
+# moment old: reports, dashboards, exports, an import's check, the reconciliation. Only what
+# core/replica.py's router sends there reads it; never the payment path, never a read that must
+# see the latest write. In the tests it is the default database itself.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db_url("DATABASE_REPLICA_URL") | {
+        "CONN_MAX_AGE": DATABASES["default"].get("CONN_MAX_AGE", 0),
+        "CONN_HEALTH_CHECKS": True,
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+DATABASE_ROUTERS = ["core.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -24,9 +24,9 @@ from datetime import date, datetime, time, timedelta
 from functools import cache
 
 import iso18245
-from django.db.models import DateField, F, Q, QuerySet, Sum
+from django.db.models import DateField, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import TruncDay, TruncMonth
+from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
@@ -461,11 +461,21 @@ class StatementRow:
 def program_statement(*, program: Program, period: Period) -> list[StatementRow]:
     """Each entry of the period on the program's float account, with the balance after it."""
     account = program.float_account
+    # The float keeps a running balance (it is guarded): the opening balance is today's minus
+    # what moved since the period began, read in one statement (one snapshot). Summing every
+    # entry before the period instead would read the float's whole history, one entry per
+    # grant ever made.
+    since = (
+        Entry.objects.filter(account=OuterRef("pk"), transfer__created_at__gte=period.since)
+        .values("account")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
     opening = (
-        Entry.objects.filter(account=account, transfer__created_at__lt=period.since).aggregate(
-            total=Sum("amount")
-        )["total"]
-        or 0
+        Account.objects.filter(pk=account.pk)
+        .annotate(opening=F("balance") - Coalesce(Subquery(since), 0))
+        .values_list("opening", flat=True)
+        .get()
     )
     entries = (
         Entry.objects.filter(

@@ -1,6 +1,8 @@
 """Writes of the funder side: programs, funding, allocations and their end."""
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
@@ -16,6 +18,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
+from simple_history.utils import bulk_update_with_history
 
 from core.errors import CurrencyMismatch, DomainError, InsufficientFunds, InvalidState
 from core.money import format_money, validate_amount
@@ -33,7 +36,12 @@ from funders.models import (
 from funders.signals import allocation_granted
 from ledger.idempotency import run_idempotent
 from ledger.models import Account, Transfer
-from ledger.services import account_get_or_create, refund_post, transfer_post
+from ledger.services import (
+    account_get_or_create,
+    refund_post,
+    transfer_post,
+    transfers_post_many,
+)
 from wallet.models import Beneficiary, Pocket, Wallet
 
 
@@ -273,32 +281,80 @@ def allocation_expire(*, allocation: Allocation) -> Allocation:
     )
 
 
-def allocations_expire_due(*, batch_size: int = 500) -> int:
-    """End allocations whose validity is over and return their remainder to the program; also
-    sweep ended allocations whose pending payments have since been released. Returns the number
-    of allocations ended."""
-    due = Allocation.objects.filter(
-        status=Allocation.Status.ACTIVE, valid_until__lte=timezone.now()
-    ).select_related("program")[:batch_size]
-    count = 0
-    for allocation in due:
-        try:
-            allocation_expire(allocation=allocation)
-        except InvalidState:
-            continue  # revoked since the list was read: its own sweep returned the money
-        count += 1
-    leftovers = (
-        Allocation.objects.exclude(status=Allocation.Status.ACTIVE)
-        .filter(pocket__account__balance__gt=F("pocket__account__pending"))
-        .select_related("program")[:batch_size]
-    )
-    for allocation in leftovers:
+def _allocations_sweep(allocations: Sequence[Allocation]) -> None:
+    """allocation_sweep for many ended allocations at once, in the caller's transaction: each
+    pocket's account locked (in primary-key order), what is free in it returned to its program
+    by one EXPIRE or REVOKE transfer, all of them posted together."""
+    accounts = {
+        account.pk: account
+        for account in Account.objects.select_for_update()
+        .filter(pk__in=[allocation.pocket.account_id for allocation in allocations])
+        .order_by("pk")
+    }
+    moves: dict[tuple[str, str], list] = defaultdict(list)
+    for allocation in allocations:
+        if allocation.currency != allocation.program.currency:
+            raise CurrencyMismatch(field="currency")
+        account = accounts[allocation.pocket.account_id]
+        if account.available <= 0:
+            continue
         kind = (
             Transfer.Kind.REVOKE
             if allocation.status == Allocation.Status.REVOKED
             else Transfer.Kind.EXPIRE
         )
-        allocation_sweep(allocation=allocation, kind=kind)
+        legs = [
+            (account, -account.available),
+            (allocation.program.float_account, account.available),
+        ]
+        moves[(kind, account.currency)].append((legs, {"allocation": allocation.pk}))
+    for (kind, currency), kind_moves in moves.items():
+        transfers_post_many(kind=kind, currency=currency, moves=kind_moves)
+
+
+def _allocations_expire_batch(*, batch_size: int) -> int:
+    """End up to `batch_size` allocations whose validity is over and sweep their pockets, in one
+    transaction. Allocations another transaction holds (being revoked, say) are left to the
+    next batch."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(
+            Allocation.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=Allocation.Status.ACTIVE, valid_until__lte=now)
+            .select_related("program__float_account", "pocket")
+            .order_by("valid_until", "pk")[:batch_size]
+        )
+        for allocation in due:
+            allocation.status = Allocation.Status.EXPIRED
+            allocation.ended_at = now
+            allocation.end_reason = ""
+        bulk_update_with_history(due, Allocation, ["status", "ended_at", "end_reason"])
+        _allocations_sweep(due)
+    return len(due)
+
+
+def allocations_expire_due(*, batch_size: int = 500) -> int:
+    """End every allocation whose validity is over and return its remainder to the program,
+    `batch_size` at a time (each batch one transaction, a few statements whatever its size);
+    then sweep ended allocations whose pending payments have since been released. Returns the
+    number of allocations ended."""
+    count = 0
+    while True:
+        ended = _allocations_expire_batch(batch_size=batch_size)
+        count += ended
+        if ended < batch_size:
+            break
+    while True:
+        with transaction.atomic():
+            leftovers = list(
+                Allocation.objects.exclude(status=Allocation.Status.ACTIVE)
+                .filter(pocket__account__balance__gt=F("pocket__account__pending"))
+                .select_related("program__float_account", "pocket")
+                .order_by("pk")[:batch_size]
+            )
+            _allocations_sweep(leftovers)
+        if len(leftovers) < batch_size:
+            break
     return count
 
 

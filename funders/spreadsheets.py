@@ -23,7 +23,7 @@ from datetime import datetime
 import tablib
 from celery import Task
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -33,6 +33,7 @@ from import_export.formats import base_formats
 from phonenumber_field.phonenumber import to_python as phone_to_python
 
 from core.errors import DomainError, InvalidState
+from core.replica import replica_reads
 from core.validators import email_canonical, validate_french_postcode
 from funders.models import Enrolment, Funder, SpreadsheetImport
 from wallet.models import Beneficiary
@@ -549,7 +550,10 @@ class ImportSteps(ABC):
         except SpreadsheetFileError as exc:
             end = {"status": Status.INVALID, "error": str(exc.message), "report": []}
         else:
-            rows = self.evaluate(spreadsheet_import, file_rows, progress=self._progress(pk))
+            # A dry run may read a moment-old copy (the read replica when there is one): the
+            # apply evaluates every row again on the primary and stops if one changed.
+            with replica_reads():
+                rows = self.evaluate(spreadsheet_import, file_rows, progress=self._progress(pk))
             outcome = self.check_outcome(spreadsheet_import, rows)
             valid = not outcome["error"] and not any(row.errors for row in rows)
             end = {
@@ -566,7 +570,9 @@ class ImportSteps(ABC):
     def _progress(self, pk: int) -> Callable[[int], None]:
         def progress(done: int) -> None:
             # Outside any transaction: each write is committed, so the progress page sees it.
-            self.model.objects.filter(pk=pk).update(processed_rows=done)
+            # Named, not routed: this write changes nothing the check reads, so it must not
+            # send the check's next reads to the primary as a routed write would.
+            self.model.objects.using(DEFAULT_DB_ALIAS).filter(pk=pk).update(processed_rows=done)
 
         return progress
 

@@ -7,11 +7,12 @@ Concurrency: guarded accounts are moved by single guarded UPDATE statements
 without a prior SELECT ... FOR UPDATE; several accounts are always updated in primary-key order
 so two transfers never wait on each other's rows in opposite orders."""
 
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import BigIntegerField, Case, F, Sum, Value, When
 from django.utils import timezone
 
 from core.errors import (
@@ -114,6 +115,46 @@ def transfer_post(
         "legs": sorted((account.pk, leg_amount) for account, leg_amount in legs),
     }
     return _idempotent(idempotency_key, params, create)
+
+
+def transfers_post_many(
+    *, kind: str, currency: str, moves: Sequence[tuple[Sequence[Leg], JSONDict]]
+) -> list[Transfer]:
+    """Post many transfers at once, without idempotency keys, for a batch job idempotent by the
+    state it locks (the end of many allocations): one statement for the transfers, one for
+    their entries, one moving every guarded account by the net of its legs. The caller runs it
+    in its transaction and has locked, in primary-key order, the accounts it debits. All or
+    nothing: InsufficientFunds, and the caller's transaction rolls back, if a guarded account
+    would go below what it holds."""
+    amounts = [_validate_legs(legs, currency) for legs, _metadata in moves]
+    net: dict[int, int] = defaultdict(int)
+    for legs, _metadata in moves:
+        for account, amount in legs:
+            if account.guarded:
+                net[account.pk] += amount
+    moved = {pk: amount for pk, amount in net.items() if amount}
+    with transaction.atomic(savepoint=False):
+        if moved:
+            delta = Case(
+                *(When(pk=pk, then=Value(amount)) for pk, amount in moved.items()),
+                output_field=BigIntegerField(),
+            )
+            updated = (
+                Account.objects.filter(pk__in=moved, balance__gte=F("pending") - delta)
+                .update(balance=F("balance") + delta)
+            )  # fmt: skip
+            if updated != len(moved):
+                raise InsufficientFunds(field="amount")
+        transfers = Transfer.objects.bulk_create(
+            Transfer(kind=kind, currency=currency, amount=amount, metadata=metadata)
+            for amount, (_legs, metadata) in zip(amounts, moves, strict=True)
+        )
+        Entry.objects.bulk_create(
+            Entry(transfer=transfer, account=account, amount=leg_amount)
+            for transfer, (legs, _metadata) in zip(transfers, moves, strict=True)
+            for account, leg_amount in legs
+        )
+    return transfers
 
 
 def _idempotent(

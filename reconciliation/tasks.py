@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from core.replica import replica_reads
 from reconciliation.report import reconciliation_build
 
 logger = logging.getLogger(__name__)
@@ -12,7 +13,8 @@ logger = logging.getLogger(__name__)
 @shared_task
 def reconcile_ledger() -> int:
     """The operator's reconciliation, daily: each line that does not balance is an error."""
-    failures = reconciliation_build().failures
+    with replica_reads():
+        failures = reconciliation_build().failures
     for check in failures:
         logger.error("reconcile: %s", check)
     return len(failures)

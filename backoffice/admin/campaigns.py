@@ -30,6 +30,7 @@ from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.forms import EuroField
 from core.errors import DomainError
 from core.money import format_money
+from core.replica import replica_reads
 from funders import eligibility, fairness
 from funders.campaigns import (
     CampaignPaused,
@@ -249,9 +250,10 @@ class CampaignAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         campaign = self.get_scoped_object(request, object_id, role=self.view_role)
         if file_format not in exports.FORMATS:
             raise Http404
-        filename, content_type, content = exports.campaign_decisions_export(
-            campaign=campaign, file_format=file_format
-        )
+        with replica_reads():
+            filename, content_type, content = exports.campaign_decisions_export(
+                campaign=campaign, file_format=file_format
+            )
         response = HttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = content_disposition_header(True, filename)
         return response

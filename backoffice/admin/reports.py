@@ -31,6 +31,7 @@ from pygal.style import Style
 from backoffice import exports
 from backoffice.admin.scoping import FunderScopedAdmin
 from core.money import format_money
+from core.replica import replica_reads
 from funders import reports
 from funders.models import Funder, Program, ProgramDashboard
 from funders.tenancy import Role, funders_of
@@ -309,7 +310,9 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
         choices = list(funders_of(request.user, role=self.view_role))
         funder = self._chosen_funder(request, choices)
         programs = list(self.get_queryset(request).filter(funder=funder))
-        figures = reports.program_figures(programs=programs)
+        # The figures may be a moment old: from the read replica when there is one.
+        with replica_reads():
+            figures = reports.program_figures(programs=programs)
         totals = reports.figures_by_currency(figures.values())
         context = self._context(
             request,
@@ -348,8 +351,10 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
             form = PeriodForm({"from": period.start.isoformat(), "to": period.end.isoformat()})
         else:
             period = reports.Period.default(today=_today())
-        figures = reports.program_figures(programs=[program])[program.pk]
-        money = _money_formatter(program.currency)
+        with replica_reads():
+            figures = reports.program_figures(programs=[program])[program.pk]
+            money = _money_formatter(program.currency)
+            charts = self._program_charts(program, period, money)
         query = urlencode({"from": period.start.isoformat(), "to": period.end.isoformat()})
         context = self._context(
             request,
@@ -359,7 +364,7 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
             position_chart=_position_chart(figures),
             period_form=form,
             period=period,
-            charts=self._program_charts(program, period, money),
+            charts=charts,
             exports=[
                 (
                     label,
@@ -446,9 +451,13 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
             # The dashboard shows what is wrong with the dates.
             url = reverse("admin:funders_programdashboard_change", args=[program.pk])
             return redirect(f"{url}?{request.GET.urlencode()}")
-        filename, content_type, content = exports.program_export(
-            program=program, kind=kind, file_format=file_format, period=form.cleaned_data["period"]
-        )
+        with replica_reads():
+            filename, content_type, content = exports.program_export(
+                program=program,
+                kind=kind,
+                file_format=file_format,
+                period=form.cleaned_data["period"],
+            )
         response = HttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = content_disposition_header(True, filename)
         return response

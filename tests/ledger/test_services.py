@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from core.errors import (
@@ -25,6 +26,7 @@ from ledger.services import (
     hold_void,
     refund_post,
     transfer_post,
+    transfers_post_many,
 )
 from ledger.verify import verify
 from tests.factories import make_allocation
@@ -291,3 +293,50 @@ def test_unknown_account_is_refused(pocket):
     ghost = Account(code="ghost", name="ghost", kind="pocket", currency="EUR")
     with pytest.raises(UnknownAccount):
         hold_place(debit=ghost, credit=pocket.account, amount=10, idempotency_key="x")
+
+
+# --- many transfers at once (a batch job's) -------------------------------------------------------
+
+
+def test_many_transfers_post_their_entries_and_move_each_guarded_account_once(program):
+    pockets = [make_allocation(program=program, amount=3_000).pocket.account for _ in range(3)]
+    float_account = program.float_account
+    float_account.refresh_from_db()
+    before = float_account.balance
+
+    transfers = transfers_post_many(
+        kind=Transfer.Kind.EXPIRE,
+        currency="EUR",
+        moves=[
+            ([(pocket, -1_000 * n), (float_account, 1_000 * n)], {"n": n})
+            for n, pocket in enumerate(pockets, 1)
+        ],
+    )
+
+    assert [transfer.amount for transfer in transfers] == [1_000, 2_000, 3_000]
+    assert [transfer.metadata for transfer in transfers] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert Entry.objects.filter(transfer__in=transfers).count() == 6
+    balances = Account.objects.filter(pk__in=[p.pk for p in pockets]).order_by("pk")
+    assert list(balances.values_list("balance", flat=True)) == [2_000, 1_000, 0]
+    float_account.refresh_from_db()
+    assert float_account.balance == before + 6_000
+    assert verify() == []
+
+
+def test_many_transfers_move_nothing_if_one_would_take_a_pocket_below_what_it_holds(
+    pocket, merchant, program
+):
+    hold_place(
+        debit=pocket.account, credit=merchant.payable_account, amount=4_000, idempotency_key="h"
+    )
+    before = snapshot()
+
+    # In the caller's transaction, which the error rolls back.
+    with pytest.raises(InsufficientFunds), transaction.atomic():
+        transfers_post_many(
+            kind=Transfer.Kind.EXPIRE,
+            currency="EUR",
+            moves=[([(pocket.account, -7_000), (program.float_account, 7_000)], {})],
+        )
+
+    assert snapshot() == before

@@ -19,6 +19,8 @@ PRODUCTION_ENV = {
     "DEBUG": "false",
     "SECRET_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "wallet.example.org",
+    # Rate limits counted in a cache every process shares (operations.W001 otherwise).
+    "CACHE_URL": "redis://127.0.0.1:6379/1",
 }
 # The browser tests' switch (tests/browser/conftest.py), which the check rightly refuses in
 # production, the key, and the switches an operator may turn: the check must pass with their

@@ -330,24 +330,42 @@ def test_verify_ledger_reports_nothing_on_a_consistent_ledger(pocket):
     assert verify_ledger() == 0
 
 
-def test_expire_allocations_goes_on_past_one_revoked_meanwhile(program, monkeypatch):
-    # given two allocations whose validity is over, the first revoked after being listed
+def test_expire_allocations_goes_on_past_one_revoked_meanwhile(program):
+    # given two allocations whose validity is over, the first revoked before the task locks it
     now = timezone.now()
     first, second = (
         make_allocation(program=program, valid_from=now - timedelta(days=10),
                         valid_until=now - timedelta(days=1))
         for _ in range(2)
     )  # fmt: skip
-    real_expire = funders.services.allocation_expire
-
-    def revoked_first(*, allocation):
-        if allocation.pk == first.pk:
-            allocation_revoke(allocation=allocation)
-        return real_expire(allocation=allocation)
-
-    monkeypatch.setattr(funders.services, "allocation_expire", revoked_first)
+    allocation_revoke(allocation=first)
     # when the task runs
     expired = funders.tasks.allocations_expire_due()
-    # then the second one is expired all the same
+    # then the second one is expired all the same, and the first stays revoked
     second.refresh_from_db()
-    assert (expired, second.status) == (1, "expired")
+    assert (expired, second.status, status(first)) == (1, "expired", "revoked")
+    assert verify() == []
+
+
+def test_expire_allocations_ends_every_due_allocation_batch_after_batch(program, merchant):
+    # given five allocations whose validity is over, two with a payment held
+    now = timezone.now()
+    due = [
+        make_allocation(program=program, amount=10_000, valid_from=now - timedelta(days=10),
+                        valid_until=now - timedelta(days=1))
+        for _ in range(5)
+    ]  # fmt: skip
+    for n, allocation in enumerate(due[:2]):
+        place(allocation.pocket, merchant, 1_000 * (n + 1), key=f"h{n}")
+    float_before = float_balance(due[0])
+    # when the task runs in batches of two
+    ended = funders.tasks.allocations_expire_due(batch_size=2)
+    # then all five ended, and all but the held money went back to the program
+    assert ended == 5
+    assert {status(allocation) for allocation in due} == {"expired"}
+    assert [pocket_of(allocation) for allocation in due] == [
+        (1_000, 1_000), (2_000, 2_000), (0, 0), (0, 0), (0, 0)
+    ]  # fmt: skip
+    assert float_balance(due[0]) == float_before + 50_000 - 3_000
+    assert Allocation.history.filter(status="expired").count() == 5
+    assert verify() == []

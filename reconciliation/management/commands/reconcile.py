@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.money import format_money
+from core.replica import replica_reads
 from core.time import PARIS
 from funders.reports import Period
 from reconciliation.report import (
@@ -33,7 +34,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, program: int | None, until: date | None, **options):
         as_of = Period(start=until, end=until).until if until else None
-        report = reconciliation_build(as_of=as_of)
+        with replica_reads():
+            report = reconciliation_build(as_of=as_of)
         stamp = timezone.localtime(report.as_of, PARIS).strftime("%Y-%m-%d %H:%M")
         self.stdout.write(_("Reconciliation as of %(at)s (Europe/Paris)") % {"at": stamp})
         if program is None:

@@ -1,0 +1,194 @@
+"""Benchmark and proof: two app servers, one platform. Nothing a request needs lives on one
+server's disk or memory, so a client may talk to either at any moment.
+
+Two gunicorn servers on two ports share the PostgreSQL database, the Redis cache (rate limits)
+and a Celery worker, and the client alternates between them:
+
+- a manager signs in to the back office on server A; server B knows the session;
+- an allocation file is uploaded through A, its check's result page is read and the file
+  confirmed through B, the worker applies it, and the program's export is downloaded through A;
+- a merchant's API key has a rate limit of RATE requests a minute: its requests, alternating
+  between A and B, are refused from the (RATE + 1)th on, by either server, which only a limit
+  counted in the shared cache can do (each server saw half);
+- then each server answers a fixed number of merchant API listings, timed.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_two \\
+        .venv/bin/python -m bench.two_servers [--cache-url redis://127.0.0.1:6379/12]
+
+The database named in DATABASE_URL is dropped and created again: never point it at real data.
+The exit status is 1 if a check fails or the ledger does not verify.
+"""
+
+import argparse
+import re
+import sys
+import time
+from datetime import timedelta
+
+from bench import harness
+
+RATE = 20  # merchant API requests a minute per key, in this run
+LISTINGS = 200
+API = "/api/merchant/v1"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    harness.add_redis_arguments(parser)
+    parser.add_argument("--ports", type=int, nargs=2, default=None, help="default: two free")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    args = parser.parse_args()
+    redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
+    # Plain http on 127.0.0.1, as the demo serves: no redirect to https, cookies sent over it.
+    settings = {
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+    }
+    with harness.Bench("two-servers", redis=redis, settings=settings) as bench:
+        return run(bench, args)
+
+
+class Check:
+    def __init__(self):
+        self.failed: list[str] = []
+
+    def __call__(self, condition: bool, label: str) -> None:
+        print(f"  {'ok' if condition else 'FAILED'}: {label}")
+        if not condition:
+            self.failed.append(label)
+
+
+def csrf(session, url: str) -> str:
+    page = session.get(url)
+    page.raise_for_status()
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    if found is None:
+        raise RuntimeError(f"no CSRF token on {url}")
+    return found.group(1)
+
+
+def allocation_file(today) -> bytes:
+    start, end = today.isoformat(), (today + timedelta(days=90)).isoformat()
+    rows = [
+        "reference,first_name,last_name,email,phone,postcode,amount,valid_from,valid_until",
+        *(
+            f"D-{n:03d},Camille,Martin{n},camille.martin{n}@example.org,,38000,50,{start},{end}"
+            for n in range(1, 6)
+        ),
+    ]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+    bench.setup()
+    import requests
+    from django.utils import timezone
+
+    from funders.models import AllocationImport
+    from merchants.services import api_key_create
+    from tests.factories import make_merchant, make_program, make_staff
+
+    program = make_program(name="Aide alimentaire", funded=10**8)
+    make_staff(funder=program.funder, username="manager")
+    _key, secret = api_key_create(merchant=make_merchant(), name="till 1")
+
+    ports = args.ports or [harness.free_port(), harness.free_port()]
+    rate = {"MERCHANT_API_RATE": f"{RATE}/minute"}
+    servers = [
+        bench.start_server(port=port, workers=args.workers, environment=rate) for port in ports
+    ]
+    bench.start_celery(concurrency=1)
+    for server, port in zip(servers, ports, strict=True):
+        bench.wait_ready(server, port, path="/healthz")
+    a, b = (f"http://{harness.HOST}:{port}" for port in ports)
+    check = Check()
+
+    print("the back office, through both servers:")
+    staff = requests.Session()
+    token = csrf(staff, f"{a}/admin/login/")
+    staff.post(
+        f"{a}/admin/login/",
+        data={"username": "manager", "password": "password", "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{a}/admin/login/"},
+        allow_redirects=False,
+    )
+    check(staff.get(f"{b}/admin/", allow_redirects=False).status_code == 200,
+          "signed in on A, known on B")  # fmt: skip
+
+    add = "/admin/funders/allocationimport/add/"
+    token = csrf(staff, f"{a}{add}")
+    uploaded = staff.post(
+        f"{a}{add}",
+        data={"program": program.pk, "csrfmiddlewaretoken": token},
+        files={"file": ("grants.csv", allocation_file(timezone.localdate()), "text/csv")},
+        headers={"Referer": f"{a}{add}"},
+        allow_redirects=False,
+    )
+    check(uploaded.status_code == 302, f"file uploaded through A ({uploaded.status_code})")
+    result = uploaded.headers.get("Location", "")
+    page = staff.get(f"{b}{result}")
+    check(page.status_code == 200 and "Martin5" in page.text, "its check's result read on B")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    found = re.search(r"/admin/funders/allocationimport/\d+/confirm/", page.text)
+    confirm = found.group(0) if found else f"{result}confirm/"
+    confirmed = staff.post(
+        f"{b}{confirm}",
+        data={"csrfmiddlewaretoken": token},
+        headers={"Referer": f"{b}{result}"},
+        allow_redirects=False,
+    )
+    check(confirmed.status_code == 302, f"confirmed through B ({confirmed.status_code})")
+    deadline = time.monotonic() + 60
+    status = ""
+    while time.monotonic() < deadline:
+        status = AllocationImport.objects.get().status
+        if status == AllocationImport.Status.APPLIED:
+            break
+        time.sleep(0.5)
+    check(status == AllocationImport.Status.APPLIED, f"applied by the worker ({status})")
+    export = staff.get(f"{a}/admin/funders/programdashboard/{program.pk}/export/allocations/csv/")
+    check(
+        export.status_code == 200 and export.text.count("Martin") == 5,
+        "the program's allocations downloaded through A",
+    )
+
+    print(f"the merchant API's rate limit ({RATE}/minute per key), alternating A and B:")
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {secret}"
+    answers = [
+        api.get(f"{(a, b)[n % 2]}{API}/authorizations?limit=1").status_code for n in range(RATE + 4)
+    ]
+    # The readiness probes above used no key: the key's count starts here.
+    check(answers[:RATE] == [200] * RATE, f"the first {RATE} answered")
+    check(answers[RATE:] == [429] * 4, f"the next 4 refused by both servers: {answers[RATE:]}")
+
+    for server in servers:
+        bench.stop(server)
+    print("listings, each server in turn (rate limit lifted):")
+    servers = [bench.start_server(port=port, workers=args.workers) for port in ports]
+    for server, port in zip(servers, ports, strict=True):
+        bench.wait_ready(server, port, path="/healthz")
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {secret}"
+    latencies = []
+    for n in range(LISTINGS):
+        t0 = time.perf_counter()
+        response = api.get(f"{(a, b)[n % 2]}{API}/authorizations?limit=1")
+        latencies.append(time.perf_counter() - t0)
+        if response.status_code != 200:
+            check(False, f"listing {n} answered {response.status_code}")
+            break
+    p50, p99, worst = harness.percentiles(latencies)
+    print(
+        f"  {len(latencies)} listings over 2 servers: p50 {harness.ms(p50)}, "
+        f"p99 {harness.ms(p99)}, max {harness.ms(worst)}"
+    )
+    verified = bench.verify_ledger()
+    ok = verified and not check.failed
+    print("RESULT: ok" if ok else f"RESULT: FAILED ({'; '.join(check.failed)})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
