@@ -709,3 +709,53 @@ class ProgramDashboard(Program):
         proxy = True
         verbose_name = _("dashboard")
         verbose_name_plural = _("dashboards")
+
+
+class RuleDryRun(models.Model):
+    """A proposed change of a program's rules (or of one allocation's overrides), replayed over
+    the program's past decisions before it is saved (funders/dry_runs.py). The program's form
+    saves the change only when it names a finished dry run of exactly these rules that its
+    author has seen."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Waiting to run")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    program = models.ForeignKey(
+        Program, models.CASCADE, related_name="dry_runs", verbose_name=_("program")
+    )
+    allocation = models.ForeignKey(
+        Allocation,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="dry_runs",
+        verbose_name=_("allocation"),
+        help_text=_("Set when the change is to one allocation's overrides, not to the program."),
+    )
+    rules = models.JSONField(_("proposed rules"))
+    since = models.DateTimeField(_("from"))
+    until = models.DateTimeField(_("until"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    total = models.PositiveIntegerField(_("decisions to replay"), default=0)
+    processed = models.PositiveIntegerField(_("decisions replayed"), default=0)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("run by")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    seen_at = models.DateTimeField(_("result seen at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("rule dry run")
+        verbose_name_plural = _("rule dry runs")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.program} #{self.pk}"
