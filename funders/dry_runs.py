@@ -15,7 +15,7 @@ left alone. A decision where only another funder's aid was asked is never read.
 """
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from functools import cache
@@ -28,8 +28,8 @@ from engine.decide import PocketState, decide
 from engine.periods import Usage
 from engine.request import AuthorizationRequest, MerchantPlace
 from engine.rules import PocketRules, merge_rules
-from funders.models import Enrolment, Program, RuleDryRun
 from funders import tasks
+from funders.models import Enrolment, Program, RuleDryRun
 from wallet.models import Decision, Pocket
 
 logger = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ def _states(trace: dict, pockets: _Pockets) -> list[PocketState] | None:
 
 
 def _decisions(program: Program, since: datetime, until: datetime, pocket_ids: set[int]):
-    """(id, wallet id, status, approved amount, reason, request, trace) of the window's
+    """(id, wallet id, approved amount, reason, request, trace) of the window's
     decisions that asked one of `pocket_ids`, streamed."""
     rows = (
         Decision.objects.filter(
@@ -216,10 +216,10 @@ def _decisions(program: Program, since: datetime, until: datetime, pocket_ids: s
             wallet__in=Pocket.objects.filter(pk__in=pocket_ids).values("wallet"),
         )
         .order_by("pk")
-        .values_list("pk", "wallet_id", "status", "approved_amount", "reason", "request", "trace")
+        .values_list("pk", "wallet_id", "approved_amount", "reason", "request", "trace")
     )
     for row in rows.iterator(chunk_size=2_000):
-        verdicts = row[6].get("verdicts", ())
+        verdicts = row[5].get("verdicts", ())
         if any(verdict["pocket_id"] in pocket_ids for verdict in verdicts):
             yield row
 
@@ -278,7 +278,7 @@ def replay(
     }
     samples: dict[str, list[tuple[int, int, int, str, str]]] = {kind: [] for kind in KINDS}
     replayed = unreplayable = read = 0
-    for pk, wallet_id, status, approved, reason, record, trace in (
+    for pk, wallet_id, approved, reason, record, trace in (
         rows if rows is not None else _decisions(program, since, until, pocket_ids)
     ):
         read += 1
@@ -351,7 +351,9 @@ def _with_file_numbers(program: Program, samples: list[tuple]) -> list[dict]:
     return [
         {
             "decision": pk,
-            "beneficiary": enrolments[wallet_id].beneficiary_id if wallet_id in enrolments else None,
+            "beneficiary": enrolments[wallet_id].beneficiary_id
+            if wallet_id in enrolments
+            else None,
             "file_number": enrolments[wallet_id].reference if wallet_id in enrolments else "",
             "amount": amount,
             "shop": shop,

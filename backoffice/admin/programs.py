@@ -25,6 +25,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from backoffice.admin.dry_runs import DryRunConfirmation, RuleDryRunAdmin
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.forms import EuroField, OneTimeTokenForm
 from backoffice.rules_form import RulesForm
@@ -39,8 +40,9 @@ from stripe_issuing.client import cards_enabled
 from stripe_issuing.funding import program_topup
 
 
-class ProgramForm(RulesForm, forms.ModelForm):
-    """The program's own fields and its rules as plain fields, saved together."""
+class ProgramForm(DryRunConfirmation, RulesForm, forms.ModelForm):
+    """The program's own fields and its rules as plain fields, saved together; a change of the
+    rules only with the dry run that tested them (backoffice/admin/dry_runs.py)."""
 
     class Meta:
         model = Program
@@ -48,7 +50,8 @@ class ProgramForm(RulesForm, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         instance = kwargs.get("instance")
-        super().__init__(*args, initial_rules=instance.rules if instance else None, **kwargs)
+        kwargs.setdefault("initial_rules", instance.rules if instance else None)
+        super().__init__(*args, **kwargs)
 
     def clean(self):
         cleaned = super().clean()
@@ -216,7 +219,7 @@ CRITERIA_HISTORY_SHOWN = 20
 
 
 @admin.register(Program)
-class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
+class ProgramAdmin(RuleDryRunAdmin, FunderScopedAdmin, SimpleHistoryAdmin):
     form = ProgramForm
     list_display = ["name", "funder", "currency", "is_active", "funded", "available"]
     list_filter = ["funder", "is_active"]
@@ -259,7 +262,8 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             )
             if not self.has_change_permission(request, obj):
                 return fieldsets
-        return fieldsets + [(title, {"fields": fields}) for title, fields in RulesForm.SECTIONS]
+        rules = [(title, {"fields": fields}) for title, fields in RulesForm.SECTIONS]
+        return fieldsets + rules + self.dry_run_fieldsets(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
