@@ -137,14 +137,12 @@ class _Pockets:
         self.allocation_id = allocation.pk if allocation is not None else None
         self.cache: dict[int, tuple[str, str, PocketRules] | None] = {}
 
-    def load(self, ids: set[int]) -> None:
-        missing = ids - self.cache.keys()
-        if not missing:
-            return
-        pockets = Pocket.objects.filter(pk__in=missing).select_related(
+    def load(self, wallets) -> None:
+        """Every pocket of these wallets (a queryset of wallet ids), in one query."""
+        pockets = Pocket.objects.filter(wallet__in=wallets).select_related(
             "allocation__program__funder"
         )
-        for pocket in pockets:
+        for pocket in pockets.iterator(chunk_size=2_000):
             allocation = pocket.allocation
             program_rules, overrides = allocation.program.rules, allocation.rules
             if self.allocation_id is None and allocation.program_id == self.program.pk:
@@ -161,8 +159,6 @@ class _Pockets:
                 allocation.program.funder.name,
                 rules,
             )
-        for pocket_id in missing - self.cache.keys():
-            self.cache[pocket_id] = None  # gone since: the replay cannot rebuild it
 
 
 def _place(record: dict, places: dict) -> MerchantPlace:
@@ -184,9 +180,9 @@ def _request(record: dict, places: dict) -> AuthorizationRequest:
     )
 
 
-def _states(trace: dict, pockets: _Pockets) -> list[PocketState] | None:
+def _states(snapshots: list, pockets: _Pockets) -> list[PocketState] | None:
     states = []
-    for snapshot in trace["pockets"]:
+    for snapshot in snapshots:
         known = pockets.cache.get(snapshot["pocket_id"])
         if known is None:
             return None
@@ -206,22 +202,20 @@ def _states(trace: dict, pockets: _Pockets) -> list[PocketState] | None:
     return states
 
 
-def _decisions(program: Program, since: datetime, until: datetime, pocket_ids: set[int]):
-    """(id, wallet id, approved amount, reason, request, trace) of the window's
-    decisions that asked one of `pocket_ids`, streamed."""
+def _window(since: datetime, until: datetime, wallets):
+    return Decision.objects.filter(decided_at__gte=since, decided_at__lt=until, wallet__in=wallets)
+
+
+def _decisions(since: datetime, until: datetime, wallets):
+    """(id, wallet id, approved amount, reason, request, pockets' snapshot) of the window's
+    decisions on these wallets, streamed. Only the trace's snapshot is read: the verdicts are
+    most of its size, and the replay makes its own."""
     rows = (
-        Decision.objects.filter(
-            decided_at__gte=since,
-            decided_at__lt=until,
-            wallet__in=Pocket.objects.filter(pk__in=pocket_ids).values("wallet"),
-        )
+        _window(since, until, wallets)
         .order_by("pk")
-        .values_list("pk", "wallet_id", "approved_amount", "reason", "request", "trace")
+        .values_list("pk", "wallet_id", "approved_amount", "reason", "request", "trace__pockets")
     )
-    for row in rows.iterator(chunk_size=2_000):
-        verdicts = row[5].get("verdicts", ())
-        if any(verdict["pocket_id"] in pocket_ids for verdict in verdicts):
-            yield row
+    return rows.iterator(chunk_size=5_000)
 
 
 @cache
@@ -261,16 +255,10 @@ def replay(
     if allocation is not None:
         scope = scope.filter(allocation=allocation.pk)
     pocket_ids = set(scope.values_list("pk", flat=True))
+    wallets = scope.values("wallet")
     pockets = _Pockets(program, rules, allocation)
-    total = (
-        Decision.objects.filter(
-            decided_at__gte=since,
-            decided_at__lt=until,
-            wallet__in=Pocket.objects.filter(pk__in=pocket_ids).values("wallet"),
-        ).count()
-        if progress
-        else 0
-    )
+    pockets.load(wallets)
+    total = _window(since, until, wallets).count() if progress else 0
     places: dict = {}
     tallies = {kind: _Tally() for kind in KINDS}
     breakdowns: dict[str, dict[str, dict[tuple, _Tally]]] = {
@@ -278,19 +266,20 @@ def replay(
     }
     samples: dict[str, list[tuple[int, int, int, str, str]]] = {kind: [] for kind in KINDS}
     replayed = unreplayable = read = 0
-    for pk, wallet_id, approved, reason, record, trace in (
-        rows if rows is not None else _decisions(program, since, until, pocket_ids)
-    ):
-        read += 1
-        if progress and read % PROGRESS_EVERY == 0:
-            progress(read, total)
-        if not trace.get("verdicts"):
-            continue  # refused before any rule was read: no rule changes it
-        if "pockets" not in trace:
+    stream = rows if rows is not None else _decisions(since, until, wallets)
+    for row_number, (pk, wallet_id, approved, reason, record, snapshots) in enumerate(stream, 1):
+        if progress and row_number % PROGRESS_EVERY == 0:
+            progress(row_number, total)
+        if snapshots is None:  # recorded before decisions kept their snapshot
             unreplayable += 1
+            read += 1
             continue
-        pockets.load({snapshot["pocket_id"] for snapshot in trace["pockets"]})
-        states = _states(trace, pockets)
+        # Not asked: the program's aid was not yet valid or had ended, or nothing was (a
+        # frozen card refused before any pocket was read, and no rule changes that).
+        if not any(snapshot["pocket_id"] in pocket_ids for snapshot in snapshots):
+            continue
+        read += 1
+        states = _states(snapshots, pockets)
         if states is None:
             unreplayable += 1
             continue
@@ -315,7 +304,7 @@ def replay(
         if len(samples[kind]) < SAMPLE_SIZE:
             samples[kind].append((pk, wallet_id, amount, merchant["name"], why or ""))
     if progress:
-        progress(read, total)
+        progress(total, total)
     return {
         "decisions": read,
         "replayed": replayed,
