@@ -154,7 +154,8 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     for kind in (APPROVED_TO_REFUSED, REFUSED_TO_APPROVED):
         flips = result["flips"][kind]
         print(
-            f"  {kind}: {flips['count']} payments, {flips['amount']} cents, {flips['people']} people"
+            f"  {kind}: {flips['count']} payments, {flips['amount']} cents, "
+            f"{flips['people']} people"
         )
     print(f"RESULT: {'ok' if elapsed < 60 else 'slower than 60 s'}")
     return 0 if bench.verify_ledger() else 1
