@@ -218,6 +218,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.send_expiry_reminders",
         "schedule": 3600.0,
     },
+    # People not using their aid, once a day at 10:00 Paris time: the messages leave by day.
+    "nonuse-detect": {
+        "task": "funders.tasks.nonuse_detect",
+        "schedule": crontab(hour=10, minute=0),
+    },
     # Sent by beat, run by a worker: /readyz reads its age. A heartbeat no worker took within
     # the minute is dropped (the database scheduler's expire_seconds), not run late.
     "heartbeat": {

@@ -97,6 +97,28 @@ class Program(models.Model):
     )
     rules = models.JSONField(_("rules"), default=dict, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # Non-use (funders/nonuse.py): who is reached out to, each setting off when empty.
+    nonuse_idle_days = models.PositiveSmallIntegerField(
+        _("no payment for (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Reach out to a person whose aid has had no payment for this many days."),
+    )
+    nonuse_expiry_days = models.PositiveSmallIntegerField(
+        _("aid ending within (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Reach out to a person whose aid ends within this many days…"),
+    )
+    nonuse_unspent_percent = models.PositiveSmallIntegerField(
+        _("with more than this share unspent (%)"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(100)],
+        help_text=_("…while more than this share of the aid is still unspent."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     history = HistoricalRecords()
 
@@ -759,3 +781,82 @@ class RuleDryRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.program} #{self.pk}"
+
+
+class NonUseEpisode(models.Model):
+    """A stretch of time when a person does not use their aid (funders/nonuse.py): opened when
+    the program's non-use setting first finds them, closed when it no longer does. Each episode
+    sends one outreach and puts one person to call on the agents' worklist."""
+
+    class Kind(models.TextChoices):
+        IDLE = "idle", _("No payment for a while")
+        EXPIRING = "expiring", _("Aid ending with much unspent")
+
+    class Status(models.TextChoices):
+        TO_CALL = "to_call", _("To call")
+        DONE = "done", _("Done")
+
+    program = models.ForeignKey(
+        Program, models.PROTECT, related_name="nonuse_episodes", verbose_name=_("program")
+    )
+    allocation = models.ForeignKey(
+        Allocation, models.PROTECT, related_name="nonuse_episodes", verbose_name=_("allocation")
+    )
+    beneficiary = models.ForeignKey(
+        "wallet.Beneficiary",
+        models.PROTECT,
+        related_name="nonuse_episodes",
+        verbose_name=_("beneficiary"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    opened_at = models.DateTimeField(_("found on"))
+    closed_at = models.DateTimeField(_("ended on"), null=True, blank=True)
+    unspent = models.BigIntegerField(_("unspent when found (cents)"))
+    aidant_told = models.BooleanField(_("aidant told"), default=False)
+    status = models.CharField(
+        _("worklist"), max_length=16, choices=Status.choices, default=Status.TO_CALL
+    )
+
+    class Meta:
+        verbose_name = _("person not using their aid")
+        verbose_name_plural = _("people not using their aid (worklist)")
+        ordering = ["status", "-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["allocation", "kind"],
+                condition=Q(closed_at__isnull=True),
+                name="nonuse_one_open_episode",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.beneficiary} · {self.program}"
+
+
+class NonUseCall(models.Model):
+    """An agent's call to a person of the worklist, and how it went. Kept, never changed: the
+    episode's history."""
+
+    class Outcome(models.TextChoices):
+        REACHED = "reached", _("Reached")
+        NO_ANSWER = "no_answer", _("No answer")
+        NEEDS_HELP = "needs_help", _("Needs help")
+        NOT_NEEDED = "not_needed", _("Does not need the aid")
+
+    episode = models.ForeignKey(
+        NonUseEpisode, models.CASCADE, related_name="calls", verbose_name=_("episode")
+    )
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("call")
+        verbose_name_plural = _("calls")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.episode} · {self.get_outcome_display()}"

@@ -109,3 +109,12 @@ def rule_dry_run_execute(dry_run_id: int) -> str | None:
     if dry_run is None:
         return None
     return dry_runs.rule_dry_run_execute(dry_run=dry_run).status
+
+
+@shared_task
+def nonuse_detect() -> int:
+    """Find the people not using their aid, once a day (see the service). Returns how many
+    episodes it opened."""
+    from funders import nonuse
+
+    return nonuse.nonuse_detect()

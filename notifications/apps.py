@@ -7,7 +7,7 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Messages to beneficiaries")
 
     def ready(self) -> None:
-        from funders.signals import allocation_granted
+        from funders.signals import allocation_granted, non_use_found
         from notifications import (
             checks,  # noqa: F401 -- registers the system checks
             receivers,
@@ -17,3 +17,4 @@ class NotificationsConfig(AppConfig):
         allocation_granted.connect(receivers.on_allocation_granted, dispatch_uid="notify-grant")
         decision_recorded.connect(receivers.on_decision_recorded, dispatch_uid="notify-decision")
         captures_posted.connect(receivers.on_captures_posted, dispatch_uid="notify-captures")
+        non_use_found.connect(receivers.on_non_use_found, dispatch_uid="notify-non-use")

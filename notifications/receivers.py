@@ -5,6 +5,7 @@ from notifications.services import (
     allocation_notify,
     captures_notify_on_commit,
     decision_notify_on_commit,
+    nonuse_notify,
 )
 
 
@@ -18,3 +19,7 @@ def on_decision_recorded(sender, *, decision, **kwargs) -> None:
 
 def on_captures_posted(sender, *, captures, **kwargs) -> None:
     captures_notify_on_commit(captures=captures)
+
+
+def on_non_use_found(sender, *, episode, **kwargs) -> None:
+    nonuse_notify(episode=episode)

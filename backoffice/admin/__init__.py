@@ -10,6 +10,7 @@ from backoffice.admin import (  # noqa: F401
     campaigns,
     imports,
     merchants,
+    nonuse,
     notifications,
     profiles,
     programs,

@@ -46,7 +46,16 @@ class ProgramForm(DryRunConfirmation, RulesForm, forms.ModelForm):
 
     class Meta:
         model = Program
-        fields = ["funder", "name", "purpose", "currency", "is_active"]
+        fields = [
+            "funder",
+            "name",
+            "purpose",
+            "currency",
+            "is_active",
+            "nonuse_idle_days",
+            "nonuse_expiry_days",
+            "nonuse_unspent_percent",
+        ]
 
     def __init__(self, *args, **kwargs):
         instance = kwargs.get("instance")
@@ -263,7 +272,16 @@ class ProgramAdmin(RuleDryRunAdmin, FunderScopedAdmin, SimpleHistoryAdmin):
             if not self.has_change_permission(request, obj):
                 return fieldsets
         rules = [(title, {"fields": fields}) for title, fields in RulesForm.SECTIONS]
-        return fieldsets + rules + self.dry_run_fieldsets(request, obj)
+        return fieldsets + rules + self.nonuse_fieldsets() + self.dry_run_fieldsets(request, obj)
+
+    def nonuse_fieldsets(self) -> list:
+        """The settings of non-use (funders/nonuse.py): whom the daily task reaches out to."""
+        fields = ["nonuse_idle_days", "nonuse_expiry_days", "nonuse_unspent_percent"]
+        description = _(
+            "People found are sent a message with where to spend nearby, their aidant is told, "
+            "and they go on the agents' worklist to be called. Leave empty to reach nobody."
+        )
+        return [(_("People not using their aid"), {"fields": fields, "description": description})]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:

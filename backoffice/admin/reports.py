@@ -31,7 +31,7 @@ from pygal.style import Style
 from backoffice import exports
 from backoffice.admin.scoping import FunderScopedAdmin
 from core.money import format_money
-from funders import reports
+from funders import nonuse, reports
 from funders.models import Funder, Program, ProgramDashboard
 from funders.tenancy import Role, funders_of
 
@@ -240,6 +240,32 @@ def _figure_tables(figures: reports.ProgramFigures) -> dict:
     }
 
 
+def _nonuse_tables(program: Program) -> list[dict]:
+    """Non-use of the aid (funders/nonuse.py) by program, commune and age band."""
+    headings = (
+        ("program", _("Non-use of the aid")),
+        ("commune", _("Non-use by commune")),
+        ("age", _("Non-use by age")),
+    )
+    return [
+        {
+            "heading": heading,
+            "lines": [
+                (
+                    line.label,
+                    line.granted,
+                    line.spent,
+                    f"{line.share_unspent} %",
+                    line.reached_out,
+                    line.spent_after,
+                )
+                for line in nonuse.nonuse_figures(program=program, by=by)
+            ],
+        }
+        for by, heading in headings
+    ]
+
+
 def _position_chart(figures: reports.ProgramFigures) -> Chart:
     return _bar_chart(
         title=gettext("Where the money is (%(currency)s)") % {"currency": figures.currency},
@@ -347,6 +373,7 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
             period_form=form,
             period=period,
             charts=self._program_charts(program, period, money),
+            nonuse=_nonuse_tables(program),
             exports=[
                 (
                     label,
