@@ -17,6 +17,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.admin.aidants import AidantRegistrationAdmin
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.contacts import (
     beneficiary_contact_change_confirm,
@@ -109,7 +110,7 @@ class ErasureForm(forms.Form):
 
 
 @admin.register(Beneficiary)
-class BeneficiaryAdmin(FunderScopedAdmin):
+class BeneficiaryAdmin(AidantRegistrationAdmin, FunderScopedAdmin):
     """Agents register people and keep their contact details; managers also grant them aid."""
 
     funder_path = "enrolments__funder"

@@ -215,3 +215,27 @@ def test_the_program_dashboard_shows_non_use(program, person, manager):
     assert page.status_code == 200
     [by_program, _by_commune, _by_age] = page.context["nonuse"]
     assert by_program["lines"] == [(program.name, 1, 0, "100 %", 1, 0)]
+
+
+def test_an_agent_registers_an_aidant_with_the_persons_consent(person, agent, other_manager):
+    url = f"/admin/wallet/beneficiary/{person.pk}/aidant/"
+    client = client_for(agent)
+    assert client.get(url).status_code == 200
+    # Without the consent ticked, nothing is recorded.
+    refused = client.post(url, {"name": "CCAS", "contact": "06 11 22 33 44", "consent": "oral"})
+    assert refused.status_code == 200
+    assert not Aidant.objects.exists()
+    done = client.post(
+        url,
+        {
+            "name": "CCAS Grenoble",
+            "contact": "06 11 22 33 44",
+            "consent": "En personne à l'accueil, le 3 décembre",
+            "consent_given": "on",
+        },
+    )
+    assert done.status_code == 302
+    aidant = Aidant.objects.get()
+    assert (aidant.contact, aidant.channel, aidant.registered_by) == ("+33611223344", "sms", agent)
+    assert aidant.consent.startswith("En personne")
+    assert client_for(other_manager).get(url).status_code == 404
