@@ -218,6 +218,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.send_expiry_reminders",
         "schedule": 3600.0,
     },
+    # Closed programs whose aid has all ended: their float paid back to the funder.
+    "program-returns": {"task": "funders.tasks.program_returns_due", "schedule": 3600.0},
     # People not using their aid, once a day at 10:00 Paris time: the messages leave by day.
     "nonuse-detect": {
         "task": "funders.tasks.nonuse_detect",

@@ -8,8 +8,10 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from core.validators import (
+    validate_bic,
     validate_currency,
     validate_french_postcode,
+    validate_iban,
     validate_insee_commune,
     validate_siret,
 )
@@ -41,6 +43,9 @@ class Funder(models.Model):
     name = models.CharField(_("name"), max_length=200)
     siret = models.CharField(_("SIRET"), max_length=14, unique=True, validators=[validate_siret])
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    # Where a closed program's money left unspent is paid back (funders/closing.py).
+    iban = models.CharField(_("IBAN"), max_length=34, blank=True, validators=[validate_iban])
+    bic = models.CharField(_("BIC"), max_length=11, blank=True, validators=[validate_bic])
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -860,3 +865,31 @@ class NonUseCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.episode} · {self.get_outcome_display()}"
+
+
+class ProgramClosure(models.Model):
+    """A program closed by its funder (funders/closing.py): no new grant from then on; once every
+    aid has ended and returned its remainder, what is left on the float is paid back to the
+    funder's bank account by SEPA credit transfer."""
+
+    program = models.OneToOneField(
+        Program, models.PROTECT, related_name="closure", verbose_name=_("program")
+    )
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("closed by")
+    )
+    closed_at = models.DateTimeField(_("closed at"))
+    returned_at = models.DateTimeField(_("paid back at"), null=True, blank=True)
+    amount_returned = models.BigIntegerField(_("paid back (cents)"), null=True, blank=True)
+    transfer = models.OneToOneField(
+        "ledger.Transfer", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    iban = models.CharField(_("paid to IBAN"), max_length=34, blank=True)
+    bic = models.CharField(_("BIC"), max_length=11, blank=True)
+
+    class Meta:
+        verbose_name = _("program closure")
+        verbose_name_plural = _("program closures")
+
+    def __str__(self) -> str:
+        return str(self.program)

@@ -118,3 +118,11 @@ def nonuse_detect() -> int:
     from funders import nonuse
 
     return nonuse.nonuse_detect()
+
+
+@shared_task
+def program_returns_due() -> int:
+    """Pay back the float of closed programs whose aid has all ended (see the service)."""
+    from funders import closing
+
+    return closing.program_returns_due()

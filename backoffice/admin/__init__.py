@@ -8,6 +8,7 @@ from backoffice.admin import (  # noqa: F401
     allocations,
     beneficiaries,
     campaigns,
+    closing,
     imports,
     merchants,
     nonuse,

@@ -25,6 +25,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from backoffice.admin.closing import ProgramClosingAdmin
 from backoffice.admin.dry_runs import DryRunConfirmation, RuleDryRunAdmin
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.forms import EuroField, OneTimeTokenForm
@@ -228,7 +229,7 @@ CRITERIA_HISTORY_SHOWN = 20
 
 
 @admin.register(Program)
-class ProgramAdmin(RuleDryRunAdmin, FunderScopedAdmin, SimpleHistoryAdmin):
+class ProgramAdmin(ProgramClosingAdmin, RuleDryRunAdmin, FunderScopedAdmin, SimpleHistoryAdmin):
     form = ProgramForm
     list_display = ["name", "funder", "currency", "is_active", "funded", "available"]
     list_filter = ["funder", "is_active"]
@@ -362,6 +363,7 @@ class ProgramAdmin(RuleDryRunAdmin, FunderScopedAdmin, SimpleHistoryAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and self._allowed(request, Role.MANAGER, obj):
             context["fund_url"] = reverse("admin:funders_program_fund", args=[obj.pk])
+            context["close_url"] = reverse("admin:funders_program_close", args=[obj.pk])
             if cards_enabled():
                 context["topup_url"] = reverse("admin:funders_program_topup", args=[obj.pk])
         return super().render_change_form(request, context, add, change, form_url, obj)
