@@ -240,6 +240,40 @@ def _figure_tables(figures: reports.ProgramFigures) -> dict:
     }
 
 
+def _refusal_tables(program: Program, period: reports.Period) -> list[dict]:
+    """Refused payments by reason, shop, kind of shop and commune; a registered shop links to
+    its refused payments."""
+    headings = {
+        "reason": _("Refusals by reason"),
+        "shop": _("Refusals by shop"),
+        "category": _("Refusals by kind of shop"),
+        "commune": _("Refusals by commune"),
+    }
+    payments = reverse("admin:wallet_decision_changelist")
+    by = reports.refusals_by(program=program, period=period)
+    return [
+        {
+            "heading": heading,
+            "lines": [
+                (
+                    line.label,
+                    line.payments,
+                    format_money(line.amount, program.currency),
+                    line.people,
+                    (
+                        f"{payments}?merchant__id__exact={line.merchant_id}"
+                        f"&status__in=declined,partially_approved"
+                        if line.merchant_id
+                        else None
+                    ),
+                )
+                for line in by[dimension]
+            ],
+        }
+        for dimension, heading in headings.items()
+    ]
+
+
 def _nonuse_tables(program: Program) -> list[dict]:
     """Non-use of the aid (funders/nonuse.py) by program, commune and age band."""
     headings = (
@@ -374,6 +408,7 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
             period=period,
             charts=self._program_charts(program, period, money),
             nonuse=_nonuse_tables(program),
+            refusals=_refusal_tables(program, period),
             exports=[
                 (
                     label,
@@ -393,6 +428,7 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
                     ("allocations", _("Allocations")),
                     ("payments", _("Payments of the period")),
                     ("statement", _("Statement of the program's account for the period")),
+                    ("refusals", _("Refused payments of the period, by reason, shop and place")),
                 )
             ],
         )
