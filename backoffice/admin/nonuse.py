@@ -19,7 +19,7 @@ class CallForm(forms.ModelForm):
         fields = ["outcome", "note"]
 
 
-class NonUseCallInline(admin.TabularInline):
+class NonUseCallInline(admin.StackedInline):
     """The calls of an episode: one is added, none is changed or removed."""
 
     model = NonUseCall
