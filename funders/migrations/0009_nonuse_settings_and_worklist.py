@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('funders', '0008_rule_dry_runs'),
-        ('wallet', '0014_nonuse_settings_and_worklist'),
+        ('wallet', '0014_notification_kinds_non_use'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

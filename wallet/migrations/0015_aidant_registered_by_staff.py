@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wallet', '0014_nonuse_settings_and_worklist'),
+        ('wallet', '0014_notification_kinds_non_use'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
