@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('funders', '0009_nonuse_settings_and_worklist'),
-        ('ledger', '0002_program_closure_and_funder_iban'),
+        ('ledger', '0002_transfer_kind_funder_return'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
