@@ -253,6 +253,7 @@ def _refusal_tables(program: Program, period: reports.Period) -> list[dict]:
     by = reports.refusals_by(program=program, period=period)
     return [
         {
+            "dimension": dimension,
             "heading": heading,
             "lines": [
                 (

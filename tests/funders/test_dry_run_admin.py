@@ -94,7 +94,8 @@ def test_a_manager_tests_new_rules_reads_the_result_and_saves_them(manager, prog
     form = form_page.context["adminform"].form
     assert form.initial["limit_per_payment"] == 3_000
     assert form.initial["confirms_dry_run"] == dry_run.pk
-    assert f"dry run no. {dry_run.pk}" in html.unescape(form_page.content.decode())
+    assert form_page.context["confirming_dry_run"] == dry_run
+    assert f"n°{dry_run.pk}" in html.unescape(form_page.content.decode())  # French by default
     saved = client.post(change_url(program), {**data, "confirms_dry_run": str(dry_run.pk)})
     assert saved.status_code == 302
     program.refresh_from_db()

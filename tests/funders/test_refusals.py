@@ -88,7 +88,7 @@ def test_the_dashboard_links_a_shop_to_its_refused_payments(scenario, manager, o
     client = client_for(manager)
     page = client.get(reverse("admin:funders_programdashboard_change", args=[program.pk]))
     assert page.status_code == 200
-    by_shop = next(t for t in page.context["refusals"] if "shop" in str(t["heading"]))
+    by_shop = next(t for t in page.context["refusals"] if t["dimension"] == "shop")
     [link] = [line[4] for line in by_shop["lines"] if line[0] == "Bar du Cours"]
     listed = client.get(link)
     assert listed.status_code == 200
