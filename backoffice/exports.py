@@ -174,6 +174,38 @@ class StatementResource(resources.Resource):
         return decimal_text(row.balance, self.currency)
 
 
+class RefusalResource(resources.Resource):
+    dimension = Field(column_name=_("by"))
+    label = Field(attribute="label", column_name=_("of"), widget=TextWidget())
+    payments = Field(attribute="payments", column_name=_("payments refused"))
+    amount = Field(column_name=_("amount refused"))
+    amount_cents = _cents("amount", _("amount refused (cents)"))
+    people = Field(attribute="people", column_name=_("people"))
+
+    DIMENSIONS = {
+        "reason": _("reason"),
+        "shop": _("shop"),
+        "category": _("kind of shop"),
+        "commune": _("commune"),
+    }
+
+    def __init__(self, *, currency: str):
+        super().__init__()
+        self.currency = currency
+
+    def dehydrate_dimension(self, line: reports.RefusalLine) -> str:
+        return str(self.DIMENSIONS[line.dimension])
+
+    def dehydrate_amount(self, line: reports.RefusalLine) -> str:
+        return decimal_text(line.amount, self.currency)
+
+
+def _refusals(program: Program, period: reports.Period) -> Dataset:
+    by = reports.refusals_by(program=program, period=period)
+    rows = [line for dimension in reports.REFUSAL_DIMENSIONS for line in by[dimension]]
+    return RefusalResource(currency=program.currency).export(rows)
+
+
 def _allocations(program: Program, period: reports.Period) -> Dataset:
     return AllocationResource().export(program_allocations(program=program))
 
@@ -187,7 +219,12 @@ def _statement(program: Program, period: reports.Period) -> Dataset:
     return StatementResource(currency=program.currency).export(rows)
 
 
-EXPORTS = {"allocations": _allocations, "payments": _payments, "statement": _statement}
+EXPORTS = {
+    "allocations": _allocations,
+    "payments": _payments,
+    "statement": _statement,
+    "refusals": _refusals,
+}
 KINDS = tuple(EXPORTS)
 FORMATS = {"csv": base_formats.CSV(), "xlsx": base_formats.XLSX()}
 

@@ -326,9 +326,17 @@ def app_token_revoke_everywhere(*, token: AppToken) -> int:
 # --- aidants ------------------------------------------------------------------------------
 
 
-def aidant_authorize(*, wallet: Wallet, contact: Contact, name: str = "") -> tuple[Aidant, bool]:
+def aidant_authorize(
+    *,
+    wallet: Wallet,
+    contact: Contact,
+    name: str = "",
+    registered_by=None,
+    consent: str = "",
+) -> tuple[Aidant, bool]:
     """Let the person at `contact` see `wallet`, read-only. Returns the authorisation and
-    whether it is new: authorising the same contact again returns the first one."""
+    whether it is new: authorising the same contact again returns the first one. A funder's
+    staff registering it for the person (`registered_by`) records how the person consented."""
     beneficiary = wallet.beneficiary
     if Beneficiary.objects.filter(_owner_filter(contact), pk=beneficiary.pk).exists():
         raise OwnContact()
@@ -348,7 +356,12 @@ def aidant_authorize(*, wallet: Wallet, contact: Contact, name: str = "") -> tup
                 % {"count": MAX_AIDANTS}
             )
         aidant = Aidant.objects.create(
-            wallet=wallet, contact=contact.value, channel=contact.channel, name=name
+            wallet=wallet,
+            contact=contact.value,
+            channel=contact.channel,
+            name=name,
+            registered_by=registered_by,
+            consent=consent,
         )
         return aidant, True
 

@@ -311,6 +311,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "gdpr.tasks.retention_enforce",
         "schedule": crontab(hour=3, minute=30),
     },
+    # Closed programs whose aid has all ended: their float paid back to the funder.
+    "program-returns": {"task": "funders.tasks.program_returns_due", "schedule": 3600.0},
+    # People not using their aid, once a day at 10:00 Paris time: the messages leave by day.
+    "nonuse-detect": {
+        "task": "funders.tasks.nonuse_detect",
+        "schedule": crontab(hour=10, minute=0),
+    },
     # Sent by beat, run by a worker: /readyz reads its age. A heartbeat no worker took within
     # the minute is dropped (the database scheduler's expire_seconds), not run late.
     "heartbeat": {

@@ -8,6 +8,8 @@ import iso18245
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, validate_email
 from django.utils.translation import gettext_lazy as _
+from schwifty import BIC, IBAN
+from schwifty.exceptions import SchwiftyException
 
 # RFC 5321's limit on a path: a longer address cannot be delivered.
 EMAIL_MAX_LENGTH = 254
@@ -94,3 +96,30 @@ validate_insee_commune = RegexValidator(
 validate_french_postcode = RegexValidator(
     r"^\d{5}$", _("A French postcode has 5 digits."), "invalid_postcode"
 )
+
+
+def validate_iban(value: str) -> None:
+    try:
+        iban = IBAN(value)
+    except SchwiftyException as error:
+        raise ValidationError(
+            _("This IBAN is not valid (%(reason)s). Check it against the bank details (RIB)."),
+            code="invalid_iban",
+            params={"reason": error},
+        ) from error
+    if not iban.in_sepa_zone:
+        raise ValidationError(
+            _("This IBAN is outside the SEPA area: we can only pay accounts in the SEPA area."),
+            code="iban_outside_sepa",
+        )
+
+
+def validate_bic(value: str) -> None:
+    try:
+        BIC(value)
+    except SchwiftyException as error:
+        raise ValidationError(
+            _("This BIC is not valid (%(reason)s). It has 8 or 11 letters and digits."),
+            code="invalid_bic",
+            params={"reason": error},
+        ) from error

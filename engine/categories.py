@@ -91,10 +91,14 @@ class MccRange:
         return f"{self.first:04d}-{self.last:04d}"
 
 
+# Cached: the groups are fixed data, and every payment asks for the ranges of each pocket's
+# groups (a rule dry run asks a million times).
+@cache
 def group_ranges(names: tuple[str, ...]) -> tuple[MccRange, ...]:
     return tuple(MccRange.single(code) for name in names for code in sorted(GROUPS[name]))
 
 
+@cache
 def count_codes(ranges: tuple[MccRange, ...]) -> int:
     """How many distinct codes the ranges cover (overlaps counted once)."""
     total, covered_to = 0, -1

@@ -11,8 +11,10 @@ from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
 from core.validators import (
+    validate_bic,
     validate_currency,
     validate_french_postcode,
+    validate_iban,
     validate_insee_commune,
     validate_siret,
 )
@@ -59,6 +61,9 @@ class Funder(models.Model):
         region="FR",
         help_text=_("The number beneficiaries call about their aid; shown in the app."),
     )
+    # Where a closed program's money left unspent is paid back (funders/closing.py).
+    iban = models.CharField(_("IBAN"), max_length=34, blank=True, validators=[validate_iban])
+    bic = models.CharField(_("BIC"), max_length=11, blank=True, validators=[validate_bic])
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -137,6 +142,28 @@ class Program(models.Model):
         blank=True,
         validators=[MinValueValidator(1)],
         help_text=_("Counted from the first day, which is included. Used when no last day is set."),
+    )
+    # Non-use (funders/nonuse.py): who is reached out to, each setting off when empty.
+    nonuse_idle_days = models.PositiveSmallIntegerField(
+        _("no payment for (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Reach out to a person whose aid has had no payment for this many days."),
+    )
+    nonuse_expiry_days = models.PositiveSmallIntegerField(
+        _("aid ending within (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Reach out to a person whose aid ends within this many days…"),
+    )
+    nonuse_unspent_percent = models.PositiveSmallIntegerField(
+        _("with more than this share unspent (%)"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(100)],
+        help_text=_("…while more than this share of the aid is still unspent."),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     history = HistoricalRecords()
@@ -812,3 +839,160 @@ class ProgramDashboard(Program):
         proxy = True
         verbose_name = _("dashboard")
         verbose_name_plural = _("dashboards")
+
+
+class RuleDryRun(models.Model):
+    """A proposed change of a program's rules (or of one allocation's overrides), replayed over
+    the program's past decisions before it is saved (funders/dry_runs.py). The program's form
+    saves the change only when it names a finished dry run of exactly these rules that its
+    author has seen."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Waiting to run")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    program = models.ForeignKey(
+        Program, models.CASCADE, related_name="dry_runs", verbose_name=_("program")
+    )
+    allocation = models.ForeignKey(
+        Allocation,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="dry_runs",
+        verbose_name=_("allocation"),
+        help_text=_("Set when the change is to one allocation's overrides, not to the program."),
+    )
+    rules = models.JSONField(_("proposed rules"))
+    since = models.DateTimeField(_("from"))
+    until = models.DateTimeField(_("until"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    total = models.PositiveIntegerField(_("decisions to replay"), default=0)
+    processed = models.PositiveIntegerField(_("decisions replayed"), default=0)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("run by")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    seen_at = models.DateTimeField(_("result seen at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("rule dry run")
+        verbose_name_plural = _("rule dry runs")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.program} #{self.pk}"
+
+
+class NonUseEpisode(models.Model):
+    """A stretch of time when a person does not use their aid (funders/nonuse.py): opened when
+    the program's non-use setting first finds them, closed when it no longer does. Each episode
+    sends one outreach and puts one person to call on the agents' worklist."""
+
+    class Kind(models.TextChoices):
+        IDLE = "idle", _("No payment for a while")
+        EXPIRING = "expiring", _("Aid ending with much unspent")
+
+    class Status(models.TextChoices):
+        TO_CALL = "to_call", _("To call")
+        DONE = "done", _("Done")
+
+    program = models.ForeignKey(
+        Program, models.PROTECT, related_name="nonuse_episodes", verbose_name=_("program")
+    )
+    allocation = models.ForeignKey(
+        Allocation, models.PROTECT, related_name="nonuse_episodes", verbose_name=_("allocation")
+    )
+    beneficiary = models.ForeignKey(
+        "wallet.Beneficiary",
+        models.PROTECT,
+        related_name="nonuse_episodes",
+        verbose_name=_("beneficiary"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    opened_at = models.DateTimeField(_("found on"))
+    closed_at = models.DateTimeField(_("ended on"), null=True, blank=True)
+    unspent = models.BigIntegerField(_("unspent when found (cents)"))
+    aidant_told = models.BooleanField(_("aidant told"), default=False)
+    status = models.CharField(
+        _("worklist"), max_length=16, choices=Status.choices, default=Status.TO_CALL
+    )
+
+    class Meta:
+        verbose_name = _("person not using their aid")
+        verbose_name_plural = _("people not using their aid (worklist)")
+        ordering = ["status", "-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["allocation", "kind"],
+                condition=Q(closed_at__isnull=True),
+                name="nonuse_one_open_episode",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.beneficiary} · {self.program}"
+
+
+class NonUseCall(models.Model):
+    """An agent's call to a person of the worklist, and how it went. Kept, never changed: the
+    episode's history."""
+
+    class Outcome(models.TextChoices):
+        REACHED = "reached", _("Reached")
+        NO_ANSWER = "no_answer", _("No answer")
+        NEEDS_HELP = "needs_help", _("Needs help")
+        NOT_NEEDED = "not_needed", _("Does not need the aid")
+
+    episode = models.ForeignKey(
+        NonUseEpisode, models.CASCADE, related_name="calls", verbose_name=_("episode")
+    )
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("call")
+        verbose_name_plural = _("calls")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.episode} · {self.get_outcome_display()}"
+
+
+class ProgramClosure(models.Model):
+    """A program closed by its funder (funders/closing.py): no new grant from then on; once every
+    aid has ended and returned its remainder, what is left on the float is paid back to the
+    funder's bank account by SEPA credit transfer."""
+
+    program = models.OneToOneField(
+        Program, models.PROTECT, related_name="closure", verbose_name=_("program")
+    )
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("closed by")
+    )
+    closed_at = models.DateTimeField(_("closed at"))
+    returned_at = models.DateTimeField(_("paid back at"), null=True, blank=True)
+    amount_returned = models.BigIntegerField(_("paid back (cents)"), null=True, blank=True)
+    transfer = models.OneToOneField(
+        "ledger.Transfer", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    iban = models.CharField(_("paid to IBAN"), max_length=34, blank=True)
+    bic = models.CharField(_("BIC"), max_length=11, blank=True)
+
+    class Meta:
+        verbose_name = _("program closure")
+        verbose_name_plural = _("program closures")
+
+    def __str__(self) -> str:
+        return str(self.program)

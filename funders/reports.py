@@ -377,6 +377,80 @@ def declines_by_reason(*, program: Program, period: Period) -> list[tuple[str, i
     return sorted(counts.items(), key=_largest)
 
 
+# --- refusals by shop, kind of shop and commune -------------------------------------------------
+
+REFUSAL_DIMENSIONS = ("reason", "shop", "category", "commune")
+
+
+@dataclass
+class RefusalLine:
+    dimension: str  # one of REFUSAL_DIMENSIONS
+    key: str  # the reason code, the merchant's id (or the card shop's name), the group, the commune
+    label: str
+    payments: int = 0
+    amount: int = 0  # refused: asked minus approved, in minor units
+    people: int = 0
+    merchant_id: int | None = None  # a registered shop: its payments are one click away
+
+
+def _mcc_group(mcc: str) -> str:
+    return next((name for name, codes in categories.GROUPS.items() if mcc in codes), "")
+
+
+def refusals_by(*, program: Program, period: Period) -> dict[str, list[RefusalLine]]:
+    """The payments of the period that the program's aid refused (the same as
+    declines_by_reason counts), by reason, shop, kind of shop and commune: how many, the amount
+    refused and how many people, the largest amount first."""
+    pockets = _pocket_ids(program)
+    decisions = (
+        _program_decisions(program, period)
+        .filter(status__in=[Decision.Status.DECLINED, Decision.Status.PARTIALLY_APPROVED])
+        .values_list("wallet_id", "amount", "approved_amount", "merchant_id", "request", "trace")
+    )
+    lines: dict[tuple[str, str], RefusalLine] = {}
+    people: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for wallet_id, amount, approved, merchant_id, request, trace in decisions.iterator():
+        asked = [v for v in trace.get("verdicts", []) if v["pocket_id"] in pockets]
+        refused = {v["reason"] for v in asked if not v["eligible"]}
+        if asked and not refused and trace.get("reason"):
+            refused = {trace["reason"]}
+        if not refused:
+            continue
+        merchant = request.get("merchant", {})
+        group = _mcc_group(merchant.get("mcc", ""))
+        keys = [("reason", code, reason_label(code), None) for code in sorted(refused)]
+        shop_key = str(merchant_id) if merchant_id else merchant.get("name", "")
+        keys += [
+            ("shop", shop_key, merchant.get("name", ""), merchant_id),
+            (
+                "category",
+                group or merchant.get("mcc", ""),
+                str(capfirst(categories.GROUP_LABELS[group])) if group else merchant.get("mcc", ""),
+                None,
+            ),
+            (
+                "commune",
+                merchant.get("commune_code") or merchant.get("postcode") or "",
+                merchant.get("commune_code") or merchant.get("postcode") or "—",
+                None,
+            ),
+        ]
+        for dimension, key, label, shop in keys:
+            line = lines.setdefault(
+                (dimension, key), RefusalLine(dimension, key, label, merchant_id=shop)
+            )
+            line.payments += 1
+            line.amount += amount - approved
+            people[(dimension, key)].add(wallet_id)
+    result: dict[str, list[RefusalLine]] = {dimension: [] for dimension in REFUSAL_DIMENSIONS}
+    for (dimension, key), line in lines.items():
+        line.people = len(people[(dimension, key)])
+        result[dimension].append(line)
+    for dimension_lines in result.values():
+        dimension_lines.sort(key=lambda line: (-line.amount, -line.payments, line.label))
+    return result
+
+
 # --- rows of the exports --------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ service when it runs, which keeps the import between the two in one direction.""
 from celery import shared_task
 from django.contrib.auth import get_user_model
 
-from funders.models import AllocationImport, Campaign, CampaignRun, ProfileImport
+from funders.models import AllocationImport, Campaign, CampaignRun, ProfileImport, RuleDryRun
 
 
 @shared_task
@@ -98,3 +98,31 @@ def profile_import_apply(import_id: int) -> str | None:
     if profile_import is None:
         return None
     return profile_imports.profile_import_apply(profile_import=profile_import).status
+
+
+@shared_task(ignore_result=True)
+def rule_dry_run_execute(dry_run_id: int) -> str | None:
+    """Replay a program's past decisions with proposed rules (the dry run). Safe to run twice."""
+    from funders import dry_runs
+
+    dry_run = RuleDryRun.objects.filter(pk=dry_run_id).select_related("program").first()
+    if dry_run is None:
+        return None
+    return dry_runs.rule_dry_run_execute(dry_run=dry_run).status
+
+
+@shared_task
+def nonuse_detect() -> int:
+    """Find the people not using their aid, once a day (see the service). Returns how many
+    episodes it opened."""
+    from funders import nonuse
+
+    return nonuse.nonuse_detect()
+
+
+@shared_task
+def program_returns_due() -> int:
+    """Pay back the float of closed programs whose aid has all ended (see the service)."""
+    from funders import closing
+
+    return closing.program_returns_due()

@@ -74,6 +74,7 @@ class Transfer(models.Model):
         EXPIRE = "expire", _("Aid expiry")
         REVOKE = "revoke", _("Revocation")
         PAYOUT = "payout", _("Payout")
+        FUNDER_RETURN = "funder_return", _("Returned to the funder")
 
     # Kinds that resolve a hold.
     RESOLVING_KINDS = (Kind.CAPTURE, Kind.VOID, Kind.HOLD_EXPIRE)

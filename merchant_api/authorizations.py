@@ -34,7 +34,13 @@ from merchant_api.base import (
     paginated,
 )
 from merchant_api.code_guessing import PaymentCodeGuessing
-from merchant_api.errors import AUTHORIZE_ERRORS, DETAIL_ERRORS, LIST_ERRORS, CardNotAccepted
+from merchant_api.errors import (
+    AUTHORIZE_ERRORS,
+    DETAIL_ERRORS,
+    LIST_ERRORS,
+    BasketTotalMismatch,
+    CardNotAccepted,
+)
 from merchants.payments import payment_authorize
 from merchants.sandbox import sandbox_authorize, sandbox_description
 from merchants.selectors import (
@@ -319,16 +325,8 @@ PARTIALLY_APPROVED_EXAMPLE = OpenApiExample(
 MAX_BASKET_LINES = 100
 
 
-class BasketTotalMismatch(DomainError):
-    code = "basket_total_mismatch"
-    default_message = _("The basket lines must add up to the amount.")
-
-    def __init__(self):
-        super().__init__(field="lines")
-
-
 class BasketLineInput(serializers.Serializer):
-    amount = amount_field(help_text="In minor units.")
+    amount = AmountField(help_text="In minor units.")
     category = serializers.ChoiceField(
         choices=PRODUCT_FAMILY_CHOICES, help_text="The product family of this line."
     )

@@ -52,6 +52,14 @@ class LiveKeyNeedsLiveKey(DomainError):
         super().__init__(field="mode")
 
 
+class BasketTotalMismatch(DomainError):
+    code = "basket_total_mismatch"
+    default_message = _("The basket lines must add up to the amount.")
+
+    def __init__(self):
+        super().__init__(field="lines")
+
+
 # The domain errors the merchant API answers as they are: their code, described by their
 # message (the schema is drawn in English, core/api_docs.py).
 DOMAIN_ERRORS = [
@@ -79,6 +87,7 @@ DOMAIN_ERRORS = [
     CardAcceptorTaken,
     CardNotAccepted,
     LiveKeyNeedsLiveKey,
+    BasketTotalMismatch,
 ]
 
 # The codes of the API's edge (core/api_errors.py): DRF's errors and the exception handler's,

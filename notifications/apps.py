@@ -9,7 +9,7 @@ class NotificationsConfig(AppConfig):
     def ready(self) -> None:
         from anymail.signals import tracking
 
-        from funders.signals import allocation_granted
+        from funders.signals import allocation_granted, non_use_found
         from notifications import (
             checks,  # noqa: F401 -- registers the system checks
             receivers,
@@ -20,3 +20,4 @@ class NotificationsConfig(AppConfig):
         decision_recorded.connect(receivers.on_decision_recorded, dispatch_uid="notify-decision")
         captures_posted.connect(receivers.on_captures_posted, dispatch_uid="notify-captures")
         tracking.connect(receivers.on_email_tracking, dispatch_uid="email-tracking")
+        non_use_found.connect(receivers.on_non_use_found, dispatch_uid="notify-non-use")

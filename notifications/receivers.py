@@ -7,6 +7,7 @@ from notifications.services import (
     allocation_notify,
     captures_notify_on_commit,
     decision_notify_on_commit,
+    nonuse_notify,
 )
 from wallet.models.notifications import Notification
 
@@ -53,3 +54,7 @@ def on_email_tracking(sender, *, event, esp_name, **kwargs) -> None:
         delivery=delivery,
         detail=f"{esp_name}: {event.description or event.reject_reason or event.event_type}",
     )
+
+
+def on_non_use_found(sender, *, episode, **kwargs) -> None:
+    nonuse_notify(episode=episode)

@@ -23,10 +23,11 @@ from core.french import for_sentence
 from core.money import format_money
 from core.time import format_instant, format_until, format_until_inclusive
 from engine.codes import beneficiary_message, nearby_message
+from engine.request import MerchantPlace
 from engine.rules import PocketRules, merge_rules
 from funders.models import Allocation, Funder
 from ledger.models import Entry, Transfer
-from merchants.selectors import ShopsNearby, refusal_shops_nearby
+from merchants.selectors import ShopsNearby, refusal_shops_nearby, shops_nearby
 from notifications import tasks
 from notifications.channels import deliver, mask_email, mask_phone, sms_text
 from notifications.delivery import sms_opted_out
@@ -34,7 +35,8 @@ from notifications.errors import Undeliverable
 from notifications.preferences import channels_allowed
 from notifications.privacy import with_privacy_notice
 from notifications.push import push_enabled, push_reachable
-from wallet.models import Beneficiary, ContactChangeRequest, Pocket
+from wallet.authorize import pocket_rules
+from wallet.models import Aidant, Beneficiary, ContactChangeRequest, Pocket
 from wallet.models.decisions import Decision
 from wallet.models.notifications import ERROR_LENGTH, DecisionNotice, Notification
 
@@ -601,3 +603,45 @@ def contact_change_notify(*, change: ContactChangeRequest) -> list[Notification]
         for channel, recipient in ((Channel.EMAIL, email), (Channel.SMS, phone))
         if recipient
     ]
+
+
+def nonuse_notify(*, episode) -> list[Notification]:
+    """One plain message to a person found not using their aid (funders/nonuse.py), with where
+    to spend it near them, and one to each of their aidants. Once per episode."""
+    allocation = episode.allocation
+    pocket = allocation.pocket
+    beneficiary = episode.beneficiary
+    rules = pocket_rules(pocket)
+    nearby = shops_nearby(
+        rules=rules,
+        place=MerchantPlace(
+            name="", mcc="0000", country="FR", postcode=beneficiary.postcode or None
+        ),
+        postcode=beneficiary.postcode or None,
+    )
+    context = {
+        **_pocket_context(pocket),
+        "idle": episode.kind == "idle",
+        "nearby": ", ".join(shop.merchant.trade_name for shop in nearby.shops),
+    }
+    funder = allocation.program.funder
+    sent = notify(
+        beneficiary=beneficiary,
+        kind=Notification.Kind.NON_USE,
+        key=str(episode.pk),
+        funder=funder,
+        context=context,
+    )
+    for aidant in Aidant.objects.filter(wallet__beneficiary=beneficiary, revoked_at__isnull=True):
+        sent.append(
+            _outbox_put(
+                beneficiary=beneficiary,
+                funder=funder,
+                kind=Notification.Kind.NON_USE_AIDANT,
+                key=f"{episode.pk}:{aidant.pk}",
+                channel=aidant.channel,
+                recipient=aidant.contact,
+                context={**context, "beneficiary": beneficiary, "aidant": aidant},
+            )
+        )
+    return sent

@@ -13,15 +13,16 @@ holds is in transit.
 Per program:
 
     money in  = not yet allocated + held on the float + still in pockets + held
-                + ended aid not yet returned + spent - receivable
+                + ended aid not yet returned + spent - receivable + paid back to the funder
     float     = money in - allocated + expired and returned + revoked and returned
-                + refunded to the program after its aid ended
+                + refunded to the program after its aid ended - paid back to the funder
     allocated = still in pockets + held + ended aid not yet returned + expired and returned
                 + revoked and returned + spent + refunded to the program - receivable
 
 (the first follows from the other two; the other two say which side broke). Per currency:
 
-    money in of all programs = what the external funding account received
+    money in of all programs - paid back to funders = what the external funding account
+                                                      received (net)
     per merchant (and the card network): spent = paid out + in transit; paid out <= spent
     paid out by merchants = what the payout accounts received
     money in = programs' accounts - receivables + in transit + paid out
@@ -54,6 +55,8 @@ _FLOAT_KINDS = {
     Transfer.Kind.REVOKE: "revoked_returned",
     Transfer.Kind.REFUND: "refunded_to_float",
 }
+# A closed program's float paid back to its funder (funders/closing.py): a debit of the float.
+_FLOAT_DEBITS = {Transfer.Kind.FUNDER_RETURN: "returned_to_funder"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class ProgramLines:
     expired_returned: int = 0
     revoked_returned: int = 0
     refunded_to_float: int = 0
+    returned_to_funder: int = 0
     float_balance: int = 0
     float_held: int = 0
     pockets_active: int = 0  # balances of the pockets of aid still running, held included
@@ -191,6 +195,7 @@ _SUMMED = (
     "expired_returned",
     "revoked_returned",
     "refunded_to_float",
+    "returned_to_funder",
     "float_balance",
     "float_held",
     "pockets_active",
@@ -247,6 +252,8 @@ def _float_figures(programs: dict[int, ProgramLines], entries) -> None:
             lines.allocated = -row["total"]
         elif row["kind"] in _FLOAT_KINDS:
             setattr(lines, _FLOAT_KINDS[row["kind"]], row["total"])
+        elif row["kind"] in _FLOAT_DEBITS:
+            setattr(lines, _FLOAT_DEBITS[row["kind"]], -row["total"])
 
 
 def _ended(path: str, as_of: datetime) -> Q:
@@ -397,21 +404,27 @@ def program_checks(lines: ProgramLines) -> list[Check]:
             "money_in",
             "money in",
             lines.funded,
-            "float + in pockets + held + not yet returned + spent - receivable",
+            "float + in pockets + held + not yet returned + spent - receivable "
+            "+ paid back to the funder",
             lines.float_balance
             + lines.in_pockets
             + lines.held
             + lines.not_yet_returned
             + lines.spent
-            - lines.receivable,
+            - lines.receivable
+            + lines.returned_to_funder,
         ),
         Check(
             lines.subject,
             "float",
             "float",
             lines.float_balance,
-            "money in - allocated + returned + refunded to the program",
-            lines.funded - lines.allocated + returned + lines.refunded_to_float,
+            "money in - allocated + returned + refunded to the program - paid back to the funder",
+            lines.funded
+            - lines.allocated
+            + returned
+            + lines.refunded_to_float
+            - lines.returned_to_funder,
         ),
         Check(
             lines.subject,
@@ -465,8 +478,8 @@ def _currency_checks(report: Reconciliation) -> list[Check]:
             Check(
                 code,
                 "funding",
-                "money in of all programs",
-                programs.funded,
+                "money in of all programs - paid back to funders",
+                programs.funded - programs.returned_to_funder,
                 "received by the external funding account",
                 currency.external_funding,
             ),

@@ -67,8 +67,13 @@ def pocket_states(wallet: Wallet, request: AuthorizationRequest) -> tuple[list, 
         .order_by("pk")
     )
     rules = {pocket.pk: pocket_rules(pocket) for pocket in pockets}
+    # Every period, capped or not: the decision records them (`pockets_snapshot`) so that a
+    # manager can replay it under other rules (funders/dry_runs.py); the engine reads only the
+    # periods its rules cap, so the decision is the same.
     usage = pockets_usage(
-        ((pocket.account_id, rules[pocket.pk]) for pocket in pockets), at=request.at
+        ((pocket.account_id, rules[pocket.pk]) for pocket in pockets),
+        at=request.at,
+        every_period=True,
     )
     states = [
         PocketState(
@@ -84,6 +89,22 @@ def pocket_states(wallet: Wallet, request: AuthorizationRequest) -> tuple[list, 
         for pocket in pockets
     ]
     return states, {pocket.pk: pocket for pocket in pockets}
+
+
+def pockets_snapshot(states: list[PocketState]) -> list[dict]:
+    """What each pocket had when the decision was taken (its available balance and what it had
+    spent in each period), kept in the decision's trace: with the request, enough to decide the
+    payment again under other rules, as it stood then."""
+    return [
+        {
+            "pocket_id": state.pocket_id,
+            "available": state.available,
+            "currency": state.currency,
+            "created_at": state.created_at.isoformat(),
+            "usage": state.usage.spent,
+        }
+        for state in states
+    ]
 
 
 def _request_record(request: AuthorizationRequest) -> dict:
@@ -113,6 +134,7 @@ def _decide_and_hold(
     wallet = locked if locked is not None else wallet_lock(wallet_id)
     refusal = _instrument_refusal(wallet, card)
     pockets: dict[int, Pocket] = {}
+    states: list[PocketState] = []
     if refusal is None:
         states, pockets = pocket_states(wallet, request)
         outcome = decide(request, states)
@@ -157,7 +179,7 @@ def _decide_and_hold(
         merchant_reference=merchant_reference,
         metadata=metadata,
         request=record,
-        trace=outcome.to_dict(),
+        trace=outcome.to_dict() | {"pockets": pockets_snapshot(states)},
         decided_at=timezone.now(),
         duration_us=int((time.perf_counter() - started) * 1_000_000),
     )

@@ -10,21 +10,26 @@ from datetime import datetime
 
 from django.db import connection
 
-from engine.periods import Usage, period_start
+from engine.periods import PERIODS, Usage, period_start
 from engine.rules import PocketRules
 from ledger.models import Transfer
 
 TRANSFERS = Transfer._meta.db_table
 
 
-def pockets_usage(pockets: Iterable[tuple[int, PocketRules]], *, at: datetime) -> dict[int, Usage]:
-    """Usage per account id, for the (account id, rules) pairs given; one query for all."""
+def pockets_usage(
+    pockets: Iterable[tuple[int, PocketRules]], *, at: datetime, every_period: bool = False
+) -> dict[int, Usage]:
+    """Usage per account id, for the (account id, rules) pairs given; one query for all.
+
+    Only the periods the rules cap are counted, unless `every_period`: then all of them, for
+    every pocket, so that the decision's record can replay other rules (funders/dry_runs.py)."""
     starts: dict[int, dict[str, datetime | None]] = {}
     for account_id, rules in pockets:
-        caps = rules.limits.caps()
-        if caps:
+        periods = PERIODS if every_period else [period for period, _ in rules.limits.caps()]
+        if periods:
             starts[account_id] = {
-                period: period_start(period, at, valid_from=rules.valid_from) for period, _ in caps
+                period: period_start(period, at, valid_from=rules.valid_from) for period in periods
             }
     if not starts:
         return {}

@@ -18,6 +18,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.admin.aidants import AidantRegistrationAdmin
 from backoffice.admin.contact_failing import contact_failing_warn
 from backoffice.admin.person_file import person_file, phone_search_form
 from backoffice.admin.programs import program_shops
@@ -117,7 +118,7 @@ class ErasureForm(forms.Form):
 
 
 @admin.register(Beneficiary)
-class BeneficiaryAdmin(FunderScopedAdmin):
+class BeneficiaryAdmin(AidantRegistrationAdmin, FunderScopedAdmin):
     """Agents register people and keep their contact details; managers also grant them aid."""
 
     funder_path = "enrolments__funder"

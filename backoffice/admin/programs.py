@@ -26,6 +26,8 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from backoffice.admin.closing import ProgramClosingAdmin
+from backoffice.admin.dry_runs import DryRunConfirmation, RuleDryRunAdmin
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.forms import EuroField, OneTimeTokenForm
 from backoffice.rules_form import RulesForm
@@ -43,8 +45,9 @@ from stripe_issuing.funding import program_topup
 VALIDITY_FIELDS = ["default_valid_from", "default_valid_until", "default_validity_days"]
 
 
-class ProgramForm(RulesForm, forms.ModelForm):
-    """The program's own fields and its rules as plain fields, saved together."""
+class ProgramForm(DryRunConfirmation, RulesForm, forms.ModelForm):
+    """The program's own fields and its rules as plain fields, saved together; a change of the
+    rules only with the dry run that tested them (backoffice/admin/dry_runs.py)."""
 
     class Meta:
         model = Program
@@ -55,6 +58,9 @@ class ProgramForm(RulesForm, forms.ModelForm):
             "currency",
             "is_active",
             *VALIDITY_FIELDS,
+            "nonuse_idle_days",
+            "nonuse_expiry_days",
+            "nonuse_unspent_percent",
         ]
         widgets = {
             "default_valid_from": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -63,7 +69,8 @@ class ProgramForm(RulesForm, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         instance = kwargs.get("instance")
-        super().__init__(*args, initial_rules=instance.rules if instance else None, **kwargs)
+        kwargs.setdefault("initial_rules", instance.rules if instance else None)
+        super().__init__(*args, **kwargs)
 
     def clean(self):
         cleaned = super().clean()
@@ -244,7 +251,7 @@ def program_shops(program: Program) -> list:
 
 
 @admin.register(Program)
-class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
+class ProgramAdmin(ProgramClosingAdmin, RuleDryRunAdmin, FunderScopedAdmin, SimpleHistoryAdmin):
     form = ProgramForm
     list_display = ["name", "funder", "currency", "is_active", "funded", "available"]
     list_filter = ["funder", "is_active"]
@@ -287,7 +294,12 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             )
             if not self.has_change_permission(request, obj):
                 return fieldsets
-        return fieldsets + self.program_sections()
+        return (
+            fieldsets
+            + self.program_sections()
+            + self.nonuse_fieldsets()
+            + self.dry_run_fieldsets(request, obj)
+        )
 
     def program_sections(self) -> list:
         """The rules as a manager thinks of them: where, what, when, how much (the criteria,
@@ -303,7 +315,10 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
                 _("Where: the area and the partner shops"),
                 {"fields": fields("countries", "merchants_allow")},
             ),
-            (_("What: the kinds of shops"), {"fields": fields("allow_groups")}),
+            (
+                _("What: the kinds of shops and the products in the basket"),
+                {"fields": fields("allow_groups", "products_allow")},
+            ),
             (
                 _("When: the validity of each grant, days and hours"),
                 {
@@ -316,6 +331,15 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             ),
             (_("How much: the spending limits"), {"fields": fields("limit_per_payment")}),
         ]
+
+    def nonuse_fieldsets(self) -> list:
+        """The settings of non-use (funders/nonuse.py): whom the daily task reaches out to."""
+        fields = ["nonuse_idle_days", "nonuse_expiry_days", "nonuse_unspent_percent"]
+        description = _(
+            "People found are sent a message with where to spend nearby, their aidant is told, "
+            "and they go on the agents' worklist to be called. Leave empty to reach nobody."
+        )
+        return [(_("People not using their aid"), {"fields": fields, "description": description})]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -452,6 +476,7 @@ class ProgramAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
             context["program_links"] = self.program_links(obj)
         if obj is not None and self._allowed(request, Role.MANAGER, obj):
             context["fund_url"] = reverse("admin:funders_program_fund", args=[obj.pk])
+            context["close_url"] = reverse("admin:funders_program_close", args=[obj.pk])
             if cards_enabled():
                 context["topup_url"] = reverse("admin:funders_program_topup", args=[obj.pk])
         return super().render_change_form(request, context, add, change, form_url, obj)

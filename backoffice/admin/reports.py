@@ -32,7 +32,7 @@ from backoffice import exports
 from backoffice.admin.scoping import FunderScopedAdmin
 from core.money import format_money
 from core.replica import replica_reads
-from funders import reports
+from funders import nonuse, reports
 from funders.models import Funder, Program, ProgramDashboard
 from funders.tenancy import Role, funders_of
 
@@ -254,6 +254,67 @@ def _figure_tables(figures: reports.ProgramFigures) -> dict:
     }
 
 
+def _refusal_tables(program: Program, period: reports.Period) -> list[dict]:
+    """Refused payments by reason, shop, kind of shop and commune; a registered shop links to
+    its refused payments."""
+    headings = {
+        "reason": _("Refusals by reason"),
+        "shop": _("Refusals by shop"),
+        "category": _("Refusals by kind of shop"),
+        "commune": _("Refusals by commune"),
+    }
+    payments = reverse("admin:wallet_decision_changelist")
+    by = reports.refusals_by(program=program, period=period)
+    return [
+        {
+            "dimension": dimension,
+            "heading": heading,
+            "lines": [
+                (
+                    line.label,
+                    line.payments,
+                    format_money(line.amount, program.currency),
+                    line.people,
+                    (
+                        f"{payments}?merchant__id__exact={line.merchant_id}"
+                        f"&status__in=declined,partially_approved"
+                        if line.merchant_id
+                        else None
+                    ),
+                )
+                for line in by[dimension]
+            ],
+        }
+        for dimension, heading in headings.items()
+    ]
+
+
+def _nonuse_tables(program: Program) -> list[dict]:
+    """Non-use of the aid (funders/nonuse.py) by program, commune and age band."""
+    headings = (
+        ("program", _("Non-use of the aid")),
+        ("commune", _("Non-use by commune")),
+        ("age", _("Non-use by age")),
+    )
+    return [
+        {
+            "heading": heading,
+            "lines": [
+                (
+                    line.label,
+                    line.granted,
+                    line.spent,
+                    f"{line.share_unspent} %",
+                    line.reached_out,
+                    line.spent_after,
+                )
+                for line in nonuse.nonuse_figures(program=program, by=by)
+            ],
+        }
+        for by, heading in headings
+    ]
+
+
 def _position_chart(figures: reports.ProgramFigures) -> Chart:
     return _bar_chart(
         title=gettext("Where the money is (%(currency)s)") % {"currency": figures.currency},
@@ -355,6 +416,8 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
             figures = reports.program_figures(programs=[program])[program.pk]
             money = _money_formatter(program.currency)
             charts = self._program_charts(program, period, money)
+            nonuse_tables = _nonuse_tables(program)
+            refusals = _refusal_tables(program, period)
         query = urlencode({"from": period.start.isoformat(), "to": period.end.isoformat()})
         context = self._context(
             request,
@@ -365,6 +428,8 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
             period_form=form,
             period=period,
             charts=charts,
+            nonuse=nonuse_tables,
+            refusals=refusals,
             exports=[
                 (
                     label,
@@ -384,6 +449,7 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
                     ("allocations", _("Allocations")),
                     ("payments", _("Payments of the period")),
                     ("statement", _("Statement of the program's account for the period")),
+                    ("refusals", _("Refused payments of the period, by reason, shop and place")),
                 )
             ],
         )

@@ -29,3 +29,17 @@ def agent_client(agent):
 @pytest.fixture
 def other_client(other_manager):
     return client_for(other_manager)
+
+
+def with_tested_rules(client, url: str, data: dict) -> dict:
+    """`data` as a program's form sends it once its new rules went through a dry run whose
+    result the user read: "Test these rules", the run (as a worker would), the result page."""
+    from funders.dry_runs import rule_dry_run_execute
+    from funders.models import RuleDryRun
+
+    started = client.post(url, {**data, "_dry_run": "1"})
+    assert started.status_code == 302, started.context["adminform"].form.errors
+    dry_run = RuleDryRun.objects.get(pk=started.url.rstrip("/").rsplit("/", 1)[-1])
+    rule_dry_run_execute(dry_run=dry_run)
+    assert client.get(started.url).status_code == 200
+    return {**data, "confirms_dry_run": str(dry_run.pk)}

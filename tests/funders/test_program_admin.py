@@ -13,6 +13,7 @@ from engine.rules import PocketRules
 from funders.models import Funding, Program
 from ledger.models import Account
 from tests.factories import make_program
+from tests.funders.conftest import with_tested_rules
 
 pytestmark = pytest.mark.django_db
 
@@ -118,8 +119,9 @@ def test_a_manager_cannot_create_a_program_for_another_funder(manager_client, ot
 
 
 def test_a_manager_changes_the_rules_and_history_names_them(manager_client, manager, program):
+    data = edit_data(program, refuse_public_holidays="on", limit_day="30")
     response = manager_client.post(
-        change_url(program), edit_data(program, refuse_public_holidays="on", limit_day="30")
+        change_url(program), with_tested_rules(manager_client, change_url(program), data)
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     program.refresh_from_db()

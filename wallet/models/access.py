@@ -1,5 +1,6 @@
 import hashlib
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -25,6 +26,17 @@ class Aidant(models.Model):
     channel = models.CharField(_("channel"), max_length=8, choices=ContactChannel.choices)
     created_at = models.DateTimeField(_("authorised at"), auto_now_add=True)
     revoked_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    # Set when a funder's staff registered the aidant for the person (who may not manage the
+    # app): who did, and how the person gave their consent.
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("registered by"),
+    )
+    consent = models.CharField(_("how the person consented"), max_length=300, blank=True)
 
     class Meta:
         verbose_name = _("aidant")

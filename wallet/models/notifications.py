@@ -23,6 +23,8 @@ class Notification(models.Model):
         BALANCE_REPLY = "balance_reply", _("Balance asked by SMS")
         SIGN_IN_CODE = "sign_in_code", _("Sign-in code")
         CONTACT_CHANGED = "contact_changed", _("Contact details changed")
+        NON_USE = "non_use", _("Aid not used")
+        NON_USE_AIDANT = "non_use_aidant", _("Aid not used (to the aidant)")
 
     class Channel(models.TextChoices):
         EMAIL = "email", _("Email")

@@ -85,6 +85,7 @@ class Command(BaseCommand):
             (_("expired and returned"), lines.expired_returned),
             (_("revoked and returned"), lines.revoked_returned),
             (_("refunded to the program after the aid ended"), lines.refunded_to_float),
+            (_("paid back to the funder"), lines.returned_to_funder),
             (_("still in pockets"), lines.in_pockets),
             (_("ended aid not yet returned"), lines.not_yet_returned),
             (_("not yet allocated (float)"), lines.float_available),

@@ -1,0 +1,165 @@
+"""Benchmark: a rule dry run replaying a program's past decisions (funders/dry_runs.py).
+
+Builds wallets of 3 pockets (the programs of bench/authorize.py), makes a few thousand real
+authorizations through authorize(), then copies their decision rows in SQL, spread over the last
+80 days, until the program has N decisions; then times the dry run of a changed rule set (a day
+cap lowered, a département removed, a category group added) over 90 days, as the Celery task
+runs it, and prints decisions replayed per second and what would flip.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_dry_run \
+        .venv/bin/python -m bench.dry_run [--decisions 1000000] [--wallets 1000]
+
+The database named in DATABASE_URL is dropped and created again: never point it at real data.
+Copies of a decision share its holds' absence (the copies place none): the ledger is untouched
+and verifies afterwards (exit status 1 if not).
+"""
+
+import argparse
+import random
+import sys
+import time
+from datetime import timedelta
+
+from bench import harness, scenario
+from bench.authorize import MERCHANTS, PROGRAMS
+
+PROPOSED = {
+    "categories": {"allow_groups": ["food", "restaurants"]},
+    "zone": {"departements": ["38"]},
+    "schedule": PROGRAMS[0][1]["schedule"],
+    "limits": {"day": 5_000, "month": 200_000},
+}
+# Decision rows copied per statement: each copy gets its own reference, key and time.
+COPY_BATCH = 100_000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--decisions", type=int, default=1_000_000)
+    parser.add_argument("--wallets", type=int, default=1_000)
+    parser.add_argument("--authorizations", type=int, default=3_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    with harness.Bench("dry_run") as bench:
+        return run(bench, args)
+
+
+def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+    bench.setup()
+    from django.db import connection
+    from django.utils import timezone
+
+    from engine.request import AuthorizationRequest
+    from funders.dry_runs import APPROVED_TO_REFUSED, REFUSED_TO_APPROVED, replay
+    from merchants.payments import merchant_place
+    from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, siret
+    from wallet.authorize import authorize
+    from wallet.models import Decision
+
+    rng = random.Random(args.seed)
+    now = timezone.now()
+    started = time.perf_counter()
+    programs = scenario.funder_with_programs(rules_by_name=PROGRAMS)
+    merchants = [
+        make_merchant(
+            siret=siret(1000 + i),
+            legal_name=f"M{i}",
+            trade_name=f"M{i}",
+            mcc=mcc,
+            address="1 rue",
+            postcode=postcode,
+            city="X",
+            commune_code=commune,
+            latitude="45.18",
+            longitude="5.72",
+        )
+        for i, (mcc, postcode, commune) in enumerate(MERCHANTS)
+    ]
+    wallets = []
+    for w in range(args.wallets):
+        beneficiary = BeneficiaryFactory(first_name="B", last_name=str(w), email="", postcode="")
+        wallets.append(beneficiary.wallet)
+        for program in programs:
+            make_allocation(
+                program=program,
+                beneficiary=beneficiary,
+                amount=rng.randrange(20_000, 80_000),
+                valid_from=now - timedelta(days=100),
+                valid_until=now + timedelta(days=rng.randrange(30, 120)),
+            )
+    places = {merchant.pk: merchant_place(merchant) for merchant in merchants}
+    for i in range(args.authorizations):
+        merchant = rng.choice(merchants)
+        authorize(
+            request=AuthorizationRequest(
+                amount=rng.randrange(100, 6_000),
+                currency="EUR",
+                merchant=places[merchant.pk],
+                at=timezone.now(),
+                channel="api",
+                partial_allowed=rng.random() < 0.2,
+            ),
+            wallet=rng.choice(wallets),
+            credit_account=merchant.payable_account,
+            merchant_id=merchant.pk,
+            idempotency_key=f"bench-{i}",
+        )
+    print(
+        f"set-up: {args.wallets} wallets x 3 pockets, {args.authorizations} authorizations "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+
+    started = time.perf_counter()
+    table = Decision._meta.db_table
+    columns = [
+        field.column
+        for field in Decision._meta.concrete_fields
+        if field.column not in ("id", "reference", "idempotency_key", "decided_at")
+    ]
+    listed = ", ".join(columns)
+    copied = Decision.objects.count()
+    with connection.cursor() as cursor:
+        while copied < args.decisions:
+            batch = min(COPY_BATCH, args.decisions - copied)
+            cursor.execute(
+                f"""
+                INSERT INTO {table} (reference, idempotency_key, decided_at, {listed})
+                SELECT 'copy_' || n, 'bench-copy-' || n,
+                       now() - (random() * interval '80 days'), {listed}
+                FROM generate_series(%s, %s) AS n
+                JOIN {table} d ON d.id = 1 + (n %% %s)
+                """,
+                [copied, copied + batch - 1, args.authorizations],
+            )
+            copied += batch
+        cursor.execute(f"ANALYZE {table}")
+    print(f"copies: {copied} decisions in {time.perf_counter() - started:.1f} s")
+
+    food = programs[0]
+    progress_calls = []
+    started = time.perf_counter()
+    result = replay(
+        program=food,
+        rules=PROPOSED,
+        since=timezone.now() - timedelta(days=90),
+        until=timezone.now(),
+        progress=lambda done, total: progress_calls.append(done),
+    )
+    elapsed = time.perf_counter() - started
+    print(
+        f"dry run: {result['decisions']} decisions read, {result['replayed']} replayed in "
+        f"{elapsed:.1f} s -> {result['replayed'] / elapsed:,.0f}/s "
+        f"({len(progress_calls)} progress updates)"
+    )
+    for kind in (APPROVED_TO_REFUSED, REFUSED_TO_APPROVED):
+        flips = result["flips"][kind]
+        print(
+            f"  {kind}: {flips['count']} payments, {flips['amount']} cents, "
+            f"{flips['people']} people"
+        )
+    print(f"RESULT: {'ok' if elapsed < 60 else 'slower than 60 s'}")
+    return 0 if bench.verify_ledger() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
