@@ -70,6 +70,9 @@ DECLINE_CODES = {
     "card_frozen": "The card is frozen (card payments only).",
     "card_inactive": "The card is not active (card payments only).",
     "currency_not_supported": "The aid cannot be used in this currency.",
+    "product_not_covered": "The customer's aid does not pay for some products of the basket "
+    "(basket lines only): declined, or partially approved for the lines it pays when partial "
+    "approvals are allowed.",
 }
 
 
