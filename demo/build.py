@@ -282,9 +282,10 @@ def _funder() -> Funder:
         siret=FUNDER_SIRET,
         defaults={"name": "Département de l'Isère", "kind": Funder.Kind.DEPARTEMENT},
     )
-    if not funder.contact_phone:
-        funder.contact_phone = FUNDER_PHONE
-        funder.save(update_fields=["contact_phone"])
+    if not funder.contact_phone or not funder.sms_sender:
+        funder.contact_phone = funder.contact_phone or FUNDER_PHONE
+        funder.sms_sender = funder.sms_sender or "ISERE"
+        funder.save(update_fields=["contact_phone", "sms_sender"])
     return funder
 
 

@@ -2,7 +2,12 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
+from django.core.validators import (
+    FileExtensionValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -60,6 +65,23 @@ class Funder(models.Model):
         blank=True,
         region="FR",
         help_text=_("The number beneficiaries call about their aid; shown in the app."),
+    )
+    # SMS about this funder's aid leave under its name, as its letters do; an alphanumeric
+    # sender is 3 to 11 letters, digits or spaces, with a letter (operators' rule).
+    sms_sender = models.CharField(
+        _("SMS sender name"),
+        max_length=11,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{3,11}$",
+                _("3 to 11 letters, digits or spaces, with at least one letter, no accent."),
+            )
+        ],
+        help_text=_(
+            "The sender people see on SMS about this funder's aid, e.g. ISERE. Empty: the "
+            "platform's name."
+        ),
     )
     # Where a closed program's money left unspent is paid back (funders/closing.py).
     iban = models.CharField(_("IBAN"), max_length=34, blank=True, validators=[validate_iban])

@@ -29,9 +29,9 @@ class BrevoError(Exception):
 
 
 class BrevoSMSBackend:
-    def send(self, phone: str, text: str) -> str | None:
+    def send(self, phone: str, text: str, sender: str | None = None) -> str | None:
         body = {
-            "sender": settings.SMS_SENDER,
+            "sender": sender or settings.SMS_SENDER,
             # Brevo writes numbers with their country code and no "+".
             "recipient": phone.removeprefix("+"),
             "content": text,

@@ -60,7 +60,8 @@ def sms_is_gsm(text: str) -> bool:
 
 
 class SMSBackend(Protocol):
-    def send(self, phone: str, text: str) -> str | None: ...
+    # sender: the funder's sender name, None for the platform's (settings.SMS_SENDER).
+    def send(self, phone: str, text: str, sender: str | None = None) -> str | None: ...
 
 
 def mask_codes(text: str) -> str:
@@ -76,8 +77,13 @@ class ConsoleSMSBackend:
     number and the codes are masked, as logs are kept and read by more people than the
     messages."""
 
-    def send(self, phone: str, text: str) -> None:
-        logger.info("SMS to %s: %s", mask_phone(phone), mask_codes(text))
+    def send(self, phone: str, text: str, sender: str | None = None) -> None:
+        logger.info(
+            "SMS to %s (from %s): %s",
+            mask_phone(phone),
+            sender or settings.SMS_SENDER,
+            mask_codes(text),
+        )
         return None
 
 
@@ -100,7 +106,7 @@ class ConsoleEmailBackend(DjangoConsoleEmailBackend):
 class OutboxSMSBackend:
     """Sends nothing: the outbox row is the record (tests, the demo)."""
 
-    def send(self, phone: str, text: str) -> None:
+    def send(self, phone: str, text: str, sender: str | None = None) -> None:
         return None
 
 
@@ -130,7 +136,9 @@ def deliver(notification: Notification) -> str | None:
         status = getattr(message, "anymail_status", None)
         return status.message_id if status is not None else None
     if channel == Notification.Channel.SMS:
-        return sms_backend().send(notification.recipient, notification.body)
+        return sms_backend().send(
+            notification.recipient, notification.body, sender=sms_sender(notification)
+        )
     if channel == Notification.Channel.PUSH:
         push_deliver(notification=notification)
         return None
@@ -147,6 +155,14 @@ def sender(notification: Notification) -> str:
     # Quoted, not encoded: Django encodes the name (accents) when it writes the header.
     name = notification.funder.name.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{name}" <{address}>'
+
+
+def sms_sender(notification: Notification) -> str | None:
+    """The sender of an SMS: the funder's name for SMS, whose aid the message is about, as for
+    an email's From; None (the platform's) for the others or a funder without one."""
+    if notification.funder_id is None:
+        return None
+    return notification.funder.sms_sender or None
 
 
 def mask_phone(phone: str) -> str:

@@ -24,7 +24,7 @@ Channel = Notification.Channel
 class RecordingSMSBackend:
     sent: list[tuple[str, str]] = []
 
-    def send(self, phone: str, text: str) -> None:
+    def send(self, phone: str, text: str, sender: str | None = None) -> None:
         RecordingSMSBackend.sent.append((phone, text))
 
 

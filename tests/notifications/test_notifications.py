@@ -49,7 +49,7 @@ class RecordingSMSBackend:
     failures = 0
     slowness = 0.0
 
-    def send(self, phone: str, text: str) -> None:
+    def send(self, phone: str, text: str, sender: str | None = None) -> None:
         time.sleep(RecordingSMSBackend.slowness)
         if RecordingSMSBackend.failures:
             RecordingSMSBackend.failures -= 1

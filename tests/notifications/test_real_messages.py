@@ -87,6 +87,29 @@ def test_an_sms_leaves_through_brevo_and_its_id_is_kept(person, brevo_fake, sett
     assert sms.provider_message_id == "1511882900176220"
 
 
+def test_an_sms_about_a_funders_aid_leaves_under_the_funders_sender_name(person, brevo_fake):
+    program = make_program()
+    program.funder.sms_sender = "ISERE"
+    program.funder.save()
+
+    send(grant(person, program)[Channel.SMS])
+
+    (sent,) = brevo_fake.sms()
+    assert sent["sender"] == "ISERE"
+
+
+@pytest.mark.parametrize("name", ["IS", "Département", "ISERE-38", "123456", "ISERE DEPT 38"])
+def test_a_sender_name_operators_would_refuse_is_refused_in_the_form(name):
+    from django.core.exceptions import ValidationError
+
+    from funders.models import Funder
+
+    field = Funder._meta.get_field("sms_sender")
+    with pytest.raises(ValidationError):
+        field.run_validators(name)
+    field.run_validators("CD 38")  # a letter, digits and a space: taken
+
+
 def test_brevo_refusing_an_sms_fails_it_for_a_retry_with_the_number_masked(person, brevo_fake):
     brevo_fake.failures = [(400, {"code": "invalid_parameter", "message": "Bad 33612345678"})]
     sms = send(grant(person)[Channel.SMS])

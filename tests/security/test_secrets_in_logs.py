@@ -311,7 +311,7 @@ def test_any_logger_s_record_is_written_masked_arguments_and_traceback_included(
 class _RefusingSMSBackend:
     """A provider refusing the number, quoting it, as providers' errors do."""
 
-    def send(self, phone: str, text: str) -> None:
+    def send(self, phone: str, text: str, sender: str | None = None) -> None:
         raise RuntimeError(f"The 'To' number {phone} is not a valid phone number.")
 
 
