@@ -60,7 +60,7 @@ def test_in_english_the_names_come_without_french_articles(api_en, food, grocer)
 
     assert pocket["given_by"] == "Given by Département de l'Isère"
     assert pocket["where_title"] == "Where can I use Aide alimentaire?"
-    assert pocket["valid_until_phrase"] == "until Sept. 30, 2027 inclusive"
+    assert pocket["valid_until_phrase"] == "until Sept. 30, 2027 included"
 
 
 def test_the_list_has_the_total_that_can_be_spent(api, food, beneficiary):
