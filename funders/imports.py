@@ -487,11 +487,7 @@ class AllocationImportSteps(ImportSteps):
         for row in rows:
             if row.already_allocated:
                 row.errors.append(_error(None, "already_allocated"))
-        needed = sum(
-            row.draft.amount or 0
-            for row in rows
-            if not (row.already_allocated or row.already_holds)
-        )
+        needed = sum(row.draft.amount or 0 for row in rows if not _skipped(row, allocation_import))
         available = _available(program)
         error = ""
         if needed > available:
@@ -509,7 +505,7 @@ class AllocationImportSteps(ImportSteps):
 
     def write(self, allocation_import: AllocationImport, rows: list[Row]) -> tuple[str, ...]:
         for row in rows:
-            if not (row.already_allocated or row.already_holds):
+            if not _skipped(row, allocation_import):
                 _grant(row, program=allocation_import.program, by=allocation_import.created_by)
         return ()
 
@@ -531,8 +527,21 @@ class AllocationImportSteps(ImportSteps):
 _steps = AllocationImportSteps()
 
 
+def _skipped(row: Row, allocation_import: AllocationImport) -> bool:
+    """A row the apply does not grant: granted by this file before, or to a person already
+    holding the aid unless the import grants them again on purpose."""
+    return row.already_allocated or (
+        bool(row.already_holds) and not allocation_import.grant_to_holders
+    )
+
+
 def allocation_import_create(
-    *, program: Program, filename: str, content: bytes, by: AbstractBaseUser | None = None
+    *,
+    program: Program,
+    filename: str,
+    content: bytes,
+    by: AbstractBaseUser | None = None,
+    grant_to_holders: bool = False,
 ) -> AllocationImport:
     """Store an uploaded file and check it: at once when it is small, else in a task (the page
     shows the progress). ImportFileError when the file cannot be used at all."""
@@ -540,7 +549,12 @@ def allocation_import_create(
         raise InvalidState(message=gettext("This program is closed."), field="program")
     rows = read_rows(content=content, filename=filename)
     return _steps.create(
-        program=program, filename=filename, content=content, total_rows=len(rows), by=by
+        program=program,
+        grant_to_holders=grant_to_holders,
+        filename=filename,
+        content=content,
+        total_rows=len(rows),
+        by=by,
     )
 
 

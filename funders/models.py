@@ -458,6 +458,11 @@ class AllocationImport(SpreadsheetImport):
         Program, models.PROTECT, related_name="imports", verbose_name=_("program")
     )
     total_amount = models.BigIntegerField(_("total amount (cents)"), default=0)
+    # Off (the default), a person who already holds the program's aid is flagged by the check
+    # and skipped by the apply: no silent double grant; on, they are granted again on purpose.
+    grant_to_holders = models.BooleanField(
+        _("grant again to people who already hold this aid"), default=False
+    )
 
     class Meta(SpreadsheetImport.Meta):
         verbose_name = _("allocation import")

@@ -42,6 +42,14 @@ class UploadForm(SpreadsheetUploadForm):
     file_help = _("A .csv or .xlsx file, one row per allocation, at most 5 MB.")
 
     program = forms.ModelChoiceField(label=_("program"), queryset=Program.objects.none())
+    grant_to_holders = forms.BooleanField(
+        label=_("Grant again to people who already hold this aid"),
+        required=False,
+        help_text=_(
+            "Left unticked, the check flags them and they are skipped: no one receives the same "
+            "aid twice by mistake."
+        ),
+    )
 
     def __init__(self, *args, programs, **kwargs):
         super().__init__(*args, **kwargs)
@@ -100,7 +108,11 @@ class AllocationImportAdmin(SpreadsheetImportAdmin):
 
     def upload_create(self, form, *, filename, content, by):
         return allocation_import_create(
-            program=form.cleaned_data["program"], filename=filename, content=content, by=by
+            program=form.cleaned_data["program"],
+            filename=filename,
+            content=content,
+            by=by,
+            grant_to_holders=form.cleaned_data["grant_to_holders"],
         )
 
     def empty_file(self, request, *, french):

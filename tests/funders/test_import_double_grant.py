@@ -53,3 +53,20 @@ def test_a_person_already_holding_the_aid_is_flagged_and_skipped(funder):
     camille = Allocation.objects.get(program=program, beneficiary__last_name="Martin")
     assert camille.valid_from == start_of_day(date(2026, 11, 23))
     assert camille.valid_until == end_of_day(date(2027, 3, 31))
+
+
+def test_an_import_granting_again_on_purpose_grants_the_holder_too(funder):
+    program = make_program(funder=funder, funded=100_000)
+    lea = BeneficiaryFactory(first_name="Léa", last_name="Bernard", email="lea.bernard@example.org")
+    beneficiary_enrol(funder=funder, beneficiary=lea, reference="D-002")
+    make_allocation(program=program, beneficiary=lea, amount=15_000)
+
+    checked = allocation_import_create(
+        program=program, filename="f.csv", content=FILE, grant_to_holders=True
+    )
+    report = {row["row"]: row for row in checked.report}
+    assert report[3]["already_holds"]  # still said, so the manager sees whom it concerns
+    assert checked.total_amount == 12_500  # and counted: both rows are granted
+
+    allocation_import_apply(allocation_import=allocation_import_confirm(allocation_import=checked))
+    assert Allocation.objects.filter(program=program, beneficiary=lea).count() == 2
