@@ -36,6 +36,8 @@ class SecondFactorRequired:
         user = request.user
         if (
             user.is_authenticated
+            # Staff only: anyone else (a shop's member) is refused by the admin itself.
+            and user.is_staff
             and request.path.startswith(reverse("admin:index"))
             and not user.is_verified()
             and not request.path.startswith(self._open_paths())

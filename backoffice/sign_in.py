@@ -24,6 +24,13 @@ _CODES = "recovery_codes_to_show"
 class _StaffView(LoginRequiredMixin, View):
     login_url = reverse_lazy("admin:login")
 
+    def dispatch(self, request, *args, **kwargs):
+        # The admin's second factor is staff's: anyone else (a shop's member, whose till has
+        # its own) is sent to the admin's sign-in, as the admin itself does.
+        if request.user.is_authenticated and not request.user.is_staff:
+            return redirect(reverse("admin:login"))
+        return super().dispatch(request, *args, **kwargs)
+
     def page(self, request, template: str, **context):
         context = {
             **admin.site.each_context(request),
@@ -69,7 +76,8 @@ class SetupView(_StaffView):
     type its first code."""
 
     def dispatch(self, request, *args, **kwargs):
-        if request.user.is_authenticated and second_factor.has_factor(request.user):
+        user = request.user
+        if user.is_authenticated and user.is_staff and second_factor.has_factor(user):
             # A factor is added from a verified session only (FactorsView), never on a
             # password alone.
             return redirect(reverse("second-factor-verify"))

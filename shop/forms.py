@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from core.errors import PaymentCodeMalformed
 from core.money import euros_to_cents
 from core.validators import email_canonical, validate_siret
+from engine.categories import PRODUCT_LABELS
 from merchants.models import ApiKey, Merchant
 from merchants.validators import validate_network_id, validate_terminal_id, validate_webhook_url
 from wallet.payment_codes import payment_code_normalize
@@ -171,6 +172,10 @@ class JoinTeamForm(PasswordFields):
     pass
 
 
+BASKET_LINES = 3
+_FAMILY_CHOICES = [("", "—"), *((name, label) for name, label in PRODUCT_LABELS.items())]
+
+
 class PaymentForm(forms.Form):
     amount = EurosField(label=_("Amount (€)"))
     code = forms.CharField(
@@ -182,11 +187,51 @@ class PaymentForm(forms.Form):
     # first payment instead of taking a new one.
     attempt = forms.UUIDField(widget=forms.HiddenInput())
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The basket by product family (optional): a food aid then pays the food, never the
+        # tobacco in the same basket; the rest is collected another way.
+        for number in range(1, BASKET_LINES + 1):
+            self.fields[f"line{number}_family"] = forms.ChoiceField(
+                label=_("Products %(number)s") % {"number": number},
+                choices=_FAMILY_CHOICES,
+                required=False,
+            )
+            self.fields[f"line{number}_amount"] = EurosField(
+                label=_("Amount of products %(number)s (€)") % {"number": number},
+                required=False,
+            )
+
+    def main_fields(self):
+        return [self[name] for name in ("amount", "code")]
+
+    def line_fields(self):
+        return [self[name] for name in self.fields if name.startswith("line")]
+
     def clean_code(self):
         try:
             return payment_code_normalize(self.cleaned_data["code"])
         except PaymentCodeMalformed as exc:
             raise ValidationError(exc.message) from exc
+
+    def clean(self):
+        cleaned = super().clean()
+        lines = []
+        for number in range(1, BASKET_LINES + 1):
+            family = cleaned.get(f"line{number}_family")
+            amount = cleaned.get(f"line{number}_amount")
+            if bool(family) != bool(amount):
+                self.add_error(
+                    f"line{number}_amount" if family else f"line{number}_family",
+                    _("Give both the products and their amount, or neither."),
+                )
+            elif family:
+                lines.append({"amount": amount, "category": family})
+        total = cleaned.get("amount")
+        if lines and total is not None and sum(line["amount"] for line in lines) != total:
+            raise ValidationError(_("The amounts of the products must add up to the amount."))
+        cleaned["lines"] = lines or None
+        return cleaned
 
 
 class OperationForm(forms.Form):

@@ -25,11 +25,13 @@ def today_start(now: datetime | None = None) -> datetime:
 def payments_today(*, merchant: Merchant):
     """The shop's payments taken through its till or its API since midnight, Paris time, the
     newest first, with their totals (held, captured, reversed, refunded)."""
-    return authorization_list(merchant=merchant).filter(decided_at__gte=today_start())
+    return authorization_list(merchant=merchant, livemode=True).filter(
+        decided_at__gte=today_start()
+    )
 
 
 def payment_get(*, merchant: Merchant, reference: str) -> Decision | None:
-    return authorization_list(merchant=merchant).filter(reference=reference).first()
+    return authorization_list(merchant=merchant, livemode=True).filter(reference=reference).first()
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ def pay(request):
                 capture=not capture_later(merchant),
                 merchant_reference="till",
                 idempotency_key=f"till:{form.cleaned_data['attempt']}",
+                lines=form.cleaned_data["lines"],
             )
         except DomainError as error:
             # The services name the fields as this form does (amount, code).

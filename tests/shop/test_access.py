@@ -139,3 +139,12 @@ def test_a_removed_cashier_can_no_longer_sign_in(owner):
     assert cashier_client.get("/shop/pay/").status_code == 302
     response = Client().post("/shop/sign-in/", {"email": cashier.email, "password": PASSWORD})
     assert response.context["error"]
+
+
+def test_shop_staff_cannot_use_the_admins_second_factor_pages(owner, cashier):
+    for member in (owner, cashier):
+        client = signed_in(member)
+        for path in ("/admin/second-factor/setup/", "/admin/second-factor/verify/"):
+            response = client.get(path)
+            assert response.status_code == 302, path
+            assert response["Location"].startswith("/admin/login/"), path

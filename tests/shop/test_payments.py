@@ -190,3 +190,52 @@ def test_a_shop_awaiting_approval_cannot_take_a_payment(marie):
     response = pay(client, marie, "5")
     assert response.status_code == 400
     assert not Decision.objects.exists()
+
+
+def test_a_basket_split_by_product_lets_the_food_aids_pay_the_food_only(cashier, db):
+    """Two food aids of two funders, a basket of food and tobacco: the aids pay the food, the
+    till is told to collect the tobacco another way, each funder's share named."""
+    person = BeneficiaryFactory(first_name="Marie")
+    for funder, name, amount in (
+        (FunderFactory(name="Département de l'Isère"), "Aide alimentaire", 3_000),
+        (FunderFactory(name="Ville de Grenoble"), "Chèque pain", 2_000),
+    ):
+        program = make_program(
+            funder=funder,
+            name=name,
+            rules={"categories": {"allow_groups": ["food"]}, "products": {"allow": ["food"]}},
+        )
+        make_allocation(program=program, beneficiary=person, amount=amount)
+    client = signed_in(cashier)
+
+    response = pay(
+        client,
+        person.wallet,
+        "45",
+        line1_family="food",
+        line1_amount="38",
+        line2_family="tobacco",
+        line2_amount="7",
+    )
+
+    answer = client.get(response["Location"]).context["answer"]
+    assert (answer["status"], answer["approved"], answer["rest"]) == (
+        "partially_approved",
+        "38,00\xa0€",
+        "7,00\xa0€",
+    )
+    assert {p["funder"]: p["money"] for p in answer["parts"]} == {
+        "Département de l'Isère": "30,00\xa0€",
+        "Ville de Grenoble": "8,00\xa0€",
+    }
+
+
+def test_basket_lines_that_do_not_add_up_take_no_payment(cashier, marie):
+    client = signed_in(cashier)
+    response = pay(
+        client, marie, "45", line1_family="food", line1_amount="30", line2_family="tobacco"
+    )
+    assert response.status_code == 400
+    assert not Decision.objects.exists()
+    errors = response.context["form"].errors
+    assert "line2_amount" in errors
