@@ -22,7 +22,9 @@ from funders.models import (
     Campaign,
     Enrolment,
     Membership,
+    NonUseEpisode,
     ProfileImport,
+    ProgramClosure,
     ProgramDashboard,
     Proposal,
     RecurringAllocation,
@@ -148,8 +150,29 @@ def build_contact_change(*, beneficiary, **_):
     )
 
 
+def build_nonuse_episode(*, program, allocation, beneficiary, **_):
+    return NonUseEpisode.objects.create(
+        program=program,
+        allocation=allocation,
+        beneficiary=beneficiary,
+        kind=NonUseEpisode.Kind.choices[0][0],
+        opened_at=timezone.now(),
+        unspent=allocation.amount,
+    )
+
+
+def build_program_closure(*, program, **_):
+    # The record only: the program stays open for the rest of the territory's pages.
+    staff = Membership.objects.filter(funder=program.funder).first()
+    return ProgramClosure.objects.create(
+        program=program, closed_by=staff.user, closed_at=timezone.now()
+    )
+
+
 # Records of the back office's other modules, built from the funder's program and beneficiary.
 EXTRA_BUILDERS: dict = {
+    NonUseEpisode: build_nonuse_episode,
+    ProgramClosure: build_program_closure,
     AllocationImport: build_allocation_import,
     Campaign: build_campaign,
     Proposal: build_proposal,
