@@ -101,8 +101,8 @@ def test_without_lines_the_answer_is_as_before(merchant, two_funders_wallet):
         ([{"amount": 1000, "category": "jewels"}], "invalid_request", "lines.category"),
         (
             [{"amount": 0, "category": "food"}, {"amount": 1000, "category": "food"}],
-            "invalid_request",
-            "lines.amount",
+            "invalid_amount",  # the engine's code for an amount, as for the payment's own
+            "amount",
         ),
         ([], "invalid_request", "lines"),
         ("food", "invalid_request", "lines"),

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # What one new authorization may send PostgreSQL, counted as Django's connection sees it: every
 # statement (each is one round trip: the ORM sends no batches), plus BEGIN, SAVEPOINT, RELEASE
 # and COMMIT, which Django logs as statements too. The issue asks for 6; this pins what the hot
-# path costs today so that it can only go down (see README, "The authorization hot path").
-ROUND_TRIPS = 20
+# path costs today so that it can only go down (see README, "The authorization hot path"): 20,
+# plus the read of every period's spending that the rule dry run's snapshot needs (issue 22).
+ROUND_TRIPS = 21
 
 
 def pay(api, code, amount=100, key=None):

@@ -43,11 +43,14 @@ def granted(settings):
 def test_the_sms_carries_the_link_and_the_last_day_included(granted):
     sms = granted[Notification.Channel.SMS].body
 
-    assert sms == (
+    grant = (
         "Bonjour Camille, le Département de l'Isère vous accorde 50,00 € (Aide alimentaire) "
         f"jusqu'au 30 septembre 2027 inclus. Votre aide : {APP_URL}"
     )
-    assert len(sms) <= 160
+    # The first message to a number also carries the information notice's link (gdpr).
+    assert sms.startswith(grant)
+    assert "/app/privacy/" in sms[len(grant) :]
+    assert len(grant) <= 160
     assert "1 octobre" not in sms
 
 
@@ -55,7 +58,7 @@ def test_the_email_carries_the_link_and_comes_from_the_funder(granted):
     row = granted[Notification.Channel.EMAIL]
     assert "Le Département de l'Isère vous accorde une aide de 50,00" in row.body
     assert "jusqu\u2019au 30 septembre 2027 inclus" in row.body
-    assert row.body.rstrip().endswith(APP_URL)
+    assert f"{APP_URL}\n" in row.body  # then, in a first message, the notice's link
 
     notification_send(notification_id=row.pk)
 
