@@ -261,7 +261,7 @@ def bulk_sql(*, people: int, o: Offsets, funder: int, programs: list[int], float
             INSERT INTO wallet_decision (id, reference, idempotency_key, fingerprint, channel,
                 amount, currency, status, approved_amount, reason, reason_pocket, details,
                 request, trace, decided_at, duration_us, merchant_id, wallet_id,
-                merchant_reference, metadata)
+                merchant_reference, metadata, livemode)
             SELECT {o.decision} + j, 'auth_scale_' || j, 'scale:' || j, '', 'api', amount, 'EUR',
                 'approved', amount, '', '', '{{}}',
                 jsonb_build_object('amount', amount, 'currency', 'EUR', 'merchant',
@@ -271,7 +271,7 @@ def bulk_sql(*, people: int, o: Offsets, funder: int, programs: list[int], float
                     'pocket_id', {o.pocket} + n, 'eligible', true, 'reason', '')),
                     'split', jsonb_build_array(jsonb_build_object(
                     'pocket_id', {o.pocket} + n, 'amount', amount))),
-                at, 1000, merchant.id, {o.wallet} + i, '', '{{}}'
+                at, 1000, merchant.id, {o.wallet} + i, '', '{{}}', true
             FROM scale_payment JOIN merchant USING (m)""",
         ),
         (

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def team():
+def team(settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the rule change's dry run, at once
     funder = FunderFactory(name="Département de l'Isère")
     manager = make_staff(
         funder=funder, role=Membership.Role.MANAGER, username="claire", first_name="Claire"
@@ -83,6 +84,10 @@ def test_a_manager_creates_a_program_grants_aid_in_bulk_and_sees_the_dashboard(
     page.select_option("#id_departements_from", "38")
     page.click("#id_departements_add")
     expect(preview).to_contain_text("1 commerce agréé accepterait cette aide")
+    # a rule change is saved only after its dry run was seen: run, read, confirm, save
+    page.click("input[name=_dry_run]")
+    expect(page.locator("#dry-run-summary")).to_be_visible()
+    page.click("#dry-run-confirm")
     page.click("input[name=_continue]")
     expect(shops).to_contain_text("1 commerce accepte cette aide")
     expect(shops).to_contain_text("Épicerie du Cours Berriat")
