@@ -42,6 +42,7 @@ The reason told is always the named pocket's own first failing check, as in its 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from core.money import MAX_AMOUNT
 from core.types import JSONDict
@@ -49,6 +50,9 @@ from engine import categories, rules
 from engine.periods import Usage
 from engine.request import AuthorizationRequest, BasketLine
 from engine.rules import PocketRules, Verdict, ZoneRule
+
+# The verdicts of shop checks by (check, rule, shop): see decide's `shop_checks`.
+ShopChecks = dict[tuple[object, object, object], Verdict]
 
 STAGES = ("validity", "schedule", "categories", "merchants", "zone", "products", "limits")
 
@@ -151,7 +155,7 @@ class Outcome:
 
 
 def _checks(
-    pocket: PocketState, request: AuthorizationRequest, shop_checks: dict | None = None
+    pocket: PocketState, request: AuthorizationRequest, shop_checks: ShopChecks | None = None
 ) -> tuple[Callable[[], Verdict], ...]:
     """The pocket's checks, in the order of STAGES, each run only when called. With
     `shop_checks`, the shop checks' verdicts are kept there and reused (see decide)."""
@@ -168,7 +172,12 @@ def _checks(
     )
 
 
-def _kept(shop_checks: dict | None, check: Callable, rule, subject) -> Verdict:
+def _kept(
+    shop_checks: ShopChecks | None,
+    check: Callable[[Any, Any], Verdict],
+    rule: object,
+    subject: object,
+) -> Verdict:
     """check(rule, subject), kept in `shop_checks` when given: a shop check depends on the
     rule and the shop only."""
     if shop_checks is None:
@@ -188,7 +197,7 @@ def payable(pocket: PocketState, request: AuthorizationRequest) -> int:
 
 
 def evaluate(
-    pocket: PocketState, request: AuthorizationRequest, shop_checks: dict | None = None
+    pocket: PocketState, request: AuthorizationRequest, shop_checks: ShopChecks | None = None
 ) -> tuple[int, Verdict]:
     """The pocket's verdict, with the index in STAGES of the check that refused it
     (len(STAGES) when eligible)."""
@@ -203,7 +212,7 @@ SHOP_STAGES = tuple(STAGES.index(name) for name in ("categories", "merchants", "
 
 
 def _shop_fit(
-    pocket: PocketState, request: AuthorizationRequest, stage: int, shop_checks: dict | None
+    pocket: PocketState, request: AuthorizationRequest, stage: int, shop_checks: ShopChecks | None
 ) -> int:
     """How many of the shop checks the pocket passes before the first that fails, in their
     order (len(SHOP_STAGES) when the pocket is meant for this shop). `stage` is the pocket's
@@ -271,7 +280,7 @@ def decide(
     request: AuthorizationRequest,
     pockets: Sequence[PocketState],
     *,
-    shop_checks: dict | None = None,
+    shop_checks: ShopChecks | None = None,
 ) -> Outcome:
     """Approve, approve in part, or decline the request with the wallet's pockets.
 
@@ -425,7 +434,7 @@ def _closest_refusal(
     candidates: list[PocketState],
     results: dict[int, tuple[int, Verdict]],
     request: AuthorizationRequest,
-    shop_checks: dict | None,
+    shop_checks: ShopChecks | None,
 ) -> tuple[str, JSONDict, str | None]:
     def rank(pocket: PocketState) -> tuple[int, bool, int]:
         stage = results[pocket.pocket_id][0]

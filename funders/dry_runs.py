@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from core.money import MAX_AMOUNT
 from engine import categories, geo
-from engine.decide import Outcome, PocketState, decide
+from engine.decide import Outcome, PocketState, ShopChecks, decide
 from engine.periods import Usage
 from engine.request import AuthorizationRequest, BasketLine, MerchantPlace
 from engine.rules import (
@@ -189,7 +189,7 @@ class _Replayer:
         self.places: dict[tuple, _Place] = {}
         # (kind, shop) -> the pocket's shop checks (categories, merchant lists, zone) pass.
         self.shop_checks: dict[tuple[int, int], bool] = {}
-        self.verdicts: dict = {}  # decide()'s own, for the decisions decided in full
+        self.verdicts: ShopChecks = {}  # decide()'s own, for the decisions decided in full
 
     def load(self, wallets) -> None:
         """Every pocket of these wallets (a queryset of wallet ids), in one query."""

@@ -9,6 +9,7 @@ programs.py, allocations.py), which these mixins extend: their forms mix in DryR
 and their admins RuleDryRunAdmin."""
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -153,6 +154,8 @@ class RuleDryRunAdmin:
     def _dry_run_start(self, request, object_id):
         """Start a dry run of the rules typed in the form, or None to show the form's errors."""
         obj = self.get_scoped_object(request, object_id, role=Role.MANAGER)
+        if not self.has_change_permission(request, obj):  # an ended allocation, say
+            raise PermissionDenied
         form = self.get_form(request, obj, change=True)(request.POST, request.FILES, instance=obj)
         form.is_valid()
         if form.rules is None or "dry_run_days" in form.errors:

@@ -87,9 +87,7 @@ def test_a_manager_runs_a_dry_run_reads_it_and_saves_the_rules(
     assert isere.rules == {"limits": {"per_payment": 3_000}}
 
 
-def test_a_manager_tests_one_persons_rules_before_saving_them(
-    page, live_server, isere, screenshot
-):
+def test_a_manager_tests_one_persons_rules_before_saving_them(page, live_server, isere, screenshot):
     """An allocation's overrides go through their own dry run, on that person's payments."""
     allocation = isere.allocations.get()
     admin = f"{live_server.url}/admin"
