@@ -3,15 +3,18 @@ the engine's decide() answers on the same recorded request and balances: on real
 wallets with three aids of different rules, and on thousands of variants of them (other
 amounts, times, balances and spending), under several proposed rule sets."""
 
+import os
 import random
 from datetime import datetime, timedelta
 
 import orjson
 import pytest
 import time_machine
+from django.db import connection
 
 from core.time import PARIS
 from engine.request import AuthorizationRequest, BasketLine
+from funders import dry_runs
 from funders.dry_runs import _Replayer, _rows, _scope, replay
 from merchants.payments import merchant_place
 from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
@@ -178,3 +181,27 @@ def test_the_rules_in_force_replay_the_recorded_decisions(decisions):
     assert result["replayed"] == result["decisions"] > 0
     assert result["flips"]["approved_to_refused"]["count"] == 0
     assert result["flips"]["refused_to_approved"]["count"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_window_split_between_processes_counts_the_same(decisions, monkeypatch):
+    """On PostgreSQL, outside a transaction, a large window is replayed by forked processes
+    (one per core), each reading its share of the ids: their counts add up to one pass's."""
+    program = decisions
+    window = {"since": START - timedelta(days=1), "until": START + timedelta(days=30)}
+    one_pass = replay(program=program, rules=PROPOSALS[1], **window)
+    monkeypatch.setattr(dry_runs, "PARALLEL_FROM", 1)
+    parts = dry_runs._parts(one_pass["decisions"])
+    if connection.vendor == "postgresql":
+        assert parts == min(os.cpu_count() or 1, dry_runs.MAX_PARTS)
+    progress = []
+    split = replay(
+        program=program,
+        rules=PROPOSALS[1],
+        progress=lambda done, total: progress.append((done, total)),
+        **window,
+    )
+    assert split == one_pass
+    assert one_pass["flips"]["approved_to_refused"]["count"] > 0
+    done, total = progress[-1]
+    assert done == total >= one_pass["decisions"]
