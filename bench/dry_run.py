@@ -15,7 +15,9 @@ and verifies afterwards (exit status 1 if not).
 """
 
 import argparse
+import os
 import random
+import resource
 import sys
 import time
 from datetime import timedelta
@@ -63,6 +65,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     food = Program.objects.get(name=PROGRAMS[0][0])
     progress_calls = []
     started = time.perf_counter()
+    cpu_started = _cpu_seconds()
     result = replay(
         program=food,
         rules=PROPOSED,
@@ -71,10 +74,18 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         progress=lambda done, total: progress_calls.append(done),
     )
     elapsed = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_started
     rate = result["replayed"] / elapsed
     print(
         f"dry run: {result['decisions']} decisions read, {result['replayed']} replayed in "
         f"{elapsed:.1f} s -> {rate:,.0f}/s ({len(progress_calls)} progress updates)"
+    )
+    # On a shared machine the wall clock says how busy the others were; the processor time of
+    # this process and of the parts it forked says what the replay itself cost.
+    print(
+        f"  processor time of the replay (this process and its parts, PostgreSQL's not "
+        f"counted): {cpu:.1f} s, {cpu / max(result['replayed'], 1) * 1e6:.0f} µs per decision; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     for kind in (APPROVED_TO_REFUSED, REFUSED_TO_APPROVED):
         flips = result["flips"][kind]
@@ -84,7 +95,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         )
     read = bare_read_seconds(food)
     print(
-        f"bare SQL read of the same rows (psql, COPY to nowhere): {read:.1f} s -> "
+        f"bare SQL read of the same rows (COPY, read by nobody): {read:.1f} s -> "
         f"{result['decisions'] / read:,.0f}/s; the dry run takes {elapsed / read:.1f}x that"
     )
     limit = bench.measure_limit(clients=1)
@@ -99,6 +110,15 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     if not args.keep:
         harness.drop_database(bench.url)
     return 0 if verified else 1
+
+
+def _cpu_seconds() -> float:
+    """User and system time of this process and of its children that ended."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def bare_read_seconds(program) -> float:
