@@ -257,8 +257,6 @@ class _Replayer:
             outcome = self.outcome(record, snapshots)
             return None if outcome is None else outcome.approved_amount
         amount = record["amount"]
-        if amount <= 0 or amount > MAX_AMOUNT:
-            return 0
         currency = record["currency"]
         place = self.place(record["merchant"])
         at = datetime.fromisoformat(record["at"])
@@ -291,7 +289,9 @@ class _Replayer:
                     continue
                 cap = min(cap, capacity)
             payable += cap
-        if not asked:
+        # Checked after the pockets, as outcome() does: a pocket unknown makes the decision
+        # not replayable, whatever its amount.
+        if not asked or amount <= 0 or amount > MAX_AMOUNT:
             return 0
         covered = min(amount, payable)
         if covered == amount:
