@@ -42,6 +42,7 @@ The reason told is always the named pocket's own first failing check, as in its 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from core.money import MAX_AMOUNT
 from core.types import JSONDict
@@ -49,6 +50,9 @@ from engine import categories, rules
 from engine.periods import Usage
 from engine.request import AuthorizationRequest, BasketLine
 from engine.rules import PocketRules, Verdict, ZoneRule
+
+# The verdicts of shop checks by (check, rule, shop): see decide's `shop_checks`.
+ShopChecks = dict[tuple[object, object, object], Verdict]
 
 STAGES = ("validity", "schedule", "categories", "merchants", "zone", "products", "limits")
 
@@ -151,19 +155,38 @@ class Outcome:
 
 
 def _checks(
-    pocket: PocketState, request: AuthorizationRequest
+    pocket: PocketState, request: AuthorizationRequest, shop_checks: ShopChecks | None = None
 ) -> tuple[Callable[[], Verdict], ...]:
-    """The pocket's checks, in the order of STAGES, each run only when called."""
+    """The pocket's checks, in the order of STAGES, each run only when called. With
+    `shop_checks`, the shop checks' verdicts are kept there and reused (see decide)."""
     merchant = request.merchant
+    pocket_rules = pocket.rules
     return (
-        lambda: rules.check_validity(pocket.rules, request.at),
-        lambda: rules.check_schedule(pocket.rules.schedule, request.at, merchant.departement),
-        lambda: rules.check_categories(pocket.rules.categories, merchant.mcc),
-        lambda: rules.check_merchant(pocket.rules.merchants, merchant),
-        lambda: rules.check_zone(pocket.rules.zone, merchant),
-        lambda: rules.check_products(pocket.rules, request.lines),
-        lambda: rules.check_limits(pocket.rules.limits, payable(pocket, request), pocket.usage),
+        lambda: rules.check_validity(pocket_rules, request.at),
+        lambda: rules.check_schedule(pocket_rules.schedule, request.at, merchant.departement),
+        lambda: _kept(shop_checks, rules.check_categories, pocket_rules.categories, merchant.mcc),
+        lambda: _kept(shop_checks, rules.check_merchant, pocket_rules.merchants, merchant),
+        lambda: _kept(shop_checks, rules.check_zone, pocket_rules.zone, merchant),
+        lambda: rules.check_products(pocket_rules, request.lines),
+        lambda: rules.check_limits(pocket_rules.limits, payable(pocket, request), pocket.usage),
     )
+
+
+def _kept(
+    shop_checks: ShopChecks | None,
+    check: Callable[[Any, Any], Verdict],
+    rule: object,
+    subject: object,
+) -> Verdict:
+    """check(rule, subject), kept in `shop_checks` when given: a shop check depends on the
+    rule and the shop only."""
+    if shop_checks is None:
+        return check(rule, subject)
+    key = (check, rule, subject)
+    verdict = shop_checks.get(key)
+    if verdict is None:
+        verdict = shop_checks[key] = check(rule, subject)
+    return verdict
 
 
 def payable(pocket: PocketState, request: AuthorizationRequest) -> int:
@@ -173,10 +196,12 @@ def payable(pocket: PocketState, request: AuthorizationRequest) -> int:
     return sum(line.amount for line in request.lines if pocket.rules.pays_for(line.category))
 
 
-def evaluate(pocket: PocketState, request: AuthorizationRequest) -> tuple[int, Verdict]:
+def evaluate(
+    pocket: PocketState, request: AuthorizationRequest, shop_checks: ShopChecks | None = None
+) -> tuple[int, Verdict]:
     """The pocket's verdict, with the index in STAGES of the check that refused it
     (len(STAGES) when eligible)."""
-    for stage, check in enumerate(_checks(pocket, request)):
+    for stage, check in enumerate(_checks(pocket, request, shop_checks)):
         verdict = check()
         if not verdict.eligible:
             return stage, verdict
@@ -186,12 +211,14 @@ def evaluate(pocket: PocketState, request: AuthorizationRequest) -> tuple[int, V
 SHOP_STAGES = tuple(STAGES.index(name) for name in ("categories", "merchants", "zone"))
 
 
-def _shop_fit(pocket: PocketState, request: AuthorizationRequest, stage: int) -> int:
+def _shop_fit(
+    pocket: PocketState, request: AuthorizationRequest, stage: int, shop_checks: ShopChecks | None
+) -> int:
     """How many of the shop checks the pocket passes before the first that fails, in their
     order (len(SHOP_STAGES) when the pocket is meant for this shop). `stage` is the pocket's
     from evaluate(): the shop checks it did not reach, stopped by its validity or schedule, are
     run here."""
-    checks = _checks(pocket, request)
+    checks = _checks(pocket, request, shop_checks)
     for passed, shop_stage in enumerate(SHOP_STAGES):
         if shop_stage == stage or (shop_stage > stage and not checks[shop_stage]().eligible):
             return passed
@@ -211,7 +238,7 @@ def restrictiveness(pocket_rules: PocketRules) -> tuple[int, int, int]:
     allow = pocket_rules.merchants.allow
     merchants = len(allow) if allow is not None else _UNLIMITED
     rule = pocket_rules.categories
-    codes = categories.count_codes(rule.allowed) if rule.has_allow_list else categories.MCC_COUNT
+    codes = rule.allowed_count if rule.has_allow_list else categories.MCC_COUNT
     return merchants, codes, _zone_breadth(pocket_rules.zone)
 
 
@@ -249,8 +276,17 @@ def contribution_cap(pocket: PocketState, verdict: Verdict) -> int:
     return cap if verdict.capacity is None else min(cap, verdict.capacity)
 
 
-def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Outcome:
-    """Approve, approve in part, or decline the request with the wallet's pockets."""
+def decide(
+    request: AuthorizationRequest,
+    pockets: Sequence[PocketState],
+    *,
+    shop_checks: ShopChecks | None = None,
+) -> Outcome:
+    """Approve, approve in part, or decline the request with the wallet's pockets.
+
+    `shop_checks`, a dict the caller keeps across calls, keeps the verdicts of the shop checks
+    (categories, merchant lists, zone), which depend on the rule and the shop only: a rule dry
+    run decides a million payments at the same few shops with the same few rule sets."""
     amount = request.amount
     if amount <= 0:
         return _declined("invalid_amount", {"amount": amount}, None, ())
@@ -261,7 +297,7 @@ def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Out
     traces = []
     for pocket in pockets:
         if pocket.currency == request.currency:
-            results[pocket.pocket_id] = evaluate(pocket, request)
+            results[pocket.pocket_id] = evaluate(pocket, request, shop_checks)
             verdict = results[pocket.pocket_id][1]
         else:
             verdict = Verdict(False, "currency_not_supported", {"currency": pocket.currency})
@@ -299,7 +335,7 @@ def decide(request: AuthorizationRequest, pockets: Sequence[PocketState]) -> Out
         )
     unpaid = tuple(LineShare(share.line, ()) for share in lines)
     if covered == 0:
-        reason, details, pocket_name = _closest_refusal(candidates, results, request)
+        reason, details, pocket_name = _closest_refusal(candidates, results, request, shop_checks)
         return _declined(reason, details, pocket_name, verdicts, unpaid, eligible_amount)
 
     reason, details, pocket_name = _shortfall(eligible, results, request, covered)
@@ -398,10 +434,11 @@ def _closest_refusal(
     candidates: list[PocketState],
     results: dict[int, tuple[int, Verdict]],
     request: AuthorizationRequest,
+    shop_checks: ShopChecks | None,
 ) -> tuple[str, JSONDict, str | None]:
     def rank(pocket: PocketState) -> tuple[int, bool, int]:
         stage = results[pocket.pocket_id][0]
-        return -_shop_fit(pocket, request, stage), pocket.available <= 0, -stage
+        return -_shop_fit(pocket, request, stage, shop_checks), pocket.available <= 0, -stage
 
     # `candidates` is in split order and min() keeps the first of equals: ties go to it.
     closest = min(candidates, key=rank)

@@ -42,7 +42,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, cached_property
 from typing import TypeVar
 
 import holidays
@@ -97,13 +97,20 @@ class CategoryRule:
     def has_allow_list(self) -> bool:
         return bool(self.allow_groups or self.allow_mccs)
 
-    @property
+    # Cached on the rule (fields never change): each payment asks them of every pocket, and a
+    # rule dry run a million times.
+    @cached_property
     def allowed(self) -> tuple[MccRange, ...]:
         return categories.group_ranges(self.allow_groups) + self.allow_mccs
 
-    @property
+    @cached_property
     def blocked(self) -> tuple[MccRange, ...]:
         return categories.group_ranges(self.block_groups) + self.block_mccs
+
+    @cached_property
+    def allowed_count(self) -> int:
+        """How many codes the allow list covers (categories.count_codes)."""
+        return categories.count_codes(self.allowed)
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,21 @@ def merge_rules(program_rules: JSONDict | None, allocation_rules: JSONDict | Non
     return {**(program_rules or {}), **(allocation_rules or {})}
 
 
+def override_rules(program_rules: JSONDict | None, rules: JSONDict) -> JSONDict:
+    """The allocation overrides that make merge_rules(program_rules, ...) give `rules`: its
+    sections that differ from the program's, and null for each program section it leaves out
+    (null lifts the program's rule)."""
+    program_rules = program_rules or {}
+    return {
+        **{
+            section: value
+            for section, value in rules.items()
+            if program_rules.get(section) != value
+        },
+        **{section: None for section in program_rules if section not in rules},
+    }
+
+
 # --- verdicts and checks ------------------------------------------------------------------------
 
 
@@ -295,19 +317,27 @@ def check_schedule(schedule: Schedule | None, at: datetime, departement: str | N
     if schedule is None:
         return ELIGIBLE
     local = at.astimezone(geo.local_time_zone(departement))
-    holiday = schedule.refuse_public_holidays and is_public_holiday(local.date(), departement)
-    second = local.hour * 3600 + local.minute * 60 + local.second
-    in_hours = not schedule.hours or any(
-        start * 60 <= second < end * 60 for start, end in schedule.hours
-    )
-    if holiday or local.weekday() not in schedule.weekdays or not in_hours:
+    if not schedule_allows(schedule, local, departement):
         return _refuse(
             "outside_allowed_hours",
             weekdays=sorted(schedule.weekdays),
             hours=[[_hhmm(start), _hhmm(end)] for start, end in schedule.hours],
-            public_holiday=holiday,
+            public_holiday=schedule.refuse_public_holidays
+            and is_public_holiday(local.date(), departement),
         )
     return ELIGIBLE
+
+
+def schedule_allows(schedule: Schedule, local: datetime, departement: str | None) -> bool:
+    """check_schedule's answer without its details, `local` being the instant on the shop's
+    clock (geo.local_time_zone): what a rule dry run asks a million times."""
+    if local.weekday() not in schedule.weekdays:
+        return False
+    if schedule.hours:
+        second = local.hour * 3600 + local.minute * 60 + local.second
+        if not any(start * 60 <= second < end * 60 for start, end in schedule.hours):
+            return False
+    return not (schedule.refuse_public_holidays and is_public_holiday(local.date(), departement))
 
 
 def check_categories(rule: CategoryRule, mcc: str) -> Verdict:
@@ -315,11 +345,18 @@ def check_categories(rule: CategoryRule, mcc: str) -> Verdict:
     codes (categories.CASH_MCCS) are refused unless allow_cash, which then allows them even
     beside an allow list that does not name them."""
     cash = mcc in categories.CASH_MCCS
-    if any(mcc in r for r in rule.blocked):
+    # The code as a number once, rather than in each range (MccRange.__contains__); a place's
+    # code is always 4 digits (MerchantPlace).
+    code = int(mcc)
+    if any(r.first <= code <= r.last for r in rule.blocked):
         return _refuse("merchant_category_not_allowed", mcc=mcc, cause="blocked")
     if cash and not rule.allow_cash:
         return _refuse("merchant_category_not_allowed", mcc=mcc, cause="cash")
-    if rule.has_allow_list and not cash and not any(mcc in r for r in rule.allowed):
+    if (
+        rule.has_allow_list
+        and not cash
+        and not any(r.first <= code <= r.last for r in rule.allowed)
+    ):
         return _refuse(
             "merchant_category_not_allowed",
             mcc=mcc,
@@ -443,9 +480,7 @@ def check_limits(limits: Limits, amount: int, usage: Usage) -> Verdict:
     if limits.per_payment is not None:
         bounds.append((limits.per_payment, {"limit": "per_payment", "cap": limits.per_payment}))
     for period, cap in limits.caps():
-        # A refund of an older payment can make a period's net spending negative; it gives
-        # back money, not a bigger cap: a day never allows more than its cap.
-        used = max(usage.used(period), 0)
+        used = _used(usage.spent, period)
         bounds.append((cap - used, {"limit": period, "cap": cap, "used": used}))
     if not bounds:
         return ELIGIBLE
@@ -453,6 +488,24 @@ def check_limits(limits: Limits, amount: int, usage: Usage) -> Verdict:
     if capacity <= 0:
         return Verdict(False, "limit_exceeded", details)
     return Verdict(True, details=details if capacity < amount else {}, capacity=capacity)
+
+
+def limits_capacity(caps: tuple[tuple[str, int], ...], spent: Mapping[str, int]) -> int | None:
+    """check_limits' capacity without its details (None: no limit; refused when not above 0),
+    `caps` being ("per_payment", cap) if set, then Limits.caps(): what a rule dry run asks a
+    million times."""
+    capacity = None
+    for period, cap in caps:
+        bound = cap if period == "per_payment" else cap - _used(spent, period)
+        if capacity is None or bound < capacity:
+            capacity = bound
+    return capacity
+
+
+def _used(spent: Mapping[str, int], period: str) -> int:
+    # A refund of an older payment can make a period's net spending negative; it gives back
+    # money, not a bigger cap: a day never allows more than its cap.
+    return max(spent.get(period, 0), 0)
 
 
 # --- parsing ------------------------------------------------------------------------------------

@@ -11,11 +11,14 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from backoffice.admin.dry_runs import DryRunConfirmation, RuleDryRunAdmin
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.forms import EuroField
+from backoffice.rules_form import RulesForm
 from core.errors import DomainError
 from core.money import format_money
 from core.time import format_instant, format_until
+from engine.rules import merge_rules, override_rules
 from funders import eligibility
 from funders.models import Allocation, Proposal, RecurringAllocation
 from funders.services import allocation_revoke, recurring_run_date
@@ -30,10 +33,49 @@ class RevokeForm(forms.Form):
     )
 
 
+class OverrideRulesForm(RulesForm):
+    """The rules of one allocation, shown whole (the program's with the allocation's overrides)
+    and cleaned to overrides: the sections that differ from the program's, and null for a
+    program rule lifted, so that a later change of the program's other sections still reaches
+    this person."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.rules is not None:
+            self.rules = override_rules(self.instance.program.rules, self.rules)
+        return cleaned
+
+
+class AllocationRulesForm(DryRunConfirmation, OverrideRulesForm, forms.ModelForm):
+    """An allocation's overrides, changed only with the dry run that tested them
+    (backoffice/admin/dry_runs.py)."""
+
+    class Meta:
+        model = Allocation
+        fields: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        instance = kwargs.get("instance")
+        if instance is not None:
+            kwargs.setdefault("initial_rules", self.tested_rules(instance, instance.rules))
+        super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def tested_rules(instance, rules: dict) -> dict:
+        return merge_rules(instance.program.rules, rules)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.rules is not None and not self.non_field_errors():
+            self.instance.rules = self.rules
+        return cleaned
+
+
 @admin.register(Allocation)
-class AllocationAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
+class AllocationAdmin(RuleDryRunAdmin, FunderScopedAdmin, SimpleHistoryAdmin):
     funder_path = "program__funder"
     add_role = None  # grants are made from beneficiaries and imports, through the services
+    form = AllocationRulesForm
     list_display = [
         "beneficiary",
         "program",
@@ -59,8 +101,17 @@ class AllocationAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         "end_reason",
         "why_granted",
     ]
-    fields = readonly_fields
     actions = ["revoke"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets: list = [(None, {"fields": self.readonly_fields})]
+        if obj is None or not self.has_change_permission(request, obj):
+            return fieldsets
+        return (
+            fieldsets
+            + [(title, {"fields": names}) for title, names in RulesForm.SECTIONS]
+            + self.dry_run_fieldsets(request, obj)
+        )
 
     @admin.display(description=_("why it was granted"))
     def why_granted(self, allocation):
@@ -100,8 +151,11 @@ class AllocationAdmin(FunderScopedAdmin, SimpleHistoryAdmin):
         return format_money(allocation.pocket.account.available, allocation.currency)
 
     def has_change_permission(self, request, obj=None):
-        # Nothing here is edited by hand; revoking is an action.
-        return False
+        # Only the rules of an aid still in use are edited here (its person's own overrides);
+        # revoking is an action, the rest is history.
+        if obj is not None and obj.status != Allocation.Status.ACTIVE:
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_revoke_permission(self, request):
         return self.has_manage_permission(request)

@@ -1,12 +1,15 @@
-"""Rule dry runs on the program's page: "Test these rules" replays the program's past payments
-with the rules typed in the form (funders/dry_runs.py) and shows what would flip; the page then
-saves a rule change only when it names the finished dry run of exactly those rules that the
-manager read ("Save these rules" on the result reopens the form with them).
+"""Rule dry runs on the page of a program and of an allocation: "Test these rules" replays the
+program's past payments (or those of the allocation's pocket) with the rules typed in the form
+(funders/dry_runs.py) and shows what would flip; the page then saves a rule change only when it
+names the finished dry run of exactly those rules that the manager read ("Save these rules" on
+the result reopens the form with them).
 
-Kept apart from the program's own form and page (backoffice/admin/programs.py), which these
-mixins extend: ProgramForm mixes in DryRunConfirmation and ProgramAdmin RuleDryRunAdmin."""
+Kept apart from the program's and the allocation's own forms and pages (backoffice/admin/
+programs.py, allocations.py), which these mixins extend: their forms mix in DryRunConfirmation
+and their admins RuleDryRunAdmin."""
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -17,12 +20,20 @@ from django.utils.translation import gettext_lazy as _
 from core.money import format_money
 from engine import categories
 from funders import dry_runs
-from funders.models import RuleDryRun
+from funders.models import Allocation, Program, RuleDryRun
 from funders.reports import reason_label
 from funders.tenancy import Role
 
 DRY_RUN_BUTTON = "_dry_run"
 MAX_WINDOW_DAYS = 366
+
+
+def subject(obj: Program | Allocation) -> tuple[Program, Allocation | None]:
+    """The program whose payments a dry run replays, and the allocation whose overrides it
+    tests (None: the program's own rules)."""
+    if isinstance(obj, Allocation):
+        return obj.program, obj
+    return obj, None
 
 
 class DryRunConfirmation(forms.Form):
@@ -43,14 +54,21 @@ class DryRunConfirmation(forms.Form):
     user = None
     dry_running = False
 
+    @staticmethod
+    def tested_rules(instance, rules: dict) -> dict:
+        """The rules document the form shows for a dry run's rules (the same, here)."""
+        return rules
+
     def clean(self):
         cleaned = super().clean()
         rules = getattr(self, "rules", None)
         instance = getattr(self, "instance", None)
         if self.dry_running or rules is None or instance is None or instance.pk is None:
             return cleaned
+        program, allocation = subject(instance)
         if rules != instance.rules and not dry_runs.confirmable(
-            program=instance,
+            program=program,
+            allocation=allocation,
             dry_run_id=cleaned.get("confirms_dry_run"),
             rules=rules,
             user=self.user,
@@ -69,7 +87,9 @@ class DryRunConfirmation(forms.Form):
 
 
 class RuleDryRunAdmin:
-    """The dry run's views on a program's admin."""
+    """The dry run's views on the admin of a program or of an allocation. The form's `rules`
+    are what the dry run tests and the change saves: the program's rules, or the allocation's
+    overrides."""
 
     def dry_run_fieldsets(self, request, obj) -> list:
         if obj is None or not self.has_change_permission(request, obj):
@@ -88,7 +108,9 @@ class RuleDryRunAdmin:
         class Form(form_class):
             def __init__(self, *args, **form_kwargs):
                 if to_confirm is not None and "data" not in form_kwargs and not args:
-                    form_kwargs["initial_rules"] = to_confirm.rules
+                    form_kwargs["initial_rules"] = form_class.tested_rules(
+                        form_kwargs.get("instance"), to_confirm.rules
+                    )
                 super().__init__(*args, **form_kwargs)
                 self.user = request.user
                 self.dry_running = DRY_RUN_BUTTON in request.POST
@@ -101,8 +123,10 @@ class RuleDryRunAdmin:
         """The dry run named by ?dry_run= that the user may save from (see confirmable)."""
         if obj is None or request.method != "GET":
             return None
+        program, allocation = subject(obj)
         return dry_runs.confirmable(
-            program=obj,
+            program=program,
+            allocation=allocation,
             dry_run_id=request.GET.get("dry_run"),
             rules=self._dry_run_rules(request.GET.get("dry_run")),
             user=request.user,
@@ -129,48 +153,56 @@ class RuleDryRunAdmin:
 
     def _dry_run_start(self, request, object_id):
         """Start a dry run of the rules typed in the form, or None to show the form's errors."""
-        program = self.get_scoped_object(request, object_id, role=Role.MANAGER)
-        form = self.get_form(request, program, change=True)(
-            request.POST, request.FILES, instance=program
-        )
+        obj = self.get_scoped_object(request, object_id, role=Role.MANAGER)
+        if not self.has_change_permission(request, obj):  # an ended allocation, say
+            raise PermissionDenied
+        form = self.get_form(request, obj, change=True)(request.POST, request.FILES, instance=obj)
         form.is_valid()
         if form.rules is None or "dry_run_days" in form.errors:
             return None
+        program, allocation = subject(obj)
         dry_run = dry_runs.rule_dry_run_start(
             program=program,
+            allocation=allocation,
             rules=form.rules,
             by=request.user,
             days=form.cleaned_data.get("dry_run_days") or dry_runs.DEFAULT_WINDOW_DAYS,
         )
-        return redirect("admin:funders_program_dry_run", program.pk, dry_run.pk)
+        return redirect(self._dry_run_url_name(), obj.pk, dry_run.pk)
+
+    def _dry_run_url_name(self) -> str:
+        return f"admin:{self.opts.app_label}_{self.opts.model_name}_dry_run"
 
     def get_urls(self):
         view = path(
             "<path:object_id>/dry-run/<int:dry_run_id>/",
             self.admin_site.admin_view(self.dry_run_view),
-            name="funders_program_dry_run",
+            name=self._dry_run_url_name().removeprefix("admin:"),
         )
         return [view, *super().get_urls()]
 
     def dry_run_view(self, request, object_id, dry_run_id):
-        program = self.get_scoped_object(request, object_id, role=Role.MANAGER)
-        dry_run = RuleDryRun.objects.filter(pk=dry_run_id, program=program).first()
+        obj = self.get_scoped_object(request, object_id, role=Role.MANAGER)
+        program, allocation = subject(obj)
+        dry_run = RuleDryRun.objects.filter(
+            pk=dry_run_id, program=program, allocation=allocation
+        ).first()
         if dry_run is None:
             raise Http404
         if dry_run.created_by_id == request.user.pk:
             dry_runs.rule_dry_run_seen(dry_run=dry_run)
+        change = f"admin:{self.opts.app_label}_{self.opts.model_name}_change"
         context = {
             **self.admin_site.each_context(request),
-            "title": gettext("Dry run of new rules for “%(program)s”") % {"program": program},
+            "title": gettext("Dry run of new rules for “%(program)s”") % {"program": obj},
             "opts": self.opts,
-            "original": program,
+            "original": obj,
             "dry_run": dry_run,
             "finished": dry_run.status in (RuleDryRun.Status.DONE, RuleDryRun.Status.FAILED),
             "kinds": _kinds(dry_run.result, program.currency) if dry_run.result else [],
             "confirm_url": (
-                reverse("admin:funders_program_change", args=[program.pk])
-                + f"?dry_run={dry_run.pk}"
-                if dry_run.seen_at and dry_run.allocation_id is None
+                reverse(change, args=[obj.pk]) + f"?dry_run={dry_run.pk}"
+                if dry_run.seen_at
                 else None
             ),
         }

@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import timedelta
 
+import openpyxl
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -83,7 +84,9 @@ def test_refusals_by_shop_category_commune_and_reason(scenario):
     ]
 
 
-def test_the_dashboard_links_a_shop_to_its_refused_payments(scenario, manager, other_manager):
+def test_the_dashboard_links_a_shop_to_its_refused_payments(
+    scenario, manager, other_manager, other_funder
+):
     program, bar, _outside = scenario
     client = client_for(manager)
     page = client.get(reverse("admin:funders_programdashboard_change", args=[program.pk]))
@@ -97,6 +100,14 @@ def test_the_dashboard_links_a_shop_to_its_refused_payments(scenario, manager, o
         Decision.objects.filter(merchant=bar, status="declined").values_list("pk", flat=True)
     )
     assert len(shown) == 3
+    # Someone another funder helps, refused at the same bar: not among them.
+    stranger = BeneficiaryFactory()
+    theirs_program = make_program(funder=other_funder, rules=FOOD_IN_GRENOBLE)
+    make_allocation(program=theirs_program, beneficiary=stranger)
+    theirs = pay(bar, stranger, 900)
+    assert theirs.status == "declined"
+    again = {decision.pk for decision in client.get(link).context["cl"].result_list}
+    assert again == shown
     dashboard = reverse("admin:funders_programdashboard_change", args=[program.pk])
     assert client_for(other_manager).get(dashboard).status_code == 404
 
@@ -114,7 +125,9 @@ def test_the_refusals_export(scenario, manager, file_format):
     assert response.status_code == 200
     if file_format == "csv":
         rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-        shops = [row for row in rows[1:] if row[1] == "Bar du Cours"]
-        assert [row[2:] for row in shops] == [["3", "25.00", "2500", "2"]]
     else:
-        assert response.content[:2] == b"PK"
+        sheet = openpyxl.load_workbook(io.BytesIO(response.content), read_only=True).active
+        rows = [["" if cell is None else str(cell) for cell in row] for row in sheet.values]
+    # The same figures in both formats, the amount in euros and in cents.
+    shops = [row for row in rows[1:] if row[1] == "Bar du Cours"]
+    assert [row[2:] for row in shops] == [["3", "25.00", "2500", "2"]]
