@@ -225,7 +225,7 @@ def test_a_shop_registers_invites_a_cashier_who_takes_a_payment_by_scanning_and_
     expect(code_field).to_have_value(re.compile(r"^\d{10}$"), timeout=15_000)
     check(cashier, screenshot, "12-code-scanned")
     cashier.get_by_role("button", name="Encaisser le paiement").tap()
-    expect(cashier.get_by_role("heading", name="Autorisé")).to_be_visible()
+    expect(cashier.get_by_role("heading", name="Accepté", exact=True)).to_be_visible()
     answer = cashier.locator(".answer")
     expect(answer).to_contain_text("42,50 €")
     expect(answer).to_contain_text("Aide alimentaire (Département de l'Isère) 30,00 €")
