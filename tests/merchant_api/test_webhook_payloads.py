@@ -50,8 +50,14 @@ def test_every_sandbox_event_body_is_its_documented_schema(validator, sandbox):
     pay(1_500, SMALL, partial_approval_allowed=True, metadata={"till": "2"})
     pay(1_000, "0000 000 003")
     pay(1_000, EXPIRES)
+    basket = [{"amount": 700, "category": "food"}, {"amount": 300, "category": "tobacco"}]
+    pay(1_000, lines=basket, partial_approval_allowed=True)
 
     seen = assert_documented(validator, WebhookEvent.objects.filter(livemode=False))
+    baskets = [e.data.get("basket") for e in WebhookEvent.objects.filter(livemode=False)]
+    assert [[line["category"] for line in b["lines"]] for b in baskets if b] == [
+        ["food", "tobacco"]
+    ]
 
     assert seen == set(EventType.values)
 
