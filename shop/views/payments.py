@@ -87,7 +87,12 @@ def _payment(request, reference: str) -> Decision:
 def _answer(decision: Decision) -> dict:
     money = format_money
     parts = [
-        {"aid": p.aid, "funder": p.funder, "money": money(p.amount, decision.currency)}
+        {
+            "aid": p.aid,
+            "funder": p.funder,
+            "money": money(p.amount, decision.currency),
+            "refunded": p.refunded and money(p.refunded, decision.currency),
+        }
         for p in payment_parts(decision)
     ]
     answer = {

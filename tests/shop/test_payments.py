@@ -187,6 +187,25 @@ def test_the_receipt_names_the_shop_and_each_aid(cashier, marie):
     assert "35,00\xa0€" in page
 
 
+def test_the_receipt_says_what_each_aid_got_back_of_a_refund(cashier, marie):
+    """35 € paid by the Isère's aid (30 €, used first) and the city's (5 €); 10 € refunded
+    give back the city's 5 € first, then 5 € of the Isère's."""
+    client = signed_in(cashier)
+    reference = pay(client, marie, "35")["Location"].rstrip("/").rsplit("/", 1)[-1]
+    client.post(
+        f"/shop/payments/{reference}/refund/", {"amount": "10", "attempt": str(uuid.uuid4())}
+    )
+
+    parts = client.get(f"/shop/payments/{reference}/receipt/").context["answer"]["parts"]
+
+    assert [(p["funder"], p["money"], p["refunded"]) for p in parts] == [
+        ("Département de l'Isère", "30,00\xa0€", "5,00\xa0€"),
+        ("Ville de Grenoble", "5,00\xa0€", "5,00\xa0€"),
+    ]
+    page = client.get(f"/shop/payments/{reference}/receipt/").content.decode()
+    assert page.count("dont remboursé\xa0: 5,00\xa0€") == 2
+
+
 def test_a_shop_awaiting_approval_cannot_take_a_payment(marie):
     pending = make_shop(approved=False)
     client = signed_in(pending)
