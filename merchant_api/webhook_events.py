@@ -5,7 +5,7 @@ merchants/payments.py writes it. The receiver answers any 2xx; anything else is 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
-from merchant_api.authorizations import DECLINE_CODE_CHOICES
+from merchant_api.authorizations import BASKET_EXAMPLE, DECLINE_CODE_CHOICES, BasketOutput
 from merchant_api.base import LIVEMODE_HELP, MetadataField
 from merchants.events import EventType
 from wallet.models import Decision
@@ -38,6 +38,12 @@ class WebhookAuthorization(serializers.Serializer):
     )
     merchant_reference = serializers.CharField(allow_blank=True)
     metadata = MetadataField()
+    basket = BasketOutput(
+        allow_null=True,
+        help_text="As in the authorization's answer: when the payment had basket lines, what the "
+        "aid paid of each line, the eligible subtotal, each aid's share with its funder, and the "
+        "rest to pay another way; null otherwise.",
+    )
 
 
 class WebhookOperation(serializers.Serializer):
@@ -82,6 +88,7 @@ AUTHORIZATION = {
     "decline_code": None,
     "merchant_reference": "order-1042",
     "metadata": {"till": "2"},
+    "basket": None,
 }
 
 
@@ -118,11 +125,14 @@ APPROVED = _webhook(EventType.AUTHORIZATION_APPROVED, AuthorizationEvent, AUTHOR
 PARTIALLY_APPROVED = _webhook(
     EventType.AUTHORIZATION_PARTIALLY_APPROVED,
     AuthorizationEvent,
+    # A basket's payment: the aid paid the lines its rules accept, each aid's share named.
     {
         **AUTHORIZATION,
         "status": "partially_approved",
-        "approved_amount": 3000,
-        "decline_code": "insufficient_funds",
+        "amount": 5000,
+        "approved_amount": 3800,
+        "decline_code": "product_not_covered",
+        "basket": BASKET_EXAMPLE.value["basket"],
     },
 )
 DECLINED = _webhook(

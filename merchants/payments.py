@@ -332,6 +332,35 @@ DECISION_EVENTS = {
 }
 
 
+def basket_data(decision: Decision) -> dict | None:
+    """The basket of a decision, from what the decision recorded (its trace): what the aid paid
+    of each line, the eligible subtotal, each aid's share with its funder, the rest to pay
+    another way. None when the payment had no basket lines. The one shape of the API's answer
+    and of the webhooks' authorization."""
+    trace = decision.trace or {}
+    if "lines" not in trace:
+        return None
+    lines = [
+        {
+            "amount": line["amount"],
+            "category": line["category"],
+            "paid_amount": paid,
+            "rest_amount": line["amount"] - paid,
+        }
+        for line in trace["lines"]
+        for paid in [sum(part["amount"] for part in line["paid"])]
+    ]
+    return {
+        "eligible_amount": trace["eligible_amount"],
+        "rest_amount": decision.amount - decision.approved_amount,
+        "lines": lines,
+        "shares": [
+            {"aid": s["aid"], "funder": s["funder"], "amount": s["amount"]}
+            for s in trace.get("shares", [])
+        ],
+    }
+
+
 def authorization_data(decision: Decision) -> dict:
     return {
         "object": "authorization",
@@ -344,6 +373,7 @@ def authorization_data(decision: Decision) -> dict:
         "decline_code": decision.reason or None,
         "merchant_reference": decision.merchant_reference,
         "metadata": decision.metadata,
+        "basket": basket_data(decision),
     }
 
 

@@ -4,11 +4,11 @@
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.errors import PaymentCodeMalformed
 from core.money import euros_to_cents
 from core.validators import email_canonical, validate_siret
-from engine.categories import PRODUCT_LABELS
 from merchants.models import ApiKey, Merchant
 from merchants.validators import validate_network_id, validate_terminal_id, validate_webhook_url
 from wallet.payment_codes import payment_code_normalize
@@ -125,7 +125,7 @@ class ShopDetailsForm(forms.ModelForm, PasswordFields):
         ]
         labels = {
             "mcc": _("Merchant category code (MCC)"),
-            "commune_code": _("INSEE commune code"),
+            "commune_code": _("Commune code (INSEE)"),
             "iban": _("IBAN of the account we pay you on"),
             "bic": _("BIC of your bank"),
         }
@@ -158,6 +158,16 @@ class ShopDetailsForm(forms.ModelForm, PasswordFields):
     def clean_owner_email(self):
         return email_canonical(self.cleaned_data["owner_email"])
 
+    def clean_terminal_id(self):
+        # A terminal id alone would be dropped: the card network names the shop by both.
+        terminal_id = self.cleaned_data["terminal_id"]
+        if terminal_id and not self.cleaned_data.get("network_id"):
+            raise ValidationError(
+                _("Give the merchant id on the card network with the terminal id."),
+                code="terminal_without_network_id",
+            )
+        return terminal_id
+
     def card_acceptors(self) -> list[dict]:
         network_id = self.cleaned_data.get("network_id")
         if not network_id:
@@ -173,7 +183,18 @@ class JoinTeamForm(PasswordFields):
 
 
 BASKET_LINES = 3
-_FAMILY_CHOICES = [("", "—"), *((name, label) for name, label in PRODUCT_LABELS.items())]
+# The product families as a cashier picks and reads them: names, without the article that
+# engine.categories.PRODUCT_LABELS carries to read inside a sentence.
+PRODUCT_NAMES = {
+    "food": pgettext_lazy("till product family", "Food"),
+    "alcohol": pgettext_lazy("till product family", "Alcohol"),
+    "tobacco": pgettext_lazy("till product family", "Tobacco"),
+    "hygiene": pgettext_lazy("till product family", "Hygiene products"),
+    "school_supplies": pgettext_lazy("till product family", "School supplies"),
+    "transport": pgettext_lazy("till product family", "Transport"),
+    "other": pgettext_lazy("till product family", "Other products"),
+}
+_FAMILY_CHOICES = [("", "—"), *PRODUCT_NAMES.items()]
 
 
 class PaymentForm(forms.Form):

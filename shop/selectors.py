@@ -39,13 +39,30 @@ class AidPart:
     aid: str
     funder: str
     amount: int
+    refunded: int = 0
 
 
 def payment_parts(decision: Decision) -> list[AidPart]:
-    """Which aid paid what in an approved payment, in the order the split used them. The name
-    of the aid and of its funder only: nothing about the beneficiary."""
+    """Which aid paid what in an approved payment, in the order the split used them, and what
+    each got back of the refunds (read from the ledger: a refund gives back the aid used last
+    first). The name of the aid and of its funder only: nothing about the beneficiary."""
     rows = decision.holds.values(_PROGRAM, _FUNDER).annotate(total=Sum("amount")).order_by("pk")
-    return [AidPart(aid=row[_PROGRAM], funder=row[_FUNDER], amount=row["total"]) for row in rows]
+    hold = "refund_of__pending_transfer__decision_hold__"
+    refunds = (
+        Transfer.objects.filter(**{f"{hold}decision": decision})
+        .values(hold + _PROGRAM, hold + _FUNDER)
+        .annotate(total=Sum("amount"))
+    )
+    refunded = {(row[hold + _PROGRAM], row[hold + _FUNDER]): row["total"] for row in refunds}
+    return [
+        AidPart(
+            aid=row[_PROGRAM],
+            funder=row[_FUNDER],
+            amount=row["total"],
+            refunded=refunded.get((row[_PROGRAM], row[_FUNDER]), 0),
+        )
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from shop.views import access, account, onboarding, payments
+from shop.views import access, account, installable, onboarding, payments
 
 app_name = "shop"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="shop:pay"), name="home"),
+    path("sw.js", installable.service_worker, name="service-worker"),
+    path("offline/", installable.offline, name="offline"),
     path("sign-in/", access.sign_in, name="sign-in"),
     path("sign-in/code/", access.second_factor, name="second-factor"),
     path("sign-out/", access.sign_out, name="sign-out"),

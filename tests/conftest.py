@@ -1,6 +1,7 @@
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.staticfiles import finders
 from django.core.cache import cache
 from django.test import Client
 
@@ -120,3 +121,23 @@ def _force_login_passes_second_factor(request, monkeypatch):
         second_factor_pass(self, user)
 
     monkeypatch.setattr(Client, "force_login", force_login_verified)
+
+
+@pytest.fixture
+def static_changed(monkeypatch, tmp_path):
+    """change(name): from now on the static file `name` is found with other contents, as after
+    a new version of it (the installable apps' service workers must then change)."""
+
+    def change(name: str) -> None:
+        changed = tmp_path / name.replace("/", "-")
+        changed.write_text("/* a new version */")
+        find = finders.find
+        monkeypatch.setattr(
+            finders,
+            "find",
+            lambda wanted, *args, **kwargs: (
+                str(changed) if wanted == name else find(wanted, *args, **kwargs)
+            ),
+        )
+
+    return change

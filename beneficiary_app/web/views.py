@@ -9,7 +9,6 @@ import json
 import mimetypes
 
 from django.conf import settings
-from django.contrib.staticfiles import finders
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 from django.templatetags.static import static
@@ -18,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_cookie
 
+from core.static_assets import static_digest
 from funders.models import Funder
 from wallet.models.notifications import Notification
 
@@ -239,13 +239,7 @@ def _api_root() -> str:
 
 
 def _assets_version() -> str:
-    """A digest of the shell's files: a new version of any of them makes a new service worker,
-    which replaces what the phones keep. Read at each request: a few small files."""
-    digest = hashlib.sha256()
-    for name in ASSETS.values():
-        with open(finders.find(name), "rb") as file:
-            digest.update(file.read())
-    return digest.hexdigest()[:12]
+    return static_digest(ASSETS.values())
 
 
 def _asset_urls(version: str) -> dict[str, str]:

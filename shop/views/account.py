@@ -43,7 +43,12 @@ def details(request):
     return render(
         request,
         "shop/details.html",
-        {"merchant": merchant, "iban": _masked_iban(merchant.iban), "form": form},
+        {
+            "merchant": merchant,
+            "iban": _masked_iban(merchant.iban),
+            "card_acceptors": merchant.card_acceptors.all(),
+            "form": form,
+        },
     )
 
 

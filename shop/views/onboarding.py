@@ -61,7 +61,9 @@ def register_details(request):
                 # password, against the password validators.
                 form.add_error("password", error)
             except DomainError as error:
-                field = {"email": "owner_email"}.get(error.field, error.field)
+                field = {"email": "owner_email", "card_acceptors": "network_id"}.get(
+                    error.field, error.field
+                )
                 form.add_error(field if field in form.fields else None, str(error.message))
             else:
                 del request.session[_LOOKUP]

@@ -12,9 +12,15 @@ from django.utils.translation import gettext_lazy as _
 from core.errors import DomainError
 from core.money import format_money
 from engine.codes import merchant_message, merchant_partial_message
-from merchants.payments import payment_authorize, payment_capture, payment_refund, payment_reverse
+from merchants.payments import (
+    basket_data,
+    payment_authorize,
+    payment_capture,
+    payment_refund,
+    payment_reverse,
+)
 from merchants.selectors import capture_status
-from shop.forms import OperationForm, PaymentForm
+from shop.forms import PRODUCT_NAMES, OperationForm, PaymentForm
 from shop.selectors import payment_get, payment_parts, payments_today, takings_today
 from shop.services import capture_later
 from shop.views.access import member_required
@@ -81,7 +87,12 @@ def _payment(request, reference: str) -> Decision:
 def _answer(decision: Decision) -> dict:
     money = format_money
     parts = [
-        {"aid": p.aid, "funder": p.funder, "money": money(p.amount, decision.currency)}
+        {
+            "aid": p.aid,
+            "funder": p.funder,
+            "money": money(p.amount, decision.currency),
+            "refunded": p.refunded and money(p.refunded, decision.currency),
+        }
         for p in payment_parts(decision)
     ]
     answer = {
@@ -99,6 +110,21 @@ def _answer(decision: Decision) -> dict:
     elif decision.status == Decision.Status.DECLINED:
         answer["message"] = merchant_message(decision.reason)
         answer["what_to_do"] = _WHAT_TO_DO.get(decision.reason, _WHAT_TO_DO_DEFAULT)
+    basket = basket_data(decision)
+    if basket is not None:
+        # The basket as the API's answer and the webhooks give it, in the cashier's words.
+        answer["basket"] = {
+            "covered": money(basket["eligible_amount"], decision.currency),
+            "lines": [
+                {
+                    "products": PRODUCT_NAMES[line["category"]],
+                    "amount": money(line["amount"], decision.currency),
+                    "paid": line["paid_amount"] and money(line["paid_amount"], decision.currency),
+                    "rest": line["rest_amount"] and money(line["rest_amount"], decision.currency),
+                }
+                for line in basket["lines"]
+            ],
+        }
     return answer
 
 

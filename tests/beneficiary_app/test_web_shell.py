@@ -171,21 +171,12 @@ def test_the_service_worker_keeps_the_pages_files_and_no_api_answer(client):
     assert not [url for url in kept if url.startswith(shell.json["config"]["api"])]
 
 
-def test_a_changed_file_makes_a_new_service_worker(client, monkeypatch, tmp_path):
+def test_a_changed_file_makes_a_new_service_worker(client, static_changed):
     before = client.get("/app/sw.js").content
-    changed = tmp_path / "app.css"
-    changed.write_text("body { color: black; }")
-    find = finders.find
-    monkeypatch.setattr(
-        views.finders,
-        "find",
-        lambda name, *args, **kwargs: (
-            str(changed) if name == "mobile/app.css" else find(name, *args, **kwargs)
-        ),
-    )
+    static_changed("mobile/app.css")
     after = client.get("/app/sw.js").content
-    cache_name = re.compile(rb"const CACHE = (.*);")
-    assert cache_name.search(before)[1] != cache_name.search(after)[1]
+    cache = re.compile(rb"const CACHE = (.*);")
+    assert cache.search(before)[1] != cache.search(after)[1]
 
 
 @pytest.mark.parametrize("name", list(views.ASSETS.values()))

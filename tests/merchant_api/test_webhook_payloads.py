@@ -9,6 +9,7 @@ import pytest
 
 from merchants.events import EventType
 from merchants.models.webhooks import WebhookEvent
+from tests.factories import FunderFactory, make_allocation, make_payment_code, make_program
 from tests.openapi_contract import StrictValidator, generate
 
 pytestmark = pytest.mark.django_db
@@ -49,8 +50,14 @@ def test_every_sandbox_event_body_is_its_documented_schema(validator, sandbox):
     pay(1_500, SMALL, partial_approval_allowed=True, metadata={"till": "2"})
     pay(1_000, "0000 000 003")
     pay(1_000, EXPIRES)
+    basket = [{"amount": 700, "category": "food"}, {"amount": 300, "category": "tobacco"}]
+    pay(1_000, lines=basket, partial_approval_allowed=True)
 
     seen = assert_documented(validator, WebhookEvent.objects.filter(livemode=False))
+    baskets = [e.data.get("basket") for e in WebhookEvent.objects.filter(livemode=False)]
+    assert [[line["category"] for line in b["lines"]] for b in baskets if b] == [
+        ["food", "tobacco"]
+    ]
 
     assert seen == set(EventType.values)
 
@@ -63,3 +70,64 @@ def test_every_live_event_body_is_its_documented_schema(validator, api, authoriz
     seen = assert_documented(validator, WebhookEvent.objects.filter(livemode=True))
 
     assert seen >= set(EventType.values) - {EventType.AUTHORIZATION_EXPIRED}
+
+
+def test_a_baskets_events_carry_its_lines_and_each_funders_share_as_the_answer_does(
+    validator, api, beneficiary
+):
+    """A basket split across two funders' aids: the authorization event, and the capture and
+    refund events' authorization, carry the basket exactly as the API's answer gave it."""
+    food = make_program(
+        funder=FunderFactory(name="Département"), rules={"products": {"allow": ["food"]}}
+    )
+    hygiene = make_program(
+        funder=FunderFactory(name="CCAS"), rules={"products": {"allow": ["hygiene"]}}
+    )
+    make_allocation(program=food, beneficiary=beneficiary, amount=10_000)
+    make_allocation(program=hygiene, beneficiary=beneficiary, amount=10_000)
+    answer = api.send(
+        "/authorizations",
+        {
+            "amount": 5_000,
+            "currency": "EUR",
+            "payment_code": make_payment_code(beneficiary.wallet),
+            "partial_approval_allowed": True,
+            "lines": [
+                {"amount": 3_000, "category": "food"},
+                {"amount": 800, "category": "hygiene"},
+                {"amount": 1_200, "category": "tobacco"},
+            ],
+        },
+    ).json()
+    api.send(f"/authorizations/{answer['id']}/capture", {})
+    api.send(f"/authorizations/{answer['id']}/refunds", {"amount": 500})
+
+    events = WebhookEvent.objects.filter(livemode=True)
+    seen = assert_documented(validator, events)
+
+    assert seen == {
+        EventType.AUTHORIZATION_PARTIALLY_APPROVED,
+        EventType.PAYMENT_CAPTURED,
+        EventType.REFUND_SUCCEEDED,
+    }
+    baskets = [
+        event.data.get("basket") or event.data["authorization"]["basket"] for event in events
+    ]
+    assert baskets == [answer["basket"]] * 3
+    assert answer["basket"]["eligible_amount"] == 3_800
+    assert sorted((s["funder"], s["amount"]) for s in answer["basket"]["shares"]) == [
+        ("CCAS", 800),
+        ("Département", 3_000),
+    ]
+
+
+def test_without_basket_lines_the_events_basket_is_null(api, authorize):
+    held = authorize(1_000)["id"]
+    api.send(f"/authorizations/{held}/capture", {})
+
+    events = WebhookEvent.objects.filter(livemode=True)
+
+    assert [
+        event.data.get("basket", event.data.get("authorization", {}).get("basket"))
+        for event in events
+    ] == [None, None]

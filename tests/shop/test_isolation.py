@@ -98,6 +98,9 @@ OWN_PAGES = {
     "integrations": "/shop/integrations/",
     "api-key-new": None,
     "webhook-new": None,
+    # The installed till's service worker and offline page: the same for everyone.
+    "service-worker": "/shop/sw.js",
+    "offline": "/shop/offline/",
 }
 PUBLIC = {
     "sign-in",

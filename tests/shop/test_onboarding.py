@@ -3,10 +3,12 @@
 import pytest
 from django.core import mail
 
+from merchants.acceptors import card_acceptor_add
 from merchants.models import Merchant
+from merchants.services import merchant_approve
 from shop.models import ShopMember
 from tests.factories import siret
-from tests.shop.conftest import PASSWORD, sirene_establishment
+from tests.shop.conftest import PASSWORD, make_shop, signed_in, sirene_establishment
 
 DETAILS = {
     "iban": "FR76 3000 6000 0112 3456 7890 189",
@@ -14,6 +16,18 @@ DETAILS = {
     "owner_email": "Jeanne.Martin@Example.org",
     "password": PASSWORD,
     "password_again": PASSWORD,
+}
+
+
+# What a shop types when the register is not reachable.
+TYPED = {
+    "legal_name": "Boulangerie Haxo SARL",
+    "trade_name": "Le Fournil",
+    "address": "1 rue Haxo",
+    "postcode": "38000",
+    "city": "Grenoble",
+    "commune_code": "38185",
+    "mcc": "5462",
 }
 
 
@@ -142,3 +156,45 @@ def test_the_owner_is_told_by_email_when_an_operator_approves_the_shop(
             {"action": "approve", "_selected_action": [owner.merchant.pk]},
         )
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_a_shop_with_a_card_terminal_gives_its_acceptor_ids_and_reads_them_on_its_page(
+    client, settings
+):
+    settings.SIRENE_API_KEY = ""
+    number = siret(82_004)
+    client.post("/shop/register/", {"siret": number})
+    response = client.post(
+        "/shop/register/details/",
+        {**TYPED, **DETAILS, "network_id": "123456789012345", "terminal_id": "T0012345"},
+    )
+    assert response.status_code == 302
+    merchant = Merchant.objects.get(siret=number)
+    acceptor = merchant.card_acceptors.get()
+    assert (acceptor.network_id, acceptor.terminal_id, acceptor.how) == (
+        "123456789012345",
+        "T0012345",
+        "onboarding",
+    )
+    merchant_approve(merchant=merchant)
+    page = signed_in(ShopMember.objects.get(merchant=merchant)).get("/shop/shop/")
+    assert "123456789012345 / T0012345" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_card_acceptor_ids_of_another_shop_or_a_terminal_alone_register_nothing(client, settings):
+    settings.SIRENE_API_KEY = ""
+    other = make_shop()
+    card_acceptor_add(merchant=other.merchant, network_id="999888777", how="admin")
+    for number, card, field in (
+        (siret(82_005), {"network_id": "999888777"}, "network_id"),
+        (siret(82_006), {"terminal_id": "T0012345"}, "terminal_id"),
+        (siret(82_007), {"network_id": "12-34"}, "network_id"),
+    ):
+        client.post("/shop/register/", {"siret": number})
+        response = client.post("/shop/register/details/", {**TYPED, **DETAILS, **card})
+        assert response.status_code == 400, card
+        assert field in response.context["form"].errors, response.context["form"].errors
+        assert not Merchant.objects.filter(siret=number).exists()
+    assert ShopMember.objects.count() == 1

@@ -2,10 +2,13 @@
 and refund (each confirmed), the day's takings by aid and by funder, the receipt. Each goes
 through merchants.payments, the merchant API's services: the ledger shows the same money."""
 
+import re
 import uuid
 
 import pytest
 
+from engine.request import PRODUCT_FAMILIES
+from shop.forms import PRODUCT_NAMES
 from shop.models import TillSettings
 from tests.factories import (
     BeneficiaryFactory,
@@ -184,6 +187,25 @@ def test_the_receipt_names_the_shop_and_each_aid(cashier, marie):
     assert "35,00\xa0€" in page
 
 
+def test_the_receipt_says_what_each_aid_got_back_of_a_refund(cashier, marie):
+    """35 € paid by the Isère's aid (30 €, used first) and the city's (5 €); 10 € refunded
+    give back the city's 5 € first, then 5 € of the Isère's."""
+    client = signed_in(cashier)
+    reference = pay(client, marie, "35")["Location"].rstrip("/").rsplit("/", 1)[-1]
+    client.post(
+        f"/shop/payments/{reference}/refund/", {"amount": "10", "attempt": str(uuid.uuid4())}
+    )
+
+    parts = client.get(f"/shop/payments/{reference}/receipt/").context["answer"]["parts"]
+
+    assert [(p["funder"], p["money"], p["refunded"]) for p in parts] == [
+        ("Département de l'Isère", "30,00\xa0€", "5,00\xa0€"),
+        ("Ville de Grenoble", "5,00\xa0€", "5,00\xa0€"),
+    ]
+    page = client.get(f"/shop/payments/{reference}/receipt/").content.decode()
+    assert page.count("dont remboursé\xa0: 5,00\xa0€") == 2
+
+
 def test_a_shop_awaiting_approval_cannot_take_a_payment(marie):
     pending = make_shop(approved=False)
     client = signed_in(pending)
@@ -228,6 +250,14 @@ def test_a_basket_split_by_product_lets_the_food_aids_pay_the_food_only(cashier,
         "Département de l'Isère": "30,00\xa0€",
         "Ville de Grenoble": "8,00\xa0€",
     }
+    # Each line of the basket: what the aids paid of it, what to collect another way; the same
+    # on the receipt.
+    for page in (client.get(response["Location"]), client.get(response["Location"] + "receipt/")):
+        # Tags and line breaks out; the no-break spaces of French money kept.
+        text = re.sub(r"[ \n]+", " ", re.sub(r"<[^>]+>", " ", page.content.decode()))
+        assert "Produits couverts par l\u2019aide\xa0: 38,00\xa0€" in text
+        assert "Alimentation 38,00\xa0€ payé par l\u2019aide\xa0: 38,00\xa0€" in text
+        assert "Tabac 7,00\xa0€ à payer autrement\xa0: 7,00\xa0€" in text
 
 
 def test_basket_lines_that_do_not_add_up_take_no_payment(cashier, marie):
@@ -239,3 +269,7 @@ def test_basket_lines_that_do_not_add_up_take_no_payment(cashier, marie):
     assert not Decision.objects.exists()
     errors = response.context["form"].errors
     assert "line2_amount" in errors
+
+
+def test_every_product_family_has_its_name_at_the_till():
+    assert list(PRODUCT_NAMES) == list(PRODUCT_FAMILIES)

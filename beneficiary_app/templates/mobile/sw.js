@@ -6,32 +6,8 @@ const SHELL = {{ shell_url|safe }};
 const ASSETS = {{ asset_urls|safe }};
 const APP_NAME = {{ app_name|safe }};
 const ICON = {{ icon_url|safe }};
-
-self.addEventListener("install", (event) => {
-  event.waitUntil(
-    caches
-      .open(CACHE)
-      .then((cache) =>
-        cache.addAll([SHELL, ...ASSETS].map((url) => new Request(url, { cache: "reload" }))),
-      )
-      .then(() => self.skipWaiting()),
-  );
-});
-
-self.addEventListener("activate", (event) => {
-  event.waitUntil(
-    caches
-      .keys()
-      .then((names) =>
-        Promise.all(
-          names
-            .filter((name) => name.startsWith("aidwallet-app-") && name !== CACHE)
-            .map((name) => caches.delete(name)),
-        ),
-      )
-      .then(() => self.clients.claim()),
-  );
-});
+const KEEP = [SHELL, ...ASSETS];
+{% include "core/sw_keep.js" %}
 
 // The page from the network when there is one (it carries the chosen language), else the copy
 // kept; the files, whose URLs change with their content, from the copy kept.
@@ -46,11 +22,6 @@ async function page(request) {
     if (kept) return kept;
     throw error;
   }
-}
-
-async function asset(request) {
-  const kept = await caches.match(request, { cacheName: CACHE });
-  return kept ?? fetch(request);
 }
 
 self.addEventListener("fetch", (event) => {

@@ -1,7 +1,7 @@
 // The till's few behaviours on top of plain pages (everything works without them, by typing):
 // the camera scanner of the payment code, the sound and vibration of an answer, print and share
-// of a receipt. Loaded from our origin only (Content-Security-Policy), with jsQR beside it for
-// browsers without BarcodeDetector.
+// of a receipt, the installed till's service worker. Loaded from our origin only
+// (Content-Security-Policy), with jsQR beside it for browsers without BarcodeDetector.
 "use strict";
 
 (function () {
@@ -119,7 +119,18 @@
     }
   }
 
+  // Installed, the till starts without a network and says plainly that a payment needs one
+  // (the worker keeps the till's files, never its pages).
+  function install() {
+    const root = document.documentElement;
+    if (!("serviceWorker" in navigator) || !root.dataset.serviceWorker) return;
+    navigator.serviceWorker.register(root.dataset.serviceWorker, { scope: root.dataset.scope }).catch(() => {
+      // Not installable here (a private window, an old browser): the till works all the same.
+    });
+  }
+
   scanner();
   answer();
   receipt();
+  install();
 })();
