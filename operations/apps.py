@@ -8,3 +8,7 @@ class OperationsConfig(AppConfig):
 
     def ready(self):
         from operations import checks  # noqa: F401 -- registers the deployment checks
+        from operations.receivers import on_decision_recorded
+        from wallet.signals import decision_recorded
+
+        decision_recorded.connect(on_decision_recorded, dispatch_uid="operations.decision_observe")
