@@ -7,8 +7,12 @@ class OperationsConfig(AppConfig):
     verbose_name = _("Operations")
 
     def ready(self):
-        from operations import checks  # noqa: F401 -- registers the deployment checks
-        from operations.receivers import on_decision_recorded
-        from wallet.signals import decision_recorded
+        from django.db.models.signals import post_save
 
-        decision_recorded.connect(on_decision_recorded, dispatch_uid="operations.decision_observe")
+        from operations import checks  # noqa: F401 -- registers the deployment checks
+        from operations.receivers import on_decision_saved
+        from wallet.models import Decision
+
+        post_save.connect(
+            on_decision_saved, sender=Decision, dispatch_uid="operations.decision_observe"
+        )

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 
 from celery import current_app
 from django.db.models import Count, Min
@@ -29,11 +30,11 @@ from wallet.models import Notification
 logger = logging.getLogger(__name__)
 
 
-def _overdue_seconds(due: object) -> float:
+def _overdue_seconds(due: datetime | None) -> float:
     """How late the most overdue item is (0 when none is due yet)."""
     if due is None:
         return 0.0
-    return max(0.0, (timezone.now() - due).total_seconds())  # type: ignore[operator]
+    return max(0.0, (timezone.now() - due).total_seconds())
 
 
 def _database_families() -> list[Metric]:

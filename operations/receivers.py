@@ -1,7 +1,7 @@
-"""What operations hears from the domains: each payment decision, counted and logged once its
-transaction commits (a decision rolled back, say to retry on a balance that moved, was never
-taken). Nothing here reads the database: the decision is in hand, the hot path pays no round
-trip for it."""
+"""What operations hears from the domains: each payment decision, live or sandbox, counted and
+logged once its transaction commits (a decision rolled back, say to retry on a balance that
+moved, was never taken). Nothing here reads the database: the decision is in hand, the hot
+path pays no round trip for it."""
 
 import logging
 
@@ -19,7 +19,8 @@ def decision_observe(decision: Decision) -> None:
     metrics.AUTHORIZATIONS.labels(
         decision.channel, str(decision.livemode).lower(), decision.status, decision.reason
     ).inc()
-    metrics.DECISION_DURATION.labels(decision.channel).observe(decision.duration_us / 1_000_000)
+    if decision.livemode:  # the sandbox's answers are scripted, not timed (duration_us 0)
+        metrics.DECISION_DURATION.labels(decision.channel).observe(decision.duration_us / 1_000_000)
     logger.info(
         "decision %s: %s, %s of %s %s%s, %s µs",
         decision.reference,
@@ -43,8 +44,11 @@ def decision_observe(decision: Decision) -> None:
     )
 
 
-def on_decision_recorded(sender, *, decision: Decision, **kwargs) -> None:
-    """Connected to wallet.signals.decision_recorded (sent once per decision, never on a
-    replay, inside its transaction)."""
-    # robust: counting must never turn a committed payment into an error.
-    transaction.on_commit(lambda: decision_observe(decision), robust=True)
+def on_decision_saved(sender, *, instance: Decision, created: bool, **kwargs) -> None:
+    """Connected to the Decision's post_save rather than wallet.signals.decision_recorded: the
+    sandbox (merchants/sandbox.py) writes its test decisions without that signal, and they are
+    counted too (livemode "false"). A decision is saved once, when it is taken (it is immutable),
+    never on a replay; inside its transaction."""
+    if created:
+        # robust: counting must never turn a committed payment into an error.
+        transaction.on_commit(lambda: decision_observe(instance), robust=True)

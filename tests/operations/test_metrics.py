@@ -148,6 +148,26 @@ def test_a_payment_moves_the_authorization_decision_and_request_metrics(
     assert value(after, timed, **post) - value(before, timed, **post) == 2
 
 
+def test_a_sandbox_decision_is_counted_apart_and_not_timed(
+    client, merchant, django_capture_on_commit_callbacks
+):
+    sandbox = MerchantClient(merchant, mode="test")
+    before = scrape(client)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = sandbox.send(
+            "/authorizations", {"amount": 800, "currency": "EUR", "payment_code": "0000 000 001"}
+        )
+    after = scrape(client)
+
+    assert response.status_code == 201, response.content
+    labels = {"channel": "api", "livemode": "false", "outcome": "approved", "reason": ""}
+    total = "aidwallet_authorizations_total"
+    assert value(after, total, **labels) - value(before, total, **labels) == 1
+    count = "aidwallet_decision_duration_seconds_count"
+    assert value(after, count, channel="api") == value(before, count, channel="api")
+
+
 def test_a_declined_request_without_a_decision_counts_no_authorization(client, merchant_api):
     before = scrape(client)
 
