@@ -627,6 +627,8 @@ LOGGING = {
             "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s %(task_name)s",
             "rename_fields": {"levelname": "level", "name": "logger"},
             "timestamp": True,
+            # UTF-8 as written (French text, the "…" of a masked secret), not \u escapes.
+            "json_ensure_ascii": False,
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
