@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     # Failed sign-ins to the admin, counted by account and by address.
     "axes",
     "anymail",
+    # The request id (core/request_id.py): taken from X-Request-ID or drawn, kept for the logs.
+    "django_guid",
     # floor 1: the API docs page's template and script (core/templates, core/static)
     "core",
     # floor 2: the ledger; floor 4: the domains; floor 5: the channels and faces
@@ -90,6 +92,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request, the others' included, carries its id, and the
+    # time measured covers every middleware below.
+    "django_guid.middleware.guid_middleware",
+    "operations.metrics.RequestMetrics",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -593,14 +599,59 @@ SPECTACULAR_SETTINGS = {
 # Throttling counts requests in the cache: per process by default, shared in Redis in production.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
+# The request id (core/request_id.py, django-guid): the load balancer's X-Request-ID when it
+# is a UUID, else one drawn here; sent back in the response's X-Request-ID. Its Celery hooks are
+# ours (config/celery.py), not django-guid's integration.
+DJANGO_GUID = {
+    "GUID_HEADER_NAME": "X-Request-ID",
+    "VALIDATE_GUID": True,
+    "RETURN_HEADER": True,
+    "EXPOSE_HEADER": True,
+    "INTEGRATIONS": [],
+}
+
+# Logs go to the standard error, one JSON object per line in production (LOG_FORMAT=json, the
+# default without DEBUG) for a log collector to index by field, plain text in development.
+# Fields: docs/OPERATIONS.md.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "core.log_filters.RedactSecrets"}},
+    "filters": {
+        "redact_secrets": {"()": "core.log_filters.RedactSecrets"},
+        "request_id": {"()": "core.request_id.RequestIdFilter"},
+    },
+    "formatters": {
+        "json": {
+            "()": "core.log_filters.RedactedJsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s %(task_name)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+            # UTF-8 as written (French text, the "…" of a masked secret), not \u escapes.
+            "json_ensure_ascii": False,
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
     # Every record written is masked, whichever logger it comes from...
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["redact_secrets", "request_id"],
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # ...and Django's request log at the source, for any other handler too: it logs the path of
-    # every refused request, where a client may have put a card number or a card reference.
-    "loggers": {"django.request": {"filters": ["redact_secrets"]}},
+    "loggers": {
+        # ...and Django's request log at the source, for any other handler too: it logs the
+        # path of every refused request, where a client may have put a card number or a card
+        # reference.
+        "django.request": {"filters": ["redact_secrets"]},
+        # django-guid says at INFO, on every request, whether the id came with it.
+        "django_guid": {"level": "WARNING"},
+    },
 }
+
+# /metrics (operations/metrics.py) answers a scraper that sends this token
+# ("Authorization: Bearer <token>"), or staff with the "read the platform's metrics"
+# permission; anyone else gets 404 (401 for a wrong token). Without a token, staff only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -2,6 +2,10 @@
 
 import logging
 import re
+from datetime import date, time
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 # 13 to 19 digits, maybe in groups: the length of a card number.
 _DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
@@ -61,3 +65,29 @@ class RedactSecrets(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def _redacted(value: object) -> object:
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float | date | time):
+        return value  # written as JSON numbers, true/false, null, ISO dates
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    # Anything else would be written as its str(): Django's request log passes the request,
+    # whose repr holds the path.
+    return redact(str(value))
+
+
+class RedactedJsonFormatter(JsonFormatter):
+    """One JSON object per line (python-json-logger), for production's log collectors. Masked
+    field by field, not only the message RedactSecrets sees: a record's extra fields are
+    written too (django.request's `request`, whose repr holds the path), and the formatter
+    writes the traceback afresh from the exception rather than from the masked text."""
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: _redacted(value) for key, value in super().process_log_record(log_data).items()
+        }

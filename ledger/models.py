@@ -160,3 +160,20 @@ class Entry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.amount:+d}"
+
+
+class VerifyRun(models.Model):
+    """One run of `verify` (nightly, or `manage.py ledger verify`): when it ran and how many
+    broken invariants it found. The operator's metrics read the latest (its result and age);
+    the problems themselves are in the run's log."""
+
+    finished_at = models.DateTimeField(_("finished at"), db_index=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"))
+    problems = models.PositiveIntegerField(_("problems found"))
+
+    class Meta:
+        verbose_name = _("ledger verification")
+        verbose_name_plural = _("ledger verifications")
+
+    def __str__(self) -> str:
+        return f"{self.finished_at.isoformat()}: {self.problems}"

@@ -4,14 +4,14 @@ import logging
 
 from celery import shared_task
 
-from ledger.verify import verify
+from ledger.services import verify_run_record
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task
 def verify_ledger() -> int:
-    problems = verify()
+    problems = verify_run_record()
     for problem in problems:
         logger.error("ledger verify: %s", problem)
     return len(problems)

@@ -32,7 +32,10 @@ from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
+from core import metrics
 from core.outbound import DeadlineExceeded, OutboundSession
+from core.request_id import HEADER as REQUEST_ID_HEADER
+from core.request_id import request_id
 from merchants import tasks
 from merchants.events import EventType
 from merchants.models import Merchant
@@ -237,7 +240,11 @@ def webhook_event_emit(
     with transaction.atomic(savepoint=False):
         created = timezone.now()
         event = WebhookEvent(
-            merchant_id=merchant_id, type=event_type, livemode=livemode, created_at=created
+            merchant_id=merchant_id,
+            type=event_type,
+            livemode=livemode,
+            created_at=created,
+            request_id=request_id(),
         )
         payload = json.dumps(
             {
@@ -380,7 +387,9 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery) -> WebhookAttempt | N
         return None
     claimed = attempt.delivery
     endpoint = claimed.endpoint
-    event = WebhookEvent.objects.only("reference", "payload").get(pk=claimed.event_id)
+    event = WebhookEvent.objects.only("reference", "payload", "created_at", "request_id").get(
+        pk=claimed.event_id
+    )
     body = event.payload.encode()
     headers = {
         "Content-Type": "application/json; charset=utf-8",
@@ -389,6 +398,8 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery) -> WebhookAttempt | N
             payload=body, secret=endpoint.secret, timestamp=int(time.time())
         ),
     }
+    if event.request_id:
+        headers[REQUEST_ID_HEADER] = event.request_id
     started = time.monotonic()
     try:
         status, error, excerpt = _post(endpoint.url, body, headers)
@@ -416,9 +427,14 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery) -> WebhookAttempt | N
         attempt.response_excerpt = excerpt
         attempt.save(update_fields=["duration_ms", "status_code", "error", "response_excerpt"])
         # Still ours only if no later attempt took over (a lease that ran out).
-        WebhookDelivery.objects.filter(
+        settled = WebhookDelivery.objects.filter(
             pk=claimed.pk, status=WebhookDelivery.Status.PENDING, attempts=attempt.number
         ).update(**changes)
+    metrics.WEBHOOK_ATTEMPTS.labels(result="failed" if error else "succeeded").inc()
+    if settled and changes.get("status") == WebhookDelivery.Status.SUCCEEDED:
+        metrics.WEBHOOK_DELIVERY_LAG.observe((now - event.created_at).total_seconds())
+    elif settled and changes.get("status") == WebhookDelivery.Status.FAILED:
+        metrics.WEBHOOK_DELIVERIES_FAILED.inc()
     log = logger.info if not error else logger.warning
     log(
         "webhook %s to endpoint %s: attempt %s of %s, status %s, %s ms%s",

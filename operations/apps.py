@@ -7,4 +7,12 @@ class OperationsConfig(AppConfig):
     verbose_name = _("Operations")
 
     def ready(self):
+        from django.db.models.signals import post_save
+
         from operations import checks  # noqa: F401 -- registers the deployment checks
+        from operations.receivers import on_decision_saved
+        from wallet.models import Decision
+
+        post_save.connect(
+            on_decision_saved, sender=Decision, dispatch_uid="operations.decision_observe"
+        )

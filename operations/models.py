@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Heartbeat(models.Model):
@@ -7,6 +8,11 @@ class Heartbeat(models.Model):
 
     name = models.CharField(max_length=50, unique=True)
     beat_at = models.DateTimeField()
+
+    class Meta:
+        # Operations' one model carries its one permission: staff who may read /metrics (the
+        # platform's volumes and health, no person's data) without being superusers.
+        permissions = [("view_metrics", _("Can read the platform's metrics"))]
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at.isoformat()}"

@@ -10,6 +10,7 @@ of its own would open a connection of its own on every probe."""
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -33,7 +34,7 @@ class NotReady(Exception):
 
 
 @contextmanager
-def _bounded_queries() -> Iterator[None]:
+def bounded_queries() -> Iterator[None]:
     if connection.vendor != "postgresql":
         # SQLite reads a local file, and in WAL mode a reader never waits for the writer. No
         # transaction here: under BEGIN IMMEDIATE it would wait for the write lock.
@@ -47,7 +48,7 @@ def _bounded_queries() -> Iterator[None]:
 
 
 def _database() -> Details:
-    with _bounded_queries(), connection.cursor() as cursor:
+    with bounded_queries(), connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
     return {}
@@ -55,7 +56,7 @@ def _database() -> Details:
 
 def _migrations() -> Details:
     # New code serving before `migrate` ran on its database would fail on the missing columns.
-    with _bounded_queries():
+    with bounded_queries():
         executor = MigrationExecutor(connection)
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if plan:
@@ -63,7 +64,9 @@ def _migrations() -> Details:
     return {}
 
 
-def _broker() -> Details:
+@contextmanager
+def broker_channel() -> Iterator[Any]:
+    """A channel to the Celery broker whose every wait is bounded (/readyz, /metrics)."""
     url = settings.CELERY_BROKER_URL
     timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
     # Redis takes a socket timeout. The SQLAlchemy transport would hand any option to
@@ -75,14 +78,19 @@ def _broker() -> Details:
     ) as broker:
         broker.ensure_connection(max_retries=0)
         with broker.channel() as channel:
-            # Declaring the queue the workers declare anyway reads its length: a round trip to
-            # Redis, a query on the tables of the SQLAlchemy transport.
-            channel.queue_declare(queue=current_app.conf.task_default_queue)
+            yield channel
+
+
+def _broker() -> Details:
+    with broker_channel() as channel:
+        # Declaring the queue the workers declare anyway reads its length: a round trip to
+        # Redis, a query on the tables of the SQLAlchemy transport.
+        channel.queue_declare(queue=current_app.conf.task_default_queue)
     return {}
 
 
 def _celery_heartbeat() -> Details:
-    with _bounded_queries():
+    with bounded_queries():
         beat_at = (
             Heartbeat.objects.filter(name=CELERY_HEARTBEAT)
             .values_list("beat_at", flat=True)

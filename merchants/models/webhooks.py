@@ -87,6 +87,9 @@ class WebhookEvent(models.Model):
     data = models.JSONField(_("data"))
     payload = models.TextField(_("body sent"), editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    # The id of the request (or task) that caused the event (core/request_id.py), sent with
+    # each delivery: support finds the payment's request from what the merchant received.
+    request_id = models.CharField(_("request id"), max_length=64, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("webhook event")

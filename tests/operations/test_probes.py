@@ -10,7 +10,7 @@ from django.db import OperationalError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from operations.readiness import _bounded_queries
+from operations.readiness import bounded_queries
 from operations.tasks import heartbeat_record
 from tests.markers import postgresql_statement_timeout
 
@@ -144,5 +144,5 @@ def test_the_probes_answer_over_plain_http_when_ssl_is_redirected(client, settin
 def test_a_check_query_is_cut_at_the_check_timeout(settings):
     settings.HEALTH_CHECK_TIMEOUT_SECONDS = 0.1
 
-    with pytest.raises(OperationalError), _bounded_queries(), connection.cursor() as cursor:
+    with pytest.raises(OperationalError), bounded_queries(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_sleep(2)")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ledger.verify import verify
+from ledger.services import verify_run_record
 
 
 class Command(BaseCommand):
@@ -10,7 +10,7 @@ class Command(BaseCommand):
         parser.add_argument("action", choices=["verify"])
 
     def handle(self, *args: str, action: str, **options: object) -> None:
-        problems = verify()
+        problems = verify_run_record()
         for problem in problems:
             self.stderr.write(str(problem))
         if problems:

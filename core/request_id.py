@@ -1,0 +1,74 @@
+"""The request id: one id per HTTP request, carried into everything the request sets going.
+
+django-guid's middleware takes the load balancer's `X-Request-ID` when it is a UUID (32 hex
+digits, as nginx's $request_id, or the dashed form) and draws one otherwise; it keeps the id in
+a context variable and sends it back in the response's `X-Request-ID`. From there:
+- every log line carries it (`RequestIdFilter`, on the handlers of settings.LOGGING);
+- a Celery task queued during the request carries it in its message's headers
+  (`task_publish_add_request_id`) and runs under it (`task_prerun_set_request_id`), so the
+  worker's log lines carry it too; a task queued by a task carries its parent's;
+- a webhook event records it, and each delivery of the event sends it (merchants/webhooks.py).
+
+The Celery hooks are ours rather than django-guid's CeleryIntegration: its task_postrun clears
+the id, which, for a task run eagerly inside a request (CELERY_TASK_ALWAYS_EAGER), would clear
+the request's own id; ours restore what was there before the task."""
+
+import logging
+import uuid
+from contextvars import Token
+from typing import Any
+
+from celery import current_task
+from django_guid import get_guid
+from django_guid.context import guid
+
+# The response header, the task header and the webhook header: one name everywhere.
+HEADER = "X-Request-ID"
+_TOKEN = "aidwallet_request_id_token"
+
+
+def request_id() -> str:
+    """The current request's (or task's) id, "" outside of both."""
+    return get_guid() or ""
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id`, and inside a Celery task `task_id` and `task_name`, to every record,
+    so that any formatter can write them ("" when there is none)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id()
+        # current_task is a proxy, false outside a task; a task called as a plain function
+        # has no id.
+        running = bool(current_task) and current_task.request.id is not None
+        record.task_id = current_task.request.id if running else ""
+        record.task_name = current_task.name if running else ""
+        return True
+
+
+def task_publish_add_request_id(headers: dict[str, Any], **kwargs: Any) -> None:
+    """before_task_publish: the task's message carries the id of whoever queues it."""
+    current = request_id()
+    if current:
+        headers[HEADER] = current
+
+
+def task_prerun_set_request_id(task: Any, **kwargs: Any) -> None:
+    """task_prerun: the task runs under the id it was queued with; a task queued by beat (or
+    eagerly, outside a request) gets one of its own, so its lines still group together."""
+    given = task.request.get(HEADER)
+    if not given and task.request.is_eager:
+        given = request_id()  # same thread as the caller: keep the caller's
+    # Drawn as django-guid draws one (its own helper reads Django's settings on import, and
+    # this module is imported while they load, by config/celery.py).
+    token: Token[Any] = guid.set(given or uuid.uuid4().hex)
+    setattr(task.request, _TOKEN, token)
+
+
+def task_postrun_restore_request_id(task: Any, **kwargs: Any) -> None:
+    """task_postrun: back to the id before the task (none in a worker, the request's when the
+    task ran eagerly inside one)."""
+    token = getattr(task.request, _TOKEN, None)
+    if token is not None:
+        guid.reset(token)
+        setattr(task.request, _TOKEN, None)

@@ -1,0 +1,163 @@
+"""The request id and the JSON logs: the load balancer's X-Request-ID is kept when valid, else one
+is drawn; it comes back in the response, and it is in the JSON lines of the request (its
+decision), of the task the request queued (run by a real worker through the broker), and in the
+header of the webhook that task delivers."""
+
+import io
+import json
+import logging
+import time
+import uuid
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from config.celery import app
+from core.log_filters import RedactedJsonFormatter
+from core.request_id import HEADER, RequestIdFilter
+from merchants.webhooks import webhook_endpoint_create
+from tests.factories import make_allocation, make_payment_code, make_program
+from tests.merchant_api.conftest import API, MerchantClient
+from tests.merchants.test_webhooks import receiver  # noqa: F401 -- the fixture
+
+
+def test_a_valid_request_id_from_the_load_balancer_is_kept(client):
+    given = uuid.uuid4().hex
+
+    response = client.get("/healthz", HTTP_X_REQUEST_ID=given)
+
+    assert response[HEADER] == given
+
+
+@pytest.mark.parametrize(
+    "given", ["", "not-a-uuid", "0123456789abcdef0123456789abcdeX", "a" * 200, "x\ty"]
+)
+def test_an_invalid_or_missing_request_id_is_replaced_by_a_drawn_one(client, given):
+    response = client.get("/healthz", HTTP_X_REQUEST_ID=given)
+
+    drawn = response[HEADER]
+    assert drawn != given
+    assert uuid.UUID(drawn).hex == drawn  # 32 hex digits
+
+
+def test_two_requests_get_two_ids(client):
+    assert client.get("/healthz")[HEADER] != client.get("/healthz")[HEADER]
+
+
+def test_a_json_line_is_masked_in_every_field_and_has_the_request_fields():
+    """The formatter writes extra fields too: django.request passes the request, whose repr
+    holds the path a client chose."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        RedactedJsonFormatter("%(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s")
+    )
+    logger = logging.getLogger("tests.json")
+    logger.addHandler(handler)
+    try:
+        logger.warning(
+            "Not Found: %s",
+            "/cards/card_AbCdEfGhIjKlMnOpQrStUv/freeze",
+            extra={"request": "<WSGIRequest: GET '/cards/card_AbCdEfGhIjKlMnOpQrStUv/freeze'>"},
+        )
+    finally:
+        logger.removeHandler(handler)
+
+    line = json.loads(stream.getvalue())
+    assert "AbCdEfGhIjKlMnOpQrStUv" not in stream.getvalue()
+    assert line["message"] == "Not Found: /cards/card_…StUv/freeze"
+    assert line["request"].endswith("/cards/card_…StUv/freeze'>")
+    assert line["request_id"] == ""
+    assert line["task_id"] == ""
+    assert line["levelname"] == "WARNING"
+
+
+@pytest.fixture
+def console():
+    """The JSON lines the configured handler (settings.LOGGING's "console") writes."""
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "console")
+    assert isinstance(handler.formatter, RedactedJsonFormatter)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    handler.setStream(previous)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_request_id_follows_the_payment_into_its_task_and_its_webhook(
+    merchant,
+    receiver,  # noqa: F811 -- the fixture imported above
+    settings,
+    request,
+):
+    settings.WEBHOOKS_ALLOW_INSECURE_LOCALHOST = True
+    webhook_endpoint_create(merchant=merchant, url=receiver.url())
+    wallet = make_allocation(program=make_program(), amount=10_000).pocket.wallet
+    api = MerchantClient(merchant)
+    given = uuid.uuid4().hex
+
+    # The worker's start sets logging up as a worker's does (config/celery.py): from
+    # settings.LOGGING, JSON; the lines are read from the handler it configured.
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        lines = request.getfixturevalue("console")
+        response = api.post(
+            f"{API}/authorizations",
+            data=json.dumps(
+                {"amount": 700, "currency": "EUR", "payment_code": make_payment_code(wallet)}
+            ),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+            HTTP_X_REQUEST_ID=given,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not receiver.requests:
+            time.sleep(0.1)
+        # the worker logs the attempt just after the answer
+        while time.monotonic() < deadline and not _attempt_logged(lines()):
+            time.sleep(0.1)
+
+    assert response.status_code == 201, response.content
+    assert response[HEADER] == given
+    assert [r.headers[HEADER] for r in receiver.requests] == [given]
+    ours = [line for line in lines() if line["request_id"] == given]
+    decision = next(line for line in ours if line["logger"] == "operations.receivers")
+    assert decision["decision"] == response.json()["id"]
+    assert decision["outcome"] == "approved"
+    assert decision["channel"] == "api"
+    delivered = next(line for line in ours if line["logger"] == "merchants.webhooks")
+    assert delivered["task_name"] == "merchants.tasks.deliver_webhook"
+    assert delivered["task_id"]
+    assert {"timestamp", "level", "message"} <= set(delivered)
+
+
+def _attempt_logged(lines) -> bool:
+    return any(line["logger"] == "merchants.webhooks" for line in lines)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_run_eagerly_in_the_request_keeps_and_leaves_the_requests_id(
+    merchant, settings, console
+):
+    """CELERY_TASK_ALWAYS_EAGER (development, some tests): the task runs in the request's own
+    thread, under the request's id, and the request keeps its id afterwards."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    wallet = make_allocation(program=make_program(), amount=10_000).pocket.wallet
+    api = MerchantClient(merchant)
+    code = make_payment_code(wallet)
+    given = uuid.uuid4().hex
+    before = len(console())  # the grant's own message, sent eagerly outside any request
+
+    response = api.post(
+        f"{API}/authorizations",
+        data=json.dumps({"amount": 700, "currency": "EUR", "payment_code": code}),
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        HTTP_X_REQUEST_ID=given,
+    )
+
+    assert response.status_code == 201, response.content
+    assert response[HEADER] == given
+    tasks = [line for line in console()[before:] if line["task_name"]]
+    assert tasks, "the payment's messages were sent by eager tasks"
+    assert {line["request_id"] for line in tasks} == {given}
