@@ -105,6 +105,10 @@ class Cluster:
                 # Durability as in production: the crash is the point.
                 "fsync": "on",
                 "synchronous_commit": "on",
+                # After a crash, one syncfs() of the file system instead of an fsync() of every
+                # file of the data folder before replaying the log: 0.2 s instead of 3.6 s here
+                # (docs/BACKUPS.md recommends it in production too).
+                "recovery_init_sync_method": "syncfs",
             }
             | self.settings
         )
