@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -52,19 +53,31 @@ class Cluster:
     """One server: `init()`, `start()`, then `kill()` as a crash would and `start()` again, or
     `stop()`. Used as a context manager, it is stopped and its folder removed on the way out."""
 
-    def __init__(
-        self, port: int, *, settings: dict[str, str] | None = None, root: Path | None = None
-    ):
+    def __init__(self, port: int, *, archive: bool = False, settings: dict[str, str] | None = None):
+        """With `archive`, every completed write-ahead log segment is copied to `self.archive`
+        (archive_command), as docs/BACKUPS.md sets up, for a point-in-time recovery."""
         self.port = port
         self.settings = settings or {}
         self.bin = bin_dir()
-        self.root = root or Path(tempfile.mkdtemp(prefix="aidwallet-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="aidwallet-pg-"))
         self.data = self.root / "data"
+        self.archive = self.root / "archive"
         self.log_path = self.root / "server.log"
         self.user = "postgres" if os.geteuid() == 0 else None
+        self._own(self.root)
+        if archive:
+            self.archive.mkdir()
+            self._own(self.archive)
+            self.settings = {
+                "wal_level": "replica",
+                "archive_mode": "on",
+                "archive_command": f"'test ! -f {self.archive}/%f && cp %p {self.archive}/%f'",
+            } | self.settings
+
+    def _own(self, path: Path) -> None:
         if self.user:
             owner = pwd.getpwnam(self.user)
-            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            os.chown(path, owner.pw_uid, owner.pw_gid)
 
     def __enter__(self) -> "Cluster":
         return self
@@ -166,6 +179,50 @@ class Cluster:
         if stopped.returncode != 0:
             with contextlib.suppress(subprocess.SubprocessError):
                 self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def archive_now(self) -> str:
+        """Close the current write-ahead log segment and wait until it is archived; returns its
+        name. What was committed so far can then be recovered from the archive."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                last = conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0]
+                if last is not None and last >= segment:  # names sort in the log's order
+                    return segment
+                time.sleep(0.1)
+        raise RuntimeError(f"segment {segment} not archived within 60 s:\n{self.log_tail()}")
+
+    def recover(self, base: Path, *, target_time: datetime) -> float:
+        """A point-in-time recovery: the data folder replaced by the base backup `base`, the
+        archived log replayed up to `target_time`, then the server promoted to take writes.
+        Returns the seconds from the start until it took writes."""
+        import psycopg
+
+        self.stop()
+        shutil.rmtree(self.data)
+        subprocess.run(["cp", "-a", str(base), str(self.data)], user=self.user, check=True)
+        self.configure(
+            {
+                "restore_command": f"'cp {self.archive}/%f %p'",
+                "recovery_target_time": f"'{target_time.isoformat()}'",
+                "recovery_target_action": "'promote'",
+            }
+        )
+        signal_file = self.data / "recovery.signal"
+        signal_file.touch()
+        self._own(signal_file)
+        began = time.monotonic()
+        self.start()
+        deadline = began + 120
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            while conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"still recovering after 120 s:\n{self.log_tail()}")
+                time.sleep(0.1)
+        return time.monotonic() - began
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
