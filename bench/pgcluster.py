@@ -39,6 +39,15 @@ def bin_dir() -> Path:
     return Path(pg_ctl).parent
 
 
+def available() -> bool:
+    """Whether PostgreSQL's server programs are installed here (a CI runner may have only the
+    client, its server in a container)."""
+    try:
+        return (bin_dir() / "initdb").exists()
+    except SystemExit:
+        return False
+
+
 def _running(pid: int) -> bool:
     """Whether the process is alive. A process nobody reaps (its parent gone, and a container's
     first process that reaps no orphan) stays a zombie: dead all the same."""

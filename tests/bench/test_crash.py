@@ -17,16 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("CELERY_BROKER_URL", "")
 
 
-def _server_programs() -> bool:
-    try:
-        return (pgcluster.bin_dir() / "initdb").exists()
-    except SystemExit:
-        return False
-
-
 @postgresql_only
 @pytest.mark.skipif(
-    not _server_programs(), reason="needs PostgreSQL's server programs (initdb, pg_ctl)"
+    not pgcluster.available(), reason="needs PostgreSQL's server programs (initdb, pg_ctl)"
 )
 @pytest.mark.skipif(
     not BROKER.startswith("redis://"), reason="needs a Redis broker (CELERY_BROKER_URL)"

@@ -38,13 +38,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [postgresql_only, pytest.mark.django_db(transaction=True)]
 
 
-def _server_programs() -> bool:
-    try:
-        return (pgcluster.bin_dir() / "initdb").exists()
-    except SystemExit:
-        return False
-
-
 def build_scenario() -> None:
     """Two programs, five grants, two shops; payments captured whole or in part, refunded,
     reversed, left held; the shops' day settled."""
@@ -165,7 +158,7 @@ def test_a_dump_restored_into_a_new_database_verifies_and_reconciles(scenario_du
 
 
 @pytest.mark.skipif(
-    not _server_programs(), reason="needs PostgreSQL's server programs (initdb, pg_ctl)"
+    not pgcluster.available(), reason="needs PostgreSQL's server programs (initdb, pg_ctl)"
 )
 def test_a_point_in_time_restore_undoes_a_mistake_and_keeps_what_came_before(scenario_dump):
     dump, _ = scenario_dump
