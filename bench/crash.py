@@ -118,7 +118,7 @@ class Client:
         service_unavailable with a Retry-After, is kept to be reported: a crash must not make
         the server answer a bug's 500."""
         code = None
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             code = json.loads(raw)["error"]["code"]
         retry_after = response.getheader("Retry-After", "")
         if response.status != 503 or code != "service_unavailable" or not retry_after.isdigit():
