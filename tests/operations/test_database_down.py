@@ -1,6 +1,8 @@
 """While the database cannot be reached, every request is answered 503 with Retry-After, in the
 caller's shape and language, never 500; /readyz says not ready; nothing is written."""
 
+import logging
+
 import pytest
 from django.db import IntegrityError
 from django.test import Client
@@ -71,6 +73,17 @@ def test_a_page_answers_a_plain_503_page(client):
     page = response.content.decode()
     assert '<html lang="fr">' in page
     assert "Service momentanément indisponible" in page
+
+
+@pytest.mark.django_db
+def test_each_request_during_an_outage_is_logged_in_one_line_without_a_traceback(client, caplog):
+    with database_unreachable(), caplog.at_level(logging.INFO):
+        client.get("/shop/join/sometoken/")
+
+    assert [r.getMessage()[:22] for r in caplog.records if r.name == "core.middleware"] == [
+        "database unavailable: "
+    ]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback per request"
 
 
 @pytest.mark.django_db
