@@ -1,14 +1,23 @@
-"""Proof: SIGKILL the server and a Celery worker in the middle of a load, restart them, let the
-clients retry with their idempotency keys, and check that no payment was lost or doubled.
+"""Proof: SIGKILL the server, a Celery worker and PostgreSQL itself in the middle of a load,
+restart them, let the clients retry with their idempotency keys, and check that no payment was
+lost or doubled.
 
+Runs on a PostgreSQL server of its own (bench/pgcluster.py: initdb into a temporary folder,
+pg_ctl on --pg-port, removed at the end), never a shared one: its postmaster gets SIGKILL.
 Builds wallets and merchants as bench/http_load.py does (bench/scenario.py, fewer wallets),
 starts gunicorn and one Celery worker (Redis broker), and runs C client threads until --after
-seconds past the restart. Each client pays, then, for an approved payment, captures it (whole or
-part, half the time) and refunds part of some captures, or reverses it (a fifth of the time), or
-leaves it held. Every request carries its own Idempotency-Key; a request that got no answer (the
-connection reset by the kill, or refused while the server is down) or a 5xx is sent again, same
-body and same key, until it gets one. At --kill-at seconds the gunicorn master and its workers
-and the Celery worker (and its pool) get SIGKILL; after --down seconds they are started again.
+seconds past the last restart. Each client pays, then, for an approved payment, captures it
+(whole or part, half the time) and refunds part of some captures, or reverses it (a fifth of
+the time), or leaves it held. Every request carries its own Idempotency-Key; a request that got
+no answer (the connection reset by the kill, or refused while the server is down) or a 503 is
+sent again, same body and same key, until it gets one (after the 503's Retry-After).
+
+The crashes (--crash): `app`, at --kill-at seconds the gunicorn master and its workers and the
+Celery worker (and its pool) get SIGKILL and are started again --down seconds later; `postgres`,
+at --kill-at seconds (after the first crash's recovery, with `both`) the postmaster gets SIGKILL
+and is started again --down seconds later, replaying its write-ahead log. While PostgreSQL is
+down the server must answer every request 503 with Retry-After and the code
+service_unavailable, never another 5xx, and /readyz must answer 503 naming the database.
 
 Then, against the database: each authorization key has exactly one decision, the one its answer
 named, with the amount approved the answer gave; each capture, reversal and refund key has
@@ -17,16 +26,19 @@ for; the holds of every approved payment are all posted or voided after a captur
 after a reversal, all still pending when the client left it; the Celery queue drains after the
 restart; and `manage.py ledger verify` passes. Exit status 1 on any violation.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_crash \\
-        .venv/bin/python -m bench.crash [--clients 12] [--kill-at 8] [--after 10]
+    .venv/bin/python -m bench.crash [--crash both] [--pg-port 5440] [--clients 12] \\
+        [--kill-at 8] [--after 10]
 
-The database named in DATABASE_URL is dropped and created again: never point it at real data.
+PostgreSQL's server programs must be installed (Debian: postgresql; PG_BIN names their folder
+if they are elsewhere than /usr/lib/postgresql/<version>/bin).
 """
 
 import argparse
 import contextlib
 import http.client
 import json
+import os
+import socket
 import sys
 import threading
 import time
@@ -35,7 +47,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from random import Random
 
-from bench import harness, scenario
+from bench import harness, pgcluster, scenario
 from bench.harness import HOST
 from bench.scenario import API, MERCHANTS, WEIGHTS
 
@@ -62,6 +74,8 @@ class Client:
         self.conn = http.client.HTTPConnection(HOST, port, timeout=args.timeout)
         self.sent: list[Sent] = []
         self.resets = Counter()  # exception or 5xx status -> retries
+        self.server_errors = Counter()  # a 5xx other than the database's 503 -> count
+        self.answered_at: list[float] = []  # when each request got its final answer
         self.retried_requests = 0
 
     def send(self, op: str, merchant: int, path: str, body: dict, authorization=None) -> Sent:
@@ -88,15 +102,41 @@ class Client:
                 continue
             if response.status >= 500:
                 self.resets[f"HTTP {response.status}"] += 1
-                time.sleep(0.2)
+                time.sleep(self._retry_after(response, raw))
                 continue
             record.status = response.status
+            self.answered_at.append(time.monotonic())
             with contextlib.suppress(ValueError):
                 record.data = json.loads(raw)
             break
         if record.attempts > 1:
             self.retried_requests += 1
         return record
+
+    def _retry_after(self, response: http.client.HTTPResponse, raw: bytes) -> float:
+        """The seconds a 503 asks to wait. Any other 5xx, or a 503 that is not the database's
+        service_unavailable with a Retry-After, is kept to be reported: a crash must not make
+        the server answer a bug's 500."""
+        code = None
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            code = json.loads(raw)["error"]["code"]
+        retry_after = response.getheader("Retry-After", "")
+        if response.status != 503 or code != "service_unavailable" or not retry_after.isdigit():
+            self.server_errors[f"{response.status} {code} Retry-After={retry_after!r}"] += 1
+            return 0.2
+        return float(retry_after)
+
+    def payment_code(self, wallet: int) -> str:
+        """A fresh code, as the beneficiary's app shows it; written in this process, so made
+        again while PostgreSQL is down (the app would show one made earlier)."""
+        from django.db import DatabaseError, connection
+
+        while True:
+            try:
+                return scenario.payment_code(wallet)
+            except DatabaseError:
+                connection.close()  # a connection to the killed server is useless
+                time.sleep(0.2)
 
     def run(self, stop: threading.Event) -> None:
         rng, fixture = self.rng, self.fixture
@@ -111,7 +151,7 @@ class Client:
                     "currency": "EUR",
                     # A retry sends the same code again: it is recognised by the key it was
                     # redeemed with, not refused as used.
-                    "payment_code": scenario.payment_code(rng.choice(fixture.wallets)),
+                    "payment_code": self.payment_code(rng.choice(fixture.wallets)),
                     "partial_approval_allowed": rng.random() < 0.2,
                     "merchant_reference": f"{self.prefix}{self.sequence + 1}",
                 },
@@ -208,6 +248,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add = parser.add_argument
+    add(
+        "--crash",
+        choices=("app", "postgres", "both"),
+        default="both",
+        help="what gets SIGKILL: gunicorn and the Celery worker, PostgreSQL's postmaster, or "
+        "the first then the second (default: both)",
+    )
     add("--clients", type=int, default=12, help="concurrent clients (default: 12)")
     add(
         "--after",
@@ -215,21 +262,89 @@ def main() -> int:
         default=10.0,
         help="seconds of load once the server answers again (default: 10)",
     )
-    add("--kill-at", type=float, default=8.0, help="seconds into the load (default: 8)")
+    add(
+        "--kill-at",
+        type=float,
+        default=8.0,
+        help="seconds into the load, or after the previous crash's recovery (default: 8)",
+    )
     add("--down", type=float, default=2.0, help="seconds before the restart (default: 2)")
     add("--workers", type=int, default=3, help="gunicorn workers (default: 3)")
     add("--wallets", type=int, default=300, help="wallets (default: 300)")
     add("--timeout", type=float, default=30.0, help="seconds a client waits for an answer")
     add("--retry-for", type=float, default=120.0, help="seconds a client keeps retrying")
+    add(
+        "--pg-port",
+        type=int,
+        default=0,
+        help="the port of the run's own PostgreSQL server (default: one the system gives)",
+    )
     harness.add_redis_arguments(parser)
     args = parser.parse_args()
     redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
-    with harness.Bench("crash", redis=redis) as bench:
-        return run(bench, args)
+    with pgcluster.Cluster(args.pg_port or _free_port()) as cluster:
+        cluster.init()
+        cluster.start()
+        print(f"PostgreSQL of the run: {cluster.root}, port {cluster.port}")
+        os.environ["DATABASE_URL"] = cluster.url("aidwallet_bench_crash")
+        with harness.Bench("crash", redis=redis) as bench:
+            return run(bench, cluster, args)
 
 
-def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _readyz(port: int) -> tuple[int, str]:
+    """/readyz's status and what it says of the database; (0, "") when no answer came."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        conn.request("GET", "/readyz")
+        response = conn.getresponse()
+        raw = response.read()
+    except (OSError, http.client.HTTPException):
+        return 0, ""
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(raw)["checks"]["database"]["status"]
+    except (ValueError, KeyError, TypeError):
+        return response.status, ""
+
+
+@dataclass
+class Outage:
+    """What one PostgreSQL crash measured."""
+
+    killed_at: float  # seconds into the load
+    up_at: float = 0.0  # accepting connections again
+    restart: float = 0.0  # seconds `pg_ctl start` took: the write-ahead log's replay
+    readyz_down: list[tuple[int, str]] = field(default_factory=list)  # status, database check
+    readyz_up: tuple[int, str] = (0, "")
+    recovered_at: float | None = None  # the first final answer after up_at
+
+
+def crash_postgres(cluster, port: int, began: float, args) -> Outage:
+    cluster.kill()
+    outage = Outage(killed_at=time.monotonic() - began)
+    print(f"SIGKILL the PostgreSQL postmaster at {outage.killed_at:.1f} s")
+    # The load balancer's probe, asked through the outage.
+    restart_at = time.monotonic() + args.down
+    while time.monotonic() < restart_at:
+        outage.readyz_down.append(_readyz(port))
+        time.sleep(0.25)
+    outage.restart = cluster.start()
+    outage.up_at = time.monotonic() - began
+    print(f"PostgreSQL restarted, accepting connections at {outage.up_at:.1f} s")
+    return outage
+
+
+def run(bench: harness.Bench, cluster: pgcluster.Cluster, args: argparse.Namespace) -> int:
     bench.setup()
+    from django.db import connection
+
     fixture = scenario.build(wallets=args.wallets, seed=1)
     merchant_pks = scenario.merchant_pks()
     print(f"server and worker log: {bench.log_path}")
@@ -243,6 +358,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     server, worker = start()
     run_id = uuid.uuid4().hex[:10]
     clients = [Client(i, port, fixture, run_id, args) for i in range(args.clients)]
+    outage = None
     try:
         scenario.wait_ready(bench, server, port, fixture.keys[0])
         began = time.monotonic()
@@ -252,13 +368,19 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             thread.start()
         time.sleep(args.kill_at)
         before_kill = sum(len(c.sent) for c in clients)
-        bench.kill(server)
-        bench.kill(worker)
-        print(f"SIGKILL gunicorn and the Celery worker at {time.monotonic() - began:.1f} s")
-        time.sleep(args.down)
-        server, worker = start()
-        scenario.wait_ready(bench, server, port, fixture.keys[0])
-        print(f"restarted, answering again at {time.monotonic() - began:.1f} s")
+        if args.crash in ("app", "both"):
+            bench.kill(server)
+            bench.kill(worker)
+            print(f"SIGKILL gunicorn and the Celery worker at {time.monotonic() - began:.1f} s")
+            time.sleep(args.down)
+            server, worker = start()
+            scenario.wait_ready(bench, server, port, fixture.keys[0])
+            print(f"restarted, answering again at {time.monotonic() - began:.1f} s")
+        if args.crash == "both":
+            time.sleep(args.kill_at)
+        if args.crash in ("postgres", "both"):
+            outage = crash_postgres(cluster, port, began, args)
+            outage.readyz_up = _readyz(port)
         time.sleep(args.after)
         stop.set()
         for thread in threads:
@@ -274,25 +396,35 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         bench.stop(server)
         bench.stop(worker)
 
+    problems = []
     sent = [record for client in clients for record in client.sent]
     statuses = Counter((r.op, r.status) for r in sent)
     resets = sum((c.resets for c in clients), Counter())
+    server_errors = sum((c.server_errors for c in clients), Counter())
     print()
     print(
         f"{args.clients} clients, {len(sent)} requests in {elapsed:.1f} s "
-        f"({before_kill} sent before the kill); {sum(c.retried_requests for c in clients)} "
+        f"({before_kill} sent before the first kill); {sum(c.retried_requests for c in clients)} "
         f"needed a retry: {dict(resets)}"
     )
     for (op, status), count in sorted(statuses.items(), key=str):
         print(f"  {op:<10} {status} {count:>6}")
+    if outage is not None:
+        answers = sorted(t - began for c in clients for t in c.answered_at)
+        outage.recovered_at = next((t for t in answers if t >= outage.up_at), None)
+        problems += report_outage(outage)
     print(
         "celery queue: "
         + (f"empty at {drained:.1f} s" if drained else f"{queued} tasks still queued")
     )
     print("database against the answers:")
-    problems = check(clients, merchant_pks)
-    if any(k.startswith("HTTP") for k in resets):
-        problems.append(f"server errors during the run: {dict(resets)}")
+    # This process's connection went to the server before its crash.
+    connection.close()
+    problems += check(clients, merchant_pks)
+    if server_errors:
+        problems.append(f"server errors other than the database's 503: {dict(server_errors)}")
+    if drained is None:
+        problems.append(f"the Celery queue did not drain: {queued} tasks")
     if not bench.verify_ledger():
         problems.append("the ledger does not verify")
     print()
@@ -300,6 +432,37 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         print(f"!!! {problem}")
     print("RESULT: " + (f"FAILED: {len(problems)} violation(s)" if problems else "ok"))
     return 1 if problems else 0
+
+
+def report_outage(outage: Outage) -> list[str]:
+    """The PostgreSQL crash's figures, and what the probe answered while it lasted."""
+    problems = []
+    print(
+        f"PostgreSQL down {outage.up_at - outage.killed_at:.1f} s (SIGKILL at "
+        f"{outage.killed_at:.1f} s, restart with recovery {outage.restart:.1f} s)"
+    )
+    if outage.recovered_at is None:
+        problems.append("no request was answered after PostgreSQL's restart")
+    else:
+        print(
+            f"recovered: first answer {outage.recovered_at - outage.up_at:.1f} s after "
+            f"PostgreSQL accepted connections, {outage.recovered_at - outage.killed_at:.1f} s "
+            "after the kill"
+        )
+    answers = Counter(outage.readyz_down)
+    print(
+        "/readyz while down: "
+        + ", ".join(
+            f"{status} database {database} x{n}" for (status, database), n in answers.items()
+        )
+    )
+    if not answers or set(answers) != {(503, "fail")}:
+        problems.append(f"/readyz while PostgreSQL was down answered {dict(answers)}")
+    status, database = outage.readyz_up
+    print(f"/readyz once restarted: {status}, database {database}")
+    if database != "ok":
+        problems.append(f"/readyz says the database is {database} once PostgreSQL restarted")
+    return problems
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ MIDDLEWARE = [
     "django_guid.middleware.guid_middleware",
     "operations.metrics.RequestMetrics",
     "django.middleware.security.SecurityMiddleware",
+    # Near the top: the 503 it answers for a view that could not reach the database passes
+    # through every middleware below on its way out (CSP, locale, no-index headers).
+    "core.middleware.DatabaseUnavailable",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -338,6 +341,11 @@ CELERY_BEAT_SCHEDULE = {
 # not ready.
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
 HEALTH_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", default=180)
+# While PostgreSQL cannot be reached, every request is answered 503 with this Retry-After
+# (core/api_errors.py): a crashed server restarts, or a standby is promoted, in a few seconds.
+DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int(
+    "DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=2
+)
 # A load balancer probes each server over plain HTTP: the probes answer there even when
 # SECURE_SSL_REDIRECT sends everything else to HTTPS.
 SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]

@@ -2,12 +2,15 @@
 clients can rely on and a message a person can read."""
 
 import logging
+import sys
 from collections.abc import Mapping
 
 from django import db
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import defaults
@@ -17,6 +20,19 @@ from rest_framework.response import Response
 from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
+
+# The database is unreachable (down, restarting, failing over, out of connections) or a query
+# was cut (a timeout, a deadlock): nothing was written, and the same request may succeed in a
+# moment. Every other database error (an integrity or programming error) is a bug: a 500.
+DATABASE_UNAVAILABLE = (db.OperationalError, db.InterfaceError)
+UNAVAILABLE_MESSAGE = gettext_lazy(
+    "The service is temporarily unavailable. Please retry in a moment."
+)
+
+
+def _retry_after() -> dict[str, str]:
+    # Whole seconds (RFC 9110): about the time PostgreSQL takes to restart after a crash.
+    return {"Retry-After": str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS)}
 
 
 # The error shape in the OpenAPI schemas, one component for the merchant API and the app API
@@ -82,15 +98,14 @@ def _first_error(detail: object, prefix: str = "") -> tuple[str | None, str]:
 
 
 def exception_handler(exc: Exception, context: Mapping[str, object]) -> Response | None:
-    if isinstance(exc, db.OperationalError | db.InterfaceError):
-        # The database is unreachable or out of connections: a client should retry later, with
-        # the same idempotency key; nothing was written.
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        # A client should retry later, with the same idempotency key; nothing was written.
         logger.error("database unavailable: %s", exc)
         return error_response(
             "service_unavailable",
-            _("The service is temporarily unavailable. Please retry in a moment."),
+            UNAVAILABLE_MESSAGE,
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "1"},
+            headers=_retry_after(),
         )
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
@@ -140,6 +155,21 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith(("/api/", "/hooks/"))
 
 
+def service_unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After, while the database cannot be reached: the API's error under /api/
+    and /hooks/, a plain page elsewhere. Rendered without the request: a context processor
+    could read the session or the user, from the database that is away."""
+    if _is_api(request):
+        response: HttpResponse = _api_error(
+            request, "service_unavailable", UNAVAILABLE_MESSAGE, 503
+        )
+    else:
+        response = HttpResponse(render_to_string("core/unavailable.html"), status=503)
+    for header, value in _retry_after().items():
+        response[header] = value
+    return response
+
+
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 400 for what reached no view's own handling (a body above
     DATA_UPLOAD_MAX_MEMORY_SIZE read by a webhook): JSON under /api/ and /hooks/."""
@@ -159,7 +189,12 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """The last resort, for a bug: a JSON error under /api/, without any detail of the bug."""
+    """The last resort, for a bug: a JSON error under /api/, without any detail of the bug. An
+    exception a middleware raised when the database was away (reading the session to know the
+    user) is no bug: Django calls this view inside its `except`, where sys.exc_info() holds it,
+    and it is answered 503 as a view's would be (core.middleware.DatabaseUnavailable)."""
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        return service_unavailable(request)
     if request.path.startswith("/api/"):
         return _api_error(request, "internal_error", _("An unexpected error occurred."), 500)
     return defaults.server_error(request)

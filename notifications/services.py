@@ -38,7 +38,12 @@ from notifications.push import push_enabled, push_reachable
 from wallet.authorize import pocket_rules
 from wallet.models import Aidant, Beneficiary, ContactChangeRequest, Pocket
 from wallet.models.decisions import Decision
-from wallet.models.notifications import ERROR_LENGTH, DecisionNotice, Notification
+from wallet.models.notifications import (
+    ERROR_LENGTH,
+    CaptureNotice,
+    DecisionNotice,
+    Notification,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -502,10 +507,31 @@ def capture_low_balance_notify(*, capture: Transfer) -> list[Notification]:
 
 
 def captures_notify_on_commit(*, captures: list[Transfer]) -> None:
-    """Have the low-balance check of these captures made once they are committed, by a task."""
+    """Have the low-balance check of these captures made: a notice row each in the captures'
+    own transaction, then a task once it commits. A broker down at that moment, or a task that
+    failed while the database was away, loses nothing: the sweep finds the notices."""
     ids = [capture.pk for capture in captures]
     if ids:
+        CaptureNotice.objects.bulk_create([CaptureNotice(capture_id=pk) for pk in ids])
         transaction.on_commit(lambda: tasks.notify_captures.delay(ids), robust=True)
+
+
+def capture_notice_done(*, capture: Transfer) -> list[Notification]:
+    """Make a capture's low-balance check and delete its notice, in one transaction; a second
+    run (the task and the sweep both) tells nothing more (once per crossing)."""
+    with transaction.atomic():
+        notifications = capture_low_balance_notify(capture=capture)
+        CaptureNotice.objects.filter(capture=capture).delete()
+    return notifications
+
+
+def capture_notices_due(*, limit: int = 500) -> list[int]:
+    """Captures whose notice is older than REQUEUE_GRACE: their task was lost."""
+    return list(
+        CaptureNotice.objects.filter(created_at__lte=timezone.now() - REQUEUE_GRACE)
+        .order_by("created_at")
+        .values_list("capture_id", flat=True)[:limit]
+    )
 
 
 def _pocket_context(pocket: Pocket) -> dict[str, Any]:

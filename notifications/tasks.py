@@ -33,18 +33,22 @@ def send_notification(self, notification_id: int) -> str | None:
 
 @shared_task(ignore_result=True)
 def send_due_notifications(batch_size: int = 500) -> int:
-    """Queue again the payments' notices and the notifications whose task was lost (a broker
-    down when the event committed, a worker that died). A duplicate is harmless: each task
-    writes and sends once."""
+    """Queue again the payments' notices, the captures' low-balance checks and the
+    notifications whose task was lost (a broker down when the event committed, a worker that
+    died, a task failed while the database was away). A duplicate is harmless: each task writes
+    and sends once."""
     from notifications import services
 
     decisions = services.decision_notices_due(limit=batch_size)
     for decision_id in decisions:
         notify_decision.delay(decision_id)
+    captures = services.capture_notices_due(limit=batch_size)
+    if captures:
+        notify_captures.delay(captures)
     ids = services.notification_due_ids(limit=batch_size)
     for notification_id in ids:
         send_notification.delay(notification_id)
-    return len(decisions) + len(ids)
+    return len(decisions) + len(captures) + len(ids)
 
 
 @shared_task(ignore_result=True)
@@ -65,7 +69,7 @@ def notify_captures(capture_ids: list[int]) -> int:
     from notifications import services
 
     captures = Transfer.objects.filter(pk__in=capture_ids).order_by("pk")
-    return sum(len(services.capture_low_balance_notify(capture=capture)) for capture in captures)
+    return sum(len(services.capture_notice_done(capture=capture)) for capture in captures)
 
 
 @shared_task(ignore_result=True)

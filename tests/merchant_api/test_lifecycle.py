@@ -409,7 +409,7 @@ def test_an_authorization_past_its_hold_period_cannot_be_captured_even_before_th
     assert food_pocket.account.balance == 10_000
 
 
-def test_an_unreachable_database_is_a_503_to_retry(api, payment_code, monkeypatch):
+def test_an_unreachable_database_is_a_503_to_retry(api, payment_code, monkeypatch, settings):
     def unreachable(*args, **kwargs):
         raise OperationalError("connection failed: too many clients already")
 
@@ -418,7 +418,7 @@ def test_an_unreachable_database_is_a_503_to_retry(api, payment_code, monkeypatc
         "/authorizations", {"amount": 100, "currency": "EUR", "payment_code": payment_code()}
     )
     assert (response.status_code, error_code(response)) == (503, "service_unavailable")
-    assert response["Retry-After"] == "1"
+    assert response["Retry-After"] == str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS)
 
 
 def test_a_date_filter_with_an_unusual_offset_names_the_same_instant(api, authorize):

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone, translation
+from kombu.exceptions import OperationalError
 
 from engine.codes import beneficiary_message
 from funders.services import allocation_revoke
@@ -33,7 +34,7 @@ from tests.factories import (
     make_program,
 )
 from wallet.models import Card, Decision
-from wallet.models.notifications import Notification, NotificationPreference
+from wallet.models.notifications import CaptureNotice, Notification, NotificationPreference
 
 pytestmark = pytest.mark.django_db
 
@@ -470,6 +471,39 @@ def test_a_capture_is_checked_after_its_transaction_commits(
 
     [[capture_id]] = checked
     assert decision.holds.get().hold.resolution.pk == capture_id
+
+
+def test_the_low_balance_message_survives_a_broker_down_at_commit(
+    funder, person, card, merchant, queued, monkeypatch, django_capture_on_commit_callbacks
+):
+    grant(funder, person, amount=5_000)
+    decision = pay(merchant, card, 4_500)
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.notify_captures, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        capture = payment_capture(merchant=merchant, decision=decision, idempotency_key="c")
+    assert capture.amount == 4_500  # the capture does not fail with the broker
+    assert low_balance_rows(person) == []
+    transfer = decision.holds.get().hold.resolution
+    assert CaptureNotice.objects.filter(capture=transfer).exists()
+
+    # The broker is back; the sweep finds the notice once its grace has passed.
+    sent: list[list[int]] = []
+    monkeypatch.setattr(tasks.notify_captures, "delay", sent.append)
+    assert tasks.send_due_notifications() == 0  # still within the grace: its task may come
+    CaptureNotice.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    assert tasks.send_due_notifications() == 1
+    assert sent == [[transfer.pk]]
+    tasks.notify_captures(sent[0])
+
+    assert len(low_balance_rows(person)) == 1
+    assert not CaptureNotice.objects.exists()
+    told = Notification.objects.filter(kind=Kind.LOW_BALANCE).count()
+    tasks.notify_captures([transfer.pk])  # run again (the task and the sweep both)
+    assert Notification.objects.filter(kind=Kind.LOW_BALANCE).count() == told
 
 
 def test_an_aid_that_ended_is_not_told_low(funder, person, card, merchant, queued):

@@ -1,7 +1,6 @@
 """The load balancer's probes: /healthz answers whatever the database does; /readyz answers 200
 when every check passes and 503 naming each one that fails, without revealing why."""
 
-import socket
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from django.utils import timezone
 from operations.readiness import bounded_queries
 from operations.tasks import heartbeat_record
 from tests.markers import postgresql_statement_timeout
+from tests.operations.outage import closed_port
 
 CHECKS = {"database", "migrations", "broker", "celery_heartbeat"}
 
@@ -29,12 +29,6 @@ def database_unreachable(monkeypatch):
 def heartbeat_fresh(db):
     # What a worker does when beat sends the heartbeat.
     heartbeat_record()
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_healthz_answers_ok_with_the_database_unreachable(client, database_unreachable):
@@ -110,7 +104,7 @@ def test_readyz_answers_503_when_a_migration_is_pending(client, monkeypatch, hea
 
 
 def test_readyz_answers_503_when_the_broker_is_down(client, settings, heartbeat_fresh):
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
 
     response = client.get("/readyz")
 

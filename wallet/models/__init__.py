@@ -6,6 +6,7 @@ told (Stripe's events)."""
 from wallet.models.access import Aidant, AppToken, SignInCode
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.models.notifications import (
+    CaptureNotice,
     DecisionNotice,
     Notification,
     NotificationPreference,
@@ -20,6 +21,7 @@ __all__ = [
     "Aidant",
     "AppToken",
     "Beneficiary",
+    "CaptureNotice",
     "Card",
     "ContactChangeRequest",
     "Decision",

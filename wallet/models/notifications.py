@@ -189,6 +189,22 @@ class DecisionNotice(models.Model):
         return f"notice of decision {self.decision_id}"
 
 
+class CaptureNotice(models.Model):
+    """A capture's low-balance check still to be made, inserted in the capture's own
+    transaction as DecisionNotice is for a payment: the task queued after commit, or else the
+    periodic sweep, makes the check (capture_low_balance_notify, which tells once per crossing)
+    and deletes the notice. Without it, a broker down at commit, or a task failed while
+    PostgreSQL was down, would lose the message."""
+
+    capture = models.OneToOneField(
+        "ledger.Transfer", on_delete=models.CASCADE, primary_key=True, related_name="capture_notice"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"low-balance check of capture {self.capture_id}"
+
+
 class SmsOptOut(models.Model):
     """A phone number that texted STOP (or whose carrier said so through the provider): it gets
     no more SMS but those its owner asks for (a sign-in code, the balance). Kept per number,
