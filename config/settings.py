@@ -437,6 +437,9 @@ MERCHANT_API_KEYS_MAX = env.int("MERCHANT_API_KEYS_MAX", default=10)
 # How long a request may trust a cached API key (merchants/api_keys.py); a revocation or a change
 # to the merchant forgets it at once.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=30)
+# A new payment by code on PostgreSQL reads in two statements and writes in one
+# (core/one_statement.py, wallet/hot_path.py); off, the portable ORM path runs, as on SQLite.
+AUTHORIZE_ONE_STATEMENT = env.bool("AUTHORIZE_ONE_STATEMENT", default=True)
 
 # The beneficiary app (wallet/app): how long a sign-in code works, after how many days
 # without use an app token stops working, and after how many days it stops however used.
