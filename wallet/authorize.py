@@ -350,7 +350,9 @@ def authorize_by_code(
     ):
         return None
     writes.sql(*payment_code_used_sql(read.code, idempotency_key=idempotency_key, now=now))
-    outcome = _outcome(wallet, None, request, read.states)
+    # A refused instrument records no pockets, as on the portable path (_decide_and_hold).
+    states = read.states if _instrument_refusal(wallet, None) is None else []
+    outcome = _outcome(wallet, None, request, states)
     holds = [
         (
             pocket_id,
@@ -368,7 +370,7 @@ def authorize_by_code(
     decision = _decision(
         request=request,
         outcome=outcome,
-        states=read.states,
+        states=states,
         wallet=wallet,
         card=None,
         merchant_id=merchant_id,

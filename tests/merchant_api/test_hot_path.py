@@ -31,6 +31,7 @@ from tests.merchant_api.conftest import FOOD_IN_ISERE
 from wallet import hot_path
 from wallet.models import Decision, DecisionNotice, Notification
 from wallet.models.payment_codes import PaymentCode, PaymentCodeFailure
+from wallet.services import wallet_freeze
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -255,6 +256,24 @@ def test_the_one_statement_writes_what_the_portable_path_writes(api, settings, m
     assert len(fast_queued) == len(portable_queued) == len(PAYMENTS)  # one delivery each
     assert WebhookDelivery.objects.filter(pk__in=fast_queued).count() == len(PAYMENTS)
     call_command("ledger", "verify")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one statement is PostgreSQL's")
+def test_a_frozen_wallet_is_declined_the_same_both_ways(api, settings):
+    funder = FunderFactory()
+    answers = {}
+    for tag, one_statement in (("[one statement]", True), ("[portable]", False)):
+        wallet = _world(tag, funder)
+        code = make_payment_code(wallet)  # made before: a frozen wallet makes no code
+        wallet_freeze(wallet=wallet, reason="test")
+        settings.AUTHORIZE_ONE_STATEMENT = one_statement
+        response = pay(api, code, amount=500)
+        assert response.status_code == 201, response.content
+        answers[tag] = _written(wallet, tag, [response.json()])
+    assert answers["[one statement]"] == answers["[portable]"]
+    decision = answers["[portable]"]["decisions"][0]["decision"]
+    assert decision["reason"] == "wallet_frozen"
+    assert decision["trace"]["pockets"] == []
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the one statement is PostgreSQL's")
