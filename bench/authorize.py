@@ -6,7 +6,14 @@ random wallets and merchants and prints throughput and latency percentiles, then
 limit for one authorization from one connection (bench/harness.py) and the ratio.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench \
-        .venv/bin/python -m bench.authorize [--authorizations 10000] [--wallets 1000]
+        .venv/bin/python -m bench.authorize [--authorizations 10000] [--wallets 1000] \
+        [--path authorize|code|one-statement]
+
+--path: `authorize` times authorize() alone on a wallet (the default, as measured before);
+`code` and `one-statement` time what the merchant API runs for a payment by one-time code,
+in its transaction: `code` the portable path (payment_code_redeem, then authorize()), and
+`one-statement` PostgreSQL's (wallet/hot_path.py's two reads, then core/one_statement.py's
+one write). The codes are created before each timed call.
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 The exit status is 1 if the ledger does not verify afterwards.
@@ -70,6 +77,9 @@ def main() -> int:
     parser.add_argument("--authorizations", type=int, default=10_000)
     parser.add_argument("--wallets", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--path", choices=["authorize", "code", "one-statement"], default="authorize"
+    )
     harness.add_limit_arguments(parser)
     args = parser.parse_args()
     with harness.Bench("authorize", limit_seconds=args.limit_seconds) as bench:
@@ -78,12 +88,45 @@ def main() -> int:
 
 def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     bench.setup()
+    from django.db import transaction
     from django.utils import timezone
 
+    from core.one_statement import OneStatement
     from engine.request import AuthorizationRequest
     from merchants.payments import merchant_place
     from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, siret
-    from wallet.authorize import authorize
+    from wallet.authorize import authorize, authorize_by_code
+    from wallet.payment_codes import payment_code_create, payment_code_redeem
+
+    def by_code(request, code, merchant, key):
+        with transaction.atomic():
+            if args.path == "one-statement":
+                writes = OneStatement()
+                decision = authorize_by_code(
+                    writes,
+                    request=request,
+                    code=code,
+                    idempotency_key=key,
+                    credit_account=merchant.payable_account,
+                    merchant_id=merchant.pk,
+                )
+                writes.run()
+                return decision
+            used = payment_code_redeem(
+                code=code,
+                amount=request.amount,
+                currency=request.currency,
+                idempotency_key=key,
+                merchant=merchant,
+            )
+            return authorize(
+                request=request,
+                wallet=used.wallet,
+                credit_account=merchant.payable_account,
+                merchant_id=merchant.pk,
+                idempotency_key=key,
+                wallet_locked=True,
+            )
 
     rng = random.Random(args.seed)
     now = timezone.now()
@@ -134,19 +177,24 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             channel="api",
             partial_allowed=rng.random() < 0.2,
         )
+        code = None if args.path == "authorize" else payment_code_create(wallet=wallet)[1]
         t0 = time.perf_counter()
-        decision = authorize(
-            request=request,
-            wallet=wallet,
-            credit_account=merchant.payable_account,
-            merchant_id=merchant.pk,
-            idempotency_key=f"bench-{i}",
-        )
+        if code is None:
+            decision = authorize(
+                request=request,
+                wallet=wallet,
+                credit_account=merchant.payable_account,
+                merchant_id=merchant.pk,
+                idempotency_key=f"bench-{i}",
+            )
+        else:
+            decision = by_code(request, code, merchant, f"bench-{i}")
         latencies.append(time.perf_counter() - t0)
         outcomes[decision.reason or decision.status] += 1
 
     total = sum(latencies)
     cuts = statistics.quantiles(latencies, n=100)
+    print(f"path: {args.path}")
     print(f"authorizations: {len(latencies)} in {total:.2f} s -> {len(latencies) / total:.0f}/s")
     print(
         f"latency: p50 {cuts[49] * 1000:.2f} ms, p99 {cuts[98] * 1000:.2f} ms, "

@@ -207,6 +207,23 @@ else:
     # system's TCP timeout (minutes): /readyz must answer fast, and a request too.
     # `?connect_timeout=N` in DATABASE_URL sets another.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # Django 5.2's connection pool (psycopg_pool), for servers whose threads share a process'
+    # connections (gthread, ASGI); a sync worker keeps its one connection (CONN_MAX_AGE)
+    # without it. Django refuses a pool beside persistent connections.
+    if env.int("DB_POOL_MAX_SIZE", default=0):
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
+            "max_size": env.int("DB_POOL_MAX_SIZE"),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Server-side parameter binding, and psycopg's prepared statements after this many runs of
+    # one query (psycopg prepares only server-side bound queries). Off by default: a
+    # transaction-mode PgBouncer in front of PostgreSQL breaks prepared statements.
+    if env.bool("DB_SERVER_SIDE_BINDING", default=False):
+        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env.int(
+            "DB_PREPARE_THRESHOLD", default=5
+        )
 # A PostgreSQL read replica of DATABASE_URL (streaming replication), for the reads that may be a
 # moment old: reports, dashboards, exports, an import's check, the reconciliation. Only what
 # core/replica.py's router sends there reads it; never the payment path, never a read that must
@@ -451,6 +468,9 @@ MERCHANT_API_KEYS_MAX = env.int("MERCHANT_API_KEYS_MAX", default=10)
 # How long a request may trust a cached API key (merchants/api_keys.py); a revocation or a change
 # to the merchant forgets it at once.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=30)
+# A new payment by code on PostgreSQL reads in two statements and writes in one
+# (core/one_statement.py, wallet/hot_path.py); off, the portable ORM path runs, as on SQLite.
+AUTHORIZE_ONE_STATEMENT = env.bool("AUTHORIZE_ONE_STATEMENT", default=True)
 
 # The beneficiary app (wallet/app): how long a sign-in code works, after how many days
 # without use an app token stops working, and after how many days it stops however used.

@@ -28,6 +28,7 @@ from core.errors import (
     UnknownAccount,
 )
 from core.money import MAX_AMOUNT, validate_amount
+from core.one_statement import OneStatement
 from core.types import JSONDict
 from ledger.idempotency import run_idempotent
 from ledger.models import Account, Entry, Transfer, VerifyRun
@@ -247,13 +248,7 @@ def hold_place(
     Every ledger write takes `idempotency_key`; None is for callers that are idempotent
     themselves (authorize() and the merchant's captures, reversals and refunds, by their own
     records' keys)."""
-    validate_amount(amount)
-    _saved(debit)
-    _saved(credit)
-    if debit.currency != credit.currency:
-        raise CurrencyMismatch(field="currency")
-    if not debit.guarded:
-        raise InvalidState(message="Holds are placed on guarded accounts only.", field="debit")
+    _validate_hold(debit, credit, amount)
 
     def create(digest: str) -> Transfer:
         return _write_hold(
@@ -268,6 +263,50 @@ def hold_place(
 
     params = {"debit": debit.pk, "credit": credit.pk, "amount": amount}
     return _idempotent(idempotency_key, params, create)
+
+
+def _validate_hold(debit: Account, credit: Account, amount: int) -> None:
+    validate_amount(amount)
+    _saved(debit)
+    _saved(credit)
+    if debit.currency != credit.currency:
+        raise CurrencyMismatch(field="currency")
+    if not debit.guarded:
+        raise InvalidState(message="Holds are placed on guarded accounts only.", field="debit")
+
+
+def hold_place_in(
+    writes: OneStatement,
+    *,
+    debit: Account,
+    credit: Account,
+    amount: int,
+    expires_at: datetime | None = None,
+) -> Transfer:
+    """hold_place() for a caller that sends its writes as one statement (core/one_statement.py)
+    and is idempotent by its own record's key: the same hold, the same row. The guard is the
+    account's CHECK constraint (balance >= pending): a hold the balance cannot cover aborts the
+    statement, and the caller's transaction, with an IntegrityError; the caller decides again
+    from fresh balances. The Transfer's id is set once the statement has run."""
+    _validate_hold(debit, credit, amount)
+    writes.sql(
+        f"UPDATE {Account._meta.db_table} SET pending = pending + %s WHERE id = %s",
+        [amount, debit.pk],
+    )
+    hold = Transfer(
+        kind=Transfer.Kind.HOLD,
+        currency=debit.currency,
+        amount=amount,
+        idempotency_key=None,
+        fingerprint="",
+        is_pending=True,
+        debit_account=debit,
+        credit_account=credit,
+        expires_at=expires_at,
+        metadata={},
+    )
+    writes.insert(hold)
+    return hold
 
 
 def _write_hold(

@@ -4,7 +4,7 @@ captured at once) or declined; listed and retrieved by the merchant that asked f
 from collections.abc import Mapping
 
 import django_filters
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -16,8 +16,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from core.errors import PaymentCodeError, PaymentCodeInvalid
+from core.one_statement import OneStatement, one_statement_available
 from engine.codes import DECLINED, REASONS, merchant_message, merchant_partial_message
 from engine.request import PRODUCT_FAMILIES
+from merchant_api import idempotency
 from merchant_api.base import (
     CREATED_GTE,
     CREATED_LT,
@@ -49,6 +51,9 @@ from merchants.selectors import (
     capture_status,
 )
 from wallet.models import Decision
+
+# Tries of a new payment's one statement (see AuthorizationCreateApi.post).
+_ATTEMPTS = 3
 
 # What each decline code means, for the schema (in English, as all its texts). Not the
 # merchant's messages: these codes also say why a partial approval paid no more, and a partial
@@ -430,22 +435,48 @@ class AuthorizationCreateApi(MerchantApi):
                 return self.remembered(self._created(decision))
         guard = PaymentCodeGuessing(self.merchant)
         guard.check()
+        attempt = 1
+        while True:
+            try:
+                return self._authorize(data.validated_data, guard)
+            except IntegrityError:
+                # Only the one statement's writes get here (the portable path settles its races
+                # itself): a concurrent first call under this key committed first, or a sweep
+                # took the money a hold counted on. The transaction is rolled back whole: the
+                # first call's answer, or a decision taken again on fresh balances.
+                if self.writes is None or attempt == _ATTEMPTS:
+                    raise
+                attempt += 1
+                replayed = idempotency.replay(
+                    merchant=self.merchant, key=self._stored_key(), fingerprint=self.idempotency[1]
+                )
+                if replayed is not None:
+                    return replayed
+
+    def _authorize(self, data: dict, guard: PaymentCodeGuessing) -> Response:
         refused: PaymentCodeError | None = None
+        # PostgreSQL writes a new payment and its answer in one statement (core/one_statement.py).
+        self.writes = OneStatement() if one_statement_available() else None
         # One transaction for the money and the answer a retry will get.
         with transaction.atomic():
             try:
                 decision = payment_authorize(
                     merchant=self.merchant,
                     idempotency_key=self.service_key(),
-                    **data.validated_data,
+                    writes=self.writes,
+                    **data,
                 )
             except PaymentCodeError as error:
                 # payment_authorize kept the wrong guess in its own savepoint: it must commit.
                 refused = error
             else:
-                if getattr(decision, "recorded_now", False) and not data.validated_data["capture"]:
-                    return self.remembered(self._answer(authorization_just_recorded(decision)))
-                return self.remembered(self._created(decision))
+                if getattr(decision, "recorded_now", False) and not data["capture"]:
+                    answer = self.remembered(self._answer(authorization_just_recorded(decision)))
+                else:
+                    answer = self.remembered(self._created(decision))
+                if self.writes is not None:
+                    self.writes.run()
+                return answer
         if isinstance(refused, PaymentCodeInvalid):
             guard.count_failure()
         raise refused

@@ -152,6 +152,7 @@ class MerchantApi(APIView):
                 key=self._stored_key(),
                 fingerprint=key[1],
                 response=response,
+                writes=getattr(self, "writes", None),
             )
             response.remembered = True
         return response

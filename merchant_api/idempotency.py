@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.request import Request
 
 from core.errors import DomainError, IdempotencyConflict
+from core.one_statement import OneStatement
 from merchants.models import IdempotentResponse, Merchant
 
 HEADER = "Idempotency-Key"
@@ -79,18 +80,21 @@ def _replayed(stored: IdempotentResponse) -> HttpResponse:
     return response
 
 
-def remember(*, merchant: Merchant, key: str, fingerprint: str, response) -> None:
+def remember(
+    *, merchant: Merchant, key: str, fingerprint: str, response, writes: OneStatement | None = None
+) -> None:
+    stored = IdempotentResponse(
+        merchant=merchant,
+        key=key,
+        fingerprint=fingerprint,
+        status_code=response.status_code,
+        body=response.content,
+    )
+    if writes is not None:
+        # In the payment's one statement: a concurrent first call that stored its response
+        # first makes it fail, and the view answers with that response.
+        writes.insert(stored)
+        return
     # ON CONFLICT DO NOTHING: if a concurrent first call stored its response first, retries get
     # that one. One statement, no savepoint.
-    IdempotentResponse.objects.bulk_create(
-        [
-            IdempotentResponse(
-                merchant=merchant,
-                key=key,
-                fingerprint=fingerprint,
-                status_code=response.status_code,
-                body=response.content,
-            )
-        ],
-        ignore_conflicts=True,
-    )
+    IdempotentResponse.objects.bulk_create([stored], ignore_conflicts=True)

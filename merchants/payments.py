@@ -20,6 +20,7 @@ from core.errors import (
     PaymentCodeError,
 )
 from core.money import validate_amount
+from core.one_statement import OneStatement
 from engine.request import AuthorizationRequest, BasketLine, MerchantPlace
 from funders.services import capture_refund
 from ledger.idempotency import run_idempotent
@@ -29,7 +30,7 @@ from merchants.events import EventType
 from merchants.models import Capture, Merchant, Refund, Reversal
 from merchants.services import merchant_ensure_active
 from merchants.webhooks import webhook_event_emit
-from wallet.authorize import authorize
+from wallet.authorize import authorize, authorize_by_code
 from wallet.locks import wallet_lock
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.payment_codes import payment_code_redeem
@@ -94,6 +95,7 @@ def payment_authorize(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
     lines: list[dict] | None = None,
+    writes: OneStatement | None = None,
 ) -> Decision:
     """Authorize a payment at a merchant on the API channel, paid with a one-time payment code
     from the beneficiary's app; with `capture`, capture what was approved in the same
@@ -101,7 +103,11 @@ def payment_authorize(
 
     A payment code is the only instrument here: it is shown by the beneficiary at the till and
     dies after one use. A card pays through the card network (stripe_issuing/), never by its
-    reference, which is no secret and would let anyone who learns it charge the card."""
+    reference, which is no secret and would let anyone who learns it charge the card.
+
+    `writes` (PostgreSQL only): a new payment that the code can pay, without capture, is
+    written into it (wallet.authorize.authorize_by_code) for the caller to run as one statement;
+    the Decision returned is then unsaved until it runs. Anything else is written here."""
     # Before the code is redeemed: a code is never burnt by a merchant that cannot be paid.
     merchant_ensure_active(merchant=merchant)
     request = AuthorizationRequest(
@@ -118,6 +124,19 @@ def payment_authorize(
     # No savepoint of its own (two round trips): a refused code ends the block normally, and any
     # other error must roll back the caller's transaction too.
     with transaction.atomic(savepoint=False):
+        if writes is not None and not capture:
+            fast = authorize_by_code(
+                writes,
+                request=request,
+                code=payment_code,
+                idempotency_key=key,
+                credit_account=merchant.payable_account,
+                merchant_id=merchant.pk,
+                merchant_reference=merchant_reference,
+                metadata=metadata or {},
+            )
+            if fast is not None:
+                return fast
         try:
             wallet = payment_code_redeem(
                 code=payment_code,
@@ -377,14 +396,18 @@ def authorization_data(decision: Decision) -> dict:
     }
 
 
-def decision_announce(sender, *, decision: Decision, **kwargs) -> None:
-    """Tell the merchant of a decision taken on its API (connected to decision_recorded)."""
+def decision_announce(
+    sender, *, decision: Decision, writes: OneStatement | None = None, **kwargs
+) -> None:
+    """Tell the merchant of a decision taken on its API (connected to decision_recorded; with
+    `writes`, the authorization's one statement, the event goes in it)."""
     if decision.channel != Decision.Channel.API or decision.merchant_id is None:
         return
     webhook_event_emit(
         merchant_id=decision.merchant_id,
         event_type=DECISION_EVENTS[decision.status],
         data=authorization_data(decision),
+        writes=writes,
     )
 
 

@@ -33,6 +33,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from core import metrics
+from core.one_statement import OneStatement
 from core.outbound import DeadlineExceeded, OutboundSession
 from core.request_id import HEADER as REQUEST_ID_HEADER
 from core.request_id import request_id
@@ -223,14 +224,21 @@ def _queue_delivery(delivery_id: int) -> None:
 
 
 def webhook_event_emit(
-    *, merchant_id: int, event_type: str, data: dict, livemode: bool = True
+    *,
+    merchant_id: int,
+    event_type: str,
+    data: dict,
+    livemode: bool = True,
+    writes: OneStatement | None = None,
 ) -> WebhookEvent:
     """Record that `event_type` happened to the merchant `merchant_id` with `data`
     (JSON-serialisable; datetimes and decimals become strings) and deliver it to each active
     endpoint subscribed to the type, once the surrounding transaction commits. Call it inside the
     transaction that moves the money: if that rolls back, the event and its deliveries do too
     and nothing is sent. A sandbox event (`livemode` false) goes to test endpoints only, a live
-    one to live endpoints only."""
+    one to live endpoints only. With `writes`, the event and its deliveries are added to the
+    caller's one statement instead (the endpoints are read there too), the event's id set once
+    it has run."""
     if event_type not in EventType.values:
         raise ValueError(f"unknown webhook event type: {event_type!r}")
     if not isinstance(data, dict):
@@ -261,6 +269,9 @@ def webhook_event_emit(
         )
         event.payload = payload
         event.data = json.loads(payload)["data"]
+        if writes is not None:
+            _emit_in(writes, event)
+            return event
         event.save()
         for endpoint in WebhookEndpoint.objects.filter(
             merchant_id=merchant_id, livemode=livemode, is_active=True
@@ -271,6 +282,32 @@ def webhook_event_emit(
                 )
                 _queue_delivery(delivery.pk)
     return event
+
+
+def _emit_in(writes: OneStatement, event: WebhookEvent) -> None:
+    """The event, and a delivery to each endpoint that wants it, in the caller's one statement;
+    a merchant with no endpoint gets the event alone (its record, listed by the API)."""
+    writes.insert(event)
+    deliveries = WebhookDelivery._meta.db_table
+    writes.insert_select(
+        f"""INSERT INTO {deliveries} (event_id, endpoint_id, status, attempts, next_attempt_at,
+                last_error, created_at)
+            SELECT {{row}}, ep.id, %s, 0, %s, '', %s FROM {WebhookEndpoint._meta.db_table} ep
+            WHERE ep.merchant_id = %s AND ep.livemode = %s AND ep.is_active
+              AND (COALESCE(jsonb_array_length(ep.enabled_events), 0) = 0
+                   OR ep.enabled_events @> jsonb_build_array(%s::text))
+            ORDER BY ep.id
+            RETURNING id""",
+        [
+            WebhookDelivery.Status.PENDING,
+            event.created_at,
+            event.created_at,
+            event.merchant_id,
+            event.livemode,
+            event.type,
+        ],
+        then=lambda ids: [_queue_delivery(delivery_id) for delivery_id in ids],
+    )
 
 
 def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:

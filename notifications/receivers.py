@@ -16,8 +16,8 @@ def on_allocation_granted(sender, *, allocation, **kwargs) -> None:
     allocation_notify(allocation=allocation)
 
 
-def on_decision_recorded(sender, *, decision, **kwargs) -> None:
-    decision_notify_on_commit(decision=decision)
+def on_decision_recorded(sender, *, decision, writes=None, **kwargs) -> None:
+    decision_notify_on_commit(decision=decision, writes=writes)
 
 
 def on_captures_posted(sender, *, captures, **kwargs) -> None:

@@ -21,6 +21,7 @@ from django.utils.text import Truncator
 
 from core.french import for_sentence
 from core.money import format_money
+from core.one_statement import OneStatement
 from core.time import format_instant, format_until, format_until_inclusive
 from engine.codes import beneficiary_message, nearby_message
 from engine.request import MerchantPlace
@@ -430,11 +431,16 @@ def decision_notify(*, decision: Decision) -> list[Notification]:
         )
 
 
-def decision_notify_on_commit(*, decision: Decision) -> None:
+def decision_notify_on_commit(*, decision: Decision, writes: OneStatement | None = None) -> None:
     """Have the beneficiary told of `decision`: a notice row in the payment's own transaction
     (one small insert; the message is rendered later, off the hot path), then a task once it
-    commits. A broker down at that moment loses nothing: the sweep finds the notice."""
-    DecisionNotice.objects.create(decision=decision)
+    commits. A broker down at that moment loses nothing: the sweep finds the notice. With
+    `writes` (the authorization's one statement), the notice goes in it."""
+    notice = DecisionNotice(decision=decision)
+    if writes is not None:
+        writes.insert(notice)
+    else:
+        notice.save()
     transaction.on_commit(lambda: tasks.notify_decision.delay(decision.pk), robust=True)
 
 

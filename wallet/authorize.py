@@ -20,16 +20,26 @@ from django.conf import settings
 from django.utils import timezone
 
 from core.errors import InsufficientFunds
+from core.one_statement import OneStatement
 from engine.decide import Outcome, PocketState, decide
 from engine.periods import Usage
 from engine.request import AuthorizationRequest
 from engine.rules import PocketRules, merge_rules
-from ledger.idempotency import run_idempotent
+from ledger.idempotency import fingerprint, run_idempotent
 from ledger.models import Account
-from ledger.services import hold_place
+from ledger.services import hold_place, hold_place_in
+from wallet import hot_path
 from wallet.locks import wallet_lock
 from wallet.models import Card, Pocket, Wallet
 from wallet.models.decisions import Decision, DecisionHold
+from wallet.models.payment_codes import SLOT_DIGITS
+from wallet.payment_codes import (
+    MAX_FAILED_ATTEMPTS,
+    lockout_period,
+    payment_code_fits,
+    payment_code_normalize,
+    payment_code_used_sql,
+)
 from wallet.signals import decision_recorded
 from wallet.usage import pockets_usage
 
@@ -116,53 +126,40 @@ def _request_record(request: AuthorizationRequest) -> dict:
     return record
 
 
-def _decide_and_hold(
+def _outcome(
+    wallet: Wallet, card: Card | None, request: AuthorizationRequest, states: list[PocketState]
+) -> Outcome:
+    refusal = _instrument_refusal(wallet, card)
+    if refusal is None:
+        return decide(request, states)
+    return Outcome(
+        status=Decision.Status.DECLINED,
+        approved_amount=0,
+        reason=refusal,
+        details={},
+        pocket_name=None,
+        verdicts=(),
+        split=(),
+    )
+
+
+def _decision(
     *,
     request: AuthorizationRequest,
-    wallet_id: int,
-    locked: Wallet | None,
+    outcome: Outcome,
+    states: list[PocketState],
+    wallet: Wallet,
     card: Card | None,
     merchant_id: int | None,
-    credit: Account,
     idempotency_key: str,
     digest: str,
     record: dict,
     merchant_reference: str,
     metadata: dict,
+    started: float,
 ) -> Decision:
-    started = time.perf_counter()
-    wallet = locked if locked is not None else wallet_lock(wallet_id)
-    refusal = _instrument_refusal(wallet, card)
-    pockets: dict[int, Pocket] = {}
-    states: list[PocketState] = []
-    if refusal is None:
-        states, pockets = pocket_states(wallet, request)
-        outcome = decide(request, states)
-    else:
-        outcome = Outcome(
-            status=Decision.Status.DECLINED,
-            approved_amount=0,
-            reason=refusal,
-            details={},
-            pocket_name=None,
-            verdicts=(),
-            split=(),
-        )
-    expires_at = request.at + timedelta(days=settings.HOLD_TTL_DAYS)
-    holds = [
-        (
-            pockets[pocket_id],
-            hold_place(
-                debit=pockets[pocket_id].account,
-                credit=credit,
-                amount=amount,
-                idempotency_key=None,  # the decision's own key makes the whole call idempotent
-                expires_at=expires_at,
-            ),
-        )
-        for pocket_id, amount in outcome.split
-    ]
-    decision = Decision.objects.create(
+    """The decision's row, not saved yet."""
+    return Decision(
         idempotency_key=idempotency_key,
         fingerprint=digest,
         channel=request.channel,
@@ -183,11 +180,75 @@ def _decide_and_hold(
         decided_at=timezone.now(),
         duration_us=int((time.perf_counter() - started) * 1_000_000),
     )
+
+
+def _hold_expiry(request: AuthorizationRequest):
+    return request.at + timedelta(days=settings.HOLD_TTL_DAYS)
+
+
+def _decide_and_hold(
+    *,
+    request: AuthorizationRequest,
+    wallet_id: int,
+    locked: Wallet | None,
+    card: Card | None,
+    credit: Account,
+    **fields,
+) -> Decision:
+    started = time.perf_counter()
+    wallet = locked if locked is not None else wallet_lock(wallet_id)
+    pockets: dict[int, Pocket] = {}
+    states: list[PocketState] = []
+    if _instrument_refusal(wallet, card) is None:
+        states, pockets = pocket_states(wallet, request)
+    outcome = _outcome(wallet, card, request, states)
+    holds = [
+        (
+            pockets[pocket_id],
+            hold_place(
+                debit=pockets[pocket_id].account,
+                credit=credit,
+                amount=amount,
+                idempotency_key=None,  # the decision's own key makes the whole call idempotent
+                expires_at=_hold_expiry(request),
+            ),
+        )
+        for pocket_id, amount in outcome.split
+    ]
+    decision = _decision(
+        request=request,
+        outcome=outcome,
+        states=states,
+        wallet=wallet,
+        card=card,
+        started=started,
+        **fields,
+    )
+    decision.save()
     DecisionHold.objects.bulk_create(
         DecisionHold(decision=decision, pocket=pocket, hold=hold, amount=hold.amount)
         for pocket, hold in holds
     )
     return decision
+
+
+def _params(
+    record: dict,
+    wallet_id: int,
+    card: Card | None,
+    merchant_id: int | None,
+    merchant_reference: str,
+    metadata: dict | None,
+) -> dict:
+    # What a replay must repeat to be one (ledger/idempotency.py's fingerprint).
+    return {
+        "request": record | {"at": None},
+        "wallet": wallet_id,
+        "card": card.pk if card else None,
+        "merchant": merchant_id,
+        "merchant_reference": merchant_reference,
+        "metadata": metadata or {},
+    }
 
 
 def authorize(
@@ -212,14 +273,7 @@ def authorize(
     answer from it without reading it back. `wallet_locked`: the caller took the wallet's lock
     in this transaction and `wallet` is the row as locked (a round trip saved on the hot path)."""
     record = _request_record(request)
-    params = {
-        "request": record | {"at": None},
-        "wallet": wallet.pk,
-        "card": card.pk if card else None,
-        "merchant": merchant_id,
-        "merchant_reference": merchant_reference,
-        "metadata": metadata or {},
-    }
+    params = _params(record, wallet.pk, card, merchant_id, merchant_reference, metadata)
 
     def create(digest: str) -> Decision:
         decision = _decide_and_hold(
@@ -227,8 +281,8 @@ def authorize(
             wallet_id=wallet.pk,
             locked=wallet if wallet_locked else None,
             card=card,
-            merchant_id=merchant_id,
             credit=credit_account,
+            merchant_id=merchant_id,
             idempotency_key=idempotency_key,
             digest=digest,
             record=record,
@@ -247,3 +301,93 @@ def authorize(
             if attempt == _ATTEMPTS:
                 raise
             attempt += 1
+
+
+def authorize_by_code(
+    writes: OneStatement,
+    *,
+    request: AuthorizationRequest,
+    code: str,
+    idempotency_key: str,
+    credit_account: Account,
+    merchant_id: int,
+    merchant_reference: str = "",
+    metadata: dict | None = None,
+) -> Decision | None:
+    """payment_code_redeem() then authorize(), on PostgreSQL, in two reads (wallet/hot_path.py)
+    and no write: the code's redemption, the holds, the decision and what `decision_recorded`'s
+    receivers write are added to `writes`, which the caller runs as one statement, with its own
+    rows (the stored answer), in the same transaction. The Decision is returned unsaved, with
+    `recorded_now`; its id is set when `writes` has run.
+
+    Only for a new payment with a code that can pay: None for anything else (no usable code in
+    the slot, a wrong secret, a locked merchant, an expired or used code, a retry), having
+    locked the wallet at most; the caller then takes the portable path, which answers it.
+    A concurrent first call under the same key is not looked for (the merchant API's own
+    idempotency found no answer under it just before): its commit makes `writes` fail on the
+    decision's unique key, and the caller's retry finds its answer."""
+    started = time.perf_counter()
+    digits = payment_code_normalize(code)
+    locked = hot_path.wallet_lock_by_slot(digits[:SLOT_DIGITS])
+    if locked is None:
+        return None
+    wallet, code_id = locked
+    now = timezone.now()
+    read = hot_path.read_under_lock(
+        wallet_id=wallet.pk,
+        code_id=code_id,
+        merchant_id=merchant_id,
+        at=request.at,
+        since=now - lockout_period(),
+        tries=MAX_FAILED_ATTEMPTS,
+    )
+    if (
+        read.code is None
+        or read.merchant_locked
+        or not payment_code_fits(
+            read.code, code=digits, amount=request.amount, currency=request.currency, now=now
+        )
+    ):
+        return None
+    writes.sql(*payment_code_used_sql(read.code, idempotency_key=idempotency_key, now=now))
+    # A refused instrument records no pockets, as on the portable path (_decide_and_hold).
+    states = read.states if _instrument_refusal(wallet, None) is None else []
+    outcome = _outcome(wallet, None, request, states)
+    holds = [
+        (
+            pocket_id,
+            hold_place_in(
+                writes,
+                debit=read.accounts[pocket_id],
+                credit=credit_account,
+                amount=amount,
+                expires_at=_hold_expiry(request),
+            ),
+        )
+        for pocket_id, amount in outcome.split
+    ]
+    record = _request_record(request)
+    decision = _decision(
+        request=request,
+        outcome=outcome,
+        states=states,
+        wallet=wallet,
+        card=None,
+        merchant_id=merchant_id,
+        idempotency_key=idempotency_key,
+        digest=fingerprint(
+            _params(record, wallet.pk, None, merchant_id, merchant_reference, metadata)
+        ),
+        record=record,
+        merchant_reference=merchant_reference,
+        metadata=metadata or {},
+        started=started,
+    )
+    writes.insert(decision)
+    for pocket_id, hold in holds:
+        writes.insert(
+            DecisionHold(decision=decision, pocket_id=pocket_id, hold=hold, amount=hold.amount)
+        )
+    decision_recorded.send(sender=Decision, decision=decision, writes=writes)
+    decision.recorded_now = True
+    return decision

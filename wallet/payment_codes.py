@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 
 import segno
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -75,10 +75,12 @@ __all__ = [
     "PaymentCode",
     "PaymentCodeFailure",
     "payment_code_create",
+    "payment_code_fits",
     "payment_code_format",
     "payment_code_normalize",
     "payment_code_qr_svg",
     "payment_code_redeem",
+    "payment_code_used_sql",
 ]
 
 SECRET_DIGITS = 6
@@ -348,18 +350,61 @@ def _redeem(
             _count_failure(payment_code, merchant_id, now)
         # The same answer as for a slot with no code, lockout or not: a guesser learns nothing.
         return PaymentCodeInvalid()
-    if payment_code.expires_at <= now:
-        return PaymentCodeExpired()
-    if currency != payment_code.currency:
-        return PaymentCodeCurrencyMismatch()
-    if payment_code.max_amount is not None and amount > payment_code.max_amount:
-        return PaymentCodeAmountExceeded(max_amount=payment_code.max_amount)
+    refusal = _unfit(payment_code, amount, currency, now)
+    if refusal is not None:
+        return refusal
     payment_code.status = PaymentCode.Status.USED
     payment_code.used_at = now
     payment_code.redeemed_with = idempotency_key
     payment_code.save(update_fields=["status", "used_at", "redeemed_with"])
     payment_code.wallet = wallet
     return payment_code
+
+
+def _unfit(
+    payment_code: PaymentCode, amount: int, currency: str, now: datetime
+) -> PaymentCodeError | None:
+    """Why the right code cannot pay this amount now, or None."""
+    if payment_code.expires_at <= now:
+        return PaymentCodeExpired()
+    if currency != payment_code.currency:
+        return PaymentCodeCurrencyMismatch()
+    if payment_code.max_amount is not None and amount > payment_code.max_amount:
+        return PaymentCodeAmountExceeded(max_amount=payment_code.max_amount)
+    return None
+
+
+def payment_code_fits(
+    payment_code: PaymentCode, *, code: str, amount: int, currency: str, now: datetime
+) -> bool:
+    """Whether `code` (normalised) is this usable code's and may pay `amount` in `currency` now:
+    the one case a fast path may redeem by itself (see wallet/hot_path.py). Every other case,
+    a refusal, a wrong secret to count, a retry, is payment_code_redeem()'s."""
+    return (
+        _is_whole_amount(amount)
+        and amount > 0
+        and hmac.compare_digest(payment_code.digest, _digest(code))
+        and _unfit(payment_code, amount, currency, now) is None
+    )
+
+
+def payment_code_used_sql(
+    payment_code: PaymentCode, *, idempotency_key: str, now: datetime
+) -> tuple[str, list[object]]:
+    """The UPDATE that marks a code used, as payment_code_redeem() does, for a caller that
+    sends it with its other writes (core/one_statement.py); the caller holds the wallet's lock."""
+    payment_code.status = PaymentCode.Status.USED
+    payment_code.used_at = now
+    payment_code.redeemed_with = idempotency_key
+    return (
+        "UPDATE wallet_paymentcode SET status = %s, used_at = %s, redeemed_with = %s WHERE id = %s",
+        [
+            PaymentCode.Status.USED,
+            PaymentCode._meta.get_field("used_at").get_db_prep_save(now, connection),
+            idempotency_key,
+            payment_code.pk,
+        ],
+    )
 
 
 def _settled(slot: str, digest: str, idempotency_key: str) -> PaymentCode | PaymentCodeError | None:

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.cache import cache
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from funders.services import allocation_revoke
@@ -359,12 +359,14 @@ def test_an_authorization_over_http_runs_a_bounded_number_of_queries(
     # the key's last-used time is written once
     api.send("/authorizations", {**body, "payment_code": payment_code()}, key="warm-up")
     body["payment_code"] = payment_code()
-    # The code's redemption takes 5 of them: the slot, the wallet's and the code's locks, the
-    # merchant's lockout on this wallet, the update (test_hot_path.py pins the whole path).
+    # test_hot_path.py pins the whole path: 6 on PostgreSQL (the one-statement path), 21 on the
+    # portable one, where the code's redemption alone takes 5 (the slot, the wallet's and the
+    # code's locks, the merchant's lockout on this wallet, the update).
     with django_assert_max_num_queries(21) as queries:
         response = api.send("/authorizations", body, key="counted")
     assert response.json()["status"] == "approved"
-    assert len(queries) >= 10  # the count is real: the hot path does hit the database
+    # The count is real: the hot path does hit the database (lock, read and write at least).
+    assert len(queries) >= (6 if connection.vendor == "postgresql" else 10)
 
 
 def test_each_step_is_announced_once_to_the_merchant_s_webhooks(api, authorize):
