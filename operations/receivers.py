@@ -44,11 +44,17 @@ def decision_observe(decision: Decision) -> None:
     )
 
 
-def on_decision_saved(sender, *, instance: Decision, created: bool, **kwargs) -> None:
-    """Connected to the Decision's post_save rather than wallet.signals.decision_recorded: the
-    sandbox (merchants/sandbox.py) writes its test decisions without that signal, and they are
-    counted too (livemode "false"). A decision is saved once, when it is taken (it is immutable),
-    never on a replay; inside its transaction."""
-    if created:
-        # robust: counting must never turn a committed payment into an error.
+def on_decision_recorded(sender, *, decision: Decision, **kwargs) -> None:
+    """Connected to wallet.signals.decision_recorded, sent once per live decision by every path
+    that takes one: the hot path's one statement too, which writes the row without save() and so
+    without post_save. Never on a replay; inside the decision's transaction."""
+    # robust: counting must never turn a committed payment into an error.
+    transaction.on_commit(lambda: decision_observe(decision), robust=True)
+
+
+def on_sandbox_decision_saved(sender, *, instance: Decision, created: bool, **kwargs) -> None:
+    """The sandbox (merchants/sandbox.py) writes its test decisions without decision_recorded,
+    whose other receivers must not act on them (messages, webhooks of the live path): they are
+    counted from their post_save (livemode "false"). A decision is saved once, when taken."""
+    if created and not instance.livemode:
         transaction.on_commit(lambda: decision_observe(instance), robust=True)

@@ -104,10 +104,19 @@ def paying_wallet(db):
     return allocation.pocket.wallet
 
 
+# Both ways a payment is written on PostgreSQL: the hot path's one statement (no save(), so no
+# post_save) and the portable ORM path; on SQLite both run the ORM path.
+@pytest.mark.parametrize("one_statement", [True, False], ids=["one_statement", "orm"])
 def test_a_payment_moves_the_authorization_decision_and_request_metrics(
-    client, merchant_api, paying_wallet, settings, django_capture_on_commit_callbacks
+    client,
+    merchant_api,
+    paying_wallet,
+    settings,
+    django_capture_on_commit_callbacks,
+    one_statement,
 ):
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the payment's messages leave at once
+    settings.AUTHORIZE_ONE_STATEMENT = one_statement
     before = scrape(client)
 
     with django_capture_on_commit_callbacks(execute=True):
