@@ -43,7 +43,7 @@ from merchant_api.errors import (
     BasketTotalMismatch,
     CardNotAccepted,
 )
-from merchants.payments import payment_authorize
+from merchants.payments import basket_data, payment_authorize
 from merchants.sandbox import sandbox_authorize, sandbox_description
 from merchants.selectors import (
     authorization_just_recorded,
@@ -148,32 +148,6 @@ class BasketOutput(serializers.Serializer):
     shares = ShareOutput(
         many=True, help_text="Each aid's share of approved_amount, in the order used."
     )
-
-
-def basket_data(decision: Decision) -> dict | None:
-    """The basket of a decision, from its trace; None when no basket lines were sent."""
-    trace = decision.trace or {}
-    if "lines" not in trace:
-        return None
-    lines = [
-        {
-            "amount": line["amount"],
-            "category": line["category"],
-            "paid_amount": paid,
-            "rest_amount": line["amount"] - paid,
-        }
-        for line in trace["lines"]
-        for paid in [sum(part["amount"] for part in line["paid"])]
-    ]
-    return {
-        "eligible_amount": trace["eligible_amount"],
-        "rest_amount": decision.amount - decision.approved_amount,
-        "lines": lines,
-        "shares": [
-            {"aid": s["aid"], "funder": s["funder"], "amount": s["amount"]}
-            for s in trace.get("shares", [])
-        ],
-    }
 
 
 class AuthorizationOutput(serializers.ModelSerializer):
