@@ -284,6 +284,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
     "expire-authorizations": {"task": "merchants.tasks.expire_authorizations", "schedule": 300.0},
     "expire-allocations": {"task": "funders.tasks.allocations_expire_due", "schedule": 900.0},
+    # The dashboards read this rollup and the payments made since: the fewer, the faster.
+    "fold-dashboards": {"task": "funders.tasks.rollup_fold", "schedule": 60.0},
     "recurring-allocations": {
         "task": "funders.tasks.recurring_allocations_run_due",
         "schedule": 3600.0,

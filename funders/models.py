@@ -1023,3 +1023,106 @@ class ProgramClosure(models.Model):
 
     def __str__(self) -> str:
         return str(self.program)
+
+
+# --- the dashboards' rollup (funders/rollups.py) --------------------------------------------------
+
+
+class RollupWatermark(models.Model):
+    """How far the rollup tables below have folded the ledger and the decisions in: every
+    transfer and every decision up to these ids. One row. A dashboard reads the rollup plus
+    the rows after these ids, in one statement, so its figures are exact to the moment."""
+
+    transfer = models.BigIntegerField(_("last transfer folded in"), default=0)
+    decision = models.BigIntegerField(_("last decision folded in"), default=0)
+    folded_at = models.DateTimeField(_("folded at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("dashboard rollup watermark")
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="rollup_watermark_one_row")]
+
+    def __str__(self) -> str:
+        return f"transfer {self.transfer}, decision {self.decision}"
+
+
+class ProgramFlow(models.Model):
+    """What moved on a program's accounts in a day (Europe/Paris), by account and kind of
+    transfer: the sum of the ledger entries, and what holds added to or released from the
+    pockets' pending amounts."""
+
+    class Role(models.TextChoices):
+        FLOAT = "float", _("float")
+        POCKET = "pocket", _("pocket")
+        RECEIVABLE = "receivable", _("receivable")
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="+")
+    day = models.DateField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    kind = models.CharField(max_length=32)
+    amount = models.BigIntegerField(default=0)
+    pending = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "day", "role", "kind"], name="program_flow_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} {self.day} {self.role} {self.kind}"
+
+
+class ProgramSpending(models.Model):
+    """Captures and refunds on a program's pockets in a day (Europe/Paris), by the merchant
+    as the decision recorded it (0: no merchant of ours, a card shop known by its name)."""
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="+")
+    day = models.DateField()
+    merchant_id = models.BigIntegerField(default=0)
+    merchant_name = models.CharField(max_length=200, blank=True)
+    mcc = models.CharField(max_length=8, blank=True)
+    departement = models.CharField(max_length=8, blank=True)
+    captured = models.BigIntegerField(default=0)
+    refunded = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "day", "merchant_id", "merchant_name", "mcc", "departement"],
+                name="program_spending_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} {self.day} {self.merchant_name}"
+
+
+class ProgramDecline(models.Model):
+    """Payments a program's pockets refused in a day (Europe/Paris), by reason: each payment
+    once per reason, as declines_by_reason counts them."""
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="+")
+    day = models.DateField()
+    reason = models.CharField(max_length=64)
+    payments = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["program", "day", "reason"], name="program_decline_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} {self.day} {self.reason}"
+
+
+class EndedPocketLeft(models.Model):
+    """A pocket of ended aid that kept money beyond its holds at the last fold (normally none:
+    the sweep returns it). With the pockets the ledger moved since, they are the only ones a
+    dashboard reads to tell what ended aid keeps (funders/rollups.py)."""
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="+")
+    account_id = models.BigIntegerField(unique=True)
+
+    def __str__(self) -> str:
+        return f"{self.program_id}: account {self.account_id}"

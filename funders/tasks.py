@@ -17,6 +17,15 @@ def allocations_expire_due(batch_size: int = 500) -> int:
     return services.allocations_expire_due(batch_size=batch_size)
 
 
+@shared_task(ignore_result=True)
+def rollup_fold() -> int:
+    """Fold the payments since the last run into the dashboards' rollup (funders/rollups.py).
+    Returns how many transfer ids it folded."""
+    from funders import rollups
+
+    return rollups.rollup_fold().transfers
+
+
 @shared_task
 def recurring_allocations_run_due() -> int:
     """Make the runs of recurring allocations whose day has come. Returns how many."""
