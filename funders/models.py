@@ -1,3 +1,4 @@
+import uuid
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -1126,3 +1127,55 @@ class EndedPocketLeft(models.Model):
 
     def __str__(self) -> str:
         return f"{self.program_id}: account {self.account_id}"
+
+
+def _export_path(export: "ProgramExport", filename: str) -> str:
+    # A folder of its own per export, named at random: two exports of a day never collide,
+    # and a file's name tells nothing about where another funder's is.
+    return f"exports/{export.program_id}/{uuid.uuid4().hex}/{filename}"
+
+
+class ProgramExport(models.Model):
+    """A file for a funder's accountants (allocations, payments or statement of a period),
+    built by a task into the file storage (STORAGES["default"]), where any app server finds
+    it: the dashboard shows it being prepared, then ready to download."""
+
+    class Status(models.TextChoices):
+        PREPARING = "preparing", _("Being prepared")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    program = models.ForeignKey(
+        Program, models.CASCADE, related_name="exports", verbose_name=_("program")
+    )
+    kind = models.CharField(_("kind"), max_length=32)
+    file_format = models.CharField(_("format"), max_length=8)
+    # The headings and labels are written in the language of whoever asked.
+    language = models.CharField(_("language"), max_length=8, default="fr")
+    period_start = models.DateField(_("from"))
+    period_end = models.DateField(_("to"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PREPARING
+    )
+    file = models.FileField(_("file"), upload_to=_export_path, blank=True, max_length=300)
+    filename = models.CharField(_("file name"), max_length=200, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.BigIntegerField(_("size (bytes)"), null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("asked by"),
+    )
+    created_at = models.DateTimeField(_("asked at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+        indexes = [models.Index(fields=["program", "-created_at"], name="export_program_idx")]
+
+    def __str__(self) -> str:
+        return self.filename or f"{self.kind} {self.period_start} to {self.period_end}"

@@ -11,7 +11,7 @@ from django.db.models import Sum
 from django.utils import translation
 
 from funders import reports, rollups
-from funders.models import Allocation, Program, ProgramFlow, RollupWatermark
+from funders.models import Allocation, Program, ProgramFlow
 from funders.services import allocation_revoke, allocations_expire_due
 from ledger.models import Account, Entry, Transfer
 from merchants.payments import payment_authorize, payment_capture, payment_refund, payment_reverse
