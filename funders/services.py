@@ -406,7 +406,7 @@ def _allocations_expire_batch_sql(*, batch_size: int) -> int:
         return cursor.fetchone()[0]
 
 
-def allocations_expire_due(*, batch_size: int = 500) -> int:
+def allocations_expire_due(*, batch_size: int = 1000) -> int:
     """End every allocation whose validity is over and return its remainder to the program,
     `batch_size` at a time (each batch one transaction, a few statements whatever its size);
     then sweep ended allocations whose pending payments have since been released. Returns the

@@ -10,7 +10,7 @@ from funders.models import AllocationImport, Campaign, CampaignRun, ProfileImpor
 
 
 @shared_task
-def allocations_expire_due(batch_size: int = 500) -> int:
+def allocations_expire_due(batch_size: int = 1000) -> int:
     """End the allocations whose validity is over (see the service). Returns how many."""
     from funders import services
 
