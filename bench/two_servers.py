@@ -6,7 +6,10 @@ and a Celery worker, and the client alternates between them:
 
 - a manager signs in to the back office on server A; server B knows the session;
 - an allocation file is uploaded through A, its check's result page is read and the file
-  confirmed through B, the worker applies it, and the program's export is downloaded through A;
+  confirmed through B, the worker applies it; the program's allocations export is asked for
+  through A, built by the worker into the file storage and downloaded through B, its statement
+  asked for through B and downloaded through A (each server with a local directory of its own,
+  only the storage shared);
 - a merchant's API key has a rate limit of RATE requests a minute: its requests, alternating
   between A and B, are refused from the (RATE + 1)th on, by either server, which only a limit
   counted in the shared cache can do (each server saw half);
@@ -22,6 +25,7 @@ The exit status is 1 if a check fails or the ledger does not verify.
 import argparse
 import re
 import sys
+import tempfile
 import time
 from datetime import timedelta
 
@@ -45,6 +49,7 @@ def main() -> int:
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
     }
+    settings["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="aidwallet-shared-storage-")
     with harness.Bench("two-servers", redis=redis, settings=settings) as bench:
         return run(bench, args)
 
@@ -80,6 +85,19 @@ def allocation_file(today) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
+def ready_export(kind: str, timeout: float = 60):
+    """The export of `kind` once the worker has built it, None if it did not in time."""
+    from funders.models import ProgramExport
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        export = ProgramExport.objects.filter(kind=kind).order_by("-pk").first()
+        if export is not None and export.status == ProgramExport.Status.READY:
+            return export
+        time.sleep(0.5)
+    return None
+
+
 def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     bench.setup()
     import requests
@@ -95,8 +113,16 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
 
     ports = args.ports or [harness.free_port(), harness.free_port()]
     rate = {"MERCHANT_API_RATE": f"{RATE}/minute"}
+    # Each server a local directory of its own, as on two machines; only the file storage
+    # (MEDIA_ROOT, set for every process of the run: a volume both machines mount, or an
+    # object store) is shared.
     servers = [
-        bench.start_server(port=port, workers=args.workers, environment=rate) for port in ports
+        bench.start_server(
+            port=port,
+            workers=args.workers,
+            environment=rate | {"AIDWALLET_VAR_DIR": tempfile.mkdtemp(prefix=f"aidwallet-{n}-")},
+        )
+        for n, port in enumerate(ports)
     ]
     bench.start_celery(concurrency=1)
     for server, port in zip(servers, ports, strict=True):
@@ -147,11 +173,29 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             break
         time.sleep(0.5)
     check(status == AllocationImport.Status.APPLIED, f"applied by the worker ({status})")
-    export = staff.get(f"{a}/admin/funders/programdashboard/{program.pk}/export/allocations/csv/")
-    check(
-        export.status_code == 200 and export.text.count("Martin") == 5,
-        "the program's allocations downloaded through A",
-    )
+    dashboard = f"/admin/funders/programdashboard/{program.pk}/"
+    for kind, ask, serve, expected in (
+        ("allocations", a, b, "Martin5"),
+        ("statement", b, a, "Allocation"),
+    ):
+        names = {a: "A", b: "B"}
+        token = csrf(staff, f"{ask}{dashboard}")
+        asked = staff.post(
+            f"{ask}{dashboard}export/{kind}/csv/",
+            data={"csrfmiddlewaretoken": token},
+            headers={"Referer": f"{ask}{dashboard}"},
+            allow_redirects=False,
+        )
+        check(asked.status_code == 302, f"the {kind} export asked for through {names[ask]}")
+        export = ready_export(kind)
+        check(export is not None, f"built by the worker into the file storage ({kind})")
+        if export is None:
+            continue
+        served = staff.get(f"{serve}{dashboard}exports/{export.pk}/")
+        check(
+            served.status_code == 200 and expected in served.content.decode("utf-8-sig"),
+            f"the {kind} file downloaded through {names[serve]} ({served.status_code})",
+        )
 
     print(f"the merchant API's rate limit ({RATE}/minute per key), alternating A and B:")
     api = requests.Session()

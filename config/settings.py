@@ -238,6 +238,19 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # (beneficiary_app.web.views.funder_logo), so no web server rule is needed for them.
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
+# Where those files and the exports built by a task (backoffice.exports) are kept: Django's
+# file storage, which every app server and worker of a production must share, since one builds
+# a file that another serves. The file system under MEDIA_ROOT by default (a volume mounted on
+# every machine); any storage class instead, with its options as JSON (an object store's).
+STORAGES = {
+    "default": {
+        "BACKEND": env.str(
+            "FILE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": env.json("FILE_STORAGE_OPTIONS", default={}),
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # Celery. Without CELERY_BROKER_URL, kombu's SQLAlchemy transport keeps the queue in a SQLite
 # file: a real worker process, no broker server. Production uses Redis.
