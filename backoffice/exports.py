@@ -7,8 +7,11 @@ those of Europe/Paris."""
 
 from datetime import datetime
 
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from import_export import resources, widgets
@@ -17,8 +20,9 @@ from import_export.formats import base_formats
 from tablib import Dataset
 
 from core.money import MINOR_UNIT_EXPONENTS
+from core.replica import replica_reads
 from funders import eligibility, reports
-from funders.models import Allocation, Campaign, Enrolment, Program, Proposal
+from funders.models import Allocation, Campaign, Enrolment, Program, ProgramExport, Proposal
 from ledger.models import Transfer
 from wallet.models.decisions import Decision
 
@@ -245,6 +249,54 @@ def program_export(
         f".{export_format.get_extension()}"
     )
     return filename, export_format.get_content_type(), content
+
+
+def export_request(
+    *, program: Program, kind: str, file_format: str, period: reports.Period, user
+) -> ProgramExport:
+    """Ask for one export of a program: recorded as being prepared, built by a task once the
+    request commits (a million payments take longer than a page may)."""
+    export = ProgramExport.objects.create(
+        program=program,
+        kind=kind,
+        file_format=file_format,
+        period_start=period.start,
+        period_end=period.end,
+        language=translation.get_language() or settings.LANGUAGE_CODE,
+        requested_by=user,
+    )
+    from backoffice import tasks
+
+    transaction.on_commit(lambda: tasks.program_export_build.delay(export.pk))
+    return export
+
+
+def export_build(*, export: ProgramExport) -> ProgramExport:
+    """Build the file of an export into the file storage. Safe to run twice: a file made
+    already is kept. A failure is recorded, for the page to say so, and raised."""
+    if export.status == ProgramExport.Status.READY:
+        return export
+    period = reports.Period(start=export.period_start, end=export.period_end)
+    try:
+        # The figures may be a moment old: from the read replica when there is one.
+        with replica_reads(), translation.override(export.language):
+            filename, content_type, content = program_export(
+                program=export.program,
+                kind=export.kind,
+                file_format=export.file_format,
+                period=period,
+            )
+    except Exception:
+        export.status = ProgramExport.Status.FAILED
+        export.finished_at = timezone.now()
+        export.save(update_fields=["status", "finished_at"])
+        raise
+    export.file.save(filename, ContentFile(content), save=False)
+    export.filename, export.content_type, export.size = filename, content_type, len(content)
+    export.status = ProgramExport.Status.READY
+    export.finished_at = timezone.now()
+    export.save()
+    return export
 
 
 # --- the decisions of a campaign -----------------------------------------------------------------

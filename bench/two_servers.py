@@ -6,7 +6,10 @@ and a Celery worker, and the client alternates between them:
 
 - a manager signs in to the back office on server A; server B knows the session;
 - an allocation file is uploaded through A, its check's result page is read and the file
-  confirmed through B, the worker applies it, and the program's export is downloaded through A;
+  confirmed through B, the worker applies it; the program's allocations export is asked for
+  through A, built by the worker into the file storage and downloaded through B, its statement
+  asked for through B and downloaded through A (each server with a local directory of its own,
+  only the storage shared);
 - a merchant's API key has a rate limit of RATE requests a minute: its requests, alternating
   between A and B, are refused from the (RATE + 1)th on, by either server, which only a limit
   counted in the shared cache can do (each server saw half);
@@ -22,6 +25,7 @@ The exit status is 1 if a check fails or the ledger does not verify.
 import argparse
 import re
 import sys
+import tempfile
 import time
 from datetime import timedelta
 
@@ -45,6 +49,7 @@ def main() -> int:
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
     }
+    settings["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="aidwallet-shared-storage-")
     with harness.Bench("two-servers", redis=redis, settings=settings) as bench:
         return run(bench, args)
 
@@ -80,6 +85,19 @@ def allocation_file(today) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
+def ready_export(kind: str, timeout: float = 60):
+    """The export of `kind` once the worker has built it, None if it did not in time."""
+    from funders.models import ProgramExport
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        export = ProgramExport.objects.filter(kind=kind).order_by("-pk").first()
+        if export is not None and export.status == ProgramExport.Status.READY:
+            return export
+        time.sleep(0.5)
+    return None
+
+
 def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     bench.setup()
     import requests
@@ -90,13 +108,25 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     from tests.factories import make_merchant, make_program, make_staff
 
     program = make_program(name="Aide alimentaire", funded=10**8)
-    make_staff(funder=program.funder, username="manager")
+    manager = make_staff(funder=program.funder, username="manager")
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=manager, name="phone", confirmed=True)
     _key, secret = api_key_create(merchant=make_merchant(), name="till 1")
 
     ports = args.ports or [harness.free_port(), harness.free_port()]
     rate = {"MERCHANT_API_RATE": f"{RATE}/minute"}
+    # Each server a local directory of its own, as on two machines; only the file storage
+    # (MEDIA_ROOT, set for every process of the run: a volume both machines mount, or an
+    # object store) is shared.
     servers = [
-        bench.start_server(port=port, workers=args.workers, environment=rate) for port in ports
+        bench.start_server(
+            port=port,
+            workers=args.workers,
+            environment=rate | {"AIDWALLET_VAR_DIR": tempfile.mkdtemp(prefix=f"aidwallet-{n}-")},
+        )
+        for n, port in enumerate(ports)
     ]
     bench.start_celery(concurrency=1)
     for server, port in zip(servers, ports, strict=True):
@@ -113,8 +143,17 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         headers={"Referer": f"{a}/admin/login/"},
         allow_redirects=False,
     )
+    # The staff's second factor: the manager's authenticator app, a code typed on A.
+    verify = f"{a}/admin/second-factor/verify/"
+    token = csrf(staff, verify)
+    staff.post(
+        verify,
+        data={"code": f"{TOTP(device.bin_key).token():06d}", "csrfmiddlewaretoken": token},
+        headers={"Referer": verify},
+        allow_redirects=False,
+    )
     check(staff.get(f"{b}/admin/", allow_redirects=False).status_code == 200,
-          "signed in on A, known on B")  # fmt: skip
+          "signed in on A (password and second factor), known on B")  # fmt: skip
 
     add = "/admin/funders/allocationimport/add/"
     token = csrf(staff, f"{a}{add}")
@@ -147,11 +186,31 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             break
         time.sleep(0.5)
     check(status == AllocationImport.Status.APPLIED, f"applied by the worker ({status})")
-    export = staff.get(f"{a}/admin/funders/programdashboard/{program.pk}/export/allocations/csv/")
-    check(
-        export.status_code == 200 and export.text.count("Martin") == 5,
-        "the program's allocations downloaded through A",
-    )
+    dashboard = f"/admin/funders/programdashboard/{program.pk}/"
+    # The allocations name the five people; the statement has a line for the program's funding
+    # and one for each grant, under its heading.
+    for kind, ask, serve, expected in (
+        ("allocations", a, b, lambda text: "Martin5" in text),
+        ("statement", b, a, lambda text: len(text.splitlines()) == 7),
+    ):
+        names = {a: "A", b: "B"}
+        token = csrf(staff, f"{ask}{dashboard}")
+        asked = staff.post(
+            f"{ask}{dashboard}export/{kind}/csv/",
+            data={"csrfmiddlewaretoken": token},
+            headers={"Referer": f"{ask}{dashboard}"},
+            allow_redirects=False,
+        )
+        check(asked.status_code == 302, f"the {kind} export asked for through {names[ask]}")
+        export = ready_export(kind)
+        check(export is not None, f"built by the worker into the file storage ({kind})")
+        if export is None:
+            continue
+        served = staff.get(f"{serve}{dashboard}exports/{export.pk}/")
+        check(
+            served.status_code == 200 and expected(served.content.decode("utf-8-sig")),
+            f"the {kind} file downloaded through {names[serve]} ({served.status_code})",
+        )
 
     print(f"the merchant API's rate limit ({RATE}/minute per key), alternating A and B:")
     api = requests.Session()

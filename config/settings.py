@@ -264,6 +264,19 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # (beneficiary_app.web.views.funder_logo), so no web server rule is needed for them.
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
+# Where those files and the exports built by a task (backoffice.exports) are kept: Django's
+# file storage, which every app server and worker of a production must share, since one builds
+# a file that another serves. The file system under MEDIA_ROOT by default (a volume mounted on
+# every machine); any storage class instead, with its options as JSON (an object store's).
+STORAGES = {
+    "default": {
+        "BACKEND": env.str(
+            "FILE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": env.json("FILE_STORAGE_OPTIONS", default={}),
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # Celery. Without CELERY_BROKER_URL, kombu's SQLAlchemy transport keeps the queue in a SQLite
 # file: a real worker process, no broker server. Production uses Redis.
@@ -310,6 +323,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-holds": {"task": "wallet.tasks.expire_holds", "schedule": 300.0},
     "expire-authorizations": {"task": "merchants.tasks.expire_authorizations", "schedule": 300.0},
     "expire-allocations": {"task": "funders.tasks.allocations_expire_due", "schedule": 900.0},
+    # The dashboards read this rollup and the payments made since: the fewer, the faster.
+    "fold-dashboards": {"task": "funders.tasks.rollup_fold", "schedule": 60.0},
     "recurring-allocations": {
         "task": "funders.tasks.recurring_allocations_run_due",
         "schedule": 3600.0,

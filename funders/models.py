@@ -1,3 +1,4 @@
+import uuid
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -1023,3 +1024,158 @@ class ProgramClosure(models.Model):
 
     def __str__(self) -> str:
         return str(self.program)
+
+
+# --- the dashboards' rollup (funders/rollups.py) --------------------------------------------------
+
+
+class RollupWatermark(models.Model):
+    """How far the rollup tables below have folded the ledger and the decisions in: every
+    transfer and every decision up to these ids. One row. A dashboard reads the rollup plus
+    the rows after these ids, in one statement, so its figures are exact to the moment."""
+
+    transfer = models.BigIntegerField(_("last transfer folded in"), default=0)
+    decision = models.BigIntegerField(_("last decision folded in"), default=0)
+    folded_at = models.DateTimeField(_("folded at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("dashboard rollup watermark")
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="rollup_watermark_one_row")]
+
+    def __str__(self) -> str:
+        return f"transfer {self.transfer}, decision {self.decision}"
+
+
+class ProgramFlow(models.Model):
+    """What moved on a program's accounts in a day (Europe/Paris), by account and kind of
+    transfer: the sum of the ledger entries, and what holds added to or released from the
+    pockets' pending amounts."""
+
+    class Role(models.TextChoices):
+        FLOAT = "float", _("float")
+        POCKET = "pocket", _("pocket")
+        RECEIVABLE = "receivable", _("receivable")
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="+")
+    day = models.DateField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    kind = models.CharField(max_length=32)
+    amount = models.BigIntegerField(default=0)
+    pending = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "day", "role", "kind"], name="program_flow_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} {self.day} {self.role} {self.kind}"
+
+
+class ProgramSpending(models.Model):
+    """Captures and refunds on a program's pockets in a day (Europe/Paris), by the merchant
+    as the decision recorded it (0: no merchant of ours, a card shop known by its name)."""
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="+")
+    day = models.DateField()
+    merchant_id = models.BigIntegerField(default=0)
+    merchant_name = models.CharField(max_length=200, blank=True)
+    mcc = models.CharField(max_length=8, blank=True)
+    departement = models.CharField(max_length=8, blank=True)
+    captured = models.BigIntegerField(default=0)
+    refunded = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "day", "merchant_id", "merchant_name", "mcc", "departement"],
+                name="program_spending_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} {self.day} {self.merchant_name}"
+
+
+class ProgramDecline(models.Model):
+    """Payments a program's pockets refused in a day (Europe/Paris), by reason: each payment
+    once per reason, as declines_by_reason counts them."""
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="+")
+    day = models.DateField()
+    reason = models.CharField(max_length=64)
+    payments = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["program", "day", "reason"], name="program_decline_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} {self.day} {self.reason}"
+
+
+class EndedPocketLeft(models.Model):
+    """A pocket of ended aid that kept money beyond its holds at the last fold (normally none:
+    the sweep returns it). With the pockets the ledger moved since, they are the only ones a
+    dashboard reads to tell what ended aid keeps (funders/rollups.py)."""
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="+")
+    account_id = models.BigIntegerField(unique=True)
+
+    def __str__(self) -> str:
+        return f"{self.program_id}: account {self.account_id}"
+
+
+def _export_path(export: "ProgramExport", filename: str) -> str:
+    # A folder of its own per export, named at random: two exports of a day never collide,
+    # and a file's name tells nothing about where another funder's is.
+    return f"exports/{export.program_id}/{uuid.uuid4().hex}/{filename}"
+
+
+class ProgramExport(models.Model):
+    """A file for a funder's accountants (allocations, payments or statement of a period),
+    built by a task into the file storage (STORAGES["default"]), where any app server finds
+    it: the dashboard shows it being prepared, then ready to download."""
+
+    class Status(models.TextChoices):
+        PREPARING = "preparing", _("Being prepared")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    program = models.ForeignKey(
+        Program, models.CASCADE, related_name="exports", verbose_name=_("program")
+    )
+    kind = models.CharField(_("kind"), max_length=32)
+    file_format = models.CharField(_("format"), max_length=8)
+    # The headings and labels are written in the language of whoever asked.
+    language = models.CharField(_("language"), max_length=8, default="fr")
+    period_start = models.DateField(_("from"))
+    period_end = models.DateField(_("to"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PREPARING
+    )
+    file = models.FileField(_("file"), upload_to=_export_path, blank=True, max_length=300)
+    filename = models.CharField(_("file name"), max_length=200, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.BigIntegerField(_("size (bytes)"), null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("asked by"),
+    )
+    created_at = models.DateTimeField(_("asked at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+        indexes = [models.Index(fields=["program", "-created_at"], name="export_program_idx")]
+
+    def __str__(self) -> str:
+        return self.filename or f"{self.kind} {self.period_start} to {self.period_end}"

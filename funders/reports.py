@@ -24,15 +24,15 @@ from datetime import date, datetime, time, timedelta
 from functools import cache
 
 import iso18245
-from django.db.models import DateField, F, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Coalesce, TruncDay, TruncMonth
+from django.db.models import F, QuerySet, Sum
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from core.time import PARIS
 from engine import categories, geo
-from funders.models import Allocation, Program
+from funders import rollups
+from funders.models import Program, ProgramFlow
+from funders.rollups import CAPTURE_PATH, REFUND_PATH, SpendingKey
 from ledger.models import Account, Entry, Transfer
 from wallet.models import Pocket
 from wallet.models.decisions import Decision
@@ -118,75 +118,58 @@ _FLOAT_KINDS = {
     Transfer.Kind.EXPIRE: "expired_returned",
     Transfer.Kind.REVOKE: "revoked_returned",
 }
+_SPENT_KINDS = {Transfer.Kind.CAPTURE, Transfer.Kind.REFUND}
+# Transfers that never post on a float (holds, captures, their releases): see program_statement.
+PAYMENT_KINDS = [
+    Transfer.Kind.HOLD,
+    Transfer.Kind.CAPTURE,
+    Transfer.Kind.VOID,
+    Transfer.Kind.HOLD_EXPIRE,
+]
 
 
 def program_figures(*, programs: Sequence[Program]) -> dict[int, ProgramFigures]:
-    """The figures of each program, by id, in six grouped queries whatever the number of
-    programs. Balances are read afresh: a program instance may hold an outdated float."""
+    """The figures of each program, by id, from the dashboards' rollup and the ledger's rows
+    after its watermark (funders/rollups.py), in one snapshot: exact to the moment, whatever
+    the number of programs and payments. What ended aid keeps beyond its holds (normally 0) is
+    as of the last fold. Balances of the floats are read afresh: a program instance may hold an
+    outdated one."""
     figures = {program.pk: ProgramFigures(currency=program.currency) for program in programs}
     ids = list(figures)
-
-    floats = Account.objects.filter(program__in=ids).values_list("program", "balance", "pending")
-    for program, balance, pending in floats:
-        figures[program].float_available = balance - pending
-
-    float_moves = (
-        Entry.objects.filter(account__program__in=ids)
-        .values("account__program", "transfer__kind")
-        .annotate(total=Sum("amount"))
-    )
-    for row in float_moves:
-        figure = figures[row["account__program"]]
-        if row["transfer__kind"] == Transfer.Kind.ALLOCATE:
-            figure.allocated = -row["total"]
-        elif row["transfer__kind"] in _FLOAT_KINDS:
-            setattr(figure, _FLOAT_KINDS[row["transfer__kind"]], row["total"])
-
-    active = Q(pocket__allocation__status=Allocation.Status.ACTIVE)
-    pockets = (
-        Account.objects.filter(pocket__allocation__program__in=ids)
-        .values(program_pk=F("pocket__allocation__program"))
-        .annotate(
-            held=Sum("pending"),
-            active=Sum(F("balance") - F("pending"), filter=active),
-            ended=Sum(F("balance") - F("pending"), filter=~active),
+    with rollups.one_snapshot():
+        mark = rollups.watermark()
+        floats = Account.objects.filter(program__in=ids).values_list(
+            "program", "balance", "pending"
         )
-    )
-    for row in pockets:
-        figure = figures[row["program_pk"]]
-        figure.held = row["held"]
-        figure.in_pockets = row["active"] or 0
-        figure.not_yet_returned = row["ended"] or 0
-
-    # Spent, from the entries themselves: a card capture may post without a hold (a force
-    # capture) or beyond it, and what the pockets could not cover sits on the program's
-    # receivable account. A refund lands on a pocket, on the float once the aid has ended, or
-    # back on the receivable.
-    receivables = {f"program-receivable:{pk}": pk for pk in ids}
-    paths = {
-        "pocket": ("account__pocket__allocation__program", Q()),
-        "float": ("account__program", Q(transfer__kind=Transfer.Kind.REFUND)),
-        "receivable": ("account__code", Q()),
-    }
-    for owner, (path, only) in paths.items():
-        keys = list(receivables) if owner == "receivable" else ids
-        rows = (
-            Entry.objects.filter(
-                only,
-                transfer__kind__in=[Transfer.Kind.CAPTURE, Transfer.Kind.REFUND],
-                **{f"{path}__in": keys},
-            )
-            .values(key=F(path), kind=F("transfer__kind"))
-            .annotate(total=Sum("amount"))
-        )
-        for row in rows:
-            figure = figures[receivables[row["key"]] if owner == "receivable" else row["key"]]
-            if owner == "receivable":
-                figure.receivable -= row["total"]
-            if row["kind"] == Transfer.Kind.CAPTURE:
-                figure.captured -= row["total"]
-            else:
-                figure.refunded += row["total"]
+        for program, balance, pending in floats:
+            figures[program].float_available = balance - pending
+        in_pockets: dict[int, int] = defaultdict(int)
+        for (program, _day, role, kind), (amount, pending) in rollups.flows(ids, mark).items():
+            figure = figures[program]
+            if role == ProgramFlow.Role.FLOAT:
+                if kind == Transfer.Kind.ALLOCATE:
+                    figure.allocated -= amount
+                elif kind in _FLOAT_KINDS:
+                    name = _FLOAT_KINDS[kind]
+                    setattr(figure, name, getattr(figure, name) + amount)
+                elif kind == Transfer.Kind.REFUND:
+                    # A refund of a payment made on aid that has since ended.
+                    figure.refunded += amount
+                continue
+            if role == ProgramFlow.Role.POCKET:
+                figure.held += pending
+                in_pockets[program] += amount - pending
+            if kind == Transfer.Kind.CAPTURE:
+                figure.captured -= amount
+            elif kind == Transfer.Kind.REFUND:
+                figure.refunded += amount
+            if role == ProgramFlow.Role.RECEIVABLE and kind in _SPENT_KINDS:
+                # Card captures beyond what the pockets could pay, and their refunds.
+                figure.receivable -= amount
+        ended = rollups.ended(ids, mark)
+    for program, figure in figures.items():
+        figure.not_yet_returned = ended.get(program, 0)
+        figure.in_pockets = in_pockets[program] - figure.not_yet_returned
     return figures
 
 
@@ -201,36 +184,13 @@ def figures_by_currency(figures: Iterable[ProgramFigures]) -> dict[str, ProgramF
 
 # --- spending over a period -------------------------------------------------------------------
 
-# From a capture, and from a refund, to the authorization decision behind it.
-_CAPTURE = "pending_transfer__decision_hold__"
-_REFUND = "refund_of__pending_transfer__decision_hold__"
 
-
-def _spending(program: Program, period: Period, **keys) -> dict[tuple, int]:
-    """Captures minus refunds made during the period on the program's pockets, summed by
-    `keys`: functions of the path to the decision hold giving an expression to group by."""
-    totals: dict[tuple, int] = defaultdict(int)
-    for kind, path, sign in (
-        (Transfer.Kind.CAPTURE, _CAPTURE, 1),
-        (Transfer.Kind.REFUND, _REFUND, -1),
-    ):
-        rows = (
-            Transfer.objects.filter(
-                kind=kind,
-                created_at__gte=period.since,
-                created_at__lt=period.until,
-                **{f"{path}pocket__allocation__program": program.pk},
-            )
-            .values(**{name: key(path) for name, key in keys.items()})
-            .annotate(total=Sum("amount"))
-        )
-        for row in rows:
-            totals[tuple(row[name] for name in keys)] += sign * row["total"]
-    return totals
-
-
-def _merchant_field(name: str):
-    return lambda path: KeyTextTransform(name, KeyTransform("merchant", f"{path}decision__request"))
+def _spending(program: Program, period: Period) -> dict[SpendingKey, int]:
+    """Captures minus refunds made during the period on the program's pockets, by day and
+    merchant (funders/rollups.py: the rollup and the payments after its watermark)."""
+    with rollups.one_snapshot():
+        rows = rollups.spending([program.pk], start=period.start, end=period.end)
+    return {key: captured - refunded for key, (captured, refunded) in rows.items()}
 
 
 @cache
@@ -262,7 +222,7 @@ def _largest(row: tuple[str, int]) -> tuple:
 def spending_by_category(*, program: Program, period: Period) -> list[tuple[str, int]]:
     """(label, amount), largest first."""
     totals: dict[str, int] = defaultdict(int)
-    for (mcc,), amount in _spending(program, period, mcc=_merchant_field("mcc")).items():
+    for (_p, _d, _m, _n, mcc, _dep), amount in _spending(program, period).items():
         totals[category_label(mcc) if mcc else str(_("Unknown category"))] += amount
     return _by_amount(totals)
 
@@ -270,16 +230,13 @@ def spending_by_category(*, program: Program, period: Period) -> list[tuple[str,
 def spending_by_merchant(*, program: Program, period: Period) -> list[tuple[str, int]]:
     """(merchant's name, amount), largest first. Merchants of the API are told apart by their
     id, shops seen only through the card network by their name."""
-    rows = _spending(
-        program,
-        period,
-        merchant=lambda path: F(f"{path}decision__merchant"),
-        name=_merchant_field("name"),
-    )
+    totals: dict[tuple[int, str], int] = defaultdict(int)
+    for (_p, _d, merchant, name, _mcc, _dep), amount in _spending(program, period).items():
+        totals[(merchant, name)] += amount
     return sorted(
         (
             (name or str(_("Unknown shop")), amount)
-            for (_merchant, name), amount in rows.items()
+            for (_merchant, name), amount in totals.items()
             if amount
         ),
         key=_largest,
@@ -287,13 +244,8 @@ def spending_by_merchant(*, program: Program, period: Period) -> list[tuple[str,
 
 
 def spending_by_departement(*, program: Program, period: Period) -> list[tuple[str, int]]:
-    rows = _spending(
-        program,
-        period,
-        departement=lambda path: KeyTextTransform("departement", f"{path}decision__request"),
-    )
     totals: dict[str, int] = defaultdict(int)
-    for (code,), amount in rows.items():
+    for (_p, _d, _m, _n, _mcc, code), amount in _spending(program, period).items():
         totals[geo.territory_label(code) if code else str(_("Abroad or unknown"))] += amount
     return _by_amount(totals)
 
@@ -301,13 +253,10 @@ def spending_by_departement(*, program: Program, period: Period) -> list[tuple[s
 def spending_over_time(*, program: Program, period: Period) -> list[tuple[date, int]]:
     """(day or first day of the month, amount) for every bucket of the period, empty ones
     included, in order."""
-    trunc = TruncMonth if period.by_month else TruncDay
-    rows = _spending(
-        program,
-        period,
-        bucket=lambda path: trunc("created_at", tzinfo=PARIS, output_field=DateField()),
-    )
-    return [(bucket, rows.get((bucket,), 0)) for bucket in period.buckets()]
+    totals: dict[date, int] = defaultdict(int)
+    for (_p, day, _m, _n, _mcc, _dep), amount in _spending(program, period).items():
+        totals[day.replace(day=1) if period.by_month else day] += amount
+    return [(bucket, totals.get(bucket, 0)) for bucket in period.buckets()]
 
 
 # --- declined payments --------------------------------------------------------------------------
@@ -358,23 +307,13 @@ def declines_by_reason(*, program: Program, period: Period) -> list[tuple[str, i
     """(reason code, number of payments), most frequent first: declined or partially approved
     payments where one of the program's pockets was refused, by that pocket's reason, or that
     its pockets could not pay in full, by the payment's reason. A payment counts once per
-    reason."""
-    pockets = _pocket_ids(program)
-    traces = (
-        _program_decisions(program, period)
-        .filter(status__in=[Decision.Status.DECLINED, Decision.Status.PARTIALLY_APPROVED])
-        .values_list("trace", flat=True)
-    )
+    reason. From the rollup and the decisions after its watermark (funders/rollups.py)."""
+    with rollups.one_snapshot():
+        rows = rollups.declines([program.pk], start=period.start, end=period.end)
     counts: Counter[str] = Counter()
-    for trace in traces.iterator():
-        asked = [v for v in trace.get("verdicts", []) if v["pocket_id"] in pockets]
-        refused = {v["reason"] for v in asked if not v["eligible"]}
-        if asked and not refused and trace.get("reason"):
-            # The pocket accepted the shop but not the whole amount (a limit, its balance):
-            # the payment's own reason is what stopped it.
-            refused = {trace["reason"]}
-        counts.update(refused)
-    return sorted(counts.items(), key=_largest)
+    for (_program, _day, reason), payments in rows.items():
+        counts[reason] += payments
+    return sorted(((code, n) for code, n in counts.items() if n), key=_largest)
 
 
 # --- refusals by shop, kind of shop and commune -------------------------------------------------
@@ -480,7 +419,7 @@ def program_payments(*, program: Program, period: Period) -> list[PaymentRow]:
     ]
     ids = [decision.pk for decision in decisions]
     moved: dict[str, dict[int, int]] = {}
-    for kind, path in ((Transfer.Kind.CAPTURE, _CAPTURE), (Transfer.Kind.REFUND, _REFUND)):
+    for kind, path in ((Transfer.Kind.CAPTURE, CAPTURE_PATH), (Transfer.Kind.REFUND, REFUND_PATH)):
         rows = (
             Transfer.objects.filter(
                 kind=kind,
@@ -535,41 +474,38 @@ class StatementRow:
 def program_statement(*, program: Program, period: Period) -> list[StatementRow]:
     """Each entry of the period on the program's float account, with the balance after it."""
     account = program.float_account
-    # The float keeps a running balance (it is guarded): the opening balance is today's minus
-    # what moved since the period began, read in one statement (one snapshot). Summing every
-    # entry before the period instead would read the float's whole history, one entry per
-    # grant ever made.
-    since = (
-        Entry.objects.filter(account=OuterRef("pk"), transfer__created_at__gte=period.since)
-        .values("account")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
-    opening = (
-        Account.objects.filter(pk=account.pk)
-        .annotate(opening=F("balance") - Coalesce(Subquery(since), 0))
-        .values_list("opening", flat=True)
-        .get()
-    )
-    entries = (
-        Entry.objects.filter(
-            account=account,
-            transfer__created_at__gte=period.since,
-            transfer__created_at__lt=period.until,
+    with rollups.one_snapshot():
+        # The balance at the start of the period from the rollup's days before it (and the
+        # transfers after its watermark), not from every entry of the float (one per grant).
+        opening = sum(
+            amount
+            for (_program, _day, role, _kind), (amount, _pending) in rollups.flows(
+                [program.pk], rollups.watermark(), before=period.start
+            ).items()
+            if role == ProgramFlow.Role.FLOAT
         )
-        .order_by("transfer__created_at", "transfer_id")
-        .values(
-            "amount",
-            "transfer_id",
-            "transfer__created_at",
-            "transfer__kind",
-            "transfer__metadata",
-            funding=F("transfer__funding__reference"),
-            decision=F(f"transfer__{_REFUND}decision__reference"),
+        # The period's transfers through an index of the transfers that are not payments
+        # (ledger.Transfer's transfer_not_payment_at_idx), then their entry on the float.
+        entries = list(
+            Entry.objects.filter(
+                account=account,
+                transfer__created_at__gte=period.since,
+                transfer__created_at__lt=period.until,
+            )
+            .exclude(transfer__kind__in=PAYMENT_KINDS)
+            .order_by("transfer__created_at", "transfer_id")
+            .values(
+                "amount",
+                "transfer_id",
+                "transfer__created_at",
+                "transfer__kind",
+                "transfer__metadata",
+                funding=F("transfer__funding__reference"),
+                decision=F(f"transfer__{REFUND_PATH}decision__reference"),
+            )
         )
-    )
     rows, balance = [], opening
-    for entry in entries.iterator():
+    for entry in entries:
         balance += entry["amount"]
         rows.append(
             StatementRow(

@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -333,14 +333,100 @@ def _allocations_expire_batch(*, batch_size: int) -> int:
     return len(due)
 
 
-def allocations_expire_due(*, batch_size: int = 500) -> int:
+def _expire_batch_sql() -> str:
+    """One statement ending up to %(limit)s due allocations and returning their pockets' free
+    money to their programs: the allocations locked (those another transaction holds are left
+    to the next batch) and marked expired with their history rows, their pockets' accounts
+    locked in primary-key order, each pocket's balance brought down to what it holds, each
+    float credited with the sum, one EXPIRE transfer per pocket with its two entries. Set-based:
+    nothing per row goes through Python, which at a million allocations was the whole cost (the
+    ORM building history rows, and one CASE branch per balance)."""
+    history = Allocation.history.model
+    own = [f.column for f in Allocation._meta.concrete_fields]
+    extra = {"history_date", "history_change_reason", "history_type", "history_user_id"}
+    columns = [f.column for f in history._meta.concrete_fields if f.column in own]
+    assert {f.column for f in history._meta.concrete_fields} == {*columns, "history_id", *extra}
+    listed = ", ".join(columns)
+    from_ended = ", ".join(f"ended.{column}" for column in columns)
+    return f"""
+        WITH picked AS (
+            -- The allocations alone, through their expiry index: joined here, the planner
+            -- would read every pocket to sort a million due allocations, for each batch.
+            SELECT a.id, a.program_id
+            FROM funders_allocation a
+            WHERE a.status = 'active' AND a.valid_until <= %(now)s
+            -- Not by id too: allocations of a campaign end at the same instant, and a second
+            -- key would sort all of them for each batch.
+            ORDER BY a.valid_until
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT picked.id, p.account_id, pr.float_account_id
+            FROM picked
+            JOIN wallet_pocket p ON p.allocation_id = picked.id
+            JOIN funders_program pr ON pr.id = picked.program_id
+        ), ended AS (
+            UPDATE funders_allocation a SET status = 'expired', ended_at = %(now)s,
+                end_reason = ''
+            FROM due WHERE a.id = due.id
+            RETURNING a.*
+        ), history AS (
+            INSERT INTO {history._meta.db_table} ({listed}, history_date,
+                history_change_reason, history_type, history_user_id)
+            SELECT {from_ended}, %(now)s, NULL, '~', NULL FROM ended
+        ), locked AS (
+            SELECT ac.id, ac.currency, ac.balance - ac.pending AS free, due.id AS allocation,
+                due.float_account_id
+            FROM wallet_account ac JOIN due ON due.account_id = ac.id
+            ORDER BY ac.id
+            FOR UPDATE OF ac
+        ), moving AS (
+            SELECT * FROM locked WHERE free > 0
+        ), pockets AS (
+            UPDATE wallet_account ac SET balance = ac.pending
+            FROM moving WHERE ac.id = moving.id
+        ), floats AS (
+            UPDATE wallet_account ac SET balance = ac.balance + f.total
+            FROM (SELECT float_account_id, sum(free) AS total FROM moving GROUP BY 1) f
+            WHERE ac.id = f.float_account_id
+        ), transfers AS (
+            INSERT INTO wallet_transfer (kind, currency, amount, fingerprint, is_pending,
+                metadata, created_at)
+            SELECT 'expire', currency, free, '', false,
+                jsonb_build_object('allocation', allocation), %(now)s
+            FROM moving
+            RETURNING id, (metadata ->> 'allocation')::bigint AS allocation
+        ), entries AS (
+            INSERT INTO wallet_entry (transfer_id, account_id, amount)
+            SELECT t.id, side.account, side.amount
+            FROM transfers t JOIN moving m USING (allocation),
+                LATERAL (VALUES (m.id, -m.free), (m.float_account_id, m.free))
+                    AS side (account, amount)
+        )
+        SELECT count(*) FROM ended"""
+
+
+def _allocations_expire_batch_sql(*, batch_size: int) -> int:
+    """_allocations_expire_batch in one PostgreSQL statement (see _expire_batch_sql)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_expire_batch_sql(), {"now": timezone.now(), "limit": batch_size})
+        return cursor.fetchone()[0]
+
+
+def allocations_expire_due(*, batch_size: int = 1000) -> int:
     """End every allocation whose validity is over and return its remainder to the program,
     `batch_size` at a time (each batch one transaction, a few statements whatever its size);
     then sweep ended allocations whose pending payments have since been released. Returns the
     number of allocations ended."""
     count = 0
+    # On PostgreSQL one statement a batch; elsewhere (SQLite, in development) the ORM's.
+    expire_batch = (
+        _allocations_expire_batch_sql
+        if connection.vendor == "postgresql"
+        else _allocations_expire_batch
+    )
     while True:
-        ended = _allocations_expire_batch(batch_size=batch_size)
+        ended = expire_batch(batch_size=batch_size)
         count += ended
         if ended < batch_size:
             break

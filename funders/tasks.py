@@ -10,11 +10,20 @@ from funders.models import AllocationImport, Campaign, CampaignRun, ProfileImpor
 
 
 @shared_task
-def allocations_expire_due(batch_size: int = 500) -> int:
+def allocations_expire_due(batch_size: int = 1000) -> int:
     """End the allocations whose validity is over (see the service). Returns how many."""
     from funders import services
 
     return services.allocations_expire_due(batch_size=batch_size)
+
+
+@shared_task(ignore_result=True)
+def rollup_fold() -> int:
+    """Fold the payments since the last run into the dashboards' rollup (funders/rollups.py).
+    Returns how many transfer ids it folded."""
+    from funders import rollups
+
+    return rollups.rollup_fold().transfers
 
 
 @shared_task

@@ -12,17 +12,17 @@ from math import ceil
 
 import pygal
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.http import Http404, HttpResponse
-from django.shortcuts import redirect
+from django.http import FileResponse, Http404, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html
-from django.utils.http import content_disposition_header, urlencode
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -33,10 +33,17 @@ from backoffice.admin.scoping import FunderScopedAdmin
 from core.money import format_money
 from core.replica import replica_reads
 from funders import nonuse, reports
-from funders.models import Funder, Program, ProgramDashboard
+from funders.models import Funder, Program, ProgramDashboard, ProgramExport
 from funders.tenancy import Role, funders_of
 
 MAX_BARS = 20  # bars of a breakdown; the rest is summed in one "other" bar
+RECENT_EXPORTS = 10  # files listed on a program's dashboard, newest first
+EXPORT_LABELS = {
+    "allocations": _("Allocations"),
+    "payments": _("Payments of the period"),
+    "statement": _("Statement of the program's account for the period"),
+    "refusals": _("Refused payments of the period, by reason, shop and place"),
+}
 
 
 def _today() -> date:
@@ -357,8 +364,13 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
             self.admin_site.admin_view(self.export_view),
             name="funders_programdashboard_export",
         )
-        # Before the model's own URLs, whose catch-all would take it.
-        return [export, *super().get_urls()]
+        download = path(
+            "<path:object_id>/exports/<int:export_id>/",
+            self.admin_site.admin_view(self.download_view),
+            name="funders_programdashboard_download",
+        )
+        # Before the model's own URLs, whose catch-all would take them.
+        return [export, download, *super().get_urls()]
 
     def _context(self, request, **context) -> dict:
         return {**self.admin_site.each_context(request), "opts": self.opts, **context}
@@ -445,12 +457,17 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
                         for file_format in exports.FORMATS
                     ],
                 )
-                for kind, label in (
-                    ("allocations", _("Allocations")),
-                    ("payments", _("Payments of the period")),
-                    ("statement", _("Statement of the program's account for the period")),
-                    ("refusals", _("Refused payments of the period, by reason, shop and place")),
+                for kind, label in EXPORT_LABELS.items()
+            ],
+            prepared=[
+                (
+                    export,
+                    EXPORT_LABELS.get(export.kind, export.kind),
+                    reverse(
+                        "admin:funders_programdashboard_download", args=[program.pk, export.pk]
+                    ),
                 )
+                for export in program.exports.order_by("-created_at")[:RECENT_EXPORTS]
             ],
         )
         return TemplateResponse(
@@ -509,21 +526,40 @@ class ProgramDashboardAdmin(FunderScopedAdmin):
         ]
 
     def export_view(self, request, object_id, kind, file_format):
+        """POST: the export is asked for, built by a task; the dashboard shows it being
+        prepared, then the link to download it."""
         program = self.get_scoped_object(request, object_id, role=self.view_role)
         if kind not in exports.KINDS or file_format not in exports.FORMATS:
             raise Http404
+        url = reverse("admin:funders_programdashboard_change", args=[program.pk])
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
         form = PeriodForm(request.GET)
         if not form.is_valid():
             # The dashboard shows what is wrong with the dates.
-            url = reverse("admin:funders_programdashboard_change", args=[program.pk])
             return redirect(f"{url}?{request.GET.urlencode()}")
-        with replica_reads():
-            filename, content_type, content = exports.program_export(
-                program=program,
-                kind=kind,
-                file_format=file_format,
-                period=form.cleaned_data["period"],
-            )
-        response = HttpResponse(content, content_type=content_type)
-        response["Content-Disposition"] = content_disposition_header(True, filename)
-        return response
+        exports.export_request(
+            program=program,
+            kind=kind,
+            file_format=file_format,
+            period=form.cleaned_data["period"],
+            user=request.user,
+        )
+        messages.info(
+            request,
+            gettext("Your file is being prepared: it will be ready to download below in a moment."),
+        )
+        return redirect(f"{url}?{request.GET.urlencode()}#exports")
+
+    def download_view(self, request, object_id, export_id):
+        """The file of a ready export, from the file storage, for the program's own staff."""
+        program = self.get_scoped_object(request, object_id, role=self.view_role)
+        export = get_object_or_404(
+            ProgramExport, pk=export_id, program=program, status=ProgramExport.Status.READY
+        )
+        return FileResponse(
+            export.file.open("rb"),
+            as_attachment=True,
+            filename=export.filename,
+            content_type=export.content_type,
+        )

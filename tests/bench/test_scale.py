@@ -46,8 +46,11 @@ def test_the_scale_benchmark_runs_at_a_tiny_size():
     assert "built 300 people, 900 pockets, 3,000 decisions" in output
     figures = [
         "authorization, 5 on all 300 wallets",
+        "dashboard rollup, first fold",
         "funder dashboard",
+        "program dashboard, default period (after the sweep",
         "export payments",
+        "export statement (csv, one day)",
         "campaign over 300 people",
         "reconciliation",
         "allocation expiry sweep",

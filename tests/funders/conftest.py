@@ -4,8 +4,11 @@ the other's records."""
 
 import pytest
 from django.test import Client
+from django.urls import reverse
+from django.utils.http import urlencode
 
-from funders.models import Membership
+from backoffice.tasks import program_export_build
+from funders.models import Membership, ProgramExport
 
 Role = Membership.Role
 
@@ -14,6 +17,23 @@ def client_for(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def export_downloaded(client: Client, program, kind: str, file_format: str, query: dict):
+    """(response, content) of an export as a funder's staff gets it: asked for on the
+    program's dashboard, built by its task (run here, as a worker would), downloaded from the
+    dashboard's link. The asking's response, and no content, if it is refused."""
+    url = reverse("admin:funders_programdashboard_export", args=[program.pk, kind, file_format])
+    asked = client.post(f"{url}?{urlencode(query)}")
+    if asked.status_code != 302:
+        return asked, b""
+    export = ProgramExport.objects.filter(program=program).latest("pk")
+    program_export_build(export.pk)
+    response = client.get(
+        reverse("admin:funders_programdashboard_download", args=[program.pk, export.pk])
+    )
+    content = b"".join(response.streaming_content) if response.status_code == 200 else b""
+    return response, content
 
 
 @pytest.fixture

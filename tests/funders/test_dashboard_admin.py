@@ -8,13 +8,16 @@ from datetime import date
 
 import pytest
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.http import urlencode
 
 from backoffice import exports
+from backoffice.tasks import program_export_build
 from funders import reports
-from funders.models import Membership
+from funders.models import Membership, ProgramExport
 from tests.factories import make_program, make_staff
 from tests.funders.conftest import client_for
 from tests.funders.test_reports import PERIOD, build_scenario, read_csv
@@ -155,23 +158,81 @@ def test_staff_of_no_funder_are_refused(scenario):
 # --- exports -------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def built_at_once(settings, tmp_path, django_capture_on_commit_callbacks):
+    """Exports built by their task as the request commits, into a storage of the test's own."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.MEDIA_ROOT = str(tmp_path)
+
+    def ask(client, program, kind, file_format, query=QUERY):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(f"{export_url(program, kind, file_format)}?{urlencode(query)}")
+
+    return ask
+
+
+def download(client, program, position: int = 0):
+    """The file of the dashboard's `position`-th export asked for (newest first)."""
+    prepared = client.get(dashboard_url(program), QUERY).context["prepared"]
+    _export, _label, url = prepared[position]
+    response = client.get(url)
+    return response, b"".join(response.streaming_content) if response.status_code == 200 else b""
+
+
 @pytest.mark.parametrize("kind", exports.KINDS)
 @pytest.mark.parametrize("file_format", list(exports.FORMATS))
-def test_an_agent_downloads_every_export(scenario, agent_client, kind, file_format):
-    response = agent_client.get(export_url(scenario.program, kind, file_format), QUERY)
+def test_an_agent_downloads_every_export(scenario, agent_client, built_at_once, kind, file_format):
+    # when the agent asks for it, it is built by a task into the file storage
+    response = built_at_once(agent_client, scenario.program, kind, file_format)
+    assert response.status_code == 302
+    assert response["Location"].endswith("#exports")
 
+    # then the dashboard offers it, and it downloads
+    response, content = download(agent_client, scenario.program)
     assert response.status_code == 200
     disposition = response["Content-Disposition"]
     assert disposition.startswith("attachment;")
     assert f"-{kind}-2026-03-12.{file_format}" in disposition
+    assert content
 
 
-def test_the_payments_export_covers_the_period_asked(scenario, manager_client):
-    response = manager_client.get(
-        export_url(scenario.program, "payments", "csv"), {"from": "2026-03-04", "to": "2026-03-04"}
+def test_an_export_asked_for_shows_being_prepared_in_french_until_it_is_built(
+    scenario, manager_client, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.MEDIA_ROOT = str(tmp_path)
+    # a worker that has not taken the task yet
+    with django_capture_on_commit_callbacks(execute=False):
+        response = manager_client.post(
+            f"{export_url(scenario.program, 'payments', 'csv')}?{urlencode(QUERY)}", follow=True
+        )
+    content = response.content.decode()
+    assert "Votre fichier est en préparation" in content
+    assert "En préparation… rechargez la page dans un instant." in content
+    export = ProgramExport.objects.get()
+    assert export.status == ProgramExport.Status.PREPARING
+    url = reverse("admin:funders_programdashboard_download", args=[scenario.program.pk, export.pk])
+    assert manager_client.get(url).status_code == 404  # nothing to download yet
+
+    # once the task ran, the file is in the storage and the page links to it
+    program_export_build(export.pk)
+    export.refresh_from_db()
+    assert export.status == ProgramExport.Status.READY
+    assert default_storage.exists(export.file.name)
+    assert "Télécharger" in manager_client.get(dashboard_url(scenario.program)).content.decode()
+    assert manager_client.get(url).status_code == 200
+
+
+def test_the_payments_export_covers_the_period_asked(scenario, manager_client, built_at_once):
+    built_at_once(
+        manager_client,
+        scenario.program,
+        "payments",
+        "csv",
+        {"from": "2026-03-04", "to": "2026-03-04"},
     )
+    _response, content = download(manager_client, scenario.program)
 
-    assert len(read_csv(response.content)) == 3  # the three refused payments
+    assert len(read_csv(content)) == 3  # the three refused payments
 
 
 def test_export_links_carry_the_period(scenario, manager_client):
@@ -184,17 +245,23 @@ def test_export_links_carry_the_period(scenario, manager_client):
 
 
 def test_an_export_with_bad_dates_goes_back_to_the_dashboard(scenario, manager_client):
-    response = manager_client.get(
-        export_url(scenario.program, "payments", "csv"), {"from": "not-a-date"}
-    )
+    response = manager_client.post(f"{export_url(scenario.program, 'payments', 'csv')}?from=x")
 
     assert response.status_code == 302
     assert response["Location"].startswith(dashboard_url(scenario.program) + "?")
+    assert not ProgramExport.objects.exists()
+
+
+def test_an_export_is_asked_for_by_post_only(scenario, manager_client):
+    response = manager_client.get(export_url(scenario.program, "payments", "csv"), QUERY)
+
+    assert response.status_code == 405
+    assert not ProgramExport.objects.exists()
 
 
 @pytest.mark.parametrize(("kind", "file_format"), [("ledger", "csv"), ("payments", "pdf")])
 def test_an_unknown_export_is_not_found(scenario, manager_client, kind, file_format):
-    assert manager_client.get(export_url(scenario.program, kind, file_format)).status_code == 404
+    assert manager_client.post(export_url(scenario.program, kind, file_format)).status_code == 404
 
 
 # --- the funder's dashboard ---------------------------------------------------------------------
@@ -263,9 +330,26 @@ def test_another_funders_program_dashboard_is_not_found(scenario, other_client):
 @pytest.mark.parametrize("kind", exports.KINDS)
 @pytest.mark.parametrize("file_format", list(exports.FORMATS))
 def test_another_funders_exports_are_not_found(scenario, other_client, kind, file_format):
-    response = other_client.get(export_url(scenario.program, kind, file_format), QUERY)
+    response = other_client.post(f"{export_url(scenario.program, kind, file_format)}?from=x")
 
     assert response.status_code == 404
+    assert not ProgramExport.objects.exists()
+
+
+def test_another_funder_cannot_download_a_file_made_for_a_program_not_theirs(
+    scenario, manager_client, other_client, built_at_once
+):
+    built_at_once(manager_client, scenario.program, "payments", "csv")
+    export = ProgramExport.objects.get(status=ProgramExport.Status.READY)
+    own = reverse("admin:funders_programdashboard_download", args=[scenario.program.pk, export.pk])
+    # through its program's address, and through one of the other funder's own programs
+    theirs = reverse(
+        "admin:funders_programdashboard_download", args=[scenario.other_program.pk, export.pk]
+    )
+
+    assert other_client.get(own).status_code == 404
+    assert other_client.get(theirs).status_code == 404
+    assert manager_client.get(own).status_code == 200
 
 
 @pytest.mark.parametrize("chosen", ["funder", "nonsense", ""])

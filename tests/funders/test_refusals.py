@@ -15,7 +15,7 @@ from engine.request import AuthorizationRequest
 from funders.reports import Period, refusals_by
 from merchants.payments import merchant_place
 from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
-from tests.funders.conftest import client_for
+from tests.funders.conftest import client_for, export_downloaded
 from wallet.authorize import authorize
 from wallet.models import Decision
 
@@ -115,18 +115,16 @@ def test_the_dashboard_links_a_shop_to_its_refused_payments(
 @pytest.mark.parametrize("file_format", ["csv", "xlsx"])
 def test_the_refusals_export(scenario, manager, file_format):
     program, _bar, _outside = scenario
-    url = reverse(
-        "admin:funders_programdashboard_export", args=[program.pk, "refusals", file_format]
-    )
     today = timezone.localdate()
-    response = client_for(manager).get(
-        url, {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+    period = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+    response, content = export_downloaded(
+        client_for(manager), program, "refusals", file_format, period
     )
     assert response.status_code == 200
     if file_format == "csv":
-        rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+        rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
     else:
-        sheet = openpyxl.load_workbook(io.BytesIO(response.content), read_only=True).active
+        sheet = openpyxl.load_workbook(io.BytesIO(content), read_only=True).active
         rows = [["" if cell is None else str(cell) for cell in row] for row in sheet.values]
     # The same figures in both formats, the amount in euros and in cents.
     shops = [row for row in rows[1:] if row[1] == "Bar du Cours"]

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.urls import reverse
 from django.utils import timezone
 
 from funders.models import Membership
@@ -21,7 +20,7 @@ from tests.factories import (
     make_program,
     make_staff,
 )
-from tests.funders.conftest import client_for
+from tests.funders.conftest import client_for, export_downloaded
 from tests.merchant_api.conftest import MerchantClient
 
 pytestmark = pytest.mark.django_db
@@ -89,12 +88,11 @@ def test_each_funder_export_shows_its_share_and_only_its_share(split_payment, ou
     other_funder, other_program = split_payment[theirs]
     own_share = {"Aide alimentaire": "30.00", "Aide hygiène": "8.00"}[program.name]
     client = client_for(make_staff(funder=funder, role=Membership.Role.AGENT))
-    url = reverse("admin:funders_programdashboard_export", args=[program.pk, "payments", "csv"])
     today = timezone.localdate()
     period = {"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=5))}
-    response = client.get(url, period)
+    response, content = export_downloaded(client, program, "payments", "csv", period)
     assert response.status_code == 200
-    text = response.content.decode("utf-8-sig")
+    text = content.decode("utf-8-sig")
     table = list(csv.reader(io.StringIO(text)))
     header, row = table[0], table[1]
     assert len(table) == 2
@@ -105,4 +103,5 @@ def test_each_funder_export_shows_its_share_and_only_its_share(split_payment, ou
     assert other_program.name not in text and other_funder.name not in text
     # And the other funder cannot open this program's export at all.
     stranger = client_for(make_staff(funder=other_funder, role=Membership.Role.AGENT))
-    assert stranger.get(url, period).status_code in (403, 404)
+    refused, _content = export_downloaded(stranger, program, "payments", "csv", period)
+    assert refused.status_code in (403, 404)

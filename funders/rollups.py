@@ -1,0 +1,408 @@
+"""The dashboards' rollup: what moved on each program's accounts, what was spent where and
+what was refused, per program and day (Europe/Paris), folded in by a task up to a watermark
+(the last transfer and the last decision folded in), so that a dashboard reads a few thousand
+rows of rollup instead of every payment a program ever had.
+
+A dashboard reads the rollup and, in the same snapshot, folds the rows after the watermark on
+the fly (`*_since` below, the same functions the task folds with): its figures are exact to
+the moment however old the last fold is, and cheap while the fold keeps up (beat runs it every
+minute; the dashboards' "refresh" runs it on demand). Nothing is written on the authorization
+path: the figures are derived from the ledger's own rows.
+
+Rows are folded once settled: only up to the last transfer (decision) made more than SETTLE
+ago, so that a transaction still open when the fold runs, whose rows carry ids below those of
+rows already committed, cannot be skipped: its rows are after the watermark and read on the fly
+until a later fold takes them. A transaction open longer than SETTLE would be skipped; the
+platform's transactions last milliseconds (the database's statement timeout is far below)."""
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db import connections, router, transaction
+from django.db.models import DateField, F, Max, Q, Sum
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import TruncDay
+from django.utils import timezone
+
+from core.time import PARIS
+from funders.models import (
+    Allocation,
+    EndedPocketLeft,
+    ProgramDecline,
+    ProgramFlow,
+    ProgramSpending,
+    RollupWatermark,
+)
+from ledger.models import Account, Entry, Transfer
+from wallet.models.decisions import Decision
+
+SETTLE = timedelta(minutes=2)
+# Ids folded per transaction: the first fold of a large database is many of these, each short.
+CHUNK = 500_000
+RECEIVABLE_PREFIX = "program-receivable:"  # stripe_issuing.transactions' receivable account
+NO_END = 2**63 - 1
+
+# From a capture, and from a refund, to the authorization decision behind it.
+CAPTURE_PATH = "pending_transfer__decision_hold__"
+REFUND_PATH = "refund_of__pending_transfer__decision_hold__"
+
+
+def _day(field: str) -> TruncDay:
+    return TruncDay(field, tzinfo=PARIS, output_field=DateField())
+
+
+FlowKey = tuple[int, date, str, str]  # program, day, role, kind
+SpendingKey = tuple[int, date, int, str, str, str]  # program, day, merchant, name, mcc, dépt
+DeclineKey = tuple[int, date, str]  # program, day, reason
+
+
+# --- what moved between two watermarks ------------------------------------------------------------
+
+
+def flows_since(
+    lo: int, hi: int = NO_END, programs: Iterable[int] | None = None
+) -> dict[FlowKey, list[int]]:
+    """{(program, day, role, kind): [amount, pending]} for the transfers lo < id <= hi: the
+    entries on each program's float, pockets and receivable, and the pending amount holds
+    add to a pocket (+) and their resolution takes off (-)."""
+    ids = None if programs is None else list(programs)
+    flows: dict[FlowKey, list[int]] = defaultdict(lambda: [0, 0])
+    in_range = Q(transfer_id__gt=lo, transfer_id__lte=hi)
+
+    def only(path: str) -> Q:
+        return Q() if ids is None else Q(**{f"{path}__in": ids})
+
+    owners = {
+        ProgramFlow.Role.POCKET: "account__pocket__allocation__program",
+        ProgramFlow.Role.FLOAT: "account__program",
+    }
+    for role, path in owners.items():
+        rows = (
+            Entry.objects.filter(in_range, only(path), **{f"{path}__isnull": False})
+            .values(program=F(path), day=_day("transfer__created_at"), kind=F("transfer__kind"))
+            .annotate(total=Sum("amount"))
+        )
+        for row in rows:
+            flows[(row["program"], row["day"], role, row["kind"])][0] += row["total"]
+    receivables = (
+        Entry.objects.filter(in_range, account__kind=Account.Kind.PROGRAM_RECEIVABLE)
+        .values(code=F("account__code"), day=_day("transfer__created_at"), kind=F("transfer__kind"))
+        .annotate(total=Sum("amount"))
+    )
+    for row in receivables:
+        program = int(row["code"].removeprefix(RECEIVABLE_PREFIX))
+        if ids is None or program in ids:
+            key = (program, row["day"], ProgramFlow.Role.RECEIVABLE, row["kind"])
+            flows[key][0] += row["total"]
+
+    transfers = Q(id__gt=lo, id__lte=hi)
+    held = "debit_account__pocket__allocation__program"
+    released = "pending_transfer__debit_account__pocket__allocation__program"
+    for path, sign, amount in ((held, 1, "amount"), (released, -1, "pending_transfer__amount")):
+        condition = Q(is_pending=True) if sign > 0 else Q(pending_transfer__isnull=False)
+        rows = (
+            Transfer.objects.filter(transfers, condition, only(path), **{f"{path}__isnull": False})
+            .values(program=F(path), day=_day("created_at"), kind_=F("kind"))
+            .annotate(total=Sum(amount))
+        )
+        for row in rows:
+            key = (row["program"], row["day"], ProgramFlow.Role.POCKET, row["kind_"])
+            flows[key][1] += sign * row["total"]
+    return flows
+
+
+def _merchant_field(path: str, name: str) -> KeyTextTransform:
+    return KeyTextTransform(name, KeyTransform("merchant", f"{path}decision__request"))
+
+
+def spending_since(
+    lo: int, hi: int = NO_END, programs: Iterable[int] | None = None
+) -> dict[SpendingKey, list[int]]:
+    """{(program, day, merchant id or 0, merchant's name, mcc, département): [captured,
+    refunded]} for the captures and refunds lo < id <= hi on the programs' pockets, the
+    merchant as the decision recorded it at the time of the payment."""
+    ids = None if programs is None else list(programs)
+    spending: dict[SpendingKey, list[int]] = defaultdict(lambda: [0, 0])
+    for column, kind, path in (
+        (0, Transfer.Kind.CAPTURE, CAPTURE_PATH),
+        (1, Transfer.Kind.REFUND, REFUND_PATH),
+    ):
+        program = f"{path}pocket__allocation__program"
+        rows = (
+            Transfer.objects.filter(
+                Q() if ids is None else Q(**{f"{program}__in": ids}),
+                id__gt=lo,
+                id__lte=hi,
+                kind=kind,
+                **{f"{program}__isnull": False},
+            )
+            .values(
+                program=F(program),
+                day=_day("created_at"),
+                merchant=F(f"{path}decision__merchant"),
+                name=_merchant_field(path, "name"),
+                mcc=_merchant_field(path, "mcc"),
+                departement=KeyTextTransform("departement", f"{path}decision__request"),
+            )
+            .annotate(total=Sum("amount"))
+        )
+        for row in rows:
+            key = (
+                row["program"],
+                row["day"],
+                row["merchant"] or 0,
+                row["name"] or "",
+                row["mcc"] or "",
+                row["departement"] or "",
+            )
+            spending[key][column] += row["total"]
+    return spending
+
+
+def declines_since(
+    lo: int, hi: int = NO_END, programs: Iterable[int] | None = None
+) -> dict[DeclineKey, int]:
+    """{(program, day, reason): payments} for the declined or partially approved decisions
+    lo < id <= hi: a payment where one of a program's pockets was refused counts once per
+    reason of that program's pockets; one its pockets accepted but could not pay in full, by
+    the payment's own reason."""
+    ids = None if programs is None else set(programs)
+    from wallet.models import Pocket
+
+    decisions = list(
+        Decision.objects.filter(
+            id__gt=lo,
+            id__lte=hi,
+            status__in=[Decision.Status.DECLINED, Decision.Status.PARTIALLY_APPROVED],
+        ).values_list("decided_at", "trace")
+    )
+    asked = {
+        verdict["pocket_id"] for _at, trace in decisions for verdict in trace.get("verdicts", [])
+    }
+    program_of = dict(Pocket.objects.filter(pk__in=asked).values_list("pk", "allocation__program"))
+    counts: dict[DeclineKey, int] = defaultdict(int)
+    for decided_at, trace in decisions:
+        day = timezone.localtime(decided_at, PARIS).date()
+        by_program: dict[int, list[dict]] = defaultdict(list)
+        for verdict in trace.get("verdicts", []):
+            program = program_of.get(verdict["pocket_id"])
+            if program is not None and (ids is None or program in ids):
+                by_program[program].append(verdict)
+        for program, verdicts in by_program.items():
+            refused = {v["reason"] for v in verdicts if not v["eligible"]}
+            if not refused and trace.get("reason"):
+                # The pockets accepted the shop but not the whole amount (a limit, their
+                # balance): the payment's own reason is what stopped it.
+                refused = {trace["reason"]}
+            for reason in refused:
+                counts[(program, day, reason)] += 1
+    return counts
+
+
+def _ended_with_money(accounts: Q, programs: Iterable[int] | None):
+    """The pockets of ended aid among `accounts` that keep money beyond their holds."""
+    return Account.objects.filter(
+        accounts,
+        Q() if programs is None else Q(pocket__allocation__program__in=list(programs)),
+        pocket__isnull=False,
+        balance__gt=F("pending"),
+    ).exclude(pocket__allocation__status=Allocation.Status.ACTIVE)
+
+
+def touched_since(lo: int) -> set[int]:
+    """The accounts the transfers after `lo` moved: their entries, and the accounts their holds
+    and hold resolutions reserve on. Read apart, each by the transfers' ids: few rows, where
+    one statement ORing the three would have the planner read every account."""
+    after = Q(id__gt=lo)
+    entries = Entry.objects.filter(transfer_id__gt=lo).values_list("account", flat=True)
+    holds = Transfer.objects.filter(after, is_pending=True).values_list("debit_account", flat=True)
+    released = Transfer.objects.filter(after, pending_transfer__isnull=False).values_list(
+        "pending_transfer__debit_account", flat=True
+    )
+    return {*entries, *holds, *released}
+
+
+# --- the fold -------------------------------------------------------------------------------------
+
+
+def _settled(model, lo: int, time_field: str, settle: timedelta) -> int:
+    """The highest id after `lo` of the rows made more than `settle` ago (`lo` if none): every
+    id below it was handed out before then, so its transaction has ended."""
+    cutoff = timezone.now() - settle
+    found = model.objects.filter(id__gt=lo, **{f"{time_field}__lte": cutoff}).aggregate(
+        last=Max("id")
+    )["last"]
+    return lo if found is None else found
+
+
+def _add(model, rows: dict, key_fields: list[str], value_fields: list[str]) -> None:
+    """Adds `rows` ({key: values}) to the rollup table `model`, one statement to read the rows
+    they fall on and one to write them."""
+    if not rows:
+        return
+    programs = {key[0] for key in rows}
+    days = {key[1] for key in rows}
+    existing = {
+        tuple(getattr(row, f) for f in key_fields): row
+        for row in model.objects.filter(program__in=programs, day__in=days)
+    }
+    merged = []
+    for key, values in rows.items():
+        values = values if isinstance(values, list) else [values]
+        row = existing.get(key) or model(**dict(zip(key_fields, key, strict=True)))
+        for name, value in zip(value_fields, values, strict=True):
+            setattr(row, name, (getattr(row, name) or 0) + value)
+        merged.append(row)
+    model.objects.bulk_create(
+        merged,
+        update_conflicts=True,
+        unique_fields=key_fields,
+        update_fields=value_fields,
+        batch_size=1000,
+    )
+
+
+_FLOW_KEY = ["program_id", "day", "role", "kind"]
+_SPENDING_KEY = ["program_id", "day", "merchant_id", "merchant_name", "mcc", "departement"]
+_DECLINE_KEY = ["program_id", "day", "reason"]
+
+
+@dataclass
+class Folded:
+    transfers: int = 0  # ids folded in by this run
+    decisions: int = 0
+    transfer_watermark: int = 0
+    decision_watermark: int = 0
+
+
+def rollup_fold(*, settle: timedelta = SETTLE, chunk: int = CHUNK) -> Folded:
+    """Folds every settled transfer and decision after the watermark into the rollup, `chunk`
+    ids per transaction, then records what ended aid keeps. Safe to run concurrently: each
+    transaction locks the watermark row, so two runs fold each id once."""
+    RollupWatermark.objects.get_or_create(pk=1)
+    folded = Folded()
+    while True:
+        with transaction.atomic():
+            mark = RollupWatermark.objects.select_for_update().get(pk=1)
+            hi = min(_settled(Transfer, mark.transfer, "created_at", settle), mark.transfer + chunk)
+            if hi == mark.transfer:
+                break
+            _add(ProgramFlow, flows_since(mark.transfer, hi), _FLOW_KEY, ["amount", "pending"])
+            spending = spending_since(mark.transfer, hi)
+            _add(ProgramSpending, spending, _SPENDING_KEY, ["captured", "refunded"])
+            folded.transfers += hi - mark.transfer
+            mark.transfer = hi
+            mark.folded_at = timezone.now()
+            mark.save(update_fields=["transfer", "folded_at"])
+    while True:
+        with transaction.atomic():
+            mark = RollupWatermark.objects.select_for_update().get(pk=1)
+            hi = min(_settled(Decision, mark.decision, "decided_at", settle), mark.decision + chunk)
+            if hi == mark.decision:
+                break
+            _add(ProgramDecline, declines_since(mark.decision, hi), _DECLINE_KEY, ["payments"])
+            folded.decisions += hi - mark.decision
+            mark.decision = hi
+            mark.folded_at = timezone.now()
+            mark.save(update_fields=["decision", "folded_at"])
+    with transaction.atomic():
+        # Read once in a while over every ended pocket (the sweep's own query): between two
+        # folds a dashboard reads only these and the pockets moved since (`ended`).
+        left = _ended_with_money(Q(), None).values_list("pk", "pocket__allocation__program")
+        EndedPocketLeft.objects.all().delete()
+        EndedPocketLeft.objects.bulk_create(
+            [EndedPocketLeft(account_id=pk, program_id=program) for pk, program in left],
+            batch_size=1000,
+        )
+    mark = RollupWatermark.objects.get(pk=1)
+    folded.transfer_watermark, folded.decision_watermark = mark.transfer, mark.decision
+    return folded
+
+
+# --- reading it -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def one_snapshot() -> Iterator[None]:
+    """The rollup, its watermark and the rows after it read at one instant, on the database
+    the reads go to (the replica inside replica_reads()): a fold committing in between would
+    otherwise count its rows twice, or not at all."""
+    alias = router.db_for_read(ProgramFlow)
+    connection = connections[alias]
+    # Only the outermost transaction chooses its isolation; inside one (a test's), its own.
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(using=alias):
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def watermark() -> RollupWatermark:
+    return RollupWatermark.objects.filter(pk=1).first() or RollupWatermark(pk=1)
+
+
+def flows(
+    programs: list[int], mark: RollupWatermark, *, before: date | None = None
+) -> dict[FlowKey, list[int]]:
+    """Every flow of the programs (before a day, if given): the rollup's and those after its
+    watermark `mark`. Call inside one_snapshot(), with the watermark read there."""
+    days = Q() if before is None else Q(day__lt=before)
+    total: dict[FlowKey, list[int]] = defaultdict(lambda: [0, 0])
+    for row in ProgramFlow.objects.filter(days, program__in=programs).values_list(
+        "program", "day", "role", "kind", "amount", "pending"
+    ):
+        total[row[:4]][0] += row[4]
+        total[row[:4]][1] += row[5]
+    for key, (amount, pending) in flows_since(mark.transfer, programs=programs).items():
+        if before is None or key[1] < before:
+            total[key][0] += amount
+            total[key][1] += pending
+    return total
+
+
+def spending(programs: list[int], *, start: date, end: date) -> dict[SpendingKey, list[int]]:
+    """Captures and refunds of the days start..end (included), rollup and after it."""
+    total: dict[SpendingKey, list[int]] = defaultdict(lambda: [0, 0])
+    for row in ProgramSpending.objects.filter(
+        program__in=programs, day__gte=start, day__lte=end
+    ).values_list(*_SPENDING_KEY, "captured", "refunded"):
+        total[row[:6]][0] += row[6]
+        total[row[:6]][1] += row[7]
+    for key, (captured, refunded) in spending_since(
+        watermark().transfer, programs=programs
+    ).items():
+        if start <= key[1] <= end:
+            total[key][0] += captured
+            total[key][1] += refunded
+    return total
+
+
+def declines(programs: list[int], *, start: date, end: date) -> dict[DeclineKey, int]:
+    total: dict[DeclineKey, int] = defaultdict(int)
+    for program, day, reason, payments in ProgramDecline.objects.filter(
+        program__in=programs, day__gte=start, day__lte=end
+    ).values_list(*_DECLINE_KEY, "payments"):
+        total[(program, day, reason)] += payments
+    for key, payments in declines_since(watermark().decision, programs=programs).items():
+        if start <= key[1] <= end:
+            total[key] += payments
+    return total
+
+
+def ended(programs: list[int], mark: RollupWatermark) -> dict[int, int]:
+    """{program: what its ended aid keeps beyond its holds}, exact to the moment: only a pocket
+    that kept some at the last fold, or that the ledger moved since, can keep any now. Call
+    inside one_snapshot()."""
+    candidates = touched_since(mark.transfer) | set(
+        EndedPocketLeft.objects.filter(program__in=programs).values_list("account_id", flat=True)
+    )
+    rows = (
+        _ended_with_money(Q(pk__in=candidates), programs)
+        .values(program_pk=F("pocket__allocation__program"))
+        .annotate(total=Sum(F("balance") - F("pending")))
+    )
+    return {row["program_pk"]: row["total"] for row in rows}
