@@ -440,7 +440,7 @@ def decision_notify_on_commit(*, decision: Decision, writes: OneStatement | None
     if writes is not None:
         writes.insert(notice)
     else:
-        notice.save()
+        notice.save(force_insert=True)  # its key is the decision's: no UPDATE tried first
     transaction.on_commit(lambda: tasks.notify_decision.delay(decision.pk), robust=True)
 
 
