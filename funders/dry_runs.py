@@ -588,6 +588,12 @@ def _replay_in_parts(replayer, since, until, wallets, pocket_ids, parts, total, 
             processed.value += rows
 
     def work(part: int, sender) -> None:
+        # A connection the parent still held at the fork (one close_all() did not reach: after
+        # a browser test's event loop, say) is the parent's socket: forgotten here, never used
+        # nor closed (closing it ends the session the other parts would share), so that this
+        # process opens its own.
+        for alias_connection in connections.all(initialized_only=True):
+            alias_connection.connection = None
         try:
             rows = _stream(_rows(since, until, wallets, part, parts))
             sender.send(("ok", _replay_rows(replayer, rows, pocket_ids, done)))
