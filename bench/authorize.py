@@ -72,6 +72,27 @@ MERCHANTS = [
 ]
 
 
+def merchants_build() -> list:
+    """One shop for each of MERCHANTS (Django set up), with its place."""
+    from tests.factories import make_merchant, siret
+
+    return [
+        make_merchant(
+            siret=siret(1000 + i),
+            legal_name=f"M{i}",
+            trade_name=f"M{i}",
+            mcc=mcc,
+            address="1 rue",
+            postcode=postcode,
+            city="X",
+            commune_code=commune,
+            latitude="45.18",
+            longitude="5.72",
+        )
+        for i, (mcc, postcode, commune) in enumerate(MERCHANTS)
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--authorizations", type=int, default=10_000)
@@ -98,7 +119,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     from core.one_statement import OneStatement
     from engine.request import AuthorizationRequest
     from merchants.payments import merchant_place
-    from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, siret
+    from tests.factories import BeneficiaryFactory, make_allocation
     from wallet.authorize import authorize, authorize_by_code
     from wallet.payment_codes import payment_code_create, payment_code_redeem
 
@@ -135,21 +156,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     now = timezone.now()
     programs = scenario.funder_with_programs(rules_by_name=PROGRAMS)
-    merchants = [
-        make_merchant(
-            siret=siret(1000 + i),
-            legal_name=f"M{i}",
-            trade_name=f"M{i}",
-            mcc=mcc,
-            address="1 rue",
-            postcode=postcode,
-            city="X",
-            commune_code=commune,
-            latitude="45.18",
-            longitude="5.72",
-        )
-        for i, (mcc, postcode, commune) in enumerate(MERCHANTS)
-    ]
+    merchants = merchants_build()
 
     started = time.perf_counter()
     wallets = []

@@ -23,7 +23,7 @@ import time
 from datetime import timedelta
 
 from bench import harness, scenario
-from bench.authorize import MERCHANTS, PROGRAMS
+from bench.authorize import PROGRAMS, merchants_build
 
 PROPOSED = {
     "categories": {"allow_groups": ["food", "restaurants"]},
@@ -108,6 +108,9 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     print(f"RESULT: {'ok' if elapsed < 60 else 'slower than 60 s'}")
     verified = bench.verify_ledger()
     if not args.keep:
+        from django.db import connections
+
+        connections.close_all()  # this process's own session would hold the database
         harness.drop_database(bench.url)
     return 0 if verified else 1
 
@@ -148,7 +151,7 @@ def build(args: argparse.Namespace) -> None:
 
     from engine.request import AuthorizationRequest
     from merchants.payments import merchant_place
-    from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, siret
+    from tests.factories import BeneficiaryFactory, make_allocation
     from wallet.authorize import authorize
     from wallet.models import Decision
 
@@ -156,21 +159,7 @@ def build(args: argparse.Namespace) -> None:
     now = timezone.now()
     started = time.perf_counter()
     programs = scenario.funder_with_programs(rules_by_name=PROGRAMS)
-    merchants = [
-        make_merchant(
-            siret=siret(1000 + i),
-            legal_name=f"M{i}",
-            trade_name=f"M{i}",
-            mcc=mcc,
-            address="1 rue",
-            postcode=postcode,
-            city="X",
-            commune_code=commune,
-            latitude="45.18",
-            longitude="5.72",
-        )
-        for i, (mcc, postcode, commune) in enumerate(MERCHANTS)
-    ]
+    merchants = merchants_build()
     wallets = []
     for w in range(args.wallets):
         beneficiary = BeneficiaryFactory(first_name="B", last_name=str(w), email="", postcode="")
