@@ -10,6 +10,7 @@ invariant come back to Python."""
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 
 from ledger.models import Account, Entry, Transfer
@@ -40,7 +41,7 @@ def verify() -> list[Problem]:
         ]
 
 
-def _entries_by_transfer(cursor) -> list[Problem]:
+def _entries_by_transfer(cursor: CursorWrapper) -> list[Problem]:
     """Each transfer with entries: they sum to zero, are all in its currency, and it is not a
     hold. One pass over the entries (with their accounts' currencies), grouped by transfer,
     then joined to the transfers."""
@@ -79,7 +80,7 @@ def _entries_by_transfer(cursor) -> list[Problem]:
     return unbalanced + wrong_currency + holds_with_entries
 
 
-def _resolutions(cursor) -> list[Problem]:
+def _resolutions(cursor: CursorWrapper) -> list[Problem]:
     """Each capture, void or expiry resolves a hold, and a capture takes no more than its
     hold: the resolving transfers joined to what they resolve."""
     resolving = list(Transfer.RESOLVING_KINDS)
@@ -104,7 +105,7 @@ def _resolutions(cursor) -> list[Problem]:
     ]
 
 
-def _refunds(cursor) -> list[Problem]:
+def _refunds(cursor: CursorWrapper) -> list[Problem]:
     """No transfer is refunded more than its amount (the few refunds, through their index)."""
     cursor.execute(
         f"""
@@ -121,7 +122,7 @@ def _refunds(cursor) -> list[Problem]:
     ]
 
 
-def _accounts(cursor) -> list[Problem]:
+def _accounts(cursor: CursorWrapper) -> list[Problem]:
     """A guarded account's balance is the sum of its entries, what it holds the sum of its open
     holds, and it is not negative; an account that is not guarded keeps no running balance.
     The entries grouped by account and the open holds (holds no transfer resolves) by the
