@@ -506,8 +506,10 @@ def build(people: int, seed: int) -> dict:
         "SET session_replication_role = replica",
         "SET maintenance_work_mem = '1GB'",
     ]
-    for step in steps:
+    for number, step in enumerate(steps, 1):
+        t0 = time.perf_counter()
         _lanes_run(step, bulk_mode)
+        print(f"  step {number} ({len(step)} lanes): {time.perf_counter() - t0:.1f} s")
     with connection.cursor() as cursor:
         sizes = _table_bytes(cursor)
     t0 = time.perf_counter()
