@@ -9,18 +9,19 @@ proposal per campaign (a partial unique index, and the campaign's row locked for
 person granted by the campaign is not proposed again, and a rejected proposal comes back only
 when the person's data changed after the rejection."""
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_update_with_history
 
 from core.errors import DomainError, InsufficientFunds, InvalidState
 from core.money import format_money, validate_amount
@@ -244,7 +245,7 @@ def _evaluate(
     other_aid = _other_aid(criteria, ids)
 
     tally = _Tally()
-    new: list[Proposal] = []
+    new: list[_NewProposal] = []
     withdraw: dict[int, list[dict]] = {}  # pending proposal → why
     seen = set()
     for person, facts, updated_at in _people(program.funder, ids, other_aid):
@@ -269,10 +270,8 @@ def _evaluate(
         tally.add("proposed", person_groups)
         children = facts.dependent_children or 0
         new.append(
-            Proposal(
-                campaign=campaign,
+            _NewProposal(
                 beneficiary_id=person,
-                run=run,
                 amount=campaign.amount + campaign.amount_per_child * children,
                 reasons=evaluation.met,
                 **person_groups,
@@ -282,7 +281,7 @@ def _evaluate(
         if person not in seen:
             withdraw[proposal_id] = [eligibility.situation(eligibility.NOT_FOLLOWED)]
 
-    bulk_create_with_history(new, Proposal, batch_size=BATCH, default_user=run.started_by)
+    _proposals_create(new, run)
     proposals_withdraw(reasons=withdraw, by=run.started_by)
 
     run.evaluated = tally.counts["evaluated"]
@@ -296,6 +295,63 @@ def _evaluate(
     run.save()
     if ids is None:
         Campaign.objects.filter(pk=campaign.pk).update(last_run_at=run.finished_at)
+
+
+@dataclass(frozen=True)
+class _NewProposal:
+    beneficiary_id: int
+    amount: int
+    reasons: list[dict]
+    departement: str
+    age_band: str
+    household_type: str
+
+
+def _proposals_create(new: list[_NewProposal], run: CampaignRun) -> None:
+    """The run's new proposals, pending, with their history rows. Plain rows in batched
+    statements, then the history copied from them in one statement (every proposal of this run
+    is one it just made): the ORM's bulk creation with history spent 40 s on the 12,000
+    proposals of a campaign over 100,000 people, adapting each value of each model twice."""
+    if not new:
+        return
+    now = timezone.now()
+    at = connection.ops.adapt_datetimefield_value(now)
+    user_id = run.started_by.pk if run.started_by is not None else None
+    proposal = Proposal._meta.db_table
+    with connection.cursor() as cursor:
+        insert = (
+            f"INSERT INTO {proposal} (campaign_id, beneficiary_id, run_id, amount, reasons, "
+            "unmet, departement, age_band, household_type, status, decision_reason, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        for start in range(0, len(new), BATCH):
+            cursor.executemany(
+                insert,
+                [
+                    (
+                        run.campaign_id,
+                        made.beneficiary_id,
+                        run.pk,
+                        made.amount,
+                        json.dumps(made.reasons),
+                        "[]",
+                        made.departement,
+                        made.age_band,
+                        made.household_type,
+                        Status.PENDING,
+                        "",
+                        at,
+                    )
+                    for made in new[start : start + BATCH]
+                ],
+            )
+        columns = ", ".join(field.column for field in Proposal._meta.concrete_fields)
+        cursor.execute(
+            f"INSERT INTO {Proposal.history.model._meta.db_table} ({columns}, history_date, "
+            "history_change_reason, history_type, history_user_id) "
+            f"SELECT {columns}, %s, NULL, '+', %s FROM {proposal} WHERE run_id = %s",
+            [at, user_id, run.pk],
+        )
 
 
 def proposals_withdraw(*, reasons: dict[int, list[dict]], by: AbstractBaseUser | None) -> None:

@@ -36,14 +36,16 @@ beyond its authorization."""
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import F, OuterRef, Q, Subquery, Sum
+from django.db import connection
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from funders.models import Program
+from funders.models import Allocation, Program
 from ledger.models import Account, Entry, Transfer
 from merchants.models import Merchant
+from wallet.models import Pocket
 
 PAYEE_KINDS = (Account.Kind.MERCHANT_PAYABLE, Account.Kind.CARD_SETTLEMENT)
 PROGRAM_KINDS = (Account.Kind.PROGRAM_FLOAT, Account.Kind.POCKET, Account.Kind.PROGRAM_RECEIVABLE)
@@ -225,7 +227,7 @@ def reconciliation_build(*, as_of: datetime | None = None) -> Reconciliation:
     _held_figures(programs, as_of)
     _receivable_figures(programs, entries)
     payees = _payees(entries)
-    _spending(programs, payees, entries)
+    _spending(programs, payees, as_of)
     currencies = _currency_totals(entries)
     report = Reconciliation(
         as_of=as_of,
@@ -344,40 +346,58 @@ def _payees(entries) -> dict[int, PayeeLines]:
     return payees
 
 
-def _spending(programs: dict[int, ProgramLines], payees: dict[int, PayeeLines], entries) -> None:
+def _spending(
+    programs: dict[int, ProgramLines], payees: dict[int, PayeeLines], as_of: datetime
+) -> None:
     """Captures minus refunds, per program and payee, from the payee's side of each transfer,
-    attributed through the program's account on the other side. What no program's account paid
-    is left out, so that the payee's identity fails on it."""
-    other_side = Entry.objects.filter(transfer=OuterRef("transfer")).exclude(pk=OuterRef("pk"))
-    rows = (
-        entries.filter(
-            account__kind__in=PAYEE_KINDS,
-            transfer__kind__in=(Transfer.Kind.CAPTURE, Transfer.Kind.REFUND),
+    attributed through the program's account on the other side (a float or a pocket, else a
+    program's receivable). What no program's account paid is left out, so that the payee's
+    identity fails on it.
+
+    Set-based: the other side of each capture and refund summed up once per transfer, joined
+    to the payees' entries (a subquery per payee entry, 10 million at a million people, was most
+    of the reconciliation's time). A transfer paid from pockets of several programs is
+    attributed to one of them (the lowest id), as the first of its other entries was before."""
+    payee_kinds = list(PAYEE_KINDS)
+    kinds = [Transfer.Kind.CAPTURE, Transfer.Kind.REFUND]
+    entry, account, transfer = Entry._meta.db_table, Account._meta.db_table, Transfer._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT p.account_id, x.program, x.receivable, SUM(p.amount)
+            FROM {entry} p
+            JOIN {account} pa ON pa.id = p.account_id
+            JOIN (SELECT o.transfer_id, MIN(COALESCE(f.id, al.program_id)) AS program,
+                         MIN(CASE WHEN oa.kind = %s THEN oa.code END) AS receivable
+                  FROM {entry} o
+                  JOIN {transfer} t ON t.id = o.transfer_id
+                  JOIN {account} oa ON oa.id = o.account_id
+                  LEFT JOIN {Program._meta.db_table} f ON f.float_account_id = oa.id
+                  LEFT JOIN {Pocket._meta.db_table} pk ON pk.account_id = oa.id
+                  LEFT JOIN {Allocation._meta.db_table} al ON al.id = pk.allocation_id
+                  WHERE t.kind IN (%s, %s) AND t.created_at < %s
+                    AND oa.kind NOT IN (%s, %s)
+                  GROUP BY o.transfer_id) x ON x.transfer_id = p.transfer_id
+            WHERE pa.kind IN (%s, %s)
+            GROUP BY p.account_id, x.program, x.receivable""",
+            [
+                Account.Kind.PROGRAM_RECEIVABLE,
+                *kinds,
+                connection.ops.adapt_datetimefield_value(as_of),
+                *payee_kinds,
+                *payee_kinds,
+            ],
         )
-        .annotate(
-            program=Subquery(
-                other_side.values(
-                    program=Coalesce("account__program", "account__pocket__allocation__program")
-                )[:1]
-            ),
-            receivable=Subquery(
-                other_side.filter(account__kind=Account.Kind.PROGRAM_RECEIVABLE).values(
-                    "account__code"
-                )[:1]
-            ),
-        )
-        .values("account", "program", "receivable")
-        .annotate(total=Sum("amount"))
-    )
-    for row in rows:
-        program = row["program"]
-        if program is None and row["receivable"] is not None:
-            program = _program_of_receivable(row["receivable"])
-        payee = payees[row["account"]]
+        rows = cursor.fetchall()
+    for payee_account, program, receivable, summed in rows:
+        total = int(summed)  # PostgreSQL sums bigints as numeric
+        if program is None and receivable is not None:
+            program = _program_of_receivable(receivable)
+        payee = payees[payee_account]
         if program in programs:
             spent = programs[program].spent_by_payee
-            spent[payee.account] = spent.get(payee.account, 0) + row["total"]
-            payee.spent += row["total"]
+            spent[payee.account] = spent.get(payee.account, 0) + total
+            payee.spent += total
 
 
 def _currency_totals(entries) -> dict[str, CurrencyTotals]:

@@ -118,6 +118,30 @@ def test_a_campaign_run_twice_creates_no_duplicate_proposals(funder, campaign):
     assert pending(campaign).count() == 3
 
 
+def test_each_proposal_a_run_makes_has_its_creation_in_the_history_by_who_ran_it(
+    funder, campaign, agent
+):
+    for _ in range(2):
+        person(funder)
+    person(funder, born=date(1990, 5, 1))  # not proposed: no proposal, no history
+
+    made = campaign_run(campaign=campaign, trigger=Trigger.ON_DEMAND, by=agent, today=TODAY)
+
+    proposals = list(pending(campaign).order_by("pk"))
+    assert [p.run_id for p in proposals] == [made.pk, made.pk]
+    history = Proposal.history.filter(id__in=[p.pk for p in proposals])
+    assert sorted((h.id, h.history_type, h.history_user) for h in history) == [
+        (proposals[0].pk, "+", agent),
+        (proposals[1].pk, "+", agent),
+    ]
+    for row in history:
+        assert (row.status, row.reasons, row.amount) == (
+            Status.PENDING,
+            Proposal.objects.get(pk=row.id).reasons,
+            5_000,
+        )
+
+
 def test_the_amount_grows_with_dependent_children(funder, program):
     campaign = campaign_create(program=program, name="Noël", amount=5_000, amount_per_child=2_000)
     person(funder, dependent_children=3, household_size=5)
