@@ -131,7 +131,6 @@ def replica_pair():
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_reports_read_the_replica_and_a_lagging_one_never_serves_a_fresh_read(replica_pair):
-    started = time.monotonic()
     replica_pair.build(connection.settings_dict)
     result = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("replica_scenario.py"))],
@@ -150,9 +149,10 @@ def test_reports_read_the_replica_and_a_lagging_one_never_serves_a_fresh_read(re
         timeout=120,
     )
     replica_pair.timings.append(f"scenario {result.stdout.strip()[-200:]}")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "every check holds" in result.stdout
-    assert time.monotonic() - started < 60, replica_pair.timings
+    # The steps' times are printed on failure; none is asserted: a test's speed on a shared
+    # machine proves nothing (a CI run under load once took 65 s).
+    assert result.returncode == 0, [result.stdout + result.stderr, *replica_pair.timings]
+    assert "every check holds" in result.stdout, replica_pair.timings
 
 
 # --- the router, without a replica of its own -----------------------------------------------------
