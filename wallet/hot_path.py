@@ -15,6 +15,7 @@ from datetime import datetime
 
 from django.db import connection
 
+from core.prepared import prepared_cursor
 from engine.compiled import compiled_rules
 from engine.decide import PocketState
 from engine.periods import PERIODS, Usage, period_start
@@ -90,7 +91,7 @@ class CodeRead:
 def wallet_lock_by_slot(slot: str) -> tuple[Wallet, int] | None:
     """Lock the wallet of the usable code in `slot` and return it with the code's id; None when
     the slot has no usable code."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_LOCK, [slot, PaymentCode.Status.ACTIVE])
         row = cursor.fetchone()
     if row is None:
@@ -119,7 +120,7 @@ def read_under_lock(
         "code": code_id,
         "spendable": SPENDABLE_ALLOCATION_STATUS,
     }
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_READ, params)
         rows = cursor.fetchall()
     first = rows[0] if rows else None
