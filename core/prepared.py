@@ -56,6 +56,9 @@ def prepared_cursor() -> Iterator[Any]:
     prepared (PostgreSQL only)."""
     with connection.cursor() as django_cursor:
         # Django's own cursor opened the connection (health check included); ours shares it.
+        # Any: django-stubs type these wrappers' argument as Django's own CursorWrapper.
+        raw: Any
+        wrapped: Any
         if connection.queries_logged:
             raw = _LoggedPreparingCursor(django_cursor.cursor.connection)
             wrapped = connection.make_debug_cursor(raw)
