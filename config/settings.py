@@ -216,7 +216,13 @@ else:
             "max_size": env.int("DB_POOL_MAX_SIZE"),
         }
         DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # No server-side binding (psycopg's prepared statements): tried on the authorization
+    # The hot path's few statements (core/prepared.py) are prepared on their connection the
+    # first time they run: only its server-binding cursors are affected, Django's own cursors
+    # binding on the client side never prepare. A pooler in transaction mode (PgBouncer) would
+    # need its prepared-statement support (PgBouncer 1.21+) or PREPARED_STATEMENTS=false.
+    if env.bool("PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0
+    # No server-side binding for the ORM (psycopg's prepared statements): tried on the authorization
     # benchmark, it left three program floats' running balances off their entries by 23 x 2**32
     # cents (BENCHMARKS.md, "The same path on a quiet machine"); not offered until that is
     # understood and tested.

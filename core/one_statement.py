@@ -19,6 +19,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Model
 
+from core.prepared import prepared_cursor
+
 
 def one_statement_available() -> bool:
     """Whether the hot path writes in one statement: on PostgreSQL, unless
@@ -90,7 +92,7 @@ class OneStatement:
         outputs = [f"(SELECT {row._meta.pk.column} FROM w{i})" for row, i in self._rows]
         outputs += [f"ARRAY(SELECT id FROM w{i})" for i, _ in self._selected]
         params = [param for _, part in self._parts for param in part]
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(f"WITH {ctes} SELECT {', '.join(outputs) or 'NULL'}", params)
             results = cursor.fetchone()
         for (row, _), pk in zip(self._rows, results, strict=False):

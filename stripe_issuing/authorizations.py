@@ -19,7 +19,7 @@ from merchants.acceptors import card_acceptor_merchant, unknown_card_acceptor_co
 from merchants.models import Merchant
 from merchants.payments import merchant_place as registered_place
 from stripe_issuing.accounts import card_settlement_account
-from wallet.authorize import authorize
+from wallet.authorize import authorize_card
 from wallet.models import Card
 from wallet.models.decisions import Decision
 
@@ -128,9 +128,8 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
         channel=Decision.Channel.CARD,
         partial_allowed=bool(pending.get("is_amount_controllable")),
     )
-    decision = authorize(
+    decision = authorize_card(
         request=request,
-        wallet=card.wallet,
         card=card,
         # The money still goes through the card network's settlement: the merchant is paid
         # by its acquirer, not by us.

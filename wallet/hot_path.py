@@ -1,20 +1,25 @@
-"""The reads of a payment by one-time code on PostgreSQL, in two statements (issue 19): the
-wallet's lock found through the code's slot, then, under that lock, the code, the merchant's
-recent wrong guesses, the spendable pockets with their rules, balances and what each spent in
-every period. The portable path (payment_code_redeem, pocket_states, pockets_usage) reads the
-same through the ORM in seven statements; tests/merchant_api/test_hot_path.py runs both and
-compares what they write.
+"""The reads of a payment on PostgreSQL, in two statements each (issue 19).
+
+By one-time code: the wallet's lock found through the code's slot, then, under that lock, the
+code, the merchant's recent wrong guesses, the spendable pockets with their rules, balances and
+what each spent in every period. By card: the wallet's lock, then the card as it is now, any
+decision already taken under the payment's key, and the same pockets. The portable path
+(payment_code_redeem, pocket_states, pockets_usage) reads the same through the ORM in seven
+statements; tests/merchant_api/test_hot_path.py and tests/stripe_issuing/test_hot_path.py run
+both and compare what they write.
 
 Two statements, not one: a statement that waited for the wallet's lock still reads with the
 snapshot it took before waiting (READ COMMITTED), so balances and spending read in the same
 statement as the lock could be those before the payment it waited for. The second statement
-starts after the lock is held and sees everything committed before it."""
+starts after the lock is held and sees everything committed before it. Both are prepared once
+per connection (core/prepared.py): PostgreSQL took longer to plan the read than to run it."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
 
+from core.prepared import prepared_cursor
 from engine.compiled import compiled_rules
 from engine.decide import PocketState
 from engine.periods import PERIODS, Usage, period_start
@@ -36,22 +41,16 @@ _LOCK = f"""
 # the wallet's lock first. The usage is pockets_usage()'s (wallet/usage.py), per pocket: a
 # hold counts for its amount while pending, for what its capture kept once captured (net of
 # refunds), for nothing once voided or expired; "validity" counts from the grant's start.
-_READ = """
-    SELECT c.wallet_id, c.digest, c.status, c.max_amount, c.currency, c.expires_at,
-        (SELECT f.at FROM wallet_paymentcodefailure f
-         WHERE f.wallet_id = c.wallet_id AND f.merchant_id = %(merchant)s AND f.at > %(since)s
-         ORDER BY f.at DESC OFFSET %(tries)s LIMIT 1),
-        p.id, p.created_at, p.account_id, a.valid_from, a.valid_until, pr.rules::text,
-        a.rules::text, pr.name, fu.name, acc.balance - acc.pending, acc.currency, acc.guarded,
-        u.day, u.week, u.month, u.year, u.validity
-    FROM (SELECT * FROM wallet_paymentcode WHERE id = %(code)s FOR UPDATE) c
+# The spendable pockets of the wallet `{wallet}` names, with their rules, balances and usage,
+# joined to the row before them (one row per pocket, or one of NULLs): _POCKET_COLUMNS.
+_POCKETS = """
     LEFT JOIN (
         wallet_pocket p
         JOIN funders_allocation a ON a.id = p.allocation_id AND a.status = %(spendable)s
         JOIN funders_program pr ON pr.id = a.program_id
         JOIN funders_funder fu ON fu.id = pr.funder_id
         JOIN wallet_account acc ON acc.id = p.account_id
-    ) ON p.wallet_id = c.wallet_id
+    ) ON p.wallet_id = {wallet}
     LEFT JOIN LATERAL (
         SELECT SUM(net) FILTER (WHERE created_at >= %(day)s) AS day,
                SUM(net) FILTER (WHERE created_at >= %(week)s) AS week,
@@ -71,8 +70,44 @@ _READ = """
                   AND (a.valid_from IS NULL OR h.created_at >= LEAST(a.valid_from, %(earliest)s))
         ) holds
     ) u ON p.id IS NOT NULL
-    ORDER BY p.id
 """
+_POCKET_COLUMNS = """p.id, p.created_at, p.account_id, a.valid_from, a.valid_until, pr.rules::text,
+    a.rules::text, pr.name, fu.name, acc.balance - acc.pending, acc.currency, acc.guarded,
+    u.day, u.week, u.month, u.year, u.validity"""
+
+# The code row is locked too, as payment_code_redeem does, though every writer of codes takes
+# the wallet's lock first. The usage is pockets_usage()'s (wallet/usage.py), per pocket: a
+# hold counts for its amount while pending, for what its capture kept once captured (net of
+# refunds), for nothing once voided or expired; "validity" counts from the grant's start.
+_READ = (
+    f"""
+    SELECT c.wallet_id, c.digest, c.status, c.max_amount, c.currency, c.expires_at,
+        (SELECT f.at FROM wallet_paymentcodefailure f
+         WHERE f.wallet_id = c.wallet_id AND f.merchant_id = %(merchant)s AND f.at > %(since)s
+         ORDER BY f.at DESC OFFSET %(tries)s LIMIT 1),
+        {_POCKET_COLUMNS}
+    FROM (SELECT * FROM wallet_paymentcode WHERE id = %(code)s FOR UPDATE) c
+    """
+    + _POCKETS.format(wallet="c.wallet_id")
+    + "ORDER BY p.id"
+)
+
+_WALLET_LOCK = f"""
+    SELECT {", ".join(_WALLET_FIELDS)} FROM wallet_wallet WHERE id = %s FOR UPDATE
+"""
+
+# The card's state as it is under the lock (a freeze commits under the wallet's lock too), and
+# the decision already taken under the payment's key (Stripe sends a request again when our
+# answer was late): the fast path then leaves it to authorize(), which answers the replay.
+_READ_CARD = (
+    f"""
+    SELECT cd.status, (SELECT d.id FROM wallet_decision d WHERE d.idempotency_key = %(key)s),
+        {_POCKET_COLUMNS}
+    FROM wallet_card cd
+    """
+    + _POCKETS.format(wallet="cd.wallet_id")
+    + "WHERE cd.id = %(card)s ORDER BY p.id"
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +125,7 @@ class CodeRead:
 def wallet_lock_by_slot(slot: str) -> tuple[Wallet, int] | None:
     """Lock the wallet of the usable code in `slot` and return it with the code's id; None when
     the slot has no usable code."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_LOCK, [slot, PaymentCode.Status.ACTIVE])
         row = cursor.fetchone()
     if row is None:
@@ -109,17 +144,13 @@ def read_under_lock(
 ) -> CodeRead:
     """The code `code_id`, the merchant's wrong guesses on the wallet's codes after `since` (is
     there a `tries`-th?), and the pockets with what they spent in each period around `at`."""
-    starts = {period: period_start(period, at, valid_from=None) for period in PERIODS[:-1]}
-    adapt = connection.ops.adapt_datetimefield_value
-    params = {period: adapt(start) for period, start in starts.items()} | {
-        "earliest": adapt(min(start for start in starts.values() if start is not None)),
+    params = _period_params(at) | {
         "merchant": merchant_id,
-        "since": adapt(since),
+        "since": connection.ops.adapt_datetimefield_value(since),
         "tries": tries - 1,
         "code": code_id,
-        "spendable": SPENDABLE_ALLOCATION_STATUS,
     }
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_READ, params)
         rows = cursor.fetchall()
     first = rows[0] if rows else None
@@ -134,12 +165,67 @@ def read_under_lock(
         currency=first[4],
         expires_at=first[5],
     )
+    states, accounts = _pockets(rows, 7)
+    locked = first[6] is not None
+    return CodeRead(code=code, merchant_locked=locked, states=states, accounts=accounts)
+
+
+@dataclass(frozen=True)
+class CardRead:
+    """What the read under the wallet's lock found for a card payment: the card's status now,
+    whether a decision was already taken under the payment's key, the spendable pockets."""
+
+    card_status: str
+    decided: bool
+    states: list[PocketState]
+    accounts: dict[int, Account]
+
+
+def wallet_lock(wallet_id: int) -> Wallet:
+    """wallet.locks.wallet_lock(), prepared (the card's wallet is known before the lock)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_WALLET_LOCK, [wallet_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Wallet.DoesNotExist(f"no wallet {wallet_id}")
+    return Wallet.from_db(connection.alias, _WALLET_FIELDS, row)
+
+
+def read_card_under_lock(*, card_id: int, key: str, at: datetime) -> CardRead:
+    """The card `card_id` as it is now, whether a decision exists under `key`, and its wallet's
+    pockets with what they spent in each period around `at`."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_READ_CARD, _period_params(at) | {"card": card_id, "key": key})
+        rows = cursor.fetchall()
+    states, accounts = _pockets(rows, 2)
+    return CardRead(
+        card_status=rows[0][0], decided=rows[0][1] is not None, states=states, accounts=accounts
+    )
+
+
+def _period_params(at: datetime) -> dict:
+    """The parameters of _POCKETS: the start of each period around `at`."""
+    starts = {period: period_start(period, at, valid_from=None) for period in PERIODS[:-1]}
+    adapt = connection.ops.adapt_datetimefield_value
+    return {period: adapt(start) for period, start in starts.items()} | {
+        "earliest": adapt(min(start for start in starts.values() if start is not None)),
+        "spendable": SPENDABLE_ALLOCATION_STATUS,
+    }
+
+
+def _pockets(rows: list[tuple], offset: int) -> tuple[list[PocketState], dict[int, Account]]:
+    """The pocket states and ledger accounts in `rows`, whose _POCKET_COLUMNS start at
+    `offset`."""
     states, accounts = [], {}
     for row in rows:
-        if row[7] is None:  # the wallet has no spendable pocket
+        if row[offset] is None:  # the wallet has no spendable pocket
             break
-        (pocket_id, created_at, account_id, valid_from, valid_until, program_rules) = row[7:13]
-        allocation_rules, program, funder, available, currency, guarded = row[13:19]
+        pocket_id, created_at, account_id, valid_from, valid_until, program_rules = row[
+            offset : offset + 6
+        ]
+        allocation_rules, program, funder, available, currency, guarded = row[
+            offset + 6 : offset + 12
+        ]
         accounts[pocket_id] = Account(pk=account_id, currency=currency, guarded=guarded)
         states.append(
             PocketState(
@@ -154,10 +240,9 @@ def read_under_lock(
                 usage=Usage(
                     spent={
                         period: int(spent or 0)
-                        for period, spent in zip(PERIODS, row[19:], strict=True)
+                        for period, spent in zip(PERIODS, row[offset + 12 :], strict=True)
                     }
                 ),
             )
         )
-    locked = first[6] is not None
-    return CodeRead(code=code, merchant_locked=locked, states=states, accounts=accounts)
+    return states, accounts

@@ -102,7 +102,7 @@ def test_an_internal_error_declines_and_is_recorded(client, card, food_pocket, m
     def broken(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("stripe_issuing.authorizations.authorize", broken)
+    monkeypatch.setattr("stripe_issuing.authorizations.authorize_card", broken)
     _, response = ask(client, card, 1_000)
     assert response.status_code == 200
     assert response["Stripe-Version"] == stripe.api_version

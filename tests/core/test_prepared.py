@@ -1,0 +1,67 @@
+"""core/prepared.py: the hot path's statements are prepared once per connection and reused,
+bind every int as a bigint, and are logged with their values like any other statement."""
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from core.prepared import prepared_cursor
+from tests.markers import postgresql_only
+
+pytestmark = [postgresql_only, pytest.mark.django_db]
+
+STATEMENT = "SELECT %s + 1, pg_typeof(%s)::text"
+
+
+def prepared_like(fragment: str) -> list[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, parameter_types::text FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            [f"%{fragment}%"],
+        )
+        return cursor.fetchall()
+
+
+def run(value: int) -> tuple[int, str]:
+    with prepared_cursor() as cursor:
+        cursor.execute(STATEMENT, [value, value])
+        return cursor.fetchone()
+
+
+def test_a_statement_is_prepared_once_and_reused_whatever_the_size_of_its_ints():
+    # A small int, then one past a 32-bit integer: psycopg would type them smallint and bigint,
+    # two statements; both are bound as bigints to one.
+    assert run(7) == (8, "bigint")
+    assert run(2**40) == (2**40 + 1, "bigint")
+    assert run(-(2**62)) == (-(2**62) + 1, "bigint")
+
+    assert prepared_like("pg_typeof") == [("SELECT $1 + 1, pg_typeof($2)::text", "{bigint,bigint}")]
+
+
+def test_the_orms_statements_are_not_prepared():
+    from django.contrib.auth.models import Group
+
+    for _ in range(3):
+        list(Group.objects.filter(name="x"))
+
+    assert prepared_like("auth_group") == []
+
+
+def test_a_prepared_statement_runs_in_the_callers_transaction():
+    with transaction.atomic():
+        with prepared_cursor() as cursor:
+            cursor.execute("CREATE TEMPORARY TABLE seen (n bigint) ON COMMIT DROP")
+            cursor.execute("INSERT INTO seen VALUES (%s)", [5])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT n FROM seen")
+            assert cursor.fetchall() == [(5,)]
+
+
+def test_the_query_log_shows_the_statement_with_its_values():
+    with CaptureQueriesContext(connection) as sent:
+        run(41)
+
+    assert [query["sql"] for query in sent.captured_queries] == [
+        "SELECT 41 + 1, pg_typeof(41)::text"
+    ]
