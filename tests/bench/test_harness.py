@@ -2,8 +2,10 @@
 so the name it is given is checked before anything runs."""
 
 import pytest
+from django.db import connection
 
-from bench.harness import Limit, checked_database_url
+from bench.harness import Limit, backend_cpu_seconds, checked_database_url
+from tests.markers import postgresql_only
 
 
 @pytest.mark.parametrize(
@@ -50,3 +52,16 @@ def test_the_limit_is_read_from_pgbench_output():
 def test_pgbench_output_without_figures_is_an_error():
     with pytest.raises(RuntimeError, match="no tps or latency"):
         Limit.from_pgbench("pgbench: error: connection refused\n", clients=1, seconds=10)
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_the_servers_cpu_is_read_for_this_connection():
+    # The harness reads the CPU of this connection's PostgreSQL process: a statement that only
+    # burns the server's CPU moves it, and the reading never goes back.
+    before = backend_cpu_seconds()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sum(i::bigint * i) FROM generate_series(1, 5000000) AS i")
+    after = backend_cpu_seconds()
+
+    assert after - before > 0.05
