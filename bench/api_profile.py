@@ -3,11 +3,13 @@
 Builds the data of bench/http_load.py (bench/scenario.py) in a database of its own, then calls
 Django's WSGI application directly, as a server's worker would, with the settings the benchmark
 servers run with (DEBUG off, persistent connection, the merchant API's rate limit out of the
-way). Each request's time is split in two: the time spent in the database driver's execute
-(the statements and their round trips) and the rest, the Python of the request: WSGI,
-middleware, DRF's request, parsing, authentication, throttling, serializers, renderer, the
-engine's Python. Then the same requests run under cProfile and the functions that cost most
-are printed, by their own time and by cumulative time.
+way). Each request's time is split: the time spent in the database driver's execute (the
+statements and their round trips), in Redis commands, and the rest, the Python of the
+request: WSGI, middleware, DRF's request, parsing, authentication, throttling, serializers,
+renderer, the engine's Python. `processor` is the processor time this process spent on the
+request (the Python, and the drivers' own share): on a busy machine the one figure that does
+not count the time spent waiting for a core. Then the same requests run under cProfile and
+the functions that cost most are printed, by their own time and by cumulative time.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_profile \\
         .venv/bin/python -m bench.api_profile [--requests 500] [--wallets 300] [--reuse]
@@ -141,17 +143,19 @@ def call(application, environ_: dict) -> int:
 
 
 def timed(application, batch: list[dict], database, redis_commands) -> tuple[list, int]:
-    """Each request's (whole, database, Redis) seconds, and how many were not answered 201."""
+    """Each request's (whole, database, Redis, processor) seconds, and how many were not
+    answered 201."""
     measured, refused = [], 0
     for environ_ in batch:
         before = database.seconds, redis_commands.seconds
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         refused += call(application, environ_) != 201
         measured.append(
             (
                 time.perf_counter() - started,
                 database.seconds - before[0],
                 redis_commands.seconds - before[1],
+                time.process_time() - cpu,
             )
         )
     return measured, refused
@@ -209,8 +213,8 @@ def main() -> int:
         profile.disable()
 
     count = len(measured)
-    whole, in_database, in_redis = (list(column) for column in zip(*measured, strict=True))
-    python = [w - d - r for w, d, r in measured]
+    whole, in_database, in_redis, cpu = (list(c) for c in zip(*measured, strict=True))
+    python = [w - d - r for w, d, r, _cpu in measured]
     print()
     print(f"{count} POST /authorizations, in-process WSGI, {refused} not 201")
     print(
@@ -223,6 +227,7 @@ def main() -> int:
         ("database", in_database),
         ("redis", in_redis),
         ("python", python),
+        ("processor", cpu),
     ):
         p50, p99, _max = harness.percentiles(values)
         print(f"  {label:<9} mean {ms(statistics.fmean(values))}  p50 {ms(p50)}  p99 {ms(p99)}")
