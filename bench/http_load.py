@@ -102,6 +102,7 @@ class Tally:
     server_errors: list[str] = field(default_factory=list)  # first few 5xx, op and body
     connections: int = 0
     last_done: float = 0.0
+    server_cpu: float = 0.0  # the server's processor seconds while measured (all its processes)
 
     def merge(self, other: "Tally") -> None:
         for op in OPERATIONS:
@@ -114,6 +115,7 @@ class Tally:
         self.server_errors += other.server_errors[: max(0, 10 - len(self.server_errors))]
         self.connections += other.connections
         self.last_done = max(self.last_done, other.last_done)
+        self.server_cpu += other.server_cpu
 
 
 class Tickets:
@@ -334,10 +336,13 @@ def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tupl
     ]
     for thread in threads:
         thread.start()
+    cpu_from = None
     try:
         # Bounded: clients stop at the deadline; a request can take at most --timeout more.
         hard_stop = deadline + plan.timeout + 5
         while alive := [thread for thread in threads if thread.is_alive()]:
+            if cpu_from is None and time.perf_counter() >= measure_from:
+                cpu_from = harness.process_group_cpu(server.pid)
             if server.poll() is not None and not stop.is_set():
                 print(f"!!! the server exited with status {server.returncode} during the run")
                 stop.set()
@@ -353,6 +358,8 @@ def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tupl
     total = Tally()
     for till in tills:
         total.merge(till.tally)
+    if cpu_from is not None:
+        total.server_cpu = harness.process_group_cpu(server.pid) - cpu_from
     elapsed = max(total.last_done - measure_from, 1e-9) if total.last_done else plan.seconds
     return total, elapsed
 
@@ -372,6 +379,11 @@ def report(plan: Plan, tally: Tally, elapsed: float) -> None:
     print(
         f"          after {plan.warmup:g} s of warm-up; {tally.connections} TCP connections opened"
     )
+    if done:
+        print(
+            f"server processor time: {tally.server_cpu:.1f} s, "
+            f"{ms(tally.server_cpu / done)} per request answered"
+        )
     since = "scheduled time" if plan.mode == "rate" else "sending"
     print(f"latency, from {since} to the last byte of the answer:")
     print(f"  {'operation':<10} {'count':>7} {'share':>6} {'req/s':>7} {'p50':>10} {'p99':>10} "
@@ -429,6 +441,7 @@ class Step:
     p99: float
     p999: float
     errors: int  # unexpected answers, connection errors and this script's, warm-up included
+    server_cpu: float = 0.0  # the server's processor seconds per request answered
 
     @classmethod
     def of(cls, plan: Plan, tally: Tally, elapsed: float) -> "Step":
@@ -438,13 +451,15 @@ class Step:
             + sum(tally.connection_errors.values())
             + sum(tally.client_errors.values())
         )
+        answered = sum(len(v) for v in tally.latencies.values())
         return cls(
             rate=plan.rate,
-            requests=sum(len(v) for v in tally.latencies.values()) / elapsed,
+            requests=answered / elapsed,
             authorizations=len(authorizations) / elapsed,
             p99=percentiles(authorizations)[1],
             p999=p999(authorizations),
             errors=errors,
+            server_cpu=tally.server_cpu / answered if answered else 0.0,
         )
 
     @property
@@ -460,13 +475,13 @@ class Step:
         return (
             f"  {self.rate:>8g} {self.requests:>9.0f} {self.authorizations:>9.0f} "
             f"{ms(self.p99):>10} {ms(self.p999):>10} {self.errors:>7} "
-            f"{'held' if self.held else 'NOT HELD':>9}"
+            f"{ms(self.server_cpu):>10} {'held' if self.held else 'NOT HELD':>9}"
         )
 
 
 STEPS_HEADER = (
     f"  {'offered':>8} {'answered':>9} {'auth/s':>9} {'auth p99':>10} {'auth p99.9':>10} "
-    f"{'errors':>7} {'':>9}"
+    f"{'errors':>7} {'srv cpu/r':>10} {'':>9}"
 )
 
 

@@ -1,9 +1,12 @@
 """bench/http_load.py's reading of a rate ramp: which rates it offers, when a rate is held, and
 which is the highest held; and the commands of the servers it measures."""
 
+import os
+import time
+
 import pytest
 
-from bench.harness import server_command
+from bench.harness import process_group_cpu, server_command
 from bench.http_load import Step, highest_held, ramp
 
 
@@ -59,3 +62,14 @@ def test_the_servers_commands():
     assert granian[granian.index("--port") + 1] == "18100"
     with pytest.raises(ValueError, match="unknown server"):
         server_command("uwsgi", port=18100, workers=1, threads=1)
+
+
+def test_a_process_groups_processor_time_counts_its_work():
+    group = os.getpgid(0)
+    before = process_group_cpu(group)
+    spent = time.process_time()
+    while time.process_time() - spent < 0.3:
+        pass
+
+    assert process_group_cpu(group) - before >= 0.2  # clock ticks: 10 ms apart
+    assert process_group_cpu(2**22 + 7) == 0  # no such group
