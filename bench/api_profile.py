@@ -161,6 +161,62 @@ def timed(application, batch: list[dict], database, redis_commands) -> tuple[lis
     return measured, refused
 
 
+def parts(rounds: int) -> None:
+    """Each cut of the merchant API's Python measured beside what it replaced, alternately in
+    this one process (so the machine's drift falls on both): processor time per call, and wall
+    time for the Redis round trips."""
+    from django.core.cache import cache
+    from rest_framework.renderers import JSONRenderer
+
+    from core.renderers import OrjsonRenderer
+    from merchant_api import idempotency
+    from merchant_api.authorizations import AuthorizationOutput
+    from merchant_api.base import represented
+    from merchant_api.code_guessing import PaymentCodeGuessing
+    from merchants.models import IdempotentResponse, Merchant
+    from merchants.selectors import authorization_list
+
+    merchant = Merchant.objects.get(siret=scenario.merchant_siret(0))
+    decision = authorization_list(merchant=merchant, livemode=True).order_by("-pk").first()
+    if decision is None:
+        print("parts: no authorization yet at the first merchant")
+        return
+    data = represented(AuthorizationOutput, decision)
+    guard = PaymentCodeGuessing(merchant)
+    windows = (guard.merchant_window.key, guard.platform_window.key)
+    pairs = {
+        "answer's serializer": (
+            lambda: AuthorizationOutput(decision).data,
+            lambda: represented(AuthorizationOutput, decision),
+        ),
+        "renderer": (lambda: JSONRenderer().render(data), lambda: OrjsonRenderer().render(data)),
+        "stored answer's lookup": (
+            lambda: IdempotentResponse.objects.filter(merchant=merchant, key="absent").first(),
+            lambda: idempotency.replay(merchant=merchant, key="absent", fingerprint=""),
+        ),
+        "code guard's counts": (
+            lambda: [cache.get(key, 0) for key in windows],
+            lambda: cache.get_many(windows),
+        ),
+    }
+    print(f"\nparts, {rounds} calls each, before -> after (processor time; wall time):")
+    for name, (before, after) in pairs.items():
+        spent = {before: [0.0, 0.0], after: [0.0, 0.0]}
+        for _ in range(rounds):
+            for call_ in (before, after):
+                cpu, wall = time.process_time(), time.perf_counter()
+                call_()
+                spent[call_][0] += time.process_time() - cpu
+                spent[call_][1] += time.perf_counter() - wall
+        (b_cpu, b_wall), (a_cpu, a_wall) = (
+            [value / rounds * 1e6 for value in spent[c]] for c in (before, after)
+        )
+        print(
+            f"  {name:<24} {b_cpu:>7.0f} -> {a_cpu:>5.0f} µs processor; "
+            f"{b_wall:>7.0f} -> {a_wall:>5.0f} µs wall"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -170,6 +226,12 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep an earlier run's database")
     parser.add_argument("--one-merchant", action="store_true", help="every payment at one shop")
     parser.add_argument("--top", type=int, default=35, help="functions printed (default 35)")
+    parser.add_argument(
+        "--parts",
+        type=int,
+        default=0,
+        help="then time each cut beside what it replaced, this many calls each (default: 0)",
+    )
     harness.add_redis_arguments(parser)
     args = parser.parse_args()
 
@@ -213,6 +275,8 @@ def main() -> int:
         profile.enable()
         timed(application, profiled, database, redis_commands)
         profile.disable()
+        if args.parts:
+            parts(args.parts)
 
     count = len(measured)
     whole, in_database, in_redis, cpu = (list(c) for c in zip(*measured, strict=True))
