@@ -233,6 +233,7 @@ def main() -> int:
         help="then time each cut beside what it replaced, this many calls each (default: 0)",
     )
     harness.add_redis_arguments(parser)
+    harness.add_limit_arguments(parser)
     args = parser.parse_args()
 
     # What bench.harness.Bench.start_server gives the servers.
@@ -243,7 +244,7 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
     }
     redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
-    with harness.Bench("api-profile", redis=redis) as bench:
+    with harness.Bench("api-profile", redis=redis, limit_seconds=args.limit_seconds) as bench:
         bench.setup(recreate=not args.reuse)
         if args.reuse:
             fixture = scenario.reuse(wallets=args.wallets)
@@ -277,6 +278,7 @@ def main() -> int:
         profile.disable()
         if args.parts:
             parts(args.parts)
+        limit = bench.measure_limit(clients=1)  # one request at a time: the one-client limit
 
     count = len(measured)
     whole, in_database, in_redis, cpu = (list(c) for c in zip(*measured, strict=True))
@@ -298,6 +300,9 @@ def main() -> int:
         p50, p99, _max = harness.percentiles(values)
         print(f"  {label:<9} mean {ms(statistics.fmean(values))}  p50 {ms(p50)}  p99 {ms(p99)}")
     print(f"  -> {count / sum(whole):.0f} requests/s on one core, one after the other")
+    harness.print_against_limit(
+        "requests in-process", rate=count / sum(whole), p50=statistics.median(whole), limit=limit
+    )
     for order in ("tottime", "cumulative"):
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats(order).print_stats(args.top)
