@@ -60,6 +60,7 @@ import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from random import Random
 
 from bench import harness, scenario
@@ -685,6 +686,9 @@ def parse_args() -> argparse.Namespace:
         parser.error("--mode rate needs --rate")
     if args.mode == "full" and args.rate is not None:
         parser.error("--rate applies to --mode rate only")
+    if not Path(sys.executable).with_name(args.server).exists():
+        # granian is not a dependency: measured, it did not beat gunicorn (README).
+        parser.error(f"{args.server} is not installed beside this Python (pip install it)")
     if args.mode == "full" and (args.find_max or args.codes_ahead):
         parser.error("--find-max and --codes-ahead apply to --mode rate only")
     if args.warmup < 0:
