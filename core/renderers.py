@@ -18,11 +18,11 @@ _SHORT_EXPONENT = re.compile(rb"\de-\d")
 
 class OrjsonRenderer(JSONRenderer):
     """The same bytes as DRF's JSONRenderer (compact, UTF-8, U+2028 and U+2029 escaped, the
-    same encoding of dates, decimals, lazy translations), about ten times faster on an API
-    answer. An indented answer (`Accept: application/json; indent=4`, the browsable API's),
-    a dict with keys other than strings, and a float with a negative exponent go through DRF's
-    own renderer, the one that writes them exactly, as does any answer under settings other
-    than DRF's defaults (UNICODE_JSON and COMPACT_JSON true).
+    same encoding of dates, decimals, lazy translations), in about half DRF's time on an API
+    answer (BENCHMARKS.md). An indented answer (`Accept: application/json; indent=4`, the
+    browsable API's), a dict with keys other than strings, and a float with a negative exponent
+    go through DRF's own renderer, the one that writes them exactly, as does any answer under
+    settings other than DRF's defaults (UNICODE_JSON and COMPACT_JSON true).
 
     Left different: a NaN or an infinite float, which DRF refuses (an error) and orjson writes
     as null; no API answer carries a float (money is integers)."""
