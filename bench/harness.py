@@ -141,6 +141,33 @@ def add_limit_arguments(parser: argparse.ArgumentParser, *, seconds: float = 10.
     )
 
 
+SERVERS = ("gunicorn", "granian")
+
+
+def server_command(server: str, *, port: int, workers: int, threads: int) -> list[str]:
+    """The command that serves config.wsgi with `server` (one of SERVERS)."""
+    program = str(Path(sys.executable).with_name(server))
+    if server == "granian":
+        return [
+            program, "--interface", "wsgi", "--host", HOST, "--port", str(port),
+            "--workers", str(workers), "--blocking-threads", str(threads),
+            "--http", "1", "--no-ws", "--log-level", "warning", "config.wsgi:application",
+        ]  # fmt: skip
+    if server != "gunicorn":
+        raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
+    command = [
+        program, "config.wsgi", "-w", str(workers), "-b", f"{HOST}:{port}",
+        "--timeout", "60", "--graceful-timeout", "10",
+    ]  # fmt: skip
+    if threads > 1:
+        command += ["--worker-class", "gthread", "--threads", str(threads)]
+    import gunicorn.config
+
+    if hasattr(gunicorn.config, "ControlSocketDisable"):
+        command.append("--no-control-socket")  # gunicorn >= 25.1 makes ~/.gunicorn/*.ctl
+    return command
+
+
 @dataclass(frozen=True)
 class Limit:
     """What pgbench reached running the bare SQL of one authorization (lock the wallet, read
@@ -295,22 +322,15 @@ class Bench:
         port: int,
         workers: int,
         threads: int = 1,
+        server: str = "gunicorn",
         environment: dict[str, str] | None = None,
     ) -> subprocess.Popen:
-        """`gunicorn config.wsgi` on 127.0.0.1:`port`: sync workers, or gthread workers of
-        `threads` threads each when `threads` > 1; `environment` is added last (a rate limit to
-        try, say)."""
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        command = [
-            str(gunicorn), "config.wsgi", "-w", str(workers), "-b", f"{HOST}:{port}",
-            "--timeout", "60", "--graceful-timeout", "10",
-        ]  # fmt: skip
-        if threads > 1:
-            command += ["--worker-class", "gthread", "--threads", str(threads)]
-        import gunicorn.config
-
-        if hasattr(gunicorn.config, "ControlSocketDisable"):
-            command.append("--no-control-socket")  # gunicorn >= 25.1 makes ~/.gunicorn/*.ctl
+        """`config.wsgi` served on 127.0.0.1:`port` by `workers` processes; `environment` is
+        added last (a rate limit to try, say). `server` is "gunicorn" (sync workers, or gthread
+        workers of `threads` threads each when `threads` > 1; a sync worker closes the
+        connection after each answer) or "granian" (a Rust HTTP server calling the WSGI
+        application from `threads` threads per process, keeping connections alive)."""
+        command = server_command(server, port=port, workers=workers, threads=threads)
         print("server: " + " ".join(command[1:]))
         return self._spawn(
             command,
@@ -350,7 +370,7 @@ class Bench:
         while time.monotonic() < deadline:
             if server.poll() is not None:
                 raise RuntimeError(
-                    f"gunicorn exited with status {server.returncode} while starting"
+                    f"the server exited with status {server.returncode} while starting"
                 )
             conn = http.client.HTTPConnection(HOST, port, timeout=5)
             try:
@@ -364,7 +384,7 @@ class Bench:
                 time.sleep(0.2)
             finally:
                 conn.close()
-        raise RuntimeError(f"gunicorn did not answer within {timeout:.0f} s")
+        raise RuntimeError(f"the server did not answer within {timeout:.0f} s")
 
     def stop(self, process: subprocess.Popen) -> None:
         """SIGTERM to the process group (gunicorn's master and workers, Celery's pool), SIGKILL
@@ -463,6 +483,13 @@ class Bench:
 # The report.
 
 
+def _proc_stat(pid: int | str) -> list[str]:
+    """The fields of /proc/<pid>/stat after the process' name (which may hold spaces): state,
+    ppid, pgrp, ..., utime (index 11), stime, cutime, cstime."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
 def backend_cpu_seconds() -> float:
     """CPU time (user + system) used so far by the PostgreSQL server process of this process'
     default connection, read from /proc (the server runs on this machine). On a machine shared
@@ -471,10 +498,25 @@ def backend_cpu_seconds() -> float:
     from django.db import connection
 
     connection.ensure_connection()
-    pid = connection.connection.info.backend_pid
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+    fields = _proc_stat(connection.connection.info.backend_pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_group_cpu(pgid: int) -> float:
+    """Processor seconds (user and system) of the processes of group `pgid` so far, a server's
+    master and workers: the children it has reaped counted in its own. What serving costs,
+    whatever share of the cores the machine's other work leaves the server."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _proc_stat(entry.name)
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:
+            total += sum(int(value) for value in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def ms(seconds: float) -> str:

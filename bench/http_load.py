@@ -1,4 +1,4 @@
-"""Benchmark: the merchant API over HTTP, against gunicorn and PostgreSQL.
+"""Benchmark: the merchant API over HTTP, against gunicorn (or granian) and PostgreSQL.
 
 Builds realistic data in a database of its own (one funder; food aid in Isère, transport aid in
 France and health aid in Isère and Rhône, each with a day cap; N wallets with 2 or 3 pockets;
@@ -16,7 +16,8 @@ would a moment before) just before each authorization. That costs the client a f
 statements per payment, counted in the latency of `rate` mode.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_http \\
-        .venv/bin/python -m bench.http_load [--mode full|rate] [--rate 300] [--seconds 20]
+        .venv/bin/python -m bench.http_load [--mode full|rate] [--rate 300] [--seconds 20] \\
+        [--find-max --rate-step 20] [--server gunicorn|granian] [--workers 4] [--threads 1]
 
 Production-shaped: gunicorn with several sync workers, PostgreSQL, Redis as the cache
 (--cache-url) and as the Celery broker (--broker-url), and one Celery worker taking the tasks
@@ -31,9 +32,15 @@ loop: the server's best throughput). `rate` schedules requests on a clock at a f
 arrival rate (open loop) and measures each latency from its scheduled time, so time spent
 queueing behind a busy server counts.
 
+`--find-max` (rate mode) offers --rate, then --rate-step more at each step, with the server
+kept running, until a rate is not held: held is no error at all, and the authorizations' p99
+within 50 ms and p99.9 within 200 ms of their scheduled time (the issue's targets). It prints
+each step and the highest rate held, with its ratio to the limit measured with eight clients.
+`--codes-ahead` makes each step's payment codes before the step, outside the measured time.
+
 Each client keeps one http.client connection and reopens it whenever it is closed; gunicorn's
 sync workers close it after every answer, so "TCP connections opened" is about the number of
-requests (a server with keep-alive would show one per client).
+requests; granian (`--server granian`) keeps it alive: one per client.
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 The exit status is 1 if any request got a 5xx or a connection error, if gunicorn died during
@@ -42,8 +49,10 @@ database and clients are noisy.
 """
 
 import argparse
+import dataclasses
 import http.client
 import json
+import math
 import statistics
 import sys
 import threading
@@ -51,6 +60,7 @@ import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from random import Random
 
 from bench import harness, scenario
@@ -77,6 +87,7 @@ class Plan:
     max_amount: int
     timeout: float
     one_merchant: bool = False
+    codes_ahead: bool = False
 
 
 @dataclass
@@ -92,6 +103,7 @@ class Tally:
     server_errors: list[str] = field(default_factory=list)  # first few 5xx, op and body
     connections: int = 0
     last_done: float = 0.0
+    server_cpu: float = 0.0  # the server's processor seconds while measured (all its processes)
 
     def merge(self, other: "Tally") -> None:
         for op in OPERATIONS:
@@ -104,6 +116,7 @@ class Tally:
         self.server_errors += other.server_errors[: max(0, 10 - len(self.server_errors))]
         self.connections += other.connections
         self.last_done = max(self.last_done, other.last_done)
+        self.server_cpu += other.server_cpu
 
 
 class Tickets:
@@ -137,6 +150,7 @@ class Till:
         self.prefix = f"{run_id}-{index}-"
         self.sequence = 0
         self.follow_ups: deque = deque()
+        self.codes: list[str] = []  # made ahead (--codes-ahead): taken before making one
         self.conn = http.client.HTTPConnection(HOST, port, timeout=plan.timeout)
         self.tally = Tally()
 
@@ -193,7 +207,9 @@ class Till:
             body = {
                 "amount": rng.randint(100, plan.max_amount),
                 "currency": "EUR",
-                "payment_code": scenario.payment_code(rng.choice(self.fixture.wallets)),
+                "payment_code": self.codes.pop()
+                if self.codes
+                else scenario.payment_code(rng.choice(self.fixture.wallets)),
                 "partial_approval_allowed": rng.random() < plan.partial_approval_share,
                 "merchant_reference": f"ticket-{self.index}-{self.sequence}",
             }
@@ -277,9 +293,33 @@ class Till:
                     self.tally.last_done = done
 
 
+def codes_ahead(tills: list[Till], plan: Plan, fixture: Fixture, rng: Random) -> None:
+    """Gives each till the payment codes of its share of the run's requests (each one could be
+    an authorization), made now rather than inside the measured time: at a real till the
+    beneficiary's phone made the code, not the till. At most MAX_USABLE_CODES_PER_WALLET per
+    wallet: making one more would retire one made for this run."""
+    from wallet.payment_codes import MAX_USABLE_CODES_PER_WALLET
+
+    wanted = math.ceil(plan.rate * (plan.warmup + plan.seconds) / plan.clients)
+    wallets = list(fixture.wallets)
+    rng.shuffle(wallets)
+    count = min(wanted * len(tills), MAX_USABLE_CODES_PER_WALLET * len(wallets))
+    started = time.perf_counter()
+    codes = [scenario.payment_code(wallets[i % len(wallets)]) for i in range(count)]
+    rng.shuffle(codes)
+    for i, till in enumerate(tills):
+        till.codes = codes[i :: len(tills)]
+    print(
+        f"codes: {count} payment codes made ahead in {time.perf_counter() - started:.1f} s "
+        f"(wanted {wanted * len(tills)}; the rest are made during the run)"
+    )
+
+
 def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tuple[Tally, float]:
     run_id = uuid.uuid4().hex[:12]
     tills = [Till(i, plan, port, fixture, run_id, seed) for i in range(plan.clients)]
+    if plan.codes_ahead:
+        codes_ahead(tills, plan, fixture, Random(f"{seed}-{run_id}"))
     tickets = Tickets(plan.requests)
     stop = threading.Event()
     start = time.perf_counter() + 0.2
@@ -297,12 +337,15 @@ def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tupl
     ]
     for thread in threads:
         thread.start()
+    cpu_from = None
     try:
         # Bounded: clients stop at the deadline; a request can take at most --timeout more.
         hard_stop = deadline + plan.timeout + 5
         while alive := [thread for thread in threads if thread.is_alive()]:
+            if cpu_from is None and time.perf_counter() >= measure_from:
+                cpu_from = harness.process_group_cpu(server.pid)
             if server.poll() is not None and not stop.is_set():
-                print(f"!!! gunicorn exited with status {server.returncode} during the run")
+                print(f"!!! the server exited with status {server.returncode} during the run")
                 stop.set()
             if time.perf_counter() > hard_stop:
                 print(f"!!! {len(alive)} clients still running past the deadline; left behind")
@@ -316,6 +359,8 @@ def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tupl
     total = Tally()
     for till in tills:
         total.merge(till.tally)
+    if cpu_from is not None:
+        total.server_cpu = harness.process_group_cpu(server.pid) - cpu_from
     elapsed = max(total.last_done - measure_from, 1e-9) if total.last_done else plan.seconds
     return total, elapsed
 
@@ -335,6 +380,11 @@ def report(plan: Plan, tally: Tally, elapsed: float) -> None:
     print(
         f"          after {plan.warmup:g} s of warm-up; {tally.connections} TCP connections opened"
     )
+    if done:
+        print(
+            f"server processor time: {tally.server_cpu:.1f} s, "
+            f"{ms(tally.server_cpu / done)} per request answered"
+        )
     since = "scheduled time" if plan.mode == "rate" else "sending"
     print(f"latency, from {since} to the last byte of the answer:")
     print(f"  {'operation':<10} {'count':>7} {'share':>6} {'req/s':>7} {'p50':>10} {'p99':>10} "
@@ -373,6 +423,84 @@ def report(plan: Plan, tally: Tally, elapsed: float) -> None:
         print("connection errors: none")
     for (op, error), count in sorted(tally.client_errors.items()):
         print(f"!!! this script failed to handle a {op} answer {count} times: {error}")
+
+
+# A rate is held when every request of its step got its answer (no error) and the
+# authorizations' latency, from their scheduled time, stays within the issue's targets.
+TARGET_P99, TARGET_P999 = 0.050, 0.200
+# The issue compares the highest rate held with the limit measured with eight clients.
+LIMIT_CLIENTS = 8
+
+
+@dataclass(frozen=True)
+class Step:
+    """One offered rate of rate mode and what it got."""
+
+    rate: float  # requests per second scheduled
+    requests: float  # requests per second answered
+    authorizations: float  # authorizations per second answered
+    p99: float
+    p999: float
+    errors: int  # unexpected answers, connection errors and this script's, warm-up included
+    server_cpu: float = 0.0  # the server's processor seconds per request answered
+
+    @classmethod
+    def of(cls, plan: Plan, tally: Tally, elapsed: float) -> "Step":
+        authorizations = tally.latencies["authorize"]
+        errors = (
+            sum(tally.unexpected.values())
+            + sum(tally.connection_errors.values())
+            + sum(tally.client_errors.values())
+        )
+        answered = sum(len(v) for v in tally.latencies.values())
+        return cls(
+            rate=plan.rate,
+            requests=answered / elapsed,
+            authorizations=len(authorizations) / elapsed,
+            p99=percentiles(authorizations)[1],
+            p999=p999(authorizations),
+            errors=errors,
+            server_cpu=tally.server_cpu / answered if answered else 0.0,
+        )
+
+    @property
+    def held(self) -> bool:
+        return (
+            self.authorizations > 0
+            and self.errors == 0
+            and self.p99 <= TARGET_P99
+            and self.p999 <= TARGET_P999
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"  {self.rate:>8g} {self.requests:>9.0f} {self.authorizations:>9.0f} "
+            f"{ms(self.p99):>10} {ms(self.p999):>10} {self.errors:>7} "
+            f"{ms(self.server_cpu):>10} {'held' if self.held else 'NOT HELD':>9}"
+        )
+
+
+STEPS_HEADER = (
+    f"  {'offered':>8} {'answered':>9} {'auth/s':>9} {'auth p99':>10} {'auth p99.9':>10} "
+    f"{'errors':>7} {'srv cpu/r':>10} {'':>9}"
+)
+
+
+def ramp(start: float, step: float, top: float) -> list[float]:
+    """The rates --find-max offers in turn, from `start` by `step`, never past `top`."""
+    count = math.floor((top - start) / step + 1e-9) + 1 if top >= start else 1
+    return [round(start + i * step, 6) for i in range(count)]
+
+
+def highest_held(steps: list[Step]) -> Step | None:
+    """The step of the highest rate held below every rate that was not: a rate held after a
+    lower one failed is luck of the moment, not a rate the server holds."""
+    best = None
+    for step in sorted(steps, key=lambda s: s.rate):
+        if not step.held:
+            break
+        best = step
+    return best
 
 
 def p999(values: list[float]) -> float:
@@ -424,6 +552,31 @@ def parse_args() -> argparse.Namespace:
         help="total requests per second scheduled in rate mode (required with --mode rate)",
     )
     add(
+        "--find-max",
+        action="store_true",
+        help="rate mode: offer --rate, then --rate-step more each time, until a rate is not "
+        "held (an error, or the authorizations' p99 above 50 ms or p99.9 above 200 ms) or "
+        "past --max-rate; prints the highest rate held and its ratio to the eight-client limit",
+    )
+    add(
+        "--rate-step",
+        type=positive(float),
+        default=20.0,
+        help="requests per second added at each step of --find-max (default: 20)",
+    )
+    add(
+        "--max-rate",
+        type=positive(float),
+        default=1000.0,
+        help="the highest rate --find-max offers (default: 1000)",
+    )
+    add(
+        "--codes-ahead",
+        action="store_true",
+        help="rate mode: make each step's payment codes before it starts, not inside the "
+        "measured time (at a real till, the beneficiary's phone made the code)",
+    )
+    add(
         "--clients",
         type=positive(int),
         default=16,
@@ -446,16 +599,23 @@ def parse_args() -> argparse.Namespace:
         help="seconds of load before measuring, not counted (default: 2)",
     )
     add(
+        "--server",
+        choices=harness.SERVERS,
+        default="gunicorn",
+        help="the HTTP server: gunicorn, or granian (Rust, keep-alive) (default: gunicorn)",
+    )
+    add(
         "--workers",
         type=positive(int),
         default=4,
-        help="gunicorn worker processes (default: 4)",
+        help="server worker processes (default: 4)",
     )
     add(
         "--threads",
         type=positive(int),
         default=1,
-        help="threads per gunicorn worker: above 1, gthread workers (default: 1, sync workers)",
+        help="threads per worker: gunicorn's gthread workers above 1; granian's blocking "
+        "threads (default: 1: gunicorn's sync workers)",
     )
     add(
         "--wallets",
@@ -519,13 +679,18 @@ def parse_args() -> argparse.Namespace:
         "(default: 30)",
     )
     add("--seed", type=int, default=1, help="random seed of the data and the clients (default: 1)")
-    add("--server-log", help="file for gunicorn's output (default: a new file under /tmp)")
+    add("--server-log", help="file for the server's output (default: a new file under /tmp)")
     harness.add_limit_arguments(parser)
     args = parser.parse_args()
     if args.mode == "rate" and args.rate is None:
         parser.error("--mode rate needs --rate")
     if args.mode == "full" and args.rate is not None:
         parser.error("--rate applies to --mode rate only")
+    if not Path(sys.executable).with_name(args.server).exists():
+        # granian is not a dependency: measured, it did not beat gunicorn (README).
+        parser.error(f"{args.server} is not installed beside this Python (pip install it)")
+    if args.mode == "full" and (args.find_max or args.codes_ahead):
+        parser.error("--find-max and --codes-ahead apply to --mode rate only")
     if args.warmup < 0:
         parser.error("--warmup cannot be negative")
     if args.max_amount < 100:
@@ -565,21 +730,36 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         max_amount=args.max_amount,
         timeout=args.timeout,
         one_merchant=args.one_merchant,
+        codes_ahead=args.codes_ahead,
     )
+    rates = ramp(args.rate, args.rate_step, args.max_rate) if args.find_max else [plan.rate]
 
     log_path = bench.log_path
     print(f"server log: {log_path}")
     port = harness.free_port()
-    server = bench.start_server(port=port, workers=args.workers, threads=args.threads)
+    server = bench.start_server(
+        port=port, workers=args.workers, threads=args.threads, server=args.server
+    )
     worker = None
     if args.celery_workers > 0:
         worker = bench.start_celery(concurrency=args.celery_workers)
+    tally, steps, elapsed = Tally(), [], 0.0
     try:
         started = time.perf_counter()
         scenario.wait_ready(bench, server, port, fixture.keys[0])
         print(f"server: answering on {HOST}:{port} after {time.perf_counter() - started:.1f} s")
         print(f"postgres before the run: {bench.database_connections()}")
-        tally, elapsed = run_load(plan, port, fixture, args.seed, server)
+        for rate in rates:
+            step_plan = dataclasses.replace(plan, rate=rate)
+            step_tally, elapsed = run_load(step_plan, port, fixture, args.seed, server)
+            report(step_plan, step_tally, elapsed)
+            tally.merge(step_tally)
+            if plan.mode == "rate":
+                steps.append(Step.of(step_plan, step_tally, elapsed))
+                print(STEPS_HEADER)
+                print(steps[-1])
+            if server.poll() is not None or (steps and not steps[-1].held):
+                break
         died = server.poll()  # None while it runs: the only good answer
         print(f"postgres after the run: {bench.database_connections()}")
     except BaseException:
@@ -593,10 +773,9 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             bench.stop(worker)
     print(f"server: stopped (exit status {server.returncode})")
 
-    report(plan, tally, elapsed)
     failures = []
     if died is not None:
-        failures.append(f"gunicorn exited during the run with status {died}")
+        failures.append(f"the server exited during the run with status {died}")
     five_xx = server_error_count(tally)
     if five_xx:
         failures.append(f"{five_xx} server error(s) (5xx)")
@@ -606,7 +785,8 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         print("!" * 78)
         for line in tally.server_errors:
             print(f"  {line}")
-    connection_errors = sum(tally.connection_errors.values())
+    # A ramp ends on the first rate not held: its timeouts are its result, not a failure.
+    connection_errors = 0 if args.find_max else sum(tally.connection_errors.values())
     if connection_errors:
         failures.append(f"{connection_errors} connection error(s)")
     client_errors = sum(tally.client_errors.values())
@@ -619,8 +799,10 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             print(f"  {count:>6} x {line}")
     if not bench.verify_ledger():
         failures.append("the ledger does not verify")
-    limit = bench.measure_limit(clients=args.workers)
-    if limit is not None:
+    limit = bench.measure_limit(clients=LIMIT_CLIENTS if plan.mode == "rate" else args.workers)
+    if steps:
+        print_steps(steps, limit, args)
+    elif limit is not None:
         print()
         authorizations = tally.latencies["authorize"]
         harness.print_against_limit(
@@ -632,6 +814,30 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     print()
     print("RESULT: " + ("FAILED: " + "; ".join(failures) if failures else "ok"))
     return 1 if failures else 0
+
+
+def print_steps(steps: list[Step], limit: harness.Limit | None, args: argparse.Namespace) -> None:
+    server = f"{args.server}, {args.workers} workers x {args.threads} threads"
+    traffic = "one merchant" if args.one_merchant else "11 merchants"
+    print()
+    print(
+        f"rates offered ({server}; {traffic}; {args.clients} clients; held: no error, "
+        f"authorizations' p99 <= {ms(TARGET_P99)} and p99.9 <= {ms(TARGET_P999)}):"
+    )
+    print(STEPS_HEADER)
+    for step in steps:
+        print(step)
+    best = highest_held(steps)
+    if limit is not None:
+        print(limit)
+    if best is None:
+        print("highest rate held: none")
+        return
+    against = f": {best.authorizations / limit.rate:.3f}x the limit" if limit else ""
+    print(
+        f"highest rate held: {best.rate:g} requests/s offered, {best.authorizations:.0f} "
+        f"authorizations/s (p99 {ms(best.p99)}, p99.9 {ms(best.p999)}){against}"
+    )
 
 
 if __name__ == "__main__":

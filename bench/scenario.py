@@ -156,11 +156,12 @@ def build(*, wallets: int, seed: int) -> Fixture:
 
 def reuse(*, wallets: int) -> Fixture:
     """The fixture of an earlier build, with a new API key per merchant (the old secrets are
-    stored hashed)."""
+    stored hashed). The earlier runs' keys are revoked first: a merchant may hold only
+    MERCHANT_API_KEYS_MAX active keys, and each run adds one."""
     from django.db import connection
 
     from merchants.models import Merchant
-    from merchants.services import api_key_create
+    from merchants.services import api_key_create, api_key_revoke
     from wallet.models import Wallet
 
     keys = []
@@ -168,6 +169,8 @@ def reuse(*, wallets: int) -> Fixture:
         found = Merchant.objects.filter(siret=merchant_siret(i), trade_name=trade_name).first()
         if found is None:
             raise SystemExit("--reuse: this database was not built by this script; run without it")
+        for old in found.api_keys.filter(revoked_at__isnull=True):
+            api_key_revoke(key=old)
         keys.append(api_key_create(merchant=found, name="till 1")[1])
     wallet_ids = list(Wallet.objects.order_by("pk").values_list("pk", flat=True)[:wallets])
     if len(wallet_ids) < wallets:

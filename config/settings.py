@@ -560,6 +560,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1_048_576
 REST_FRAMEWORK = {
     # JSON only: any other content type is refused with 415 unsupported_media_type.
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
+    # DRF's JSON bytes, written by orjson (core/renderers.py); the browsable API as before.
+    "DEFAULT_RENDERER_CLASSES": [
+        "core.renderers.OrjsonRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [],

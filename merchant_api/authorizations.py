@@ -34,6 +34,7 @@ from merchant_api.base import (
     Page,
     UtcDateTimeFilter,
     paginated,
+    represented,
 )
 from merchant_api.code_guessing import PaymentCodeGuessing
 from merchant_api.errors import (
@@ -462,7 +463,7 @@ class AuthorizationCreateApi(MerchantApi):
         return self._answer(decision)
 
     def _answer(self, decision: Decision) -> Response:
-        return Response(AuthorizationOutput(decision).data, status=status.HTTP_201_CREATED)
+        return Response(represented(AuthorizationOutput, decision), status=status.HTTP_201_CREATED)
 
 
 class AuthorizationFilter(django_filters.FilterSet):
@@ -533,4 +534,4 @@ class AuthorizationDetailApi(MerchantApi):
             authorization_list(merchant=self.merchant, livemode=self.livemode),
             reference=reference,
         )
-        return Response(AuthorizationOutput(decision).data)
+        return Response(represented(AuthorizationOutput, decision))

@@ -69,7 +69,7 @@ class CaptureCreateApi(MerchantApi):
             idempotency_key=self.service_key(),
             **data.validated_data,
         )
-        return operation_created(CaptureOutput(capture))
+        return operation_created(CaptureOutput, capture)
 
 
 class CapturePage(Page):

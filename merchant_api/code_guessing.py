@@ -46,9 +46,6 @@ class _Window:
         self.key = f"payment-code-failures:{name}:{int(now // seconds)}"
         self.retry_after = max(1, int(seconds - now % seconds))
 
-    def count(self) -> int:
-        return cache.get(self.key, 0)
-
     def add_one(self) -> int:
         if cache.add(self.key, 1, timeout=self.seconds):
             return 1
@@ -73,11 +70,13 @@ class PaymentCodeGuessing:
         )
 
     def check(self) -> None:
-        if self.merchant_window.count() >= settings.PAYMENT_CODE_FAILURES_PER_MERCHANT:
+        # Both counts in one round trip to the cache: this runs before every code payment.
+        counts = cache.get_many([self.merchant_window.key, self.platform_window.key])
+        if counts.get(self.merchant_window.key, 0) >= settings.PAYMENT_CODE_FAILURES_PER_MERCHANT:
             raise MerchantCodeGuessingThrottled(
                 field="payment_code", retry_after=self.merchant_window.retry_after
             )
-        if self.platform_window.count() >= settings.PAYMENT_CODE_FAILURES_PLATFORM:
+        if counts.get(self.platform_window.key, 0) >= settings.PAYMENT_CODE_FAILURES_PLATFORM:
             raise PlatformCodeGuessingThrottled(
                 field="payment_code", retry_after=self.platform_window.retry_after
             )

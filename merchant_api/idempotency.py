@@ -4,8 +4,10 @@ since (a later capture does not change what the authorization call answered). Th
 underneath are idempotent by the same key too, so two concurrent first calls still move money
 once; whichever response is stored first is the one every later retry gets."""
 
+import functools
 import hashlib
 
+from django.db import connections, router
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 from rest_framework.request import Request
@@ -51,12 +53,33 @@ def request_fingerprint(request: Request) -> str:
 
 
 def replay(*, merchant: Merchant, key: str, fingerprint: str) -> HttpResponse | None:
-    stored = IdempotentResponse.objects.filter(merchant=merchant, key=key).first()
-    if stored is None:
+    # Before every POST: one statement written once, not a queryset compiled again at each
+    # request (the ORM's compilation was a tenth of an authorization's processor time).
+    alias = router.db_for_read(IdempotentResponse)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(_lookup_sql(alias), [merchant.pk, key])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    if stored.fingerprint != fingerprint:
+    stored_fingerprint, status_code, body = row
+    if stored_fingerprint != fingerprint:
         raise IdempotencyConflict(field=HEADER)
-    return _replayed(stored)
+    return _replayed(IdempotentResponse(status_code=status_code, body=body))
+
+
+@functools.cache
+def _lookup_sql(alias: str) -> str:
+    """The stored response of (merchant, key): unique, so at most one row."""
+    quote = connections[alias].ops.quote_name
+    meta = IdempotentResponse._meta
+    fingerprint, status_code, body, merchant, key = (
+        quote(meta.get_field(name).column)
+        for name in ("fingerprint", "status_code", "body", "merchant", "key")
+    )
+    return (
+        f"SELECT {fingerprint}, {status_code}, {body} FROM {quote(meta.db_table)} "
+        f"WHERE {merchant} = %s AND {key} = %s"
+    )
 
 
 # An application is sent before its shop has a merchant account or a key: its first answer is

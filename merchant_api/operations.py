@@ -20,6 +20,7 @@ from merchant_api.base import (
     MerchantApi,
     UtcDateTimeFilter,
     paginated,
+    represented,
 )
 from merchants.models import Merchant
 from wallet.models import Decision
@@ -100,5 +101,5 @@ def own_authorization(*, merchant: Merchant, reference: str, livemode: bool) -> 
     )
 
 
-def operation_created(output: serializers.Serializer) -> Response:
-    return Response(output.data, status=status.HTTP_201_CREATED)
+def operation_created(output: type[serializers.Serializer], operation: object) -> Response:
+    return Response(represented(output, operation), status=status.HTTP_201_CREATED)

@@ -78,7 +78,7 @@ class RefundCreateApi(MerchantApi):
             idempotency_key=self.service_key(),
             **data.validated_data,
         )
-        return operation_created(RefundOutput(refund))
+        return operation_created(RefundOutput, refund)
 
 
 class RefundPage(Page):

@@ -68,7 +68,7 @@ class ReversalCreateApi(MerchantApi):
             idempotency_key=self.service_key(),
             **data.validated_data,
         )
-        return operation_created(ReversalOutput(reversal))
+        return operation_created(ReversalOutput, reversal)
 
 
 class ReversalPage(Page):

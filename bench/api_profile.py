@@ -1,0 +1,315 @@
+"""Profile: one `POST /api/merchant/v1/authorizations` (a payment by one-time code), in-process.
+
+Builds the data of bench/http_load.py (bench/scenario.py) in a database of its own, then calls
+Django's WSGI application directly, as a server's worker would, with the settings the benchmark
+servers run with (DEBUG off, persistent connection, the merchant API's rate limit out of the
+way). Each request's time is split: the time spent in the database driver's execute (the
+statements and their round trips), in Redis commands, and the rest, the Python of the
+request: WSGI, middleware, DRF's request, parsing, authentication, throttling, serializers,
+renderer, the engine's Python. `processor` is the processor time this process spent on the
+request (the Python, and the drivers' own share): on a busy machine the one figure that does
+not count the time spent waiting for a core. Then the same requests run under cProfile and
+the functions that cost most are printed, by their own time and by cumulative time.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_profile \\
+        .venv/bin/python -m bench.api_profile [--requests 500] [--wallets 300] [--reuse]
+
+The payment codes are created before each batch of timed requests: the beneficiary's app
+makes them, not the till's request. The database named in DATABASE_URL is dropped and
+created again (kept with --reuse): never point it at real data.
+"""
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from random import Random
+
+from bench import harness, scenario
+from bench.harness import ms
+
+BATCH = 100
+
+
+def environ(key: str, body: bytes, idempotency_key: str) -> dict:
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": f"{scenario.API}/authorizations",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_AUTHORIZATION": f"Bearer {key}",
+        "HTTP_IDEMPOTENCY_KEY": idempotency_key,
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+
+
+class RedisCommands:
+    """Redis commands sent, by name: each is a round trip of its own (the cache, throttles)."""
+
+    def __init__(self):
+        import redis
+
+        self.counts: Counter = Counter()
+        self.seconds = 0.0
+        original = redis.Redis.execute_command
+
+        def counted(client, *args, **options):
+            started = time.perf_counter()
+            try:
+                return original(client, *args, **options)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.counts[str(args[0])] += 1
+
+        redis.Redis.execute_command = counted
+
+
+class DatabaseTime:
+    """Seconds spent in psycopg sending statements and waiting for their results (Django's
+    queries, the raw statements of core/one_statement.py, BEGIN and COMMIT), and how many."""
+
+    def __init__(self):
+        import psycopg
+        from psycopg._connection_base import BaseConnection
+
+        self.seconds = 0.0
+        self.statements = 0
+        for owner, name in ((psycopg.Cursor, "execute"), (BaseConnection, "_exec_command")):
+            setattr(owner, name, self.timed(getattr(owner, name)))
+
+    def timed(self, original):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.statements += 1
+
+        return wrapper
+
+
+def requests(fixture, rng: Random, count: int, run_id: str, one_merchant: bool) -> list[dict]:
+    """`count` WSGI environs of payments by code, the codes created now."""
+    made = []
+    for i in range(count):
+        if one_merchant:
+            merchant = 0
+        else:
+            merchant = rng.choices(range(len(scenario.MERCHANTS)), scenario.WEIGHTS)[0]
+        body = {
+            "amount": rng.randint(100, 6_000),
+            "currency": "EUR",
+            "payment_code": scenario.payment_code(rng.choice(fixture.wallets)),
+            "partial_approval_allowed": rng.random() < 0.2,
+            "merchant_reference": f"ticket-{i}",
+        }
+        made.append(environ(fixture.keys[merchant], json.dumps(body).encode(), f"{run_id}-{i}"))
+    return made
+
+
+def call(application, environ_: dict) -> int:
+    status_line = []
+
+    def start_response(status, headers, exc_info=None):
+        status_line.append(status)
+
+    body = application(environ_, start_response)
+    try:
+        for _chunk in body:
+            pass
+    finally:
+        body.close()  # request_finished: what a server does after each answer
+    return int(status_line[0].split()[0])
+
+
+def timed(application, batch: list[dict], database, redis_commands) -> tuple[list, int]:
+    """Each request's (whole, database, Redis, processor) seconds, and how many were not
+    answered 201."""
+    measured, refused = [], 0
+    for environ_ in batch:
+        before = database.seconds, redis_commands.seconds
+        started, cpu = time.perf_counter(), time.process_time()
+        refused += call(application, environ_) != 201
+        measured.append(
+            (
+                time.perf_counter() - started,
+                database.seconds - before[0],
+                redis_commands.seconds - before[1],
+                time.process_time() - cpu,
+            )
+        )
+    return measured, refused
+
+
+def parts(rounds: int) -> None:
+    """Each cut of the merchant API's Python measured beside what it replaced, alternately in
+    this one process (so the machine's drift falls on both): processor time per call, and wall
+    time for the Redis round trips."""
+    from django.core.cache import cache
+    from rest_framework.renderers import JSONRenderer
+
+    from core.renderers import OrjsonRenderer
+    from merchant_api import idempotency
+    from merchant_api.authorizations import AuthorizationOutput
+    from merchant_api.base import represented
+    from merchant_api.code_guessing import PaymentCodeGuessing
+    from merchants.models import IdempotentResponse, Merchant
+    from merchants.selectors import authorization_list
+
+    merchant = Merchant.objects.get(siret=scenario.merchant_siret(0))
+    decision = authorization_list(merchant=merchant, livemode=True).order_by("-pk").first()
+    if decision is None:
+        print("parts: no authorization yet at the first merchant")
+        return
+    data = represented(AuthorizationOutput, decision)
+    guard = PaymentCodeGuessing(merchant)
+    windows = (guard.merchant_window.key, guard.platform_window.key)
+    pairs = {
+        "answer's serializer": (
+            lambda: AuthorizationOutput(decision).data,
+            lambda: represented(AuthorizationOutput, decision),
+        ),
+        "renderer": (lambda: JSONRenderer().render(data), lambda: OrjsonRenderer().render(data)),
+        "stored answer's lookup": (
+            lambda: IdempotentResponse.objects.filter(merchant=merchant, key="absent").first(),
+            lambda: idempotency.replay(merchant=merchant, key="absent", fingerprint=""),
+        ),
+        "code guard's counts": (
+            lambda: [cache.get(key, 0) for key in windows],
+            lambda: cache.get_many(windows),
+        ),
+    }
+    print(f"\nparts, {rounds} calls each, before -> after (processor time; wall time):")
+    for name, (before, after) in pairs.items():
+        spent = {before: [0.0, 0.0], after: [0.0, 0.0]}
+        for _ in range(rounds):
+            for call_ in (before, after):
+                cpu, wall = time.process_time(), time.perf_counter()
+                call_()
+                spent[call_][0] += time.process_time() - cpu
+                spent[call_][1] += time.perf_counter() - wall
+        (b_cpu, b_wall), (a_cpu, a_wall) = (
+            [value / rounds * 1e6 for value in spent[c]] for c in (before, after)
+        )
+        print(
+            f"  {name:<24} {b_cpu:>7.0f} -> {a_cpu:>5.0f} µs processor; "
+            f"{b_wall:>7.0f} -> {a_wall:>5.0f} µs wall"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=500, help="timed requests (default 500)")
+    parser.add_argument("--wallets", type=int, default=300, help="wallets built (default 300)")
+    parser.add_argument("--reuse", action="store_true", help="keep an earlier run's database")
+    parser.add_argument("--one-merchant", action="store_true", help="every payment at one shop")
+    parser.add_argument("--top", type=int, default=35, help="functions printed (default 35)")
+    parser.add_argument(
+        "--parts",
+        type=int,
+        default=0,
+        help="then time each cut beside what it replaced, this many calls each (default: 0)",
+    )
+    harness.add_redis_arguments(parser)
+    harness.add_limit_arguments(parser)
+    args = parser.parse_args()
+
+    # What bench.harness.Bench.start_server gives the servers.
+    os.environ |= {
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CONN_MAX_AGE": "60",
+        "MERCHANT_API_RATE": "100000/second",
+        "LOG_LEVEL": "WARNING",
+    }
+    redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
+    with harness.Bench("api-profile", redis=redis, limit_seconds=args.limit_seconds) as bench:
+        bench.setup(recreate=not args.reuse)
+        if args.reuse:
+            fixture = scenario.reuse(wallets=args.wallets)
+        else:
+            fixture = scenario.build(wallets=args.wallets, seed=1)
+        from django.core.handlers.wsgi import WSGIHandler
+
+        application = WSGIHandler()
+        rng = Random(1)
+        run_id = uuid.uuid4().hex[:12]
+        database, redis_commands = DatabaseTime(), RedisCommands()
+        warm = requests(fixture, rng, BATCH, f"{run_id}-warm", args.one_merchant)
+        timed(application, warm, database, redis_commands)
+        measured, refused, statements, commands = [], 0, 0, Counter()
+        for start in range(0, args.requests, BATCH):
+            batch = requests(fixture, rng, min(BATCH, args.requests - start),
+                             f"{run_id}-t{start}", args.one_merchant)  # fmt: skip
+            before = database.statements, redis_commands.counts.copy()
+            times, not_201 = timed(application, batch, database, redis_commands)
+            statements += database.statements - before[0]
+            commands += redis_commands.counts - before[1]
+            measured += times
+            refused += not_201
+        profiled = requests(fixture, rng, min(args.requests, 300), f"{run_id}-p",
+                            args.one_merchant)  # fmt: skip
+        # Processor time, not wall time: waits for the database or for a busy core would bury
+        # the Python this profile is for.
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        timed(application, profiled, database, redis_commands)
+        profile.disable()
+        if args.parts:
+            parts(args.parts)
+        limit = bench.measure_limit(clients=1)  # one request at a time: the one-client limit
+
+    count = len(measured)
+    whole, in_database, in_redis, cpu = (list(c) for c in zip(*measured, strict=True))
+    python = [w - d - r for w, d, r, _cpu in measured]
+    print()
+    print(f"{count} POST /authorizations, in-process WSGI, {refused} not 201")
+    print(
+        f"  per request: {statements / count:.1f} statements (BEGIN and COMMIT included), "
+        f"{commands.total() / count:.1f} Redis commands "
+        f"({', '.join(f'{name} {n / count:.1f}' for name, n in commands.most_common())})"
+    )
+    for label, values in (
+        ("whole", whole),
+        ("database", in_database),
+        ("redis", in_redis),
+        ("python", python),
+        ("processor", cpu),
+    ):
+        p50, p99, _max = harness.percentiles(values)
+        print(f"  {label:<9} mean {ms(statistics.fmean(values))}  p50 {ms(p50)}  p99 {ms(p99)}")
+    print(f"  -> {count / sum(whole):.0f} requests/s on one core, one after the other")
+    harness.print_against_limit(
+        "requests in-process", rate=count / sum(whole), p50=statistics.median(whole), limit=limit
+    )
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats(order).print_stats(args.top)
+        print(f"\n--- cProfile (processor time) of {len(profiled)} requests, by {order} ---")
+        print(out.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
