@@ -30,3 +30,29 @@ def run_together(calls: list[Callable[[], object]]) -> list[object]:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads), "a thread is stuck (deadlock?)"
     return outcomes
+
+
+def swept_after(read: Callable[..., object], account_id: int) -> tuple[Callable[..., object], list]:
+    """`read` (a hot path's read under the wallet's lock) wrapped so that, the first time it
+    returns, another transaction takes every cent of the account `account_id` and commits, as a
+    sweep does (it locks the account, not the wallet). Returns the wrapper and the list of the
+    sweep's updated row counts."""
+    from django.db.models import F
+
+    from ledger.models import Account
+
+    swept: list[int] = []
+
+    def sweep() -> None:
+        swept.append(Account.objects.filter(pk=account_id).update(pending=F("balance")))
+        connection.close()
+
+    def read_then_swept(**kwargs):
+        found = read(**kwargs)
+        if not swept:
+            thread = threading.Thread(target=sweep)
+            thread.start()
+            thread.join()
+        return found
+
+    return read_then_swept, swept

@@ -304,6 +304,65 @@ def authorize(
             attempt += 1
 
 
+def _decide_into(
+    writes: OneStatement,
+    *,
+    request: AuthorizationRequest,
+    wallet: Wallet,
+    card: Card | None,
+    states: list[PocketState],
+    accounts: dict[int, Account],
+    credit_account: Account,
+    merchant_id: int | None,
+    idempotency_key: str,
+    merchant_reference: str,
+    metadata: dict,
+    started: float,
+) -> Decision:
+    """The fast paths' decision on what one read under the wallet's lock found (`states`, the
+    pockets' `accounts`): its holds, the decision and its holds added to `writes`, as
+    _decide_and_hold() saves them on the portable path. The Decision is returned unsaved."""
+    # A refused instrument records no pockets, as on the portable path (_decide_and_hold).
+    states = states if _instrument_refusal(wallet, card) is None else []
+    outcome = _outcome(wallet, card, request, states)
+    holds = [
+        (
+            pocket_id,
+            hold_place_in(
+                writes,
+                debit=accounts[pocket_id],
+                credit=credit_account,
+                amount=amount,
+                expires_at=_hold_expiry(request),
+            ),
+        )
+        for pocket_id, amount in outcome.split
+    ]
+    record = _request_record(request)
+    decision = _decision(
+        request=request,
+        outcome=outcome,
+        states=states,
+        wallet=wallet,
+        card=card,
+        merchant_id=merchant_id,
+        idempotency_key=idempotency_key,
+        digest=fingerprint(
+            _params(record, wallet.pk, card, merchant_id, merchant_reference, metadata)
+        ),
+        record=record,
+        merchant_reference=merchant_reference,
+        metadata=metadata,
+        started=started,
+    )
+    writes.insert(decision)
+    for pocket_id, hold in holds:
+        writes.insert(
+            DecisionHold(decision=decision, pocket_id=pocket_id, hold=hold, amount=hold.amount)
+        )
+    return decision
+
+
 def authorize_by_code(
     writes: OneStatement,
     *,
@@ -351,44 +410,20 @@ def authorize_by_code(
     ):
         return None
     writes.sql(*payment_code_used_sql(read.code, idempotency_key=idempotency_key, now=now))
-    # A refused instrument records no pockets, as on the portable path (_decide_and_hold).
-    states = read.states if _instrument_refusal(wallet, None) is None else []
-    outcome = _outcome(wallet, None, request, states)
-    holds = [
-        (
-            pocket_id,
-            hold_place_in(
-                writes,
-                debit=read.accounts[pocket_id],
-                credit=credit_account,
-                amount=amount,
-                expires_at=_hold_expiry(request),
-            ),
-        )
-        for pocket_id, amount in outcome.split
-    ]
-    record = _request_record(request)
-    decision = _decision(
+    decision = _decide_into(
+        writes,
         request=request,
-        outcome=outcome,
-        states=states,
         wallet=wallet,
         card=None,
+        states=read.states,
+        accounts=read.accounts,
+        credit_account=credit_account,
         merchant_id=merchant_id,
         idempotency_key=idempotency_key,
-        digest=fingerprint(
-            _params(record, wallet.pk, None, merchant_id, merchant_reference, metadata)
-        ),
-        record=record,
         merchant_reference=merchant_reference,
         metadata=metadata or {},
         started=started,
     )
-    writes.insert(decision)
-    for pocket_id, hold in holds:
-        writes.insert(
-            DecisionHold(decision=decision, pocket_id=pocket_id, hold=hold, amount=hold.amount)
-        )
     decision_recorded.send(sender=Decision, decision=decision, writes=writes)
     decision.recorded_now = True
     return decision
@@ -448,44 +483,21 @@ def _authorize_card_in_one_statement(
     if read.decided:
         return None
     card.status = read.card_status  # as it is under the lock: a freeze takes the lock too
-    states = read.states if _instrument_refusal(wallet, card) is None else []
-    outcome = _outcome(wallet, card, request, states)
     writes = OneStatement()
-    holds = [
-        (
-            pocket_id,
-            hold_place_in(
-                writes,
-                debit=read.accounts[pocket_id],
-                credit=credit_account,
-                amount=amount,
-                expires_at=_hold_expiry(request),
-            ),
-        )
-        for pocket_id, amount in outcome.split
-    ]
-    record = _request_record(request)
-    decision = _decision(
+    decision = _decide_into(
+        writes,
         request=request,
-        outcome=outcome,
-        states=states,
         wallet=wallet,
         card=card,
+        states=read.states,
+        accounts=read.accounts,
+        credit_account=credit_account,
         merchant_id=merchant_id,
         idempotency_key=idempotency_key,
-        digest=fingerprint(
-            _params(record, wallet.pk, card, merchant_id, merchant_reference, metadata)
-        ),
-        record=record,
         merchant_reference=merchant_reference,
         metadata=metadata,
         started=started,
     )
-    writes.insert(decision)
-    for pocket_id, hold in holds:
-        writes.insert(
-            DecisionHold(decision=decision, pocket_id=pocket_id, hold=hold, amount=hold.amount)
-        )
     try:
         # The receivers' own writes and after-commit tasks go with the statement: a savepoint
         # rolled back takes them too (Django drops the on_commit callbacks registered in it).

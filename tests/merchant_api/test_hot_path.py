@@ -1,25 +1,23 @@
 """The authorization's hot path through HTTP: what it costs PostgreSQL, what commits together,
 and what the caches may never hide (a revoked key, a suspended merchant)."""
 
-import threading
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from ledger.models import Account
 from merchant_api import idempotency
 from merchants import tasks as webhook_tasks
 from merchants.models import IdempotentResponse
 from merchants.models.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from merchants.services import api_key_revoke, merchant_suspend
 from notifications import tasks
+from tests.concurrency import swept_after
 from tests.factories import (
     BeneficiaryFactory,
     FunderFactory,
@@ -311,21 +309,7 @@ def test_a_hold_the_balance_no_longer_covers_is_decided_again(
     """A sweep that takes the money between the read and the write (it locks the pocket's
     account, not the wallet) makes the account's CHECK abort the one statement; the payment is
     decided again on the fresh balance, in a new transaction."""
-    read = hot_path.read_under_lock
-    swept: list[int] = []
-
-    def sweep() -> None:  # another transaction, committed at once
-        swept.append(Account.objects.filter(pk=food_pocket.account_id).update(pending=F("balance")))
-        connection.close()
-
-    def read_then_swept(**kwargs):
-        found = read(**kwargs)
-        if not swept:
-            thread = threading.Thread(target=sweep)
-            thread.start()
-            thread.join()
-        return found
-
+    read_then_swept, swept = swept_after(hot_path.read_under_lock, food_pocket.account_id)
     monkeypatch.setattr(hot_path, "read_under_lock", read_then_swept)
     response = pay(api, payment_code(), amount=100)
 

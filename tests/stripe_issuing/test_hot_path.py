@@ -2,17 +2,14 @@
 what it costs the database, that it writes what the portable path writes, and that it decides
 on the card and balances as they are under the wallet's lock."""
 
-import threading
-
 import pytest
 from django.db import connection
-from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
-from ledger.models import Account
 from ledger.verify import verify
 from merchants.acceptors import card_acceptor_add
 from stripe_issuing import authorizations
+from tests.concurrency import swept_after
 from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
 from tests.stripe_issuing import stripe_events as se
 from tests.stripe_issuing.hooks import (
@@ -158,21 +155,7 @@ def test_a_hold_the_balance_no_longer_covers_is_decided_again(
     """A sweep that takes the money between the read and the write (it locks the pocket's
     account, not the wallet) makes the account's CHECK abort the write; its savepoint is rolled
     back and authorize() decides again on the fresh balance, in the same transaction."""
-    read = hot_path.read_card_under_lock
-    swept: list[int] = []
-
-    def sweep() -> None:  # another transaction, committed at once
-        swept.append(Account.objects.filter(pk=food_pocket.account_id).update(pending=F("balance")))
-        connection.close()
-
-    def read_then_swept(**kwargs):
-        found = read(**kwargs)
-        if not swept:
-            thread = threading.Thread(target=sweep)
-            thread.start()
-            thread.join()
-        return found
-
+    read_then_swept, swept = swept_after(hot_path.read_card_under_lock, food_pocket.account_id)
     monkeypatch.setattr(hot_path, "read_card_under_lock", read_then_swept)
     _, response = ask(client, card, 2_500)
 
