@@ -1,12 +1,15 @@
 """The SQL statements of one real-time authorization, pinned on PostgreSQL: each is a round trip
 within Stripe's wait, and the webhook's own share (outside the engine) was cut from 12 with two
-commits to 10 with one."""
+commits to 9 with one."""
 
 import pytest
-from django.db import connection
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from ledger.models import Account
+from stripe_issuing.accounts import card_hold_account
 from tests.markers import postgresql_only
 from tests.stripe_issuing import stripe_events as se
 from tests.stripe_issuing.hooks import balances, beneficiary, card, food_pocket, webhook_secret
@@ -23,15 +26,17 @@ pytestmark = [
 ]
 
 # BEGIN, the event stored (INSERT ... ON CONFLICT DO NOTHING), SAVEPOINT of the handler, the
-# card, the card acceptor, the settlement account, the engine (decision lookup, SAVEPOINT,
-# wallet lock, pockets, usage, guarded update, hold, decision, decision hold, notice, the
-# unknown acceptor counted in one upsert, RELEASE), RELEASE, the event marked processed, COMMIT.
-STATEMENTS = 21
+# card, the card acceptor (the settlement account comes from the cache), the engine (decision
+# lookup, SAVEPOINT, wallet lock, pockets, usage, guarded update, hold, decision, decision
+# hold, notice, the unknown acceptor counted in one upsert, RELEASE), RELEASE, the event marked
+# processed, COMMIT.
+STATEMENTS = 20
 
 
-def test_a_new_authorization_takes_21_statements_and_one_commit(card, food_pocket):
+def test_a_new_authorization_takes_20_statements_and_one_commit(card, food_pocket):
     client = Client()
-    # The first request of a process loads what later ones find ready (the category table).
+    # The first request loads what later ones find ready: the category table, the settlement
+    # account in the cache.
     se.post(
         client,
         se.event(
@@ -69,3 +74,19 @@ def test_a_redelivery_decides_nothing_and_answers_the_same(card, food_pocket):
     # The claim finds the id taken; the stored answer is read under the event's lock.
     assert "SAVEPOINT" not in statements
     assert balances(food_pocket) == (10_000, 2_500)
+
+
+def test_the_settlement_account_is_cached_only_once_its_creation_commits():
+    key = "stripe_issuing:card-settlement:EUR"
+    with pytest.raises(RuntimeError), transaction.atomic():
+        card_hold_account("EUR")
+        raise RuntimeError("the authorization's transaction rolls back")
+    assert cache.get(key) is None
+    assert not Account.objects.filter(code="card-settlement:EUR").exists()
+
+    created = card_hold_account("EUR")
+
+    assert cache.get(key).pk == created.pk == Account.objects.get(code="card-settlement:EUR").pk
+    with CaptureQueriesContext(connection) as queries:
+        assert card_hold_account("EUR").pk == created.pk
+    assert len(queries) == 0
