@@ -3,7 +3,7 @@
 import logging
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 
 from ledger.models import Account
 from ledger.services import account_get_or_create
@@ -32,7 +32,9 @@ def card_hold_account(currency: str) -> Account:
     use only its id and currency: from the cache, saving a read within Stripe's wait (its
     balance there is not current, so nothing else may use it), else read or created and cached
     once the caller's transaction commits (a creation rolled back is never cached)."""
-    key = f"stripe_issuing:card-settlement:{currency}"
+    # Named after the database too: a Redis shared by two platforms (staging and production,
+    # a benchmark and the tests) must not give one the other's account.
+    key = f"stripe_issuing:card-settlement:{connection.settings_dict['NAME']}:{currency}"
     try:
         account = cache.get(key)
     except Exception:  # the cache only saves a read: without it, the database answers

@@ -82,7 +82,7 @@ def test_a_redelivery_decides_nothing_and_answers_the_same(card, food_pocket):
 
 
 def test_the_settlement_account_is_cached_only_once_its_creation_commits():
-    key = "stripe_issuing:card-settlement:EUR"
+    key = f"stripe_issuing:card-settlement:{connection.settings_dict['NAME']}:EUR"
     with pytest.raises(RuntimeError), transaction.atomic():
         card_hold_account("EUR")
         raise RuntimeError("the authorization's transaction rolls back")
