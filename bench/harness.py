@@ -20,8 +20,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -530,6 +532,34 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
         return value, value, value
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return cuts[49], cuts[98], max(values)
+
+
+def p999(values: list[float]) -> float:
+    """The 99.9th percentile (the maximum below 1,000 values: there is no finer cut)."""
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=1000, method="inclusive")[998]
+
+
+def due_times(
+    *, index: int, clients: int, rate: float, start: float, deadline: float, stop: threading.Event
+) -> Iterator[float]:
+    """An open loop's schedule, for client `index` of `clients` sharing `rate` requests/s in
+    all: request k of the whole run is due at start + k / rate (time.perf_counter), this client
+    takes every clients-th one and is handed each when it is due. A client still busy when its
+    next one is due gets it late, and the caller measures the latency from the due time: that
+    lateness is queueing. Ends at `deadline`, or as soon as `stop` is set."""
+    interval = 1.0 / rate
+    k = index
+    while not stop.is_set():
+        due = start + k * interval
+        k += clients
+        if due >= deadline:
+            return
+        wait = due - time.perf_counter()
+        if wait > 0 and stop.wait(wait):
+            return
+        yield due
 
 
 def log_tail(path: str, lines: int = 60) -> str:

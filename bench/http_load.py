@@ -53,7 +53,6 @@ import dataclasses
 import http.client
 import json
 import math
-import statistics
 import sys
 import threading
 import time
@@ -64,7 +63,7 @@ from pathlib import Path
 from random import Random
 
 from bench import harness, scenario
-from bench.harness import HOST, ms, percentiles
+from bench.harness import HOST, ms, p999, percentiles
 from bench.scenario import API, MERCHANTS, WEIGHTS, Fixture
 
 OPERATIONS = ("authorize", "capture", "refund")
@@ -266,19 +265,15 @@ class Till:
                 stop.wait(0.05)  # do not spin on a server that is gone
 
     def run_rate(self, start: float, measure_from: float, deadline: float, tickets, stop) -> None:
-        # Request k of the whole run is due at start + k / rate; this client sends every
-        # clients-th one. A client still busy when its next one is due sends it late, and
-        # that lateness is part of the latency: it is queueing.
-        interval = 1.0 / self.plan.rate
-        k = self.index
-        while not stop.is_set():
-            due = start + k * interval
-            k += self.plan.clients
-            if due >= deadline:
-                break
-            wait = due - time.perf_counter()
-            if wait > 0 and stop.wait(wait):
-                break
+        schedule = harness.due_times(
+            index=self.index,
+            clients=self.plan.clients,
+            rate=self.plan.rate,
+            start=start,
+            deadline=deadline,
+            stop=stop,
+        )
+        for due in schedule:
             measured = due >= measure_from
             if measured and not tickets.take():
                 break
@@ -501,13 +496,6 @@ def highest_held(steps: list[Step]) -> Step | None:
             break
         best = step
     return best
-
-
-def p999(values: list[float]) -> float:
-    """The 99.9th percentile (the maximum below 1,000 values: there is no finer cut)."""
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return statistics.quantiles(values, n=1000, method="inclusive")[998]
 
 
 def server_error_count(tally: Tally) -> int:

@@ -3,15 +3,24 @@
 Builds the data of bench/scenario.py's programs in a database of its own (one funder; food aid
 in Isère, transport aid in France, health aid in Isère and Rhône; N wallets, each with an active
 card known to Stripe and 2 or 3 pockets), starts `gunicorn config.wsgi` on a free port of
-127.0.0.1, and sends `issuing_authorization.request` events, built and signed as Stripe does,
-from C concurrent clients. Merchants vary (groceries, transport, pharmacies, a bar, shops outside
-the zones) so that the engine approves, approves in part and declines. It prints the decision
-time seen by the client (p50/p99/max, from sending to the last byte of the answer) and the
-approve/decline counts, then runs `manage.py ledger verify` and measures the machine's limit with
+127.0.0.1 (BENCH_PORT if set), Redis as the cache and the Celery broker (both emptied first) and
+one Celery worker taking the tasks the decisions queue (the beneficiaries' notices), and sends
+`issuing_authorization.request` events, built and signed as Stripe does. Merchants vary
+(groceries, transport, pharmacies, a bar, shops outside the zones) so that the engine approves,
+approves in part and declines.
+
+Modes: `full` sends --requests events from C concurrent clients, each sending its next one as
+soon as answered (closed loop: the server's best throughput), and times each from sending to the
+last byte of the answer. `rate` schedules events on a clock at --rate per second in all for
+--seconds (open loop, bench/harness.py's due_times, as bench/http_load.py's rate mode) and times
+each from its scheduled time, so time spent queueing behind a busy server counts: that is the
+decision time Stripe sees at a fixed offered rate. Both print p50/p99/p99.9/max and the
+approve/decline counts, then run `manage.py ledger verify` and measure the machine's limit with
 as many connections as gunicorn has workers (bench/harness.py).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_stripe \\
         .venv/bin/python -m bench.stripe_webhook [--requests 1000] [--clients 8]
+    DATABASE_URL=... .venv/bin/python -m bench.stripe_webhook --mode rate --rate 100 --seconds 30
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 The exit status is 1 if any answer is not a 200 with a decision, if any decision took 2 s or
@@ -21,6 +30,7 @@ more (Stripe's budget), or if the ledger does not verify.
 import argparse
 import http.client
 import json
+import math
 import sys
 import threading
 import time
@@ -30,7 +40,7 @@ from random import Random
 import stripe
 
 from bench import harness, scenario
-from bench.harness import HOST, ms
+from bench.harness import HOST, ms, p999, percentiles
 
 SECRET = "whsec_bench_h9hooks"
 STRIPE_BUDGET = 2.0  # seconds Stripe waits for the answer
@@ -133,13 +143,18 @@ class Client:
     def __init__(self, port: int, timeout: float):
         self.conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
         self.latencies: list[float] = []
+        self.lags: list[float] = []  # rate mode: send time - scheduled time
         self.outcomes: Counter = Counter()
         self.problems: Counter = Counter()
 
-    def send(self, body: dict) -> None:
+    def send(self, body: dict, due: float | None = None) -> None:
+        """One event, signed now as Stripe would; its latency runs from `due` (rate mode: the
+        scheduled time) or else from the moment it is sent."""
         payload = json.dumps(body)
         header = stripe.WebhookSignature.generate_signature_header(payload, SECRET)
         sent = time.perf_counter()
+        if due is not None:
+            self.lags.append(sent - due)
         try:
             self.conn.request(
                 "POST",
@@ -153,7 +168,7 @@ class Client:
             self.conn.close()
             self.problems[f"connection: {type(exc).__name__}"] += 1
             return
-        self.latencies.append(time.perf_counter() - sent)
+        self.latencies.append(time.perf_counter() - (sent if due is None else due))
         if response.status != 200 or not response.getheader("Stripe-Version"):
             self.problems[f"HTTP {response.status}"] += 1
             return
@@ -166,12 +181,29 @@ class Client:
             self.outcomes["approved"] += 1
 
 
-def run_load(*, port, cards, requests: int, first: int, clients: int, seed: int, max_amount: int):
+def _bodies(*, cards, requests: int, first: int, seed: int, max_amount: int) -> list[dict]:
     rng = Random(seed)
     # Built and signed by the clients, but drawn here so that a run is reproducible.
-    bodies = [
+    return [
         request_event(rng, rng.choice(cards), n, max_amount) for n in range(first, first + requests)
     ]
+
+
+def _drive(threads: list[threading.Thread], clients: list[Client]) -> float:
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        client.conn.close()
+    return elapsed
+
+
+def run_load(*, port, cards, requests: int, first: int, clients: int, seed: int, max_amount: int):
+    """Closed loop: each client sends its next event as soon as the last one is answered."""
+    bodies = _bodies(cards=cards, requests=requests, first=first, seed=seed, max_amount=max_amount)
     queues = [bodies[i::clients] for i in range(clients)]
     workers = [Client(port, timeout=30) for _ in range(clients)]
 
@@ -182,32 +214,79 @@ def run_load(*, port, cards, requests: int, first: int, clients: int, seed: int,
     threads = [
         threading.Thread(target=drive, args=pair) for pair in zip(workers, queues, strict=True)
     ]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    for client in workers:
-        client.conn.close()
-    return workers, elapsed
+    return workers, _drive(threads, workers)
+
+
+def run_rate(
+    *, port, cards, rate: float, seconds: float, first: int, clients: int, seed: int, max_amount
+):
+    """Open loop: event k of the run is due at start + k / rate, whether or not the server has
+    answered the ones before; its latency runs from that time."""
+    requests = math.ceil(rate * seconds)
+    bodies = _bodies(cards=cards, requests=requests, first=first, seed=seed, max_amount=max_amount)
+    workers = [Client(port, timeout=30) for _ in range(clients)]
+    stop = threading.Event()
+    start = time.perf_counter() + 0.2
+    deadline = start + requests / rate
+
+    def drive(index: int, client: Client) -> None:
+        schedule = harness.due_times(
+            index=index, clients=clients, rate=rate, start=start, deadline=deadline, stop=stop
+        )
+        for n, due in enumerate(schedule):
+            client.send(bodies[index + n * clients], due)
+
+    threads = [
+        threading.Thread(target=drive, args=(index, client), daemon=True)
+        for index, client in enumerate(workers)
+    ]
+    _drive(threads, workers)
+    # The time the schedule spans, plus however long the last answers came after it.
+    return workers, max(deadline, time.perf_counter()) - start
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=1_000)
+    parser.add_argument(
+        "--mode",
+        choices=["full", "rate"],
+        default="full",
+        help="full: --requests sent by --clients, each as soon as answered (closed loop); rate: "
+        "events scheduled at --rate per second in all for --seconds (open loop) (default: full)",
+    )
+    parser.add_argument("--rate", type=float, help="events per second in rate mode")
+    parser.add_argument("--seconds", type=float, default=30.0, help="rate mode's duration")
+    parser.add_argument("--requests", type=int, default=1_000, help="full mode's events")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per gunicorn worker: above 1, gthread workers (default: 1, sync workers)",
+    )
+    parser.add_argument(
+        "--celery-workers",
+        type=int,
+        default=1,
+        help="Celery worker processes taking the queued tasks; 0 for none (default: 1)",
+    )
     parser.add_argument("--wallets", type=int, default=1_000)
     parser.add_argument("--warmup", type=int, default=50, help="requests sent before measuring")
     parser.add_argument("--max-amount", type=int, default=6_000)
     parser.add_argument("--seed", type=int, default=1)
+    harness.add_redis_arguments(parser)
     harness.add_limit_arguments(parser)
     args = parser.parse_args()
+    if (args.mode == "rate") != (args.rate is not None):
+        parser.error("--rate goes with --mode rate, and --mode rate needs it")
+    if args.rate is not None and (args.rate <= 0 or args.seconds <= 0):
+        parser.error("--rate and --seconds must be more than 0")
     with harness.Bench(
         "stripe-webhook",
+        redis=harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url),
         limit_seconds=args.limit_seconds,
         settings={"STRIPE_WEBHOOK_SECRET": SECRET},
     ) as bench:
@@ -218,7 +297,8 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     bench.setup()
     cards = build(wallets=args.wallets, seed=args.seed)
     port = harness.free_port()
-    server = bench.start_server(port=port, workers=args.workers)
+    server = bench.start_server(port=port, workers=args.workers, threads=args.threads)
+    worker = bench.start_celery(concurrency=args.celery_workers) if args.celery_workers else None
     try:
         # An unsigned body: the endpoint answers 400 without touching the data.
         bench.wait_ready(server, port, method="POST", path="/hooks/stripe", body=b"{}", status=400)
@@ -229,28 +309,60 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             "max_amount": args.max_amount,
         }
         run_load(**load, requests=args.warmup, first=0, seed=args.seed + 1)
-        workers, elapsed = run_load(
-            **load, requests=args.requests, first=args.warmup, seed=args.seed
-        )
+        if args.mode == "rate":
+            workers, elapsed = run_rate(
+                **load, rate=args.rate, seconds=args.seconds, first=args.warmup, seed=args.seed
+            )
+        else:
+            workers, elapsed = run_load(
+                **load, requests=args.requests, first=args.warmup, seed=args.seed
+            )
     finally:
         bench.stop(server)
+        if worker is not None:
+            print(f"celery: {bench.redis.queue_length()} tasks still queued; stopping the worker")
+            bench.stop(worker)
 
     latencies = [value for client in workers for value in client.latencies]
+    lags = [value for client in workers for value in client.lags]
     outcomes = sum((client.outcomes for client in workers), Counter())
     problems = sum((client.problems for client in workers), Counter())
-    p50, p99, top = harness.percentiles(latencies)
+    p50, p99, top = percentiles(latencies)
     print()
-    print(f"{args.clients} clients, {args.workers} gunicorn workers, server log {bench.log_path}")
+    server_shape = f"{args.workers} gunicorn workers" + (
+        f" of {args.threads} threads" if args.threads > 1 else " (sync)"
+    )
+    if args.mode == "rate":
+        print(
+            f"mode rate: {args.rate:g} events/s scheduled for {args.seconds:g} s, "
+            f"{args.clients} clients, {server_shape}, server log {bench.log_path}"
+        )
+    else:
+        print(f"mode full: {args.clients} clients, {server_shape}, server log {bench.log_path}")
     print(
         f"{len(latencies)} signed issuing_authorization.request answered in {elapsed:.2f} s "
         f"({len(latencies) / elapsed:.0f}/s)"
     )
-    print(f"decision time: p50 {ms(p50)}, p99 {ms(p99)}, max {ms(top)}")
+    since = "its scheduled time" if args.mode == "rate" else "sending"
+    print(
+        f"decision time, from {since} to the last byte of the answer: p50 {ms(p50)}, "
+        f"p99 {ms(p99)}, p99.9 {ms(p999(latencies))}, max {ms(top)}"
+    )
+    if lags:
+        lag50, lag99, lag_top = percentiles(lags)
+        late = sum(1 for lag in lags if lag > 0.010)
+        print(
+            f"send lag behind schedule: p50 {ms(lag50)}, p99 {ms(lag99)}, max {ms(lag_top)}; "
+            f"{late} of {len(lags)} events sent more than 10 ms late"
+        )
     approved = outcomes["approved"] + outcomes["approved in part"]
     print(f"approved {approved} ({outcomes['approved in part']} in part), declined "
           f"{sum(outcomes.values()) - approved}")  # fmt: skip
     for outcome, count in outcomes.most_common():
         print(f"  {outcome:<44} {count:>6}")
+    print(f"errors: {sum(problems.values())}")
+    for problem, count in problems.most_common():
+        print(f"  {problem:<44} {count:>6}")
     failures = [f"{problem}: {count}" for problem, count in problems.items()]
     if top >= STRIPE_BUDGET:
         failures.append(f"slowest answer {ms(top)}, beyond Stripe's {STRIPE_BUDGET:g} s")

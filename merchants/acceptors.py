@@ -4,8 +4,7 @@ finds its merchant, and the operator's queue of card payments at shops we did no
 import logging
 import re
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.errors import DomainError
@@ -73,6 +72,13 @@ def card_acceptor_merchant(*, network_id: str | None, terminal_id: str | None) -
     return acceptor.merchant if acceptor is not None else None
 
 
+# An UnknownCardAcceptor's unique key (its constraint "unknown_card_acceptor"); what each
+# further authorization at it adds to; what it replaces.
+_KEY = ("network_id", "terminal_id", "currency")
+_ADDED = ("count", "amount")
+_REPLACED = ("last_seen", "name", "city", "postcode", "mcc")
+
+
 def unknown_card_acceptor_count(
     *,
     network_id: str,
@@ -85,28 +91,43 @@ def unknown_card_acceptor_count(
     mcc: str,
 ) -> None:
     """Count a card authorization at a shop no merchant of ours is known by, in the caller's
-    transaction. The increment is one UPDATE of the row, so concurrent authorizations at one
-    shop are all counted, and their amounts summed exactly."""
+    transaction. The count is one statement, an insert that adds to the row when it exists
+    (INSERT ... ON CONFLICT DO UPDATE, which the ORM cannot write with increments): concurrent
+    authorizations at one shop are all counted, and their amounts summed exactly."""
     if not (_NETWORK_ID.fullmatch(network_id) and _TERMINAL_ID.fullmatch(terminal_id)):
         logger.warning("card acceptor id not recordable: %r / %r", network_id, terminal_id)
         return
     now = timezone.now()
-    row, _ = UnknownCardAcceptor.objects.get_or_create(
-        network_id=network_id,
-        terminal_id=terminal_id,
-        currency=currency,
-        defaults={"last_seen": now},
-    )
-    UnknownCardAcceptor.objects.filter(pk=row.pk).update(
-        count=F("count") + 1,
-        amount=F("amount") + amount,
-        last_seen=now,
+    row = {
+        "network_id": network_id,
+        "terminal_id": terminal_id,
+        "currency": currency,
+        "count": 1,
+        "amount": amount,
+        "first_seen": now,
+        "last_seen": now,
         # What the network says of the shop now: the latest words are the ones to recognise.
-        name=name[:200],
-        city=city[:100],
-        postcode=postcode[:10],
-        mcc=mcc[:4],
-    )
+        "name": name[:200],
+        "city": city[:100],
+        "postcode": postcode[:10],
+        "mcc": mcc[:4],
+    }
+    meta = UnknownCardAcceptor._meta
+    fields = [meta.get_field(name) for name in row]
+    params = [field.get_db_prep_save(row[field.name], connection) for field in fields]
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    columns = {field.name: quote(field.column) for field in fields}
+    added = [f"{columns[n]} = {table}.{columns[n]} + EXCLUDED.{columns[n]}" for n in _ADDED]
+    replaced = [f"{columns[n]} = EXCLUDED.{columns[n]}" for n in _REPLACED]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns.values())}) "
+            f"VALUES ({', '.join(['%s'] * len(params))}) "
+            f"ON CONFLICT ({', '.join(columns[n] for n in _KEY)}) "
+            f"DO UPDATE SET {', '.join(added + replaced)}",
+            params,
+        )
 
 
 def unknown_card_acceptor_resolve(

@@ -18,7 +18,7 @@ from engine.request import AuthorizationRequest, MerchantPlace
 from merchants.acceptors import card_acceptor_merchant, unknown_card_acceptor_count
 from merchants.models import Merchant
 from merchants.payments import merchant_place as registered_place
-from stripe_issuing.accounts import card_settlement_account
+from stripe_issuing.accounts import card_hold_account
 from wallet.authorize import authorize_card
 from wallet.models import Card
 from wallet.models.decisions import Decision
@@ -133,7 +133,7 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
         card=card,
         # The money still goes through the card network's settlement: the merchant is paid
         # by its acquirer, not by us.
-        credit_account=card_settlement_account(request.currency),
+        credit_account=card_hold_account(request.currency),
         merchant_id=place.merchant_id,
         idempotency_key=decision_key(authorization),
         merchant_reference=authorization["id"],

@@ -1,5 +1,8 @@
 """Stripe's webhook endpoint, in dj-stripe's order: check the signature within a replay window,
-store the event, process it inside one transaction, and keep the traceback of a failure.
+store the event, process it, and keep the traceback of a failure. A new event is stored and
+processed in one transaction (one commit on the real-time authorization's path); its handler
+runs in a savepoint, so that a failure undoes what the handler did and leaves the stored event
+with its error, the event row itself holding back any concurrent delivery of the same id.
 
 A body whose signature does not verify is refused (400) and only logged: storing it under the
 event id it claims would let a forger take the id of a real event before Stripe sends it.
@@ -18,7 +21,7 @@ import traceback
 
 import stripe
 from django.conf import settings
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -78,6 +81,42 @@ def _handle(event: StripeEvent) -> tuple[str, dict]:
     return str(handler(event=event.payload)), {"received": True}
 
 
+def _processed(*, outcome: str, body: dict, attempts: int) -> dict:
+    """The fields of an event whose handler ran to its end."""
+    return {
+        "result": StripeEvent.Result.PROCESSED,
+        "processed_at": timezone.now(),
+        "outcome": outcome[:300],
+        "response": body,
+        "error": "",
+        "traceback": "",
+        "attempts": attempts + 1,
+    }
+
+
+def _failed(event: StripeEvent, error: Exception) -> dict:
+    """The fields of an event whose handler raised `error`; called while it is handled, for its
+    traceback."""
+    logger.exception("Stripe event %s (%s) failed", event.stripe_id, event.type)
+    body = (
+        answer(approved=False, metadata={"reason": "internal_error"})
+        if event.type == AUTHORIZATION_REQUEST
+        else {"received": True}
+    )
+    # A failed real-time authorization is over: Stripe has our decline. It is recorded as
+    # processed with its error, so that no replay can decide it again later.
+    failed = event.type != AUTHORIZATION_REQUEST
+    return {
+        "result": StripeEvent.Result.FAILED if failed else StripeEvent.Result.PROCESSED,
+        "processed_at": None if failed else timezone.now(),
+        "outcome": "declined: internal error" if not failed else "",
+        "response": body,
+        "error": f"{type(error).__name__}: {error}"[:2000],
+        "traceback": traceback.format_exc(),
+        "attempts": event.attempts + 1,
+    }
+
+
 def event_process(event: StripeEvent) -> dict:
     """Process a stored event once and return what to answer Stripe. An event already
     processed returns its first answer and moves nothing."""
@@ -88,42 +127,86 @@ def event_process(event: StripeEvent) -> dict:
                 return locked.response
             outcome, body = _handle(locked)
             StripeEvent.objects.filter(pk=event.pk).update(
-                result=StripeEvent.Result.PROCESSED,
-                processed_at=timezone.now(),
-                outcome=outcome[:300],
-                response=body,
-                error="",
-                traceback="",
-                attempts=locked.attempts + 1,
+                **_processed(outcome=outcome, body=body, attempts=locked.attempts)
             )
             return body
     except Exception as error:
-        logger.exception("Stripe event %s (%s) failed", event.stripe_id, event.type)
-        body = (
-            answer(approved=False, metadata={"reason": "internal_error"})
-            if event.type == AUTHORIZATION_REQUEST
-            else {"received": True}
-        )
-        # A failed real-time authorization is over: Stripe has our decline. It is recorded as
-        # processed with its error, so that no replay can decide it again later.
-        failed = event.type != AUTHORIZATION_REQUEST
-        StripeEvent.objects.filter(pk=event.pk).update(
-            result=StripeEvent.Result.FAILED if failed else StripeEvent.Result.PROCESSED,
-            processed_at=None if failed else timezone.now(),
-            outcome="declined: internal error" if not failed else "",
-            response=body,
-            error=f"{type(error).__name__}: {error}"[:2000],
-            traceback=traceback.format_exc(),
-            attempts=event.attempts + 1,
-        )
-        return body
+        fields = _failed(event, error)
+        StripeEvent.objects.filter(pk=event.pk).update(**fields)
+        return fields["response"]
+
+
+class NotStorable(Exception):
+    """A signed payload the database refuses (a NUL, a lone surrogate, a field too long)."""
+
+
+def _event_claim(data: dict, *, event_id: str, event_type: str) -> StripeEvent | None:
+    """Store the event unless its id is stored already, in one statement (INSERT ... ON
+    CONFLICT DO NOTHING, which the ORM cannot write with RETURNING): the new row, or None for
+    an event delivered before. Until the caller's transaction ends, a concurrent delivery of the
+    same id waits on this row's unique key."""
+    event = StripeEvent(
+        stripe_id=event_id,
+        type=event_type,
+        api_version=data.get("api_version") or "",
+        livemode=bool(data.get("livemode")),
+        payload=data,
+    )
+    meta = StripeEvent._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote(meta.get_field('stripe_id').column)}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
+    )
+    try:
+        # pre_save fills received_at as the ORM's insert would (auto_now_add).
+        values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            row = cursor.fetchone()
+    except (DataError, UnicodeEncodeError) as error:
+        raise NotStorable(error) from error
+    if row is None:
+        return None
+    event.pk = row[0]
+    event._state.adding = False
+    return event
+
+
+def event_receive(data: dict, *, event_id: str, event_type: str) -> tuple[str, dict]:
+    """Store a verified event and process it; returns the stored event's type (the first
+    delivery's) and what to answer Stripe. Raises
+    NotStorable when the database refuses the payload. A new event is stored, handled and
+    marked processed (or failed) in one transaction; one delivered before gets event_process:
+    its first answer, or a new attempt if it failed."""
+    with transaction.atomic():
+        event = _event_claim(data, event_id=event_id, event_type=event_type)
+        if event is not None:
+            try:
+                with transaction.atomic():
+                    outcome, body = _handle(event)
+            except Exception as error:
+                fields = _failed(event, error)
+                StripeEvent.objects.filter(pk=event.pk).update(**fields)
+                return event.type, fields["response"]
+            StripeEvent.objects.filter(pk=event.pk).update(
+                **_processed(outcome=outcome, body=body, attempts=event.attempts)
+            )
+            return event.type, body
+    event = StripeEvent.objects.get(stripe_id=event_id)
+    return event.type, event_process(event)
 
 
 def _signature_verify(payload: bytes, header: str, secret: str) -> None:
     """Stripe's check, which refuses a timestamp older than the tolerance, and the same refusal
     for one further than the tolerance in the future: a body signed ahead of time (a clock off,
-    or a signature made to be replayed later) is no fresher than a stale one."""
-    stripe.Webhook.construct_event(payload, header, secret, TOLERANCE_SECONDS)
+    or a signature made to be replayed later) is no fresher than a stale one. The header alone:
+    stripe.Webhook.construct_event would also parse the body and build a StripeObject of it,
+    which the caller parses again and never uses."""
+    stripe.WebhookSignature.verify_header(payload, header, secret, TOLERANCE_SECONDS)
     # The signature covers this timestamp: Stripe's own reading of the header, its first "t".
     timestamp = int(
         next(value for key, _, value in (i.partition("=") for i in header.split(",")) if key == "t")
@@ -156,19 +239,9 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         logger.warning("Stripe webhook refused: %s", error)
         return _refused("The signature or the payload is not valid.")
     try:
-        with transaction.atomic():
-            event = StripeEvent.objects.create(
-                stripe_id=event_id,
-                type=event_type,
-                api_version=data.get("api_version") or "",
-                livemode=bool(data.get("livemode")),
-                payload=data,
-            )
-    except IntegrityError:
-        # Delivered before: same answer. A failed event is tried again; a processed one is not.
-        event = StripeEvent.objects.get(stripe_id=event_id)
-    except (DataError, UnicodeEncodeError) as error:
+        stored_type, body = event_receive(data, event_id=event_id, event_type=event_type)
+    except NotStorable as error:
         # Signed, yet not storable (a NUL, a lone surrogate, NaN): no event of Stripe's is so.
         logger.warning("Stripe webhook refused: %s", error)
         return _refused("The signature or the payload is not valid.")
-    return _answer(event.type, event_process(event))
+    return _answer(stored_type, body)

@@ -1,10 +1,13 @@
 """The benchmark harness's guards and its reading of pgbench: a benchmark drops its database,
-so the name it is given is checked before anything runs."""
+so the name it is given is checked before anything runs; its open loop's schedule."""
+
+import time
+from threading import Event
 
 import pytest
 from django.db import connection
 
-from bench.harness import Limit, backend_cpu_seconds, checked_database_url
+from bench.harness import Limit, backend_cpu_seconds, checked_database_url, due_times, p999
 from tests.markers import postgresql_only
 
 
@@ -65,3 +68,31 @@ def test_the_servers_cpu_is_read_for_this_connection():
     after = backend_cpu_seconds()
 
     assert after - before > 0.05
+
+
+def test_an_open_loop_client_is_handed_every_clients_th_due_time():
+    start = time.perf_counter()
+
+    dues = list(
+        due_times(index=1, clients=3, rate=1_000, start=start, deadline=start + 0.01, stop=Event())
+    )
+
+    # Requests 1, 4 and 7 of the run (10 in 10 ms at 1,000/s), each handed once it is due.
+    assert dues == pytest.approx([start + 0.001, start + 0.004, start + 0.007])
+    assert time.perf_counter() >= dues[-1]
+
+
+def test_an_open_loop_stops_when_told():
+    stop = Event()
+    stop.set()
+    start = time.perf_counter()
+
+    assert (
+        list(due_times(index=0, clients=1, rate=1, start=start, deadline=start + 60, stop=stop))
+        == []
+    )
+
+
+def test_the_99_9th_percentile():
+    assert p999([0.3]) == 0.3
+    assert p999([float(n) for n in range(10_001)]) == pytest.approx(9_990.0)

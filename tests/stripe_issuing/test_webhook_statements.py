@@ -1,0 +1,97 @@
+"""The SQL statements of one real-time authorization, pinned on PostgreSQL: each is a round trip
+within Stripe's wait, and the webhook's own share (outside the engine) was cut from 12 with two
+commits to 9 with one."""
+
+import pytest
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from ledger.models import Account
+from stripe_issuing.accounts import card_hold_account
+from tests.markers import ON_POSTGRESQL
+from tests.stripe_issuing import stripe_events as se
+from tests.stripe_issuing.hooks import balances, beneficiary, card, food_pocket, webhook_secret
+from wallet.models.stripe_events import StripeEvent
+
+__all__ = ["beneficiary", "card", "food_pocket", "webhook_secret"]
+
+pytestmark = [
+    # Real transactions: BEGIN and COMMIT are counted as in production, not savepoints of the
+    # test's own transaction.
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("webhook_secret"),
+]
+
+# BEGIN, the event stored (INSERT ... ON CONFLICT DO NOTHING), SAVEPOINT of the handler, the
+# card, the card acceptor (the settlement account comes from the cache), the engine (decision
+# lookup, SAVEPOINT, wallet lock, pockets, usage, guarded update, hold, decision, decision
+# hold, notice, the unknown acceptor counted in one upsert, RELEASE), RELEASE, the event marked
+# processed, COMMIT.
+STATEMENTS = 20
+
+postgresql_statements = pytest.mark.skipif(
+    not ON_POSTGRESQL, reason="PostgreSQL's statements are counted (set DATABASE_URL)"
+)
+
+
+@postgresql_statements
+def test_a_new_authorization_takes_20_statements_and_one_commit(card, food_pocket):
+    client = Client()
+    # The first request loads what later ones find ready: the category table, the settlement
+    # account in the cache.
+    se.post(
+        client,
+        se.event(
+            "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=100)
+        ),
+    )
+    body = se.event(
+        "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=2_500)
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        response = se.post(client, body)
+
+    assert response.json()["approved"] is True
+    assert balances(food_pocket) == (10_000, 2_600)
+    statements = [query["sql"].split(None, 1)[0].upper() for query in queries]
+    listing = "\n".join(query["sql"][:120] for query in queries)
+    assert len(statements) == STATEMENTS, listing
+    assert statements.count("COMMIT") == 1, listing
+    assert StripeEvent.objects.get(stripe_id=body["id"]).result == "processed"
+
+
+@postgresql_statements
+def test_a_redelivery_decides_nothing_and_answers_the_same(card, food_pocket):
+    client = Client()
+    body = se.event(
+        "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=2_500)
+    )
+    first = se.post(client, body).json()
+
+    with CaptureQueriesContext(connection) as queries:
+        again = se.post(client, body).json()
+
+    assert again == first
+    statements = [query["sql"].split(None, 1)[0].upper() for query in queries]
+    # The claim finds the id taken; the stored answer is read under the event's lock.
+    assert "SAVEPOINT" not in statements
+    assert balances(food_pocket) == (10_000, 2_500)
+
+
+def test_the_settlement_account_is_cached_only_once_its_creation_commits():
+    key = f"stripe_issuing:card-settlement:{connection.settings_dict['NAME']}:EUR"
+    with pytest.raises(RuntimeError), transaction.atomic():
+        card_hold_account("EUR")
+        raise RuntimeError("the authorization's transaction rolls back")
+    assert cache.get(key) is None
+    assert not Account.objects.filter(code="card-settlement:EUR").exists()
+
+    created = card_hold_account("EUR")
+
+    assert cache.get(key).pk == created.pk == Account.objects.get(code="card-settlement:EUR").pk
+    with CaptureQueriesContext(connection) as queries:
+        assert card_hold_account("EUR").pk == created.pk
+    assert len(queries) == 0
