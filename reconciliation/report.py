@@ -36,7 +36,7 @@ beyond its authorization."""
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -361,6 +361,8 @@ def _spending(
     payee_kinds = list(PAYEE_KINDS)
     kinds = [Transfer.Kind.CAPTURE, Transfer.Kind.REFUND]
     entry, account, transfer = Entry._meta.db_table, Account._meta.db_table, Transfer._meta.db_table
+    # Raw SQL is not routed: the reads' database (the replica inside replica_reads()) by name.
+    connection = connections[router.db_for_read(Entry)]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
