@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bench import harness
-from bench.authorize import MERCHANTS, PROGRAMS
+from bench.authorize import PROGRAMS, merchants_build
 
 MILLION = 1_000_000
 POCKETS_PER_PERSON = len(PROGRAMS)  # 3
@@ -465,26 +465,11 @@ def build(people: int, seed: int) -> dict:
     from django.db import connection
 
     from bench import scenario
-    from tests.factories import make_merchant, siret
 
     started = time.perf_counter()
     programs = scenario.funder_with_programs(rules_by_name=PROGRAMS)
     funder = programs[0].funder
-    merchants = [
-        make_merchant(
-            siret=siret(1000 + i),
-            legal_name=f"M{i}",
-            trade_name=f"Commerce {i}",
-            mcc=mcc,
-            address="1 rue",
-            postcode=postcode,
-            city="X",
-            commune_code=commune,
-            latitude="45.18",
-            longitude="5.72",
-        )
-        for i, (mcc, postcode, commune) in enumerate(MERCHANTS)
-    ]
+    merchants = merchants_build()
     print(f"set-up through the services: {time.perf_counter() - started:.1f} s")
     with connection.cursor() as cursor:
         steps = bulk_sql(
