@@ -9,20 +9,26 @@ and a Celery worker, and the client alternates between them:
   confirmed through B, the worker applies it; the program's allocations export is asked for
   through A, built by the worker into the file storage and downloaded through B, its statement
   asked for through B and downloaded through A (each server with a local directory of its own,
-  only the storage shared);
+  only the storage shared: a directory both mount, or with --storage s3 a bucket of an S3
+  server, a fake one (moto's) started by this run, which the servers and the worker reach with
+  django-storages and boto3 as they would a real one);
+- with --storage s3, the funder's logo, stored by the back office's code in this process, is
+  served by A and by B;
 - a merchant's API key has a rate limit of RATE requests a minute: its requests, alternating
   between A and B, are refused from the (RATE + 1)th on, by either server, which only a limit
   counted in the shared cache can do (each server saw half);
 - then each server answers a fixed number of merchant API listings, timed.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_two \\
-        .venv/bin/python -m bench.two_servers [--cache-url redis://127.0.0.1:6379/12]
+        .venv/bin/python -m bench.two_servers [--cache-url redis://127.0.0.1:6379/12] \\
+        [--storage s3]
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 The exit status is 1 if a check fails or the ledger does not verify.
 """
 
 import argparse
+import json
 import re
 import sys
 import tempfile
@@ -31,6 +37,11 @@ from datetime import timedelta
 
 from bench import harness
 
+# A 1x1 PNG: a funder's logo.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a5c1e4d10000000049454e44ae426082"
+)
 RATE = 20  # merchant API requests a minute per key, in this run
 LISTINGS = 200
 API = "/api/merchant/v1"
@@ -41,6 +52,12 @@ def main() -> int:
     harness.add_redis_arguments(parser)
     parser.add_argument("--ports", type=int, nargs=2, default=None, help="default: two free")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument(
+        "--storage",
+        choices=["directory", "s3"],
+        default="directory",
+        help="the shared file storage: a directory, or a bucket of a fake S3 server",
+    )
     args = parser.parse_args()
     redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
     # Plain http on 127.0.0.1, as the demo serves: no redirect to https, cookies sent over it.
@@ -49,9 +66,22 @@ def main() -> int:
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
     }
-    settings["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="aidwallet-shared-storage-")
-    with harness.Bench("two-servers", redis=redis, settings=settings) as bench:
-        return run(bench, args)
+    s3 = None
+    if args.storage == "s3":
+        from tests.storage.fake_s3 import BACKEND, FakeS3
+
+        s3 = FakeS3().start()
+        args.bucket = s3.bucket()
+        settings["FILE_STORAGE_BACKEND"] = BACKEND
+        settings["FILE_STORAGE_OPTIONS"] = json.dumps(s3.options(args.bucket))
+    else:
+        settings["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="aidwallet-shared-storage-")
+    try:
+        with harness.Bench("two-servers", redis=redis, settings=settings) as bench:
+            return run(bench, args, s3)
+    finally:
+        if s3 is not None:
+            s3.stop()
 
 
 class Check:
@@ -98,7 +128,23 @@ def ready_export(kind: str, timeout: float = 60):
     return None
 
 
-def run(bench: harness.Bench, args: argparse.Namespace) -> int:
+def check_logo(funder, s3, bucket: str, servers, check) -> None:
+    import requests
+    from django.core.files.base import ContentFile
+
+    from beneficiary_app.web.views import funder_logo_url
+
+    funder.logo.save("logo.png", ContentFile(PNG))
+    check(funder.logo.name in s3.keys(bucket), f"the funder's logo stored as {funder.logo.name}")
+    for name, server in zip("AB", servers, strict=True):
+        served = requests.get(f"{server}{funder_logo_url(funder)}")
+        check(
+            served.status_code == 200 and served.content == PNG,
+            f"the logo served by {name} ({served.status_code})",
+        )
+
+
+def run(bench: harness.Bench, args: argparse.Namespace, s3) -> int:
     bench.setup()
     import requests
     from django.utils import timezone
@@ -211,6 +257,14 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             served.status_code == 200 and expected(served.content.decode("utf-8-sig")),
             f"the {kind} file downloaded through {names[serve]} ({served.status_code})",
         )
+        if s3 is not None:
+            check(
+                export.file.name in s3.keys(args.bucket)
+                and s3.read(args.bucket, export.file.name) == served.content,
+                f"the {kind} file is the bucket's object {export.file.name}",
+            )
+    if s3 is not None:
+        check_logo(program.funder, s3, args.bucket, (a, b), check)
 
     print(f"the merchant API's rate limit ({RATE}/minute per key), alternating A and B:")
     api = requests.Session()

@@ -269,7 +269,9 @@ MEDIA_URL = "/media/"
 # Where those files and the exports built by a task (backoffice.exports) are kept: Django's
 # file storage, which every app server and worker of a production must share, since one builds
 # a file that another serves. The file system under MEDIA_ROOT by default (a volume mounted on
-# every machine); any storage class instead, with its options as JSON (an object store's).
+# every machine); any storage class instead, with its options as JSON: an S3 bucket with
+# core.storage.ObjectStorage and {"bucket_name": ..., "region_name": ...} (README, "Several
+# machines").
 STORAGES = {
     "default": {
         "BACKEND": env.str(
