@@ -5,11 +5,17 @@ Amounts appear twice: as a decimal string in the currency's unit ("12.50", never
 spreadsheet could round) and as an integer of minor units, the ledger's own figure. Times are
 those of Europe/Paris."""
 
+import csv
+import io
+import json
+import tempfile
 from datetime import datetime
+from typing import BinaryIO
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.core.files import File
+from django.db import connections, router, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone, translation
 from django.utils.text import slugify
@@ -24,6 +30,7 @@ from core.replica import replica_reads
 from funders import eligibility, reports
 from funders.models import Allocation, Campaign, Enrolment, Program, ProgramExport, Proposal
 from ledger.models import Transfer
+from wallet.models import Beneficiary
 from wallet.models.decisions import Decision
 
 
@@ -97,8 +104,10 @@ class AllocationResource(resources.Resource):
         return str(allocation.get_status_display())
 
     def dehydrate_created_by(self, allocation: Allocation) -> str:
+        # A dehydrate method's value skips the field's widget: neutralised here.
         user = allocation.created_by
-        return (user.get_full_name() or user.get_username()) if user else ""
+        name = (user.get_full_name() or user.get_username()) if user else ""
+        return TextWidget().render(name)
 
 
 def program_allocations(*, program: Program) -> QuerySet[Allocation]:
@@ -233,22 +242,115 @@ KINDS = tuple(EXPORTS)
 FORMATS = {"csv": base_formats.CSV(), "xlsx": base_formats.XLSX()}
 
 
-def program_export(
-    *, program: Program, kind: str, file_format: str, period: reports.Period
-) -> tuple[str, str, bytes]:
-    """(file name, content type, content) of one export of a program. Payments and the
-    statement cover `period`; allocations are all of the program's."""
-    dataset = EXPORTS[kind](program, period)
+def _text_sql(expression: str) -> str:
+    """SQL of TextWidget.render: a spreadsheet formula's first character neutralised."""
+    return (
+        f"CASE WHEN left({expression}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') "
+        f"THEN '''' || {expression} ELSE {expression} END"
+    )
+
+
+def _paris_minute_sql(expression: str) -> str:
+    """SQL of ParisTimeWidget.render."""
+    return f"to_char({expression} AT TIME ZONE 'Europe/Paris', 'YYYY-MM-DD HH24:MI')"
+
+
+def _decimal_sql(amount: str, exponent: str) -> str:
+    """SQL of decimal_text(): minor units as a decimal string, `exponent` the currency's."""
+    unit = f"(10::numeric ^ {exponent})::bigint"
+    return (
+        f"CASE WHEN {exponent} = 0 THEN {amount}::text ELSE "
+        f"CASE WHEN {amount} < 0 THEN '-' ELSE '' END || (abs({amount}) / {unit})::text || '.' "
+        f"|| lpad((abs({amount}) %% {unit})::text, {exponent}, '0') END"
+    )
+
+
+def _allocations_copy_sql() -> str:
+    """The allocations export as one COPY: the cells AllocationResource renders, each empty
+    one as NULL (COPY quotes an empty string, Python's csv module does not)."""
+    user = get_user_model()._meta.db_table
+    exponent = "coalesce((%(exponents)s::jsonb ->> a.currency)::int, 2)"
+    created_by = "coalesce(nullif(btrim(u.first_name || ' ' || u.last_name), ''), u.username)"
+    columns = [
+        _text_sql("(b.first_name || ' ' || b.last_name)"),
+        _text_sql("e.reference"),
+        _decimal_sql("a.amount", exponent),
+        "a.amount::text",
+        "a.currency",
+        _paris_minute_sql("a.valid_from"),
+        _paris_minute_sql("a.valid_until"),
+        "%(statuses)s::jsonb ->> a.status",
+        _paris_minute_sql("a.ended_at"),
+        _text_sql("a.end_reason"),
+        _text_sql(created_by),
+    ]
+    select = ", ".join(f"nullif({column}, '')" for column in columns)
+    return (
+        f"COPY (SELECT {select} "
+        f"FROM {Allocation._meta.db_table} a "
+        f"JOIN {Program._meta.db_table} p ON p.id = a.program_id "
+        f"JOIN {Beneficiary._meta.db_table} b ON b.id = a.beneficiary_id "
+        f"LEFT JOIN {Enrolment._meta.db_table} e "
+        "ON e.funder_id = p.funder_id AND e.beneficiary_id = a.beneficiary_id "
+        f"LEFT JOIN {user} u ON u.id = a.created_by_id "
+        "WHERE a.program_id = %(program)s ORDER BY a.created_at, a.id) "
+        "TO STDOUT WITH (FORMAT csv)"
+    )
+
+
+def _allocations_copy(program: Program, out: BinaryIO) -> bool:
+    """Writes the allocations export as CSV through PostgreSQL's COPY, the same bytes as
+    AllocationResource's: a million rows in seconds, where the resource's objects took many
+    minutes. False, nothing written, on a database without COPY."""
+    connection = connections[router.db_for_read(Allocation)]
+    if connection.vendor != "postgresql":
+        return False
+    header = io.StringIO()
+    csv.writer(header).writerow(AllocationResource().get_export_headers())
+    out.write(("\ufeff" + header.getvalue()).encode())
+    params = {
+        "program": program.pk,
+        "exponents": json.dumps(MINOR_UNIT_EXPONENTS),
+        "statuses": json.dumps({value: str(label) for value, label in Allocation.Status.choices}),
+    }
+    with connection.cursor() as cursor, cursor.cursor.copy(_allocations_copy_sql(), params) as copy:
+        # Each block is one row ending in "\n" (a cell's own line breaks are inside its
+        # quotes): the lines end in "\r\n", as Python's csv module ends them.
+        for row in copy:
+            out.write(bytes(row[:-1]) + b"\r\n")
+    return True
+
+
+def program_export_write(
+    *, program: Program, kind: str, file_format: str, period: reports.Period, out: BinaryIO
+) -> tuple[str, str]:
+    """Writes one export of a program into `out`; returns its (file name, content type).
+    Payments and the statement cover `period`; allocations are all of the program's."""
     export_format = FORMATS[file_format]
-    content = export_format.export_data(dataset)
-    if isinstance(content, str):
-        # The byte order mark tells Excel the file is UTF-8: without it, accents are garbled.
-        content = ("\ufeff" + content).encode()
     filename = (
         f"{slugify(program.name)}-{kind}-{timezone.localdate(timezone=reports.PARIS):%Y-%m-%d}"
         f".{export_format.get_extension()}"
     )
-    return filename, export_format.get_content_type(), content
+    content_type = export_format.get_content_type()
+    if kind == "allocations" and file_format == "csv" and _allocations_copy(program, out):
+        return filename, content_type
+    content = export_format.export_data(EXPORTS[kind](program, period))
+    if isinstance(content, str):
+        # The byte order mark tells Excel the file is UTF-8: without it, accents are garbled.
+        content = ("\ufeff" + content).encode()
+    out.write(content)
+    return filename, content_type
+
+
+def program_export(
+    *, program: Program, kind: str, file_format: str, period: reports.Period
+) -> tuple[str, str, bytes]:
+    """(file name, content type, content) of one export of a program (program_export_write)."""
+    out = io.BytesIO()
+    filename, content_type = program_export_write(
+        program=program, kind=kind, file_format=file_format, period=period, out=out
+    )
+    return filename, content_type, out.getvalue()
 
 
 def export_request(
@@ -272,27 +374,32 @@ def export_request(
 
 
 def export_build(*, export: ProgramExport) -> ProgramExport:
-    """Build the file of an export into the file storage. Safe to run twice: a file made
-    already is kept. A failure is recorded, for the page to say so, and raised."""
+    """Build the file of an export into the file storage, through a temporary file (a
+    million rows are not held in memory). Safe to run twice: a file made already is kept.
+    A failure is recorded, for the page to say so, and raised."""
     if export.status == ProgramExport.Status.READY:
         return export
     period = reports.Period(start=export.period_start, end=export.period_end)
-    try:
-        # The figures may be a moment old: from the read replica when there is one.
-        with replica_reads(), translation.override(export.language):
-            filename, content_type, content = program_export(
-                program=export.program,
-                kind=export.kind,
-                file_format=export.file_format,
-                period=period,
-            )
-    except Exception:
-        export.status = ProgramExport.Status.FAILED
-        export.finished_at = timezone.now()
-        export.save(update_fields=["status", "finished_at"])
-        raise
-    export.file.save(filename, ContentFile(content), save=False)
-    export.filename, export.content_type, export.size = filename, content_type, len(content)
+    with tempfile.TemporaryFile() as out:
+        try:
+            # The figures may be a moment old: from the read replica when there is one.
+            with replica_reads(), translation.override(export.language):
+                filename, content_type = program_export_write(
+                    program=export.program,
+                    kind=export.kind,
+                    file_format=export.file_format,
+                    period=period,
+                    out=out,
+                )
+        except Exception:
+            export.status = ProgramExport.Status.FAILED
+            export.finished_at = timezone.now()
+            export.save(update_fields=["status", "finished_at"])
+            raise
+        size = out.tell()
+        out.seek(0)
+        export.file.save(filename, File(out), save=False)
+    export.filename, export.content_type, export.size = filename, content_type, size
     export.status = ProgramExport.Status.READY
     export.finished_at = timezone.now()
     export.save()
