@@ -459,6 +459,28 @@ def test_allocations_csv_from_copy_is_the_resource_file_byte_for_byte(scenario, 
     assert from_copy == from_resource
 
 
+@postgresql_only
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_payments_csv_from_copy_is_the_resource_file_byte_for_byte(scenario, language):
+    """The payments CSV too: refused, partly refunded and formula-like shops included."""
+    Merchant.objects.filter(pk=scenario.grocer.pk).update(trade_name='=Épicerie "du", marché')
+    wallet = Wallet.objects.filter(pockets__allocation__program=scenario.program).first()
+    payment_authorize(
+        merchant=Merchant.objects.get(pk=scenario.grocer.pk),
+        amount=100,
+        currency="EUR",
+        payment_code=make_payment_code(wallet),
+    )
+
+    with translation.override(language):
+        from_copy = export(scenario.program, "payments")[2]
+        dataset = exports.EXPORTS["payments"](scenario.program, PERIOD)
+        from_resource = ("\ufeff" + exports.FORMATS["csv"].export_data(dataset)).encode()
+
+    assert len(from_copy.splitlines()) == 11  # the header, the nine payments and this one
+    assert from_copy == from_resource
+
+
 def test_payments_export_matches_the_figures(scenario, english):
     rows = read_csv(export(scenario.program, "payments")[2])
     figures = figures_of(scenario.program)
