@@ -266,8 +266,8 @@ def _decimal_sql(amount: str, exponent: str) -> str:
 
 
 def _allocations_copy_sql() -> str:
-    """The allocations export as one COPY: the cells AllocationResource renders, each empty
-    one as NULL (COPY quotes an empty string, Python's csv module does not)."""
+    """The allocations export as one query for COPY: the cells AllocationResource renders,
+    each empty one as NULL (COPY quotes an empty string, Python's csv module does not)."""
     user = get_user_model()._meta.db_table
     exponent = "coalesce((%(exponents)s::jsonb ->> a.currency)::int, 2)"
     created_by = "coalesce(nullif(btrim(u.first_name || ' ' || u.last_name), ''), u.username)"
@@ -286,23 +286,22 @@ def _allocations_copy_sql() -> str:
     ]
     select = ", ".join(f"nullif({column}, '')" for column in columns)
     return (
-        f"COPY (SELECT {select} "
+        f"SELECT {select} "
         f"FROM {Allocation._meta.db_table} a "
         f"JOIN {Program._meta.db_table} p ON p.id = a.program_id "
         f"JOIN {Beneficiary._meta.db_table} b ON b.id = a.beneficiary_id "
         f"LEFT JOIN {Enrolment._meta.db_table} e "
         "ON e.funder_id = p.funder_id AND e.beneficiary_id = a.beneficiary_id "
         f"LEFT JOIN {user} u ON u.id = a.created_by_id "
-        "WHERE a.program_id = %(program)s ORDER BY a.created_at, a.id) "
-        "TO STDOUT WITH (FORMAT csv)"
+        "WHERE a.program_id = %(program)s ORDER BY a.created_at, a.id"
     )
 
 
 def _payments_copy_sql() -> str:
-    """The payments export as one COPY: the rows of reports.program_payments() rendered as
-    PaymentResource renders them, each empty cell as NULL. The program's pockets are grouped
-    by wallet once and joined to the period's decisions; each decision's verdicts and split
-    are read on its own row, its captures and refunds through its holds on those pockets."""
+    """The payments export as one query for COPY: the rows of reports.program_payments() rendered as
+    PaymentResource renders them, each empty cell as NULL. Each of the period's decisions
+    reads its wallet's pockets of the program, its verdicts and split on its own row, its
+    captures and refunds through its holds on those pockets."""
     pocket, allocation = Pocket._meta.db_table, Allocation._meta.db_table
     hold, transfer = DecisionHold._meta.db_table, Transfer._meta.db_table
     exponent = "coalesce((%(exponents)s::jsonb ->> d.currency)::int, 2)"
@@ -326,11 +325,12 @@ def _payments_copy_sql() -> str:
     ]
     select = ", ".join(f"nullif({column}, '')" for column in columns)
     return (
-        f"COPY (WITH wallets AS (SELECT p.wallet_id, array_agg(p.id) AS pockets "
+        f"SELECT {select} FROM {Decision._meta.db_table} d "
+        # The program's pockets of the decision's wallet, through the wallet's own pockets: in
+        # proportion to the period's decisions, not to the program's million pockets.
+        "CROSS JOIN LATERAL (SELECT array_agg(p.id) AS pockets "
         f"FROM {pocket} p JOIN {allocation} a ON a.id = p.allocation_id "
-        "WHERE a.program_id = %(program)s GROUP BY p.wallet_id) "
-        f"SELECT {select} "
-        f"FROM {Decision._meta.db_table} d JOIN wallets w ON w.wallet_id = d.wallet_id "
+        "WHERE p.wallet_id = d.wallet_id AND a.program_id = %(program)s) w "
         # Asked of one of the program's pockets; the first of them that refused, and why.
         "CROSS JOIN LATERAL (SELECT count(*) AS asked, (array_agg(v.value ->> 'reason' "
         "ORDER BY v.n) FILTER (WHERE NOT (v.value ->> 'eligible')::boolean))[1] AS refused "
@@ -348,31 +348,17 @@ def _payments_copy_sql() -> str:
         f"JOIN {transfer} r ON r.refund_of_id = c.id "
         "WHERE h.decision_id = d.id AND h.pocket_id = ANY (w.pockets) "
         "AND r.kind = %(refund)s) refunded "
-        "WHERE d.decided_at >= %(since)s AND d.decided_at < %(until)s AND verdicts.asked > 0 "
-        "ORDER BY d.decided_at, d.id) TO STDOUT WITH (FORMAT csv)"
+        "WHERE d.decided_at >= %(since)s AND d.decided_at < %(until)s "
+        "AND w.pockets IS NOT NULL AND verdicts.asked > 0 "
+        "ORDER BY d.decided_at, d.id"
     )
 
 
-def _copy(model, sql: str, params: dict, headers: list[str], out: BinaryIO) -> bool:
-    """Writes a CSV export through PostgreSQL's COPY of `sql`, the same bytes as the
-    resource's file (its `headers` first): a million rows in seconds, where the resource's
-    objects took many minutes. False, nothing written, on a database without COPY."""
-    connection = connections[router.db_for_read(model)]
-    if connection.vendor != "postgresql":
-        return False
-    header = io.StringIO()
-    csv.writer(header).writerow(headers)
-    out.write(("\ufeff" + header.getvalue()).encode())
-    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
-        # Each block is one row ending in "\n" (a cell's own line breaks are inside its
-        # quotes): the lines end in "\r\n", as Python's csv module ends them.
-        for row in copy:
-            out.write(bytes(row[:-1]) + b"\r\n")
-    return True
-
-
-def _copied(program: Program, kind: str, period: reports.Period, out: BinaryIO) -> bool:
-    """The CSV exports COPY writes (the others go through their resource); False if not."""
+def copy_query(
+    *, program: Program, kind: str, period: reports.Period
+) -> tuple[str, dict, list[str]] | None:
+    """(query, parameters, header) of an export COPY writes as CSV, None for the others
+    (their resource writes them). The benchmark explains the same query."""
     params = {
         "exponents": json.dumps(MINOR_UNIT_EXPONENTS),
         "program": program.pk,
@@ -381,8 +367,7 @@ def _copied(program: Program, kind: str, period: reports.Period, out: BinaryIO) 
         params["statuses"] = json.dumps(
             {value: str(label) for value, label in Allocation.Status.choices}
         )
-        headers = AllocationResource().get_export_headers()
-        return _copy(Allocation, _allocations_copy_sql(), params, headers, out)
+        return _allocations_copy_sql(), params, AllocationResource().get_export_headers()
     if kind == "payments":
         params |= {
             "statuses": json.dumps({value: str(label) for value, label in Decision.Status.choices}),
@@ -394,9 +379,29 @@ def _copied(program: Program, kind: str, period: reports.Period, out: BinaryIO) 
             "since": period.since,
             "until": period.until,
         }
-        headers = PaymentResource().get_export_headers()
-        return _copy(Decision, _payments_copy_sql(), params, headers, out)
-    return False
+        return _payments_copy_sql(), params, PaymentResource().get_export_headers()
+    return None
+
+
+def _copied(program: Program, kind: str, period: reports.Period, out: BinaryIO) -> bool:
+    """Writes a CSV export through PostgreSQL's COPY, the same bytes as its resource's file:
+    a million rows in seconds, where the resource's objects took many minutes. False, nothing
+    written, for an export COPY does not write or a database without COPY."""
+    connection = connections[router.db_for_read(Allocation)]
+    query = copy_query(program=program, kind=kind, period=period)
+    if connection.vendor != "postgresql" or query is None:
+        return False
+    sql, params, headers = query
+    header = io.StringIO()
+    csv.writer(header).writerow(headers)
+    out.write(("\ufeff" + header.getvalue()).encode())
+    copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
+    with connection.cursor() as cursor, cursor.cursor.copy(copy_sql, params) as copy:
+        # Each block is one row ending in "\n" (a cell's own line breaks are inside its
+        # quotes): the lines end in "\r\n", as Python's csv module ends them.
+        for row in copy:
+            out.write(bytes(row[:-1]) + b"\r\n")
+    return True
 
 
 def program_export_write(

@@ -765,6 +765,15 @@ def exports_built(built: dict, kinds: list[str]) -> list[Figure]:
                 lambda export=export: exports.export_build(export=export),
                 target=2.0,
             )
+            copied = exports.copy_query(program=program, kind=kind, period=period)
+            if copied is not None:
+                # Written by COPY, which the statements' wrapper does not see: its query's plan.
+                sql, params, _header = copied
+                explained, scans = Plans({sql: params}).seq_scans()
+                figure.explained += explained
+                figure.scans |= scans
+                found = ", ".join(sorted(scans)) or "no sequential scan of a hot table"
+                print(f"  the COPY's query explained: {found}")
             print(f"  {done.size:,} bytes in the file storage: {done.file.name}")
             figures.append(figure)
     return figures
