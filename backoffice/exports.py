@@ -325,31 +325,30 @@ def _payments_copy_sql() -> str:
     ]
     select = ", ".join(f"nullif({column}, '')" for column in columns)
     return (
-        f"SELECT {select} FROM {Decision._meta.db_table} d "
-        # The program's pockets of the decision's wallet, through the wallet's own pockets: in
-        # proportion to the period's decisions, not to the program's million pockets.
-        "CROSS JOIN LATERAL (SELECT array_agg(p.id) AS pockets "
-        f"FROM {pocket} p JOIN {allocation} a ON a.id = p.allocation_id "
-        "WHERE p.wallet_id = d.wallet_id AND a.program_id = %(program)s) w "
+        f"SELECT {select} FROM (SELECT d.id, d.reference, d.decided_at, d.request, d.trace, "
+        "d.currency, d.amount, d.status, d.reason, array_agg(p.id) AS pockets "
+        f"FROM {Decision._meta.db_table} d JOIN {pocket} p ON p.wallet_id = d.wallet_id "
+        f"JOIN {allocation} a ON a.id = p.allocation_id "
+        "WHERE a.program_id = %(program)s "
+        "AND d.decided_at >= %(since)s AND d.decided_at < %(until)s GROUP BY d.id) d "
         # Asked of one of the program's pockets; the first of them that refused, and why.
         "CROSS JOIN LATERAL (SELECT count(*) AS asked, (array_agg(v.value ->> 'reason' "
         "ORDER BY v.n) FILTER (WHERE NOT (v.value ->> 'eligible')::boolean))[1] AS refused "
         "FROM jsonb_array_elements(d.trace -> 'verdicts') WITH ORDINALITY v(value, n) "
-        "WHERE (v.value ->> 'pocket_id')::bigint = ANY (w.pockets)) verdicts "
+        "WHERE (v.value ->> 'pocket_id')::bigint = ANY (d.pockets)) verdicts "
         "CROSS JOIN LATERAL (SELECT coalesce(sum((s.value ->> 'amount')::bigint), 0)::bigint "
         "AS approved FROM jsonb_array_elements(d.trace -> 'split') s(value) "
-        "WHERE (s.value ->> 'pocket_id')::bigint = ANY (w.pockets)) split "
+        "WHERE (s.value ->> 'pocket_id')::bigint = ANY (d.pockets)) split "
         "CROSS JOIN LATERAL (SELECT coalesce(sum(c.amount), 0)::bigint AS amount "
         f"FROM {hold} h JOIN {transfer} c ON c.pending_transfer_id = h.hold_id "
-        "WHERE h.decision_id = d.id AND h.pocket_id = ANY (w.pockets) "
+        "WHERE h.decision_id = d.id AND h.pocket_id = ANY (d.pockets) "
         "AND c.kind = %(capture)s) captured "
         "CROSS JOIN LATERAL (SELECT coalesce(sum(r.amount), 0)::bigint AS amount "
         f"FROM {hold} h JOIN {transfer} c ON c.pending_transfer_id = h.hold_id "
         f"JOIN {transfer} r ON r.refund_of_id = c.id "
-        "WHERE h.decision_id = d.id AND h.pocket_id = ANY (w.pockets) "
+        "WHERE h.decision_id = d.id AND h.pocket_id = ANY (d.pockets) "
         "AND r.kind = %(refund)s) refunded "
-        "WHERE d.decided_at >= %(since)s AND d.decided_at < %(until)s "
-        "AND w.pockets IS NOT NULL AND verdicts.asked > 0 "
+        "WHERE verdicts.asked > 0 "
         "ORDER BY d.decided_at, d.id"
     )
 
