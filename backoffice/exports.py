@@ -5,11 +5,17 @@ Amounts appear twice: as a decimal string in the currency's unit ("12.50", never
 spreadsheet could round) and as an integer of minor units, the ledger's own figure. Times are
 those of Europe/Paris."""
 
+import csv
+import io
+import json
+import tempfile
 from datetime import datetime
+from typing import BinaryIO
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.core.files import File
+from django.db import connections, router, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone, translation
 from django.utils.text import slugify
@@ -24,7 +30,8 @@ from core.replica import replica_reads
 from funders import eligibility, reports
 from funders.models import Allocation, Campaign, Enrolment, Program, ProgramExport, Proposal
 from ledger.models import Transfer
-from wallet.models.decisions import Decision
+from wallet.models import Beneficiary, Pocket
+from wallet.models.decisions import Decision, DecisionHold
 
 
 def decimal_text(amount: int, currency: str) -> str:
@@ -97,8 +104,10 @@ class AllocationResource(resources.Resource):
         return str(allocation.get_status_display())
 
     def dehydrate_created_by(self, allocation: Allocation) -> str:
+        # A dehydrate method's value skips the field's widget: neutralised here.
         user = allocation.created_by
-        return (user.get_full_name() or user.get_username()) if user else ""
+        name = (user.get_full_name() or user.get_username()) if user else ""
+        return TextWidget().render(name)
 
 
 def program_allocations(*, program: Program) -> QuerySet[Allocation]:
@@ -233,22 +242,200 @@ KINDS = tuple(EXPORTS)
 FORMATS = {"csv": base_formats.CSV(), "xlsx": base_formats.XLSX()}
 
 
-def program_export(
-    *, program: Program, kind: str, file_format: str, period: reports.Period
-) -> tuple[str, str, bytes]:
-    """(file name, content type, content) of one export of a program. Payments and the
-    statement cover `period`; allocations are all of the program's."""
-    dataset = EXPORTS[kind](program, period)
+def _text_sql(expression: str) -> str:
+    """SQL of TextWidget.render: a spreadsheet formula's first character neutralised."""
+    return (
+        f"CASE WHEN left({expression}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') "
+        f"THEN '''' || {expression} ELSE {expression} END"
+    )
+
+
+def _paris_minute_sql(expression: str) -> str:
+    """SQL of ParisTimeWidget.render."""
+    return f"to_char({expression} AT TIME ZONE 'Europe/Paris', 'YYYY-MM-DD HH24:MI')"
+
+
+def _decimal_sql(amount: str, exponent: str) -> str:
+    """SQL of decimal_text(): minor units as a decimal string, `exponent` the currency's."""
+    unit = f"(10::numeric ^ {exponent})::bigint"
+    return (
+        f"CASE WHEN {exponent} = 0 THEN {amount}::text ELSE "
+        f"CASE WHEN {amount} < 0 THEN '-' ELSE '' END || (abs({amount}) / {unit})::text || '.' "
+        f"|| lpad((abs({amount}) %% {unit})::text, {exponent}, '0') END"
+    )
+
+
+def _allocations_copy_sql() -> str:
+    """The allocations export as one query for COPY: the cells AllocationResource renders,
+    each empty one as NULL (COPY quotes an empty string, Python's csv module does not)."""
+    user = get_user_model()._meta.db_table
+    exponent = "coalesce((%(exponents)s::jsonb ->> a.currency)::int, 2)"
+    created_by = "coalesce(nullif(btrim(u.first_name || ' ' || u.last_name), ''), u.username)"
+    columns = [
+        _text_sql("(b.first_name || ' ' || b.last_name)"),
+        _text_sql("e.reference"),
+        _decimal_sql("a.amount", exponent),
+        "a.amount::text",
+        "a.currency",
+        _paris_minute_sql("a.valid_from"),
+        _paris_minute_sql("a.valid_until"),
+        "%(statuses)s::jsonb ->> a.status",
+        _paris_minute_sql("a.ended_at"),
+        _text_sql("a.end_reason"),
+        _text_sql(created_by),
+    ]
+    select = ", ".join(f"nullif({column}, '')" for column in columns)
+    return (
+        f"SELECT {select} "
+        f"FROM {Allocation._meta.db_table} a "
+        f"JOIN {Program._meta.db_table} p ON p.id = a.program_id "
+        f"JOIN {Beneficiary._meta.db_table} b ON b.id = a.beneficiary_id "
+        f"LEFT JOIN {Enrolment._meta.db_table} e "
+        "ON e.funder_id = p.funder_id AND e.beneficiary_id = a.beneficiary_id "
+        f"LEFT JOIN {user} u ON u.id = a.created_by_id "
+        "WHERE a.program_id = %(program)s ORDER BY a.created_at, a.id"
+    )
+
+
+def _payments_copy_sql() -> str:
+    """The payments export as one query for COPY: the rows of reports.program_payments() rendered as
+    PaymentResource renders them, each empty cell as NULL. Each of the period's decisions
+    reads its wallet's pockets of the program, its verdicts and split on its own row, its
+    captures and refunds through its holds on those pockets."""
+    pocket, allocation = Pocket._meta.db_table, Allocation._meta.db_table
+    hold, transfer = DecisionHold._meta.db_table, Transfer._meta.db_table
+    exponent = "coalesce((%(exponents)s::jsonb ->> d.currency)::int, 2)"
+    columns = [
+        "d.reference",
+        _paris_minute_sql("d.decided_at"),
+        _text_sql("coalesce(d.request -> 'merchant' ->> 'name', '')"),
+        "coalesce(d.request -> 'merchant' ->> 'mcc', '')",
+        "d.currency",
+        _decimal_sql("d.amount", exponent),
+        "d.amount::text",
+        _decimal_sql("split.approved", exponent),
+        "split.approved::text",
+        _decimal_sql("captured.amount", exponent),
+        "captured.amount::text",
+        _decimal_sql("refunded.amount", exponent),
+        "refunded.amount::text",
+        "%(statuses)s::jsonb ->> d.status",
+        "coalesce(%(reasons)s::jsonb ->> d.reason, d.reason)",
+        "coalesce(%(reasons)s::jsonb ->> verdicts.refused, verdicts.refused)",
+    ]
+    select = ", ".join(f"nullif({column}, '')" for column in columns)
+    return (
+        f"SELECT {select} FROM (SELECT d.id, d.reference, d.decided_at, d.request, d.trace, "
+        "d.currency, d.amount, d.status, d.reason, array_agg(p.id) AS pockets "
+        f"FROM {Decision._meta.db_table} d JOIN {pocket} p ON p.wallet_id = d.wallet_id "
+        f"JOIN {allocation} a ON a.id = p.allocation_id "
+        "WHERE a.program_id = %(program)s "
+        "AND d.decided_at >= %(since)s AND d.decided_at < %(until)s GROUP BY d.id) d "
+        # Asked of one of the program's pockets; the first of them that refused, and why.
+        "CROSS JOIN LATERAL (SELECT count(*) AS asked, (array_agg(v.value ->> 'reason' "
+        "ORDER BY v.n) FILTER (WHERE NOT (v.value ->> 'eligible')::boolean))[1] AS refused "
+        "FROM jsonb_array_elements(d.trace -> 'verdicts') WITH ORDINALITY v(value, n) "
+        "WHERE (v.value ->> 'pocket_id')::bigint = ANY (d.pockets)) verdicts "
+        "CROSS JOIN LATERAL (SELECT coalesce(sum((s.value ->> 'amount')::bigint), 0)::bigint "
+        "AS approved FROM jsonb_array_elements(d.trace -> 'split') s(value) "
+        "WHERE (s.value ->> 'pocket_id')::bigint = ANY (d.pockets)) split "
+        "CROSS JOIN LATERAL (SELECT coalesce(sum(c.amount), 0)::bigint AS amount "
+        f"FROM {hold} h JOIN {transfer} c ON c.pending_transfer_id = h.hold_id "
+        "WHERE h.decision_id = d.id AND h.pocket_id = ANY (d.pockets) "
+        "AND c.kind = %(capture)s) captured "
+        "CROSS JOIN LATERAL (SELECT coalesce(sum(r.amount), 0)::bigint AS amount "
+        f"FROM {hold} h JOIN {transfer} c ON c.pending_transfer_id = h.hold_id "
+        f"JOIN {transfer} r ON r.refund_of_id = c.id "
+        "WHERE h.decision_id = d.id AND h.pocket_id = ANY (d.pockets) "
+        "AND r.kind = %(refund)s) refunded "
+        "WHERE verdicts.asked > 0 "
+        "ORDER BY d.decided_at, d.id"
+    )
+
+
+def copy_query(
+    *, program: Program, kind: str, period: reports.Period
+) -> tuple[str, dict, list[str]] | None:
+    """(query, parameters, header) of an export COPY writes as CSV, None for the others
+    (their resource writes them). The benchmark explains the same query."""
+    params = {
+        "exponents": json.dumps(MINOR_UNIT_EXPONENTS),
+        "program": program.pk,
+    }
+    if kind == "allocations":
+        params["statuses"] = json.dumps(
+            {value: str(label) for value, label in Allocation.Status.choices}
+        )
+        return _allocations_copy_sql(), params, AllocationResource().get_export_headers()
+    if kind == "payments":
+        params |= {
+            "statuses": json.dumps({value: str(label) for value, label in Decision.Status.choices}),
+            "reasons": json.dumps(
+                {code: str(label) for code, label in reports.REASON_LABELS.items()}
+            ),
+            "capture": Transfer.Kind.CAPTURE.value,
+            "refund": Transfer.Kind.REFUND.value,
+            "since": period.since,
+            "until": period.until,
+        }
+        return _payments_copy_sql(), params, PaymentResource().get_export_headers()
+    return None
+
+
+def _copied(program: Program, kind: str, period: reports.Period, out: BinaryIO) -> bool:
+    """Writes a CSV export through PostgreSQL's COPY, the same bytes as its resource's file:
+    a million rows in seconds, where the resource's objects took many minutes. False, nothing
+    written, for an export COPY does not write or a database without COPY."""
+    connection = connections[router.db_for_read(Allocation)]
+    query = copy_query(program=program, kind=kind, period=period)
+    if connection.vendor != "postgresql" or query is None:
+        return False
+    sql, params, headers = query
+    header = io.StringIO()
+    csv.writer(header).writerow(headers)
+    out.write(("\ufeff" + header.getvalue()).encode())
+    copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        # A million rows sorted and hashed: in memory rather than spilled to disk.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        with cursor.cursor.copy(copy_sql, params) as copy:
+            # Each block is one row ending in "\n" (a cell's own line breaks are inside its
+            # quotes): the lines end in "\r\n", as Python's csv module ends them.
+            for row in copy:
+                out.write(bytes(row[:-1]) + b"\r\n")
+    return True
+
+
+def program_export_write(
+    *, program: Program, kind: str, file_format: str, period: reports.Period, out: BinaryIO
+) -> tuple[str, str]:
+    """Writes one export of a program into `out`; returns its (file name, content type).
+    Payments and the statement cover `period`; allocations are all of the program's."""
     export_format = FORMATS[file_format]
-    content = export_format.export_data(dataset)
-    if isinstance(content, str):
-        # The byte order mark tells Excel the file is UTF-8: without it, accents are garbled.
-        content = ("\ufeff" + content).encode()
     filename = (
         f"{slugify(program.name)}-{kind}-{timezone.localdate(timezone=reports.PARIS):%Y-%m-%d}"
         f".{export_format.get_extension()}"
     )
-    return filename, export_format.get_content_type(), content
+    content_type = export_format.get_content_type()
+    if file_format == "csv" and _copied(program, kind, period, out):
+        return filename, content_type
+    content = export_format.export_data(EXPORTS[kind](program, period))
+    if isinstance(content, str):
+        # The byte order mark tells Excel the file is UTF-8: without it, accents are garbled.
+        content = ("\ufeff" + content).encode()
+    out.write(content)
+    return filename, content_type
+
+
+def program_export(
+    *, program: Program, kind: str, file_format: str, period: reports.Period
+) -> tuple[str, str, bytes]:
+    """(file name, content type, content) of one export of a program (program_export_write)."""
+    out = io.BytesIO()
+    filename, content_type = program_export_write(
+        program=program, kind=kind, file_format=file_format, period=period, out=out
+    )
+    return filename, content_type, out.getvalue()
 
 
 def export_request(
@@ -272,27 +459,32 @@ def export_request(
 
 
 def export_build(*, export: ProgramExport) -> ProgramExport:
-    """Build the file of an export into the file storage. Safe to run twice: a file made
-    already is kept. A failure is recorded, for the page to say so, and raised."""
+    """Build the file of an export into the file storage, through a temporary file (a
+    million rows are not held in memory). Safe to run twice: a file made already is kept.
+    A failure is recorded, for the page to say so, and raised."""
     if export.status == ProgramExport.Status.READY:
         return export
     period = reports.Period(start=export.period_start, end=export.period_end)
-    try:
-        # The figures may be a moment old: from the read replica when there is one.
-        with replica_reads(), translation.override(export.language):
-            filename, content_type, content = program_export(
-                program=export.program,
-                kind=export.kind,
-                file_format=export.file_format,
-                period=period,
-            )
-    except Exception:
-        export.status = ProgramExport.Status.FAILED
-        export.finished_at = timezone.now()
-        export.save(update_fields=["status", "finished_at"])
-        raise
-    export.file.save(filename, ContentFile(content), save=False)
-    export.filename, export.content_type, export.size = filename, content_type, len(content)
+    with tempfile.TemporaryFile() as out:
+        try:
+            # The figures may be a moment old: from the read replica when there is one.
+            with replica_reads(), translation.override(export.language):
+                filename, content_type = program_export_write(
+                    program=export.program,
+                    kind=export.kind,
+                    file_format=export.file_format,
+                    period=period,
+                    out=out,
+                )
+        except Exception:
+            export.status = ProgramExport.Status.FAILED
+            export.finished_at = timezone.now()
+            export.save(update_fields=["status", "finished_at"])
+            raise
+        size = out.tell()
+        out.seek(0)
+        export.file.save(filename, File(out), save=False)
+    export.filename, export.content_type, export.size = filename, content_type, size
     export.status = ProgramExport.Status.READY
     export.finished_at = timezone.now()
     export.save()

@@ -33,7 +33,8 @@ from tests.factories import (
     make_program,
     make_staff,
 )
-from wallet.models import Card, Decision, Wallet
+from tests.markers import postgresql_only
+from wallet.models import Beneficiary, Card, Decision, Wallet
 
 PARIS = ZoneInfo("Europe/Paris")
 RULES = {
@@ -431,6 +432,53 @@ def test_allocations_export(scenario, english):
     assert rows[3]["valid until"] == "2026-03-10 00:00"
     assert rows[2]["ended at"] == "2026-03-07 10:00"
     assert sum(int(r["amount (cents)"]) for r in rows) == figures_of(scenario.program).allocated
+
+
+@postgresql_only
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_allocations_csv_from_copy_is_the_resource_file_byte_for_byte(scenario, language):
+    """On PostgreSQL the allocations CSV is written by COPY; it must be the very file
+    django-import-export writes, awkward cells included."""
+    first, second, *_ = scenario.program.allocations.order_by("pk")
+    Beneficiary.objects.filter(pk=first.beneficiary_id).update(
+        first_name="=SUM(A1)", last_name='O"Brien, Jr'
+    )
+    beneficiary_enrol(funder=scenario.program.funder, beneficiary=first.beneficiary, reference="-7")
+    login_only = make_staff(first_name="", last_name="", username="+clerk")
+    Allocation.objects.filter(pk=first.pk).update(
+        created_by=login_only, end_reason='line one\nline two; "quoted"', amount=5
+    )
+    Allocation.objects.filter(pk=second.pk).update(created_by=make_staff(first_name="Zoé"))
+
+    with translation.override(language):
+        from_copy = export(scenario.program, "allocations")[2]
+        dataset = exports.EXPORTS["allocations"](scenario.program, PERIOD)
+        from_resource = ("\ufeff" + exports.FORMATS["csv"].export_data(dataset)).encode()
+
+    assert b"=SUM" in from_copy and b"\r\n" in from_copy  # the awkward cells are there
+    assert from_copy == from_resource
+
+
+@postgresql_only
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_payments_csv_from_copy_is_the_resource_file_byte_for_byte(scenario, language):
+    """The payments CSV too: refused, partly refunded and formula-like shops included."""
+    Merchant.objects.filter(pk=scenario.grocer.pk).update(trade_name='=Épicerie "du", marché')
+    wallet = Wallet.objects.filter(pockets__allocation__program=scenario.program).first()
+    payment_authorize(
+        merchant=Merchant.objects.get(pk=scenario.grocer.pk),
+        amount=100,
+        currency="EUR",
+        payment_code=make_payment_code(wallet),
+    )
+
+    with translation.override(language):
+        from_copy = export(scenario.program, "payments")[2]
+        dataset = exports.EXPORTS["payments"](scenario.program, PERIOD)
+        from_resource = ("\ufeff" + exports.FORMATS["csv"].export_data(dataset)).encode()
+
+    assert len(from_copy.splitlines()) == 11  # the header, the nine payments and this one
+    assert from_copy == from_resource
 
 
 def test_payments_export_matches_the_figures(scenario, english):
