@@ -232,6 +232,11 @@ def main() -> int:
         default=0,
         help="then time each cut beside what it replaced, this many calls each (default: 0)",
     )
+    parser.add_argument(
+        "--save-profile",
+        metavar="PATH",
+        help="also write the cProfile statistics there (pstats), to read by caller or callee",
+    )
     harness.add_redis_arguments(parser)
     harness.add_limit_arguments(parser)
     args = parser.parse_args()
@@ -276,6 +281,8 @@ def main() -> int:
         profile.enable()
         timed(application, profiled, database, redis_commands)
         profile.disable()
+        if args.save_profile:
+            profile.dump_stats(args.save_profile)
         if args.parts:
             parts(args.parts)
         limit = bench.measure_limit(clients=1)  # one request at a time: the one-client limit
