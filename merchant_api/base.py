@@ -170,6 +170,15 @@ class MerchantApi(APIView):
         return self.idempotency[0] if self.idempotency else None
 
 
+def validated(input_: type[serializers.Serializer], data: Any) -> dict:
+    """`input_(data=data)`'s validated data, or its ValidationError, as is_valid(raise_exception=
+    True) gives them, from one serializer of the class per process: DRF deep-copies each
+    declared field into every new serializer, a tenth of a payment's Python (BENCHMARKS.md,
+    issue 19 part 5). run_validation keeps nothing on the serializer; for an input whose
+    validation reads neither its context nor an instance, which every request then shares."""
+    return _shared(input_).run_validation(data)
+
+
 def represented(output: type[serializers.Serializer], instance: Any) -> dict:
     """`output(instance).data`, from one serializer of the class per process. DRF builds a
     serializer's fields again for each instance (a ModelSerializer introspects its model and
