@@ -3,11 +3,12 @@ middleware, skipped by the APIs that need none of it."""
 
 import logging
 from collections.abc import Callable
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.core.handlers.exception import convert_exception_to_response
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.module_loading import import_string
 
 from core.api_errors import DATABASE_UNAVAILABLE, service_unavailable
@@ -53,10 +54,10 @@ class SiteMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.skipped = tuple(settings.SITE_MIDDLEWARE_SKIPPED_PATHS)
-        self._view: list[Callable] = []
-        self._template_response: list[Callable] = []
-        self._exception: list[Callable] = []
-        handler: Callable = convert_exception_to_response(get_response)
+        self._view: list[Callable[..., HttpResponse | None]] = []
+        self._template_response: list[Callable[[HttpRequest, Any], Any]] = []
+        self._exception: list[Callable[[HttpRequest, Exception], HttpResponse | None]] = []
+        handler: Callable[[HttpRequest], Any] = convert_exception_to_response(get_response)
         # As BaseHandler.load_middleware builds its chain, inner middleware first.
         for path in reversed(settings.SITE_MIDDLEWARE):
             try:
@@ -70,17 +71,24 @@ class SiteMiddleware:
             if hasattr(instance, "process_exception"):
                 self._exception.append(instance.process_exception)
             handler = convert_exception_to_response(instance)
-        self.site_chain = handler
+        # Synchronous, as this class is (not async_capable): Django adapts it under ASGI.
+        self.site_chain = cast(Callable[[HttpRequest], HttpResponseBase], handler)
 
     def _site(self, request: HttpRequest) -> bool:
         return not request.path_info.startswith(self.skipped)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if self._site(request):
             return self.site_chain(request)
         return self.get_response(request)
 
-    def process_view(self, request, view_func, view_args, view_kwargs):
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponse | None:
         if self._site(request):
             for hook in self._view:
                 response = hook(request, view_func, view_args, view_kwargs)
@@ -88,13 +96,13 @@ class SiteMiddleware:
                     return response
         return None
 
-    def process_template_response(self, request, response):
+    def process_template_response(self, request: HttpRequest, response: Any) -> Any:
         if self._site(request):
             for hook in self._template_response:
                 response = hook(request, response)
         return response
 
-    def process_exception(self, request, exception):
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if self._site(request):
             for hook in self._exception:
                 response = hook(request, exception)
