@@ -63,7 +63,8 @@ def environ(key: str, body: bytes, idempotency_key: str) -> dict:
 
 
 class RedisCommands:
-    """Redis commands sent, by name: each is a round trip of its own (the cache, throttles)."""
+    """Redis round trips, by command name: each command is one, and a pipeline one for all its
+    commands (the cache, throttles)."""
 
     def __init__(self):
         import redis
@@ -81,6 +82,19 @@ class RedisCommands:
                 self.counts[str(args[0])] += 1
 
         redis.Redis.execute_command = counted
+        original_pipeline = redis.client.Pipeline.execute
+
+        def pipelined(pipeline, *args, **options):
+            # One round trip for the commands queued: counted once, by their names.
+            name = "+".join(str(command[0][0]) for command in pipeline.command_stack)
+            started = time.perf_counter()
+            try:
+                return original_pipeline(pipeline, *args, **options)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.counts[name] += 1
+
+        redis.client.Pipeline.execute = pipelined
 
 
 class DatabaseTime:
@@ -232,6 +246,11 @@ def main() -> int:
         default=0,
         help="then time each cut beside what it replaced, this many calls each (default: 0)",
     )
+    parser.add_argument(
+        "--save-profile",
+        metavar="PATH",
+        help="also write the cProfile statistics there (pstats), to read by caller or callee",
+    )
     harness.add_redis_arguments(parser)
     harness.add_limit_arguments(parser)
     args = parser.parse_args()
@@ -276,6 +295,8 @@ def main() -> int:
         profile.enable()
         timed(application, profiled, database, redis_commands)
         profile.disable()
+        if args.save_profile:
+            profile.dump_stats(args.save_profile)
         if args.parts:
             parts(args.parts)
         limit = bench.measure_limit(clients=1)  # one request at a time: the one-client limit
@@ -287,7 +308,7 @@ def main() -> int:
     print(f"{count} POST /authorizations, in-process WSGI, {refused} not 201")
     print(
         f"  per request: {statements / count:.1f} statements (BEGIN and COMMIT included), "
-        f"{commands.total() / count:.1f} Redis commands "
+        f"{commands.total() / count:.1f} Redis round trips "
         f"({', '.join(f'{name} {n / count:.1f}' for name, n in commands.most_common())})"
     )
     for label, values in (

@@ -102,20 +102,34 @@ MIDDLEWARE = [
     "core.middleware.DatabaseUnavailable",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Above the site's middleware (they read neither the session nor the user): the APIs'
+    # answers carry their language and frame headers too.
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: SITE_MIDDLEWARE, for every path but SITE_MIDDLEWARE_SKIPPED_PATHS.
+    "core.middleware.SiteMiddleware",
+]
+# The site's pages' middleware, in their order (core.middleware.SiteMiddleware runs them).
+SITE_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "backoffice.middleware.SecondFactorRequired",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "backoffice.middleware.AdminNotIndexed",
     # Last, as django-axes asks: it answers a locked-out sign-in with its own page.
     "axes.middleware.AxesMiddleware",
 ]
+# The merchant API: every request carries its API key, none a session, a CSRF cookie or a
+# signed-in user, and no admin page lives there.
+SITE_MIDDLEWARE_SKIPPED_PATHS = ["/api/merchant/"]
+# The admin's, django-axes' and the CSRF checks look for their middleware in MIDDLEWARE only:
+# all are in SITE_MIDDLEWARE, which runs them on every page but the merchant API's (a test
+# checks it).
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "axes.W002", "security.W003"]
 
 # Sign-in to the admin: a password, then a second factor (backoffice.middleware). After
 # AXES_FAILURE_LIMIT wrong passwords for one account, or from one address, that account or

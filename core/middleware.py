@@ -1,9 +1,15 @@
-"""The answer while the database cannot be reached: 503 with Retry-After, never a 500."""
+"""The answer while the database cannot be reached: 503 with Retry-After, never a 500; the site's
+middleware, skipped by the APIs that need none of it."""
 
 import logging
 from collections.abc import Callable
+from typing import Any, cast
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
+from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.module_loading import import_string
 
 from core.api_errors import DATABASE_UNAVAILABLE, service_unavailable
 
@@ -31,3 +37,75 @@ class DatabaseUnavailable:
             return None
         logger.error("database unavailable: %s", exception)
         return service_unavailable(request)
+
+
+class SiteMiddleware:
+    """The middleware of the site's pages (settings.SITE_MIDDLEWARE: sessions, CSRF, the signed-in
+    user, second factors, messages, history, sign-in lockouts), run as Django would run them at
+    this place of MIDDLEWARE, except for the paths of settings.SITE_MIDDLEWARE_SKIPPED_PATHS: an
+    API whose every request carries its own key (the merchant API) reads no session, no cookie
+    and no signed-in user, and answers the same without them, headers included (pinned by
+    tests/core/test_site_middleware.py). They were an eighth of a payment's processor time
+    (BENCHMARKS.md, issue 19 part 5).
+
+    The hooks a wrapped middleware has besides its call (process_view, process_exception,
+    process_template_response) run here in the order Django's handler would give them."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.skipped = tuple(settings.SITE_MIDDLEWARE_SKIPPED_PATHS)
+        self._view: list[Callable[..., HttpResponse | None]] = []
+        self._template_response: list[Callable[[HttpRequest, Any], Any]] = []
+        self._exception: list[Callable[[HttpRequest, Exception], HttpResponse | None]] = []
+        handler: Callable[[HttpRequest], Any] = convert_exception_to_response(get_response)
+        # As BaseHandler.load_middleware builds its chain, inner middleware first.
+        for path in reversed(settings.SITE_MIDDLEWARE):
+            try:
+                instance = import_string(path)(handler)
+            except MiddlewareNotUsed:
+                continue
+            if hasattr(instance, "process_view"):
+                self._view.insert(0, instance.process_view)
+            if hasattr(instance, "process_template_response"):
+                self._template_response.append(instance.process_template_response)
+            if hasattr(instance, "process_exception"):
+                self._exception.append(instance.process_exception)
+            handler = convert_exception_to_response(instance)
+        # Synchronous, as this class is (not async_capable): Django adapts it under ASGI.
+        self.site_chain = cast(Callable[[HttpRequest], HttpResponseBase], handler)
+
+    def _site(self, request: HttpRequest) -> bool:
+        return not request.path_info.startswith(self.skipped)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if self._site(request):
+            return self.site_chain(request)
+        return self.get_response(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponse | None:
+        if self._site(request):
+            for hook in self._view:
+                response = hook(request, view_func, view_args, view_kwargs)
+                if response is not None:
+                    return response
+        return None
+
+    def process_template_response(self, request: HttpRequest, response: Any) -> Any:
+        if self._site(request):
+            for hook in self._template_response:
+                response = hook(request, response)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if self._site(request):
+            for hook in self._exception:
+                response = hook(request, exception)
+                if response is not None:
+                    return response
+        return None

@@ -35,6 +35,7 @@ from merchant_api.base import (
     UtcDateTimeFilter,
     paginated,
     represented,
+    validated,
 )
 from merchant_api.code_guessing import PaymentCodeGuessing
 from merchant_api.errors import (
@@ -396,8 +397,7 @@ class AuthorizationCreateApi(MerchantApi):
         ],
     )
     def post(self, request):
-        data = AuthorizationInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(AuthorizationInput, request.data)
         if not self.livemode:
             # Test codes are public: nothing to guess, and no test call counts against the
             # merchant's live payments.
@@ -405,7 +405,7 @@ class AuthorizationCreateApi(MerchantApi):
                 decision = sandbox_authorize(
                     merchant=self.merchant,
                     idempotency_key=self.service_key(),
-                    **data.validated_data,
+                    **data,
                 )
                 return self.remembered(self._created(decision))
         guard = PaymentCodeGuessing(self.merchant)
@@ -413,7 +413,7 @@ class AuthorizationCreateApi(MerchantApi):
         attempt = 1
         while True:
             try:
-                return self._authorize(data.validated_data, guard)
+                return self._authorize(data, guard)
             except IntegrityError:
                 # Only the one statement's writes get here (the portable path settles its races
                 # itself): a concurrent first call under this key committed first, or a sweep

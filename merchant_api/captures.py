@@ -3,7 +3,7 @@ is released to the beneficiary's pockets."""
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 
-from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY, MerchantApi, Page
+from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY, MerchantApi, Page, validated
 from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
@@ -57,8 +57,7 @@ class CaptureCreateApi(MerchantApi):
         ],
     )
     def post(self, request, reference: str):
-        data = AmountInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(AmountInput, request.data)
         decision = own_authorization(
             merchant=self.merchant, reference=reference, livemode=self.livemode
         )
@@ -67,7 +66,7 @@ class CaptureCreateApi(MerchantApi):
             merchant=self.merchant,
             decision=decision,
             idempotency_key=self.service_key(),
-            **data.validated_data,
+            **data,
         )
         return operation_created(CaptureOutput, capture)
 

@@ -4,7 +4,14 @@ earlier refunds."""
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 
-from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY, AmountField, MerchantApi, Page
+from merchant_api.base import (
+    ERROR_EXAMPLE,
+    IDEMPOTENCY_KEY,
+    AmountField,
+    MerchantApi,
+    Page,
+    validated,
+)
 from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
@@ -66,8 +73,7 @@ class RefundCreateApi(MerchantApi):
         ],
     )
     def post(self, request, reference: str):
-        data = RefundInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(RefundInput, request.data)
         decision = own_authorization(
             merchant=self.merchant, reference=reference, livemode=self.livemode
         )
@@ -76,7 +82,7 @@ class RefundCreateApi(MerchantApi):
             merchant=self.merchant,
             decision=decision,
             idempotency_key=self.service_key(),
-            **data.validated_data,
+            **data,
         )
         return operation_created(RefundOutput, refund)
 

@@ -1,0 +1,60 @@
+"""The merchant API's rate per key (merchant_api.base.MerchantKeyThrottle): a window opened by
+a key's first request, counted in one round trip to the cache, in memory or in Redis."""
+
+import time
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCacheClient
+
+from merchant_api.base import MerchantKeyThrottle, _counted
+from tests.merchant_api.conftest import MerchantClient
+
+ON_REDIS = isinstance(getattr(cache, "_cache", None), RedisCacheClient)
+on_redis = pytest.mark.skipif(not ON_REDIS, reason="tried with CACHE_URL=redis://...")
+
+
+@pytest.fixture
+def three_a_minute(monkeypatch):
+    monkeypatch.setattr(MerchantKeyThrottle, "THROTTLE_RATES", {"merchant_key": "3/minute"})
+
+
+def test_a_key_over_its_rate_is_told_how_long_to_wait(api, merchant, three_a_minute):
+    codes = [api.read("/authorizations").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    refused = api.read("/authorizations")
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    # Another key of the same merchant has its own window.
+    assert MerchantClient(merchant).read("/authorizations").status_code == 200
+
+
+# Redis expires keys by its own clock, which time_machine does not move.
+@pytest.mark.skipif(ON_REDIS, reason="the in-memory cache's window")
+def test_the_window_counts_from_its_first_request_and_closes():
+    assert [_counted("throttle_t", 60)[0] for _ in range(3)] == [1, 2, 3]
+    assert 1 <= _counted("throttle_t", 60)[1] <= 60
+    with time_machine.travel(time.time() + 61, tick=False):
+        assert _counted("throttle_t", 60)[0] == 1
+
+
+@on_redis
+def test_on_redis_the_count_is_one_round_trip_and_expires(monkeypatch):
+    import redis
+
+    sent = []
+    original = redis.client.Pipeline.execute
+
+    def execute(pipeline, *args, **kwargs):
+        sent.append([command[0][0] for command in pipeline.command_stack])
+        return original(pipeline, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    assert [_counted("throttle_r", 60)[0] for _ in range(3)] == [1, 2, 3]
+    assert sent == [["SET", "INCRBY", "TTL"]] * 3
+    count, retry_after = _counted("throttle_r", 60)
+    assert (count, 1 <= retry_after <= 60) == (4, True)
+    assert 0 < cache._cache.get_client().ttl(cache.make_and_validate_key("throttle_r")) <= 60
+    # Django's cache reads the count as the integer it is.
+    assert cache.get("throttle_r") == 4
