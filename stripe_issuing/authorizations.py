@@ -9,14 +9,15 @@ joins the operator's queue of unknown acceptors."""
 import dataclasses
 import re
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 
 import iso18245
+from django.db import connection
 from django.utils import timezone
 
 from engine.request import AuthorizationRequest, MerchantPlace
 from merchants.acceptors import card_acceptor_merchant, unknown_card_acceptor_count
-from merchants.models import Merchant
+from merchants.models import CardAcceptor, Merchant
 from merchants.payments import merchant_place as registered_place
 from stripe_issuing.accounts import card_hold_account
 from wallet.authorize import authorize_card
@@ -74,6 +75,82 @@ def card_find(value) -> Card | None:
     return Card.objects.select_related("wallet").filter(stripe_card_id=card_id).first()
 
 
+def _columns(ops, model, alias: str) -> list[tuple[str, list, object]]:
+    """Each concrete field of `model` as `alias`.column, with the converters the ORM would apply
+    to its value (a decimal on SQLite, a date and time, JSON) and the column they are given."""
+    return [
+        (
+            f"{alias}.{ops.quote_name(field.column)}",
+            [
+                *ops.get_db_converters(col := field.get_col(alias)),
+                *field.get_db_converters(connection),
+            ],
+            col,
+        )
+        for field in model._meta.concrete_fields
+    ]
+
+
+@lru_cache(maxsize=64)
+def _card_and_acceptor_query(ops) -> tuple[str, list, list]:
+    """The statement of card_and_acceptor_find and the converters of its columns, made once per
+    connection (`ops`, its operations: the converters are the backend's)."""
+    quote = ops.quote_name
+    card, merchant = _columns(ops, Card, "c"), _columns(ops, Merchant, "m")
+    acceptor = CardAcceptor._meta
+    # merchants.acceptors.card_acceptor_merchant's rule: the acceptor of this terminal before the
+    # one standing for every terminal of the network id ("" sorts last, descending).
+    sql = (
+        f"SELECT {', '.join(column for column, _, _ in card + merchant)} "
+        f"FROM {quote(Card._meta.db_table)} c "
+        f"LEFT JOIN {quote(Merchant._meta.db_table)} m ON m.{quote(Merchant._meta.pk.column)} = ("
+        f"SELECT a.{quote(acceptor.get_field('merchant').column)} "
+        f"FROM {quote(acceptor.db_table)} a "
+        f"WHERE a.{quote(acceptor.get_field('network_id').column)} = %s "
+        f"AND a.{quote(acceptor.get_field('terminal_id').column)} IN (%s, '') "
+        f"ORDER BY a.{quote(acceptor.get_field('terminal_id').column)} DESC LIMIT 1) "
+        f"WHERE c.{quote(Card._meta.get_field('stripe_card_id').column)} = %s"
+    )
+    return sql, card, merchant
+
+
+def _instance(model, columns: list, values) -> object:
+    converted = []
+    for value, (_column, converters, col) in zip(values, columns, strict=True):
+        for converter in converters:
+            value = converter(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, None, converted)
+
+
+def card_and_acceptor_find(value, merchant_data: dict) -> tuple[Card | None, Merchant | None]:
+    """card_find and acceptor_merchant in one statement, one round trip within Stripe's wait:
+    the card (its wallet read when used, which the engine's fast path does not) and the
+    merchant its acceptor ids are, if any. The card's status read here decides nothing: the
+    engine reads it again under the wallet's lock, which a freeze takes too."""
+    card_id = stripe_id(value)
+    if not card_id:
+        return None, None
+    sql, card_columns, merchant_columns = _card_and_acceptor_query(connection.ops)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                merchant_data.get("network_id") or None,  # none: no acceptor matches NULL
+                merchant_data.get("terminal_id") or "",
+                card_id,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    split = len(card_columns)
+    card = _instance(Card, card_columns, row[:split])
+    if row[split] is None:  # the merchant's id: no acceptor of ours
+        return card, None
+    return card, _instance(Merchant, merchant_columns, row[split:])
+
+
 def decision_key(authorization: dict) -> str:
     """`card:<authorization id>` for the first request; an incremental authorization is a new
     request on the same authorization (Stripe keeps the earlier ones in `request_history`),
@@ -107,11 +184,10 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
     """Decide a card payment. Returns (what happened in a few words, Stripe's answer)."""
     authorization = event["data"]["object"]
     pending = authorization.get("pending_request") or {}
-    card = card_find(authorization.get("card"))
+    merchant_data = authorization.get("merchant_data") or {}
+    card, merchant = card_and_acceptor_find(authorization.get("card"), merchant_data)
     if card is None:
         return "declined: unknown card", answer(approved=False, metadata={"reason": "unknown_card"})
-    merchant_data = authorization.get("merchant_data") or {}
-    merchant = acceptor_merchant(merchant_data)
     if merchant is not None and merchant.status == Merchant.Status.SUSPENDED:
         # As on the merchant API: a suspended merchant takes no aid payment. Letting it pass as
         # an unknown shop would also let it escape the deny lists that name it.

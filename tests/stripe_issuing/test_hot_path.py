@@ -140,7 +140,12 @@ def test_a_card_frozen_after_it_was_read_is_declined_under_the_lock(
     seen under the lock."""
     stale = Card.objects.select_related("wallet").get(pk=card.pk)
     Card.objects.filter(pk=card.pk).update(status=Card.Status.FROZEN)
-    monkeypatch.setattr(authorizations, "card_find", lambda value: stale)
+    read = authorizations.card_and_acceptor_find
+    monkeypatch.setattr(
+        authorizations,
+        "card_and_acceptor_find",
+        lambda value, merchant_data: (stale, read(value, merchant_data)[1]),
+    )
 
     _, response = ask(client, card, 2_500)
 

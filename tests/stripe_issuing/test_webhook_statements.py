@@ -26,10 +26,11 @@ pytestmark = [
 ]
 
 # BEGIN, the event stored (INSERT ... ON CONFLICT DO NOTHING), SAVEPOINT of the handler, the
-# card, the card acceptor (the settlement account comes from the cache), the engine's fast path
+# card and its acceptor's merchant in one read (the settlement account comes from the cache),
+# the engine's fast path
 # (the wallet's lock, one read under it, SAVEPOINT, the unknown acceptor counted in one upsert,
 # one write, RELEASE), RELEASE, the event marked processed, COMMIT.
-STATEMENTS = 14
+STATEMENTS = 13
 
 postgresql_statements = pytest.mark.skipif(
     not ON_POSTGRESQL, reason="PostgreSQL's statements are counted (set DATABASE_URL)"
@@ -37,7 +38,7 @@ postgresql_statements = pytest.mark.skipif(
 
 
 @postgresql_statements
-def test_a_new_authorization_takes_14_statements_and_one_commit(card, food_pocket):
+def test_a_new_authorization_takes_13_statements_and_one_commit(card, food_pocket):
     client = Client()
     # The first request loads what later ones find ready: the category table, the settlement
     # account in the cache.
