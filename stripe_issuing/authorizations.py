@@ -16,10 +16,11 @@ from django.db import connection
 from django.utils import timezone
 
 from engine.request import AuthorizationRequest, MerchantPlace
+from ledger.models import Account
 from merchants.acceptors import card_acceptor_merchant, unknown_card_acceptor_count
 from merchants.models import CardAcceptor, Merchant
 from merchants.payments import merchant_place as registered_place
-from stripe_issuing.accounts import card_hold_account
+from stripe_issuing.accounts import card_settlement_account, settlement_code
 from wallet.authorize import authorize_card
 from wallet.models import Card
 from wallet.models.decisions import Decision
@@ -91,30 +92,40 @@ def _columns(ops, model, alias: str) -> list[tuple[str, list, object]]:
     ]
 
 
+# The rows card_read reads, in the order of its columns.
+_READ = ((Card, "c"), (Merchant, "m"), (Account, "s"))
+
+
 @lru_cache(maxsize=64)
-def _card_and_acceptor_query(ops) -> tuple[str, list, list]:
-    """The statement of card_and_acceptor_find and the converters of its columns, made once per
-    connection (`ops`, its operations: the converters are the backend's)."""
+def _card_read_query(ops) -> tuple[str, list]:
+    """The statement of card_read and the columns of each of its models with their converters,
+    made once per connection (`ops`, its operations: the converters are the backend's)."""
     quote = ops.quote_name
-    card, merchant = _columns(ops, Card, "c"), _columns(ops, Merchant, "m")
+    columns = [_columns(ops, model, alias) for model, alias in _READ]
     acceptor = CardAcceptor._meta
+    terminal = quote(acceptor.get_field("terminal_id").column)
     # merchants.acceptors.card_acceptor_merchant's rule: the acceptor of this terminal before the
     # one standing for every terminal of the network id ("" sorts last, descending).
     sql = (
-        f"SELECT {', '.join(column for column, _, _ in card + merchant)} "
+        f"SELECT {', '.join(column for model in columns for column, _, _ in model)} "
         f"FROM {quote(Card._meta.db_table)} c "
         f"LEFT JOIN {quote(Merchant._meta.db_table)} m ON m.{quote(Merchant._meta.pk.column)} = ("
         f"SELECT a.{quote(acceptor.get_field('merchant').column)} "
         f"FROM {quote(acceptor.db_table)} a "
         f"WHERE a.{quote(acceptor.get_field('network_id').column)} = %s "
-        f"AND a.{quote(acceptor.get_field('terminal_id').column)} IN (%s, '') "
-        f"ORDER BY a.{quote(acceptor.get_field('terminal_id').column)} DESC LIMIT 1) "
+        f"AND a.{terminal} IN (%s, '') ORDER BY a.{terminal} DESC LIMIT 1) "
+        f"LEFT JOIN {quote(Account._meta.db_table)} s "
+        f"ON s.{quote(Account._meta.get_field('code').column)} = %s "
         f"WHERE c.{quote(Card._meta.get_field('stripe_card_id').column)} = %s"
     )
-    return sql, card, merchant
+    return sql, columns
 
 
-def _instance(model, columns: list, values) -> object:
+def _instance(model, columns: list, values):
+    """The model instance of one row's values, as the ORM would build it; None for a row the
+    LEFT JOIN did not find (its primary key, the first column, is NULL)."""
+    if values[0] is None:
+        return None
     converted = []
     for value, (_column, converters, col) in zip(values, columns, strict=True):
         for converter in converters:
@@ -123,32 +134,42 @@ def _instance(model, columns: list, values) -> object:
     return model.from_db(connection.alias, None, converted)
 
 
-def card_and_acceptor_find(value, merchant_data: dict) -> tuple[Card | None, Merchant | None]:
-    """card_find and acceptor_merchant in one statement, one round trip within Stripe's wait:
-    the card (its wallet read when used, which the engine's fast path does not) and the
-    merchant its acceptor ids are, if any. The card's status read here decides nothing: the
-    engine reads it again under the wallet's lock, which a freeze takes too."""
+@dataclasses.dataclass(frozen=True)
+class CardRead:
+    card: Card
+    merchant: Merchant | None  # ours, whose acceptor ids the network's are
+    settlement: Account | None  # the currency's card settlement account, once it exists
+
+
+def card_read(value, merchant_data: dict, currency: str) -> CardRead | None:
+    """card_find, acceptor_merchant and the settlement account in one statement, one round trip
+    within Stripe's wait; None for an unknown card. The card's wallet is read when used, which
+    the engine's fast path does not. Nothing here is cached: the card's status read here decides
+    nothing (the engine reads it again under the wallet's lock, which a freeze takes too), and
+    the merchant's status is current. The settlement account's balance is not current (it is not
+    locked): the holds use only its id and currency."""
     card_id = stripe_id(value)
     if not card_id:
-        return None, None
-    sql, card_columns, merchant_columns = _card_and_acceptor_query(connection.ops)
+        return None
+    sql, columns = _card_read_query(connection.ops)
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
             [
                 merchant_data.get("network_id") or None,  # none: no acceptor matches NULL
                 merchant_data.get("terminal_id") or "",
+                settlement_code(currency),
                 card_id,
             ],
         )
         row = cursor.fetchone()
     if row is None:
-        return None, None
-    split = len(card_columns)
-    card = _instance(Card, card_columns, row[:split])
-    if row[split] is None:  # the merchant's id: no acceptor of ours
-        return card, None
-    return card, _instance(Merchant, merchant_columns, row[split:])
+        return None
+    instances, start = [], 0
+    for (model, _alias), model_columns in zip(_READ, columns, strict=True):
+        instances.append(_instance(model, model_columns, row[start : start + len(model_columns)]))
+        start += len(model_columns)
+    return CardRead(*instances)
 
 
 def decision_key(authorization: dict) -> str:
@@ -185,9 +206,11 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
     authorization = event["data"]["object"]
     pending = authorization.get("pending_request") or {}
     merchant_data = authorization.get("merchant_data") or {}
-    card, merchant = card_and_acceptor_find(authorization.get("card"), merchant_data)
-    if card is None:
+    currency = (pending.get("currency") or authorization.get("currency") or "").upper()
+    read = card_read(authorization.get("card"), merchant_data, currency)
+    if read is None:
         return "declined: unknown card", answer(approved=False, metadata={"reason": "unknown_card"})
+    card, merchant = read.card, read.merchant
     if merchant is not None and merchant.status == Merchant.Status.SUSPENDED:
         # As on the merchant API: a suspended merchant takes no aid payment. Letting it pass as
         # an unknown shop would also let it escape the deny lists that name it.
@@ -209,7 +232,7 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
         card=card,
         # The money still goes through the card network's settlement: the merchant is paid
         # by its acquirer, not by us.
-        credit_account=card_hold_account(request.currency),
+        credit_account=read.settlement or card_settlement_account(request.currency),
         merchant_id=place.merchant_id,
         idempotency_key=decision_key(authorization),
         merchant_reference=authorization["id"],

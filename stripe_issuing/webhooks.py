@@ -18,6 +18,7 @@ import logging
 import math
 import time
 import traceback
+from functools import cache
 
 import stripe
 from django.conf import settings
@@ -117,6 +118,24 @@ def _failed(event: StripeEvent, error: Exception) -> dict:
     }
 
 
+@cache
+def _update_sql(columns: tuple[str, ...]) -> str:
+    meta = StripeEvent._meta
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in columns)
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+
+
+def _event_update(pk: int, fields: dict) -> None:
+    """StripeEvent.objects.filter(pk=pk).update(**fields), its statement made once: the ORM's
+    update compiles it again each time, within Stripe's wait."""
+    meta = StripeEvent._meta
+    values = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in
+              fields.items()]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_update_sql(tuple(fields)), [*values, pk])
+
+
 def event_process(event: StripeEvent) -> dict:
     """Process a stored event once and return what to answer Stripe. An event already
     processed returns its first answer and moves nothing."""
@@ -126,13 +145,13 @@ def event_process(event: StripeEvent) -> dict:
             if locked.result == StripeEvent.Result.PROCESSED:
                 return locked.response
             outcome, body = _handle(locked)
-            StripeEvent.objects.filter(pk=event.pk).update(
-                **_processed(outcome=outcome, body=body, attempts=locked.attempts)
+            _event_update(
+                event.pk, _processed(outcome=outcome, body=body, attempts=locked.attempts)
             )
             return body
     except Exception as error:
         fields = _failed(event, error)
-        StripeEvent.objects.filter(pk=event.pk).update(**fields)
+        _event_update(event.pk, fields)
         return fields["response"]
 
 
@@ -190,11 +209,9 @@ def event_receive(data: dict, *, event_id: str, event_type: str) -> tuple[str, d
                     outcome, body = _handle(event)
             except Exception as error:
                 fields = _failed(event, error)
-                StripeEvent.objects.filter(pk=event.pk).update(**fields)
+                _event_update(event.pk, fields)
                 return event.type, fields["response"]
-            StripeEvent.objects.filter(pk=event.pk).update(
-                **_processed(outcome=outcome, body=body, attempts=event.attempts)
-            )
+            _event_update(event.pk, _processed(outcome=outcome, body=body, attempts=event.attempts))
             return event.type, body
     event = StripeEvent.objects.get(stripe_id=event_id)
     return event.type, event_process(event)
