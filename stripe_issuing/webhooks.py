@@ -159,6 +159,21 @@ class NotStorable(Exception):
     """A signed payload the database refuses (a NUL, a lone surrogate, a field too long)."""
 
 
+@cache
+def _claim_sql() -> tuple[str, list]:
+    """_event_claim's statement and the fields it stores, made once."""
+    meta = StripeEvent._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote(meta.get_field('stripe_id').column)}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
+    )
+    return sql, fields
+
+
 def _event_claim(data: dict, *, event_id: str, event_type: str) -> StripeEvent | None:
     """Store the event unless its id is stored already, in one statement (INSERT ... ON
     CONFLICT DO NOTHING, which the ORM cannot write with RETURNING): the new row, or None for
@@ -171,15 +186,7 @@ def _event_claim(data: dict, *, event_id: str, event_type: str) -> StripeEvent |
         livemode=bool(data.get("livemode")),
         payload=data,
     )
-    meta = StripeEvent._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote(meta.get_field('stripe_id').column)}) DO NOTHING "
-        f"RETURNING {quote(meta.pk.column)}"
-    )
+    sql, fields = _claim_sql()
     try:
         # pre_save fills received_at as the ORM's insert would (auto_now_add).
         values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
