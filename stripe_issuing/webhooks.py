@@ -130,8 +130,7 @@ def _event_update(pk: int, fields: dict) -> None:
     """StripeEvent.objects.filter(pk=pk).update(**fields), its statement made once: the ORM's
     update compiles it again each time, within Stripe's wait."""
     meta = StripeEvent._meta
-    values = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in
-              fields.items()]  # fmt: skip
+    values = [meta.get_field(name).get_db_prep_save(v, connection) for name, v in fields.items()]
     with connection.cursor() as cursor:
         cursor.execute(_update_sql(tuple(fields)), [*values, pk])
 
