@@ -28,9 +28,14 @@ more (Stripe's budget), or if the ledger does not verify.
 """
 
 import argparse
+import cProfile
 import http.client
+import io
 import json
 import math
+import os
+import pstats
+import statistics
 import sys
 import threading
 import time
@@ -245,16 +250,131 @@ def run_rate(
     return workers, max(deadline, time.perf_counter()) - start
 
 
+def webhook_environ(body: dict) -> dict:
+    """The WSGI environ of one signed delivery, as a server's worker gets it."""
+    payload = json.dumps(body).encode()
+    header = stripe.WebhookSignature.generate_signature_header(payload.decode(), SECRET)
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/hooks/stripe",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(payload)),
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_STRIPE_SIGNATURE": header,
+        "wsgi.input": io.BytesIO(payload),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+
+
+def profile(bench: harness.Bench, args: argparse.Namespace) -> int:
+    """--mode profile: --requests deliveries through Django's WSGI handler in this process, one
+    after the other, as a server's worker runs them; each one's whole, database, Redis and
+    processor time, then cProfile (processor time) of the same path, by own and cumulative
+    time. The signing is done before each batch: it is Stripe's work, not ours."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    from bench.api_profile import DatabaseTime, RedisCommands, call
+
+    cards = build(wallets=args.wallets, seed=args.seed)
+    application = WSGIHandler()
+    database, redis_commands = DatabaseTime(), RedisCommands()
+    first = 0
+
+    def batch(count: int, seed: int) -> list[dict]:
+        nonlocal first
+        bodies = _bodies(
+            cards=cards, requests=count, first=first, seed=seed, max_amount=args.max_amount
+        )
+        first += count
+        return [webhook_environ(body) for body in bodies]
+
+    def timed(environs: list[dict]) -> tuple[list[tuple[float, ...]], int]:
+        measured, not_200 = [], 0
+        for environ in environs:
+            before = database.seconds, redis_commands.seconds
+            started, cpu = time.perf_counter(), time.process_time()
+            not_200 += call(application, environ) != 200
+            measured.append(
+                (
+                    time.perf_counter() - started,
+                    database.seconds - before[0],
+                    redis_commands.seconds - before[1],
+                    time.process_time() - cpu,
+                )
+            )
+        return measured, not_200
+
+    timed(batch(args.warmup, args.seed + 1))
+    measured, refused, statements, commands = [], 0, 0, Counter()
+    for start in range(0, args.requests, 100):
+        environs = batch(min(100, args.requests - start), args.seed + 2 + start)
+        before = database.statements, redis_commands.counts.copy()
+        times, not_200 = timed(environs)
+        statements += database.statements - before[0]
+        commands += redis_commands.counts - before[1]
+        measured += times
+        refused += not_200
+    profiled = batch(min(args.requests, 300), args.seed)
+    # Processor time, not wall time: waits for the database or for a busy core would bury the
+    # Python this profile is for.
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    timed(profiled)
+    profiler.disable()
+    limit = bench.measure_limit(clients=1)  # one delivery at a time: the one-client limit
+
+    count = len(measured)
+    print()
+    print(f"{count} issuing_authorization.request, in-process WSGI, {refused} not 200")
+    print(
+        f"  per webhook: {statements / count:.1f} statements (BEGIN and COMMIT included), "
+        f"{commands.total() / count:.1f} Redis commands "
+        f"({', '.join(f'{name} {n / count:.1f}' for name, n in commands.most_common())})"
+    )
+    whole = [m[0] for m in measured]
+    columns = {
+        "whole": whole,
+        "database": [m[1] for m in measured],
+        "redis": [m[2] for m in measured],
+        "python": [w - d - r for w, d, r, _cpu in measured],
+        "processor": [m[3] for m in measured],
+    }
+    for label, values in columns.items():
+        p50, p99, _max = percentiles(values)
+        print(f"  {label:<9} mean {ms(statistics.fmean(values))}  p50 {ms(p50)}  p99 {ms(p99)}")
+    harness.print_against_limit(
+        "webhooks in-process", rate=count / sum(whole), p50=statistics.median(whole), limit=limit
+    )
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.top)
+        print(f"\n--- cProfile (processor time) of {len(profiled)} webhooks, by {order} ---")
+        print(out.getvalue())
+    return 1 if refused else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--mode",
-        choices=["full", "rate"],
+        choices=["full", "rate", "profile"],
         default="full",
         help="full: --requests sent by --clients, each as soon as answered (closed loop); rate: "
-        "events scheduled at --rate per second in all for --seconds (open loop) (default: full)",
+        "events scheduled at --rate per second in all for --seconds (open loop); profile: "
+        "--requests one after the other through Django's WSGI handler in this process, with "
+        "cProfile (default: full)",
     )
     parser.add_argument("--rate", type=float, help="events per second in rate mode")
     parser.add_argument("--seconds", type=float, default=30.0, help="rate mode's duration")
@@ -277,6 +397,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=50, help="requests sent before measuring")
     parser.add_argument("--max-amount", type=int, default=6_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--top", type=int, default=35, help="profile mode's functions printed")
     harness.add_redis_arguments(parser)
     harness.add_limit_arguments(parser)
     args = parser.parse_args()
@@ -290,6 +411,15 @@ def main() -> int:
         limit_seconds=args.limit_seconds,
         settings={"STRIPE_WEBHOOK_SECRET": SECRET},
     ) as bench:
+        if args.mode == "profile":
+            # What bench.harness.Bench.start_server gives the servers.
+            os.environ |= {
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "CONN_MAX_AGE": "60",
+                "LOG_LEVEL": "WARNING",
+            }
+            bench.setup()
+            return profile(bench, args)
         return run(bench, args)
 
 
@@ -309,6 +439,11 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             "max_amount": args.max_amount,
         }
         run_load(**load, requests=args.warmup, first=0, seed=args.seed + 1)
+        # Processor time of the server's process group (its master and workers) and of the
+        # Celery worker's over the measured events: what one webhook costs, whatever share of
+        # the cores the machine's other work leaves them.
+        cpu_from = harness.process_group_cpu(server.pid)
+        celery_from = harness.process_group_cpu(worker.pid) if worker is not None else 0.0
         if args.mode == "rate":
             workers, elapsed = run_rate(
                 **load, rate=args.rate, seconds=args.seconds, first=args.warmup, seed=args.seed
@@ -317,6 +452,8 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             workers, elapsed = run_load(
                 **load, requests=args.requests, first=args.warmup, seed=args.seed
             )
+        server_cpu = harness.process_group_cpu(server.pid) - cpu_from
+        celery_cpu = (harness.process_group_cpu(worker.pid) - celery_from) if worker else 0.0
     finally:
         bench.stop(server)
         if worker is not None:
@@ -343,6 +480,11 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         f"{len(latencies)} signed issuing_authorization.request answered in {elapsed:.2f} s "
         f"({len(latencies) / elapsed:.0f}/s)"
     )
+    if latencies:
+        print(
+            f"server processor time: {server_cpu:.1f} s, {ms(server_cpu / len(latencies))} per "
+            f"webhook answered; Celery worker: {ms(celery_cpu / len(latencies))} per webhook"
+        )
     since = "its scheduled time" if args.mode == "rate" else "sending"
     print(
         f"decision time, from {since} to the last byte of the answer: p50 {ms(p50)}, "

@@ -9,16 +9,18 @@ joins the operator's queue of unknown acceptors."""
 import dataclasses
 import re
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 
 import iso18245
+from django.db import connection
 from django.utils import timezone
 
 from engine.request import AuthorizationRequest, MerchantPlace
+from ledger.models import Account
 from merchants.acceptors import card_acceptor_merchant, unknown_card_acceptor_count
-from merchants.models import Merchant
+from merchants.models import CardAcceptor, Merchant
 from merchants.payments import merchant_place as registered_place
-from stripe_issuing.accounts import card_hold_account
+from stripe_issuing.accounts import card_settlement_account, settlement_code
 from wallet.authorize import authorize_card
 from wallet.models import Card
 from wallet.models.decisions import Decision
@@ -74,6 +76,102 @@ def card_find(value) -> Card | None:
     return Card.objects.select_related("wallet").filter(stripe_card_id=card_id).first()
 
 
+def _columns(ops, model, alias: str) -> list[tuple[str, list, object]]:
+    """Each concrete field of `model` as `alias`.column, with the converters the ORM would apply
+    to its value (a decimal on SQLite, a date and time, JSON) and the column they are given."""
+    return [
+        (
+            f"{alias}.{ops.quote_name(field.column)}",
+            [
+                *ops.get_db_converters(col := field.get_col(alias)),
+                *field.get_db_converters(connection),
+            ],
+            col,
+        )
+        for field in model._meta.concrete_fields
+    ]
+
+
+# The rows card_read reads, in the order of its columns.
+_READ = ((Card, "c"), (Merchant, "m"), (Account, "s"))
+
+
+@lru_cache(maxsize=64)
+def _card_read_query(ops) -> tuple[str, list]:
+    """The statement of card_read and the columns of each of its models with their converters,
+    made once per connection (`ops`, its operations: the converters are the backend's)."""
+    quote = ops.quote_name
+    columns = [_columns(ops, model, alias) for model, alias in _READ]
+    acceptor = CardAcceptor._meta
+    terminal = quote(acceptor.get_field("terminal_id").column)
+    # merchants.acceptors.card_acceptor_merchant's rule: the acceptor of this terminal before the
+    # one standing for every terminal of the network id ("" sorts last, descending).
+    sql = (
+        f"SELECT {', '.join(column for model in columns for column, _, _ in model)} "
+        f"FROM {quote(Card._meta.db_table)} c "
+        f"LEFT JOIN {quote(Merchant._meta.db_table)} m ON m.{quote(Merchant._meta.pk.column)} = ("
+        f"SELECT a.{quote(acceptor.get_field('merchant').column)} "
+        f"FROM {quote(acceptor.db_table)} a "
+        f"WHERE a.{quote(acceptor.get_field('network_id').column)} = %s "
+        f"AND a.{terminal} IN (%s, '') ORDER BY a.{terminal} DESC LIMIT 1) "
+        f"LEFT JOIN {quote(Account._meta.db_table)} s "
+        f"ON s.{quote(Account._meta.get_field('code').column)} = %s "
+        f"WHERE c.{quote(Card._meta.get_field('stripe_card_id').column)} = %s"
+    )
+    return sql, columns
+
+
+def _instance(model, columns: list, values):
+    """The model instance of one row's values, as the ORM would build it; None for a row the
+    LEFT JOIN did not find (its primary key, the first column, is NULL)."""
+    if values[0] is None:
+        return None
+    converted = []
+    for value, (_column, converters, col) in zip(values, columns, strict=True):
+        for converter in converters:
+            value = converter(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, None, converted)
+
+
+@dataclasses.dataclass(frozen=True)
+class CardRead:
+    card: Card
+    merchant: Merchant | None  # ours, whose acceptor ids the network's are
+    settlement: Account | None  # the currency's card settlement account, once it exists
+
+
+def card_read(value, merchant_data: dict, currency: str) -> CardRead | None:
+    """card_find, acceptor_merchant and the settlement account in one statement, one round trip
+    within Stripe's wait; None for an unknown card. The card's wallet is read when used, which
+    the engine's fast path does not. Nothing here is cached: the card's status read here decides
+    nothing (the engine reads it again under the wallet's lock, which a freeze takes too), and
+    the merchant's status is current. The settlement account's balance is not current (it is not
+    locked): the holds use only its id and currency."""
+    card_id = stripe_id(value)
+    if not card_id:
+        return None
+    sql, columns = _card_read_query(connection.ops)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                merchant_data.get("network_id") or None,  # none: no acceptor matches NULL
+                merchant_data.get("terminal_id") or "",
+                settlement_code(currency),
+                card_id,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, start = [], 0
+    for (model, _alias), model_columns in zip(_READ, columns, strict=True):
+        instances.append(_instance(model, model_columns, row[start : start + len(model_columns)]))
+        start += len(model_columns)
+    return CardRead(*instances)
+
+
 def decision_key(authorization: dict) -> str:
     """`card:<authorization id>` for the first request; an incremental authorization is a new
     request on the same authorization (Stripe keeps the earlier ones in `request_history`),
@@ -107,11 +205,12 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
     """Decide a card payment. Returns (what happened in a few words, Stripe's answer)."""
     authorization = event["data"]["object"]
     pending = authorization.get("pending_request") or {}
-    card = card_find(authorization.get("card"))
-    if card is None:
-        return "declined: unknown card", answer(approved=False, metadata={"reason": "unknown_card"})
     merchant_data = authorization.get("merchant_data") or {}
-    merchant = acceptor_merchant(merchant_data)
+    currency = (pending.get("currency") or authorization.get("currency") or "").upper()
+    read = card_read(authorization.get("card"), merchant_data, currency)
+    if read is None:
+        return "declined: unknown card", answer(approved=False, metadata={"reason": "unknown_card"})
+    card, merchant = read.card, read.merchant
     if merchant is not None and merchant.status == Merchant.Status.SUSPENDED:
         # As on the merchant API: a suspended merchant takes no aid payment. Letting it pass as
         # an unknown shop would also let it escape the deny lists that name it.
@@ -133,7 +232,7 @@ def authorization_request_handle(*, event: dict) -> tuple[str, dict]:
         card=card,
         # The money still goes through the card network's settlement: the merchant is paid
         # by its acquirer, not by us.
-        credit_account=card_hold_account(request.currency),
+        credit_account=read.settlement or card_settlement_account(request.currency),
         merchant_id=place.merchant_id,
         idempotency_key=decision_key(authorization),
         merchant_reference=authorization["id"],

@@ -18,6 +18,7 @@ import logging
 import math
 import time
 import traceback
+from functools import cache
 
 import stripe
 from django.conf import settings
@@ -117,6 +118,23 @@ def _failed(event: StripeEvent, error: Exception) -> dict:
     }
 
 
+@cache
+def _update_sql(columns: tuple[str, ...]) -> str:
+    meta = StripeEvent._meta
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in columns)
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+
+
+def _event_update(pk: int, fields: dict) -> None:
+    """StripeEvent.objects.filter(pk=pk).update(**fields), its statement made once: the ORM's
+    update compiles it again each time, within Stripe's wait."""
+    meta = StripeEvent._meta
+    values = [meta.get_field(name).get_db_prep_save(v, connection) for name, v in fields.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(_update_sql(tuple(fields)), [*values, pk])
+
+
 def event_process(event: StripeEvent) -> dict:
     """Process a stored event once and return what to answer Stripe. An event already
     processed returns its first answer and moves nothing."""
@@ -126,18 +144,33 @@ def event_process(event: StripeEvent) -> dict:
             if locked.result == StripeEvent.Result.PROCESSED:
                 return locked.response
             outcome, body = _handle(locked)
-            StripeEvent.objects.filter(pk=event.pk).update(
-                **_processed(outcome=outcome, body=body, attempts=locked.attempts)
+            _event_update(
+                event.pk, _processed(outcome=outcome, body=body, attempts=locked.attempts)
             )
             return body
     except Exception as error:
         fields = _failed(event, error)
-        StripeEvent.objects.filter(pk=event.pk).update(**fields)
+        _event_update(event.pk, fields)
         return fields["response"]
 
 
 class NotStorable(Exception):
     """A signed payload the database refuses (a NUL, a lone surrogate, a field too long)."""
+
+
+@cache
+def _claim_sql() -> tuple[str, list]:
+    """_event_claim's statement and the fields it stores, made once."""
+    meta = StripeEvent._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote(meta.get_field('stripe_id').column)}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
+    )
+    return sql, fields
 
 
 def _event_claim(data: dict, *, event_id: str, event_type: str) -> StripeEvent | None:
@@ -152,15 +185,7 @@ def _event_claim(data: dict, *, event_id: str, event_type: str) -> StripeEvent |
         livemode=bool(data.get("livemode")),
         payload=data,
     )
-    meta = StripeEvent._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote(meta.get_field('stripe_id').column)}) DO NOTHING "
-        f"RETURNING {quote(meta.pk.column)}"
-    )
+    sql, fields = _claim_sql()
     try:
         # pre_save fills received_at as the ORM's insert would (auto_now_add).
         values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
@@ -190,11 +215,9 @@ def event_receive(data: dict, *, event_id: str, event_type: str) -> tuple[str, d
                     outcome, body = _handle(event)
             except Exception as error:
                 fields = _failed(event, error)
-                StripeEvent.objects.filter(pk=event.pk).update(**fields)
+                _event_update(event.pk, fields)
                 return event.type, fields["response"]
-            StripeEvent.objects.filter(pk=event.pk).update(
-                **_processed(outcome=outcome, body=body, attempts=event.attempts)
-            )
+            _event_update(event.pk, _processed(outcome=outcome, body=body, attempts=event.attempts))
             return event.type, body
     event = StripeEvent.objects.get(stripe_id=event_id)
     return event.type, event_process(event)

@@ -2,6 +2,8 @@
 what it costs the database, that it writes what the portable path writes, and that it decides
 on the card and balances as they are under the wallet's lock."""
 
+import dataclasses
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -140,7 +142,12 @@ def test_a_card_frozen_after_it_was_read_is_declined_under_the_lock(
     seen under the lock."""
     stale = Card.objects.select_related("wallet").get(pk=card.pk)
     Card.objects.filter(pk=card.pk).update(status=Card.Status.FROZEN)
-    monkeypatch.setattr(authorizations, "card_find", lambda value: stale)
+    read = authorizations.card_read
+    monkeypatch.setattr(
+        authorizations,
+        "card_read",
+        lambda *args: dataclasses.replace(read(*args), card=stale),
+    )
 
     _, response = ask(client, card, 2_500)
 

@@ -4,13 +4,12 @@ commits to 9 with one; the engine's, from 11 to 5 on PostgreSQL's fast path (wal
 authorize_card)."""
 
 import pytest
-from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from ledger.models import Account
-from stripe_issuing.accounts import card_hold_account
+from ledger.models import Account, Transfer
+from stripe_issuing.authorizations import card_read
 from tests.markers import ON_POSTGRESQL
 from tests.stripe_issuing import stripe_events as se
 from tests.stripe_issuing.hooks import balances, beneficiary, card, food_pocket, webhook_secret
@@ -26,10 +25,11 @@ pytestmark = [
 ]
 
 # BEGIN, the event stored (INSERT ... ON CONFLICT DO NOTHING), SAVEPOINT of the handler, the
-# card, the card acceptor (the settlement account comes from the cache), the engine's fast path
+# card with its acceptor's merchant and the settlement account in one read, the engine's fast
+# path
 # (the wallet's lock, one read under it, SAVEPOINT, the unknown acceptor counted in one upsert,
 # one write, RELEASE), RELEASE, the event marked processed, COMMIT.
-STATEMENTS = 14
+STATEMENTS = 13
 
 postgresql_statements = pytest.mark.skipif(
     not ON_POSTGRESQL, reason="PostgreSQL's statements are counted (set DATABASE_URL)"
@@ -37,10 +37,10 @@ postgresql_statements = pytest.mark.skipif(
 
 
 @postgresql_statements
-def test_a_new_authorization_takes_14_statements_and_one_commit(card, food_pocket):
+def test_a_new_authorization_takes_13_statements_and_one_commit(card, food_pocket):
     client = Client()
     # The first request loads what later ones find ready: the category table, the settlement
-    # account in the cache.
+    # account (created by the first authorization in its currency).
     se.post(
         client,
         se.event(
@@ -81,17 +81,33 @@ def test_a_redelivery_decides_nothing_and_answers_the_same(card, food_pocket):
     assert balances(food_pocket) == (10_000, 2_500)
 
 
-def test_the_settlement_account_is_cached_only_once_its_creation_commits():
-    key = f"stripe_issuing:card-settlement:{connection.settings_dict['NAME']}:EUR"
-    with pytest.raises(RuntimeError), transaction.atomic():
-        card_hold_account("EUR")
-        raise RuntimeError("the authorization's transaction rolls back")
-    assert cache.get(key) is None
+def test_the_settlement_account_is_created_by_the_first_authorization_then_read_with_the_card(
+    card, food_pocket
+):
+    client = Client()
     assert not Account.objects.filter(code="card-settlement:EUR").exists()
 
-    created = card_hold_account("EUR")
-
-    assert cache.get(key).pk == created.pk == Account.objects.get(code="card-settlement:EUR").pk
+    first = se.event(
+        "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=100)
+    )
+    assert se.post(client, first).json()["approved"] is True
+    settlement = Account.objects.get(code="card-settlement:EUR")
+    read = card_read(card.stripe_card_id, {}, "EUR")
+    again = se.event(
+        "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=200)
+    )
     with CaptureQueriesContext(connection) as queries:
-        assert card_hold_account("EUR").pk == created.pk
-    assert len(queries) == 0
+        assert se.post(client, again).json()["approved"] is True
+
+    assert read.card.pk == card.pk and read.merchant is None
+    assert (read.settlement.pk, read.settlement.currency) == (settlement.pk, "EUR")
+    assert card_read(card.stripe_card_id, {}, "USD").settlement is None
+    assert card_read("ic_unknown", {}, "EUR") is None
+    assert Account.objects.filter(kind=Account.Kind.CARD_SETTLEMENT).count() == 1
+    # Looked up once, in the card's statement, and never created again.
+    (looked_up,) = [q["sql"] for q in queries if "card-settlement:EUR" in q["sql"]]
+    assert looked_up.startswith("SELECT") and card.stripe_card_id in looked_up
+    # Both holds name it as their credit side: what the network will settle.
+    assert sorted(
+        Transfer.objects.filter(credit_account=settlement).values_list("amount", flat=True)
+    ) == [100, 200]
