@@ -13,10 +13,11 @@ Model.save() and the pre/post_save signals are not run, as with bulk_create: onl
 written nowhere else on this path (save() overrides there guard against updates only)."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 from core.prepared import prepared_cursor
@@ -28,43 +29,73 @@ def one_statement_available() -> bool:
     return connection.vendor == "postgresql" and settings.AUTHORIZE_ONE_STATEMENT
 
 
+@dataclass(frozen=True)
+class _Table:
+    """What inserting a row of one model always needs: its INSERT's head, and the fields whose
+    values it sends (primary key and database defaults left out), with whether each is a
+    relation (whose target may be a row added before). Worked out once per model: per row it
+    was a third of the statement's Python (issue 19)."""
+
+    head: str
+    fields: tuple[tuple[Any, bool], ...]
+    returning: str
+
+
+_tables: dict[type[Model], _Table] = {}
+
+
+def _table(model: type[Model], quote_name: Callable[[str], str]) -> _Table:
+    table = _tables.get(model)
+    if table is None:
+        meta = model._meta
+        fields = [
+            field
+            for field in meta.concrete_fields
+            if not (field.primary_key and field.auto_created)
+            and not getattr(field, "db_returning", False)
+        ]
+        # A concrete field always has its column.
+        columns = ", ".join(quote_name(str(field.get_attname_column()[1])) for field in fields)
+        table = _Table(
+            head=f"INSERT INTO {quote_name(meta.db_table)} ({columns}) VALUES",
+            fields=tuple((field, field.is_relation) for field in fields),
+            returning=f"RETURNING {meta.pk.column}",
+        )
+        _tables[model] = table
+    return table
+
+
 class OneStatement:
     def __init__(self) -> None:
         self._parts: list[tuple[str, list[Any]]] = []
         self._rows: list[tuple[Model, int]] = []
         self._selected: list[tuple[int, Callable[[list[int]], None]]] = []
+        # The connection itself, not django.db.connection: that proxy looks the connection up
+        # (an asgiref Local) at each attribute read, about 50 times a payment in the fields'
+        # get_db_prep_save alone. A statement is built and run in one thread.
+        self._connection = connections[DEFAULT_DB_ALIAS]
 
     def __contains__(self, instance: Model) -> bool:
         return any(row is instance for row, _ in self._rows)
 
     def insert(self, instance: Model) -> None:
         """Insert `instance`; its primary key is set once the statement has run."""
-        meta = instance._meta
-        columns, values, params = [], [], []
-        for field in meta.concrete_fields:
-            if (field.primary_key and field.auto_created) or getattr(field, "db_returning", False):
-                continue
-            column = field.get_attname_column()[1]  # a concrete field always has its column
-            columns.append(connection.ops.quote_name(str(column)))
-            related = self._unsaved_target(instance, field)
+        connection = self._connection
+        table = _table(type(instance), connection.ops.quote_name)
+        values, params = [], []
+        for field, is_relation in table.fields:
+            related = self._unsaved_target(instance, field) if is_relation else None
             if related is not None:
                 values.append(f"(SELECT {related[0]._meta.pk.column} FROM w{related[1]})")
                 continue
-            value = field.get_db_prep_save(field.pre_save(instance, add=True), connection)
+            params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
             values.append("%s")
-            params.append(value)
         index = len(self._parts)
         self._rows.append((instance, index))
-        self._parts.append(
-            (
-                f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({', '.join(columns)}) "
-                f"VALUES ({', '.join(values)}) RETURNING {meta.pk.column}",
-                params,
-            )
-        )
+        self._parts.append((f"{table.head} ({', '.join(values)}) {table.returning}", params))
 
     def _unsaved_target(self, instance: Model, field: Any) -> tuple[Model, int] | None:
-        if not field.is_relation or not field.is_cached(instance):
+        if not field.is_cached(instance):
             return None
         target = field.get_cached_value(instance)
         if target is None or target.pk is not None:
@@ -98,6 +129,6 @@ class OneStatement:
         for (row, _), pk in zip(self._rows, results, strict=False):
             row.pk = pk
             row._state.adding = False
-            row._state.db = connection.alias
+            row._state.db = self._connection.alias
         for (_, then), ids in zip(self._selected, results[len(self._rows) :], strict=True):
             then(list(ids))

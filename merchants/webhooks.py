@@ -223,6 +223,10 @@ def _queue_delivery(delivery_id: int) -> None:
     transaction.on_commit(lambda: tasks.deliver_webhook.delay(delivery_id), robust=True)
 
 
+# Django's Choices.values builds its list at each read: once here, not once a payment.
+_EVENT_TYPES = frozenset(EventType.values)
+
+
 def webhook_event_emit(
     *,
     merchant_id: int,
@@ -239,7 +243,7 @@ def webhook_event_emit(
     one to live endpoints only. With `writes`, the event and its deliveries are added to the
     caller's one statement instead (the endpoints are read there too), the event's id set once
     it has run."""
-    if event_type not in EventType.values:
+    if event_type not in _EVENT_TYPES:
         raise ValueError(f"unknown webhook event type: {event_type!r}")
     if not isinstance(data, dict):
         raise TypeError("webhook event data must be a dict")

@@ -6,7 +6,7 @@ from notifications.delivery import delivery_report
 from notifications.services import (
     allocation_notify,
     captures_notify_on_commit,
-    decision_notify_on_commit,
+    decision_notice_put,
     nonuse_notify,
 )
 from wallet.models.notifications import Notification
@@ -17,7 +17,7 @@ def on_allocation_granted(sender, *, allocation, **kwargs) -> None:
 
 
 def on_decision_recorded(sender, *, decision, writes=None, **kwargs) -> None:
-    decision_notify_on_commit(decision=decision, writes=writes)
+    decision_notice_put(decision=decision, writes=writes)
 
 
 def on_captures_posted(sender, *, captures, **kwargs) -> None:

@@ -9,7 +9,6 @@ from celery import shared_task
 from django.utils import timezone
 
 from ledger.models import Transfer
-from wallet.models.decisions import Decision
 from wallet.models.notifications import Notification
 
 
@@ -33,34 +32,30 @@ def send_notification(self, notification_id: int) -> str | None:
 
 @shared_task(ignore_result=True)
 def send_due_notifications(batch_size: int = 500) -> int:
-    """Queue again the payments' notices, the captures' low-balance checks and the
-    notifications whose task was lost (a broker down when the event committed, a worker that
-    died, a task failed while the database was away). A duplicate is harmless: each task writes
-    and sends once."""
+    """Queue again the captures' low-balance checks and the notifications whose task was lost
+    (a broker down when the event committed, a worker that died, a task failed while the
+    database was away). A duplicate is harmless: each task writes and sends once. The payments'
+    notices need no sweep: drain_decision_notices takes every one of them."""
     from notifications import services
 
-    decisions = services.decision_notices_due(limit=batch_size)
-    for decision_id in decisions:
-        notify_decision.delay(decision_id)
     captures = services.capture_notices_due(limit=batch_size)
     if captures:
         notify_captures.delay(captures)
     ids = services.notification_due_ids(limit=batch_size)
     for notification_id in ids:
         send_notification.delay(notification_id)
-    return len(decisions) + len(captures) + len(ids)
+    return len(captures) + len(ids)
 
 
+# Every second (CELERY_BEAT_SCHEDULE's "drain-decision-notices"): a beneficiary is told of a
+# payment within a second or two, and the payment itself queues nothing (services.py,
+# decision_notice_put).
 @shared_task(ignore_result=True)
-def notify_decision(decision_id: int) -> int:
-    """Tell the beneficiary of a payment accepted or refused. Returns the rows written or
-    found."""
+def drain_decision_notices() -> int:
+    """Tell the payments whose notice is waiting. Returns the notices told."""
     from notifications import services
 
-    decision = Decision.objects.select_related("wallet__beneficiary").filter(pk=decision_id).first()
-    if decision is None:
-        return 0
-    return len(services.decision_notice_done(decision=decision))
+    return services.decision_notices_drain()
 
 
 @shared_task(ignore_result=True)

@@ -13,8 +13,10 @@ costs nothing. Holds are then placed with the ledger's guarded updates, which st
 """
 
 import time
-from dataclasses import asdict
+from dataclasses import fields, is_dataclass
 from datetime import timedelta
+from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -118,8 +120,25 @@ def pockets_snapshot(states: list[PocketState]) -> list[dict]:
     ]
 
 
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(cls))
+
+
+def _as_record(value: Any) -> Any:
+    """dataclasses.asdict() of the request, the same dicts and tuples, without its deep copy of
+    every value: the request's values are immutable (str, int, float, bool, None, an aware
+    datetime) and its dataclasses frozen. asdict took 0.10 ms a payment, this 0.03 (issue 19),
+    copying a datetime and the merchant's place field by field."""
+    if is_dataclass(value):
+        return {name: _as_record(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, tuple):
+        return tuple(_as_record(item) for item in value)
+    return value
+
+
 def _request_record(request: AuthorizationRequest) -> dict:
-    record = asdict(request)
+    record = _as_record(request)
     if not request.lines:
         del record["lines"]  # a request without a basket is recorded (and fingerprinted) as before
     record["at"] = request.at.isoformat()

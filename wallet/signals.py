@@ -5,7 +5,9 @@ so with transaction.on_commit()."""
 
 from django.dispatch import Signal
 
+# use_caching: the receivers are looked up once per sender, not at each payment (Django clears
+# the cache when a receiver connects or disconnects).
 # A payment decision was recorded for the first time (never on a replay): `decision`.
-decision_recorded = Signal()
+decision_recorded = Signal(use_caching=True)
 # Captures of a wallet's holds were posted (by any channel): `captures`, ledger transfers.
 captures_posted = Signal()

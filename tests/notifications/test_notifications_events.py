@@ -2,6 +2,7 @@
 ending in 7 days: once per event whatever runs twice, on the channels they chose, and a skipped
 row says why when a choice blocks a message."""
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ from kombu.exceptions import OperationalError
 from engine.codes import beneficiary_message
 from funders.services import allocation_revoke
 from merchants.payments import payment_authorize, payment_capture, payment_refund
-from notifications import tasks
+from notifications import services, tasks
 from notifications.channels import sms_text
 from notifications.errors import PreferenceInvalid, PreferenceLocked
 from notifications.preferences import (
@@ -33,7 +34,7 @@ from tests.factories import (
     make_payment_code,
     make_program,
 )
-from wallet.models import Card, Decision
+from wallet.models import Card, Decision, DecisionNotice
 from wallet.models.notifications import CaptureNotice, Notification, NotificationPreference
 
 pytestmark = pytest.mark.django_db
@@ -62,9 +63,18 @@ def queued(monkeypatch):
 @pytest.fixture
 def committed(settings, django_capture_on_commit_callbacks):
     """`with committed():` commits the block, as far as the tests can tell: what it queued
-    after commit runs, and the tasks it queued run at once, as a worker would run them."""
+    after commit runs, the tasks it queued run at once, as a worker would run them, and then
+    the payments' notices are drained, as beat's drain does every second."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+    @contextmanager
+    def commit():
+        with django_capture_on_commit_callbacks(execute=True):
+            yield
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.drain_decision_notices()
+
+    return commit
 
 
 @pytest.fixture
@@ -122,22 +132,63 @@ def test_an_accepted_payment_is_told_by_email_not_by_sms_unless_asked(
     assert queued == [told[Channel.EMAIL].pk]
 
 
-def test_the_decision_is_told_only_after_its_transaction_commits(
+def test_the_decision_is_told_by_the_drain_once_and_queues_no_task(
     funder, person, card, merchant, monkeypatch, django_capture_on_commit_callbacks
 ):
     grant(funder, person)
-    told: list[int] = []
-    monkeypatch.setattr(tasks.notify_decision, "delay", told.append)
+    published: list = []
+    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: published.append(a))
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         decision = pay(merchant, card, 2_500, idempotency_key="once")
         pay(merchant, card, 2_500, idempotency_key="once")  # a replay tells nothing more
-    assert told == []
-    for callback in callbacks:
-        callback()
-
-    assert told == [decision.pk]
+    assert published == []  # the payment left nothing for the broker
+    assert list(DecisionNotice.objects.values_list("decision_id", flat=True)) == [decision.pk]
     assert not Notification.objects.filter(kind=Kind.PAYMENT_APPROVED).exists()
+
+    assert tasks.drain_decision_notices() == 1
+    assert Notification.objects.filter(kind=Kind.PAYMENT_APPROVED).count() == 2  # email, SMS
+    assert not DecisionNotice.objects.exists()
+    assert tasks.drain_decision_notices() == 0
+
+
+def test_the_drain_tells_in_batches_and_leaves_a_failing_notice_for_the_next_run(
+    funder, person, card, merchant, monkeypatch, caplog
+):
+    grant(funder, person, amount=50_000)
+    decisions = [pay(merchant, card, 100 + i) for i in range(5)]
+    broken = decisions[1]
+    tell = services.decision_notify
+
+    def decision_notify(*, decision):
+        if decision.pk == broken.pk:
+            raise RuntimeError("template missing")
+        return tell(decision=decision)
+
+    monkeypatch.setattr(services, "decision_notify", decision_notify)
+    assert services.decision_notices_drain(batch_size=2) == 4
+    assert list(DecisionNotice.objects.values_list("decision_id", flat=True)) == [broken.pk]
+    assert f"the notice of decision {broken.pk} could not be told" in caplog.text
+    told = Notification.objects.filter(kind=Kind.PAYMENT_APPROVED, channel=Channel.EMAIL)
+    assert sorted(told.values_list("dedupe_key", flat=True)) == sorted(
+        f"{Kind.PAYMENT_APPROVED}:{d.pk}:{Channel.EMAIL}" for d in decisions if d != broken
+    )
+
+    monkeypatch.undo()
+    assert services.decision_notices_drain() == 1
+    assert not DecisionNotice.objects.exists()
+    assert told.count() == 5
+
+
+def test_a_drain_stops_after_its_batches_and_the_next_run_goes_on(funder, person, card, merchant):
+    grant(funder, person, amount=50_000)
+    for i in range(5):
+        pay(merchant, card, 100 + i)
+
+    assert services.decision_notices_drain(batch_size=2, max_batches=2) == 4
+    assert DecisionNotice.objects.count() == 1
+    assert services.decision_notices_drain(batch_size=2, max_batches=2) == 1
+    assert not DecisionNotice.objects.exists()
 
 
 def test_a_refused_payment_says_why_in_plain_words_and_what_to_do(
@@ -287,8 +338,8 @@ def test_telling_a_decision_twice_writes_once_and_the_task_twice_sends_one_email
     decision = pay(merchant, card, 2_500)
     with django_capture_on_commit_callbacks(execute=True):
         first = decision_notify(decision=decision)
-        tasks.notify_decision(decision.pk)
-        tasks.notify_decision.apply(args=[decision.pk])
+        assert tasks.drain_decision_notices() == 1
+        assert tasks.drain_decision_notices.apply().get() == 0
         again = decision_notify(decision=decision)
 
     assert [n.pk for n in again] == [n.pk for n in first]
@@ -299,10 +350,6 @@ def test_telling_a_decision_twice_writes_once_and_the_task_twice_sends_one_email
     tasks.send_notification(email.pk)
     assert len(mailoutbox) == 1
     assert mailoutbox[0].subject == email.subject
-
-
-def test_a_decision_that_no_longer_exists_is_not_told():
-    assert tasks.notify_decision(10**9) == 0
 
 
 # Preferences
