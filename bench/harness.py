@@ -346,12 +346,17 @@ class Bench:
             | (environment or {}),
         )
 
-    def start_celery(self, *, concurrency: int) -> subprocess.Popen:
+    def start_celery(self, *, concurrency: int, beat: bool = False) -> subprocess.Popen:
+        """A Celery worker; with `beat`, the scheduler in it too, as production runs one: the
+        payments' messages are written by a drain beat starts every second, so a load test
+        without it would leave that work out of the machine's load."""
         celery = Path(sys.executable).with_name("celery")
         command = [
             str(celery), "-A", "config", "worker", "-l", "WARNING", "-c", str(concurrency),
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
+        if beat:
+            command.append("--beat")
         print("celery: " + " ".join(command[1:]))
         return self._spawn(command, self.environment())
 

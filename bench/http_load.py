@@ -730,7 +730,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     )
     worker = None
     if args.celery_workers > 0:
-        worker = bench.start_celery(concurrency=args.celery_workers)
+        worker = bench.start_celery(concurrency=args.celery_workers, beat=True)
     tally, steps, elapsed = Tally(), [], 0.0
     try:
         started = time.perf_counter()

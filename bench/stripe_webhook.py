@@ -428,7 +428,11 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     cards = build(wallets=args.wallets, seed=args.seed)
     port = harness.free_port()
     server = bench.start_server(port=port, workers=args.workers, threads=args.threads)
-    worker = bench.start_celery(concurrency=args.celery_workers) if args.celery_workers else None
+    worker = (
+        bench.start_celery(concurrency=args.celery_workers, beat=True)
+        if args.celery_workers
+        else None
+    )
     try:
         # An unsigned body: the endpoint answers 400 without touching the data.
         bench.wait_ready(server, port, method="POST", path="/hooks/stripe", body=b"{}", status=400)

@@ -357,6 +357,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=0, minute=15),
     },
     "retry-due-webhooks": {"task": "merchants.tasks.retry_due_webhooks", "schedule": 60.0},
+    # A payment's message: its notice drained every second (notifications/services.py); the
+    # payment itself queues nothing. A run not taken within 5 s is dropped: the next one,
+    # a second later, takes the same notices.
+    "drain-decision-notices": {
+        "task": "notifications.tasks.drain_decision_notices",
+        "schedule": 1.0,
+        "options": {"expire_seconds": 5},
+    },
     "send-due-notifications": {
         "task": "notifications.tasks.send_due_notifications",
         "schedule": 300.0,

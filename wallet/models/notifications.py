@@ -177,8 +177,8 @@ class PushSubscription(models.Model):
 class DecisionNotice(models.Model):
     """A payment's message still to be written: inserted in the payment's own transaction (one
     small row, nothing rendered there), so that the message is never lost with a task that a
-    broker down at commit time could not take. The task queued after commit, or else the
-    periodic sweep (send_due_notifications), renders the outbox rows and deletes the notice."""
+    broker down at commit time could not take. The drain that beat runs every second
+    (notifications.services.decision_notices_drain) renders the outbox rows and deletes it."""
 
     decision = models.OneToOneField(
         "wallet.Decision", on_delete=models.CASCADE, primary_key=True, related_name="notice"
@@ -191,7 +191,7 @@ class DecisionNotice(models.Model):
 
 class CaptureNotice(models.Model):
     """A capture's low-balance check still to be made, inserted in the capture's own
-    transaction as DecisionNotice is for a payment: the task queued after commit, or else the
+    transaction as DecisionNotice is for a payment; the task queued after commit, or else the
     periodic sweep, makes the check (capture_low_balance_notify, which tells once per crossing)
     and deletes the notice. Without it, a broker down at commit, or a task failed while
     PostgreSQL was down, would lose the message."""
