@@ -26,6 +26,7 @@ from notifications.services import (
     expiry_reminders_notify,
     low_balance_threshold,
 )
+from tests.concurrency import run_together
 from tests.factories import (
     BeneficiaryFactory,
     FunderFactory,
@@ -34,6 +35,7 @@ from tests.factories import (
     make_payment_code,
     make_program,
 )
+from tests.markers import postgresql_only
 from wallet.models import Card, Decision, DecisionNotice
 from wallet.models.notifications import CaptureNotice, Notification, NotificationPreference
 
@@ -189,6 +191,26 @@ def test_a_drain_stops_after_its_batches_and_the_next_run_goes_on(funder, person
     assert DecisionNotice.objects.count() == 1
     assert services.decision_notices_drain(batch_size=2, max_batches=2) == 1
     assert not DecisionNotice.objects.exists()
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_two_drains_at_once_share_the_notices_and_tell_each_once(funder, person, card, merchant):
+    grant(funder, person, amount=50_000)
+    decisions = [pay(merchant, card, 100 + i) for i in range(12)]
+
+    # Small batches, so that each drain locks some notices while the other skips them.
+    outcomes = run_together(
+        [lambda: services.decision_notices_drain(batch_size=3, max_batches=10)] * 2
+    )
+
+    assert all(isinstance(told, int) for told in outcomes), outcomes
+    assert sum(outcomes) == len(decisions)
+    assert not DecisionNotice.objects.exists()
+    emails = Notification.objects.filter(kind=Kind.PAYMENT_APPROVED, channel=Channel.EMAIL)
+    assert sorted(emails.values_list("dedupe_key", flat=True)) == sorted(
+        f"{Kind.PAYMENT_APPROVED}:{d.pk}:{Channel.EMAIL}" for d in decisions
+    )
 
 
 def test_a_refused_payment_says_why_in_plain_words_and_what_to_do(
