@@ -26,4 +26,11 @@ class ObjectStorage(S3Storage):
 
     def get_default_settings(self) -> dict[str, Any]:
         defaults: dict[str, Any] = super().get_default_settings()
-        return defaults | {"file_overwrite": False}
+        # max_memory_size: django-storages downloads a file whole before its first byte is
+        # read, into memory by default (0: no limit). An export of a million rows (90 MB)
+        # would sit in the app worker's memory; past this size it goes to a temporary file,
+        # removed when the file is closed.
+        return defaults | {"file_overwrite": False, "max_memory_size": MAX_MEMORY_SIZE}
+
+
+MAX_MEMORY_SIZE = 8 * 1024 * 1024

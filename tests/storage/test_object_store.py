@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from beneficiary_app.web.views import funder_logo_url
-from core.storage import ObjectStorage
+from core.storage import MAX_MEMORY_SIZE, ObjectStorage
 from funders.models import Allocation, AllocationImport, ProgramExport
 from merchants.models.settlement import SepaFile
 from merchants.payments import payment_authorize
@@ -118,6 +118,19 @@ def test_the_object_storage_refuses_to_be_told_to_overwrite(fake_s3):
     with pytest.raises(ImproperlyConfigured, match="never overwrites"):
         ObjectStorage(**options, file_overwrite=True)
     assert ObjectStorage(**options).file_overwrite is False
+
+
+def test_a_large_file_read_from_the_bucket_goes_to_a_temporary_file_not_memory(fake_s3):
+    storage = ObjectStorage(**fake_s3.options(fake_s3.bucket()))
+    small = storage.save("exports/small.csv", ContentFile(b"a,b\n" * 10))
+    large = storage.save("exports/large.csv", ContentFile(b"x" * (MAX_MEMORY_SIZE + 1)))
+
+    with storage.open(small) as file:
+        assert file.read() == b"a,b\n" * 10
+        assert not file.file._rolled  # SpooledTemporaryFile: still in memory
+    with storage.open(large) as file:
+        assert len(file.read()) == MAX_MEMORY_SIZE + 1
+        assert file.file._rolled  # written out to a temporary file
 
 
 # --- allocation imports ----------------------------------------------------------------------
