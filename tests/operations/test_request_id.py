@@ -19,6 +19,7 @@ from merchants.webhooks import webhook_endpoint_create
 from tests.factories import make_allocation, make_payment_code, make_program
 from tests.merchant_api.conftest import API, MerchantClient
 from tests.merchants.test_webhooks import receiver  # noqa: F401 -- the fixture
+from wallet.models.notifications import Notification
 
 
 def test_a_valid_request_id_from_the_load_balancer_is_kept(client):
@@ -101,6 +102,13 @@ def test_the_request_id_follows_the_payment_into_its_task_and_its_webhook(
     # settings.LOGGING, JSON; the lines are read from the handler it configured.
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
         lines = request.getfixturevalue("console")
+        # The grant's messages, queued at its commit, are sent by the worker first: on SQLite
+        # (an in-memory database shared between threads, whose table locks do not wait) the
+        # payment's writes would otherwise meet the worker's and be answered 503.
+        deadline = time.monotonic() + 30
+        queued = Notification.objects.filter(status=Notification.Status.QUEUED)
+        while time.monotonic() < deadline and queued.exists():
+            time.sleep(0.1)
         response = api.post(
             f"{API}/authorizations",
             data=json.dumps(
@@ -152,9 +160,7 @@ def test_a_task_run_eagerly_in_the_request_keeps_and_leaves_the_requests_id(
 
     response = api.post(
         f"{API}/authorizations",
-        data=json.dumps(
-            {"amount": 700, "currency": "EUR", "payment_code": code, "capture": True}
-        ),
+        data=json.dumps({"amount": 700, "currency": "EUR", "payment_code": code, "capture": True}),
         content_type="application/json",
         HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
         HTTP_X_REQUEST_ID=given,
