@@ -346,8 +346,7 @@ def _lock_pending_hold(hold: Transfer, *, at: datetime | None) -> Transfer:
     locked = Transfer.objects.select_for_update().get(pk=hold.pk)
     # A hold's accounts never change: those the caller read with it (a capture reads them with
     # its holds) serve the locked row too, instead of two more round trips to read them again.
-    for name in ("debit_account", "credit_account"):
-        field = Transfer._meta.get_field(name)
+    for field in (Transfer.debit_account.field, Transfer.credit_account.field):
         if field.is_cached(hold) and getattr(hold, field.attname) == getattr(locked, field.attname):
             field.set_cached_value(locked, field.get_cached_value(hold))
     resolved = Transfer.objects.filter(pending_transfer=locked).first()
