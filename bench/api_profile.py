@@ -1,4 +1,5 @@
-"""Profile: one `POST /api/merchant/v1/authorizations` (a payment by one-time code), in-process.
+"""Profile: one `POST /api/merchant/v1/authorizations` (a payment by one-time code), or one
+capture of an authorization, or one refund of a captured payment, in-process.
 
 Builds the data of bench/http_load.py (bench/scenario.py) in a database of its own, then calls
 Django's WSGI application directly, as a server's worker would, with the settings the benchmark
@@ -12,11 +13,16 @@ not count the time spent waiting for a core. Then the same requests run under cP
 the functions that cost most are printed, by their own time and by cumulative time.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_profile \\
-        .venv/bin/python -m bench.api_profile [--requests 500] [--wallets 300] [--reuse]
+        .venv/bin/python -m bench.api_profile [--requests 500] [--wallets 300] [--reuse] \\
+        [--operation authorize|capture|refund]
 
 The payment codes are created before each batch of timed requests: the beneficiary's app
-makes them, not the till's request. The database named in DATABASE_URL is dropped and
-created again (kept with --reuse): never point it at real data.
+makes them, not the till's request. A capture's authorization (and a refund's authorization
+and capture) are made through the API before each batch too, outside the measured time: only
+the operation named is timed and profiled. As bench/http_load.py does, 30 % of the captures
+take part of what is held, and half of the refunds give back part of what was captured.
+The database named in DATABASE_URL is dropped and created again (kept with --reuse): never
+point it at real data.
 """
 
 import argparse
@@ -38,10 +44,10 @@ from bench.harness import ms
 BATCH = 100
 
 
-def environ(key: str, body: bytes, idempotency_key: str) -> dict:
+def environ(key: str, body: bytes, idempotency_key: str, path: str = "/authorizations") -> dict:
     return {
         "REQUEST_METHOD": "POST",
-        "PATH_INFO": f"{scenario.API}/authorizations",
+        "PATH_INFO": f"{scenario.API}{path}",
         "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000",
@@ -141,7 +147,53 @@ def requests(fixture, rng: Random, count: int, run_id: str, one_merchant: bool) 
     return made
 
 
-def call(application, environ_: dict) -> int:
+def operations(
+    application, fixture, rng: Random, count: int, run_id: str, one_merchant: bool, operation: str
+) -> list[dict]:
+    """`count` WSGI environs of `operation`, on payments made now through the API (untimed):
+    each an authorization approved (and, for a refund, captured) beforehand."""
+    if operation == "authorize":
+        return requests(fixture, rng, count, run_id, one_merchant)
+    made: list[dict] = []
+    rounds = 0
+    while len(made) < count:
+        rounds += 1  # a round's keys are its own: one a round that made nothing reused clashed
+        for environ_ in requests(fixture, rng, count - len(made), f"{run_id}-a{rounds}",
+                                 one_merchant):  # fmt: skip
+            status, answer = call(application, environ_)
+            approved = (answer.get("approved_amount") or 0) if status == 201 else 0
+            if not approved:
+                continue  # declined (a wallet spent out): no hold to capture
+            key, reference = environ_["HTTP_AUTHORIZATION"][7:], answer["id"]
+            amount = rng.randint(1, approved) if rng.random() < 0.3 else None
+            capture = environ(
+                key,
+                json.dumps({} if amount is None else {"amount": amount}).encode(),
+                f"{environ_['HTTP_IDEMPOTENCY_KEY']}-c",
+                f"/authorizations/{reference}/capture",
+            )
+            if operation == "capture":
+                made.append(capture)
+                continue
+            status, captured = call(application, capture)
+            if status != 201:
+                continue
+            refunded = (
+                captured["amount"] if rng.random() < 0.5 else rng.randint(1, captured["amount"])
+            )
+            made.append(
+                environ(
+                    key,
+                    json.dumps({"amount": refunded, "reason": "returned item"}).encode(),
+                    f"{environ_['HTTP_IDEMPOTENCY_KEY']}-r",
+                    f"/authorizations/{reference}/refunds",
+                )
+            )
+    return made
+
+
+def call(application, environ_: dict) -> tuple[int, dict]:
+    """The answer's status and its JSON body."""
     status_line = []
 
     def start_response(status, headers, exc_info=None):
@@ -149,11 +201,10 @@ def call(application, environ_: dict) -> int:
 
     body = application(environ_, start_response)
     try:
-        for _chunk in body:
-            pass
+        content = b"".join(body)
     finally:
         body.close()  # request_finished: what a server does after each answer
-    return int(status_line[0].split()[0])
+    return int(status_line[0].split()[0]), json.loads(content) if content else {}
 
 
 def timed(application, batch: list[dict], database, redis_commands) -> tuple[list, int]:
@@ -163,7 +214,7 @@ def timed(application, batch: list[dict], database, redis_commands) -> tuple[lis
     for environ_ in batch:
         before = database.seconds, redis_commands.seconds
         started, cpu = time.perf_counter(), time.process_time()
-        refused += call(application, environ_) != 201
+        refused += call(application, environ_)[0] != 201
         measured.append(
             (
                 time.perf_counter() - started,
@@ -239,6 +290,12 @@ def main() -> int:
     parser.add_argument("--wallets", type=int, default=300, help="wallets built (default 300)")
     parser.add_argument("--reuse", action="store_true", help="keep an earlier run's database")
     parser.add_argument("--one-merchant", action="store_true", help="every payment at one shop")
+    parser.add_argument(
+        "--operation",
+        choices=("authorize", "capture", "refund"),
+        default="authorize",
+        help="the request timed and profiled (default: authorize)",
+    )
     parser.add_argument("--top", type=int, default=35, help="functions printed (default 35)")
     parser.add_argument(
         "--parts",
@@ -275,20 +332,22 @@ def main() -> int:
         rng = Random(1)
         run_id = uuid.uuid4().hex[:12]
         database, redis_commands = DatabaseTime(), RedisCommands()
-        warm = requests(fixture, rng, BATCH, f"{run_id}-warm", args.one_merchant)
-        timed(application, warm, database, redis_commands)
+
+        def prepared(count: int, name: str) -> list[dict]:
+            return operations(application, fixture, rng, count, f"{run_id}-{name}",
+                              args.one_merchant, args.operation)  # fmt: skip
+
+        timed(application, prepared(BATCH, "warm"), database, redis_commands)
         measured, refused, statements, commands = [], 0, 0, Counter()
         for start in range(0, args.requests, BATCH):
-            batch = requests(fixture, rng, min(BATCH, args.requests - start),
-                             f"{run_id}-t{start}", args.one_merchant)  # fmt: skip
+            batch = prepared(min(BATCH, args.requests - start), f"t{start}")
             before = database.statements, redis_commands.counts.copy()
             times, not_201 = timed(application, batch, database, redis_commands)
             statements += database.statements - before[0]
             commands += redis_commands.counts - before[1]
             measured += times
             refused += not_201
-        profiled = requests(fixture, rng, min(args.requests, 300), f"{run_id}-p",
-                            args.one_merchant)  # fmt: skip
+        profiled = prepared(min(args.requests, 300), "p")
         # Processor time, not wall time: waits for the database or for a busy core would bury
         # the Python this profile is for.
         profile = cProfile.Profile(time.process_time)
@@ -305,7 +364,9 @@ def main() -> int:
     whole, in_database, in_redis, cpu = (list(c) for c in zip(*measured, strict=True))
     python = [w - d - r for w, d, r, _cpu in measured]
     print()
-    print(f"{count} POST /authorizations, in-process WSGI, {refused} not 201")
+    path = {"authorize": "", "capture": "/{id}/capture", "refund": "/{id}/refunds"}
+    print(f"{count} POST /authorizations{path[args.operation]}, in-process WSGI, "
+          f"{refused} not 201")  # fmt: skip
     print(
         f"  per request: {statements / count:.1f} statements (BEGIN and COMMIT included), "
         f"{commands.total() / count:.1f} Redis round trips "

@@ -6,10 +6,11 @@ through the ledger. An authorization may be split over several pockets: captures
 pockets in the order the split used them; reversals and refunds give back in the opposite
 order, so the pocket used last is refilled first."""
 
+import functools
 import uuid
 
-from django.db import transaction
-from django.db.models import Q, Sum
+from django.db import connections, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -285,13 +286,7 @@ def payment_refund(
 
     def create(digest: str) -> Refund:
         wallet_lock(decision.wallet_id)
-        captures = list(
-            Transfer.objects.filter(
-                kind=Transfer.Kind.CAPTURE, pending_transfer__decision_hold__decision=decision
-            )
-            .annotate(refunded=Sum("refunds__amount"))
-            .order_by("-pk")
-        )
+        captures = decision_captures(decision)
         refundable = sum(c.amount - (c.refunded or 0) for c in captures)
         if amount > refundable:
             raise ExceedsRefundable(field="amount", refundable=refundable)
@@ -313,6 +308,36 @@ def payment_refund(
 
     params = {"decision": decision.pk, "amount": amount, "reason": reason}
     return run_idempotent(model=Refund, key=key, params=params, create=create)
+
+
+def decision_captures(decision: Decision) -> list[Transfer]:
+    """The capture transfers of a decision's holds, newest first, each with what was refunded of
+    it (`refunded`, None when nothing was). One statement written once per process, not a
+    grouped, three-join queryset compiled at each refund (issue 19)."""
+    alias = router.db_for_write(Transfer)
+    return list(Transfer.objects.db_manager(alias).raw(_captures_sql(alias), [decision.pk]))
+
+
+@functools.cache
+def _captures_sql(alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    transfer, link = Transfer._meta, DecisionHold._meta
+
+    def column(meta, name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    columns = ", ".join(f"t.{quote(field.column)}" for field in transfer.concrete_fields)
+    return (
+        # PostgreSQL sums bigints as numeric: cast back, amounts are integers of minor units.
+        f"SELECT {columns}, CAST((SELECT SUM(r.{column(transfer, 'amount')}) "
+        f"FROM {quote(transfer.db_table)} r "
+        f"WHERE r.{column(transfer, 'refund_of')} = t.{column(transfer, 'id')}) AS BIGINT) "
+        "AS refunded "
+        f"FROM {quote(transfer.db_table)} t JOIN {quote(link.db_table)} h "
+        f"ON h.{column(link, 'hold')} = t.{column(transfer, 'pending_transfer')} "
+        f"WHERE t.{column(transfer, 'kind')} = '{Transfer.Kind.CAPTURE.value}' "
+        f"AND h.{column(link, 'decision')} = %s ORDER BY t.{column(transfer, 'id')} DESC"
+    )
 
 
 def authorization_expire(*, decision: Decision) -> int:
