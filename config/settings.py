@@ -124,8 +124,9 @@ SITE_MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 # The merchant API: every request carries its API key, none a session, a CSRF cookie or a
-# signed-in user, and no admin page lives there.
-SITE_MIDDLEWARE_SKIPPED_PATHS = ["/api/merchant/"]
+# signed-in user, and no admin page lives there. The providers' webhooks (/hooks/: Stripe's
+# real-time authorizations, SMS and email reports) are signed by their sender, the same.
+SITE_MIDDLEWARE_SKIPPED_PATHS = ["/api/merchant/", "/hooks/"]
 # The admin's, django-axes' and the CSRF checks look for their middleware in MIDDLEWARE only:
 # all are in SITE_MIDDLEWARE, which runs them on every page but the merchant API's (a test
 # checks it).

@@ -116,3 +116,23 @@ def test_site_middleware_holds_what_the_silenced_checks_look_for():
     assert MessageMiddleware in names and CsrfViewMiddleware in names
     assert names[-1] is AxesMiddleware
     assert settings.MIDDLEWARE[-1] == "core.middleware.SiteMiddleware"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/hooks/stripe", "/hooks/sms/brevo"])
+def test_the_providers_webhooks_answer_the_same_without_the_site_middleware(path):
+    # Signed by their sender (Stripe's real-time authorization among them): no session, CSRF
+    # cookie or signed-in user, as on the merchant API. An unsigned delivery is refused the
+    # same way with or without the site's middleware.
+    def post():
+        return Client(HTTP_ACCEPT_LANGUAGE="fr").post(path, "{}", content_type="application/json")
+
+    skipped = post()
+    with override_settings(SITE_MIDDLEWARE_SKIPPED_PATHS=[]):
+        full = post()
+    assert "/hooks/" in settings.SITE_MIDDLEWARE_SKIPPED_PATHS
+    assert skipped.status_code == full.status_code
+    assert 400 <= skipped.status_code < 500
+    assert skipped.content == full.content
+    assert _headers(skipped) == _headers(full)
+    assert skipped.cookies == full.cookies == {}
