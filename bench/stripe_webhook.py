@@ -283,7 +283,8 @@ def profile(bench: harness.Bench, args: argparse.Namespace) -> int:
     time. The signing is done before each batch: it is Stripe's work, not ours."""
     from django.core.handlers.wsgi import WSGIHandler
 
-    from bench.api_profile import DatabaseTime, RedisCommands, call
+    from bench import api_profile
+    from bench.api_profile import DatabaseTime, RedisCommands
 
     cards = build(wallets=args.wallets, seed=args.seed)
     application = WSGIHandler()
@@ -299,20 +300,8 @@ def profile(bench: harness.Bench, args: argparse.Namespace) -> int:
         return [webhook_environ(body) for body in bodies]
 
     def timed(environs: list[dict]) -> tuple[list[tuple[float, ...]], int]:
-        measured, not_200 = [], 0
-        for environ in environs:
-            before = database.seconds, redis_commands.seconds
-            started, cpu = time.perf_counter(), time.process_time()
-            not_200 += call(application, environ) != 200
-            measured.append(
-                (
-                    time.perf_counter() - started,
-                    database.seconds - before[0],
-                    redis_commands.seconds - before[1],
-                    time.process_time() - cpu,
-                )
-            )
-        return measured, not_200
+        # Stripe's answer to a decision is 200.
+        return api_profile.timed(application, environs, database, redis_commands, expected=200)
 
     timed(batch(args.warmup, args.seed + 1))
     measured, refused, statements, commands = [], 0, 0, Counter()
