@@ -459,11 +459,9 @@ def test_allocations_csv_from_copy_is_the_resource_file_byte_for_byte(scenario, 
     assert from_copy == from_resource
 
 
-@postgresql_only
-@pytest.mark.parametrize("language", ["en", "fr"])
-def test_payments_csv_from_copy_is_the_resource_file_byte_for_byte(scenario, language):
-    """The payments CSV too: refused, partly refunded and formula-like shops included."""
-    Merchant.objects.filter(pk=scenario.grocer.pk).update(trade_name='=Épicerie "du", marché')
+def paid_at_grocer_named(scenario, trade_name: str) -> None:
+    """A payment of 1 € of the program's aid, at its grocer renamed `trade_name`."""
+    Merchant.objects.filter(pk=scenario.grocer.pk).update(trade_name=trade_name)
     wallet = Wallet.objects.filter(pockets__allocation__program=scenario.program).first()
     payment_authorize(
         merchant=Merchant.objects.get(pk=scenario.grocer.pk),
@@ -471,6 +469,13 @@ def test_payments_csv_from_copy_is_the_resource_file_byte_for_byte(scenario, lan
         currency="EUR",
         payment_code=make_payment_code(wallet),
     )
+
+
+@postgresql_only
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_payments_csv_from_copy_is_the_resource_file_byte_for_byte(scenario, language):
+    """The payments CSV too: refused, partly refunded and formula-like shops included."""
+    paid_at_grocer_named(scenario, '=Épicerie "du", marché')
 
     with translation.override(language):
         from_copy = export(scenario.program, "payments")[2]
@@ -510,14 +515,7 @@ def test_payments_export_matches_the_figures(scenario, english):
 
 
 def test_payments_export_neutralises_formulas_in_names(scenario, english):
-    Merchant.objects.filter(pk=scenario.grocer.pk).update(trade_name="=HYPERLINK(1)")
-    wallet = Wallet.objects.filter(pockets__allocation__program=scenario.program).first()
-    payment_authorize(
-        merchant=Merchant.objects.get(pk=scenario.grocer.pk),
-        amount=100,
-        currency="EUR",
-        payment_code=make_payment_code(wallet),
-    )
+    paid_at_grocer_named(scenario, "=HYPERLINK(1)")
 
     rows = read_csv(export(scenario.program, "payments")[2])
 
