@@ -228,6 +228,56 @@ def timed(
     return measured, refused
 
 
+def measured_batches(
+    application, batches, database, redis_commands, expected: int = 201
+) -> tuple[list, int, int, Counter]:
+    """Each batch of `batches` (lists of environs, made just before it is timed) timed: every
+    request's times, how many were not answered `expected`, the statements and the Redis
+    commands of them all."""
+    measured, refused, statements, commands = [], 0, 0, Counter()
+    for batch in batches:
+        before = database.statements, redis_commands.counts.copy()
+        times, not_expected = timed(application, batch, database, redis_commands, expected)
+        statements += database.statements - before[0]
+        commands += redis_commands.counts - before[1]
+        measured += times
+        refused += not_expected
+    return measured, refused, statements, commands
+
+
+def report(
+    *, what: str, noun: str, measured: list, statements: int, commands: Counter, limit,
+    profiler: cProfile.Profile, profiled: int, top: int,
+) -> None:  # fmt: skip
+    """Per request (`noun`): statements, Redis round trips, the whole / database / Redis /
+    Python / processor times, the rate one after the other against the limit, the profile."""
+    count = len(measured)
+    whole, in_database, in_redis, cpu = (list(c) for c in zip(*measured, strict=True))
+    print(
+        f"  per {noun}: {statements / count:.1f} statements (BEGIN and COMMIT included), "
+        f"{commands.total() / count:.1f} Redis round trips "
+        f"({', '.join(f'{name} {n / count:.1f}' for name, n in commands.most_common())})"
+    )
+    for label, values in (
+        ("whole", whole),
+        ("database", in_database),
+        ("redis", in_redis),
+        ("python", [w - d - r for w, d, r, _cpu in measured]),
+        ("processor", cpu),
+    ):
+        p50, p99, _max = harness.percentiles(values)
+        print(f"  {label:<9} mean {ms(statistics.fmean(values))}  p50 {ms(p50)}  p99 {ms(p99)}")
+    print(f"  -> {count / sum(whole):.0f} {noun}s/s on one core, one after the other")
+    harness.print_against_limit(
+        f"{noun}s {what}", rate=count / sum(whole), p50=statistics.median(whole), limit=limit
+    )
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(top)
+        print(f"\n--- cProfile (processor time) of {profiled} {noun}s, by {order} ---")
+        print(out.getvalue())
+
+
 def parts(rounds: int) -> None:
     """Each cut of the merchant API's Python measured beside what it replaced, alternately in
     this one process (so the machine's drift falls on both): processor time per call, and wall
@@ -340,15 +390,15 @@ def main() -> int:
                               args.one_merchant, args.operation)  # fmt: skip
 
         timed(application, prepared(BATCH, "warm"), database, redis_commands)
-        measured, refused, statements, commands = [], 0, 0, Counter()
-        for start in range(0, args.requests, BATCH):
-            batch = prepared(min(BATCH, args.requests - start), f"t{start}")
-            before = database.statements, redis_commands.counts.copy()
-            times, not_201 = timed(application, batch, database, redis_commands)
-            statements += database.statements - before[0]
-            commands += redis_commands.counts - before[1]
-            measured += times
-            refused += not_201
+        measured, refused, statements, commands = measured_batches(
+            application,
+            (
+                prepared(min(BATCH, args.requests - start), f"t{start}")
+                for start in range(0, args.requests, BATCH)
+            ),
+            database,
+            redis_commands,
+        )
         profiled = prepared(min(args.requests, 300), "p")
         # Processor time, not wall time: waits for the database or for a busy core would bury
         # the Python this profile is for.
@@ -362,36 +412,14 @@ def main() -> int:
             parts(args.parts)
         limit = bench.measure_limit(clients=1)  # one request at a time: the one-client limit
 
-    count = len(measured)
-    whole, in_database, in_redis, cpu = (list(c) for c in zip(*measured, strict=True))
-    python = [w - d - r for w, d, r, _cpu in measured]
     print()
     path = {"authorize": "", "capture": "/{id}/capture", "refund": "/{id}/refunds"}
-    print(f"{count} POST /authorizations{path[args.operation]}, in-process WSGI, "
+    print(f"{len(measured)} POST /authorizations{path[args.operation]}, in-process WSGI, "
           f"{refused} not 201")  # fmt: skip
-    print(
-        f"  per request: {statements / count:.1f} statements (BEGIN and COMMIT included), "
-        f"{commands.total() / count:.1f} Redis round trips "
-        f"({', '.join(f'{name} {n / count:.1f}' for name, n in commands.most_common())})"
-    )
-    for label, values in (
-        ("whole", whole),
-        ("database", in_database),
-        ("redis", in_redis),
-        ("python", python),
-        ("processor", cpu),
-    ):
-        p50, p99, _max = harness.percentiles(values)
-        print(f"  {label:<9} mean {ms(statistics.fmean(values))}  p50 {ms(p50)}  p99 {ms(p99)}")
-    print(f"  -> {count / sum(whole):.0f} requests/s on one core, one after the other")
-    harness.print_against_limit(
-        "requests in-process", rate=count / sum(whole), p50=statistics.median(whole), limit=limit
-    )
-    for order in ("tottime", "cumulative"):
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats(order).print_stats(args.top)
-        print(f"\n--- cProfile (processor time) of {len(profiled)} requests, by {order} ---")
-        print(out.getvalue())
+    report(
+        what="in-process", noun="request", measured=measured, statements=statements,
+        commands=commands, limit=limit, profiler=profile, profiled=len(profiled), top=args.top,
+    )  # fmt: skip
     return 0
 
 

@@ -34,8 +34,6 @@ import io
 import json
 import math
 import os
-import pstats
-import statistics
 import sys
 import threading
 import time
@@ -299,20 +297,21 @@ def profile(bench: harness.Bench, args: argparse.Namespace) -> int:
         first += count
         return [webhook_environ(body) for body in bodies]
 
-    def timed(environs: list[dict]) -> tuple[list[tuple[float, ...]], int]:
+    def timed(environs: list[dict]) -> None:
         # Stripe's answer to a decision is 200.
-        return api_profile.timed(application, environs, database, redis_commands, expected=200)
+        api_profile.timed(application, environs, database, redis_commands, expected=200)
 
     timed(batch(args.warmup, args.seed + 1))
-    measured, refused, statements, commands = [], 0, 0, Counter()
-    for start in range(0, args.requests, 100):
-        environs = batch(min(100, args.requests - start), args.seed + 2 + start)
-        before = database.statements, redis_commands.counts.copy()
-        times, not_200 = timed(environs)
-        statements += database.statements - before[0]
-        commands += redis_commands.counts - before[1]
-        measured += times
-        refused += not_200
+    measured, refused, statements, commands = api_profile.measured_batches(
+        application,
+        (
+            batch(min(100, args.requests - start), args.seed + 2 + start)
+            for start in range(0, args.requests, 100)
+        ),
+        database,
+        redis_commands,
+        expected=200,
+    )
     profiled = batch(min(args.requests, 300), args.seed)
     # Processor time, not wall time: waits for the database or for a busy core would bury the
     # Python this profile is for.
@@ -322,33 +321,12 @@ def profile(bench: harness.Bench, args: argparse.Namespace) -> int:
     profiler.disable()
     limit = bench.measure_limit(clients=1)  # one delivery at a time: the one-client limit
 
-    count = len(measured)
     print()
-    print(f"{count} issuing_authorization.request, in-process WSGI, {refused} not 200")
-    print(
-        f"  per webhook: {statements / count:.1f} statements (BEGIN and COMMIT included), "
-        f"{commands.total() / count:.1f} Redis commands "
-        f"({', '.join(f'{name} {n / count:.1f}' for name, n in commands.most_common())})"
-    )
-    whole = [m[0] for m in measured]
-    columns = {
-        "whole": whole,
-        "database": [m[1] for m in measured],
-        "redis": [m[2] for m in measured],
-        "python": [w - d - r for w, d, r, _cpu in measured],
-        "processor": [m[3] for m in measured],
-    }
-    for label, values in columns.items():
-        p50, p99, _max = percentiles(values)
-        print(f"  {label:<9} mean {ms(statistics.fmean(values))}  p50 {ms(p50)}  p99 {ms(p99)}")
-    harness.print_against_limit(
-        "webhooks in-process", rate=count / sum(whole), p50=statistics.median(whole), limit=limit
-    )
-    for order in ("tottime", "cumulative"):
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.top)
-        print(f"\n--- cProfile (processor time) of {len(profiled)} webhooks, by {order} ---")
-        print(out.getvalue())
+    print(f"{len(measured)} issuing_authorization.request, in-process WSGI, {refused} not 200")
+    api_profile.report(
+        what="in-process", noun="webhook", measured=measured, statements=statements,
+        commands=commands, limit=limit, profiler=profiler, profiled=len(profiled), top=args.top,
+    )  # fmt: skip
     return 1 if refused else 0
 
 
