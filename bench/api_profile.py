@@ -44,10 +44,12 @@ from bench.harness import ms
 BATCH = 100
 
 
-def environ(key: str, body: bytes, idempotency_key: str, path: str = "/authorizations") -> dict:
+def post_environ(path: str, body: bytes, headers: dict[str, str]) -> dict:
+    """The WSGI environ of a JSON POST to `path`, as a server's worker gets it; `headers` as
+    WSGI names them (HTTP_...)."""
     return {
         "REQUEST_METHOD": "POST",
-        "PATH_INFO": f"{scenario.API}{path}",
+        "PATH_INFO": path,
         "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000",
@@ -56,8 +58,7 @@ def environ(key: str, body: bytes, idempotency_key: str, path: str = "/authoriza
         "CONTENT_TYPE": "application/json",
         "CONTENT_LENGTH": str(len(body)),
         "HTTP_HOST": "127.0.0.1",
-        "HTTP_AUTHORIZATION": f"Bearer {key}",
-        "HTTP_IDEMPOTENCY_KEY": idempotency_key,
+        **headers,
         "wsgi.input": io.BytesIO(body),
         "wsgi.url_scheme": "http",
         "wsgi.errors": sys.stderr,
@@ -66,6 +67,14 @@ def environ(key: str, body: bytes, idempotency_key: str, path: str = "/authoriza
         "wsgi.run_once": False,
         "wsgi.version": (1, 0),
     }
+
+
+def environ(key: str, body: bytes, idempotency_key: str, path: str = "/authorizations") -> dict:
+    return post_environ(
+        f"{scenario.API}{path}",
+        body,
+        {"HTTP_AUTHORIZATION": f"Bearer {key}", "HTTP_IDEMPOTENCY_KEY": idempotency_key},
+    )
 
 
 class RedisCommands:

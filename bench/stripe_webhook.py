@@ -30,7 +30,6 @@ more (Stripe's budget), or if the ledger does not verify.
 import argparse
 import cProfile
 import http.client
-import io
 import json
 import math
 import os
@@ -42,7 +41,7 @@ from random import Random
 
 import stripe
 
-from bench import harness, scenario
+from bench import api_profile, harness, scenario
 from bench.harness import HOST, ms, p999, percentiles
 
 SECRET = "whsec_bench_h9hooks"
@@ -252,26 +251,7 @@ def webhook_environ(body: dict) -> dict:
     """The WSGI environ of one signed delivery, as a server's worker gets it."""
     payload = json.dumps(body).encode()
     header = stripe.WebhookSignature.generate_signature_header(payload.decode(), SECRET)
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/hooks/stripe",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(payload)),
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_STRIPE_SIGNATURE": header,
-        "wsgi.input": io.BytesIO(payload),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
+    return api_profile.post_environ("/hooks/stripe", payload, {"HTTP_STRIPE_SIGNATURE": header})
 
 
 def profile(bench: harness.Bench, args: argparse.Namespace) -> int:
@@ -281,12 +261,9 @@ def profile(bench: harness.Bench, args: argparse.Namespace) -> int:
     time. The signing is done before each batch: it is Stripe's work, not ours."""
     from django.core.handlers.wsgi import WSGIHandler
 
-    from bench import api_profile
-    from bench.api_profile import DatabaseTime, RedisCommands
-
     cards = build(wallets=args.wallets, seed=args.seed)
     application = WSGIHandler()
-    database, redis_commands = DatabaseTime(), RedisCommands()
+    database, redis_commands = api_profile.DatabaseTime(), api_profile.RedisCommands()
     first = 0
 
     def batch(count: int, seed: int) -> list[dict]:
