@@ -126,6 +126,11 @@ def _counted(key: str, seconds: int) -> tuple[int, int]:
         pipeline.incr(name)
         pipeline.ttl(name)
         _opened, count, ttl = pipeline.execute()
+        if ttl == -1:
+            # The window expired between SET and INCR, and INCR opened a new one without an
+            # end: give it one, or the key would count forever and stay refused.
+            backend.get_client(name, write=True).expire(name, seconds)
+            ttl = seconds
         return count, max(ttl, 1)
     # Any other cache (the quick start's, in memory): the window's end is not kept, so a refused
     # client is told to wait the whole period, the most it may have to.

@@ -12,7 +12,27 @@ from merchant_api.base import MerchantKeyThrottle, _counted
 from tests.merchant_api.conftest import MerchantClient
 
 ON_REDIS = isinstance(getattr(cache, "_cache", None), RedisCacheClient)
-on_redis = pytest.mark.skipif(not ON_REDIS, reason="tried with CACHE_URL=redis://...")
+KEYS = ("throttle_r", "throttle_x")
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """The cache on Redis, as production's: CACHE_URL's, else a Redis broker's server (CI's
+    PostgreSQL run has one), for the keys of these tests only."""
+    if not ON_REDIS:
+        url = getattr(settings, "CELERY_BROKER_URL", "") or ""
+        if not url.startswith("redis://"):
+            pytest.skip("needs Redis: CACHE_URL or CELERY_BROKER_URL=redis://...")
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+                "KEY_PREFIX": "test-throttle",
+            }
+        }
+    cache.delete_many(KEYS)
+    yield cache
+    cache.delete_many(KEYS)
 
 
 @pytest.fixture
@@ -39,8 +59,7 @@ def test_the_window_counts_from_its_first_request_and_closes():
         assert _counted("throttle_t", 60)[0] == 1
 
 
-@on_redis
-def test_on_redis_the_count_is_one_round_trip_and_expires(monkeypatch):
+def test_on_redis_the_count_is_one_round_trip_and_expires(redis_cache, monkeypatch):
     import redis
 
     sent = []
@@ -58,3 +77,17 @@ def test_on_redis_the_count_is_one_round_trip_and_expires(monkeypatch):
     assert 0 < cache._cache.get_client().ttl(cache.make_and_validate_key("throttle_r")) <= 60
     # Django's cache reads the count as the integer it is.
     assert cache.get("throttle_r") == 4
+
+
+def test_on_redis_a_window_left_without_an_end_gets_one(redis_cache):
+    # What INCR leaves when the window expires between the pipeline's SET and INCR: a count with
+    # no expiry, which would refuse the key for good once over the rate.
+    client = cache._cache.get_client(write=True)
+    name = cache.make_and_validate_key("throttle_x")
+    client.set(name, 5)
+    assert client.ttl(name) == -1
+
+    count, retry_after = _counted("throttle_x", 60)
+
+    assert (count, retry_after) == (6, 60)
+    assert 0 < client.ttl(name) <= 60
