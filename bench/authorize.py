@@ -93,6 +93,32 @@ def merchants_build() -> list:
     ]
 
 
+def wallets_build(count: int, rng: random.Random) -> list:
+    """`count` wallets (Django set up) with a pocket of each of PROGRAMS, statistics analyzed."""
+    from django.utils import timezone
+
+    from tests.factories import BeneficiaryFactory, make_allocation
+
+    now = timezone.now()
+    programs = scenario.funder_with_programs(rules_by_name=PROGRAMS)
+    started = time.perf_counter()
+    wallets = []
+    for w in range(count):
+        beneficiary = BeneficiaryFactory(first_name="B", last_name=str(w), email="", postcode="")
+        wallets.append(beneficiary.wallet)
+        for program in programs:
+            make_allocation(
+                program=program,
+                beneficiary=beneficiary,
+                amount=rng.randrange(20_000, 80_000),
+                valid_from=now - timedelta(days=rng.randrange(1, 30)),
+                valid_until=now + timedelta(days=rng.randrange(30, 120)),
+            )
+    print(f"set-up: {count} wallets x 3 pockets in {time.perf_counter() - started:.1f} s")
+    scenario.analyze()
+    return wallets
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--authorizations", type=int, default=10_000)
@@ -119,7 +145,6 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     from core.one_statement import OneStatement
     from engine.request import AuthorizationRequest
     from merchants.payments import merchant_place
-    from tests.factories import BeneficiaryFactory, make_allocation
     from wallet.authorize import authorize, authorize_by_code
     from wallet.payment_codes import payment_code_create, payment_code_redeem
 
@@ -154,25 +179,8 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             )
 
     rng = random.Random(args.seed)
-    now = timezone.now()
-    programs = scenario.funder_with_programs(rules_by_name=PROGRAMS)
     merchants = merchants_build()
-
-    started = time.perf_counter()
-    wallets = []
-    for w in range(args.wallets):
-        beneficiary = BeneficiaryFactory(first_name="B", last_name=str(w), email="", postcode="")
-        wallets.append(beneficiary.wallet)
-        for program in programs:
-            make_allocation(
-                program=program,
-                beneficiary=beneficiary,
-                amount=rng.randrange(20_000, 80_000),
-                valid_from=now - timedelta(days=rng.randrange(1, 30)),
-                valid_until=now + timedelta(days=rng.randrange(30, 120)),
-            )
-    print(f"set-up: {args.wallets} wallets x 3 pockets in {time.perf_counter() - started:.1f} s")
-    scenario.analyze()
+    wallets = wallets_build(args.wallets, rng)
 
     places = {merchant.pk: merchant_place(merchant) for merchant in merchants}
     latencies = []
