@@ -1,4 +1,4 @@
-"""The merchant API's rate per key (merchant_api.base.MerchantKeyThrottle): a window opened by
+"""The merchant API's rate per key (merchant_api.throttles.MerchantKeyThrottle): a window opened by
 a key's first request, counted in one round trip to the cache, in memory or in Redis."""
 
 import time
@@ -8,7 +8,7 @@ import time_machine
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCacheClient
 
-from merchant_api.base import MerchantKeyThrottle, _counted
+from merchant_api.throttles import MerchantKeyThrottle, _counted
 from tests.merchant_api.conftest import MerchantClient
 
 ON_REDIS = isinstance(getattr(cache, "_cache", None), RedisCacheClient)
