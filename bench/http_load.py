@@ -708,7 +708,7 @@ def parse_args() -> argparse.Namespace:
     if args.mode == "full" and args.rate is not None:
         parser.error("--rate applies to --mode rate only")
     if not Path(sys.executable).with_name(args.server).exists():
-        # granian is not a dependency: measured, it did not beat gunicorn (README).
+        # An environment installed before granian became a dependency may lack it.
         parser.error(f"{args.server} is not installed beside this Python (pip install it)")
     if args.mode == "full" and (args.find_max or args.codes_ahead):
         parser.error("--find-max and --codes-ahead apply to --mode rate only")
