@@ -509,6 +509,31 @@ def backend_cpu_seconds() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def database_backends_cpu(url: str) -> float:
+    """Processor seconds (user and system) so far of the PostgreSQL server processes connected
+    to the database of `url` (this machine's server), this reading's own excepted: the
+    database's share of a load whose clients keep their connections (a server's workers with
+    CONN_MAX_AGE). A connection closed meanwhile takes its processes' time with it."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        pids = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    total = 0
+    for pid in pids:
+        try:
+            fields = _proc_stat(pid)
+        except OSError:
+            continue  # gone meanwhile
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def process_group_cpu(pgid: int) -> float:
     """Processor seconds (user and system) of the processes of group `pgid` so far, a server's
     master and workers: the children it has reaped counted in its own. What serving costs,

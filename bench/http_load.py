@@ -102,7 +102,12 @@ class Tally:
     server_errors: list[str] = field(default_factory=list)  # first few 5xx, op and body
     connections: int = 0
     last_done: float = 0.0
-    server_cpu: float = 0.0  # the server's processor seconds while measured (all its processes)
+    # Processor seconds while measured: the server's (all its processes), this client's (every
+    # till's thread), the Celery worker's and PostgreSQL's (the database's server processes).
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    worker_cpu: float = 0.0
+    database_cpu: float = 0.0
 
     def merge(self, other: "Tally") -> None:
         for op in OPERATIONS:
@@ -116,6 +121,9 @@ class Tally:
         self.connections += other.connections
         self.last_done = max(self.last_done, other.last_done)
         self.server_cpu += other.server_cpu
+        self.client_cpu += other.client_cpu
+        self.worker_cpu += other.worker_cpu
+        self.database_cpu += other.database_cpu
 
 
 class Tickets:
@@ -310,7 +318,20 @@ def codes_ahead(tills: list[Till], plan: Plan, fixture: Fixture, rng: Random) ->
     )
 
 
-def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tuple[Tally, float]:
+def processor_seconds(server, worker, database_url: str) -> tuple[float, float, float, float]:
+    """The processor seconds so far of the server, this process, the Celery worker (0 without
+    one) and the database's server processes: on two cores all four share them."""
+    return (
+        harness.process_group_cpu(server.pid),
+        time.process_time(),
+        harness.process_group_cpu(worker.pid) if worker is not None else 0.0,
+        harness.database_backends_cpu(database_url),
+    )
+
+
+def run_load(
+    plan: Plan, port: int, fixture: Fixture, seed: int, server, worker=None, database_url=""
+) -> tuple[Tally, float]:
     run_id = uuid.uuid4().hex[:12]
     tills = [Till(i, plan, port, fixture, run_id, seed) for i in range(plan.clients)]
     if plan.codes_ahead:
@@ -338,7 +359,7 @@ def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tupl
         hard_stop = deadline + plan.timeout + 5
         while alive := [thread for thread in threads if thread.is_alive()]:
             if cpu_from is None and time.perf_counter() >= measure_from:
-                cpu_from = harness.process_group_cpu(server.pid)
+                cpu_from = processor_seconds(server, worker, database_url)
             if server.poll() is not None and not stop.is_set():
                 print(f"!!! the server exited with status {server.returncode} during the run")
                 stop.set()
@@ -355,7 +376,10 @@ def run_load(plan: Plan, port: int, fixture: Fixture, seed: int, server) -> tupl
     for till in tills:
         total.merge(till.tally)
     if cpu_from is not None:
-        total.server_cpu = harness.process_group_cpu(server.pid) - cpu_from
+        cpu_to = processor_seconds(server, worker, database_url)
+        total.server_cpu, total.client_cpu, total.worker_cpu, total.database_cpu = (
+            to - since for to, since in zip(cpu_to, cpu_from, strict=True)
+        )
     elapsed = max(total.last_done - measure_from, 1e-9) if total.last_done else plan.seconds
     return total, elapsed
 
@@ -379,6 +403,12 @@ def report(plan: Plan, tally: Tally, elapsed: float) -> None:
         print(
             f"server processor time: {tally.server_cpu:.1f} s, "
             f"{ms(tally.server_cpu / done)} per request answered"
+        )
+        print(
+            "per request answered, processor time of: "
+            f"this client {ms(tally.client_cpu / done)}, "
+            f"the Celery worker {ms(tally.worker_cpu / done)}, "
+            f"PostgreSQL {ms(tally.database_cpu / done)}"
         )
     since = "scheduled time" if plan.mode == "rate" else "sending"
     print(f"latency, from {since} to the last byte of the answer:")
@@ -438,6 +468,7 @@ class Step:
     p999: float
     errors: int  # unexpected answers, connection errors and this script's, warm-up included
     server_cpu: float = 0.0  # the server's processor seconds per request answered
+    client_cpu: float = 0.0  # this client's, the same
 
     @classmethod
     def of(cls, plan: Plan, tally: Tally, elapsed: float) -> "Step":
@@ -456,6 +487,7 @@ class Step:
             p999=p999(authorizations),
             errors=errors,
             server_cpu=tally.server_cpu / answered if answered else 0.0,
+            client_cpu=tally.client_cpu / answered if answered else 0.0,
         )
 
     @property
@@ -471,13 +503,14 @@ class Step:
         return (
             f"  {self.rate:>8g} {self.requests:>9.0f} {self.authorizations:>9.0f} "
             f"{ms(self.p99):>10} {ms(self.p999):>10} {self.errors:>7} "
-            f"{ms(self.server_cpu):>10} {'held' if self.held else 'NOT HELD':>9}"
+            f"{ms(self.server_cpu):>10} {ms(self.client_cpu):>10} "
+            f"{'held' if self.held else 'NOT HELD':>9}"
         )
 
 
 STEPS_HEADER = (
     f"  {'offered':>8} {'answered':>9} {'auth/s':>9} {'auth p99':>10} {'auth p99.9':>10} "
-    f"{'errors':>7} {'srv cpu/r':>10} {'':>9}"
+    f"{'errors':>7} {'srv cpu/r':>10} {'cli cpu/r':>10} {'':>9}"
 )
 
 
@@ -675,7 +708,7 @@ def parse_args() -> argparse.Namespace:
     if args.mode == "full" and args.rate is not None:
         parser.error("--rate applies to --mode rate only")
     if not Path(sys.executable).with_name(args.server).exists():
-        # granian is not a dependency: measured, it did not beat gunicorn (README).
+        # An environment installed before granian became a dependency may lack it.
         parser.error(f"{args.server} is not installed beside this Python (pip install it)")
     if args.mode == "full" and (args.find_max or args.codes_ahead):
         parser.error("--find-max and --codes-ahead apply to --mode rate only")
@@ -739,7 +772,9 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         print(f"postgres before the run: {bench.database_connections()}")
         for rate in rates:
             step_plan = dataclasses.replace(plan, rate=rate)
-            step_tally, elapsed = run_load(step_plan, port, fixture, args.seed, server)
+            step_tally, elapsed = run_load(
+                step_plan, port, fixture, args.seed, server, worker, bench.url
+            )
             report(step_plan, step_tally, elapsed)
             tally.merge(step_tally)
             if plan.mode == "rate":

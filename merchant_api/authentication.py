@@ -6,6 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 
 from core.authentication import BearerAuthentication
+from merchant_api.throttles import counted_request
 from merchants.api_keys import api_key_active, api_key_remember
 from merchants.models import ApiKey, Merchant
 from merchants.services import merchant_ensure_active
@@ -26,13 +27,21 @@ class MerchantPrincipal:
 
 
 class ApiKeyAuthentication(BearerAuthentication):
-    """`Authorization: Bearer sk_live_...`: the key's SHA-256 digest is looked up."""
+    """`Authorization: Bearer sk_live_...`: the key's SHA-256 digest is looked up, in the
+    process' memory when the keys' generation, read in the round trip that counts the request
+    against the key's rate, is the one the key was read under (merchants/api_keys.py)."""
 
     malformed_message = _("Send the API key as: Bearer <key>.")
     invalid_message = _("This API key is not valid.")
 
+    def authenticate(self, request):
+        self.request = request  # the rate's count is left on it for MerchantKeyThrottle
+        return super().authenticate(request)
+
     def authenticate_secret(self, secret: str) -> tuple[MerchantPrincipal, ApiKey]:
-        key = api_key_active(ApiKey.digest_of(secret))
+        digest = ApiKey.digest_of(secret)
+        self.request.merchant_key_window, generation = counted_request(digest)
+        key = api_key_active(digest, generation=generation)
         if key is None:
             raise exceptions.AuthenticationFailed(_("This API key is not valid or was revoked."))
         # A merchant awaiting approval or suspended keeps its keys but may use none of the API:

@@ -13,8 +13,6 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.core.cache import cache
-from django.core.cache.backends.redis import RedisCacheClient
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
@@ -26,13 +24,13 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from core.errors import AmountTooLarge, InvalidAmount
 from core.money import MAX_AMOUNT
 from merchant_api import idempotency
 from merchant_api.authentication import ApiKeyAuthentication
+from merchant_api.throttles import MerchantKeyThrottle
 from merchants.models import ApiKey, Merchant
 
 
@@ -87,59 +85,6 @@ class MetadataField(serializers.DictField):
         if len(value) > METADATA_KEYS or too_long:
             self.fail("too_many")
         return value
-
-
-class MerchantKeyThrottle(SimpleRateThrottle):
-    """Requests per API key (rate: settings REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]), counted
-    in windows that open at a key's first request and last the rate's period: one round trip to
-    the cache per request. (DRF's own throttle reads and writes back the list of the period's
-    request times: two round trips and a pickle of up to the rate's count of timestamps, on
-    every payment.) As with any fixed window, a burst across the edge of two windows can reach
-    twice the rate for a moment."""
-
-    scope = "merchant_key"
-
-    def get_cache_key(self, request, view):
-        # The key's digest, not its id: an id can be reused (a rolled-back insert), a digest not.
-        return self.cache_format % {"scope": self.scope, "ident": request.auth.digest}
-
-    def allow_request(self, request, view):
-        if self.rate is None:
-            return True
-        count, self.retry_after = _counted(self.get_cache_key(request, view), self.duration)
-        return count <= self.num_requests
-
-    def wait(self):
-        return self.retry_after
-
-
-def _counted(key: str, seconds: int) -> tuple[int, int]:
-    """The count of the window of `key`, this request included, and the seconds until the
-    window ends."""
-    backend = getattr(cache, "_cache", None)
-    if isinstance(backend, RedisCacheClient):
-        # Open the window if none is open, count, read its end: three commands, one round trip.
-        # INCR keeps the expiry SET gave; the count is an integer, as Django's cache stores one.
-        name = cache.make_and_validate_key(key)
-        pipeline = backend.get_client(name, write=True).pipeline(transaction=False)
-        pipeline.set(name, 0, ex=seconds, nx=True)
-        pipeline.incr(name)
-        pipeline.ttl(name)
-        _opened, count, ttl = pipeline.execute()
-        if ttl == -1:
-            # The window expired between SET and INCR, and INCR opened a new one without an
-            # end: give it one, or the key would count forever and stay refused.
-            backend.get_client(name, write=True).expire(name, seconds)
-            ttl = seconds
-        return count, max(ttl, 1)
-    # Any other cache (the quick start's, in memory): the window's end is not kept, so a refused
-    # client is told to wait the whole period, the most it may have to.
-    cache.add(key, 0, timeout=seconds)
-    try:
-        return cache.incr(key), seconds
-    except ValueError:  # the window ended between the two calls: this request opens the next
-        cache.add(key, 1, timeout=seconds)
-        return 1, seconds
 
 
 class MerchantApi(APIView):

@@ -1,4 +1,4 @@
-"""The merchant API's rate per key (merchant_api.base.MerchantKeyThrottle): a window opened by
+"""The merchant API's rate per key (merchant_api.throttles.MerchantKeyThrottle): a window opened by
 a key's first request, counted in one round trip to the cache, in memory or in Redis."""
 
 import time
@@ -8,7 +8,7 @@ import time_machine
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCacheClient
 
-from merchant_api.base import MerchantKeyThrottle, _counted
+from merchant_api.throttles import MerchantKeyThrottle, _counted
 from tests.merchant_api.conftest import MerchantClient
 
 ON_REDIS = isinstance(getattr(cache, "_cache", None), RedisCacheClient)
@@ -91,3 +91,38 @@ def test_on_redis_a_window_left_without_an_end_gets_one(redis_cache):
 
     assert (count, retry_after) == (6, 60)
     assert 0 < client.ttl(name) <= 60
+
+
+def test_on_redis_the_count_reads_the_keys_generation_in_the_same_round_trip(
+    redis_cache, monkeypatch
+):
+    import redis
+
+    from merchant_api.throttles import counted_request
+    from merchants.api_keys import GENERATION
+
+    sent = []
+    original = redis.client.Pipeline.execute
+
+    def execute(pipeline, *args, **kwargs):
+        sent.append([command[0][0] for command in pipeline.command_stack])
+        return original(pipeline, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    monkeypatch.setattr(MerchantKeyThrottle, "THROTTLE_RATES", {"merchant_key": "3/minute"})
+    cache.delete(GENERATION)
+    digest = "r" * 64
+    name = MerchantKeyThrottle().key_of(digest)
+    cache.delete(name)
+    try:
+        assert counted_request(digest) == ((1, 60), None)
+        cache.set(GENERATION, "g1", timeout=None)
+        window, generation = counted_request(digest)
+        cache.set(GENERATION, "g2", timeout=None)
+        _window, other = counted_request(digest)
+    finally:
+        cache.delete_many([GENERATION, name])
+
+    assert sent == [["SET", "INCRBY", "TTL", "GET"]] * 3
+    assert window[0] == 2 and 1 <= window[1] <= 60
+    assert generation is not None and other not in (None, generation)

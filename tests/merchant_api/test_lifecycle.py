@@ -11,7 +11,7 @@ from django.utils import timezone
 from funders.services import allocation_revoke
 from ledger.verify import verify
 from merchant_api import authentication
-from merchant_api.base import MerchantKeyThrottle
+from merchant_api.throttles import MerchantKeyThrottle
 from merchants.models import Merchant
 from merchants.models.webhooks import WebhookEndpoint, WebhookEvent
 from merchants.payments import payment_authorize
