@@ -51,6 +51,11 @@ class TextWidget(widgets.CharWidget):
         return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _text(value: str) -> str:
+    """TextWidget's rendering, for a dehydrate method's value (which skips its field's widget)."""
+    return TextWidget().render(value)
+
+
 class ParisTimeWidget(widgets.Widget):
     def render(self, value: datetime | None, obj=None, **kwargs):
         if value is None:
@@ -106,8 +111,7 @@ class AllocationResource(resources.Resource):
     def dehydrate_created_by(self, allocation: Allocation) -> str:
         # A dehydrate method's value skips the field's widget: neutralised here.
         user = allocation.created_by
-        name = (user.get_full_name() or user.get_username()) if user else ""
-        return TextWidget().render(name)
+        return _text((user.get_full_name() or user.get_username()) if user else "")
 
 
 def program_allocations(*, program: Program) -> QuerySet[Allocation]:
@@ -536,20 +540,22 @@ class DecisionResource(resources.Resource):
         attribute="created_at", column_name=_("proposed at"), widget=ParisIsoTimeWidget()
     )
 
+    # Each dehydrate method's value skips its field's TextWidget (django-import-export renders
+    # only an attribute's value): neutralised by _text here, as AllocationResource's "created by".
     def dehydrate_departement(self, proposal: Proposal) -> str:
-        return eligibility.group_label("departement", proposal.departement)
+        return _text(eligibility.group_label("departement", proposal.departement))
 
     def dehydrate_age_band(self, proposal: Proposal) -> str:
-        return eligibility.group_label("age_band", proposal.age_band)
+        return _text(eligibility.group_label("age_band", proposal.age_band))
 
     def dehydrate_household_type(self, proposal: Proposal) -> str:
-        return eligibility.group_label("household_type", proposal.household_type)
+        return _text(eligibility.group_label("household_type", proposal.household_type))
 
     def dehydrate_reasons(self, proposal: Proposal) -> str:
-        return " ; ".join(eligibility.explain(reason) for reason in proposal.reasons or [])
+        return _text(" ; ".join(eligibility.explain(reason) for reason in proposal.reasons or []))
 
     def dehydrate_unmet(self, proposal: Proposal) -> str:
-        return " ; ".join(eligibility.explain(reason) for reason in proposal.unmet or [])
+        return _text(" ; ".join(eligibility.explain(reason) for reason in proposal.unmet or []))
 
     def dehydrate_amount(self, proposal: Proposal) -> str:
         return decimal_text(proposal.amount, proposal.campaign.program.currency)
@@ -564,7 +570,7 @@ class DecisionResource(resources.Resource):
 
     def dehydrate_decided_by(self, proposal: Proposal) -> str:
         user = proposal.decided_by
-        return (user.get_full_name() or user.get_username()) if user else ""
+        return _text((user.get_full_name() or user.get_username()) if user else "")
 
 
 def campaign_decisions(*, campaign: Campaign) -> QuerySet[Proposal]:
