@@ -1036,6 +1036,9 @@ class RollupWatermark(models.Model):
 
     transfer = models.BigIntegerField(_("last transfer folded in"), default=0)
     decision = models.BigIntegerField(_("last decision folded in"), default=0)
+    # EndedPocketLeft is right as of this transfer watermark: a fold re-reads only the pockets
+    # the transfers after it moved. None: never listed, the next fold reads every ended pocket.
+    ended = models.BigIntegerField(_("ended pockets listed up to transfer"), null=True, blank=True)
     folded_at = models.DateTimeField(_("folded at"), null=True, blank=True)
 
     class Meta:
