@@ -498,9 +498,12 @@ def refusals(programs: list[int], *, start: date, end: date) -> list[ProgramRefu
 
 def ended(programs: list[int], mark: RollupWatermark) -> dict[int, int]:
     """{program: what its ended aid keeps beyond its holds}, exact to the moment: only a pocket
-    that kept some at the last fold, or that the ledger moved since, can keep any now. Call
+    that kept some at the last listing, or that the ledger moved since, can keep any now. Call
     inside one_snapshot()."""
-    candidates = touched_since(mark.transfer) | set(
+    # The list lags the transfers' watermark while a fold runs, between its transfers and
+    # its listing: the pockets moved since the list was made.
+    since = mark.transfer if mark.ended is None else min(mark.ended, mark.transfer)
+    candidates = touched_since(since) | set(
         EndedPocketLeft.objects.filter(program__in=programs).values_list("account_id", flat=True)
     )
     rows = (
