@@ -776,7 +776,41 @@ def exports_built(built: dict, kinds: list[str]) -> list[Figure]:
                 print(f"  the COPY's query explained: {found}")
             print(f"  {done.size:,} bytes in the file storage: {done.file.name}")
             figures.append(figure)
+            if kind in BARE_ROWS:
+                figures.append(copy_floor(kind, program.pk, period))
     return figures
+
+
+# The floor of an export written by COPY: the same rows' own columns, nothing joined, rendered
+# or sorted, through the same COPY and the same loop into a temporary file.
+BARE_ROWS = {
+    "allocations": "SELECT a.beneficiary_id, a.amount, a.currency, a.valid_from, a.valid_until, "
+    "a.status, a.ended_at, a.end_reason, a.created_by_id FROM funders_allocation a "
+    "WHERE a.program_id = %(program)s",
+    # Every decision of the period: the export's rows and those of wallets without the
+    # program (none in the bench's data, where every wallet has a pocket of each program).
+    "payments": "SELECT d.reference, d.decided_at, d.merchant_id, d.currency, d.amount, "
+    "d.approved_amount, d.status, d.reason FROM wallet_decision d "
+    "WHERE d.decided_at >= %(since)s AND d.decided_at < %(until)s",
+}
+
+
+def copy_floor(kind: str, program: int, period) -> Figure:
+    """The bare rows of an export through COPY, measured beside it: below this, no file of
+    those rows is written on this machine."""
+    import tempfile
+
+    from backoffice import exports
+
+    params = {"program": program, "since": period.since, "until": period.until}
+    with tempfile.TemporaryFile() as out:
+        figure, _ = measure(
+            f"  floor: the bare rows of {kind} through COPY",
+            lambda: exports.copy_csv(BARE_ROWS[kind], params, out),
+            target=None,
+        )
+        print(f"  {out.tell():,} bytes")
+    return figure
 
 
 def time_today():

@@ -541,6 +541,7 @@ RETENTION_DAYS = {
         "push_subscriptions": 30,  # after the device was turned off
         "access_logs": 180,  # the admin's sign-in records (CNIL: six months to a year)
         "import_files": 90,  # the files funders sent, and their reports
+        "program_exports": 30,  # the export files funders downloaded, and their rows
         "stale_profiles": 730,  # eligibility profiles, two years after the last aid
         "stale_people": 1095,  # a person with no aid for three years is pseudonymised
     }.items()

@@ -1036,6 +1036,11 @@ class RollupWatermark(models.Model):
 
     transfer = models.BigIntegerField(_("last transfer folded in"), default=0)
     decision = models.BigIntegerField(_("last decision folded in"), default=0)
+    # EndedPocketLeft is right as of this transfer watermark: a fold re-reads only the pockets
+    # the transfers after it moved. None: never listed, the next fold reads every ended pocket.
+    ended = models.BigIntegerField(_("ended pockets listed up to transfer"), null=True, blank=True)
+    # ProgramRefusal came after the other tables: it folds the decisions from its own mark.
+    refusal = models.BigIntegerField(_("last decision folded in as refusals"), default=0)
     folded_at = models.DateTimeField(_("folded at"), null=True, blank=True)
 
     class Meta:
@@ -1115,6 +1120,34 @@ class ProgramDecline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.program_id} {self.day} {self.reason}"
+
+
+class ProgramRefusal(models.Model):
+    """A payment a program's pockets refused (declined or partially approved; as
+    ProgramDecline counts it), one row per program it asked: what the refusals page and export
+    group by reason, shop, kind of shop and commune, without reading every decision of the
+    period. Refusals are few: one row each is small."""
+
+    program = models.ForeignKey(Program, models.CASCADE, related_name="+")
+    decision_id = models.BigIntegerField()
+    day = models.DateField()
+    wallet_id = models.BigIntegerField()
+    amount = models.BigIntegerField()  # refused: asked minus approved
+    merchant_id = models.BigIntegerField(null=True)
+    # As the decision recorded them: texts of any length a card network sends.
+    merchant_name = models.TextField(blank=True)
+    mcc = models.CharField(max_length=8, blank=True)
+    commune = models.TextField(blank=True)  # its code, or its postcode
+    reasons = models.JSONField(default=list)  # the program's reason codes, sorted
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["program", "decision_id"], name="program_refusal_key")
+        ]
+        indexes = [models.Index(fields=["program", "day"], name="program_refusal_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} {self.day} {self.decision_id}"
 
 
 class EndedPocketLeft(models.Model):

@@ -339,48 +339,33 @@ def _mcc_group(mcc: str) -> str:
 def refusals_by(*, program: Program, period: Period) -> dict[str, list[RefusalLine]]:
     """The payments of the period that the program's aid refused (the same as
     declines_by_reason counts), by reason, shop, kind of shop and commune: how many, the amount
-    refused and how many people, the largest amount first."""
-    pockets = _pocket_ids(program)
-    decisions = (
-        _program_decisions(program, period)
-        .filter(status__in=[Decision.Status.DECLINED, Decision.Status.PARTIALLY_APPROVED])
-        .values_list("wallet_id", "amount", "approved_amount", "merchant_id", "request", "trace")
-    )
+    refused and how many people, the largest amount first. From the rollup's refusals and the
+    decisions after its watermark (funders/rollups.py): only refused payments are read."""
+    with rollups.one_snapshot():
+        refused = rollups.refusals([program.pk], start=period.start, end=period.end)
     lines: dict[tuple[str, str], RefusalLine] = {}
     people: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for wallet_id, amount, approved, merchant_id, request, trace in decisions.iterator():
-        asked = [v for v in trace.get("verdicts", []) if v["pocket_id"] in pockets]
-        refused = {v["reason"] for v in asked if not v["eligible"]}
-        if asked and not refused and trace.get("reason"):
-            refused = {trace["reason"]}
-        if not refused:
-            continue
-        merchant = request.get("merchant", {})
-        group = _mcc_group(merchant.get("mcc", ""))
-        keys = [("reason", code, reason_label(code), None) for code in sorted(refused)]
-        shop_key = str(merchant_id) if merchant_id else merchant.get("name", "")
+    for row in refused:
+        group = _mcc_group(row.mcc)
+        keys = [("reason", code, reason_label(code), None) for code in row.reasons]
+        shop_key = str(row.merchant_id) if row.merchant_id else row.merchant_name
         keys += [
-            ("shop", shop_key, merchant.get("name", ""), merchant_id),
+            ("shop", shop_key, row.merchant_name, row.merchant_id),
             (
                 "category",
-                group or merchant.get("mcc", ""),
-                str(capfirst(categories.GROUP_LABELS[group])) if group else merchant.get("mcc", ""),
+                group or row.mcc,
+                str(capfirst(categories.GROUP_LABELS[group])) if group else row.mcc,
                 None,
             ),
-            (
-                "commune",
-                merchant.get("commune_code") or merchant.get("postcode") or "",
-                merchant.get("commune_code") or merchant.get("postcode") or "—",
-                None,
-            ),
+            ("commune", row.commune, row.commune or "—", None),
         ]
         for dimension, key, label, shop in keys:
             line = lines.setdefault(
                 (dimension, key), RefusalLine(dimension, key, label, merchant_id=shop)
             )
             line.payments += 1
-            line.amount += amount - approved
-            people[(dimension, key)].add(wallet_id)
+            line.amount += row.amount
+            people[(dimension, key)].add(row.wallet_id)
     result: dict[str, list[RefusalLine]] = {dimension: [] for dimension in REFUSAL_DIMENSIONS}
     for (dimension, key), line in lines.items():
         line.people = len(people[(dimension, key)])

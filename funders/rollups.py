@@ -16,13 +16,13 @@ until a later fold takes them. A transaction open longer than SETTLE would be sk
 platform's transactions last milliseconds (the database's statement timeout is far below)."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.db import connections, router, transaction
-from django.db.models import DateField, F, Max, Q, Sum
+from django.db.models import DateField, F, Max, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import TruncDay
 from django.utils import timezone
@@ -33,6 +33,7 @@ from funders.models import (
     EndedPocketLeft,
     ProgramDecline,
     ProgramFlow,
+    ProgramRefusal,
     ProgramSpending,
     RollupWatermark,
 )
@@ -162,13 +163,13 @@ def spending_since(
     return spending
 
 
-def declines_since(
-    lo: int, hi: int = NO_END, programs: Iterable[int] | None = None
-) -> dict[DeclineKey, int]:
-    """{(program, day, reason): payments} for the declined or partially approved decisions
-    lo < id <= hi: a payment where one of a program's pockets was refused counts once per
-    reason of that program's pockets; one its pockets accepted but could not pay in full, by
-    the payment's own reason."""
+def _refused(
+    lo: int, hi: int, programs: Iterable[int] | None, fields: tuple[str, ...] = ()
+) -> Iterator[tuple[int, date, set[str], tuple]]:
+    """(program, day, reason codes, the decision's `fields`) for each program whose pockets
+    refused a declined or partially approved decision lo < id <= hi: the reasons of that
+    program's pockets that refused it, or, where they accepted the shop but could not pay in
+    full (a limit, their balance), the payment's own reason."""
     ids = None if programs is None else set(programs)
     from wallet.models import Pocket
 
@@ -177,14 +178,15 @@ def declines_since(
             id__gt=lo,
             id__lte=hi,
             status__in=[Decision.Status.DECLINED, Decision.Status.PARTIALLY_APPROVED],
-        ).values_list("decided_at", "trace")
+        ).values_list("decided_at", "trace", *fields)
     )
     asked = {
-        verdict["pocket_id"] for _at, trace in decisions for verdict in trace.get("verdicts", [])
+        verdict["pocket_id"]
+        for _at, trace, *_ in decisions
+        for verdict in trace.get("verdicts", [])
     }
     program_of = dict(Pocket.objects.filter(pk__in=asked).values_list("pk", "allocation__program"))
-    counts: dict[DeclineKey, int] = defaultdict(int)
-    for decided_at, trace in decisions:
+    for decided_at, trace, *values in decisions:
         day = timezone.localtime(decided_at, PARIS).date()
         by_program: dict[int, list[dict]] = defaultdict(list)
         for verdict in trace.get("verdicts", []):
@@ -194,12 +196,48 @@ def declines_since(
         for program, verdicts in by_program.items():
             refused = {v["reason"] for v in verdicts if not v["eligible"]}
             if not refused and trace.get("reason"):
-                # The pockets accepted the shop but not the whole amount (a limit, their
-                # balance): the payment's own reason is what stopped it.
                 refused = {trace["reason"]}
-            for reason in refused:
-                counts[(program, day, reason)] += 1
+            if refused:
+                yield program, day, refused, tuple(values)
+
+
+def declines_since(
+    lo: int, hi: int = NO_END, programs: Iterable[int] | None = None
+) -> dict[DeclineKey, int]:
+    """{(program, day, reason): payments} for the declined or partially approved decisions
+    lo < id <= hi: a payment counts once per reason its program's pockets refused it for."""
+    counts: dict[DeclineKey, int] = defaultdict(int)
+    for program, day, refused, _values in _refused(lo, hi, programs):
+        for reason in refused:
+            counts[(program, day, reason)] += 1
     return counts
+
+
+def refusals_since(
+    lo: int, hi: int = NO_END, programs: Iterable[int] | None = None
+) -> list[ProgramRefusal]:
+    """The refusals (unsaved ProgramRefusal rows) of the decisions lo < id <= hi: who, how
+    much, where and why, the shop as the decision recorded it at the time of the payment."""
+    fields = ("pk", "wallet_id", "amount", "approved_amount", "merchant_id", "request")
+    rows = []
+    for program, day, refused, values in _refused(lo, hi, programs, fields):
+        decision, wallet, amount, approved, merchant_id, request = values
+        merchant = request.get("merchant", {})
+        rows.append(
+            ProgramRefusal(
+                program_id=program,
+                decision_id=decision,
+                day=day,
+                wallet_id=wallet,
+                amount=amount - approved,
+                merchant_id=merchant_id,
+                merchant_name=merchant.get("name", ""),
+                mcc=merchant.get("mcc", ""),
+                commune=merchant.get("commune_code") or merchant.get("postcode") or "",
+                reasons=sorted(refused),
+            )
+        )
+    return rows
 
 
 def _ended_with_money(accounts: Q, programs: Iterable[int] | None):
@@ -278,6 +316,68 @@ class Folded:
     decision_watermark: int = 0
 
 
+def _moved_since(lo: int) -> list[QuerySet]:
+    """touched_since() as subqueries, for the fold: after the sweep, a million accounts."""
+    return [
+        Entry.objects.filter(transfer_id__gt=lo).values("account"),
+        Transfer.objects.filter(id__gt=lo, is_pending=True).values("debit_account"),
+        Transfer.objects.filter(id__gt=lo, pending_transfer__isnull=False).values(
+            "pending_transfer__debit_account"
+        ),
+    ]
+
+
+def _ended_list() -> None:
+    """Brings EndedPocketLeft up to the transfer watermark. Only a transfer can give an ended
+    pocket money beyond its holds (ending an allocation returns what is free in the same
+    transaction; a hold released after adds it back), so only the pockets listed and those
+    the transfers after the last listing moved are read again, not every ended pocket (a
+    million after the sweep: 9 s a fold). The first listing reads them all."""
+    with transaction.atomic():
+        mark = RollupWatermark.objects.select_for_update().get(pk=1)
+        if mark.ended == mark.transfer:
+            return
+        if mark.ended is None:
+            candidates = [Q()]
+        else:
+            listed = EndedPocketLeft.objects.values("account_id")
+            candidates = [Q(pk__in=accounts) for accounts in [listed, *_moved_since(mark.ended)]]
+        left: dict[int, int] = {}
+        for accounts in candidates:
+            # Each apart, by its own index: ORed, the planner would read every account.
+            left.update(
+                _ended_with_money(accounts, None).values_list("pk", "pocket__allocation__program")
+            )
+        EndedPocketLeft.objects.exclude(account_id__in=left).delete()
+        EndedPocketLeft.objects.bulk_create(
+            [EndedPocketLeft(account_id=pk, program_id=program) for pk, program in left.items()],
+            batch_size=1000,
+            ignore_conflicts=True,
+        )
+        mark.ended = mark.transfer
+        mark.save(update_fields=["ended"])
+
+
+def _fold_decisions(
+    field: str, fold: Callable[[int, int], object], *, settle: timedelta, chunk: int
+) -> int:
+    """Folds the settled decisions after the watermark's `field` with `fold(lo, hi)`, `chunk`
+    ids per transaction; returns how many ids."""
+    folded = 0
+    while True:
+        with transaction.atomic():
+            mark = RollupWatermark.objects.select_for_update().get(pk=1)
+            lo = getattr(mark, field)
+            hi = min(_settled(Decision, lo, "decided_at", settle), lo + chunk)
+            if hi == lo:
+                return folded
+            fold(lo, hi)
+            folded += hi - lo
+            setattr(mark, field, hi)
+            mark.folded_at = timezone.now()
+            mark.save(update_fields=[field, "folded_at"])
+
+
 def rollup_fold(*, settle: timedelta = SETTLE, chunk: int = CHUNK) -> Folded:
     """Folds every settled transfer and decision after the watermark into the rollup, `chunk`
     ids per transaction, then records what ended aid keeps. Safe to run concurrently: each
@@ -297,26 +397,21 @@ def rollup_fold(*, settle: timedelta = SETTLE, chunk: int = CHUNK) -> Folded:
             mark.transfer = hi
             mark.folded_at = timezone.now()
             mark.save(update_fields=["transfer", "folded_at"])
-    while True:
-        with transaction.atomic():
-            mark = RollupWatermark.objects.select_for_update().get(pk=1)
-            hi = min(_settled(Decision, mark.decision, "decided_at", settle), mark.decision + chunk)
-            if hi == mark.decision:
-                break
-            _add(ProgramDecline, declines_since(mark.decision, hi), _DECLINE_KEY, ["payments"])
-            folded.decisions += hi - mark.decision
-            mark.decision = hi
-            mark.folded_at = timezone.now()
-            mark.save(update_fields=["decision", "folded_at"])
-    with transaction.atomic():
-        # Read once in a while over every ended pocket (the sweep's own query): between two
-        # folds a dashboard reads only these and the pockets moved since (`ended`).
-        left = _ended_with_money(Q(), None).values_list("pk", "pocket__allocation__program")
-        EndedPocketLeft.objects.all().delete()
-        EndedPocketLeft.objects.bulk_create(
-            [EndedPocketLeft(account_id=pk, program_id=program) for pk, program in left],
-            batch_size=1000,
-        )
+    folded.decisions = _fold_decisions(
+        "decision",
+        lambda lo, hi: _add(ProgramDecline, declines_since(lo, hi), _DECLINE_KEY, ["payments"]),
+        settle=settle,
+        chunk=chunk,
+    )
+    _fold_decisions(
+        "refusal",
+        lambda lo, hi: ProgramRefusal.objects.bulk_create(
+            refusals_since(lo, hi), batch_size=1000, ignore_conflicts=True
+        ),
+        settle=settle,
+        chunk=chunk,
+    )
+    _ended_list()
     mark = RollupWatermark.objects.get(pk=1)
     folded.transfer_watermark, folded.decision_watermark = mark.transfer, mark.decision
     return folded
@@ -393,11 +488,22 @@ def declines(programs: list[int], *, start: date, end: date) -> dict[DeclineKey,
     return total
 
 
+def refusals(programs: list[int], *, start: date, end: date) -> list[ProgramRefusal]:
+    """The refusals of the days start..end (included), rollup and after its watermark. Call
+    inside one_snapshot()."""
+    folded = ProgramRefusal.objects.filter(program__in=programs, day__gte=start, day__lte=end)
+    after = refusals_since(watermark().refusal, programs=programs)
+    return [*folded, *(row for row in after if start <= row.day <= end)]
+
+
 def ended(programs: list[int], mark: RollupWatermark) -> dict[int, int]:
     """{program: what its ended aid keeps beyond its holds}, exact to the moment: only a pocket
-    that kept some at the last fold, or that the ledger moved since, can keep any now. Call
+    that kept some at the last listing, or that the ledger moved since, can keep any now. Call
     inside one_snapshot()."""
-    candidates = touched_since(mark.transfer) | set(
+    # The list lags the transfers' watermark while a fold runs, between its transfers and
+    # its listing: the pockets moved since the list was made.
+    since = mark.transfer if mark.ended is None else min(mark.ended, mark.transfer)
+    candidates = touched_since(since) | set(
         EndedPocketLeft.objects.filter(program__in=programs).values_list("account_id", flat=True)
     )
     rows = (

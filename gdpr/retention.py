@@ -20,7 +20,13 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import DomainError
-from funders.models import Allocation, AllocationImport, BeneficiaryProfile, ProfileImport
+from funders.models import (
+    Allocation,
+    AllocationImport,
+    BeneficiaryProfile,
+    ProfileImport,
+    ProgramExport,
+)
 from gdpr.models import RetentionPurge
 from gdpr.services import beneficiary_erase
 from wallet.models import Beneficiary, ContactChangeRequest, PushSubscription
@@ -102,6 +108,18 @@ def _import_files(cutoff: datetime) -> int:
     return count
 
 
+def _program_exports(cutoff: datetime) -> int:
+    """The export files built for funders (names, file numbers, payments), and their rows: the
+    figures stay in the ledger and the rollup, an export can be asked for again. Each file is
+    deleted before its row, so that a failure leaves a row whose file the next night deletes
+    again (deleting a missing file is no error), never a file no row names."""
+    old = list(ProgramExport.objects.filter(created_at__lt=cutoff).order_by("pk"))
+    for export in old:
+        if export.file:
+            export.file.delete(save=False)
+    return ProgramExport.objects.filter(pk__in=[export.pk for export in old]).delete()[0]
+
+
 def _stale_people(cutoff: datetime) -> list[Beneficiary]:
     active = Allocation.objects.filter(beneficiary=OuterRef("pk"), status=Allocation.Status.ACTIVE)
     return list(
@@ -158,6 +176,7 @@ RULES: dict[str, Callable[[datetime], int]] = {
     "push_subscriptions": _push_subscriptions,
     "access_logs": _access_logs,
     "import_files": _import_files,
+    "program_exports": _program_exports,
     "stale_profiles": _stale_profiles,
     "stale_people": _stale_persons,
 }

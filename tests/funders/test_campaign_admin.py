@@ -636,6 +636,21 @@ def test_the_decisions_export_in_csv(decisions, campaign):
     assert third["département"] == unknown
 
 
+def test_the_decisions_export_neutralises_a_formula_like_decider(funder, campaign):
+    """Who decided is typed by people (a staff member's name): a spreadsheet must not run it."""
+    named = make_staff(funder=funder, role="agent", username="named", first_name="=SUM(A1)")
+    unnamed = make_staff(funder=funder, role="agent", username="@clerk")
+    for reference, clerk in (("D-9", named), ("D-10", unnamed)):
+        proposal = propose(campaign, person(funder, reference))
+        proposal_reject(proposal=proposal, by=clerk, reason="Not eligible")
+    with translation.override("en"):
+        _name, _type, content = exports.campaign_decisions_export(
+            campaign=campaign, file_format="csv"
+        )
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    assert [row["decided by"] for row in rows] == ["'=SUM(A1)", "'@clerk"]
+
+
 def test_the_decisions_export_in_xlsx(decisions, campaign):
     accepted, *_ = decisions
     with translation.override("en"):

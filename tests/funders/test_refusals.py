@@ -12,6 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from engine.request import AuthorizationRequest
+from funders import rollups
+from funders.models import ProgramRefusal
 from funders.reports import Period, refusals_by
 from merchants.payments import merchant_place
 from tests.factories import BeneficiaryFactory, make_allocation, make_merchant, make_program
@@ -129,3 +131,30 @@ def test_the_refusals_export(scenario, manager, file_format):
     # The same figures in both formats, the amount in euros and in cents.
     shops = [row for row in rows[1:] if row[1] == "Bar du Cours"]
     assert [row[2:] for row in shops] == [["3", "25.00", "2500", "2"]]
+
+
+def test_refusals_are_the_same_read_from_the_rollup_or_after_its_watermark(scenario, funder):
+    program, bar, _outside = scenario
+    before = refusals_by(program=program, period=period())
+    # someone of another program refused at the same bar: not among them
+    other = make_program(funder=funder, rules=FOOD_IN_GRENOBLE)
+    stranger = BeneficiaryFactory()
+    make_allocation(program=other, beneficiary=stranger, amount=10_000)
+    assert pay(bar, stranger, 700).status == "declined"
+    assert refusals_by(program=program, period=period()) == before
+
+    # folded a few decisions at a time, then a refusal after the watermark
+    rollups.rollup_fold(settle=timedelta(0), chunk=2)
+    assert ProgramRefusal.objects.filter(program=program).count() == 4
+    assert ProgramRefusal.objects.filter(program=other).count() == 1
+    assert refusals_by(program=program, period=period()) == before
+    pay(bar, program.allocations.first().beneficiary, 100)
+    after = refusals_by(program=program, period=period())
+    assert [(line.payments, line.amount) for line in after["shop"]] == [(1, 3_000), (4, 2_600)]
+    rollups.rollup_fold(settle=timedelta(0))
+    assert refusals_by(program=program, period=period()) == after
+    # and outside the period, none
+    yesterday = period().start
+    assert refusals_by(program=program, period=Period(start=yesterday, end=yesterday)) == {
+        dimension: [] for dimension in ("reason", "shop", "category", "commune")
+    }

@@ -7,11 +7,13 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from funders import reports, rollups
-from funders.models import Allocation, Program, ProgramFlow
+from funders.models import Allocation, EndedPocketLeft, Program, ProgramFlow
 from funders.services import allocation_revoke, allocations_expire_due
 from ledger.models import Account, Entry, Transfer
 from merchants.payments import payment_authorize, payment_capture, payment_refund, payment_reverse
@@ -207,3 +209,46 @@ def test_the_fold_leaves_rows_younger_than_the_settling_time_to_the_dashboards(
     time_machine.move_to(last.created_at + timedelta(minutes=3), tick=False)
     assert rollups.rollup_fold().transfer_watermark == last.pk
     assert reports.program_figures(programs=[scenario.program]) == before
+
+
+def test_a_fold_reads_again_only_the_ended_pockets_listed_or_moved_since(funder):
+    # given two grants revoked while a payment held part of each, folded
+    program = make_program(funder=funder, funded=50_000)
+    shop = make_merchant()
+    held = {}
+    for name in ("alice", "bob"):
+        allocation = make_allocation(program=program, amount=10_000)
+        held[name] = payment_authorize(
+            merchant=shop,
+            amount=3_000,
+            currency="EUR",
+            payment_code=make_payment_code(allocation.beneficiary.wallet),
+            idempotency_key=f"pay-{name}",
+        )
+        allocation_revoke(allocation=allocation)
+        held[name].pocket_account = allocation.pocket.account_id
+    fold()
+    assert not EndedPocketLeft.objects.exists()  # all they kept is held
+
+    def listed() -> set[int]:
+        return set(EndedPocketLeft.objects.values_list("account_id", flat=True))
+
+    # when Alice's hold is released (her ended pocket keeps 30 €), then Bob's
+    payment_reverse(merchant=shop, decision=held["alice"], idempotency_key="rev-alice")
+    fold()
+    assert listed() == {held["alice"].pocket_account}
+    payment_reverse(merchant=shop, decision=held["bob"], idempotency_key="rev-bob")
+    fold()
+
+    # then both are listed (Alice's kept though her pocket did not move since)
+    assert listed() == {held["alice"].pocket_account, held["bob"].pocket_account}
+    assert reports.program_figures(programs=[program])[program.pk] == straightforward(program)
+    # and a fold with nothing new reads no ended pocket again
+    with CaptureQueriesContext(connection) as queries:
+        assert fold().transfers == 0
+    assert not [q for q in queries.captured_queries if "funders_allocation" in q["sql"]]
+    # and once the sweep has returned what they kept, neither is
+    allocations_expire_due()
+    fold()
+    assert listed() == set()
+    assert reports.program_figures(programs=[program])[program.pk] == straightforward(program)

@@ -2,16 +2,18 @@
 time_machine: what passed its date goes, what did not stays, every run is audited, and the
 ledger and payment decisions are never touched."""
 
+import os
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from axes.models import AccessFailureLog
+from django.core.files.base import ContentFile
 from django.core.management import call_command
 
 from beneficiary_app.services import contact_parse, sign_in_code_request, sign_in_code_verify
-from funders.models import AllocationImport, BeneficiaryProfile, Enrolment
+from funders.models import AllocationImport, BeneficiaryProfile, Enrolment, ProgramExport
 from funders.services import allocation_revoke, beneficiary_enrol
 from gdpr.models import RetentionPurge
 from gdpr.retention import RULES, retention_enforce
@@ -129,6 +131,37 @@ def test_import_files_are_emptied_after_three_months():
         assert retention_enforce()["import_files"] == 1
     upload.refresh_from_db()
     assert bytes(upload.content) == b"" and upload.report == []
+
+
+def test_export_files_and_their_rows_go_after_a_month(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    program = make_program()
+
+    def export(kind: str) -> ProgramExport:
+        made = ProgramExport.objects.create(
+            program=program, kind=kind, file_format="csv", period_start=START, period_end=START
+        )
+        made.file.save(f"{kind}.csv", ContentFile(b"Martin,Camille\r\n"))
+        return made
+
+    old = export("allocations")
+    broken = ProgramExport.objects.create(  # its task failed: a row without a file
+        program=program, kind="payments", file_format="csv", period_start=START, period_end=START
+    )
+    path = old.file.path
+    with later(days=10):
+        recent = export("payments")
+    with later(days=29):
+        assert retention_enforce()["program_exports"] == 0
+    with later(days=31):
+        assert retention_enforce()["program_exports"] == 2
+    assert not ProgramExport.objects.filter(pk__in=[old.pk, broken.pk]).exists()
+    assert not os.path.exists(path)
+    recent.refresh_from_db()
+    assert os.path.exists(recent.file.path)
+    with later(days=41):
+        assert retention_enforce()["program_exports"] == 1
+    assert not ProgramExport.objects.exists() and not os.path.exists(recent.file.path)
 
 
 def test_stale_profiles_and_people_go_the_ledger_and_decisions_stay():
