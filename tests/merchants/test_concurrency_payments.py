@@ -6,7 +6,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.one_statement import OneStatement
-
 from engine.request import AuthorizationRequest
 from ledger.verify import verify
 from merchants.models import Capture, Refund, Reversal
