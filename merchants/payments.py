@@ -278,19 +278,15 @@ def _capture_in(
     held = sum(hold.amount for hold in read.holds)
     if read.replay or read.captured or not held or (amount is not None and amount > held):
         return None
-    remaining = held if amount is None else amount
+    wanted = held if amount is None else amount
+    remaining = wanted
     resolutions = []
     for hold in read.holds:
         part = min(remaining, hold.amount)
         resolutions.append((hold, part))
         remaining -= part
     posted = holds_resolve_in(writes, resolutions)
-    capture = Capture(
-        decision=decision,
-        amount=held if amount is None else amount,
-        idempotency_key=key,
-        fingerprint=digest,
-    )
+    capture = Capture(decision=decision, amount=wanted, idempotency_key=key, fingerprint=digest)
     _captured(decision, capture, posted, writes=writes)
     return capture
 
