@@ -236,6 +236,46 @@ def refund_post(
     return _idempotent(idempotency_key, params, create)
 
 
+def refunds_post_in(
+    writes: OneStatement, refunds: Sequence[tuple[Transfer, int, Account, Account]]
+) -> list[Transfer]:
+    """refund_post() of each (capture, amount, paid_to, to), for a caller that writes in one
+    statement (core/one_statement.py), is idempotent by its own record's key and has read, under
+    the lock every refund of these captures takes (the wallet's, for a payment's), that each
+    amount is at most what its capture has left to refund. `paid_to`, the account the capture
+    credited, must be unguarded (a merchant's payable): a guarded one needs refund_post()'s
+    guarded debit, which can refuse. The transfers' ids are set once the statement ran."""
+    moves: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for capture, amount, paid_to, to in refunds:
+        validate_amount(amount)
+        if capture.kind != Transfer.Kind.CAPTURE:
+            raise InvalidState(message="Only a capture can be refunded.", field="capture")
+        if paid_to.guarded:
+            raise InvalidState(message="A guarded account is debited by refund_post().")
+        if to.currency != capture.currency or paid_to.currency != capture.currency:
+            raise CurrencyMismatch(field="currency")
+        if to.guarded:
+            pending, balance = moves[to.pk]
+            moves[to.pk] = (pending, balance + amount)
+    _moved_in(writes, moves)
+    transfers = []
+    for capture, amount, paid_to, to in refunds:
+        transfer = Transfer(
+            kind=Transfer.Kind.REFUND,
+            currency=capture.currency,
+            amount=amount,
+            idempotency_key=None,
+            fingerprint="",
+            metadata={},
+            refund_of=capture,
+        )
+        writes.insert(transfer)
+        writes.insert(Entry(transfer=transfer, account=paid_to, amount=-amount))
+        writes.insert(Entry(transfer=transfer, account=to, amount=amount))
+        transfers.append(transfer)
+    return transfers
+
+
 def hold_place(
     *,
     debit: Account,
@@ -423,6 +463,61 @@ def hold_post(
         idempotency_key=idempotency_key,
         at=timezone.now(),
     )
+
+
+def _moved_in(writes: OneStatement, moves: Mapping[int, tuple[int, int]]) -> None:
+    """Each account's net (pending, balance) change as one UPDATE of `writes`, in primary-key
+    order: a statement's data-modifying CTEs may update a row only once, and several holds or
+    refunds of one operation may move the same account."""
+    table = Account._meta.db_table
+    for pk, (pending, balance) in sorted(moves.items()):
+        if pending or balance:
+            writes.sql(
+                f"UPDATE {table} SET pending = pending + %s, balance = balance + %s WHERE id = %s",
+                [pending, balance, pk],
+            )
+
+
+def holds_resolve_in(
+    writes: OneStatement, resolutions: Sequence[tuple[Transfer, int]]
+) -> list[Transfer]:
+    """hold_post() (posted > 0) or hold_void() (posted 0) of each (hold, posted), for a caller
+    that writes in one statement (core/one_statement.py), is idempotent by its own record's key
+    and holds the lock every resolver of these holds takes (the wallet's, for a payment's): it
+    has read them unresolved, unexpired and with their accounts under that lock. A hold resolved
+    meanwhile all the same makes the statement fail on the one resolution a hold may have (an
+    IntegrityError). Returns the capture transfers, whose ids are set once the statement ran."""
+    moves: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    resolved, captures = [], []
+    for hold, posted in resolutions:
+        if not 0 <= posted <= hold.amount:
+            raise ExceedsHoldAmount(field="amount")
+        debit, credit = _hold_accounts(hold)
+        pending, balance = moves[debit.pk]
+        moves[debit.pk] = (pending - hold.amount, balance - posted)
+        if posted and credit.guarded:
+            pending, balance = moves[credit.pk]
+            moves[credit.pk] = (pending, balance + posted)
+        transfer = Transfer(
+            kind=Transfer.Kind.CAPTURE if posted else Transfer.Kind.VOID,
+            currency=hold.currency,
+            amount=posted or hold.amount,
+            idempotency_key=None,
+            fingerprint="",
+            pending_transfer=hold,
+            metadata={},
+        )
+        entries = [Entry(transfer=transfer, account=debit, amount=-posted)] if posted else []
+        entries += [Entry(transfer=transfer, account=credit, amount=posted)] if posted else []
+        resolved.append((transfer, entries))
+        if posted:
+            captures.append(transfer)
+    _moved_in(writes, moves)
+    for transfer, entries in resolved:
+        writes.insert(transfer)
+        for entry in entries:
+            writes.insert(entry)
+    return captures
 
 
 def hold_void(*, hold: Transfer, idempotency_key: str | None) -> Transfer:

@@ -8,8 +8,8 @@ from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
     AmountInput,
+    OperationCreateApi,
     OperationOutput,
-    operation_created,
     operation_detail,
     operation_page,
     own_authorization,
@@ -41,7 +41,7 @@ CAPTURE_EXAMPLE = OpenApiExample(
 )
 
 
-class CaptureCreateApi(MerchantApi):
+class CaptureCreateApi(OperationCreateApi):
     @extend_schema(
         summary="Capture an authorization",
         operation_id="authorizations_capture",
@@ -61,14 +61,24 @@ class CaptureCreateApi(MerchantApi):
         decision = own_authorization(
             merchant=self.merchant, reference=reference, livemode=self.livemode
         )
-        service = payment_capture if self.livemode else sandbox_capture
-        capture = service(
-            merchant=self.merchant,
-            decision=decision,
-            idempotency_key=self.service_key(),
-            **data,
+        key = self.service_key()
+        if not self.livemode:
+            return self.committed(
+                CaptureOutput,
+                lambda writes: sandbox_capture(
+                    merchant=self.merchant, decision=decision, idempotency_key=key, **data
+                ),
+            )
+        return self.committed(
+            CaptureOutput,
+            lambda writes: payment_capture(
+                merchant=self.merchant,
+                decision=decision,
+                idempotency_key=key,
+                writes=writes,
+                **data,
+            ),
         )
-        return operation_created(CaptureOutput, capture)
 
 
 class CapturePage(Page):

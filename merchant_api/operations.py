@@ -3,13 +3,18 @@ authorizations, made by a POST under the authorization and listed and retrieved 
 The response to the POST is the operation, in the one shape it has everywhere (its list, its
 detail, its webhook event); the authorization's new state is at GET /authorizations/{id}."""
 
+from collections.abc import Callable
+
 import django_filters
+from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from core.one_statement import OneStatement, one_statement_available
+from merchant_api import idempotency
 from merchant_api.base import (
     CREATED_GTE,
     CREATED_LT,
@@ -103,3 +108,42 @@ def own_authorization(*, merchant: Merchant, reference: str, livemode: bool) -> 
 
 def operation_created(output: type[serializers.Serializer], operation: object) -> Response:
     return Response(represented(output, operation), status=status.HTTP_201_CREATED)
+
+
+# Tries of an operation's one statement (see OperationCreateApi.committed).
+_ATTEMPTS = 3
+
+
+class OperationCreateApi(MerchantApi):
+    """The POST of a capture or a refund."""
+
+    def committed(
+        self, output: type[serializers.Serializer], operate: Callable[[OneStatement | None], Model]
+    ) -> Response:
+        """`operate(writes)`'s operation, answered 201, with the answer a retry will get stored
+        in the transaction that moves the money: never after it (a crash in between would leave
+        money moved whose retry is refused). On PostgreSQL a live operation writes into `writes`
+        (core/one_statement.py), run here after its answer is added to it."""
+        attempt = 1
+        while True:
+            self.writes = OneStatement() if self.livemode and one_statement_available() else None
+            try:
+                with transaction.atomic():
+                    answer = self.remembered(operation_created(output, operate(self.writes)))
+                    if self.writes is not None:
+                        self.writes.run()
+                    return answer
+            except IntegrityError:
+                # Only the one statement's writes get here (the ORM's path settles its races in
+                # run_idempotent): a concurrent call under this key, on another authorization,
+                # committed first, or a hold was resolved without the wallet's lock. Rolled back
+                # whole: that call's answer, or the operation done again on fresh rows.
+                if self.writes is None or attempt == _ATTEMPTS:
+                    raise
+                attempt += 1
+                assert self.idempotency is not None  # a POST always has its key (initial())
+                replayed = idempotency.replay(
+                    merchant=self.merchant, key=self._stored_key(), fingerprint=self.idempotency[1]
+                )
+                if replayed is not None:
+                    return replayed

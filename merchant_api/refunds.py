@@ -15,8 +15,8 @@ from merchant_api.base import (
 from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
+    OperationCreateApi,
     OperationOutput,
-    operation_created,
     operation_detail,
     operation_page,
     own_authorization,
@@ -55,7 +55,7 @@ class RefundInput(serializers.Serializer):
     reason = serializers.CharField(max_length=200, default="", allow_blank=True)
 
 
-class RefundCreateApi(MerchantApi):
+class RefundCreateApi(OperationCreateApi):
     @extend_schema(
         summary="Refund a captured payment",
         operation_id="refunds_create",
@@ -77,14 +77,24 @@ class RefundCreateApi(MerchantApi):
         decision = own_authorization(
             merchant=self.merchant, reference=reference, livemode=self.livemode
         )
-        service = payment_refund if self.livemode else sandbox_refund
-        refund = service(
-            merchant=self.merchant,
-            decision=decision,
-            idempotency_key=self.service_key(),
-            **data,
+        key = self.service_key()
+        if not self.livemode:
+            return self.committed(
+                RefundOutput,
+                lambda writes: sandbox_refund(
+                    merchant=self.merchant, decision=decision, idempotency_key=key, **data
+                ),
+            )
+        return self.committed(
+            RefundOutput,
+            lambda writes: payment_refund(
+                merchant=self.merchant,
+                decision=decision,
+                idempotency_key=key,
+                writes=writes,
+                **data,
+            ),
         )
-        return operation_created(RefundOutput, refund)
 
 
 class RefundPage(Page):

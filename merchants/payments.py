@@ -24,14 +24,22 @@ from core.money import validate_amount
 from core.one_statement import OneStatement
 from engine.request import AuthorizationRequest, BasketLine, MerchantPlace
 from funders.services import capture_refund
-from ledger.idempotency import run_idempotent
+from ledger.idempotency import fingerprint, run_idempotent
 from ledger.models import Transfer
-from ledger.services import hold_expire, hold_post, hold_void
+from ledger.services import (
+    hold_expire,
+    hold_post,
+    hold_void,
+    holds_resolve_in,
+    refunds_post_in,
+)
 from merchants.events import EventType
+from merchants.hot_path import captures_read, holds_read
 from merchants.models import Capture, Merchant, Refund, Reversal
 from merchants.services import merchant_ensure_active
 from merchants.webhooks import webhook_event_emit
 from wallet.authorize import authorize, authorize_by_code
+from wallet.hot_path import wallet_lock as hot_path_wallet_lock
 from wallet.locks import wallet_lock
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.payment_codes import payment_code_redeem
@@ -198,18 +206,43 @@ def payment_capture(
     decision: Decision,
     idempotency_key: str | None,
     amount: int | None = None,
+    writes: OneStatement | None = None,
 ) -> Capture:
     """Capture an authorization, whole or in part (amount ≤ what is held); what is not captured
-    is released to the pockets. One capture per authorization."""
+    is released to the pockets. One capture per authorization.
+
+    `writes` (PostgreSQL only): a capture of what is held is written into it for the caller to
+    run as one statement, the Capture returned unsaved until it runs; anything else (a replay,
+    a refusal) is answered here, through the ORM."""
     _own(merchant, decision)
     return _capture(
-        decision=decision, amount=amount, idempotency_key=_scoped(merchant, idempotency_key)
+        decision=decision,
+        amount=amount,
+        idempotency_key=_scoped(merchant, idempotency_key),
+        writes=writes,
     )
 
 
-def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) -> Capture:
+def _capture(
+    *,
+    decision: Decision,
+    amount: int | None,
+    idempotency_key: str,
+    writes: OneStatement | None = None,
+) -> Capture:
     if amount is not None:
         validate_amount(amount)
+    params = {"decision": decision.pk, "amount": amount}
+    if writes is not None:
+        fast = _capture_in(
+            writes,
+            decision=decision,
+            amount=amount,
+            key=idempotency_key,
+            digest=fingerprint(params),
+        )
+        if fast is not None:
+            return fast
 
     def create(digest: str) -> Capture:
         holds = _locked_holds(decision)
@@ -225,15 +258,53 @@ def _capture(*, decision: Decision, amount: int | None, idempotency_key: str) ->
             else:
                 hold_void(hold=link.hold, idempotency_key=None)
             remaining -= part
-        capture = Capture.objects.create(
+        capture = Capture(
             decision=decision, amount=wanted, idempotency_key=idempotency_key, fingerprint=digest
         )
-        announce_operation(decision, EventType.PAYMENT_CAPTURED, capture, "capture")
-        captures_posted.send(sender=Transfer, captures=posted)
+        _captured(decision, capture, posted, writes=None)
         return capture
 
-    params = {"decision": decision.pk, "amount": amount}
     return run_idempotent(model=Capture, key=idempotency_key, params=params, create=create)
+
+
+def _capture_in(
+    writes: OneStatement, *, decision: Decision, amount: int | None, key: str, digest: str
+) -> Capture | None:
+    """The capture in `writes`: the wallet's lock, one read (merchants/hot_path.py), one write.
+    None, with nothing written, when the ORM's path must answer: a capture recorded under the key
+    (a replay, or a conflict), a decision captured already, nothing held, more asked than held."""
+    hot_path_wallet_lock(decision.wallet_id)
+    read = holds_read(decision_id=decision.pk, key=key, at=timezone.now())
+    held = sum(hold.amount for hold in read.holds)
+    if read.replay or read.captured or not held or (amount is not None and amount > held):
+        return None
+    wanted = held if amount is None else amount
+    remaining = wanted
+    resolutions = []
+    for hold in read.holds:
+        part = min(remaining, hold.amount)
+        resolutions.append((hold, part))
+        remaining -= part
+    posted = holds_resolve_in(writes, resolutions)
+    capture = Capture(decision=decision, amount=wanted, idempotency_key=key, fingerprint=digest)
+    _captured(decision, capture, posted, writes=writes)
+    return capture
+
+
+def _captured(
+    decision: Decision, capture: Capture, posted: list[Transfer], *, writes: OneStatement | None
+) -> None:
+    """What both paths write after the money: the capture, its event, its notices."""
+    _record(capture, writes)
+    announce_operation(decision, EventType.PAYMENT_CAPTURED, capture, "capture", writes=writes)
+    captures_posted.send(sender=Transfer, captures=posted, writes=writes)
+
+
+def _record(operation: Capture | Refund, writes: OneStatement | None) -> None:
+    if writes is None:
+        operation.save(force_insert=True)
+    else:
+        writes.insert(operation)
 
 
 def payment_reverse(
@@ -277,12 +348,29 @@ def payment_refund(
     amount: int,
     idempotency_key: str | None,
     reason: str = "",
+    writes: OneStatement | None = None,
 ) -> Refund:
     """Refund up to what was captured minus what was already refunded. The money returns to the
-    pockets it came from, or to the program where a pocket's aid has ended."""
+    pockets it came from, or to the program where a pocket's aid has ended.
+
+    `writes` (PostgreSQL only): a refund within what is refundable is written into it for the
+    caller to run as one statement, the Refund returned unsaved until it runs; anything else (a
+    replay, a refusal) is answered here, through the ORM."""
     validate_amount(amount)
     _own(merchant, decision)
     key = _scoped(merchant, idempotency_key)
+    params = {"decision": decision.pk, "amount": amount, "reason": reason}
+    if writes is not None:
+        fast = _refund_in(
+            writes,
+            decision=decision,
+            amount=amount,
+            reason=reason,
+            key=key,
+            digest=fingerprint(params),
+        )
+        if fast is not None:
+            return fast
 
     def create(digest: str) -> Refund:
         wallet_lock(decision.wallet_id)
@@ -296,18 +384,50 @@ def payment_refund(
             if part:
                 capture_refund(capture=capture, amount=part, idempotency_key=None)
                 remaining -= part
-        refund = Refund.objects.create(
+        refund = Refund(
             decision=decision,
             amount=amount,
             reason=reason,
             idempotency_key=key,
             fingerprint=digest,
         )
-        announce_operation(decision, EventType.REFUND_SUCCEEDED, refund, "refund")
+        _refunded(decision, refund, writes=None)
         return refund
 
-    params = {"decision": decision.pk, "amount": amount, "reason": reason}
     return run_idempotent(model=Refund, key=key, params=params, create=create)
+
+
+def _refund_in(
+    writes: OneStatement, *, decision: Decision, amount: int, reason: str, key: str, digest: str
+) -> Refund | None:
+    """The refund in `writes`: the wallet's lock, one read (merchants/hot_path.py), one write.
+    None, with nothing written, when the ORM's path must answer: a refund recorded under the key
+    (a replay, or a conflict), more asked than is refundable, a capture paid to a guarded
+    account (whose debit refund_post() guards)."""
+    hot_path_wallet_lock(decision.wallet_id)
+    read = captures_read(decision_id=decision.pk, key=key)
+    refundable = sum(state.transfer.amount - state.refunded for state in read.captures)
+    if read.replay or amount > refundable or any(state.paid_to.guarded for state in read.captures):
+        return None
+    remaining = amount
+    refunds = []
+    for state in read.captures:
+        part = min(remaining, state.transfer.amount - state.refunded)
+        if part:
+            refunds.append((state.transfer, part, state.paid_to, state.to))
+            remaining -= part
+    refunds_post_in(writes, refunds)
+    refund = Refund(
+        decision=decision, amount=amount, reason=reason, idempotency_key=key, fingerprint=digest
+    )
+    _refunded(decision, refund, writes=writes)
+    return refund
+
+
+def _refunded(decision: Decision, refund: Refund, *, writes: OneStatement | None) -> None:
+    """What both paths write after the money: the refund and its event."""
+    _record(refund, writes)
+    announce_operation(decision, EventType.REFUND_SUCCEEDED, refund, "refund", writes=writes)
 
 
 def decision_captures(decision: Decision) -> list[Transfer]:
@@ -444,9 +564,16 @@ def _announce_expiry(decision: Decision) -> None:
     )
 
 
-def announce_operation(decision: Decision, event_type: str, operation, object_name: str) -> None:
+def announce_operation(
+    decision: Decision,
+    event_type: str,
+    operation,
+    object_name: str,
+    writes: OneStatement | None = None,
+) -> None:
     """Tell the merchant's webhooks, from inside the operation's transaction: the delivery
-    leaves only if the money moved (see merchants/webhooks.py)."""
+    leaves only if the money moved (see merchants/webhooks.py). With `writes`, the operation's
+    one statement, the event goes in it."""
     webhook_event_emit(
         merchant_id=decision.merchant_id,
         livemode=decision.livemode,
@@ -459,6 +586,7 @@ def announce_operation(decision: Decision, event_type: str, operation, object_na
             "currency": decision.currency,
             "authorization": authorization_data(decision),
         },
+        writes=writes,
     )
 
 

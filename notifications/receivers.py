@@ -20,8 +20,8 @@ def on_decision_recorded(sender, *, decision, writes=None, **kwargs) -> None:
     decision_notice_put(decision=decision, writes=writes)
 
 
-def on_captures_posted(sender, *, captures, **kwargs) -> None:
-    captures_notify_on_commit(captures=captures)
+def on_captures_posted(sender, *, captures, writes=None, **kwargs) -> None:
+    captures_notify_on_commit(captures=captures, writes=writes)
 
 
 # django-anymail's tracking events, as the outbox records them; engagement (opened, clicked)

@@ -544,14 +544,24 @@ def capture_low_balance_notify(*, capture: Transfer) -> list[Notification]:
         )
 
 
-def captures_notify_on_commit(*, captures: list[Transfer]) -> None:
+def captures_notify_on_commit(
+    *, captures: list[Transfer], writes: OneStatement | None = None
+) -> None:
     """Have the low-balance check of these captures made: a notice row each in the captures'
     own transaction, then a task once it commits. A broker down at that moment, or a task that
-    failed while the database was away, loses nothing: the sweep finds the notices."""
-    ids = [capture.pk for capture in captures]
-    if ids:
-        CaptureNotice.objects.bulk_create([CaptureNotice(capture_id=pk) for pk in ids])
-        transaction.on_commit(lambda: tasks.notify_captures.delay(ids), robust=True)
+    failed while the database was away, loses nothing: the sweep finds the notices. With
+    `writes` (a capture's one statement), the notices go in it, and the captures' ids, set once
+    it has run, are read at the commit."""
+    if not captures:
+        return
+    if writes is not None:
+        for capture in captures:
+            writes.insert(CaptureNotice(capture=capture))
+    else:
+        CaptureNotice.objects.bulk_create([CaptureNotice(capture_id=c.pk) for c in captures])
+    transaction.on_commit(
+        lambda: tasks.notify_captures.delay([capture.pk for capture in captures]), robust=True
+    )
 
 
 def capture_notice_done(*, capture: Transfer) -> list[Notification]:
