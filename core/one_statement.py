@@ -12,8 +12,11 @@ project's foreign keys are deferred to the commit.
 Model.save() and the pre/post_save signals are not run, as with bulk_create: only for models
 written nowhere else on this path (save() overrides there guard against updates only)."""
 
+import itertools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -63,6 +66,26 @@ def _table(model: type[Model], quote_name: Callable[[str], str]) -> _Table:
         )
         _tables[model] = table
     return table
+
+
+_PLACEHOLDER = re.compile(r"%(.)", re.DOTALL)
+
+
+@lru_cache(maxsize=256)
+def _numbered(sql: str) -> str:
+    """`sql` with its %s numbered as PostgreSQL's $1, $2..., and %% as %: worked out once per
+    shape of statement (a payment's holds, a webhook's deliveries: a few dozen shapes), where
+    psycopg would parse every run's long text again (core/prepared.py)."""
+    numbers = itertools.count(1)
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match[1] == "%":
+            return "%"
+        if match[1] != "s":
+            raise ValueError(f"only %s placeholders in one statement: {match[0]!r}")
+        return f"${next(numbers)}"
+
+    return _PLACEHOLDER.sub(placeholder, sql)
 
 
 class OneStatement:
@@ -123,8 +146,8 @@ class OneStatement:
         outputs = [f"(SELECT {row._meta.pk.column} FROM w{i})" for row, i in self._rows]
         outputs += [f"ARRAY(SELECT id FROM w{i})" for i, _ in self._selected]
         params = [param for _, part in self._parts for param in part]
-        with prepared_cursor() as cursor:
-            cursor.execute(f"WITH {ctes} SELECT {', '.join(outputs) or 'NULL'}", params)
+        with prepared_cursor(numbered=True) as cursor:
+            cursor.execute(_numbered(f"WITH {ctes} SELECT {', '.join(outputs) or 'NULL'}"), params)
             results = cursor.fetchone()
         for (row, _), pk in zip(self._rows, results, strict=False):
             row.pk = pk
