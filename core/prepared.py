@@ -15,13 +15,14 @@ The cursor is Django's wrapper around psycopg's: execute wrappers and the query 
 statements like any other, so the tests that count round trips count them."""
 
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg.types.numeric import Int8Dumper
 
 
@@ -78,25 +79,36 @@ class _Sent:
     query: bytes
 
 
+# The cursors of each psycopg connection, one per kind: made once, not once a statement. A
+# psycopg cursor reads its connection's adapters into a map of its own when made (the bigint
+# dumper registered on it again), and connection.cursor() made one more, unused: three of them
+# a payment cost about as much as running its statements' Python (issue 19). A connection is
+# used by one thread at a time (Django's), and a cursor by one statement at a time here.
+_cursors: weakref.WeakKeyDictionary[psycopg.Connection, dict[type, psycopg.Cursor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @contextmanager
 def prepared_cursor(numbered: bool = False) -> Iterator[Any]:
     """A cursor of the default connection, in its current transaction, whose statements are
     prepared (PostgreSQL only). `numbered`: the statements use $1, $2... (in order) instead of
     %s, for a long statement whose text psycopg would parse at each run."""
-    with connection.cursor() as django_cursor:
-        # Django's own cursor opened the connection (health check included); ours shares it.
-        # Any: django-stubs type these wrappers' argument as Django's own CursorWrapper.
-        raw: Any
-        wrapped: Any
-        if connection.queries_logged:
-            logged = _LoggedPreparingNumberedCursor if numbered else _LoggedPreparingCursor
-            raw = logged(django_cursor.cursor.connection)
-            wrapped = connection.make_debug_cursor(raw)
-        else:
-            plain = _PreparingNumberedCursor if numbered else _PreparingCursor
-            raw = plain(django_cursor.cursor.connection)
-            wrapped = connection.make_cursor(raw)
-        try:
-            yield wrapped
-        finally:
-            raw.close()
+    # The wrapper itself, not django.db.connection, whose every attribute read is an asgiref
+    # Local lookup. What connection.cursor() does before making its cursor: the health check,
+    # the connection opened if need be, the thread's.
+    db = connections[DEFAULT_DB_ALIAS]
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    logged = db.queries_logged
+    if numbered:
+        kind: type = _LoggedPreparingNumberedCursor if logged else _PreparingNumberedCursor
+    else:
+        kind = _LoggedPreparingCursor if logged else _PreparingCursor
+    # Any: django-stubs type these wrappers' argument as Django's own CursorWrapper.
+    made: Any = _cursors.setdefault(db.connection, {})
+    raw = made.get(kind)
+    if raw is None or raw.closed:
+        raw = made[kind] = kind(db.connection)
+    yield db.make_debug_cursor(raw) if logged else db.make_cursor(raw)
