@@ -2,7 +2,9 @@
 
 Builds realistic wallets (3 pockets each, 5 rules per pocket: validity, days and hours,
 categories, zone, per-period caps) in a database of its own, then runs N authorizations at
-random wallets and merchants and prints throughput and latency percentiles, then the machine's
+random wallets and merchants and prints throughput and latency percentiles, what the slowest
+1 % of the calls spent beside the middle ones (processor here and in the server, collections of
+Python's cyclic GC, outcomes: where the tail comes from), then the machine's
 limit for one authorization from one connection (bench/harness.py) and the ratio.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench \
@@ -20,6 +22,7 @@ The exit status is 1 if the ledger does not verify afterwards.
 """
 
 import argparse
+import gc
 import random
 import statistics
 import sys
@@ -184,6 +187,11 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
 
     places = {merchant.pk: merchant_place(merchant) for merchant in merchants}
     latencies = []
+    calls = []  # (latency, client CPU, server CPU, outcome, collections of the cyclic GC)
+    collections: list[int] = []
+    gc.callbacks.append(
+        lambda phase, info: phase == "stop" and collections.append(info["generation"])
+    )
     client_cpu = backend_cpu = 0.0
     outcomes = Counter()
     for i in range(args.authorizations):
@@ -209,10 +217,14 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             )
         else:
             decision = by_code(request, code, merchant, f"bench-{i}")
-        latencies.append(time.perf_counter() - t0)
-        client_cpu += time.process_time() - c0
-        backend_cpu += harness.backend_cpu_seconds() - b0
+        latency, client = time.perf_counter() - t0, time.process_time() - c0
+        backend = harness.backend_cpu_seconds() - b0
+        latencies.append(latency)
+        client_cpu += client
+        backend_cpu += backend
         outcomes[decision.reason or decision.status] += 1
+        calls.append((latency, client, backend, decision.reason or decision.status, collections))
+        collections = []
 
     total = sum(latencies)
     cuts = statistics.quantiles(latencies, n=100)
@@ -228,6 +240,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         "(steadier than wall-clock time on a shared machine)"
     )
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()))
+    tail_report(calls)
     verified = bench.verify_ledger()
     limit = bench.measure_limit(clients=1)
     if limit is not None:
@@ -236,6 +249,25 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             "authorizations", rate=len(latencies) / total, p50=cuts[49], limit=limit
         )
     return 0 if verified else 1
+
+
+def tail_report(calls: list[tuple]) -> None:
+    """What the slowest 1 % of the calls spent, beside the middle ones: whether the tail is
+    this process' processor (a collection of the cyclic GC, a larger decision), the server's,
+    or time waiting for neither (a core given to another process, a lock, the disk)."""
+    calls = sorted(calls)
+    middle = calls[len(calls) * 45 // 100 : len(calls) * 55 // 100]
+    tail = calls[len(calls) * 99 // 100 :]
+    for name, part in (("p45-p55", middle), ("slowest 1 %", tail)):
+        n = len(part)
+        gcs = Counter(generation for call in part for generation in call[4])
+        print(
+            f"{name}: {n} calls, mean {sum(c[0] for c in part) / n * 1000:.2f} ms, "
+            f"this process' CPU {sum(c[1] for c in part) / n * 1000:.2f} ms, "
+            f"its server's {sum(c[2] for c in part) / n * 1000:.2f} ms; "
+            f"GC collections (generation: count) {dict(sorted(gcs.items())) or 'none'}; "
+            + ", ".join(f"{k} {v}" for k, v in Counter(c[3] for c in part).most_common())
+        )
 
 
 if __name__ == "__main__":

@@ -14,13 +14,15 @@ default), whose cursors never prepare, so the setting changes nothing else.
 The cursor is Django's wrapper around psycopg's: execute wrappers and the query log see these
 statements like any other, so the tests that count round trips count them."""
 
+import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg.types.numeric import Int8Dumper
 
 
@@ -30,6 +32,17 @@ class _PreparingCursor(psycopg.Cursor):
         # Every Python int as a bigint: psycopg types an int by its size (smallint, integer,
         # bigint), which would prepare one statement per combination of sizes met, and bind a
         # parameter as a smallint where a bigint column is compared or updated.
+        self.adapters.register_dumper(int, Int8Dumper)
+
+
+class _PreparingNumberedCursor(psycopg.RawCursor):
+    """For a statement written with PostgreSQL's own placeholders ($1, $2...), sent as it is.
+    psycopg turns %s into them by parsing the text, and caches that only for statements under
+    4 KB and 50 parameters: the authorization's one write (core/one_statement.py) is longer,
+    and was parsed again at each payment, about 0.3 ms of its process' CPU (issue 19)."""
+
+    def __init__(self, connection: psycopg.Connection) -> None:
+        super().__init__(connection)
         self.adapters.register_dumper(int, Int8Dumper)
 
 
@@ -45,27 +58,57 @@ class _LoggedPreparingCursor(_PreparingCursor):
         return result
 
 
+class _LoggedPreparingNumberedCursor(_PreparingNumberedCursor):
+    """_LoggedPreparingCursor's log for a statement with $n placeholders: the same text as if
+    it had been written with %s (they are numbered in order, core/one_statement.py)."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        result = super().execute(query, params, **kwargs)
+        text = psycopg.ClientCursor(self.connection).mogrify(
+            _NUMBERED.sub("%s", query.replace("%", "%%")), params
+        )
+        self._query = cast(Any, _Sent(text.encode()))
+        return result
+
+
+_NUMBERED = re.compile(r"\$\d+")
+
+
 @dataclass(frozen=True)
 class _Sent:
     query: bytes
 
 
+# The cursors of each psycopg connection, one per kind: made once, not once a statement. A
+# psycopg cursor reads its connection's adapters into a map of its own when made (the bigint
+# dumper registered on it again), and connection.cursor() made one more, unused: three of them
+# a payment cost about as much as running its statements' Python (issue 19). A connection is
+# used by one thread at a time (Django's), and a cursor by one statement at a time here.
+_cursors: weakref.WeakKeyDictionary[psycopg.Connection, dict[type, psycopg.Cursor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @contextmanager
-def prepared_cursor() -> Iterator[Any]:
+def prepared_cursor(numbered: bool = False) -> Iterator[Any]:
     """A cursor of the default connection, in its current transaction, whose statements are
-    prepared (PostgreSQL only)."""
-    with connection.cursor() as django_cursor:
-        # Django's own cursor opened the connection (health check included); ours shares it.
-        # Any: django-stubs type these wrappers' argument as Django's own CursorWrapper.
-        raw: Any
-        wrapped: Any
-        if connection.queries_logged:
-            raw = _LoggedPreparingCursor(django_cursor.cursor.connection)
-            wrapped = connection.make_debug_cursor(raw)
-        else:
-            raw = _PreparingCursor(django_cursor.cursor.connection)
-            wrapped = connection.make_cursor(raw)
-        try:
-            yield wrapped
-        finally:
-            raw.close()
+    prepared (PostgreSQL only). `numbered`: the statements use $1, $2... (in order) instead of
+    %s, for a long statement whose text psycopg would parse at each run."""
+    # The wrapper itself, not django.db.connection, whose every attribute read is an asgiref
+    # Local lookup. What connection.cursor() does before making its cursor: the health check,
+    # the connection opened if need be, the thread's.
+    db = connections[DEFAULT_DB_ALIAS]
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    logged = db.queries_logged
+    if numbered:
+        kind: type = _LoggedPreparingNumberedCursor if logged else _PreparingNumberedCursor
+    else:
+        kind = _LoggedPreparingCursor if logged else _PreparingCursor
+    # Any: django-stubs type these wrappers' argument as Django's own CursorWrapper.
+    made: Any = _cursors.setdefault(db.connection, {})
+    raw = made.get(kind)
+    if raw is None or raw.closed:
+        raw = made[kind] = kind(db.connection)
+    yield db.make_debug_cursor(raw) if logged else db.make_cursor(raw)

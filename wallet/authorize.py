@@ -330,7 +330,7 @@ def _decide_into(
     wallet: Wallet,
     card: Card | None,
     states: list[PocketState],
-    accounts: dict[int, Account],
+    accounts: dict[int, hot_path.PocketAccount],
     credit_account: Account,
     merchant_id: int | None,
     idempotency_key: str,
@@ -349,7 +349,7 @@ def _decide_into(
             pocket_id,
             hold_place_in(
                 writes,
-                debit=accounts[pocket_id],
+                debit=accounts[pocket_id].account(),
                 credit=credit_account,
                 amount=amount,
                 expires_at=_hold_expiry(request),
