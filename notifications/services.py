@@ -7,7 +7,7 @@ database, which the console backends keep short)."""
 import logging
 import re
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -452,28 +452,42 @@ def decision_notice_put(*, decision: Decision, writes: OneStatement | None = Non
 # other workers (SKIP LOCKED), instead of held by one run for its whole length.
 DRAIN_BATCH = 100
 DRAIN_MAX_BATCHES = 10
+# A notice whose message fails waits NOTICE_RETRY_FIRST, then twice as long after each failure,
+# never more than NOTICE_RETRY_CAP: a moment's trouble (the database, a deployment) passes in
+# seconds, a broken message is not tried every second. After NOTICE_MAX_ATTEMPTS (72 minutes of
+# waits in all), it is failed for good.
+NOTICE_RETRY_FIRST = timedelta(seconds=10)
+NOTICE_RETRY_CAP = timedelta(minutes=30)
+NOTICE_MAX_ATTEMPTS = 10
+
+
+def notice_retry_delay(attempts: int) -> timedelta:
+    """The wait after a notice's `attempts`-th failed attempt (from 1)."""
+    return min(NOTICE_RETRY_FIRST * 2 ** (attempts - 1), NOTICE_RETRY_CAP)
 
 
 def decision_notices_drain(
     *, batch_size: int = DRAIN_BATCH, max_batches: int = DRAIN_MAX_BATCHES
 ) -> int:
-    """Tell the payments whose notice is waiting, oldest first: write each one's outbox rows
+    """Tell the payments whose notice is due, oldest due first: write each one's outbox rows
     (decision_notify, which queues their sending after commit) and delete the notice, a batch
     per transaction. Runs in parallel share the work: each takes the notices no other run has
     locked (PostgreSQL; SQLite, the embedded default, runs one writer at a time). A notice whose
-    message fails is left for the next run, logged, and does not hold the others back. A second
-    run over the same notice finds its rows and writes nothing more. Returns the notices told."""
+    message fails does not hold the others back: it is due again after its backoff
+    (notice_retry_delay), and failed for good, logged once as an error, after its last attempt.
+    A second run over the same notice finds its rows and writes nothing more. Returns the
+    notices told."""
     told = 0
-    failed: set[int] = set()
     for _ in range(max_batches):
         with transaction.atomic():
+            now = timezone.now()
             notices = list(
                 # OF self: the decision, wallet and person read with the notice are not locked
-                # (the wallet's lock is the payments').
+                # (the wallet's lock is the payments'). decision_notice_due_idx: due ones only.
                 DecisionNotice.objects.select_for_update(skip_locked=True, of=("self",))
-                .exclude(pk__in=failed)
+                .filter(next_attempt_at__lte=now)
                 .select_related("decision__wallet__beneficiary")
-                .order_by("created_at")[:batch_size]
+                .order_by("next_attempt_at")[:batch_size]
             )
             done = []
             for notice in notices:
@@ -482,9 +496,8 @@ def decision_notices_drain(
                         decision_notify(decision=notice.decision)
                 # Whatever one message's failure is (a template, a backend's check), it must
                 # not stop the messages of the other payments in the batch.
-                except Exception:
-                    logger.exception("the notice of decision %s could not be told", notice.pk)
-                    failed.add(notice.pk)
+                except Exception as exc:
+                    _decision_notice_failed(notice, exc, now)
                 else:
                     done.append(notice.pk)
             DecisionNotice.objects.filter(pk__in=done).delete()
@@ -492,6 +505,42 @@ def decision_notices_drain(
         if len(notices) < batch_size:
             break
     return told
+
+
+def _decision_notice_failed(notice: DecisionNotice, exc: Exception, now: datetime) -> None:
+    notice.attempts += 1
+    # The error's text, masked (as a notification's), is what the admin shows.
+    notice.error = _error_text(exc)
+    if notice.attempts < NOTICE_MAX_ATTEMPTS:
+        notice.next_attempt_at = now + notice_retry_delay(notice.attempts)
+        logger.warning(
+            "the notice of decision %s could not be told (attempt %s of %s), tried again at %s: %s",
+            notice.pk,
+            notice.attempts,
+            NOTICE_MAX_ATTEMPTS,
+            notice.next_attempt_at.isoformat(),
+            notice.error,
+        )
+    else:
+        notice.next_attempt_at = None
+        notice.failed_at = now
+        logger.error(
+            "the notice of decision %s could not be told after %s attempts: failed, kept for "
+            "the operators (admin: payment messages to write)",
+            notice.pk,
+            notice.attempts,
+            exc_info=exc,
+        )
+    notice.save(update_fields=["attempts", "error", "next_attempt_at", "failed_at"])
+
+
+def decision_notices_retry(*, notices: Collection[DecisionNotice]) -> int:
+    """Have the drain try these notices again now, failed ones included (once their cause is
+    mended). Their attempts are kept: a failed notice that fails again is failed again at once,
+    as a webhook delivery sent again is. Returns the notices made due."""
+    return DecisionNotice.objects.filter(pk__in=[notice.pk for notice in notices]).update(
+        next_attempt_at=timezone.now(), failed_at=None
+    )
 
 
 # 10 € in minor units; a currency without cents (XPF) reads it as 1 000 F, about 8 €.

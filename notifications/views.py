@@ -54,13 +54,9 @@ def _fields(request: HttpRequest) -> dict | None:
 
 @csrf_exempt
 def sms_inbound(request: HttpRequest) -> JsonResponse:
-    secret = settings.SMS_INBOUND_SECRET
-    if not secret:
-        return _error("not_found", _("No such resource."), 404)
-    if request.method != "POST":
-        return _error("method_not_allowed", _("Use POST."), 405)
-    if not _webhook_authorized(request, secret):
-        return _error("authentication_failed", _("The webhook secret is missing or wrong."), 403)
+    refused = _sms_hook_refused(request)
+    if refused is not None:
+        return refused
     data = _fields(request)
     if data is None:
         return _error("malformed_request", _("Send a form or a JSON object."), 400)
@@ -78,6 +74,20 @@ def sms_inbound(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "received"})
 
 
+def _sms_hook_refused(request: HttpRequest) -> JsonResponse | None:
+    """The answer to a request the SMS hooks do not take, None for one they do: none is taken
+    while SMS_INBOUND_SECRET is not set (404), nor another method than POST, nor one without
+    the secret."""
+    secret = settings.SMS_INBOUND_SECRET
+    if not secret:
+        return _error("not_found", _("No such resource."), 404)
+    if request.method != "POST":
+        return _error("method_not_allowed", _("Use POST."), 405)
+    if not _webhook_authorized(request, secret):
+        return _error("authentication_failed", _("The webhook secret is missing or wrong."), 403)
+    return None
+
+
 def _webhook_authorized(request: HttpRequest, secret: str) -> bool:
     """The shared secret, as Brevo's webhooks send it (`Authorization: Bearer`, set when the
     webhook is created with a bearer token) or as the provider-neutral hook does."""
@@ -92,13 +102,9 @@ def _webhook_authorized(request: HttpRequest, secret: str) -> bool:
 def sms_brevo(request: HttpRequest) -> JsonResponse:
     """POST /hooks/sms/brevo: Brevo's SMS events (notifications.brevo). Authenticated by
     SMS_INBOUND_SECRET as a bearer token; 404 while none is set."""
-    secret = settings.SMS_INBOUND_SECRET
-    if not secret:
-        return _error("not_found", _("No such resource."), 404)
-    if request.method != "POST":
-        return _error("method_not_allowed", _("Use POST."), 405)
-    if not _webhook_authorized(request, secret):
-        return _error("authentication_failed", _("The webhook secret is missing or wrong."), 403)
+    refused = _sms_hook_refused(request)
+    if refused is not None:
+        return refused
     try:
         data = json.loads(request.body)
     except (ValueError, UnicodeDecodeError, RecursionError):

@@ -8,11 +8,14 @@ joins the operator's queue of unknown acceptors."""
 
 import dataclasses
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import cache
+from typing import Any
 
 import iso18245
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from engine.request import AuthorizationRequest, MerchantPlace
@@ -76,32 +79,46 @@ def card_find(value) -> Card | None:
     return Card.objects.select_related("wallet").filter(stripe_card_id=card_id).first()
 
 
-def _columns(ops, model, alias: str) -> list[tuple[str, list, object]]:
+# A converter of a column's value: the function, and whether it is a method of the backend's
+# operations (called with the ops of the connection that read the row) or the field's own.
+Converter = tuple[Callable[..., Any], bool]
+
+
+def _columns(connection: BaseDatabaseWrapper, model, alias: str) -> list[tuple[str, list, object]]:
     """Each concrete field of `model` as `alias`.column, with the converters the ORM would apply
-    to its value (a decimal on SQLite, a date and time, JSON) and the column they are given."""
-    return [
-        (
-            f"{alias}.{ops.quote_name(field.column)}",
-            [
-                *ops.get_db_converters(col := field.get_col(alias)),
-                *field.get_db_converters(connection),
-            ],
-            col,
-        )
-        for field in model._meta.concrete_fields
-    ]
+    to its value (a decimal on SQLite, a date and time, JSON) and the column they are given.
+    The backend's converters are kept unbound: the statement is made once per vendor, and a
+    bound method would keep the first connection that made it alive for good."""
+    ops = connection.ops
+    columns = []
+    for field in model._meta.concrete_fields:
+        col = field.get_col(alias)
+        converters: list[Converter] = [
+            (converter.__func__, True)
+            if getattr(converter, "__self__", None) is ops
+            else (converter, False)
+            for converter in ops.get_db_converters(col)
+        ]
+        converters += [(converter, False) for converter in field.get_db_converters(connection)]
+        columns.append((f"{alias}.{ops.quote_name(field.column)}", converters, col))
+    return columns
 
 
 # The rows card_read reads, in the order of its columns.
 _READ = ((Card, "c"), (Merchant, "m"), (Account, "s"))
 
+# card_read's statement and columns by database vendor: the same for every connection to it.
+_card_read_queries: dict[str, tuple[str, list]] = {}
 
-@lru_cache(maxsize=64)
-def _card_read_query(ops) -> tuple[str, list]:
+
+def _card_read_query(connection: BaseDatabaseWrapper) -> tuple[str, list]:
     """The statement of card_read and the columns of each of its models with their converters,
-    made once per connection (`ops`, its operations: the converters are the backend's)."""
-    quote = ops.quote_name
-    columns = [_columns(ops, model, alias) for model, alias in _READ]
+    made once per vendor (the converters are the backend's)."""
+    query = _card_read_queries.get(connection.vendor)
+    if query is not None:
+        return query
+    quote = connection.ops.quote_name
+    columns = [_columns(connection, model, alias) for model, alias in _READ]
     acceptor = CardAcceptor._meta
     terminal = quote(acceptor.get_field("terminal_id").column)
     # merchants.acceptors.card_acceptor_merchant's rule: the acceptor of this terminal before the
@@ -118,18 +135,24 @@ def _card_read_query(ops) -> tuple[str, list]:
         f"ON s.{quote(Account._meta.get_field('code').column)} = %s "
         f"WHERE c.{quote(Card._meta.get_field('stripe_card_id').column)} = %s"
     )
-    return sql, columns
+    query = _card_read_queries[connection.vendor] = (sql, columns)
+    return query
 
 
-def _instance(model, columns: list, values):
+def _instance(connection: BaseDatabaseWrapper, model, columns: list, values):
     """The model instance of one row's values, as the ORM would build it; None for a row the
     LEFT JOIN did not find (its primary key, the first column, is NULL)."""
     if values[0] is None:
         return None
+    ops = connection.ops
     converted = []
     for value, (_column, converters, col) in zip(values, columns, strict=True):
-        for converter in converters:
-            value = converter(value, col, connection)
+        for converter, of_ops in converters:
+            value = (
+                converter(ops, value, col, connection)
+                if of_ops
+                else converter(value, col, connection)
+            )
         converted.append(value)
     return model.from_db(connection.alias, None, converted)
 
@@ -151,7 +174,9 @@ def card_read(value, merchant_data: dict, currency: str) -> CardRead | None:
     card_id = stripe_id(value)
     if not card_id:
         return None
-    sql, columns = _card_read_query(connection.ops)
+    # The connection itself, not django.db.connection: that proxy looks it up at each read.
+    connection = connections[DEFAULT_DB_ALIAS]
+    sql, columns = _card_read_query(connection)
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
@@ -167,7 +192,9 @@ def card_read(value, merchant_data: dict, currency: str) -> CardRead | None:
         return None
     instances, start = [], 0
     for (model, _alias), model_columns in zip(_READ, columns, strict=True):
-        instances.append(_instance(model, model_columns, row[start : start + len(model_columns)]))
+        instances.append(
+            _instance(connection, model, model_columns, row[start : start + len(model_columns)])
+        )
         start += len(model_columns)
     return CardRead(*instances)
 

@@ -1,14 +1,18 @@
 """The outbox as the funder's staff see it: what each beneficiary was told, when, on which
-channel, and whether it left. Read only: messages are written by the events they tell about."""
+channel, and whether it left. Read only: messages are written by the events they tell about.
+The payments' messages still to write, and those that failed to be written, are the
+operators'."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from backoffice.admin.scoping import FunderScopedAdmin
-from funders.tenancy import Role
+from funders.tenancy import Role, is_operator
 from notifications.channels import mask_email, mask_phone
-from wallet.models.notifications import Notification
+from notifications.services import decision_notices_retry
+from wallet.models.notifications import DecisionNotice, Notification
 
 
 @admin.register(Notification)
@@ -85,3 +89,48 @@ class NotificationAdmin(FunderScopedAdmin):
         if notification.channel == Notification.Channel.SMS:
             return mask_phone(notification.recipient)
         return mask_email(notification.recipient)
+
+
+class DecisionNoticeStateFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("pending", _("Pending")), ("failed", _("Failed"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(failed_at__isnull=True)
+        if self.value() == "failed":
+            return queryset.filter(failed_at__isnull=False)
+        return queryset
+
+
+@admin.register(DecisionNotice)
+class DecisionNoticeAdmin(FunderScopedAdmin):
+    """The payments whose message is still to be written (notifications.services'
+    decision_notices_drain), as failed webhook deliveries are shown: a notice that failed every
+    attempt stays here with its error until an operator has it tried again, once its cause is
+    mended. Operators only: the platform's work, not a funder's."""
+
+    operators_only = True
+    add_role = change_role = delete_role = None
+
+    list_display = ["decision", "created_at", "attempts", "next_attempt_at", "failed_at", "error"]
+    list_filter = [DecisionNoticeStateFilter]
+    date_hierarchy = "created_at"
+    fields = readonly_fields = list_display
+    actions = ["retry"]
+
+    def has_retry_permission(self, request):
+        return is_operator(request.user)
+
+    @admin.action(description=_("Try again now"), permissions=["retry"])
+    def retry(self, request, queryset):
+        count = decision_notices_retry(notices=list(queryset))
+        message = ngettext(
+            "%(count)d payment message will be written again.",
+            "%(count)d payment messages will be written again.",
+            count,
+        ) % {"count": count}
+        self.message_user(request, message, messages.SUCCESS)

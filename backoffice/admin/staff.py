@@ -3,17 +3,44 @@ platform operators create funders."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminFileWidget
 from django.core.exceptions import ValidationError
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from backoffice.admin.scoping import FunderScopedAdmin
 from backoffice.second_factor import second_factor_reset
+from beneficiary_app.web.views import funder_logo_url
 from core.errors import DomainError
 from core.validators import email_canonical
 from funders.models import Funder, Membership
 from funders.services import membership_change_role, membership_remove, staff_invite
 from funders.tenancy import Role, is_operator
+
+
+class _ServedLogo:
+    """The stored logo as the file input's template shows it: its name, and the URL where the
+    app serves it."""
+
+    def __init__(self, logo, url: str) -> None:
+        self.name = logo.name
+        self.url = url
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FunderLogoWidget(AdminFileWidget):
+    """The admin's file input, whose "Currently:" link opens the logo where the app serves it
+    to anyone (beneficiary_app.web.views.funder_logo), from whatever storage keeps it: the
+    storage's own URL, /media/... on the file system, is served by nothing."""
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        if context["widget"]["is_initial"]:
+            context["widget"]["value"] = _ServedLogo(value, funder_logo_url(value.instance))
+        return context
 
 
 @admin.register(Funder)
@@ -25,6 +52,23 @@ class FunderAdmin(FunderScopedAdmin):
 
     def has_add_permission(self, request):
         return is_operator(request.user)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "logo":
+            kwargs["widget"] = FunderLogoWidget
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read only, the admin would link the logo to the storage's URL, as the widget.
+            return ["logo_link" if field == "logo" else field for field in fields]
+        return fields
+
+    @admin.display(description=_("logo"))
+    def logo_link(self, funder: Funder) -> str:
+        url = funder_logo_url(funder)
+        return format_html('<a href="{}">{}</a>', url, funder.logo.name) if url else "-"
 
 
 class StaffInviteForm(forms.ModelForm):

@@ -154,9 +154,10 @@ def test_the_decision_is_told_by_the_drain_once_and_queues_no_task(
     assert tasks.drain_decision_notices() == 0
 
 
-def test_the_drain_tells_in_batches_and_leaves_a_failing_notice_for_the_next_run(
-    funder, person, card, merchant, monkeypatch, caplog
+def test_the_drain_tells_in_batches_and_leaves_a_failing_notice_for_a_later_run(
+    funder, person, card, merchant, monkeypatch, caplog, time_machine
 ):
+    time_machine.move_to(timezone.now() + timedelta(seconds=1))  # ahead of the database's clock
     grant(funder, person, amount=50_000)
     decisions = [pay(merchant, card, 100 + i) for i in range(5)]
     broken = decisions[1]
@@ -177,6 +178,8 @@ def test_the_drain_tells_in_batches_and_leaves_a_failing_notice_for_the_next_run
     )
 
     monkeypatch.undo()
+    assert services.decision_notices_drain() == 0  # not due before its wait
+    time_machine.shift(services.notice_retry_delay(1))
     assert services.decision_notices_drain() == 1
     assert not DecisionNotice.objects.exists()
     assert told.count() == 5

@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -178,12 +179,41 @@ class DecisionNotice(models.Model):
     """A payment's message still to be written: inserted in the payment's own transaction (one
     small row, nothing rendered there), so that the message is never lost with a task that a
     broker down at commit time could not take. The drain that beat runs every second
-    (notifications.services.decision_notices_drain) renders the outbox rows and deletes it."""
+    (notifications.services.decision_notices_drain) renders the outbox rows and deletes it.
+
+    A notice whose message fails is tried again later and later (exponential backoff, capped);
+    after its last attempt it is failed: kept, with its error, for the operators to see and
+    send again (the admin), instead of retried and logged every second for good."""
 
     decision = models.OneToOneField(
-        "wallet.Decision", on_delete=models.CASCADE, primary_key=True, related_name="notice"
+        "wallet.Decision",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="notice",
+        verbose_name=_("authorization decision"),
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Database defaults: the payment's one statement (core/one_statement.py) sends no value for
+    # them, so the hot path's insert is the same.
+    attempts = models.PositiveSmallIntegerField(_("attempts"), db_default=0)
+    # When the drain may take the notice; null once it failed for good.
+    next_attempt_at = models.DateTimeField(
+        _("next attempt at"), null=True, blank=True, db_default=Now()
+    )
+    error = models.CharField(_("last error"), max_length=ERROR_LENGTH, blank=True, db_default="")
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("payment message to write")
+        verbose_name_plural = _("payment messages to write")
+        indexes = [
+            # The drain's scan: the due notices only, oldest due first; failed ones stay out.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(next_attempt_at__isnull=False),
+                name="decision_notice_due_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"notice of decision {self.decision_id}"
