@@ -115,7 +115,7 @@ _ATTEMPTS = 3
 
 
 class OperationCreateApi(MerchantApi):
-    """The POST of a capture or a refund."""
+    """The POST of a capture, a refund or a reversal."""
 
     def committed(
         self, output: type[serializers.Serializer], operate: Callable[[OneStatement | None], Model]

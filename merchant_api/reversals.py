@@ -8,8 +8,8 @@ from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
     AmountInput,
+    OperationCreateApi,
     OperationOutput,
-    operation_created,
     operation_detail,
     operation_page,
     own_authorization,
@@ -41,7 +41,7 @@ REVERSAL_EXAMPLE = OpenApiExample(
 )
 
 
-class ReversalCreateApi(MerchantApi):
+class ReversalCreateApi(OperationCreateApi):
     @extend_schema(
         summary="Reverse an authorization",
         operation_id="authorizations_reverse",
@@ -61,13 +61,15 @@ class ReversalCreateApi(MerchantApi):
             merchant=self.merchant, reference=reference, livemode=self.livemode
         )
         service = payment_reverse if self.livemode else sandbox_reverse
-        reversal = service(
-            merchant=self.merchant,
-            decision=decision,
-            idempotency_key=self.service_key(),
-            **data,
+        key = self.service_key()
+        # The ORM's path writes the reversal; its stored answer still commits with it (the
+        # one statement `committed` opens then holds the answer alone).
+        return self.committed(
+            ReversalOutput,
+            lambda _writes: service(
+                merchant=self.merchant, decision=decision, idempotency_key=key, **data
+            ),
         )
-        return operation_created(ReversalOutput, reversal)
 
 
 class ReversalPage(Page):

@@ -1,6 +1,6 @@
 """Captures and refunds through HTTP on PostgreSQL's fast path (merchants/hot_path.py, one
 statement) and on the ORM's path: the same operations write the same rows, and the answer a
-retry gets commits with the money."""
+retry gets commits with the money (a reversal's too, on the ORM's path)."""
 
 import json
 import uuid
@@ -13,7 +13,7 @@ from ledger.idempotency import fingerprint
 from ledger.models import Transfer
 from merchant_api import idempotency
 from merchants import tasks as webhook_tasks
-from merchants.models import Capture, IdempotentResponse, Refund
+from merchants.models import Capture, IdempotentResponse, Refund, Reversal
 from merchants.models.webhooks import WebhookEndpoint, WebhookEvent
 from notifications import tasks as notification_tasks
 from tests.factories import (
@@ -215,6 +215,30 @@ def test_the_stored_answer_commits_with_the_capture_and_the_refund(api, authoriz
     assert again.content == first.content
     assert again["Idempotent-Replayed"] == "true"
     assert Refund.objects.get().amount == 50
+
+
+def test_the_stored_answer_commits_with_the_reversal(api, authorize, monkeypatch):
+    reference = authorize(300)["id"]
+    real = idempotency.remember
+
+    def fail(**kwargs):
+        raise RuntimeError("the process dies before the answer is kept")
+
+    monkeypatch.setattr(idempotency, "remember", fail)
+    with pytest.raises(RuntimeError):
+        api.send(f"/authorizations/{reference}/reverse", {"amount": 100}, key="reverse")
+    # Nothing of the reversal survived without its answer: the whole hold still held.
+    decision = Decision.objects.get(reference=reference)
+    assert not Reversal.objects.exists()
+    assert not Transfer.objects.filter(pending_transfer=decision.holds.get().hold).exists()
+
+    monkeypatch.setattr(idempotency, "remember", real)
+    first = api.send(f"/authorizations/{reference}/reverse", {"amount": 100}, key="reverse")
+    again = api.send(f"/authorizations/{reference}/reverse", {"amount": 100}, key="reverse")
+    assert first.status_code == again.status_code == 201, first.content
+    assert again.content == first.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert Reversal.objects.get().amount == 100
 
 
 @pytest.mark.parametrize("one_statement", [True, False])
