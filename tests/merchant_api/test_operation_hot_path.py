@@ -183,8 +183,8 @@ def test_the_one_statement_writes_what_the_orm_writes(api, settings, monkeypatch
     call_command("ledger", "verify")
 
 
-def test_the_stored_answer_commits_with_the_capture_and_the_refund(api, authorize, monkeypatch):
-    reference = authorize(300)["id"]
+def _answer_lost(monkeypatch, send):
+    """`send()` with the process dying before the answer is kept; kept again afterwards."""
     real = idempotency.remember
 
     def fail(**kwargs):
@@ -192,23 +192,31 @@ def test_the_stored_answer_commits_with_the_capture_and_the_refund(api, authoriz
 
     monkeypatch.setattr(idempotency, "remember", fail)
     with pytest.raises(RuntimeError):
-        api.send(f"/authorizations/{reference}/capture", {"amount": 200}, key="capture")
-    # Nothing of the capture survived without its answer: the whole hold still held.
-    decision = Decision.objects.get(reference=reference)
-    assert not Capture.objects.exists()
-    assert not Transfer.objects.filter(pending_transfer=decision.holds.get().hold).exists()
-
+        send()
     monkeypatch.setattr(idempotency, "remember", real)
+
+
+def _still_held(reference):
+    """Nothing released the authorization's hold: no capture, void or reversal posted on it."""
+    decision = Decision.objects.get(reference=reference)
+    return not Transfer.objects.filter(pending_transfer=decision.holds.get().hold).exists()
+
+
+def test_the_stored_answer_commits_with_the_capture_and_the_refund(api, authorize, monkeypatch):
+    reference = authorize(300)["id"]
+    path = f"/authorizations/{reference}"
+    _answer_lost(monkeypatch, lambda: api.send(f"{path}/capture", {"amount": 200}, key="capture"))
+    # Nothing of the capture survived without its answer: the whole hold still held.
+    assert not Capture.objects.exists()
+    assert _still_held(reference)
+
     captured = api.send(f"/authorizations/{reference}/capture", {"amount": 200}, key="capture")
     assert captured.status_code == 201, captured.content
 
-    monkeypatch.setattr(idempotency, "remember", fail)
-    with pytest.raises(RuntimeError):
-        api.send(f"/authorizations/{reference}/refunds", {"amount": 50}, key="refund")
+    _answer_lost(monkeypatch, lambda: api.send(f"{path}/refunds", {"amount": 50}, key="refund"))
     assert not Refund.objects.exists()
     assert not Transfer.objects.filter(kind=Transfer.Kind.REFUND).exists()
 
-    monkeypatch.setattr(idempotency, "remember", real)
     first = api.send(f"/authorizations/{reference}/refunds", {"amount": 50}, key="refund")
     again = api.send(f"/authorizations/{reference}/refunds", {"amount": 50}, key="refund")
     assert first.status_code == again.status_code == 201
@@ -219,20 +227,12 @@ def test_the_stored_answer_commits_with_the_capture_and_the_refund(api, authoriz
 
 def test_the_stored_answer_commits_with_the_reversal(api, authorize, monkeypatch):
     reference = authorize(300)["id"]
-    real = idempotency.remember
-
-    def fail(**kwargs):
-        raise RuntimeError("the process dies before the answer is kept")
-
-    monkeypatch.setattr(idempotency, "remember", fail)
-    with pytest.raises(RuntimeError):
-        api.send(f"/authorizations/{reference}/reverse", {"amount": 100}, key="reverse")
+    path = f"/authorizations/{reference}/reverse"
+    _answer_lost(monkeypatch, lambda: api.send(path, {"amount": 100}, key="reverse"))
     # Nothing of the reversal survived without its answer: the whole hold still held.
-    decision = Decision.objects.get(reference=reference)
     assert not Reversal.objects.exists()
-    assert not Transfer.objects.filter(pending_transfer=decision.holds.get().hold).exists()
+    assert _still_held(reference)
 
-    monkeypatch.setattr(idempotency, "remember", real)
     first = api.send(f"/authorizations/{reference}/reverse", {"amount": 100}, key="reverse")
     again = api.send(f"/authorizations/{reference}/reverse", {"amount": 100}, key="reverse")
     assert first.status_code == again.status_code == 201, first.content
