@@ -116,7 +116,8 @@ class DecisionNoticeAdmin(FunderScopedAdmin):
     operators_only = True
     add_role = change_role = delete_role = None
 
-    list_display = ["decision", "created_at", "attempts", "next_attempt_at", "failed_at", "error"]
+    # The error first: what an operator opens this page for, visible without scrolling sideways.
+    list_display = ["decision", "error", "attempts", "failed_at", "next_attempt_at", "created_at"]
     list_filter = [DecisionNoticeStateFilter]
     date_hierarchy = "created_at"
     fields = readonly_fields = list_display
