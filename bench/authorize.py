@@ -29,8 +29,12 @@ import sys
 import time
 from collections import Counter
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bench import harness, scenario
+
+if TYPE_CHECKING:
+    from engine.request import AuthorizationRequest
 
 EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "hours": [["00:00", "23:59"]]}
 PROGRAMS = [
@@ -122,6 +126,23 @@ def wallets_build(count: int, rng: random.Random) -> list:
     return wallets
 
 
+def random_request(rng: random.Random, place) -> "AuthorizationRequest":
+    """A payment at `place` of a random amount, partial approval allowed one time in five: the
+    same draws from `rng`, in the same order, wherever a benchmark pays (bench.pg_cost too)."""
+    from django.utils import timezone
+
+    from engine.request import AuthorizationRequest
+
+    return AuthorizationRequest(
+        amount=rng.randrange(100, 6_000),
+        currency="EUR",
+        merchant=place,
+        at=timezone.now(),
+        channel="api",
+        partial_allowed=rng.random() < 0.2,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--authorizations", type=int, default=10_000)
@@ -143,10 +164,8 @@ def main() -> int:
 def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     bench.setup()
     from django.db import transaction
-    from django.utils import timezone
 
     from core.one_statement import OneStatement
-    from engine.request import AuthorizationRequest
     from merchants.payments import merchant_place
     from wallet.authorize import authorize, authorize_by_code
     from wallet.payment_codes import payment_code_create, payment_code_redeem
@@ -197,14 +216,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     for i in range(args.authorizations):
         merchant = rng.choice(merchants)
         wallet = rng.choice(wallets)
-        request = AuthorizationRequest(
-            amount=rng.randrange(100, 6_000),
-            currency="EUR",
-            merchant=places[merchant.pk],
-            at=timezone.now(),
-            channel="api",
-            partial_allowed=rng.random() < 0.2,
-        )
+        request = random_request(rng, places[merchant.pk])
         code = None if args.path == "authorize" else payment_code_create(wallet=wallet)[1]
         t0, c0, b0 = time.perf_counter(), time.process_time(), harness.backend_cpu_seconds()
         if code is None:

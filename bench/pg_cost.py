@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bench import harness
-from bench.authorize import merchants_build, wallets_build
+from bench.authorize import merchants_build, random_request, wallets_build
 
 # Payments with the foreign keys' checks, then as many without, and so on; the first of each
 # block are not counted (see run()).
@@ -74,10 +74,8 @@ def server_cpu() -> Callable[[], int]:
 def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     bench.setup()
     from django.db import connection, transaction
-    from django.utils import timezone
 
     from core.one_statement import OneStatement
-    from engine.request import AuthorizationRequest
     from merchants.payments import merchant_place
     from wallet import hot_path
     from wallet.authorize import authorize_by_code
@@ -117,14 +115,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     latencies = []
     for i in range(args.authorizations):
         merchant = rng.choice(merchants)
-        request = AuthorizationRequest(
-            amount=rng.randrange(100, 6_000),
-            currency="EUR",
-            merchant=places[merchant.pk],
-            at=timezone.now(),
-            channel="api",
-            partial_allowed=rng.random() < 0.2,
-        )
+        request = random_request(rng, places[merchant.pk])
         code = payment_code_create(wallet=rng.choice(wallets))[1]
         checked = not superuser or (i // BLOCK) % 2 == 0
         if superuser and i % BLOCK == 0:
