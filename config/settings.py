@@ -364,11 +364,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=0, minute=15),
     },
     "retry-due-webhooks": {"task": "merchants.tasks.retry_due_webhooks", "schedule": 60.0},
-    # A payment's message: its notice drained every second (notifications/services.py); the
-    # payment itself queues nothing. A run not taken within 5 s is dropped: the next one,
-    # a second later, takes the same notices.
+    # A payment's message and a capture's low-balance check: their notices drained every
+    # second (notifications/services.py); the payment and the capture queue nothing. A run not
+    # taken within 5 s is dropped: the next one, a second later, takes the same notices.
     "drain-decision-notices": {
-        "task": "notifications.tasks.drain_decision_notices",
+        "task": "notifications.tasks.drain_notices",
         "schedule": 1.0,
         "options": {"expire_seconds": 5},
     },

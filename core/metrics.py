@@ -53,3 +53,8 @@ WEBHOOK_DELIVERY_LAG = Histogram(
     "From a webhook event's creation to its delivery's success, retries included.",
     buckets=_WEBHOOK_LAG_BUCKETS,
 )
+DECISION_NOTICES_FAILED = Counter(
+    "aidwallet_decision_notices_failed",
+    "Payments' messages given up: their notice's last attempt to write them failed (kept for "
+    "the operators, who can have it tried again).",
+)

@@ -5,7 +5,7 @@ this floor."""
 from notifications.delivery import delivery_report
 from notifications.services import (
     allocation_notify,
-    captures_notify_on_commit,
+    capture_notices_put,
     decision_notice_put,
     nonuse_notify,
 )
@@ -21,7 +21,7 @@ def on_decision_recorded(sender, *, decision, writes=None, **kwargs) -> None:
 
 
 def on_captures_posted(sender, *, captures, writes=None, **kwargs) -> None:
-    captures_notify_on_commit(captures=captures, writes=writes)
+    capture_notices_put(captures=captures, writes=writes)
 
 
 # django-anymail's tracking events, as the outbox records them; engagement (opened, clicked)

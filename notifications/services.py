@@ -4,6 +4,7 @@ Sending holds the row's lock while the email or SMS backend works, so that two w
 the same row send it once (PostgreSQL locks the row; SQLite, the embedded default, the whole
 database, which the console backends keep short)."""
 
+import functools
 import logging
 import re
 from collections.abc import Collection
@@ -12,13 +13,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import CharField, Exists, F, OuterRef, Sum, Value
+from django.db.models import CharField, Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Cast, Concat
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.functional import lazy
 from django.utils.text import Truncator
 
+from core import metrics
 from core.french import for_sentence
 from core.money import format_money
 from core.one_statement import OneStatement
@@ -44,6 +46,7 @@ from wallet.models.notifications import (
     CaptureNotice,
     DecisionNotice,
     Notification,
+    PushSubscription,
 )
 
 logger = logging.getLogger(__name__)
@@ -357,13 +360,6 @@ def allocation_notify(*, allocation: Allocation) -> list[Notification]:
     )
 
 
-def _only_funder(funder_ids: set[int]) -> Funder | None:
-    if len(funder_ids) != 1:
-        return None
-    (funder_id,) = funder_ids
-    return Funder.objects.get(pk=funder_id)
-
-
 # A shop's name in an SMS is cut to this: three names and their distances then add at most
 # one part (153 characters) to the SMS, whatever the shops call themselves.
 SMS_SHOP_NAME_LENGTH = 24
@@ -379,6 +375,14 @@ def _nearby_words(nearby: ShopsNearby | None, *, name_length: int | None = None)
     return nearby_message(pairs, accepting=nearby.accepting)
 
 
+def _decision_kind(decision: Decision) -> str:
+    return (
+        Notification.Kind.PAYMENT_DECLINED
+        if decision.status == Decision.Status.DECLINED
+        else Notification.Kind.PAYMENT_APPROVED
+    )
+
+
 def decision_notify(*, decision: Decision) -> list[Notification]:
     """Tell the beneficiary that a payment was accepted, in full or in part, or refused: how
     much, where, when and, for a refusal or a part refused, why in plain words and what to do;
@@ -386,24 +390,23 @@ def decision_notify(*, decision: Decision) -> list[Notification]:
 
     The message is about the funder whose aid paid or refused it; when several funders' aid is
     concerned, every funder helping the person may read it, so it names no aid."""
-    funder_ids = set(
-        Pocket.objects.filter(decision_holds__decision=decision).values_list(
-            "allocation__program__funder", flat=True
+    # The funders of the pockets held and of the pocket the refusal names, read with the one
+    # funder in one statement: two rows mean several.
+    concerned = Q(
+        pk__in=Pocket.objects.filter(decision_holds__decision=decision).values(
+            "allocation__program__funder"
         )
     )
     if decision.reason_pocket:
-        funder_ids |= set(
-            Pocket.objects.filter(
+        concerned |= Q(
+            pk__in=Pocket.objects.filter(
                 wallet_id=decision.wallet_id, allocation__program__name=decision.reason_pocket
-            ).values_list("allocation__program__funder", flat=True)
+            ).values("allocation__program__funder")
         )
-    funder = _only_funder(funder_ids)
+    funders = list(Funder.objects.filter(concerned)[:2])
+    funder = funders[0] if len(funders) == 1 else None
     pocket_name = decision.reason_pocket if funder is not None else ""
-    kind = (
-        Notification.Kind.PAYMENT_DECLINED
-        if decision.status == Decision.Status.DECLINED
-        else Notification.Kind.PAYMENT_APPROVED
-    )
+    kind = _decision_kind(decision)
     reason = (
         lazy(beneficiary_message, str)(
             decision.reason, pocket_name=pocket_name or None, details=decision.details
@@ -411,8 +414,13 @@ def decision_notify(*, decision: Decision) -> list[Notification]:
         if decision.reason
         else ""
     )
-    nearby = refusal_shops_nearby(decision=decision)
-    with transaction.atomic():
+    # Looked up only when a message is rendered, once for all of them: most people the drain
+    # tells have no contact at all (one skipped row), and the shops' search was half of what
+    # such a refusal cost the worker.
+    nearby = functools.cache(lambda: refusal_shops_nearby(decision=decision))
+    # No savepoint of its own: the drain gives each notice one, and outside a transaction
+    # this one is the transaction.
+    with transaction.atomic(savepoint=False):
         return notify(
             beneficiary=decision.wallet.beneficiary,
             kind=kind,
@@ -425,8 +433,10 @@ def decision_notify(*, decision: Decision) -> list[Notification]:
                 "merchant": decision.request.get("merchant", {}).get("name", ""),
                 "when": lazy(format_instant, str)(decision.decided_at),
                 "reason": reason,
-                "nearby": lazy(_nearby_words, str)(nearby),
-                "nearby_sms": lazy(_nearby_words, str)(nearby, name_length=SMS_SHOP_NAME_LENGTH),
+                "nearby": lazy(lambda: _nearby_words(nearby()), str)(),
+                "nearby_sms": lazy(
+                    lambda: _nearby_words(nearby(), name_length=SMS_SHOP_NAME_LENGTH), str
+                )(),
             },
         )
 
@@ -466,6 +476,29 @@ def notice_retry_delay(attempts: int) -> timedelta:
     return min(NOTICE_RETRY_FIRST * 2 ** (attempts - 1), NOTICE_RETRY_CAP)
 
 
+def notices_drain() -> int:
+    """Tell what waits in the notices: the payments' messages, then the captures' low-balance
+    checks (so that a capture's low balance is told after its payment, when both wait). Run
+    every second by beat (tasks.drain_notices). Returns the notices told.
+
+    Most runs find nothing (a quiet hour, a night): one statement, without a transaction,
+    answers that, where the two drains' locking reads take three each."""
+    now = timezone.now()
+    waiting = (
+        DecisionNotice.objects.filter(_decision_notice_due(now))
+        .values("pk")
+        .union(CaptureNotice.objects.filter(_capture_notice_due(now)).values("pk"), all=True)
+    )
+    if not waiting[:1]:
+        return 0
+    return decision_notices_drain() + capture_notices_drain()
+
+
+def _decision_notice_due(now: datetime) -> Q:
+    # The not-null test lets decision_notice_due_idx, partial, answer.
+    return Q(next_attempt_at__isnull=False) & (Q(attempts=0) | Q(next_attempt_at__lte=now))
+
+
 def decision_notices_drain(
     *, batch_size: int = DRAIN_BATCH, max_batches: int = DRAIN_MAX_BATCHES
 ) -> int:
@@ -476,21 +509,31 @@ def decision_notices_drain(
     message fails does not hold the others back: it is due again after its backoff
     (notice_retry_delay), and failed for good, logged once as an error, after its last attempt.
     A second run over the same notice finds its rows and writes nothing more. Returns the
-    notices told."""
+    notices told.
+
+    One clock decides when a notice is due: the application's (timezone.now(), the one tests
+    drive with time_machine). A notice never tried is due at once, whatever its
+    next_attempt_at, which the database stamped (its default) and which only orders it; a
+    notice tried before is due at the time the application gave it after its failure (or an
+    operator's retry). Comparing the database's stamp with the application's clock held a new
+    notice back for as long as that clock was behind the database's."""
     told = 0
     for _ in range(max_batches):
         with transaction.atomic():
             now = timezone.now()
             notices = list(
                 # OF self: the decision, wallet and person read with the notice are not locked
-                # (the wallet's lock is the payments'). decision_notice_due_idx: due ones only.
+                # (the wallet's lock is the payments'); decision_notice_due_idx answers, in its
+                # order.
                 DecisionNotice.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(next_attempt_at__lte=now)
+                .filter(_decision_notice_due(now))
                 .select_related("decision__wallet__beneficiary")
                 .order_by("next_attempt_at")[:batch_size]
             )
-            done = []
+            done = _unreachable_told(notices)
             for notice in notices:
+                if notice.pk in done:
+                    continue
                 try:
                     with transaction.atomic():
                         decision_notify(decision=notice.decision)
@@ -499,12 +542,83 @@ def decision_notices_drain(
                 except Exception as exc:
                     _decision_notice_failed(notice, exc, now)
                 else:
-                    done.append(notice.pk)
+                    done.add(notice.pk)
             DecisionNotice.objects.filter(pk__in=done).delete()
         told += len(done)
         if len(notices) < batch_size:
             break
     return told
+
+
+def _unreachable_told(notices: list[DecisionNotice]) -> set[int]:
+    """Tell, for the whole batch at once, the payments of people no channel reaches (no email,
+    no mobile number, no app subscribed to push): what decision_notify writes for them, the one
+    row saying the message was skipped for want of a contact, with the funder it names, in
+    four statements for the batch where decision_notify takes eight a notice. Returns the
+    notices told; on any failure none, and decision_notify tells each one as for anyone."""
+    people = {
+        notice.pk: notice.decision.wallet.beneficiary
+        for notice in notices
+        if not notice.decision.wallet.beneficiary.email
+        and not notice.decision.wallet.beneficiary.phone
+    }
+    if not people:
+        return set()
+    try:
+        with transaction.atomic():
+            pushed = set(
+                PushSubscription.objects.filter(
+                    beneficiary__in=[person.pk for person in people.values()],
+                    disabled_at__isnull=True,
+                ).values_list("beneficiary_id", flat=True)
+            )
+            told = [n for n in notices if n.pk in people and people[n.pk].pk not in pushed]
+            funders = _decision_funders([notice.decision for notice in told])
+            Notification.objects.bulk_create(
+                [
+                    Notification(
+                        beneficiary=people[notice.pk],
+                        funder=funders.get(notice.decision_id),
+                        kind=_decision_kind(notice.decision),
+                        channel=Channel.EMAIL,
+                        status=Status.SKIPPED,
+                        skip_reason=Notification.SkipReason.NO_CONTACT,
+                        dedupe_key=f"{_decision_kind(notice.decision)}:{notice.decision_id}:"
+                        f"{Channel.EMAIL}",
+                    )
+                    for notice in told
+                ],
+                # A row already there (the payment told by another way) stays, as notify's
+                # get_or_create leaves it.
+                ignore_conflicts=True,
+            )
+    except Exception:
+        logger.warning("the batch of unreachable people could not be told at once", exc_info=True)
+        return set()
+    return {notice.pk for notice in told}
+
+
+def _decision_funders(decisions: list[Decision]) -> dict[int, Funder]:
+    """decision_notify's funder of each decision, where it has one: the funder of the pockets
+    held and of the pocket a refusal names, when that is a single funder."""
+    named = {d.pk: (d.wallet_id, d.reason_pocket) for d in decisions if d.reason_pocket}
+    concerned: dict[int, set[int]] = {d.pk: set() for d in decisions}
+    for decision_id, funder_id in Pocket.objects.filter(
+        decision_holds__decision__in=list(concerned)
+    ).values_list("decision_holds__decision", "allocation__program__funder"):
+        concerned[decision_id].add(funder_id)
+    if named:
+        by_name: dict[tuple[int, str], set[int]] = {}
+        for wallet_id, name, funder_id in Pocket.objects.filter(
+            wallet__in={wallet_id for wallet_id, _ in named.values()},
+            allocation__program__name__in={name for _, name in named.values()},
+        ).values_list("wallet_id", "allocation__program__name", "allocation__program__funder"):
+            by_name.setdefault((wallet_id, name), set()).add(funder_id)
+        for decision_id, key in named.items():
+            concerned[decision_id] |= by_name.get(key, set())
+    only = {decision_id: ids.pop() for decision_id, ids in concerned.items() if len(ids) == 1}
+    funders = Funder.objects.in_bulk(set(only.values()))
+    return {decision_id: funders[funder_id] for decision_id, funder_id in only.items()}
 
 
 def _decision_notice_failed(notice: DecisionNotice, exc: Exception, now: datetime) -> None:
@@ -524,6 +638,7 @@ def _decision_notice_failed(notice: DecisionNotice, exc: Exception, now: datetim
     else:
         notice.next_attempt_at = None
         notice.failed_at = now
+        metrics.DECISION_NOTICES_FAILED.inc()
         logger.error(
             "the notice of decision %s could not be told after %s attempts: failed, kept for "
             "the operators (admin: payment messages to write)",
@@ -593,14 +708,12 @@ def capture_low_balance_notify(*, capture: Transfer) -> list[Notification]:
         )
 
 
-def captures_notify_on_commit(
-    *, captures: list[Transfer], writes: OneStatement | None = None
-) -> None:
+def capture_notices_put(*, captures: list[Transfer], writes: OneStatement | None = None) -> None:
     """Have the low-balance check of these captures made: a notice row each in the captures'
-    own transaction, then a task once it commits. A broker down at that moment, or a task that
-    failed while the database was away, loses nothing: the sweep finds the notices. With
-    `writes` (a capture's one statement), the notices go in it, and the captures' ids, set once
-    it has run, are read at the commit."""
+    own transaction (with `writes`, a capture's one statement, in it), which the drain takes
+    within a second (capture_notices_drain), as a payment's. Nothing is queued at commit: a
+    capture's publish to the broker cost its process as much as a payment's did (issue 19), and
+    a broker down at that moment no longer concerns it."""
     if not captures:
         return
     if writes is not None:
@@ -608,27 +721,63 @@ def captures_notify_on_commit(
             writes.insert(CaptureNotice(capture=capture))
     else:
         CaptureNotice.objects.bulk_create([CaptureNotice(capture_id=c.pk) for c in captures])
-    transaction.on_commit(
-        lambda: tasks.notify_captures.delay([capture.pk for capture in captures]), robust=True
-    )
 
 
-def capture_notice_done(*, capture: Transfer) -> list[Notification]:
-    """Make a capture's low-balance check and delete its notice, in one transaction; a second
-    run (the task and the sweep both) tells nothing more (once per crossing)."""
-    with transaction.atomic():
-        notifications = capture_low_balance_notify(capture=capture)
-        CaptureNotice.objects.filter(capture=capture).delete()
-    return notifications
+# A capture whose check fails is tried again this much later (its notice's created_at is moved
+# on by that much: the notice has no field of its own for it): a broken check is not tried
+# every second, as it was not before, when the sweep queued it again every few minutes.
+CAPTURE_NOTICE_RETRY = timedelta(minutes=5)
+# A new notice's created_at is the clock of the process that made the capture, not this one's:
+# the drain takes every notice stamped up to this far ahead of its own clock, so that a clock a
+# little behind another's holds nothing back, while a postponed notice waits its turn.
+CLOCK_SLACK = timedelta(minutes=1)
 
 
-def capture_notices_due(*, limit: int = 500) -> list[int]:
-    """Captures whose notice is older than REQUEUE_GRACE: their task was lost."""
-    return list(
-        CaptureNotice.objects.filter(created_at__lte=timezone.now() - REQUEUE_GRACE)
-        .order_by("created_at")
-        .values_list("capture_id", flat=True)[:limit]
-    )
+def _capture_notice_due(now: datetime) -> Q:
+    return Q(created_at__lte=now + CLOCK_SLACK)
+
+
+def capture_notices_drain(
+    *, batch_size: int = DRAIN_BATCH, max_batches: int = DRAIN_MAX_BATCHES
+) -> int:
+    """Make the low-balance check of the captures whose notice waits, oldest first, and delete
+    each notice with its check, a batch per transaction; parallel runs share the work as the
+    payments' drain's do. A second check of the same capture tells nothing more (once per
+    crossing). A check that fails is logged and tried again after CAPTURE_NOTICE_RETRY.
+    Returns the notices done."""
+    done_count = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            now = timezone.now()
+            notices = list(
+                CaptureNotice.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(_capture_notice_due(now))
+                .select_related("capture")
+                .order_by("created_at")[:batch_size]
+            )
+            done, postponed = [], []
+            for notice in notices:
+                try:
+                    with transaction.atomic():
+                        capture_low_balance_notify(capture=notice.capture)
+                except Exception as exc:
+                    logger.warning(
+                        "the low-balance check of capture %s failed, tried again in %s: %s",
+                        notice.pk,
+                        CAPTURE_NOTICE_RETRY,
+                        _error_text(exc),
+                    )
+                    postponed.append(notice.pk)
+                else:
+                    done.append(notice.pk)
+            CaptureNotice.objects.filter(pk__in=done).delete()
+            CaptureNotice.objects.filter(pk__in=postponed).update(
+                created_at=now + CAPTURE_NOTICE_RETRY
+            )
+        done_count += len(done)
+        if len(notices) < batch_size:
+            break
+    return done_count
 
 
 def _pocket_context(pocket: Pocket) -> dict[str, Any]:

@@ -8,7 +8,6 @@ service when it runs, which keeps the import between the two in one direction.""
 from celery import shared_task
 from django.utils import timezone
 
-from ledger.models import Transfer
 from wallet.models.notifications import Notification
 
 
@@ -32,39 +31,29 @@ def send_notification(self, notification_id: int) -> str | None:
 
 @shared_task(ignore_result=True)
 def send_due_notifications(batch_size: int = 500) -> int:
-    """Queue again the captures' low-balance checks and the notifications whose task was lost
-    (a broker down when the event committed, a worker that died, a task failed while the
-    database was away). A duplicate is harmless: each task writes and sends once. The payments'
-    notices need no sweep: drain_decision_notices takes every one of them."""
+    """Queue again the notifications whose task was lost (a broker down when the event
+    committed, a worker that died, a task failed while the database was away). A duplicate is
+    harmless: a sent notification is not sent again. The payments' and captures' notices need
+    no sweep: drain_notices takes every one of them."""
     from notifications import services
 
-    captures = services.capture_notices_due(limit=batch_size)
-    if captures:
-        notify_captures.delay(captures)
     ids = services.notification_due_ids(limit=batch_size)
     for notification_id in ids:
         send_notification.delay(notification_id)
-    return len(captures) + len(ids)
+    return len(ids)
 
 
 # Every second (CELERY_BEAT_SCHEDULE's "drain-decision-notices"): a beneficiary is told of a
-# payment within a second or two, and the payment itself queues nothing (services.py,
-# decision_notice_put).
+# payment, and of the low balance a capture left, within a second or two, and neither the
+# payment nor the capture queues anything (services.py, decision_notice_put and
+# capture_notices_put).
 @shared_task(ignore_result=True)
-def drain_decision_notices() -> int:
-    """Tell the payments whose notice is waiting. Returns the notices told."""
+def drain_notices() -> int:
+    """Tell the payments and check the captures whose notice is waiting. Returns the notices
+    told."""
     from notifications import services
 
-    return services.decision_notices_drain()
-
-
-@shared_task(ignore_result=True)
-def notify_captures(capture_ids: list[int]) -> int:
-    """Tell of the low balances these captures caused. Returns the rows written or found."""
-    from notifications import services
-
-    captures = Transfer.objects.filter(pk__in=capture_ids).order_by("pk")
-    return sum(len(services.capture_notice_done(capture=capture)) for capture in captures)
+    return services.notices_drain()
 
 
 @shared_task(ignore_result=True)

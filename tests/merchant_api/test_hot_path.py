@@ -120,11 +120,11 @@ def test_the_payments_message_needs_no_broker_and_the_drain_tells_it(
 
     # Beat's drain, a second later, on a worker that reaches the broker again.
     monkeypatch.undo()
-    assert tasks.drain_decision_notices() == 1
+    assert tasks.drain_notices() == 1
     told = payment_messages.get()
     assert told.recipient == decision.wallet.beneficiary.email
     assert not DecisionNotice.objects.exists()
-    assert tasks.drain_decision_notices() == 0  # run again: nothing left, nothing more written
+    assert tasks.drain_notices() == 0  # run again: nothing left, nothing more written
     assert payment_messages.count() == 1
 
 

@@ -15,7 +15,6 @@ from merchant_api import idempotency
 from merchants import tasks as webhook_tasks
 from merchants.models import Capture, IdempotentResponse, Refund, Reversal
 from merchants.models.webhooks import WebhookEndpoint, WebhookEvent
-from notifications import tasks as notification_tasks
 from tests.factories import (
     BeneficiaryFactory,
     FunderFactory,
@@ -101,7 +100,6 @@ def _written(wallet, tag, answers, queued):
                 for entry in row.entries.order_by("pk")
             ],
             "notice": CaptureNotice.objects.filter(capture=row).exists(),
-            "queued": row.pk in queued["captures"],
             "refunds": [transfer(refund) for refund in row.refunds.order_by("pk")],
         }
 
@@ -153,9 +151,8 @@ def _written(wallet, tag, answers, queued):
 
 
 def _run(api, wallet, tag, monkeypatch):
-    queued = {"captures": set(), "deliveries": []}
+    queued = {"deliveries": []}
     monkeypatch.setattr(webhook_tasks.deliver_webhook, "delay", queued["deliveries"].append)
-    monkeypatch.setattr(notification_tasks.notify_captures, "delay", queued["captures"].update)
     answers = _operate(api, wallet, tag)
     monkeypatch.undo()
     return _written(wallet, tag, answers, queued)

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from merchants.payments import payment_authorize
 from notifications import services
@@ -150,6 +151,44 @@ def test_after_its_last_attempt_a_notice_is_failed_kept_and_logged_once_as_an_er
     assert (
         len([r for r in caplog.records if r.levelno == logging.WARNING]) == NOTICE_MAX_ATTEMPTS - 1
     )
+
+
+def test_a_new_notice_is_due_at_once_when_the_application_clock_is_behind_the_database(
+    pay, time_machine
+):
+    # The database stamps the new notice a minute ahead of the clock the drain reads.
+    time_machine.move_to(timezone.now() - timedelta(minutes=1))
+    decision = pay()
+    assert DecisionNotice.objects.get().next_attempt_at > timezone.now()
+
+    assert decision_notices_drain() == 1
+    assert told(decision)
+
+
+def test_a_notice_failed_for_good_is_counted_at_the_metrics_endpoint(
+    client, settings, pay, poison, time_machine
+):
+    settings.METRICS_TOKEN = "a-long-random-metrics-token"
+    time_machine.move_to(ahead())
+    poison(pay())
+
+    def failed() -> float:
+        response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}")
+        assert response.status_code == 200
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(response.content.decode())
+            for sample in family.samples
+            if sample.name == "aidwallet_decision_notices_failed_total"
+        )
+
+    before = failed()
+    for _ in range(NOTICE_MAX_ATTEMPTS - 1):
+        decision_notices_drain()
+        time_machine.shift(timedelta(hours=1))
+    assert failed() == before  # still tried again: not given up
+    decision_notices_drain()
+    assert failed() == before + 1
 
 
 def test_a_good_notice_is_not_held_back_by_failing_ones(pay, poison):

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone, translation
-from kombu.exceptions import OperationalError
 
 from engine.codes import beneficiary_message
 from funders.services import allocation_revoke
@@ -74,7 +73,7 @@ def committed(settings, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
             yield
         with django_capture_on_commit_callbacks(execute=True):
-            tasks.drain_decision_notices()
+            tasks.drain_notices()
 
     return commit
 
@@ -148,10 +147,10 @@ def test_the_decision_is_told_by_the_drain_once_and_queues_no_task(
     assert list(DecisionNotice.objects.values_list("decision_id", flat=True)) == [decision.pk]
     assert not Notification.objects.filter(kind=Kind.PAYMENT_APPROVED).exists()
 
-    assert tasks.drain_decision_notices() == 1
+    assert tasks.drain_notices() == 1
     assert Notification.objects.filter(kind=Kind.PAYMENT_APPROVED).count() == 2  # email, SMS
     assert not DecisionNotice.objects.exists()
-    assert tasks.drain_decision_notices() == 0
+    assert tasks.drain_notices() == 0
 
 
 def test_the_drain_tells_in_batches_and_leaves_a_failing_notice_for_a_later_run(
@@ -363,8 +362,8 @@ def test_telling_a_decision_twice_writes_once_and_the_task_twice_sends_one_email
     decision = pay(merchant, card, 2_500)
     with django_capture_on_commit_callbacks(execute=True):
         first = decision_notify(decision=decision)
-        assert tasks.drain_decision_notices() == 1
-        assert tasks.drain_decision_notices.apply().get() == 0
+        assert tasks.drain_notices() == 1
+        assert tasks.drain_notices.apply().get() == 0
         again = decision_notify(decision=decision)
 
     assert [n.pk for n in again] == [n.pk for n in first]
@@ -520,62 +519,65 @@ def test_the_low_balance_check_run_twice_tells_once(
 
     with django_capture_on_commit_callbacks(execute=True):
         first = capture_low_balance_notify(capture=transfer)
-        tasks.notify_captures([transfer.pk])
+        assert services.capture_notices_drain() == 1  # the capture's own notice, checked again
 
     assert len(first) == 2
     assert Notification.objects.filter(kind=Kind.LOW_BALANCE).count() == 2
     assert len(queued) == 2
+    assert not CaptureNotice.objects.exists()
 
 
-def test_a_capture_is_checked_after_its_transaction_commits(
-    funder, person, card, merchant, monkeypatch, django_capture_on_commit_callbacks
-):
-    grant(funder, person, amount=5_000)
-    decision = pay(merchant, card, 4_500)
-    checked: list[list[int]] = []
-    monkeypatch.setattr(tasks.notify_captures, "delay", checked.append)
-
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        payment_capture(merchant=merchant, decision=decision, idempotency_key="c", amount=4_000)
-    assert checked == []
-    for callback in callbacks:
-        callback()
-
-    [[capture_id]] = checked
-    assert decision.holds.get().hold.resolution.pk == capture_id
-
-
-def test_the_low_balance_message_survives_a_broker_down_at_commit(
+def test_a_capture_queues_nothing_and_its_low_balance_is_told_after_its_payment(
     funder, person, card, merchant, queued, monkeypatch, django_capture_on_commit_callbacks
 ):
     grant(funder, person, amount=5_000)
-    decision = pay(merchant, card, 4_500)
+    published: list = []
+    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: published.append(a))
 
-    def broker_down(*args, **kwargs):
-        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-
-    monkeypatch.setattr(tasks.notify_captures, "delay", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
-        capture = payment_capture(merchant=merchant, decision=decision, idempotency_key="c")
-    assert capture.amount == 4_500  # the capture does not fail with the broker
-    assert low_balance_rows(person) == []
+        decision = pay(merchant, card, 4_500)
+        payment_capture(merchant=merchant, decision=decision, idempotency_key="c")
+    assert published == []  # the capture left nothing for the broker
     transfer = decision.holds.get().hold.resolution
-    assert CaptureNotice.objects.filter(capture=transfer).exists()
+    assert list(CaptureNotice.objects.values_list("capture_id", flat=True)) == [transfer.pk]
+    assert low_balance_rows(person) == []
 
-    # The broker is back; the sweep finds the notice once its grace has passed.
-    sent: list[list[int]] = []
-    monkeypatch.setattr(tasks.notify_captures, "delay", sent.append)
-    assert tasks.send_due_notifications() == 0  # still within the grace: its task may come
-    CaptureNotice.objects.update(created_at=timezone.now() - timedelta(hours=1))
-    assert tasks.send_due_notifications() == 1
-    assert sent == [[transfer.pk]]
-    tasks.notify_captures(sent[0])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.drain_notices() == 2  # the payment's notice, then the capture's
+    emails = Notification.objects.filter(beneficiary=person, channel=Channel.EMAIL).order_by("pk")
+    kinds = [n.kind for n in emails if n.kind != Kind.ALLOCATION_GRANTED]
+    assert kinds == [Kind.PAYMENT_APPROVED, Kind.LOW_BALANCE]
+    assert not CaptureNotice.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.drain_notices() == 0
+    assert len(low_balance_rows(person)) == 1
 
+
+def test_a_failing_low_balance_check_is_tried_again_minutes_later_not_every_second(
+    funder, person, card, merchant, queued, monkeypatch, caplog, time_machine
+):
+    grant(funder, person, amount=5_000)
+    decision = pay(merchant, card, 4_500)
+    payment_capture(merchant=merchant, decision=decision, idempotency_key="c")
+    tried: list[int] = []
+    check = services.capture_low_balance_notify
+
+    def broken(*, capture):
+        tried.append(capture.pk)
+        raise RuntimeError("template missing")
+
+    monkeypatch.setattr(services, "capture_low_balance_notify", broken)
+    assert services.capture_notices_drain() == 0
+    assert services.capture_notices_drain() == 0
+    assert len(tried) == 1  # postponed: not tried again at the next run
+    assert "template missing" in caplog.text
+    assert CaptureNotice.objects.exists()
+
+    monkeypatch.setattr(services, "capture_low_balance_notify", check)
+    time_machine.move_to(timezone.now() + services.CAPTURE_NOTICE_RETRY)
+    assert services.capture_notices_drain() == 1
     assert len(low_balance_rows(person)) == 1
     assert not CaptureNotice.objects.exists()
-    told = Notification.objects.filter(kind=Kind.LOW_BALANCE).count()
-    tasks.notify_captures([transfer.pk])  # run again (the task and the sweep both)
-    assert Notification.objects.filter(kind=Kind.LOW_BALANCE).count() == told
 
 
 def test_an_aid_that_ended_is_not_told_low(funder, person, card, merchant, queued):
