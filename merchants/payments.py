@@ -8,9 +8,11 @@ order, so the pocket used last is refilled first."""
 
 import functools
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -22,7 +24,7 @@ from core.errors import (
     PaymentCodeError,
 )
 from core.money import validate_amount
-from core.one_statement import OneStatement
+from core.one_statement import OneStatement, one_statement_available
 from engine.request import AuthorizationRequest, BasketLine, MerchantPlace
 from funders.services import capture_refund
 from ledger.idempotency import fingerprint, run_idempotent
@@ -357,6 +359,38 @@ def operation_record(
         writes.insert(operation)
     event_type, object_name = _OPERATION_EVENTS[type(operation)]
     _announce_operation(decision, event_type, operation, object_name, writes=writes)
+
+
+# Tries of an operation's one statement (see operation_committed).
+_ATTEMPTS = 3
+_Operation = TypeVar("_Operation", Capture, Reversal, Refund)
+
+
+def operation_committed(operate: Callable[[OneStatement | None], _Operation]) -> _Operation:
+    """`operate(writes)`, a live capture, reversal or refund, in a transaction of its own, written
+    as the merchant API writes it: on PostgreSQL the capture's or refund's writes go in `writes`
+    (core/one_statement.py), run here before the commit; elsewhere `writes` is None and the ORM's
+    path writes. For the till (shop/), which stores no answer of its own; the API's views do the
+    same around the answer they store (merchant_api/operations.py).
+
+    A conflict of the one statement (a call under the same key committed first, or a hold
+    resolved without the wallet's lock) rolls it back whole; the operation then runs again and
+    finds that call's operation under its key, or fresh rows."""
+    attempt = 1
+    while True:
+        writes = OneStatement() if one_statement_available() else None
+        try:
+            with transaction.atomic():
+                operation = operate(writes)
+                if writes is not None:
+                    writes.run()
+                return operation
+        except IntegrityError:
+            # The ORM's path settles its races in run_idempotent: only the one statement's get
+            # here.
+            if writes is None or attempt == _ATTEMPTS:
+                raise
+            attempt += 1
 
 
 def payment_reverse(
