@@ -182,8 +182,8 @@ _OPERATIONS = {
 @member_required
 def operation(request, reference: str, action: str):
     """Capture, cancel (reverse) or refund: the page asks to confirm, with the amount (all by
-        default, less for a part), and the POST does it through the merchant API's services, committed
-    as the API commits them (on PostgreSQL, a capture or refund in one statement)."""
+    default, less for a part), and the POST does it through the merchant API's services,
+    committed as the API commits them (on PostgreSQL, a capture or refund in one statement)."""
     if action not in _OPERATIONS:
         raise Http404
     service, title, done = _OPERATIONS[action]
