@@ -407,7 +407,7 @@ def payment_reverse(
     _own(merchant, decision)
     key = scoped_key("api", merchant, idempotency_key)
 
-    def create(digest: str) -> Reversal:
+    def release() -> tuple[Decision, int]:
         holds = _locked_holds(decision)
         wanted = _from_held(holds, amount)
         remaining = wanted
@@ -417,14 +417,44 @@ def payment_reverse(
                 break
             decision_hold_release(link=link, amount=part)
             remaining -= part
-        reversal = Reversal(
-            decision=decision, amount=wanted, idempotency_key=key, fingerprint=digest
-        )
-        operation_record(decision, reversal)
-        return reversal
+        return decision, wanted
 
-    params = {"decision": decision.pk, "amount": amount}
-    return run_idempotent(model=Reversal, key=key, params=params, create=create)
+    return operation_run(Reversal, decision=decision, key=key, amount=amount, take=release)
+
+
+def operation_run(
+    model: type[_Operation],
+    *,
+    decision: Decision,
+    key: str,
+    amount: int | None,
+    take: Callable[[], tuple[Decision, int]],
+    reason: str | None = None,
+) -> _Operation:
+    """A capture, reversal or refund of `decision` made once under `key` (run_idempotent: a
+    retry gets the first, other parameters a conflict), live or sandbox (sandbox.py): `take()`
+    applies the operation's rules and moves what must move (the live money; nothing in the
+    sandbox), and gives the decision as it locked it and the amount taken; the operation is
+    then recorded and announced by operation_record()."""
+    params: dict = {"decision": decision.pk, "amount": amount}
+    fields = {}
+    if reason is not None:
+        params["reason"] = fields["reason"] = reason
+
+    def create(digest: str) -> _Operation:
+        locked, taken = take()
+        operation = model(
+            decision=locked,
+            amount=taken,
+            livemode=locked.livemode,
+            idempotency_key=key,
+            fingerprint=digest,
+            **fields,
+        )
+        operation_record(locked, operation)
+        return operation
+
+    return run_idempotent(model=model, key=key, params=params, create=create)
 
 
 def payment_refund(

@@ -44,7 +44,7 @@ from merchants.payments import (
     authorization_announce,
     authorization_request,
     merchant_place,
-    operation_record,
+    operation_run,
     refundable_check,
     scoped_key,
 )
@@ -278,22 +278,13 @@ def _locked(merchant: Merchant, decision: Decision) -> tuple[Decision, int]:
 
 
 def _capture(decision: Decision, amount: int | None, key: str) -> Capture:
-    def create(digest: str) -> Capture:
+    def take() -> tuple[Decision, int]:
         locked, held = _locked(decision.merchant, decision)  # then a second capture waits
         if Capture.objects.filter(decision=locked).exists():
             raise AuthorizationAlreadyCaptured()
-        capture = Capture(
-            decision=locked,
-            amount=amount_taken(held, amount),
-            livemode=False,
-            idempotency_key=key,
-            fingerprint=digest,
-        )
-        operation_record(locked, capture)
-        return capture
+        return locked, amount_taken(held, amount)
 
-    params = {"decision": decision.pk, "amount": amount}
-    return run_idempotent(model=Capture, key=key, params=params, create=create)
+    return operation_run(Capture, decision=decision, key=key, amount=amount, take=take)
 
 
 def sandbox_capture(
@@ -318,22 +309,13 @@ def sandbox_reverse(
 ) -> Reversal:
     if amount is not None:
         validate_amount(amount)
-    key = scoped_key("sandbox", merchant, idempotency_key)
 
-    def create(digest: str) -> Reversal:
+    def take() -> tuple[Decision, int]:
         locked, held = _locked(merchant, decision)
-        reversal = Reversal(
-            decision=locked,
-            amount=amount_taken(held, amount),
-            livemode=False,
-            idempotency_key=key,
-            fingerprint=digest,
-        )
-        operation_record(locked, reversal)
-        return reversal
+        return locked, amount_taken(held, amount)
 
-    params = {"decision": decision.pk, "amount": amount}
-    return run_idempotent(model=Reversal, key=key, params=params, create=create)
+    key = scoped_key("sandbox", merchant, idempotency_key)
+    return operation_run(Reversal, decision=decision, key=key, amount=amount, take=take)
 
 
 def sandbox_refund(
@@ -345,26 +327,18 @@ def sandbox_refund(
     reason: str = "",
 ) -> Refund:
     validate_amount(amount)
-    key = scoped_key("sandbox", merchant, idempotency_key)
 
-    def create(digest: str) -> Refund:
+    def take() -> tuple[Decision, int]:
         locked, _ = _locked(merchant, decision)
         captured = Capture.objects.filter(decision=locked).aggregate(total=Sum("amount"))["total"]
         refunded = Refund.objects.filter(decision=locked).aggregate(total=Sum("amount"))["total"]
         refundable_check((captured or 0) - (refunded or 0), amount)
-        refund = Refund(
-            decision=locked,
-            amount=amount,
-            reason=reason,
-            livemode=False,
-            idempotency_key=key,
-            fingerprint=digest,
-        )
-        operation_record(locked, refund)
-        return refund
+        return locked, amount
 
-    params = {"decision": decision.pk, "amount": amount, "reason": reason}
-    return run_idempotent(model=Refund, key=key, params=params, create=create)
+    key = scoped_key("sandbox", merchant, idempotency_key)
+    return operation_run(
+        Refund, decision=decision, key=key, amount=amount, take=take, reason=reason
+    )
 
 
 def sandbox_description() -> str:
