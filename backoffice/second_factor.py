@@ -276,13 +276,15 @@ def passkey_verify(*, request, credential: dict) -> Passkey:
     return passkey
 
 
-def passkey_credential(body: bytes) -> dict | None:
-    """The browser's answer, as the page posts it: a JSON object, else None."""
+def passkey_credential(body: bytes) -> dict:
+    """The browser's answer, as the page posts it: a JSON object, else PasskeyRefused."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
+        raise PasskeyRefused() from None
+    if not isinstance(data, dict):
+        raise PasskeyRefused()
+    return data
 
 
 def safe_next(request, default: str) -> str:

@@ -160,10 +160,8 @@ class PasskeySignInView(_StaffView):
         )
 
     def post(self, request):
-        credential = second_factor.passkey_credential(request.body)
         try:
-            if credential is None:
-                raise second_factor.PasskeyRefused()
+            credential = second_factor.passkey_credential(request.body)
             passkey = second_factor.passkey_verify(request=request, credential=credential)
         except second_factor.PasskeyRefused as error:
             return _passkey_refused(error)
@@ -181,10 +179,8 @@ class PasskeyAddView(_StaffView):
         )
 
     def post(self, request):
-        credential = second_factor.passkey_credential(request.body)
         try:
-            if credential is None:
-                raise second_factor.PasskeyRefused()
+            credential = second_factor.passkey_credential(request.body)
             second_factor.passkey_register(
                 request=request, credential=credential, name=str(credential.get("name", ""))
             )

@@ -8,8 +8,11 @@ order, so the pocket used last is refilled first."""
 
 import functools
 import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
 
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -21,7 +24,7 @@ from core.errors import (
     PaymentCodeError,
 )
 from core.money import validate_amount
-from core.one_statement import OneStatement
+from core.one_statement import OneStatement, one_statement_available
 from engine.request import AuthorizationRequest, BasketLine, MerchantPlace
 from funders.services import capture_refund
 from ledger.idempotency import fingerprint, run_idempotent
@@ -87,9 +90,49 @@ def basket_lines(lines: list[dict] | None) -> tuple[BasketLine, ...]:
     return tuple(BasketLine(line["amount"], line["category"]) for line in lines or ())
 
 
-def _scoped(merchant: Merchant, key: str | None) -> str:
-    # Without a key the client cannot retry safely; each call is then an operation of its own.
-    return f"api:{merchant.pk}:{key or 'auto:' + uuid.uuid4().hex}"
+def authorization_request(
+    *,
+    merchant: Merchant,
+    amount: int,
+    currency: str,
+    partial_approval_allowed: bool,
+    lines: list[dict] | None,
+    at: datetime,
+) -> AuthorizationRequest:
+    """What the engine decides for a payment on the API channel, live or sandbox (sandbox.py):
+    the merchant's registered place, never one the request names."""
+    return AuthorizationRequest(
+        amount=amount,
+        currency=currency,
+        merchant=merchant_place(merchant),
+        at=at,
+        channel=Decision.Channel.API,
+        partial_allowed=partial_approval_allowed,
+        lines=basket_lines(lines),
+    )
+
+
+def scoped_key(space: str, merchant: Merchant, key: str | None) -> str:
+    """The idempotency key of a merchant's call in `space` ("api" live, "sandbox" for a test
+    key: a live and a test call never share a record). Without a key the client cannot retry
+    safely; each call is then an operation of its own."""
+    return f"{space}:{merchant.pk}:{key or 'auto:' + uuid.uuid4().hex}"
+
+
+def amount_taken(held: int, amount: int | None) -> int:
+    """What a capture or a reversal takes of what an authorization still holds: `amount`, or
+    all of it when None. The one rule of live and sandbox payments."""
+    if not held:
+        raise AuthorizationNotCapturable()
+    if amount is not None and amount > held:
+        raise ExceedsHoldAmount(field="amount", held=held)
+    return held if amount is None else amount
+
+
+def refundable_check(refundable: int, amount: int) -> None:
+    """A refund gives back at most what was captured less what was refunded, live or sandbox."""
+    if amount > refundable:
+        raise ExceedsRefundable(field="amount", refundable=refundable)
 
 
 def payment_authorize(
@@ -119,16 +162,15 @@ def payment_authorize(
     the Decision returned is then unsaved until it runs. Anything else is written here."""
     # Before the code is redeemed: a code is never burnt by a merchant that cannot be paid.
     merchant_ensure_active(merchant=merchant)
-    request = AuthorizationRequest(
+    request = authorization_request(
+        merchant=merchant,
         amount=amount,
         currency=currency,
-        merchant=merchant_place(merchant),
+        partial_approval_allowed=partial_approval_allowed,
+        lines=lines,
         at=timezone.now(),
-        channel=Decision.Channel.API,
-        partial_allowed=partial_approval_allowed,
-        lines=basket_lines(lines),
     )
-    key = _scoped(merchant, idempotency_key)
+    key = scoped_key("api", merchant, idempotency_key)
     refused: PaymentCodeError | None = None
     # No savepoint of its own (two round trips): a refused code ends the block normally, and any
     # other error must roll back the caller's transaction too.
@@ -191,13 +233,7 @@ def _locked_holds(decision: Decision) -> list[DecisionHold]:
 
 
 def _from_held(holds: list[DecisionHold], amount: int | None) -> int:
-    """What a capture or reversal takes: `amount`, or all that is still held when None."""
-    held = sum(link.hold.amount for link in holds)
-    if not held:
-        raise AuthorizationNotCapturable()
-    if amount is not None and amount > held:
-        raise ExceedsHoldAmount(field="amount", held=held)
-    return held if amount is None else amount
+    return amount_taken(sum(link.hold.amount for link in holds), amount)
 
 
 def payment_capture(
@@ -218,7 +254,7 @@ def payment_capture(
     return _capture(
         decision=decision,
         amount=amount,
-        idempotency_key=_scoped(merchant, idempotency_key),
+        idempotency_key=scoped_key("api", merchant, idempotency_key),
         writes=writes,
     )
 
@@ -275,10 +311,12 @@ def _capture_in(
     (a replay, or a conflict), a decision captured already, nothing held, more asked than held."""
     hot_path_wallet_lock(decision.wallet_id)
     read = holds_read(decision_id=decision.pk, key=key, at=timezone.now())
-    held = sum(hold.amount for hold in read.holds)
-    if read.replay or read.captured or not held or (amount is not None and amount > held):
+    if read.replay or read.captured:
         return None
-    wanted = held if amount is None else amount
+    try:
+        wanted = amount_taken(sum(hold.amount for hold in read.holds), amount)
+    except (AuthorizationNotCapturable, ExceedsHoldAmount):
+        return None  # the ORM's path raises it again, from the same rule
     remaining = wanted
     resolutions = []
     for hold in read.holds:
@@ -295,16 +333,64 @@ def _captured(
     decision: Decision, capture: Capture, posted: list[Transfer], *, writes: OneStatement | None
 ) -> None:
     """What both paths write after the money: the capture, its event, its notices."""
-    _record(capture, writes)
-    announce_operation(decision, EventType.PAYMENT_CAPTURED, capture, "capture", writes=writes)
+    operation_record(decision, capture, writes=writes)
     captures_posted.send(sender=Transfer, captures=posted, writes=writes)
 
 
-def _record(operation: Capture | Refund, writes: OneStatement | None) -> None:
+# Each operation's webhook event and the name of its object there.
+_OPERATION_EVENTS = {
+    Capture: (EventType.PAYMENT_CAPTURED, "capture"),
+    Reversal: (EventType.AUTHORIZATION_REVERSED, "reversal"),
+    Refund: (EventType.REFUND_SUCCEEDED, "refund"),
+}
+
+
+def operation_record(
+    decision: Decision,
+    operation: Capture | Reversal | Refund,
+    writes: OneStatement | None = None,
+) -> None:
+    """Write a capture, reversal or refund of `decision` and tell the merchant's webhooks of it,
+    live or sandbox (sandbox.py): one record and one event for both. With `writes`, the
+    operation's one statement, both go in it."""
     if writes is None:
         operation.save(force_insert=True)
     else:
         writes.insert(operation)
+    event_type, object_name = _OPERATION_EVENTS[type(operation)]
+    _announce_operation(decision, event_type, operation, object_name, writes=writes)
+
+
+# Tries of an operation's one statement (see operation_committed).
+_ATTEMPTS = 3
+_Operation = TypeVar("_Operation", Capture, Reversal, Refund)
+
+
+def operation_committed(operate: Callable[[OneStatement | None], _Operation]) -> _Operation:
+    """`operate(writes)`, a live capture, reversal or refund, in a transaction of its own, written
+    as the merchant API writes it: on PostgreSQL the capture's or refund's writes go in `writes`
+    (core/one_statement.py), run here before the commit; elsewhere `writes` is None and the ORM's
+    path writes. For the till (shop/), which stores no answer of its own; the API's views do the
+    same around the answer they store (merchant_api/operations.py).
+
+    A conflict of the one statement (a call under the same key committed first, or a hold
+    resolved without the wallet's lock) rolls it back whole; the operation then runs again and
+    finds that call's operation under its key, or fresh rows."""
+    attempt = 1
+    while True:
+        writes = OneStatement() if one_statement_available() else None
+        try:
+            with transaction.atomic():
+                operation = operate(writes)
+                if writes is not None:
+                    writes.run()
+                return operation
+        except IntegrityError:
+            # The ORM's path settles its races in run_idempotent: only the one statement's get
+            # here.
+            if writes is None or attempt == _ATTEMPTS:
+                raise
+            attempt += 1
 
 
 def payment_reverse(
@@ -319,9 +405,9 @@ def payment_reverse(
     if amount is not None:
         validate_amount(amount)
     _own(merchant, decision)
-    key = _scoped(merchant, idempotency_key)
+    key = scoped_key("api", merchant, idempotency_key)
 
-    def create(digest: str) -> Reversal:
+    def release() -> tuple[Decision, int]:
         holds = _locked_holds(decision)
         wanted = _from_held(holds, amount)
         remaining = wanted
@@ -331,14 +417,44 @@ def payment_reverse(
                 break
             decision_hold_release(link=link, amount=part)
             remaining -= part
-        reversal = Reversal.objects.create(
-            decision=decision, amount=wanted, idempotency_key=key, fingerprint=digest
-        )
-        announce_operation(decision, EventType.AUTHORIZATION_REVERSED, reversal, "reversal")
-        return reversal
+        return decision, wanted
 
-    params = {"decision": decision.pk, "amount": amount}
-    return run_idempotent(model=Reversal, key=key, params=params, create=create)
+    return operation_run(Reversal, decision=decision, key=key, amount=amount, take=release)
+
+
+def operation_run(
+    model: type[_Operation],
+    *,
+    decision: Decision,
+    key: str,
+    amount: int | None,
+    take: Callable[[], tuple[Decision, int]],
+    reason: str | None = None,
+) -> _Operation:
+    """A capture, reversal or refund of `decision` made once under `key` (run_idempotent: a
+    retry gets the first, other parameters a conflict), live or sandbox (sandbox.py): `take()`
+    applies the operation's rules and moves what must move (the live money; nothing in the
+    sandbox), and gives the decision as it locked it and the amount taken; the operation is
+    then recorded and announced by operation_record()."""
+    params: dict = {"decision": decision.pk, "amount": amount}
+    fields = {}
+    if reason is not None:
+        params["reason"] = fields["reason"] = reason
+
+    def create(digest: str) -> _Operation:
+        locked, taken = take()
+        operation = model(
+            decision=locked,
+            amount=taken,
+            livemode=locked.livemode,
+            idempotency_key=key,
+            fingerprint=digest,
+            **fields,
+        )
+        operation_record(locked, operation)
+        return operation
+
+    return run_idempotent(model=model, key=key, params=params, create=create)
 
 
 def payment_refund(
@@ -358,7 +474,7 @@ def payment_refund(
     replay, a refusal) is answered here, through the ORM."""
     validate_amount(amount)
     _own(merchant, decision)
-    key = _scoped(merchant, idempotency_key)
+    key = scoped_key("api", merchant, idempotency_key)
     params = {"decision": decision.pk, "amount": amount, "reason": reason}
     if writes is not None:
         fast = _refund_in(
@@ -375,9 +491,7 @@ def payment_refund(
     def create(digest: str) -> Refund:
         wallet_lock(decision.wallet_id)
         captures = decision_captures(decision)
-        refundable = sum(c.amount - (c.refunded or 0) for c in captures)
-        if amount > refundable:
-            raise ExceedsRefundable(field="amount", refundable=refundable)
+        refundable_check(sum(c.amount - (c.refunded or 0) for c in captures), amount)
         remaining = amount
         for capture in captures:
             part = min(remaining, capture.amount - (capture.refunded or 0))
@@ -406,9 +520,14 @@ def _refund_in(
     account (whose debit refund_post() guards)."""
     hot_path_wallet_lock(decision.wallet_id)
     read = captures_read(decision_id=decision.pk, key=key)
-    refundable = sum(state.transfer.amount - state.refunded for state in read.captures)
-    if read.replay or amount > refundable or any(state.paid_to.guarded for state in read.captures):
+    if read.replay or any(state.paid_to.guarded for state in read.captures):
         return None
+    try:
+        refundable_check(
+            sum(state.transfer.amount - state.refunded for state in read.captures), amount
+        )
+    except ExceedsRefundable:
+        return None  # the ORM's path raises it again, from the same rule
     remaining = amount
     refunds = []
     for state in read.captures:
@@ -426,8 +545,7 @@ def _refund_in(
 
 def _refunded(decision: Decision, refund: Refund, *, writes: OneStatement | None) -> None:
     """What both paths write after the money: the refund and its event."""
-    _record(refund, writes)
-    announce_operation(decision, EventType.REFUND_SUCCEEDED, refund, "refund", writes=writes)
+    operation_record(decision, refund, writes=writes)
 
 
 def decision_captures(decision: Decision) -> list[Transfer]:
@@ -472,7 +590,7 @@ def authorization_expire(*, decision: Decision) -> int:
         for link in due:
             hold_expire(hold=link.hold)
         if due and len(due) == len(pending):
-            _announce_expiry(decision)
+            authorization_announce(decision, EventType.AUTHORIZATION_EXPIRED)
     return len(due)
 
 
@@ -541,6 +659,20 @@ def authorization_data(decision: Decision) -> dict:
     }
 
 
+def authorization_announce(
+    decision: Decision, event_type: str, writes: OneStatement | None = None
+) -> None:
+    """Tell the merchant's endpoints of the decision's mode (live or test) what became of an
+    authorization, in the one shape of authorization_data()."""
+    webhook_event_emit(
+        merchant_id=decision.merchant_id,
+        livemode=decision.livemode,
+        event_type=event_type,
+        data=authorization_data(decision),
+        writes=writes,
+    )
+
+
 def decision_announce(
     sender, *, decision: Decision, writes: OneStatement | None = None, **kwargs
 ) -> None:
@@ -548,23 +680,10 @@ def decision_announce(
     `writes`, the authorization's one statement, the event goes in it)."""
     if decision.channel != Decision.Channel.API or decision.merchant_id is None:
         return
-    webhook_event_emit(
-        merchant_id=decision.merchant_id,
-        event_type=DECISION_EVENTS[decision.status],
-        data=authorization_data(decision),
-        writes=writes,
-    )
+    authorization_announce(decision, DECISION_EVENTS[decision.status], writes=writes)
 
 
-def _announce_expiry(decision: Decision) -> None:
-    webhook_event_emit(
-        merchant_id=decision.merchant_id,
-        event_type=EventType.AUTHORIZATION_EXPIRED,
-        data=authorization_data(decision),
-    )
-
-
-def announce_operation(
+def _announce_operation(
     decision: Decision,
     event_type: str,
     operation,

@@ -13,7 +13,6 @@ Sandbox rows live in the same tables as live ones, marked `livemode=False`; ever
 query is scoped by the key's mode, so a live id answers 404 to a test key and the reverse. They
 hold no ledger row, so `ledger verify` and the operator's reconciliation never see them."""
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,8 +22,6 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from core.errors import (
-    ExceedsHoldAmount,
-    ExceedsRefundable,
     InvalidState,
     PaymentCodeAmountExceeded,
     PaymentCodeError,
@@ -36,7 +33,6 @@ from core.money import validate_amount
 from engine import geo
 from engine.decide import Outcome, PocketState, decide
 from engine.periods import Usage
-from engine.request import AuthorizationRequest
 from engine.rules import PocketRules
 from ledger.idempotency import run_idempotent
 from merchants.events import EventType
@@ -44,14 +40,15 @@ from merchants.models import Capture, Merchant, Refund, Reversal
 from merchants.payments import (
     DECISION_EVENTS,
     AuthorizationAlreadyCaptured,
-    AuthorizationNotCapturable,
-    announce_operation,
-    authorization_data,
-    basket_lines,
+    amount_taken,
+    authorization_announce,
+    authorization_request,
     merchant_place,
+    operation_run,
+    refundable_check,
+    scoped_key,
 )
 from merchants.services import merchant_ensure_active
-from merchants.webhooks import webhook_event_emit
 from wallet.models.decisions import Decision
 from wallet.payment_codes import payment_code_normalize
 
@@ -207,16 +204,15 @@ def sandbox_authorize(
     if test.error is not None:
         raise test.error()
     at = timezone.now()
-    request = AuthorizationRequest(
+    request = authorization_request(
+        merchant=merchant,
         amount=amount,
         currency=currency,
-        merchant=merchant_place(merchant),
+        partial_approval_allowed=partial_approval_allowed,
+        lines=lines,
         at=at,
-        channel=Decision.Channel.API,
-        partial_allowed=partial_approval_allowed,
-        lines=basket_lines(lines),
     )
-    key = _scoped(merchant, idempotency_key)
+    key = scoped_key("sandbox", merchant, idempotency_key)
     params = {
         "amount": amount,
         "currency": currency,
@@ -256,30 +252,15 @@ def sandbox_authorize(
             decided_at=at,
             duration_us=0,
         )
-        webhook_event_emit(
-            merchant_id=merchant.pk,
-            event_type=DECISION_EVENTS[decision.status],
-            data=authorization_data(decision),
-            livemode=False,
-        )
+        authorization_announce(decision, DECISION_EVENTS[decision.status])
         if test.expires and decision.approved_amount:
-            webhook_event_emit(
-                merchant_id=merchant.pk,
-                event_type=EventType.AUTHORIZATION_EXPIRED,
-                data=authorization_data(decision),
-                livemode=False,
-            )
+            authorization_announce(decision, EventType.AUTHORIZATION_EXPIRED)
         elif capture and decision.approved_amount:
             _capture(decision, None, f"{key}:capture")
         return decision
 
     with transaction.atomic():
         return run_idempotent(model=Decision, key=key, params=params, create=create)
-
-
-def _scoped(merchant: Merchant, key: str | None) -> str:
-    # Apart from live keys ("api:..."): a live and a test call never share a record.
-    return f"sandbox:{merchant.pk}:{key or 'auto:' + uuid.uuid4().hex}"
 
 
 def _locked(merchant: Merchant, decision: Decision) -> tuple[Decision, int]:
@@ -296,31 +277,14 @@ def _locked(merchant: Merchant, decision: Decision) -> tuple[Decision, int]:
     return locked, locked.approved_amount - (reversed_ or 0)
 
 
-def _taken(held: int, amount: int | None) -> int:
-    if not held:
-        raise AuthorizationNotCapturable()
-    if amount is not None and amount > held:
-        raise ExceedsHoldAmount(field="amount", held=held)
-    return held if amount is None else amount
-
-
 def _capture(decision: Decision, amount: int | None, key: str) -> Capture:
-    def create(digest: str) -> Capture:
+    def take() -> tuple[Decision, int]:
         locked, held = _locked(decision.merchant, decision)  # then a second capture waits
         if Capture.objects.filter(decision=locked).exists():
             raise AuthorizationAlreadyCaptured()
-        capture = Capture.objects.create(
-            decision=locked,
-            amount=_taken(held, amount),
-            livemode=False,
-            idempotency_key=key,
-            fingerprint=digest,
-        )
-        announce_operation(locked, EventType.PAYMENT_CAPTURED, capture, "capture")
-        return capture
+        return locked, amount_taken(held, amount)
 
-    params = {"decision": decision.pk, "amount": amount}
-    return run_idempotent(model=Capture, key=key, params=params, create=create)
+    return operation_run(Capture, decision=decision, key=key, amount=amount, take=take)
 
 
 def sandbox_capture(
@@ -333,7 +297,7 @@ def sandbox_capture(
     if amount is not None:
         validate_amount(amount)
     _locked(merchant, decision)  # checks ownership before any write
-    return _capture(decision, amount, _scoped(merchant, idempotency_key))
+    return _capture(decision, amount, scoped_key("sandbox", merchant, idempotency_key))
 
 
 def sandbox_reverse(
@@ -345,22 +309,13 @@ def sandbox_reverse(
 ) -> Reversal:
     if amount is not None:
         validate_amount(amount)
-    key = _scoped(merchant, idempotency_key)
 
-    def create(digest: str) -> Reversal:
+    def take() -> tuple[Decision, int]:
         locked, held = _locked(merchant, decision)
-        reversal = Reversal.objects.create(
-            decision=locked,
-            amount=_taken(held, amount),
-            livemode=False,
-            idempotency_key=key,
-            fingerprint=digest,
-        )
-        announce_operation(locked, EventType.AUTHORIZATION_REVERSED, reversal, "reversal")
-        return reversal
+        return locked, amount_taken(held, amount)
 
-    params = {"decision": decision.pk, "amount": amount}
-    return run_idempotent(model=Reversal, key=key, params=params, create=create)
+    key = scoped_key("sandbox", merchant, idempotency_key)
+    return operation_run(Reversal, decision=decision, key=key, amount=amount, take=take)
 
 
 def sandbox_refund(
@@ -372,28 +327,18 @@ def sandbox_refund(
     reason: str = "",
 ) -> Refund:
     validate_amount(amount)
-    key = _scoped(merchant, idempotency_key)
 
-    def create(digest: str) -> Refund:
+    def take() -> tuple[Decision, int]:
         locked, _ = _locked(merchant, decision)
         captured = Capture.objects.filter(decision=locked).aggregate(total=Sum("amount"))["total"]
         refunded = Refund.objects.filter(decision=locked).aggregate(total=Sum("amount"))["total"]
-        refundable = (captured or 0) - (refunded or 0)
-        if amount > refundable:
-            raise ExceedsRefundable(field="amount", refundable=refundable)
-        refund = Refund.objects.create(
-            decision=locked,
-            amount=amount,
-            reason=reason,
-            livemode=False,
-            idempotency_key=key,
-            fingerprint=digest,
-        )
-        announce_operation(locked, EventType.REFUND_SUCCEEDED, refund, "refund")
-        return refund
+        refundable_check((captured or 0) - (refunded or 0), amount)
+        return locked, amount
 
-    params = {"decision": decision.pk, "amount": amount, "reason": reason}
-    return run_idempotent(model=Refund, key=key, params=params, create=create)
+    key = scoped_key("sandbox", merchant, idempotency_key)
+    return operation_run(
+        Refund, decision=decision, key=key, amount=amount, take=take, reason=reason
+    )
 
 
 def sandbox_description() -> str:

@@ -11,6 +11,7 @@ Every movement is keyed by the Stripe object it comes from (`issuing:<transactio
 and each handler works under the wallet's lock, as authorize() does: whatever the number of
 deliveries and their order, the money moves once."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db.models import Q
@@ -39,7 +40,7 @@ from stripe_issuing.authorizations import (
 )
 from wallet.authorize import pocket_states
 from wallet.locks import wallet_lock
-from wallet.models import Card, Pocket, Wallet
+from wallet.models import Pocket, Wallet
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.services import decision_hold_release
 from wallet.signals import captures_posted
@@ -170,19 +171,28 @@ def _program_of(wallet: Wallet, pockets: list[Pocket]) -> Program:
     return pockets[0].allocation.program
 
 
-def _capture(txn: dict, card: Card) -> str:
-    amount = -txn["amount"]  # Stripe: a capture takes money out of the Issuing balance
-    if amount <= 0:
-        return f"ignored: capture of {txn['amount']}"
-    currency = txn["currency"].upper()
-    key = f"issuing:{txn['id']}"
-    wallet = wallet_lock(card.wallet_id)
-    if _done(key):
-        return "ignored: already done"
-    authorization_id = stripe_id(txn.get("authorization"))
-    decisions = list(authorization_decisions(authorization_id)) if authorization_id else []
+@dataclass(frozen=True)
+class _Movement:
+    """A capture or refund to apply, once transaction_event_apply() has found it new and locked
+    its wallet: its amount in our sign (positive), its currency, the key its transfers are
+    named by."""
+
+    txn: dict
+    amount: int
+    currency: str
+    key: str
+    wallet: Wallet
+    authorization_id: str | None
+
+
+def _capture(movement: _Movement) -> str:
+    decisions = (
+        list(authorization_decisions(movement.authorization_id))
+        if movement.authorization_id
+        else []
+    )
     now = timezone.now()
-    captured, remaining = [], amount
+    captured, remaining = [], movement.amount
     for link in _live_holds(decisions):
         hold = link.hold
         if hold.expires_at is not None and hold.expires_at <= now:
@@ -191,38 +201,41 @@ def _capture(txn: dict, card: Card) -> str:
         part = min(remaining, hold.amount)
         if part:
             captured.append(
-                hold_post(hold=hold, amount=part, idempotency_key=f"{key}:hold:{hold.pk}")
+                hold_post(hold=hold, amount=part, idempotency_key=f"{movement.key}:hold:{hold.pk}")
             )
         else:
-            hold_void(hold=hold, idempotency_key=f"{key}:void:{hold.pk}")
+            hold_void(hold=hold, idempotency_key=f"{movement.key}:void:{hold.pk}")
         remaining -= part
-    outcome = f"captured {amount} {currency}"
+    outcome = f"captured {movement.amount} {movement.currency}"
     if remaining:
         split = (
             _decided_pockets(decisions, remaining)
             if decisions
-            else _eligible_pockets(wallet, txn, remaining, currency)
+            else _eligible_pockets(movement.wallet, movement.txn, remaining, movement.currency)
         )
-        flag = {"stripe_transaction": txn["id"], "stripe_authorization": authorization_id}
-        settlement = card_settlement_account(currency)
+        flag = {
+            "stripe_transaction": movement.txn["id"],
+            "stripe_authorization": movement.authorization_id,
+        }
+        settlement = card_settlement_account(movement.currency)
         for pocket, part in split:
             captured.append(
                 transfer_post(
                     kind=Transfer.Kind.CAPTURE,
-                    currency=currency,
+                    currency=movement.currency,
                     legs=[(pocket.account, -part), (settlement, part)],
-                    idempotency_key=f"{key}:pocket:{pocket.pk}",
+                    idempotency_key=f"{movement.key}:pocket:{pocket.pk}",
                     metadata=flag | {"beyond_authorization": True},
                 )
             )
             remaining -= part
         if remaining:
-            program = _program_of(wallet, [pocket for pocket, _ in split])
+            program = _program_of(movement.wallet, [pocket for pocket, _ in split])
             transfer_post(
                 kind=Transfer.Kind.CAPTURE,
-                currency=currency,
+                currency=movement.currency,
                 legs=[(receivable_account(program), -remaining), (settlement, remaining)],
-                idempotency_key=f"{key}:receivable",
+                idempotency_key=f"{movement.key}:receivable",
                 metadata=flag | {"to_review": True},
             )
             outcome += f", {remaining} from the receivable of program {program.pk}"
@@ -248,48 +261,39 @@ def _refundable_captures(wallet: Wallet, authorization_id: str | None, currency:
     return list(from_pockets.distinct().order_by("-pk")[:100])
 
 
-def _refund(txn: dict, card: Card) -> str:
-    amount = txn["amount"]  # Stripe: a refund adds money to the Issuing balance
-    if amount <= 0:
-        return f"ignored: refund of {amount}"
-    currency = txn["currency"].upper()
-    key = f"issuing:{txn['id']}"
-    wallet = wallet_lock(card.wallet_id)
-    if _done(key):
-        return "ignored: already done"
-    authorization_id = stripe_id(txn.get("authorization"))
-    captures = _refundable_captures(wallet, authorization_id, currency)
-    remaining = amount
+def _refund(movement: _Movement) -> str:
+    captures = _refundable_captures(movement.wallet, movement.authorization_id, movement.currency)
+    remaining = movement.amount
     for capture in captures:
         refunded = sum(capture.refunds.values_list("amount", flat=True))
         part = min(remaining, capture.amount - refunded)
         if part > 0:
             capture_refund(
-                capture=capture, amount=part, idempotency_key=f"{key}:capture:{capture.pk}"
+                capture=capture, amount=part, idempotency_key=f"{movement.key}:capture:{capture.pk}"
             )
             remaining -= part
         if not remaining:
             break
-    outcome = f"refunded {amount} {currency}"
+    outcome = f"refunded {movement.amount} {movement.currency}"
     if remaining:
         # Paid back for money no pocket paid (a receivable, or a capture we cannot find): the
         # program is owed that much less; flagged like the receivable itself.
         paid_from = captures[0].entries.get(amount__lt=0).account_id if captures else None
         program = _program_of(
-            wallet,
+            movement.wallet,
             list(Pocket.objects.filter(account_id=paid_from).select_related("allocation__program")),
         )
         transfer_post(
             kind=Transfer.Kind.REFUND,
-            currency=currency,
+            currency=movement.currency,
             legs=[
-                (card_settlement_account(currency), -remaining),
+                (card_settlement_account(movement.currency), -remaining),
                 (receivable_account(program), remaining),
             ],
-            idempotency_key=f"{key}:receivable",
+            idempotency_key=f"{movement.key}:receivable",
             metadata={
-                "stripe_transaction": txn["id"],
-                "stripe_authorization": authorization_id,
+                "stripe_transaction": movement.txn["id"],
+                "stripe_authorization": movement.authorization_id,
                 "to_review": True,
             },
         )
@@ -308,6 +312,23 @@ def transaction_event_apply(*, event: dict) -> str:
         raise UnknownCard(
             message=f"No card of ours has the Stripe id {stripe_id(txn.get('card'))}."
         )
+    # Stripe signs an amount as the Issuing balance moves: a capture takes money out of it, a
+    # refund adds money to it.
+    amount = -txn["amount"] if txn["type"] == "capture" else txn["amount"]
+    if amount <= 0:
+        return f"ignored: {txn['type']} of {txn['amount']}"
+    key = f"issuing:{txn['id']}"
+    wallet = wallet_lock(card.wallet_id)
+    if _done(key):
+        return "ignored: already done"
+    movement = _Movement(
+        txn=txn,
+        amount=amount,
+        currency=txn["currency"].upper(),
+        key=key,
+        wallet=wallet,
+        authorization_id=stripe_id(txn.get("authorization")),
+    )
     if txn["type"] == "capture":
-        return _capture(txn, card)
-    return _refund(txn, card)
+        return _capture(movement)
+    return _refund(movement)

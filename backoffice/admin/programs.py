@@ -563,20 +563,14 @@ class ProgramAdmin(ProgramClosingAdmin, RuleDryRunAdmin, FunderScopedAdmin, Simp
                     },
                 )
                 return redirect("admin:funders_program_change", program.pk)
-        adminform = helpers.AdminForm(form, [(None, {"fields": ["amount"]})], {}, model_admin=self)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": gettext("Top up the card balance for “%(program)s”") % {"program": program},
-            "opts": self.opts,
-            "original": program,
-            "adminform": adminform,
-            "form": form,
-            "topup": True,
-            "errors": helpers.AdminErrorList(form, []),
-            "available": format_money(program.float_account.available, program.currency),
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, "admin/funders/program/fund.html", context)
+        return self._fund_page(
+            request,
+            program,
+            form,
+            title=gettext("Top up the card balance for “%(program)s”") % {"program": program},
+            fields=["amount"],
+            topup=True,
+        )
 
     def fund_view(self, request, object_id):
         program = self.get_scoped_object(request, object_id, role=Role.MANAGER)
@@ -618,15 +612,21 @@ class ProgramAdmin(ProgramClosingAdmin, RuleDryRunAdmin, FunderScopedAdmin, Simp
                     },
                 )
                 return redirect("admin:funders_program_change", program.pk)
-        adminform = helpers.AdminForm(
+        return self._fund_page(
+            request,
+            program,
             form,
-            [(None, {"fields": ["amount", "method", "reference", "received_on"]})],
-            {},
-            model_admin=self,
+            title=gettext("Fund “%(program)s”") % {"program": program},
+            fields=["amount", "method", "reference", "received_on"],
         )
+
+    def _fund_page(self, request, program, form, *, title: str, fields: list[str], **extra):
+        """The page of money coming into a program (a funding, or a top-up of the card
+        balance): the form and what the program has available."""
+        adminform = helpers.AdminForm(form, [(None, {"fields": fields})], {}, model_admin=self)
         context = {
             **self.admin_site.each_context(request),
-            "title": gettext("Fund “%(program)s”") % {"program": program},
+            "title": title,
             "opts": self.opts,
             "original": program,
             "adminform": adminform,
@@ -634,6 +634,7 @@ class ProgramAdmin(ProgramClosingAdmin, RuleDryRunAdmin, FunderScopedAdmin, Simp
             "errors": helpers.AdminErrorList(form, []),
             "available": format_money(program.float_account.available, program.currency),
             "media": self.media + form.media,
+            **extra,
         }
         return TemplateResponse(request, "admin/funders/program/fund.html", context)
 

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from backoffice.admin.webhooks import ReadOnlyMixin
+from backoffice.admin.webhooks import ReadOnlyInline, ReadOnlyMixin
 from core.errors import DomainError
 from merchants.models.settlement import Payout, SepaFile, SettlementBatch, SettlementLine
 from merchants.settlement import (
@@ -35,19 +35,10 @@ class _ObjectViews:
         return obj
 
 
-class SettlementLineInline(admin.TabularInline):
+class SettlementLineInline(ReadOnlyInline):
     model = SettlementLine
     fk_name = "batch"
     fields = ["occurred_at", "kind", "decision", "carried_from", "amount"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(SettlementBatch)

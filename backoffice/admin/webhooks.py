@@ -22,6 +22,23 @@ class ReadOnlyMixin:
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows of what happened, shown under their record: never added, changed or deleted there,
+    every field shown read-only."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
     enabled_events = forms.MultipleChoiceField(
@@ -82,7 +99,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         )
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(ReadOnlyInline):
     model = WebhookAttempt
     fields = [
         "number",
@@ -92,30 +109,12 @@ class WebhookAttemptInline(admin.TabularInline):
         "error",
         "response_excerpt",
     ]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
-class WebhookDeliveryInline(admin.TabularInline):
+class WebhookDeliveryInline(ReadOnlyInline):
     model = WebhookDelivery
     fields = ["endpoint", "status", "attempts", "last_status_code", "next_attempt_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WebhookEvent)

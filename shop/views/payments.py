@@ -14,6 +14,7 @@ from core.money import format_money
 from engine.codes import merchant_message, merchant_partial_message
 from merchants.payments import (
     basket_data,
+    operation_committed,
     payment_authorize,
     payment_capture,
     payment_refund,
@@ -157,17 +158,32 @@ def payment(request, reference: str):
     )
 
 
+# Each action given the one statement its writes may go in, as the merchant API's views call
+# them: a capture's and a refund's take it, a reversal writes through the ORM there too.
 _OPERATIONS = {
-    "capture": (payment_capture, _("Capture this payment"), _("Payment captured: %(amount)s.")),
-    "reverse": (payment_reverse, _("Cancel this payment"), _("Payment cancelled: %(amount)s.")),
-    "refund": (payment_refund, _("Refund this payment"), _("Refunded: %(amount)s.")),
+    "capture": (
+        lambda writes, **operation: payment_capture(writes=writes, **operation),
+        _("Capture this payment"),
+        _("Payment captured: %(amount)s."),
+    ),
+    "reverse": (
+        lambda _writes, **operation: payment_reverse(**operation),
+        _("Cancel this payment"),
+        _("Payment cancelled: %(amount)s."),
+    ),
+    "refund": (
+        lambda writes, **operation: payment_refund(writes=writes, **operation),
+        _("Refund this payment"),
+        _("Refunded: %(amount)s."),
+    ),
 }
 
 
 @member_required
 def operation(request, reference: str, action: str):
     """Capture, cancel (reverse) or refund: the page asks to confirm, with the amount (all by
-    default, less for a part), and the POST does it through the merchant API's service."""
+    default, less for a part), and the POST does it through the merchant API's services,
+    committed as the API commits them (on PostgreSQL, a capture or refund in one statement)."""
     if action not in _OPERATIONS:
         raise Http404
     service, title, done = _OPERATIONS[action]
@@ -181,12 +197,16 @@ def operation(request, reference: str, action: str):
         form.fields["amount"].required = True
     if request.method == "POST" and form.is_valid():
         amount = form.cleaned_data["amount"]
+        key = f"till:{action}:{form.cleaned_data['attempt']}"
         try:
-            result = service(
-                merchant=request.member.merchant,
-                decision=decision,
-                amount=amount,
-                idempotency_key=f"till:{action}:{form.cleaned_data['attempt']}",
+            result = operation_committed(
+                lambda writes: service(
+                    writes,
+                    merchant=request.member.merchant,
+                    decision=decision,
+                    amount=amount,
+                    idempotency_key=key,
+                )
             )
         except DomainError as error:
             form.add_error("amount", str(error.message))
