@@ -5,7 +5,7 @@ shop's records."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Sum
+from django.db.models import Case, F, Sum, When
 from django.utils import timezone
 
 from core.time import PARIS, start_of_day
@@ -45,8 +45,14 @@ class AidPart:
 def payment_parts(decision: Decision) -> list[AidPart]:
     """Which aid paid what in an approved payment, in the order the split used them, and what
     each got back of the refunds (read from the ledger: a refund gives back the aid used last
-    first). The name of the aid and of its funder only: nothing about the beneficiary."""
-    rows = decision.holds.values(_PROGRAM, _FUNDER).annotate(total=Sum("amount")).order_by("pk")
+    first). Once captured, each aid's part is what its capture took, not what its hold reserved:
+    a capture of less than the hold gives the rest back to the aid. The name of the aid and of
+    its funder only: nothing about the beneficiary."""
+    taken = Case(
+        When(hold__resolution__kind=Transfer.Kind.CAPTURE, then=F("hold__resolution__amount")),
+        default=F("amount"),
+    )
+    rows = decision.holds.values(_PROGRAM, _FUNDER).annotate(total=Sum(taken)).order_by("pk")
     hold = "refund_of__pending_transfer__decision_hold__"
     refunds = (
         Transfer.objects.filter(**{f"{hold}decision": decision})

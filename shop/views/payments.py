@@ -103,6 +103,13 @@ def _answer(decision: Decision) -> dict:
         "approved": money(decision.approved_amount, decision.currency),
         "refunded": money(decision.amount_refunded, decision.currency),
     }
+    if 0 < decision.amount_captured < decision.approved_amount:
+        # Captured for less than approved: the cashier and the receipt show what was taken, and
+        # that the rest went back to the person's aid, not the approval's figure.
+        answer["captured"] = money(decision.amount_captured, decision.currency)
+        answer["released"] = money(
+            decision.approved_amount - decision.amount_captured, decision.currency
+        )
     if decision.status == Decision.Status.PARTIALLY_APPROVED:
         answer["rest"] = money(decision.amount - decision.approved_amount, decision.currency)
         answer["message"] = merchant_partial_message(

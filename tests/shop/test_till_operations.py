@@ -6,7 +6,9 @@ English."""
 import uuid
 
 import pytest
+from django.utils import translation
 
+from core.money import format_money
 from ledger import services as ledger_services
 from merchants import payments
 from merchants.models import Capture, Refund
@@ -159,3 +161,32 @@ def test_what_the_till_refuses_it_says_in_the_staffs_words(
     assert refused.status_code == 400
     assert refused.context["form"].errors["amount"] == [too_much_refunded]
     assert not Refund.objects.exists()
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_a_capture_for_less_than_approved_shows_what_was_taken_and_what_went_back(language):
+    """Captured 18 € of a 20 € approval: the payment's page and the receipt say 18 €, per aid
+    too, and that the other 2 € went back to the aid; they used to say 20 € "paid"."""
+    owner = make_shop()
+    TillSettings.objects.create(merchant=owner.merchant, capture_later=True)
+    wallet = _wallet(FunderFactory())
+    till = signed_in(make_cashier(owner))
+    till.defaults["HTTP_ACCEPT_LANGUAGE"] = language
+    reference = _till_payment(till, wallet, "20")
+    _reference(_till_operation(till, reference, "capture", "18"))
+
+    with translation.override(language):
+        taken, back = format_money(1_800, "EUR"), format_money(200, "EUR")
+    page = till.get(f"/shop/payments/{reference}/")
+    answer = page.context["answer"]
+    assert (answer["captured"], answer["released"]) == (taken, back)
+    assert [part["money"] for part in answer["parts"]] == [taken]
+    said = {
+        "fr": f"Encaissé\u00a0: {taken}. Les {back} restants sont revenus sur l\u2019aide.",
+        "en": f"Captured: {taken}. The other {back} went back to the aid.",
+    }[language]
+    assert said in page.content.decode()
+
+    receipt = till.get(f"/shop/payments/{reference}/receipt/").content.decode()
+    # "Paid with aid" and the one aid's part both say what was taken.
+    assert receipt.count(f"<strong>{taken}</strong>") == 2
