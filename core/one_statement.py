@@ -79,7 +79,7 @@ _ORJSON_OPTIONS = (
 
 def _json_dumps(field: Any) -> Callable[[Any], Any] | None:
     """For a JSONField (on PostgreSQL a jsonb column, which keeps the parsed value, not the
-    text): its value written by orjson, in a tenth of json.dumps' time, the decision's 2 kB
+    text): its value written by orjson, in a tenth of json.dumps' time, the decision's 1-2 kB
     trace included (issue 19). What orjson refuses (a type it passes through, a key that is
     not a str, an integer beyond 64 bits) is written by the field's json.dumps, as Django does.
     None for any other field."""
