@@ -38,8 +38,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # What one new authorization may send PostgreSQL, counted as Django's connection sees it: every
 # statement (each is one round trip: the ORM sends no batches), plus BEGIN and COMMIT, which
 # Django logs as statements too. The 6: the stored answer's lookup, BEGIN, the wallet's
-# lock through the code, one read under it, one write (core/one_statement.py), COMMIT. SQLite
-# runs the portable path (more statements, but no network between them).
+# lock through the code, one read under it, one write (core/one_statement.py), COMMIT. The
+# COMMIT travels with the write (pipeline mode), so 5 round trips; Django still logs its own,
+# a no-op then. SQLite runs the portable path (more statements, but no network between them).
 ROUND_TRIPS = 6 if connection.vendor == "postgresql" else 21
 
 
