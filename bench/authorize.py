@@ -182,7 +182,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
                     credit_account=merchant.payable_account,
                     merchant_id=merchant.pk,
                 )
-                writes.run()
+                writes.run(commit=True)
                 return decision
             used = payment_code_redeem(
                 code=code,

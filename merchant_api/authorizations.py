@@ -450,7 +450,7 @@ class AuthorizationCreateApi(MerchantApi):
                 else:
                     answer = self.remembered(self._created(decision))
                 if self.writes is not None:
-                    self.writes.run()
+                    self.writes.run(commit=True)
                 return answer
         if isinstance(refused, PaymentCodeInvalid):
             guard.count_failure()

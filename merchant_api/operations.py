@@ -131,7 +131,7 @@ class OperationCreateApi(MerchantApi):
                 with transaction.atomic():
                     answer = self.remembered(operation_created(output, operate(self.writes)))
                     if self.writes is not None:
-                        self.writes.run()
+                        self.writes.run(commit=True)
                     return answer
             except IntegrityError:
                 # Only the one statement's writes get here (the ORM's path settles its races in

@@ -6,10 +6,13 @@ from datetime import datetime
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError
+from psycopg.pq import TransactionStatus
 
+from core.one_statement import OneStatement
+from ledger.models import Account, Transfer
 from merchant_api import idempotency
 from merchants import tasks as webhook_tasks
 from merchants.models import IdempotentResponse
@@ -35,8 +38,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # What one new authorization may send PostgreSQL, counted as Django's connection sees it: every
 # statement (each is one round trip: the ORM sends no batches), plus BEGIN and COMMIT, which
 # Django logs as statements too. The issue's 6: the stored answer's lookup, BEGIN, the wallet's
-# lock through the code, one read under it, one write (core/one_statement.py), COMMIT. SQLite
-# runs the portable path (more statements, but no network between them).
+# lock through the code, one read under it, one write (core/one_statement.py), COMMIT. The
+# COMMIT travels with the write (pipeline mode), so 5 round trips; Django still logs its own,
+# a no-op then. SQLite runs the portable path (more statements, but no network between them).
 ROUND_TRIPS = 6 if connection.vendor == "postgresql" else 21
 
 
@@ -313,3 +317,71 @@ def test_a_hold_the_balance_no_longer_covers_is_decided_again(
     assert response.json()["status"] == "declined"
     assert response.json()["decline"]["code"] == "insufficient_funds"
     assert Decision.objects.count() == 1
+
+
+# --- the write sent with its COMMIT (PostgreSQL's pipeline mode) --------------------------------
+
+
+def _spied_runs(monkeypatch, before=None):
+    """OneStatement.run wrapped: each run's outcome (the transaction's state right after it, or
+    the error it raised) is appended to the list returned; `before(writes)` runs first."""
+    runs: list = []
+    run = OneStatement.run
+
+    def spied(self, **kwargs):
+        if before is not None:
+            before(self)
+        try:
+            run(self, **kwargs)
+        except IntegrityError as error:
+            runs.append(type(error))
+            raise
+        runs.append(connection.connection.info.transaction_status)
+
+    monkeypatch.setattr(OneStatement, "run", spied)
+    return runs
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one statement is PostgreSQL's")
+def test_the_one_statement_commits_the_payment_as_it_writes_it(api, payment_code, monkeypatch):
+    runs = _spied_runs(monkeypatch)
+
+    response = pay(api, payment_code())
+
+    assert response.status_code == 201, response.content
+    # Committed by the write's own round trip, not by the atomic block's exit after it.
+    assert runs == [TransactionStatus.IDLE]
+    assert Decision.objects.get().status == Decision.Status.APPROVED
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one statement is PostgreSQL's")
+def test_a_commit_sent_with_the_write_that_fails_moves_no_money_and_is_tried_again(
+    api, payment_code, food_pocket, monkeypatch
+):
+    """A foreign key checked at the COMMIT (deferred) that fails: the error comes back with the
+    write's round trip, nothing of that try is kept, and the payment is tried again whole."""
+    wallet_id = food_pocket.wallet_id
+
+    def break_a_reference_once(writes):
+        if not runs:  # a pocket moved to a wallet that does not exist: refused at the COMMIT
+            writes.sql(
+                "UPDATE wallet_pocket SET wallet_id = %s WHERE id = %s", [-1, food_pocket.pk]
+            )
+
+    runs = _spied_runs(monkeypatch, before=break_a_reference_once)
+    code = payment_code()
+    response = pay(api, code, amount=300, key="once")
+
+    assert runs == [IntegrityError, TransactionStatus.IDLE]
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "approved"
+    food_pocket.refresh_from_db()
+    assert food_pocket.wallet_id == wallet_id
+    account = Account.objects.get(pk=food_pocket.account_id)
+    assert (account.balance, account.pending) == (10_000, 300)  # held once, not twice
+    assert Transfer.objects.filter(kind=Transfer.Kind.HOLD).count() == 1
+    assert Decision.objects.count() == IdempotentResponse.objects.count() == 1
+    assert PaymentCode.objects.get().status == PaymentCode.Status.USED
+    again = pay(api, code, amount=300, key="once")
+    assert again.content == response.content
+    assert again["Idempotent-Replayed"] == "true"

@@ -91,9 +91,19 @@ class Decision(models.Model):
 class DecisionHold(models.Model):
     """One hold an approval placed: the part of the payment one pocket carries."""
 
-    decision = models.ForeignKey(Decision, models.PROTECT, related_name="holds")
+    # No foreign key constraint on the decision and the hold (issue 19): each was a deferred
+    # check at COMMIT (a SELECT ... FOR KEY SHARE and a WAL record) on every payment, and
+    # neither target can be missing: a decision hold is inserted with its decision and its hold,
+    # by the same statement or transaction (wallet/authorize.py), and both are immutable, never
+    # deleted (PROTECT still guards the ORM). tests/merchant_api/test_decision_references.py checks
+    # that every reference holds.
+    decision = models.ForeignKey(
+        Decision, models.PROTECT, related_name="holds", db_constraint=False
+    )
     pocket = models.ForeignKey("wallet.Pocket", models.PROTECT, related_name="decision_holds")
-    hold = models.OneToOneField(Transfer, models.PROTECT, related_name="decision_hold")
+    hold = models.OneToOneField(
+        Transfer, models.PROTECT, related_name="decision_hold", db_constraint=False
+    )
     amount = models.BigIntegerField(_("amount"))
 
     class Meta:

@@ -185,12 +185,16 @@ class DecisionNotice(models.Model):
     after its last attempt it is failed: kept, with its error, for the operators to see and
     send again (the admin), instead of retried and logged every second for good."""
 
+    # No foreign key constraint (issue 19): a deferred check at the payment's COMMIT, for a
+    # decision inserted by the same statement or transaction, and immutable (the ORM's CASCADE
+    # still applies). tests/merchant_api/test_decision_references.py checks the reference.
     decision = models.OneToOneField(
         "wallet.Decision",
         on_delete=models.CASCADE,
         primary_key=True,
         related_name="notice",
         verbose_name=_("authorization decision"),
+        db_constraint=False,
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     # Database defaults: the payment's one statement (core/one_statement.py) sends no value for
