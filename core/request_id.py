@@ -18,7 +18,7 @@ import uuid
 from contextvars import Token
 from typing import Any
 
-from celery import current_task
+from celery._state import get_current_task
 from django_guid import get_guid
 from django_guid.context import guid
 
@@ -38,11 +38,12 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id()
-        # current_task is a proxy, false outside a task; a task called as a plain function
-        # has no id.
-        running = bool(current_task) and current_task.request.id is not None
-        record.task_id = current_task.request.id if running else ""
-        record.task_name = current_task.name if running else ""
+        # None outside a task; a task called as a plain function has no id. Read once: each
+        # use of the current_task proxy looks the task up again.
+        task = get_current_task()
+        task_id = task.request.id if task is not None else None
+        record.task_id = task_id if task_id is not None else ""
+        record.task_name = task.name if task_id is not None else ""
         return True
 
 
