@@ -94,7 +94,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every log line of the request, the others' included, carries its id, and the
     # time measured covers every middleware below.
-    "django_guid.middleware.guid_middleware",
+    "core.request_id.RequestIdMiddleware",
     "operations.metrics.RequestMetrics",
     "django.middleware.security.SecurityMiddleware",
     # Near the top: the 503 it answers for a view that could not reach the database passes
