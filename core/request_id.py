@@ -47,16 +47,18 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         given = request.META.get("HTTP_X_REQUEST_ID")
-        request_id = _valid(given) or uuid.uuid4().hex
-        if given and request_id != given:
+        drawn_or_given = _valid(given) or uuid.uuid4().hex
+        if given and drawn_or_given != given:
             # As django-guid words it: a value with other characters is not written to the log.
             if all(letter.isalnum() or letter == "-" for letter in given):
-                _guid_logger.warning("%s is not a valid GUID. New GUID is %s", given, request_id)
+                _guid_logger.warning(
+                    "%s is not a valid GUID. New GUID is %s", given, drawn_or_given
+                )
             else:
-                _guid_logger.warning("Non-alnum %s provided. New GUID is %s", HEADER, request_id)
-        # django-guid's attribute, which some of its integrations read.
-        request.correlation_id = request_id  # type: ignore[attr-defined]
-        guid.set(request_id)
+                _guid_logger.warning(
+                    "Non-alnum %s provided. New GUID is %s", HEADER, drawn_or_given
+                )
+        guid.set(drawn_or_given)
         response = self.get_response(request)
         response[HEADER] = guid.get()
         response["Access-Control-Expose-Headers"] = HEADER
