@@ -14,7 +14,10 @@ the functions that cost most are printed, by their own time and by cumulative ti
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_profile \\
         .venv/bin/python -m bench.api_profile [--requests 500] [--wallets 300] [--reuse] \\
-        [--operation authorize|capture|refund]
+        [--operation authorize|capture|refund] [--layers 500]
+
+`--layers N` then sends N requests through a handler with the libraries' request id and CSP
+middleware and DRF's negotiation, and N through the settings' (core's), in turn.
 
 The payment codes are created before each batch of timed requests: the beneficiary's app
 makes them, not the till's request. A capture's authorization (and a refund's authorization
@@ -343,6 +346,57 @@ def parts(rounds: int) -> None:
         )
 
 
+# The libraries' own middleware and negotiation, which ours replace (BENCHMARKS.md, issue 19 part
+# 7): --layers times the request with them beside the request with the settings'.
+LIBRARY_MIDDLEWARE = {
+    "core.request_id.RequestIdMiddleware": "django_guid.middleware.guid_middleware",
+    "core.middleware.ContentSecurityPolicy": "csp.middleware.CSPMiddleware",
+}
+
+
+def layers(fixture, rng: Random, count: int, run_id: str, args) -> None:
+    """The whole request through two WSGI handlers of this process, one with the libraries'
+    middleware and DRF's negotiation, one with the settings' (core's), called in turn on
+    `count` requests each: the processor time the cuts around the view save, with the
+    machine's load falling on both alike."""
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import override_settings
+    from rest_framework.negotiation import DefaultContentNegotiation
+    from rest_framework.views import APIView
+
+    ours = WSGIHandler()
+    with override_settings(
+        MIDDLEWARE=[LIBRARY_MIDDLEWARE.get(path, path) for path in settings.MIDDLEWARE]
+    ):
+        libraries = WSGIHandler()
+    sides = {
+        "libraries'": (libraries, DefaultContentNegotiation),
+        "settings'": (ours, APIView.content_negotiation_class),
+    }
+    spent: dict[str, list[float]] = {name: [] for name in sides}
+    refused = 0
+    batches = (
+        operations(ours, fixture, rng, min(BATCH, count - start), f"{run_id}-l{start}",
+                   args.one_merchant, args.operation)
+        for start in range(0, 2 * count, BATCH)
+    )  # fmt: skip
+    for index, environ_ in enumerate(e for batch in batches for e in batch):
+        name = list(sides)[index % 2]
+        application, negotiation = sides[name]
+        # A class attribute DRF read from its settings at import: swapped for each call.
+        APIView.content_negotiation_class = negotiation
+        cpu = time.process_time()
+        refused += call(application, environ_)[0] != 201
+        spent[name].append(time.process_time() - cpu)
+    APIView.content_negotiation_class = sides["settings'"][1]
+    print(f"\nlayers: {count} requests each, in turn ({refused} not 201), processor time:")
+    for name, times in spent.items():
+        print(f"  {name:<12} mean {ms(statistics.mean(times))}  p50 {ms(statistics.median(times))}")
+    before, after = (statistics.median(spent[name]) for name in sides)
+    print(f"  settings' - libraries': {(after - before) * 1e3:+.3f} ms per request (p50)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -363,6 +417,13 @@ def main() -> int:
         type=int,
         default=0,
         help="then time each cut beside what it replaced, this many calls each (default: 0)",
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        default=0,
+        help="then time this many requests with the libraries' middleware and negotiation "
+        "(django-guid, django-csp, DRF) and as many with the settings', in turn (default: 0)",
     )
     parser.add_argument(
         "--save-profile",
@@ -419,6 +480,8 @@ def main() -> int:
             profile.dump_stats(args.save_profile)
         if args.parts:
             parts(args.parts)
+        if args.layers:
+            layers(fixture, rng, args.layers, run_id, args)
         limit = bench.measure_limit(clients=1)  # one request at a time: the one-client limit
 
     print()

@@ -94,13 +94,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every log line of the request, the others' included, carries its id, and the
     # time measured covers every middleware below.
-    "django_guid.middleware.guid_middleware",
+    "core.request_id.RequestIdMiddleware",
     "operations.metrics.RequestMetrics",
     "django.middleware.security.SecurityMiddleware",
     # Near the top: the 503 it answers for a view that could not reach the database passes
     # through every middleware below on its way out (CSP, locale, no-index headers).
     "core.middleware.DatabaseUnavailable",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, with its usual header built once (core.middleware.ContentSecurityPolicy).
+    "core.middleware.ContentSecurityPolicy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Above the site's middleware (they read neither the session nor the user): the APIs'
     # answers carry their language and frame headers too.
@@ -597,6 +598,8 @@ REST_FRAMEWORK = {
         "core.renderers.OrjsonRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # DRF's negotiation, answered at once for no Accept, */* and application/json.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.renderers.JsonFirstNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [],

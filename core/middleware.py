@@ -1,13 +1,21 @@
 """The answer while the database cannot be reached: 503 with Retry-After, never a 500; the site's
-middleware, skipped by the APIs that need none of it."""
+middleware, skipped by the APIs that need none of it; the Content-Security-Policy header, built
+once per process."""
 
+import functools
+import http
 import logging
 from collections.abc import Callable
 from typing import Any, cast
 
+from csp.constants import HEADER, HEADER_REPORT_ONLY
+from csp.middleware import CheckableLazyObject, CSPMiddleware
+from csp.utils import build_policy
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.core.handlers.exception import convert_exception_to_response
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.module_loading import import_string
 
@@ -109,3 +117,65 @@ class SiteMiddleware:
                 if response is not None:
                     return response
         return None
+
+
+# What a view (csp.decorators) sets on a response to change its policy or exempt it.
+_POLICY_CHANGES = (
+    "_csp_config",
+    "_csp_update",
+    "_csp_replace",
+    "_csp_config_ro",
+    "_csp_update_ro",
+    "_csp_replace_ro",
+    "_csp_exempt",
+    "_csp_exempt_ro",
+)
+_DEBUG_EXEMPT = (http.HTTPStatus.INTERNAL_SERVER_ERROR, http.HTTPStatus.NOT_FOUND)
+
+
+@functools.cache
+def _settings_policies() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(header, policy, excluded path prefixes) of the settings' policy and report-only policy
+    without a nonce, as django-csp's middleware builds them, each left out when empty."""
+    policies = []
+    for header, setting, report_only in (
+        (HEADER, "CONTENT_SECURITY_POLICY", False),
+        (HEADER_REPORT_ONLY, "CONTENT_SECURITY_POLICY_REPORT_ONLY", True),
+    ):
+        policy = build_policy(report_only=report_only)
+        if policy:
+            prefixes = (getattr(settings, setting, None) or {}).get("EXCLUDE_URL_PREFIXES") or ()
+            policies.append((header, policy, tuple(prefixes)))
+    return tuple(policies)
+
+
+@receiver(setting_changed)
+def _policies_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("CONTENT_SECURITY_POLICY"):
+        _settings_policies.cache_clear()
+
+
+class ContentSecurityPolicy(CSPMiddleware):
+    """django-csp's middleware, whose header for an answer that drew no nonce and whose view
+    left the policy as the settings give it (every JSON answer of the APIs) is built once per
+    process: django-csp builds it afresh for each answer (copying its parts into dicts twice,
+    its directives from a set), 0.2 ms of processor time per payment (BENCHMARKS.md, issue 19
+    part 7). The same text: build_policy's directives follow a set's order, fixed for the life
+    of a process. Any other answer (a page with a nonce, the API docs' widened policy, an exempt
+    view) goes through django-csp's own code."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if getattr(request, "_csp_nonce", None) is not None or any(
+            hasattr(response, name) for name in _POLICY_CHANGES
+        ):
+            return super().process_response(request, response)
+        if response.status_code in _DEBUG_EXEMPT and settings.DEBUG:
+            return response
+        for header, policy, excluded in _settings_policies():
+            if header not in response and not request.path_info.startswith(excluded):
+                response[header] = policy
+        # As django-csp does: a nonce drawn after the header is written would be in no policy.
+        request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)  # type: ignore[attr-defined]
+        return response

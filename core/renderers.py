@@ -1,11 +1,14 @@
-"""The APIs' JSON renderer: DRF's JSONRenderer, its bytes written by orjson."""
+"""The APIs' JSON renderer: DRF's JSONRenderer, its bytes written by orjson; DRF's content
+negotiation, short for the usual Accept headers."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
-from rest_framework.renderers import JSONRenderer
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.utils.encoders import JSONEncoder
 
 # orjson writes datetimes itself (with "+00:00" where DRF writes "Z"): they are passed to DRF's
@@ -58,3 +61,31 @@ def _drf_default(value: object) -> object:
     # Called by orjson for what it does not write itself: DRF's encoder turns it into what
     # json.dumps would write (a datetime into its ISO text with Z, a Decimal into a float...).
     return _ENCODER.default(value)
+
+
+class JsonFirstNegotiation(DefaultContentNegotiation):
+    """DRF's content negotiation, answered at once for what nearly every client of the APIs
+    sends: no Accept header, `Accept: */*` or `Accept: application/json`, with no format asked
+    in the URL. DRF answers those with the first renderer (the JSON one) and its media type, as
+    this does, after parsing the header into media types and ranking them (a seventieth of a
+    payment's processor time, BENCHMARKS.md issue 19 part 7). Anything else goes through DRF's
+    negotiation."""
+
+    def select_renderer(
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)  # DRF's view passes a list; any iterable is read once
+        if renderers and not format_suffix:
+            first = renderers[0].media_type
+            accept = request.META.get("HTTP_ACCEPT", "*/*")
+            if (accept == "*/*" or accept == first) and (
+                self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+            ):
+                return renderers[0], first
+        negotiated: tuple[BaseRenderer, str] = super().select_renderer(
+            request, renderers, format_suffix
+        )
+        return negotiated

@@ -1,8 +1,9 @@
 """The request id: one id per HTTP request, carried into everything the request sets going.
 
-django-guid's middleware takes the load balancer's `X-Request-ID` when it is a UUID (32 hex
+`RequestIdMiddleware` takes the load balancer's `X-Request-ID` when it is a UUID (32 hex
 digits, as nginx's $request_id, or the dashed form) and draws one otherwise; it keeps the id in
-a context variable and sends it back in the response's `X-Request-ID`. From there:
+django-guid's context variable and sends it back in the response's `X-Request-ID`, as
+django-guid's middleware did under settings.DJANGO_GUID. From there:
 - every log line carries it (`RequestIdFilter`, on the handlers of settings.LOGGING);
 - a Celery task queued during the request carries it in its message's headers
   (`task_publish_add_request_id`) and runs under it (`task_prerun_set_request_id`), so the
@@ -15,16 +16,64 @@ the request's own id; ours restore what was there before the task."""
 
 import logging
 import uuid
+from collections.abc import Callable
 from contextvars import Token
 from typing import Any
 
-from celery import current_task
+from celery._state import get_current_task
+from django.http import HttpRequest, HttpResponseBase
 from django_guid import get_guid
 from django_guid.context import guid
 
 # The response header, the task header and the webhook header: one name everywhere.
 HEADER = "X-Request-ID"
 _TOKEN = "aidwallet_request_id_token"
+
+
+# django-guid's logger: its warning about a load balancer's id refused keeps its name.
+_guid_logger = logging.getLogger("django_guid")
+
+
+class RequestIdMiddleware:
+    """django-guid's middleware under settings.DJANGO_GUID (the header X-Request-ID, validated,
+    returned and exposed to browsers' scripts; no URL ignored; no integration), without its
+    per-request reading of its settings (an ignored URLs' set built twice per request) and of
+    `request.headers` (every header copied into a dict): a fiftieth of a payment's processor
+    time (BENCHMARKS.md, issue 19 part 7). The same ids and the same headers
+    (tests/operations/test_request_id.py)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        given = request.META.get("HTTP_X_REQUEST_ID")
+        drawn_or_given = _valid(given) or uuid.uuid4().hex
+        if given and drawn_or_given != given:
+            # As django-guid words it: a value with other characters is not written to the log.
+            if all(letter.isalnum() or letter == "-" for letter in given):
+                _guid_logger.warning(
+                    "%s is not a valid GUID. New GUID is %s", given, drawn_or_given
+                )
+            else:
+                _guid_logger.warning(
+                    "Non-alnum %s provided. New GUID is %s", HEADER, drawn_or_given
+                )
+        guid.set(drawn_or_given)
+        response = self.get_response(request)
+        response[HEADER] = guid.get()
+        response["Access-Control-Expose-Headers"] = HEADER
+        return response
+
+
+def _valid(given: str | None) -> str | None:
+    """`given` if it is a UUID (as django-guid's validation: `uuid.UUID(given, version=4)`)."""
+    if not given:
+        return None
+    try:
+        uuid.UUID(given, version=4)
+    except ValueError:
+        return None
+    return given
 
 
 def request_id() -> str:
@@ -38,11 +87,12 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id()
-        # current_task is a proxy, false outside a task; a task called as a plain function
-        # has no id.
-        running = bool(current_task) and current_task.request.id is not None
-        record.task_id = current_task.request.id if running else ""
-        record.task_name = current_task.name if running else ""
+        # None outside a task; a task called as a plain function has no id. Read once: each
+        # use of the current_task proxy looks the task up again.
+        task = get_current_task()
+        task_id = task.request.id if task is not None else None
+        record.task_id = task_id if task_id is not None else ""
+        record.task_name = task.name if task_id is not None else ""
         return True
 
 

@@ -171,3 +171,38 @@ def test_a_task_run_eagerly_in_the_request_keeps_and_leaves_the_requests_id(
     tasks = [line for line in console()[before:] if line["task_name"]]
     assert tasks, "the capture's check ran as an eager task"
     assert {line["request_id"] for line in tasks} == {given}
+
+
+@pytest.mark.parametrize(
+    "given",
+    [None, "", uuid.uuid4().hex, str(uuid.uuid4()), "not-a-uuid", "x\ty", "a" * 200, "0" * 32],
+)
+def test_the_same_ids_headers_and_warnings_as_django_guids_middleware(client, caplog, given):
+    from django.conf import settings
+    from django.test import override_settings
+
+    def answered():
+        headers = {} if given is None else {"HTTP_X_REQUEST_ID": given}
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="django_guid"):
+            response = client.get("/healthz", **headers)
+        drawn = response[HEADER]
+        warnings = [r.getMessage().replace(drawn, "<drawn>") for r in caplog.records]
+        kept = drawn == given
+        return kept, response["Access-Control-Expose-Headers"], warnings, len(drawn)
+
+    ours = answered()
+    theirs_middleware = [
+        "django_guid.middleware.guid_middleware"
+        if path == "core.request_id.RequestIdMiddleware"
+        else path
+        for path in settings.MIDDLEWARE
+    ]
+    with override_settings(MIDDLEWARE=theirs_middleware):
+        theirs = answered()
+    # django-guid also says at INFO whether the header came; settings.LOGGING keeps its
+    # logger at WARNING, so only its warnings are compared.
+    assert ours[:2] == theirs[:2]
+    infos = ("found in the header", "not found")
+    assert ours[2] == [w for w in theirs[2] if not any(info in w for info in infos)]
+    assert ours[3] == theirs[3]
