@@ -278,7 +278,7 @@ def refund_post(
         )
         # After the accounts' rows (_write_transfer), as every writer moves them: a payment on
         # the pocket locks its account's row, then these.
-        _spending_moved([_refunded(locked, amount)])
+        _spending_moved(_refunded([(locked, amount)]))
         return refund
 
     # `to` is not a parameter of the client's request but derived from the aid's state, which
@@ -287,11 +287,16 @@ def refund_post(
     return _idempotent(idempotency_key, params, create)
 
 
-def _refunded(capture: Transfer, amount: int) -> Change:
-    """What refunding `amount` of `capture` does to its hold's net."""
-    hold = capture.pending_transfer
-    assert hold is not None and hold.debit_account_id is not None  # a capture resolves a hold
-    return (hold.debit_account_id, hold.created_at, -amount)
+def _refunded(refunds: Sequence[tuple[Transfer, int]]) -> list[Change]:
+    """What refunding each (capture, amount) does to its hold's net. A card capture the network
+    made with no hold of ours (posted in full, stripe_issuing) counts in no period: nothing
+    was authorized, so nothing is given back either."""
+    changes = []
+    for capture, amount in refunds:
+        hold = capture.pending_transfer
+        if hold is not None and hold.debit_account_id is not None:
+            changes.append((hold.debit_account_id, hold.created_at, -amount))
+    return changes
 
 
 def refunds_post_in(
@@ -318,7 +323,7 @@ def refunds_post_in(
             pending, balance = moves[to.pk]
             moves[to.pk] = (pending, balance + amount)
     _moved_in(writes, moves)
-    _spending_moved_in(writes, [_refunded(capture, amount) for capture, amount, _, _ in refunds])
+    _spending_moved_in(writes, _refunded([(capture, amount) for capture, amount, _, _ in refunds]))
     transfers = []
     for capture, amount, paid_to, to in refunds:
         transfer = Transfer(
