@@ -1,6 +1,7 @@
-"""Writes to the ledger. The only code that creates transfers and entries or moves running
-balances. Every function validates its input before touching anything, so bad input raises a
-DomainError and changes nothing.
+"""Writes to the ledger. The only code that creates transfers and entries, moves running
+balances or keeps each account's spending per period (ledger/spending.py). Every function
+validates its input before touching anything, so bad input raises a DomainError and changes
+nothing.
 
 Concurrency: guarded accounts are moved by single guarded UPDATE statements
 (`... WHERE balance - pending >= x`), which PostgreSQL serialises per row at READ COMMITTED
