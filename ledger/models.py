@@ -85,8 +85,14 @@ class Transfer(models.Model):
     idempotency_key = models.CharField(max_length=255, unique=True, null=True, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True)
     is_pending = models.BooleanField(_("hold"), default=False)
+    # Indexed with created_at below (transfer_hold_account_at_idx), which serves both.
     debit_account = models.ForeignKey(
-        Account, models.PROTECT, null=True, blank=True, related_name="holds_debited"
+        Account,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="holds_debited",
+        db_index=False,
     )
     credit_account = models.ForeignKey(
         Account, models.PROTECT, null=True, blank=True, related_name="holds_credited"
@@ -132,6 +138,12 @@ class Transfer(models.Model):
                 fields=["created_at"],
                 condition=~Q(kind__in=["hold", "capture", "void", "hold_expire"]),
                 name="transfer_not_payment_at_idx",
+            ),
+            # A pocket's holds in the order they were placed: what the validity cap leaves out
+            # of the account's spending (those before the aid's start, normally none), read under
+            # the wallet's lock, and the holds' periods verify() checks Spending against.
+            models.Index(
+                fields=["debit_account", "created_at"], name="transfer_hold_account_at_idx"
             ),
         ]
 
@@ -186,3 +198,36 @@ class VerifyRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.finished_at.isoformat()}: {self.problems}"
+
+
+class Spending(models.Model):
+    """What the holds placed on an account in one Paris day, month or year net to, kept as they
+    change (issue 19): a hold counts for its amount while pending, for what its capture took
+    once captured, minus refunds of that capture, for nothing once voided or expired, always in
+    the periods of the moment it was placed (wallet/usage.py). The ledger's services move these
+    rows in the transaction, and on the hot path the statement, that moves the hold, so reading
+    a pocket's spending in any period reads a few rows, not every hold of the year."""
+
+    class Grain(models.TextChoices):
+        DAY = "day", _("Day")
+        MONTH = "month", _("Month")
+        YEAR = "year", _("Year")
+
+    account = models.ForeignKey(Account, models.PROTECT, db_index=False, related_name="+")
+    grain = models.CharField(_("period"), max_length=5, choices=Grain.choices)
+    # The period's first day in Paris (the 1st for a month, 1 January for a year).
+    start = models.DateField(_("start"))
+    net = models.BigIntegerField(_("net spending"), default=0)
+
+    class Meta:
+        verbose_name = _("spending")
+        verbose_name_plural = _("spending")
+        constraints = [
+            # Also the reads' index: an account's rows of one grain from a day on.
+            models.UniqueConstraint(
+                fields=["account", "grain", "start"], name="spending_one_row_per_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.grain} {self.start}: {self.net}"

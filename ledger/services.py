@@ -1,6 +1,7 @@
-"""Writes to the ledger. The only code that creates transfers and entries or moves running
-balances. Every function validates its input before touching anything, so bad input raises a
-DomainError and changes nothing.
+"""Writes to the ledger. The only code that creates transfers and entries, moves running
+balances or keeps each account's spending per period (ledger/spending.py). Every function
+validates its input before touching anything, so bad input raises a DomainError and changes
+nothing.
 
 Concurrency: guarded accounts are moved by single guarded UPDATE statements
 (`... WHERE balance - pending >= x`), which PostgreSQL serialises per row at READ COMMITTED
@@ -12,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, F, Sum, Value, When
 from django.utils import timezone
 
@@ -31,7 +32,15 @@ from core.money import MAX_AMOUNT, validate_amount
 from core.one_statement import OneStatement
 from core.types import JSONDict
 from ledger.idempotency import run_idempotent
-from ledger.models import Account, Entry, Transfer, VerifyRun
+from ledger.models import Account, Entry, Spending, Transfer, VerifyRun
+from ledger.spending import (
+    EXPECTED_POSTGRESQL,
+    SPENDING,
+    Change,
+    expected_rows,
+    spending_rows,
+    spending_upsert,
+)
 from ledger.verify import Problem, verify
 
 Leg = tuple[Account, int]
@@ -41,6 +50,40 @@ def _saved(account: Account) -> Account:
     if not isinstance(account, Account) or account.pk is None:
         raise UnknownAccount(field="account")
     return account
+
+
+def _spending_moved(changes: Sequence[Change]) -> None:
+    """Spending moved by `changes`, in this transaction (ledger/spending.py)."""
+    rows = spending_rows(changes)
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.execute(*spending_upsert(rows, connection))
+
+
+def _spending_moved_in(writes: OneStatement, changes: Sequence[Change]) -> None:
+    """Spending moved by `changes`, in `writes`: one upsert for them all, a statement's CTEs
+    may move a row only once."""
+    rows = spending_rows(changes)
+    if rows:
+        writes.sql(*spending_upsert(rows, connection))
+
+
+def spending_rebuild() -> None:
+    """Spending made again from the scan of every hold (ledger/spending.py): for the migration
+    that made the table and for bench.scale, which writes its transfers with COPY. Run where no
+    payment writes at the same time."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {SPENDING}")
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"INSERT INTO {SPENDING} (account_id, grain, start, net) {EXPECTED_POSTGRESQL}"
+                )
+                return
+        Spending.objects.bulk_create(
+            Spending(account_id=account_id, grain=grain, start=start, net=net)
+            for (account_id, grain, start), net in sorted(expected_rows(connection).items())
+        )
 
 
 def account_get_or_create(
@@ -213,13 +256,18 @@ def refund_post(
 
     def create(digest: str) -> Transfer:
         # Lock the capture so that two concurrent refunds cannot both pass the check below.
-        locked = Transfer.objects.select_for_update().get(pk=capture.pk)
+        # With its hold, whose periods the refund gives back to (not locked: it is resolved).
+        locked = (
+            Transfer.objects.select_related("pending_transfer")
+            .select_for_update(of=("self",))
+            .get(pk=capture.pk)
+        )
         refunded = locked.refunds.aggregate(total=Sum("amount"))["total"] or 0
         if refunded + amount > locked.amount:
             raise ExceedsRefundable(field="amount", refundable=locked.amount - refunded)
         # With its account: one round trip, not two (a refund's processor time, issue 19).
         paid_to = locked.entries.select_related("account").get(amount__gt=0).account
-        return _write_transfer(
+        refund = _write_transfer(
             kind=Transfer.Kind.REFUND,
             currency=locked.currency,
             amount=amount,
@@ -229,11 +277,27 @@ def refund_post(
             metadata={},
             refund_of=locked,
         )
+        # After the accounts' rows (_write_transfer), as every writer moves them: a payment on
+        # the pocket locks its account's row, then these.
+        _spending_moved(_refunded([(locked, amount)]))
+        return refund
 
     # `to` is not a parameter of the client's request but derived from the aid's state, which
     # may change between a call and its retry (the aid ends): it stays out of the fingerprint.
     params = {"capture": capture.pk, "amount": amount}
     return _idempotent(idempotency_key, params, create)
+
+
+def _refunded(refunds: Sequence[tuple[Transfer, int]]) -> list[Change]:
+    """What refunding each (capture, amount) does to its hold's net. A card capture the network
+    made with no hold of ours (posted in full, stripe_issuing) counts in no period: nothing
+    was authorized, so nothing is given back either."""
+    changes = []
+    for capture, amount in refunds:
+        hold = capture.pending_transfer
+        if hold is not None and hold.debit_account_id is not None:
+            changes.append((hold.debit_account_id, hold.created_at, -amount))
+    return changes
 
 
 def refunds_post_in(
@@ -244,7 +308,9 @@ def refunds_post_in(
     the lock every refund of these captures takes (the wallet's, for a payment's), that each
     amount is at most what its capture has left to refund. `paid_to`, the account the capture
     credited, must be unguarded (a merchant's payable): a guarded one needs refund_post()'s
-    guarded debit, which can refuse. The transfers' ids are set once the statement ran."""
+    guarded debit, which can refuse. Each capture's hold (`pending_transfer`), with its debit
+    account and created_at, is read with it, or costs a query here. The transfers' ids are set
+    once the statement ran."""
     moves: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
     for capture, amount, paid_to, to in refunds:
         validate_amount(amount)
@@ -258,6 +324,7 @@ def refunds_post_in(
             pending, balance = moves[to.pk]
             moves[to.pk] = (pending, balance + amount)
     _moved_in(writes, moves)
+    _spending_moved_in(writes, _refunded([(capture, amount) for capture, amount, _, _ in refunds]))
     transfers = []
     for capture, amount, paid_to, to in refunds:
         transfer = Transfer(
@@ -346,7 +413,8 @@ def hold_place_in(
         expires_at=expires_at,
         metadata={},
     )
-    writes.insert(hold)
+    writes.insert(hold)  # sets its created_at, which its periods are
+    _spending_moved_in(writes, [(debit.pk, hold.created_at, amount)])
     return hold
 
 
@@ -365,7 +433,7 @@ def _write_hold(
     )
     if not reserved:
         raise InsufficientFunds(account=debit.code)
-    return Transfer.objects.create(
+    hold = Transfer.objects.create(
         kind=Transfer.Kind.HOLD,
         currency=debit.currency,
         amount=amount,
@@ -377,6 +445,8 @@ def _write_hold(
         expires_at=expires_at,
         metadata=metadata or {},
     )
+    _spending_moved([(debit.pk, hold.created_at, amount)])
+    return hold
 
 
 def _lock_pending_hold(hold: Transfer, *, at: datetime | None) -> Transfer:
@@ -433,6 +503,8 @@ def _write_resolution(
     )
     if posted and credit.guarded:
         Account.objects.filter(pk=credit.pk).update(balance=F("balance") + posted)
+    # The hold now nets what was posted (0 for a void or an expiry), no longer its amount.
+    _spending_moved([(debit.pk, locked.created_at, posted - locked.amount)])
     transfer = Transfer.objects.create(
         kind=kind,
         currency=locked.currency,
@@ -486,15 +558,18 @@ def holds_resolve_in(
     and holds the lock every resolver of these holds takes (the wallet's, for a payment's): it
     has read them unresolved, unexpired and with their accounts under that lock. A hold resolved
     meanwhile all the same makes the statement fail on the one resolution a hold may have (an
-    IntegrityError). Returns the capture transfers, whose ids are set once the statement ran."""
+    IntegrityError). Each hold's created_at must be read with it (its periods in Spending).
+    Returns the capture transfers, whose ids are set once the statement ran."""
     moves: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
     resolved, captures = [], []
+    changes: list[Change] = []
     for hold, posted in resolutions:
         if not 0 <= posted <= hold.amount:
             raise ExceedsHoldAmount(field="amount")
         debit, credit = _hold_accounts(hold)
         pending, balance = moves[debit.pk]
         moves[debit.pk] = (pending - hold.amount, balance - posted)
+        changes.append((debit.pk, hold.created_at, posted - hold.amount))
         if posted and credit.guarded:
             pending, balance = moves[credit.pk]
             moves[credit.pk] = (pending, balance + posted)
@@ -513,6 +588,7 @@ def holds_resolve_in(
         if posted:
             captures.append(transfer)
     _moved_in(writes, moves)
+    _spending_moved_in(writes, changes)
     for transfer, entries in resolved:
         writes.insert(transfer)
         for entry in entries:

@@ -13,7 +13,8 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 
-from ledger.models import Account, Entry, Transfer
+from ledger.models import Account, Entry, Spending, Transfer
+from ledger.spending import EXPECTED_POSTGRESQL, expected_rows
 
 # PostgreSQL's default (4 MB) makes each grouping and hash join of a full check spill to disk
 # in many batches; a check is one session at night, it can take more.
@@ -38,6 +39,7 @@ def verify() -> list[Problem]:
             *_resolutions(cursor),
             *_refunds(cursor),
             *_accounts(cursor),
+            *_spending(cursor),
         ]
 
 
@@ -171,3 +173,45 @@ def _accounts(cursor: CursorWrapper) -> list[Problem]:
         if not is_guarded
     ]
     return problems
+
+
+def _spending(cursor: CursorWrapper) -> list[Problem]:
+    """Each account's spending per Paris day, month and year (Spending, kept as holds change)
+    is what the scan of its holds makes it: on PostgreSQL the scan grouped in the database and
+    joined to the rows kept, only the rows that differ coming back; on SQLite compared here."""
+    if cursor.db.vendor == "postgresql":
+        cursor.execute(
+            f"""
+            SELECT a.code, x.grain, x.start, x.kept, x.expected
+            FROM (SELECT COALESCE(s.account_id, e.account_id) AS account_id,
+                         COALESCE(s.grain, e.grain) AS grain, COALESCE(s.start, e.start) AS start,
+                         COALESCE(s.net, 0) AS kept, COALESCE(e.net, 0) AS expected
+                  FROM {Spending._meta.db_table} s
+                  FULL JOIN ({EXPECTED_POSTGRESQL}) e (account_id, grain, start, net)
+                    ON e.account_id = s.account_id AND e.grain = s.grain AND e.start = s.start
+                  WHERE COALESCE(s.net, 0) <> COALESCE(e.net, 0)) x
+            JOIN {Account._meta.db_table} a ON a.id = x.account_id
+            ORDER BY a.id, x.grain, x.start"""
+        )
+        rows = cursor.fetchall()
+    else:
+        expected = expected_rows(cursor.db)
+        kept = {
+            (account_id, grain, start): net
+            for account_id, grain, start, net in Spending.objects.values_list(
+                "account_id", "grain", "start", "net"
+            )
+        }
+        codes = dict(Account.objects.values_list("id", "code"))
+        rows = [
+            (codes[key[0]], key[1], key[2], kept.get(key, 0), expected.get(key, 0))
+            for key in sorted(expected.keys() | kept.keys())
+            if kept.get(key, 0) != expected.get(key, 0)
+        ]
+    return [
+        Problem(
+            f"account {code}",
+            f"spending of the {grain} from {start} kept as {kept} but its holds net {expected}",
+        )
+        for code, grain, start, kept, expected in rows
+    ]

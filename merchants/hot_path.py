@@ -19,13 +19,15 @@ from ledger.models import Account, Transfer
 from merchants.models import Capture, Refund
 
 # The decision's holds still in force, in split order (a hold past its expiry counts as gone:
-# it can no longer be captured), with their accounts; whether the decision was captured; the
-# capture already recorded under the request's key, if any.
+# it can no longer be captured), with their accounts and when each was placed (the periods of
+# the pocket's spending its capture moves, ledger/spending.py); whether the decision was
+# captured; the capture already recorded under the request's key, if any.
 _HOLDS = f"""
     SELECT h.id, h.amount, h.currency, h.debit_account_id, da.currency, da.guarded,
         h.credit_account_id, ca.currency, ca.guarded,
         EXISTS (SELECT 1 FROM {Capture._meta.db_table} c WHERE c.decision_id = %(decision)s),
-        EXISTS (SELECT 1 FROM {Capture._meta.db_table} c WHERE c.idempotency_key = %(key)s)
+        EXISTS (SELECT 1 FROM {Capture._meta.db_table} c WHERE c.idempotency_key = %(key)s),
+        h.created_at
     FROM wallet_decisionhold dh
     JOIN wallet_transfer h ON h.id = dh.hold_id
     JOIN wallet_account da ON da.id = h.debit_account_id
@@ -38,7 +40,8 @@ _HOLDS = f"""
 
 # The decision's captures, newest first, with what was refunded of each, the account each
 # credited (paid to) and debited (the pocket's), the pocket's aid's status and its program's
-# float account (where a refund goes once the aid has ended); the refund already recorded under
+# float account (where a refund goes once the aid has ended), its hold (whose periods of the
+# pocket's spending a refund gives back to); the refund already recorded under
 # the request's key, if any. The aid's row is locked, as capture_refund() takes it: an aid ending
 # at this moment either ends first (its status is read after it) or after (its sweep takes the
 # refund). Waiting for it re-reads that row only, the one column read from it; what else was
@@ -49,8 +52,10 @@ _CAPTURES = f"""
              AS BIGINT),
         pt.id, pt.currency, pt.guarded, pa.id, pa.currency, pa.guarded, a.status,
         fa.id, fa.currency, fa.guarded,
-        EXISTS (SELECT 1 FROM {Refund._meta.db_table} r WHERE r.idempotency_key = %(key)s)
+        EXISTS (SELECT 1 FROM {Refund._meta.db_table} r WHERE r.idempotency_key = %(key)s),
+        h.id, h.created_at
     FROM wallet_transfer t
+    JOIN wallet_transfer h ON h.id = t.pending_transfer_id
     JOIN wallet_decisionhold dh ON dh.hold_id = t.pending_transfer_id
     JOIN wallet_entry paid ON paid.transfer_id = t.id AND paid.amount > 0
     JOIN wallet_account pt ON pt.id = paid.account_id
@@ -109,6 +114,7 @@ def holds_read(*, decision_id: int, key: str, at: datetime) -> HoldsRead:
             currency=row[2],
             debit_account=_account(*row[3:6]),
             credit_account=_account(*row[6:9]),
+            created_at=row[11],
         )
         for row in rows
     ]
@@ -127,7 +133,17 @@ def captures_read(*, decision_id: int, key: str) -> CapturesRead:
     captures = [
         CaptureState(
             transfer=Transfer(
-                pk=row[0], kind=Transfer.Kind.CAPTURE, amount=row[1], currency=row[2]
+                pk=row[0],
+                kind=Transfer.Kind.CAPTURE,
+                amount=row[1],
+                currency=row[2],
+                pending_transfer=Transfer(
+                    pk=row[15],
+                    kind=Transfer.Kind.HOLD,
+                    is_pending=True,
+                    debit_account_id=row[7],
+                    created_at=row[16],
+                ),
             ),
             refunded=row[3],
             paid_to=_account(*row[4:7]),

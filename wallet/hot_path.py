@@ -24,6 +24,7 @@ from engine.compiled import compiled_rules
 from engine.decide import PocketState
 from engine.periods import PERIODS, Usage, period_start
 from ledger.models import Account
+from ledger.spending import HOLD_NETS
 from wallet.models import PaymentCode, Wallet
 from wallet.models.wallets import SPENDABLE_ALLOCATION_STATUS
 
@@ -37,43 +38,52 @@ _LOCK = f"""
     FOR UPDATE OF w
 """
 
-# The code row is locked too, as payment_code_redeem does, though every writer of codes takes
-# the wallet's lock first. The usage is pockets_usage()'s (wallet/usage.py), per pocket: a
-# hold counts for its amount while pending, for what its capture kept once captured (net of
-# refunds), for nothing once voided or expired; "validity" counts from the grant's start.
+# The holds placed on the pocket before its aid's start, normally none (the validity cap counts
+# the pocket's spending from that start), through the index on (debit_account_id, created_at).
+_BEFORE_VALIDITY = HOLD_NETS.format(
+    where="h.debit_account_id = p.account_id AND h.created_at < a.valid_from"
+)
+
+# The usage is pockets_usage()'s (wallet/usage.py), per pocket: what the pocket's holds net in
+# each period, kept by the ledger per Paris day, month and year (ledger.models.Spending): the
+# day and week sum the days from the week's Monday on, the month its month's row, the year its
+# year's, the validity every year's less what was placed before the aid's start. Rows after
+# `at` count too, as holds placed after it do (a payment decided while this one waited for the
+# lock). A dozen rows per pocket, however many holds it has.
 # The spendable pockets of the wallet `{wallet}` names, with their rules, balances and usage,
 # joined to the row before them (one row per pocket, or one of NULLs): _POCKET_COLUMNS.
-_POCKETS = """
+_POCKETS = f"""
     LEFT JOIN (
         wallet_pocket p
         JOIN funders_allocation a ON a.id = p.allocation_id AND a.status = %(spendable)s
         JOIN funders_program pr ON pr.id = a.program_id
         JOIN funders_funder fu ON fu.id = pr.funder_id
         JOIN wallet_account acc ON acc.id = p.account_id
-    ) ON p.wallet_id = {wallet}
+    ) ON p.wallet_id = {{wallet}}
     LEFT JOIN LATERAL (
-        SELECT SUM(net) FILTER (WHERE created_at >= %(day)s) AS day,
-               SUM(net) FILTER (WHERE created_at >= %(week)s) AS week,
-               SUM(net) FILTER (WHERE created_at >= %(month)s) AS month,
-               SUM(net) FILTER (WHERE created_at >= %(year)s) AS year,
-               SUM(net) FILTER (WHERE a.valid_from IS NULL OR created_at >= a.valid_from)
-                   AS validity
+        SELECT SUM(s.net) FILTER (WHERE s.grain = 'day' AND s.start >= %(day)s) AS day,
+               SUM(s.net) FILTER (WHERE s.grain = 'day') AS week,
+               SUM(s.net) FILTER (WHERE s.grain = 'month') AS month,
+               SUM(s.net) FILTER (WHERE s.grain = 'year' AND s.start >= %(year)s) AS year,
+               SUM(s.net) FILTER (WHERE s.grain = 'year') AS total
         FROM (
-            SELECT h.created_at,
-                   CASE WHEN r.id IS NULL THEN h.amount
-                        WHEN r.kind = 'capture' THEN r.amount - COALESCE((
-                            SELECT SUM(f.amount) FROM wallet_transfer f WHERE f.refund_of_id = r.id
-                        ), 0)
-                        ELSE 0 END AS net
-            FROM wallet_transfer h LEFT JOIN wallet_transfer r ON r.pending_transfer_id = h.id
-            WHERE h.is_pending AND h.debit_account_id = p.account_id
-                  AND (a.valid_from IS NULL OR h.created_at >= LEAST(a.valid_from, %(earliest)s))
-        ) holds
+            SELECT grain, start, net FROM ledger_spending
+            WHERE account_id = p.account_id AND grain = 'day' AND start >= %(week)s
+            UNION ALL
+            SELECT grain, start, net FROM ledger_spending
+            WHERE account_id = p.account_id AND grain = 'month' AND start >= %(month)s
+            UNION ALL
+            SELECT grain, start, net FROM ledger_spending
+            WHERE account_id = p.account_id AND grain = 'year'
+        ) s
     ) u ON p.id IS NOT NULL
+    LEFT JOIN LATERAL (
+        SELECT SUM(net) AS net FROM ({_BEFORE_VALIDITY}) early
+    ) before_validity ON a.valid_from IS NOT NULL
 """
 _POCKET_COLUMNS = """p.id, p.created_at, p.account_id, a.valid_from, a.valid_until, pr.rules::text,
     a.rules::text, pr.name, fu.name, acc.balance - acc.pending, acc.currency, acc.guarded,
-    u.day, u.week, u.month, u.year, u.validity"""
+    u.day, u.week, u.month, u.year, u.total - COALESCE(before_validity.net, 0)"""
 
 # The code row is locked too, as payment_code_redeem does, though every writer of codes takes
 # the wallet's lock first. The usage is pockets_usage()'s (wallet/usage.py), per pocket: a
@@ -218,12 +228,11 @@ def read_card_under_lock(*, card_id: int, key: str, at: datetime) -> CardRead:
 
 
 def _period_params(at: datetime) -> dict:
-    """The parameters of _POCKETS: the start of each period around `at`."""
+    """The parameters of _POCKETS: the first day of each period around `at`."""
     starts = {period: period_start(period, at, valid_from=None) for period in PERIODS[:-1]}
-    adapt = connection.ops.adapt_datetimefield_value
-    return {period: adapt(start) for period, start in starts.items()} | {
-        "earliest": adapt(min(start for start in starts.values() if start is not None)),
-        "spendable": SPENDABLE_ALLOCATION_STATUS,
+    # The periods' first days in Paris, as Spending's rows start.
+    return {period: start.date() for period, start in starts.items() if start is not None} | {
+        "spendable": SPENDABLE_ALLOCATION_STATUS
     }
 
 

@@ -1,0 +1,121 @@
+"""Spending kept per account and Paris period (ledger.models.Spending): the periods a hold counts
+in, the upsert that moves them, and the reference scan of every hold they must equal.
+
+A hold's net is its amount while pending, its capture's amount minus that capture's refunds
+once captured, 0 once voided or expired; it counts in the day, month and year (Europe/Paris)
+of its created_at. The services move the rows by the change of each hold's net, in the same
+transaction (and on the hot path the same statement) as the transfer that changes it; verify()
+compares them with the scan; the migration that made the table and bench.scale fill them from
+the scan."""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.dateparse import parse_datetime
+
+from core.time import PARIS
+from ledger.models import Spending, Transfer
+
+SPENDING = Spending._meta.db_table
+TRANSFERS = Transfer._meta.db_table
+
+# (account id, the hold's created_at, the change of the hold's net)
+Change = tuple[int, datetime, int]
+# (account id, grain, the period's first day, the change of its net)
+Row = tuple[int, str, date, int]
+
+
+def spending_periods(placed_at: datetime) -> tuple[tuple[str, date], ...]:
+    """The day, month and year (their first days) a hold placed at `placed_at` counts in."""
+    day = placed_at.astimezone(PARIS).date()
+    return (
+        (Spending.Grain.DAY.value, day),
+        (Spending.Grain.MONTH.value, day.replace(day=1)),
+        (Spending.Grain.YEAR.value, day.replace(month=1, day=1)),
+    )
+
+
+def spending_rows(changes: Iterable[Change]) -> list[Row]:
+    """The changes summed per row, in (account, grain, start) order: every writer moves the
+    rows in that one order, so two transactions never wait on each other's rows in opposite
+    orders; rows that do not move left out."""
+    totals: dict[tuple[int, str, date], int] = defaultdict(int)
+    for account_id, placed_at, change in changes:
+        for grain, start in spending_periods(placed_at):
+            totals[account_id, grain, start] += change
+    return [(*key, net) for key, net in sorted(totals.items()) if net]
+
+
+def spending_upsert(
+    rows: list[Row], connection: BaseDatabaseWrapper
+) -> tuple[str, list[int | str | None]]:
+    """One INSERT ... ON CONFLICT DO UPDATE adding `rows` (PostgreSQL and SQLite alike)."""
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+    params: list[int | str | None] = []
+    for account_id, grain, start, net in rows:
+        params += [account_id, grain, connection.ops.adapt_datefield_value(start), net]
+    sql = f"""
+        INSERT INTO {SPENDING} (account_id, grain, start, net) VALUES {values}
+        ON CONFLICT (account_id, grain, start) DO UPDATE SET net = {SPENDING}.net + excluded.net
+    """
+    return sql, params
+
+
+# Each hold's net as it stands, from the hold, its resolution and that resolution's refunds:
+# what Spending keeps, computed again from the immutable transfers. `{where}` narrows the holds.
+HOLD_NETS = f"""
+    SELECT h.debit_account_id AS account_id, h.created_at,
+           CASE WHEN r.id IS NULL THEN h.amount
+                WHEN r.kind = 'capture' THEN r.amount - COALESCE((
+                    SELECT SUM(f.amount) FROM {TRANSFERS} f WHERE f.refund_of_id = r.id
+                ), 0)
+                ELSE 0 END AS net
+    FROM {TRANSFERS} h LEFT JOIN {TRANSFERS} r ON r.pending_transfer_id = h.id
+    WHERE h.is_pending AND {{where}}
+"""
+
+# Spending as the holds make it, per row, on PostgreSQL: the scan grouped in the database (a
+# million people's holds would be millions of rows to bring back to Python).
+EXPECTED_POSTGRESQL = f"""
+    WITH holds AS (
+        SELECT account_id, (created_at AT TIME ZONE 'Europe/Paris')::date AS day, net
+        FROM ({HOLD_NETS.format(where="1 = 1")}) x
+    )
+    SELECT account_id, 'day', day, SUM(net) FROM holds GROUP BY account_id, day
+    UNION ALL
+    SELECT account_id, 'month', date_trunc('month', day)::date, SUM(net) FROM holds
+    GROUP BY account_id, date_trunc('month', day)
+    UNION ALL
+    SELECT account_id, 'year', date_trunc('year', day)::date, SUM(net) FROM holds
+    GROUP BY account_id, date_trunc('year', day)
+"""
+
+
+def expected_rows(connection: BaseDatabaseWrapper) -> dict[tuple[int, str, date], int]:
+    """Spending as the scan of every hold makes it, per (account id, grain, start); on SQLite
+    (no time zones in its SQL) the holds' periods are worked out here."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(EXPECTED_POSTGRESQL)
+            return {
+                (account_id, grain, start): int(net)
+                for account_id, grain, start, net in cursor.fetchall()
+            }
+        cursor.execute(HOLD_NETS.format(where="1 = 1"))
+        changes = [(account_id, _aware(at), net) for account_id, at, net in cursor.fetchall()]
+    totals: dict[tuple[int, str, date], int] = defaultdict(int)
+    for account_id, placed_at, net in changes:
+        for grain, start in spending_periods(placed_at):
+            totals[account_id, grain, start] += net
+    return dict(totals)
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A created_at as SQLite's cursor gives it (text, in UTC) made an aware datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = parse_datetime(value)
+    assert parsed is not None  # written by Django, always ISO 8601
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
