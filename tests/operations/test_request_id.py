@@ -145,13 +145,18 @@ def _attempt_logged(lines) -> bool:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_task_run_eagerly_in_the_request_keeps_and_leaves_the_requests_id(
-    merchant, settings, console
+    merchant,
+    receiver,  # noqa: F811 -- the fixture imported above
+    settings,
+    console,
 ):
     """CELERY_TASK_ALWAYS_EAGER (development, some tests): the task runs in the request's own
-    thread, under the request's id, and the request keeps its id afterwards. The payment is
-    captured at once: its capture's low-balance check is a task queued after commit (a payment's
-    own message is not: the drain writes it, outside any request)."""
+    thread, under the request's id, and the request keeps its id afterwards. The task is the
+    payment's webhook delivery, queued at its commit (neither a payment's message nor a
+    capture's low-balance check is a task queued in the request: the drain writes them)."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.WEBHOOKS_ALLOW_INSECURE_LOCALHOST = True
+    webhook_endpoint_create(merchant=merchant, url=receiver.url())
     wallet = make_allocation(program=make_program(), amount=10_000).pocket.wallet
     api = MerchantClient(merchant)
     code = make_payment_code(wallet)
@@ -160,7 +165,7 @@ def test_a_task_run_eagerly_in_the_request_keeps_and_leaves_the_requests_id(
 
     response = api.post(
         f"{API}/authorizations",
-        data=json.dumps({"amount": 700, "currency": "EUR", "payment_code": code, "capture": True}),
+        data=json.dumps({"amount": 700, "currency": "EUR", "payment_code": code}),
         content_type="application/json",
         HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
         HTTP_X_REQUEST_ID=given,
@@ -168,8 +173,9 @@ def test_a_task_run_eagerly_in_the_request_keeps_and_leaves_the_requests_id(
 
     assert response.status_code == 201, response.content
     assert response[HEADER] == given
+    assert [r.headers[HEADER] for r in receiver.requests] == [given]
     tasks = [line for line in console()[before:] if line["task_name"]]
-    assert tasks, "the capture's check ran as an eager task"
+    assert {line["task_name"] for line in tasks} == {"merchants.tasks.deliver_webhook"}
     assert {line["request_id"] for line in tasks} == {given}
 
 
