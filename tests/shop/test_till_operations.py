@@ -58,6 +58,15 @@ def _till_operation(client, reference: str, action: str, amount: str):
     )
 
 
+def _held_at_the_till(language: str):
+    """A cashier's till, in `language`, that captures later, and a payment of 20 € held there."""
+    owner = make_shop()
+    TillSettings.objects.create(merchant=owner.merchant, capture_later=True)
+    till = signed_in(make_cashier(owner))
+    till.defaults["HTTP_ACCEPT_LANGUAGE"] = language
+    return till, _till_payment(till, _wallet(FunderFactory()), "20")
+
+
 def _written(decision: Decision, wallet) -> dict:
     """What a capture and a refund wrote for `decision`: its operations, the ledger's movements
     of its holds, the pockets' balances (accounts named by their pocket)."""
@@ -144,12 +153,7 @@ def test_the_till_captures_and_refunds_as_the_api_does_in_one_statement(monkeypa
 def test_what_the_till_refuses_it_says_in_the_staffs_words(
     language, too_much_held, too_much_refunded
 ):
-    owner = make_shop()
-    TillSettings.objects.create(merchant=owner.merchant, capture_later=True)
-    wallet = _wallet(FunderFactory())
-    till = signed_in(make_cashier(owner))
-    till.defaults["HTTP_ACCEPT_LANGUAGE"] = language
-    reference = _till_payment(till, wallet, "20")
+    till, reference = _held_at_the_till(language)
 
     refused = _till_operation(till, reference, "capture", "20,01")
     assert refused.status_code == 400
@@ -167,12 +171,7 @@ def test_what_the_till_refuses_it_says_in_the_staffs_words(
 def test_a_capture_for_less_than_approved_shows_what_was_taken_and_what_went_back(language):
     """Captured 18 € of a 20 € approval: the payment's page and the receipt say 18 €, per aid
     too, and that the other 2 € went back to the aid; they used to say 20 € "paid"."""
-    owner = make_shop()
-    TillSettings.objects.create(merchant=owner.merchant, capture_later=True)
-    wallet = _wallet(FunderFactory())
-    till = signed_in(make_cashier(owner))
-    till.defaults["HTTP_ACCEPT_LANGUAGE"] = language
-    reference = _till_payment(till, wallet, "20")
+    till, reference = _held_at_the_till(language)
     _reference(_till_operation(till, reference, "capture", "18"))
 
     with translation.override(language):
