@@ -315,8 +315,13 @@ def test_the_other_till_screens_are_accessible_on_a_phone(
     check(owner, screenshot, "20-partly-approved")
     owner.get_by_role("link", name="Capturer").tap()
     check(owner, screenshot, "21-capture-confirm")
+    owner.get_by_label("Montant (€)").fill("40")  # less than the 50 € approved
     owner.get_by_role("button", name="Confirmer").tap()
-    expect(owner.locator(".messages")).to_contain_text("Paiement capturé : 50,00 €")
+    expect(owner.locator(".messages")).to_contain_text("Paiement capturé : 40,00 €")
+    expect(owner.locator("body")).to_contain_text(
+        "Encaissé : 40,00 €. Les 10,00 € restants sont revenus sur l\u2019aide."
+    )
+    check(owner, screenshot, "21b-captured-less")
 
     owner.goto("/shop/integrations/?mode=test")
     owner.get_by_label("Nom de la clé").fill("Site web")
