@@ -16,8 +16,17 @@ overspend); the pocket's balance minus what it holds is not negative; no answer 
 `manage.py ledger verify` passes. Exit status 1 on any violation. Last, the machine's limit
 with as many connections as gunicorn has workers (bench/harness.py).
 
+What the wallet's lock is held for (`--sample-lock`): while the tills run, a sampler looks every
+few milliseconds at the database session that holds the lock the others wait for
+(`pg_blocking_pids`) and counts what it is doing: running a statement (by its first words),
+waiting for the WAL at COMMIT, or idle in its transaction while the server's Python works (by
+the statement it ran last). With the share of samples in which someone waited, that gives the
+lock's hold time per payment and what it is made of. It always prints the processor time per
+authorization of the server and of PostgreSQL: on a shared machine, the figures that compare.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aidwallet_bench_hot \\
-        .venv/bin/python -m bench.hot_wallet [--clients 64] [--requests 20] [--workers 4]
+        .venv/bin/python -m bench.hot_wallet [--clients 64] [--requests 20] [--workers 4] \\
+        [--server gunicorn|granian] [--sample-lock]
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 """
@@ -25,6 +34,7 @@ The database named in DATABASE_URL is dropped and created again: never point it 
 import argparse
 import http.client
 import json
+import re
 import sys
 import threading
 import time
@@ -117,6 +127,73 @@ class Client:
             self.outcomes[status] += 1
 
 
+class LockSampler(threading.Thread):
+    """What the session holding the lock others wait for is doing, sampled every `period`
+    seconds on a connection of its own: (state, wait event, statement) -> samples."""
+
+    # The holders of the locks waited for in this database, and what each is doing. The first
+    # till to wait for the wallet's row takes the row's tuple lock and waits for the holder's
+    # transaction; the next ones wait for that till: a holder itself waiting is not the one
+    # that holds the wallet.
+    QUERY = """
+        SELECT h.state, COALESCE(h.wait_event_type || ':' || h.wait_event, ''), h.query
+        FROM pg_stat_activity h
+        WHERE h.pid IN (
+            SELECT unnest(pg_blocking_pids(w.pid)) FROM pg_stat_activity w
+            WHERE w.datname = current_database() AND w.wait_event_type = 'Lock'
+        ) AND h.wait_event_type IS DISTINCT FROM 'Lock'
+    """
+
+    def __init__(self, url: str, period: float = 0.003):
+        super().__init__(name="lock-sampler", daemon=True)
+        self.url, self.period = url, period
+        self.samples = 0  # looks taken
+        self.held = 0  # looks that found a holder
+        self.holders = 0  # looks that found more than one (a lock other than the wallet's)
+        self.seen: Counter = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                rows = conn.execute(self.QUERY).fetchall()
+                self.samples += 1
+                if rows:
+                    self.held += 1
+                    self.holders += len(rows) > 1
+                    state, event, query = rows[0]
+                    self.seen[(state, event, statement_label(query))] += 1
+                self.stop.wait(self.period)
+
+    def report(self, payments: int, elapsed: float) -> None:
+        if not self.samples or not self.held or not payments:
+            print("lock holder: no sample found a till waiting")
+            return
+        hold = elapsed * self.held / self.samples / payments
+        print(
+            f"lock holder: {self.samples} samples, a till waiting in {self.held / self.samples:.0%}"
+            f" ({self.holders} with two holders): the lock held about {ms(hold)} per payment, of"
+            " which:"
+        )
+        for (state, event, label), count in self.seen.most_common(14):
+            doing = "in its Python, after" if state == "idle in transaction" else state
+            print(
+                f"  {count / self.held:>6.1%} {ms(hold * count / self.held):>9}  "
+                f"{doing:<22} {event:<22} {label}"
+            )
+
+
+def statement_label(query: str) -> str:
+    """A statement's first words, a literal or parameter list cut: enough to tell the lock,
+    the read, the write and COMMIT apart."""
+    text = re.sub(r"\s+", " ", query).strip()
+    if "FOR UPDATE OF w" in text:
+        return "the wallet's lock: " + text[:40]
+    return text[:70]
+
+
 def ledger_state(account_id: int) -> dict:
     from django.db.models import Sum
 
@@ -128,6 +205,11 @@ def ledger_state(account_id: int) -> dict:
     return {"balance": account.balance, "pending": account.pending, "decided": decided}
 
 
+def processor_seconds(server, url: str) -> tuple[float, float]:
+    """The processor seconds so far of the server's processes and of the database's."""
+    return harness.process_group_cpu(server.pid), harness.database_backends_cpu(url)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,12 +218,24 @@ def main() -> int:
     parser.add_argument(
         "--requests", type=int, default=20, help="authorizations per till (default: 20)"
     )
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default: 4)")
+    parser.add_argument("--workers", type=int, default=4, help="server workers (default: 4)")
+    parser.add_argument(
+        "--server",
+        choices=harness.SERVERS,
+        default="gunicorn",
+        help="the HTTP server: gunicorn (sync workers) or granian (default: gunicorn)",
+    )
     parser.add_argument(
         "--money",
         type=int,
         default=1_500_000,
         help="cents granted to the one pocket; the default runs dry part-way (default: 1500000)",
+    )
+    parser.add_argument(
+        "--sample-lock",
+        action="store_true",
+        help="sample what the session holding the wallet's lock does (a query every 3 ms on a "
+        "connection of its own, which takes its share of the machine)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     harness.add_redis_arguments(parser)
@@ -158,7 +252,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
 
     print(f"server log: {bench.log_path}")
     port = harness.free_port()
-    server = bench.start_server(port=port, workers=args.workers)
+    server = bench.start_server(port=port, workers=args.workers, server=args.server)
     per_client = args.requests
     clients = [
         Client(i, port, codes[i * per_client : (i + 1) * per_client], key, args.timeout)
@@ -170,11 +264,21 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         threads = [threading.Thread(target=c.run, args=(barrier,), daemon=True) for c in clients]
         for thread in threads:
             thread.start()
+        cpu_from = processor_seconds(server, bench.url)
+        sampler = LockSampler(bench.url) if args.sample_lock else None
+        if sampler is not None:
+            sampler.start()
         barrier.wait()
         started = time.perf_counter()
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
+        if sampler is not None:
+            # Its session closed before the reading: its processor time is not the payments'.
+            sampler.stop.set()
+            sampler.join()
+        cpu_to = processor_seconds(server, bench.url)
+        cpu = [to - since for to, since in zip(cpu_to, cpu_from, strict=True)]
         died = server.poll()
     finally:
         bench.stop(server)
@@ -187,12 +291,19 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     print()
     print(
         f"{args.clients} clients x {args.requests} authorizations at one wallet of {args.money} "
-        f"cents, {args.workers} gunicorn workers"
+        f"cents, {args.workers} {args.server} workers"
     )
     print(
         f"answered: {len(latencies)} in {elapsed:.2f} s -> {len(latencies) / elapsed:.0f}/s; "
         f"latency p50 {ms(p50)}, p99 {ms(p99)}, max {ms(top)}"
     )
+    if latencies:
+        print(
+            f"processor time per authorization: server {ms(cpu[0] / len(latencies))}, "
+            f"PostgreSQL {ms(cpu[1] / len(latencies))}"
+        )
+    if sampler is not None:
+        sampler.report(len(latencies), elapsed)
     for outcome, count in outcomes.most_common():
         print(f"  {outcome:<32} {count:>7}")
     for (status, code), count in sorted(failures.items()):
