@@ -38,6 +38,13 @@ within 50 ms and p99.9 within 200 ms of their scheduled time (the issue's target
 each step and the highest rate held, with its ratio to the limit measured with eight clients.
 `--codes-ahead` makes each step's payment codes before the step, outside the measured time.
 
+`--sample-waits` looks at the database's sessions every few milliseconds while measured and
+prints what they wait on (a row lock, the WAL, the client between two statements), with the
+MultiXacts created, the rollbacks and the deadlocks: what traffic to one merchant
+(`--one-merchant`) could serialise on. Every payment's deferred foreign keys key-share its
+merchant's row and payable account at COMMIT; two payments sharing one row at once make a
+MultiXact.
+
 Each client keeps one http.client connection and reopens it whenever it is closed; gunicorn's
 sync workers close it after every answer, so "TCP connections opened" is about the number of
 requests; granian (`--server granian`) keeps it alive: one per client.
@@ -87,6 +94,7 @@ class Plan:
     timeout: float
     one_merchant: bool = False
     codes_ahead: bool = False
+    sample_waits: bool = False
 
 
 @dataclass
@@ -108,6 +116,7 @@ class Tally:
     client_cpu: float = 0.0
     worker_cpu: float = 0.0
     database_cpu: float = 0.0
+    waits: "Waits | None" = None  # --sample-waits: the database's sessions while measured
 
     def merge(self, other: "Tally") -> None:
         for op in OPERATIONS:
@@ -124,6 +133,86 @@ class Tally:
         self.client_cpu += other.client_cpu
         self.worker_cpu += other.worker_cpu
         self.database_cpu += other.database_cpu
+        if other.waits is not None:
+            self.waits = other.waits if self.waits is None else self.waits + other.waits
+
+
+@dataclass(frozen=True)
+class Waits:
+    """The database's sessions as sampled while measured: (state, wait event) -> samples, and
+    the counters read at both ends."""
+
+    samples: int
+    seen: Counter
+    multixacts: int
+    rollbacks: int
+    deadlocks: int
+
+    def __add__(self, other: "Waits") -> "Waits":
+        return Waits(
+            samples=self.samples + other.samples,
+            seen=self.seen + other.seen,
+            multixacts=self.multixacts + other.multixacts,
+            rollbacks=self.rollbacks + other.rollbacks,
+            deadlocks=self.deadlocks + other.deadlocks,
+        )
+
+    def lines(self, requests: int) -> list[str]:
+        """The report: sessions per sample by what they do, most first; counters per request."""
+        per = max(requests, 1)
+        head = (
+            f"database, {self.samples} samples while measured: {self.multixacts} MultiXacts "
+            f"created ({self.multixacts / per:.2f} per request), {self.rollbacks} rollbacks, "
+            f"{self.deadlocks} deadlocks; sessions per sample, by what they do:"
+        )
+        if not self.samples:
+            return [head]
+        locked = sum(n for (_state, event), n in self.seen.items() if event.startswith("Lock:"))
+        body = [
+            f"  {n / self.samples:>6.2f}  {state:<20} {event or 'running'}"
+            for (state, event), n in self.seen.most_common(10)
+        ]
+        return [head, *body, f"  waiting for a lock: {locked / self.samples:.2f} per sample"]
+
+
+class WaitSampler(threading.Thread):
+    """Samples the run's database every `period` seconds on a connection of its own: each
+    session of the server and the Celery worker that is not idle, by state and wait event."""
+
+    SESSIONS = """
+        SELECT state, COALESCE(wait_event_type || ':' || wait_event, '')
+        FROM pg_stat_activity
+        WHERE datname = current_database() AND backend_type = 'client backend'
+          AND pid <> pg_backend_pid() AND state <> 'idle'
+    """
+    # mxid_age() counts back from the next MultiXact id to be given: from the first id, it grows
+    # by one per MultiXact created.
+    COUNTERS = """
+        SELECT mxid_age('1'::xid), s.xact_rollback, s.deadlocks
+        FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid
+        WHERE d.datname = current_database()
+    """
+
+    def __init__(self, url: str, period: float = 0.010):
+        super().__init__(name="wait-sampler", daemon=True)
+        self.url, self.period = url, period
+        self.stop = threading.Event()
+        self.waits: Waits | None = None
+
+    def run(self) -> None:
+        import psycopg
+
+        seen: Counter = Counter()
+        samples = 0
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            first = conn.execute(self.COUNTERS).fetchone()
+            while not self.stop.is_set():
+                seen.update(conn.execute(self.SESSIONS).fetchall())
+                samples += 1
+                self.stop.wait(self.period)
+            last = conn.execute(self.COUNTERS).fetchone()
+        multixacts, rollbacks, deadlocks = (b - a for a, b in zip(first, last, strict=True))
+        self.waits = Waits(samples, seen, multixacts, rollbacks, deadlocks)
 
 
 class Tickets:
@@ -354,11 +443,14 @@ def run_load(
     for thread in threads:
         thread.start()
     cpu_from = None
+    sampler = WaitSampler(database_url) if plan.sample_waits else None
     try:
         # Bounded: clients stop at the deadline; a request can take at most --timeout more.
         hard_stop = deadline + plan.timeout + 5
         while alive := [thread for thread in threads if thread.is_alive()]:
             if cpu_from is None and time.perf_counter() >= measure_from:
+                if sampler is not None:
+                    sampler.start()
                 cpu_from = processor_seconds(server, worker, database_url)
             if server.poll() is not None and not stop.is_set():
                 print(f"!!! the server exited with status {server.returncode} during the run")
@@ -372,9 +464,15 @@ def run_load(
         stop.set()
         for till in tills:
             till.conn.close()
+        if sampler is not None and sampler.is_alive():
+            # Its session closes before the processor times are read: its time is not theirs.
+            sampler.stop.set()
+            sampler.join()
     total = Tally()
     for till in tills:
         total.merge(till.tally)
+    if sampler is not None:
+        total.waits = sampler.waits
     if cpu_from is not None:
         cpu_to = processor_seconds(server, worker, database_url)
         total.server_cpu, total.client_cpu, total.worker_cpu, total.database_cpu = (
@@ -448,6 +546,8 @@ def report(plan: Plan, tally: Tally, elapsed: float) -> None:
         print("connection errors: none")
     for (op, error), count in sorted(tally.client_errors.items()):
         print(f"!!! this script failed to handle a {op} answer {count} times: {error}")
+    if tally.waits is not None:
+        print("\n".join(tally.waits.lines(done)))
 
 
 # A rate is held when every request of its step got its answer (no error) and the
@@ -596,6 +696,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="rate mode: make each step's payment codes before it starts, not inside the "
         "measured time (at a real till, the beneficiary's phone made the code)",
+    )
+    add(
+        "--sample-waits",
+        action="store_true",
+        help="sample what the database's sessions wait on while measured (a query every 10 ms "
+        "on a connection of its own), and count the MultiXacts, rollbacks and deadlocks",
     )
     add(
         "--clients",
@@ -752,6 +858,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         timeout=args.timeout,
         one_merchant=args.one_merchant,
         codes_ahead=args.codes_ahead,
+        sample_waits=args.sample_waits,
     )
     rates = ramp(args.rate, args.rate_step, args.max_rate) if args.find_max else [plan.rate]
 

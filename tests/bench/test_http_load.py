@@ -1,13 +1,19 @@
 """bench/http_load.py's reading of a rate ramp: which rates it offers, when a rate is held, and
-which is the highest held; and the commands of the servers it measures."""
+which is the highest held; the commands of the servers it measures; what its sampler of the
+database's sessions counts."""
 
 import os
+import threading
 import time
+from collections import Counter
 
+import psycopg
 import pytest
+from django.db import connection
 
 from bench.harness import process_group_cpu, server_command
-from bench.http_load import Step, highest_held, ramp
+from bench.http_load import Step, Waits, WaitSampler, highest_held, ramp
+from tests.markers import postgresql_only
 
 
 def step(rate, *, p99=0.010, p999=0.050, errors=0, authorizations=None):
@@ -73,3 +79,67 @@ def test_a_process_groups_processor_time_counts_its_work():
 
     assert process_group_cpu(group) - before >= 0.2  # clock ticks: 10 ms apart
     assert process_group_cpu(2**22 + 7) == 0  # no such group
+
+
+def test_the_waits_report_sessions_per_sample_and_counters_per_request():
+    lock = ("active", "Lock:transactionid")
+    idle = ("idle in transaction", "Client:ClientRead")
+    first = Waits(samples=4, seen=Counter({lock: 2, idle: 3}), multixacts=3, rollbacks=1,
+                  deadlocks=0)  # fmt: skip
+    second = Waits(samples=4, seen=Counter({idle: 3}), multixacts=0, rollbacks=0, deadlocks=1)
+
+    both = first + second
+    head, *body, locked = both.lines(requests=6)
+
+    assert (both.samples, both.multixacts, both.rollbacks, both.deadlocks) == (8, 3, 1, 1)
+    assert "3 MultiXacts created (0.50 per request), 1 rollbacks, 1 deadlocks" in head
+    assert body[0].split() == ["0.75", "idle", "in", "transaction", "Client:ClientRead"]
+    assert body[1].split() == ["0.25", "active", "Lock:transactionid"]
+    assert locked.endswith("waiting for a lock: 0.25 per sample")
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_the_sampler_counts_a_multixact_and_a_session_waiting_for_a_row():
+    settings = connection.settings_dict
+    url = psycopg.conninfo.make_conninfo(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+    )
+    with psycopg.connect(url, autocommit=True) as setup:
+        setup.execute("CREATE TABLE bench_probe (id int PRIMARY KEY)")
+        setup.execute("INSERT INTO bench_probe VALUES (1)")
+    sampler = WaitSampler(url, period=0.005)
+    sampler.start()
+    try:
+        with (
+            psycopg.connect(url) as one,
+            psycopg.connect(url) as two,
+            psycopg.connect(url) as three,
+        ):
+            # Two key-sharers of one row at once, as two payments' foreign keys on one
+            # merchant's row: a MultiXact. A third session waits to update it.
+            for sharer in (one, two):
+                sharer.execute("SELECT 1 FROM bench_probe WHERE id = 1 FOR KEY SHARE")
+            updater = threading.Thread(
+                target=three.execute, args=("SELECT 1 FROM bench_probe WHERE id = 1 FOR UPDATE",)
+            )
+            updater.start()
+            time.sleep(0.3)
+            one.rollback()
+            two.rollback()
+            updater.join(5)
+            three.rollback()
+    finally:
+        sampler.stop.set()
+        sampler.join(5)
+        with psycopg.connect(url, autocommit=True) as setup:
+            setup.execute("DROP TABLE bench_probe")
+
+    waits = sampler.waits
+    assert waits is not None
+    assert waits.multixacts >= 1
+    assert any(event.startswith("Lock:") for _state, event in waits.seen)
