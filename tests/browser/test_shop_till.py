@@ -311,7 +311,7 @@ def test_the_other_till_screens_are_accessible_on_a_phone(
     owner = sign_in(grocery, code=True)
     # A slip of the finger: refused in the form, before any decision is asked for.
     take(owner, "99 999 999")
-    expect(owner.locator("form")).to_contain_text(
+    expect(owner.locator("#pay-form")).to_contain_text(
         "Un paiement à la caisse ne dépasse pas 100\u202f000,00\u00a0€."
     )
     assert not Decision.objects.exists()
