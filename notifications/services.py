@@ -7,7 +7,9 @@ database, which the console backends keep short)."""
 import functools
 import logging
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,7 +34,7 @@ from funders.models import Allocation, Funder
 from ledger.models import Entry, Transfer
 from merchants.selectors import ShopsNearby, refusal_shops_nearby, shops_nearby
 from notifications import tasks
-from notifications.channels import deliver, mask_email, mask_phone, sms_text
+from notifications.channels import Carriers, deliver, mask_email, mask_phone, sms_text
 from notifications.delivery import sms_opted_out
 from notifications.errors import Undeliverable
 from notifications.preferences import channels_allowed
@@ -111,10 +113,43 @@ def _render(kind: str, channel: str, context: dict[str, Any]) -> tuple[str, str]
     return subject, _BLANK_LINES.sub("\n\n", lines) + "\n"
 
 
+# The messages written inside _sent_together(), gathered to be sent in batches.
+_gathered: ContextVar[list[int] | None] = ContextVar("notifications_gathered", default=None)
+# A task sends at most this many of them, on one email connection and one SMS client.
+SEND_BATCH = 50
+
+
 def _queue(notification_id: int) -> None:
+    gathered = _gathered.get()
+    if gathered is not None:
+        # On the commit of the savepoint that wrote the row: a notice whose savepoint rolls
+        # back leaves nothing to send.
+        transaction.on_commit(lambda: gathered.append(notification_id))
+        return
     # robust: the event's transaction has committed; a broker that is down must not turn it
     # into an error. The row stays due and send_due_notifications queues it again.
     transaction.on_commit(lambda: tasks.send_notification.delay(notification_id), robust=True)
+
+
+@contextmanager
+def _sent_together() -> Iterator[None]:
+    """The messages written in the block are sent after the surrounding transaction commits by
+    one task for each SEND_BATCH of them (tasks.send_notifications), instead of a task each:
+    one publish and one connection to each provider for the batch. Inside an atomic block."""
+    gathered: list[int] = []
+    token = _gathered.set(gathered)
+    try:
+        yield
+    finally:
+        _gathered.reset(token)
+    # Registered last, so run after the callbacks that gathered the rows.
+    transaction.on_commit(lambda: notifications_queue(notification_ids=gathered), robust=True)
+
+
+def notifications_queue(*, notification_ids: list[int]) -> None:
+    """Hand these notifications to the workers, SEND_BATCH to a task."""
+    for start in range(0, len(notification_ids), SEND_BATCH):
+        tasks.send_notifications.delay(notification_ids[start : start + SEND_BATCH])
 
 
 def notify(
@@ -254,12 +289,15 @@ def _error_text(exc: Exception) -> str:
     return text if len(text) <= ERROR_LENGTH else text[: ERROR_LENGTH - 1] + "…"
 
 
-def notification_send(*, notification_id: int) -> Notification | None:
+def notification_send(
+    *, notification_id: int, carriers: Carriers | None = None
+) -> Notification | None:
     """Make the next attempt of a notification that is still to be sent (queued, or failed with
     attempts left); do nothing for one sent, skipped or failed for good. After a failure the
     row is failed, with the error and, while attempts are left, when to try again; a message
     that nothing can carry any more (the app gone from every device) is skipped with the
-    reason. Returns the row (None if there is no such row)."""
+    reason. With `carriers`, on the connections of a batch (notifications_send). Returns the
+    row (None if there is no such row)."""
     with transaction.atomic():
         notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
         if notification is None or notification.next_attempt_at is None:
@@ -274,7 +312,7 @@ def notification_send(*, notification_id: int) -> Notification | None:
             return notification
         notification.attempts += 1
         try:
-            provider_message_id = deliver(notification)
+            provider_message_id = deliver(notification, carriers)
         except Undeliverable as exc:
             notification.status = Status.SKIPPED
             notification.skip_reason = exc.reason
@@ -316,6 +354,19 @@ def notification_send(*, notification_id: int) -> Notification | None:
             ]
         )
     return notification
+
+
+def notifications_send(*, notification_ids: Collection[int]) -> list[Notification]:
+    """Make the next attempt of each of these notifications, as notification_send does, one
+    after the other on one email connection and one SMS client (each row locked, sent and
+    saved in a transaction of its own): a failure is that message's alone, recorded on its
+    row. Returns the rows found."""
+    with Carriers() as carriers:
+        sent = [
+            notification_send(notification_id=notification_id, carriers=carriers)
+            for notification_id in notification_ids
+        ]
+    return [notification for notification in sent if notification is not None]
 
 
 def notification_due_ids(*, limit: int = 500) -> list[int]:
@@ -558,18 +609,19 @@ def _notices_drain(
             notices = list(queryset.select_for_update(skip_locked=True, of=("self",))[:batch_size])
             done = told_at_once(notices) if told_at_once is not None else set()
             failures = []
-            for notice in notices:
-                if notice.pk in done:
-                    continue
-                try:
-                    with transaction.atomic():
-                        tell(notice)
-                # Whatever one notice's failure is (a template, a backend's check, the
-                # database's answer), it must not stop the other notices of the batch.
-                except Exception as exc:
-                    failures.append((notice, exc))
-                else:
-                    done.add(notice.pk)
+            with _sent_together():
+                for notice in notices:
+                    if notice.pk in done:
+                        continue
+                    try:
+                        with transaction.atomic():
+                            tell(notice)
+                    # Whatever one notice's failure is (a template, a backend's check, the
+                    # database's answer), it must not stop the other notices of the batch.
+                    except Exception as exc:
+                        failures.append((notice, exc))
+                    else:
+                        done.add(notice.pk)
             queryset.model.objects.filter(pk__in=done).delete()
             if failures:
                 failed(failures, now)

@@ -55,9 +55,10 @@ def sms(settings):
 
 @pytest.fixture
 def queued(monkeypatch):
-    """The outbox rows handed to the task queue (not sent)."""
+    """The outbox rows handed to the task queue (not sent), one by one or in batches."""
     ids: list[int] = []
     monkeypatch.setattr(tasks.send_notification, "delay", ids.append)
+    monkeypatch.setattr(tasks.send_notifications, "delay", ids.extend)
     return ids
 
 
