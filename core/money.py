@@ -15,6 +15,10 @@ from core.errors import (
 )
 
 MAX_AMOUNT = 10**12  # ten billion euros in cents: anything larger is a client bug, not a payment
+# What a cashier may type at the till (shop/): 100,000 €. Far above any basket paid in part with
+# aid, far below what a slipped finger types (99,999,999 €), which MAX_AMOUNT lets through to a
+# decision, a refusal and the person's "payment refused" message.
+MAX_TILL_AMOUNT = 10**7
 
 
 def validate_amount(amount: object, *, field: str = "amount") -> int:

@@ -29,6 +29,15 @@ class BrevoError(Exception):
 
 
 class BrevoSMSBackend:
+    """One HTTPS connection to Brevo for the messages this client sends (a batch's: see
+    channels.Carriers), kept open between them; closed with close()."""
+
+    def __init__(self) -> None:
+        self._session = requests.Session()
+
+    def close(self) -> None:
+        self._session.close()
+
     def send(self, phone: str, text: str, sender: str | None = None) -> str | None:
         body = {
             "sender": sender or settings.SMS_SENDER,
@@ -41,7 +50,7 @@ class BrevoSMSBackend:
         if settings.SMS_STATUS_WEBHOOK_URL:
             body["webUrl"] = settings.SMS_STATUS_WEBHOOK_URL
         try:
-            response = requests.post(
+            response = self._session.post(
                 f"{settings.BREVO_API_URL.rstrip('/')}/transactionalSMS/sms",
                 json=body,
                 headers={"api-key": settings.BREVO_API_KEY, "accept": "application/json"},

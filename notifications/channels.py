@@ -15,7 +15,8 @@ from email.utils import parseaddr
 from typing import Protocol
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.console import EmailBackend as DjangoConsoleEmailBackend
 from django.utils.module_loading import import_string
 
@@ -119,30 +120,84 @@ def sms_text(text: str) -> str:
     return _SPACES.sub(" ", text.translate(_GSM_TWINS)).strip()
 
 
-def deliver(notification: Notification) -> str | None:
+class Carriers:
+    """The email connection and the SMS client that the messages of one batch share, each
+    opened at its first message and closed with the batch (`with Carriers() as carriers:`): an
+    SMTP session, or an email or SMS provider's HTTPS connection, is set up once for the
+    batch instead of once a message. One that failed is dropped, so that the next message
+    starts afresh rather than on a connection the failure may have broken. App notifications
+    go each to its own push service (push.py's checked session per request): nothing shared."""
+
+    def __init__(self) -> None:
+        self._email: BaseEmailBackend | None = None
+        self._sms: SMSBackend | None = None
+
+    def __enter__(self) -> "Carriers":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.drop(Notification.Channel.EMAIL)
+        self.drop(Notification.Channel.SMS)
+
+    def email(self) -> BaseEmailBackend:
+        if self._email is None:
+            self._email = get_connection()
+            self._email.open()
+        return self._email
+
+    def sms(self) -> SMSBackend:
+        if self._sms is None:
+            self._sms = sms_backend()
+        return self._sms
+
+    def drop(self, channel: str) -> None:
+        if channel == Notification.Channel.EMAIL and self._email is not None:
+            email, self._email = self._email, None
+            email.close()
+        elif channel == Notification.Channel.SMS and self._sms is not None:
+            sms, self._sms = self._sms, None
+            # The SMS_BACKEND protocol asks only for send(): a client may hold nothing.
+            close = getattr(sms, "close", None)
+            if close is not None:
+                close()
+
+
+def deliver(notification: Notification, carriers: Carriers | None = None) -> str | None:
     """Send one message and return the provider's id of it, when the provider gives one;
     raises whatever the email, SMS or push backend raises on a failure, and Undeliverable when
-    nothing could ever carry it."""
+    nothing could ever carry it. With `carriers`, the message goes on the batch's connection."""
     channel = notification.channel
-    if channel == Notification.Channel.EMAIL:
-        message = EmailMessage(
-            notification.subject,
-            notification.body,
-            sender(notification),
-            [notification.recipient],
-        )
-        message.send()
-        # django-anymail's backends say what the provider called the message.
-        status = getattr(message, "anymail_status", None)
-        return status.message_id if status is not None else None
-    if channel == Notification.Channel.SMS:
-        return sms_backend().send(
-            notification.recipient, notification.body, sender=sms_sender(notification)
-        )
+    if channel in (Notification.Channel.EMAIL, Notification.Channel.SMS):
+        if carriers is None:
+            with Carriers() as own:
+                return _carried(notification, own)
+        try:
+            return _carried(notification, carriers)
+        except Exception:
+            carriers.drop(channel)
+            raise
     if channel == Notification.Channel.PUSH:
         push_deliver(notification=notification)
         return None
     raise ValueError(f"unknown notification channel: {channel!r}")
+
+
+def _carried(notification: Notification, carriers: Carriers) -> str | None:
+    if notification.channel == Notification.Channel.SMS:
+        return carriers.sms().send(
+            notification.recipient, notification.body, sender=sms_sender(notification)
+        )
+    message = EmailMessage(
+        notification.subject,
+        notification.body,
+        sender(notification),
+        [notification.recipient],
+        connection=carriers.email(),
+    )
+    message.send()
+    # django-anymail's backends say what the provider called the message.
+    status = getattr(message, "anymail_status", None)
+    return status.message_id if status is not None else None
 
 
 def sender(notification: Notification) -> str:

@@ -7,13 +7,15 @@ database, which the console backends keep short)."""
 import functools
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import CharField, Exists, F, OuterRef, Q, Sum, Value
+from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import Cast, Concat
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -32,7 +34,7 @@ from funders.models import Allocation, Funder
 from ledger.models import Entry, Transfer
 from merchants.selectors import ShopsNearby, refusal_shops_nearby, shops_nearby
 from notifications import tasks
-from notifications.channels import deliver, mask_email, mask_phone, sms_text
+from notifications.channels import Carriers, deliver, mask_email, mask_phone, sms_text
 from notifications.delivery import sms_opted_out
 from notifications.errors import Undeliverable
 from notifications.preferences import channels_allowed
@@ -50,6 +52,8 @@ from wallet.models.notifications import (
 )
 
 logger = logging.getLogger(__name__)
+
+_Notice = TypeVar("_Notice", DecisionNotice, CaptureNotice)
 
 Channel = Notification.Channel
 Status = Notification.Status
@@ -109,10 +113,43 @@ def _render(kind: str, channel: str, context: dict[str, Any]) -> tuple[str, str]
     return subject, _BLANK_LINES.sub("\n\n", lines) + "\n"
 
 
+# The messages written inside _sent_together(), gathered to be sent in batches.
+_gathered: ContextVar[list[int] | None] = ContextVar("notifications_gathered", default=None)
+# A task sends at most this many of them, on one email connection and one SMS client.
+SEND_BATCH = 50
+
+
 def _queue(notification_id: int) -> None:
+    gathered = _gathered.get()
+    if gathered is not None:
+        # On the commit of the savepoint that wrote the row: a notice whose savepoint rolls
+        # back leaves nothing to send.
+        transaction.on_commit(lambda: gathered.append(notification_id))
+        return
     # robust: the event's transaction has committed; a broker that is down must not turn it
     # into an error. The row stays due and send_due_notifications queues it again.
     transaction.on_commit(lambda: tasks.send_notification.delay(notification_id), robust=True)
+
+
+@contextmanager
+def _sent_together() -> Iterator[None]:
+    """The messages written in the block are sent after the surrounding transaction commits by
+    one task for each SEND_BATCH of them (tasks.send_notifications), instead of a task each:
+    one publish and one connection to each provider for the batch. Inside an atomic block."""
+    gathered: list[int] = []
+    token = _gathered.set(gathered)
+    try:
+        yield
+    finally:
+        _gathered.reset(token)
+    # Registered last, so run after the callbacks that gathered the rows.
+    transaction.on_commit(lambda: notifications_queue(notification_ids=gathered), robust=True)
+
+
+def notifications_queue(*, notification_ids: list[int]) -> None:
+    """Hand these notifications to the workers, SEND_BATCH to a task."""
+    for start in range(0, len(notification_ids), SEND_BATCH):
+        tasks.send_notifications.delay(notification_ids[start : start + SEND_BATCH])
 
 
 def notify(
@@ -252,12 +289,15 @@ def _error_text(exc: Exception) -> str:
     return text if len(text) <= ERROR_LENGTH else text[: ERROR_LENGTH - 1] + "…"
 
 
-def notification_send(*, notification_id: int) -> Notification | None:
+def notification_send(
+    *, notification_id: int, carriers: Carriers | None = None
+) -> Notification | None:
     """Make the next attempt of a notification that is still to be sent (queued, or failed with
     attempts left); do nothing for one sent, skipped or failed for good. After a failure the
     row is failed, with the error and, while attempts are left, when to try again; a message
     that nothing can carry any more (the app gone from every device) is skipped with the
-    reason. Returns the row (None if there is no such row)."""
+    reason. With `carriers`, on the connections of a batch (notifications_send). Returns the
+    row (None if there is no such row)."""
     with transaction.atomic():
         notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
         if notification is None or notification.next_attempt_at is None:
@@ -272,7 +312,7 @@ def notification_send(*, notification_id: int) -> Notification | None:
             return notification
         notification.attempts += 1
         try:
-            provider_message_id = deliver(notification)
+            provider_message_id = deliver(notification, carriers)
         except Undeliverable as exc:
             notification.status = Status.SKIPPED
             notification.skip_reason = exc.reason
@@ -314,6 +354,19 @@ def notification_send(*, notification_id: int) -> Notification | None:
             ]
         )
     return notification
+
+
+def notifications_send(*, notification_ids: Collection[int]) -> list[Notification]:
+    """Make the next attempt of each of these notifications, as notification_send does, one
+    after the other on one email connection and one SMS client (each row locked, sent and
+    saved in a transaction of its own): a failure is that message's alone, recorded on its
+    row. Returns the rows found."""
+    with Carriers() as carriers:
+        sent = [
+            notification_send(notification_id=notification_id, carriers=carriers)
+            for notification_id in notification_ids
+        ]
+    return [notification for notification in sent if notification is not None]
 
 
 def notification_due_ids(*, limit: int = 500) -> list[int]:
@@ -517,33 +570,61 @@ def decision_notices_drain(
     notice tried before is due at the time the application gave it after its failure (or an
     operator's retry). Comparing the database's stamp with the application's clock held a new
     notice back for as long as that clock was behind the database's."""
+    return _notices_drain(
+        # OF self: the decision, wallet and person read with the notice are not locked (the
+        # wallet's lock is the payments'); decision_notice_due_idx answers, in its order.
+        lambda now: (
+            DecisionNotice.objects.filter(_decision_notice_due(now))
+            .select_related("decision__wallet__beneficiary")
+            .order_by("next_attempt_at")
+        ),
+        told_at_once=_unreachable_told,
+        tell=lambda notice: decision_notify(decision=notice.decision),
+        failed=_decision_notices_failed,
+        batch_size=batch_size,
+        max_batches=max_batches,
+    )
+
+
+def _notices_drain(
+    due: Callable[[datetime], QuerySet[_Notice]],
+    *,
+    tell: Callable[[_Notice], object],
+    failed: Callable[[list[tuple[_Notice, Exception]], datetime], None],
+    told_at_once: Callable[[list[_Notice]], set[int]] | None = None,
+    batch_size: int,
+    max_batches: int,
+) -> int:
+    """The loop of the payments' and the captures' drains: lock a batch of the notices `due`
+    at the application's clock (the ones no other run holds: SKIP LOCKED on PostgreSQL; SQLite
+    runs one writer at a time), tell each one in a savepoint of its own (after `told_at_once`
+    told those it could for the whole batch), delete those told and hand the others to
+    `failed` with their error, a batch per transaction, until a batch comes back short or
+    `max_batches` ran. Returns the notices told."""
     told = 0
     for _ in range(max_batches):
         with transaction.atomic():
             now = timezone.now()
-            notices = list(
-                # OF self: the decision, wallet and person read with the notice are not locked
-                # (the wallet's lock is the payments'); decision_notice_due_idx answers, in its
-                # order.
-                DecisionNotice.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(_decision_notice_due(now))
-                .select_related("decision__wallet__beneficiary")
-                .order_by("next_attempt_at")[:batch_size]
-            )
-            done = _unreachable_told(notices)
-            for notice in notices:
-                if notice.pk in done:
-                    continue
-                try:
-                    with transaction.atomic():
-                        decision_notify(decision=notice.decision)
-                # Whatever one message's failure is (a template, a backend's check), it must
-                # not stop the messages of the other payments in the batch.
-                except Exception as exc:
-                    _decision_notice_failed(notice, exc, now)
-                else:
-                    done.add(notice.pk)
-            DecisionNotice.objects.filter(pk__in=done).delete()
+            queryset = due(now)
+            notices = list(queryset.select_for_update(skip_locked=True, of=("self",))[:batch_size])
+            done = told_at_once(notices) if told_at_once is not None else set()
+            failures = []
+            with _sent_together():
+                for notice in notices:
+                    if notice.pk in done:
+                        continue
+                    try:
+                        with transaction.atomic():
+                            tell(notice)
+                    # Whatever one notice's failure is (a template, a backend's check, the
+                    # database's answer), it must not stop the other notices of the batch.
+                    except Exception as exc:
+                        failures.append((notice, exc))
+                    else:
+                        done.add(notice.pk)
+            queryset.model.objects.filter(pk__in=done).delete()
+            if failures:
+                failed(failures, now)
         told += len(done)
         if len(notices) < batch_size:
             break
@@ -621,32 +702,36 @@ def _decision_funders(decisions: list[Decision]) -> dict[int, Funder]:
     return {decision_id: funders[funder_id] for decision_id, funder_id in only.items()}
 
 
-def _decision_notice_failed(notice: DecisionNotice, exc: Exception, now: datetime) -> None:
-    notice.attempts += 1
-    # The error's text, masked (as a notification's), is what the admin shows.
-    notice.error = _error_text(exc)
-    if notice.attempts < NOTICE_MAX_ATTEMPTS:
-        notice.next_attempt_at = now + notice_retry_delay(notice.attempts)
-        logger.warning(
-            "the notice of decision %s could not be told (attempt %s of %s), tried again at %s: %s",
-            notice.pk,
-            notice.attempts,
-            NOTICE_MAX_ATTEMPTS,
-            notice.next_attempt_at.isoformat(),
-            notice.error,
-        )
-    else:
-        notice.next_attempt_at = None
-        notice.failed_at = now
-        metrics.DECISION_NOTICES_FAILED.inc()
-        logger.error(
-            "the notice of decision %s could not be told after %s attempts: failed, kept for "
-            "the operators (admin: payment messages to write)",
-            notice.pk,
-            notice.attempts,
-            exc_info=exc,
-        )
-    notice.save(update_fields=["attempts", "error", "next_attempt_at", "failed_at"])
+def _decision_notices_failed(
+    failures: list[tuple[DecisionNotice, Exception]], now: datetime
+) -> None:
+    for notice, exc in failures:
+        notice.attempts += 1
+        # The error's text, masked (as a notification's), is what the admin shows.
+        notice.error = _error_text(exc)
+        if notice.attempts < NOTICE_MAX_ATTEMPTS:
+            notice.next_attempt_at = now + notice_retry_delay(notice.attempts)
+            logger.warning(
+                "the notice of decision %s could not be told (attempt %s of %s), tried again at "
+                "%s: %s",
+                notice.pk,
+                notice.attempts,
+                NOTICE_MAX_ATTEMPTS,
+                notice.next_attempt_at.isoformat(),
+                notice.error,
+            )
+        else:
+            notice.next_attempt_at = None
+            notice.failed_at = now
+            metrics.DECISION_NOTICES_FAILED.inc()
+            logger.error(
+                "the notice of decision %s could not be told after %s attempts: failed, kept "
+                "for the operators (admin: payment messages to write)",
+                notice.pk,
+                notice.attempts,
+                exc_info=exc,
+            )
+        notice.save(update_fields=["attempts", "error", "next_attempt_at", "failed_at"])
 
 
 def decision_notices_retry(*, notices: Collection[DecisionNotice]) -> int:
@@ -723,61 +808,49 @@ def capture_notices_put(*, captures: list[Transfer], writes: OneStatement | None
         CaptureNotice.objects.bulk_create([CaptureNotice(capture_id=c.pk) for c in captures])
 
 
-# A capture whose check fails is tried again this much later (its notice's created_at is moved
-# on by that much: the notice has no field of its own for it): a broken check is not tried
+# A capture whose check fails is tried again this much later: a broken check is not tried
 # every second, as it was not before, when the sweep queued it again every few minutes.
 CAPTURE_NOTICE_RETRY = timedelta(minutes=5)
-# A new notice's created_at is the clock of the process that made the capture, not this one's:
-# the drain takes every notice stamped up to this far ahead of its own clock, so that a clock a
-# little behind another's holds nothing back, while a postponed notice waits its turn.
-CLOCK_SLACK = timedelta(minutes=1)
 
 
 def _capture_notice_due(now: datetime) -> Q:
-    return Q(created_at__lte=now + CLOCK_SLACK)
+    # A notice never tried has no time of its own (the capture's process stamps nothing the
+    # drain compares with its clock): it is due at once.
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
 
 
 def capture_notices_drain(
     *, batch_size: int = DRAIN_BATCH, max_batches: int = DRAIN_MAX_BATCHES
 ) -> int:
-    """Make the low-balance check of the captures whose notice waits, oldest first, and delete
-    each notice with its check, a batch per transaction; parallel runs share the work as the
-    payments' drain's do. A second check of the same capture tells nothing more (once per
-    crossing). A check that fails is logged and tried again after CAPTURE_NOTICE_RETRY.
-    Returns the notices done."""
-    done_count = 0
-    for _ in range(max_batches):
-        with transaction.atomic():
-            now = timezone.now()
-            notices = list(
-                CaptureNotice.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(_capture_notice_due(now))
-                .select_related("capture")
-                .order_by("created_at")[:batch_size]
-            )
-            done, postponed = [], []
-            for notice in notices:
-                try:
-                    with transaction.atomic():
-                        capture_low_balance_notify(capture=notice.capture)
-                except Exception as exc:
-                    logger.warning(
-                        "the low-balance check of capture %s failed, tried again in %s: %s",
-                        notice.pk,
-                        CAPTURE_NOTICE_RETRY,
-                        _error_text(exc),
-                    )
-                    postponed.append(notice.pk)
-                else:
-                    done.append(notice.pk)
-            CaptureNotice.objects.filter(pk__in=done).delete()
-            CaptureNotice.objects.filter(pk__in=postponed).update(
-                created_at=now + CAPTURE_NOTICE_RETRY
-            )
-        done_count += len(done)
-        if len(notices) < batch_size:
-            break
-    return done_count
+    """Make the low-balance check of the captures whose notice is due, oldest capture first,
+    and delete each notice with its check, a batch per transaction; parallel runs share the
+    work as the payments' drain's do. A second check of the same capture tells nothing more
+    (once per crossing). A check that fails is logged and tried again after
+    CAPTURE_NOTICE_RETRY. Returns the notices done."""
+    return _notices_drain(
+        lambda now: (
+            CaptureNotice.objects.filter(_capture_notice_due(now))
+            .select_related("capture")
+            .order_by("created_at")
+        ),
+        tell=lambda notice: capture_low_balance_notify(capture=notice.capture),
+        failed=_capture_notices_failed,
+        batch_size=batch_size,
+        max_batches=max_batches,
+    )
+
+
+def _capture_notices_failed(failures: list[tuple[CaptureNotice, Exception]], now: datetime) -> None:
+    for notice, exc in failures:
+        logger.warning(
+            "the low-balance check of capture %s failed, tried again in %s: %s",
+            notice.pk,
+            CAPTURE_NOTICE_RETRY,
+            _error_text(exc),
+        )
+    CaptureNotice.objects.filter(pk__in=[notice.pk for notice, _ in failures]).update(
+        next_attempt_at=now + CAPTURE_NOTICE_RETRY
+    )
 
 
 def _pocket_context(pocket: Pocket) -> dict[str, Any]:

@@ -30,6 +30,24 @@ def send_notification(self, notification_id: int) -> str | None:
 
 
 @shared_task(ignore_result=True)
+def send_notifications(notification_ids: list[int]) -> int:
+    """Send a batch of notifications on shared connections (services.notifications_send); each
+    one that failed with attempts left is tried again on its own when its backoff says, as
+    send_notification tries it. Returns how many of them are sent (by this run or before)."""
+    from notifications import services
+
+    now = timezone.now()
+    sent = 0
+    for notification in services.notifications_send(notification_ids=notification_ids):
+        if notification.status == Notification.Status.SENT:
+            sent += 1
+        elif notification.status == Notification.Status.FAILED and notification.next_attempt_at:
+            wait = (notification.next_attempt_at - now).total_seconds()
+            send_notification.apply_async((notification.pk,), countdown=max(0.0, wait))
+    return sent
+
+
+@shared_task(ignore_result=True)
 def send_due_notifications(batch_size: int = 500) -> int:
     """Queue again the notifications whose task was lost (a broker down when the event
     committed, a worker that died, a task failed while the database was away). A duplicate is
@@ -38,8 +56,7 @@ def send_due_notifications(batch_size: int = 500) -> int:
     from notifications import services
 
     ids = services.notification_due_ids(limit=batch_size)
-    for notification_id in ids:
-        send_notification.delay(notification_id)
+    services.notifications_queue(notification_ids=ids)
     return len(ids)
 
 

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from core.errors import PaymentCodeMalformed
-from core.money import euros_to_cents
+from core.money import MAX_TILL_AMOUNT, euros_to_cents, format_money
 from core.validators import email_canonical, validate_siret
 from merchants.models import ApiKey, Merchant
 from merchants.validators import validate_network_id, validate_terminal_id, validate_webhook_url
@@ -29,6 +29,21 @@ class EurosField(forms.CharField):
         if len(value) > 20:
             raise ValidationError(_("This amount is too large."), code="too_large")
         return euros_to_cents(value) if value else None
+
+
+class TillEurosField(EurosField):
+    """An amount of a new payment at the till: at most MAX_TILL_AMOUNT, refused in the form,
+    before any decision is asked for. A capture or refund needs no such bound: the payment it
+    acts on bounds it."""
+
+    def validate(self, value):
+        super().validate(value)
+        if value is not None and value > MAX_TILL_AMOUNT:
+            raise ValidationError(
+                _("A payment at the till is at most %(max)s."),
+                code="too_large_for_till",
+                params={"max": format_money(MAX_TILL_AMOUNT, "EUR")},
+            )
 
 
 class SignInForm(forms.Form):
@@ -198,7 +213,7 @@ _FAMILY_CHOICES = [("", "—"), *PRODUCT_NAMES.items()]
 
 
 class PaymentForm(forms.Form):
-    amount = EurosField(label=_("Amount (€)"))
+    amount = TillEurosField(label=_("Amount (€)"))
     code = forms.CharField(
         label=_("Customer's payment code (10 digits)"),
         max_length=20,
@@ -218,7 +233,7 @@ class PaymentForm(forms.Form):
                 choices=_FAMILY_CHOICES,
                 required=False,
             )
-            self.fields[f"line{number}_amount"] = EurosField(
+            self.fields[f"line{number}_amount"] = TillEurosField(
                 label=_("Amount of products %(number)s (€)") % {"number": number},
                 required=False,
             )
@@ -241,6 +256,8 @@ class PaymentForm(forms.Form):
         for number in range(1, BASKET_LINES + 1):
             family = cleaned.get(f"line{number}_family")
             amount = cleaned.get(f"line{number}_amount")
+            if f"line{number}_amount" in self.errors:
+                continue  # an amount refused already says what is wrong with the line
             if bool(family) != bool(amount):
                 self.add_error(
                     f"line{number}_amount" if family else f"line{number}_family",

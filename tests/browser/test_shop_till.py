@@ -31,6 +31,7 @@ from tests.factories import (
 )
 from tests.shop.conftest import PASSWORD as SHOP_PASSWORD
 from tests.shop.conftest import FakeSirene, make_cashier, make_shop, sirene_establishment
+from wallet.models.decisions import Decision
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -308,6 +309,13 @@ def test_the_other_till_screens_are_accessible_on_a_phone(
         page.get_by_role("button", name="Encaisser le paiement").tap()
 
     owner = sign_in(grocery, code=True)
+    # A slip of the finger: refused in the form, before any decision is asked for.
+    take(owner, "99 999 999")
+    expect(owner.locator("#pay-form")).to_contain_text(
+        "Un paiement à la caisse ne dépasse pas 100\u202f000,00\u00a0€."
+    )
+    assert not Decision.objects.exists()
+    check(owner, screenshot, "19a-amount-too-large")
     take(owner, "60", [("Alimentation", "45"), ("Tabac", "15")])  # 50 € of aid
     expect(owner.get_by_role("heading", name="Accepté en partie")).to_be_visible()
     expect(owner.locator(".answer")).to_contain_text("Encaissez les 10,00 € restants autrement.")

@@ -23,6 +23,8 @@ class Recorded:
     path: str
     headers: dict
     body: dict
+    # The client's port: requests on one kept-alive connection share it.
+    port: int = 0
 
 
 @dataclass
@@ -39,8 +41,8 @@ class BrevoFake:
     def emails(self) -> list[dict]:
         return [r.body for r in self.requests if r.path == "/v3/smtp/email"]
 
-    def answer(self, path: str, headers: dict, body: dict) -> tuple[int, dict]:
-        self.requests.append(Recorded(path, headers, body))
+    def answer(self, path: str, headers: dict, body: dict, port: int = 0) -> tuple[int, dict]:
+        self.requests.append(Recorded(path, headers, body, port))
         if headers.get("api-key") != API_KEY:
             return 401, {"code": "unauthorized", "message": "Key not found"}
         if self.failures:
@@ -71,6 +73,9 @@ def brevo_fake(settings):
     fake = BrevoFake()
 
     class Handler(BaseHTTPRequestHandler):
+        # Keeps the connection open between requests, as Brevo's servers do.
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             try:
@@ -78,7 +83,7 @@ def brevo_fake(settings):
             except ValueError:
                 body = {}
             headers = {key.lower(): value for key, value in self.headers.items()}
-            status, answer = fake.answer(self.path, headers, body)
+            status, answer = fake.answer(self.path, headers, body, self.client_address[1])
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -26,7 +26,7 @@ from notifications.services import (
     notification_due_ids,
     notification_send,
 )
-from notifications.tasks import send_due_notifications, send_notification
+from notifications.tasks import send_due_notifications, send_notification, send_notifications
 from tests.concurrency import run_together
 from tests.factories import BeneficiaryFactory, FunderFactory, make_allocation, make_program
 from tests.factories import make_staff as _make_staff
@@ -68,9 +68,10 @@ def sms(settings):
 
 @pytest.fixture
 def queued(monkeypatch):
-    """The ids handed to the task queue."""
+    """The ids handed to the task queue, one by one or in batches."""
     ids: list[int] = []
     monkeypatch.setattr(send_notification, "delay", ids.append)
+    monkeypatch.setattr(send_notifications, "delay", ids.extend)
     return ids
 
 

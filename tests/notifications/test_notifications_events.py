@@ -55,9 +55,10 @@ def sms(settings):
 
 @pytest.fixture
 def queued(monkeypatch):
-    """The outbox rows handed to the task queue (not sent)."""
+    """The outbox rows handed to the task queue (not sent), one by one or in batches."""
     ids: list[int] = []
     monkeypatch.setattr(tasks.send_notification, "delay", ids.append)
+    monkeypatch.setattr(tasks.send_notifications, "delay", ids.extend)
     return ids
 
 
@@ -567,17 +568,35 @@ def test_a_failing_low_balance_check_is_tried_again_minutes_later_not_every_seco
         raise RuntimeError("template missing")
 
     monkeypatch.setattr(services, "capture_low_balance_notify", broken)
+    made = CaptureNotice.objects.get().created_at
+    failed_at = timezone.now()
     assert services.capture_notices_drain() == 0
     assert services.capture_notices_drain() == 0
     assert len(tried) == 1  # postponed: not tried again at the next run
     assert "template missing" in caplog.text
-    assert CaptureNotice.objects.exists()
+    notice = CaptureNotice.objects.get()
+    # The notice keeps when it was made; its next attempt has a field of its own.
+    assert notice.created_at == made
+    assert failed_at + services.CAPTURE_NOTICE_RETRY <= notice.next_attempt_at
+    assert notice.next_attempt_at <= timezone.now() + services.CAPTURE_NOTICE_RETRY
 
     monkeypatch.setattr(services, "capture_low_balance_notify", check)
     time_machine.move_to(timezone.now() + services.CAPTURE_NOTICE_RETRY)
     assert services.capture_notices_drain() == 1
     assert len(low_balance_rows(person)) == 1
     assert not CaptureNotice.objects.exists()
+
+
+def test_a_new_capture_notice_is_due_at_once_whatever_the_clock_that_stamped_it(
+    funder, person, card, merchant, queued
+):
+    grant(funder, person, amount=5_000)
+    decision = pay(merchant, card, 4_500)
+    payment_capture(merchant=merchant, decision=decision, idempotency_key="c")
+    # Made by a process whose clock is an hour ahead of the drain's.
+    CaptureNotice.objects.update(created_at=timezone.now() + timedelta(hours=1))
+    assert services.capture_notices_drain() == 1
+    assert len(low_balance_rows(person)) == 1
 
 
 def test_an_aid_that_ended_is_not_told_low(funder, person, card, merchant, queued):

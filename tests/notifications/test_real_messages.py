@@ -16,7 +16,7 @@ from django.urls import reverse
 from demo.management.commands.demo import Command as DemoCommand
 from funders.services import beneficiary_enrol
 from notifications.selectors import contact_failing
-from notifications.services import notification_send
+from notifications.services import notification_send, notifications_send
 from tests.factories import BeneficiaryFactory, make_allocation, make_program
 from wallet.models import SmsOptOut
 from wallet.models.notifications import Notification
@@ -85,6 +85,35 @@ def test_an_sms_leaves_through_brevo_and_its_id_is_kept(person, brevo_fake, sett
     assert sent["webUrl"] == "https://wallet.example.org/hooks/sms/brevo"
     assert sent["unicodeEnabled"] is False  # French text made GSM-friendly
     assert sms.provider_message_id == "1511882900176220"
+
+
+def test_a_batch_goes_to_brevo_on_one_connection_a_channel_and_a_failure_is_its_own(
+    person, brevo_fake
+):
+    others = [
+        BeneficiaryFactory(phone=f"+3361234567{n}", email=f"p{n}@example.org") for n in (1, 2)
+    ]
+    rows = [grant(someone) for someone in (person, *others)]
+    brevo_fake.failures = [(500, {"code": "internal_error", "message": "try later"})]
+
+    notifications_send(
+        notification_ids=[
+            row[channel].pk for row in rows for channel in (Channel.SMS, Channel.EMAIL)
+        ]
+    )
+
+    sms = [r for r in brevo_fake.requests if r.path == "/v3/transactionalSMS/sms"]
+    emails = [r for r in brevo_fake.requests if r.path == "/v3/smtp/email"]
+    assert len(sms) == len(emails) == 3
+    # The failed SMS's client is dropped; the two after it share a new connection.
+    assert sms[1].port == sms[2].port != sms[0].port
+    assert len({r.port for r in emails}) == 1
+    statuses = {
+        (n.recipient, n.channel): n.status
+        for n in Notification.objects.filter(kind=Kind.ALLOCATION_GRANTED)
+    }
+    assert statuses.pop((PHONE, Channel.SMS)) == Status.FAILED
+    assert set(statuses.values()) == {Status.SENT}
 
 
 def test_an_sms_about_a_funders_aid_leaves_under_the_funders_sender_name(person, brevo_fake):

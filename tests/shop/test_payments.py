@@ -40,6 +40,10 @@ def marie(db):
     return person.wallet
 
 
+def _balances(wallet) -> list[tuple[int, int]]:
+    return [(p.account.balance, p.account.pending) for p in wallet.pockets.order_by("pk")]
+
+
 def pay(client, wallet, amount: str, **extra):
     data = {"amount": amount, "code": make_payment_code(wallet), "attempt": str(uuid.uuid4())}
     return client.post("/shop/pay/", {**data, **extra})
@@ -98,6 +102,37 @@ def test_a_wrong_code_moves_nothing_and_says_why(cashier, marie):
     )
     assert response.status_code == 400 and "amount" in response.context["form"].errors
     assert not Decision.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("language", "too_large"),
+    [
+        ("fr", "Un paiement à la caisse ne dépasse pas 100\u202f000,00\u00a0€."),
+        ("en", "A payment at the till is at most €100,000.00."),
+    ],
+)
+def test_an_amount_above_the_tills_limit_is_refused_before_any_decision(
+    cashier, marie, language, too_large
+):
+    client = signed_in(cashier)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = language
+    balances = _balances(marie)
+    for field, data in (
+        ("amount", {"amount": "99 999 999"}),
+        ("amount", {"amount": "100000,01"}),
+        ("line1_amount", {"amount": "10", "line1_family": "food", "line1_amount": "100000,01"}),
+    ):
+        code = make_payment_code(marie)
+        response = client.post("/shop/pay/", {**data, "code": code, "attempt": str(uuid.uuid4())})
+        assert response.status_code == 400
+        assert response.context["form"].errors[field] == [too_large]
+    assert not Decision.objects.exists()
+    assert _balances(marie) == balances
+
+    # The limit itself is a payment like any other (Marie's 50 € pay their part of it).
+    response = pay(signed_in(cashier), marie, "100000")
+    assert response.status_code == 302
+    assert Decision.objects.get().amount == 10**7
 
 
 def test_a_second_tap_on_the_same_form_takes_one_payment(cashier, marie):

@@ -225,15 +225,19 @@ class DecisionNotice(models.Model):
 
 class CaptureNotice(models.Model):
     """A capture's low-balance check still to be made, inserted in the capture's own
-    transaction as DecisionNotice is for a payment; the task queued after commit, or else the
-    periodic sweep, makes the check (capture_low_balance_notify, which tells once per crossing)
-    and deletes the notice. Without it, a broker down at commit, or a task failed while
-    PostgreSQL was down, would lose the message."""
+    transaction as DecisionNotice is for a payment; the drain that beat runs every second
+    (notifications.services.capture_notices_drain) makes the check (capture_low_balance_notify,
+    which tells once per crossing) and deletes the notice. Without it, a broker down at commit,
+    or a task failed while PostgreSQL was down, would lose the message."""
 
     capture = models.OneToOneField(
         "ledger.Transfer", on_delete=models.CASCADE, primary_key=True, related_name="capture_notice"
     )
+    # When the capture was made; the drain takes the notices in this order.
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Null until a check fails: the notice is due at once. After a failure, the time the drain
+    # may try it again (the application's clock, the one that compares it).
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
 
     def __str__(self) -> str:
         return f"low-balance check of capture {self.capture_id}"
