@@ -17,7 +17,9 @@ the functions that cost most are printed, by their own time and by cumulative ti
         [--operation authorize|capture|refund] [--layers 500]
 
 `--layers N` then sends N requests through a handler with the libraries' request id and CSP
-middleware and DRF's negotiation, and N through the settings' (core's), in turn.
+middleware and DRF's negotiation, and N through the settings' (core's), in turn; `--fold N`, N
+requests whose code guard reads its counts in a round trip of its own and N reading them in
+the key's rate's round trip (merchant_api/throttles.py), in turn.
 
 The payment codes are created before each batch of timed requests: the beneficiary's app
 makes them, not the till's request. A capture's authorization (and a refund's authorization
@@ -370,31 +372,80 @@ def layers(fixture, rng: Random, count: int, run_id: str, args) -> None:
         MIDDLEWARE=[LIBRARY_MIDDLEWARE.get(path, path) for path in settings.MIDDLEWARE]
     ):
         libraries = WSGIHandler()
-    sides = {
-        "libraries'": (libraries, DefaultContentNegotiation),
-        "settings'": (ours, APIView.content_negotiation_class),
-    }
+    ours_negotiation = APIView.content_negotiation_class
+
+    def side(application, negotiation):
+        def call_on(environ_: dict) -> int:
+            # A class attribute DRF read from its settings at import: swapped for each call.
+            APIView.content_negotiation_class = negotiation
+            try:
+                return call(application, environ_)[0]
+            finally:
+                APIView.content_negotiation_class = ours_negotiation
+
+        return call_on
+
+    in_turn(
+        "layers",
+        {
+            "libraries'": side(libraries, DefaultContentNegotiation),
+            "settings'": side(ours, ours_negotiation),
+        },
+        ours, fixture, rng, count, run_id, args,
+    )  # fmt: skip
+
+
+def fold(fixture, rng: Random, count: int, run_id: str, args) -> None:
+    """The whole request with the code guard's counts read in their own round trip (as before
+    issue 19 part 8) and read in the round trip of the key's rate, in turn on `count`
+    requests each."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    from merchant_api.authorizations import AuthorizationsView
+    from merchant_api.base import MerchantApi
+
+    application = WSGIHandler()
+
+    def side(own_round_trip: bool):
+        def call_on(environ_: dict) -> int:
+            if own_round_trip:  # the view asks for no counts: its guard reads them itself
+                AuthorizationsView.counts_to_read = MerchantApi.counts_to_read  # type: ignore[method-assign]
+            try:
+                return call(application, environ_)[0]
+            finally:
+                if own_round_trip:
+                    del AuthorizationsView.counts_to_read
+
+        return call_on
+
+    in_turn(
+        "fold",
+        {"own MGET": side(True), "with the rate": side(False)},
+        application, fixture, rng, count, run_id, args,
+    )  # fmt: skip
+
+
+def in_turn(title, sides, application, fixture, rng, count, run_id, args) -> None:
+    """`count` requests through each of `sides` (name: a call of one environ answering its
+    status), in turn, and the processor time of each side."""
     spent: dict[str, list[float]] = {name: [] for name in sides}
     refused = 0
     batches = (
-        operations(ours, fixture, rng, min(BATCH, count - start), f"{run_id}-l{start}",
-                   args.one_merchant, args.operation)
+        operations(application, fixture, rng, min(BATCH, count - start),
+                   f"{run_id}-{title}{start}", args.one_merchant, args.operation)
         for start in range(0, 2 * count, BATCH)
     )  # fmt: skip
     for index, environ_ in enumerate(e for batch in batches for e in batch):
         name = list(sides)[index % 2]
-        application, negotiation = sides[name]
-        # A class attribute DRF read from its settings at import: swapped for each call.
-        APIView.content_negotiation_class = negotiation
         cpu = time.process_time()
-        refused += call(application, environ_)[0] != 201
+        refused += sides[name](environ_) != 201
         spent[name].append(time.process_time() - cpu)
-    APIView.content_negotiation_class = sides["settings'"][1]
-    print(f"\nlayers: {count} requests each, in turn ({refused} not 201), processor time:")
+    print(f"\n{title}: {count} requests each, in turn ({refused} not 201), processor time:")
     for name, times in spent.items():
-        print(f"  {name:<12} mean {ms(statistics.mean(times))}  p50 {ms(statistics.median(times))}")
-    before, after = (statistics.median(spent[name]) for name in sides)
-    print(f"  settings' - libraries': {(after - before) * 1e3:+.3f} ms per request (p50)")
+        print(f"  {name:<14} mean {ms(statistics.mean(times))}  p50 {ms(statistics.median(times))}")
+    before, after = (statistics.median(times) for times in spent.values())
+    first, second = sides
+    print(f"  {second} - {first}: {(after - before) * 1e3:+.3f} ms per request (p50)")
 
 
 def main() -> int:
@@ -424,6 +475,13 @@ def main() -> int:
         default=0,
         help="then time this many requests with the libraries' middleware and negotiation "
         "(django-guid, django-csp, DRF) and as many with the settings', in turn (default: 0)",
+    )
+    parser.add_argument(
+        "--fold",
+        type=int,
+        default=0,
+        help="then time this many requests whose code guard reads its counts in a round trip "
+        "of its own and as many reading them with the key's rate, in turn (default: 0)",
     )
     parser.add_argument(
         "--save-profile",
@@ -482,6 +540,8 @@ def main() -> int:
             parts(args.parts)
         if args.layers:
             layers(fixture, rng, args.layers, run_id, args)
+        if args.fold:
+            fold(fixture, rng, args.fold, run_id, args)
         limit = bench.measure_limit(clients=1)  # one request at a time: the one-client limit
 
     print()

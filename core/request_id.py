@@ -4,7 +4,8 @@
 digits, as nginx's $request_id, or the dashed form) and draws one otherwise; it keeps the id in
 django-guid's context variable and sends it back in the response's `X-Request-ID`, as
 django-guid's middleware did under settings.DJANGO_GUID. From there:
-- every log line carries it (`RequestIdFilter`, on the handlers of settings.LOGGING);
+- every log line carries it (`RequestIdFilter`, on the handlers of settings.LOGGING), and inside
+  a Celery task the task's id and name, which the task hooks below keep in a context variable;
 - a Celery task queued during the request carries it in its message's headers
   (`task_publish_add_request_id`) and runs under it (`task_prerun_set_request_id`), so the
   worker's log lines carry it too; a task queued by a task carries its parent's;
@@ -17,10 +18,9 @@ the request's own id; ours restore what was there before the task."""
 import logging
 import uuid
 from collections.abc import Callable
-from contextvars import Token
+from contextvars import ContextVar, Token
 from typing import Any
 
-from celery._state import get_current_task
 from django.http import HttpRequest, HttpResponseBase
 from django_guid import get_guid
 from django_guid.context import guid
@@ -28,6 +28,10 @@ from django_guid.context import guid
 # The response header, the task header and the webhook header: one name everywhere.
 HEADER = "X-Request-ID"
 _TOKEN = "aidwallet_request_id_token"
+_TASK_TOKEN = "aidwallet_task_token"
+# The (id, name) of the Celery task running in this context, set by task_prerun and put back by
+# task_postrun: a log record reads it without asking Celery for its current task.
+_task: ContextVar[tuple[str, str] | None] = ContextVar("aidwallet_task", default=None)
 
 
 # django-guid's logger: its warning about a load balancer's id refused keeps its name.
@@ -87,12 +91,9 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id()
-        # None outside a task; a task called as a plain function has no id. Read once: each
-        # use of the current_task proxy looks the task up again.
-        task = get_current_task()
-        task_id = task.request.id if task is not None else None
-        record.task_id = task_id if task_id is not None else ""
-        record.task_name = task.name if task_id is not None else ""
+        # None outside a task (a task called as a plain function runs no task_prerun).
+        task = _task.get()
+        record.task_id, record.task_name = task if task is not None else ("", "")
         return True
 
 
@@ -113,6 +114,10 @@ def task_prerun_set_request_id(task: Any, **kwargs: Any) -> None:
     # this module is imported while they load, by config/celery.py).
     token: Token[Any] = guid.set(given or uuid.uuid4().hex)
     setattr(task.request, _TOKEN, token)
+    # A task applied without an id (none is drawn) is not named in the log, as before.
+    task_id = task.request.id
+    running = (task_id, task.name) if task_id is not None else None
+    setattr(task.request, _TASK_TOKEN, _task.set(running))
 
 
 def task_postrun_restore_request_id(task: Any, **kwargs: Any) -> None:
@@ -122,3 +127,7 @@ def task_postrun_restore_request_id(task: Any, **kwargs: Any) -> None:
     if token is not None:
         guid.reset(token)
         setattr(task.request, _TOKEN, None)
+    task_token = getattr(task.request, _TASK_TOKEN, None)
+    if task_token is not None:
+        _task.reset(task_token)
+        setattr(task.request, _TASK_TOKEN, None)

@@ -7,7 +7,7 @@ from rest_framework import exceptions
 
 from core.authentication import BearerAuthentication
 from merchant_api.throttles import counted_request
-from merchants.api_keys import api_key_active, api_key_remember
+from merchants.api_keys import api_key_active, api_key_held_merchant, api_key_remember
 from merchants.models import ApiKey, Merchant
 from merchants.services import merchant_ensure_active
 
@@ -29,18 +29,31 @@ class MerchantPrincipal:
 class ApiKeyAuthentication(BearerAuthentication):
     """`Authorization: Bearer sk_live_...`: the key's SHA-256 digest is looked up, in the
     process' memory when the keys' generation, read in the round trip that counts the request
-    against the key's rate, is the one the key was read under (merchants/api_keys.py)."""
+    against the key's rate, is the one the key was read under (merchants/api_keys.py). The
+    same round trip reads the counts the view asks for (`counts_to_read(merchant_id)`)."""
 
     malformed_message = _("Send the API key as: Bearer <key>.")
     invalid_message = _("This API key is not valid.")
 
     def authenticate(self, request):
-        self.request = request  # the rate's count is left on it for MerchantKeyThrottle
+        # The rate's count is left on it for MerchantKeyThrottle, the counts read for the view.
+        self.request = request
         return super().authenticate(request)
 
     def authenticate_secret(self, secret: str) -> tuple[MerchantPrincipal, ApiKey]:
         digest = ApiKey.digest_of(secret)
-        self.request.merchant_key_window, generation = counted_request(digest)
+        # The counts the operation reads (the code guard's), in the same round trip, when this
+        # process holds the key and so knows its merchant; the view checks they are its own.
+        view = self.request.parser_context.get("view")
+        merchant_id = api_key_held_merchant(digest)
+        counts = (
+            view.counts_to_read(merchant_id)
+            if merchant_id is not None and hasattr(view, "counts_to_read")
+            else ()
+        )
+        self.request.merchant_key_window, generation, self.request.counts_read = counted_request(
+            digest, counts
+        )
         key = api_key_active(digest, generation=generation)
         if key is None:
             raise exceptions.AuthenticationFailed(_("This API key is not valid or was revoked."))

@@ -1,7 +1,7 @@
 """Authorizations: a payment asked for with the beneficiary's one-time code, approved (held, or
 captured at once) or declined; listed and retrieved by the merchant that asked for it."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import django_filters
 from django.db import IntegrityError, transaction
@@ -37,7 +37,7 @@ from merchant_api.base import (
     represented,
     validated,
 )
-from merchant_api.code_guessing import PaymentCodeGuessing
+from merchant_api.code_guessing import PaymentCodeGuessing, code_guessing_keys
 from merchant_api.errors import (
     AUTHORIZE_ERRORS,
     DETAIL_ERRORS,
@@ -409,7 +409,7 @@ class AuthorizationCreateApi(MerchantApi):
                 )
                 return self.remembered(self._created(decision))
         guard = PaymentCodeGuessing(self.merchant)
-        guard.check()
+        guard.check(getattr(request, "counts_read", {}))
         attempt = 1
         while True:
             try:
@@ -427,6 +427,10 @@ class AuthorizationCreateApi(MerchantApi):
                 )
                 if replayed is not None:
                     return replayed
+
+    def counts_to_read(self, merchant_id: int) -> Sequence[str]:
+        # A code payment's guard reads its two counts before the code is tried.
+        return code_guessing_keys(merchant_id) if self.request.method == "POST" else ()
 
     def _authorize(self, data: dict, guard: PaymentCodeGuessing) -> Response:
         refused: PaymentCodeError | None = None

@@ -8,6 +8,7 @@ looked up through the authenticated merchant and the key's mode (live, or the sa
 merchants/sandbox.py), so another merchant's id, or an id of the other mode, answers 404."""
 
 import functools
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
@@ -101,6 +102,12 @@ class MerchantApi(APIView):
         """False for a test key: every object the request reads or writes is a sandbox one
         (merchants/sandbox.py)."""
         return self.request.auth.mode == ApiKey.Mode.LIVE
+
+    def counts_to_read(self, merchant_id: int) -> Sequence[str]:
+        """The cache counts this request's operation reads for the merchant of this id, read
+        with the key's rate count in one round trip (ApiKeyAuthentication) and left on the
+        request as `counts_read`; none by default."""
+        return ()
 
     def _stored_key(self) -> str:
         # A live and a test request with the same Idempotency-Key are two operations. Keys

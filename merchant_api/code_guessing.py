@@ -10,6 +10,8 @@ which is recorded on the merchant."""
 
 import logging
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from django.conf import settings
 from django.core.cache import cache
@@ -56,22 +58,40 @@ class _Window:
             return 1
 
 
+def _windows(merchant_id: int) -> tuple[_Window, _Window]:
+    """The merchant's window and the platform's, at this instant."""
+    return (
+        _Window(f"merchant:{merchant_id}", settings.PAYMENT_CODE_FAILURE_WINDOW_SECONDS),
+        _Window("platform", settings.PAYMENT_CODE_PLATFORM_FAILURE_WINDOW_SECONDS),
+    )
+
+
+def code_guessing_keys(merchant_id: int) -> tuple[str, str]:
+    """The keys of the counts PaymentCodeGuessing.check() reads for the merchant of this id,
+    before the merchant is read: for the request's first round trip to read them."""
+    merchant_window, platform_window = _windows(merchant_id)
+    return merchant_window.key, platform_window.key
+
+
 class PaymentCodeGuessing:
     """The guard of a merchant's code payments: check() before a code is tried, count_failure()
     after a wrong one."""
 
     def __init__(self, merchant: Merchant):
         self.merchant = merchant
-        self.merchant_window = _Window(
-            f"merchant:{merchant.pk}", settings.PAYMENT_CODE_FAILURE_WINDOW_SECONDS
-        )
-        self.platform_window = _Window(
-            "platform", settings.PAYMENT_CODE_PLATFORM_FAILURE_WINDOW_SECONDS
-        )
+        self.merchant_window, self.platform_window = _windows(merchant.pk)
 
-    def check(self) -> None:
-        # Both counts in one round trip to the cache: this runs before every code payment.
-        counts = cache.get_many([self.merchant_window.key, self.platform_window.key])
+    @property
+    def keys(self) -> tuple[str, str]:
+        """The cache keys of the two counts check() reads (this instant's windows)."""
+        return self.merchant_window.key, self.platform_window.key
+
+    def check(self, read: Mapping[str, int] = MappingProxyType({})) -> None:
+        """Refuse when a count is at its limit. `read`: counts already read by this request,
+        by cache key (merchant_api/throttles.py: `counted_request`, in the round trip of the
+        key's rate); when they are not those of `keys` (the key's first request in this
+        process, a window that turned in between), both are read here, in one round trip."""
+        counts = read if all(key in read for key in self.keys) else cache.get_many(self.keys)
         if counts.get(self.merchant_window.key, 0) >= settings.PAYMENT_CODE_FAILURES_PER_MERCHANT:
             raise MerchantCodeGuessingThrottled(
                 field="payment_code", retry_after=self.merchant_window.retry_after

@@ -1,7 +1,11 @@
 """The merchant API's rate per key, counted in one round trip to the cache, which also reads the
-API keys' generation (merchants/api_keys.py): the authentication counts the request and reads it
-at once (`counted_request`), so that a key held in the process' memory costs no round trip of
-its own, and the throttle then reads the count the authentication left on the request."""
+API keys' generation (merchants/api_keys.py) and whatever other counts the operation asked for
+(the code-guessing guard's: merchant_api/code_guessing.py): the authentication counts the request
+and reads them at once (`counted_request`), so that a key held in the process' memory costs no
+round trip of its own, and the throttle and the guard then read what the authentication left on
+the request."""
+
+from collections.abc import Sequence
 
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCacheClient
@@ -41,54 +45,72 @@ class MerchantKeyThrottle(SimpleRateThrottle):
         return self.retry_after
 
 
-def counted_request(digest: str) -> tuple[tuple[int, int] | None, object]:
+def counted_request(
+    digest: str, counts: Sequence[str] = ()
+) -> tuple[tuple[int, int] | None, object, dict[str, int]]:
     """The window of the key of `digest` counted (its count, this request included, and the
-    seconds until it ends; None when no rate is set) and the keys' generation, in one round trip
-    to Redis. Counted before the key is known to exist: a secret that opens nothing fills a
-    window of the rate's period at most."""
+    seconds until it ends; None when no rate is set), the keys' generation, and the integer
+    counts kept in the cache under the names `counts` (0 for one absent), in one round trip to
+    Redis. Counted before the key is known to exist: a secret that opens nothing fills a window
+    of the rate's period at most."""
     throttle = MerchantKeyThrottle()
     if throttle.rate is None:
-        return None, cache.get(GENERATION)
-    count, seconds, generation = _counted_and_read(
-        throttle.key_of(digest), throttle.duration, GENERATION
+        values = cache.get_many([GENERATION, *counts])
+        return None, values.get(GENERATION), {name: values.get(name, 0) for name in counts}
+    count, seconds, generation, values = _counted_and_read(
+        throttle.key_of(digest), throttle.duration, GENERATION, counts
     )
-    return (count, seconds), generation
+    return (count, seconds), generation, values
 
 
 def _counted(key: str, seconds: int) -> tuple[int, int]:
     """The count of the window of `key`, this request included, and the seconds until the
     window ends."""
-    count, seconds, _ = _counted_and_read(key, seconds, None)
+    count, seconds, _, _ = _counted_and_read(key, seconds, None, ())
     return count, seconds
 
 
-def _counted_and_read(key: str, seconds: int, read: str | None) -> tuple[int, int, object]:
-    """`_counted`, and the cached value of `read` (None without it) in the same round trip. On
-    Redis, the value read is the bytes Redis holds: compared, never decoded."""
+def _counted_and_read(
+    key: str, seconds: int, read: str | None, counts: Sequence[str]
+) -> tuple[int, int, object, dict[str, int]]:
+    """`_counted`, the cached value of `read` (None without it) and the counts of `counts`, in
+    the same round trip. On Redis, the value read is the bytes Redis holds: compared, never
+    decoded; a count is stored by Django's cache as its digits (an int is not pickled)."""
     backend = getattr(cache, "_cache", None)
     if isinstance(backend, RedisCacheClient):
-        # Open the window if none is open, count, read its end: three commands, one round trip.
-        # INCR keeps the expiry SET gave; the count is an integer, as Django's cache stores one.
+        # Open the window if none is open, count, read its end (and what else is asked): one
+        # round trip. INCR keeps the expiry SET gave; the count is an integer, as Django's
+        # cache stores one.
         name = cache.make_and_validate_key(key)
         pipeline = backend.get_client(name, write=True).pipeline(transaction=False)
         pipeline.set(name, 0, ex=seconds, nx=True)
         pipeline.incr(name)
         pipeline.ttl(name)
-        if read is not None:
-            pipeline.get(cache.make_and_validate_key(read))
-        _opened, count, ttl, *value = pipeline.execute()
+        reads = [read] if read is not None else []
+        reads += counts
+        if reads:
+            pipeline.mget([cache.make_and_validate_key(each) for each in reads])
+        _opened, count, ttl, *read_values = pipeline.execute()
         if ttl == -1:
             # The window expired between SET and INCR, and INCR opened a new one without an
             # end: give it one, or the key would count forever and stay refused.
             backend.get_client(name, write=True).expire(name, seconds)
             ttl = seconds
-        return count, max(ttl, 1), value[0] if value else None
+        values = read_values[0] if read_values else []
+        value, counted = (values[0], values[1:]) if read is not None else (None, values)
+        found = {
+            name: int(raw) if raw is not None else 0
+            for name, raw in zip(counts, counted, strict=True)
+        }
+        return count, max(ttl, 1), value, found
     # Any other cache (the quick start's, in memory): the window's end is not kept, so a refused
     # client is told to wait the whole period, the most it may have to.
-    value = cache.get(read) if read is not None else None
+    values = cache.get_many([*([read] if read is not None else []), *counts])
+    value = values.get(read) if read is not None else None
+    found = {name: values.get(name, 0) for name in counts}
     cache.add(key, 0, timeout=seconds)
     try:
-        return cache.incr(key), seconds, value
+        return cache.incr(key), seconds, value, found
     except ValueError:  # the window ended between the two calls: this request opens the next
         cache.add(key, 1, timeout=seconds)
-        return 1, seconds, value
+        return 1, seconds, value, found

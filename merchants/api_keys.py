@@ -28,8 +28,9 @@ LOCAL_SECONDS = 10.0
 # Far more than the keys a platform has; a process never holds more (a flood of digests that
 # never were keys holds nothing: only a key found is held).
 _LOCAL_MAX = 10_000
-# digest -> (the generation read before the key was, when it stops being used, the key pickled)
-_local: dict[str, tuple[object, float, bytes]] = {}
+# digest -> (the generation read before the key was, when it stops being used, the key pickled,
+# its merchant's id)
+_local: dict[str, tuple[object, float, bytes, int]] = {}
 _UNREAD = object()
 
 
@@ -50,8 +51,22 @@ def api_key_active(digest: str, *, generation: object = _UNREAD) -> ApiKey | Non
         # so a row read before a revocation is never used after it.
         if len(_local) >= _LOCAL_MAX:
             _local.clear()
-        _local[digest] = (generation, time.monotonic() + LOCAL_SECONDS, _pickled(key))
+        _local[digest] = (
+            generation,
+            time.monotonic() + LOCAL_SECONDS,
+            _pickled(key),
+            key.merchant_id,
+        )
     return key
+
+
+def api_key_held_merchant(digest: str) -> int | None:
+    """The id of the merchant of the key of `digest` if this process holds the key, whatever
+    its generation: a hint, for a caller to read that merchant's counts in the round trip that
+    reads the generation, before the key is known to be valid. Never a key: only
+    api_key_active gives one."""
+    held = _local.get(digest)
+    return held[3] if held is not None else None
 
 
 def _pickled(key: ApiKey) -> bytes:

@@ -115,14 +115,67 @@ def test_on_redis_the_count_reads_the_keys_generation_in_the_same_round_trip(
     name = MerchantKeyThrottle().key_of(digest)
     cache.delete(name)
     try:
-        assert counted_request(digest) == ((1, 60), None)
+        assert counted_request(digest) == ((1, 60), None, {})
         cache.set(GENERATION, "g1", timeout=None)
-        window, generation = counted_request(digest)
+        window, generation, _ = counted_request(digest)
         cache.set(GENERATION, "g2", timeout=None)
-        _window, other = counted_request(digest)
+        cache.set("throttle_x", 7)
+        _window, other, counts = counted_request(digest, ["throttle_x", "throttle_r"])
     finally:
         cache.delete_many([GENERATION, name])
 
-    assert sent == [["SET", "INCRBY", "TTL", "GET"]] * 3
+    assert sent == [["SET", "INCRBY", "TTL", "MGET"]] * 3
     assert window[0] == 2 and 1 <= window[1] <= 60
     assert generation is not None and other not in (None, generation)
+    # The counts asked for, read in the same round trip; 0 for one the cache does not hold.
+    assert counts == {"throttle_x": 7, "throttle_r": 0}
+
+
+@pytest.mark.django_db
+def test_on_redis_a_code_payment_reads_the_guards_counts_with_the_rate(
+    redis_cache, api, beneficiary, food_pocket, settings, monkeypatch
+):
+    import redis
+
+    from merchant_api.code_guessing import code_guessing_keys
+    from wallet.payment_codes import payment_code_create
+
+    monkeypatch.setattr(MerchantKeyThrottle, "THROTTLE_RATES", {"merchant_key": "100/minute"})
+    settings.PAYMENT_CODE_FAILURES_PER_MERCHANT = 1
+    sent = []
+    original_pipeline, original_command = redis.client.Pipeline.execute, redis.Redis.execute_command
+
+    def pipelined(pipeline, *args, **kwargs):
+        sent.append([command[0][0] for command in pipeline.command_stack])
+        return original_pipeline(pipeline, *args, **kwargs)
+
+    def command(client, *args, **kwargs):
+        sent.append([args[0]])
+        return original_command(client, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipelined)
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+    code = payment_code_create(wallet=beneficiary.wallet)[1]
+    body = {"amount": 1_000, "currency": "EUR", "payment_code": code}
+    merchant_count, _platform_count = code_guessing_keys(api.merchant.pk)
+    try:
+        # The key held in memory (its first use, written on the key, drops what was held).
+        assert [api.read("/authorizations").status_code for _ in range(2)] == [200, 200]
+        # The merchant has sent its one wrong code of the window (as count_failure counts it).
+        cache.set(merchant_count, 1)
+        sent.clear()
+        refused = api.send("/authorizations", body)
+        round_trips = list(sent)
+        cache.delete(merchant_count)
+        paid = api.send("/authorizations", body)
+    finally:
+        cache.delete_many(code_guessing_keys(api.merchant.pk))
+
+    # The merchant's count, read with the key's rate, refuses the right code: one round trip
+    # to Redis for the request, no read of the guard's own.
+    assert (refused.status_code, refused.json()["error"]["code"]) == (
+        429, "payment_code_attempts_exceeded",
+    )  # fmt: skip
+    assert round_trips == [["SET", "INCRBY", "TTL", "MGET"]]
+    # And the count gone, the same code pays.
+    assert paid.status_code == 201
