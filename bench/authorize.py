@@ -220,7 +220,10 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         wallet = rng.choice(wallets)
         request = random_request(rng, places[merchant.pk])
         code = None if args.path == "authorize" else payment_code_create(wallet=wallet)[1]
-        t0, c0, b0 = time.perf_counter(), time.process_time(), harness.backend_cpu_seconds()
+        # The server's processor read outside the timed call: reading /proc is the
+        # benchmark's work, not the payment's.
+        b0 = harness.backend_cpu_seconds()
+        t0, c0 = time.perf_counter(), time.process_time()
         if code is None:
             decision = authorize(
                 request=request,

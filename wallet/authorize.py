@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import InsufficientFunds
-from core.one_statement import OneStatement, one_statement_available
+from core.one_statement import OneStatement, new_row, one_statement_available
 from engine.decide import Outcome, PocketState, decide
 from engine.periods import Usage
 from engine.request import AuthorizationRequest
@@ -179,7 +179,8 @@ def _decision(
     started: float,
 ) -> Decision:
     """The decision's row, not saved yet."""
-    return Decision(
+    return new_row(
+        Decision,
         idempotency_key=idempotency_key,
         fingerprint=digest,
         channel=request.channel,
@@ -377,7 +378,9 @@ def _decide_into(
     writes.insert(decision)
     for pocket_id, hold in holds:
         writes.insert(
-            DecisionHold(decision=decision, pocket_id=pocket_id, hold=hold, amount=hold.amount)
+            new_row(
+                DecisionHold, decision=decision, pocket_id=pocket_id, hold=hold, amount=hold.amount
+            )
         )
     return decision
 
