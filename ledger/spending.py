@@ -5,8 +5,8 @@ A hold's net is its amount while pending, its capture's amount minus that captur
 once captured, 0 once voided or expired; it counts in the day, month and year (Europe/Paris)
 of its created_at. The services move the rows by the change of each hold's net, in the same
 transaction (and on the hot path the same statement) as the transfer that changes it; verify()
-compares them with the scan; the migration that made the table and bench.scale fill them from
-the scan."""
+compares them with the scan; the migration that made the table fills them from the scan, and
+bench.scale from its own work table of payments through the same grouping (spending_from)."""
 
 from collections import defaultdict
 from collections.abc import Iterable
@@ -63,37 +63,40 @@ def spending_upsert(
     return sql, params
 
 
-# Each hold's net as it stands, from the hold, its resolution and that resolution's refunds:
-# what Spending keeps, computed again from the immutable transfers. `{where}` narrows the holds.
-HOLD_NETS = f"""
+def _hold_nets(*, refunded: str, refunds: str = "") -> str:
+    """Each hold's net as it stands, from the hold `h`, its resolution `r` and what that
+    resolution's refunds sum to (`refunded`, NULL for none; `refunds` the FROM items it needs,
+    if any): what Spending keeps, computed again from the immutable transfers. The one text of
+    the rule, for the paths that read a few holds and for the scan of every hold alike;
+    `{where}` narrows the holds."""
+    return f"""
     SELECT h.debit_account_id AS account_id, h.created_at,
            CASE WHEN r.id IS NULL THEN h.amount
-                WHEN r.kind = 'capture' THEN r.amount - COALESCE((
-                    SELECT SUM(f.amount) FROM {TRANSFERS} f WHERE f.refund_of_id = r.id
-                ), 0)
+                WHEN r.kind = 'capture' THEN r.amount - COALESCE({refunded}, 0)
                 ELSE 0 END AS net
-    FROM {TRANSFERS} h LEFT JOIN {TRANSFERS} r ON r.pending_transfer_id = h.id
+    FROM {TRANSFERS} h LEFT JOIN {TRANSFERS} r ON r.pending_transfer_id = h.id {refunds}
     WHERE h.is_pending AND {{where}}
 """
 
-# Spending as the holds make it, per row, on PostgreSQL: the scan grouped in the database (a
-# million people's holds would be millions of rows to bring back to Python). Each hold joined to
-# its resolution and to that resolution's refunds summed once (a lookup per capture was nine
-# million index probes at a million), grouped per day; the months and years summed from the
-# days (a few rows per account, not every hold again).
-EXPECTED_POSTGRESQL = f"""
-    WITH refunded AS (
-        SELECT refund_of_id, SUM(amount) AS amount FROM {TRANSFERS}
-        WHERE refund_of_id IS NOT NULL GROUP BY refund_of_id
-    ), days AS (
-        SELECT h.debit_account_id AS account_id,
-            (h.created_at AT TIME ZONE 'Europe/Paris')::date AS day,
-            SUM(CASE WHEN r.id IS NULL THEN h.amount
-                     WHEN r.kind = 'capture' THEN r.amount - COALESCE(f.amount, 0)
-                     ELSE 0 END) AS net
-        FROM {TRANSFERS} h LEFT JOIN {TRANSFERS} r ON r.pending_transfer_id = h.id
-        LEFT JOIN refunded f ON f.refund_of_id = r.id
-        WHERE h.is_pending
+
+# A few holds' nets (the pockets' usage, the hot path): each capture's refunds summed by a lookup
+# through the index on refund_of_id. A grouped subquery joined instead would be summed over every
+# refund of the ledger first: PostgreSQL does not push a join's condition into a GROUP BY.
+HOLD_NETS = _hold_nets(
+    refunded=f"(SELECT SUM(f.amount) FROM {TRANSFERS} f WHERE f.refund_of_id = r.id)"
+)
+
+
+def spending_from(nets: str) -> str:
+    """Spending per row, (account id, grain, start, net), on PostgreSQL, from `nets`, a query of
+    each hold's (account_id, created_at, net): grouped per account and Paris day, the months and
+    years summed from the days (a few rows per account, not every hold again). Also how
+    bench.scale fills the table from its own work table of payments."""
+    return f"""
+    WITH days AS (
+        SELECT n.account_id, (n.created_at AT TIME ZONE 'Europe/Paris')::date AS day,
+            SUM(n.net) AS net
+        FROM ({nets}) n
         GROUP BY 1, 2
     )
     SELECT account_id, 'day', day, net FROM days
@@ -104,6 +107,21 @@ EXPECTED_POSTGRESQL = f"""
     SELECT account_id, 'year', date_trunc('year', day)::date, SUM(net) FROM days
     GROUP BY account_id, date_trunc('year', day)
 """
+
+
+# Spending as the holds make it, per row, on PostgreSQL: the scan grouped in the database (a
+# million people's holds would be millions of rows to bring back to Python). Each hold joined to
+# its resolution and to that resolution's refunds summed once (a lookup per capture was nine
+# million index probes at a million).
+EXPECTED_POSTGRESQL = spending_from(
+    _hold_nets(
+        refunded="f.amount",
+        refunds=f"""LEFT JOIN (
+            SELECT refund_of_id, SUM(amount) AS amount FROM {TRANSFERS}
+            WHERE refund_of_id IS NOT NULL GROUP BY refund_of_id
+        ) f ON f.refund_of_id = r.id""",
+    ).format(where="TRUE")
+)
 
 
 def expected_rows(connection: BaseDatabaseWrapper) -> dict[tuple[int, str, date], int]:
