@@ -70,8 +70,8 @@ def _spending_moved_in(writes: OneStatement, changes: Sequence[Change]) -> None:
 
 def spending_rebuild() -> None:
     """Spending made again from the scan of every hold (ledger/spending.py): for the migration
-    that made the table and for bench.scale, which writes its transfers with COPY. Run where no
-    payment writes at the same time."""
+    that made the table and for bench/pg_cost.py, which writes its transfers in bulk. Run where
+    no payment writes at the same time."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {SPENDING}")
