@@ -306,7 +306,7 @@ def _payments_copy_sql() -> str:
     PaymentResource renders them, each empty cell as NULL. Each of the period's decisions reads
     its wallet's pockets of the program, and the verdicts of its trace (whether it asked one of
     them, and why the first that refused did); what those pockets approved, captured and
-    refunded comes from its holds on them, not from its split."""
+    refunded comes from one pass over its holds on them, not from its split."""
     pocket, allocation = Pocket._meta.db_table, Allocation._meta.db_table
     hold, transfer = DecisionHold._meta.db_table, Transfer._meta.db_table
     exponent = "coalesce((%(exponents)s::jsonb ->> d.currency)::int, 2)"
@@ -330,17 +330,17 @@ def _payments_copy_sql() -> str:
     ]
     select = ", ".join(f"nullif({column}, '')" for column in columns)
     return (
-        f"SELECT {select} FROM {Decision._meta.db_table} d "
-        # The wallet's pockets of the program, a few index lookups per decision: grouping the
-        # decisions joined to them instead sorted each decision's whole row, JSON included.
-        "CROSS JOIN LATERAL (SELECT array_agg(p.id) AS ids "
-        f"FROM {pocket} p JOIN {allocation} a ON a.id = p.allocation_id "
-        "WHERE p.wallet_id = d.wallet_id AND a.program_id = %(program)s) pockets "
+        f"SELECT {select} FROM (SELECT d.id, d.reference, d.decided_at, d.request, d.trace, "
+        "d.currency, d.amount, d.status, d.reason, array_agg(p.id) AS pockets "
+        f"FROM {Decision._meta.db_table} d JOIN {pocket} p ON p.wallet_id = d.wallet_id "
+        f"JOIN {allocation} a ON a.id = p.allocation_id "
+        "WHERE a.program_id = %(program)s "
+        "AND d.decided_at >= %(since)s AND d.decided_at < %(until)s GROUP BY d.id) d "
         # Asked of one of the program's pockets; the first of them that refused, and why.
         "CROSS JOIN LATERAL (SELECT count(*) AS asked, (array_agg(v.value ->> 'reason' "
         "ORDER BY v.n) FILTER (WHERE NOT (v.value ->> 'eligible')::boolean))[1] AS refused "
         "FROM jsonb_array_elements(d.trace -> 'verdicts') WITH ORDINALITY v(value, n) "
-        "WHERE (v.value ->> 'pocket_id')::bigint = ANY (pockets.ids)) verdicts "
+        "WHERE (v.value ->> 'pocket_id')::bigint = ANY (d.pockets)) verdicts "
         # One pass over the decision's holds on those pockets. Its first hold on a pocket is
         # its split's part there (a partial reversal adds the hold that keeps the rest, for the
         # same pocket); a hold has one capture at most, which the refunds name.
@@ -350,11 +350,11 @@ def _payments_copy_sql() -> str:
         "coalesce(sum(r.amount), 0)::bigint AS refunded "
         "FROM (SELECT h.hold_id, h.amount, h.id = min(h.id) OVER (PARTITION BY h.pocket_id) "
         f"AS first FROM {hold} h "
-        "WHERE h.decision_id = d.id AND h.pocket_id = ANY (pockets.ids)) h "
+        "WHERE h.decision_id = d.id AND h.pocket_id = ANY (d.pockets)) h "
         f"LEFT JOIN {transfer} c ON c.pending_transfer_id = h.hold_id AND c.kind = %(capture)s "
         f"LEFT JOIN LATERAL (SELECT sum(r.amount) AS amount FROM {transfer} r "
         "WHERE r.refund_of_id = c.id AND r.kind = %(refund)s) r ON true) moved "
-        "WHERE d.decided_at >= %(since)s AND d.decided_at < %(until)s AND verdicts.asked > 0 "
+        "WHERE verdicts.asked > 0 "
         "ORDER BY d.decided_at, d.id"
     )
 
