@@ -6,8 +6,8 @@ a card, an enrolment and an eligibility profile each, three pockets each (3,000,
 with their ledger accounts and ALLOCATE transfers) and ten past payments each (10,000,000
 decisions, each with its hold, its decision hold and, for nine in ten, its capture or void with
 the capture's entries); the running balances and the pockets' spending per period are made
-from the same work table of payments, so `ledger verify` holds. The funder, its three programs (funded through the services) and the merchants are made
-through the services first.
+from the same work table of payments, so `ledger verify` holds. The funder, its three programs
+(funded through the services) and the merchants are made through the services first.
 
 Then it times, each figure beside its target, every SQL statement of the measured work captured
 and its plan checked with EXPLAIN (a sequential scan on a hot table is named; it fails the run
