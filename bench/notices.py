@@ -30,7 +30,8 @@ import time
 
 from bench import harness
 
-IDLE_SECONDS = 10.0
+# A worker idle costs less processor a second than this (seconds): it is done starting.
+IDLE_RATE = 0.02
 
 
 def build(people: int):
@@ -56,6 +57,19 @@ def build(people: int):
     return campaign_create(program=program, name="Hiver", amount=5_000, validity_days=8)
 
 
+def settled(pid: int) -> float:
+    """Wait until the worker of process group `pid` is done starting (a second of it costs
+    under IDLE_RATE of processor, at most a minute); returns its last second's processor."""
+    deadline = time.monotonic() + 60
+    last = harness.process_group_cpu(pid)
+    while True:
+        time.sleep(1)
+        now = harness.process_group_cpu(pid)
+        if now - last < IDLE_RATE or time.monotonic() > deadline:
+            return now - last
+        last = now
+
+
 def measured(bench: harness.Bench, label: str, writer, kind: str, timeout: float) -> bool:
     """Run `writer` with one worker started and idle, and print the figures of its messages of
     `kind`. Whether every message was sent."""
@@ -70,11 +84,8 @@ def measured(bench: harness.Bench, label: str, writer, kind: str, timeout: float
 
     worker = bench.start_celery(concurrency=1)
     try:
-        time.sleep(IDLE_SECONDS)  # its start-up done
-        idle_from = harness.process_group_cpu(worker.pid)
-        time.sleep(IDLE_SECONDS / 2)
+        idle_rate = settled(worker.pid)
         start = harness.process_group_cpu(worker.pid)
-        idle_rate = (start - idle_from) / (IDLE_SECONDS / 2)
 
         before_task_publish.connect(count, weak=False)
         started = time.monotonic()
