@@ -3,7 +3,7 @@ batch's messages after the drain's commit (not a task each), sent one after the 
 email connection and one SMS client, each message's failure its own and tried again on its own
 as before."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,10 +13,12 @@ from django.utils import timezone
 
 from funders.campaigns import campaign_create, campaign_run, proposal_accept_many
 from funders.models import CampaignRun, EligibilityCriterion, Proposal
+from funders.nonuse import nonuse_detect
 from funders.services import allocation_grant_many, beneficiary_enrol
 from merchants.payments import payment_authorize
 from notifications import services, tasks
 from tests.factories import BeneficiaryFactory, make_allocation, make_payment_code, make_program
+from wallet.models import Aidant
 from wallet.models.notifications import Notification
 
 pytestmark = pytest.mark.django_db
@@ -289,3 +291,32 @@ def test_the_expiry_reminders_leave_in_batches(
     reminded = messages_of(Notification.Kind.EXPIRY_REMINDER)
     assert len(reminded) == 6
     assert handed == [("batch", reminded)]
+
+
+def test_non_use_tells_everyone_found_and_their_aidants_in_batches(
+    funder, handed, time_machine, django_capture_on_commit_callbacks
+):
+    start = datetime(2026, 10, 1, 10, tzinfo=PARIS)
+    time_machine.move_to(start, tick=False)
+    program = make_program(funder=funder)
+    program.nonuse_idle_days = 14
+    program.save()
+    people = reachable(2)
+    for person in people:
+        make_allocation(program=program, beneficiary=person, valid_from=start, days=90)
+    Aidant.objects.create(
+        wallet=people[0].wallet, name="CCAS", contact="aidant@example.org", channel="email"
+    )
+    handed.clear()
+    time_machine.move_to(start + timedelta(days=14), tick=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert nonuse_detect(now=timezone.now()) == 2
+    told = list(
+        Notification.objects.filter(
+            kind__in=[Notification.Kind.NON_USE, Notification.Kind.NON_USE_AIDANT]
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    assert len(told) == 5  # each person's email and SMS, and the aidant's email
+    assert handed == [("batch", told)]
