@@ -1,7 +1,8 @@
-"""The messages the drain writes for people it can reach leave in batches: one task for the
-batch's messages after the drain's commit (not a task each), sent one after the other on one
-email connection and one SMS client, each message's failure its own and tried again on its own
-as before."""
+"""The messages leave in batches: one task for the messages the drain's batch writes after its
+commit (not a task each), one for an event's channels, and one per SEND_BATCH for the loops that
+write many (a campaign's grants, grants made together, the expiry reminders, non-use), sent one
+after the other on one email connection and one SMS client, each message's failure its own and
+tried again on its own as before."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
