@@ -314,7 +314,7 @@ def parts(rounds: int) -> None:
         return
     data = represented(AuthorizationOutput, decision)
     guard = PaymentCodeGuessing(merchant)
-    windows = (guard.merchant_window.key, guard.platform_window.key)
+    windows = guard.windows.keys
     pairs = {
         "answer's serializer": (
             lambda: AuthorizationOutput(decision).data,

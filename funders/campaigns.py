@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from simple_history.utils import bulk_update_with_history
 
+from core import after_commit
 from core.errors import DomainError, InsufficientFunds, InvalidState
 from core.money import format_money, validate_amount
 from core.time import end_of_day
@@ -557,18 +558,20 @@ def proposal_accept_many(
     program's money runs out: there it stops, grants nothing more, and says how far it went."""
     result = AcceptanceResult()
     ordered = sorted(proposals, key=lambda proposal: (proposal.created_at, proposal.pk))
-    for index, proposal in enumerate(ordered):
-        try:
-            result.accepted.append(proposal_accept(proposal=proposal, by=by))
-        except InsufficientFunds as error:
-            result.left = len(ordered) - index
-            result.stopped = _(
-                "Stopped at the program's funds after %(accepted)s acceptances: %(left)s "
-                "proposals are still waiting. %(why)s"
-            ) % {"accepted": len(result.accepted), "left": result.left, "why": error.message}
-            break
-        except DomainError as error:
-            result.refused.append((proposal, str(error.message)))
+    # The grants' messages leave in batches as the grants commit, not a task each.
+    with after_commit.together():
+        for index, proposal in enumerate(ordered):
+            try:
+                result.accepted.append(proposal_accept(proposal=proposal, by=by))
+            except InsufficientFunds as error:
+                result.left = len(ordered) - index
+                result.stopped = _(
+                    "Stopped at the program's funds after %(accepted)s acceptances: %(left)s "
+                    "proposals are still waiting. %(why)s"
+                ) % {"accepted": len(result.accepted), "left": result.left, "why": error.message}
+                break
+            except DomainError as error:
+                result.refused.append((proposal, str(error.message)))
     return result
 
 

@@ -27,6 +27,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 
+from core import after_commit
 from core.errors import DomainError, InsufficientFunds, InvalidState
 from core.money import euros_to_cents, format_money
 from core.time import end_of_day, start_of_day
@@ -504,9 +505,10 @@ class AllocationImportSteps(ImportSteps):
         )
 
     def write(self, allocation_import: AllocationImport, rows: list[Row]) -> tuple[str, ...]:
-        for row in rows:
-            if not _skipped(row, allocation_import):
-                _grant(row, program=allocation_import.program, by=allocation_import.created_by)
+        with after_commit.together():  # the grants' messages in batches, not a task each
+            for row in rows:
+                if not _skipped(row, allocation_import):
+                    _grant(row, program=allocation_import.program, by=allocation_import.created_by)
         return ()
 
     def refusal(self, allocation_import: AllocationImport, exc: DomainError) -> str:

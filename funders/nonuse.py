@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
+from core import after_commit
 from funders.models import (
     Allocation,
     BeneficiaryProfile,
@@ -78,11 +79,13 @@ def nonuse_detect(*, now: datetime | None = None) -> int:
             (episode.allocation_id, episode.kind): episode
             for episode in NonUseEpisode.objects.filter(program=program, closed_at__isnull=True)
         }
-        for allocation in allocations.iterator(chunk_size=500):
-            for kind in _found(program, allocation, now):
-                if open_episodes.pop((allocation.pk, kind), None) is None:
-                    _open(program, allocation, kind, now)
-                    opened += 1
+        # Each episode opens in a transaction of its own; their messages leave in batches.
+        with after_commit.together():
+            for allocation in allocations.iterator(chunk_size=500):
+                for kind in _found(program, allocation, now):
+                    if open_episodes.pop((allocation.pk, kind), None) is None:
+                        _open(program, allocation, kind, now)
+                        opened += 1
         # What is left open was not found again (a payment, or the aid ended).
         NonUseEpisode.objects.filter(pk__in=[e.pk for e in open_episodes.values()]).update(
             closed_at=now

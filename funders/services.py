@@ -20,6 +20,7 @@ from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_update_with_history
 
+from core import after_commit
 from core.errors import CurrencyMismatch, DomainError, InsufficientFunds, InvalidState
 from core.money import format_money, validate_amount
 from core.time import PARIS
@@ -478,18 +479,19 @@ def allocation_grant_many(
                 available=float_account.available,
                 needed=needed,
             )
-        return [
-            allocation_create(
-                program=program,
-                beneficiary=beneficiary,
-                amount=amount,
-                valid_from=valid_from,
-                valid_until=valid_until,
-                idempotency_key=f"{key_prefix}:{beneficiary.pk}",
-                by=by,
-            )
-            for beneficiary in beneficiaries
-        ]
+        with after_commit.together():  # the grants' messages in batches, not a task each
+            return [
+                allocation_create(
+                    program=program,
+                    beneficiary=beneficiary,
+                    amount=amount,
+                    valid_from=valid_from,
+                    valid_until=valid_until,
+                    idempotency_key=f"{key_prefix}:{beneficiary.pk}",
+                    by=by,
+                )
+                for beneficiary in beneficiaries
+            ]
 
 
 def recurring_run_date(schedule: RecurringAllocation, run: int) -> date:

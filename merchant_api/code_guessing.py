@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -58,9 +59,21 @@ class _Window:
             return 1
 
 
-def _windows(merchant_id: int) -> tuple[_Window, _Window]:
+class _Windows(NamedTuple):
+    """The merchant's window and the platform's, at one instant."""
+
+    merchant: _Window
+    platform: _Window
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        """The cache keys of the two counts PaymentCodeGuessing.check() reads."""
+        return self.merchant.key, self.platform.key
+
+
+def _windows(merchant_id: int) -> _Windows:
     """The merchant's window and the platform's, at this instant."""
-    return (
+    return _Windows(
         _Window(f"merchant:{merchant_id}", settings.PAYMENT_CODE_FAILURE_WINDOW_SECONDS),
         _Window("platform", settings.PAYMENT_CODE_PLATFORM_FAILURE_WINDOW_SECONDS),
     )
@@ -69,8 +82,7 @@ def _windows(merchant_id: int) -> tuple[_Window, _Window]:
 def code_guessing_keys(merchant_id: int) -> tuple[str, str]:
     """The keys of the counts PaymentCodeGuessing.check() reads for the merchant of this id,
     before the merchant is read: for the request's first round trip to read them."""
-    merchant_window, platform_window = _windows(merchant_id)
-    return merchant_window.key, platform_window.key
+    return _windows(merchant_id).keys
 
 
 class PaymentCodeGuessing:
@@ -79,39 +91,38 @@ class PaymentCodeGuessing:
 
     def __init__(self, merchant: Merchant):
         self.merchant = merchant
-        self.merchant_window, self.platform_window = _windows(merchant.pk)
-
-    @property
-    def keys(self) -> tuple[str, str]:
-        """The cache keys of the two counts check() reads (this instant's windows)."""
-        return self.merchant_window.key, self.platform_window.key
+        # One instant for the whole request: the keys read are those counted.
+        self.windows = _windows(merchant.pk)
 
     def check(self, read: Mapping[str, int] = MappingProxyType({})) -> None:
         """Refuse when a count is at its limit. `read`: counts already read by this request,
         by cache key (merchant_api/throttles.py: `counted_request`, in the round trip of the
-        key's rate); when they are not those of `keys` (the key's first request in this
-        process, a window that turned in between), both are read here, in one round trip."""
-        counts = read if all(key in read for key in self.keys) else cache.get_many(self.keys)
-        if counts.get(self.merchant_window.key, 0) >= settings.PAYMENT_CODE_FAILURES_PER_MERCHANT:
+        key's rate); when they are not those of this request's windows (the key's first
+        request in this process, a window that turned in between), both are read here, in one
+        round trip."""
+        keys = self.windows.keys
+        counts = read if all(key in read for key in keys) else cache.get_many(keys)
+        merchant_window, platform_window = self.windows
+        if counts.get(merchant_window.key, 0) >= settings.PAYMENT_CODE_FAILURES_PER_MERCHANT:
             raise MerchantCodeGuessingThrottled(
-                field="payment_code", retry_after=self.merchant_window.retry_after
+                field="payment_code", retry_after=merchant_window.retry_after
             )
-        if counts.get(self.platform_window.key, 0) >= settings.PAYMENT_CODE_FAILURES_PLATFORM:
+        if counts.get(platform_window.key, 0) >= settings.PAYMENT_CODE_FAILURES_PLATFORM:
             raise PlatformCodeGuessingThrottled(
-                field="payment_code", retry_after=self.platform_window.retry_after
+                field="payment_code", retry_after=platform_window.retry_after
             )
 
     def count_failure(self) -> None:
         limit = settings.PAYMENT_CODE_FAILURES_PER_MERCHANT
-        if self.merchant_window.add_one() == limit:
+        merchant_window, platform_window = self.windows
+        if merchant_window.add_one() == limit:
             merchant_flag(
                 merchant=self.merchant,
-                reason=f"sent {limit} wrong payment codes within "
-                f"{self.merchant_window.seconds} seconds",
+                reason=f"sent {limit} wrong payment codes within {merchant_window.seconds} seconds",
             )
-        if self.platform_window.add_one() == settings.PAYMENT_CODE_FAILURES_PLATFORM:
+        if platform_window.add_one() == settings.PAYMENT_CODE_FAILURES_PLATFORM:
             logger.warning(
                 "payment codes paused for every merchant: %s wrong codes within %s seconds",
                 settings.PAYMENT_CODE_FAILURES_PLATFORM,
-                self.platform_window.seconds,
+                platform_window.seconds,
             )

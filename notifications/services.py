@@ -7,9 +7,7 @@ database, which the console backends keep short)."""
 import functools
 import logging
 import re
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -22,7 +20,7 @@ from django.utils import timezone, translation
 from django.utils.functional import lazy
 from django.utils.text import Truncator
 
-from core import metrics
+from core import after_commit, metrics
 from core.french import for_sentence
 from core.money import format_money
 from core.one_statement import OneStatement
@@ -113,40 +111,19 @@ def _render(kind: str, channel: str, context: dict[str, Any]) -> tuple[str, str]
     return subject, _BLANK_LINES.sub("\n\n", lines) + "\n"
 
 
-# The messages written inside _sent_together(), gathered to be sent in batches.
-_gathered: ContextVar[list[int] | None] = ContextVar("notifications_gathered", default=None)
-# A task sends at most this many of them, on one email connection and one SMS client.
+# A task sends at most this many messages, on one email connection and one SMS client.
 SEND_BATCH = 50
 
 
 def _queue(notification_id: int) -> None:
-    gathered = _gathered.get()
-    if gathered is not None:
-        # On the commit of the savepoint that wrote the row: a notice whose savepoint rolls
-        # back leaves nothing to send.
-        transaction.on_commit(lambda: gathered.append(notification_id))
-        return
-    # robust: the event's transaction has committed; a broker that is down must not turn it
-    # into an error. The row stays due and send_due_notifications queues it again.
-    transaction.on_commit(lambda: tasks.send_notification.delay(notification_id), robust=True)
+    """Have the message sent once the surrounding transaction commits: by one
+    tasks.send_notifications for each SEND_BATCH of the messages written in the same
+    core.after_commit.together() block (an event's channels, a loop's people), one
+    publish and one connection to each provider for the batch."""
+    after_commit.hand_over(notification_id, to=notifications_queue, size=SEND_BATCH)
 
 
-@contextmanager
-def _sent_together() -> Iterator[None]:
-    """The messages written in the block are sent after the surrounding transaction commits by
-    one task for each SEND_BATCH of them (tasks.send_notifications), instead of a task each:
-    one publish and one connection to each provider for the batch. Inside an atomic block."""
-    gathered: list[int] = []
-    token = _gathered.set(gathered)
-    try:
-        yield
-    finally:
-        _gathered.reset(token)
-    # Registered last, so run after the callbacks that gathered the rows.
-    transaction.on_commit(lambda: notifications_queue(notification_ids=gathered), robust=True)
-
-
-def notifications_queue(*, notification_ids: list[int]) -> None:
+def notifications_queue(notification_ids: list[int]) -> None:
     """Hand these notifications to the workers, SEND_BATCH to a task."""
     for start in range(0, len(notification_ids), SEND_BATCH):
         tasks.send_notifications.delay(notification_ids[start : start + SEND_BATCH])
@@ -191,32 +168,35 @@ def notify(
 
     allowed = channels_allowed(beneficiary=beneficiary, kind=kind)
     notifications = []
-    for channel, recipient in contacts:
-        dedupe_key = f"{kind}:{key}:{channel}"
-        existing = Notification.objects.filter(dedupe_key=dedupe_key).first()
-        if existing is not None:
-            notifications.append(existing)
-            continue
-        if not allowed[channel] or _sms_refused(kind, channel, recipient):
-            reason = Notification.SkipReason.OPTED_OUT
-        elif channel == Channel.PUSH and not push_enabled():
-            reason = Notification.SkipReason.PUSH_DISABLED
-        else:
-            reason = None
-        if reason is not None:
-            notifications.append(_skipped(beneficiary, kind, key, channel, funder, reason))
-            continue
-        notifications.append(
-            _outbox_put(
-                beneficiary=beneficiary,
-                funder=funder,
-                kind=kind,
-                key=key,
-                channel=channel,
-                recipient=recipient,
-                context={**context, "beneficiary": beneficiary},
+    # The event's messages leave together (one task for its email and SMS), and with those
+    # of the loop around it when it opened a block.
+    with after_commit.together():
+        for channel, recipient in contacts:
+            dedupe_key = f"{kind}:{key}:{channel}"
+            existing = Notification.objects.filter(dedupe_key=dedupe_key).first()
+            if existing is not None:
+                notifications.append(existing)
+                continue
+            if not allowed[channel] or _sms_refused(kind, channel, recipient):
+                reason = Notification.SkipReason.OPTED_OUT
+            elif channel == Channel.PUSH and not push_enabled():
+                reason = Notification.SkipReason.PUSH_DISABLED
+            else:
+                reason = None
+            if reason is not None:
+                notifications.append(_skipped(beneficiary, kind, key, channel, funder, reason))
+                continue
+            notifications.append(
+                _outbox_put(
+                    beneficiary=beneficiary,
+                    funder=funder,
+                    kind=kind,
+                    key=key,
+                    channel=channel,
+                    recipient=recipient,
+                    context={**context, "beneficiary": beneficiary},
+                )
             )
-        )
     return notifications
 
 
@@ -609,7 +589,7 @@ def _notices_drain(
             notices = list(queryset.select_for_update(skip_locked=True, of=("self",))[:batch_size])
             done = told_at_once(notices) if told_at_once is not None else set()
             failures = []
-            with _sent_together():
+            with after_commit.together():
                 for notice in notices:
                     if notice.pk in done:
                         continue
@@ -912,9 +892,12 @@ def expiry_reminders_notify() -> int:
         .order_by("allocation__valid_until", "pk")
     )
     count = 0
-    for pocket in due.iterator(chunk_size=500):
-        pocket_expiry_notify(pocket=pocket)
-        count += 1
+    # Each pocket's reminder in a transaction of its own, their messages handed to the workers
+    # SEND_BATCH to a task as their transactions commit.
+    with after_commit.together():
+        for pocket in due.iterator(chunk_size=500):
+            pocket_expiry_notify(pocket=pocket)
+            count += 1
     return count
 
 
@@ -935,19 +918,20 @@ def contact_change_notify(*, change: ContactChangeRequest) -> list[Notification]
         "field": change.field,
         "new": masked(change.new_value) if change.new_value else "",
     }
-    return [
-        _outbox_put(
-            beneficiary=person,
-            funder=None,
-            kind=Notification.Kind.CONTACT_CHANGED,
-            key=str(change.pk),
-            channel=channel,
-            recipient=recipient,
-            context=context,
-        )
-        for channel, recipient in ((Channel.EMAIL, email), (Channel.SMS, phone))
-        if recipient
-    ]
+    with after_commit.together():  # the email and the SMS in one task
+        return [
+            _outbox_put(
+                beneficiary=person,
+                funder=None,
+                kind=Notification.Kind.CONTACT_CHANGED,
+                key=str(change.pk),
+                channel=channel,
+                recipient=recipient,
+                context=context,
+            )
+            for channel, recipient in ((Channel.EMAIL, email), (Channel.SMS, phone))
+            if recipient
+        ]
 
 
 def nonuse_notify(*, episode) -> list[Notification]:
@@ -970,23 +954,25 @@ def nonuse_notify(*, episode) -> list[Notification]:
         "nearby": ", ".join(shop.merchant.trade_name for shop in nearby.shops),
     }
     funder = allocation.program.funder
-    sent = notify(
-        beneficiary=beneficiary,
-        kind=Notification.Kind.NON_USE,
-        key=str(episode.pk),
-        funder=funder,
-        context=context,
-    )
-    for aidant in Aidant.objects.filter(wallet__beneficiary=beneficiary, revoked_at__isnull=True):
-        sent.append(
-            _outbox_put(
-                beneficiary=beneficiary,
-                funder=funder,
-                kind=Notification.Kind.NON_USE_AIDANT,
-                key=f"{episode.pk}:{aidant.pk}",
-                channel=aidant.channel,
-                recipient=aidant.contact,
-                context={**context, "beneficiary": beneficiary, "aidant": aidant},
-            )
+    with after_commit.together():  # the person's messages and their aidants' in one task
+        sent = notify(
+            beneficiary=beneficiary,
+            kind=Notification.Kind.NON_USE,
+            key=str(episode.pk),
+            funder=funder,
+            context=context,
         )
+        aidants = Aidant.objects.filter(wallet__beneficiary=beneficiary, revoked_at__isnull=True)
+        for aidant in aidants:
+            sent.append(
+                _outbox_put(
+                    beneficiary=beneficiary,
+                    funder=funder,
+                    kind=Notification.Kind.NON_USE_AIDANT,
+                    key=f"{episode.pk}:{aidant.pk}",
+                    channel=aidant.channel,
+                    recipient=aidant.contact,
+                    context={**context, "beneficiary": beneficiary, "aidant": aidant},
+                )
+            )
     return sent

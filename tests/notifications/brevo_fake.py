@@ -68,9 +68,9 @@ class BrevoFake:
         return 404, {"code": "not_found", "message": "Not found"}
 
 
-@pytest.fixture
-def brevo_fake(settings):
-    fake = BrevoFake()
+def serve(fake: BrevoFake) -> ThreadingHTTPServer:
+    """Answer Brevo's calls for `fake` on 127.0.0.1, from a thread, until the server returned
+    is shut down; sets `fake.url`. Also what bench/notices.py sends its messages to."""
 
     class Handler(BaseHTTPRequestHandler):
         # Keeps the connection open between requests, as Brevo's servers do.
@@ -95,9 +95,15 @@ def brevo_fake(settings):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     fake.url = f"http://127.0.0.1:{server.server_port}/v3/"
+    return server
+
+
+@pytest.fixture
+def brevo_fake(settings):
+    fake = BrevoFake()
+    server = serve(fake)
     settings.BREVO_API_URL = fake.url
     settings.BREVO_API_KEY = API_KEY
     settings.SMS_BACKEND = "notifications.brevo.BrevoSMSBackend"

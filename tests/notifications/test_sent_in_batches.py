@@ -1,22 +1,32 @@
-"""The messages the drain writes for people it can reach leave in batches: one task for the
-batch's messages after the drain's commit (not a task each), sent one after the other on one
-email connection and one SMS client, each message's failure its own and tried again on its own
-as before."""
+"""The messages leave in batches: one task for the messages the drain's batch writes after its
+commit (not a task each), one for an event's channels, and one per SEND_BATCH for the loops that
+write many (a campaign's grants, grants made together, the expiry reminders, non-use), sent one
+after the other on one email connection and one SMS client, each message's failure its own and
+tried again on its own as before."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemEmailBackend
 from django.utils import timezone
 
+from funders.campaigns import campaign_create, campaign_run, proposal_accept_many
+from funders.models import CampaignRun, EligibilityCriterion, Proposal
+from funders.nonuse import nonuse_detect
+from funders.services import allocation_grant_many, beneficiary_enrol
 from merchants.payments import payment_authorize
 from notifications import services, tasks
 from tests.factories import BeneficiaryFactory, make_allocation, make_payment_code, make_program
+from wallet.models import Aidant
 from wallet.models.notifications import Notification
 
 pytestmark = pytest.mark.django_db
 
 Channel = Notification.Channel
 Status = Notification.Status
+PARIS = ZoneInfo("Europe/Paris")
 PAYMENTS = [Notification.Kind.PAYMENT_APPROVED, Notification.Kind.PAYMENT_DECLINED]
 
 
@@ -179,3 +189,135 @@ def test_the_sweep_queues_lost_messages_in_batches(funder, merchant, handed, tim
     assert due  # the grants' messages, whose tasks never ran here
     assert tasks.send_due_notifications() == len(due)
     assert handed == [("batch", due)]
+
+
+# The other writers of messages: a grant, a campaign's grants, the expiry reminders, non-use.
+
+
+def reachable(count: int) -> list:
+    return [
+        BeneficiaryFactory(email=f"reached{n}@example.org", phone=f"+3361234570{n}")
+        for n in range(count)
+    ]
+
+
+def messages_of(kind: str) -> list[int]:
+    return list(Notification.objects.filter(kind=kind).order_by("pk").values_list("pk", flat=True))
+
+
+def test_one_grant_hands_its_email_and_sms_over_in_one_task(
+    funder, handed, django_capture_on_commit_callbacks
+):
+    person = reachable(1)[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        make_allocation(program=make_program(funder=funder), beneficiary=person)
+    granted = messages_of(Notification.Kind.ALLOCATION_GRANTED)
+    assert len(granted) == 2
+    assert handed == [("batch", granted)]
+
+
+def test_a_campaigns_grants_leave_in_batches_as_each_one_commits(
+    funder, handed, monkeypatch, django_capture_on_commit_callbacks
+):
+    """proposal_accept_many grants each proposal in a transaction of its own: their messages
+    are handed over SEND_BATCH at a time as those commit, the rest at the end, not a task
+    each."""
+    monkeypatch.setattr(services, "SEND_BATCH", 4)
+    program = make_program(funder=funder)
+    EligibilityCriterion.objects.create(program=program, kind="departement", values=["38"])
+    campaign = campaign_create(program=program, name="Hiver", amount=5_000)
+    for person in reachable(3):
+        beneficiary_enrol(funder=funder, beneficiary=person)
+    campaign_run(campaign=campaign, trigger=CampaignRun.Trigger.ON_DEMAND)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = proposal_accept_many(proposals=Proposal.objects.filter(campaign=campaign), by=None)
+    assert len(result.accepted) == 3
+    granted = messages_of(Notification.Kind.ALLOCATION_GRANTED)
+    assert len(granted) == 6
+    assert handed == [("batch", granted[:4]), ("batch", granted[4:])]
+
+
+def test_a_failed_grant_hands_nothing_and_the_others_still_leave(
+    funder, handed, django_capture_on_commit_callbacks
+):
+    """A grant refused (the program's money ran out) rolls back with its messages: the ones
+    granted before it are handed over, and only those."""
+    program = make_program(funder=funder, funded=10_000)
+    EligibilityCriterion.objects.create(program=program, kind="departement", values=["38"])
+    campaign = campaign_create(program=program, name="Hiver", amount=5_000)
+    for person in reachable(3):
+        beneficiary_enrol(funder=funder, beneficiary=person)
+    campaign_run(campaign=campaign, trigger=CampaignRun.Trigger.ON_DEMAND)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = proposal_accept_many(proposals=Proposal.objects.filter(campaign=campaign), by=None)
+    assert (len(result.accepted), result.left) == (2, 1)
+    granted = messages_of(Notification.Kind.ALLOCATION_GRANTED)
+    assert len(granted) == 4
+    assert handed == [("batch", granted)]
+
+
+def test_grants_made_together_hand_their_messages_over_together(
+    funder, handed, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        allocation_grant_many(
+            program=make_program(funder=funder),
+            beneficiaries=reachable(3),
+            amount=1_000,
+            valid_from=timezone.now(),
+            valid_until=None,
+            key_prefix="together",
+        )
+    granted = messages_of(Notification.Kind.ALLOCATION_GRANTED)
+    assert len(granted) == 6
+    assert handed == [("batch", granted)]
+
+
+def test_the_expiry_reminders_leave_in_batches(
+    funder, handed, time_machine, django_capture_on_commit_callbacks
+):
+    time_machine.move_to(datetime(2027, 3, 1, 12, 0, tzinfo=PARIS), tick=False)
+    program = make_program(funder=funder)
+    for person in reachable(3):
+        make_allocation(
+            program=program,
+            beneficiary=person,
+            valid_from=datetime(2027, 3, 1, tzinfo=PARIS),
+            valid_until=datetime(2027, 4, 1, tzinfo=PARIS),
+        )
+    handed.clear()
+    time_machine.move_to(datetime(2027, 3, 24, 9, 0, tzinfo=PARIS))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.expiry_reminders_notify() == 3
+    reminded = messages_of(Notification.Kind.EXPIRY_REMINDER)
+    assert len(reminded) == 6
+    assert handed == [("batch", reminded)]
+
+
+def test_non_use_tells_everyone_found_and_their_aidants_in_batches(
+    funder, handed, time_machine, django_capture_on_commit_callbacks
+):
+    start = datetime(2026, 10, 1, 10, tzinfo=PARIS)
+    time_machine.move_to(start, tick=False)
+    program = make_program(funder=funder)
+    program.nonuse_idle_days = 14
+    program.save()
+    people = reachable(2)
+    for person in people:
+        make_allocation(program=program, beneficiary=person, valid_from=start, days=90)
+    Aidant.objects.create(
+        wallet=people[0].wallet, name="CCAS", contact="aidant@example.org", channel="email"
+    )
+    handed.clear()
+    time_machine.move_to(start + timedelta(days=14), tick=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert nonuse_detect(now=timezone.now()) == 2
+    told = list(
+        Notification.objects.filter(
+            kind__in=[Notification.Kind.NON_USE, Notification.Kind.NON_USE_AIDANT]
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    assert len(told) == 5  # each person's email and SMS, and the aidant's email
+    assert handed == [("batch", told)]
