@@ -36,6 +36,8 @@ import io
 import json
 import os
 import pstats
+import resource
+import signal
 import statistics
 import sys
 import time
@@ -448,6 +450,197 @@ def in_turn(title, sides, application, fixture, rng, count, run_id, args) -> Non
     print(f"  {second} - {first}: {(after - before) * 1e3:+.3f} ms per request (p50)")
 
 
+class Collections:
+    """The garbage collector's passes in this process, by generation, and their processor
+    time: the gc.callbacks hook Python calls around each."""
+
+    def __init__(self):
+        import gc
+
+        self.counts = [0, 0, 0]
+        self.seconds = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self.observe)
+
+    def observe(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.counts[info["generation"]] += 1
+            self.seconds += time.process_time() - self._started
+
+
+def http_request(conn, environ_: dict) -> int:
+    """`environ_`'s request sent on `conn` (http.client, kept alive); its answer's status."""
+    conn.request(
+        environ_["REQUEST_METHOD"],
+        environ_["PATH_INFO"],
+        body=environ_["wsgi.input"].getvalue(),
+        headers={
+            "Content-Type": environ_["CONTENT_TYPE"],
+            "Authorization": environ_["HTTP_AUTHORIZATION"],
+            "Idempotency-Key": environ_["HTTP_IDEMPOTENCY_KEY"],
+        },
+    )
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+def over_http(bench, application, fixture, rng: Random, run_id: str, args, spec: str) -> None:
+    """The same requests in this process and through a server (`spec`, NAME:WORKERS) from one
+    client in a closed loop on one kept-alive connection, batch about batch: the server's
+    processor time per request (its every process and thread, user and kernel mode, context
+    switches) beside this process' in-process figure, the machine's drift falling on both.
+    The server runs with this process' environment (the same LOG_LEVEL)."""
+    import http.client
+
+    from bench.harness import HOST
+
+    name, _, workers = spec.partition(":")
+    port = harness.free_port()
+    server = bench.start_server(port=port, workers=int(workers or 1), server=name)
+    bench.wait_ready(server, port, path="/healthz")
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    collections = Collections()
+    sides = {"in-process": [0.0, 0, 0, [0, 0, 0], 0.0], "http": [0.0, 0, 0]}
+    threads: dict[tuple, harness.ThreadTimes] = {}
+    in_process_usage = [0.0, 0.0, 0, 0]  # user, kernel, voluntary and forced switches
+    client_cpu = 0.0
+    recorders: dict[str, Perf] = {}
+    try:
+        for batch in prepared_batches(application, fixture, rng, 50, f"{run_id}-hw", args):
+            for environ_ in batch:  # warm-up: the worker's imports, its connections
+                http_request(conn, environ_)
+        if args.perf:
+            recorders = {
+                "in-process": Perf([os.getpid()], f"{args.perf}-in-process.data"),
+                "http": Perf([server.pid, worker_pid(server.pid)], f"{args.perf}-server.data"),
+            }
+        for index, batch in enumerate(
+            prepared_batches(application, fixture, rng, 2 * args.requests, f"{run_id}-h", args)
+        ):
+            if index % 2 == 0:
+                gc_before = collections.counts.copy(), collections.seconds
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                recording(recorders, "in-process", "enable")
+                cpu = time.process_time()
+                refused = sum(call(application, e)[0] != 201 for e in batch)
+                recording(recorders, "in-process", "disable")
+                side = sides["in-process"]
+                side[0] += time.process_time() - cpu
+                own = resource.getrusage(resource.RUSAGE_SELF)
+                for field_, name_ in enumerate(("ru_utime", "ru_stime", "ru_nvcsw", "ru_nivcsw")):
+                    in_process_usage[field_] += getattr(own, name_) - getattr(usage, name_)
+                side[3] = [a + b - c for a, b, c in zip(side[3], collections.counts,
+                                                        gc_before[0], strict=True)]  # fmt: skip
+                side[4] += collections.seconds - gc_before[1]
+            else:
+                before = harness.process_group_threads(server.pid)
+                recording(recorders, "http", "enable")
+                cpu = time.process_time()
+                refused = sum(http_request(conn, e) != 201 for e in batch)
+                client_cpu += time.process_time() - cpu
+                recording(recorders, "http", "disable")
+                after = harness.process_group_threads(server.pid)
+                side = sides["http"]
+                for tid, now in after.items():
+                    role = "master" if now.process == server.pid else "worker"
+                    key = (role, now.name + (" (main)" if now.main else ""), tid)
+                    spent = now - before[tid] if tid in before else now
+                    threads[key] = threads[key] + spent if key in threads else spent
+                    side[0] += spent.user + spent.system
+            side[1] += len(batch)
+            side[2] += refused
+    finally:
+        for recorder in recorders.values():
+            recorder.close()
+        conn.close()
+        bench.stop(server)
+    (cpu_in, count_in, refused_in, gcs, gc_seconds), (cpu_http, count_http, refused_http) = (
+        sides.values()
+    )
+    print(f"\nover HTTP ({spec}, one client, closed loop, one connection) against in-process, "
+          f"batch about batch, processor time per request:")  # fmt: skip
+    print(f"  in-process      {ms(cpu_in / count_in)}  ({count_in} requests, {refused_in} not "
+          f"201; collections per request gen0 {gcs[0] / count_in:.2f} gen1 "
+          f"{gcs[1] / count_in:.3f} gen2 {gcs[2] / count_in:.4f}, {ms(gc_seconds / count_in)} "
+          f"in them)")  # fmt: skip
+    user, system, voluntary, involuntary = in_process_usage
+    print(f"    (this process: user {ms(user / count_in)}, kernel {ms(system / count_in)}, "
+          f"switches {voluntary / count_in:.2f} voluntary, {involuntary / count_in:.2f} "
+          f"forced)")  # fmt: skip
+    print(f"  server          {ms(cpu_http / count_http)}  ({count_http} requests, {refused_http} "
+          f"not 201); the client {ms(client_cpu / count_http)}")  # fmt: skip
+    print(f"  server - in-process: {(cpu_http / count_http - cpu_in / count_in) * 1e3:+.2f} ms")
+    print("  the server's threads, per request: user, kernel, voluntary and forced switches")
+    by_label: dict[tuple, list] = {}
+    for (role, label, _tid), t in threads.items():
+        total = by_label.setdefault((role, label), [0, 0.0, 0.0, 0, 0])
+        total[0] += 1
+        total[1] += t.user
+        total[2] += t.system
+        total[3] += t.voluntary
+        total[4] += t.involuntary
+    for (role, label), (n, user, system, voluntary, involuntary) in sorted(
+        by_label.items(), key=lambda item: -(item[1][1] + item[1][2])
+    ):
+        print(f"    {role:<7} {label:<24} x{n}  {ms(user / count_http):>8} "
+              f"{ms(system / count_http):>8}  {voluntary / count_http:>6.2f} "
+              f"{involuntary / count_http:>6.2f}")  # fmt: skip
+
+
+def recording(recorders: dict, side: str, word: str) -> None:
+    if side in recorders:
+        recorders[side].command(word)
+
+
+def worker_pid(master: int) -> int:
+    """The first child of `master`, a server's worker (one worker: the worker)."""
+    with open(f"/proc/{master}/task/{master}/children") as children:
+        return int(children.read().split()[0])
+
+
+class Perf:
+    """`perf record` of the processor time (cpu-clock samples, no hardware counter needed) of
+    `pids` into `path`, counting only between enable() and disable(): one side of the batches
+    each. `perf report -i PATH --sort comm,dso` then says how much went to the kernel, to
+    Python's interpreter, to granian's Rust, to each thread."""
+
+    def __init__(self, pids: list[int], path: str):
+        import subprocess
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="api-profile-perf-")
+        control, ack = f"{folder}/control", f"{folder}/ack"
+        os.mkfifo(control)
+        os.mkfifo(ack)
+        self.process = subprocess.Popen(
+            ["perf", "record", "-e", "cpu-clock", "-F", "1999", "-D", "-1", "--control",
+             f"fifo:{control},{ack}", "-o", path, "-p", ",".join(map(str, pids))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        # Read and write ends at once: opening a FIFO so does not wait for perf to open it.
+        self.control, self.ack = os.open(control, os.O_RDWR), os.open(ack, os.O_RDWR)
+
+    def command(self, word: str) -> None:
+        os.write(self.control, f"{word}\n".encode())
+        os.read(self.ack, 16)  # "ack\n" once done
+
+    def close(self) -> None:
+        self.process.send_signal(signal.SIGINT)  # perf writes its file on SIGINT
+        self.process.wait(60)
+        os.close(self.control)
+        os.close(self.ack)
+
+
+def prepared_batches(application, fixture, rng: Random, count: int, run_id: str, args):
+    """Batches of `count` requests in all, each made just before it is used."""
+    for start in range(0, count, BATCH):
+        yield operations(application, fixture, rng, min(BATCH, count - start),
+                         f"{run_id}{start}", args.one_merchant, args.operation)  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -484,6 +677,27 @@ def main() -> int:
         "of its own and as many reading them with the key's rate, in turn (default: 0)",
     )
     parser.add_argument(
+        "--http",
+        nargs="+",
+        default=[],
+        metavar="SERVER:WORKERS",
+        help="then as many requests through each server (granian:1, gunicorn:1, ...) from one "
+        "client in a closed loop, batch about batch with as many in-process: the server's "
+        "processor time per request, thread by thread, beside the in-process one",
+    )
+    parser.add_argument(
+        "--perf",
+        metavar="PREFIX",
+        help="with --http, `perf record` each side while it is measured (this process, the "
+        "server's master and first worker), into PREFIX-in-process.data and PREFIX-server.data",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="LOG_LEVEL of this process and of --http's servers (default WARNING; the servers "
+        "of bench.http_load log at INFO, the decision's line with each payment)",
+    )
+    parser.add_argument(
         "--save-profile",
         metavar="PATH",
         help="also write the cProfile statistics there (pstats), to read by caller or callee",
@@ -497,7 +711,7 @@ def main() -> int:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CONN_MAX_AGE": "60",
         "MERCHANT_API_RATE": "100000/second",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": args.log_level,
     }
     redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
     with harness.Bench("api-profile", redis=redis, limit_seconds=args.limit_seconds) as bench:
@@ -506,9 +720,9 @@ def main() -> int:
             fixture = scenario.reuse(wallets=args.wallets)
         else:
             fixture = scenario.build(wallets=args.wallets, seed=1)
-        from django.core.handlers.wsgi import WSGIHandler
+        # The application a server serves (config/wsgi.py: its heap settled after start-up).
+        from config.wsgi import application
 
-        application = WSGIHandler()
         rng = Random(1)
         run_id = uuid.uuid4().hex[:12]
         database, redis_commands = DatabaseTime(), RedisCommands()
@@ -542,6 +756,8 @@ def main() -> int:
             layers(fixture, rng, args.layers, run_id, args)
         if args.fold:
             fold(fixture, rng, args.fold, run_id, args)
+        for spec in args.http:
+            over_http(bench, application, fixture, rng, run_id, args, spec)
         limit = bench.measure_limit(clients=1)  # one request at a time: the one-client limit
 
     print()
