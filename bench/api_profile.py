@@ -43,6 +43,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from random import Random
 
 from bench import harness, scenario
@@ -537,6 +538,24 @@ def sent(conn, environ_: dict) -> int:
     return response.status
 
 
+@dataclass
+class Side:
+    """What one side of --http spent on its requests."""
+
+    requests: int = 0
+    refused: int = 0  # not answered 201
+    processor: float = 0.0  # seconds
+    user: float = 0.0
+    kernel: float = 0.0
+    voluntary: int = 0  # context switches
+    forced: int = 0
+    collections: list[int] = field(default_factory=lambda: [0, 0, 0])  # by generation
+    collecting: float = 0.0  # seconds in them
+
+    def per(self, seconds: float) -> str:
+        return ms(seconds / self.requests)
+
+
 def over_http(bench, application, fixture, rng: Random, run_id: str, args, spec: str) -> None:
     """The same requests in this process and through a server (`spec`, NAME:WORKERS) from one
     client in a closed loop on one kept-alive connection, batch about batch: the server's
@@ -553,9 +572,8 @@ def over_http(bench, application, fixture, rng: Random, run_id: str, args, spec:
     bench.wait_ready(server, port, path="/healthz")
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     collections = Collections()
-    sides = {"in-process": [0.0, 0, 0, [0, 0, 0], 0.0], "http": [0.0, 0, 0]}
+    ours, theirs = Side(), Side()
     threads: dict[tuple, harness.ThreadTimes] = {}
-    in_process_usage = [0.0, 0.0, 0, 0]  # user, kernel, voluntary and forced switches
     client_cpu = 0.0
     recorders: dict[str, Perf] = {}
     try:
@@ -571,73 +589,68 @@ def over_http(bench, application, fixture, rng: Random, run_id: str, args, spec:
             prepared_batches(application, fixture, rng, 2 * args.requests, f"{run_id}-h", args)
         ):
             if index % 2 == 0:
-                gc_before = collections.counts.copy(), collections.seconds
+                counts, collecting = collections.counts.copy(), collections.seconds
                 usage = resource.getrusage(resource.RUSAGE_SELF)
                 recording(recorders, "in-process", "enable")
                 cpu = time.process_time()
-                refused = sum(call(application, e)[0] != 201 for e in batch)
+                ours.refused += sum(call(application, e)[0] != 201 for e in batch)
+                ours.processor += time.process_time() - cpu
                 recording(recorders, "in-process", "disable")
-                side = sides["in-process"]
-                side[0] += time.process_time() - cpu
                 own = resource.getrusage(resource.RUSAGE_SELF)
-                for field_, name_ in enumerate(("ru_utime", "ru_stime", "ru_nvcsw", "ru_nivcsw")):
-                    in_process_usage[field_] += getattr(own, name_) - getattr(usage, name_)
-                side[3] = [a + b - c for a, b, c in zip(side[3], collections.counts,
-                                                        gc_before[0], strict=True)]  # fmt: skip
-                side[4] += collections.seconds - gc_before[1]
+                ours.user += own.ru_utime - usage.ru_utime
+                ours.kernel += own.ru_stime - usage.ru_stime
+                ours.voluntary += own.ru_nvcsw - usage.ru_nvcsw
+                ours.forced += own.ru_nivcsw - usage.ru_nivcsw
+                for generation, count in enumerate(collections.counts):
+                    ours.collections[generation] += count - counts[generation]
+                ours.collecting += collections.seconds - collecting
+                ours.requests += len(batch)
             else:
                 before = harness.process_group_threads(server.pid)
                 recording(recorders, "http", "enable")
                 cpu = time.process_time()
-                refused = sum(http_request(conn, e) != 201 for e in batch)
+                theirs.refused += sum(http_request(conn, e) != 201 for e in batch)
                 client_cpu += time.process_time() - cpu
                 recording(recorders, "http", "disable")
-                after = harness.process_group_threads(server.pid)
-                side = sides["http"]
-                for tid, now in after.items():
+                for tid, now in harness.process_group_threads(server.pid).items():
                     role = "master" if now.process == server.pid else "worker"
                     key = (role, now.name + (" (main)" if now.main else ""), tid)
                     spent = now - before[tid] if tid in before else now
                     threads[key] = threads[key] + spent if key in threads else spent
-                    side[0] += spent.user + spent.system
-            side[1] += len(batch)
-            side[2] += refused
+                    theirs.processor += spent.user + spent.system
+                theirs.requests += len(batch)
     finally:
         for recorder in recorders.values():
             recorder.close()
         conn.close()
         bench.stop(server)
-    (cpu_in, count_in, refused_in, gcs, gc_seconds), (cpu_http, count_http, refused_http) = (
-        sides.values()
-    )
+    gen0, gen1, gen2 = (count / ours.requests for count in ours.collections)
     print(f"\nover HTTP ({spec}, one client, closed loop, one connection) against in-process, "
           f"batch about batch, processor time per request:")  # fmt: skip
-    print(f"  in-process      {ms(cpu_in / count_in)}  ({count_in} requests, {refused_in} not "
-          f"201; collections per request gen0 {gcs[0] / count_in:.2f} gen1 "
-          f"{gcs[1] / count_in:.3f} gen2 {gcs[2] / count_in:.4f}, {ms(gc_seconds / count_in)} "
-          f"in them)")  # fmt: skip
-    user, system, voluntary, involuntary = in_process_usage
-    print(f"    (this process: user {ms(user / count_in)}, kernel {ms(system / count_in)}, "
-          f"switches {voluntary / count_in:.2f} voluntary, {involuntary / count_in:.2f} "
-          f"forced)")  # fmt: skip
-    print(f"  server          {ms(cpu_http / count_http)}  ({count_http} requests, {refused_http} "
-          f"not 201); the client {ms(client_cpu / count_http)}")  # fmt: skip
-    print(f"  server - in-process: {(cpu_http / count_http - cpu_in / count_in) * 1e3:+.2f} ms")
+    print(f"  in-process      {ours.per(ours.processor)}  ({ours.requests} requests, "
+          f"{ours.refused} not 201; collections per request gen0 {gen0:.2f} gen1 {gen1:.3f} "
+          f"gen2 {gen2:.4f}, {ours.per(ours.collecting)} in them)")  # fmt: skip
+    print(f"    (this process: user {ours.per(ours.user)}, kernel {ours.per(ours.kernel)}, "
+          f"switches {ours.voluntary / ours.requests:.2f} voluntary, "
+          f"{ours.forced / ours.requests:.2f} forced)")  # fmt: skip
+    print(f"  server          {theirs.per(theirs.processor)}  ({theirs.requests} requests, "
+          f"{theirs.refused} not 201); the client {theirs.per(client_cpu)}")  # fmt: skip
+    difference = theirs.processor / theirs.requests - ours.processor / ours.requests
+    print(f"  server - in-process: {difference * 1e3:+.2f} ms")
     print("  the server's threads, per request: user, kernel, voluntary and forced switches")
-    by_label: dict[tuple, list] = {}
-    for (role, label, _tid), t in threads.items():
-        total = by_label.setdefault((role, label), [0, 0.0, 0.0, 0, 0])
-        total[0] += 1
-        total[1] += t.user
-        total[2] += t.system
-        total[3] += t.voluntary
-        total[4] += t.involuntary
-    for (role, label), (n, user, system, voluntary, involuntary) in sorted(
-        by_label.items(), key=lambda item: -(item[1][1] + item[1][2])
-    ):
-        print(f"    {role:<7} {label:<24} x{n}  {ms(user / count_http):>8} "
-              f"{ms(system / count_http):>8}  {voluntary / count_http:>6.2f} "
-              f"{involuntary / count_http:>6.2f}")  # fmt: skip
+    by_label: dict[tuple, Side] = {}
+    named: Counter = Counter()  # threads of each name
+    for (role, label, _tid), spent in threads.items():
+        total = by_label.setdefault((role, label), Side(requests=theirs.requests))
+        named[role, label] += 1
+        total.user += spent.user
+        total.kernel += spent.system
+        total.voluntary += spent.voluntary
+        total.forced += spent.involuntary
+    for (role, label), total in sorted(by_label.items(), key=lambda i: -(i[1].user + i[1].kernel)):
+        print(f"    {role:<7} {label:<24} x{named[role, label]}  {total.per(total.user):>8} "
+              f"{total.per(total.kernel):>8}  {total.voluntary / total.requests:>6.2f} "
+              f"{total.forced / total.requests:>6.2f}")  # fmt: skip
 
 
 def recording(recorders: dict, side: str, word: str) -> None:
