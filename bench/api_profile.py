@@ -36,11 +36,14 @@ import io
 import json
 import os
 import pstats
+import resource
+import signal
 import statistics
 import sys
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from random import Random
 
 from bench import harness, scenario
@@ -448,6 +451,259 @@ def in_turn(title, sides, application, fixture, rng, count, run_id, args) -> Non
     print(f"  {second} - {first}: {(after - before) * 1e3:+.3f} ms per request (p50)")
 
 
+def decision_lines(count: int) -> None:
+    """The processor time of operations.receivers.decision_observe on the last decision (its
+    counters and its log line at INFO, through settings.LOGGING's handler, its filters and its
+    JSON formatter, written to /dev/null), `count` times."""
+    import logging
+
+    from operations.receivers import decision_observe
+    from wallet.models import Decision
+
+    decision = Decision.objects.filter(livemode=True).order_by("-pk").first()
+    if decision is None:
+        print("decision lines: no decision yet")
+        return
+    root = logging.getLogger()
+    handler = next(h for h in root.handlers if h.get_name() == "console")
+    level = root.level
+    with open(os.devnull, "w") as devnull:
+        stream = handler.setStream(devnull)
+        root.setLevel(logging.INFO)
+        try:
+            for _ in range(200):  # warm-up
+                decision_observe(decision)
+            started = time.process_time()
+            for _ in range(count):
+                decision_observe(decision)
+            spent = time.process_time() - started
+            root.setLevel(logging.CRITICAL)  # the counters alone
+            started = time.process_time()
+            for _ in range(count):
+                decision_observe(decision)
+            counters = time.process_time() - started
+        finally:
+            root.setLevel(level)
+            handler.setStream(stream)
+    print(f"\ndecision_observe, {count} times: {spent / count * 1e6:.1f} µs of processor each "
+          f"with its line, {counters / count * 1e6:.1f} µs without (the counters)")  # fmt: skip
+
+
+class Collections:
+    """The garbage collector's passes in this process, by generation, and their processor
+    time: the gc.callbacks hook Python calls around each."""
+
+    def __init__(self):
+        import gc
+
+        self.counts = [0, 0, 0]
+        self.seconds = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self.observe)
+
+    def observe(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.counts[info["generation"]] += 1
+            self.seconds += time.process_time() - self._started
+
+
+def http_request(conn, environ_: dict) -> int:
+    """`environ_`'s request sent on `conn` (http.client, kept alive); its answer's status. A
+    connection the server closed while idle (during an in-process batch) is opened again and
+    the request sent again: its idempotency key makes that safe."""
+    import http.client
+
+    try:
+        return sent(conn, environ_)
+    except (http.client.RemoteDisconnected, ConnectionError):
+        conn.close()  # the next request() connects again
+        return sent(conn, environ_)
+
+
+def sent(conn, environ_: dict) -> int:
+    conn.request(
+        environ_["REQUEST_METHOD"],
+        environ_["PATH_INFO"],
+        body=environ_["wsgi.input"].getvalue(),
+        headers={
+            "Content-Type": environ_["CONTENT_TYPE"],
+            "Authorization": environ_["HTTP_AUTHORIZATION"],
+            "Idempotency-Key": environ_["HTTP_IDEMPOTENCY_KEY"],
+        },
+    )
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+@dataclass
+class Side:
+    """What one side of --http spent on its requests."""
+
+    requests: int = 0
+    refused: int = 0  # not answered 201
+    processor: float = 0.0  # seconds
+    user: float = 0.0
+    kernel: float = 0.0
+    voluntary: int = 0  # context switches
+    forced: int = 0
+    collections: list[int] = field(default_factory=lambda: [0, 0, 0])  # by generation
+    collecting: float = 0.0  # seconds in them
+
+    def per(self, seconds: float) -> str:
+        return ms(seconds / self.requests)
+
+
+def over_http(bench, application, fixture, rng: Random, run_id: str, args, spec: str) -> None:
+    """The same requests in this process and through a server (`spec`, NAME:WORKERS) from one
+    client in a closed loop on one kept-alive connection, batch about batch: the server's
+    processor time per request (its every process and thread, user and kernel mode, context
+    switches) beside this process' in-process figure, the machine's drift falling on both.
+    The server runs with this process' environment (the same LOG_LEVEL)."""
+    import http.client
+
+    from bench.harness import HOST
+
+    name, _, workers = spec.partition(":")
+    port = harness.free_port()
+    server = bench.start_server(port=port, workers=int(workers or 1), server=name)
+    bench.wait_ready(server, port, path="/healthz")
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    collections = Collections()
+    ours, theirs = Side(), Side()
+    threads: dict[tuple, harness.ThreadTimes] = {}
+    client_cpu = 0.0
+    recorders: dict[str, Perf] = {}
+    try:
+        for batch in prepared_batches(application, fixture, rng, 50, f"{run_id}-hw", args):
+            for environ_ in batch:  # warm-up: the worker's imports, its connections
+                http_request(conn, environ_)
+        if args.perf:
+            recorders = {
+                "in-process": Perf([os.getpid()], f"{args.perf}-in-process.data"),
+                "http": Perf([server.pid, worker_pid(server.pid)], f"{args.perf}-server.data"),
+            }
+        for index, batch in enumerate(
+            prepared_batches(application, fixture, rng, 2 * args.requests, f"{run_id}-h", args)
+        ):
+            if index % 2 == 0:
+                counts, collecting = collections.counts.copy(), collections.seconds
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                recording(recorders, "in-process", "enable")
+                cpu = time.process_time()
+                ours.refused += sum(call(application, e)[0] != 201 for e in batch)
+                ours.processor += time.process_time() - cpu
+                recording(recorders, "in-process", "disable")
+                own = resource.getrusage(resource.RUSAGE_SELF)
+                ours.user += own.ru_utime - usage.ru_utime
+                ours.kernel += own.ru_stime - usage.ru_stime
+                ours.voluntary += own.ru_nvcsw - usage.ru_nvcsw
+                ours.forced += own.ru_nivcsw - usage.ru_nivcsw
+                for generation, count in enumerate(collections.counts):
+                    ours.collections[generation] += count - counts[generation]
+                ours.collecting += collections.seconds - collecting
+                ours.requests += len(batch)
+            else:
+                before = harness.process_group_threads(server.pid)
+                recording(recorders, "http", "enable")
+                cpu = time.process_time()
+                theirs.refused += sum(http_request(conn, e) != 201 for e in batch)
+                client_cpu += time.process_time() - cpu
+                recording(recorders, "http", "disable")
+                for tid, now in harness.process_group_threads(server.pid).items():
+                    role = "master" if now.process == server.pid else "worker"
+                    key = (role, now.name + (" (main)" if now.main else ""), tid)
+                    spent = now - before[tid] if tid in before else now
+                    threads[key] = threads[key] + spent if key in threads else spent
+                    theirs.processor += spent.user + spent.system
+                theirs.requests += len(batch)
+    finally:
+        for recorder in recorders.values():
+            recorder.close()
+        conn.close()
+        bench.stop(server)
+    gen0, gen1, gen2 = (count / ours.requests for count in ours.collections)
+    print(f"\nover HTTP ({spec}, one client, closed loop, one connection) against in-process, "
+          f"batch about batch, processor time per request:")  # fmt: skip
+    print(f"  in-process      {ours.per(ours.processor)}  ({ours.requests} requests, "
+          f"{ours.refused} not 201; collections per request gen0 {gen0:.2f} gen1 {gen1:.3f} "
+          f"gen2 {gen2:.4f}, {ours.per(ours.collecting)} in them)")  # fmt: skip
+    print(f"    (this process: user {ours.per(ours.user)}, kernel {ours.per(ours.kernel)}, "
+          f"switches {ours.voluntary / ours.requests:.2f} voluntary, "
+          f"{ours.forced / ours.requests:.2f} forced)")  # fmt: skip
+    print(f"  server          {theirs.per(theirs.processor)}  ({theirs.requests} requests, "
+          f"{theirs.refused} not 201); the client {theirs.per(client_cpu)}")  # fmt: skip
+    difference = theirs.processor / theirs.requests - ours.processor / ours.requests
+    print(f"  server - in-process: {difference * 1e3:+.2f} ms")
+    print("  the server's threads, per request: user, kernel, voluntary and forced switches")
+    by_label: dict[tuple, Side] = {}
+    named: Counter = Counter()  # threads of each name
+    for (role, label, _tid), spent in threads.items():
+        total = by_label.setdefault((role, label), Side(requests=theirs.requests))
+        named[role, label] += 1
+        total.user += spent.user
+        total.kernel += spent.system
+        total.voluntary += spent.voluntary
+        total.forced += spent.involuntary
+    for (role, label), total in sorted(by_label.items(), key=lambda i: -(i[1].user + i[1].kernel)):
+        print(f"    {role:<7} {label:<24} x{named[role, label]}  {total.per(total.user):>8} "
+              f"{total.per(total.kernel):>8}  {total.voluntary / total.requests:>6.2f} "
+              f"{total.forced / total.requests:>6.2f}")  # fmt: skip
+
+
+def recording(recorders: dict, side: str, word: str) -> None:
+    if side in recorders:
+        recorders[side].command(word)
+
+
+def worker_pid(master: int) -> int:
+    """The first child of `master`, a server's worker (one worker: the worker)."""
+    with open(f"/proc/{master}/task/{master}/children") as children:
+        return int(children.read().split()[0])
+
+
+class Perf:
+    """`perf record` of the processor time (cpu-clock samples, no hardware counter needed) of
+    `pids` into `path`, counting only between enable() and disable(): one side of the batches
+    each. `perf report -i PATH --sort comm,dso` then says how much went to the kernel, to
+    Python's interpreter, to granian's Rust, to each thread."""
+
+    def __init__(self, pids: list[int], path: str):
+        import subprocess
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="api-profile-perf-")
+        control, ack = f"{folder}/control", f"{folder}/ack"
+        os.mkfifo(control)
+        os.mkfifo(ack)
+        self.process = subprocess.Popen(
+            ["perf", "record", "-e", "cpu-clock", "-F", "1999", "-D", "-1", "--control",
+             f"fifo:{control},{ack}", "-o", path, "-p", ",".join(map(str, pids))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        # Read and write ends at once: opening a FIFO so does not wait for perf to open it.
+        self.control, self.ack = os.open(control, os.O_RDWR), os.open(ack, os.O_RDWR)
+
+    def command(self, word: str) -> None:
+        os.write(self.control, f"{word}\n".encode())
+        os.read(self.ack, 16)  # "ack\n" once done
+
+    def close(self) -> None:
+        self.process.send_signal(signal.SIGINT)  # perf writes its file on SIGINT
+        self.process.wait(60)
+        os.close(self.control)
+        os.close(self.ack)
+
+
+def prepared_batches(application, fixture, rng: Random, count: int, run_id: str, args):
+    """Batches of `count` requests in all, each made just before it is used."""
+    for start in range(0, count, BATCH):
+        yield operations(application, fixture, rng, min(BATCH, count - start),
+                         f"{run_id}{start}", args.one_merchant, args.operation)  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -484,6 +740,34 @@ def main() -> int:
         "of its own and as many reading them with the key's rate, in turn (default: 0)",
     )
     parser.add_argument(
+        "--decision-lines",
+        type=int,
+        default=0,
+        help="then time operations.receivers.decision_observe (counters and log line) this "
+        "many times (default: 0)",
+    )
+    parser.add_argument(
+        "--http",
+        nargs="+",
+        default=[],
+        metavar="SERVER:WORKERS",
+        help="then as many requests through each server (granian:1, gunicorn:1, ...) from one "
+        "client in a closed loop, batch about batch with as many in-process: the server's "
+        "processor time per request, thread by thread, beside the in-process one",
+    )
+    parser.add_argument(
+        "--perf",
+        metavar="PREFIX",
+        help="with --http, `perf record` each side while it is measured (this process, the "
+        "server's master and first worker), into PREFIX-in-process.data and PREFIX-server.data",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="LOG_LEVEL of this process and of --http's servers (default WARNING; the servers "
+        "of bench.http_load log at INFO, the decision's line with each payment)",
+    )
+    parser.add_argument(
         "--save-profile",
         metavar="PATH",
         help="also write the cProfile statistics there (pstats), to read by caller or callee",
@@ -497,7 +781,7 @@ def main() -> int:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CONN_MAX_AGE": "60",
         "MERCHANT_API_RATE": "100000/second",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": args.log_level,
     }
     redis = harness.Redis(cache_url=args.cache_url, broker_url=args.broker_url)
     with harness.Bench("api-profile", redis=redis, limit_seconds=args.limit_seconds) as bench:
@@ -506,9 +790,9 @@ def main() -> int:
             fixture = scenario.reuse(wallets=args.wallets)
         else:
             fixture = scenario.build(wallets=args.wallets, seed=1)
-        from django.core.handlers.wsgi import WSGIHandler
+        # The application a server serves (config/wsgi.py: its heap settled after start-up).
+        from config.wsgi import application
 
-        application = WSGIHandler()
         rng = Random(1)
         run_id = uuid.uuid4().hex[:12]
         database, redis_commands = DatabaseTime(), RedisCommands()
@@ -542,6 +826,10 @@ def main() -> int:
             layers(fixture, rng, args.layers, run_id, args)
         if args.fold:
             fold(fixture, rng, args.fold, run_id, args)
+        if args.decision_lines:
+            decision_lines(args.decision_lines)
+        for spec in args.http:
+            over_http(bench, application, fixture, rng, run_id, args, spec)
         limit = bench.measure_limit(clients=1)  # one request at a time: the one-client limit
 
     print()

@@ -10,6 +10,7 @@ ratio.
 
 import argparse
 import contextlib
+import dataclasses
 import http.client
 import os
 import re
@@ -549,6 +550,72 @@ def process_group_cpu(pgid: int) -> float:
         if int(fields[2]) == pgid:
             total += sum(int(value) for value in fields[11:15])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ThreadTimes:
+    """One thread's counters read from /proc: processor seconds in user and kernel mode, the
+    context switches it asked for (a wait: a socket, a lock) and those forced on it (preempted
+    by another runnable thread on a busy core)."""
+
+    process: int
+    name: str
+    main: bool  # the process' first thread
+    user: float
+    system: float
+    voluntary: int
+    involuntary: int
+
+    def __sub__(self, other: "ThreadTimes") -> "ThreadTimes":
+        return self._combined(other, -1)
+
+    def __add__(self, other: "ThreadTimes") -> "ThreadTimes":
+        return self._combined(other, 1)
+
+    def _combined(self, other: "ThreadTimes", sign: int) -> "ThreadTimes":
+        return dataclasses.replace(
+            self,
+            user=self.user + sign * other.user,
+            system=self.system + sign * other.system,
+            voluntary=self.voluntary + sign * other.voluntary,
+            involuntary=self.involuntary + sign * other.involuntary,
+        )
+
+
+def process_group_threads(pgid: int) -> dict[int, ThreadTimes]:
+    """Every thread of the processes of group `pgid` (a server's master and workers), by thread
+    id: where a server's processor time goes, thread by thread (granian: Python's thread that
+    calls the application, its Rust runtime's threads, the master)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int(_proc_stat(entry.name)[2]) != pgid:
+                continue
+            tasks = os.listdir(f"/proc/{entry.name}/task")
+        except OSError:
+            continue  # gone meanwhile
+        for tid in tasks:
+            try:
+                fields = _proc_stat(f"{entry.name}/task/{tid}")
+                with open(f"/proc/{entry.name}/task/{tid}/comm") as comm:
+                    name = comm.read().strip()
+                with open(f"/proc/{entry.name}/task/{tid}/status") as status:
+                    counts = dict(line.split(":", 1) for line in status if "ctxt_switches" in line)
+            except OSError:
+                continue
+            threads[int(tid)] = ThreadTimes(
+                process=int(entry.name),
+                name=name,
+                main=tid == entry.name,
+                user=int(fields[11]) / tick,
+                system=int(fields[12]) / tick,
+                voluntary=int(counts["voluntary_ctxt_switches"]),
+                involuntary=int(counts["nonvoluntary_ctxt_switches"]),
+            )
+    return threads
 
 
 def ms(seconds: float) -> str:

@@ -212,3 +212,32 @@ def test_the_same_ids_headers_and_warnings_as_django_guids_middleware(client, ca
     infos = ("found in the header", "not found")
     assert ours[2] == [w for w in theirs[2] if not any(info in w for info in infos)]
     assert ours[3] == theirs[3]
+
+
+def test_the_decision_line_is_written_once_masked_without_the_filter_s_mark():
+    """The configured handler's filters mask the message once and mark the record; the JSON
+    formatter writes the message as masked, never the mark, and masks every other field."""
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "console")
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    logger = logging.getLogger("tests.decision")
+    try:
+        logger.warning(
+            "decision %s: %s, card_AbCdEfGhIjKlMnOpQrStUv",
+            "dec_1",
+            "approved",
+            extra={"reference": "card_AbCdEfGhIjKlMnOpQrStUv", "amount": 1234, "large": 2**70},
+        )
+    finally:
+        handler.setStream(previous)
+
+    written = stream.getvalue()
+    line = json.loads(written)
+    assert "AbCdEfGhIjKlMnOpQrStUv" not in written
+    assert line["message"] == "decision dec_1: approved, card_…StUv"
+    assert line["reference"] == "card_…StUv"
+    assert line["amount"] == 1234
+    assert line["large"] == 2**70  # beyond orjson's 64 bits: written by the json module
+    assert "redacted_message" not in line
+    assert line["level"] == "WARNING"
+    assert line["logger"] == "tests.decision"
