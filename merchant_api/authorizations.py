@@ -38,6 +38,7 @@ from merchant_api.base import (
     MetadataField,
     Page,
     UtcDateTimeFilter,
+    json_body,
     paginated,
     represented,
     validated,
@@ -485,7 +486,7 @@ class AuthorizationCreateApi(MerchantApi):
         ],
     )
     def post(self, request):
-        data = authorization_input(request.data)
+        data = authorization_input(json_body(request))
         if not self.livemode:
             # Test codes are public: nothing to guess, and no test call counts against the
             # merchant's live payments.
