@@ -200,7 +200,7 @@ def validated(input_: type[serializers.Serializer], data: Any) -> dict:
     declared field into every new serializer, a tenth of a payment's Python (BENCHMARKS.md,
     issue 19 part 5). run_validation keeps nothing on the serializer; for an input whose
     validation reads neither its context nor an instance, which every request then shares."""
-    return _shared(input_).run_validation(data)
+    return shared(input_).run_validation(data)
 
 
 def represented(output: type[serializers.Serializer], instance: Any) -> dict:
@@ -210,11 +210,12 @@ def represented(output: type[serializers.Serializer], instance: Any) -> dict:
     answer, against 0.1 ms for the representation itself (BENCHMARKS.md). For an output whose
     representation reads neither its context nor its instance state, which every request (and
     thread) then shares safely."""
-    return _shared(output).to_representation(instance)
+    return shared(output).to_representation(instance)
 
 
 @functools.cache
-def _shared(output: type[serializers.Serializer]) -> serializers.Serializer:
+def shared(output: type[serializers.Serializer]) -> Any:
+    """The one serializer of its class this process uses (see validated and represented)."""
     return output()
 
 
