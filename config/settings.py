@@ -223,7 +223,9 @@ else:
     # it, a connection the server dropped (a restart, a failover, an idle timeout) is found
     # broken by the request's first real query, which fails (a 500); Django closes it only at
     # the end of that request. Kept: a round trip per request against a failed payment per
-    # worker at every restart.
+    # worker at every restart. A merchant-API POST skips it: its first statement, the stored
+    # answer's lookup, is its check, run again on a new connection if the server dropped the
+    # old one (merchant_api.idempotency.replay).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # A server that does not answer is given up after this many seconds instead of the
     # system's TCP timeout (minutes): /readyz must answer fast, and a request too.

@@ -8,11 +8,13 @@ looked up through the authenticated merchant and the key's mode (live, or the sa
 merchants/sandbox.py), so another merchant's id, or an id of the other mode, answers 404."""
 
 import functools
+import re
 from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
 import django_filters
+import orjson
 from django import forms
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
@@ -24,6 +26,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -167,13 +170,37 @@ class MerchantApi(APIView):
         return self.idempotency[0] if self.idempotency else None
 
 
+# A run of 19 digits or more: an integer orjson would read as a float where json reads an int.
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def json_body(request: Request) -> Any:
+    """`request.data` for a JSON object sent as `application/json`, parsed by orjson in one
+    call instead of DRF's parser negotiation, stream and decoder (BENCHMARKS.md, issue 19 part
+    9). orjson reads every JSON text as the json module does but for what it refuses (NaN,
+    an infinite float, a lone surrogate) and integers beyond 64 bits, which it makes floats:
+    a body with any of them, another content type or anything but an object goes through
+    request.data, so every error stays DRF's, word for word."""
+    if request.content_type == "application/json":
+        body = request.body
+        if _LONG_NUMBER.search(body) is None:
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if type(data) is dict:
+                    return data
+    return request.data
+
+
 def validated(input_: type[serializers.Serializer], data: Any) -> dict:
     """`input_(data=data)`'s validated data, or its ValidationError, as is_valid(raise_exception=
     True) gives them, from one serializer of the class per process: DRF deep-copies each
     declared field into every new serializer, a tenth of a payment's Python (BENCHMARKS.md,
     issue 19 part 5). run_validation keeps nothing on the serializer; for an input whose
     validation reads neither its context nor an instance, which every request then shares."""
-    return _shared(input_).run_validation(data)
+    return shared(input_).run_validation(data)
 
 
 def represented(output: type[serializers.Serializer], instance: Any) -> dict:
@@ -183,11 +210,12 @@ def represented(output: type[serializers.Serializer], instance: Any) -> dict:
     answer, against 0.1 ms for the representation itself (BENCHMARKS.md). For an output whose
     representation reads neither its context nor its instance state, which every request (and
     thread) then shares safely."""
-    return _shared(output).to_representation(instance)
+    return shared(output).to_representation(instance)
 
 
 @functools.cache
-def _shared(output: type[serializers.Serializer]) -> serializers.Serializer:
+def shared(output: type[serializers.Serializer]) -> Any:
+    """The one serializer of its class this process uses (see validated and represented)."""
     return output()
 
 

@@ -7,13 +7,15 @@ once; whichever response is stored first is the one every later retry gets."""
 import functools
 import hashlib
 
-from django.db import connections, router
+from django.db import DEFAULT_DB_ALIAS, Error, connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 from rest_framework.request import Request
 
 from core.errors import DomainError, IdempotencyConflict
 from core.one_statement import OneStatement
+from core.prepared import prepared_cursor
 from merchants.models import IdempotentResponse, Merchant
 
 HEADER = "Idempotency-Key"
@@ -56,15 +58,50 @@ def replay(*, merchant: Merchant, key: str, fingerprint: str) -> HttpResponse | 
     # Before every POST: one statement written once, not a queryset compiled again at each
     # request (the ORM's compilation was a tenth of an authorization's processor time).
     alias = router.db_for_read(IdempotentResponse)
-    with connections[alias].cursor() as cursor:
-        cursor.execute(_lookup_sql(alias), [merchant.pk, key])
-        row = cursor.fetchone()
+    connection = connections[alias]
+    params = [merchant.pk, key]
+    if not _checks_connection(connection):
+        row = _looked_up(alias, params)
+    else:
+        # The request's first statement: it serves as the health check (CONN_HEALTH_CHECKS)
+        # that would otherwise send a `SELECT 1` just before it, a round trip per POST. A
+        # connection the server dropped fails here, outside any transaction, on a read: it is
+        # closed and the lookup runs once more on a new one, as the check would have done.
+        connection.health_check_done = True
+        try:
+            row = _looked_up(alias, params)
+        except Error:  # OperationalError, or InterfaceError for a closed socket
+            connection.close()
+            row = _looked_up(alias, params)
     if row is None:
         return None
     stored_fingerprint, status_code, body = row
     if stored_fingerprint != fingerprint:
         raise IdempotencyConflict(field=HEADER)
     return _replayed(IdempotentResponse(status_code=status_code, body=body))
+
+
+def _checks_connection(connection: BaseDatabaseWrapper) -> bool:
+    """Whether the next statement on `connection` would first be preceded by Django's health
+    check: an open connection, health checks on, not yet checked in this request, and no
+    transaction that a retry on a new connection would lose (there, the check runs as usual)."""
+    return (
+        connection.connection is not None
+        and connection.health_check_enabled
+        and not connection.health_check_done
+        and not connection.in_atomic_block
+    )
+
+
+def _looked_up(alias: str, params: list) -> tuple | None:
+    if alias == DEFAULT_DB_ALIAS and connections[alias].vendor == "postgresql":
+        # Planned once per connection (core/prepared.py): the same text at every POST.
+        with prepared_cursor() as cursor:
+            cursor.execute(_lookup_sql(alias), params)
+            return cursor.fetchone()
+    with connections[alias].cursor() as cursor:
+        cursor.execute(_lookup_sql(alias), params)
+        return cursor.fetchone()
 
 
 @functools.cache

@@ -10,6 +10,7 @@ from merchant_api.base import (
     AmountField,
     MerchantApi,
     Page,
+    json_body,
     validated,
 )
 from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
@@ -73,7 +74,7 @@ class RefundCreateApi(OperationCreateApi):
         ],
     )
     def post(self, request, reference: str):
-        data = validated(RefundInput, request.data)
+        data = validated(RefundInput, json_body(request))
         decision = own_authorization(
             merchant=self.merchant, reference=reference, livemode=self.livemode
         )

@@ -3,7 +3,14 @@ or in part; it returns to the beneficiary's pockets."""
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 
-from merchant_api.base import ERROR_EXAMPLE, IDEMPOTENCY_KEY, MerchantApi, Page, validated
+from merchant_api.base import (
+    ERROR_EXAMPLE,
+    IDEMPOTENCY_KEY,
+    MerchantApi,
+    Page,
+    json_body,
+    validated,
+)
 from merchant_api.errors import DETAIL_ERRORS, ERRORS, LIST_ERRORS
 from merchant_api.operations import (
     OPERATION_LIST_PARAMETERS,
@@ -56,7 +63,7 @@ class ReversalCreateApi(OperationCreateApi):
         ],
     )
     def post(self, request, reference: str):
-        data = validated(AmountInput, request.data)
+        data = validated(AmountInput, json_body(request))
         decision = own_authorization(
             merchant=self.merchant, reference=reference, livemode=self.livemode
         )
