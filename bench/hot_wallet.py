@@ -187,10 +187,23 @@ class LockSampler(threading.Thread):
 
 def statement_label(query: str) -> str:
     """A statement's first words, a literal or parameter list cut: enough to tell the lock,
-    the read, the write and COMMIT apart."""
+    the read, the write and COMMIT apart. The hot path's statements are prepared by name
+    (core/prepared.py): `EXECUTE name(values)`, whose name differs from one connection to the
+    next; they are told apart by their number of values (the lock has two, the read more) and
+    the COMMIT sent with the write."""
     text = re.sub(r"\s+", " ", query).strip()
     if "FOR UPDATE OF w" in text:
         return "the wallet's lock: " + text[:40]
+    executed = re.search(
+        r"(?:^|; )EXECUTE \w+\((.*?)\)(; COMMIT)?$", re.sub(r"'(?:[^']|'')*'", "?", text)
+    )
+    if executed is not None:
+        values = executed[1].count(",") + 1
+        if executed[2]:
+            return f"the write and its COMMIT: EXECUTE, {values} values; COMMIT"
+        if values == 2:
+            return "the wallet's lock: EXECUTE, 2 values"
+        return f"the read: EXECUTE, {values} values"
     return text[:70]
 
 

@@ -176,13 +176,12 @@ class _Cursor:
             cursor.cursor.logged_as = (sql, params)
         try:
             cursor.execute("; ".join(sent), values)
-        except psycopg.errors.InvalidSqlStatementName:
-            # Dropped behind our back (DEALLOCATE ALL, DISCARD ALL): this transaction is lost,
-            # the next one prepares again.
-            prepared.names.clear()
-            raise
-        except Exception:
-            if before:  # the last of what went before the EXECUTE is its PREPARE
+        except Exception as error:
+            if isinstance(error.__cause__, psycopg.errors.InvalidSqlStatementName):
+                # Dropped behind our back (DEALLOCATE ALL, DISCARD ALL): this transaction is
+                # lost, the next one prepares again.
+                prepared.names.clear()
+            elif before:  # the last of what went before the EXECUTE is its PREPARE
                 prepared.unsure.add(name)
             raise
         for _ in range(before):  # the DEALLOCATE's and PREPARE's results, before the EXECUTE's
