@@ -129,9 +129,9 @@ class _Cursor:
     """What prepared_cursor() yields: execute() runs a statement prepared by name on the
     connection; fetchone() and fetchall() read its rows."""
 
-    def __init__(self, cursor: Any, prepared: _Prepared, logged: bool) -> None:
+    def __init__(self, cursor: Any, prepared: _Prepared | None, logged: bool) -> None:
         self._cursor = cursor  # Django's wrapper around a _NamedCursor
-        self._prepared = prepared
+        self._prepared = prepared  # None: nothing is prepared (PREPARED_STATEMENTS=false)
         self._logged = logged
 
     def execute(
@@ -142,6 +142,11 @@ class _Cursor:
         Django's (an IntegrityError for a constraint, deferred or not); PostgreSQL has then
         skipped what followed in the message, and left the transaction aborted (the caller's
         atomic block rolls it back) or, for a failed COMMIT, rolled back."""
+        if self._logged:
+            self._cursor.cursor.logged_as = (sql, params)
+        if self._prepared is None:
+            self._cursor.execute(f"{sql}; COMMIT" if commit else sql, params)
+            return
         numbered, names = _numbered(sql)
         if names is None:
             values = list(params)
@@ -172,8 +177,6 @@ class _Cursor:
         sent.append(f"EXECUTE {name}({placeholders})" if values else f"EXECUTE {name}")
         if commit:
             sent.append("COMMIT")
-        if self._logged:
-            cursor.cursor.logged_as = (sql, params)
         try:
             cursor.execute("; ".join(sent), values)
         except Exception as error:
@@ -190,10 +193,11 @@ class _Cursor:
     def _there(self, name: str) -> bool:
         """Whether `name` is prepared on the connection: asked only after a message with its
         PREPARE failed (a round trip then, none otherwise)."""
-        if name not in self._prepared.unsure:
+        prepared = cast(_Prepared, self._prepared)
+        if name not in prepared.unsure:
             return True
         self._cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [name])
-        self._prepared.unsure.discard(name)
+        prepared.unsure.discard(name)
         return self._cursor.fetchone() is not None
 
     def fetchone(self) -> tuple[Any, ...] | None:
@@ -260,4 +264,8 @@ def prepared_cursor() -> Iterator[_Cursor]:
     if raw is None or raw.closed:
         raw = made[kind] = kind(db.connection)
     cursor = db.make_debug_cursor(raw) if logged else db.make_cursor(raw)
-    yield _Cursor(cursor, _prepared.setdefault(db.connection, _Prepared()), logged)
+    # psycopg's prepare_threshold, None when settings say not to prepare (PREPARED_STATEMENTS:
+    # behind a pooler in transaction mode, which does not keep a session's PREPAREs).
+    prepares = db.connection.prepare_threshold is not None
+    named = _prepared.setdefault(db.connection, _Prepared()) if prepares else None
+    yield _Cursor(cursor, named, logged)

@@ -37,7 +37,7 @@ def test_a_statement_is_prepared_once_and_reused_whatever_the_size_of_its_ints()
     assert run(2**40) == (2**40 + 1, "bigint")
     assert run(-(2**62)) == (-(2**62) + 1, "bigint")
 
-    ((statement, types),) = prepared_like("pg_typeof")
+    ((statement, types),) = prepared_like("$1 + 1, pg_typeof")
     assert statement.startswith("PREPARE aidwallet_") and types == "{bigint,bigint}"
     assert "AS SELECT $1 + 1, pg_typeof($2)::text;" in statement
 

@@ -211,3 +211,25 @@ def test_statements_dropped_behind_its_back_fail_one_transaction_then_are_prepar
     with prepared_cursor() as cursor:
         cursor.execute("SELECT %s * 2", [21])
         assert cursor.fetchone() == (42,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_prepared_statements_off_the_write_and_its_commit_still_go_in_one_message(
+    monkeypatch,
+):
+    # PREPARED_STATEMENTS=false (a pooler in transaction mode keeps no session's PREPARE):
+    # psycopg's prepare_threshold is None.
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", None)
+    merchant = make_merchant()
+    before = names()
+    with CaptureQueriesContext(connection) as sent, transaction.atomic():
+        writes = OneStatement()
+        event = WebhookEvent(merchant=merchant, type="x", data={"a": "b'c"}, payload="")
+        writes.insert(event)
+        writes.run(commit=True)
+        assert status() == TransactionStatus.IDLE
+
+    assert WebhookEvent.objects.get(pk=event.pk).data == {"a": "b'c"}
+    assert names() == before
+    assert sum(query["sql"].startswith("WITH w0 AS (") for query in sent.captured_queries) == 1
