@@ -89,9 +89,9 @@ _POCKET_COLUMNS = """p.id, p.created_at, p.account_id, a.valid_from, a.valid_unt
 
 # The code row is locked too, as payment_code_redeem does. Not every writer of codes takes the
 # wallet's lock first: payment_code_create() marks expired the past-expiry code of the slot it
-# takes, whatever its wallet, under its own wallet's lock only; this lock orders that with the
-# code's redemption (kept, issue 19 part 9: the row lock is not where the hold goes). The usage is pockets_usage()'s (wallet/usage.py), per pocket: a
-# hold counts for its amount while pending, for what its capture kept once captured (net of
+# takes, whatever its wallet, under its own wallet's lock only; this row lock orders that with
+# the code's redemption. The usage is pockets_usage()'s (wallet/usage.py), per pocket: a hold
+# counts for its amount while pending, for what its capture kept once captured (net of
 # refunds), for nothing once voided or expired; "validity" counts from the grant's start.
 _READ = (
     f"""
