@@ -42,6 +42,7 @@ from typing import Any, cast
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg.sql import Literal
 from psycopg.types.json import Json, Jsonb
 from psycopg.types.numeric import Int2, Int4, Int8
 
@@ -166,19 +167,19 @@ class _Cursor:
                 if self._there(old):
                     sent.append(f"DEALLOCATE {old}")
             name = f"aidwallet_{next(prepared.made)}"
-            # %% for the ClientCursor's %, which reads %s as its placeholders.
             declared = f"({', '.join(types)})" if types else ""
-            sent.append(f"PREPARE {name}{declared} AS {numbered.replace('%', '%%')}")
+            sent.append(f"PREPARE {name}{declared} AS {numbered}")
             prepared.names[key] = name
         else:
             prepared.names.move_to_end(key)
         before = len(sent)
-        placeholders = ", ".join(["%s"] * len(values))
-        sent.append(f"EXECUTE {name}({placeholders})" if values else f"EXECUTE {name}")
+        literals = _literals(values, cursor.connection)
+        sent.append(f"EXECUTE {name}({literals})" if values else f"EXECUTE {name}")
         if commit:
             sent.append("COMMIT")
         try:
-            cursor.execute("; ".join(sent), values)
+            # No parameters: psycopg sends the text as it is (no placeholder to parse).
+            cursor.execute("; ".join(sent))
         except Exception as error:
             if isinstance(error.__cause__, psycopg.errors.InvalidSqlStatementName):
                 # Dropped behind our back (DEALLOCATE ALL, DISCARD ALL): this transaction is
@@ -205,6 +206,37 @@ class _Cursor:
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return cast(list[tuple[Any, ...]], self._cursor.fetchall())
+
+
+def _literals(values: list[Any], connection: psycopg.Connection) -> str:
+    """`values` as SQL literals, separated by commas. The most frequent (an int, None, a bool, a
+    str, an aware datetime, a jsonb with its dumps) written here: psycopg's quoting of each
+    value, and its parsing of the placeholders (not cached past 50 values), cost a 60-value
+    write about 0.2 ms of the worker's processor with the wallet's lock held (BENCHMARKS.md,
+    issue 19 part 9). A str is quoted as a standard string (only ' doubled), the server's
+    setting checked; one with a NUL, which PostgreSQL's text refuses, and any other value
+    are psycopg's (its Literal, as its ClientCursor)."""
+    standard = connection.info.parameter_status("standard_conforming_strings") == "on"
+    written = []
+    for value in values:
+        kind = type(value)
+        if kind is int:
+            written.append(str(value))
+        elif value is None:
+            written.append("NULL")
+        elif kind is bool:
+            written.append("true" if value else "false")
+        elif kind is str and standard and "\x00" not in value:
+            written.append("'" + value.replace("'", "''") + "'")
+        elif kind is datetime.datetime and value.tzinfo is not None:
+            written.append(f"'{value.isoformat()}'::timestamptz")  # the offset keeps the instant
+        elif kind is Jsonb and value.dumps is not None and standard:
+            text = value.dumps(value.obj)
+            text = text.decode() if isinstance(text, bytes) else text
+            written.append("'" + text.replace("'", "''") + "'::jsonb")
+        else:
+            written.append(Literal(value).as_string(connection))
+    return ", ".join(written)
 
 
 class _NamedCursor(psycopg.ClientCursor):

@@ -10,6 +10,7 @@ import json
 import uuid
 from zoneinfo import ZoneInfo
 
+import orjson
 import psycopg
 import pytest
 from django.db import IntegrityError, ProgrammingError, connection, transaction
@@ -24,6 +25,7 @@ from core.prepared import prepared_cursor
 from merchants.models.webhooks import WebhookEvent
 from tests.factories import make_merchant
 from tests.markers import postgresql_only
+from wallet.models.decisions import Decision
 
 pytestmark = [postgresql_only]
 
@@ -53,6 +55,9 @@ VALUES = [
     (b"\x00\x01'\\\xff", "%s"),
     (decimal.Decimal("-12.3400"), "%s"),
     (uuid.UUID("12345678-1234-5678-1234-567812345678"), "%s"),
+    # What the write sends most: a jsonb with orjson's dumps (core/one_statement.py), a choice.
+    (Jsonb({"why": "l'aide \\ «x»", "n": [1, None]}, dumps=orjson.dumps), "%s"),
+    (Decision.Status.APPROVED, "%s::text"),
 ]
 
 
