@@ -89,15 +89,17 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         superuser = cursor.fetchone()[0]
 
+    locked = [False]  # whether this payment's lock was taken: its next EXECUTE is the read
+
     def step(sql: str) -> str:
-        # The hot path's statements run by name (core/prepared.py): `EXECUTE name(%s, ...)`,
-        # after their PREPARE the first time; the lock has two values, the read more, and the
+        # The hot path's statements run by name (core/prepared.py): `EXECUTE name(<values>)`,
+        # after their PREPARE the first time; the lock comes first, then the read, and the
         # write is sent with its COMMIT.
-        executed = sql.rpartition("EXECUTE ")[2] if "EXECUTE " in sql else ""
         if sql.endswith("; COMMIT"):
             return STEPS[2]
-        if executed:
-            return STEPS[0] if executed.count("%s") == 2 else STEPS[1]
+        if "EXECUTE " in sql:
+            first, locked[0] = not locked[0], True
+            return STEPS[0] if first else STEPS[1]
         return sql.split(None, 1)[0]
 
     spent: dict[str, list[int]] = defaultdict(list)
@@ -129,6 +131,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         # payments of a block plan the prepared statements again, and are left out.
         counted = i % BLOCK >= SETTLING
         before, started = cpu(), time.perf_counter()
+        locked[0] = False
         with transaction.atomic():
             with connection.execute_wrapper(timed if counted else untimed):
                 writes = OneStatement()
