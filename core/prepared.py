@@ -10,13 +10,13 @@ CPU per read).
 
 By name, not by psycopg's prepared statements (the extended protocol), so that the payment's
 write and its COMMIT go in one message: `EXECUTE name(<values>); COMMIT`, one simple query
-whose values psycopg's ClientCursor writes as literals (public API). psycopg's pipeline mode
-sent them in two writes to the socket (it flushes after each command): PostgreSQL ran the
-write, then waited for the worker's next write, which on a loaded machine came after the worker
-was scheduled again, with the wallet's lock held: a fifth of the lock's hold (BENCHMARKS.md,
-issue 19 part 8). psycopg has no public way to queue both and flush once. The long statement's
-text goes once per connection (its PREPARE, in the message of its first run), then the
-EXECUTE's few hundred bytes.
+(psycopg's ClientCursor) whose values are written as literals (_literals(), public API).
+psycopg's pipeline mode sent them in two writes to the socket (it flushes after each command):
+PostgreSQL ran the write, then waited for the worker's next write, which on a loaded machine
+came after the worker was scheduled again, with the wallet's lock held: a fifth of the lock's
+hold (BENCHMARKS.md, issue 19 part 8). psycopg has no public way to queue both and flush once.
+The long statement's text goes once per connection (its PREPARE, in the message of its first
+run), then the EXECUTE's few hundred bytes.
 
 Nothing else may prepare through psycopg's own on these connections: after a rollback psycopg
 sends DEALLOCATE ALL when it has prepared statements of its own, which would drop these too.
