@@ -187,11 +187,30 @@ class LockSampler(threading.Thread):
 
 def statement_label(query: str) -> str:
     """A statement's first words, a literal or parameter list cut: enough to tell the lock,
-    the read, the write and COMMIT apart."""
+    the read, the write and COMMIT apart. The hot path's statements are prepared by name
+    (core/prepared.py): `EXECUTE name(values)`, whose name differs from one connection to the
+    next; they are told apart by their values (the lock has two, the read a dozen) and the
+    COMMIT sent with the write. PostgreSQL cuts the text it shows (track_activity_query_size,
+    1 kB): only the write, with its decision's JSON, is that long."""
     text = re.sub(r"\s+", " ", query).strip()
     if "FOR UPDATE OF w" in text:
         return "the wallet's lock: " + text[:40]
-    return text[:70]
+    first = text.startswith("PREPARE ")
+    if first:  # a statement's first run on its connection
+        text = text.partition("; EXECUTE ")[2]
+        if not text:
+            return "(first run) PREPARE, its text cut"
+        text = f"EXECUTE {text}"
+    if not text.startswith("EXECUTE "):
+        return text[:70]
+    run = re.fullmatch(r"EXECUTE \w+\((.*)\)(; COMMIT)?", re.sub(r"'(?:[^']|'')*'", "?", text))
+    if run is None or run[2]:
+        label = "the write and its COMMIT: EXECUTE ...; COMMIT"
+    elif run[1].count(",") == 1:
+        label = "the wallet's lock: EXECUTE, 2 values"
+    else:
+        label = f"the read: EXECUTE, {run[1].count(',') + 1} values"
+    return ("(first run) " if first else "") + label
 
 
 def ledger_state(account_id: int) -> dict:

@@ -6,15 +6,15 @@ statement (issue 19).
         [--holds 10,100,500,2000]
 
 Runs the merchant API's PostgreSQL path for a payment by code (wallet/hot_path.py's lock and
-read, core/one_statement.py's write, then COMMIT) on wallets built as bench/authorize.py builds
-them, and prints for each round trip the server process's CPU (its /proc schedstat, in
-nanoseconds: /proc/<pid>/stat counts 10 ms ticks, too coarse for one statement) and the wall
-time. Every other block of payments runs with `session_replication_role = replica`, which skips the
-triggers that check the inserted rows' foreign keys at COMMIT (this schema has no other
-trigger): the difference between the two halves is what those checks cost (needs a superuser,
-as the benchmark's `postgres`; left out otherwise). Then the read under the lock on one wallet
-at a growing number of holds per pocket (added in a transaction rolled back afterwards), then
-the limit.
+read, core/one_statement.py's write with its COMMIT in one message) on wallets built as
+bench/authorize.py builds them, and prints for each round trip the server process's CPU (its
+/proc schedstat, in nanoseconds: /proc/<pid>/stat counts 10 ms ticks, too coarse for one
+statement) and the wall time. Every other block of payments runs with `session_replication_role
+= replica`, which skips the triggers that check the inserted rows' foreign keys at COMMIT (this
+schema has no other trigger): the difference between the two halves is what those checks cost
+(needs a superuser, as the benchmark's `postgres`; left out otherwise). Then the read under the
+lock on one wallet at a growing number of holds per pocket (added in a transaction rolled back
+afterwards), then the limit.
 
 The database named in DATABASE_URL is dropped and created again: never point it at real data.
 The exit status is 1 if the ledger does not verify afterwards.
@@ -35,7 +35,7 @@ from bench.authorize import merchants_build, random_request, wallets_build
 # Payments with the foreign keys' checks, then as many without, and so on; the first of each
 # block are not counted (see run()).
 BLOCK, SETTLING = 100, 10
-STEPS = ("wallet lock", "read under the lock", "write (one statement)", "COMMIT")
+STEPS = ("wallet lock", "read under the lock", "write and its COMMIT", "COMMIT (Django's)")
 
 
 def main() -> int:
@@ -77,7 +77,6 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
 
     from core.one_statement import OneStatement
     from merchants.payments import merchant_place
-    from wallet import hot_path
     from wallet.authorize import authorize_by_code
     from wallet.payment_codes import payment_code_create
 
@@ -90,12 +89,18 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         superuser = cursor.fetchone()[0]
 
+    locked = [False]  # whether this payment's lock was taken: its next EXECUTE is the read
+
     def step(sql: str) -> str:
-        if sql == hot_path._LOCK:
-            return STEPS[0]
-        if sql == hot_path._READ:
-            return STEPS[1]
-        return STEPS[2] if sql.startswith("WITH w0 AS") else sql.split(None, 1)[0]
+        # The hot path's statements run by name (core/prepared.py): `EXECUTE name(<values>)`,
+        # after their PREPARE the first time; the lock comes first, then the read, and the
+        # write is sent with its COMMIT.
+        if sql.endswith("; COMMIT"):
+            return STEPS[2]
+        if "EXECUTE " in sql:
+            first, locked[0] = not locked[0], True
+            return STEPS[0] if first else STEPS[1]
+        return sql.split(None, 1)[0]
 
     spent: dict[str, list[int]] = defaultdict(list)
     waited: dict[str, list[float]] = defaultdict(list)
@@ -126,6 +131,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         # payments of a block plan the prepared statements again, and are left out.
         counted = i % BLOCK >= SETTLING
         before, started = cpu(), time.perf_counter()
+        locked[0] = False
         with transaction.atomic():
             with connection.execute_wrapper(timed if counted else untimed):
                 writes = OneStatement()
@@ -137,7 +143,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
                     credit_account=merchant.payable_account,
                     merchant_id=merchant.pk,
                 )
-                writes.run()
+                writes.run(commit=True)  # the write and its COMMIT in one message
             committing = cpu(), time.perf_counter()
         latencies.append(time.perf_counter() - started)
         if counted:

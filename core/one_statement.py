@@ -12,11 +12,9 @@ project's foreign keys are deferred to the commit.
 Model.save() and the pre/post_save signals are not run, as with bulk_create: only for models
 written nowhere else on this path (save() overrides there guard against updates only)."""
 
-import itertools
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
 import orjson
@@ -186,26 +184,6 @@ def _table(model: type[Model], connection: Any) -> _Table:
     return table
 
 
-_PLACEHOLDER = re.compile(r"%(.)", re.DOTALL)
-
-
-@lru_cache(maxsize=256)
-def _numbered(sql: str) -> str:
-    """`sql` with its %s numbered as PostgreSQL's $1, $2..., and %% as %: worked out once per
-    shape of statement (a payment's holds, a webhook's deliveries: a few dozen shapes), where
-    psycopg would parse every run's long text again (core/prepared.py)."""
-    numbers = itertools.count(1)
-
-    def placeholder(match: re.Match[str]) -> str:
-        if match[1] == "%":
-            return "%"
-        if match[1] != "s":
-            raise ValueError(f"only %s placeholders in one statement: {match[0]!r}")
-        return f"${next(numbers)}"
-
-    return _PLACEHOLDER.sub(placeholder, sql)
-
-
 _M = TypeVar("_M", bound=Model)
 
 
@@ -320,21 +298,16 @@ class OneStatement:
         outputs = [f"(SELECT {row._meta.pk.column} FROM w{i})" for row, i in self._rows]
         outputs += [f"ARRAY(SELECT id FROM w{i})" for i, _ in self._selected]
         params = [param for _, part in self._parts for param in part]
-        sql = _numbered(f"WITH {ctes} SELECT {', '.join(outputs) or 'NULL'}")
-        db = self._connection
-        with prepared_cursor(numbered=True) as cursor:
-            if commit and _commits_here(db):
-                # The statement and its COMMIT sent together (psycopg's pipeline mode): one round
-                # trip less, with the wallet's lock held (issue 19). An error in either (a CHECK
-                # or unique key in the statement, a deferred foreign key at the COMMIT) is raised
-                # here as Django's IntegrityError; the transaction is then rolled back (by
-                # PostgreSQL, or by the atomic block's exit), as when Django committed.
-                with db.wrap_database_errors, db.connection.pipeline():
-                    cursor.execute(sql, params)
-                    db.connection.commit()
-            else:
-                cursor.execute(sql, params)
+        sql = f"WITH {ctes} SELECT {', '.join(outputs) or 'NULL'}"
+        # With its COMMIT in the same message when it commits: one round trip less, with the
+        # wallet's lock held, and no wait between the two (core/prepared.py, issue 19). An error
+        # in either (a CHECK or unique key in the statement, a deferred foreign key at the
+        # COMMIT) is raised here as Django's IntegrityError; the transaction is then rolled
+        # back (by PostgreSQL, or by the atomic block's exit), as when Django committed.
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, params, commit=commit and _commits_here(self._connection))
             results = cursor.fetchone()
+        assert results is not None  # the statement's SELECT returns one row
         for (row, _), pk in zip(self._rows, results, strict=False):
             row.pk = pk
             row._state.adding = False

@@ -3,75 +3,261 @@
 PostgreSQL took longer to plan the hot path's large statements than to run them: the read
 under the wallet's lock cost its server process 2.2-3.4 ms of CPU, of which 0.3-0.5 ms running
 it (EXPLAIN ANALYZE: 10 ms planning, 0.5 ms execution, on a loaded machine). A statement run
-through `prepared_cursor()` is prepared on its connection the first time (settings set psycopg's
-`prepare_threshold` to 0; psycopg keeps the 100 most recently used per connection) and its plan
-is reused: PostgreSQL switches to a generic plan after five runs when it costs no more than the
-custom ones, which it does for these (BENCHMARKS.md: 0.3 ms of server CPU per read).
+through `prepared_cursor()` is prepared on its connection the first time, by name (SQL's
+PREPARE), and its plan is reused: PostgreSQL switches to a generic plan after five runs when it
+costs no more than the custom ones, which it does for these (BENCHMARKS.md: 0.3 ms of server
+CPU per read).
 
-Only these statements are bound on the server: the ORM keeps Django's client-side binding (its
-default), whose cursors never prepare, so the setting changes nothing else.
+By name, not by psycopg's prepared statements (the extended protocol), so that the payment's
+write and its COMMIT go in one message: `EXECUTE name(<values>); COMMIT`, one simple query
+(psycopg's ClientCursor) whose values are written as literals (_literals(), public API).
+psycopg's pipeline mode sent them in two writes to the socket (it flushes after each command):
+PostgreSQL ran the write, then waited for the worker's next write, which on a loaded machine
+came after the worker was scheduled again, with the wallet's lock held: a fifth of the lock's
+hold (BENCHMARKS.md, issue 19 part 8). psycopg has no public way to queue both and flush once.
+The long statement's text goes once per connection (its PREPARE, in the message of its first
+run), then the EXECUTE's few hundred bytes.
+
+Nothing else may prepare through psycopg's own on these connections: after a rollback psycopg
+sends DEALLOCATE ALL when it has prepared statements of its own, which would drop these too.
+The ORM's cursors bind on the client (Django's default) and psycopg never prepares theirs,
+whatever its `prepare_threshold`.
 
 The cursor is Django's wrapper around psycopg's: execute wrappers and the query log see these
-statements like any other, so the tests that count round trips count them."""
+statements like any other (the log with the statement's own text, its values inlined), so the
+tests that count round trips count them."""
 
+import datetime
+import decimal
+import itertools
 import re
+import uuid
 import weakref
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, cast
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
-from psycopg.types.numeric import Int8Dumper
+from psycopg.sql import Literal
+from psycopg.types.json import Json, Jsonb
+from psycopg.types.numeric import Int2, Int4, Int8
+
+# Statements kept prepared per connection: the read's and lock's few, the write's shapes (a
+# payment's holds, a capture's, a webhook's deliveries) a few dozen; past this the least
+# recently run is deallocated, as psycopg did its own.
+PREPARED_MAX = 100
+
+# The type each value is declared with in the PREPARE, by its Python type: an int is a bigint
+# whatever its size (one statement, not one per combination of sizes, and never a smallint
+# compared with a bigint column), a str and a None are left to PostgreSQL to infer from where
+# they go (as psycopg sent them), the rest as psycopg types them. A value of another type is
+# declared "unknown" too: its literal says what it is.
+_TYPES: dict[type, str] = {
+    int: "int8",
+    Int2: "int2",
+    Int4: "int4",
+    Int8: "int8",
+    bool: "bool",
+    str: "unknown",
+    type(None): "unknown",
+    datetime.date: "date",
+    Jsonb: "jsonb",
+    Json: "json",
+    bytes: "bytea",
+    decimal.Decimal: "numeric",
+    uuid.UUID: "uuid",
+}
 
 
-class _PreparingCursor(psycopg.Cursor):
-    def __init__(self, connection: psycopg.Connection) -> None:
-        super().__init__(connection)
-        # Every Python int as a bigint: psycopg types an int by its size (smallint, integer,
-        # bigint), which would prepare one statement per combination of sizes met, and bind a
-        # parameter as a smallint where a bigint column is compared or updated.
-        self.adapters.register_dumper(int, Int8Dumper)
+def _type(value: Any) -> str:
+    declared = _TYPES.get(type(value))
+    if declared is not None:
+        return declared
+    if isinstance(value, datetime.datetime):
+        return "timestamp" if value.tzinfo is None else "timestamptz"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):  # an IntegerChoices member
+        return "int8"
+    return "unknown"  # a str's subclass (TextChoices), a list (an array), ...
 
 
-class _PreparingNumberedCursor(psycopg.RawCursor):
-    """For a statement written with PostgreSQL's own placeholders ($1, $2...), sent as it is.
-    psycopg turns %s into them by parsing the text, and caches that only for statements under
-    4 KB and 50 parameters: the authorization's one write (core/one_statement.py) is longer,
-    and was parsed again at each payment, about 0.3 ms of its process' CPU (issue 19)."""
-
-    def __init__(self, connection: psycopg.Connection) -> None:
-        super().__init__(connection)
-        self.adapters.register_dumper(int, Int8Dumper)
+_PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?(.)", re.DOTALL)
 
 
-class _LoggedPreparingCursor(_PreparingCursor):
+@lru_cache(maxsize=256)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...] | None]:
+    """`sql` with its %s or %(name)s numbered as PostgreSQL's $1, $2..., and %% as %, with the
+    names in the order of their numbers (None for %s): worked out once per statement, where
+    psycopg would parse a long text again at each run (its cache stops at 4 kB)."""
+    names: dict[str, int] = {}
+    numbers = itertools.count(1)
+
+    def placeholder(match: re.Match[str]) -> str:
+        name, kind = match[1], match[2]
+        if kind == "%" and name is None:
+            return "%"
+        if kind != "s":
+            raise ValueError(f"only %s and %(name)s placeholders: {match[0]!r}")
+        if name is None:
+            return f"${next(numbers)}"
+        if name not in names:
+            names[name] = next(numbers)
+        return f"${names[name]}"
+
+    numbered = _PLACEHOLDER.sub(placeholder, sql)
+    if names and next(numbers) != len(names) + 1:
+        raise ValueError("%s and %(name)s placeholders mixed")
+    return numbered, tuple(names) if names else None
+
+
+@dataclass
+class _Prepared:
+    """The statements prepared on one connection: name by text and declared types, least
+    recently run first; and those whose PREPARE went in a message that failed: it may have run
+    or not (PREPARE is not undone by a rollback: PostgreSQL keeps what it prepared)."""
+
+    names: OrderedDict[tuple[str, tuple[str, ...]], str] = field(default_factory=OrderedDict)
+    unsure: set[str] = field(default_factory=set)
+    made: Iterator[int] = field(default_factory=itertools.count)
+
+
+class _Cursor:
+    """What prepared_cursor() yields: execute() runs a statement prepared by name on the
+    connection; fetchone() and fetchall() read its rows."""
+
+    def __init__(self, cursor: Any, prepared: _Prepared | None, logged: bool) -> None:
+        self._cursor = cursor  # Django's wrapper around a _NamedCursor
+        self._prepared = prepared  # None: nothing is prepared (PREPARED_STATEMENTS=false)
+        self._logged = logged
+
+    def execute(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = (), *, commit: bool = False
+    ) -> None:
+        """Run `sql` (psycopg's placeholders, %s or %(name)s) with `params`. `commit`: a
+        COMMIT goes in the same message, right after it. An error in either is raised as
+        Django's (an IntegrityError for a constraint, deferred or not); PostgreSQL has then
+        skipped what followed in the message, and left the transaction aborted (the caller's
+        atomic block rolls it back) or, for a failed COMMIT, rolled back."""
+        if self._logged:
+            self._cursor.cursor.logged_as = (sql, params)
+        if self._prepared is None:
+            self._cursor.execute(f"{sql}; COMMIT" if commit else sql, params)
+            return
+        numbered, names = _numbered(sql)
+        if names is None:
+            values = list(params)
+        else:
+            values = [cast(Mapping[str, Any], params)[name] for name in names]
+        types = tuple(map(_type, values))
+        prepared, cursor = self._prepared, self._cursor
+        sent = []
+        key = (numbered, types)
+        name = prepared.names.get(key)
+        if name is not None and not self._there(name):
+            del prepared.names[key]
+            name = None
+        if name is None:
+            if len(prepared.names) >= PREPARED_MAX:
+                _, old = prepared.names.popitem(last=False)
+                if self._there(old):
+                    sent.append(f"DEALLOCATE {old}")
+            name = f"aidwallet_{next(prepared.made)}"
+            declared = f"({', '.join(types)})" if types else ""
+            sent.append(f"PREPARE {name}{declared} AS {numbered}")
+            prepared.names[key] = name
+        else:
+            prepared.names.move_to_end(key)
+        before = len(sent)
+        literals = _literals(values, cursor.connection)
+        sent.append(f"EXECUTE {name}({literals})" if values else f"EXECUTE {name}")
+        if commit:
+            sent.append("COMMIT")
+        try:
+            # No parameters: psycopg sends the text as it is (no placeholder to parse).
+            cursor.execute("; ".join(sent))
+        except Exception as error:
+            if isinstance(error.__cause__, psycopg.errors.InvalidSqlStatementName):
+                # Dropped behind our back (DEALLOCATE ALL, DISCARD ALL): this transaction is
+                # lost, the next one prepares again.
+                prepared.names.clear()
+            elif before:  # the last of what went before the EXECUTE is its PREPARE
+                prepared.unsure.add(name)
+            raise
+        for _ in range(before):  # the DEALLOCATE's and PREPARE's results, before the EXECUTE's
+            cursor.nextset()
+
+    def _there(self, name: str) -> bool:
+        """Whether `name` is prepared on the connection: asked only after a message with its
+        PREPARE failed (a round trip then, none otherwise)."""
+        prepared = cast(_Prepared, self._prepared)
+        if name not in prepared.unsure:
+            return True
+        self._cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [name])
+        prepared.unsure.discard(name)
+        return self._cursor.fetchone() is not None
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return cast(tuple[Any, ...] | None, self._cursor.fetchone())
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return cast(list[tuple[Any, ...]], self._cursor.fetchall())
+
+
+def _literals(values: list[Any], connection: psycopg.Connection) -> str:
+    """`values` as SQL literals, separated by commas. The most frequent (an int, None, a bool, a
+    str, an aware datetime, a jsonb with its dumps) written here: psycopg's quoting of each
+    value, and its parsing of the placeholders (not cached past 50 values), cost a 60-value
+    write about 0.2 ms of the worker's processor with the wallet's lock held (BENCHMARKS.md,
+    issue 19 part 9). A str is quoted as a standard string (only ' doubled), the server's
+    setting checked; one with a NUL, which PostgreSQL's text refuses, and any other value
+    are psycopg's (its Literal, as its ClientCursor)."""
+    standard = connection.info.parameter_status("standard_conforming_strings") == "on"
+    written = []
+    for value in values:
+        kind = type(value)
+        if kind is int:
+            written.append(str(value))
+        elif value is None:
+            written.append("NULL")
+        elif kind is bool:
+            written.append("true" if value else "false")
+        elif kind is str and standard and "\x00" not in value:
+            written.append("'" + value.replace("'", "''") + "'")
+        elif kind is datetime.datetime and value.tzinfo is not None:
+            written.append(f"'{value.isoformat()}'::timestamptz")  # the offset keeps the instant
+        elif kind is Jsonb and value.dumps is not None and standard:
+            text = value.dumps(value.obj)
+            text = text.decode() if isinstance(text, bytes) else text
+            written.append("'" + text.replace("'", "''") + "'::jsonb")
+        else:
+            written.append(Literal(value).as_string(connection))
+    return ", ".join(written)
+
+
+class _NamedCursor(psycopg.ClientCursor):
+    """Values bound on the client, as literals: several statements go in one message."""
+
+
+class _LoggedNamedCursor(_NamedCursor):
     """Under Django's query log (DEBUG, CaptureQueriesContext): Django logs the SQL psycopg
-    last sent (its `_query`), which psycopg leaves unset when it runs a prepared statement; the
-    statement with its parameters inlined is logged instead."""
+    last sent (its `_query`), here `EXECUTE name(...)`; the statement's own text with its
+    values inlined is logged instead, as for any other statement."""
+
+    logged_as: tuple[str, Any] | None = None
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         result = super().execute(query, params, **kwargs)
-        text = psycopg.ClientCursor(self.connection).mogrify(query, params)
-        self._query = cast(Any, _Sent(text.encode()))
+        if self.logged_as is not None:
+            # Another cursor's: mogrify() resets the one it runs on, whose results are unread.
+            text = psycopg.ClientCursor(self.connection).mogrify(*self.logged_as)
+            self.logged_as = None
+            self._query = cast(Any, _Sent(text.encode()))
         return result
-
-
-class _LoggedPreparingNumberedCursor(_PreparingNumberedCursor):
-    """_LoggedPreparingCursor's log for a statement with $n placeholders: the same text as if
-    it had been written with %s (they are numbered in order, core/one_statement.py)."""
-
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        result = super().execute(query, params, **kwargs)
-        text = psycopg.ClientCursor(self.connection).mogrify(
-            _NUMBERED.sub("%s", query.replace("%", "%%")), params
-        )
-        self._query = cast(Any, _Sent(text.encode()))
-        return result
-
-
-_NUMBERED = re.compile(r"\$\d+")
 
 
 @dataclass(frozen=True)
@@ -79,21 +265,22 @@ class _Sent:
     query: bytes
 
 
-# The cursors of each psycopg connection, one per kind: made once, not once a statement. A
-# psycopg cursor reads its connection's adapters into a map of its own when made (the bigint
-# dumper registered on it again), and connection.cursor() made one more, unused: three of them
-# a payment cost about as much as running its statements' Python (issue 19). A connection is
-# used by one thread at a time (Django's), and a cursor by one statement at a time here.
+# What each psycopg connection has: its cursors, one per kind, made once, not once a statement
+# (a psycopg cursor reads its connection's adapters into a map of its own when made, and
+# connection.cursor() made one more, unused: three of them a payment cost about as much as
+# running its statements' Python, issue 19), and its prepared statements. A connection is used
+# by one thread at a time (Django's), and a cursor by one statement at a time here. A new
+# connection (a reconnection) starts with none.
 _cursors: weakref.WeakKeyDictionary[psycopg.Connection, dict[type, psycopg.Cursor]] = (
     weakref.WeakKeyDictionary()
 )
+_prepared: weakref.WeakKeyDictionary[psycopg.Connection, _Prepared] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
-def prepared_cursor(numbered: bool = False) -> Iterator[Any]:
+def prepared_cursor() -> Iterator[_Cursor]:
     """A cursor of the default connection, in its current transaction, whose statements are
-    prepared (PostgreSQL only). `numbered`: the statements use $1, $2... (in order) instead of
-    %s, for a long statement whose text psycopg would parse at each run."""
+    prepared (PostgreSQL only)."""
     # The wrapper itself, not django.db.connection, whose every attribute read is an asgiref
     # Local lookup. What connection.cursor() does before making its cursor: the health check,
     # the connection opened if need be, the thread's.
@@ -102,13 +289,15 @@ def prepared_cursor(numbered: bool = False) -> Iterator[Any]:
     db.ensure_connection()
     db.validate_thread_sharing()
     logged = db.queries_logged
-    if numbered:
-        kind: type = _LoggedPreparingNumberedCursor if logged else _PreparingNumberedCursor
-    else:
-        kind = _LoggedPreparingCursor if logged else _PreparingCursor
+    kind = _LoggedNamedCursor if logged else _NamedCursor
     # Any: django-stubs type these wrappers' argument as Django's own CursorWrapper.
     made: Any = _cursors.setdefault(db.connection, {})
     raw = made.get(kind)
     if raw is None or raw.closed:
         raw = made[kind] = kind(db.connection)
-    yield db.make_debug_cursor(raw) if logged else db.make_cursor(raw)
+    cursor = db.make_debug_cursor(raw) if logged else db.make_cursor(raw)
+    # psycopg's prepare_threshold, None when settings say not to prepare (PREPARED_STATEMENTS:
+    # behind a pooler in transaction mode, which does not keep a session's PREPAREs).
+    prepares = db.connection.prepare_threshold is not None
+    named = _prepared.setdefault(db.connection, _Prepared()) if prepares else None
+    yield _Cursor(cursor, named, logged)

@@ -87,9 +87,11 @@ _POCKET_COLUMNS = """p.id, p.created_at, p.account_id, a.valid_from, a.valid_unt
     a.rules::text, pr.name, fu.name, acc.balance - acc.pending, acc.currency, acc.guarded,
     u.day, u.week, u.month, u.year, u.total - COALESCE(before_validity.net, 0)"""
 
-# The code row is locked too, as payment_code_redeem does, though every writer of codes takes
-# the wallet's lock first. The usage is pockets_usage()'s (wallet/usage.py), per pocket: a
-# hold counts for its amount while pending, for what its capture kept once captured (net of
+# The code row is locked too, as payment_code_redeem does. Not every writer of codes takes the
+# wallet's lock first: payment_code_create() marks expired the past-expiry code of the slot it
+# takes, whatever its wallet, under its own wallet's lock only; this row lock orders that with
+# the code's redemption. The usage is pockets_usage()'s (wallet/usage.py), per pocket: a hold
+# counts for its amount while pending, for what its capture kept once captured (net of
 # refunds), for nothing once voided or expired; "validity" counts from the grant's start.
 _READ = (
     f"""

@@ -1,5 +1,6 @@
-"""core/prepared.py: the hot path's statements are prepared once per connection and reused,
-bind every int as a bigint, and are logged with their values like any other statement."""
+"""core/prepared.py: the hot path's statements are prepared once per connection, by name, and
+reused, bind every int as a bigint, and are logged with their values like any other statement;
+a statement and its COMMIT go in one message."""
 
 import pytest
 from django.db import connection, transaction
@@ -36,7 +37,9 @@ def test_a_statement_is_prepared_once_and_reused_whatever_the_size_of_its_ints()
     assert run(2**40) == (2**40 + 1, "bigint")
     assert run(-(2**62)) == (-(2**62) + 1, "bigint")
 
-    assert prepared_like("pg_typeof") == [("SELECT $1 + 1, pg_typeof($2)::text", "{bigint,bigint}")]
+    ((statement, types),) = prepared_like("$1 + 1, pg_typeof")
+    assert statement.startswith("PREPARE aidwallet_") and types == "{bigint,bigint}"
+    assert "AS SELECT $1 + 1, pg_typeof($2)::text;" in statement
 
 
 def test_the_orms_statements_are_not_prepared():
@@ -50,8 +53,9 @@ def test_the_orms_statements_are_not_prepared():
 
 def test_a_prepared_statement_runs_in_the_callers_transaction():
     with transaction.atomic():
-        with prepared_cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute("CREATE TEMPORARY TABLE seen (n bigint) ON COMMIT DROP")
+        with prepared_cursor() as cursor:
             cursor.execute("INSERT INTO seen VALUES (%s)", [5])
         with connection.cursor() as cursor:
             cursor.execute("SELECT n FROM seen")
