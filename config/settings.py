@@ -240,10 +240,11 @@ else:
             "max_size": env.int("DB_POOL_MAX_SIZE"),
         }
         DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # The hot path's few statements (core/prepared.py) are prepared on their connection the
-    # first time they run: only its server-binding cursors are affected, Django's own cursors
-    # binding on the client side never prepare. A pooler in transaction mode (PgBouncer) would
-    # need its prepared-statement support (PgBouncer 1.21+) or PREPARED_STATEMENTS=false.
+    # The hot path's few statements (core/prepared.py) are prepared on their connection, by
+    # name (SQL's PREPARE), the first time they run; psycopg's prepare_threshold is only the
+    # switch core/prepared.py reads (Django's own cursors bind on the client and never
+    # prepare). A pooler in transaction mode (PgBouncer, whatever its version: it carries the
+    # protocol's prepared statements, not SQL's PREPARE) needs PREPARED_STATEMENTS=false.
     if env.bool("PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0
     # No server-side binding for the ORM (psycopg's prepared statements): tried on the authorization
