@@ -13,7 +13,7 @@ from django.core.mail.backends.locmem import EmailBackend as LocmemEmailBackend
 from django.utils import timezone
 
 from funders.campaigns import campaign_create, campaign_run, proposal_accept_many
-from funders.models import CampaignRun, EligibilityCriterion, Proposal
+from funders.models import Campaign, CampaignRun, EligibilityCriterion, Proposal
 from funders.nonuse import nonuse_detect
 from funders.services import allocation_grant_many, beneficiary_enrol
 from merchants.payments import payment_authorize
@@ -205,6 +205,17 @@ def messages_of(kind: str) -> list[int]:
     return list(Notification.objects.filter(kind=kind).order_by("pk").values_list("pk", flat=True))
 
 
+def three_proposed(funder, **program) -> Campaign:
+    """A campaign of 5,000 cents run for three enrolled people the platform can reach."""
+    program = make_program(funder=funder, **program)
+    EligibilityCriterion.objects.create(program=program, kind="departement", values=["38"])
+    campaign = campaign_create(program=program, name="Hiver", amount=5_000)
+    for person in reachable(3):
+        beneficiary_enrol(funder=funder, beneficiary=person)
+    campaign_run(campaign=campaign, trigger=CampaignRun.Trigger.ON_DEMAND)
+    return campaign
+
+
 def test_one_grant_hands_its_email_and_sms_over_in_one_task(
     funder, handed, django_capture_on_commit_callbacks
 ):
@@ -223,12 +234,7 @@ def test_a_campaigns_grants_leave_in_batches_as_each_one_commits(
     are handed over SEND_BATCH at a time as those commit, the rest at the end, not a task
     each."""
     monkeypatch.setattr(services, "SEND_BATCH", 4)
-    program = make_program(funder=funder)
-    EligibilityCriterion.objects.create(program=program, kind="departement", values=["38"])
-    campaign = campaign_create(program=program, name="Hiver", amount=5_000)
-    for person in reachable(3):
-        beneficiary_enrol(funder=funder, beneficiary=person)
-    campaign_run(campaign=campaign, trigger=CampaignRun.Trigger.ON_DEMAND)
+    campaign = three_proposed(funder)
     with django_capture_on_commit_callbacks(execute=True):
         result = proposal_accept_many(proposals=Proposal.objects.filter(campaign=campaign), by=None)
     assert len(result.accepted) == 3
@@ -242,12 +248,7 @@ def test_a_failed_grant_hands_nothing_and_the_others_still_leave(
 ):
     """A grant refused (the program's money ran out) rolls back with its messages: the ones
     granted before it are handed over, and only those."""
-    program = make_program(funder=funder, funded=10_000)
-    EligibilityCriterion.objects.create(program=program, kind="departement", values=["38"])
-    campaign = campaign_create(program=program, name="Hiver", amount=5_000)
-    for person in reachable(3):
-        beneficiary_enrol(funder=funder, beneficiary=person)
-    campaign_run(campaign=campaign, trigger=CampaignRun.Trigger.ON_DEMAND)
+    campaign = three_proposed(funder, funded=10_000)
     with django_capture_on_commit_callbacks(execute=True):
         result = proposal_accept_many(proposals=Proposal.objects.filter(campaign=campaign), by=None)
     assert (len(result.accepted), result.left) == (2, 1)
