@@ -18,6 +18,7 @@ import orjson
 from django import forms
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
@@ -28,6 +29,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.formatting import lazy_format
 from rest_framework.views import APIView
 
 from core.errors import AmountTooLarge, InvalidAmount
@@ -216,7 +218,28 @@ def represented(output: type[serializers.Serializer], instance: Any) -> dict:
 @functools.cache
 def shared(output: type[serializers.Serializer]) -> Any:
     """The one serializer of its class this process uses (see validated and represented)."""
-    return output()
+    serializer = output()
+    _messages_in_each_language(serializer)
+    return serializer
+
+
+def _messages_in_each_language(field: Any) -> None:
+    """DRF writes a bound's message (max_length, min_value...) as a lazy_format, which keeps the
+    text it first renders: in a serializer shared by every request, the first caller's language
+    would answer every later caller. Each becomes a message rendered at each use, in the
+    language of the request at hand."""
+    for validator in getattr(field, "validators", ()):
+        message = getattr(validator, "message", None)
+        if isinstance(message, lazy_format) and message.format_string is not None:
+            validator.message = _each_time(message.format_string, message.args, message.kwargs)
+    for child in getattr(field, "fields", {}).values():
+        _messages_in_each_language(child)
+    if getattr(field, "child", None) is not None:
+        _messages_in_each_language(field.child)
+
+
+def _each_time(format_string: Any, args: tuple, kwargs: dict) -> Any:
+    return lazy(lambda: str(format_string).format(*args, **kwargs), str)()
 
 
 class _Replay(Exception):  # control flow carrying a stored response, not an error
