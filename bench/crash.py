@@ -66,8 +66,10 @@ class Sent:
 
 
 class Client:
-    def __init__(self, index: int, port: int, fixture, run_id: str, args):
+    def __init__(self, index: int, port: int, fixture, run_id: str, args, wallets, spare_wallet):
         self.index, self.port, self.fixture, self.args = index, port, fixture, args
+        self.wallets, self.spare_wallet = wallets, spare_wallet
+        self.spare: str | None = None  # a code made earlier, for while PostgreSQL is down
         self.rng = Random(f"crash-{index}")
         self.prefix = f"{run_id}-{index}-"
         self.sequence = 0
@@ -127,19 +129,28 @@ class Client:
         return float(retry_after)
 
     def payment_code(self, wallet: int) -> str:
-        """A fresh code, as the beneficiary's app shows it; written in this process, so made
-        again while PostgreSQL is down (the app would show one made earlier)."""
+        """A fresh code, as the beneficiary's app shows it; written in this process. While
+        PostgreSQL is down no code can be made here, and the client pays once with the code it
+        made earlier on a wallet of its own (the app would show one made before the outage):
+        without it a client would wait in this loop, not at the server, and the outage's 503s
+        would go unasked whenever every client happened to be about to pay."""
         from django.db import DatabaseError, connection
 
         while True:
             try:
-                return scenario.payment_code(wallet)
+                code = scenario.payment_code(wallet)
+                if self.spare is None:
+                    self.spare = scenario.payment_code(self.spare_wallet)
+                return code
             except DatabaseError:
                 connection.close()  # a connection to the killed server is useless
+                if self.spare is not None:
+                    code, self.spare = self.spare, None
+                    return code
                 time.sleep(0.2)
 
     def run(self, stop: threading.Event) -> None:
-        rng, fixture = self.rng, self.fixture
+        rng = self.rng
         while not stop.is_set():
             merchant = rng.choices(range(len(MERCHANTS)), WEIGHTS)[0]
             auth = self.send(
@@ -151,7 +162,7 @@ class Client:
                     "currency": "EUR",
                     # A retry sends the same code again: it is recognised by the key it was
                     # redeemed with, not refused as used.
-                    "payment_code": self.payment_code(rng.choice(fixture.wallets)),
+                    "payment_code": self.payment_code(rng.choice(self.wallets)),
                     "partial_approval_allowed": rng.random() < 0.2,
                     "merchant_reference": f"{self.prefix}{self.sequence + 1}",
                 },
@@ -345,7 +356,9 @@ def run(bench: harness.Bench, cluster: pgcluster.Cluster, args: argparse.Namespa
     bench.setup()
     from django.db import connection
 
-    fixture = scenario.build(wallets=args.wallets, seed=1)
+    # One wallet more per client, for the code it keeps for the outage (Client.payment_code).
+    fixture = scenario.build(wallets=args.wallets + args.clients, seed=1)
+    wallets, spares = fixture.wallets[: args.wallets], fixture.wallets[args.wallets :]
     merchant_pks = scenario.merchant_pks()
     print(f"server and worker log: {bench.log_path}")
     port = harness.free_port()
@@ -357,7 +370,9 @@ def run(bench: harness.Bench, cluster: pgcluster.Cluster, args: argparse.Namespa
 
     server, worker = start()
     run_id = uuid.uuid4().hex[:10]
-    clients = [Client(i, port, fixture, run_id, args) for i in range(args.clients)]
+    clients = [
+        Client(i, port, fixture, run_id, args, wallets, spares[i]) for i in range(args.clients)
+    ]
     outage = None
     try:
         scenario.wait_ready(bench, server, port, fixture.keys[0])
