@@ -271,7 +271,8 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
 def tail_report(calls: list[tuple]) -> None:
     """What the slowest 1 % of the calls spent, beside the middle ones: whether the tail is
     this process' processor (a collection of the cyclic GC, a larger decision), the server's,
-    or time waiting for neither (a core given to another process, a lock, the disk)."""
+    or time waiting for neither (`waited`: a core given to another process, a lock, the disk's
+    flush of the WAL at COMMIT)."""
     calls = sorted(calls)
     middle = calls[len(calls) * 45 // 100 : len(calls) * 55 // 100]
     tail = calls[len(calls) * 99 // 100 :]
@@ -281,7 +282,8 @@ def tail_report(calls: list[tuple]) -> None:
         print(
             f"{name}: {n} calls, mean {sum(c[0] for c in part) / n * 1000:.2f} ms, "
             f"this process' CPU {sum(c[1] for c in part) / n * 1000:.2f} ms, "
-            f"its server's {sum(c[2] for c in part) / n * 1000:.2f} ms; "
+            f"its server's {sum(c[2] for c in part) / n * 1000:.2f} ms, "
+            f"waited {sum(c[0] - c[1] - c[2] for c in part) / n * 1000:.2f} ms; "
             f"GC collections (generation: count) {dict(sorted(gcs.items())) or 'none'}; "
             + ", ".join(f"{k} {v}" for k, v in Counter(c[3] for c in part).most_common())
         )
