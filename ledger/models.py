@@ -101,10 +101,8 @@ class Transfer(models.Model):
     pending_transfer = models.OneToOneField(
         "self", models.PROTECT, null=True, blank=True, related_name="resolution"
     )
-    # Indexed where set only (transfer_refund_of_idx below): a refund is rare, and every other
-    # transfer, each payment's hold first, wrote its NULL into a full index no reader asks for.
     refund_of = models.ForeignKey(
-        "self", models.PROTECT, null=True, blank=True, related_name="refunds", db_index=False
+        "self", models.PROTECT, null=True, blank=True, related_name="refunds"
     )
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
@@ -146,13 +144,6 @@ class Transfer(models.Model):
             # the wallet's lock, and the holds' periods verify() checks Spending against.
             models.Index(
                 fields=["debit_account", "created_at"], name="transfer_hold_account_at_idx"
-            ),
-            # A capture's refunds (refund_of_id = %s, and the refunds of a shop's captures):
-            # the condition is implied by the lookup, so this index serves it.
-            models.Index(
-                fields=["refund_of"],
-                condition=Q(refund_of__isnull=False),
-                name="transfer_refund_of_idx",
             ),
         ]
 

@@ -40,15 +40,8 @@ class Decision(models.Model):
         verbose_name=_("wallet"),
     )
     livemode = models.BooleanField(_("live mode"), default=True)
-    # Indexed where set only (decision_card_idx below): a payment through the merchant API has
-    # no card, and its NULL was an index entry written by every such payment for no reader.
     card = models.ForeignKey(
-        "wallet.Card",
-        models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="decisions",
-        db_index=False,
+        "wallet.Card", models.PROTECT, null=True, blank=True, related_name="decisions"
     )
     merchant = models.ForeignKey(
         "merchants.Merchant",
@@ -81,12 +74,6 @@ class Decision(models.Model):
                 condition=models.Q(livemode=True, wallet__isnull=False)
                 | models.Q(livemode=False, wallet__isnull=True),
                 name="decision_live_has_wallet_sandbox_none",
-            ),
-        ]
-        indexes = [
-            # A card's decisions (card_id = %s implies it is not NULL, so this index serves it).
-            models.Index(
-                fields=["card"], condition=models.Q(card__isnull=False), name="decision_card_idx"
             ),
         ]
 
