@@ -215,6 +215,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     )
     client_cpu = backend_cpu = 0.0
     outcomes = Counter()
+    queued = run_queue_readers()
     for i in range(args.authorizations):
         merchant = rng.choice(merchants)
         wallet = rng.choice(wallets)
@@ -223,6 +224,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         # The server's processor read outside the timed call: reading /proc is the
         # benchmark's work, not the payment's.
         b0 = harness.backend_cpu_seconds()
+        q0 = [read() for read in queued]
         t0, c0 = time.perf_counter(), time.process_time()
         if code is None:
             decision = authorize(
@@ -235,12 +237,15 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         else:
             decision = by_code(request, code, merchant, f"bench-{i}")
         latency, client = time.perf_counter() - t0, time.process_time() - c0
+        runnable = tuple(read() - q for read, q in zip(queued, q0, strict=True))
         backend = harness.backend_cpu_seconds() - b0
         latencies.append(latency)
         client_cpu += client
         backend_cpu += backend
         outcomes[decision.reason or decision.status] += 1
-        calls.append((latency, client, backend, decision.reason or decision.status, collections))
+        calls.append(
+            (latency, client, backend, decision.reason or decision.status, collections, runnable)
+        )
         collections = []
 
     total = sum(latencies)
@@ -268,11 +273,31 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     return 0 if verified else 1
 
 
+def run_queue_readers() -> list:
+    """Readers of the seconds this process and its PostgreSQL server process have spent so far
+    runnable but waiting for a core (the second figure of /proc/<pid>/schedstat; both run on
+    this machine): what of a call's wait was the machine's other work, not the disk or a lock."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    paths = ["/proc/self/schedstat", f"/proc/{connection.connection.info.backend_pid}/schedstat"]
+
+    def reader(path: str):
+        def read() -> float:
+            with open(path) as schedstat:
+                return int(schedstat.read().split()[1]) / 1e9
+
+        return read
+
+    return [reader(path) for path in paths]
+
+
 def tail_report(calls: list[tuple]) -> None:
     """What the slowest 1 % of the calls spent, beside the middle ones: whether the tail is
     this process' processor (a collection of the cyclic GC, a larger decision), the server's,
     or time waiting for neither (`waited`: a core given to another process, a lock, the disk's
-    flush of the WAL at COMMIT)."""
+    flush of the WAL at COMMIT), and of that wait how much either process was runnable but
+    waiting for a core (the rest: the disk, a lock, the network)."""
     calls = sorted(calls)
     middle = calls[len(calls) * 45 // 100 : len(calls) * 55 // 100]
     tail = calls[len(calls) * 99 // 100 :]
@@ -283,7 +308,9 @@ def tail_report(calls: list[tuple]) -> None:
             f"{name}: {n} calls, mean {sum(c[0] for c in part) / n * 1000:.2f} ms, "
             f"this process' CPU {sum(c[1] for c in part) / n * 1000:.2f} ms, "
             f"its server's {sum(c[2] for c in part) / n * 1000:.2f} ms, "
-            f"waited {sum(c[0] - c[1] - c[2] for c in part) / n * 1000:.2f} ms; "
+            f"waited {sum(c[0] - c[1] - c[2] for c in part) / n * 1000:.2f} ms, of which "
+            f"for a core {sum(c[5][0] for c in part) / n * 1000:.2f} ms here and "
+            f"{sum(c[5][1] for c in part) / n * 1000:.2f} ms in its server; "
             f"GC collections (generation: count) {dict(sorted(gcs.items())) or 'none'}; "
             + ", ".join(f"{k} {v}" for k, v in Counter(c[3] for c in part).most_common())
         )
