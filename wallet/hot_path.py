@@ -142,9 +142,9 @@ class PocketAccount:
     guarded: bool
 
     def account(self) -> Account:
-        # As Django builds a row it read, the fields not read deferred (loaded if ever asked
-        # for) rather than set to their defaults by Model.__init__'s keyword path, which cost
-        # twice as much (issue 19, part 10).
+        # As Django builds a row it read: the fields not read are deferred (loaded if ever
+        # asked for), not set to their defaults as Model.__init__'s keyword path set them,
+        # which showed a balance of 0 (and cost 44 µs against 40 by timeit, loaded; part 10).
         return Account.from_db(
             connection.alias, _ACCOUNT_FIELDS, (self.pk, self.currency, self.guarded)
         )
