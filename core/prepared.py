@@ -209,31 +209,39 @@ class _Cursor:
 
 
 def _literals(values: list[Any], connection: psycopg.Connection) -> str:
-    """`values` as SQL literals, separated by commas. The most frequent (an int, None, a bool, a
-    str, an aware datetime, a jsonb with its dumps) written here: psycopg's quoting of each
-    value, and its parsing of the placeholders (not cached past 50 values), cost a 60-value
-    write about 0.2 ms of the worker's processor with the wallet's lock held (BENCHMARKS.md,
-    issue 19 part 9). A str is quoted as a standard string (only ' doubled), the server's
-    setting checked; one with a NUL, which PostgreSQL's text refuses, and any other value
-    are psycopg's (its Literal, as its ClientCursor)."""
+    """`values` as SQL literals, separated by commas. The frequent ones written here: psycopg's
+    quoting of each value, and its parsing of the placeholders (not cached past 50 values), cost
+    a 60-value write about 0.2 ms of the worker's processor with the wallet's lock held
+    (BENCHMARKS.md, issue 19 part 9); a webhook's writes send dates, psycopg's sized ints and
+    choices too, a fifth of its values, each 5-10 times dearer through psycopg's Literal
+    (part 10). A str (a choice is one) is quoted as a standard string (only ' doubled), the
+    server's setting checked; an int of any class (a sized int, an IntegerChoices member) is its
+    digits, the PREPARE declaring its type. One with a NUL, which PostgreSQL's text refuses, and
+    any other value are psycopg's (its Literal, as its ClientCursor)."""
     standard = connection.info.parameter_status("standard_conforming_strings") == "on"
     written = []
     for value in values:
         kind = type(value)
         if kind is int:
             written.append(str(value))
+        elif kind is str and standard and "\x00" not in value:
+            written.append("'" + value.replace("'", "''") + "'")
         elif value is None:
             written.append("NULL")
         elif kind is bool:
             written.append("true" if value else "false")
-        elif kind is str and standard and "\x00" not in value:
-            written.append("'" + value.replace("'", "''") + "'")
+        elif kind is datetime.date:
+            written.append(f"'{value.isoformat()}'::date")
         elif kind is datetime.datetime and value.tzinfo is not None:
             written.append(f"'{value.isoformat()}'::timestamptz")  # the offset keeps the instant
         elif kind is Jsonb and value.dumps is not None and standard:
             text = value.dumps(value.obj)
             text = text.decode() if isinstance(text, bytes) else text
             written.append("'" + text.replace("'", "''") + "'::jsonb")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            written.append(str(int(value)))
+        elif isinstance(value, str) and standard and "\x00" not in value:
+            written.append("'" + str.replace(value, "'", "''") + "'")
         else:
             written.append(Literal(value).as_string(connection))
     return ", ".join(written)

@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 import orjson
 import psycopg
 import pytest
-from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, models, transaction
 from django.test.utils import CaptureQueriesContext
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
-from psycopg.types.numeric import Int4, Int8
+from psycopg.types.numeric import Int2, Int4, Int8
 
 from core import prepared
 from core.one_statement import OneStatement
@@ -30,6 +30,11 @@ from wallet.models.decisions import Decision
 pytestmark = [postgresql_only]
 
 AT = datetime.datetime(2026, 12, 7, 5, 1, 2, 345678, tzinfo=datetime.UTC)
+
+
+class Size(models.IntegerChoices):
+    LARGE = 3
+
 
 # One value of every type the hot path's statements send, with a cast where PostgreSQL cannot
 # tell the type from the statement (a str or a None is sent as "unknown").
@@ -58,6 +63,9 @@ VALUES = [
     # What the write sends most: a jsonb with orjson's dumps (core/one_statement.py), a choice.
     (Jsonb({"why": "l'aide \\ «x»", "n": [1, None]}, dumps=orjson.dumps), "%s"),
     (Decision.Status.APPROVED, "%s::text"),
+    (Decision.Channel.CARD, "%s::text"),
+    (Int2(-3), "%s"),
+    (Size.LARGE, "%s"),
 ]
 
 
