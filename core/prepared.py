@@ -201,6 +201,11 @@ class _Cursor:
         prepared.unsure.discard(name)
         return self._cursor.fetchone() is not None
 
+    @property
+    def description(self) -> Any:
+        """The columns of the statement's rows; None for a statement that returns none."""
+        return self._cursor.description
+
     def fetchone(self) -> tuple[Any, ...] | None:
         return cast(tuple[Any, ...] | None, self._cursor.fetchone())
 
@@ -245,6 +250,40 @@ def _literals(values: list[Any], connection: psycopg.Connection) -> str:
         else:
             written.append(Literal(value).as_string(connection))
     return ", ".join(written)
+
+
+def commits_here(db: Any) -> bool:
+    """Whether a statement run with execute(commit=True) may commit its transaction itself: the
+    transaction is the one Django's outermost atomic block opened (no savepoint or enclosing
+    block, as in a test's transaction, whose end is not ours), not marked for rollback. The
+    block's exit then finds the transaction committed: Django's COMMIT is a no-op on an idle
+    connection (psycopg's), and its on_commit callbacks run as usual. The caller runs nothing
+    after the statement in the block (it would run in a transaction of its own)."""
+    return (
+        db.in_atomic_block
+        and db.commit_on_exit
+        and len(db.atomic_blocks) == 1
+        and not db.savepoint_ids
+        and not db.needs_rollback
+    )
+
+
+def statement_run(
+    sql: str, params: Sequence[Any], *, commit: bool = False
+) -> tuple[Any, ...] | None:
+    """Run one statement on the default connection and return its first row (None for none, or
+    for a statement that returns no rows). On PostgreSQL it is prepared_cursor()'s: planned once
+    per connection, and `commit` sends the COMMIT in its message when the caller's atomic block
+    is the outermost (commits_here), one round trip less, the block's exit then committing
+    nothing. On another database Django's cursor runs it and the block commits."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, params, commit=commit and commits_here(db))
+            return cursor.fetchone() if cursor.description else None
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cast(tuple[Any, ...] | None, cursor.fetchone() if cursor.description else None)
 
 
 class _NamedCursor(psycopg.ClientCursor):

@@ -29,6 +29,7 @@ from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from core.prepared import statement_run
 from stripe_issuing.authorizations import answer
 from wallet.models.stripe_events import StripeEvent
 
@@ -126,13 +127,13 @@ def _update_sql(columns: tuple[str, ...]) -> str:
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
 
 
-def _event_update(pk: int, fields: dict) -> None:
+def _event_update(pk: int, fields: dict, *, last: bool = False) -> None:
     """StripeEvent.objects.filter(pk=pk).update(**fields), its statement made once: the ORM's
-    update compiles it again each time, within Stripe's wait."""
+    update compiles it again each time, within Stripe's wait. `last`: the last statement of the
+    caller's atomic block, committed with it (core.prepared.statement_run)."""
     meta = StripeEvent._meta
     values = [meta.get_field(name).get_db_prep_save(v, connection) for name, v in fields.items()]
-    with connection.cursor() as cursor:
-        cursor.execute(_update_sql(tuple(fields)), [*values, pk])
+    statement_run(_update_sql(tuple(fields)), [*values, pk], commit=last)
 
 
 def event_process(event: StripeEvent) -> dict:
@@ -145,7 +146,9 @@ def event_process(event: StripeEvent) -> dict:
                 return locked.response
             outcome, body = _handle(locked)
             _event_update(
-                event.pk, _processed(outcome=outcome, body=body, attempts=locked.attempts)
+                event.pk,
+                _processed(outcome=outcome, body=body, attempts=locked.attempts),
+                last=True,
             )
             return body
     except Exception as error:
@@ -189,9 +192,7 @@ def _event_claim(data: dict, *, event_id: str, event_type: str) -> StripeEvent |
     try:
         # pre_save fills received_at as the ORM's insert would (auto_now_add).
         values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            row = cursor.fetchone()
+        row = statement_run(sql, values)
     except (DataError, UnicodeEncodeError) as error:
         raise NotStorable(error) from error
     if row is None:
@@ -215,9 +216,11 @@ def event_receive(data: dict, *, event_id: str, event_type: str) -> tuple[str, d
                     outcome, body = _handle(event)
             except Exception as error:
                 fields = _failed(event, error)
-                _event_update(event.pk, fields)
+                _event_update(event.pk, fields, last=True)
                 return event.type, fields["response"]
-            _event_update(event.pk, _processed(outcome=outcome, body=body, attempts=event.attempts))
+            _event_update(
+                event.pk, _processed(outcome=outcome, body=body, attempts=event.attempts), last=True
+            )
             return event.type, body
     event = StripeEvent.objects.get(stripe_id=event_id)
     return event.type, event_process(event)

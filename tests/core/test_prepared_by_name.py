@@ -21,7 +21,7 @@ from psycopg.types.numeric import Int2, Int4, Int8
 
 from core import prepared
 from core.one_statement import OneStatement
-from core.prepared import prepared_cursor
+from core.prepared import prepared_cursor, statement_run
 from merchants.models.webhooks import WebhookEvent
 from tests.factories import make_merchant
 from tests.markers import postgresql_only
@@ -246,3 +246,17 @@ def test_with_prepared_statements_off_the_write_and_its_commit_still_go_in_one_m
     assert WebhookEvent.objects.get(pk=event.pk).data == {"a": "b'c"}
     assert names() == before
     assert sum(query["sql"].startswith("WITH w0 AS (") for query in sent.captured_queries) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_statement_run_commits_in_its_message_only_from_the_outermost_block():
+    table = WebhookEvent._meta.db_table
+    with transaction.atomic():
+        assert statement_run("SELECT %s::int + 1", [1], commit=True) == (2,)
+        assert status() == TransactionStatus.IDLE  # committed by the statement's message
+    with transaction.atomic(), transaction.atomic():
+        assert (
+            statement_run(f"UPDATE {table} SET type = %s WHERE false", ["x"], commit=True) is None
+        )
+        assert status() == TransactionStatus.INTRANS  # a savepoint's: the block commits
+    assert status() == TransactionStatus.IDLE
