@@ -202,9 +202,10 @@ class _Cursor:
         return self._cursor.fetchone() is not None
 
     @property
-    def description(self) -> Any:
-        """The columns of the statement's rows; None for a statement that returns none."""
-        return self._cursor.description
+    def returns_rows(self) -> bool:
+        """Whether the statement returns rows (SELECT, RETURNING): read from its result's
+        status, not from psycopg's description, which builds an object per column."""
+        return bool(self._cursor.cursor.pgresult.status == psycopg.pq.ExecStatus.TUPLES_OK)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return cast(tuple[Any, ...] | None, self._cursor.fetchone())
@@ -280,7 +281,7 @@ def statement_run(
     if db.vendor == "postgresql":
         with prepared_cursor() as cursor:
             cursor.execute(sql, params, commit=commit and commits_here(db))
-            return cursor.fetchone() if cursor.description else None
+            return cursor.fetchone() if cursor.returns_rows else None
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cast(tuple[Any, ...] | None, cursor.fetchone() if cursor.description else None)
