@@ -34,7 +34,7 @@ from django.db.models import (
 from django.db.models.fields import AutoFieldMixin
 from psycopg.types.json import Jsonb
 
-from core.prepared import prepared_cursor
+from core.prepared import commits_here, prepared_cursor
 
 
 def one_statement_available() -> bool:
@@ -291,7 +291,8 @@ class OneStatement:
 
     def run(self, *, commit: bool = False) -> None:
         """Run the statement. `commit`: it is the last of its transaction, which is committed
-        with it when that transaction is Django's outermost atomic block (see _commits_here)."""
+        with it when that transaction is Django's outermost atomic block (core.prepared's
+        commits_here)."""
         if not self._parts:
             return
         ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(self._parts))
@@ -305,7 +306,7 @@ class OneStatement:
         # COMMIT) is raised here as Django's IntegrityError; the transaction is then rolled
         # back (by PostgreSQL, or by the atomic block's exit), as when Django committed.
         with prepared_cursor() as cursor:
-            cursor.execute(sql, params, commit=commit and _commits_here(self._connection))
+            cursor.execute(sql, params, commit=commit and commits_here(self._connection))
             results = cursor.fetchone()
         assert results is not None  # the statement's SELECT returns one row
         for (row, _), pk in zip(self._rows, results, strict=False):
@@ -314,19 +315,3 @@ class OneStatement:
             row._state.db = self._connection.alias
         for (_, then), ids in zip(self._selected, results[len(self._rows) :], strict=True):
             then(list(ids))
-
-
-def _commits_here(db: Any) -> bool:
-    """Whether the statement may commit its transaction itself: the transaction is the one
-    Django's outermost atomic block opened (no savepoint or enclosing block, as in a test's
-    transaction, whose end is not ours), not marked for rollback. The block's exit then finds
-    the transaction committed: Django's COMMIT is a no-op on an idle connection (psycopg's), and
-    its on_commit callbacks run as usual. The caller runs nothing after the statement in the
-    block (it would run in a transaction of its own)."""
-    return (
-        db.in_atomic_block
-        and db.commit_on_exit
-        and len(db.atomic_blocks) == 1
-        and not db.savepoint_ids
-        and not db.needs_rollback
-    )

@@ -201,6 +201,12 @@ class _Cursor:
         prepared.unsure.discard(name)
         return self._cursor.fetchone() is not None
 
+    @property
+    def returns_rows(self) -> bool:
+        """Whether the statement returns rows (SELECT, RETURNING): read from its result's
+        status, not from psycopg's description, which builds an object per column."""
+        return bool(self._cursor.cursor.pgresult.status == psycopg.pq.ExecStatus.TUPLES_OK)
+
     def fetchone(self) -> tuple[Any, ...] | None:
         return cast(tuple[Any, ...] | None, self._cursor.fetchone())
 
@@ -209,34 +215,76 @@ class _Cursor:
 
 
 def _literals(values: list[Any], connection: psycopg.Connection) -> str:
-    """`values` as SQL literals, separated by commas. The most frequent (an int, None, a bool, a
-    str, an aware datetime, a jsonb with its dumps) written here: psycopg's quoting of each
-    value, and its parsing of the placeholders (not cached past 50 values), cost a 60-value
-    write about 0.2 ms of the worker's processor with the wallet's lock held (BENCHMARKS.md,
-    issue 19 part 9). A str is quoted as a standard string (only ' doubled), the server's
-    setting checked; one with a NUL, which PostgreSQL's text refuses, and any other value
-    are psycopg's (its Literal, as its ClientCursor)."""
+    """`values` as SQL literals, separated by commas. The frequent ones written here: psycopg's
+    quoting of each value, and its parsing of the placeholders (not cached past 50 values), cost
+    a 60-value write about 0.2 ms of the worker's processor with the wallet's lock held
+    (BENCHMARKS.md, issue 19 part 9); a webhook's writes send dates, psycopg's sized ints and
+    choices too, a fifth of its values, each 5-10 times dearer through psycopg's Literal
+    (part 10). A str (a choice is one) is quoted as a standard string (only ' doubled), the
+    server's setting checked; an int of any class (a sized int, an IntegerChoices member) is its
+    digits, the PREPARE declaring its type. One with a NUL, which PostgreSQL's text refuses, and
+    any other value are psycopg's (its Literal, as its ClientCursor)."""
     standard = connection.info.parameter_status("standard_conforming_strings") == "on"
     written = []
     for value in values:
         kind = type(value)
         if kind is int:
             written.append(str(value))
+        elif kind is str and standard and "\x00" not in value:
+            written.append("'" + value.replace("'", "''") + "'")
         elif value is None:
             written.append("NULL")
         elif kind is bool:
             written.append("true" if value else "false")
-        elif kind is str and standard and "\x00" not in value:
-            written.append("'" + value.replace("'", "''") + "'")
+        elif kind is datetime.date:
+            written.append(f"'{value.isoformat()}'::date")
         elif kind is datetime.datetime and value.tzinfo is not None:
             written.append(f"'{value.isoformat()}'::timestamptz")  # the offset keeps the instant
         elif kind is Jsonb and value.dumps is not None and standard:
             text = value.dumps(value.obj)
             text = text.decode() if isinstance(text, bytes) else text
             written.append("'" + text.replace("'", "''") + "'::jsonb")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            written.append(str(int(value)))
+        elif isinstance(value, str) and standard and "\x00" not in value:
+            written.append("'" + str.replace(value, "'", "''") + "'")
         else:
             written.append(Literal(value).as_string(connection))
     return ", ".join(written)
+
+
+def commits_here(db: Any) -> bool:
+    """Whether a statement run with execute(commit=True) may commit its transaction itself: the
+    transaction is the one Django's outermost atomic block opened (no savepoint or enclosing
+    block, as in a test's transaction, whose end is not ours), not marked for rollback. The
+    block's exit then finds the transaction committed: Django's COMMIT is a no-op on an idle
+    connection (psycopg's), and its on_commit callbacks run as usual. The caller runs nothing
+    after the statement in the block (it would run in a transaction of its own)."""
+    return (
+        db.in_atomic_block
+        and db.commit_on_exit
+        and len(db.atomic_blocks) == 1
+        and not db.savepoint_ids
+        and not db.needs_rollback
+    )
+
+
+def statement_run(
+    sql: str, params: Sequence[Any], *, commit: bool = False
+) -> tuple[Any, ...] | None:
+    """Run one statement on the default connection and return its first row (None for none, or
+    for a statement that returns no rows). On PostgreSQL it is prepared_cursor()'s: planned once
+    per connection, and `commit` sends the COMMIT in its message when the caller's atomic block
+    is the outermost (commits_here), one round trip less, the block's exit then committing
+    nothing. On another database Django's cursor runs it and the block commits."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, params, commit=commit and commits_here(db))
+            return cursor.fetchone() if cursor.returns_rows else None
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cast(tuple[Any, ...] | None, cursor.fetchone() if cursor.description else None)
 
 
 class _NamedCursor(psycopg.ClientCursor):

@@ -18,6 +18,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from core.prepared import statement_run
 from engine.request import AuthorizationRequest, MerchantPlace
 from ledger.models import Account
 from merchants.acceptors import card_acceptor_merchant, unknown_card_acceptor_count
@@ -177,17 +178,16 @@ def card_read(value, merchant_data: dict, currency: str) -> CardRead | None:
     # The connection itself, not django.db.connection: that proxy looks it up at each read.
     connection = connections[DEFAULT_DB_ALIAS]
     sql, columns = _card_read_query(connection)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                merchant_data.get("network_id") or None,  # none: no acceptor matches NULL
-                merchant_data.get("terminal_id") or "",
-                settlement_code(currency),
-                card_id,
-            ],
-        )
-        row = cursor.fetchone()
+    # Planned once per connection on PostgreSQL (core/prepared.py), not at every webhook.
+    row = statement_run(
+        sql,
+        [
+            merchant_data.get("network_id") or None,  # none: no acceptor matches NULL
+            merchant_data.get("terminal_id") or "",
+            settlement_code(currency),
+            card_id,
+        ],
+    )
     if row is None:
         return None
     instances, start = [], 0

@@ -22,13 +22,15 @@ from functools import cache
 
 import stripe
 from django.conf import settings
-from django.db import DataError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, Error, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from core.prepared import statement_run
 from stripe_issuing.authorizations import answer
 from wallet.models.stripe_events import StripeEvent
 
@@ -126,13 +128,13 @@ def _update_sql(columns: tuple[str, ...]) -> str:
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
 
 
-def _event_update(pk: int, fields: dict) -> None:
+def _event_update(pk: int, fields: dict, *, last: bool = False) -> None:
     """StripeEvent.objects.filter(pk=pk).update(**fields), its statement made once: the ORM's
-    update compiles it again each time, within Stripe's wait."""
+    update compiles it again each time, within Stripe's wait. `last`: the last statement of the
+    caller's atomic block, committed with it (core.prepared.statement_run)."""
     meta = StripeEvent._meta
     values = [meta.get_field(name).get_db_prep_save(v, connection) for name, v in fields.items()]
-    with connection.cursor() as cursor:
-        cursor.execute(_update_sql(tuple(fields)), [*values, pk])
+    statement_run(_update_sql(tuple(fields)), [*values, pk], commit=last)
 
 
 def event_process(event: StripeEvent) -> dict:
@@ -145,7 +147,9 @@ def event_process(event: StripeEvent) -> dict:
                 return locked.response
             outcome, body = _handle(locked)
             _event_update(
-                event.pk, _processed(outcome=outcome, body=body, attempts=locked.attempts)
+                event.pk,
+                _processed(outcome=outcome, body=body, attempts=locked.attempts),
+                last=True,
             )
             return body
     except Exception as error:
@@ -156,6 +160,11 @@ def event_process(event: StripeEvent) -> dict:
 
 class NotStorable(Exception):
     """A signed payload the database refuses (a NUL, a lone surrogate, a field too long)."""
+
+
+class _ClaimFailed(Exception):
+    """The claim, standing for the request's health check, failed: the connection may be one
+    the server dropped."""
 
 
 @cache
@@ -173,11 +182,12 @@ def _claim_sql() -> tuple[str, list]:
     return sql, fields
 
 
-def _event_claim(data: dict, *, event_id: str, event_type: str) -> StripeEvent | None:
+def _event_claim(data: dict, *, event_id: str, event_type: str, checks: bool) -> StripeEvent | None:
     """Store the event unless its id is stored already, in one statement (INSERT ... ON
     CONFLICT DO NOTHING, which the ORM cannot write with RETURNING): the new row, or None for
     an event delivered before. Until the caller's transaction ends, a concurrent delivery of the
-    same id waits on this row's unique key."""
+    same id waits on this row's unique key. `checks`: it is the connection's health check, and
+    a database error raises _ClaimFailed."""
     event = StripeEvent(
         stripe_id=event_id,
         type=event_type,
@@ -189,16 +199,30 @@ def _event_claim(data: dict, *, event_id: str, event_type: str) -> StripeEvent |
     try:
         # pre_save fills received_at as the ORM's insert would (auto_now_add).
         values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            row = cursor.fetchone()
+        row = statement_run(sql, values)
     except (DataError, UnicodeEncodeError) as error:
         raise NotStorable(error) from error
+    except Error as error:  # OperationalError, or InterfaceError for a closed socket
+        if checks:
+            raise _ClaimFailed from error
+        raise
     if row is None:
         return None
     event.pk = row[0]
     event._state.adding = False
     return event
+
+
+def _checks_connection(db: BaseDatabaseWrapper) -> bool:
+    """Whether Django's health check (CONN_HEALTH_CHECKS) would run before the next statement:
+    an open connection, health checks on, not yet checked in this request, and no transaction
+    that a retry on a new connection would lose (there, the check runs as usual)."""
+    return (
+        db.connection is not None
+        and db.health_check_enabled
+        and not db.health_check_done
+        and not db.in_atomic_block
+    )
 
 
 def event_receive(data: dict, *, event_id: str, event_type: str) -> tuple[str, dict]:
@@ -207,17 +231,36 @@ def event_receive(data: dict, *, event_id: str, event_type: str) -> tuple[str, d
     NotStorable when the database refuses the payload. A new event is stored, handled and
     marked processed (or failed) in one transaction; one delivered before gets event_process:
     its first answer, or a new attempt if it failed."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if not _checks_connection(db):
+        return _event_receive(data, event_id=event_id, event_type=event_type, checks=False)
+    # The transaction's first statement, the claim, serves as the health check that would
+    # otherwise send a `SELECT 1` before it: a round trip per webhook within Stripe's wait (as
+    # the merchant API's stored-answer lookup does). A connection the server dropped fails
+    # there, before the transaction has done anything: it is closed and the event received
+    # once more on a new one, as the check would have done.
+    db.health_check_done = True
+    try:
+        return _event_receive(data, event_id=event_id, event_type=event_type, checks=True)
+    except _ClaimFailed:
+        db.close()
+        return _event_receive(data, event_id=event_id, event_type=event_type, checks=False)
+
+
+def _event_receive(data: dict, *, event_id: str, event_type: str, checks: bool) -> tuple[str, dict]:
     with transaction.atomic():
-        event = _event_claim(data, event_id=event_id, event_type=event_type)
+        event = _event_claim(data, event_id=event_id, event_type=event_type, checks=checks)
         if event is not None:
             try:
                 with transaction.atomic():
                     outcome, body = _handle(event)
             except Exception as error:
                 fields = _failed(event, error)
-                _event_update(event.pk, fields)
+                _event_update(event.pk, fields, last=True)
                 return event.type, fields["response"]
-            _event_update(event.pk, _processed(outcome=outcome, body=body, attempts=event.attempts))
+            _event_update(
+                event.pk, _processed(outcome=outcome, body=body, attempts=event.attempts), last=True
+            )
             return event.type, body
     event = StripeEvent.objects.get(stripe_id=event_id)
     return event.type, event_process(event)

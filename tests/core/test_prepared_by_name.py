@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 import orjson
 import psycopg
 import pytest
-from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, models, transaction
 from django.test.utils import CaptureQueriesContext
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
-from psycopg.types.numeric import Int4, Int8
+from psycopg.types.numeric import Int2, Int4, Int8
 
 from core import prepared
 from core.one_statement import OneStatement
-from core.prepared import prepared_cursor
+from core.prepared import prepared_cursor, statement_run
 from merchants.models.webhooks import WebhookEvent
 from tests.factories import make_merchant
 from tests.markers import postgresql_only
@@ -30,6 +30,11 @@ from wallet.models.decisions import Decision
 pytestmark = [postgresql_only]
 
 AT = datetime.datetime(2026, 12, 7, 5, 1, 2, 345678, tzinfo=datetime.UTC)
+
+
+class Size(models.IntegerChoices):
+    LARGE = 3
+
 
 # One value of every type the hot path's statements send, with a cast where PostgreSQL cannot
 # tell the type from the statement (a str or a None is sent as "unknown").
@@ -58,6 +63,9 @@ VALUES = [
     # What the write sends most: a jsonb with orjson's dumps (core/one_statement.py), a choice.
     (Jsonb({"why": "l'aide \\ «x»", "n": [1, None]}, dumps=orjson.dumps), "%s"),
     (Decision.Status.APPROVED, "%s::text"),
+    (Decision.Channel.CARD, "%s::text"),
+    (Int2(-3), "%s"),
+    (Size.LARGE, "%s"),
 ]
 
 
@@ -238,3 +246,17 @@ def test_with_prepared_statements_off_the_write_and_its_commit_still_go_in_one_m
     assert WebhookEvent.objects.get(pk=event.pk).data == {"a": "b'c"}
     assert names() == before
     assert sum(query["sql"].startswith("WITH w0 AS (") for query in sent.captured_queries) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_statement_run_commits_in_its_message_only_from_the_outermost_block():
+    table = WebhookEvent._meta.db_table
+    with transaction.atomic():
+        assert statement_run("SELECT %s::int + 1", [1], commit=True) == (2,)
+        assert status() == TransactionStatus.IDLE  # committed by the statement's message
+    with transaction.atomic(), transaction.atomic():
+        assert (
+            statement_run(f"UPDATE {table} SET type = %s WHERE false", ["x"], commit=True) is None
+        )
+        assert status() == TransactionStatus.INTRANS  # a savepoint's: the block commits
+    assert status() == TransactionStatus.IDLE

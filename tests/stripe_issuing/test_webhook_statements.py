@@ -28,7 +28,8 @@ pytestmark = [
 # card with its acceptor's merchant and the settlement account in one read, the engine's fast
 # path
 # (the wallet's lock, one read under it, SAVEPOINT, the unknown acceptor counted in one upsert,
-# one write, RELEASE), RELEASE, the event marked processed, COMMIT.
+# one write, RELEASE), RELEASE, the event marked processed, COMMIT (sent in the update's
+# message; Django logs its own COMMIT, which then sends nothing).
 STATEMENTS = 13
 
 postgresql_statements = pytest.mark.skipif(
@@ -111,3 +112,83 @@ def test_the_settlement_account_is_created_by_the_first_authorization_then_read_
     assert sorted(
         Transfer.objects.filter(credit_account=settlement).values_list("amount", flat=True)
     ) == [100, 200]
+
+
+@postgresql_statements
+def test_the_event_marked_processed_and_the_commit_go_in_one_message(card, food_pocket):
+    client = Client()
+    se.post(
+        client,
+        se.event(
+            "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=100)
+        ),
+    )
+    body = se.event(
+        "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=2_500)
+    )
+    sent = []
+
+    def record(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        response = se.post(client, body)
+
+    assert response.json()["approved"] is True
+    # What went to the server, message by message (BEGIN aside, psycopg's own): the last is
+    # the event's update by name, with the COMMIT; Django's COMMIT after it sends nothing.
+    assert sent[-1].startswith("EXECUTE ") and sent[-1].endswith("; COMMIT"), sent[-1]
+    assert "'processed'" in sent[-1]
+    assert not any(sql.strip().upper() == "COMMIT" for sql in sent)
+    assert StripeEvent.objects.get(stripe_id=body["id"]).result == "processed"
+
+
+def a_new_request() -> None:
+    # What request_started does to a persistent connection (the test client disconnects it).
+    connection.health_check_done = False
+
+
+def authorization_of(card, amount: int) -> dict:
+    return se.event(
+        "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=amount)
+    )
+
+
+@postgresql_statements
+def test_no_select_1_before_the_claim(card, food_pocket, monkeypatch):
+    client = Client()
+    assert se.post(client, authorization_of(card, 100)).json()["approved"] is True
+    checks = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
+    a_new_request()
+
+    response = se.post(client, authorization_of(card, 2_500))
+
+    assert response.json()["approved"] is True
+    assert checks == []
+    assert connection.health_check_done
+
+
+@postgresql_statements
+def test_a_connection_the_server_dropped_is_replaced_and_the_payment_decided(card, food_pocket):
+    client = Client()
+    assert se.post(client, authorization_of(card, 100)).json()["approved"] is True
+    dropped = connection.connection.info.backend_pid
+    other = connection.copy()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
+    finally:
+        other.close()
+    a_new_request()
+    body = authorization_of(card, 2_500)
+
+    response = se.post(client, body)
+
+    assert response.status_code == 200
+    assert response.json()["approved"] is True
+    assert connection.connection.info.backend_pid != dropped
+    assert StripeEvent.objects.get(stripe_id=body["id"]).result == "processed"
+    assert balances(food_pocket) == (10_000, 2_600)
