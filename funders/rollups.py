@@ -15,13 +15,14 @@ rows already committed, cannot be skipped: its rows are after the watermark and 
 until a later fold takes them. A transaction open longer than SETTLE would be skipped; the
 platform's transactions last milliseconds (the database's statement timeout is far below)."""
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db import connections, router, transaction
+from django.db import connection, connections, router, transaction
 from django.db.models import DateField, F, Max, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import TruncDay
@@ -378,16 +379,62 @@ def _fold_decisions(
             mark.save(update_fields=[field, "folded_at"])
 
 
-def rollup_fold(*, settle: timedelta = SETTLE, chunk: int = CHUNK) -> Folded:
+# How long transfers_settled() waits for the writes in flight before it gives up.
+SETTLED_WAIT = timedelta(seconds=10)
+
+
+def transfers_settled(*, wait: timedelta = SETTLED_WAIT) -> int | None:
+    """The last transfer id handed out so far, once every transaction that may hold one below
+    it has ended (its rows committed or gone): what the caller wrote, and what was paid around
+    it, can be folded at once instead of after SETTLE. None if a transaction writing to this
+    database is still open after `wait` (the fold then keeps to SETTLE).
+
+    On PostgreSQL: the sequence's last value, then the transactions of this database that have
+    an id of their own (a writer), waited for. A transaction that holds a transfer id had its
+    own id before it (every writer of the ledger locks its accounts, the wallet or the
+    allocations before it inserts a transfer, and a row lock gives a transaction its id), so it
+    is among those. The caller's own transaction is not waited for: what it wrote is folded in
+    it. Elsewhere (SQLite) writers take the database in turn: the last id is settled."""
+    if connection.vendor != "postgresql":
+        return Transfer.objects.aggregate(last=Max("id"))["last"]
+    sequence = "pg_get_serial_sequence('wallet_transfer', 'id')"
+    writers = """
+        SELECT pid, backend_xid::text FROM pg_stat_activity
+        WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+    """
+    deadline = time.monotonic() + wait.total_seconds()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_sequence_last_value({sequence})")
+        last = cursor.fetchone()[0]
+        # Read after the sequence: whoever holds an id up to `last` is a writer already.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(writers)
+        open_ = set(cursor.fetchall())
+        while open_:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+            # pg_stat_activity is read once per transaction unless its snapshot is cleared.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(writers)
+            open_ &= set(cursor.fetchall())
+    return last
+
+
+def rollup_fold(
+    *, settle: timedelta = SETTLE, chunk: int = CHUNK, through: int | None = None
+) -> Folded:
     """Folds every settled transfer and decision after the watermark into the rollup, `chunk`
-    ids per transaction, then records what ended aid keeps. Safe to run concurrently: each
-    transaction locks the watermark row, so two runs fold each id once."""
+    ids per transaction, then records what ended aid keeps. The transfers up to `through`
+    (transfers_settled()'s answer) are settled whatever their age. Safe to run concurrently:
+    each transaction locks the watermark row, so two runs fold each id once."""
     RollupWatermark.objects.get_or_create(pk=1)
     folded = Folded()
     while True:
         with transaction.atomic():
             mark = RollupWatermark.objects.select_for_update().get(pk=1)
-            hi = min(_settled(Transfer, mark.transfer, "created_at", settle), mark.transfer + chunk)
+            settled = _settled(Transfer, mark.transfer, "created_at", settle)
+            hi = min(max(settled, through or 0), mark.transfer + chunk)
             if hi == mark.transfer:
                 break
             _add(ProgramFlow, flows_since(mark.transfer, hi), _FLOW_KEY, ["amount", "pending"])

@@ -25,6 +25,7 @@ from core.errors import CurrencyMismatch, DomainError, InsufficientFunds, Invali
 from core.money import format_money, validate_amount
 from core.time import PARIS
 from core.validators import email_canonical
+from funders import rollups
 from funders.models import (
     Allocation,
     Enrolment,
@@ -33,6 +34,7 @@ from funders.models import (
     Membership,
     Program,
     RecurringAllocation,
+    RollupWatermark,
 )
 from funders.signals import allocation_granted
 from ledger.idempotency import run_idempotent
@@ -418,8 +420,12 @@ def allocations_expire_due(*, batch_size: int = 1000) -> int:
     """End every allocation whose validity is over and return its remainder to the program,
     `batch_size` at a time (each batch one transaction, a few statements whatever its size);
     then sweep ended allocations whose pending payments have since been released. Returns the
-    number of allocations ended."""
+    number of allocations ended. What it returned is then folded into the dashboards' rollup
+    (funders/rollups.py), with what was paid meanwhile: left after the watermark, a sweep's
+    transfers (one per pocket) were read again by every dashboard until the beat's next fold,
+    11-18 s for 100,000 pockets."""
     count = 0
+    swept = 0
     # On PostgreSQL one statement a batch; elsewhere (SQLite, in development) the ORM's.
     expire_batch = (
         _allocations_expire_batch_sql
@@ -440,8 +446,13 @@ def allocations_expire_due(*, batch_size: int = 1000) -> int:
                 .order_by("pk")[:batch_size]
             )
             _allocations_sweep(leftovers)
+        swept += len(leftovers)
         if len(leftovers) < batch_size:
             break
+    # Not before the rollup's first fold (the beat's, of the whole history: half an hour at a
+    # million): until then every dashboard reads the ledger itself anyway.
+    if (count or swept) and RollupWatermark.objects.filter(pk=1).exists():
+        rollups.rollup_fold(through=rollups.transfers_settled())
     return count
 
 
