@@ -976,7 +976,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     if "sweep" in wanted:
         figures.append(expiry_sweep(people))
         if "dashboards" in wanted:
-            figures += dashboards(built, "after the sweep, read after the watermark")
+            figures += dashboards(built, "after the sweep, which folded what it returned")
     balanced = True
     if "ledger" in wanted:
         # What matters most first: at a million each of these takes minutes.

@@ -262,7 +262,9 @@ def test_a_fold_reads_again_only_the_ended_pockets_listed_or_moved_since(funder)
     assert reports.program_figures(programs=[program])[program.pk] == straightforward(program)
 
 
-def test_the_sweep_folds_what_it_returned_with_what_was_paid_just_before(funder, time_machine):
+def test_the_sweep_folds_what_it_returned_as_it_goes_with_what_was_paid_just_before(
+    funder, time_machine, monkeypatch
+):
     # given a program folded once, two grants ending on the 10th, and a payment a minute before
     # the sweep (younger than the settling time: a fold of its own would leave it out)
     time_machine.move_to(datetime(2026, 3, 1, 9, tzinfo=PARIS), tick=False)
@@ -284,18 +286,29 @@ def test_the_sweep_folds_what_it_returned_with_what_was_paid_just_before(funder,
         idempotency_key="pay-just-before",
     )
 
-    # when the sweep runs a minute later
-    time_machine.move_to(datetime(2026, 3, 10, 0, 30, tzinfo=PARIS), tick=False)
-    assert allocations_expire_due() == 2
+    # when the sweep runs a minute later, one pocket a batch, folding after each
+    folds = []
 
-    # then its transfers and the payment are in the rollup, no dashboard reads them again,
-    # and every figure is exact
+    def recorded(**kwargs) -> rollups.Folded:
+        folds.append(fold_as_it_goes(**kwargs))
+        assert_exact(program, *march)
+        return folds[-1]
+
+    fold_as_it_goes = rollups.rollup_fold
+    monkeypatch.setattr(rollups, "rollup_fold", recorded)
+    march = (date(2026, 3, 1), date(2026, 3, 31))
+    time_machine.move_to(datetime(2026, 3, 10, 0, 30, tzinfo=PARIS), tick=False)
+    assert allocations_expire_due(batch_size=1, fold_every=1) == 2
+
+    # then its transfers and the payment are in the rollup as it goes, no dashboard reads
+    # them again, and every figure is exact
     last = Transfer.objects.latest("pk")
+    assert [folded.transfer_watermark for folded in folds] == [last.pk - 1, last.pk]
+    monkeypatch.undo()
     assert last.kind == Transfer.Kind.EXPIRE
     assert rollups.watermark().transfer == last.pk
     assert rollups.flows_since(last.pk, programs=[program.pk]) == {}
     assert ProgramFlow.objects.filter(program=program, kind=Transfer.Kind.EXPIRE).exists()
-    march = (date(2026, 3, 1), date(2026, 3, 31))
     assert_exact(program, *march)
     # and the next fold has nothing to add: nothing counted twice
     assert fold().transfers == 0
