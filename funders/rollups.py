@@ -386,7 +386,8 @@ def transfers_settled(*, wait: timedelta = SETTLED_WAIT) -> int | None:
     allocations before it inserts a transfer, and a row lock gives a transaction its id), so it
     is among those (pg_stat_activity shows a session's transaction id to its own role and to
     pg_read_all_stats: the platform writes as one role). The caller's own transaction is not
-    waited for: what it wrote is folded in it. Elsewhere (SQLite) writers take the database in turn: the last id is settled."""
+    waited for: what it wrote is folded in it. Elsewhere (SQLite) writers take the database in
+    turn: the last id is settled."""
     if connection.vendor != "postgresql":
         return Transfer.objects.aggregate(last=Max("id"))["last"]
     sequence = "pg_get_serial_sequence('wallet_transfer', 'id')"
