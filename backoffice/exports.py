@@ -259,9 +259,15 @@ def _paris_minute_sql(expression: str) -> str:
     return f"to_char({expression} AT TIME ZONE 'Europe/Paris', 'YYYY-MM-DD HH24:MI')"
 
 
-def _decimal_sql(amount: str, exponent: str) -> str:
-    """SQL of decimal_text(): minor units as a decimal string, `exponent` the currency's."""
-    unit = f"(10::numeric ^ {exponent})::bigint"
+def _unit_sql(exponent: str) -> str:
+    """SQL of a currency's unit in minor units (100 for the euro), `exponent` the currency's."""
+    return f"(10::numeric ^ {exponent})::bigint"
+
+
+def _decimal_sql(amount: str, exponent: str, unit: str | None = None) -> str:
+    """SQL of decimal_text(): minor units as a decimal string, `exponent` the currency's, `unit`
+    its unit if the query has it already (_unit_sql otherwise)."""
+    unit = unit or _unit_sql(exponent)
     return (
         f"CASE WHEN {exponent} = 0 THEN {amount}::text ELSE "
         f"CASE WHEN {amount} < 0 THEN '-' ELSE '' END || (abs({amount}) / {unit})::text || '.' "
@@ -271,33 +277,45 @@ def _decimal_sql(amount: str, exponent: str) -> str:
 
 def _allocations_copy_sql() -> str:
     """The allocations export as one query for COPY: the cells AllocationResource renders,
-    each empty one as NULL (COPY quotes an empty string, Python's csv module does not)."""
+    each empty one as NULL (COPY quotes an empty string, Python's csv module does not).
+
+    The rows are joined and sorted narrow, their cells rendered after the sort, each currency's
+    exponent and unit looked up once a row: rendered below the sort, every row's text was
+    sorted with it and the unit computed twice (numeric powers, four JSON lookups a row), 15 to
+    30 % of the query's processor at 0.1."""
     user = get_user_model()._meta.db_table
     exponent = "coalesce((%(exponents)s::jsonb ->> a.currency)::int, 2)"
     created_by = "coalesce(nullif(btrim(u.first_name || ' ' || u.last_name), ''), u.username)"
     columns = [
-        _text_sql("(b.first_name || ' ' || b.last_name)"),
-        _text_sql("e.reference"),
-        _decimal_sql("a.amount", exponent),
-        "a.amount::text",
-        "a.currency",
-        _paris_minute_sql("a.valid_from"),
-        _paris_minute_sql("a.valid_until"),
-        "%(statuses)s::jsonb ->> a.status",
-        _paris_minute_sql("a.ended_at"),
-        _text_sql("a.end_reason"),
-        _text_sql(created_by),
+        _text_sql("x.name"),
+        _text_sql("x.reference"),
+        _decimal_sql("x.amount", "x.exponent", "x.unit"),
+        "x.amount::text",
+        "x.currency",
+        _paris_minute_sql("x.valid_from"),
+        _paris_minute_sql("x.valid_until"),
+        "%(statuses)s::jsonb ->> x.status",
+        _paris_minute_sql("x.ended_at"),
+        _text_sql("x.end_reason"),
+        _text_sql("x.created_by"),
     ]
     select = ", ".join(f"nullif({column}, '')" for column in columns)
     return (
-        f"SELECT {select} "
+        f"SELECT {select} FROM (SELECT a.id, a.created_at, "
+        "b.first_name || ' ' || b.last_name AS name, e.reference, a.amount, a.currency, "
+        f"{exponent} AS exponent, {_unit_sql(exponent)} AS unit, a.valid_from, a.valid_until, "
+        f"a.status, a.ended_at, a.end_reason, {created_by} AS created_by "
         f"FROM {Allocation._meta.db_table} a "
         f"JOIN {Program._meta.db_table} p ON p.id = a.program_id "
         f"JOIN {Beneficiary._meta.db_table} b ON b.id = a.beneficiary_id "
         f"LEFT JOIN {Enrolment._meta.db_table} e "
         "ON e.funder_id = p.funder_id AND e.beneficiary_id = a.beneficiary_id "
         f"LEFT JOIN {user} u ON u.id = a.created_by_id "
-        "WHERE a.program_id = %(program)s ORDER BY a.created_at, a.id"
+        # OFFSET 0 keeps the sorted rows a subquery of their own, rendered above it (pulled
+        # up, the rendering would go below the sort again); the outer ORDER BY is its order,
+        # which the planner keeps without sorting again.
+        "WHERE a.program_id = %(program)s ORDER BY a.created_at, a.id OFFSET 0) x "
+        "ORDER BY x.created_at, x.id"
     )
 
 

@@ -15,13 +15,14 @@ rows already committed, cannot be skipped: its rows are after the watermark and 
 until a later fold takes them. A transaction open longer than SETTLE would be skipped; the
 platform's transactions last milliseconds (the database's statement timeout is far below)."""
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db import connections, router, transaction
+from django.db import connection, connections, router, transaction
 from django.db.models import DateField, F, Max, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import TruncDay
@@ -250,19 +251,6 @@ def _ended_with_money(accounts: Q, programs: Iterable[int] | None):
     ).exclude(pocket__allocation__status=Allocation.Status.ACTIVE)
 
 
-def touched_since(lo: int) -> set[int]:
-    """The accounts the transfers after `lo` moved: their entries, and the accounts their holds
-    and hold resolutions reserve on. Read apart, each by the transfers' ids: few rows, where
-    one statement ORing the three would have the planner read every account."""
-    after = Q(id__gt=lo)
-    entries = Entry.objects.filter(transfer_id__gt=lo).values_list("account", flat=True)
-    holds = Transfer.objects.filter(after, is_pending=True).values_list("debit_account", flat=True)
-    released = Transfer.objects.filter(after, pending_transfer__isnull=False).values_list(
-        "pending_transfer__debit_account", flat=True
-    )
-    return {*entries, *holds, *released}
-
-
 # --- the fold -------------------------------------------------------------------------------------
 
 
@@ -317,7 +305,11 @@ class Folded:
 
 
 def _moved_since(lo: int) -> list[QuerySet]:
-    """touched_since() as subqueries, for the fold: after the sweep, a million accounts."""
+    """The accounts the transfers after `lo` moved, as subqueries: their entries, and the
+    accounts their holds and hold resolutions reserve on. Each is read apart, by the
+    transfers' ids (one statement ORing the three would have the planner read every account),
+    and inside the statement that uses it: after a sweep or a campaign, a million accounts,
+    which as a list of ids cost the dashboards a second of Python at 100,000."""
     return [
         Entry.objects.filter(transfer_id__gt=lo).values("account"),
         Transfer.objects.filter(id__gt=lo, is_pending=True).values("debit_account"),
@@ -378,16 +370,64 @@ def _fold_decisions(
             mark.save(update_fields=[field, "folded_at"])
 
 
-def rollup_fold(*, settle: timedelta = SETTLE, chunk: int = CHUNK) -> Folded:
+# How long transfers_settled() waits for the writes in flight before it gives up.
+SETTLED_WAIT = timedelta(seconds=10)
+
+
+def transfers_settled(*, wait: timedelta = SETTLED_WAIT) -> int | None:
+    """The last transfer id handed out so far, once every transaction that may hold one below
+    it has ended (its rows committed or gone): what the caller wrote, and what was paid around
+    it, can be folded at once instead of after SETTLE. None if a transaction writing to this
+    database is still open after `wait` (the fold then keeps to SETTLE).
+
+    On PostgreSQL: the sequence's last value, then the transactions of this database that have
+    an id of their own (a writer), waited for. A transaction that holds a transfer id had its
+    own id before it (every writer of the ledger locks its accounts, the wallet or the
+    allocations before it inserts a transfer, and a row lock gives a transaction its id), so it
+    is among those (pg_stat_activity shows a session's transaction id to its own role and to
+    pg_read_all_stats: the platform writes as one role). The caller's own transaction is not
+    waited for: what it wrote is folded in it. Elsewhere (SQLite) writers take the database in
+    turn: the last id is settled."""
+    if connection.vendor != "postgresql":
+        return Transfer.objects.aggregate(last=Max("id"))["last"]
+    sequence = "pg_get_serial_sequence('wallet_transfer', 'id')"
+    writers = """
+        SELECT pid, backend_xid::text FROM pg_stat_activity
+        WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+    """
+    deadline = time.monotonic() + wait.total_seconds()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_sequence_last_value({sequence})")
+        last = cursor.fetchone()[0]
+        # Read after the sequence: whoever holds an id up to `last` is a writer already.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(writers)
+        open_ = set(cursor.fetchall())
+        while open_:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+            # pg_stat_activity is read once per transaction unless its snapshot is cleared.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(writers)
+            open_ &= set(cursor.fetchall())
+    return last
+
+
+def rollup_fold(
+    *, settle: timedelta = SETTLE, chunk: int = CHUNK, through: int | None = None
+) -> Folded:
     """Folds every settled transfer and decision after the watermark into the rollup, `chunk`
-    ids per transaction, then records what ended aid keeps. Safe to run concurrently: each
-    transaction locks the watermark row, so two runs fold each id once."""
+    ids per transaction, then records what ended aid keeps. The transfers up to `through`
+    (transfers_settled()'s answer) are settled whatever their age. Safe to run concurrently:
+    each transaction locks the watermark row, so two runs fold each id once."""
     RollupWatermark.objects.get_or_create(pk=1)
     folded = Folded()
     while True:
         with transaction.atomic():
             mark = RollupWatermark.objects.select_for_update().get(pk=1)
-            hi = min(_settled(Transfer, mark.transfer, "created_at", settle), mark.transfer + chunk)
+            settled = _settled(Transfer, mark.transfer, "created_at", settle)
+            hi = min(max(settled, through or 0), mark.transfer + chunk)
             if hi == mark.transfer:
                 break
             _add(ProgramFlow, flows_since(mark.transfer, hi), _FLOW_KEY, ["amount", "pending"])
@@ -503,12 +543,18 @@ def ended(programs: list[int], mark: RollupWatermark) -> dict[int, int]:
     # The list lags the transfers' watermark while a fold runs, between its transfers and
     # its listing: the pockets moved since the list was made.
     since = mark.transfer if mark.ended is None else min(mark.ended, mark.transfer)
-    candidates = touched_since(since) | set(
-        EndedPocketLeft.objects.filter(program__in=programs).values_list("account_id", flat=True)
-    )
-    rows = (
-        _ended_with_money(Q(pk__in=candidates), programs)
-        .values(program_pk=F("pocket__allocation__program"))
-        .annotate(total=Sum(F("balance") - F("pending")))
-    )
-    return {row["program_pk"]: row["total"] for row in rows}
+    listed = EndedPocketLeft.objects.filter(program__in=programs).values("account_id")
+    left: dict[int, tuple[int, int]] = {}
+    for accounts in [listed, *_moved_since(since)]:
+        # Each apart, by its own index (ORed, the planner would read every account); a
+        # pocket in two of them counted once.
+        rows = (
+            _ended_with_money(Q(pk__in=accounts), programs)
+            .annotate(left=F("balance") - F("pending"))
+            .values_list("pk", "pocket__allocation__program", "left")
+        )
+        left.update((pk, (program, amount)) for pk, program, amount in rows)
+    totals: dict[int, int] = defaultdict(int)
+    for program, amount in left.values():
+        totals[program] += amount
+    return dict(totals)

@@ -281,10 +281,10 @@ def test_figures_take_a_fixed_number_of_queries(scenario, django_assert_num_quer
     programs = list(Program.objects.all())
     assert len(programs) == 3
 
-    # The floats, the watermark, the rollup, the five kinds of flow after the watermark, the
-    # accounts moved after it (three) and the pockets of ended aid that kept money at the last
-    # fold, what those keep, and the savepoint around them (begun and released).
-    with django_assert_num_queries(15):
+    # The floats, the watermark, the rollup, the five kinds of flow after the watermark, what
+    # ended aid keeps in the pockets that kept some at the last fold and in those moved after it
+    # (by entries, holds and releases: four), and the savepoint around them (begun and released).
+    with django_assert_num_queries(14):
         reports.program_figures(programs=programs)
 
 

@@ -2,19 +2,26 @@
 dashboard shows equal the straightforward aggregate of the ledger, across Paris midnights, after
 payments, captures, refunds, releases and the expiry sweep."""
 
+import threading
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from funders import reports, rollups
-from funders.models import Allocation, EndedPocketLeft, Program, ProgramFlow
-from funders.services import allocation_revoke, allocations_expire_due
+from funders.models import (
+    Allocation,
+    EndedPocketLeft,
+    Program,
+    ProgramFlow,
+    RollupWatermark,
+)
+from funders.services import allocation_revoke, allocations_expire_due, program_fund
 from ledger.models import Account, Entry, Transfer
 from merchants.payments import payment_authorize, payment_capture, payment_refund, payment_reverse
 from tests.factories import (
@@ -25,6 +32,7 @@ from tests.factories import (
     make_program,
 )
 from tests.funders.test_reports import PERIOD, Scenario, build_scenario
+from tests.markers import postgresql_only
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -252,3 +260,97 @@ def test_a_fold_reads_again_only_the_ended_pockets_listed_or_moved_since(funder)
     fold()
     assert listed() == set()
     assert reports.program_figures(programs=[program])[program.pk] == straightforward(program)
+
+
+def test_the_sweep_folds_what_it_returned_as_it_goes_with_what_was_paid_just_before(
+    funder, time_machine, monkeypatch
+):
+    # given a program folded once, two grants ending on the 10th, and a payment a minute before
+    # the sweep (younger than the settling time: a fold of its own would leave it out)
+    time_machine.move_to(datetime(2026, 3, 1, 9, tzinfo=PARIS), tick=False)
+    program = make_program(funder=funder, funded=50_000)
+    shop = make_merchant()
+    ending = [
+        make_allocation(
+            program=program, amount=10_000, valid_until=datetime(2026, 3, 10, tzinfo=PARIS)
+        )
+        for _ in range(2)
+    ]
+    fold()
+    time_machine.move_to(datetime(2026, 3, 10, 0, 29, tzinfo=PARIS), tick=False)
+    payment_authorize(
+        merchant=shop,
+        amount=3_000,
+        currency="EUR",
+        payment_code=make_payment_code(ending[0].beneficiary.wallet),
+        idempotency_key="pay-just-before",
+    )
+
+    # when the sweep runs a minute later, one pocket a batch, folding after each
+    folds = []
+
+    def recorded(**kwargs) -> rollups.Folded:
+        folds.append(fold_as_it_goes(**kwargs))
+        assert_exact(program, *march)
+        return folds[-1]
+
+    fold_as_it_goes = rollups.rollup_fold
+    monkeypatch.setattr(rollups, "rollup_fold", recorded)
+    march = (date(2026, 3, 1), date(2026, 3, 31))
+    time_machine.move_to(datetime(2026, 3, 10, 0, 30, tzinfo=PARIS), tick=False)
+    assert allocations_expire_due(batch_size=1, fold_every=1) == 2
+
+    # then its transfers and the payment are in the rollup as it goes, no dashboard reads
+    # them again, and every figure is exact
+    last = Transfer.objects.latest("pk")
+    assert [folded.transfer_watermark for folded in folds] == [last.pk - 1, last.pk]
+    monkeypatch.undo()
+    assert last.kind == Transfer.Kind.EXPIRE
+    assert rollups.watermark().transfer == last.pk
+    assert rollups.flows_since(last.pk, programs=[program.pk]) == {}
+    assert ProgramFlow.objects.filter(program=program, kind=Transfer.Kind.EXPIRE).exists()
+    assert_exact(program, *march)
+    # and the next fold has nothing to add: nothing counted twice
+    assert fold().transfers == 0
+    assert_exact(program, *march)
+
+
+def test_the_sweep_leaves_a_rollup_never_folded_to_its_first_fold(funder, time_machine):
+    time_machine.move_to(datetime(2026, 3, 1, 9, tzinfo=PARIS), tick=False)
+    program = make_program(funder=funder, funded=50_000)
+    make_allocation(program=program, amount=10_000, valid_until=datetime(2026, 3, 10, tzinfo=PARIS))
+    time_machine.move_to(datetime(2026, 3, 10, 0, 30, tzinfo=PARIS), tick=False)
+    assert allocations_expire_due() == 1
+    assert not RollupWatermark.objects.exists()
+    assert_exact(program, date(2026, 3, 1), date(2026, 3, 31))
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_transfers_are_settled_once_the_writers_open_before_have_ended(funder):
+    # given a transaction that wrote a transfer and has not committed yet
+    program = make_program(funder=funder, funded=50_000)
+    wrote, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic():
+                program_fund(program=program, amount=1_000, idempotency_key="still-open")
+                wrote.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert wrote.wait(timeout=10)
+        # then no id is settled while it is open (the fold keeps to the settling time)
+        assert rollups.transfers_settled(wait=timedelta(milliseconds=200)) is None
+    finally:
+        release.set()
+    # and once it has committed, the last id is, its transfer's
+    settled = rollups.transfers_settled()
+    thread.join(timeout=10)
+    assert settled == Transfer.objects.latest("pk").pk
+    assert Transfer.objects.get(pk=settled).kind == Transfer.Kind.FUND
