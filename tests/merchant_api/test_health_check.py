@@ -8,6 +8,7 @@ import pytest
 from django.db import connection, transaction
 
 from merchant_api import idempotency
+from tests.connections import a_new_request, drop_the_connection
 from wallet.models import Decision
 
 pytestmark = [
@@ -21,11 +22,6 @@ pytestmark = [
 def pay(api, code):
     body = {"amount": 100, "currency": "EUR", "payment_code": code}
     return api.send("/authorizations", body, key=str(uuid.uuid4()))
-
-
-def a_new_request() -> None:
-    # What request_started does to a persistent connection (the test client disconnects it).
-    connection.health_check_done = False
 
 
 def test_no_select_1_before_the_lookup(api, payment_code, monkeypatch):
@@ -46,14 +42,7 @@ def test_no_select_1_before_the_lookup(api, payment_code, monkeypatch):
 def test_a_connection_the_server_dropped_is_replaced_and_the_payment_made(api, payment_code):
     assert pay(api, payment_code()).status_code == 201
     code = payment_code()
-    dropped = connection.connection.info.backend_pid
-    other = connection.copy()
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
-    finally:
-        other.close()
-    a_new_request()
+    dropped = drop_the_connection()
 
     response = pay(api, code)
 

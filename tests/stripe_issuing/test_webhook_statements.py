@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from ledger.models import Account, Transfer
 from stripe_issuing.authorizations import card_read
+from tests.connections import a_new_request, drop_the_connection
 from tests.markers import ON_POSTGRESQL
 from tests.stripe_issuing import stripe_events as se
 from tests.stripe_issuing.hooks import balances, beneficiary, card, food_pocket, webhook_secret
@@ -42,15 +43,8 @@ def test_a_new_authorization_takes_13_statements_and_one_commit(card, food_pocke
     client = Client()
     # The first request loads what later ones find ready: the category table, the settlement
     # account (created by the first authorization in its currency).
-    se.post(
-        client,
-        se.event(
-            "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=100)
-        ),
-    )
-    body = se.event(
-        "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=2_500)
-    )
+    se.post(client, authorization_of(card, 100))
+    body = authorization_of(card, 2_500)
 
     with CaptureQueriesContext(connection) as queries:
         response = se.post(client, body)
@@ -117,15 +111,8 @@ def test_the_settlement_account_is_created_by_the_first_authorization_then_read_
 @postgresql_statements
 def test_the_event_marked_processed_and_the_commit_go_in_one_message(card, food_pocket):
     client = Client()
-    se.post(
-        client,
-        se.event(
-            "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=100)
-        ),
-    )
-    body = se.event(
-        "issuing_authorization.request", se.authorization(card=card.stripe_card_id, amount=2_500)
-    )
+    se.post(client, authorization_of(card, 100))
+    body = authorization_of(card, 2_500)
     sent = []
 
     def record(execute, sql, params, many, context):
@@ -142,11 +129,6 @@ def test_the_event_marked_processed_and_the_commit_go_in_one_message(card, food_
     assert "'processed'" in sent[-1]
     assert not any(sql.strip().upper() == "COMMIT" for sql in sent)
     assert StripeEvent.objects.get(stripe_id=body["id"]).result == "processed"
-
-
-def a_new_request() -> None:
-    # What request_started does to a persistent connection (the test client disconnects it).
-    connection.health_check_done = False
 
 
 def authorization_of(card, amount: int) -> dict:
@@ -175,14 +157,7 @@ def test_no_select_1_before_the_claim(card, food_pocket, monkeypatch):
 def test_a_connection_the_server_dropped_is_replaced_and_the_payment_decided(card, food_pocket):
     client = Client()
     assert se.post(client, authorization_of(card, 100)).json()["approved"] is True
-    dropped = connection.connection.info.backend_pid
-    other = connection.copy()
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
-    finally:
-        other.close()
-    a_new_request()
+    dropped = drop_the_connection()
     body = authorization_of(card, 2_500)
 
     response = se.post(client, body)
