@@ -155,6 +155,11 @@ class _Cursor:
             values = [cast(Mapping[str, Any], params)[name] for name in names]
         types = tuple(map(_type, values))
         prepared, cursor = self._prepared, self._cursor
+        # Written before a name is taken for a PREPARE: a value PostgreSQL's text cannot hold (a
+        # NUL) is refused here, nothing sent, and raised as Django's DataError, as the server's
+        # binding would be; a name taken first would be believed prepared and never was.
+        with cursor.db.wrap_database_errors:
+            literals = _literals(values, cursor.connection)
         sent = []
         key = (numbered, types)
         name = prepared.names.get(key)
@@ -173,7 +178,6 @@ class _Cursor:
         else:
             prepared.names.move_to_end(key)
         before = len(sent)
-        literals = _literals(values, cursor.connection)
         sent.append(f"EXECUTE {name}({literals})" if values else f"EXECUTE {name}")
         if commit:
             sent.append("COMMIT")

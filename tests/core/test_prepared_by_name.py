@@ -13,7 +13,14 @@ from zoneinfo import ZoneInfo
 import orjson
 import psycopg
 import pytest
-from django.db import IntegrityError, ProgrammingError, connection, models, transaction
+from django.db import (
+    DataError,
+    IntegrityError,
+    ProgrammingError,
+    connection,
+    models,
+    transaction,
+)
 from django.test.utils import CaptureQueriesContext
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
@@ -198,6 +205,22 @@ def test_a_failed_first_run_is_prepared_again_only_if_postgresql_lost_it():
     with pytest.raises(ProgrammingError), transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute(wrong, [1])
     assert names() == before
+
+
+@pytest.mark.django_db
+def test_a_value_text_cannot_hold_is_djangos_data_error_and_leaves_the_statement_unnamed():
+    # A NUL in a client's text (a Stripe event's id): refused before anything is sent, as
+    # Django's DataError, which callers turn into a 4xx; the statement's next run prepares it.
+    sql = "SELECT length(%s::text) + 0 * %s"
+    before = names()
+    with pytest.raises(DataError), transaction.atomic(), prepared_cursor() as cursor:
+        cursor.execute(sql, ["evt_\x00", 1])
+    assert names() == before
+
+    with transaction.atomic(), prepared_cursor() as cursor:
+        cursor.execute(sql, ["evt_1", 1])
+        assert cursor.fetchone() == (5,)
+    assert len(names()) == len(before) + 1
 
 
 @pytest.mark.django_db(transaction=True)
