@@ -8,12 +8,12 @@ import functools
 import hashlib
 
 from django.db import DEFAULT_DB_ALIAS, Error, connections, router
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 from rest_framework.request import Request
 
 from core.errors import DomainError, IdempotencyConflict
+from core.health_check import health_check_due
 from core.one_statement import OneStatement
 from core.prepared import prepared_cursor
 from merchants.models import IdempotentResponse, Merchant
@@ -60,7 +60,7 @@ def replay(*, merchant: Merchant, key: str, fingerprint: str) -> HttpResponse | 
     alias = router.db_for_read(IdempotentResponse)
     connection = connections[alias]
     params = [merchant.pk, key]
-    if not _checks_connection(connection):
+    if not health_check_due(connection):
         row = _looked_up(alias, params)
     else:
         # The request's first statement: it serves as the health check (CONN_HEALTH_CHECKS)
@@ -79,18 +79,6 @@ def replay(*, merchant: Merchant, key: str, fingerprint: str) -> HttpResponse | 
     if stored_fingerprint != fingerprint:
         raise IdempotencyConflict(field=HEADER)
     return _replayed(IdempotentResponse(status_code=status_code, body=body))
-
-
-def _checks_connection(connection: BaseDatabaseWrapper) -> bool:
-    """Whether the next statement on `connection` would first be preceded by Django's health
-    check: an open connection, health checks on, not yet checked in this request, and no
-    transaction that a retry on a new connection would lose (there, the check runs as usual)."""
-    return (
-        connection.connection is not None
-        and connection.health_check_enabled
-        and not connection.health_check_done
-        and not connection.in_atomic_block
-    )
 
 
 def _looked_up(alias: str, params: list) -> tuple | None:

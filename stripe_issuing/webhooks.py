@@ -23,13 +23,13 @@ from functools import cache
 import stripe
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DataError, Error, connection, connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from core.health_check import health_check_due
 from core.prepared import statement_run
 from stripe_issuing.authorizations import answer
 from wallet.models.stripe_events import StripeEvent
@@ -213,18 +213,6 @@ def _event_claim(data: dict, *, event_id: str, event_type: str, checks: bool) ->
     return event
 
 
-def _checks_connection(db: BaseDatabaseWrapper) -> bool:
-    """Whether Django's health check (CONN_HEALTH_CHECKS) would run before the next statement:
-    an open connection, health checks on, not yet checked in this request, and no transaction
-    that a retry on a new connection would lose (there, the check runs as usual)."""
-    return (
-        db.connection is not None
-        and db.health_check_enabled
-        and not db.health_check_done
-        and not db.in_atomic_block
-    )
-
-
 def event_receive(data: dict, *, event_id: str, event_type: str) -> tuple[str, dict]:
     """Store a verified event and process it; returns the stored event's type (the first
     delivery's) and what to answer Stripe. Raises
@@ -232,7 +220,7 @@ def event_receive(data: dict, *, event_id: str, event_type: str) -> tuple[str, d
     marked processed (or failed) in one transaction; one delivered before gets event_process:
     its first answer, or a new attempt if it failed."""
     db = connections[DEFAULT_DB_ALIAS]
-    if not _checks_connection(db):
+    if not health_check_due(db):
         return _event_receive(data, event_id=event_id, event_type=event_type, checks=False)
     # The transaction's first statement, the claim, serves as the health check that would
     # otherwise send a `SELECT 1` before it: a round trip per webhook within Stripe's wait (as
