@@ -35,7 +35,7 @@ from bench.authorize import merchants_build, random_request, wallets_build
 # Payments with the foreign keys' checks, then as many without, and so on; the first of each
 # block are not counted (see run()).
 BLOCK, SETTLING = 100, 10
-STEPS = ("wallet lock", "read under the lock", "write and its COMMIT", "COMMIT (Django's)")
+STEPS = ("lock and read under it", "write and its COMMIT", "COMMIT (Django's)")
 
 
 def main() -> int:
@@ -89,17 +89,14 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         superuser = cursor.fetchone()[0]
 
-    locked = [False]  # whether this payment's lock was taken: its next EXECUTE is the read
-
     def step(sql: str) -> str:
         # The hot path's statements run by name (core/prepared.py): `EXECUTE name(<values>)`,
-        # after their PREPARE the first time; the lock comes first, then the read, and the
-        # write is sent with its COMMIT.
+        # after their PREPARE the first time; the lock and the read go in one message (with
+        # the transaction's BEGIN), and the write with its COMMIT.
         if sql.endswith("; COMMIT"):
-            return STEPS[2]
+            return STEPS[1]
         if "EXECUTE " in sql:
-            first, locked[0] = not locked[0], True
-            return STEPS[0] if first else STEPS[1]
+            return STEPS[0]
         return sql.split(None, 1)[0]
 
     spent: dict[str, list[int]] = defaultdict(list)
@@ -110,7 +107,6 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         try:
             return execute(sql, params, many, context)
         finally:
-            # step() once: it counts the EXECUTEs of the payment (the lock, then the read).
             name = step(sql)
             spent[name].append(cpu() - before)
             waited[name].append(time.perf_counter() - started)
@@ -133,7 +129,6 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         # payments of a block plan the prepared statements again, and are left out.
         counted = i % BLOCK >= SETTLING
         before, started = cpu(), time.perf_counter()
-        locked[0] = False
         with transaction.atomic():
             with connection.execute_wrapper(timed if counted else untimed):
                 writes = OneStatement()
@@ -149,8 +144,8 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             committing = cpu(), time.perf_counter()
         latencies.append(time.perf_counter() - started)
         if counted:
-            spent[STEPS[3]].append(cpu() - committing[0])
-            waited[STEPS[3]].append(time.perf_counter() - committing[1])
+            spent[STEPS[2]].append(cpu() - committing[0])
+            waited[STEPS[2]].append(time.perf_counter() - committing[1])
             by_checks[checked].append(cpu() - before)
     if superuser:
         with connection.cursor() as cursor:
@@ -202,7 +197,7 @@ def holds_read(wallet, counts: list[int], credit_account_id: int, cpu: Callable[
     from wallet import hot_path
     from wallet.payment_codes import payment_code_create
 
-    code_id = payment_code_create(wallet=wallet)[0].pk
+    slot = payment_code_create(wallet=wallet)[0].slot
     print()
     print("the read under the lock against the holds on each of the wallet's pockets:")
     with transaction.atomic():
@@ -227,16 +222,15 @@ def holds_read(wallet, counts: list[int], credit_account_id: int, cpu: Callable[
             readings = []
             for _ in range(50):
                 before, now = cpu(), timezone.now()
-                read = hot_path.read_under_lock(
-                    wallet_id=wallet.pk,
-                    code_id=code_id,
+                locked = hot_path.lock_and_read_by_slot(
+                    slot=slot,
                     merchant_id=None,
                     at=now,
                     since=now - timedelta(minutes=15),
                     tries=5,
                 )
                 readings.append(cpu() - before)
-            assert read.code is not None and read.states
+            assert locked is not None and locked[1].code is not None and locked[1].states
             print(
                 f"  {count:>6} holds per pocket: {statistics.median(readings) / 1e3:6.0f} µs of "
                 "server CPU (median of 50)"

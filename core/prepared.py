@@ -46,6 +46,8 @@ from psycopg.sql import Literal
 from psycopg.types.json import Json, Jsonb
 from psycopg.types.numeric import Int2, Int4, Int8
 
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+
 # Statements kept prepared per connection: the read's and lock's few, the write's shapes (a
 # payment's holds, a capture's, a webhook's deliveries) a few dozen; past this the least
 # recently run is deallocated, as psycopg did its own.
@@ -128,12 +130,14 @@ class _Prepared:
 
 class _Cursor:
     """What prepared_cursor() yields: execute() runs a statement prepared by name on the
-    connection; fetchone() and fetchall() read its rows."""
+    connection, execute_in_turn() several in one message; fetchone() and fetchall() read the
+    rows of the statement the cursor is on, next_result() moves it to the next one's."""
 
     def __init__(self, cursor: Any, prepared: _Prepared | None, logged: bool) -> None:
         self._cursor = cursor  # Django's wrapper around a _NamedCursor
         self._prepared = prepared  # None: nothing is prepared (PREPARED_STATEMENTS=false)
         self._logged = logged
+        self._skips: list[int] = []  # results to pass over before each next statement's own
 
     def execute(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] = (), *, commit: bool = False
@@ -143,57 +147,96 @@ class _Cursor:
         Django's (an IntegrityError for a constraint, deferred or not); PostgreSQL has then
         skipped what followed in the message, and left the transaction aborted (the caller's
         atomic block rolls it back) or, for a failed COMMIT, rolled back."""
+        self.execute_in_turn([(sql, params)], commit=commit)
+
+    def execute_in_turn(
+        self,
+        statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]],
+        *,
+        commit: bool = False,
+    ) -> None:
+        """Run `statements` one after the other in one message: one round trip. Each takes its
+        own snapshot as it starts (READ COMMITTED), so one run after a row lock sees what the
+        lock waited for, as it would in a message of its own. The cursor is on the first
+        one's rows. A message that opens Django's atomic block's transaction begins it itself
+        (_begins_here). Errors as execute()'s; one skips the statements after it."""
         if self._logged:
-            self._cursor.cursor.logged_as = (sql, params)
-        if self._prepared is None:
-            self._cursor.execute(f"{sql}; COMMIT" if commit else sql, params)
-            return
-        numbered, names = _numbered(sql)
-        if names is None:
-            values = list(params)
-        else:
-            values = [cast(Mapping[str, Any], params)[name] for name in names]
-        types = tuple(map(_type, values))
-        prepared, cursor = self._prepared, self._cursor
-        # Written before a name is taken for a PREPARE: a value PostgreSQL's text cannot hold (a
-        # NUL) is refused here, nothing sent, and raised as Django's DataError, as the server's
-        # binding would be; a name taken first would be believed prepared and never was.
-        with cursor.db.wrap_database_errors:
-            literals = _literals(values, cursor.connection)
-        sent = []
-        key = (numbered, types)
-        name = prepared.names.get(key)
-        if name is not None and not self._there(name):
-            del prepared.names[key]
-            name = None
-        if name is None:
-            if len(prepared.names) >= PREPARED_MAX:
-                _, old = prepared.names.popitem(last=False)
-                if self._there(old):
-                    sent.append(f"DEALLOCATE {old}")
-            name = f"aidwallet_{next(prepared.made)}"
-            declared = f"({', '.join(types)})" if types else ""
-            sent.append(f"PREPARE {name}{declared} AS {numbered}")
-            prepared.names[key] = name
-        else:
-            prepared.names.move_to_end(key)
-        before = len(sent)
-        sent.append(f"EXECUTE {name}({literals})" if values else f"EXECUTE {name}")
+            self._cursor.cursor.logged_as = list(statements)
+        cursor = self._cursor
+        pg = cursor.db.connection
+        sent: list[str] = []
+        starts = []  # where each statement's own result is among the message's results
+        made = []  # the names prepared in this message
+        prepared = self._prepared
+        for sql, params in statements:
+            if prepared is None:
+                starts.append(len(sent))
+                sent.append(cursor.cursor.mogrify(sql, params))
+                continue
+            numbered, names = _numbered(sql)
+            if names is None:
+                values = list(params)
+            else:
+                values = [cast(Mapping[str, Any], params)[name] for name in names]
+            types = tuple(map(_type, values))
+            # Written before a name is taken for a PREPARE: a value PostgreSQL's text cannot
+            # hold (a NUL) is refused here, nothing sent, and raised as Django's DataError, as
+            # the server's binding would be; a name taken first would be believed prepared and
+            # never was.
+            with cursor.db.wrap_database_errors:
+                literals = _literals(values, cursor.connection)
+            key = (numbered, types)
+            name = prepared.names.get(key)
+            if name is not None and not self._there(name):
+                del prepared.names[key]
+                name = None
+            if name is None:
+                if len(prepared.names) >= PREPARED_MAX:
+                    _, old = prepared.names.popitem(last=False)
+                    if self._there(old):
+                        sent.append(f"DEALLOCATE {old}")
+                name = f"aidwallet_{next(prepared.made)}"
+                declared = f"({', '.join(types)})" if types else ""
+                sent.append(f"PREPARE {name}{declared} AS {numbered}")
+                prepared.names[key] = name
+                made.append(name)
+            else:
+                prepared.names.move_to_end(key)
+            starts.append(len(sent))
+            sent.append(f"EXECUTE {name}({literals})" if values else f"EXECUTE {name}")
         if commit:
             sent.append("COMMIT")
+        # Asked last: _there() may have sent a statement, which began the transaction.
+        begins = _begins_here(cursor.db, pg)
+        if begins:
+            sent.insert(0, "BEGIN")
+            starts = [start + 1 for start in starts]
+            # psycopg begins a transaction with a BEGIN of its own before its first statement,
+            # a round trip; this message begins it, and psycopg, put in autocommit, sends none.
+            # It stays so until the block's end, where Django sets autocommit anyway: psycopg's
+            # commit and rollback go by the server's transaction status, not by autocommit.
+            pg.autocommit = True
         try:
             # No parameters: psycopg sends the text as it is (no placeholder to parse).
             cursor.execute("; ".join(sent))
         except Exception as error:
+            if begins and pg.info.transaction_status == _IDLE:
+                pg.autocommit = False  # nothing began: psycopg begins the next statement's
             if isinstance(error.__cause__, psycopg.errors.InvalidSqlStatementName):
                 # Dropped behind our back (DEALLOCATE ALL, DISCARD ALL): this transaction is
                 # lost, the next one prepares again.
-                prepared.names.clear()
-            elif before:  # the last of what went before the EXECUTE is its PREPARE
-                prepared.unsure.add(name)
+                cast(_Prepared, prepared).names.clear()
+            elif made:  # their PREPAREs may or may not have run
+                cast(_Prepared, prepared).unsure.update(made)
             raise
-        for _ in range(before):  # the DEALLOCATE's and PREPARE's results, before the EXECUTE's
+        self._skips = [b - a for a, b in itertools.pairwise(starts)]
+        for _ in range(starts[0]):  # BEGIN's, DEALLOCATE's and PREPARE's, before the EXECUTE's
             cursor.nextset()
+
+    def next_result(self) -> None:
+        """Move to the next statement's rows (execute_in_turn())."""
+        for _ in range(self._skips.pop(0)):
+            self._cursor.nextset()
 
     def _there(self, name: str) -> bool:
         """Whether `name` is prepared on the connection: asked only after a message with its
@@ -273,6 +316,20 @@ def commits_here(db: Any) -> bool:
     )
 
 
+def _begins_here(db: Any, pg: psycopg.Connection) -> bool:
+    """Whether a message may begin the transaction itself: Django's atomic block has opened one
+    that psycopg has not begun yet (its BEGIN goes before the block's first statement), and
+    psycopg's would be a plain BEGIN (no isolation level, read-only or deferrable setting)."""
+    return (
+        db.in_atomic_block
+        and not pg.autocommit
+        and pg.info.transaction_status == _IDLE
+        and pg.isolation_level is None
+        and pg.read_only is None
+        and pg.deferrable is None
+    )
+
+
 def statement_run(
     sql: str, params: Sequence[Any], *, commit: bool = False
 ) -> tuple[Any, ...] | None:
@@ -297,16 +354,18 @@ class _NamedCursor(psycopg.ClientCursor):
 
 class _LoggedNamedCursor(_NamedCursor):
     """Under Django's query log (DEBUG, CaptureQueriesContext): Django logs the SQL psycopg
-    last sent (its `_query`), here `EXECUTE name(...)`; the statement's own text with its
-    values inlined is logged instead, as for any other statement."""
+    last sent (its `_query`), here `EXECUTE name(...)`; the statements' own text with their
+    values inlined is logged instead, as for any other statement (those of one message as
+    one entry, one round trip)."""
 
-    logged_as: tuple[str, Any] | None = None
+    logged_as: list[tuple[str, Any]] | None = None
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         result = super().execute(query, params, **kwargs)
         if self.logged_as is not None:
             # Another cursor's: mogrify() resets the one it runs on, whose results are unread.
-            text = psycopg.ClientCursor(self.connection).mogrify(*self.logged_as)
+            mogrify = psycopg.ClientCursor(self.connection).mogrify
+            text = "; ".join(mogrify(sql, values) for sql, values in self.logged_as)
             self.logged_as = None
             self._query = cast(Any, _Sent(text.encode()))
         return result

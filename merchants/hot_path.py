@@ -3,10 +3,11 @@ lock (issue 19): what the ORM's path (merchants.payments: _locked_holds and hold
 capture_refund and refund_post per capture) reads in 8 to 12 statements. Their writes then go
 in one statement (core/one_statement.py) with the operation's stored answer.
 
-Each read runs after the wallet's lock is held (wallet.hot_path.wallet_lock), so it sees every
-operation on the payment committed before: all of them take that lock first. Prepared once per
-connection (core/prepared.py). tests/merchant_api/test_operation_hot_path.py runs both paths and
-compares what they write."""
+Each read runs after the wallet's lock is held (wallet.hot_path.WALLET_LOCK, sent in the read's
+message: one round trip), so it sees every operation on the payment committed before: all of them
+take that lock first, and each statement of a message takes its snapshot as it starts. Prepared
+once per connection (core/prepared.py). tests/merchant_api/test_operation_hot_path.py runs both
+paths and compares what they write."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from core.prepared import prepared_cursor
 from funders.models import Allocation
 from ledger.models import Account, Transfer
 from merchants.models import Capture, Refund
+from wallet.hot_path import WALLET_LOCK
 
 # The decision's holds still in force, in split order (a hold past its expiry counts as gone:
 # it can no longer be captured), with their accounts and when each was placed (the periods of
@@ -96,14 +98,16 @@ def _account(pk: int, currency: str, guarded: bool) -> Account:
     return Account(pk=pk, currency=currency, guarded=guarded)
 
 
-def holds_read(*, decision_id: int, key: str, at: datetime) -> HoldsRead:
+def holds_read(*, wallet_id: int, decision_id: int, key: str, at: datetime) -> HoldsRead:
+    """Lock the wallet `wallet_id`, then read the decision's holds in force under the lock."""
     params = {
         "decision": decision_id,
         "key": key,
         "at": connection.ops.adapt_datetimefield_value(at),
     }
     with prepared_cursor() as cursor:
-        cursor.execute(_HOLDS, params)
+        cursor.execute_in_turn([(WALLET_LOCK, [wallet_id]), (_HOLDS, params)])
+        cursor.next_result()
         rows = cursor.fetchall()
     holds = [
         Transfer(
@@ -125,10 +129,12 @@ def holds_read(*, decision_id: int, key: str, at: datetime) -> HoldsRead:
     )
 
 
-def captures_read(*, decision_id: int, key: str) -> CapturesRead:
+def captures_read(*, wallet_id: int, decision_id: int, key: str) -> CapturesRead:
+    """Lock the wallet `wallet_id`, then read the decision's captures under the lock."""
     params = {"decision": decision_id, "key": key, "capture": Transfer.Kind.CAPTURE.value}
     with prepared_cursor() as cursor:
-        cursor.execute(_CAPTURES, params)
+        cursor.execute_in_turn([(WALLET_LOCK, [wallet_id]), (_CAPTURES, params)])
+        cursor.next_result()
         rows = cursor.fetchall()
     captures = [
         CaptureState(

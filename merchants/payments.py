@@ -42,7 +42,6 @@ from merchants.models import Capture, Merchant, Refund, Reversal
 from merchants.services import merchant_ensure_active
 from merchants.webhooks import webhook_event_emit
 from wallet.authorize import authorize, authorize_by_code
-from wallet.hot_path import wallet_lock as hot_path_wallet_lock
 from wallet.locks import wallet_lock
 from wallet.models.decisions import Decision, DecisionHold
 from wallet.payment_codes import payment_code_redeem
@@ -306,11 +305,13 @@ def _capture(
 def _capture_in(
     writes: OneStatement, *, decision: Decision, amount: int | None, key: str, digest: str
 ) -> Capture | None:
-    """The capture in `writes`: the wallet's lock, one read (merchants/hot_path.py), one write.
+    """The capture in `writes`: the wallet's lock and one read in one message
+    (merchants/hot_path.py), one write.
     None, with nothing written, when the ORM's path must answer: a capture recorded under the key
     (a replay, or a conflict), a decision captured already, nothing held, more asked than held."""
-    hot_path_wallet_lock(decision.wallet_id)
-    read = holds_read(decision_id=decision.pk, key=key, at=timezone.now())
+    read = holds_read(
+        wallet_id=decision.wallet_id, decision_id=decision.pk, key=key, at=timezone.now()
+    )
     if read.replay or read.captured:
         return None
     try:
@@ -514,12 +515,12 @@ def payment_refund(
 def _refund_in(
     writes: OneStatement, *, decision: Decision, amount: int, reason: str, key: str, digest: str
 ) -> Refund | None:
-    """The refund in `writes`: the wallet's lock, one read (merchants/hot_path.py), one write.
+    """The refund in `writes`: the wallet's lock and one read in one message
+    (merchants/hot_path.py), one write.
     None, with nothing written, when the ORM's path must answer: a refund recorded under the key
     (a replay, or a conflict), more asked than is refundable, a capture paid to a guarded
     account (whose debit refund_post() guards)."""
-    hot_path_wallet_lock(decision.wallet_id)
-    read = captures_read(decision_id=decision.pk, key=key)
+    read = captures_read(wallet_id=decision.wallet_id, decision_id=decision.pk, key=key)
     if read.replay or any(state.paid_to.guarded for state in read.captures):
         return None
     try:

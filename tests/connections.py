@@ -1,7 +1,13 @@
 """The persistent connection's life between requests, as the tests need to play it: a new
-request's health-check flag, and a server that drops the connection between two requests."""
+request's health-check flag, a server that drops the connection between two requests, and the
+messages the connection sends (its round trips)."""
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db import connection
+from psycopg import pq
 
 
 def a_new_request() -> None:
@@ -21,3 +27,26 @@ def drop_the_connection() -> int:
         other.close()
     a_new_request()
     return dropped
+
+
+@contextmanager
+def messages_sent() -> Iterator[list[str]]:
+    """What this connection sends PostgreSQL meanwhile, read from libpq's trace of the wire
+    protocol: one entry per message that waits for the server's answer (a simple query's text,
+    or an extended query's Sync), so one per round trip, BEGIN and COMMIT included where
+    psycopg sends them on their own. The list is filled when the block ends."""
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    sent: list[str] = []
+    with tempfile.TemporaryFile() as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            for line in trace.read().decode().splitlines():
+                direction, _, kind, *text = line.split("\t")
+                if direction == "F" and kind in ("Query", "Sync"):
+                    sent.append(text[0].strip().strip('"') if text else kind)

@@ -396,11 +396,11 @@ def authorize_by_code(
     merchant_reference: str = "",
     metadata: dict | None = None,
 ) -> Decision | None:
-    """payment_code_redeem() then authorize(), on PostgreSQL, in two reads (wallet/hot_path.py)
-    and no write: the code's redemption, the holds, the decision and what `decision_recorded`'s
-    receivers write are added to `writes`, which the caller runs as one statement, with its own
-    rows (the stored answer), in the same transaction. The Decision is returned unsaved, with
-    `recorded_now`; its id is set when `writes` has run.
+    """payment_code_redeem() then authorize(), on PostgreSQL, in one round trip of two reads
+    (wallet/hot_path.py) and no write: the code's redemption, the holds, the decision and what
+    `decision_recorded`'s receivers write are added to `writes`, which the caller runs as one
+    statement, with its own rows (the stored answer), in the same transaction. The Decision is
+    returned unsaved, with `recorded_now`; its id is set when `writes` has run.
 
     Only for a new payment with a code that can pay: None for anything else (no usable code in
     the slot, a wrong secret, a locked merchant, an expired or used code, a retry), having
@@ -410,19 +410,17 @@ def authorize_by_code(
     decision's unique key, and the caller's retry finds its answer."""
     started = time.perf_counter()
     digits = payment_code_normalize(code)
-    locked = hot_path.wallet_lock_by_slot(digits[:SLOT_DIGITS])
-    if locked is None:
-        return None
-    wallet, code_id = locked
     now = timezone.now()
-    read = hot_path.read_under_lock(
-        wallet_id=wallet.pk,
-        code_id=code_id,
+    locked = hot_path.lock_and_read_by_slot(
+        slot=digits[:SLOT_DIGITS],
         merchant_id=merchant_id,
         at=request.at,
         since=now - lockout_period(),
         tries=MAX_FAILED_ATTEMPTS,
     )
+    if locked is None:
+        return None
+    wallet, read = locked
     if (
         read.code is None
         or read.merchant_locked
@@ -500,8 +498,9 @@ def _authorize_card_in_one_statement(
     metadata: dict,
 ) -> Decision | None:
     started = time.perf_counter()
-    wallet = hot_path.wallet_lock(card.wallet_id)
-    read = hot_path.read_card_under_lock(card_id=card.pk, key=idempotency_key, at=request.at)
+    wallet, read = hot_path.lock_and_read_card(
+        wallet_id=card.wallet_id, card_id=card.pk, key=idempotency_key, at=request.at
+    )
     if read.decided:
         return None
     card.status = read.card_status  # as it is under the lock: a freeze takes the lock too

@@ -1,4 +1,4 @@
-"""The reads of a payment on PostgreSQL, in two statements each (issue 19).
+"""The reads of a payment on PostgreSQL, in two statements sent in one message (issue 19).
 
 By one-time code: the wallet's lock found through the code's slot, then, under that lock, the
 code, the merchant's recent wrong guesses, the spendable pockets with their rules, balances and
@@ -11,8 +11,12 @@ both and compare what they write.
 Two statements, not one: a statement that waited for the wallet's lock still reads with the
 snapshot it took before waiting (READ COMMITTED), so balances and spending read in the same
 statement as the lock could be those before the payment it waited for. The second statement
-starts after the lock is held and sees everything committed before it. Both are prepared once
-per connection (core/prepared.py): PostgreSQL took longer to plan the read than to run it."""
+starts after the lock is held and sees everything committed before it, whether it comes in a
+message of its own or in the lock's (PostgreSQL takes each statement's snapshot as it starts
+it): both go in one message, one round trip (core/prepared.py's execute_in_turn), the second
+finding the code and the card as the first did, not by what the first returned. Both are
+prepared once per connection (core/prepared.py): PostgreSQL took longer to plan the read than
+to run it."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,7 +101,7 @@ _POCKET_COLUMNS = """p.id, p.created_at, p.account_id, a.valid_from, a.valid_unt
 # refunds), for nothing once voided or expired; "validity" counts from the grant's start.
 _READ = (
     f"""
-    SELECT c.wallet_id, c.digest, c.status, c.max_amount, c.currency, c.expires_at,
+    SELECT c.id, c.wallet_id, c.digest, c.status, c.max_amount, c.currency, c.expires_at,
         c.locked_at, {_POCKET_COLUMNS}
     FROM (
         SELECT *,
@@ -106,14 +110,17 @@ _READ = (
              WHERE f.wallet_id = code.wallet_id AND f.merchant_id = %(merchant)s
                 AND f.at > %(since)s
              ORDER BY f.at DESC OFFSET %(tries)s LIMIT 1) AS locked_at
-        FROM wallet_paymentcode code WHERE id = %(code)s FOR UPDATE
+        -- The lock's code: the slot's usable one (one at most: a unique index).
+        FROM wallet_paymentcode code WHERE slot = %(slot)s AND status = %(active)s FOR UPDATE
     ) c
     """
     + _POCKETS.format(wallet="c.wallet_id")
     + "ORDER BY p.id"
 )
 
-_WALLET_LOCK = f"""
+# The wallet's lock by its id: a card's payment, a capture and a refund (merchants/hot_path.py)
+# send it in the message of their read under it.
+WALLET_LOCK = f"""
     SELECT {", ".join(_WALLET_FIELDS)} FROM wallet_wallet WHERE id = %s FOR UPDATE
 """
 
@@ -162,46 +169,40 @@ class CodeRead:
     accounts: dict[int, PocketAccount]
 
 
-def wallet_lock_by_slot(slot: str) -> tuple[Wallet, int] | None:
-    """Lock the wallet of the usable code in `slot` and return it with the code's id; None when
+def lock_and_read_by_slot(
+    *, slot: str, merchant_id: int | None, at: datetime, since: datetime, tries: int
+) -> tuple[Wallet, CodeRead] | None:
+    """Lock the wallet of the usable code in `slot`, then read under the lock the code as it is
+    now, the merchant's wrong guesses on the wallet's codes after `since` (is there a
+    `tries`-th?), and the pockets with what they spent in each period around `at`. None when
     the slot has no usable code."""
-    with prepared_cursor() as cursor:
-        cursor.execute(_LOCK, [slot, PaymentCode.Status.ACTIVE])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return Wallet.from_db(connection.alias, _WALLET_FIELDS, row[:-1]), row[-1]
-
-
-def read_under_lock(
-    *,
-    wallet_id: int,
-    code_id: int,
-    merchant_id: int | None,
-    at: datetime,
-    since: datetime,
-    tries: int,
-) -> CodeRead:
-    """The code `code_id`, the merchant's wrong guesses on the wallet's codes after `since` (is
-    there a `tries`-th?), and the pockets with what they spent in each period around `at`."""
+    active = PaymentCode.Status.ACTIVE
     params = _period_params(at) | {
         "merchant": merchant_id,
         "since": connection.ops.adapt_datetimefield_value(since),
         "tries": tries - 1,
-        "code": code_id,
+        "slot": slot,
+        "active": active,
     }
     with prepared_cursor() as cursor:
-        cursor.execute(_READ, params)
+        cursor.execute_in_turn([(_LOCK, [slot, active]), (_READ, params)])
+        locked = cursor.fetchone()
+        cursor.next_result()
         rows = cursor.fetchall()
+    if locked is None:
+        return None
+    wallet, code_id = Wallet.from_db(connection.alias, _WALLET_FIELDS, locked[:-1]), locked[-1]
     first = rows[0] if rows else None
-    if first is None or first[0] != wallet_id or first[2] != PaymentCode.Status.ACTIVE:
-        return CodeRead(code=None, merchant_locked=False, states=[], accounts={})
+    # Another code in the slot by now (the locked one expired by another wallet's new code, which
+    # took the slot), or none: this wallet's code is no longer usable.
+    if first is None or first[0] != code_id or first[1] != wallet.pk or first[3] != active:
+        return wallet, CodeRead(code=None, merchant_locked=False, states=[], accounts={})
     # As Django builds a row it read (the keyword path cost three times as much, issue 19); its
     # other fields are deferred: read from the database if ever asked for.
-    code = PaymentCode.from_db(connection.alias, _CODE_FIELDS, (code_id, *first[:6]))
-    states, accounts = _pockets(rows, 7)
-    locked = first[6] is not None
-    return CodeRead(code=code, merchant_locked=locked, states=states, accounts=accounts)
+    code = PaymentCode.from_db(connection.alias, _CODE_FIELDS, first[:7])
+    states, accounts = _pockets(rows, 8)
+    locked_out = first[7] is not None
+    return wallet, CodeRead(code=code, merchant_locked=locked_out, states=states, accounts=accounts)
 
 
 @dataclass(frozen=True)
@@ -215,24 +216,26 @@ class CardRead:
     accounts: dict[int, PocketAccount]
 
 
-def wallet_lock(wallet_id: int) -> Wallet:
-    """wallet.locks.wallet_lock(), prepared (the card's wallet is known before the lock)."""
+def lock_and_read_card(
+    *, wallet_id: int, card_id: int, key: str, at: datetime
+) -> tuple[Wallet, CardRead]:
+    """Lock the wallet `wallet_id`, then read under the lock the card `card_id` as it is now,
+    whether a decision exists under `key`, and its wallet's pockets with what they spent in each
+    period around `at`: one round trip."""
     with prepared_cursor() as cursor:
-        cursor.execute(_WALLET_LOCK, [wallet_id])
-        row = cursor.fetchone()
-    if row is None:
-        raise Wallet.DoesNotExist(f"no wallet {wallet_id}")
-    return Wallet.from_db(connection.alias, _WALLET_FIELDS, row)
-
-
-def read_card_under_lock(*, card_id: int, key: str, at: datetime) -> CardRead:
-    """The card `card_id` as it is now, whether a decision exists under `key`, and its wallet's
-    pockets with what they spent in each period around `at`."""
-    with prepared_cursor() as cursor:
-        cursor.execute(_READ_CARD, _period_params(at) | {"card": card_id, "key": key})
+        cursor.execute_in_turn(
+            [
+                (WALLET_LOCK, [wallet_id]),
+                (_READ_CARD, _period_params(at) | {"card": card_id, "key": key}),
+            ]
+        )
+        locked = cursor.fetchone()
+        cursor.next_result()
         rows = cursor.fetchall()
+    if locked is None:
+        raise Wallet.DoesNotExist(f"no wallet {wallet_id}")
     states, accounts = _pockets(rows, 2)
-    return CardRead(
+    return Wallet.from_db(connection.alias, _WALLET_FIELDS, locked), CardRead(
         card_status=rows[0][0], decided=rows[0][1] is not None, states=states, accounts=accounts
     )
 

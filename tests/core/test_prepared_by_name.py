@@ -7,6 +7,7 @@ names kept per connection stay true to what PostgreSQL holds."""
 import datetime
 import decimal
 import json
+import threading
 import uuid
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,7 @@ from core import prepared
 from core.one_statement import OneStatement
 from core.prepared import prepared_cursor, statement_run
 from merchants.models.webhooks import WebhookEvent
+from tests.connections import messages_sent
 from tests.factories import make_merchant
 from tests.markers import postgresql_only
 from wallet.models.decisions import Decision
@@ -283,3 +285,74 @@ def test_statement_run_commits_in_its_message_only_from_the_outermost_block():
         )
         assert status() == TransactionStatus.INTRANS  # a savepoint's: the block commits
     assert status() == TransactionStatus.IDLE
+
+
+# --- the transaction begun in its first statement's message -------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_blocks_first_statement_begins_its_transaction_in_its_own_message():
+    merchant = make_merchant()
+    with messages_sent() as sent, pytest.raises(RuntimeError), transaction.atomic():
+        assert statement_run("SELECT %s::int + 1", [1]) == (2,)
+        assert status() == TransactionStatus.INTRANS
+        WebhookEvent.objects.create(merchant=merchant, type="x", data={}, payload="")
+        raise RuntimeError("rolled back")
+
+    assert sent[0].startswith("BEGIN; PREPARE aidwallet_"), sent
+    # No BEGIN of psycopg's: the ORM's insert ran in the transaction the message began.
+    assert [message.split()[0] for message in sent[1:]] == ["INSERT", "ROLLBACK"], sent
+    assert not WebhookEvent.objects.exists()
+    assert connection.connection.autocommit  # outside a block, as Django leaves it
+    # The next block that starts with the ORM has psycopg's own BEGIN, and commits.
+    with messages_sent() as sent, transaction.atomic():
+        WebhookEvent.objects.create(merchant=merchant, type="x", data={}, payload="")
+    assert sent[0] == "BEGIN" and sent[-1] == "COMMIT", sent
+    assert WebhookEvent.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_message_that_fails_leaves_the_block_to_roll_back_and_the_next_one_begins():
+    with pytest.raises(DataError), transaction.atomic():
+        statement_run("SELECT 1 / %s", [0])
+    assert status() == TransactionStatus.IDLE
+    with messages_sent() as sent, transaction.atomic():
+        assert statement_run("SELECT %s::int + 1", [2]) == (3,)
+    assert sent[0].startswith("BEGIN; ") and sent[-1] == "COMMIT", sent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_after_a_lock_in_the_same_message_sees_what_the_lock_waited_for():
+    """Each statement of a message takes its snapshot as it starts (READ COMMITTED): the read
+    after the wallet's lock sees the payment that held the lock, as in a message of its own."""
+    merchant = make_merchant(trade_name="before")
+    table = merchant._meta.db_table
+    holder = connection.copy()
+    holder.set_autocommit(False)
+    with holder.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET trade_name = 'after' WHERE id = %s", [merchant.pk])
+    found: list = []
+
+    def pay() -> None:
+        try:
+            with transaction.atomic(), prepared_cursor() as cursor:
+                cursor.execute_in_turn(
+                    [
+                        (f"SELECT trade_name FROM {table} WHERE id = %s FOR UPDATE", [merchant.pk]),
+                        (f"SELECT trade_name FROM {table} WHERE id = %s", [merchant.pk]),
+                    ]
+                )
+                found.append(cursor.fetchone())
+                cursor.next_result()
+                found.append(cursor.fetchone())
+        finally:
+            connection.close()
+
+    waiting = threading.Thread(target=pay)
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive()  # the lock waits for the holder's transaction
+    holder.commit()
+    holder.close()
+    waiting.join()
+    assert found == [("after",), ("after",)]

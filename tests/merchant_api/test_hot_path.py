@@ -20,6 +20,7 @@ from merchants.models.webhooks import WebhookDelivery, WebhookEndpoint, WebhookE
 from merchants.services import api_key_revoke, merchant_suspend
 from notifications import tasks
 from tests.concurrency import swept_after
+from tests.connections import messages_sent
 from tests.factories import (
     BeneficiaryFactory,
     FunderFactory,
@@ -36,12 +37,13 @@ from wallet.services import wallet_freeze
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # What one new authorization may send PostgreSQL, counted as Django's connection sees it: every
-# statement (each is one round trip: the ORM sends no batches), plus BEGIN and COMMIT, which
-# Django logs as statements too. The issue's 6: the stored answer's lookup, BEGIN, the wallet's
-# lock through the code, one read under it, one write (core/one_statement.py), COMMIT. The
-# COMMIT travels with the write (pipeline mode), so 5 round trips; Django still logs its own,
-# a no-op then. SQLite runs the portable path (more statements, but no network between them),
-# the upsert of the pocket's spending per period one of them since issue 19's part 7 (21 before).
+# statement, plus BEGIN and COMMIT, which Django logs as statements too. The issue's 6: the
+# stored answer's lookup, BEGIN, the wallet's lock through the code, one read under it, one
+# write (core/one_statement.py), COMMIT. BEGIN, the lock and the read travel in one message
+# (logged as one entry), the COMMIT with the write: 3 round trips (the test after this one
+# reads them off the wire); Django still logs its BEGIN and COMMIT. SQLite runs the portable
+# path (more statements, but no network between them), the upsert of the pocket's spending per
+# period one of them since issue 19's part 7 (21 before).
 ROUND_TRIPS = 6 if connection.vendor == "postgresql" else 22
 
 
@@ -61,6 +63,24 @@ def test_a_new_authorization_costs_at_most_its_round_trips(api, payment_code):
     statements = [query["sql"] for query in sent.captured_queries]
     assert len(statements) <= ROUND_TRIPS, "\n".join(statements)
     assert not any("merchants_apikey" in sql for sql in statements)  # the cached key
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one statement is PostgreSQL's")
+def test_a_new_authorization_waits_for_postgresql_three_times(api, payment_code):
+    """What goes over the wire (libpq's trace): the stored answer's lookup; BEGIN, the wallet's
+    lock and the read under it in one message; the write and its COMMIT in one message."""
+    assert pay(api, payment_code()).status_code == 201
+    code = payment_code()
+
+    with messages_sent() as sent:
+        response = pay(api, code)
+
+    assert response.status_code == 201, response.content
+    assert len(sent) == 3, "\n".join(sent)
+    lookup, read, write = sent
+    assert "merchants_idempotentresponse" in lookup or lookup.startswith("EXECUTE aidwallet_")
+    assert read.startswith("BEGIN; EXECUTE aidwallet_") and read.count("EXECUTE") == 2, read
+    assert write.startswith("EXECUTE aidwallet_") and write.endswith("; COMMIT"), write
 
 
 @pytest.mark.parametrize("amount", [100, 1_000_000])  # approved, declined
@@ -309,8 +329,8 @@ def test_a_hold_the_balance_no_longer_covers_is_decided_again(
     """A sweep that takes the money between the read and the write (it locks the pocket's
     account, not the wallet) makes the account's CHECK abort the one statement; the payment is
     decided again on the fresh balance, in a new transaction."""
-    read_then_swept, swept = swept_after(hot_path.read_under_lock, food_pocket.account_id)
-    monkeypatch.setattr(hot_path, "read_under_lock", read_then_swept)
+    read_then_swept, swept = swept_after(hot_path.lock_and_read_by_slot, food_pocket.account_id)
+    monkeypatch.setattr(hot_path, "lock_and_read_by_slot", read_then_swept)
     response = pay(api, payment_code(), amount=100)
 
     assert swept == [1]

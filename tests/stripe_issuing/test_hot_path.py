@@ -33,9 +33,10 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the fast path is PostgreSQL's"),
 ]
 
-# The decision's own statements, inside the webhook's transaction: the wallet's lock, one read
-# under it, and one write between a savepoint and its release. The portable path sent 13.
-DECISION_STATEMENTS = 5
+# The decision's own round trips, inside the webhook's transaction: the wallet's lock and one
+# read under it in one message, and one write between a savepoint and its release. The portable
+# path sent 13 statements.
+DECISION_STATEMENTS = 4
 
 
 def ask(client, card, amount, **fields):
@@ -43,7 +44,7 @@ def ask(client, card, amount, **fields):
     return auth, se.post(client, se.event("issuing_authorization.request", auth))
 
 
-def test_a_new_card_payment_costs_the_decision_five_statements(client, card, food_pocket):
+def test_a_new_card_payment_costs_the_decision_four_round_trips(client, card, food_pocket):
     # One of our merchants (an unknown shop's payment is also counted for the operator).
     card_acceptor_add(merchant=make_merchant(), network_id=se.GROCERY["network_id"], how="admin")
     ask(client, card, 100)  # a first payment: what is cached or prepared once is
@@ -55,9 +56,10 @@ def test_a_new_card_payment_costs_the_decision_five_statements(client, card, foo
     statements = [query["sql"] for query in sent.captured_queries]
     first = next(i for i, sql in enumerate(statements) if lock in sql)
     decision = statements[first : first + DECISION_STATEMENTS]
-    assert decision[2].startswith("SAVEPOINT"), "\n".join(statements)
-    assert decision[3].startswith("WITH w0 AS ("), decision[3]  # core/one_statement.py
-    assert decision[4].startswith("RELEASE SAVEPOINT"), "\n".join(statements)
+    assert "FROM wallet_card cd" in decision[0], decision[0]  # the read, after the lock
+    assert decision[1].startswith("SAVEPOINT"), "\n".join(statements)
+    assert decision[2].startswith("WITH w0 AS ("), decision[2]  # core/one_statement.py
+    assert decision[3].startswith("RELEASE SAVEPOINT"), "\n".join(statements)
     assert balances(food_pocket) == (10_000, 2_600)
 
 
@@ -162,8 +164,8 @@ def test_a_hold_the_balance_no_longer_covers_is_decided_again(
     """A sweep that takes the money between the read and the write (it locks the pocket's
     account, not the wallet) makes the account's CHECK abort the write; its savepoint is rolled
     back and authorize() decides again on the fresh balance, in the same transaction."""
-    read_then_swept, swept = swept_after(hot_path.read_card_under_lock, food_pocket.account_id)
-    monkeypatch.setattr(hot_path, "read_card_under_lock", read_then_swept)
+    read_then_swept, swept = swept_after(hot_path.lock_and_read_card, food_pocket.account_id)
+    monkeypatch.setattr(hot_path, "lock_and_read_card", read_then_swept)
     _, response = ask(client, card, 2_500)
 
     assert swept == [1]
