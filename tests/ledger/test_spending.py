@@ -32,6 +32,7 @@ from ledger.services import (
 from ledger.spending import HOLD_NETS
 from ledger.verify import verify
 from tests.factories import make_allocation, make_merchant
+from tests.markers import postgresql_only
 from wallet.usage import pockets_usage
 
 pytestmark = pytest.mark.django_db
@@ -214,3 +215,39 @@ def test_rebuild_makes_the_rows_the_services_keep(pocket, merchant):
     spending_rebuild()
     assert sorted(Spending.objects.values_list("account_id", "grain", "start", "net")) == kept
     assert Transfer.objects.filter(is_pending=True).count() == 1
+
+
+@postgresql_only
+def test_a_pockets_holds_are_read_through_its_account_whatever_the_statistics(pocket, merchant):
+    """The hot path's read is planned once per connection (core/prepared.py), on the statistics
+    of that moment: taken before any hold, as on a new platform, they made PostgreSQL read one
+    pocket's holds through the partial index of every hold's expiry, all of them, for each
+    pocket of each payment (issue 19, part 11). Holds told by their accounts it cannot."""
+    table = Transfer._meta.db_table
+    with connection.cursor() as cursor:
+        # A ledger's grants (transfers with entries, naming no account), then the statistics.
+        cursor.execute(
+            f"""INSERT INTO {table} (kind, currency, amount, fingerprint, is_pending,
+                created_at, metadata)
+            SELECT 'grant', 'EUR', 1, '', false, now(), '{{}}' FROM generate_series(1, 5000)"""
+        )
+        cursor.execute(f"ANALYZE {table}")
+        # Then the holds of another pocket.
+        cursor.execute(
+            f"""INSERT INTO {table} (kind, currency, amount, fingerprint, is_pending,
+                debit_account_id, credit_account_id, created_at, metadata)
+            SELECT 'hold', 'EUR', 1, '', true, %s, %s, now(), '{{}}'
+            FROM generate_series(1, 2000)""",
+            [pocket.account_id, merchant.payable_account_id],
+        )
+    nets = HOLD_NETS.format(where="h.debit_account_id = $1 AND h.created_at < $2")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE nets(bigint, timestamptz) AS SELECT SUM(net) FROM ({nets}) e")
+        try:
+            cursor.execute("EXPLAIN EXECUTE nets(0, now())")
+            plan = "\n".join(line for (line,) in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE nets")
+    assert "transfer_hold_expiry_idx" not in plan, plan
+    assert "Index Scan using transfer_hold_account_at_idx on wallet_transfer h" in plan, plan
