@@ -247,6 +247,15 @@ else:
     # protocol's prepared statements, not SQL's PREPARE) needs PREPARED_STATEMENTS=false.
     if env.bool("PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0
+        # Their generic plan from the first run: PostgreSQL plans a statement's first five runs
+        # for their values before it compares and keeps the generic plan, which it does for
+        # these; each of those runs planned the read again (1-3 ms of its processor) and made
+        # the slowest payments of every connection (CONN_MAX_AGE: each minute). Only
+        # statements prepared with parameters are concerned, these alone on this connection.
+        options = DATABASES["default"]["OPTIONS"].get("options", "")
+        DATABASES["default"]["OPTIONS"]["options"] = (
+            f"{options} -c plan_cache_mode=force_generic_plan".strip()
+        )
     # No server-side binding for the ORM (psycopg's prepared statements): tried on the authorization
     # benchmark, it left three program floats' running balances off their entries by 23 x 2**32
     # cents (BENCHMARKS.md, "The same path on a quiet machine"); not offered until that is
