@@ -1,12 +1,14 @@
 """One-time payment codes (wallet.payment_codes): created by the beneficiary's app, redeemed once
 by a merchant. Time stands still at START unless a test moves it."""
 
+import random
 import re
 import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from core.errors import DomainError, PaymentCodeError
@@ -440,6 +442,30 @@ def test_a_taken_slot_makes_creation_pick_a_free_one(wallet, monkeypatch):
     slots = [payment_code_create(wallet=wallet)[0].slot for _ in range(3)]
 
     assert slots == ["0000", "0001", "0002"]
+
+
+def test_a_taken_slot_is_replaced_without_reading_every_usable_code(wallet, monkeypatch):
+    monkeypatch.setattr(payment_codes, "SLOTS", 100)
+    taken = {payment_code_create(wallet=BeneficiaryFactory().wallet)[0].slot for _ in range(10)}
+    # the creation's first draw is a taken slot, the next ones come from a seeded source
+    first, seeded = [int(min(taken))], random.Random(7)
+    monkeypatch.setattr(
+        payment_codes,
+        "secrets",
+        types.SimpleNamespace(
+            randbelow=lambda n: first.pop() if first else seeded.randrange(n),
+            choice=seeded.choice,
+        ),
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        payment_code, _digits = payment_code_create(wallet=wallet)
+
+    assert payment_code.slot not in taken
+    # the reads of usable codes' slots (the insert returns only the new code's id)
+    slot_reads = [q["sql"] for q in queries if '"wallet_paymentcode"."slot" AS "slot"' in q["sql"]]
+    assert len(slot_reads) == 1
+    assert " IN (" in slot_reads[0]  # a few candidates, not every usable code
 
 
 def test_an_exhausted_slot_space_is_a_clear_error(wallet, monkeypatch):
