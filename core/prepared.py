@@ -128,6 +128,10 @@ class _Prepared:
     made: Iterator[int] = field(default_factory=itertools.count)
 
 
+# A statement and its parameters (psycopg's placeholders: %s or %(name)s).
+Statement = tuple[str, Sequence[Any] | Mapping[str, Any]]
+
+
 class _Cursor:
     """What prepared_cursor() yields: execute() runs a statement prepared by name on the
     connection, execute_in_turn() several in one message; fetchone() and fetchall() read the
@@ -151,7 +155,7 @@ class _Cursor:
 
     def execute_in_turn(
         self,
-        statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]],
+        statements: Sequence[Statement],
         *,
         commit: bool = False,
     ) -> None:
@@ -346,6 +350,19 @@ def statement_run(
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cast(tuple[Any, ...] | None, cursor.fetchone() if cursor.description else None)
+
+
+def lock_and_read(
+    lock: Statement, read: Statement
+) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
+    """Run `lock` (a row lock: SELECT ... FOR UPDATE) and `read` in one message, the read
+    under the lock (execute_in_turn()), on the default connection (PostgreSQL only); return
+    the lock's row (None: nothing locked) and the read's rows."""
+    with prepared_cursor() as cursor:
+        cursor.execute_in_turn([lock, read])
+        locked = cursor.fetchone()
+        cursor.next_result()
+        return locked, cursor.fetchall()
 
 
 class _NamedCursor(psycopg.ClientCursor):

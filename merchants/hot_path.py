@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.db import connection
 
-from core.prepared import prepared_cursor
+from core.prepared import lock_and_read
 from funders.models import Allocation
 from ledger.models import Account, Transfer
 from merchants.models import Capture, Refund
@@ -105,10 +105,7 @@ def holds_read(*, wallet_id: int, decision_id: int, key: str, at: datetime) -> H
         "key": key,
         "at": connection.ops.adapt_datetimefield_value(at),
     }
-    with prepared_cursor() as cursor:
-        cursor.execute_in_turn([(WALLET_LOCK, [wallet_id]), (_HOLDS, params)])
-        cursor.next_result()
-        rows = cursor.fetchall()
+    _locked, rows = lock_and_read((WALLET_LOCK, [wallet_id]), (_HOLDS, params))
     holds = [
         Transfer(
             pk=row[0],
@@ -132,10 +129,7 @@ def holds_read(*, wallet_id: int, decision_id: int, key: str, at: datetime) -> H
 def captures_read(*, wallet_id: int, decision_id: int, key: str) -> CapturesRead:
     """Lock the wallet `wallet_id`, then read the decision's captures under the lock."""
     params = {"decision": decision_id, "key": key, "capture": Transfer.Kind.CAPTURE.value}
-    with prepared_cursor() as cursor:
-        cursor.execute_in_turn([(WALLET_LOCK, [wallet_id]), (_CAPTURES, params)])
-        cursor.next_result()
-        rows = cursor.fetchall()
+    _locked, rows = lock_and_read((WALLET_LOCK, [wallet_id]), (_CAPTURES, params))
     captures = [
         CaptureState(
             transfer=Transfer(

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from django.db import connection
 
-from core.prepared import prepared_cursor
+from core.prepared import lock_and_read
 from engine.compiled import compiled_rules
 from engine.decide import PocketState
 from engine.periods import PERIODS, Usage, period_start
@@ -184,11 +184,7 @@ def lock_and_read_by_slot(
         "slot": slot,
         "active": active,
     }
-    with prepared_cursor() as cursor:
-        cursor.execute_in_turn([(_LOCK, [slot, active]), (_READ, params)])
-        locked = cursor.fetchone()
-        cursor.next_result()
-        rows = cursor.fetchall()
+    locked, rows = lock_and_read((_LOCK, [slot, active]), (_READ, params))
     if locked is None:
         return None
     wallet, code_id = Wallet.from_db(connection.alias, _WALLET_FIELDS, locked[:-1]), locked[-1]
@@ -222,16 +218,10 @@ def lock_and_read_card(
     """Lock the wallet `wallet_id`, then read under the lock the card `card_id` as it is now,
     whether a decision exists under `key`, and its wallet's pockets with what they spent in each
     period around `at`: one round trip."""
-    with prepared_cursor() as cursor:
-        cursor.execute_in_turn(
-            [
-                (WALLET_LOCK, [wallet_id]),
-                (_READ_CARD, _period_params(at) | {"card": card_id, "key": key}),
-            ]
-        )
-        locked = cursor.fetchone()
-        cursor.next_result()
-        rows = cursor.fetchall()
+    locked, rows = lock_and_read(
+        (WALLET_LOCK, [wallet_id]),
+        (_READ_CARD, _period_params(at) | {"card": card_id, "key": key}),
+    )
     if locked is None:
         raise Wallet.DoesNotExist(f"no wallet {wallet_id}")
     states, accounts = _pockets(rows, 2)
