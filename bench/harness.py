@@ -422,9 +422,14 @@ class Bench:
     def start_celery(self, *, concurrency: int, beat: bool = False) -> subprocess.Popen:
         """A Celery worker; with `beat`, the scheduler in it too, as production runs one: the
         payments' messages are written by a drain beat starts every second, so a load test
-        without it would leave that work out of the machine's load."""
+        without it would leave that work out of the machine's load. At a lower priority than
+        the server (nice 10), as the README runs it beside the API's workers: at normal
+        priority, each second's drain (a batch of a second's payments) took a core from them
+        and the payments of that second's first quarter waited (p99 108 ms there against
+        31-62 ms in the other quarters, 160/s; BENCHMARKS.md, issue 19 part 12)."""
         celery = Path(sys.executable).with_name("celery")
         command = [
+            "nice", "-n", "10",
             str(celery), "-A", "config", "worker", "-l", "WARNING", "-c", str(concurrency),
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
