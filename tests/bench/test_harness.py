@@ -1,13 +1,22 @@
 """The benchmark harness's guards and its reading of pgbench: a benchmark drops its database,
-so the name it is given is checked before anything runs; its open loop's schedule."""
+so the name it is given is checked before anything runs; its open loop's schedule; its
+stand-in for autovacuum's analyze."""
 
 import time
 from threading import Event
 
+import psycopg
 import pytest
 from django.db import connection
 
-from bench.harness import Limit, backend_cpu_seconds, checked_database_url, due_times, p999
+from bench.harness import (
+    Autoanalyze,
+    Limit,
+    backend_cpu_seconds,
+    checked_database_url,
+    due_times,
+    p999,
+)
 from tests.markers import postgresql_only
 
 
@@ -96,3 +105,41 @@ def test_an_open_loop_stops_when_told():
 def test_the_99_9th_percentile():
     assert p999([0.3]) == 0.3
     assert p999([float(n) for n in range(10_001)]) == pytest.approx(9_990.0)
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_table_grown_since_it_was_analyzed_empty_is_analyzed_again(monkeypatch):
+    settings = connection.settings_dict
+    url = psycopg.conninfo.make_conninfo(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+    )
+    with psycopg.connect(url, autocommit=True) as setup:
+        if setup.execute("SHOW autovacuum").fetchone()[0] == "on":
+            assert Autoanalyze.start(url) is None  # the server analyzes it itself
+            return
+        setup.execute("CREATE TABLE bench_grown (id int PRIMARY KEY)")
+        setup.execute("ANALYZE bench_grown")  # planned as empty from now on
+        setup.execute("INSERT INTO bench_grown SELECT generate_series(1, 500)")
+    monkeypatch.setattr(Autoanalyze, "INTERVAL", 0.05)
+    analyzer = Autoanalyze.start(url)
+    assert analyzer is not None
+    try:
+        deadline = time.monotonic() + 10
+        while not analyzer.analyzed["bench_grown"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # a few more looks: analyzed, it is no longer due
+    finally:
+        analyzer.stop()
+        with psycopg.connect(url, autocommit=True) as setup:
+            (tuples,) = setup.execute(
+                "SELECT reltuples FROM pg_class WHERE relname = 'bench_grown'"
+            ).fetchone()
+            setup.execute("DROP TABLE bench_grown")
+
+    assert analyzer.analyzed["bench_grown"] == 1
+    assert tuples == 500
