@@ -1,13 +1,26 @@
 """The persistent connection's life between requests, as the tests need to play it: a new
 request's health-check flag, a server that drops the connection between two requests, and the
-messages the connection sends (its round trips)."""
+messages the connection sends (its round trips); the test database's address, for a
+connection of a test's own."""
 
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import connection
-from psycopg import pq
+from psycopg import conninfo, pq
+
+
+def database_url() -> str:
+    """The test database's connection string, for psycopg connections outside Django's."""
+    settings = connection.settings_dict
+    return conninfo.make_conninfo(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+    )
 
 
 def a_new_request() -> None:

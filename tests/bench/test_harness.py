@@ -17,6 +17,7 @@ from bench.harness import (
     due_times,
     p999,
 )
+from tests.connections import database_url
 from tests.markers import postgresql_only
 
 
@@ -110,14 +111,7 @@ def test_the_99_9th_percentile():
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_a_table_grown_since_it_was_analyzed_empty_is_analyzed_again(monkeypatch):
-    settings = connection.settings_dict
-    url = psycopg.conninfo.make_conninfo(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        password=settings["PASSWORD"] or None,
-        host=settings["HOST"] or None,
-        port=settings["PORT"] or None,
-    )
+    url = database_url()
     with psycopg.connect(url, autocommit=True) as setup:
         if setup.execute("SHOW autovacuum").fetchone()[0] == "on":
             assert Autoanalyze.start(url) is None  # the server analyzes it itself

@@ -9,10 +9,10 @@ from collections import Counter
 
 import psycopg
 import pytest
-from django.db import connection
 
 from bench.harness import process_group_cpu, server_command
 from bench.http_load import Step, Waits, WaitSampler, highest_held, ramp
+from tests.connections import database_url
 from tests.markers import postgresql_only
 
 
@@ -101,14 +101,7 @@ def test_the_waits_report_sessions_per_sample_and_counters_per_request():
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_the_sampler_counts_a_multixact_and_a_session_waiting_for_a_row():
-    settings = connection.settings_dict
-    url = psycopg.conninfo.make_conninfo(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        password=settings["PASSWORD"] or None,
-        host=settings["HOST"] or None,
-        port=settings["PORT"] or None,
-    )
+    url = database_url()
     with psycopg.connect(url, autocommit=True) as setup:
         setup.execute("CREATE TABLE bench_probe (id int PRIMARY KEY)")
         setup.execute("INSERT INTO bench_probe VALUES (1)")
