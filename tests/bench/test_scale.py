@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.db import connection
 
+from bench.harness import drop_database
 from tests.markers import postgresql_only
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,24 +24,27 @@ def test_the_scale_benchmark_runs_at_a_tiny_size():
         f"postgres://{source['USER'] or 'postgres'}@{source['HOST'] or '127.0.0.1'}:"
         f"{source['PORT'] or 5432}/{name}"
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.scale",
-            "--scale",
-            "0.0003",
-            "--authorizations",
-            "5",
-            "--limit-seconds",
-            "0",
-        ],
-        cwd=ROOT,
-        env=os.environ | {"DATABASE_URL": url, "PGPASSWORD": source["PASSWORD"] or ""},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.scale",
+                "--scale",
+                "0.0003",
+                "--authorizations",
+                "5",
+                "--limit-seconds",
+                "0",
+            ],
+            cwd=ROOT,
+            env=os.environ | {"DATABASE_URL": url, "PGPASSWORD": source["PASSWORD"] or ""},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        drop_database(url)  # the benchmark keeps it (for --reuse); the tests leave nothing
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "built 300 people, 900 pockets, 3,000 decisions" in output
