@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Cast, Concat
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -729,7 +729,17 @@ LOW_BALANCE_FLOOR = 1_000
 
 def low_balance_threshold(allocation: Allocation) -> int:
     """Under this, a pocket has little money left: 10 € or a tenth of the grant, the larger."""
-    return max(LOW_BALANCE_FLOOR, allocation.amount // 10)
+    return _threshold(allocation.amount)
+
+
+def _threshold(granted: int) -> int:
+    return max(LOW_BALANCE_FLOOR, granted // 10)
+
+
+def _crosses(threshold: int, *, after: int, taken: int) -> bool:
+    """Whether a capture of `taken` that left `after` took the balance below `threshold`: at or
+    above it before, below it after."""
+    return after < threshold <= after + taken
 
 
 def capture_low_balance_notify(*, capture: Transfer) -> list[Notification]:
@@ -758,7 +768,7 @@ def capture_low_balance_notify(*, capture: Transfer) -> list[Notification]:
         or 0
     )
     threshold = low_balance_threshold(pocket.allocation)
-    if not after < threshold <= after + capture.amount:
+    if not _crosses(threshold, after=after, taken=capture.amount):
         return []
     if pocket.account.available >= threshold:
         return []  # money came back since: no longer worth a message
@@ -813,11 +823,58 @@ def capture_notices_drain(
             .select_related("capture")
             .order_by("created_at")
         ),
+        told_at_once=_captures_telling_nothing,
         tell=lambda notice: capture_low_balance_notify(capture=notice.capture),
         failed=_capture_notices_failed,
         batch_size=batch_size,
         max_batches=max_batches,
     )
+
+
+def _captures_telling_nothing(notices: list[CaptureNotice]) -> set[int]:
+    """The notices of the batch whose capture took no pocket below its low-balance threshold,
+    nearly all of them (a pocket crosses it once per grant, or again after a refund), found for
+    the whole batch in one statement where capture_low_balance_notify reads two a capture: done
+    as its check would leave them, telling nothing. The others are checked one by one, and that
+    check decides (the money available now, the message). Returns those notices; on any failure
+    none, and each capture is checked alone."""
+    captures = {
+        notice.pk: notice.capture
+        for notice in notices
+        if notice.capture.kind == Transfer.Kind.CAPTURE
+        and notice.capture.pending_transfer_id is not None
+    }
+    # What capture_low_balance_notify reads a capture at a time: the grant of the pocket whose
+    # hold the capture resolved, if its allocation is active, and the pocket's balance after it.
+    account = OuterRef("pending_transfer__debit_account")
+    granted = Pocket.objects.filter(account=account, allocation__status=Allocation.Status.ACTIVE)
+    after = (
+        Entry.objects.filter(account=account, transfer_id__lte=OuterRef("pk"))
+        .values("account")
+        .annotate(total=Sum("amount"))
+    )
+    try:
+        with transaction.atomic():
+            checked = {
+                pk: (grant, balance or 0)
+                for pk, grant, balance in Transfer.objects.filter(
+                    pk__in=[capture.pk for capture in captures.values()]
+                )
+                .annotate(
+                    grant=Subquery(granted.values("allocation__amount")),
+                    balance=Subquery(after.values("total")),
+                )
+                .values_list("pk", "grant", "balance")
+            }
+    except Exception:
+        logger.warning("the batch of low-balance checks could not be made at once", exc_info=True)
+        return set()
+    quiet = {notice.pk for notice in notices if notice.pk not in captures}
+    for notice_pk, capture in captures.items():
+        grant, balance = checked[capture.pk]
+        if grant is None or not _crosses(_threshold(grant), after=balance, taken=capture.amount):
+            quiet.add(notice_pk)
+    return quiet
 
 
 def _capture_notices_failed(failures: list[tuple[CaptureNotice, Exception]], now: datetime) -> None:

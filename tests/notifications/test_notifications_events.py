@@ -554,6 +554,36 @@ def test_a_capture_queues_nothing_and_its_low_balance_is_told_after_its_payment(
     assert len(low_balance_rows(person)) == 1
 
 
+def test_the_captures_that_cross_no_threshold_are_checked_for_the_whole_batch_at_once(
+    funder, person, card, merchant, queued, monkeypatch, django_capture_on_commit_callbacks
+):
+    grant(funder, person, amount=5_000)  # threshold: 10 €
+    other = BeneficiaryFactory(email="dominique@example.org")
+    ended = grant(funder, other, amount=5_000)
+    other_card = Card.objects.create(wallet=other.wallet, kind="virtual", status="active")
+    pay(merchant, other_card, 4_500, capture=True)  # would cross, but its aid is revoked below
+    for amount in (1_000, 1_500):
+        pay(merchant, card, amount, capture=True)  # 40 €, then 25 € left: no crossing
+    crossing = pay(merchant, card, 2_000, capture=True)  # 5 € left
+    allocation_revoke(allocation=ended, reason="moved away")
+    checked_alone: list[int] = []
+    check = services.capture_low_balance_notify
+
+    def recorded(*, capture):
+        checked_alone.append(capture.pk)
+        return check(capture=capture)
+
+    monkeypatch.setattr(services, "capture_low_balance_notify", recorded)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.capture_notices_drain() == 4
+
+    assert checked_alone == [crossing.holds.get().hold.resolution.pk]
+    [told] = low_balance_rows(person)
+    assert "5,00\u00a0€" in told.body
+    assert low_balance_rows(other) == []
+    assert not CaptureNotice.objects.exists()
+
+
 def test_a_failing_low_balance_check_is_tried_again_minutes_later_not_every_second(
     funder, person, card, merchant, queued, monkeypatch, caplog, time_machine
 ):
