@@ -216,10 +216,10 @@ def print_against_limit(label: str, *, rate: float, p50: float, limit: Limit | N
 
 
 class Autoanalyze:
-    """What autovacuum's analyze would do, on a server that runs without autovacuum (this
-    machine's PostgreSQL: `autovacuum = off`): every few seconds, each table of the run's
-    database changed by more rows than the server's autovacuum_analyze_threshold plus
-    autovacuum_analyze_scale_factor of its size is analyzed.
+    """What autovacuum's analyze does for a platform at scale, on a server that runs without
+    autovacuum (this machine's PostgreSQL: `autovacuum = off`): every few seconds, each table of
+    the run's database changed by more rows than the server's autovacuum_analyze_threshold plus
+    GROWTH times its size is analyzed.
 
     Without it, a run measured plans PostgreSQL made from statistics no production server keeps:
     a table analyzed empty (spending, the stored answers) is planned as empty, the hot path's
@@ -227,8 +227,16 @@ class Autoanalyze:
     whole table as it grew (1.2 ms instead of 0.13 ms for the read under the wallet's lock, at
     100-140 payments a second from a fresh database: BENCHMARKS.md, issue 19 part 12). It looks
     every INTERVAL seconds, not each autovacuum_naptime (a minute): a run's steps last 10-20 s,
-    and a production server spends only its first minute on an empty table."""
+    and a production server spends only its first minute on an empty table.
 
+    GROWTH is 1, a table analyzed again once it has doubled, not autovacuum's 10 %: the
+    benchmarks' tables are small and grow by a tenth every few seconds, and each ANALYZE of the
+    decisions (0.1-1 s of a core) makes every connection plan its statements again; requests
+    waited up to 100 ms behind it, several times a minute (BENCHMARKS.md, issue 19 part 13). The
+    platform it stands for, ten million decisions, grows by a tenth in days; statistics within
+    a factor of two keep these statements' plans (index lookups by key) as they are."""
+
+    GROWTH = 1.0
     INTERVAL = 5.0
 
     def __init__(self, url: str):
@@ -266,8 +274,8 @@ class Autoanalyze:
             "SELECT s.schemaname, s.relname FROM pg_stat_user_tables s"
             " JOIN pg_class c ON c.oid = s.relid"
             " WHERE s.n_mod_since_analyze > current_setting("
-            "'autovacuum_analyze_threshold')::int + current_setting("
-            "'autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)"
+            "'autovacuum_analyze_threshold')::int + %s * greatest(c.reltuples, 0)",
+            [self.GROWTH],
         ).fetchall()
         for schema, table in due:
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))

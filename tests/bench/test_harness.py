@@ -137,3 +137,40 @@ def test_a_table_grown_since_it_was_analyzed_empty_is_analyzed_again(monkeypatch
 
     assert analyzer.analyzed["bench_grown"] == 1
     assert tuples == 500
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_table_is_analyzed_again_once_it_has_doubled_not_at_each_tenth(monkeypatch):
+    url = database_url()
+    # One connection a step: a session's counts of rows written reach the statistics at the
+    # latest when it ends, and those of the first 1,000 must not land after the ANALYZE.
+    for step in (
+        "CREATE TABLE bench_doubled (id int PRIMARY KEY)",
+        "INSERT INTO bench_doubled SELECT generate_series(1, 1000)",
+        "ANALYZE bench_doubled",
+        # A fifth more: past autovacuum's 10 %, far from doubling.
+        "INSERT INTO bench_doubled SELECT generate_series(1001, 1200)",
+    ):
+        with psycopg.connect(url, autocommit=True) as setup:
+            if setup.execute("SHOW autovacuum").fetchone()[0] == "on":
+                return  # the server analyzes it itself (the test above)
+            setup.execute(step)
+    monkeypatch.setattr(Autoanalyze, "INTERVAL", 0.05)
+    analyzer = Autoanalyze.start(url)
+    assert analyzer is not None
+    try:
+        time.sleep(0.5)  # several looks
+        grown_a_fifth = analyzer.analyzed["bench_doubled"]
+        with psycopg.connect(url, autocommit=True) as setup:
+            setup.execute("INSERT INTO bench_doubled SELECT generate_series(1201, 2200)")
+        deadline = time.monotonic() + 10
+        while not analyzer.analyzed["bench_doubled"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        analyzer.stop()
+        with psycopg.connect(url, autocommit=True) as setup:
+            setup.execute("DROP TABLE bench_doubled")
+
+    assert grown_a_fifth == 0
+    assert analyzer.analyzed["bench_doubled"] == 1
