@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import DatabaseError
 from django.utils import timezone, translation
 
 from engine.codes import beneficiary_message
@@ -581,6 +582,34 @@ def test_the_captures_that_cross_no_threshold_are_checked_for_the_whole_batch_at
     [told] = low_balance_rows(person)
     assert "5,00\u00a0€" in told.body
     assert low_balance_rows(other) == []
+    assert not CaptureNotice.objects.exists()
+
+
+def test_when_the_batch_check_fails_each_capture_is_checked_alone(
+    funder, person, card, merchant, queued, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    grant(funder, person, amount=5_000)
+    pay(merchant, card, 1_000, capture=True)
+    crossing = pay(merchant, card, 3_500, capture=True)  # 5 € left
+    checked_alone: list[int] = []
+    check = services.capture_low_balance_notify
+
+    def recorded(*, capture):
+        checked_alone.append(capture.pk)
+        return check(capture=capture)
+
+    def broken(*args, **kwargs):
+        raise DatabaseError("statement timeout")
+
+    monkeypatch.setattr(services, "capture_low_balance_notify", recorded)
+    monkeypatch.setattr(services, "Subquery", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.capture_notices_drain() == 2
+
+    assert len(checked_alone) == 2
+    assert crossing.holds.get().hold.resolution.pk in checked_alone
+    assert len(low_balance_rows(person)) == 1
+    assert "could not be made at once" in caplog.text
     assert not CaptureNotice.objects.exists()
 
 
