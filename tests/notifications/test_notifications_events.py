@@ -555,8 +555,22 @@ def test_a_capture_queues_nothing_and_its_low_balance_is_told_after_its_payment(
     assert len(low_balance_rows(person)) == 1
 
 
+@pytest.fixture
+def checked_alone(monkeypatch) -> list[int]:
+    """The captures whose low-balance check the drain made one by one, in order."""
+    checked: list[int] = []
+    check = services.capture_low_balance_notify
+
+    def recorded(*, capture):
+        checked.append(capture.pk)
+        return check(capture=capture)
+
+    monkeypatch.setattr(services, "capture_low_balance_notify", recorded)
+    return checked
+
+
 def test_the_captures_that_cross_no_threshold_are_checked_for_the_whole_batch_at_once(
-    funder, person, card, merchant, queued, monkeypatch, django_capture_on_commit_callbacks
+    funder, person, card, merchant, queued, checked_alone, django_capture_on_commit_callbacks
 ):
     grant(funder, person, amount=5_000)  # threshold: 10 €
     other = BeneficiaryFactory(email="dominique@example.org")
@@ -567,14 +581,6 @@ def test_the_captures_that_cross_no_threshold_are_checked_for_the_whole_batch_at
         pay(merchant, card, amount, capture=True)  # 40 €, then 25 € left: no crossing
     crossing = pay(merchant, card, 2_000, capture=True)  # 5 € left
     allocation_revoke(allocation=ended, reason="moved away")
-    checked_alone: list[int] = []
-    check = services.capture_low_balance_notify
-
-    def recorded(*, capture):
-        checked_alone.append(capture.pk)
-        return check(capture=capture)
-
-    monkeypatch.setattr(services, "capture_low_balance_notify", recorded)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.capture_notices_drain() == 4
 
@@ -586,22 +592,23 @@ def test_the_captures_that_cross_no_threshold_are_checked_for_the_whole_batch_at
 
 
 def test_when_the_batch_check_fails_each_capture_is_checked_alone(
-    funder, person, card, merchant, queued, monkeypatch, caplog, django_capture_on_commit_callbacks
+    funder,
+    person,
+    card,
+    merchant,
+    queued,
+    checked_alone,
+    monkeypatch,
+    caplog,
+    django_capture_on_commit_callbacks,
 ):
     grant(funder, person, amount=5_000)
     pay(merchant, card, 1_000, capture=True)
     crossing = pay(merchant, card, 3_500, capture=True)  # 5 € left
-    checked_alone: list[int] = []
-    check = services.capture_low_balance_notify
-
-    def recorded(*, capture):
-        checked_alone.append(capture.pk)
-        return check(capture=capture)
 
     def broken(*args, **kwargs):
         raise DatabaseError("statement timeout")
 
-    monkeypatch.setattr(services, "capture_low_balance_notify", recorded)
     monkeypatch.setattr(services, "Subquery", broken)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.capture_notices_drain() == 2
