@@ -844,6 +844,8 @@ def _captures_telling_nothing(notices: list[CaptureNotice]) -> set[int]:
         if notice.capture.kind == Transfer.Kind.CAPTURE
         and notice.capture.pending_transfer_id is not None
     }
+    if not captures:
+        return {notice.pk for notice in notices}  # no capture that resolved a hold: nothing to tell
     # What capture_low_balance_notify reads a capture at a time: the grant of the pocket whose
     # hold the capture resolved, if its allocation is active, and the pocket's balance after it.
     account = OuterRef("pending_transfer__debit_account")
