@@ -45,6 +45,10 @@ MultiXacts created, the rollbacks and the deadlocks: what traffic to one merchan
 merchant's row and payable account at COMMIT; two payments sharing one row at once make a
 MultiXact.
 
+`--episodes` samples the whole machine while measured (bench/episodes.py: the cores, the disk's
+stalls, each process, PostgreSQL's sessions in every database) and prints each episode of
+requests later than the p99 target with what ran meanwhile: where a step's tail came from.
+
 Each client keeps one http.client connection and reopens it whenever it is closed; gunicorn's
 sync workers close it after every answer, so "TCP connections opened" is about the number of
 requests; granian (`--server granian`) keeps it alive: one per client.
@@ -69,7 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
 
-from bench import harness, scenario
+from bench import episodes, harness, scenario
 from bench.harness import HOST, ms, p999, percentiles
 from bench.scenario import API, MERCHANTS, WEIGHTS, Fixture
 
@@ -95,6 +99,7 @@ class Plan:
     one_merchant: bool = False
     codes_ahead: bool = False
     sample_waits: bool = False
+    episodes: bool = False
 
 
 @dataclass
@@ -117,11 +122,16 @@ class Tally:
     worker_cpu: float = 0.0
     database_cpu: float = 0.0
     waits: "Waits | None" = None  # --sample-waits: the database's sessions while measured
+    # Measured requests later than the p99 target: (scheduled or sent time, latency).
+    late: list[tuple[float, float]] = field(default_factory=list)
+    episodes: list[str] = field(default_factory=list)  # --episodes: the report's lines
 
     def merge(self, other: "Tally") -> None:
         for op in OPERATIONS:
             self.latencies[op] += other.latencies[op]
         self.lags += other.lags
+        self.late += other.late
+        self.episodes += other.episodes
         self.decisions += other.decisions
         self.unexpected += other.unexpected
         self.connection_errors += other.connection_errors
@@ -358,6 +368,8 @@ class Till:
             if measured and ok:
                 self.tally.latencies[op].append(done - sent)
                 self.tally.last_done = done
+                if done - sent > TARGET_P99:
+                    self.tally.late.append((sent, done - sent))
             if not ok:
                 stop.wait(0.05)  # do not spin on a server that is gone
 
@@ -383,6 +395,8 @@ class Till:
                 if ok:
                     self.tally.latencies[op].append(done - due)
                     self.tally.last_done = done
+                    if done - due > TARGET_P99:
+                        self.tally.late.append((due, done - due))
 
 
 def codes_ahead(tills: list[Till], plan: Plan, fixture: Fixture, rng: Random) -> None:
@@ -419,7 +433,7 @@ def processor_seconds(server, worker, database_url: str) -> tuple[float, float, 
 
 
 def run_load(
-    plan: Plan, port: int, fixture: Fixture, seed: int, server, worker=None, database_url=""
+    plan: Plan, port: int, fixture: Fixture, seed: int, server, worker, database_url: str
 ) -> tuple[Tally, float]:
     run_id = uuid.uuid4().hex[:12]
     tills = [Till(i, plan, port, fixture, run_id, seed) for i in range(plan.clients)]
@@ -444,6 +458,7 @@ def run_load(
         thread.start()
     cpu_from = None
     sampler = WaitSampler(database_url) if plan.sample_waits else None
+    machine = episodes.Sampler(database_url) if plan.episodes else None
     try:
         # Bounded: clients stop at the deadline; a request can take at most --timeout more.
         hard_stop = deadline + plan.timeout + 5
@@ -451,6 +466,8 @@ def run_load(
             if cpu_from is None and time.perf_counter() >= measure_from:
                 if sampler is not None:
                     sampler.start()
+                if machine is not None:
+                    machine.start()
                 cpu_from = processor_seconds(server, worker, database_url)
             if server.poll() is not None and not stop.is_set():
                 print(f"!!! the server exited with status {server.returncode} during the run")
@@ -468,11 +485,21 @@ def run_load(
             # Its session closes before the processor times are read: its time is not theirs.
             sampler.stop.set()
             sampler.join()
+        if machine is not None and machine.is_alive():
+            machine.stop()
     total = Tally()
     for till in tills:
         total.merge(till.tally)
     if sampler is not None:
         total.waits = sampler.waits
+    if machine is not None:
+        total.episodes = episodes.report(
+            episodes.episodes(total.late, threshold=TARGET_P99),
+            machine.samples,
+            machine.names,
+            origin=measure_from,
+            threshold=TARGET_P99,
+        )
     if cpu_from is not None:
         cpu_to = processor_seconds(server, worker, database_url)
         total.server_cpu, total.client_cpu, total.worker_cpu, total.database_cpu = (
@@ -548,6 +575,8 @@ def report(plan: Plan, tally: Tally, elapsed: float) -> None:
         print(f"!!! this script failed to handle a {op} answer {count} times: {error}")
     if tally.waits is not None:
         print("\n".join(tally.waits.lines(done)))
+    if tally.episodes:
+        print("\n".join(tally.episodes))
 
 
 # A rate is held when every request of its step got its answer (no error) and the
@@ -702,6 +731,13 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="sample what the database's sessions wait on while measured (a query every 10 ms "
         "on a connection of its own), and count the MultiXacts, rollbacks and deadlocks",
+    )
+    add(
+        "--episodes",
+        action="store_true",
+        help="sample the machine ten times a second while measured (processes, cores, IO "
+        "stalls, PostgreSQL's sessions) and print what ran during each episode of requests "
+        "later than the p99 target",
     )
     add(
         "--clients",
@@ -859,6 +895,7 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
         one_merchant=args.one_merchant,
         codes_ahead=args.codes_ahead,
         sample_waits=args.sample_waits,
+        episodes=args.episodes,
     )
     rates = ramp(args.rate, args.rate_step, args.max_rate) if args.find_max else [plan.rate]
 
