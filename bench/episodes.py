@@ -47,7 +47,9 @@ SESSIONS = """
       AND wait_event_type IS DISTINCT FROM 'Activity'
 """
 # The server's counters, cumulative: the WAL's bytes, full-page images and flushes; the buffers
-# the checkpointer wrote and those backends had to write themselves to find a free one.
+# the checkpointer wrote and those backends had to write themselves to find a free one. A
+# backend adds its counts at most once a second, the checkpointer when a checkpoint ends: over
+# a tenth of a second they come in lumps, over a run they are exact.
 COUNTERS = """
     SELECT w.wal_bytes::bigint, w.wal_fpi, w.wal_records, w.wal_sync,
            b.buffers_checkpoint, b.buffers_backend, b.checkpoints_timed + b.checkpoints_req
@@ -218,11 +220,10 @@ class Window:
     def storage(self) -> str:
         """The disk, the WAL and the checkpoint over the window, a second."""
         c = self.counters
-        fpi = c["fpi"] / c["records"] if c["records"] else 0.0
         return (
             f"disk {self.disk_written / 1e6:.1f} MB/s written, busy {self.disk_busy:.0%}; WAL "
-            f"{c['wal'] / 1e6:.2f} MB/s ({fpi:.0%} of its records full pages), "
-            f"{c['flushes']:.0f} flushes/s; buffers written by the checkpointer "
+            f"{c['wal'] / 1e6:.2f} MB/s, {c['records']:.0f} records/s of which {c['fpi']:.0f} "
+            f"full pages, {c['flushes']:.0f} flushes/s; buffers written by the checkpointer "
             f"{c['checkpoint'] * BLOCK / 1e6:.1f} MB/s, by backends "
             f"{c['backend'] * BLOCK / 1e6:.1f} MB/s"
         )

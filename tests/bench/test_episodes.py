@@ -104,7 +104,9 @@ def test_the_machine_between_the_samples_around_a_moment():
     assert seen.disk_busy == pytest.approx(0.9)
     assert seen.processes == {7: 0.0, 8: 1.0}
     assert seen.sessions == Counter({FLUSHING: 2})
-    assert "disk 1.0 MB/s written, busy 90%; WAL 1.00 MB/s" in seen.storage()
+    assert seen.storage().startswith(
+        "disk 1.0 MB/s written, busy 90%; WAL 1.00 MB/s, 0 records/s of which 0 full pages"
+    )
     assert window(samples, 3.5, 4.0) is None  # after the last sample
 
 
