@@ -68,6 +68,7 @@ class Sample:
     cpu: tuple[int, ...]  # CPU_FIELDS, ticks so far, all cores
     io_stalled: int  # microseconds so far every runnable task waited on IO (0: no PSI here)
     disk: tuple[int, int]  # sectors written, milliseconds busy so far (the busiest disk's)
+    dirty: int  # bytes in the kernel's cache waiting to be written or being written, now
     counters: tuple[int, ...]  # COUNTER_FIELDS so far
     processes: dict[int, int]  # pid -> processor ticks so far (user and system)
     sessions: tuple[tuple[str, str, str, str], ...]  # (who, state, wait event, query)
@@ -131,6 +132,16 @@ def _read_disks() -> tuple[int, int]:
     return written, busy
 
 
+def _read_dirty() -> int:
+    """The page cache's bytes not yet on disk: Dirty and Writeback of /proc/meminfo."""
+    dirty = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith(("Dirty:", "Writeback:")):
+                dirty += int(line.split()[1]) * 1024
+    return dirty
+
+
 def _process_name(pid: str, comm: str) -> str:
     """What `ps` shows: PostgreSQL's processes name their role and database in their title."""
     try:
@@ -169,6 +180,7 @@ class Sampler(threading.Thread):
                         cpu=_read_cpu(),
                         io_stalled=_read_io_stalled(),
                         disk=_read_disks(),
+                        dirty=_read_dirty(),
                         counters=tuple(counters),
                         processes=self._processes(),
                         sessions=sessions,
@@ -212,6 +224,7 @@ class Window:
     io_stalled: float  # share of the time every runnable task waited on IO
     disk_written: float  # bytes a second
     disk_busy: float  # share of the time the busiest disk was doing IO
+    dirty: int  # the most bytes waiting in the kernel's cache at a sample
     counters: dict[str, float]  # COUNTER_FIELDS a second
     processes: dict[int, float]  # pid -> cores
     sessions: Counter  # (who, state, wait event, query) -> samples
@@ -221,7 +234,8 @@ class Window:
         """The disk, the WAL and the checkpoint over the window, a second."""
         c = self.counters
         return (
-            f"disk {self.disk_written / 1e6:.1f} MB/s written, busy {self.disk_busy:.0%}; WAL "
+            f"disk {self.disk_written / 1e6:.1f} MB/s written, busy {self.disk_busy:.0%}, "
+            f"{self.dirty / 1e6:.1f} MB waiting in the kernel's cache at most; WAL "
             f"{c['wal'] / 1e6:.2f} MB/s, {c['records']:.0f} records/s of which {c['fpi']:.0f} "
             f"full pages, {c['flushes']:.0f} flushes/s; buffers written by the checkpointer "
             f"{c['checkpoint'] * BLOCK / 1e6:.1f} MB/s, by backends "
@@ -252,6 +266,7 @@ class Window:
             steal=cpu["steal"] / TICK / seconds,
             io_stalled=(last.io_stalled - first.io_stalled) / 1e6 / seconds,
             disk_written=(last.disk[0] - first.disk[0]) * SECTOR / seconds,
+            dirty=max(sample.dirty for sample in samples),
             disk_busy=(last.disk[1] - first.disk[1]) / 1e3 / seconds,
             counters={
                 name: (b - a) / seconds

@@ -47,6 +47,7 @@ def sample(
     stalled=0,
     written=0,
     disk_busy=0,
+    dirty=0,
     wal=0,
     processes=None,
     sessions=(),
@@ -57,6 +58,7 @@ def sample(
         cpu=(busy, 0, 0, idle, iowait, 0, 0, 0),
         io_stalled=stalled,
         disk=(written, disk_busy),
+        dirty=dirty,
         counters=(wal, 0, 100, 0, 0, 0, 0),
         processes=processes or {},
         sessions=tuple(sessions),
@@ -79,6 +81,7 @@ def test_the_machine_between_the_samples_around_a_moment():
             stalled=500_000,
             written=2_000,
             disk_busy=900,
+            dirty=40_000_000,
             wal=1_000_000,
             processes={7: TICK // 2, 8: TICK},
             sessions=[FLUSHING, FLUSHING],
@@ -105,7 +108,8 @@ def test_the_machine_between_the_samples_around_a_moment():
     assert seen.processes == {7: 0.0, 8: 1.0}
     assert seen.sessions == Counter({FLUSHING: 2})
     assert seen.storage().startswith(
-        "disk 1.0 MB/s written, busy 90%; WAL 1.00 MB/s, 0 records/s of which 0 full pages"
+        "disk 1.0 MB/s written, busy 90%, 40.0 MB waiting in the kernel's cache at most; WAL "
+        "1.00 MB/s, 0 records/s of which 0 full pages"
     )
     assert window(samples, 3.5, 4.0) is None  # after the last sample
 
