@@ -77,24 +77,6 @@ def drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def checkpoint(url: str) -> float:
-    """A CHECKPOINT of the server of `url`, before a measured part: its seconds.
-
-    A run's set-up (the build, the migrations, the payment codes made ahead) writes in a minute
-    more than its load writes in several, and leaves it in the kernel's cache, to be written
-    while the load is measured; there each WAL flush, and every COMMIT with it, waited behind
-    those writes: episodes of 100-450 ms, 30 % of the time every task stalled on IO, a step's
-    p99 309 ms against 40 ms after a checkpoint at 130/s (BENCHMARKS.md, issue 19 part 14). A
-    platform's own checkpoints come every checkpoint_timeout with what its traffic wrote, and
-    stay in the measure: only the set-up's writes leave it."""
-    import psycopg
-
-    started = time.perf_counter()
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute("CHECKPOINT")
-    return time.perf_counter() - started
-
-
 def free_port() -> int:
     """BENCH_PORT if set (a port agreed on a shared machine), else one the system gives."""
     if os.environ.get("BENCH_PORT"):
@@ -576,7 +558,6 @@ class Bench:
                 check=True,
                 capture_output=True,
             )
-            checkpoint(url)  # measured as the load is: its set-up's writes on disk first
             command = [
                 "pgbench", "-n", "-c", str(clients), "-j", str(min(clients, 2)),
                 "-T", f"{self.limit_seconds:g}", "-f", str(LIMIT_SQL / "auth.sql"), url,

@@ -279,7 +279,6 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
     ]
     try:
         scenario.wait_ready(bench, server, port, key)
-        print(f"checkpoint before the run: {harness.checkpoint(bench.url):.1f} s")
         barrier = threading.Barrier(args.clients + 1)
         threads = [threading.Thread(target=c.run, args=(barrier,), daemon=True) for c in clients]
         for thread in threads:

@@ -439,7 +439,6 @@ def run_load(
     tills = [Till(i, plan, port, fixture, run_id, seed) for i in range(plan.clients)]
     if plan.codes_ahead:
         codes_ahead(tills, plan, fixture, Random(f"{seed}-{run_id}"))
-    print(f"checkpoint before the step: {harness.checkpoint(database_url):.1f} s")
     tickets = Tickets(plan.requests)
     stop = threading.Event()
     start = time.perf_counter() + 0.2

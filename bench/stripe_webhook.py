@@ -387,7 +387,6 @@ def run(bench: harness.Bench, args: argparse.Namespace) -> int:
             "max_amount": args.max_amount,
         }
         run_load(**load, requests=args.warmup, first=0, seed=args.seed + 1)
-        print(f"checkpoint before the run: {harness.checkpoint(bench.url):.1f} s")
         # Processor time of the server's process group (its master and workers) and of the
         # Celery worker's over the measured events: what one webhook costs, whatever share of
         # the cores the machine's other work leaves them.

@@ -1,6 +1,6 @@
 """The benchmark harness's guards and its reading of pgbench: a benchmark drops its database,
 so the name it is given is checked before anything runs; its open loop's schedule; its
-stand-in for autovacuum's analyze; the checkpoint before a measured part."""
+stand-in for autovacuum's analyze."""
 
 import time
 from threading import Event
@@ -14,7 +14,6 @@ from bench.harness import (
     Limit,
     backend_cpu_seconds,
     checked_database_url,
-    checkpoint,
     due_times,
     p999,
 )
@@ -175,16 +174,3 @@ def test_a_table_is_analyzed_again_once_it_has_doubled_not_at_each_tenth(monkeyp
 
     assert grown_a_fifth == 0
     assert analyzer.analyzed["bench_doubled"] == 1
-
-
-@postgresql_only
-@pytest.mark.django_db(transaction=True)
-def test_a_checkpoint_is_asked_of_the_server():
-    url = database_url()
-    latest = "SELECT checkpoint_lsn FROM pg_control_checkpoint()"
-    with psycopg.connect(url, autocommit=True) as conn:
-        (before,) = conn.execute(latest).fetchone()
-        assert checkpoint(url) >= 0
-        (after,) = conn.execute(latest).fetchone()
-
-    assert after > before
