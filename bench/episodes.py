@@ -2,9 +2,9 @@
 and the report of each episode of slow requests (`bench.http_load --episodes`).
 
 A run's tail comes in episodes: tens of requests late together, then none for seconds
-(BENCHMARKS.md, issue 19 part 13). Their cause is outside the request: a process that took the
-cores (the stand-in's ANALYZE, the Celery worker's drain, a neighbour's job), the disk (a
-checkpoint's writes stalling the WAL's flush, and every COMMIT with it), the hypervisor (steal).
+(BENCHMARKS.md, issue 19 parts 13 and 14). Their cause is outside the request: a process that
+took the cores (the stand-in's ANALYZE, the Celery worker's drain, a neighbour's job), the disk
+(a WAL flush that stalls, and every COMMIT with it), the hypervisor (steal).
 Every PERIOD seconds the sampler reads the machine's processor counters (/proc/stat), the time
 every task was stalled on IO (/proc/pressure/io), each process' processor time
 (/proc/<pid>/stat), the disks' writes and busy time (/proc/diskstats), PostgreSQL's WAL and
