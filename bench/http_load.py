@@ -131,7 +131,6 @@ class Tally:
             self.latencies[op] += other.latencies[op]
         self.lags += other.lags
         self.late += other.late
-        self.episodes += other.episodes
         self.decisions += other.decisions
         self.unexpected += other.unexpected
         self.connection_errors += other.connection_errors
