@@ -348,4 +348,8 @@ def report(
                 f"    {count / seen.samples:5.2f} per sample  {who}, {state or '-'}, {wait}: "
                 f"{query}"
             )
+        # Sessions queued on a lock spread over many statements' shapes, each below the top.
+        locked = sum(n for (_, _, wait, _), n in seen.sessions.items() if wait.startswith("Lock:"))
+        if locked:
+            lines.append(f"    {locked / seen.samples:5.2f} per sample  waiting for a lock in all")
     return lines

@@ -137,6 +137,27 @@ def test_the_report_puts_the_worst_episode_first_with_what_ran_then():
     assert worst < lines.index("    0.20-0.40 s: 2 late, the worst 80.0 ms")
     assert lines[worst + 3] == "     1.00 cores (run 0.50)  checkpointer [8]"
     assert lines[worst + 5] == "     1.00 per sample  client, active, IO:WALSync: COMMIT"
+    assert not any("waiting for a lock" in line for line in lines)
+
+
+def test_the_sessions_waiting_for_a_lock_are_summed_over_their_statements():
+    samples = [
+        sample(0.0),
+        sample(
+            1.0,
+            busy=TICK,
+            sessions=[
+                ("client", "active", "Lock:transactionid", "UPDATE a SET x = 1"),
+                ("client", "active", "Lock:tuple", "UPDATE a SET x = 2"),
+                ("client", "active", "Lock:tuple", "SELECT 1 FROM b FOR UPDATE"),
+                FLUSHING,
+            ],
+        ),
+    ]
+
+    lines = report([Episode(0.2, 0.4, 3, 0.3)], samples, {}, origin=0.0, threshold=0.05)
+
+    assert lines[-1] == "     3.00 per sample  waiting for a lock in all"
 
 
 def test_statements_are_shown_by_their_shape():
