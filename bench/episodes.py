@@ -309,13 +309,14 @@ def report(
     sessions: int = 5,
 ) -> list[str]:
     """Each episode, the worst first (at most `shown`), with what the machine did meanwhile;
-    times in seconds from `origin` (the measured part's start)."""
+    times in seconds from `origin` (the measured part's start: the warm-up's are negative)."""
     whole = window(samples, samples[0].at, samples[-1].at) if len(samples) > 1 else None
     if whole is None:
         return ["episodes: the machine was not sampled (the run was too short)"]
     lines = [
-        f"episodes of requests later than {ms(threshold)} ({len(found)}; the worst "
-        f"{min(shown, len(found))} below), what ran meanwhile against the whole run's average:",
+        f"episodes of requests later than {ms(threshold)} ({len(found)}, the warm-up's "
+        f"included; the worst {min(shown, len(found))} below), what ran meanwhile against the "
+        "whole run's average:",
         f"  whole run: cores busy {whole.busy:.2f}, IO wait {whole.iowait:.2f}, steal "
         f"{whole.steal:.2f}, every task stalled on IO {whole.io_stalled:.0%} of the time",
         f"    {whole.storage()}",

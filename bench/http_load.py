@@ -122,7 +122,7 @@ class Tally:
     worker_cpu: float = 0.0
     database_cpu: float = 0.0
     waits: "Waits | None" = None  # --sample-waits: the database's sessions while measured
-    # Measured requests later than the p99 target: (scheduled or sent time, latency).
+    # Requests later than the p99 target, the warm-up's too: (scheduled or sent time, latency).
     late: list[tuple[float, float]] = field(default_factory=list)
     episodes: list[str] = field(default_factory=list)  # --episodes: the report's lines
 
@@ -367,8 +367,8 @@ class Till:
             if measured and ok:
                 self.tally.latencies[op].append(done - sent)
                 self.tally.last_done = done
-                if done - sent > TARGET_P99:
-                    self.tally.late.append((sent, done - sent))
+            if ok and done - sent > TARGET_P99:
+                self.tally.late.append((sent, done - sent))
             if not ok:
                 stop.wait(0.05)  # do not spin on a server that is gone
 
@@ -394,8 +394,8 @@ class Till:
                 if ok:
                     self.tally.latencies[op].append(done - due)
                     self.tally.last_done = done
-                    if done - due > TARGET_P99:
-                        self.tally.late.append((due, done - due))
+            if ok and done - due > TARGET_P99:
+                self.tally.late.append((due, done - due))
 
 
 def codes_ahead(tills: list[Till], plan: Plan, fixture: Fixture, rng: Random) -> None:
@@ -453,11 +453,14 @@ def run_load(
         )
         for till in tills
     ]
+    # From the warm-up on: an episode that began in it is seen from its start.
+    machine = episodes.Sampler(database_url) if plan.episodes else None
+    if machine is not None:
+        machine.start()
     for thread in threads:
         thread.start()
     cpu_from = None
     sampler = WaitSampler(database_url) if plan.sample_waits else None
-    machine = episodes.Sampler(database_url) if plan.episodes else None
     try:
         # Bounded: clients stop at the deadline; a request can take at most --timeout more.
         hard_stop = deadline + plan.timeout + 5
@@ -465,8 +468,6 @@ def run_load(
             if cpu_from is None and time.perf_counter() >= measure_from:
                 if sampler is not None:
                     sampler.start()
-                if machine is not None:
-                    machine.start()
                 cpu_from = processor_seconds(server, worker, database_url)
             if server.poll() is not None and not stop.is_set():
                 print(f"!!! the server exited with status {server.returncode} during the run")
