@@ -323,7 +323,7 @@ def report(
     ]
     for episode in sorted(found, key=lambda e: e.worst, reverse=True)[:shown]:
         lines.append(
-            f"  {episode.start - origin:6.2f}-{episode.end - origin:.2f} s: {episode.slow} "
+            f"  {episode.start - origin:6.2f} s to {episode.end - origin:.2f} s: {episode.slow} "
             f"late, the worst {ms(episode.worst)}"
         )
         seen = window(samples, episode.start, episode.end)

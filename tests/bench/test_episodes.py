@@ -133,8 +133,8 @@ def test_the_report_puts_the_worst_episode_first_with_what_ran_then():
     lines = report(found, samples, {7: "granian", 8: "checkpointer"}, origin=0.0, threshold=0.05)
 
     assert lines[0].startswith("episodes of requests later than 50.0 ms (2, the warm-up's")
-    worst = lines.index("    1.20-1.60 s: 30 late, the worst 400.0 ms")
-    assert worst < lines.index("    0.20-0.40 s: 2 late, the worst 80.0 ms")
+    worst = lines.index("    1.20 s to 1.60 s: 30 late, the worst 400.0 ms")
+    assert worst < lines.index("    0.20 s to 0.40 s: 2 late, the worst 80.0 ms")
     assert lines[worst + 3] == "     1.00 cores (run 0.50)  checkpointer [8]"
     assert lines[worst + 5] == "     1.00 per sample  client, active, IO:WALSync: COMMIT"
     assert not any("waiting for a lock" in line for line in lines)
