@@ -287,11 +287,8 @@ def window(samples: list[Sample], start: float, end: float) -> Window | None:
     """The machine from the last sample at or before `start` to the first at or after `end`;
     None when the samples do not cover it."""
     times = [sample.at for sample in samples]
-    first = bisect.bisect_right(times, start) - 1
-    last = bisect.bisect_left(times, end)
-    if first < 0:
-        first = 0
-    last = min(last, len(samples) - 1)
+    first = max(bisect.bisect_right(times, start) - 1, 0)
+    last = min(bisect.bisect_left(times, end), len(samples) - 1)
     if last <= first:
         return None
     return Window.between(samples[first], samples[first + 1 : last + 1])
