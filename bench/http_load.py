@@ -45,9 +45,11 @@ MultiXacts created, the rollbacks and the deadlocks: what traffic to one merchan
 merchant's row and payable account at COMMIT; two payments sharing one row at once make a
 MultiXact.
 
-`--episodes` samples the whole machine while measured (bench/episodes.py: the cores, the disk's
-stalls, each process, PostgreSQL's sessions in every database) and prints each episode of
-requests later than the p99 target with what ran meanwhile: where a step's tail came from.
+`--episodes` samples the whole machine from each step's start, its warm-up included
+(bench/episodes.py: the cores, the disk's stalls, each process, PostgreSQL's sessions in every
+database) and prints each episode of requests later than the p99 target with what ran
+meanwhile: where a step's tail came from. The sampler runs in this process: its processor,
+about 20 ms a second, is counted in this client's.
 
 Each client keeps one http.client connection and reopens it whenever it is closed; gunicorn's
 sync workers close it after every answer, so "TCP connections opened" is about the number of
@@ -735,9 +737,9 @@ def parse_args() -> argparse.Namespace:
     add(
         "--episodes",
         action="store_true",
-        help="sample the machine ten times a second while measured (processes, cores, IO "
-        "stalls, PostgreSQL's sessions) and print what ran during each episode of requests "
-        "later than the p99 target",
+        help="sample the machine ten times a second from each step's start (processes, cores, "
+        "IO stalls, PostgreSQL's sessions) and print what ran during each episode of requests "
+        "later than the p99 target (the sampler's processor counts as this client's)",
     )
     add(
         "--clients",
